@@ -1,0 +1,17 @@
+/* The `t3d` subcommands. Each lives in its own cli/cmd_*.c and returns a process exit code:
+ * 0 success, 1 failure (message already printed), 2 usage error. */
+#ifndef T3D_CLI_COMMANDS_H
+#define T3D_CLI_COMMANDS_H
+
+typedef struct {
+  const char *name;
+  const char *summary; /* one line, shown by `t3d help` (translated) */
+  int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+} t3d_command;
+
+/* one declaration per command, alphabetical */
+
+/* Prints "t3d: <strerror>: <detail>" for a failed status; returns 1 for use as exit code. */
+int t3d_cli_fail(int status, const char *what);
+
+#endif

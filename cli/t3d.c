@@ -1,0 +1,66 @@
+/* `t3d`: the command line for site engineers and researchers. Dispatches to cli/cmd_*.c;
+ * holds no logic of its own beyond argument routing, locale and log-level set-up. */
+#include "config.h"
+
+#include <libintl.h>
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "core/log.h"
+#include "core/status.h"
+
+#define _(s) gettext(s)
+#define N_(s) (s)
+
+static int cmd_version(int argc, char **argv)
+{
+  printf("t3d %s\n", PACKAGE_VERSION);
+  return 0;
+}
+
+static const t3d_command commands[] = {
+  /* one line per command, alphabetical */
+  {"version", N_("print the t3d version"), cmd_version},
+};
+
+int t3d_cli_fail(int status, const char *what)
+{
+  const char *detail = t3d_error_detail();
+  if (what && *what)
+    fprintf(stderr, "t3d: %s: %s%s%s\n", what, t3d_strerror((t3d_status)status), *detail ? ": " : "", detail);
+  else
+    fprintf(stderr, "t3d: %s%s%s\n", t3d_strerror((t3d_status)status), *detail ? ": " : "", detail);
+  return 1;
+}
+
+static void usage(FILE *to)
+{
+  fprintf(to, _("Usage: t3d COMMAND [ARGS...]\n\nCommands:\n"));
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(to, "  %-12s %s\n", commands[i].name, _(commands[i].summary));
+  fprintf(to, _("\nRun 't3d COMMAND --help' for a command's options. "
+                "T3D_LOG=debug|info|warn|error sets the log level.\n"));
+}
+
+int main(int argc, char **argv)
+{
+  setlocale(LC_ALL, "");
+  bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
+  textdomain(GETTEXT_PACKAGE);
+  t3d_log_get_level(); /* reads T3D_LOG once, warning about a bad value up front */
+
+  if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (strcmp(argv[1], "--version") == 0)
+    return cmd_version(argc - 1, argv + 1);
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (strcmp(argv[1], commands[i].name) == 0)
+      return commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, _("t3d: unknown command '%s'\n\n"), argv[1]);
+  usage(stderr);
+  return 2;
+}

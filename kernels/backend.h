@@ -1,0 +1,168 @@
+/* Compute backend interface: one op table per backend (CPU, CUDA), asked with supports_op.
+ * Model code calls these ops and never branches on the device. Kernels know tensors and ops,
+ * not models. All ops take outputs first, then inputs, then parameters; every tensor passed to
+ * an op lives in that backend's memory (t3d_backend_alloc / upload / download).
+ *
+ * Layouts (row-major, fp32 unless stated):
+ *   volumes  x[N, C, D, H, W]           conv weights w[Cout, Cin, kD, kH, kW]
+ *   transposed conv weights w[Cin, Cout, kD, kH, kW] (PyTorch ConvTranspose3d layout)
+ *   sequences x[B, L, E]                linear weights w[Out, In] (PyTorch nn.Linear layout)
+ */
+#ifndef T3D_BACKEND_H
+#define T3D_BACKEND_H
+
+#include <stdbool.h>
+
+#include "core/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+  T3D_OP_CONV3D = 0,          /* nn.Conv3d, groups=1, dilation=1; fused bias/residual/ReLU */
+  T3D_OP_CONV3D_TRANSPOSE,    /* nn.ConvTranspose3d, groups=1, dilation=1 */
+  T3D_OP_RELU,                /* F.relu */
+  T3D_OP_ADD,                 /* a + b, same shape */
+  T3D_OP_MAXPOOL3D,           /* nn.MaxPool3d(ceil_mode=False), -inf padding */
+  T3D_OP_AVGPOOL3D_GLOBAL,    /* x.mean((2,3,4)) -> [N, C] */
+  T3D_OP_AVGPOOL3D_ADAPTIVE,  /* nn.AdaptiveAvgPool3d */
+  T3D_OP_LINEAR,              /* F.linear: y = x w^T + b */
+  T3D_OP_LAYERNORM,           /* F.layer_norm over the last dimension */
+  T3D_OP_GELU,                /* F.gelu (exact, erf) */
+  T3D_OP_SOFTMAX,             /* F.softmax over the last dimension */
+  T3D_OP_ATTENTION,           /* multi-head scaled dot-product attention, key padding mask */
+  T3D_OP_EMBEDDING,           /* F.embedding */
+  T3D_OP_CONCAT,              /* torch.cat(dim=1) of two tensors */
+  T3D_OP_RESAMPLE_TRILINEAR,  /* F.interpolate(mode="trilinear", align_corners=False, size=) */
+  T3D_OP_ARGMAX,              /* x.argmax(1) -> i32 */
+  T3D_OP_COUNT
+} t3d_op;
+
+const char *t3d_op_name(t3d_op op);
+
+typedef struct {
+  int stride[3];  /* d, h, w */
+  int pad[3];     /* symmetric zero padding, d, h, w */
+  bool relu;      /* apply ReLU after bias (and residual) */
+} t3d_conv3d_params;
+
+typedef struct {
+  int stride[3];
+  int pad[3];
+  int output_pad[3]; /* PyTorch output_padding */
+} t3d_conv3d_transpose_params;
+
+typedef struct {
+  int kernel[3];
+  int stride[3];
+  int pad[3];
+} t3d_pool3d_params;
+
+typedef struct t3d_backend t3d_backend;
+
+/* The op table. Every op returns T3D_OK or a status with t3d_error detail; shapes are checked
+ * by the t3d_op_* wrappers below before the table is called, so entries may assume them. */
+typedef struct t3d_backend_ops {
+  const char *name;
+  bool (*supports_op)(const t3d_backend *be, t3d_op op, t3d_dtype dtype);
+  void (*destroy)(t3d_backend *be);
+
+  /* memory: device pointers are opaque to the caller */
+  t3d_status (*alloc)(t3d_backend *be, void **dev, size_t bytes);
+  void (*free)(t3d_backend *be, void *dev);
+  t3d_status (*upload)(t3d_backend *be, void *dev_dst, const void *host_src, size_t bytes);
+  t3d_status (*download)(t3d_backend *be, void *host_dst, const void *dev_src, size_t bytes);
+  t3d_status (*synchronize)(t3d_backend *be);
+
+  /* y[N,Co,Do,Ho,Wo] = relu?(conv(x, w) + bias[Co] + residual); bias, residual may be NULL */
+  t3d_status (*conv3d)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
+                       const t3d_tensor *bias, const t3d_tensor *residual, const t3d_conv3d_params *p);
+  t3d_status (*conv3d_transpose)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
+                                 const t3d_tensor *bias, const t3d_conv3d_transpose_params *p);
+  t3d_status (*relu)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);                  /* y may be x */
+  t3d_status (*add)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *a, const t3d_tensor *b); /* y may be a or b */
+  t3d_status (*maxpool3d)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_pool3d_params *p);
+  t3d_status (*avgpool3d_global)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);        /* y[N,C] */
+  t3d_status (*avgpool3d_adaptive)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);      /* y[N,C,od,oh,ow] */
+  /* y[..., Out] = x[..., In] w[Out, In]^T + b[Out]; b may be NULL */
+  t3d_status (*linear)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
+                       const t3d_tensor *b);
+  t3d_status (*layernorm)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *gamma,
+                          const t3d_tensor *beta, float eps);
+  t3d_status (*gelu)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);                  /* y may be x */
+  t3d_status (*softmax)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);               /* y may be x */
+  /* q[B,Lq,H*Dh], k,v[B,Lk,H*Dh] -> y[B,Lq,H*Dh]; key_mask i32[B,Lk] (nonzero = attend,
+   * HF attention_mask convention) or NULL; scale 1/sqrt(Dh); no causal mask. */
+  t3d_status (*attention)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *q, const t3d_tensor *k,
+                          const t3d_tensor *v, const t3d_tensor *key_mask, int heads);
+  /* ids i32[...] into table[V, E] -> y[..., E]; an id outside [0, V) is T3D_ERR_INVALID_ARG */
+  t3d_status (*embedding)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *ids, const t3d_tensor *table);
+  /* y[N, Ca+Cb, ...] = cat(a[N,Ca,...], b[N,Cb,...], dim=1) */
+  t3d_status (*concat)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *a, const t3d_tensor *b);
+  /* x[N,C,D,H,W] -> y[N,C,Do,Ho,Wo], sizes taken from y */
+  t3d_status (*resample_trilinear)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
+  /* x[N,C,...] -> y i32[N,...]: index of the largest channel, first on ties */
+  t3d_status (*argmax)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
+} t3d_backend_ops;
+
+struct t3d_backend {
+  const t3d_backend_ops *ops;
+  int threads; /* worker threads the backend uses (CPU) */
+  void *impl;  /* backend-private state */
+};
+
+typedef struct {
+  int threads; /* 0: all online cores */
+} t3d_backend_params;
+t3d_backend_params t3d_backend_default_params(void);
+
+/* The CPU backend: reference for every other backend. *out is the caller's. */
+t3d_status t3d_backend_cpu_create(t3d_backend **out, const t3d_backend_params *params);
+void t3d_backend_free(t3d_backend *be); /* NULL is a no-op */
+
+bool t3d_backend_supports(const t3d_backend *be, t3d_op op, t3d_dtype dtype);
+
+/* A tensor whose data is backend memory; free with t3d_backend_tensor_free. */
+t3d_status t3d_backend_tensor_new(t3d_backend *be, t3d_tensor *out, t3d_dtype dtype, int ndim, const int64_t *shape);
+void t3d_backend_tensor_free(t3d_backend *be, t3d_tensor *t);
+t3d_status t3d_backend_upload(t3d_backend *be, t3d_tensor *dev, const t3d_tensor *host);
+t3d_status t3d_backend_download(t3d_backend *be, t3d_tensor *host, const t3d_tensor *dev);
+
+/* Checked op wrappers: validate dtypes and shapes (clear T3D_ERR_SHAPE message naming the
+ * op and both shapes), ask supports_op, then call the table. Model code uses these. */
+t3d_status t3d_op_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
+                         const t3d_tensor *bias, const t3d_tensor *residual, const t3d_conv3d_params *p);
+t3d_status t3d_op_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
+                                   const t3d_tensor *bias, const t3d_conv3d_transpose_params *p);
+t3d_status t3d_op_relu(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
+t3d_status t3d_op_add(t3d_backend *be, t3d_tensor *y, const t3d_tensor *a, const t3d_tensor *b);
+t3d_status t3d_op_maxpool3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_pool3d_params *p);
+t3d_status t3d_op_avgpool3d_global(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
+t3d_status t3d_op_avgpool3d_adaptive(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
+t3d_status t3d_op_linear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w, const t3d_tensor *b);
+t3d_status t3d_op_layernorm(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *gamma,
+                            const t3d_tensor *beta, float eps);
+t3d_status t3d_op_gelu(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
+t3d_status t3d_op_softmax(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
+t3d_status t3d_op_attention(t3d_backend *be, t3d_tensor *y, const t3d_tensor *q, const t3d_tensor *k,
+                            const t3d_tensor *v, const t3d_tensor *key_mask, int heads);
+t3d_status t3d_op_embedding(t3d_backend *be, t3d_tensor *y, const t3d_tensor *ids, const t3d_tensor *table);
+t3d_status t3d_op_concat(t3d_backend *be, t3d_tensor *y, const t3d_tensor *a, const t3d_tensor *b);
+t3d_status t3d_op_resample_trilinear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
+t3d_status t3d_op_argmax(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
+
+/* Output extent of a convolution / pooling / transposed convolution along one axis. */
+int64_t t3d_conv_out_size(int64_t in, int kernel, int stride, int pad);
+int64_t t3d_conv_transpose_out_size(int64_t in, int kernel, int stride, int pad, int output_pad);
+
+/* Host-side, at model load: folds eval-mode BatchNorm (gamma, beta, running mean/var, eps)
+ * into the preceding convolution. w[Cout, ...] is scaled in place; *bias (f32[Cout]) is
+ * created when NULL, else updated. All tensors host f32. */
+t3d_status t3d_fold_batchnorm(t3d_tensor *w, t3d_tensor **bias, const t3d_tensor *gamma, const t3d_tensor *beta,
+                              const t3d_tensor *mean, const t3d_tensor *var, float eps);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

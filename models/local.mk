@@ -1,0 +1,1 @@
+# Model files the build makes or ships.
