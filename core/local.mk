@@ -11,4 +11,3 @@ libt3d_la_CXXFLAGS = $(AM_CXXFLAGS) $(DCMTK_CFLAGS)
 libt3d_la_LIBADD = $(JANSSON_LIBS) $(BLAS_LIBS) $(OPENMP_CFLAGS) $(PTHREAD_LIBS) -lm
 libt3d_la_LDFLAGS = -version-info 0:0:0 -no-undefined
 
-include core/modelfile.mk

@@ -18,15 +18,29 @@ for p in $PKGS; do
   fi
 done
 
-if [ -z "$missing" ]; then
-  echo "install-deps: all packages present"
-  exit 0
-fi
-
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-echo "install-deps: installing:$missing"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing
+if [ -n "$missing" ]; then
+  echo "install-deps: installing:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # shellcheck disable=SC2086
+  $SUDO apt-get install -y -qq --no-install-recommends $missing
+else
+  echo "install-deps: all Debian packages present"
+fi
+
+# Python for the parity tests: Debian's interpreter (it has python3-torch), in a venv that
+# sees the system site packages, plus the pinned PyPI packages of tools/requirements-test.txt.
+top=$(cd "$(dirname "$0")/.." && pwd)
+venv="$top/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  /usr/bin/python3 -m venv --system-site-packages "$venv"
+fi
+stamp="$venv/.requirements-installed"
+if ! cmp -s "$top/tools/requirements-test.txt" "$stamp" 2>/dev/null; then
+  if grep -q '^[^#[:space:]]' "$top/tools/requirements-test.txt"; then
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$top/tools/requirements-test.txt"
+  fi
+  cp "$top/tools/requirements-test.txt" "$stamp"
+fi

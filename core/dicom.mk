@@ -1,0 +1,1 @@
+# DICOM reading through the DCMTK shim

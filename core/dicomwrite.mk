@@ -1,0 +1,1 @@
+# DICOM CT series writing and NIfTI export

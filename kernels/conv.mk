@@ -1,0 +1,1 @@
+# CPU 3-D convolution and transposed convolution

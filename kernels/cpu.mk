@@ -1,0 +1,1 @@
+# CPU backend: op table, checked op wrappers, non-convolution ops

@@ -1,0 +1,1 @@
+# PyTorch parity tests and bench-ops
