@@ -22,6 +22,7 @@ static int cmd_version(int argc, char **argv)
 
 static const t3d_command commands[] = {
   /* one line per command, alphabetical */
+  {"devices", N_("list the CPU and CUDA GPUs t3d can run on"), t3d_cmd_devices},
   {"version", N_("print the t3d version"), cmd_version},
 };
 

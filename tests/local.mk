@@ -3,10 +3,13 @@ AM_TESTS_ENVIRONMENT = \
 	T3D_PYTHON='$(T3D_PYTHON)'; export T3D_PYTHON; \
 	T3D_SRCDIR='$(abs_top_srcdir)'; export T3D_SRCDIR; \
 	T3D_BUILDDIR='$(abs_top_builddir)'; export T3D_BUILDDIR; \
-	ASAN_OPTIONS='detect_leaks=1:abort_on_error=0'; export ASAN_OPTIONS; \
+	ASAN_OPTIONS='detect_leaks=1:abort_on_error=0:protect_shadow_gap=0'; export ASAN_OPTIONS; \
 	UBSAN_OPTIONS='print_stacktrace=1:halt_on_error=1'; export UBSAN_OPTIONS;
 
 check_PROGRAMS += tests/test-runtime
 tests_test_runtime_SOURCES = tests/test-runtime.c tests/check.h
 tests_test_runtime_LDADD = libt3d.la -lm
 TESTS += tests/test-runtime
+
+dist_check_SCRIPTS += tests/test-devices.sh
+TESTS += tests/test-devices.sh

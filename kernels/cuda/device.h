@@ -1,0 +1,35 @@
+/* GPU discovery for choosing a backend: how many CUDA devices this machine has, what they are,
+ * and which CUDA runtime / cuDNN versions t3d was built against. Not the CUDA backend's op table
+ * (that is kernels/cuda/backend_cuda.*); this part works, and answers "none", without a GPU. */
+#ifndef T3D_CUDA_DEVICE_H
+#define T3D_CUDA_DEVICE_H
+
+#include <stddef.h>
+
+#include "core/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+  char name[256];
+  int compute_major, compute_minor;
+  size_t total_memory; /* bytes */
+  size_t free_memory;  /* bytes, at query time */
+  int multiprocessors;
+} t3d_cuda_device_info;
+
+/* Number of usable CUDA devices; 0 (and T3D_OK) when the build has CUDA but the machine has no
+ * GPU or no driver, with the runtime's reason in *why (static string) when why is non-NULL.
+ * Returns T3D_ERR_UNSUPPORTED when t3d was built without CUDA. */
+t3d_status t3d_cuda_device_count(int *count, const char **why);
+t3d_status t3d_cuda_device_info_get(int index, t3d_cuda_device_info *info);
+/* Versions as the libraries report them (e.g. 13000, 90100); 0 when unknown. */
+int t3d_cuda_runtime_version(void);
+int t3d_cudnn_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
