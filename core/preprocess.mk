@@ -1,0 +1,1 @@
+# Preprocessing with geometry: resample, HU window, crop/pad, inverse label mapping
