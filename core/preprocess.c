@@ -139,82 +139,105 @@ static inline float lerp_at(const float *src, int64_t stride, const axis_map *m,
   return (1.0f - w) * src[m->i0[e] * stride] + w * src[m->i1[e] * stride];
 }
 
-/* dst f32[mz.n_out, my.n_out, mx.n_out] from src f32[snz, sny, snx]. Per source slice: x then y
- * into a reduced slice; then z between reduced slices. Memory: one reduced slice per source
- * slice in use plus one row buffer per thread -- never a full-resolution intermediate. */
+/* Reduces source slice z to the x and y tables: [vy, vx] into red, via row [yn, vx]. */
+static void reduce_slice(float *red, float *row, const float *src, int64_t snx, int64_t sny, int64_t z,
+                         const axis_map *mx, const axis_map *my)
+{
+  const int64_t vx = mx->hi - mx->lo, vy = my->hi - my->lo, yn = my->src_hi - my->src_lo;
+  const float *slice = src + (size_t)z * (size_t)(sny * snx);
+  for (int64_t j = 0; j < yn; j++) {
+    const float *s = slice + (size_t)(my->src_lo + j) * (size_t)snx;
+    float *r = row + j * vx;
+    for (int64_t e = 0; e < vx; e++)
+      r[e] = lerp_at(s, 1, mx, e);
+  }
+  for (int64_t e = 0; e < vy; e++) {
+    const float *r0 = row + (my->i0[e] - my->src_lo) * vx, *r1 = row + (my->i1[e] - my->src_lo) * vx;
+    const float w = my->w1[e];
+    float *d = red + e * vx;
+    for (int64_t x = 0; x < vx; x++)
+      d[x] = (1.0f - w) * r0[x] + w * r1[x];
+  }
+}
+
+/* dst f32[mz.n_out, my.n_out, mx.n_out] from src f32[snz, sny, snx]: x then y within each
+ * source slice ("reduced" slices), then z between two reduced slices. Each thread takes a run
+ * of output slices and keeps the two reduced slices it last used: source indices only grow
+ * along a run, so each source slice is reduced about once, and memory stays at three slices
+ * per thread whatever the sizes -- never a full-resolution intermediate. */
 static t3d_status resample3(float *dst, const float *src, int64_t snx, int64_t sny, const axis_map *mx,
                             const axis_map *my, const axis_map *mz, float fill)
 {
   const int64_t ox = mx->n_out, oy = my->n_out, oz = mz->n_out;
-  const int64_t vx = mx->hi - mx->lo, vy = my->hi - my->lo;
-  const int64_t zn = mz->src_hi - mz->src_lo, yn = my->src_hi - my->src_lo;
+  const int64_t vx = mx->hi - mx->lo, vy = my->hi - my->lo, yn = my->src_hi - my->src_lo;
+  const bool any = vx > 0 && vy > 0 && mz->hi > mz->lo;
   const int nthreads = max_threads();
-  float *reduced = NULL, *rows = NULL;
-  t3d_status st = T3D_OK;
+  const size_t per_thread = any ? (size_t)(2 * vy * vx + yn * vx) : 0;
+  float *scratch = NULL;
 
-  if (vx > 0 && vy > 0 && mz->hi > mz->lo) {
-    reduced = t3d_aligned_alloc((size_t)(zn * vy * vx) * sizeof(float));
-    rows = t3d_aligned_alloc((size_t)nthreads * (size_t)(yn * vx) * sizeof(float));
-    if (!reduced || !rows) {
-      st = t3d_error(T3D_ERR_NOMEM, "out of memory for resampling buffers (%lld MiB)",
-                     (long long)(((zn * vy * vx) + nthreads * yn * vx) * 4) >> 20);
-      goto cleanup;
-    }
-
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
-    for (int64_t kz = 0; kz < zn; kz++) {
-      const float *slice = src + (size_t)(mz->src_lo + kz) * (size_t)(sny * snx);
-      float *row = rows + (size_t)thread_num() * (size_t)(yn * vx);
-      float *red = reduced + (size_t)kz * (size_t)(vy * vx);
-      for (int64_t j = 0; j < yn; j++) {
-        const float *s = slice + (size_t)(my->src_lo + j) * (size_t)snx;
-        float *r = row + j * vx;
-        for (int64_t e = 0; e < vx; e++)
-          r[e] = lerp_at(s, 1, mx, e);
-      }
-      for (int64_t e = 0; e < vy; e++) {
-        const float *r0 = row + (my->i0[e] - my->src_lo) * vx, *r1 = row + (my->i1[e] - my->src_lo) * vx;
-        const float w = my->w1[e];
-        float *d = red + e * vx;
-        for (int64_t x = 0; x < vx; x++)
-          d[x] = (1.0f - w) * r0[x] + w * r1[x];
-      }
-    }
+  if (any) {
+    scratch = t3d_aligned_alloc((size_t)nthreads * per_thread * sizeof(float));
+    if (!scratch)
+      return t3d_error(T3D_ERR_NOMEM, "out of memory for resampling buffers (%zu MiB)",
+                       ((size_t)nthreads * per_thread * sizeof(float)) >> 20);
   }
 
-#pragma omp parallel for schedule(static) num_threads(nthreads)
-  for (int64_t z = 0; z < oz; z++) {
-    float *out = dst + (size_t)z * (size_t)(oy * ox);
-    bool zin = z >= mz->lo && z < mz->hi && reduced;
-    const float *p0 = NULL, *p1 = NULL;
-    float w = 0.0f;
-    if (zin) {
-      int64_t e = z - mz->lo;
-      p0 = reduced + (size_t)(mz->i0[e] - mz->src_lo) * (size_t)(vy * vx);
-      p1 = reduced + (size_t)(mz->i1[e] - mz->src_lo) * (size_t)(vy * vx);
-      w = mz->w1[e];
+#pragma omp parallel num_threads(nthreads)
+  {
+    float *slot[2] = {NULL, NULL}, *row = NULL;
+    int64_t tag[2] = {-1, -1};
+    if (any) {
+      slot[0] = scratch + (size_t)thread_num() * per_thread;
+      slot[1] = slot[0] + vy * vx;
+      row = slot[1] + vy * vx;
     }
-    for (int64_t y = 0; y < oy; y++) {
-      float *d = out + y * ox;
-      if (!zin || y < my->lo || y >= my->hi) {
-        for (int64_t x = 0; x < ox; x++)
-          d[x] = fill;
+#pragma omp for schedule(static)
+    for (int64_t z = 0; z < oz; z++) {
+      float *out = dst + (size_t)z * (size_t)(oy * ox);
+      const float *p[2] = {NULL, NULL};
+      float w = 0.0f;
+      if (!any || z < mz->lo || z >= mz->hi) {
+        for (int64_t i = 0; i < oy * ox; i++)
+          out[i] = fill;
         continue;
       }
-      const float *a = p0 + (y - my->lo) * vx, *b = p1 + (y - my->lo) * vx;
-      for (int64_t x = 0; x < mx->lo; x++)
-        d[x] = fill;
-      for (int64_t x = 0; x < vx; x++)
-        d[mx->lo + x] = (1.0f - w) * a[x] + w * b[x];
-      for (int64_t x = mx->hi; x < ox; x++)
-        d[x] = fill;
+      {
+        const int64_t e = z - mz->lo, want0 = mz->i0[e], want1 = mz->i1[e];
+        int at0 = tag[0] == want0 ? 0 : (tag[1] == want0 ? 1 : -1), at1;
+        if (at0 < 0) {
+          at0 = tag[0] == want1 ? 1 : 0; /* keep the one needed next */
+          reduce_slice(slot[at0], row, src, snx, sny, want0, mx, my);
+          tag[at0] = want0;
+        }
+        at1 = tag[0] == want1 ? 0 : (tag[1] == want1 ? 1 : -1);
+        if (at1 < 0) {
+          at1 = 1 - at0;
+          reduce_slice(slot[at1], row, src, snx, sny, want1, mx, my);
+          tag[at1] = want1;
+        }
+        p[0] = slot[at0];
+        p[1] = slot[at1];
+        w = mz->w1[e];
+      }
+      for (int64_t y = 0; y < oy; y++) {
+        float *d = out + y * ox;
+        if (y < my->lo || y >= my->hi) {
+          for (int64_t x = 0; x < ox; x++)
+            d[x] = fill;
+          continue;
+        }
+        const float *a = p[0] + (y - my->lo) * vx, *b = p[1] + (y - my->lo) * vx;
+        for (int64_t x = 0; x < mx->lo; x++)
+          d[x] = fill;
+        for (int64_t x = 0; x < vx; x++)
+          d[mx->lo + x] = (1.0f - w) * a[x] + w * b[x];
+        for (int64_t x = mx->hi; x < ox; x++)
+          d[x] = fill;
+      }
     }
   }
-
-cleanup:
-  t3d_aligned_free(reduced);
-  t3d_aligned_free(rows);
-  return st;
+  t3d_aligned_free(scratch);
+  return T3D_OK;
 }
 
 /* ---- geometry --------------------------------------------------------------------------- */
