@@ -479,7 +479,8 @@ static t3d_status check_params(const t3d_preprocess_params *p)
   return T3D_OK;
 }
 
-static inline float clip_hu(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+/* NaN (from a corrupt voxel) becomes lo rather than poisoning the whole encoder input. */
+static inline float clip_hu(float v, float lo, float hi) { return v >= lo ? (v > hi ? hi : v) : lo; }
 
 /* Mean and standard deviation of the clipped HU in the box [lo, hi) of x, y, z of a [oz,oy,ox]
  * array. Per-slice partial sums added in slice order: the result does not depend on the

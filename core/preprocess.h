@@ -50,7 +50,9 @@ typedef enum {
 typedef struct {
   double spacing_mm[3]; /* target spacing along x, y, z */
   int64_t shape[3];     /* target shape z, y, x (the tensor's last three dimensions) */
-  float hu_min, hu_max; /* HU window: values are clipped to it before normalisation */
+  float hu_min, hu_max; /* HU window: values are clipped to it before normalisation
+                           (non-finite HU become hu_min, as do interpolated values
+                           next to them; a loaded series has none) */
   t3d_norm_mode norm;
   /* T3D_NORM_ZSCORE only: with zscore_std > 0 the mean and std are these fixed numbers (in
    * clipped HU); otherwise they are computed over the model-grid voxels that come from the
@@ -113,8 +115,8 @@ t3d_status t3d_preprocess_lps_to_series(const t3d_preprocess_transform *tr, cons
 
 /* Maps labels on the model grid (I32 or U8, shape [Z,Y,X] or [1,1,Z,Y,X] = model_shape) onto
  * the series grid: each series voxel centre takes the label of the nearest model voxel
- * centre (nearest resampled index, clamped to the resampled grid as the image was); series
- * voxels whose nearest model voxel lies outside the model grid, or in its padding, get 0.
+ * centre (nearest resampled index, clamped to the resampled grid as the image was, so never
+ * a padding voxel); series voxels whose nearest model voxel lies outside the model grid get 0.
  * *out is a new owned u8[nz,ny,nx] tensor (the caller's). Labels must be in 0..255. */
 t3d_status t3d_preprocess_labels_to_series(const t3d_preprocess_transform *tr, const t3d_tensor *labels,
                                            t3d_tensor **out);

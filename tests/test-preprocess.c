@@ -125,6 +125,39 @@ cleanup:
   t3d_volume_free(v);
 }
 
+/* ---- non-finite HU do not poison the encoder input ---------------------------------------- */
+static void test_non_finite_hu_are_clipped(void)
+{
+  const double sp[3] = {1.0, 1.0, 1.0};
+  t3d_volume *v = make_volume(5, 4, 3, sp, 0.0, 0.0);
+  t3d_preprocess_params p = t3d_preprocess_default_params();
+  t3d_preprocess_transform tr;
+  t3d_tensor *out = NULL;
+
+  if (!v) {
+    CHECK(v != NULL);
+    return;
+  }
+  v->data[7] = NAN;
+  v->data[8] = INFINITY;
+  v->data[9] = -INFINITY;
+  memcpy(p.spacing_mm, sp, sizeof p.spacing_mm);
+  p.shape[0] = 3;
+  p.shape[1] = 4;
+  p.shape[2] = 5;
+  CHECK_STATUS(t3d_preprocess(v, &p, &out, &tr), T3D_OK);
+  if (out) {
+    const float *o = out->data;
+    CHECK_NEAR(o[7], 0.0, 0);
+    CHECK_NEAR(o[8], 0.0, 0); /* inf * 0 weight is NaN in the interpolation: also hu_min */
+    CHECK_NEAR(o[9], 0.0, 0);
+    CHECK_NEAR(o[6], 0.5, 0); /* neighbours untouched */
+    CHECK_NEAR(o[10], 0.5, 0);
+  }
+  t3d_tensor_free(out);
+  t3d_volume_free(v);
+}
+
 /* ---- crop and pad place the resampled grid centrally ------------------------------------- */
 static void check_layout(int64_t n, int64_t T, int64_t want_crop)
 {
@@ -586,6 +619,7 @@ static void test_bad_input_is_refused(void)
 int main(void)
 {
   test_identity_is_exact();
+  test_non_finite_hu_are_clipped();
   test_crop_and_pad_layout();
   test_resample_keeps_positions();
   test_sphere_geometry_crop_and_pad();
