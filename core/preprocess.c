@@ -139,20 +139,40 @@ static inline float lerp_at(const float *src, int64_t stride, const axis_map *m,
   return (1.0f - w) * src[m->i0[e] * stride] + w * src[m->i1[e] * stride];
 }
 
-/* Reduces source slice z to the x and y tables: [vy, vx] into red, via row [yn, vx]. */
-static void reduce_slice(float *red, float *row, const float *src, int64_t snx, int64_t sny, int64_t z,
-                         const axis_map *mx, const axis_map *my)
+/* Reduces source slice z to the x and y tables: [vy, vx] into red, through `tmp`. The y pass
+ * blends whole rows (vectorises); the x pass gathers. Downsampling in-plane, y first gathers
+ * fewer voxels; upsampling, x first does. tmp holds [yn, vx] (x first) or [vy, xn] (y first). */
+static void reduce_slice(float *red, float *tmp, const float *src, int64_t snx, int64_t sny, int64_t z,
+                         const axis_map *mx, const axis_map *my, bool y_first)
 {
-  const int64_t vx = mx->hi - mx->lo, vy = my->hi - my->lo, yn = my->src_hi - my->src_lo;
+  const int64_t vx = mx->hi - mx->lo, vy = my->hi - my->lo;
+  const int64_t xn = mx->src_hi - mx->src_lo, yn = my->src_hi - my->src_lo;
   const float *slice = src + (size_t)z * (size_t)(sny * snx);
+  if (y_first) {
+    for (int64_t e = 0; e < vy; e++) {
+      const float *r0 = slice + (size_t)my->i0[e] * (size_t)snx + mx->src_lo;
+      const float *r1 = slice + (size_t)my->i1[e] * (size_t)snx + mx->src_lo;
+      const float w = my->w1[e];
+      float *d = tmp + e * xn;
+      for (int64_t x = 0; x < xn; x++)
+        d[x] = (1.0f - w) * r0[x] + w * r1[x];
+    }
+    for (int64_t j = 0; j < vy; j++) {
+      const float *s = tmp + j * xn - mx->src_lo;
+      float *d = red + j * vx;
+      for (int64_t e = 0; e < vx; e++)
+        d[e] = lerp_at(s, 1, mx, e);
+    }
+    return;
+  }
   for (int64_t j = 0; j < yn; j++) {
     const float *s = slice + (size_t)(my->src_lo + j) * (size_t)snx;
-    float *r = row + j * vx;
+    float *r = tmp + j * vx;
     for (int64_t e = 0; e < vx; e++)
       r[e] = lerp_at(s, 1, mx, e);
   }
   for (int64_t e = 0; e < vy; e++) {
-    const float *r0 = row + (my->i0[e] - my->src_lo) * vx, *r1 = row + (my->i1[e] - my->src_lo) * vx;
+    const float *r0 = tmp + (my->i0[e] - my->src_lo) * vx, *r1 = tmp + (my->i1[e] - my->src_lo) * vx;
     const float w = my->w1[e];
     float *d = red + e * vx;
     for (int64_t x = 0; x < vx; x++)
@@ -169,10 +189,13 @@ static t3d_status resample3(float *dst, const float *src, int64_t snx, int64_t s
                             const axis_map *my, const axis_map *mz, float fill)
 {
   const int64_t ox = mx->n_out, oy = my->n_out, oz = mz->n_out;
-  const int64_t vx = mx->hi - mx->lo, vy = my->hi - my->lo, yn = my->src_hi - my->src_lo;
+  const int64_t vx = mx->hi - mx->lo, vy = my->hi - my->lo;
+  const int64_t xn = mx->src_hi - mx->src_lo, yn = my->src_hi - my->src_lo;
   const bool any = vx > 0 && vy > 0 && mz->hi > mz->lo;
+  /* cost in blends, a gather counted as three */
+  const bool y_first = 3 * vy * vx + vy * xn < 3 * yn * vx + vy * vx;
   const int nthreads = max_threads();
-  const size_t per_thread = any ? (size_t)(2 * vy * vx + yn * vx) : 0;
+  const size_t per_thread = any ? (size_t)(2 * vy * vx + (y_first ? vy * xn : yn * vx)) : 0;
   float *scratch = NULL;
 
   if (any) {
@@ -206,13 +229,13 @@ static t3d_status resample3(float *dst, const float *src, int64_t snx, int64_t s
         int at0 = tag[0] == want0 ? 0 : (tag[1] == want0 ? 1 : -1), at1;
         if (at0 < 0) {
           at0 = tag[0] == want1 ? 1 : 0; /* keep the one needed next */
-          reduce_slice(slot[at0], row, src, snx, sny, want0, mx, my);
+          reduce_slice(slot[at0], row, src, snx, sny, want0, mx, my, y_first);
           tag[at0] = want0;
         }
         at1 = tag[0] == want1 ? 0 : (tag[1] == want1 ? 1 : -1);
         if (at1 < 0) {
           at1 = 1 - at0;
-          reduce_slice(slot[at1], row, src, snx, sny, want1, mx, my);
+          reduce_slice(slot[at1], row, src, snx, sny, want1, mx, my, y_first);
           tag[at1] = want1;
         }
         p[0] = slot[at0];
