@@ -180,8 +180,8 @@ static void reduce_slice(float *red, float *tmp, const float *src, int64_t snx, 
   }
 }
 
-/* dst f32[mz.n_out, my.n_out, mx.n_out] from src f32[snz, sny, snx]: x then y within each
- * source slice ("reduced" slices), then z between two reduced slices. Each thread takes a run
+/* dst f32[mz.n_out, my.n_out, mx.n_out] from src f32[snz, sny, snx]: in-plane within each
+ * source slice ("reduced" slices, see reduce_slice), then z between two reduced slices. Each thread takes a run
  * of output slices and keeps the two reduced slices it last used: source indices only grow
  * along a run, so each source slice is reduced about once, and memory stays at three slices
  * per thread whatever the sizes -- never a full-resolution intermediate. */
@@ -207,12 +207,12 @@ static t3d_status resample3(float *dst, const float *src, int64_t snx, int64_t s
 
 #pragma omp parallel num_threads(nthreads)
   {
-    float *slot[2] = {NULL, NULL}, *row = NULL;
+    float *slot[2] = {NULL, NULL}, *tmp = NULL;
     int64_t tag[2] = {-1, -1};
     if (any) {
       slot[0] = scratch + (size_t)thread_num() * per_thread;
       slot[1] = slot[0] + vy * vx;
-      row = slot[1] + vy * vx;
+      tmp = slot[1] + vy * vx;
     }
 #pragma omp for schedule(static)
     for (int64_t z = 0; z < oz; z++) {
@@ -229,13 +229,13 @@ static t3d_status resample3(float *dst, const float *src, int64_t snx, int64_t s
         int at0 = tag[0] == want0 ? 0 : (tag[1] == want0 ? 1 : -1), at1;
         if (at0 < 0) {
           at0 = tag[0] == want1 ? 1 : 0; /* keep the one needed next */
-          reduce_slice(slot[at0], row, src, snx, sny, want0, mx, my, y_first);
+          reduce_slice(slot[at0], tmp, src, snx, sny, want0, mx, my, y_first);
           tag[at0] = want0;
         }
         at1 = tag[0] == want1 ? 0 : (tag[1] == want1 ? 1 : -1);
         if (at1 < 0) {
           at1 = 1 - at0;
-          reduce_slice(slot[at1], row, src, snx, sny, want1, mx, my, y_first);
+          reduce_slice(slot[at1], tmp, src, snx, sny, want1, mx, my, y_first);
           tag[at1] = want1;
         }
         p[0] = slot[at0];
