@@ -434,21 +434,21 @@ static void test_avgpools(void)
   rm(&x);
 }
 
-/* PyTorch's align_corners=False source coordinate, in float as PyTorch computes it. */
+/* PyTorch's align_corners=False source coordinate: float scale, double coordinate (torch 1.13). */
 static void ref_taps(int64_t o, int64_t in, int64_t out, int64_t *i0, int64_t *i1, double *l1)
 {
-  float scale = (float)in / (float)out, src;
+  double scale = (float)in / (float)out, src;
   if (in == out) {
     *i0 = *i1 = o;
     *l1 = 0;
     return;
   }
-  src = scale * ((float)o + 0.5f) - 0.5f;
+  src = scale * (o + 0.5) - 0.5;
   if (src < 0)
     src = 0;
-  *i0 = (int64_t)floorf(src);
+  *i0 = (int64_t)floor(src);
   *i1 = *i0 + 1 < in ? *i0 + 1 : in - 1;
-  *l1 = src - (float)*i0;
+  *l1 = src - (double)*i0;
 }
 
 static void test_resample(void)

@@ -18,29 +18,30 @@ static inline void window(int64_t o, int k, int s, int p, int64_t in, int64_t *l
   *hi = end > in ? in : end;
 }
 
-/* Max over each output window along W for one input row. */
+/* Max over each output window along W for one input row. Full windows come from a sliding
+ * max over every start position (contiguous, so it vectorises), then picked at the stride;
+ * windows cut by the padding are done one by one. tmp holds W floats. */
 T3D_SIMD_CLONES
-static void maxpool_row_w(float *restrict out, const float *restrict row, int64_t W, int64_t Wo, int k, int s, int p)
+static void maxpool_row_w(float *restrict out, float *restrict tmp, const float *restrict row, int64_t W,
+                          int64_t Wo, int k, int s, int p)
 {
-  int64_t first = (p + s - 1) / s;              /* first ow whose window starts inside the row */
-  int64_t last = (W - k + p) / s;               /* last ow whose window ends inside the row */
-  if (last >= Wo)
-    last = Wo - 1;
-  for (int64_t ow = 0; ow < Wo; ow++) {
-    if (ow == first && first <= last) {
-      /* interior: full windows, vectorised over outputs */
+  const int64_t starts = W - k + 1; /* window start positions lying wholly inside the row */
+  if (starts > 0) {
 #pragma omp simd
-      for (int64_t o = first; o <= last; o++) {
-        const float *r = row + o * s - p;
-        float m = r[0];
-        for (int j = 1; j < k; j++)
-          m = (r[j] > m || r[j] != r[j]) ? r[j] : m;
-        out[o] = m;
-      }
-      ow = last;
+    for (int64_t i = 0; i < starts; i++)
+      tmp[i] = row[i];
+    for (int j = 1; j < k; j++) {
+#pragma omp simd
+      for (int64_t i = 0; i < starts; i++)
+        tmp[i] = (row[i + j] > tmp[i] || row[i + j] != row[i + j]) ? row[i + j] : tmp[i];
+    }
+  }
+  for (int64_t ow = 0; ow < Wo; ow++) {
+    int64_t start = ow * s - p, lo, hi;
+    if (start >= 0 && start < starts) {
+      out[ow] = tmp[start];
       continue;
     }
-    int64_t lo, hi;
     window(ow, k, s, p, W, &lo, &hi);
     float m = row[lo];
     for (int64_t j = lo + 1; j < hi; j++)
@@ -71,7 +72,7 @@ t3d_status t3d_cpu_maxpool3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x
   if (!bufs)
     return t3d_error(T3D_ERR_NOMEM, "maxpool3d: out of memory");
   for (int t = 0; t < nt; t++)
-    if (!(bufs[t] = malloc((size_t)(H * Wo) * sizeof(float)))) {
+    if (!(bufs[t] = malloc((size_t)(H * Wo + W) * sizeof(float)))) {
       status = t3d_error(T3D_ERR_NOMEM, "maxpool3d: out of memory for a %lldx%lld scratch plane", (long long)H,
                          (long long)Wo);
       goto cleanup;
@@ -86,7 +87,8 @@ t3d_status t3d_cpu_maxpool3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x
       for (int64_t d = dlo; d < dhi; d++) {
         const float *plane = xd + (nc * D + d) * H * W;
         for (int64_t h = 0; h < H; h++)
-          maxpool_row_w(wpooled + h * Wo, plane + h * W, W, Wo, p->kernel[2], p->stride[2], p->pad[2]);
+          maxpool_row_w(wpooled + h * Wo, wpooled + H * Wo, plane + h * W, W, Wo, p->kernel[2], p->stride[2],
+                        p->pad[2]);
         for (int64_t oh = 0; oh < Ho; oh++) {
           int64_t hlo, hhi;
           float *orow = out + oh * Wo;
@@ -165,8 +167,10 @@ t3d_status t3d_cpu_avgpool3d_adaptive(t3d_backend *be, t3d_tensor *y, const t3d_
   return T3D_OK;
 }
 
-/* Linear interpolation taps along one axis, computed in float exactly as PyTorch's
- * area_pixel_compute_source_index (align_corners=False, size given: scale = in/out). */
+/* Linear interpolation taps along one axis, align_corners=False with the output size given.
+ * Matches torch 1.13 bit for bit (measured): the scale in/out is rounded to float, the source
+ * coordinate (o + 0.5) * scale - 0.5 is computed in double, clamped at 0, and lambda rounded to
+ * float; an axis of equal size is copied. */
 typedef struct {
   int64_t i0, i1;
   float l0, l1;
@@ -174,22 +178,23 @@ typedef struct {
 
 static void linear_taps(taps *t, int64_t in, int64_t out)
 {
-  const float scale = (float)in / (float)out;
+  const double scale = (double)((float)in / (float)out);
   for (int64_t o = 0; o < out; o++) {
-    if (in == out) { /* PyTorch copies an axis of equal size: no tap on the neighbour */
+    double src;
+    int64_t i0;
+    if (in == out) {
       t[o] = (taps){.i0 = o, .i1 = o, .l0 = 1.0f, .l1 = 0.0f};
       continue;
     }
-    float src = scale * ((float)o + 0.5f) - 0.5f;
-    int64_t i0;
-    if (src < 0.0f)
-      src = 0.0f;
+    src = scale * ((double)o + 0.5) - 0.5;
+    if (src < 0.0)
+      src = 0.0;
     i0 = (int64_t)src;
     if (i0 > in - 1)
       i0 = in - 1;
     t[o].i0 = i0;
     t[o].i1 = i0 < in - 1 ? i0 + 1 : i0;
-    t[o].l1 = src - (float)i0; /* in [0, 1): src >= 0 and i0 = floor(src) */
+    t[o].l1 = (float)(src - (double)i0); /* in [0, 1): src >= 0 and i0 = floor(src) */
     t[o].l0 = 1.0f - t[o].l1;
   }
 }
