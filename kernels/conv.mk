@@ -1,4 +1,16 @@
 # CPU 3-D convolution and transposed convolution
-# TEMPORARY (cpuops branch): lists the placeholder kernels/cpu/conv.c so the CPU backend links;
-# at merge take the conv helper's version of this file and of kernels/cpu/conv.c.
-libt3d_la_SOURCES += kernels/cpu/conv.c
+libt3d_la_SOURCES += \
+	kernels/cpu/conv.h \
+	kernels/cpu/conv.c \
+	kernels/cpu/conv_ref.c \
+	kernels/cpu/gemm_own.c
+
+check_PROGRAMS += tests/test-conv
+tests_test_conv_SOURCES = tests/test-conv.c tests/check.h
+tests_test_conv_LDADD = libt3d.la -lm
+TESTS += tests/test-conv
+
+# Per-layer timing of the ResNet-50 convolutions (not a test); see tests/reference/bench_conv.py
+noinst_PROGRAMS += tests/bench-conv
+tests_bench_conv_SOURCES = tests/bench-conv.c
+tests_bench_conv_LDADD = libt3d.la -lm

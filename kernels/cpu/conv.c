@@ -1,86 +1,775 @@
-/* TEMPORARY placeholder, written by the cpuops helper only so that the CPU backend links before
- * the conv helper's kernels/cpu/conv.c is merged: naive direct loops, slow, single-threaded.
- * At merge, take the conv helper's kernels/cpu/conv.c (and kernels/conv.mk) instead of this. */
-#include "kernels/cpu/cpu.h"
+/* Fast CPU 3-D convolution and transposed convolution in the model's NCDHW layout: GEMMs over
+ * tiles of output positions (im2col for kernels > 1, direct for 1x1x1 stride 1), with bias,
+ * residual and ReLU applied to each tile while it is still in cache. Threads own tiles.
+ * Not the reference (conv_ref.c) and not a direct/Winograd convolution. */
+#include "config.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+#include "kernels/cpu/conv.h"
+
+/* Column tile budget per thread, in floats. 256 Ki floats = 1 MiB: half of one core's L2 on
+ * the machines we measured on, leaving room for the GEMM's own packed panels. */
+#define COL_BUDGET_FLOATS (256 * 1024)
+/* Fewer output positions per tile than this makes the GEMM inefficient; split K instead. */
+#define MIN_TILE_P 128
+
+static t3d_cpu_conv_path forced_path;
+static int64_t col_budget = COL_BUDGET_FLOATS;
+
+size_t t3d_cpu_conv_set_col_budget(size_t floats)
+{
+  size_t old = (size_t)col_budget;
+  col_budget = floats ? (int64_t)floats : COL_BUDGET_FLOATS;
+  return old;
+}
+
+t3d_cpu_conv_path t3d_cpu_conv_force_path(t3d_cpu_conv_path path)
+{
+  t3d_cpu_conv_path old = forced_path;
+  forced_path = path;
+  return old;
+}
+
+static bool use_own_gemm(void)
+{
+#ifdef HAVE_OPENBLAS
+  return forced_path == T3D_CPU_CONV_OWN_GEMM;
+#else
+  return true;
+#endif
+}
+
+static bool have_avx512(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+  return __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+
+static bool use_packed(void)
+{
+  return (forced_path == T3D_CPU_CONV_AUTO || forced_path == T3D_CPU_CONV_AVX512) && have_avx512();
+}
+
+/* C[m,n] = op(A)[m,k] B[k,n] (+ C when beta is 1). ws: scratch for our own GEMM (may be NULL
+ * only when OpenBLAS is used). */
+static void gemm(bool trans_a, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                 float beta, float *c, int ldc, float *ws)
+{
+#ifdef HAVE_OPENBLAS
+  if (!use_own_gemm()) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b,
+                ldb, beta, c, ldc);
+    return;
+  }
+#endif
+  t3d_cpu_sgemm_own(trans_a, m, n, k, a, lda, b, ldb, beta, c, ldc, ws);
+}
+
+/* OpenBLAS's own threads would fight ours: each of our threads runs a single-threaded GEMM
+ * on its tile. The previous setting is restored on exit. */
+typedef struct {
+  int saved;
+} blas_threads_guard;
+
+static blas_threads_guard blas_threads_single(void)
+{
+  blas_threads_guard g = {0};
+#ifdef HAVE_OPENBLAS
+  g.saved = openblas_get_num_threads();
+  if (g.saved != 1) openblas_set_num_threads(1);
+#endif
+  return g;
+}
+
+static void blas_threads_restore(blas_threads_guard g)
+{
+#ifdef HAVE_OPENBLAS
+  if (g.saved != 1) openblas_set_num_threads(g.saved);
+#else
+  (void)g;
+#endif
+}
+
+static int clamp_threads(const t3d_backend *be)
+{
+  int t = be ? be->threads : 1;
+  return t < 1 ? 1 : t;
+}
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+/* Scratch pieces start on 64-byte boundaries (the GEMM's packed panels need it). */
+static size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+
+/* ---- forward convolution ------------------------------------------------------------- */
+
+typedef struct {
+  int64_t N, Ci, D, H, W;    /* input */
+  int64_t Co, KD, KH, KW;    /* weights */
+  int64_t Do, Ho, Wo;        /* output */
+  int64_t sd, sh, sw, pd, ph, pw;
+  int64_t kvol, K, P;        /* taps per channel, GEMM depth Ci*kvol, output positions */
+  bool direct;               /* 1x1x1, stride 1, no padding: the input is already the B matrix */
+  /* tiling */
+  int64_t pt;                /* output positions per tile */
+  int64_t cc;                /* input channels per K chunk */
+  int64_t mb;                /* output channels per M block */
+} conv_plan;
+
+static void conv_plan_make(conv_plan *c, const t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
+                           const t3d_conv3d_params *p, int threads)
+{
+  c->N = x->shape[0], c->Ci = x->shape[1], c->D = x->shape[2], c->H = x->shape[3], c->W = x->shape[4];
+  c->Co = w->shape[0], c->KD = w->shape[2], c->KH = w->shape[3], c->KW = w->shape[4];
+  c->Do = y->shape[2], c->Ho = y->shape[3], c->Wo = y->shape[4];
+  c->sd = p->stride[0], c->sh = p->stride[1], c->sw = p->stride[2];
+  c->pd = p->pad[0], c->ph = p->pad[1], c->pw = p->pad[2];
+  c->kvol = c->KD * c->KH * c->KW;
+  c->K = c->Ci * c->kvol;
+  c->P = c->Do * c->Ho * c->Wo;
+  c->direct = c->kvol == 1 && c->sd == 1 && c->sh == 1 && c->sw == 1 && c->pd == 0 && c->ph == 0 && c->pw == 0;
+
+  /* Tile of output positions: as wide as the column budget allows for the whole depth K,
+   * but at least MIN_TILE_P; when K is too deep for that, chunk the input channels. */
+  int64_t pt = col_budget / c->K;
+  if (c->direct) pt = col_budget / max64(c->Co, 1); /* bound the hot output tile instead */
+  pt = max64(pt, MIN_TILE_P);
+  pt = pt >= 64 ? pt / 16 * 16 : pt;
+  c->pt = min64(pt, c->P);
+  c->cc = c->direct ? c->Ci : max64(1, min64(c->Ci, col_budget / (c->kvol * c->pt)));
+
+  /* Enough work items for the threads: when the positions give too few tiles, also split
+   * the output channels (each block rebuilds the same column tile: cheap next to the GEMM). */
+  int64_t tiles = c->N * ceil_div(c->P, c->pt);
+  int64_t want = threads > 1 ? 4 * (int64_t)threads : 1;
+  int64_t nmb = tiles >= want ? 1 : ceil_div(want, tiles);
+  int64_t mb = ceil_div(c->Co, nmb);
+  mb = max64(mb, 32);
+  c->mb = min64(ceil_div(mb, 16) * 16, c->Co);
+}
+
+/* dst[i] = src[2*i] for i < n: the stride-2 im2col rows of conv1 and the downsampling convs.
+ * With AVX-512, 16 outputs are picked from two loads by one permute; the second load is
+ * masked so nothing past src[2*(n-1)] is read. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+__attribute__((target("avx512f"))) static void copy_stride2_avx512(float *dst, const float *src, int64_t n)
+{
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 lo = _mm512_loadu_ps(src + 2 * i), hi = _mm512_maskz_loadu_ps(0x7fff, src + 2 * i + 16);
+    _mm512_storeu_ps(dst + i, _mm512_permutex2var_ps(lo, even, hi));
+  }
+  for (; i < n; i++) dst[i] = src[2 * i];
+}
+#endif
+
+static void copy_stride2(float *dst, const float *src, int64_t n)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) {
+    copy_stride2_avx512(dst, src, n);
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < n; i++) dst[i] = src[2 * i];
+}
+
+/* One im2col row: tap (kd, kh, kw) of input channel plane xc over output positions
+ * [p0, p0+pn): dst[p-p0] = xc[od*sd-pd+kd, oh*sh-ph+kh, ow*sw-pw+kw], 0 in the padding. */
+static void im2col_row(const conv_plan *c, const float *xc, int64_t kd, int64_t kh, int64_t kw, int64_t p0,
+                       int64_t pn, float *dst)
+{
+  const int64_t HW = c->H * c->W, Wi = c->W;
+  /* valid ow: 0 <= ow*sw - pw + kw < W */
+  int64_t lo_num = c->pw - kw;
+  int64_t ow_lo = lo_num <= 0 ? 0 : ceil_div(lo_num, c->sw);
+  int64_t ow_hi = Wi - 1 + c->pw - kw < 0 ? 0 : (Wi - 1 + c->pw - kw) / c->sw + 1; /* exclusive */
+  ow_hi = min64(ow_hi, c->Wo);
+  int64_t p = p0, pend = p0 + pn;
+  int64_t ow = p % c->Wo, t = p / c->Wo, oh = t % c->Ho, od = t / c->Ho;
+  while (p < pend) {
+    int64_t seg = min64(c->Wo - ow, pend - p);
+    int64_t id = od * c->sd - c->pd + kd, ih = oh * c->sh - c->ph + kh;
+    if (id < 0 || id >= c->D || ih < 0 || ih >= c->H) {
+      memset(dst, 0, (size_t)seg * sizeof *dst);
+    } else {
+      const float *src = xc + id * HW + ih * Wi - c->pw + kw; /* src[ow*sw] */
+      int64_t a = max64(ow, ow_lo), b = min64(ow + seg, ow_hi);
+      int64_t i = ow;
+      for (; i < a && i < ow + seg; i++) dst[i - ow] = 0.0f;
+      if (c->sw == 1) {
+        if (b > a) memcpy(dst + (a - ow), src + a, (size_t)(b - a) * sizeof *dst);
+        i = b > a ? b : i;
+      } else if (c->sw == 2) {
+        if (b > a) copy_stride2(dst + (a - ow), src + 2 * a, b - a);
+        i = b > a ? b : i;
+      } else {
+        for (; i < b; i++) dst[i - ow] = src[i * c->sw];
+      }
+      for (; i < ow + seg; i++) dst[i - ow] = 0.0f;
+    }
+    dst += seg;
+    p += seg;
+    ow = 0;
+    if (++oh == c->Ho) oh = 0, od++;
+  }
+}
+
+/* Columns for input channels [c0, c0+cn) and output positions [p0, p0+pn) of image xn:
+ * col[((ci-c0)*kvol + tap) * pn + (p-p0)]. */
+static void im2col_tile(const conv_plan *c, const float *xn, int64_t c0, int64_t cn, int64_t p0, int64_t pn,
+                        float *col)
+{
+  for (int64_t ci = c0; ci < c0 + cn; ci++) {
+    const float *xc = xn + ci * c->D * c->H * c->W;
+    for (int64_t kd = 0; kd < c->KD; kd++)
+      for (int64_t kh = 0; kh < c->KH; kh++)
+        for (int64_t kw = 0; kw < c->KW; kw++, col += pn) im2col_row(c, xc, kd, kh, kw, p0, pn, col);
+  }
+}
+
+/* y tile rows [m0, m0+mn), columns [p0, p0+pn), row stride P: + bias, + residual, ReLU. */
+static void epilogue(float *yt, const float *rt, const float *bias, int64_t mn, int64_t pn, int64_t ld, bool relu)
+{
+  for (int64_t m = 0; m < mn; m++) {
+    float *yr = yt + m * ld;
+    const float *rr = rt ? rt + m * ld : NULL;
+    float b = bias ? bias[m] : 0.0f;
+    if (rr)
+      for (int64_t j = 0; j < pn; j++) yr[j] += b + rr[j];
+    else if (bias)
+      for (int64_t j = 0; j < pn; j++) yr[j] += b;
+    if (relu)
+      for (int64_t j = 0; j < pn; j++) yr[j] = yr[j] > 0.0f ? yr[j] : 0.0f;
+  }
+}
+
+/* ---- AVX-512 packed path ---------------------------------------------------------------
+ * GEMM y[Co, P] = W[Co, K] col[K, P] with our own blocking, so nothing is copied twice:
+ * the weights are packed once per call into MR-row panels per K chunk; the im2col rows go
+ * straight into NR-column strips; an MR x NR register tile accumulates a K chunk and, after
+ * the last chunk, adds bias and residual and applies ReLU as it stores. A B strip (KC x NR)
+ * stays in L1 while the MR-row panels of a channel block stream through it from L2. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define T3D_CONV_PACKED 1
+#include <immintrin.h>
+
+#define PK_MR 8    /* output channels per register tile: 8 x 3 zmm accumulators */
+#define PK_NR 48   /* output positions per register tile */
+#define PK_KC 160  /* K rows per chunk: a KC x NR strip is 30 KiB, inside a 48 KiB L1 */
+#define PK_PT 384  /* output positions per work item */
+#define PK_MB 512  /* output channels per work item: a 512 x KC panel block is 320 KiB of L2 */
+
+typedef struct {
+  int64_t kc;   /* rows per K chunk (last chunk may be shorter) */
+  int64_t pt;   /* positions per work item */
+  int64_t mb;   /* channels per work item, multiple of PK_MR */
+  int64_t mpad; /* Co rounded up to PK_MR */
+  bool same;    /* stride 1 and output extent == input extent: implicit GEMM, see pk_kernel_same */
+  int64_t cc;   /* input channels per K chunk on the implicit path */
+} pk_plan;
+
+static void pk_plan_make(pk_plan *k, const conv_plan *c, int threads)
+{
+  /* test budgets below the default shrink every tile so small shapes cross all boundaries */
+  int64_t kc_max = min64(PK_KC, max64(8, col_budget / (4 * PK_NR)));
+  int64_t nchunks = ceil_div(c->K, kc_max);
+  k->kc = ceil_div(c->K, nchunks);
+  k->pt = min64(PK_PT, max64(PK_NR, col_budget / k->kc / PK_NR * PK_NR));
+  k->pt = min64(k->pt, c->P);
+  k->mpad = ceil_div(c->Co, PK_MR) * PK_MR;
+  k->mb = min64(k->mpad, PK_MB);
+  k->same = c->kvol > 1 && c->sd == 1 && c->sh == 1 && c->sw == 1 && c->Do == c->D && c->Ho == c->H &&
+            c->Wo == c->W;
+  k->cc = max64(1, kc_max / c->kvol);
+  /* at least 4 items per thread for balance: halve channel blocks first (each re-packs the
+   * same B strips, cheap next to its GEMM), then positions */
+  int64_t want = threads > 1 ? 4 * (int64_t)threads : 1;
+  for (;;) {
+    int64_t items = c->N * ceil_div(c->P, k->pt) * ceil_div(c->Co, k->mb);
+    if (items >= want) break;
+    if (k->mb > 64) k->mb = ceil_div(k->mb / 2, PK_MR) * PK_MR;
+    else if (k->pt > PK_NR) k->pt = max64(PK_NR, k->pt / 2 / PK_NR * PK_NR);
+    else break;
+  }
+}
+
+/* B strips for K rows [k0, k0+kc) and positions [p0, p0+pn): bp[s*kc*NR + k*NR + j] =
+ * col(k0+k, p0 + s*NR + j), zero past pn. line: pn floats of scratch for one im2col row. */
+static void pk_pack_b(const conv_plan *c, const float *xn, int64_t k0, int64_t kc, int64_t p0, int64_t pn,
+                      float *line, float *bp)
+{
+  const int64_t strips = ceil_div(pn, PK_NR), last = pn - (strips - 1) * PK_NR, KHW = c->KH * c->KW;
+  for (int64_t k = 0; k < kc; k++) {
+    int64_t r = k0 + k;
+    const float *src;
+    if (c->direct) {
+      src = xn + r * c->P + p0;
+    } else {
+      int64_t ci = r / c->kvol, tap = r % c->kvol;
+      im2col_row(c, xn + ci * c->D * c->H * c->W, tap / KHW, tap / c->KW % c->KH, tap % c->KW, p0, pn, line);
+      src = line;
+    }
+    float *dst = bp + k * PK_NR;
+    for (int64_t s = 0; s < strips - 1; s++) memcpy(dst + s * kc * PK_NR, src + s * PK_NR, PK_NR * sizeof(float));
+    float *dl = dst + (strips - 1) * kc * PK_NR;
+    memcpy(dl, src + (strips - 1) * PK_NR, (size_t)last * sizeof(float));
+    memset(dl + last, 0, (size_t)(PK_NR - last) * sizeof(float));
+  }
+}
+
+typedef struct {
+  const float *bias; /* bias of the tile's first channel, or NULL */
+  const float *res;  /* residual at the tile's first element (row stride ldc), or NULL */
+  bool relu;
+} pk_epilogue;
+
+/* Register-tile micro-kernels: MR output channels x NV*16 positions. A is read straight from
+ * the weights (row r of the panel at a + r*lda, rows past `rows` alias row 0 and are never
+ * stored): its 8 rows are 8 sequential streams, so no per-call weight packing is needed. */
+#define PK_DECL1(r) __m512 c##r##0 = _mm512_setzero_ps()
+#define PK_DECL2(r) PK_DECL1(r), c##r##1 = c##r##0
+#define PK_DECL3(r) PK_DECL2(r), c##r##2 = c##r##0
+#define PK_LOAD1 __m512 b0 = _mm512_load_ps(bp)
+#define PK_LOAD2 PK_LOAD1, b1 = _mm512_load_ps(bp + 16)
+#define PK_LOAD3 PK_LOAD2, b2 = _mm512_load_ps(bp + 32)
+#define PK_FMA1(r) __m512 a##r##_ = _mm512_set1_ps(a##r[k]); c##r##0 = _mm512_fmadd_ps(a##r##_, b0, c##r##0)
+#define PK_FMA2(r) PK_FMA1(r); c##r##1 = _mm512_fmadd_ps(a##r##_, b1, c##r##1)
+#define PK_FMA3(r) PK_FMA2(r); c##r##2 = _mm512_fmadd_ps(a##r##_, b2, c##r##2)
+#define PK_SAVE1(r) acc[r][0] = c##r##0
+#define PK_SAVE2(r) PK_SAVE1(r), acc[r][1] = c##r##1
+#define PK_SAVE3(r) PK_SAVE2(r), acc[r][2] = c##r##2
+#define PK_ROW(r) const float *a##r = a + (r < rows ? r : 0) * lda
+#define PK_ALL(M) M(0); M(1); M(2); M(3); M(4); M(5); M(6); M(7)
+
+/* c[rows x cols] (row stride ldc) = (accumulate ? c : 0) + A[rows x kc] x B-strip[kc x cols],
+ * then the epilogue when epi is not NULL (last K chunk). */
+__attribute__((target("avx512f"))) static void pk_store(__m512 acc[PK_MR][3], int nv, float *c, int64_t ldc,
+                                                        int rows, int cols, bool accumulate,
+                                                        const pk_epilogue *epi)
+{
+  __mmask16 mask[3];
+  for (int j = 0; j < 3; j++) {
+    int n = cols - 16 * j;
+    mask[j] = n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  for (int r = 0; r < rows; r++) {
+    float *cr = c + r * ldc;
+    __m512 bias = epi && epi->bias ? _mm512_set1_ps(epi->bias[r]) : zero;
+    for (int j = 0; j < nv; j++) {
+      __m512 v = acc[r][j];
+      if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask[j], cr + 16 * j));
+      if (epi) {
+        v = _mm512_add_ps(v, bias);
+        if (epi->res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask[j], epi->res + r * ldc + 16 * j));
+        if (epi->relu) v = _mm512_max_ps(v, zero);
+      }
+      _mm512_mask_storeu_ps(cr + 16 * j, mask[j], v);
+    }
+  }
+}
+
+#define PK_KERNEL(NV)                                                                                        \
+  __attribute__((target("avx512f"))) static void pk_kernel##NV(int64_t kc, const float *a, int64_t lda,      \
+                                                               const float *bp, float *c, int64_t ldc,       \
+                                                               int rows, int cols, bool accumulate,          \
+                                                               const pk_epilogue *epi)                       \
+  {                                                                                                          \
+    PK_ALL(PK_ROW);                                                                                          \
+    PK_ALL(PK_DECL##NV);                                                                                     \
+    for (int64_t k = 0; k < kc; k++, bp += PK_NR) {                                                          \
+      PK_LOAD##NV;                                                                                           \
+      PK_ALL(PK_FMA##NV);                                                                                    \
+    }                                                                                                        \
+    __m512 acc[PK_MR][3];                                                                                    \
+    PK_ALL(PK_SAVE##NV);                                                                                     \
+    pk_store(acc, NV, c, ldc, rows, cols, accumulate, epi);                                                  \
+  }
+PK_KERNEL(1)
+PK_KERNEL(2)
+PK_KERNEL(3)
+
+/* Implicit GEMM for "same" stride-1 convolutions (3x3x3 pad 1 and the like): output position
+ * p reads input position p + toff[tap] in the flattened volume, so a B strip row is just an
+ * unaligned load from x, masked where the tap falls into the padding (or past the strip):
+ * no im2col at all. K runs over nci channels x kvol taps; w rows are contiguous in that order. */
+#define PK_BLOAD1 __m512 b0 = _mm512_maskz_loadu_ps(mk[0], xt)
+#define PK_BLOAD2 PK_BLOAD1, b1 = _mm512_maskz_loadu_ps(mk[1], xt + 16)
+#define PK_BLOAD3 PK_BLOAD2, b2 = _mm512_maskz_loadu_ps(mk[2], xt + 32)
+#define PK_KERNEL_SAME(NV)                                                                                   \
+  __attribute__((target("avx512f"))) static void pk_kernel_same##NV(                                         \
+      int64_t nci, int64_t kvol, const float *a, int64_t lda, const float *xb, int64_t ci_stride,            \
+      const int64_t *toff, const __mmask16 *tmask, float *c, int64_t ldc, int rows, int cols,                \
+      bool accumulate, const pk_epilogue *epi)                                                               \
+  {                                                                                                          \
+    PK_ALL(PK_ROW);                                                                                          \
+    PK_ALL(PK_DECL##NV);                                                                                     \
+    int64_t k = 0;                                                                                           \
+    for (int64_t ci = 0; ci < nci; ci++, xb += ci_stride)                                                    \
+      for (int64_t t = 0; t < kvol; t++, k++) {                                                              \
+        const float *xt = xb + toff[t];                                                                      \
+        const __mmask16 *mk = tmask + 3 * t;                                                                 \
+        PK_BLOAD##NV;                                                                                        \
+        PK_ALL(PK_FMA##NV);                                                                                  \
+      }                                                                                                      \
+    __m512 acc[PK_MR][3];                                                                                    \
+    PK_ALL(PK_SAVE##NV);                                                                                     \
+    pk_store(acc, NV, c, ldc, rows, cols, accumulate, epi);                                                  \
+  }
+PK_KERNEL_SAME(1)
+PK_KERNEL_SAME(2)
+PK_KERNEL_SAME(3)
+
+/* Tap offsets in the flattened input, and per strip [p0, p0+cols) and tap the lanes whose
+ * input lies inside the volume: tmask[t*3 + j] bit l <-> position p0 + 16j + l. */
+static void pk_same_offsets(const conv_plan *c, int64_t *toff)
+{
+  int64_t t = 0;
+  for (int64_t kd = 0; kd < c->KD; kd++)
+    for (int64_t kh = 0; kh < c->KH; kh++)
+      for (int64_t kw = 0; kw < c->KW; kw++, t++)
+        toff[t] = ((kd - c->pd) * c->H + (kh - c->ph)) * c->W + (kw - c->pw);
+}
+
+static void pk_same_masks(const conv_plan *c, int64_t p0, int cols, __mmask16 *tmask)
+{
+  int64_t od[PK_NR], oh[PK_NR], ow[PK_NR];
+  for (int l = 0; l < cols; l++) {
+    int64_t p = p0 + l;
+    ow[l] = p % c->Wo, oh[l] = p / c->Wo % c->Ho, od[l] = p / (c->Wo * c->Ho);
+  }
+  int64_t t = 0;
+  for (int64_t kd = 0; kd < c->KD; kd++)
+    for (int64_t kh = 0; kh < c->KH; kh++)
+      for (int64_t kw = 0; kw < c->KW; kw++, t++) {
+        uint64_t bits = 0;
+        for (int l = 0; l < cols; l++) {
+          int64_t id = od[l] + kd - c->pd, ih = oh[l] + kh - c->ph, iw = ow[l] + kw - c->pw;
+          if (id >= 0 && id < c->D && ih >= 0 && ih < c->H && iw >= 0 && iw < c->W) bits |= (uint64_t)1 << l;
+        }
+        for (int j = 0; j < 3; j++) tmask[3 * t + j] = (__mmask16)(bits >> (16 * j));
+      }
+}
+
+static size_t pk_thread_floats(const conv_plan *c, const pk_plan *k)
+{
+  if (k->same) /* the tap masks of every strip of a tile */
+    return round16((size_t)ceil_div(k->pt, PK_NR) * (size_t)c->kvol * 3 * sizeof(__mmask16) / sizeof(float) + 1);
+  return round16((size_t)k->pt) + (size_t)ceil_div(k->pt, PK_NR) * PK_NR * (size_t)k->kc + 16;
+}
+
+static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, const float *xd, const float *wd,
+                                const float *bd, const float *rd, bool relu)
+{
+  pk_plan k;
+  pk_plan_make(&k, c, threads);
+  const int64_t ptiles = ceil_div(c->P, k.pt), mblocks = ceil_div(c->Co, k.mb);
+  const int64_t items = c->N * ptiles * mblocks;
+  const int nthr = (int)min64(threads, items);
+  const size_t per_thread = pk_thread_floats(c, &k), head = round16((size_t)c->kvol * 2);
+  const size_t bytes = (head + (size_t)nthr * per_thread) * sizeof(float);
+  float *scratch = t3d_aligned_alloc(bytes);
+  if (!scratch) return t3d_error(T3D_ERR_NOMEM, "conv3d: cannot allocate %zu bytes of packed tiles", bytes);
+  int64_t *toff = (int64_t *)scratch; /* head: tap offsets of the implicit path */
+  if (k.same) pk_same_offsets(c, toff);
+
+#pragma omp parallel num_threads(nthr)
+  {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    float *line = scratch + head + (size_t)tid * per_thread;
+    float *bp = line + round16((size_t)k.pt);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; it++) {
+      int64_t mbi = it % mblocks, pti = (it / mblocks) % ptiles, n = it / (mblocks * ptiles);
+      int64_t m0 = mbi * k.mb, mn = min64(k.mb, c->Co - m0);
+      int64_t p0 = pti * k.pt, pn = min64(k.pt, c->P - p0);
+      const float *xn = xd + n * c->Ci * c->D * c->H * c->W;
+      if (k.same) {
+        const int64_t DHW = c->D * c->H * c->W;
+        __mmask16 *masks = (__mmask16 *)line;
+        for (int64_t s = 0; s * PK_NR < pn; s++)
+          pk_same_masks(c, p0 + s * PK_NR, (int)min64(PK_NR, pn - s * PK_NR), masks + s * c->kvol * 3);
+        for (int64_t ci0 = 0; ci0 < c->Ci; ci0 += k.cc) {
+          int64_t cn = min64(k.cc, c->Ci - ci0);
+          bool last = ci0 + cn == c->Ci;
+          for (int64_t s = 0; s * PK_NR < pn; s++) {
+            int cols = (int)min64(PK_NR, pn - s * PK_NR);
+            const float *xb = xn + ci0 * DHW + p0 + s * PK_NR;
+            const __mmask16 *mk = masks + s * c->kvol * 3;
+            for (int64_t m = m0; m < m0 + mn; m += PK_MR) {
+              int64_t off = (n * c->Co + m) * c->P + p0 + s * PK_NR;
+              pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu};
+              const float *a = wd + m * c->K + ci0 * c->kvol;
+              int rows = (int)min64(PK_MR, c->Co - m);
+              const pk_epilogue *e = last ? &epi : NULL;
+              if (cols > 32)
+                pk_kernel_same3(cn, c->kvol, a, c->K, xb, DHW, toff, mk, yd + off, c->P, rows, cols, ci0 > 0, e);
+              else if (cols > 16)
+                pk_kernel_same2(cn, c->kvol, a, c->K, xb, DHW, toff, mk, yd + off, c->P, rows, cols, ci0 > 0, e);
+              else
+                pk_kernel_same1(cn, c->kvol, a, c->K, xb, DHW, toff, mk, yd + off, c->P, rows, cols, ci0 > 0, e);
+            }
+          }
+        }
+        continue;
+      }
+      for (int64_t k0 = 0; k0 < c->K; k0 += k.kc) {
+        int64_t kc = min64(k.kc, c->K - k0);
+        bool last = k0 + kc == c->K;
+        pk_pack_b(c, xn, k0, kc, p0, pn, line, bp);
+        for (int64_t s = 0; s * PK_NR < pn; s++) {
+          int cols = (int)min64(PK_NR, pn - s * PK_NR);
+          for (int64_t m = m0; m < m0 + mn; m += PK_MR) {
+            int64_t off = (n * c->Co + m) * c->P + p0 + s * PK_NR;
+            pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu};
+            const float *a = wd + m * c->K + k0, *b = bp + s * kc * PK_NR;
+            int rows = (int)min64(PK_MR, c->Co - m);
+            const pk_epilogue *e = last ? &epi : NULL;
+            if (cols > 32) pk_kernel3(kc, a, c->K, b, yd + off, c->P, rows, cols, k0 > 0, e);
+            else if (cols > 16) pk_kernel2(kc, a, c->K, b, yd + off, c->P, rows, cols, k0 > 0, e);
+            else pk_kernel1(kc, a, c->K, b, yd + off, c->P, rows, cols, k0 > 0, e);
+          }
+        }
+      }
+    }
+  }
+  t3d_aligned_free(scratch);
+  return T3D_OK;
+}
+#endif
+
+static size_t conv_thread_floats(const conv_plan *c)
+{
+  size_t col = c->direct ? 0 : round16((size_t)(c->cc * c->kvol * c->pt));
+  size_t ws = use_own_gemm() ? round16(t3d_cpu_sgemm_own_ws_floats((int)c->pt)) : 0;
+  return col + ws + 16; /* never zero */
+}
+
+static int conv_threads_used(const conv_plan *c, int threads)
+{
+  int64_t items = c->N * ceil_div(c->P, c->pt) * ceil_div(c->Co, c->mb);
+  return (int)min64(threads, items);
+}
+
+size_t t3d_cpu_conv3d_scratch_bytes(const t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
+                                    const t3d_conv3d_params *p, int threads)
+{
+  conv_plan c;
+  threads = threads < 1 ? 1 : threads;
+  conv_plan_make(&c, y, x, w, p, threads);
+#ifdef T3D_CONV_PACKED
+  if (use_packed()) {
+    pk_plan k;
+    pk_plan_make(&k, &c, threads);
+    int64_t items = c.N * ceil_div(c.P, k.pt) * ceil_div(c.Co, k.mb);
+    return (round16((size_t)c.kvol * 2) + (size_t)min64(threads, items) * pk_thread_floats(&c, &k)) * sizeof(float);
+  }
+#endif
+  return (size_t)conv_threads_used(&c, threads) * conv_thread_floats(&c) * sizeof(float);
+}
 
 t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
                           const t3d_tensor *bias, const t3d_tensor *residual, const t3d_conv3d_params *p)
 {
-  const int64_t N = x->shape[0], Ci = x->shape[1], D = x->shape[2], H = x->shape[3], W = x->shape[4];
-  const int64_t Co = w->shape[0], kD = w->shape[2], kH = w->shape[3], kW = w->shape[4];
-  const int64_t Do = y->shape[2], Ho = y->shape[3], Wo = y->shape[4];
-  const float *xd = x->data, *wd = w->data, *bd = bias ? bias->data : NULL, *rd = residual ? residual->data : NULL;
+  assert(x->ndim == 5 && w->ndim == 5 && y->ndim == 5 && x->dtype == T3D_F32);
+  assert(w->shape[1] == x->shape[1] && y->shape[1] == w->shape[0] && y->shape[0] == x->shape[0]);
+  assert(!residual || t3d_tensor_same_shape(residual, y));
+  assert(!bias || t3d_tensor_numel(bias) == w->shape[0]);
+  int threads = clamp_threads(be);
+  conv_plan c;
+  conv_plan_make(&c, y, x, w, p, threads);
+  if (c.P == 0 || c.Co == 0 || c.N == 0) return T3D_OK;
+  if (c.K == 0) { /* no input channels: y is the epilogue of zeros */
+    memset(y->data, 0, t3d_tensor_nbytes(y));
+    for (int64_t n = 0; n < c.N; n++)
+      epilogue((float *)y->data + n * c.Co * c.P, residual ? (const float *)residual->data + n * c.Co * c.P : NULL,
+               bias ? bias->data : NULL, c.Co, c.P, c.P, p->relu);
+    return T3D_OK;
+  }
+
+#ifdef T3D_CONV_PACKED
+  if (use_packed())
+    return conv3d_packed(threads, &c, y->data, x->data, w->data, bias ? bias->data : NULL,
+                         residual ? residual->data : NULL, p->relu);
+#endif
+  const int64_t ptiles = ceil_div(c.P, c.pt), mblocks = ceil_div(c.Co, c.mb);
+  const int64_t items = c.N * ptiles * mblocks;
+  const int nthr = conv_threads_used(&c, threads);
+  const size_t per_thread = conv_thread_floats(&c);
+  float *scratch = t3d_aligned_alloc((size_t)nthr * per_thread * sizeof(float));
+  if (!scratch)
+    return t3d_error(T3D_ERR_NOMEM, "conv3d: cannot allocate %zu bytes of column tiles",
+                     (size_t)nthr * per_thread * sizeof(float));
+
+  const float *xd = x->data, *wd = w->data;
+  const float *bd = bias ? bias->data : NULL, *rd = residual ? residual->data : NULL;
   float *yd = y->data;
-  (void)be;
-  for (int64_t n = 0; n < N; n++)
-    for (int64_t co = 0; co < Co; co++)
-      for (int64_t od = 0; od < Do; od++)
-        for (int64_t oh = 0; oh < Ho; oh++)
-          for (int64_t ow = 0; ow < Wo; ow++) {
-            double acc = bd ? bd[co] : 0.0;
-            for (int64_t ci = 0; ci < Ci; ci++)
-              for (int64_t a = 0; a < kD; a++) {
-                int64_t d = od * p->stride[0] - p->pad[0] + a;
-                if (d < 0 || d >= D)
-                  continue;
-                for (int64_t b = 0; b < kH; b++) {
-                  int64_t h = oh * p->stride[1] - p->pad[1] + b;
-                  if (h < 0 || h >= H)
-                    continue;
-                  for (int64_t c = 0; c < kW; c++) {
-                    int64_t ww = ow * p->stride[2] - p->pad[2] + c;
-                    if (ww < 0 || ww >= W)
-                      continue;
-                    acc += (double)xd[(((n * Ci + ci) * D + d) * H + h) * W + ww] *
-                           wd[(((co * Ci + ci) * kD + a) * kH + b) * kW + c];
-                  }
-                }
-              }
-            int64_t yi = (((n * Co + co) * Do + od) * Ho + oh) * Wo + ow;
-            float v = (float)acc + (rd ? rd[yi] : 0.0f);
-            yd[yi] = p->relu && v < 0.0f ? 0.0f : v;
-          }
+  blas_threads_guard guard = blas_threads_single();
+
+#pragma omp parallel num_threads(nthr)
+  {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    float *mine = scratch + (size_t)tid * per_thread;
+    float *col = mine;
+    float *ws = mine + (c.direct ? 0 : round16((size_t)(c.cc * c.kvol * c.pt)));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; it++) {
+      int64_t mbi = it % mblocks, pti = (it / mblocks) % ptiles, n = it / (mblocks * ptiles);
+      int64_t m0 = mbi * c.mb, mn = min64(c.mb, c.Co - m0);
+      int64_t p0 = pti * c.pt, pn = min64(c.pt, c.P - p0);
+      const float *xn = xd + n * c.Ci * c.D * c.H * c.W;
+      float *yt = yd + (n * c.Co + m0) * c.P + p0;
+      if (c.direct) {
+        gemm(false, (int)mn, (int)pn, (int)c.Ci, wd + m0 * c.K, (int)c.K, xn + p0, (int)c.P, 0.0f, yt, (int)c.P, ws);
+      } else {
+        for (int64_t c0 = 0; c0 < c.Ci; c0 += c.cc) {
+          int64_t cn = min64(c.cc, c.Ci - c0);
+          im2col_tile(&c, xn, c0, cn, p0, pn, col);
+          gemm(false, (int)mn, (int)pn, (int)(cn * c.kvol), wd + m0 * c.K + c0 * c.kvol, (int)c.K, col, (int)pn,
+               c0 == 0 ? 0.0f : 1.0f, yt, (int)c.P, ws);
+        }
+      }
+      epilogue(yt, rd ? rd + (n * c.Co + m0) * c.P + p0 : NULL, bd ? bd + m0 : NULL, mn, pn, c.P, p->relu);
+    }
+  }
+
+  blas_threads_restore(guard);
+  t3d_aligned_free(scratch);
   return T3D_OK;
+}
+
+/* ---- transposed convolution ----------------------------------------------------------- */
+
+/* Adds the column tile (rows: output channels [co0, co0+cn) x taps; columns: input positions
+ * [p0, p0+pn)) into yn: y[co, id*sd-pd+kd, ih*sh-ph+kh, iw*sw-pw+kw] += col. */
+static void col2im_tile(const float *col, int64_t cn, int64_t p0, int64_t pn, float *yc0, int64_t D, int64_t H,
+                        int64_t W, int64_t Do, int64_t Ho, int64_t Wo, int64_t KD, int64_t KH, int64_t KW,
+                        const int64_t s[3], const int64_t pad[3])
+{
+  const int64_t OHW = Ho * Wo;
+  for (int64_t co = 0; co < cn; co++) {
+    float *yc = yc0 + co * Do * OHW;
+    for (int64_t kd = 0; kd < KD; kd++)
+      for (int64_t kh = 0; kh < KH; kh++)
+        for (int64_t kw = 0; kw < KW; kw++) {
+          const float *src = col;
+          col += pn;
+          /* valid iw: 0 <= iw*sw - pw + kw < Wo */
+          int64_t lo_num = pad[2] - kw;
+          int64_t iw_lo = lo_num <= 0 ? 0 : ceil_div(lo_num, s[2]);
+          int64_t iw_hi = Wo - 1 + pad[2] - kw < 0 ? 0 : (Wo - 1 + pad[2] - kw) / s[2] + 1;
+          iw_hi = min64(iw_hi, W);
+          int64_t p = p0, pend = p0 + pn;
+          int64_t iw = p % W, t = p / W, ih = t % H, id = t / H;
+          while (p < pend) {
+            int64_t seg = min64(W - iw, pend - p);
+            int64_t od = id * s[0] - pad[0] + kd, oh = ih * s[1] - pad[1] + kh;
+            if (od >= 0 && od < Do && oh >= 0 && oh < Ho) {
+              float *dst = yc + od * OHW + oh * Wo - pad[2] + kw; /* dst[iw*sw] */
+              int64_t a = max64(iw, iw_lo), b = min64(iw + seg, iw_hi);
+              const float *sr = src - iw;
+              if (s[2] == 1)
+                for (int64_t i = a; i < b; i++) dst[i] += sr[i];
+              else if (s[2] == 2)
+                for (int64_t i = a; i < b; i++) dst[2 * i] += sr[i];
+              else
+                for (int64_t i = a; i < b; i++) dst[i * s[2]] += sr[i];
+            }
+            src += seg;
+            p += seg;
+            iw = 0;
+            if (++ih == H) ih = 0, id++;
+          }
+        }
+  }
 }
 
 t3d_status t3d_cpu_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
                                     const t3d_tensor *bias, const t3d_conv3d_transpose_params *p)
 {
+  assert(x->ndim == 5 && w->ndim == 5 && y->ndim == 5 && x->dtype == T3D_F32);
+  assert(w->shape[0] == x->shape[1] && y->shape[1] == w->shape[1] && y->shape[0] == x->shape[0]);
+  assert(!bias || t3d_tensor_numel(bias) == w->shape[1]);
   const int64_t N = x->shape[0], Ci = x->shape[1], D = x->shape[2], H = x->shape[3], W = x->shape[4];
-  const int64_t Co = w->shape[1], kD = w->shape[2], kH = w->shape[3], kW = w->shape[4];
+  const int64_t Co = w->shape[1], KD = w->shape[2], KH = w->shape[3], KW = w->shape[4];
   const int64_t Do = y->shape[2], Ho = y->shape[3], Wo = y->shape[4];
+  const int64_t kvol = KD * KH * KW, Pin = D * H * W, Pout = Do * Ho * Wo;
+  const int64_t s[3] = {p->stride[0], p->stride[1], p->stride[2]};
+  const int64_t pad[3] = {p->pad[0], p->pad[1], p->pad[2]};
   const float *xd = x->data, *wd = w->data, *bd = bias ? bias->data : NULL;
   float *yd = y->data;
-  (void)be;
-  for (int64_t n = 0; n < N; n++)
-    for (int64_t co = 0; co < Co; co++)
-      for (int64_t i = 0; i < Do * Ho * Wo; i++)
-        yd[(n * Co + co) * Do * Ho * Wo + i] = bd ? bd[co] : 0.0f;
-  /* scatter: input voxel (d,h,w) lands on output (d*s - p + a, ...) */
-  for (int64_t n = 0; n < N; n++)
-    for (int64_t ci = 0; ci < Ci; ci++)
-      for (int64_t d = 0; d < D; d++)
-        for (int64_t h = 0; h < H; h++)
-          for (int64_t ww = 0; ww < W; ww++) {
-            float xv = xd[(((n * Ci + ci) * D + d) * H + h) * W + ww];
-            for (int64_t co = 0; co < Co; co++)
-              for (int64_t a = 0; a < kD; a++) {
-                int64_t od = d * p->stride[0] - p->pad[0] + a;
-                if (od < 0 || od >= Do)
-                  continue;
-                for (int64_t b = 0; b < kH; b++) {
-                  int64_t oh = h * p->stride[1] - p->pad[1] + b;
-                  if (oh < 0 || oh >= Ho)
-                    continue;
-                  for (int64_t c = 0; c < kW; c++) {
-                    int64_t ow = ww * p->stride[2] - p->pad[2] + c;
-                    if (ow < 0 || ow >= Wo)
-                      continue;
-                    yd[(((n * Co + co) * Do + od) * Ho + oh) * Wo + ow] +=
-                        xv * wd[(((ci * Co + co) * kD + a) * kH + b) * kW + c];
-                  }
-                }
-              }
-          }
+  int threads = clamp_threads(be);
+  if (N == 0 || Co == 0 || Pout == 0) return T3D_OK;
+
+  /* Output channels are split into blocks so threads never add into the same outputs. */
+  int64_t want = threads > 1 ? 4 * (int64_t)threads : 1;
+  int64_t nb = min64(Co, ceil_div(want, N));
+  int64_t cb = ceil_div(Co, nb);
+  nb = ceil_div(Co, cb);
+  int64_t pt = max64(16, col_budget / (cb * kvol));
+  pt = min64(pt, max64(Pin, 1));
+  const int64_t items = N * nb;
+  const int nthr = (int)min64(threads, items);
+  const size_t col_floats = round16((size_t)(cb * kvol * pt));
+  const size_t per_thread = col_floats + (use_own_gemm() ? round16(t3d_cpu_sgemm_own_ws_floats((int)pt)) : 0);
+  float *scratch = t3d_aligned_alloc((size_t)nthr * per_thread * sizeof(float));
+  if (!scratch)
+    return t3d_error(T3D_ERR_NOMEM, "conv3d_transpose: cannot allocate %zu bytes of column tiles",
+                     (size_t)nthr * per_thread * sizeof(float));
+  blas_threads_guard guard = blas_threads_single();
+
+#pragma omp parallel num_threads(nthr)
+  {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    float *col = scratch + (size_t)tid * per_thread;
+    float *ws = col + col_floats;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; it++) {
+      int64_t n = it / nb, co0 = (it % nb) * cb, cn = min64(cb, Co - co0);
+      float *yc = yd + (n * Co + co0) * Pout;
+      for (int64_t co = 0; co < cn; co++) {
+        float b = bd ? bd[co0 + co] : 0.0f;
+        for (int64_t i = 0; i < Pout; i++) yc[co * Pout + i] = b;
+      }
+      if (Ci == 0) continue;
+      const float *xn = xd + n * Ci * Pin;
+      for (int64_t p0 = 0; p0 < Pin; p0 += pt) {
+        int64_t pn = min64(pt, Pin - p0);
+        /* col[(co,tap), p] = sum_ci w[ci, co, tap] x[ci, p] */
+        gemm(true, (int)(cn * kvol), (int)pn, (int)Ci, wd + co0 * kvol, (int)(Co * kvol), xn + p0, (int)Pin, 0.0f,
+             col, (int)pn, ws);
+        col2im_tile(col, cn, p0, pn, yc, D, H, W, Do, Ho, Wo, KD, KH, KW, s, pad);
+      }
+    }
+  }
+
+  blas_threads_restore(guard);
+  t3d_aligned_free(scratch);
   return T3D_OK;
 }
