@@ -1,0 +1,1 @@
+# BERT text encoder, projections, zero-shot prompts, converters

@@ -1,0 +1,1 @@
+# Vision encoder, segmentation decoder, model load and analyze
