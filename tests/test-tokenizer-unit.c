@@ -237,6 +237,44 @@ static void test_vocab_file(void)
   t3d_tokenizer_free(t);
 }
 
+/* Random bytes (mostly invalid UTF-8, controls, high code points) and random vocabularies:
+ * every call must return a status, never crash; ASan/UBSan builds check memory. */
+static void test_random_bytes_do_not_crash(void)
+{
+  t3d_tokenizer *lower = make(1, 64), *cased = make(0, 64);
+  if (!lower || !cased) goto done;
+  uint64_t x = 88172645463325252ull;
+  char buf[300];
+  int32_t ids[64], mask[64];
+  int ok = 1;
+  for (int it = 0; it < 3000; it++) {
+    size_t len = 0, want = (size_t)(it % 300);
+    while (len < want) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      /* Bias towards UTF-8 lead/continuation bytes, ASCII punctuation and the specials' "[". */
+      unsigned r = (unsigned)(x >> 32);
+      buf[len++] = (char)((r & 3) == 0 ? 0x80 + (r >> 8) % 0x40 : (r & 3) == 1 ? 0xC0 + (r >> 8) % 0x38
+                          : (r & 3) == 2 ? "[]UNKSEP a#\t"[(r >> 8) % 12] : (r >> 8));
+    }
+    size_t n = 0, pieces = 0;
+    t3d_tokenizer *t = (it & 1) ? lower : cased;
+    if (t3d_tokenizer_encode(t, buf, len, (it & 2) ? T3D_TOKENIZE_PAD : 0, ids, mask, 64, &n, &pieces) != T3D_OK ||
+        n < 2 || n > 64 || ids[0] != 2)
+      ok = 0;
+    /* The same bytes as a vocabulary text: either a tokenizer or a clean error. */
+    t3d_tokenizer *v = NULL;
+    t3d_status st = t3d_tokenizer_new_from_vocab_text(buf, len, NULL, &v);
+    if ((st == T3D_OK) != (v != NULL)) ok = 0;
+    t3d_tokenizer_free(v);
+  }
+  CHECK(ok);
+done:
+  t3d_tokenizer_free(lower);
+  t3d_tokenizer_free(cased);
+}
+
 static double now_s(void)
 {
   struct timespec ts;
@@ -275,6 +313,7 @@ int main(void)
   test_long_words_and_truncation();
   test_vocab_parsing_and_errors();
   test_vocab_file();
+  test_random_bytes_do_not_crash();
   test_speed_of_a_256_token_report();
   return check_finish("test-tokenizer-unit");
 }

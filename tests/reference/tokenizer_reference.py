@@ -111,6 +111,13 @@ def build_vocab(cased):
             continue  # an uncased vocabulary has no uppercase entries
         add(ch)
         add("##" + ch)
+    # Precomposed Latin and Greek letters, so that NFC (composition and its ordering) shows in ids.
+    for lo, hi in ((0xC0, 0x250), (0x1E00, 0x1F00), (0x1F00, 0x2000)):
+        for cp in range(lo, hi):
+            ch = chr(cp)
+            if unicodedata.category(ch).startswith("L") and (cased or ch.lower() == ch):
+                add(ch)
+                add("##" + ch)
     # Whole accented words: only the cased vocabulary keeps accents.
     for w in ["café", "naïve", "Müller", "Ångström", "Köln", "São", "Zürich", "résumé", "α-fetoprotein"]:
         if cased:
@@ -207,7 +214,7 @@ EXTRAS = ["café", "naïve", "Müller", "Ångström", "α-fetoprotein", "β", "�
 
 
 def random_sentence(rng):
-    kind = rng.randrange(6)
+    kind = rng.randrange(8)
     size = "%s%s" % (rng.choice([str(rng.randint(1, 99)), "%.1f" % rng.uniform(0.5, 12),
                                   "%.1fx%.1f" % (rng.uniform(1, 9), rng.uniform(1, 9))]),
                      rng.choice(["mm", "cm", " mm", " cm", " x 3 cm"]))
@@ -228,11 +235,27 @@ def random_sentence(rng):
         # Long reports that truncate at 256.
         s = " ".join("%s %s in the %s, %s." % (rng.choice(MODIFIERS), rng.choice(FINDINGS), rng.choice(LOCATIONS),
                                                  size) for _ in range(rng.randint(10, 40)))
-    else:
+    elif kind == 5:
         # Unicode soup from a pool of tricky code points.
         pool = EXTRAS + ACCENTED + GREEK + CJK + HANGUL + OTHER + list("\u0300\u0301\u0308\u0323\u0327\u030a"
                                                                        "\u0345\u0f71\u093c\u05b0")
         s = "".join(rng.choice(pool + list("abc .,-")) for _ in range(rng.randint(1, 30)))
+    elif kind == 6:
+        # Letters with stacks of combining marks: NFC composition, canonical order, blocking.
+        bases = "aeiouycnsAEIOUYCNSωαηΩΑ" + "\u1100\u1161\u11a8"
+        marks = "\u0300\u0301\u0302\u0303\u0308\u030a\u030c\u0323\u0327\u0328\u0331\u0345\u0313\u0314\u0342"
+        s = rng.choice(["", " "]).join(
+            rng.choice(bases) + "".join(rng.choice(marks) for _ in range(rng.randint(0, 3)))
+            for _ in range(rng.randint(1, 12)))
+    else:
+        # Code points from anywhere (surrogates excluded: they cannot be UTF-8).
+        cps = []
+        while len(cps) < rng.randint(1, 40):
+            cp = rng.choice([rng.randrange(0x80, 0x3000), rng.randrange(0x3000, 0x10000),
+                             rng.randrange(0x10000, 0x110000), rng.randrange(0x20, 0x80)])
+            if not 0xD800 <= cp <= 0xDFFF:
+                cps.append(cp)
+        s = "".join(map(chr, cps))
     # Random case changes and noise so that both vocabularies see mixed input.
     r = rng.random()
     if r < 0.15:
@@ -260,7 +283,7 @@ def main():
 
     rng = random.Random(SEED)
     cases = [s.encode("utf-8") for s in FIXED] + list(FIXED_BYTES)
-    while len(cases) < 560:
+    while len(cases) < 700:
         cases.append(random_sentence(rng).encode("utf-8"))
 
     out = {"transformers": transformers.__version__, "unicode": unicodedata.unidata_version,
