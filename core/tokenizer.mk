@@ -11,3 +11,12 @@ tests_test_tokenizer_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 tests_test_tokenizer_LDADD = libt3d.la $(JANSSON_LIBS)
 TESTS += tests/test-tokenizer-unit tests/test-tokenizer-parity.sh
 dist_check_SCRIPTS += tests/test-tokenizer-parity.sh
+
+if FUZZERS
+noinst_PROGRAMS += tests/fuzz-tokenizer
+# tokenizer.c compiled in again so that libFuzzer sees its coverage.
+tests_fuzz_tokenizer_SOURCES = tests/fuzz-tokenizer.c core/tokenizer.c
+tests_fuzz_tokenizer_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer
+tests_fuzz_tokenizer_LDFLAGS = -fsanitize=fuzzer
+tests_fuzz_tokenizer_LDADD = libt3d.la
+endif
