@@ -160,7 +160,8 @@ typedef struct {
   cpbuf text;  /* decoded input */
   cpbuf seg;   /* lowered text between special tokens */
   cpbuf clean; /* cleaned, CJK-spaced segment */
-  cpbuf norm;  /* one word after NFC / NFD */
+  cpbuf norm;  /* one word after NFC */
+  cpbuf strip; /* one word after NFD without Mn */
   cpbuf ids;   /* wordpiece ids (as uint32) */
   char *utf8;  /* one piece as UTF-8 */
   size_t utf8_cap;
@@ -174,6 +175,7 @@ static void scratch_free(scratch *s)
   free(s->seg.v);
   free(s->clean.v);
   free(s->norm.v);
+  free(s->strip.v);
   free(s->ids.v);
   free(s->utf8);
   free(s->offs);
@@ -693,18 +695,16 @@ static int encode_word(const t3d_tokenizer *t, scratch *s, const uint32_t *w, si
     if (t->special_id[k] >= 0 && t->special_len[k] == n && memcmp(t->special_cp[k], w, n * sizeof *w) == 0)
       return wordpiece(t, s, w, n);
   }
-  cpbuf stripped = {0};
   if (t->strip && top >= 0xC0) {
-    if (nfd_append(w, n, &stripped)) {
-      free(stripped.v);
-      return -1;
-    }
+    cpbuf *d = &s->strip;
+    d->n = 0;
+    if (nfd_append(w, n, d)) return -1;
     size_t k = 0;
-    for (size_t i = 0; i < stripped.n; i++)
-      if (uc_class(stripped.v[i]) != T3D_UC_MN) stripped.v[k++] = stripped.v[i];
-    stripped.n = k;
-    w = stripped.v;
-    n = stripped.n;
+    for (size_t i = 0; i < d->n; i++)
+      if (uc_class(d->v[i]) != T3D_UC_MN) d->v[k++] = d->v[i];
+    d->n = k;
+    w = d->v;
+    n = d->n;
   }
   int rc = 0;
   size_t run = 0; /* start of the current run of non-punctuation */
@@ -715,7 +715,6 @@ static int encode_word(const t3d_tokenizer *t, scratch *s, const uint32_t *w, si
       run = i + 1;
     }
   }
-  free(stripped.v);
   return rc;
 }
 

@@ -10,6 +10,14 @@
  *
  * Special tokens ([UNK] [SEP] [PAD] [CLS] [MASK]) written in the input text are recognised
  * exactly (case-sensitive), as HF's added-token matching does, and map to their own ids.
+ * Known differences from HF, outside what t3d meets: a special token string that is itself
+ * lowercase is not found in uppercase text (HF lowers first, then matches), and a mask token
+ * absent from the vocabulary is plain text (HF would add it as a new id).
+ *
+ * Unicode data (categories, lowercase, NFC/NFD) is that of the Python that generated
+ * core/unicode_tables.h (3.11: Unicode 14.0); HF under another Python may differ on characters
+ * assigned since. BertTokenizerFast (Rust) is not the reference: it skips NFC and keeps
+ * unassigned and private-use code points, so it differs on such input.
  *
  * Thread safety: a tokenizer is immutable after creation; encode may run on several threads. */
 #ifndef T3D_TOKENIZER_H

@@ -255,8 +255,12 @@ static void test_random_bytes_do_not_crash(void)
       x ^= x << 17;
       /* Bias towards UTF-8 lead/continuation bytes, ASCII punctuation and the specials' "[". */
       unsigned r = (unsigned)(x >> 32);
-      buf[len++] = (char)((r & 3) == 0 ? 0x80 + (r >> 8) % 0x40 : (r & 3) == 1 ? 0xC0 + (r >> 8) % 0x38
-                          : (r & 3) == 2 ? "[]UNKSEP a#\t"[(r >> 8) % 12] : (r >> 8));
+      static const char ascii[] = "[]UNKSEP a#\t";
+      unsigned byte = (r & 3) == 0   ? 0x80 + (r >> 8) % 0x40
+                      : (r & 3) == 1 ? 0xC0 + (r >> 8) % 0x38
+                      : (r & 3) == 2 ? (unsigned char)ascii[(r >> 8) % (sizeof ascii - 1)]
+                                     : (r >> 8) & 0xFF;
+      buf[len++] = (char)byte;
     }
     size_t n = 0, pieces = 0;
     t3d_tokenizer *t = (it & 1) ? lower : cased;

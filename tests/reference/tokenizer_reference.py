@@ -289,16 +289,21 @@ def main():
     out = {"transformers": transformers.__version__, "unicode": unicodedata.unidata_version,
            "max_length": MAX_LENGTH, "configs": [], "cases": []}
     toks = {}
-    for name, cased in (("uncased", False), ("cased", True)):
+    sizes = {}
+    for vname, cased in (("uncased", False), ("cased", True)):
         vocab = build_vocab(cased)
-        path = os.path.join(outdir, "vocab-%s.txt" % name)
-        with open(path, "w", encoding="utf-8", newline="\n") as f:
+        sizes[vname] = len(vocab)
+        with open(os.path.join(outdir, "vocab-%s.txt" % vname), "w", encoding="utf-8", newline="\n") as f:
             f.write("\n".join(vocab) + "\n")
-        slow = BertTokenizer(path, do_lower_case=not cased)
-        fast = BertTokenizerFast(path, do_lower_case=not cased)
-        toks[name] = (slow, fast)
-        out["configs"].append({"name": name, "vocab": os.path.basename(path), "do_lower_case": not cased,
-                               "vocab_size": len(vocab)})
+    # The two standard set-ups, then the other settings of strip_accents and tokenize_chinese_chars.
+    for name, vname, lower, strip, cjk in (("uncased", "uncased", True, None, True),
+                                           ("cased", "cased", False, None, True),
+                                           ("uncased-keep-accents", "uncased", True, False, True),
+                                           ("cased-strip-no-cjk", "cased", False, True, False)):
+        path = os.path.join(outdir, "vocab-%s.txt" % vname)
+        kw = dict(do_lower_case=lower, strip_accents=strip, tokenize_chinese_chars=cjk)
+        toks[name] = (BertTokenizer(path, **kw), BertTokenizerFast(path, **kw))
+        out["configs"].append(dict(name=name, vocab=os.path.basename(path), vocab_size=sizes[vname], **kw))
 
     fast_diffs = []
     t_slow = 0.0
