@@ -312,6 +312,18 @@ static bool has_non_ascii(const char *s)
   return false;
 }
 
+/* Body parts (PS3.16 CID 4031 defined terms) that are not paired, so need no Laterality. */
+static bool body_part_unpaired(const char *bp)
+{
+  static const char *const unpaired[] = {"ABDOMEN", "ABDOMENPELVIS", "BRAIN", "CHEST", "CHESTABDOMEN",
+                                         "CHESTABDPELVIS", "CSPINE", "HEAD", "HEADNECK", "HEART", "LSPINE",
+                                         "NECK", "PELVIS", "SPINE", "TSPINE", "WHOLEBODY"};
+  for (size_t i = 0; i < sizeof unpaired / sizeof unpaired[0]; i++)
+    if (strcmp(bp, unpaired[i]) == 0)
+      return true;
+  return false;
+}
+
 /* The values written for the patient, study and series, all valid for their VRs. */
 typedef struct {
   char patient_name[65], patient_id[65], birth_date[9], sex[2];
@@ -400,8 +412,9 @@ static t3d_status make_series_meta(series_meta *m, const t3d_volume_meta *in, co
     size_t o = 0;
     for (size_t i = 0; in->body_part[i] && o < 16; i++) {
       char c = in->body_part[i];
-      if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ' ' || c == '_')
-        m->body_part[o++] = c;
+      if (c >= 'a' && c <= 'z')
+        c = (char)(c - 'a' + 'A');
+      m->body_part[o++] = (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ' ' ? c : '_';
     }
     m->body_part[o] = '\0';
     if (strcmp(m->body_part, in->body_part) != 0)
@@ -715,6 +728,8 @@ t3d_status t3d_dicom_write_ct_series(const t3d_volume *v, const char *out_dir, c
     put(&l, 0x0010, 0x0040, m.sex);
     if (m.body_part[0])
       put(&l, 0x0018, 0x0015, m.body_part);
+    if (!body_part_unpaired(m.body_part)) /* Laterality is 2C: needed for paired parts; unknown */
+      put(&l, 0x0020, 0x0060, "");        /* here, so present and empty */
     put(&l, 0x0018, 0x0050, thickness);
     put(&l, 0x0018, 0x0060, "");
     put(&l, 0x0018, 0x0088, thickness);

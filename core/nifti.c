@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -417,6 +418,50 @@ t3d_status t3d_nifti_read(const char *path, t3d_volume **out, t3d_nifti_info *in
         goto cleanup;
       }
 
+  /* Voxels first, into a buffer that grows with the data actually present, so a header that
+   * claims a huge volume costs memory only as far as the file really goes. */
+  int64_t shape[3] = {dim[3], dim[2], dim[1]};
+  size_t nbytes = 0;
+  if (!t3d_shape_nbytes(T3D_F32, 3, shape, &nbytes) || nbytes / 4 > SIZE_MAX / esize) {
+    st = t3d_error(T3D_ERR_FORMAT, "%s: dimensions %lldx%lldx%lld overflow", path, (long long)dim[1],
+                   (long long)dim[2], (long long)dim[3]);
+    goto cleanup;
+  }
+  size_t nvox = nbytes / 4, want = nvox * esize, have = 0, cap = 0;
+  size_t skip = (size_t)vox_offset - HDR_SIZE; /* extensions, if any, are ignored */
+  uint8_t pad[4096];
+  while (skip > 0) {
+    size_t n = skip < sizeof pad ? skip : sizeof pad;
+    if (!gz_read_all(f, pad, n, &io_err)) {
+      st = t3d_error(io_err ? T3D_ERR_IO : T3D_ERR_FORMAT, "%s: ends before vox_offset %g", path, vox_offset);
+      goto cleanup;
+    }
+    skip -= n;
+  }
+  while (have < want) {
+    if (have == cap) {
+      size_t ncap = cap ? (cap > want / 2 ? want : 2 * cap) : (want < (64u << 20) ? want : (64u << 20));
+      uint8_t *r = realloc(raw, ncap);
+      if (!r) {
+        st = t3d_error(T3D_ERR_NOMEM, "%s: out of memory for %zu voxels", path, nvox);
+        goto cleanup;
+      }
+      raw = r, cap = ncap;
+    }
+    unsigned chunk = cap - have > (1u << 30) ? (1u << 30) : (unsigned)(cap - have);
+    int got = gzread(f, raw + have, chunk);
+    if (got <= 0) {
+      int errnum = 0;
+      gzerror(f, &errnum);
+      st = got < 0 && errnum != Z_BUF_ERROR
+             ? t3d_error(T3D_ERR_IO, "cannot read %s: corrupt gzip data or read error", path)
+             : t3d_error(T3D_ERR_FORMAT, "%s is truncated: header declares %zu voxels of %zu bytes, data has %zu bytes",
+                         path, nvox, esize, have);
+      goto cleanup;
+    }
+    have += (size_t)got;
+  }
+
   if ((st = t3d_volume_new(&v, dim[1], dim[2], dim[3])) != T3D_OK) {
     t3d_error_prefix("%s: ", path);
     goto cleanup;
@@ -437,29 +482,6 @@ t3d_status t3d_nifti_read(const char *path, t3d_volume **out, t3d_nifti_info *in
   for (int r = 0; r < 3; r++)
     v->origin[r] = (r < 2 ? -1 : 1) * ras[r][3];
 
-  /* Skip to the voxels (extensions, if any, are ignored). */
-  size_t skip = (size_t)vox_offset - HDR_SIZE;
-  uint8_t pad[4096];
-  while (skip > 0) {
-    size_t n = skip < sizeof pad ? skip : sizeof pad;
-    if (!gz_read_all(f, pad, n, &io_err)) {
-      st = t3d_error(io_err ? T3D_ERR_IO : T3D_ERR_FORMAT, "%s: ends before vox_offset %g", path, vox_offset);
-      goto cleanup;
-    }
-    skip -= n;
-  }
-  size_t nvox = t3d_volume_nvoxels(v);
-  raw = malloc(nvox * esize);
-  if (!raw) {
-    st = t3d_error(T3D_ERR_NOMEM, "%s: out of memory for %zu voxels", path, nvox);
-    goto cleanup;
-  }
-  if (!gz_read_all(f, raw, nvox * esize, &io_err)) {
-    st = io_err ? t3d_error(T3D_ERR_IO, "cannot read %s: corrupt gzip data or read error", path)
-                : t3d_error(T3D_ERR_FORMAT, "%s is truncated: header declares %zu voxels of %zu bytes", path, nvox,
-                            esize);
-    goto cleanup;
-  }
   bool scale = inf.scl_slope != 0 && !(inf.scl_slope == 1 && inf.scl_inter == 0);
   for (size_t i = 0; i < nvox; i++) {
     double x = sample(raw + i * esize, inf.datatype, swap);
