@@ -20,3 +20,8 @@ TESTS += tests/test-dicom-read
 
 dist_check_SCRIPTS += tests/test-cli-info.sh
 TESTS += tests/test-cli-info.sh
+
+check_PROGRAMS += tests/dicom-testgen-cli
+tests_dicom_testgen_cli_SOURCES = tests/dicom-testgen-cli.c tests/dicom-testgen.cc tests/dicom-testgen.h
+tests_dicom_testgen_cli_CXXFLAGS = $(AM_CXXFLAGS) -std=c++17 $(DCMTK_CFLAGS) $(OPENJPEG_CFLAGS)
+tests_dicom_testgen_cli_LDADD = $(DCMTK_LIBS) $(OPENJPEG_LIBS)

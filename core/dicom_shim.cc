@@ -133,7 +133,8 @@ t3d_status read_header(const char *path, t3d_dcm_header *h)
   char media_class[T3D_UID_MAX] = "";
   if (mi)
     get_str(mi, DCM_MediaStorageSOPClassUID, media_class, sizeof media_class);
-  h->is_dicomdir = strcmp(media_class, UID_MediaStorageDirectoryStorage) == 0;
+  // A DICOMDIR by its meta header, or by its records when a writer mislabelled the meta header.
+  h->is_dicomdir = strcmp(media_class, UID_MediaStorageDirectoryStorage) == 0 || ds->tagExists(DCM_DirectoryRecordSequence);
   snprintf(h->transfer_syntax, sizeof h->transfer_syntax, "%s", DcmXfer(ds->getOriginalXfer()).getXferID());
 
   get_str(ds, DCM_SOPClassUID, h->sop_class_uid, sizeof h->sop_class_uid);
