@@ -25,3 +25,9 @@ check_PROGRAMS += tests/dicom-testgen-cli
 tests_dicom_testgen_cli_SOURCES = tests/dicom-testgen-cli.c tests/dicom-testgen.cc tests/dicom-testgen.h
 tests_dicom_testgen_cli_CXXFLAGS = $(AM_CXXFLAGS) -std=c++17 $(DCMTK_CFLAGS) $(OPENJPEG_CFLAGS)
 tests_dicom_testgen_cli_LDADD = $(DCMTK_LIBS) $(OPENJPEG_LIBS)
+
+# Writer (core/dicomwrite) -> reader round trip.
+check_PROGRAMS += tests/test-dicom-roundtrip
+tests_test_dicom_roundtrip_SOURCES = tests/test-dicom-roundtrip.c tests/check.h
+tests_test_dicom_roundtrip_LDADD = libt3d.la -lm
+TESTS += tests/test-dicom-roundtrip
