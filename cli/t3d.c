@@ -22,6 +22,7 @@ static int cmd_version(int argc, char **argv)
 
 static const t3d_command commands[] = {
   /* one line per command, alphabetical */
+  {"info", N_("list the DICOM series in a folder or DICOMDIR"), t3d_cmd_info},
   {"phantom-write", N_("write a synthetic CT phantom as a DICOM series"), t3d_cmd_phantom_write},
   {"version", N_("print the t3d version"), cmd_version},
 };
