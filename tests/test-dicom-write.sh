@@ -126,6 +126,14 @@ verify_dir "$tmp/gaps" s16
 verify_dir "$tmp/tilt" s16
 dcmdump -q +P 0018,1120 "$tmp/tilt/CT00001.dcm" | grep -q '\[15\]' || fail "tilt: GantryDetectorTilt is not 15"
 
+# The reader refuses both (gaps, tilt) rather than loading a wrong grid.
+if [ $have_volume = yes ]; then
+  if "$T3D" volume "$tmp/gaps" > /dev/null 2> "$tmp/gaps.err"; then fail "t3d volume loaded a series with gaps"; fi
+  if "$T3D" volume "$tmp/tilt" > /dev/null 2> "$tmp/tilt.err"; then fail "t3d volume loaded a tilted series"; fi
+  echo "reader on gaps: $(cat "$tmp/gaps.err")"
+  echo "reader on tilt: $(cat "$tmp/tilt.err")"
+fi
+
 # Writing where we cannot: exit 1 and a message naming the file, no crash.
 if [ "$(id -u)" != 0 ]; then
   mkdir "$tmp/ro" && chmod a-w "$tmp/ro"
