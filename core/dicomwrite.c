@@ -796,8 +796,11 @@ t3d_status t3d_dicom_write_ct_series(const t3d_volume *v, const char *out_dir, c
              (long)getpid());
     snprintf(final_names[nwritten], dl, "%s/%s%05lld.dcm", out_dir, prefix, (long long)inst);
     nwritten++;
-    if ((st = t3d_dcmw_write_file(&img, tmp_names[nwritten - 1])) != T3D_OK)
+    if ((st = t3d_dcmw_write_file(&img, tmp_names[nwritten - 1])) != T3D_OK) {
+      if (st == T3D_ERR_IO) /* DCMTK does not say why; disk full and permissions are the usual causes */
+        t3d_error_prefix("%s (disk full or no permission?): ", final_names[nwritten - 1]);
       goto cleanup;
+    }
   }
 
   for (int64_t i = 0; i < nwritten; i++) {
