@@ -45,9 +45,6 @@ t3d_status t3d_cpu_layernorm(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x
 t3d_status t3d_cpu_argmax(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
 t3d_status t3d_cpu_concat(t3d_backend *be, t3d_tensor *y, const t3d_tensor *a, const t3d_tensor *b);
 t3d_status t3d_cpu_embedding(t3d_backend *be, t3d_tensor *y, const t3d_tensor *ids, const t3d_tensor *table);
-/* Softmax of `rows` rows of n floats (y may be x), single-threaded; -inf entries get 0; a row of
- * all -inf (or any NaN) gives NaN, as torch.softmax. Shared with attention. */
-void t3d_cpu_softmax_rows(float *y, const float *x, int64_t rows, int64_t n);
 
 /* kernels/cpu/pool.c: pooling and trilinear resampling of volumes */
 t3d_status t3d_cpu_maxpool3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_pool3d_params *p);

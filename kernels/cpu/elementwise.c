@@ -106,12 +106,6 @@ static void softmax_row(float *y, const float *x, int64_t n)
     y[i] *= inv;
 }
 
-void t3d_cpu_softmax_rows(float *y, const float *x, int64_t rows, int64_t n)
-{
-  for (int64_t r = 0; r < rows; r++)
-    softmax_row(y + r * n, x + r * n, n);
-}
-
 t3d_status t3d_cpu_softmax(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x)
 {
   const int64_t n = x->shape[x->ndim - 1], rows = t3d_tensor_numel(x) / n;
