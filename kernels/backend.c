@@ -354,6 +354,7 @@ t3d_status t3d_op_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, co
   }
   TRY(check_no_alias(op, y, "x", x));
   TRY(check_no_alias(op, y, "w", w));
+  TRY(check_no_alias(op, y, "residual", residual));
   TRY(check_backend(be, T3D_OP_CONV3D));
   return be->ops->conv3d(be, y, x, w, bias, residual, p);
 }

@@ -669,6 +669,8 @@ static void test_conv_wrapper_and_fold(void)
       }
   CHECK_STATUS(t3d_op_conv3d(be, &y, &x, &w, &bias, &r, &p), T3D_OK);
   check_close("conv3d 1x1x1 + bias + residual + relu", F(&y), want, 96, 1e-5, 1e-6);
+  CHECK_STATUS(t3d_op_conv3d(be, &y, &x, &w, &bias, &y, &p), T3D_ERR_INVALID_ARG); /* residual is y */
+  CHECK(detail_has("residual"));
   p.stride[1] = 0;
   CHECK_STATUS(t3d_op_conv3d(be, &y, &x, &w, &bias, &r, &p), T3D_ERR_INVALID_ARG);
   CHECK(detail_has("stride"));
