@@ -813,6 +813,40 @@ static void test_wrapper_errors(void)
   rm(&fmask);
 }
 
+static bool no_gelu(const t3d_backend *b, t3d_op op, t3d_dtype dtype)
+{
+  (void)b;
+  return op != T3D_OP_GELU && dtype == T3D_F32;
+}
+
+/* A backend that lacks an op (NULL entry) or declines it in supports_op gets UNSUPPORTED. */
+static void test_unsupported_and_bad_tensors(void)
+{
+  t3d_backend_ops ops = *be->ops;
+  t3d_backend fake = {.ops = &ops, .threads = 1, .impl = NULL};
+  t3d_tensor x = mk_rand(2, 2, 3, 0, 0, 0, -1, 1), y = mk(T3D_F32, 2, 2, 3, 0, 0, 0), out;
+  int64_t bad[2] = {2, -1};
+  ops.name = "fake";
+  ops.supports_op = no_gelu;
+  ops.relu = NULL;
+  CHECK_STATUS(t3d_op_gelu(&fake, &y, &x), T3D_ERR_UNSUPPORTED);
+  CHECK(detail_has("fake") && detail_has("gelu"));
+  CHECK_STATUS(t3d_op_relu(&fake, &y, &x), T3D_ERR_UNSUPPORTED);
+  CHECK_STATUS(t3d_op_softmax(&fake, &y, &x), T3D_OK);
+  CHECK(!t3d_backend_supports(&fake, T3D_OP_GELU, T3D_F32));
+
+  CHECK_STATUS(t3d_backend_tensor_new(be, &out, T3D_F32, 0, bad), T3D_ERR_INVALID_ARG);
+  CHECK(out.data == NULL);
+  CHECK_STATUS(t3d_backend_tensor_new(be, &out, T3D_F32, 2, bad), T3D_ERR_INVALID_ARG);
+  CHECK(detail_has("negative"));
+  bad[1] = INT64_MAX / 2;
+  CHECK_STATUS(t3d_backend_tensor_new(be, &out, T3D_F32, 2, bad), T3D_ERR_NOMEM);
+  CHECK_STATUS(t3d_backend_tensor_new(be, &out, T3D_DTYPE_COUNT, 1, bad), T3D_ERR_INVALID_ARG);
+  CHECK_STATUS(t3d_backend_tensor_new(NULL, &out, T3D_F32, 1, bad), T3D_ERR_INVALID_ARG);
+  rm(&x);
+  rm(&y);
+}
+
 int main(void)
 {
   /* every test runs single-threaded and with two threads, to catch partitioning bugs */
@@ -840,6 +874,7 @@ int main(void)
     test_attention();
     test_conv_wrapper_and_fold();
     test_wrapper_errors();
+    test_unsupported_and_bad_tensors();
     t3d_backend_free(be);
     be = NULL;
   }
