@@ -515,7 +515,9 @@ static void test_resample(void)
 
 static void test_sgemm_modes(void)
 {
-  static const int64_t sizes[][3] = {{1, 1, 1}, {5, 7, 3}, {37, 45, 300}, {13, 2100, 3}, {800, 20, 17}};
+  /* the last two are big enough to be split over threads, by rows and by columns */
+  static const int64_t sizes[][3] = {{1, 1, 1},   {5, 7, 3},      {37, 45, 300},
+                                     {13, 2100, 3}, {800, 20, 17}, {300, 70, 400}, {70, 300, 400}};
   for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++)
     for (int mode = 0; mode < 4; mode++) {
       const int64_t M = sizes[c][0], N = sizes[c][1], K = sizes[c][2];

@@ -101,8 +101,9 @@ t3d_status t3d_backend_cpu_create(t3d_backend **out, const t3d_backend_params *p
   be->threads = p.threads;
   be->impl = NULL;
 #ifdef HAVE_OPENBLAS
-  /* Process-wide in OpenBLAS: the last CPU backend created decides its GEMM thread count. */
-  openblas_set_num_threads(p.threads);
+  /* Process-wide: OpenBLAS stays single-threaded and t3d_cpu_sgemm splits GEMMs over the
+   * backend's OpenMP threads instead (see gemm.c for why). */
+  openblas_set_num_threads(1);
 #endif
   *out = be;
   return T3D_OK;
