@@ -321,7 +321,7 @@ void t3d_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
       ldb <= INT32_MAX && ldc <= INT32_MAX) {
     /* OpenBLAS runs single-threaded (set at backend create) and we split the GEMM over our own
      * OpenMP threads: one thread pool, so OpenBLAS's spinning pthreads never fight the OpenMP
-     * workers of the ops before and after (measured: a 2-core machine lost up to 6x). Inside a
+     * workers of the ops before and after (measured 5x+ slower on a loaded 2-core machine). Inside a
      * parallel region this is one plain call. Slices: the longer of M and N, whole micro-tiles. */
     const int nt = t3d_cpu_threads_for(threads, M * N * K / 64);
     const bool by_cols = N >= M;
