@@ -150,8 +150,7 @@ typedef struct {
 
 static ukernel pick_ukernel(void)
 {
-#ifdef T3D_X86
-  __builtin_cpu_init();
+#ifdef T3D_X86 /* libgcc's constructor has filled the CPU model by now: no __builtin_cpu_init */
   if (__builtin_cpu_supports("avx512f"))
     return (ukernel){12, ukernel_avx512};
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
