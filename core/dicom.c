@@ -297,6 +297,11 @@ static t3d_status scan_file(t3d_dicom_scan *s, const char *path, int from_dicomd
     t3d_dcm_header_clear(&h);
     return st;
   }
+  if (h.damaged && (st = add_note(s, "%s: damaged after its header (%s); its series will refuse to load", path,
+                                   h.damage)) != T3D_OK) {
+    t3d_dcm_header_clear(&h);
+    return st;
+  }
   if (contains_value(h.image_type, "LOCALIZER")) {
     st = add_note(s, "%s: localizer (Image Type %s), left out", path, h.image_type);
     t3d_dcm_header_clear(&h);
@@ -332,7 +337,8 @@ t3d_status t3d_dicom_scan_path(const char *path, t3d_dicom_scan **out)
   if (S_ISDIR(st_.st_mode)) {
     if ((st = walk(path, &files, s, 0)) != T3D_OK)
       goto cleanup;
-    qsort(files.v, files.n, sizeof *files.v, cmp_str); /* results must not depend on readdir order */
+    if (files.n > 1) /* results must not depend on readdir order */
+      qsort(files.v, files.n, sizeof *files.v, cmp_str);
     for (size_t i = 0; i < files.n && st == T3D_OK; i++)
       st = scan_file(s, files.v[i], 0);
   } else {
@@ -362,7 +368,8 @@ t3d_status t3d_dicom_scan_path(const char *path, t3d_dicom_scan **out)
       free(base);
       if (st != T3D_OK)
         goto cleanup;
-      qsort(files.v, files.n, sizeof *files.v, cmp_str);
+      if (files.n > 1)
+        qsort(files.v, files.n, sizeof *files.v, cmp_str);
       for (size_t i = 0; i < files.n && st == T3D_OK; i++) {
         if (stat(files.v[i], &st_) != 0) {
           s->nfiles++;
@@ -376,7 +383,8 @@ t3d_status t3d_dicom_scan_path(const char *path, t3d_dicom_scan **out)
   if (st != T3D_OK)
     goto cleanup;
   /* Sorting moves series structs; their instance lists move with them. */
-  qsort(s->ser, s->nser, sizeof *s->ser, cmp_series);
+  if (s->nser > 1)
+    qsort(s->ser, s->nser, sizeof *s->ser, cmp_series);
   *out = s;
   s = NULL;
 
@@ -511,6 +519,9 @@ static int32_t stored_value(uint32_t word, const t3d_dcm_header *h)
 static t3d_status check_format(const instance *in)
 {
   const t3d_dcm_header *h = &in->h;
+  if (h->damaged)
+    return t3d_error(T3D_ERR_FORMAT, "%s: damaged or truncated after its header (%s); restore the file or remove it "
+                     "knowing the series then misses a slice", in->path, h->damage);
   if (h->samples_per_pixel != 1)
     return t3d_error(T3D_ERR_UNSUPPORTED, "%s: %d samples per pixel (%s); t3d reads grey images only", in->path,
                      h->samples_per_pixel, h->photometric);
@@ -527,6 +538,13 @@ static t3d_status check_format(const instance *in)
     return t3d_error(T3D_ERR_FORMAT, "%s: Pixel Representation %d", in->path, h->pixel_rep);
   if (h->frames < 1)
     return t3d_error(T3D_ERR_FORMAT, "%s: Number of Frames %d", in->path, h->frames);
+  /* Uncompressed pixels must fit in the file: catches truncation before any big allocation. */
+  struct stat sb;
+  uint64_t need = (uint64_t)h->rows * (uint64_t)h->cols * (uint64_t)h->frames * (uint64_t)(h->bits_allocated / 8);
+  if (t3d_dcm_xfer_is_native(h->transfer_syntax) && stat(in->path, &sb) == 0 && (uint64_t)sb.st_size < need)
+    return t3d_error(T3D_ERR_FORMAT, "%s: truncated: %d frame(s) of %dx%d at %d bits need %llu bytes of Pixel Data, "
+                     "the file has %llu bytes in all", in->path, h->frames, h->cols, h->rows, h->bits_allocated,
+                     (unsigned long long)need, (unsigned long long)sb.st_size);
   return T3D_OK;
 }
 
@@ -792,6 +810,11 @@ t3d_status t3d_dicom_load_series(t3d_dicom_scan *s, size_t index, const t3d_dico
   const t3d_dcm_header *h0 = &s->inst[sl[0].inst].h;
   int rows = h0->rows, cols = h0->cols;
   size_t npix = (size_t)rows * (size_t)cols;
+  if ((double)npix * (double)nz > 2147483648.0) { /* 8 GiB of float: no CT series is that large */
+    st = t3d_error(T3D_ERR_UNSUPPORTED, "series %s would be %dx%dx%zu voxels; refusing volumes over 2^31 voxels", uid,
+                   cols, rows, nz);
+    goto cleanup;
+  }
   if ((st = t3d_volume_new(&v, cols, rows, (int64_t)nz)) != T3D_OK)
     goto cleanup;
   v->spacing[0] = sl[0].g.pixel_spacing[1]; /* Pixel Spacing is row spacing \ column spacing */
