@@ -102,6 +102,31 @@ static int contains_value(const char *multi, const char *word)
   return 0;
 }
 
+/* Replaces every byte that is not part of a well-formed UTF-8 sequence with '?'. */
+static void make_utf8(char *str)
+{
+  unsigned char *p = (unsigned char *)str;
+  while (*p) {
+    int n = *p < 0x80 ? 0 : (*p >> 5) == 6 ? 1 : (*p >> 4) == 14 ? 2 : (*p >> 3) == 30 ? 3 : -1;
+    int ok = n >= 0;
+    for (int i = 1; ok && i <= n; i++)
+      ok = (p[i] & 0xC0) == 0x80;
+    if (!ok) {
+      *p++ = '?';
+      continue;
+    }
+    p += n + 1;
+  }
+}
+
+static void make_meta_utf8(t3d_volume_meta *m)
+{
+  char *fields[] = {m->patient_name, m->patient_id, m->study_description, m->series_description, m->body_part,
+                    m->accession_number, m->modality, m->series_number, m->patient_sex};
+  for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+    make_utf8(fields[i]);
+}
+
 /* ---- finding files ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -286,6 +311,8 @@ static t3d_status scan_file(t3d_dicom_scan *s, const char *path, int from_dicomd
     t3d_error_clear();
     return add_note(s, "%s: unreadable DICOM, skipped (%s)", path, detail);
   }
+  make_meta_utf8(&h.meta);
+  make_utf8(h.image_type);
   if (h.is_dicomdir) {
     t3d_dcm_header_clear(&h);
     return add_note(s, from_dicomdir ? "%s: DICOMDIR referenced from a DICOMDIR, skipped"

@@ -138,6 +138,12 @@ t3d_status read_header(const char *path, t3d_dcm_header *h)
   }
   DcmDataset *ds = ff.getDataset();
   DcmMetaInfo *mi = ff.getMetaInfo();
+  // Names and descriptions reach GTK and JSON, which want UTF-8. A failed conversion leaves the
+  // bytes as they were; dicom.c then replaces whatever is still not UTF-8.
+  OFString charset;
+  if (ds->findAndGetOFStringArray(DCM_SpecificCharacterSet, charset).good() && !charset.empty() &&
+      charset != "ISO_IR 192")
+    ds->convertToUTF8();
 
   char media_class[T3D_UID_MAX] = "";
   if (mi)
