@@ -9,6 +9,11 @@
  *   - Only headers are read (values over 4 KiB, Pixel Data above all, stay on disk).
  *   - Every file that does not become part of a series gets a note: not DICOM, unreadable,
  *     DICOMDIR index, not an image, localizer (Image Type contains LOCALIZER), duplicate.
+ *   - A file whose header reads but whose remainder does not (truncated Pixel Data) stays in its
+ *     series with a note, and loading that series fails naming it: a silently missing slice
+ *     would otherwise pass as a wider slice spacing.
+ *   - Text fields are converted to UTF-8 per Specific Character Set; bytes that still are not
+ *     UTF-8 become '?'.
  *   - Series are grouped by Series Instance UID. A file with a missing or empty one is never
  *     merged into a series that has a UID: it is grouped with other UID-less files of the same
  *     Study Instance UID, Series Number, Frame of Reference UID and Image Orientation (rounded to
