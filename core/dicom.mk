@@ -6,7 +6,6 @@ libt3d_la_CFLAGS += $(OPENJPEG_CFLAGS)
 # T3D_CXXFLAGS says c++14, so the later flag here wins.
 libt3d_la_CXXFLAGS += -std=c++17
 libt3d_la_LIBADD += $(DCMTK_LIBS) $(OPENJPEG_LIBS)
-pkginclude_HEADERS += core/dicom.h
 
 t3d_SOURCES += cli/cmd_info.c
 
