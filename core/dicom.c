@@ -608,6 +608,16 @@ static t3d_status collect_slices(t3d_dicom_scan *s, const series *se, slice **ou
         st = t3d_error(T3D_ERR_FORMAT, "%s: no Pixel Spacing; cannot give the volume a size in mm", in->path);
         goto fail;
       }
+      /* Non-finite values would break sorting and every later check. */
+      int finite = isfinite(x->g.slope) && isfinite(x->g.intercept);
+      for (int a = 0; a < 6; a++)
+        finite = finite && isfinite(x->g.iop[a]) && (a >= 3 || isfinite(x->g.ipp[a]));
+      if (!finite || !(x->g.pixel_spacing[0] > 0 && x->g.pixel_spacing[1] > 0) || !isfinite(x->g.pixel_spacing[0]) ||
+          !isfinite(x->g.pixel_spacing[1])) {
+        st = t3d_error(T3D_ERR_FORMAT, "%s: non-finite position, orientation or rescale, or a Pixel Spacing that is not "
+                       "positive", in->path);
+        goto fail;
+      }
       memcpy(x->pos, x->g.ipp, sizeof x->pos);
       if (h->frames > 1 && !h->frame_geom) {
         double r[3] = {x->g.iop[0], x->g.iop[1], x->g.iop[2]}, c[3] = {x->g.iop[3], x->g.iop[4], x->g.iop[5]}, nn[3];
@@ -685,6 +695,21 @@ static t3d_status place_slices(const t3d_dicom_scan *s, const char *uid, const t
     if (k == 0 || sl[k].d - pos[m - 1] >= 1e-3)
       pos[m++] = sl[k].d;
     sl[k].slot = m - 1;
+  }
+  /* Slices at one depth must coincide: else the series mixes fields of view. */
+  for (size_t k = 1; k < n; k++) {
+    if (sl[k].slot != sl[k - 1].slot)
+      continue;
+    double w[3], t = sl[k].d - sl[k - 1].d;
+    for (int a = 0; a < 3; a++)
+      w[a] = sl[k].pos[a] - sl[k - 1].pos[a] - t * nrm[a];
+    double off = sqrt(dot(w, w));
+    if (off > o->max_inplane_offset_mm) {
+      st = t3d_error(T3D_ERR_UNSUPPORTED, "series %s: %s and %s lie at the same depth z=%.2f but %.2f mm apart in-plane "
+                     "(the series mixes fields of view); refusing", uid, s->inst[sl[k - 1].inst].path,
+                     s->inst[sl[k].inst].path, sl[k].d, off);
+      goto cleanup;
+    }
   }
   /* Tilt: every position must lie on the line through the first one along the normal. */
   {
