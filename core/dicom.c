@@ -260,13 +260,6 @@ static t3d_status add_to_series(t3d_dicom_scan *s, size_t ii)
     }
   }
   series *se = &s->ser[si];
-  /* Same SOP Instance UID twice: the same image stored twice (copies, re-sends). */
-  if (in->h.sop_instance_uid[0])
-    for (size_t k = 0; k < se->ninst; k++) {
-      instance *o = &s->inst[se->inst[k]];
-      if (strcmp(o->h.sop_instance_uid, in->h.sop_instance_uid) == 0)
-        return add_note(s, "%s: same SOP Instance UID as %s, kept once", in->path, o->path);
-    }
   if (!grow((void **)&se->inst, &se->cap, se->ninst + 1, sizeof *se->inst))
     return t3d_error(T3D_ERR_NOMEM, "out of memory grouping series");
   se->inst[se->ninst++] = ii;
@@ -274,6 +267,51 @@ static t3d_status add_to_series(t3d_dicom_scan *s, size_t ii)
   se->info.slices += in->h.frames > 0 ? in->h.frames : 1;
   if (in->h.frames > 1)
     se->info.multiframe = 1;
+  return T3D_OK;
+}
+
+/* Sorting instance indices by SOP Instance UID, then by index (= path order). */
+static _Thread_local const t3d_dicom_scan *sort_scan;
+
+static int cmp_sop(const void *a, const void *b)
+{
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  int c = strcmp(sort_scan->inst[x].h.sop_instance_uid, sort_scan->inst[y].h.sop_instance_uid);
+  return c ? c : (x < y ? -1 : x > y);
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Same SOP Instance UID twice in a series: the same image stored twice (copies, re-sends).
+ * The first path is kept. O(n log n), so folders of many thousand files stay quick. */
+static t3d_status drop_duplicate_sops(t3d_dicom_scan *s, series *se)
+{
+  size_t keep = 0;
+  t3d_status st = T3D_OK;
+  if (se->ninst < 2)
+    return T3D_OK;
+  sort_scan = s; /* per thread: qsort has no user pointer in C11 */
+  qsort(se->inst, se->ninst, sizeof *se->inst, cmp_sop);
+  for (size_t k = 0; k < se->ninst; k++) {
+    const instance *in = &s->inst[se->inst[k]];
+    if (keep && in->h.sop_instance_uid[0]) {
+      const instance *prev = &s->inst[se->inst[keep - 1]];
+      if (strcmp(prev->h.sop_instance_uid, in->h.sop_instance_uid) == 0) {
+        if ((st = add_note(s, "%s: same SOP Instance UID as %s, kept once", in->path, prev->path)) != T3D_OK)
+          return st;
+        se->info.instances--;
+        se->info.slices -= in->h.frames > 0 ? in->h.frames : 1;
+        continue;
+      }
+    }
+    se->inst[keep++] = se->inst[k];
+  }
+  se->ninst = keep;
+  qsort(se->inst, se->ninst, sizeof *se->inst, cmp_size); /* back to path order */
   return T3D_OK;
 }
 
@@ -407,6 +445,8 @@ t3d_status t3d_dicom_scan_path(const char *path, t3d_dicom_scan **out)
       }
     }
   }
+  for (size_t i = 0; i < s->nser && st == T3D_OK; i++)
+    st = drop_duplicate_sops(s, &s->ser[i]);
   if (st != T3D_OK)
     goto cleanup;
   /* Sorting moves series structs; their instance lists move with them. */
