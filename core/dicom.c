@@ -102,6 +102,31 @@ static int contains_value(const char *multi, const char *word)
   return 0;
 }
 
+/* Replaces every byte that is not part of a well-formed UTF-8 sequence with '?'. */
+static void make_utf8(char *str)
+{
+  unsigned char *p = (unsigned char *)str;
+  while (*p) {
+    int n = *p < 0x80 ? 0 : (*p >> 5) == 6 ? 1 : (*p >> 4) == 14 ? 2 : (*p >> 3) == 30 ? 3 : -1;
+    int ok = n >= 0;
+    for (int i = 1; ok && i <= n; i++)
+      ok = (p[i] & 0xC0) == 0x80;
+    if (!ok) {
+      *p++ = '?';
+      continue;
+    }
+    p += n + 1;
+  }
+}
+
+static void make_meta_utf8(t3d_volume_meta *m)
+{
+  char *fields[] = {m->patient_name, m->patient_id, m->study_description, m->series_description, m->body_part,
+                    m->accession_number, m->modality, m->series_number, m->patient_sex};
+  for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+    make_utf8(fields[i]);
+}
+
 /* ---- finding files ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -235,13 +260,6 @@ static t3d_status add_to_series(t3d_dicom_scan *s, size_t ii)
     }
   }
   series *se = &s->ser[si];
-  /* Same SOP Instance UID twice: the same image stored twice (copies, re-sends). */
-  if (in->h.sop_instance_uid[0])
-    for (size_t k = 0; k < se->ninst; k++) {
-      instance *o = &s->inst[se->inst[k]];
-      if (strcmp(o->h.sop_instance_uid, in->h.sop_instance_uid) == 0)
-        return add_note(s, "%s: same SOP Instance UID as %s, kept once", in->path, o->path);
-    }
   if (!grow((void **)&se->inst, &se->cap, se->ninst + 1, sizeof *se->inst))
     return t3d_error(T3D_ERR_NOMEM, "out of memory grouping series");
   se->inst[se->ninst++] = ii;
@@ -249,6 +267,51 @@ static t3d_status add_to_series(t3d_dicom_scan *s, size_t ii)
   se->info.slices += in->h.frames > 0 ? in->h.frames : 1;
   if (in->h.frames > 1)
     se->info.multiframe = 1;
+  return T3D_OK;
+}
+
+/* Sorting instance indices by SOP Instance UID, then by index (= path order). */
+static _Thread_local const t3d_dicom_scan *sort_scan;
+
+static int cmp_sop(const void *a, const void *b)
+{
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  int c = strcmp(sort_scan->inst[x].h.sop_instance_uid, sort_scan->inst[y].h.sop_instance_uid);
+  return c ? c : (x < y ? -1 : x > y);
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Same SOP Instance UID twice in a series: the same image stored twice (copies, re-sends).
+ * The first path is kept. O(n log n), so folders of many thousand files stay quick. */
+static t3d_status drop_duplicate_sops(t3d_dicom_scan *s, series *se)
+{
+  size_t keep = 0;
+  t3d_status st = T3D_OK;
+  if (se->ninst < 2)
+    return T3D_OK;
+  sort_scan = s; /* per thread: qsort has no user pointer in C11 */
+  qsort(se->inst, se->ninst, sizeof *se->inst, cmp_sop);
+  for (size_t k = 0; k < se->ninst; k++) {
+    const instance *in = &s->inst[se->inst[k]];
+    if (keep && in->h.sop_instance_uid[0]) {
+      const instance *prev = &s->inst[se->inst[keep - 1]];
+      if (strcmp(prev->h.sop_instance_uid, in->h.sop_instance_uid) == 0) {
+        if ((st = add_note(s, "%s: same SOP Instance UID as %s, kept once", in->path, prev->path)) != T3D_OK)
+          return st;
+        se->info.instances--;
+        se->info.slices -= in->h.frames > 0 ? in->h.frames : 1;
+        continue;
+      }
+    }
+    se->inst[keep++] = se->inst[k];
+  }
+  se->ninst = keep;
+  qsort(se->inst, se->ninst, sizeof *se->inst, cmp_size); /* back to path order */
   return T3D_OK;
 }
 
@@ -286,6 +349,8 @@ static t3d_status scan_file(t3d_dicom_scan *s, const char *path, int from_dicomd
     t3d_error_clear();
     return add_note(s, "%s: unreadable DICOM, skipped (%s)", path, detail);
   }
+  make_meta_utf8(&h.meta);
+  make_utf8(h.image_type);
   if (h.is_dicomdir) {
     t3d_dcm_header_clear(&h);
     return add_note(s, from_dicomdir ? "%s: DICOMDIR referenced from a DICOMDIR, skipped"
@@ -294,6 +359,11 @@ static t3d_status scan_file(t3d_dicom_scan *s, const char *path, int from_dicomd
   if (!h.has_pixel_data || h.rows <= 0 || h.cols <= 0) {
     st = add_note(s, "%s: not an image (SOP Class %s, %s), skipped", path, h.sop_class_uid[0] ? h.sop_class_uid : "none",
                   h.has_pixel_data ? "no Rows/Columns" : "no Pixel Data");
+    t3d_dcm_header_clear(&h);
+    return st;
+  }
+  if (h.damaged && (st = add_note(s, "%s: damaged after its header (%s); its series will refuse to load", path,
+                                   h.damage)) != T3D_OK) {
     t3d_dcm_header_clear(&h);
     return st;
   }
@@ -332,7 +402,8 @@ t3d_status t3d_dicom_scan_path(const char *path, t3d_dicom_scan **out)
   if (S_ISDIR(st_.st_mode)) {
     if ((st = walk(path, &files, s, 0)) != T3D_OK)
       goto cleanup;
-    qsort(files.v, files.n, sizeof *files.v, cmp_str); /* results must not depend on readdir order */
+    if (files.n > 1) /* results must not depend on readdir order */
+      qsort(files.v, files.n, sizeof *files.v, cmp_str);
     for (size_t i = 0; i < files.n && st == T3D_OK; i++)
       st = scan_file(s, files.v[i], 0);
   } else {
@@ -362,7 +433,8 @@ t3d_status t3d_dicom_scan_path(const char *path, t3d_dicom_scan **out)
       free(base);
       if (st != T3D_OK)
         goto cleanup;
-      qsort(files.v, files.n, sizeof *files.v, cmp_str);
+      if (files.n > 1)
+        qsort(files.v, files.n, sizeof *files.v, cmp_str);
       for (size_t i = 0; i < files.n && st == T3D_OK; i++) {
         if (stat(files.v[i], &st_) != 0) {
           s->nfiles++;
@@ -373,10 +445,13 @@ t3d_status t3d_dicom_scan_path(const char *path, t3d_dicom_scan **out)
       }
     }
   }
+  for (size_t i = 0; i < s->nser && st == T3D_OK; i++)
+    st = drop_duplicate_sops(s, &s->ser[i]);
   if (st != T3D_OK)
     goto cleanup;
   /* Sorting moves series structs; their instance lists move with them. */
-  qsort(s->ser, s->nser, sizeof *s->ser, cmp_series);
+  if (s->nser > 1)
+    qsort(s->ser, s->nser, sizeof *s->ser, cmp_series);
   *out = s;
   s = NULL;
 
@@ -511,6 +586,9 @@ static int32_t stored_value(uint32_t word, const t3d_dcm_header *h)
 static t3d_status check_format(const instance *in)
 {
   const t3d_dcm_header *h = &in->h;
+  if (h->damaged)
+    return t3d_error(T3D_ERR_FORMAT, "%s: damaged or truncated after its header (%s); restore the file or remove it "
+                     "knowing the series then misses a slice", in->path, h->damage);
   if (h->samples_per_pixel != 1)
     return t3d_error(T3D_ERR_UNSUPPORTED, "%s: %d samples per pixel (%s); t3d reads grey images only", in->path,
                      h->samples_per_pixel, h->photometric);
@@ -527,6 +605,13 @@ static t3d_status check_format(const instance *in)
     return t3d_error(T3D_ERR_FORMAT, "%s: Pixel Representation %d", in->path, h->pixel_rep);
   if (h->frames < 1)
     return t3d_error(T3D_ERR_FORMAT, "%s: Number of Frames %d", in->path, h->frames);
+  /* Uncompressed pixels must fit in the file: catches truncation before any big allocation. */
+  struct stat sb;
+  uint64_t need = (uint64_t)h->rows * (uint64_t)h->cols * (uint64_t)h->frames * (uint64_t)(h->bits_allocated / 8);
+  if (t3d_dcm_xfer_is_native(h->transfer_syntax) && stat(in->path, &sb) == 0 && (uint64_t)sb.st_size < need)
+    return t3d_error(T3D_ERR_FORMAT, "%s: truncated: %d frame(s) of %dx%d at %d bits need %llu bytes of Pixel Data, "
+                     "the file has %llu bytes in all", in->path, h->frames, h->cols, h->rows, h->bits_allocated,
+                     (unsigned long long)need, (unsigned long long)sb.st_size);
   return T3D_OK;
 }
 
@@ -561,6 +646,16 @@ static t3d_status collect_slices(t3d_dicom_scan *s, const series *se, slice **ou
       }
       if (!x->g.has_spacing) {
         st = t3d_error(T3D_ERR_FORMAT, "%s: no Pixel Spacing; cannot give the volume a size in mm", in->path);
+        goto fail;
+      }
+      /* Non-finite values would break sorting and every later check. */
+      int finite = isfinite(x->g.slope) && isfinite(x->g.intercept);
+      for (int a = 0; a < 6; a++)
+        finite = finite && isfinite(x->g.iop[a]) && (a >= 3 || isfinite(x->g.ipp[a]));
+      if (!finite || !(x->g.pixel_spacing[0] > 0 && x->g.pixel_spacing[1] > 0) || !isfinite(x->g.pixel_spacing[0]) ||
+          !isfinite(x->g.pixel_spacing[1])) {
+        st = t3d_error(T3D_ERR_FORMAT, "%s: non-finite position, orientation or rescale, or a Pixel Spacing that is not "
+                       "positive", in->path);
         goto fail;
       }
       memcpy(x->pos, x->g.ipp, sizeof x->pos);
@@ -640,6 +735,21 @@ static t3d_status place_slices(const t3d_dicom_scan *s, const char *uid, const t
     if (k == 0 || sl[k].d - pos[m - 1] >= 1e-3)
       pos[m++] = sl[k].d;
     sl[k].slot = m - 1;
+  }
+  /* Slices at one depth must coincide: else the series mixes fields of view. */
+  for (size_t k = 1; k < n; k++) {
+    if (sl[k].slot != sl[k - 1].slot)
+      continue;
+    double w[3], t = sl[k].d - sl[k - 1].d;
+    for (int a = 0; a < 3; a++)
+      w[a] = sl[k].pos[a] - sl[k - 1].pos[a] - t * nrm[a];
+    double off = sqrt(dot(w, w));
+    if (off > o->max_inplane_offset_mm) {
+      st = t3d_error(T3D_ERR_UNSUPPORTED, "series %s: %s and %s lie at the same depth z=%.2f but %.2f mm apart in-plane "
+                     "(the series mixes fields of view); refusing", uid, s->inst[sl[k - 1].inst].path,
+                     s->inst[sl[k].inst].path, sl[k].d, off);
+      goto cleanup;
+    }
   }
   /* Tilt: every position must lie on the line through the first one along the normal. */
   {
@@ -792,6 +902,11 @@ t3d_status t3d_dicom_load_series(t3d_dicom_scan *s, size_t index, const t3d_dico
   const t3d_dcm_header *h0 = &s->inst[sl[0].inst].h;
   int rows = h0->rows, cols = h0->cols;
   size_t npix = (size_t)rows * (size_t)cols;
+  if ((double)npix * (double)nz > 2147483648.0) { /* 8 GiB of float: no CT series is that large */
+    st = t3d_error(T3D_ERR_UNSUPPORTED, "series %s would be %dx%dx%zu voxels; refusing volumes over 2^31 voxels", uid,
+                   cols, rows, nz);
+    goto cleanup;
+  }
   if ((st = t3d_volume_new(&v, cols, rows, (int64_t)nz)) != T3D_OK)
     goto cleanup;
   v->spacing[0] = sl[0].g.pixel_spacing[1]; /* Pixel Spacing is row spacing \ column spacing */
