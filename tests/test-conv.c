@@ -306,6 +306,9 @@ int main(void)
     {2, 3, 10, 5, 7, 9, 5, 5, 5, {1, 1, 1}, {2, 2, 2}, true, true, true},      /* "same" k5 */
     {1, 4, 9, 6, 5, 13, 3, 1, 5, {1, 1, 1}, {1, 0, 2}, true, false, true},     /* "same" anisotropic */
     {1, 17, 24, 3, 9, 20, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, false, true, false},  /* rows not 48-aligned */
+    {1, 2, 5, 4, 5, 70, 3, 3, 3, {1, 1, 1}, {0, 0, 0}, true, false, true},     /* wide rows: im2col */
+    {1, 1, 9, 9, 8, 90, 7, 7, 7, {2, 2, 2}, {3, 3, 3}, true, true, true},      /* wide, stride 2 */
+    {2, 3, 4, 5, 4, 77, 3, 3, 3, {1, 2, 3}, {1, 1, 2}, false, false, false},   /* wide, stride 3 */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_conv_case(&cases[i]);
 
@@ -318,6 +321,9 @@ int main(void)
     {2, 3, 2, 3, 4, 5, {5, 4, 3}, {3, 2, 1}, {2, 1, 0}, {2, 1, 0}, true},
     {1, 7, 33, 4, 4, 4, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, {0, 0, 0}, false},
     {1, 20, 3, 6, 5, 4, {2, 2, 2}, {2, 2, 2}, {0, 0, 0}, {1, 1, 1}, true},
+    {2, 5, 7, 3, 4, 37, {2, 2, 2}, {2, 2, 2}, {0, 0, 0}, {0, 0, 0}, true},  /* vector interleave */
+    {1, 3, 4, 4, 3, 5, {3, 3, 3}, {3, 3, 3}, {0, 0, 0}, {2, 1, 0}, true},   /* disjoint, k3 */
+    {1, 6, 5, 2, 3, 19, {2, 2, 2}, {2, 2, 2}, {0, 0, 0}, {0, 1, 1}, false},
   };
   for (size_t i = 0; i < sizeof tcases / sizeof tcases[0]; i++) test_convt_case(&tcases[i]);
   return check_finish("test-conv");
