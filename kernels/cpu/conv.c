@@ -276,14 +276,14 @@ static void epilogue(float *yt, const float *rt, const float *bias, int64_t mn, 
 #define PK_PT 384  /* output positions per work item */
 #define PK_MB 512  /* output channels per work item: a 512 x KC panel block is 320 KiB of L2 */
 #define PK_PT_MB (64 * 1024)  /* pt x mb: a C tile of 256 KiB */
-#define PK_A_BLOCK (108 * 1024) /* mb x K-chunk floats on the implicit path: 432 KiB */
+#define PK_KC_SAME 192 /* K rows per chunk on the implicit path: a 36 KiB B strip */
 
 typedef struct {
   int64_t kc;   /* rows per K chunk (last chunk may be shorter) */
   int64_t pt;   /* positions per work item */
   int64_t mb;   /* channels per work item, multiple of PK_MR */
   int64_t mpad; /* Co rounded up to PK_MR */
-  bool same;    /* stride 1 and output extent == input extent: implicit GEMM, see pk_kernel_same */
+  bool same;    /* stride 1 and output extent == input extent: B strips by pk_pack_b_same */
   bool gather;  /* narrow output rows: B strips by pk_pack_b_gather instead of im2col rows */
   int64_t cc;   /* input channels per K chunk on the implicit path */
 } pk_plan;
@@ -318,7 +318,7 @@ static void pk_plan_make(pk_plan *k, const conv_plan *c, int threads)
   }
   /* implicit path: no B strip to keep in L1, so chunks are as deep as the A block allows
    * (mb x cc*kvol floats within ~432 KiB of L2): fewer passes of the C tile */
-  k->cc = small ? 1 : max64(1, PK_A_BLOCK / k->mb / c->kvol);
+  k->cc = small ? 1 : max64(1, PK_KC_SAME / c->kvol);
 }
 
 /* B strips for K rows [k0, k0+kc) and positions [p0, p0+pn): bp[s*kc*NR + k*NR + j] =
@@ -371,7 +371,7 @@ typedef struct {
 
 /* c[rows x cols] (row stride ldc) = (accumulate ? c : 0) + A[rows x kc] x B-strip[kc x cols],
  * then the epilogue when epi is not NULL (last K chunk). */
-__attribute__((target("avx512f"))) static void pk_store(__m512 acc[PK_MR][3], int nv, float *c, int64_t ldc,
+__attribute__((target("avx512f"), always_inline)) static inline void pk_store(__m512 acc[PK_MR][3], int nv, float *c, int64_t ldc,
                                                         int rows, int cols, bool accumulate,
                                                         const pk_epilogue *epi)
 {
@@ -381,9 +381,12 @@ __attribute__((target("avx512f"))) static void pk_store(__m512 acc[PK_MR][3], in
     mask[j] = n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
   }
   const __m512 zero = _mm512_setzero_ps();
-  for (int r = 0; r < rows; r++) {
+#pragma GCC unroll 8
+  for (int r = 0; r < PK_MR; r++) {
+    if (r >= rows) break;
     float *cr = c + r * ldc;
     __m512 bias = epi && epi->bias ? _mm512_set1_ps(epi->bias[r]) : zero;
+#pragma GCC unroll 3
     for (int j = 0; j < nv; j++) {
       __m512 v = acc[r][j];
       if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask[j], cr + 16 * j));
@@ -417,36 +420,23 @@ PK_KERNEL(1)
 PK_KERNEL(2)
 PK_KERNEL(3)
 
-/* Implicit GEMM for "same" stride-1 convolutions (3x3x3 pad 1 and the like): output position
- * p reads input position p + toff[tap] in the flattened volume, so a B strip row is just an
- * unaligned load from x, masked where the tap falls into the padding (or past the strip):
- * no im2col at all. K runs over nci channels x kvol taps; w rows are contiguous in that order. */
-#define PK_BLOAD1 __m512 b0 = _mm512_maskz_loadu_ps(mk[0], xt)
-#define PK_BLOAD2 PK_BLOAD1, b1 = _mm512_maskz_loadu_ps(mk[1], xt + 16)
-#define PK_BLOAD3 PK_BLOAD2, b2 = _mm512_maskz_loadu_ps(mk[2], xt + 32)
-#define PK_KERNEL_SAME(NV)                                                                                   \
-  __attribute__((target("avx512f"))) static void pk_kernel_same##NV(                                         \
-      int64_t nci, int64_t kvol, const float *a, int64_t lda, const float *xb, int64_t ci_stride,            \
-      const int64_t *toff, const __mmask16 *tmask, float *c, int64_t ldc, int rows, int cols,                \
-      bool accumulate, const pk_epilogue *epi)                                                               \
-  {                                                                                                          \
-    PK_ALL(PK_ROW);                                                                                          \
-    PK_ALL(PK_DECL##NV);                                                                                     \
-    int64_t k = 0;                                                                                           \
-    for (int64_t ci = 0; ci < nci; ci++, xb += ci_stride)                                                    \
-      for (int64_t t = 0; t < kvol; t++, k++) {                                                              \
-        const float *xt = xb + toff[t];                                                                      \
-        const __mmask16 *mk = tmask + 3 * t;                                                                 \
-        PK_BLOAD##NV;                                                                                        \
-        PK_ALL(PK_FMA##NV);                                                                                  \
-      }                                                                                                      \
-    __m512 acc[PK_MR][3];                                                                                    \
-    PK_ALL(PK_SAVE##NV);                                                                                     \
-    pk_store(acc, NV, c, ldc, rows, cols, accumulate, epi);                                                  \
-  }
-PK_KERNEL_SAME(1)
-PK_KERNEL_SAME(2)
-PK_KERNEL_SAME(3)
+/* "Same" stride-1 convolutions (3x3x3 pad 1 and the like): output position p reads input
+ * position p + toff[tap] of the flattened volume, so a B strip row is one unaligned load from
+ * x, masked where the tap falls into the padding or past the strip: no im2col bookkeeping.
+ * Row (ci, tap) of the strip is the load at xb + ci*ci_stride + toff[tap]. */
+__attribute__((target("avx512f"))) static void pk_pack_b_same(int64_t nci, int64_t kvol, const float *xb,
+                                                              int64_t ci_stride, const int64_t *toff,
+                                                              const __mmask16 *tmask, float *bp)
+{
+  for (int64_t ci = 0; ci < nci; ci++, xb += ci_stride)
+    for (int64_t t = 0; t < kvol; t++, bp += PK_NR) {
+      const float *xt = xb + toff[t];
+      const __mmask16 *mk = tmask + 3 * t;
+      _mm512_store_ps(bp, _mm512_maskz_loadu_ps(mk[0], xt));
+      _mm512_store_ps(bp + 16, _mm512_maskz_loadu_ps(mk[1], xt + 16));
+      _mm512_store_ps(bp + 32, _mm512_maskz_loadu_ps(mk[2], xt + 32));
+    }
+}
 
 /* Tap offsets in the flattened input, and per strip [p0, p0+cols) and tap the lanes whose
  * input lies inside the volume: tmask[t*3 + j] bit l <-> position p0 + 16j + l. */
@@ -511,7 +501,7 @@ static size_t pk_thread_floats(const conv_plan *c, const pk_plan *k)
   /* the tap masks of every strip of a tile (implicit and gather paths) */
   const size_t strips = (size_t)ceil_div(k->pt, PK_NR);
   const size_t masks = round16(strips * (size_t)c->kvol * 3 * sizeof(__mmask16) / sizeof(float) + 1);
-  if (k->same) return masks;
+  if (k->same) return masks + strips * PK_NR * (size_t)(k->cc * c->kvol);
   /* im2col line or gather lane offsets, then the B strips, then the masks */
   return round16((size_t)max64(k->pt, (int64_t)strips * PK_NR)) + strips * PK_NR * (size_t)k->kc + masks;
 }
@@ -547,28 +537,29 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
       const float *xn = xd + n * c->Ci * c->D * c->H * c->W;
       if (k.same) {
         const int64_t DHW = c->D * c->H * c->W;
-        __mmask16 *masks = (__mmask16 *)line;
+        const int64_t strips_same = ceil_div(k.pt, PK_NR);
+        float *bsame = line;
+        __mmask16 *masks = (__mmask16 *)(line + strips_same * PK_NR * k.cc * c->kvol);
         for (int64_t s = 0; s * PK_NR < pn; s++)
           pk_same_masks(c, p0 + s * PK_NR, (int)min64(PK_NR, pn - s * PK_NR), masks + s * c->kvol * 3, NULL);
         for (int64_t ci0 = 0; ci0 < c->Ci; ci0 += k.cc) {
-          int64_t cn = min64(k.cc, c->Ci - ci0);
+          int64_t cn = min64(k.cc, c->Ci - ci0), kc = cn * c->kvol;
           bool last = ci0 + cn == c->Ci;
+          for (int64_t s = 0; s * PK_NR < pn; s++)
+            pk_pack_b_same(cn, c->kvol, xn + ci0 * DHW + p0 + s * PK_NR, DHW, toff, masks + s * c->kvol * 3,
+                           bsame + s * kc * PK_NR);
           for (int64_t s = 0; s * PK_NR < pn; s++) {
             int cols = (int)min64(PK_NR, pn - s * PK_NR);
-            const float *xb = xn + ci0 * DHW + p0 + s * PK_NR;
-            const __mmask16 *mk = masks + s * c->kvol * 3;
+            const float *b = bsame + s * kc * PK_NR;
             for (int64_t m = m0; m < m0 + mn; m += PK_MR) {
               int64_t off = (n * c->Co + m) * c->P + p0 + s * PK_NR;
               pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu};
               const float *a = wd + m * c->K + ci0 * c->kvol;
               int rows = (int)min64(PK_MR, c->Co - m);
               const pk_epilogue *e = last ? &epi : NULL;
-              if (cols > 32)
-                pk_kernel_same3(cn, c->kvol, a, c->K, xb, DHW, toff, mk, yd + off, c->P, rows, cols, ci0 > 0, e);
-              else if (cols > 16)
-                pk_kernel_same2(cn, c->kvol, a, c->K, xb, DHW, toff, mk, yd + off, c->P, rows, cols, ci0 > 0, e);
-              else
-                pk_kernel_same1(cn, c->kvol, a, c->K, xb, DHW, toff, mk, yd + off, c->P, rows, cols, ci0 > 0, e);
+              if (cols > 32) pk_kernel3(kc, a, c->K, b, yd + off, c->P, rows, cols, ci0 > 0, e);
+              else if (cols > 16) pk_kernel2(kc, a, c->K, b, yd + off, c->P, rows, cols, ci0 > 0, e);
+              else pk_kernel1(kc, a, c->K, b, yd + off, c->P, rows, cols, ci0 > 0, e);
             }
           }
         }
