@@ -276,8 +276,12 @@ static void epilogue(float *yt, const float *rt, const float *bias, int64_t mn, 
 #define PK_NR 48   /* output positions per register tile */
 #define PK_KC 160  /* K rows per chunk: a KC x NR strip is 30 KiB, inside a 48 KiB L1 */
 #define PK_PT 384  /* output positions per work item */
+#ifndef PK_MB /* (overridable with -D for tuning experiments) */
 #define PK_MB 512  /* output channels per work item: a 512 x KC panel block is 320 KiB of L2 */
+#endif
+#ifndef PK_PT_MB
 #define PK_PT_MB (64 * 1024)  /* pt x mb: a C tile of 256 KiB */
+#endif
 #define PK_KC_SAME 192 /* K rows per chunk on the implicit path: a 36 KiB B strip (measured:
                           108..432 are within noise of each other) */
 
@@ -304,23 +308,21 @@ static void pk_plan_make(pk_plan *k, const conv_plan *c, int threads)
             c->Wo == c->W;
   /* int32 lane offsets must reach every input element of a channel */
   k->gather = !k->same && !c->direct && c->Wo < 32 && c->D * c->H * c->W < ((int64_t)1 << 30);
-  /* at least 4 items per thread for balance: halve channel blocks first (each re-packs the
-   * same B strips, cheap next to its GEMM), then positions */
+  /* Positions first: a tile of up to PK_PT (all of P in the deep layers, no ragged second
+   * tile); then as many output channels as keep the C tile (mb x pt) within PK_PT_MB floats
+   * of L2 across the K chunks. Then at least 4 items per thread for balance: halve channel
+   * blocks first (each re-packs the same B strips, cheap next to its GEMM), then positions. */
+  k->pt = min64(small ? PK_NR : PK_PT, c->P);
+  k->mb = min64(k->mpad, min64(PK_MB, max64(64, PK_PT_MB / k->pt / PK_MR * PK_MR)));
   int64_t want = threads > 1 ? 4 * (int64_t)threads : 1;
-  k->pt = PK_PT;
   for (;;) {
-    /* the C tile (mb x pt) stays within 256 KiB of L2 across the K chunks */
-    k->pt = min64(k->pt, max64(PK_NR, PK_PT_MB / k->mb / PK_NR * PK_NR));
-    if (small) k->pt = PK_NR;
-    k->pt = min64(k->pt, c->P);
     int64_t items = c->N * ceil_div(c->P, k->pt) * ceil_div(c->Co, k->mb);
     if (items >= want) break;
     if (k->mb > 64) k->mb = ceil_div(k->mb / 2, PK_MR) * PK_MR;
     else if (k->pt > PK_NR) k->pt = max64(PK_NR, k->pt / 2 / PK_NR * PK_NR);
     else break;
   }
-  /* implicit path: no B strip to keep in L1, so chunks are as deep as the A block allows
-   * (mb x cc*kvol floats within ~432 KiB of L2): fewer passes of the C tile */
+  /* implicit path: K chunks of whole channels, about PK_KC_SAME rows */
   k->cc = small ? 1 : max64(1, PK_KC_SAME / c->kvol);
 }
 
