@@ -2,7 +2,7 @@
  * tiles of output positions, with bias, residual and ReLU applied to each tile while it is
  * still in cache; threads own tiles. With AVX-512, our own register-tile kernel (B strips from
  * im2col rows, masked loads or gathers); otherwise im2col tiles through OpenBLAS sgemm (or
- * gemm_own.c). Not the reference (conv_ref.c) and not a Winograd/FFT convolution. */
+ * t3d_cpu_sgemm_blocked). Not the reference (conv_ref.c) and not a Winograd/FFT convolution. */
 #include "config.h"
 
 #include <assert.h>
@@ -64,10 +64,10 @@ static bool use_packed(void)
   return (forced_path == T3D_CPU_CONV_AUTO || forced_path == T3D_CPU_CONV_AVX512) && have_avx512();
 }
 
-/* C[m,n] = op(A)[m,k] B[k,n] (+ C when beta is 1). ws: scratch for our own GEMM (may be NULL
- * only when OpenBLAS is used). */
+/* C[m,n] = op(A)[m,k] B[k,n] (+ C when beta is 1), single-threaded: callers own the threads.
+ * OpenBLAS directly (no nested OpenMP region per tile), else t3d's own blocked GEMM. */
 static void gemm(bool trans_a, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                 float beta, float *c, int ldc, float *ws)
+                 float beta, float *c, int ldc)
 {
 #ifdef HAVE_OPENBLAS
   if (!use_own_gemm()) {
@@ -76,11 +76,12 @@ static void gemm(bool trans_a, int m, int n, int k, const float *a, int lda, con
     return;
   }
 #endif
-  t3d_cpu_sgemm_own(trans_a, m, n, k, a, lda, b, ldb, beta, c, ldc, ws);
+  t3d_cpu_sgemm_blocked(trans_a, false, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc, 1);
 }
 
 /* OpenBLAS's own threads would fight ours: each of our threads runs a single-threaded GEMM
- * on its tile. The previous setting is restored on exit. */
+ * on its tile. The CPU backend already sets OpenBLAS to one thread when it is created; this
+ * covers callers with a hand-made backend (tests, benchmarks). Restored on exit. */
 typedef struct {
   int saved;
 } blas_threads_guard;
@@ -605,9 +606,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
 
 static size_t conv_thread_floats(const conv_plan *c)
 {
-  size_t col = c->direct ? 0 : round16((size_t)(c->cc * c->kvol * c->pt));
-  size_t ws = use_own_gemm() ? round16(t3d_cpu_sgemm_own_ws_floats((int)c->pt)) : 0;
-  return col + ws + 16; /* never zero */
+  return (c->direct ? 0 : round16((size_t)(c->cc * c->kvol * c->pt))) + 16; /* never zero */
 }
 
 static int conv_threads_used(const conv_plan *c, int threads)
@@ -677,9 +676,7 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
 #ifdef _OPENMP
     tid = omp_get_thread_num();
 #endif
-    float *mine = scratch + (size_t)tid * per_thread;
-    float *col = mine;
-    float *ws = mine + (c.direct ? 0 : round16((size_t)(c.cc * c.kvol * c.pt)));
+    float *col = scratch + (size_t)tid * per_thread;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; it++) {
       int64_t mbi = it % mblocks, pti = (it / mblocks) % ptiles, n = it / (mblocks * ptiles);
@@ -688,13 +685,13 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
       const float *xn = xd + n * c.Ci * c.D * c.H * c.W;
       float *yt = yd + (n * c.Co + m0) * c.P + p0;
       if (c.direct) {
-        gemm(false, (int)mn, (int)pn, (int)c.Ci, wd + m0 * c.K, (int)c.K, xn + p0, (int)c.P, 0.0f, yt, (int)c.P, ws);
+        gemm(false, (int)mn, (int)pn, (int)c.Ci, wd + m0 * c.K, (int)c.K, xn + p0, (int)c.P, 0.0f, yt, (int)c.P);
       } else {
         for (int64_t c0 = 0; c0 < c.Ci; c0 += c.cc) {
           int64_t cn = min64(c.cc, c.Ci - c0);
           im2col_tile(&c, xn, c0, cn, p0, pn, col);
           gemm(false, (int)mn, (int)pn, (int)(cn * c.kvol), wd + m0 * c.K + c0 * c.kvol, (int)c.K, col, (int)pn,
-               c0 == 0 ? 0.0f : 1.0f, yt, (int)c.P, ws);
+               c0 == 0 ? 0.0f : 1.0f, yt, (int)c.P);
         }
       }
       epilogue(yt, rd ? rd + (n * c.Co + m0) * c.P + p0 : NULL, bd ? bd + m0 : NULL, mn, pn, c.P, p->relu);
@@ -840,7 +837,7 @@ static t3d_status conv3d_transpose_disjoint(int threads, const convt_dims *d, in
   const int64_t nb = ceil_div(d->Co, cb), ptiles = ceil_div(Pin, pt), items = N * nb * ptiles;
   const int nthr = (int)min64(threads, items);
   const size_t col_floats = round16((size_t)(cb * kvol * pt));
-  const size_t per_thread = col_floats + (use_own_gemm() ? round16(t3d_cpu_sgemm_own_ws_floats((int)pt)) : 0);
+  const size_t per_thread = col_floats;
   float *scratch = t3d_aligned_alloc((size_t)nthr * per_thread * sizeof(float));
   if (!scratch)
     return t3d_error(T3D_ERR_NOMEM, "conv3d_transpose: cannot allocate %zu bytes of column tiles",
@@ -855,7 +852,6 @@ static t3d_status conv3d_transpose_disjoint(int threads, const convt_dims *d, in
     tid = omp_get_thread_num();
 #endif
     float *col = scratch + (size_t)tid * per_thread;
-    float *ws = col + col_floats;
     if (padded) {
 #pragma omp for schedule(static)
       for (int64_t nc = 0; nc < N * d->Co; nc++) fill_output_pad(d, yd + nc * Pout, bd ? bd[nc % d->Co] : 0.0f);
@@ -866,7 +862,7 @@ static t3d_status conv3d_transpose_disjoint(int threads, const convt_dims *d, in
       int64_t co0 = bi * cb, cn = min64(cb, d->Co - co0), p0 = pti * pt, pn = min64(pt, Pin - p0);
       /* col[(co,tap), p] = sum_ci w[ci, co, tap] x[ci, p] */
       gemm(true, (int)(cn * kvol), (int)pn, (int)d->Ci, wd + co0 * kvol, (int)(d->Co * kvol),
-           xd + n * d->Ci * Pin + p0, (int)Pin, 0.0f, col, (int)pn, ws);
+           xd + n * d->Ci * Pin + p0, (int)Pin, 0.0f, col, (int)pn);
       scatter_disjoint(d, col, cn, p0, pn, yd + (n * d->Co + co0) * Pout, bd ? bd + co0 : NULL);
     }
   }
@@ -906,7 +902,7 @@ t3d_status t3d_cpu_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_te
   const int64_t items = N * nb;
   const int nthr = (int)min64(threads, items);
   const size_t col_floats = round16((size_t)(cb * kvol * pt));
-  const size_t per_thread = col_floats + (use_own_gemm() ? round16(t3d_cpu_sgemm_own_ws_floats((int)pt)) : 0);
+  const size_t per_thread = col_floats;
   float *scratch = t3d_aligned_alloc((size_t)nthr * per_thread * sizeof(float));
   if (!scratch)
     return t3d_error(T3D_ERR_NOMEM, "conv3d_transpose: cannot allocate %zu bytes of column tiles",
@@ -920,7 +916,6 @@ t3d_status t3d_cpu_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_te
     tid = omp_get_thread_num();
 #endif
     float *col = scratch + (size_t)tid * per_thread;
-    float *ws = col + col_floats;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; it++) {
       int64_t n = it / nb, co0 = (it % nb) * cb, cn = min64(cb, Co - co0);
@@ -935,7 +930,7 @@ t3d_status t3d_cpu_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_te
         int64_t pn = min64(pt, Pin - p0);
         /* col[(co,tap), p] = sum_ci w[ci, co, tap] x[ci, p] */
         gemm(true, (int)(cn * kvol), (int)pn, (int)Ci, wd + co0 * kvol, (int)(Co * kvol), xn + p0, (int)Pin, 0.0f,
-             col, (int)pn, ws);
+             col, (int)pn);
         col2im_tile(col, cn, p0, pn, yc, D, H, W, Do, Ho, Wo, KD, KH, KW, s, pad);
       }
     }
