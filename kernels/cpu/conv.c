@@ -41,14 +41,6 @@ t3d_cpu_conv_path t3d_cpu_conv_force_path(t3d_cpu_conv_path path)
   return old;
 }
 
-static bool use_own_gemm(void)
-{
-#ifdef HAVE_OPENBLAS
-  return forced_path == T3D_CPU_CONV_OWN_GEMM;
-#else
-  return true;
-#endif
-}
 
 static bool have_avx512(void)
 {
@@ -70,7 +62,7 @@ static void gemm(bool trans_a, int m, int n, int k, const float *a, int lda, con
                  float beta, float *c, int ldc)
 {
 #ifdef HAVE_OPENBLAS
-  if (!use_own_gemm()) {
+  if (forced_path != T3D_CPU_CONV_OWN_GEMM) {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b,
                 ldb, beta, c, ldc);
     return;
