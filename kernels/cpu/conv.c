@@ -268,15 +268,19 @@ static void epilogue(float *yt, const float *rt, const float *bias, int64_t mn, 
 #define PK_MR 8    /* output channels per register tile: 8 x 3 zmm accumulators */
 #define PK_NR 48   /* output positions per register tile */
 #define PK_KC 160  /* K rows per chunk: a KC x NR strip is 30 KiB, inside a 48 KiB L1 */
+#ifndef PK_PT
 #define PK_PT 384  /* output positions per work item */
+#endif
 #ifndef PK_MB /* (overridable with -D for tuning experiments) */
 #define PK_MB 512  /* output channels per work item: a 512 x KC panel block is 320 KiB of L2 */
 #endif
 #ifndef PK_PT_MB
 #define PK_PT_MB (64 * 1024)  /* pt x mb: a C tile of 256 KiB */
 #endif
+#ifndef PK_KC_SAME
 #define PK_KC_SAME 192 /* K rows per chunk on the implicit path: a 36 KiB B strip (measured:
                           108..432 are within noise of each other) */
+#endif
 
 typedef struct {
   int64_t kc;   /* rows per K chunk (last chunk may be shorter) */
