@@ -289,7 +289,8 @@ typedef struct {
   int64_t mpad; /* Co rounded up to PK_MR */
   bool same;    /* stride 1 and output extent == input extent: B strips by pk_pack_b_same */
   bool gather;  /* narrow output rows: B strips by pk_pack_b_gather instead of im2col rows */
-  int64_t cc;   /* input channels per K chunk on the implicit path */
+  int64_t cc;   /* input channels per K chunk on the implicit path (the largest chunk) */
+  int64_t nch;  /* K chunks on the implicit path: chunk q is channels [q*Ci/nch, (q+1)*Ci/nch) */
 } pk_plan;
 
 static void pk_plan_make(pk_plan *k, const conv_plan *c, int threads)
@@ -320,7 +321,11 @@ static void pk_plan_make(pk_plan *k, const conv_plan *c, int threads)
     else break;
   }
   /* implicit path: K chunks of whole channels, about PK_KC_SAME rows */
+  /* balanced: 64 channels at 7 per chunk would leave a last chunk of 1 (a whole C-tile pass
+   * for 27 rows); ceil(64 / ceil(64/7)) = 7 still does, so sizes come from the chunk count */
   k->cc = small ? 1 : max64(1, PK_KC_SAME / c->kvol);
+  k->nch = ceil_div(c->Ci, k->cc);
+  k->cc = ceil_div(c->Ci, k->nch); /* the largest chunk, for the B strip buffer */
 }
 
 /* B strips for K rows [k0, k0+kc) and positions [p0, p0+pn): bp[s*kc*NR + k*NR + j] =
@@ -544,9 +549,9 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
         __mmask16 *masks = (__mmask16 *)(line + strips_same * PK_NR * k.cc * c->kvol);
         for (int64_t s = 0; s * PK_NR < pn; s++)
           pk_same_masks(c, p0 + s * PK_NR, (int)min64(PK_NR, pn - s * PK_NR), masks + s * c->kvol * 3, NULL);
-        for (int64_t ci0 = 0; ci0 < c->Ci; ci0 += k.cc) {
-          int64_t cn = min64(k.cc, c->Ci - ci0), kc = cn * c->kvol;
-          bool last = ci0 + cn == c->Ci;
+        for (int64_t q = 0; q < k.nch; q++) {
+          int64_t ci0 = q * c->Ci / k.nch, cn = (q + 1) * c->Ci / k.nch - ci0, kc = cn * c->kvol;
+          bool last = q + 1 == k.nch;
           for (int64_t s = 0; s * PK_NR < pn; s++)
             pk_pack_b_same(cn, c->kvol, xn + ci0 * DHW + p0 + s * PK_NR, DHW, toff, masks + s * c->kvol * 3,
                            bsame + s * kc * PK_NR);
