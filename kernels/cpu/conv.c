@@ -320,6 +320,11 @@ static void pk_plan_make(pk_plan *k, const conv_plan *c, int threads)
     else if (k->pt > PK_NR) k->pt = max64(PK_NR, k->pt / 2 / PK_NR * PK_NR);
     else break;
   }
+  /* Even blocks: 512 channels in blocks of 168 would leave a block of 8, 1960 positions in
+   * tiles of 384 a tile of 40; same counts, balanced sizes (whole strips, whole MR panels). */
+  int64_t nmb = ceil_div(c->Co, k->mb), npt = ceil_div(c->P, k->pt);
+  k->mb = min64(k->mb, ceil_div(ceil_div(c->Co, nmb), PK_MR) * PK_MR);
+  if (!small) k->pt = min64(c->P, ceil_div(ceil_div(c->P, npt), PK_NR) * PK_NR);
   /* implicit path: K chunks of whole channels, about PK_KC_SAME rows */
   /* balanced: 64 channels at 7 per chunk would leave a last chunk of 1 (a whole C-tile pass
    * for 27 rows); ceil(64 / ceil(64/7)) = 7 still does, so sizes come from the chunk count */
