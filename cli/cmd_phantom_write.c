@@ -18,11 +18,12 @@
 static void usage(FILE *to)
 {
   fprintf(to, _("Usage: t3d phantom-write OUT_DIR [options]\n"
-                "Writes a synthetic CT phantom as a DICOM CT Image Storage series.\n\n"
+                "Writes a synthetic CT phantom as a DICOM CT Image Storage series\n"
+                "(u8: Secondary Capture Image Storage, the CT IOD allows only 16-bit pixels).\n\n"
                 "  --size X,Y,Z          voxels (default 64,64,24)\n"
                 "  --spacing SX,SY,SZ    mm (default 0.8,0.8,2.5)\n"
                 "  --orientation O       axial|sagittal|coronal|oblique (default axial)\n"
-                "  --storage S           s16|u16|u12|u8 (default s16; u8 is not a valid CT image)\n"
+                "  --storage S           s16|u16|u12|u8 (default s16)\n"
                 "  --syntax T            explicit|implicit|deflate|rle|jpeg-lossless|jpegls|j2k\n"
                 "  --seed N              nodule placement and noise (default 1)\n"
                 "  --noise HU            noise standard deviation (default 10)\n"

@@ -1,4 +1,4 @@
-/* CT Image Storage series writer: IOD content, rescale, UIDs, per-slice geometry, JPEG 2000
+/* CT Image Storage series writer (Secondary Capture for 8-bit storage): IOD content, rescale, UIDs, per-slice geometry, JPEG 2000
  * encoding (OpenJPEG) and the temporary-name/rename protocol. DCMTK is reached only through
  * core/dicom_write_shim.h. Not a reader and not a general DICOM editor. */
 #include "config.h"
@@ -24,6 +24,7 @@
 
 #define CT_IMAGE_STORAGE "1.2.840.10008.5.1.4.1.1.2"
 #define CT_ENHANCED_STORAGE "1.2.840.10008.5.1.4.1.1.2.1"
+#define SC_IMAGE_STORAGE "1.2.840.10008.5.1.4.1.1.7"
 #define DS_MAX 16 /* DICOM Decimal String: 16 characters per value */
 
 t3d_dicom_write_params t3d_dicom_write_default_params(void)
@@ -674,7 +675,27 @@ typedef struct {
   char rows[24], cols[24], bits_alloc[16], bits_stored[16], high_bit[16], pixrep[16];
   char slope[DS_MAX + 1], intercept[DS_MAX + 1], thickness[DS_MAX + 1], tilt[DS_MAX + 1];
   char pixel_spacing[2 * DS_MAX + 2], iop[6 * (DS_MAX + 1)];
+  char patient_orientation[8]; /* e.g. "L\\P": row and column directions as patient letters */
 } series_text;
+
+/* Patient Orientation letters (LPS: +x L, +y P, +z H) of direction d, strongest component
+ * first, components below 1e-4 left out (PS3.3 C.7.6.1.1.1). */
+static size_t orientation_letters(char *out, const double d[3])
+{
+  static const char pos[3] = {'L', 'P', 'H'}, neg[3] = {'R', 'A', 'F'};
+  int order[3] = {0, 1, 2};
+  for (int i = 0; i < 3; i++)
+    for (int j = i + 1; j < 3; j++)
+      if (fabs(d[order[j]]) > fabs(d[order[i]])) {
+        int x = order[i];
+        order[i] = order[j], order[j] = x;
+      }
+  size_t n = 0;
+  for (int i = 0; i < 3; i++)
+    if (fabs(d[order[i]]) >= 1e-4)
+      out[n++] = d[order[i]] > 0 ? pos[order[i]] : neg[order[i]];
+  return n;
+}
 
 /* Patient, study, series, frame of reference, equipment, SOP common and image pixel attributes
  * shared by the single-frame CT and the Enhanced CT file. */
@@ -821,7 +842,8 @@ t3d_status t3d_dicom_write_ct_series(const t3d_volume *v, const char *out_dir, c
     if (!(v->spacing[a] > 0) || !isfinite(v->spacing[a]))
       return t3d_error(T3D_ERR_INVALID_ARG, "voxel spacing %g along axis %d must be positive", v->spacing[a], a);
   if (p.enhanced_multiframe && p.storage == T3D_DICOM_STORE_U8)
-    return t3d_error(T3D_ERR_INVALID_ARG, "Enhanced CT allows only 16 allocated bits; choose s16, u16 or u12, not u8");
+    return t3d_error(T3D_ERR_INVALID_ARG, "Enhanced CT allows only 16 allocated bits; choose s16, u16 or u12, not u8 "
+                     "(u8 is written only as single-frame Secondary Capture files)");
   if (p.enhanced_multiframe && (uint64_t)v->nx * (uint64_t)v->ny * (uint64_t)v->nz * 2 > 0xfffffffeull)
     return t3d_error(T3D_ERR_INVALID_ARG, "%lldx%lldx%lld voxels do not fit one DICOM pixel data element (4 GiB); "
                      "write single-frame files instead", (long long)v->nx, (long long)v->ny, (long long)v->nz);
@@ -864,7 +886,12 @@ t3d_status t3d_dicom_write_ct_series(const t3d_volume *v, const char *out_dir, c
     ds_multi(t.pixel_spacing, sizeof t.pixel_spacing, ps, 2);
     double cosines[6] = {v->dir[0][0], v->dir[1][0], v->dir[2][0], v->dir[0][1], v->dir[1][1], v->dir[2][1]};
     ds_multi(t.iop, sizeof t.iop, cosines, 6);
+    size_t o = orientation_letters(t.patient_orientation, cosines);
+    t.patient_orientation[o++] = '\\';
+    o += orientation_letters(t.patient_orientation + o, cosines + 3);
+    t.patient_orientation[o] = '\0';
   }
+  const bool sc = rs.bits_allocated == 8; /* Secondary Capture: see t3d_dicom_storage */
   /* Slice normal (row x column direction), for SliceLocation. */
   double normal[3] = {v->dir[1][0] * v->dir[2][1] - v->dir[2][0] * v->dir[1][1],
                       v->dir[2][0] * v->dir[0][1] - v->dir[0][0] * v->dir[2][1],
@@ -915,10 +942,17 @@ t3d_status t3d_dicom_write_ct_series(const t3d_volume *v, const char *out_dir, c
     int64_t inst = p.first_instance + k;
     snprintf(instance, sizeof instance, "%lld", (long long)inst);
     attr_list_clear(&l);
-    put_common(&l, &m, &t, CT_IMAGE_STORAGE, sop_uid, instance);
+    put_common(&l, &m, &t, sc ? SC_IMAGE_STORAGE : CT_IMAGE_STORAGE, sop_uid, instance);
     put(&l, 0x0008, 0x0008, "DERIVED\\SECONDARY\\AXIAL");
+    if (sc) {
+      put(&l, 0x0008, 0x0064, "WSD");              /* SC Equipment: Conversion Type, workstation */
+      put(&l, 0x0018, 0x1012, m.content_date);     /* SC Image: Date/Time of Secondary Capture */
+      put(&l, 0x0018, 0x1014, m.content_time);
+      put(&l, 0x0020, 0x0020, t.patient_orientation); /* General Image 2C: no Image Plane in SC */
+    }
     put(&l, 0x0018, 0x0050, t.thickness);
-    put(&l, 0x0018, 0x0060, "");
+    if (!sc)
+      put(&l, 0x0018, 0x0060, ""); /* KVP: CT Image module only */
     put(&l, 0x0018, 0x0088, t.thickness);
     if (p.gantry_tilt_deg != 0)
       put(&l, 0x0018, 0x1120, t.tilt);

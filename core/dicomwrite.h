@@ -1,5 +1,6 @@
-/* Writing a t3d_volume as a DICOM CT Image Storage series (one file per slice), for export and
- * for generating reader test data (gaps, gantry tilt, every storage type and transfer syntax).
+/* Writing a t3d_volume as a DICOM CT Image Storage series (one file per slice; 8-bit storage as
+ * Secondary Capture), for export and for generating reader test data (gaps, gantry tilt, every
+ * storage type and transfer syntax).
  * Not a general DICOM editor and not the reader (core/dicom.h); the DCMTK calls live in
  * core/dicom_write_shim.cc, everything else (IOD content, rescale, UIDs, files) here in C. */
 #ifndef T3D_DICOMWRITE_H
@@ -16,14 +17,24 @@ extern "C" {
 #endif
 
 /* How HU are stored. Every type uses RescaleSlope/RescaleIntercept (HU = slope*stored + intercept)
- * chosen per series from the volume's HU range (see t3d_dicom_choose_rescale). CT Image Storage
- * allows only 16 allocated bits, so U8 is written with BitsAllocated 8 as test data for readers:
- * dciodvfy reports that as an error (the only storage type that is not conformant). */
+ * chosen per series from the volume's HU range (see t3d_dicom_choose_rescale).
+ *
+ * U8 is not written as CT: the CT Image and Enhanced CT IODs allow only 16 allocated bits. An 8-bit
+ * series is one Secondary Capture Image Storage file per slice (1.2.840.10008.5.1.4.1.1.7), the
+ * single-frame IOD that allows 8-bit grey pixels and still has the Modality LUT module, so HU
+ * survive: RescaleSlope/RescaleIntercept with RescaleType "HU". It carries the SC Equipment module
+ * (ConversionType "WSD"), Modality "CT", Patient Orientation letters, and, as standard attributes
+ * outside that IOD (a Standard Extended SOP Class), the Image Plane attributes the reader needs
+ * (ImagePositionPatient, ImageOrientationPatient, PixelSpacing, SliceThickness) plus
+ * FrameOfReferenceUID and SpacingBetweenSlices. dciodvfy reports no errors for it, only warnings
+ * that those attributes are not in the SC IOD. Not chosen: the Multi-frame Grayscale Byte SC IOD,
+ * which requires identity rescale (slope 1, intercept 0, type "US") and so cannot carry HU for
+ * a range wider than 256 HU. Enhanced (multi-frame) output refuses U8. */
 typedef enum {
   T3D_DICOM_STORE_S16 = 0, /* 16 bits signed (PixelRepresentation 1) */
   T3D_DICOM_STORE_U16,     /* 16 bits unsigned */
   T3D_DICOM_STORE_U12,     /* 12 bits stored in 16 allocated, unsigned (0..4095) */
-  T3D_DICOM_STORE_U8,      /* 8 bits unsigned; NOT a valid CT Image (reader test data only) */
+  T3D_DICOM_STORE_U8,      /* 8 bits unsigned, as Secondary Capture Image Storage (see above) */
 } t3d_dicom_storage;
 
 typedef enum {
@@ -85,7 +96,8 @@ t3d_status t3d_dicom_choose_rescale(const t3d_volume *v, t3d_dicom_storage s, t3
 int32_t t3d_dicom_rescale_store(const t3d_dicom_rescale *r, float hu);
 float t3d_dicom_rescale_read(const t3d_dicom_rescale *r, int32_t stored);
 
-/* Writes v as nz CT Image Storage files (or one Enhanced CT file, see above) into out_dir (created if missing, parents included).
+/* Writes v as nz CT Image Storage files (Secondary Capture for U8, see t3d_dicom_storage) or one
+ * Enhanced CT file (see above) into out_dir (created if missing, parents included).
  * Files are written under hidden temporary names and renamed only after every slice succeeded,
  * so a failed or killed write leaves no partial series under final names; on failure the
  * temporaries are removed. p may be NULL (defaults). Errors: T3D_ERR_IO naming the file,

@@ -116,6 +116,21 @@ static void test_uids(void)
                T3D_ERR_INVALID_ARG);
 }
 
+/* Whether file path holds the n bytes b somewhere (a UID with its padding, say). */
+static int file_has(const char *path, const char *b, size_t n)
+{
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    return 0;
+  char buf[1 << 16];
+  size_t len = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  for (size_t i = 0; i + n <= len; i++)
+    if (memcmp(buf + i, b, n) == 0)
+      return 1;
+  return 0;
+}
+
 static t3d_volume *small_phantom(int nz)
 {
   t3d_phantom_params pp = t3d_phantom_default_params();
@@ -136,6 +151,26 @@ static void test_files(void)
   count_files(sub("a/b/c"), &dcm, &other);
   CHECK_INT_EQ(dcm, 5);
   CHECK_INT_EQ(other, 0);
+
+  /* SOP class: CT Image Storage for 16-bit storage; 8-bit storage is Secondary Capture Image
+   * Storage (CT allows only 16 allocated bits) with Conversion Type WSD and Rescale Type HU.
+   * UIDs of odd length are padded with one NUL. */
+  static const char ct_uid[] = "1.2.840.10008.5.1.4.1.1.2", sc_uid[] = "1.2.840.10008.5.1.4.1.1.7";
+  CHECK(file_has(sub("a/b/c/CT00001.dcm"), ct_uid, sizeof ct_uid));
+  CHECK(!file_has(sub("a/b/c/CT00001.dcm"), sc_uid, sizeof sc_uid));
+  {
+    t3d_dicom_write_params p8 = t3d_dicom_write_default_params();
+    p8.storage = T3D_DICOM_STORE_U8;
+    CHECK_STATUS(t3d_dicom_write_ct_series(v, sub("u8"), &p8), T3D_OK);
+    count_files(sub("u8"), &dcm, &other);
+    CHECK_INT_EQ(dcm, 5);
+    CHECK_INT_EQ(other, 0);
+    CHECK(file_has(sub("u8/CT00003.dcm"), sc_uid, sizeof sc_uid));
+    CHECK(!file_has(sub("u8/CT00003.dcm"), ct_uid, sizeof ct_uid));
+    /* (0008,0064) CS "WSD " and (0028,1054) LO "HU", explicit VR little endian */
+    CHECK(file_has(sub("u8/CT00003.dcm"), "\x08\x00\x64\x00" "CS\x04\x00" "WSD ", 12));
+    CHECK(file_has(sub("u8/CT00003.dcm"), "\x28\x00\x54\x10" "LO\x02\x00" "HU", 10));
+  }
 
   /* gaps: slices 1 and 3 left out; instance numbers (and names) keep the slice index */
   t3d_dicom_write_params p = t3d_dicom_write_default_params();
