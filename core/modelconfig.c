@@ -158,13 +158,6 @@ static t3d_status get_number_array(const json_t *obj, const char *path, const ch
   return T3D_OK;
 }
 
-#define TRY(expr)            \
-  do {                       \
-    t3d_status s_ = (expr);  \
-    if (s_ != T3D_OK)        \
-      return s_;             \
-  } while (0)
-
 /* Limits are generous sanity bounds, not architecture limits: they stop a typo (or a fuzzer)
  * from asking for terabytes before any tensor is checked. */
 #define BIG 1000000
@@ -174,7 +167,7 @@ static t3d_status parse_vision(t3d_vision_config *v, const json_t *obj)
   const char *p = "model.vision";
   const json_t *block;
   t3d_status st = T3D_OK;
-  TRY(expect_string(obj, p, "arch", "resnet"));
+  T3D_TRY(expect_string(obj, p, "arch", "resnet"));
   block = get_key(obj, p, "block", false, &st);
   if (!block)
     return st;
@@ -184,34 +177,34 @@ static t3d_status parse_vision(t3d_vision_config *v, const json_t *obj)
     v->block = T3D_BLOCK_BOTTLENECK, v->expansion = 4;
   else
     return t3d_error(T3D_ERR_FORMAT, "model.vision.block: must be \"basic\" or \"bottleneck\"");
-  TRY(get_int_array(obj, p, "layers", T3D_RESNET_STAGES, 1, 64, v->layers));
-  TRY(get_int_array(obj, p, "widths", T3D_RESNET_STAGES, 1, 8192, v->widths));
-  TRY(get_int(obj, p, "in_channels", 1, 16, &v->in_channels));
-  TRY(get_int(obj, p, "conv1_kernel", 1, 11, &v->conv1_kernel));
+  T3D_TRY(get_int_array(obj, p, "layers", T3D_RESNET_STAGES, 1, 64, v->layers));
+  T3D_TRY(get_int_array(obj, p, "widths", T3D_RESNET_STAGES, 1, 8192, v->widths));
+  T3D_TRY(get_int(obj, p, "in_channels", 1, 16, &v->in_channels));
+  T3D_TRY(get_int(obj, p, "conv1_kernel", 1, 11, &v->conv1_kernel));
   if (v->conv1_kernel % 2 == 0)
     return t3d_error(T3D_ERR_FORMAT, "model.vision.conv1_kernel: must be odd, got %d", v->conv1_kernel);
-  TRY(get_int(obj, p, "conv1_stride", 1, 2, &v->conv1_stride));
+  T3D_TRY(get_int(obj, p, "conv1_stride", 1, 2, &v->conv1_stride));
   v->maxpool = true;
-  TRY(get_bool(obj, p, "maxpool", true, &v->maxpool));
+  T3D_TRY(get_bool(obj, p, "maxpool", true, &v->maxpool));
   v->downsample_bias = true;
-  TRY(get_bool(obj, p, "downsample_bias", true, &v->downsample_bias));
+  T3D_TRY(get_bool(obj, p, "downsample_bias", true, &v->downsample_bias));
   return T3D_OK;
 }
 
 static t3d_status parse_text(t3d_text_config *t, const json_t *obj)
 {
   const char *p = "model.text";
-  TRY(expect_string(obj, p, "arch", "bert"));
-  TRY(get_int(obj, p, "vocab_size", 6, 10 * BIG, &t->vocab_size));
-  TRY(get_int(obj, p, "hidden", 1, 16384, &t->hidden));
-  TRY(get_int(obj, p, "layers", 1, 128, &t->layers));
-  TRY(get_int(obj, p, "heads", 1, 256, &t->heads));
-  TRY(get_int(obj, p, "intermediate", 1, 65536, &t->intermediate));
-  TRY(get_int(obj, p, "max_positions", 2, 65536, &t->max_positions));
-  TRY(get_int(obj, p, "type_vocab_size", 1, 16, &t->type_vocab_size));
-  TRY(get_number(obj, p, "layer_norm_eps", false, 1e-30, 1.0, &t->layer_norm_eps));
-  TRY(get_bool(obj, p, "lowercase", false, &t->lowercase));
-  TRY(get_bool(obj, p, "strip_accents", false, &t->strip_accents));
+  T3D_TRY(expect_string(obj, p, "arch", "bert"));
+  T3D_TRY(get_int(obj, p, "vocab_size", 6, 10 * BIG, &t->vocab_size));
+  T3D_TRY(get_int(obj, p, "hidden", 1, 16384, &t->hidden));
+  T3D_TRY(get_int(obj, p, "layers", 1, 128, &t->layers));
+  T3D_TRY(get_int(obj, p, "heads", 1, 256, &t->heads));
+  T3D_TRY(get_int(obj, p, "intermediate", 1, 65536, &t->intermediate));
+  T3D_TRY(get_int(obj, p, "max_positions", 2, 65536, &t->max_positions));
+  T3D_TRY(get_int(obj, p, "type_vocab_size", 1, 16, &t->type_vocab_size));
+  T3D_TRY(get_number(obj, p, "layer_norm_eps", false, 1e-30, 1.0, &t->layer_norm_eps));
+  T3D_TRY(get_bool(obj, p, "lowercase", false, &t->lowercase));
+  T3D_TRY(get_bool(obj, p, "strip_accents", false, &t->strip_accents));
   if (t->hidden % t->heads != 0)
     return t3d_error(T3D_ERR_FORMAT, "model.text: hidden (%d) must be a multiple of heads (%d)", t->hidden,
                      t->heads);
@@ -229,26 +222,26 @@ t3d_status t3d_model_config_parse(t3d_model_config *cfg, const json_t *root)
   model = get_object(root, "", "model", false, &st);
   if (!model)
     return st;
-  TRY(get_string(model, "model", "name", cfg->name, sizeof cfg->name));
+  T3D_TRY(get_string(model, "model", "name", cfg->name, sizeof cfg->name));
 
   if (!(obj = get_object(model, "model", "vision", false, &st)))
     return st;
-  TRY(parse_vision(&cfg->vision, obj));
+  T3D_TRY(parse_vision(&cfg->vision, obj));
   if (!(obj = get_object(model, "model", "text", false, &st)))
     return st;
-  TRY(parse_text(&cfg->text, obj));
+  T3D_TRY(parse_text(&cfg->text, obj));
   if (!(obj = get_object(model, "model", "projection", false, &st)))
     return st;
-  TRY(get_int(obj, "model.projection", "dim", 1, 65536, &cfg->projection.dim));
-  TRY(get_int(obj, "model.projection", "hidden", 1, 65536, &cfg->projection.hidden));
+  T3D_TRY(get_int(obj, "model.projection", "dim", 1, 65536, &cfg->projection.dim));
+  T3D_TRY(get_int(obj, "model.projection", "hidden", 1, 65536, &cfg->projection.hidden));
 
   obj = get_object(model, "model", "segmentation", true, &st);
   if (st != T3D_OK)
     return st;
   if (obj) {
     cfg->has_segmentation = true;
-    TRY(get_int(obj, "model.segmentation", "classes", 2, 1024, &cfg->segmentation.classes));
-    TRY(get_int_array(obj, "model.segmentation", "decoder_widths", T3D_SEG_BLOCKS, 1, 8192,
+    T3D_TRY(get_int(obj, "model.segmentation", "classes", 2, 1024, &cfg->segmentation.classes));
+    T3D_TRY(get_int_array(obj, "model.segmentation", "decoder_widths", T3D_SEG_BLOCKS, 1, 8192,
                       cfg->segmentation.decoder_widths));
     if (cfg->vision.conv1_stride != 2 || !cfg->vision.maxpool)
       return t3d_error(T3D_ERR_FORMAT, "model.segmentation: the decoder needs model.vision.conv1_stride 2 and "
@@ -257,11 +250,11 @@ t3d_status t3d_model_config_parse(t3d_model_config *cfg, const json_t *root)
 
   if (!(obj = get_object(model, "model", "preprocess", false, &st)))
     return st;
-  TRY(get_number_array(obj, "model.preprocess", "spacing_mm", 3, 1e-3, 1e3, cfg->preprocess.spacing_mm));
-  TRY(get_int_array(obj, "model.preprocess", "shape", 3, 1, 4096, cfg->preprocess.shape));
-  TRY(get_number(obj, "model.preprocess", "hu_min", false, -1e5, 1e5, &cfg->preprocess.hu_min));
-  TRY(get_number(obj, "model.preprocess", "hu_max", false, -1e5, 1e5, &cfg->preprocess.hu_max));
-  TRY(get_number(obj, "model.preprocess", "pad_value", false, -1e5, 1e5, &cfg->preprocess.pad_value));
+  T3D_TRY(get_number_array(obj, "model.preprocess", "spacing_mm", 3, 1e-3, 1e3, cfg->preprocess.spacing_mm));
+  T3D_TRY(get_int_array(obj, "model.preprocess", "shape", 3, 1, 4096, cfg->preprocess.shape));
+  T3D_TRY(get_number(obj, "model.preprocess", "hu_min", false, -1e5, 1e5, &cfg->preprocess.hu_min));
+  T3D_TRY(get_number(obj, "model.preprocess", "hu_max", false, -1e5, 1e5, &cfg->preprocess.hu_max));
+  T3D_TRY(get_number(obj, "model.preprocess", "pad_value", false, -1e5, 1e5, &cfg->preprocess.pad_value));
   if (!(cfg->preprocess.hu_min < cfg->preprocess.hu_max))
     return t3d_error(T3D_ERR_FORMAT, "model.preprocess: hu_min (%g) must be below hu_max (%g)",
                      cfg->preprocess.hu_min, cfg->preprocess.hu_max);
@@ -275,7 +268,7 @@ t3d_status t3d_model_config_parse(t3d_model_config *cfg, const json_t *root)
   }
 
   cfg->logit_scale_init = log(1.0 / 0.07);
-  TRY(get_number(model, "model", "logit_scale_init", true, -100.0, 100.0, &cfg->logit_scale_init));
+  T3D_TRY(get_number(model, "model", "logit_scale_init", true, -100.0, 100.0, &cfg->logit_scale_init));
   return T3D_OK;
 }
 

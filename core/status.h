@@ -41,6 +41,15 @@ void t3d_error_prefix(const char *fmt, ...)
 #endif
     ;
 
+/* Returns from the enclosing function with the status of expr when it is not T3D_OK (the
+ * detail is already set). For functions that own nothing; those that do use goto cleanup. */
+#define T3D_TRY(expr)                \
+  do {                               \
+    t3d_status t3d_try_s_ = (expr);  \
+    if (t3d_try_s_ != T3D_OK)        \
+      return t3d_try_s_;             \
+  } while (0)
+
 /* The calling thread's last detail; "" when none. Valid until the next t3d call. */
 const char *t3d_error_detail(void);
 void t3d_error_clear(void);

@@ -308,13 +308,6 @@ static t3d_status check_triple(const char *op, const char *what, const int v[3],
   return T3D_OK;
 }
 
-#define TRY(expr)                 \
-  do {                            \
-    t3d_status s_ = (expr);       \
-    if (s_ != T3D_OK)             \
-      return s_;                  \
-  } while (0)
-
 t3d_status t3d_op_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
                          const t3d_tensor *bias, const t3d_tensor *residual, const t3d_conv3d_params *p)
 {
@@ -322,13 +315,13 @@ t3d_status t3d_op_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, co
   char dx[96], dw[96], why[320];
   int64_t shape[5];
 
-  TRY(check_arg(op, "x", x, T3D_F32, 5, 5));
-  TRY(check_arg(op, "w", w, T3D_F32, 5, 5));
-  TRY(check_arg(op, "y", y, T3D_F32, 5, 5));
+  T3D_TRY(check_arg(op, "x", x, T3D_F32, 5, 5));
+  T3D_TRY(check_arg(op, "w", w, T3D_F32, 5, 5));
+  T3D_TRY(check_arg(op, "y", y, T3D_F32, 5, 5));
   if (!p)
     return t3d_error(T3D_ERR_INVALID_ARG, "t3d_op_conv3d: params are NULL");
-  TRY(check_triple(op, "stride", p->stride, 1));
-  TRY(check_triple(op, "pad", p->pad, 0));
+  T3D_TRY(check_triple(op, "stride", p->stride, 1));
+  T3D_TRY(check_triple(op, "pad", p->pad, 0));
   if (w->shape[1] != x->shape[1])
     return t3d_error(T3D_ERR_SHAPE, "t3d_op_conv3d: x %s has %lld input channels but w %s expects %lld", DESC(x, dx),
                      (long long)x->shape[1], DESC(w, dw), (long long)w->shape[1]);
@@ -342,24 +335,24 @@ t3d_status t3d_op_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, co
   }
   snprintf(why, sizeof why, "x %s, w %s, stride (%d,%d,%d), pad (%d,%d,%d)", DESC(x, dx), DESC(w, dw), p->stride[0],
            p->stride[1], p->stride[2], p->pad[0], p->pad[1], p->pad[2]);
-  TRY(check_out_shape(op, y, 5, shape, why));
+  T3D_TRY(check_out_shape(op, y, 5, shape, why));
   if (bias) {
     int64_t bshape[1] = {w->shape[0]};
-    TRY(check_arg(op, "bias", bias, T3D_F32, 1, 1));
+    T3D_TRY(check_arg(op, "bias", bias, T3D_F32, 1, 1));
     if (bias->shape[0] != bshape[0])
       return t3d_error(T3D_ERR_SHAPE, "t3d_op_conv3d: bias is %s but w %s has %lld output channels",
                        DESC(bias, dx), DESC(w, dw), (long long)bshape[0]);
   }
   if (residual) {
-    TRY(check_arg(op, "residual", residual, T3D_F32, 5, 5));
+    T3D_TRY(check_arg(op, "residual", residual, T3D_F32, 5, 5));
     if (!t3d_tensor_same_shape(residual, y))
       return t3d_error(T3D_ERR_SHAPE, "t3d_op_conv3d: residual %s must have the shape of y %s", DESC(residual, dx),
                        DESC(y, dw));
   }
-  TRY(check_no_alias(op, y, "x", x));
-  TRY(check_no_alias(op, y, "w", w));
-  TRY(check_no_alias(op, y, "residual", residual));
-  TRY(check_backend(be, T3D_OP_CONV3D));
+  T3D_TRY(check_no_alias(op, y, "x", x));
+  T3D_TRY(check_no_alias(op, y, "w", w));
+  T3D_TRY(check_no_alias(op, y, "residual", residual));
+  T3D_TRY(check_backend(be, T3D_OP_CONV3D));
   return be->ops->conv3d(be, y, x, w, bias, residual, p);
 }
 
@@ -370,14 +363,14 @@ t3d_status t3d_op_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_ten
   char dx[96], dw[96], why[360];
   int64_t shape[5];
 
-  TRY(check_arg(op, "x", x, T3D_F32, 5, 5));
-  TRY(check_arg(op, "w", w, T3D_F32, 5, 5));
-  TRY(check_arg(op, "y", y, T3D_F32, 5, 5));
+  T3D_TRY(check_arg(op, "x", x, T3D_F32, 5, 5));
+  T3D_TRY(check_arg(op, "w", w, T3D_F32, 5, 5));
+  T3D_TRY(check_arg(op, "y", y, T3D_F32, 5, 5));
   if (!p)
     return t3d_error(T3D_ERR_INVALID_ARG, "t3d_op_conv3d_transpose: params are NULL");
-  TRY(check_triple(op, "stride", p->stride, 1));
-  TRY(check_triple(op, "pad", p->pad, 0));
-  TRY(check_triple(op, "output_pad", p->output_pad, 0));
+  T3D_TRY(check_triple(op, "stride", p->stride, 1));
+  T3D_TRY(check_triple(op, "pad", p->pad, 0));
+  T3D_TRY(check_triple(op, "output_pad", p->output_pad, 0));
   for (int i = 0; i < 3; i++)
     if (p->output_pad[i] >= p->stride[i])
       return t3d_error(T3D_ERR_INVALID_ARG,
@@ -402,16 +395,16 @@ t3d_status t3d_op_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_ten
   snprintf(why, sizeof why, "x %s, w %s, stride (%d,%d,%d), pad (%d,%d,%d), output_pad (%d,%d,%d)", DESC(x, dx),
            DESC(w, dw), p->stride[0], p->stride[1], p->stride[2], p->pad[0], p->pad[1], p->pad[2], p->output_pad[0],
            p->output_pad[1], p->output_pad[2]);
-  TRY(check_out_shape(op, y, 5, shape, why));
+  T3D_TRY(check_out_shape(op, y, 5, shape, why));
   if (bias) {
-    TRY(check_arg(op, "bias", bias, T3D_F32, 1, 1));
+    T3D_TRY(check_arg(op, "bias", bias, T3D_F32, 1, 1));
     if (bias->shape[0] != w->shape[1])
       return t3d_error(T3D_ERR_SHAPE, "t3d_op_conv3d_transpose: bias is %s but w %s has %lld output channels",
                        DESC(bias, dx), DESC(w, dw), (long long)w->shape[1]);
   }
-  TRY(check_no_alias(op, y, "x", x));
-  TRY(check_no_alias(op, y, "w", w));
-  TRY(check_backend(be, T3D_OP_CONV3D_TRANSPOSE));
+  T3D_TRY(check_no_alias(op, y, "x", x));
+  T3D_TRY(check_no_alias(op, y, "w", w));
+  T3D_TRY(check_backend(be, T3D_OP_CONV3D_TRANSPOSE));
   return be->ops->conv3d_transpose(be, y, x, w, bias, p);
 }
 
@@ -419,8 +412,8 @@ t3d_status t3d_op_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_ten
 static t3d_status check_same(const char *op, const t3d_tensor *y, const char *xname, const t3d_tensor *x)
 {
   char d1[96], d2[96];
-  TRY(check_arg(op, xname, x, T3D_F32, 1, T3D_MAX_DIMS));
-  TRY(check_arg(op, "y", y, T3D_F32, 1, T3D_MAX_DIMS));
+  T3D_TRY(check_arg(op, xname, x, T3D_F32, 1, T3D_MAX_DIMS));
+  T3D_TRY(check_arg(op, "y", y, T3D_F32, 1, T3D_MAX_DIMS));
   if (!t3d_tensor_same_shape(x, y))
     return t3d_error(T3D_ERR_SHAPE, "t3d_op_%s: y %s must have the shape of %s %s", op, DESC(y, d1), xname,
                      DESC(x, d2));
@@ -429,20 +422,20 @@ static t3d_status check_same(const char *op, const t3d_tensor *y, const char *xn
 
 t3d_status t3d_op_relu(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x)
 {
-  TRY(check_same("relu", y, "x", x));
-  TRY(check_backend(be, T3D_OP_RELU));
+  T3D_TRY(check_same("relu", y, "x", x));
+  T3D_TRY(check_backend(be, T3D_OP_RELU));
   return be->ops->relu(be, y, x);
 }
 
 t3d_status t3d_op_add(t3d_backend *be, t3d_tensor *y, const t3d_tensor *a, const t3d_tensor *b)
 {
   char d1[96], d2[96];
-  TRY(check_same("add", y, "a", a));
-  TRY(check_arg("add", "b", b, T3D_F32, 1, T3D_MAX_DIMS));
+  T3D_TRY(check_same("add", y, "a", a));
+  T3D_TRY(check_arg("add", "b", b, T3D_F32, 1, T3D_MAX_DIMS));
   if (!t3d_tensor_same_shape(a, b))
     return t3d_error(T3D_ERR_SHAPE, "t3d_op_add: a %s and b %s must have the same shape (no broadcasting)",
                      DESC(a, d1), DESC(b, d2));
-  TRY(check_backend(be, T3D_OP_ADD));
+  T3D_TRY(check_backend(be, T3D_OP_ADD));
   return be->ops->add(be, y, a, b);
 }
 
@@ -452,13 +445,13 @@ t3d_status t3d_op_maxpool3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x,
   char dx[96], why[256];
   int64_t shape[5];
 
-  TRY(check_arg(op, "x", x, T3D_F32, 5, 5));
-  TRY(check_arg(op, "y", y, T3D_F32, 5, 5));
+  T3D_TRY(check_arg(op, "x", x, T3D_F32, 5, 5));
+  T3D_TRY(check_arg(op, "y", y, T3D_F32, 5, 5));
   if (!p)
     return t3d_error(T3D_ERR_INVALID_ARG, "t3d_op_maxpool3d: params are NULL");
-  TRY(check_triple(op, "kernel", p->kernel, 1));
-  TRY(check_triple(op, "stride", p->stride, 1));
-  TRY(check_triple(op, "pad", p->pad, 0));
+  T3D_TRY(check_triple(op, "kernel", p->kernel, 1));
+  T3D_TRY(check_triple(op, "stride", p->stride, 1));
+  T3D_TRY(check_triple(op, "pad", p->pad, 0));
   for (int i = 0; i < 3; i++)
     if (p->pad[i] > p->kernel[i] / 2) /* PyTorch's rule: a window never lies wholly in the padding */
       return t3d_error(T3D_ERR_INVALID_ARG,
@@ -474,9 +467,9 @@ t3d_status t3d_op_maxpool3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x,
   }
   snprintf(why, sizeof why, "x %s, kernel (%d,%d,%d), stride (%d,%d,%d), pad (%d,%d,%d)", DESC(x, dx), p->kernel[0],
            p->kernel[1], p->kernel[2], p->stride[0], p->stride[1], p->stride[2], p->pad[0], p->pad[1], p->pad[2]);
-  TRY(check_out_shape(op, y, 5, shape, why));
-  TRY(check_no_alias(op, y, "x", x));
-  TRY(check_backend(be, T3D_OP_MAXPOOL3D));
+  T3D_TRY(check_out_shape(op, y, 5, shape, why));
+  T3D_TRY(check_no_alias(op, y, "x", x));
+  T3D_TRY(check_backend(be, T3D_OP_MAXPOOL3D));
   return be->ops->maxpool3d(be, y, x, p);
 }
 
@@ -484,27 +477,27 @@ t3d_status t3d_op_avgpool3d_global(t3d_backend *be, t3d_tensor *y, const t3d_ten
 {
   char dx[96], why[128];
   int64_t shape[2];
-  TRY(check_arg("avgpool3d_global", "x", x, T3D_F32, 5, 5));
-  TRY(check_arg("avgpool3d_global", "y", y, T3D_F32, 2, 2));
+  T3D_TRY(check_arg("avgpool3d_global", "x", x, T3D_F32, 5, 5));
+  T3D_TRY(check_arg("avgpool3d_global", "y", y, T3D_F32, 2, 2));
   shape[0] = x->shape[0];
   shape[1] = x->shape[1];
   snprintf(why, sizeof why, "x %s", DESC(x, dx));
-  TRY(check_out_shape("avgpool3d_global", y, 2, shape, why));
-  TRY(check_no_alias("avgpool3d_global", y, "x", x));
-  TRY(check_backend(be, T3D_OP_AVGPOOL3D_GLOBAL));
+  T3D_TRY(check_out_shape("avgpool3d_global", y, 2, shape, why));
+  T3D_TRY(check_no_alias("avgpool3d_global", y, "x", x));
+  T3D_TRY(check_backend(be, T3D_OP_AVGPOOL3D_GLOBAL));
   return be->ops->avgpool3d_global(be, y, x);
 }
 
 t3d_status t3d_op_avgpool3d_adaptive(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x)
 {
   char dx[96], dy[96];
-  TRY(check_arg("avgpool3d_adaptive", "x", x, T3D_F32, 5, 5));
-  TRY(check_arg("avgpool3d_adaptive", "y", y, T3D_F32, 5, 5));
+  T3D_TRY(check_arg("avgpool3d_adaptive", "x", x, T3D_F32, 5, 5));
+  T3D_TRY(check_arg("avgpool3d_adaptive", "y", y, T3D_F32, 5, 5));
   if (y->shape[0] != x->shape[0] || y->shape[1] != x->shape[1])
     return t3d_error(T3D_ERR_SHAPE, "t3d_op_avgpool3d_adaptive: y %s must have the batch and channels of x %s",
                      DESC(y, dy), DESC(x, dx));
-  TRY(check_no_alias("avgpool3d_adaptive", y, "x", x));
-  TRY(check_backend(be, T3D_OP_AVGPOOL3D_ADAPTIVE));
+  T3D_TRY(check_no_alias("avgpool3d_adaptive", y, "x", x));
+  T3D_TRY(check_backend(be, T3D_OP_AVGPOOL3D_ADAPTIVE));
   return be->ops->avgpool3d_adaptive(be, y, x);
 }
 
@@ -514,25 +507,25 @@ t3d_status t3d_op_linear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, co
   char dx[96], dw[96], why[256];
   int64_t shape[T3D_MAX_DIMS];
 
-  TRY(check_arg(op, "x", x, T3D_F32, 1, T3D_MAX_DIMS));
-  TRY(check_arg(op, "w", w, T3D_F32, 2, 2));
-  TRY(check_arg(op, "y", y, T3D_F32, 1, T3D_MAX_DIMS));
+  T3D_TRY(check_arg(op, "x", x, T3D_F32, 1, T3D_MAX_DIMS));
+  T3D_TRY(check_arg(op, "w", w, T3D_F32, 2, 2));
+  T3D_TRY(check_arg(op, "y", y, T3D_F32, 1, T3D_MAX_DIMS));
   if (x->shape[x->ndim - 1] != w->shape[1])
     return t3d_error(T3D_ERR_SHAPE, "t3d_op_linear: x %s has last dimension %lld but w %s [Out,In] has In %lld",
                      DESC(x, dx), (long long)x->shape[x->ndim - 1], DESC(w, dw), (long long)w->shape[1]);
   memcpy(shape, x->shape, sizeof shape);
   shape[x->ndim - 1] = w->shape[0];
   snprintf(why, sizeof why, "x %s and w %s", DESC(x, dx), DESC(w, dw));
-  TRY(check_out_shape(op, y, x->ndim, shape, why));
+  T3D_TRY(check_out_shape(op, y, x->ndim, shape, why));
   if (b) {
-    TRY(check_arg(op, "b", b, T3D_F32, 1, 1));
+    T3D_TRY(check_arg(op, "b", b, T3D_F32, 1, 1));
     if (b->shape[0] != w->shape[0])
       return t3d_error(T3D_ERR_SHAPE, "t3d_op_linear: b is %s but w %s has %lld outputs", DESC(b, dx), DESC(w, dw),
                        (long long)w->shape[0]);
   }
-  TRY(check_no_alias(op, y, "x", x));
-  TRY(check_no_alias(op, y, "w", w));
-  TRY(check_backend(be, T3D_OP_LINEAR));
+  T3D_TRY(check_no_alias(op, y, "x", x));
+  T3D_TRY(check_no_alias(op, y, "w", w));
+  T3D_TRY(check_backend(be, T3D_OP_LINEAR));
   return be->ops->linear(be, y, x, w, b);
 }
 
@@ -541,36 +534,36 @@ t3d_status t3d_op_layernorm(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x,
 {
   const char *op = "layernorm";
   char d1[96], d2[96];
-  TRY(check_same(op, y, "x", x));
+  T3D_TRY(check_same(op, y, "x", x));
   if (gamma) {
-    TRY(check_arg(op, "gamma", gamma, T3D_F32, 1, 1));
+    T3D_TRY(check_arg(op, "gamma", gamma, T3D_F32, 1, 1));
     if (gamma->shape[0] != x->shape[x->ndim - 1])
       return t3d_error(T3D_ERR_SHAPE, "t3d_op_layernorm: gamma %s must match the last dimension of x %s",
                        DESC(gamma, d1), DESC(x, d2));
   }
   if (beta) {
-    TRY(check_arg(op, "beta", beta, T3D_F32, 1, 1));
+    T3D_TRY(check_arg(op, "beta", beta, T3D_F32, 1, 1));
     if (beta->shape[0] != x->shape[x->ndim - 1])
       return t3d_error(T3D_ERR_SHAPE, "t3d_op_layernorm: beta %s must match the last dimension of x %s",
                        DESC(beta, d1), DESC(x, d2));
   }
   if (!(eps >= 0.0f) || !isfinite(eps))
     return t3d_error(T3D_ERR_INVALID_ARG, "t3d_op_layernorm: eps must be finite and >= 0 (got %g)", (double)eps);
-  TRY(check_backend(be, T3D_OP_LAYERNORM));
+  T3D_TRY(check_backend(be, T3D_OP_LAYERNORM));
   return be->ops->layernorm(be, y, x, gamma, beta, eps);
 }
 
 t3d_status t3d_op_gelu(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x)
 {
-  TRY(check_same("gelu", y, "x", x));
-  TRY(check_backend(be, T3D_OP_GELU));
+  T3D_TRY(check_same("gelu", y, "x", x));
+  T3D_TRY(check_backend(be, T3D_OP_GELU));
   return be->ops->gelu(be, y, x);
 }
 
 t3d_status t3d_op_softmax(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x)
 {
-  TRY(check_same("softmax", y, "x", x));
-  TRY(check_backend(be, T3D_OP_SOFTMAX));
+  T3D_TRY(check_same("softmax", y, "x", x));
+  T3D_TRY(check_backend(be, T3D_OP_SOFTMAX));
   return be->ops->softmax(be, y, x);
 }
 
@@ -579,10 +572,10 @@ t3d_status t3d_op_attention(t3d_backend *be, t3d_tensor *y, const t3d_tensor *q,
 {
   const char *op = "attention";
   char d1[96], d2[96], d3[96];
-  TRY(check_arg(op, "q", q, T3D_F32, 3, 3));
-  TRY(check_arg(op, "k", k, T3D_F32, 3, 3));
-  TRY(check_arg(op, "v", v, T3D_F32, 3, 3));
-  TRY(check_arg(op, "y", y, T3D_F32, 3, 3));
+  T3D_TRY(check_arg(op, "q", q, T3D_F32, 3, 3));
+  T3D_TRY(check_arg(op, "k", k, T3D_F32, 3, 3));
+  T3D_TRY(check_arg(op, "v", v, T3D_F32, 3, 3));
+  T3D_TRY(check_arg(op, "y", y, T3D_F32, 3, 3));
   if (k->shape[0] != q->shape[0] || k->shape[2] != q->shape[2] || !t3d_tensor_same_shape(k, v))
     return t3d_error(T3D_ERR_SHAPE,
                      "t3d_op_attention: q %s, k %s and v %s must be [B,Lq,E], [B,Lk,E], [B,Lk,E]", DESC(q, d1),
@@ -593,15 +586,15 @@ t3d_status t3d_op_attention(t3d_backend *be, t3d_tensor *y, const t3d_tensor *q,
     return t3d_error(T3D_ERR_INVALID_ARG, "t3d_op_attention: %d heads must be >= 1 and divide the width %lld of q %s",
                      heads, (long long)q->shape[2], DESC(q, d1));
   if (key_mask) {
-    TRY(check_arg(op, "key_mask", key_mask, T3D_I32, 2, 2));
+    T3D_TRY(check_arg(op, "key_mask", key_mask, T3D_I32, 2, 2));
     if (key_mask->shape[0] != k->shape[0] || key_mask->shape[1] != k->shape[1])
       return t3d_error(T3D_ERR_SHAPE, "t3d_op_attention: key_mask %s must be i32[B,Lk] for k %s", DESC(key_mask, d1),
                        DESC(k, d2));
   }
-  TRY(check_no_alias(op, y, "q", q));
-  TRY(check_no_alias(op, y, "k", k));
-  TRY(check_no_alias(op, y, "v", v));
-  TRY(check_backend(be, T3D_OP_ATTENTION));
+  T3D_TRY(check_no_alias(op, y, "q", q));
+  T3D_TRY(check_no_alias(op, y, "k", k));
+  T3D_TRY(check_no_alias(op, y, "v", v));
+  T3D_TRY(check_backend(be, T3D_OP_ATTENTION));
   return be->ops->attention(be, y, q, k, v, key_mask, heads);
 }
 
@@ -610,15 +603,15 @@ t3d_status t3d_op_embedding(t3d_backend *be, t3d_tensor *y, const t3d_tensor *id
   const char *op = "embedding";
   char d1[96], d2[96], why[256];
   int64_t shape[T3D_MAX_DIMS];
-  TRY(check_arg(op, "ids", ids, T3D_I32, 1, T3D_MAX_DIMS - 1));
-  TRY(check_arg(op, "table", table, T3D_F32, 2, 2));
-  TRY(check_arg(op, "y", y, T3D_F32, 2, T3D_MAX_DIMS));
+  T3D_TRY(check_arg(op, "ids", ids, T3D_I32, 1, T3D_MAX_DIMS - 1));
+  T3D_TRY(check_arg(op, "table", table, T3D_F32, 2, 2));
+  T3D_TRY(check_arg(op, "y", y, T3D_F32, 2, T3D_MAX_DIMS));
   memcpy(shape, ids->shape, (size_t)ids->ndim * sizeof *shape);
   shape[ids->ndim] = table->shape[1];
   snprintf(why, sizeof why, "ids %s and table %s", DESC(ids, d1), DESC(table, d2));
-  TRY(check_out_shape(op, y, ids->ndim + 1, shape, why));
-  TRY(check_no_alias(op, y, "table", table));
-  TRY(check_backend(be, T3D_OP_EMBEDDING));
+  T3D_TRY(check_out_shape(op, y, ids->ndim + 1, shape, why));
+  T3D_TRY(check_no_alias(op, y, "table", table));
+  T3D_TRY(check_backend(be, T3D_OP_EMBEDDING));
   return be->ops->embedding(be, y, ids, table);
 }
 
@@ -627,9 +620,9 @@ t3d_status t3d_op_concat(t3d_backend *be, t3d_tensor *y, const t3d_tensor *a, co
   const char *op = "concat";
   char d1[96], d2[96], why[256];
   int64_t shape[T3D_MAX_DIMS];
-  TRY(check_arg(op, "a", a, T3D_F32, 2, T3D_MAX_DIMS));
-  TRY(check_arg(op, "b", b, T3D_F32, 2, T3D_MAX_DIMS));
-  TRY(check_arg(op, "y", y, T3D_F32, 2, T3D_MAX_DIMS));
+  T3D_TRY(check_arg(op, "a", a, T3D_F32, 2, T3D_MAX_DIMS));
+  T3D_TRY(check_arg(op, "b", b, T3D_F32, 2, T3D_MAX_DIMS));
+  T3D_TRY(check_arg(op, "y", y, T3D_F32, 2, T3D_MAX_DIMS));
   bool fits = a->ndim == b->ndim;
   for (int i = 0; fits && i < a->ndim; i++)
     fits = i == 1 || a->shape[i] == b->shape[i];
@@ -639,23 +632,23 @@ t3d_status t3d_op_concat(t3d_backend *be, t3d_tensor *y, const t3d_tensor *a, co
   memcpy(shape, a->shape, sizeof shape);
   shape[1] = a->shape[1] + b->shape[1];
   snprintf(why, sizeof why, "a %s and b %s joined on dimension 1", DESC(a, d1), DESC(b, d2));
-  TRY(check_out_shape(op, y, a->ndim, shape, why));
-  TRY(check_no_alias(op, y, "a", a));
-  TRY(check_no_alias(op, y, "b", b));
-  TRY(check_backend(be, T3D_OP_CONCAT));
+  T3D_TRY(check_out_shape(op, y, a->ndim, shape, why));
+  T3D_TRY(check_no_alias(op, y, "a", a));
+  T3D_TRY(check_no_alias(op, y, "b", b));
+  T3D_TRY(check_backend(be, T3D_OP_CONCAT));
   return be->ops->concat(be, y, a, b);
 }
 
 t3d_status t3d_op_resample_trilinear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x)
 {
   char d1[96], d2[96];
-  TRY(check_arg("resample_trilinear", "x", x, T3D_F32, 5, 5));
-  TRY(check_arg("resample_trilinear", "y", y, T3D_F32, 5, 5));
+  T3D_TRY(check_arg("resample_trilinear", "x", x, T3D_F32, 5, 5));
+  T3D_TRY(check_arg("resample_trilinear", "y", y, T3D_F32, 5, 5));
   if (y->shape[0] != x->shape[0] || y->shape[1] != x->shape[1])
     return t3d_error(T3D_ERR_SHAPE, "t3d_op_resample_trilinear: y %s must have the batch and channels of x %s",
                      DESC(y, d1), DESC(x, d2));
-  TRY(check_no_alias("resample_trilinear", y, "x", x));
-  TRY(check_backend(be, T3D_OP_RESAMPLE_TRILINEAR));
+  T3D_TRY(check_no_alias("resample_trilinear", y, "x", x));
+  T3D_TRY(check_backend(be, T3D_OP_RESAMPLE_TRILINEAR));
   return be->ops->resample_trilinear(be, y, x);
 }
 
@@ -663,15 +656,15 @@ t3d_status t3d_op_argmax(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x)
 {
   char dx[96], why[128];
   int64_t shape[T3D_MAX_DIMS];
-  TRY(check_arg("argmax", "x", x, T3D_F32, 2, T3D_MAX_DIMS));
-  TRY(check_arg("argmax", "y", y, T3D_I32, 1, T3D_MAX_DIMS - 1));
+  T3D_TRY(check_arg("argmax", "x", x, T3D_F32, 2, T3D_MAX_DIMS));
+  T3D_TRY(check_arg("argmax", "y", y, T3D_I32, 1, T3D_MAX_DIMS - 1));
   if (x->shape[1] > INT32_MAX)
     return t3d_error(T3D_ERR_SHAPE, "t3d_op_argmax: x %s has too many channels for i32 indices", DESC(x, dx));
   shape[0] = x->shape[0];
   for (int i = 2; i < x->ndim; i++)
     shape[i - 1] = x->shape[i];
   snprintf(why, sizeof why, "x %s reduced over dimension 1", DESC(x, dx));
-  TRY(check_out_shape("argmax", y, x->ndim - 1, shape, why));
-  TRY(check_backend(be, T3D_OP_ARGMAX));
+  T3D_TRY(check_out_shape("argmax", y, x->ndim - 1, shape, why));
+  T3D_TRY(check_backend(be, T3D_OP_ARGMAX));
   return be->ops->argmax(be, y, x);
 }
