@@ -10,6 +10,7 @@ typedef struct {
 } t3d_command;
 
 /* one declaration per command, alphabetical */
+int t3d_cmd_bench_ops(int argc, char **argv);
 
 /* Prints "t3d: <strerror>: <detail>" for a failed status; returns 1 for use as exit code. */
 int t3d_cli_fail(int status, const char *what);

@@ -22,6 +22,7 @@ static int cmd_version(int argc, char **argv)
 
 static const t3d_command commands[] = {
   /* one line per command, alphabetical */
+  {"bench-ops", N_("time each compute op against PyTorch at the reference model sizes"), t3d_cmd_bench_ops},
   {"version", N_("print the t3d version"), cmd_version},
 };
 

@@ -1,0 +1,361 @@
+#!/usr/bin/env python3
+"""PyTorch references for every op of kernels/backend.h, for tests/test-ops-parity.
+
+Draws fresh random inputs and weights on every run (seed from os.urandom unless T3D_SEED is
+set; the seed is printed so that a failure can be reproduced), computes PyTorch 1.13 CPU fp32
+outputs and writes them all into one safetensors file. It does not compare anything: the C
+program does, so the same file can check any backend.
+
+File layout (safetensors, written here without the safetensors package):
+  8-byte little-endian header length, JSON header, raw little-endian tensor bytes.
+  Header: {"<name>": {"dtype": "F32"|"I32", "shape": [...], "data_offsets": [begin, end]}, ...,
+           "__metadata__": {"t3d.parity.seed": "<seed>", "t3d.parity.cases": "<JSON>"}}
+  t3d.parity.cases is a JSON list, one object per case:
+    {"name": "conv3d/k3s2p1/relu", "op": "conv3d", "params": {...},
+     "inputs": {"x": "<tensor name>", "w": ..., "bias": null, ...}, "expected": "<tensor name>"}
+  Input roles per op (null = absent):
+    conv3d x w bias residual      params stride pad relu
+    conv3d_transpose x w bias     params stride pad output_pad
+    relu x | gelu x | softmax x | avgpool3d_global x | avgpool3d_adaptive x | argmax x
+    resample_trilinear x          (output size = shape of expected)
+    add a b | concat a b
+    maxpool3d x                   params kernel stride pad
+    linear x w b
+    layernorm x gamma beta        params eps
+    attention q k v key_mask      params heads
+    embedding ids table
+    batchnorm_fold x w bias gamma beta mean var   params stride pad eps
+      (expected = BatchNorm3d(eval)(conv3d(x, w, bias)); the C side folds then convolves)
+
+Usage: ops_reference.py OUT.safetensors
+"""
+import json
+import math
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class Builder:
+    """Collects tensors and case descriptions, then writes the safetensors file."""
+
+    def __init__(self, gen):
+        self.gen = gen
+        self.tensors = {}
+        self.cases = []
+
+    def randn(self, *shape, scale=1.0, offset=0.0):
+        return torch.randn(*shape, generator=self.gen, dtype=torch.float32) * scale + offset
+
+    def uniform(self, *shape, lo=0.0, hi=1.0):
+        return torch.rand(*shape, generator=self.gen, dtype=torch.float32) * (hi - lo) + lo
+
+    def randint(self, lo, hi, *shape):
+        return torch.randint(lo, hi, shape, generator=self.gen, dtype=torch.int64)
+
+    def add(self, name, op, params, inputs, expected):
+        idx = len(self.cases)
+        names = {}
+        for role, t in inputs.items():
+            if t is None:
+                names[role] = None
+                continue
+            tname = "c%d.%s" % (idx, role)
+            self.tensors[tname] = t
+            names[role] = tname
+        ename = "c%d.expected" % idx
+        self.tensors[ename] = expected
+        self.cases.append({"name": name, "op": op, "params": params, "inputs": names, "expected": ename})
+
+    def write(self, path, seed):
+        header = {}
+        blobs = []
+        offset = 0
+        for name, t in self.tensors.items():
+            t = t.detach().contiguous()
+            if t.dtype in (torch.int64, torch.int32, torch.bool):
+                arr = t.to(torch.int32).numpy().astype("<i4")
+                dtype = "I32"
+            else:
+                arr = t.to(torch.float32).numpy().astype("<f4")
+                dtype = "F32"
+            raw = arr.tobytes()
+            header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+            blobs.append(raw)
+            offset += len(raw)
+        header["__metadata__"] = {
+            "t3d.parity.seed": str(seed),
+            "t3d.parity.torch": torch.__version__,
+            "t3d.parity.cases": json.dumps(self.cases, separators=(",", ":")),
+        }
+        hjson = json.dumps(header, separators=(",", ":")).encode("utf-8")
+        hjson += b" " * ((-len(hjson)) % 8)  # data section starts 8-byte aligned
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(struct.pack("<Q", len(hjson)))
+            f.write(hjson)
+            for raw in blobs:
+                f.write(raw)
+        os.replace(tmp, path)
+
+
+def trip(v):
+    return [v, v, v] if isinstance(v, int) else list(v)
+
+
+def conv_cases(b):
+    # (name, N, Cin, Cout, DHW, kernel, stride, pad, bias, residual, relu)
+    specs = [
+        ("k3s1p1/odd", 1, 3, 5, (7, 9, 11), 3, 1, 1, True, False, False),
+        ("k3s2p1/batch2/relu", 2, 4, 6, (9, 8, 7), 3, 2, 1, True, False, True),
+        ("k1s1p0/nobias", 1, 8, 16, (5, 6, 7), 1, 1, 0, False, False, False),
+        ("k7s2p3/conv1", 1, 1, 8, (15, 17, 13), 7, 2, 3, True, False, False),
+        ("k3s1p1/residual/relu", 2, 6, 6, (6, 7, 5), 3, 1, 1, True, True, True),
+        ("k1s2p0/downsample", 1, 8, 12, (9, 9, 9), 1, 2, 0, False, False, False),
+        ("k(3,1,5)s(1,2,2)p(1,0,2)/anisotropic", 1, 3, 4, (5, 8, 9), (3, 1, 5), (1, 2, 2), (1, 0, 2), True, False, False),
+        ("k3s1p0/nopad/residual", 1, 5, 7, (6, 6, 6), 3, 1, 0, False, True, False),
+    ]
+    for name, n, ci, co, dhw, k, s, p, has_bias, has_res, relu in specs:
+        k, s, p = trip(k), trip(s), trip(p)
+        x = b.randn(n, ci, *dhw)
+        fan_in = ci * k[0] * k[1] * k[2]
+        w = b.randn(co, ci, *k, scale=1.0 / math.sqrt(fan_in))
+        bias = b.randn(co, scale=0.5) if has_bias else None
+        y = F.conv3d(x, w, bias, stride=s, padding=p)
+        res = b.randn(*y.shape) if has_res else None
+        if res is not None:
+            y = y + res
+        if relu:
+            y = F.relu(y)
+        b.add("conv3d/" + name, "conv3d", {"stride": s, "pad": p, "relu": relu},
+              {"x": x, "w": w, "bias": bias, "residual": res}, y)
+
+
+def conv_transpose_cases(b):
+    # (name, N, Cin, Cout, DHW, kernel, stride, pad, output_pad, bias)
+    specs = [
+        ("k2s2p0", 1, 8, 4, (5, 6, 7), 2, 2, 0, 0, True),
+        ("k3s2p1op1/batch2", 2, 6, 3, (4, 5, 3), 3, 2, 1, 1, True),
+        ("k3s1p1/nobias", 1, 4, 5, (5, 5, 6), 3, 1, 1, 0, False),
+        ("k2s2p0/batch2", 2, 16, 8, (3, 4, 5), 2, 2, 0, 0, True),
+        ("k3s2p0", 1, 3, 2, (3, 4, 5), 3, 2, 0, 0, False),
+        ("k(2,3,1)s(2,2,1)p(0,1,0)op(1,1,0)/anisotropic", 1, 4, 3, (3, 5, 4), (2, 3, 1), (2, 2, 1), (0, 1, 0), (1, 1, 0), True),
+    ]
+    for name, n, ci, co, dhw, k, s, p, op, has_bias in specs:
+        k, s, p, op = trip(k), trip(s), trip(p), trip(op)
+        x = b.randn(n, ci, *dhw)
+        w = b.randn(ci, co, *k, scale=1.0 / math.sqrt(ci * k[0] * k[1] * k[2]))
+        bias = b.randn(co, scale=0.5) if has_bias else None
+        y = F.conv_transpose3d(x, w, bias, stride=s, padding=p, output_padding=op)
+        b.add("conv3d_transpose/" + name, "conv3d_transpose", {"stride": s, "pad": p, "output_pad": op},
+              {"x": x, "w": w, "bias": bias}, y)
+
+
+def elementwise_cases(b):
+    for shape in [(2, 3, 5, 7, 9), (1001,), (3, 17)]:
+        x = b.randn(*shape)
+        b.add("relu/%s" % "x".join(map(str, shape)), "relu", {}, {"x": x}, F.relu(x))
+        a2 = b.randn(*shape)
+        b.add("add/%s" % "x".join(map(str, shape)), "add", {}, {"a": x, "b": a2}, torch.add(x, a2))
+    for shape, scale in [((4, 3072), 3.0), ((1001,), 5.0), ((2, 3, 7, 5), 1.0)]:
+        x = b.randn(*shape, scale=scale)
+        b.add("gelu/%s" % "x".join(map(str, shape)), "gelu", {}, {"x": x}, F.gelu(x))
+    # softmax: ordinary, large magnitudes (overflow without max subtraction), a long odd row
+    for name, x in [("12x17x17", b.randn(12, 17, 17)),
+                    ("large/3x5x257", b.randn(3, 5, 257, scale=100.0, offset=1000.0)),
+                    ("large-negative/4x9", b.randn(4, 9, scale=3000.0, offset=-5e4)),
+                    ("1x1", b.randn(1, 1)),
+                    ("2x1000", b.randn(2, 1000, scale=10.0))]:
+        b.add("softmax/" + name, "softmax", {}, {"x": x}, F.softmax(x, dim=-1))
+    # layernorm: eps values of BERT (1e-12) and PyTorch's default (1e-5); an offset mean
+    for name, shape, eps, offset in [("3x7x33/eps1e-5", (3, 7, 33), 1e-5, 0.0),
+                                     ("5x768/eps1e-12", (5, 768), 1e-12, 0.0),
+                                     ("4x65/eps1e-3/offset30", (4, 65), 1e-3, 30.0),
+                                     ("2x2x1/eps1e-5", (2, 2, 1), 1e-5, 0.0)]:
+        x = b.randn(*shape, offset=offset)
+        e = shape[-1]
+        g = b.randn(e, scale=0.5, offset=1.0)
+        bt = b.randn(e, scale=0.5)
+        b.add("layernorm/" + name, "layernorm", {"eps": eps}, {"x": x, "gamma": g, "beta": bt},
+              F.layer_norm(x, (e,), g, bt, eps))
+
+
+def pool_cases(b):
+    for name, shape, k, s, p, offset in [
+            ("k3s2p1/odd", (1, 4, 9, 10, 11), 3, 2, 1, 0.0),
+            ("k3s2p1/all-negative", (2, 3, 7, 6, 5), 3, 2, 1, -10.0),
+            ("k2s2p0/batch2", (2, 3, 8, 8, 8), 2, 2, 0, 0.0),
+            ("k3s1p1", (1, 2, 5, 6, 7), 3, 1, 1, 0.0),
+            ("k(1,3,3)s(1,2,2)p(0,1,1)", (1, 3, 4, 9, 8), (1, 3, 3), (1, 2, 2), (0, 1, 1), 0.0)]:
+        k, s, p = trip(k), trip(s), trip(p)
+        x = b.randn(*shape, offset=offset)
+        b.add("maxpool3d/" + name, "maxpool3d", {"kernel": k, "stride": s, "pad": p}, {"x": x},
+              F.max_pool3d(x, k, s, p))
+    for shape in [(2, 5, 3, 4, 5), (1, 64, 5, 7, 7), (3, 1, 1, 1, 1), (1, 3, 17, 19, 23)]:
+        x = b.randn(*shape, offset=0.5)
+        b.add("avgpool3d_global/%s" % "x".join(map(str, shape)), "avgpool3d_global", {}, {"x": x},
+              x.mean((2, 3, 4)))
+    for shape, out in [((1, 3, 7, 9, 11), (3, 4, 5)), ((2, 4, 10, 10, 10), (3, 3, 3)),
+                       ((1, 2, 5, 6, 7), (1, 1, 1)), ((1, 2, 4, 5, 6), (5, 7, 8)),
+                       ((1, 8, 5, 7, 7), (2, 2, 2))]:
+        x = b.randn(*shape)
+        b.add("avgpool3d_adaptive/%s->%s" % ("x".join(map(str, shape)), "x".join(map(str, out))),
+              "avgpool3d_adaptive", {}, {"x": x}, F.adaptive_avg_pool3d(x, out))
+
+
+def linear_cases(b):
+    for name, xs, out, has_bias in [("2x7x13->11", (2, 7, 13), 11, True),
+                                    ("5x768->64/nobias", (5, 768), 64, False),
+                                    ("3x1x33->1", (3, 1, 33), 1, True),
+                                    ("17x65->129", (17, 65), 129, True),
+                                    ("1x1->3", (1, 1), 3, True),
+                                    ("2x2x3x40->24", (2, 2, 3, 40), 24, True)]:
+        x = b.randn(*xs)
+        w = b.randn(out, xs[-1], scale=1.0 / math.sqrt(xs[-1]))
+        bias = b.randn(out) if has_bias else None
+        b.add("linear/" + name, "linear", {}, {"x": x, "w": w, "b": bias}, F.linear(x, w, bias))
+
+
+def attention_ref(q, k, v, key_mask, heads):
+    """softmax(q k^T / sqrt(Dh), masked keys -inf) v, per head; q[B,Lq,H*Dh], k,v[B,Lk,H*Dh]."""
+    bsz, lq, e = q.shape
+    lk = k.shape[1]
+    dh = e // heads
+    qh = q.view(bsz, lq, heads, dh).transpose(1, 2)  # [B,H,Lq,Dh]
+    kh = k.view(bsz, lk, heads, dh).transpose(1, 2)
+    vh = v.view(bsz, lk, heads, dh).transpose(1, 2)
+    scores = torch.matmul(qh, kh.transpose(-1, -2)) / math.sqrt(dh)  # [B,H,Lq,Lk]
+    if key_mask is not None:
+        scores = scores.masked_fill((key_mask == 0)[:, None, None, :], float("-inf"))
+    out = torch.matmul(torch.softmax(scores, dim=-1), vh)  # [B,H,Lq,Dh]
+    return out.transpose(1, 2).reshape(bsz, lq, e)
+
+
+def check_attention_against_torch_mha(b):
+    """The formula above must equal PyTorch's own multi-head attention with identity projections."""
+    bsz, l, heads, dh = 2, 9, 4, 8
+    e = heads * dh
+    q, k, v = b.randn(bsz, l, e), b.randn(bsz, l, e), b.randn(bsz, l, e)
+    mask = torch.ones(bsz, l, dtype=torch.int64)
+    mask[1, 6:] = 0
+    eye = torch.eye(e)
+    out, _ = F.multi_head_attention_forward(
+        q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), e, heads,
+        in_proj_weight=torch.cat([eye, eye, eye]), in_proj_bias=torch.zeros(3 * e),
+        bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0.0,
+        out_proj_weight=eye, out_proj_bias=torch.zeros(e), training=False,
+        key_padding_mask=(mask == 0), need_weights=False)
+    mine = attention_ref(q, k, v, mask, heads)
+    err = (out.transpose(0, 1) - mine).abs().max().item()
+    if not err <= 1e-5:
+        raise SystemExit("ops_reference.py: attention reference differs from F.multi_head_attention_forward "
+                         "by %g (> 1e-5): the reference formula is wrong" % err)
+    b.add("attention/B2L9H4Dh8/mask/equals-torch-mha", "attention", {"heads": heads},
+          {"q": q, "k": k, "v": v, "key_mask": mask}, mine)
+
+
+def attention_cases(b):
+    check_attention_against_torch_mha(b)
+    # (name, B, Lq, Lk, H, Dh, valid key lengths per batch or None for no mask)
+    for name, bsz, lq, lk, heads, dh, valid in [
+            ("B2L7H1Dh8/mask", 2, 7, 7, 1, 8, [7, 4]),
+            ("B2Lq5Lk9H4Dh16/mask/cross", 2, 5, 9, 4, 16, [9, 6]),
+            ("B1L33H12Dh8/nomask", 1, 33, 33, 12, 8, None),
+            ("B3L20H12Dh4/mask", 3, 20, 20, 12, 4, [20, 1, 13]),
+            ("B1L256H12Dh64/mask", 1, 256, 256, 12, 64, [200]),
+            ("B1L1H1Dh3/nomask", 1, 1, 1, 1, 3, None)]:
+        e = heads * dh
+        q = b.randn(bsz, lq, e)
+        k = b.randn(bsz, lk, e)
+        v = b.randn(bsz, lk, e)
+        mask = None
+        if valid is not None:
+            mask = torch.zeros(bsz, lk, dtype=torch.int64)
+            for i, n in enumerate(valid):
+                mask[i, :n] = 1
+        b.add("attention/" + name, "attention", {"heads": heads},
+              {"q": q, "k": k, "v": v, "key_mask": mask}, attention_ref(q, k, v, mask, heads))
+
+
+def misc_cases(b):
+    for name, vocab, e, ids_shape in [("50x16/ids2x7", 50, 16, (2, 7)), ("1000x64/ids3x11", 1000, 64, (3, 11)),
+                                      ("7x5/ids1", 7, 5, (1,))]:
+        table = b.randn(vocab, e)
+        ids = b.randint(0, vocab, *ids_shape)
+        ids.view(-1)[0] = vocab - 1  # the last row is a classic off-by-one
+        b.add("embedding/" + name, "embedding", {}, {"ids": ids, "table": table}, F.embedding(ids, table))
+    for name, sa, sb in [("2x3+5x4x5x6", (2, 3, 4, 5, 6), (2, 5, 4, 5, 6)),
+                         ("1x1+7x3x3x3", (1, 1, 3, 3, 3), (1, 7, 3, 3, 3)),
+                         ("3x4+2", (3, 4), (3, 2)),
+                         ("2x3+1x5", (2, 3, 5), (2, 1, 5))]:
+        a, c = b.randn(*sa), b.randn(*sb)
+        b.add("concat/" + name, "concat", {}, {"a": a, "b": c}, torch.cat([a, c], dim=1))
+    for shape, out in [((1, 2, 5, 6, 7), (8, 9, 13)), ((2, 3, 16, 15, 14), (7, 6, 5)),
+                       ((1, 1, 10, 10, 10), (20, 20, 20)), ((1, 2, 6, 9, 4), (11, 5, 4)),
+                       ((1, 1, 3, 4, 5), (1, 1, 1)), ((1, 1, 1, 1, 1), (3, 2, 4))]:
+        x = b.randn(*shape)
+        b.add("resample_trilinear/%s->%s" % ("x".join(map(str, shape)), "x".join(map(str, out))),
+              "resample_trilinear", {}, {"x": x},
+              F.interpolate(x, size=out, mode="trilinear", align_corners=False))
+    for c in range(2, 10):
+        x = b.randn(2, c, 5, 6, 7)
+        b.add("argmax/C%d/2x%dx5x6x7" % (c, c), "argmax", {}, {"x": x}, x.argmax(1))
+    # ties: small integers make equal maxima common; PyTorch returns the first
+    x = torch.round(b.randn(1, 4, 6, 7, 8, scale=0.7))
+    b.add("argmax/ties/1x4x6x7x8", "argmax", {}, {"x": x}, x.argmax(1))
+    x = b.randn(4, 9)
+    b.add("argmax/2d/4x9", "argmax", {}, {"x": x}, x.argmax(1))
+
+
+def batchnorm_fold_cases(b):
+    for name, n, ci, co, dhw, k, s, p, has_bias, eps in [("k3s1p1/bias", 1, 3, 6, (5, 6, 7), 3, 1, 1, True, 1e-5),
+                                                         ("k1s2p0/nobias", 2, 4, 5, (7, 5, 6), 1, 2, 0, False, 1e-3)]:
+        k, s, p = trip(k), trip(s), trip(p)
+        x = b.randn(n, ci, *dhw)
+        w = b.randn(co, ci, *k, scale=1.0 / math.sqrt(ci * k[0] * k[1] * k[2]))
+        bias = b.randn(co, scale=0.5) if has_bias else None
+        bn = torch.nn.BatchNorm3d(co, eps=eps)
+        gamma, beta = b.randn(co, scale=0.5, offset=1.0), b.randn(co, scale=0.5)
+        mean, var = b.randn(co, scale=0.5), b.uniform(co, lo=0.2, hi=2.0)
+        with torch.no_grad():
+            bn.weight.copy_(gamma)
+            bn.bias.copy_(beta)
+            bn.running_mean.copy_(mean)
+            bn.running_var.copy_(var)
+        bn.eval()
+        with torch.no_grad():
+            y = bn(F.conv3d(x, w, bias, stride=s, padding=p))
+        b.add("batchnorm_fold/" + name, "batchnorm_fold", {"stride": s, "pad": p, "eps": eps},
+              {"x": x, "w": w, "bias": bias, "gamma": gamma, "beta": beta, "mean": mean, "var": var}, y)
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.stderr.write("usage: ops_reference.py OUT.safetensors\n")
+        return 2
+    env_seed = os.environ.get("T3D_SEED")
+    seed = int(env_seed) if env_seed else int.from_bytes(os.urandom(4), "little")
+    print("ops_reference.py: seed %d (rerun with T3D_SEED=%d to reproduce)" % (seed, seed))
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(seed)
+    b = Builder(gen)
+    with torch.no_grad():
+        conv_cases(b)
+        conv_transpose_cases(b)
+        elementwise_cases(b)
+        pool_cases(b)
+        linear_cases(b)
+        attention_cases(b)
+        misc_cases(b)
+        batchnorm_fold_cases(b)
+    b.write(sys.argv[1], seed)
+    print("ops_reference.py: %d cases, %d tensors -> %s" % (len(b.cases), len(b.tensors), sys.argv[1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
