@@ -1,1 +1,11 @@
 # CPU 3-D convolution and transposed convolution
+libt3d_la_SOURCES += \
+	kernels/cpu/conv.h \
+	kernels/cpu/conv.c \
+	kernels/cpu/conv_ref.c \
+	kernels/cpu/gemm_own.c
+
+check_PROGRAMS += tests/test-conv
+tests_test_conv_SOURCES = tests/test-conv.c tests/check.h
+tests_test_conv_LDADD = libt3d.la -lm
+TESTS += tests/test-conv

@@ -1,0 +1,321 @@
+/* Checks the CPU 3-D convolution kernels: the naive references against hand-computed values
+ * and against each other (transposed conv is the adjoint of conv), then the fast GEMM kernels
+ * (OpenBLAS and t3d's own sgemm) against the references over many shapes, tilings and threads.
+ *
+ * Tolerance. Every output is a float sum of n = K + 3 terms (K = Cin*kD*kH*kW products, bias,
+ * residual, and the reference's own final rounding), so in any summation order
+ *   |y - y_exact| <= gamma_n * sum|terms|,  gamma_n = n*u/(1 - n*u),  u = 2^-24
+ * (Higham, Accuracy and Stability of Numerical Algorithms, 3.1). The reference accumulates in
+ * double, so it is exact to within one float rounding. We check
+ *   max_i |y_i - ref_i| / mag_i <= min(gamma_n, 1e-4),  mag_i = conv(|x|,|w|) + |bias| + |res|
+ * i.e. the relative error measured against the magnitude of the terms (immune to
+ * cancellation), capped at 1e-4. ReLU is 1-Lipschitz and does not change the bound. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "core/tensor.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/conv.h"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static float frand(void) /* uniform in [-1, 1) */
+{
+  rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+  return (float)((rng >> 40) * (1.0 / 8388608.0) - 1.0);
+}
+
+static t3d_tensor *tnew(int ndim, const int64_t *shape, bool random)
+{
+  t3d_tensor *t = NULL;
+  if (t3d_tensor_new(&t, T3D_F32, ndim, shape) != T3D_OK) {
+    fprintf(stderr, "out of memory\n");
+    exit(1);
+  }
+  if (random) {
+    float *d = t->data;
+    for (int64_t i = 0; i < t3d_tensor_numel(t); i++) d[i] = frand();
+  }
+  return t;
+}
+
+static t3d_tensor *tabs(const t3d_tensor *t)
+{
+  t3d_tensor *a = tnew(t->ndim, t->shape, false);
+  const float *s = t->data;
+  float *d = a->data;
+  for (int64_t i = 0; i < t3d_tensor_numel(t); i++) d[i] = fabsf(s[i]);
+  return a;
+}
+
+static int64_t out_size(int64_t in, int k, int s, int p) { return (in + 2 * p - k) / s + 1; }
+
+static double tolerance(int64_t K)
+{
+  double u = ldexp(1.0, -24), n = (double)(K + 3);
+  double gamma = n * u / (1.0 - n * u);
+  return gamma < 1e-4 ? gamma : 1e-4;
+}
+
+/* max_i |y_i - ref_i| / mag_i, printing the worst element's values on failure by the caller */
+static double max_rel_err(const t3d_tensor *y, const t3d_tensor *ref, const t3d_tensor *mag, int64_t *worst)
+{
+  const float *a = y->data, *b = ref->data, *m = mag->data;
+  double e = 0;
+  *worst = 0;
+  for (int64_t i = 0; i < t3d_tensor_numel(y); i++) {
+    double r = fabs((double)a[i] - b[i]) / ((double)m[i] + 1e-30);
+    if (!(r <= e)) e = r, *worst = i; /* also catches NaN */
+  }
+  return e;
+}
+
+/* ---- references ------------------------------------------------------------------------ */
+
+/* All-ones 3x3x3 input and kernel, pad 1: each output counts the in-bounds taps. */
+static void test_ref_counts_taps(void)
+{
+  t3d_backend be = {.threads = 1};
+  int64_t xs[5] = {1, 1, 3, 3, 3}, ws[5] = {1, 1, 3, 3, 3}, bs[1] = {1};
+  t3d_tensor *x = tnew(5, xs, false), *w = tnew(5, ws, false), *y = tnew(5, xs, false), *b = tnew(1, bs, false);
+  for (int i = 0; i < 27; i++) ((float *)x->data)[i] = ((float *)w->data)[i] = 1.0f;
+  ((float *)b->data)[0] = 0.5f;
+  t3d_conv3d_params p = {{1, 1, 1}, {1, 1, 1}, false};
+  CHECK_STATUS(t3d_cpu_conv3d_ref(&be, y, x, w, b, NULL, &p), T3D_OK);
+  const float *yd = y->data;
+  CHECK_NEAR(yd[0], 8.5, 0);       /* corner: 2x2x2 taps */
+  CHECK_NEAR(yd[1], 12.5, 0);      /* edge: 2x2x3 */
+  CHECK_NEAR(yd[4], 18.5, 0);      /* face: 2x3x3 */
+  CHECK_NEAR(yd[13], 27.5, 0);     /* centre */
+  /* transposed, stride 2 kernel 2: every input lands on its own 2x2x2 block, times w */
+  int64_t xs2[5] = {1, 1, 1, 1, 2}, ws2[5] = {1, 1, 2, 2, 2}, ys2[5] = {1, 1, 2, 2, 4};
+  t3d_tensor *x2 = tnew(5, xs2, false), *w2 = tnew(5, ws2, false), *y2 = tnew(5, ys2, false);
+  ((float *)x2->data)[0] = 2.0f, ((float *)x2->data)[1] = -3.0f;
+  for (int i = 0; i < 8; i++) ((float *)w2->data)[i] = (float)(i + 1);
+  t3d_conv3d_transpose_params tp = {{2, 2, 2}, {0, 0, 0}, {0, 0, 0}};
+  CHECK_STATUS(t3d_cpu_conv3d_transpose_ref(&be, y2, x2, w2, b, &tp), T3D_OK);
+  const float *y2d = y2->data;
+  for (int kd = 0; kd < 2; kd++)
+    for (int kh = 0; kh < 2; kh++)
+      for (int ow = 0; ow < 4; ow++) {
+        float wv = (float)(kd * 4 + kh * 2 + ow % 2 + 1), xv = ow < 2 ? 2.0f : -3.0f;
+        CHECK_NEAR(y2d[(kd * 2 + kh) * 4 + ow], xv * wv + 0.5f, 0);
+      }
+  t3d_tensor_free(x), t3d_tensor_free(w), t3d_tensor_free(y), t3d_tensor_free(b);
+  t3d_tensor_free(x2), t3d_tensor_free(w2), t3d_tensor_free(y2);
+}
+
+/* <conv(x, w), g> == <x, conv_transpose(g, w)>: the same w[Co,Ci,...] memory read as
+ * ConvTranspose3d weights [Cin'=Co, Cout'=Ci, ...] is the adjoint map. */
+static void test_ref_adjoint(int ci, int co, int d, int h, int wd, int k, int s, int pad)
+{
+  t3d_backend be = {.threads = 1};
+  int64_t xs[5] = {2, ci, d, h, wd}, wsh[5] = {co, ci, k, k, k};
+  int64_t ys[5] = {2, co, out_size(d, k, s, pad), out_size(h, k, s, pad), out_size(wd, k, s, pad)};
+  t3d_tensor *x = tnew(5, xs, true), *w = tnew(5, wsh, true), *g = tnew(5, ys, true);
+  t3d_tensor *y = tnew(5, ys, false), *xt = tnew(5, xs, false);
+  t3d_conv3d_params p = {{s, s, s}, {pad, pad, pad}, false};
+  t3d_conv3d_transpose_params tp = {{s, s, s}, {pad, pad, pad}, {0, 0, 0}};
+  for (int a = 0; a < 3; a++) /* output_pad recovers the input extent lost to flooring */
+    tp.output_pad[a] = (int)(xs[2 + a] - ((ys[2 + a] - 1) * s - 2 * pad + k));
+  CHECK_STATUS(t3d_cpu_conv3d_ref(&be, y, x, w, NULL, NULL, &p), T3D_OK);
+  CHECK_STATUS(t3d_cpu_conv3d_transpose_ref(&be, xt, g, w, NULL, &tp), T3D_OK);
+  double lhs = 0, rhs = 0, mag = 0;
+  for (int64_t i = 0; i < t3d_tensor_numel(y); i++) {
+    lhs += (double)((float *)y->data)[i] * ((float *)g->data)[i];
+    mag += fabs((double)((float *)y->data)[i] * ((float *)g->data)[i]);
+  }
+  for (int64_t i = 0; i < t3d_tensor_numel(x); i++) rhs += (double)((float *)x->data)[i] * ((float *)xt->data)[i];
+  CHECK_NEAR(lhs, rhs, 1e-6 * mag);
+  t3d_tensor_free(x), t3d_tensor_free(w), t3d_tensor_free(g), t3d_tensor_free(y), t3d_tensor_free(xt);
+}
+
+/* ---- own sgemm --------------------------------------------------------------------------- */
+
+static void test_sgemm_own(bool trans_a, int m, int n, int k, float beta)
+{
+  int lda = trans_a ? m + 3 : k + 2, ldb = n + 1, ldc = n + 5;
+  size_t asz = (size_t)(trans_a ? k : m) * lda;
+  float *a = malloc(asz * sizeof *a), *b = malloc((size_t)k * ldb * sizeof *b);
+  float *c = malloc((size_t)m * ldc * sizeof *c), *c0 = malloc((size_t)m * ldc * sizeof *c0);
+  float *ws = t3d_aligned_alloc(t3d_cpu_sgemm_own_ws_floats(n) * sizeof(float));
+  for (size_t i = 0; i < asz; i++) a[i] = frand();
+  for (size_t i = 0; i < (size_t)k * ldb; i++) b[i] = frand();
+  for (size_t i = 0; i < (size_t)m * ldc; i++) c0[i] = c[i] = frand();
+  t3d_cpu_sgemm_own(trans_a, m, n, k, a, lda, b, ldb, beta, c, ldc, ws);
+  double worst = 0, tol = tolerance(k);
+  int wi = 0, wj = 0, bad_pad = 0;
+  double wref = 0;
+  for (int i = 0; i < m; i++) {
+    for (int j = 0; j < n; j++) {
+      double ref = beta ? c0[i * ldc + j] : 0, mag = fabs(ref);
+      for (int p = 0; p < k; p++) {
+        double t = (double)(trans_a ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p]) * b[(size_t)p * ldb + j];
+        ref += t, mag += fabs(t);
+      }
+      double e = fabs(c[i * ldc + j] - ref) / (mag + 1e-30);
+      if (!(e <= worst)) worst = e, wi = i, wj = j, wref = ref;
+    }
+    for (int j = n; j < ldc; j++) bad_pad += c[i * ldc + j] != c0[i * ldc + j]; /* outside C untouched */
+  }
+  if (!(worst <= tol))
+    fprintf(stderr, "sgemm_own trans_a=%d m=%d n=%d k=%d beta=%g: C[%d,%d] = %.9g, ref %.9g\n", trans_a, m, n, k,
+            beta, wi, wj, c[wi * ldc + wj], wref);
+  CHECK(worst <= tol);
+  CHECK_INT_EQ(bad_pad, 0);
+  free(a), free(b), free(c), free(c0), t3d_aligned_free(ws);
+}
+
+/* ---- fast vs reference ----------------------------------------------------------------- */
+
+typedef struct {
+  int n, ci, co, d, h, w, kd, kh, kw, s[3], pad[3];
+  bool bias, res, relu;
+} conv_case;
+
+static void test_conv_case(const conv_case *cc)
+{
+  int64_t xs[5] = {cc->n, cc->ci, cc->d, cc->h, cc->w}, wsh[5] = {cc->co, cc->ci, cc->kd, cc->kh, cc->kw};
+  int64_t ys[5] = {cc->n, cc->co, out_size(cc->d, cc->kd, cc->s[0], cc->pad[0]),
+                   out_size(cc->h, cc->kh, cc->s[1], cc->pad[1]), out_size(cc->w, cc->kw, cc->s[2], cc->pad[2])};
+  int64_t bs[1] = {cc->co};
+  t3d_tensor *x = tnew(5, xs, true), *w = tnew(5, wsh, true);
+  t3d_tensor *b = cc->bias ? tnew(1, bs, true) : NULL, *r = cc->res ? tnew(5, ys, true) : NULL;
+  t3d_tensor *ref = tnew(5, ys, false), *mag = tnew(5, ys, false), *y = tnew(5, ys, false);
+  t3d_tensor *xa = tabs(x), *wa = tabs(w), *ba = b ? tabs(b) : NULL, *ra = r ? tabs(r) : NULL;
+  t3d_conv3d_params p = {{cc->s[0], cc->s[1], cc->s[2]}, {cc->pad[0], cc->pad[1], cc->pad[2]}, cc->relu};
+  t3d_conv3d_params pm = p;
+  pm.relu = false;
+  t3d_backend be1 = {.threads = 1};
+  CHECK_STATUS(t3d_cpu_conv3d_ref(&be1, ref, x, w, b, r, &p), T3D_OK);
+  CHECK_STATUS(t3d_cpu_conv3d_ref(&be1, mag, xa, wa, ba, ra, &pm), T3D_OK);
+  const int64_t K = (int64_t)cc->ci * cc->kd * cc->kh * cc->kw;
+  const double tol = tolerance(K);
+
+  static const int threads[] = {1, 3};
+  static const size_t budgets[] = {0, 600};
+  for (int own = 0; own < 2; own++)
+    for (int ti = 0; ti < 2; ti++)
+      for (int bi = 0; bi < 2; bi++) {
+        t3d_backend be = {.threads = threads[ti]};
+        bool old_own = t3d_cpu_conv_force_own_gemm(own);
+        size_t old_budget = t3d_cpu_conv_set_col_budget(budgets[bi]);
+        memset(y->data, 0xff, t3d_tensor_nbytes(y)); /* NaN: every output must be written */
+        CHECK_STATUS(t3d_cpu_conv3d(&be, y, x, w, b, r, &p), T3D_OK);
+        t3d_cpu_conv_set_col_budget(old_budget);
+        t3d_cpu_conv_force_own_gemm(old_own);
+        int64_t wi;
+        double e = max_rel_err(y, ref, mag, &wi);
+        if (!(e <= tol))
+          fprintf(stderr,
+                  "conv3d n%d ci%d co%d %dx%dx%d k%dx%dx%d s%d,%d,%d p%d,%d,%d bias%d res%d relu%d own%d threads%d "
+                  "budget%zu: rel err %.3g > tol %.3g at %lld: %.9g vs ref %.9g (mag %.9g)\n",
+                  cc->n, cc->ci, cc->co, cc->d, cc->h, cc->w, cc->kd, cc->kh, cc->kw, cc->s[0], cc->s[1], cc->s[2],
+                  cc->pad[0], cc->pad[1], cc->pad[2], cc->bias, cc->res, cc->relu, own, threads[ti], budgets[bi], e,
+                  tol, (long long)wi, ((float *)y->data)[wi], ((float *)ref->data)[wi], ((float *)mag->data)[wi]);
+        CHECK(e <= tol);
+      }
+  t3d_tensor_free(x), t3d_tensor_free(w), t3d_tensor_free(b), t3d_tensor_free(r), t3d_tensor_free(ref);
+  t3d_tensor_free(mag), t3d_tensor_free(y), t3d_tensor_free(xa), t3d_tensor_free(wa), t3d_tensor_free(ba);
+  t3d_tensor_free(ra);
+}
+
+typedef struct {
+  int n, ci, co, d, h, w, k[3], s[3], pad[3], opad[3];
+  bool bias;
+} convt_case;
+
+static void test_convt_case(const convt_case *cc)
+{
+  int64_t xs[5] = {cc->n, cc->ci, cc->d, cc->h, cc->w}, wsh[5] = {cc->ci, cc->co, cc->k[0], cc->k[1], cc->k[2]};
+  int64_t ys[5] = {cc->n, cc->co, 0, 0, 0}, bs[1] = {cc->co};
+  for (int a = 0; a < 3; a++) ys[2 + a] = (xs[2 + a] - 1) * cc->s[a] - 2 * cc->pad[a] + cc->k[a] + cc->opad[a];
+  t3d_tensor *x = tnew(5, xs, true), *w = tnew(5, wsh, true), *b = cc->bias ? tnew(1, bs, true) : NULL;
+  t3d_tensor *ref = tnew(5, ys, false), *mag = tnew(5, ys, false), *y = tnew(5, ys, false);
+  t3d_tensor *xa = tabs(x), *wa = tabs(w), *ba = b ? tabs(b) : NULL;
+  t3d_conv3d_transpose_params p = {{cc->s[0], cc->s[1], cc->s[2]}, {cc->pad[0], cc->pad[1], cc->pad[2]},
+                                   {cc->opad[0], cc->opad[1], cc->opad[2]}};
+  t3d_backend be1 = {.threads = 1};
+  CHECK_STATUS(t3d_cpu_conv3d_transpose_ref(&be1, ref, x, w, b, &p), T3D_OK);
+  CHECK_STATUS(t3d_cpu_conv3d_transpose_ref(&be1, mag, xa, wa, ba, &p), T3D_OK);
+  const double tol = tolerance((int64_t)cc->ci * cc->k[0] * cc->k[1] * cc->k[2]);
+  static const int threads[] = {1, 3};
+  static const size_t budgets[] = {0, 600};
+  for (int own = 0; own < 2; own++)
+    for (int ti = 0; ti < 2; ti++)
+      for (int bi = 0; bi < 2; bi++) {
+        t3d_backend be = {.threads = threads[ti]};
+        bool old_own = t3d_cpu_conv_force_own_gemm(own);
+        size_t old_budget = t3d_cpu_conv_set_col_budget(budgets[bi]);
+        memset(y->data, 0xff, t3d_tensor_nbytes(y));
+        CHECK_STATUS(t3d_cpu_conv3d_transpose(&be, y, x, w, b, &p), T3D_OK);
+        t3d_cpu_conv_set_col_budget(old_budget);
+        t3d_cpu_conv_force_own_gemm(old_own);
+        int64_t wi;
+        double e = max_rel_err(y, ref, mag, &wi);
+        if (!(e <= tol))
+          fprintf(stderr,
+                  "conv3d_transpose n%d ci%d co%d %dx%dx%d k%d,%d,%d s%d,%d,%d p%d,%d,%d op%d,%d,%d bias%d own%d "
+                  "threads%d budget%zu: rel err %.3g > tol %.3g at %lld: %.9g vs ref %.9g\n",
+                  cc->n, cc->ci, cc->co, cc->d, cc->h, cc->w, cc->k[0], cc->k[1], cc->k[2], cc->s[0], cc->s[1],
+                  cc->s[2], cc->pad[0], cc->pad[1], cc->pad[2], cc->opad[0], cc->opad[1], cc->opad[2], cc->bias, own,
+                  threads[ti], budgets[bi], e, tol, (long long)wi, ((float *)y->data)[wi],
+                  ((float *)ref->data)[wi]);
+        CHECK(e <= tol);
+      }
+  t3d_tensor_free(x), t3d_tensor_free(w), t3d_tensor_free(b), t3d_tensor_free(ref), t3d_tensor_free(mag);
+  t3d_tensor_free(y), t3d_tensor_free(xa), t3d_tensor_free(wa), t3d_tensor_free(ba);
+}
+
+int main(void)
+{
+  test_ref_counts_taps();
+  test_ref_adjoint(3, 5, 7, 6, 9, 3, 2, 1);
+  test_ref_adjoint(2, 4, 9, 8, 7, 5, 3, 2);
+  test_ref_adjoint(4, 3, 5, 6, 4, 1, 1, 0);
+
+  static const int gm[][3] = {{1, 1, 1}, {7, 5, 3}, {8, 32, 16}, {17, 45, 300}, {100, 70, 33}, {96, 1030, 257}};
+  for (size_t i = 0; i < sizeof gm / sizeof gm[0]; i++)
+    for (int t = 0; t < 2; t++) {
+      test_sgemm_own(t, gm[i][0], gm[i][1], gm[i][2], 0.0f);
+      test_sgemm_own(t, gm[i][0], gm[i][1], gm[i][2], 1.0f);
+    }
+
+  /* n ci co  d  h  w  kd kh kw  stride   pad      bias res relu */
+  static const conv_case cases[] = {
+    {1, 1, 1, 1, 1, 1, 1, 1, 1, {1, 1, 1}, {0, 0, 0}, false, false, false},
+    {1, 3, 5, 6, 7, 8, 1, 1, 1, {1, 1, 1}, {0, 0, 0}, true, false, false},      /* direct GEMM */
+    {2, 9, 13, 5, 6, 7, 1, 1, 1, {1, 1, 1}, {0, 0, 0}, true, true, true},
+    {2, 9, 13, 9, 10, 11, 1, 1, 1, {2, 2, 2}, {0, 0, 0}, true, true, true},    /* strided 1x1x1 */
+    {1, 5, 6, 7, 8, 9, 1, 1, 1, {3, 2, 1}, {1, 0, 2}, false, true, false},     /* padded 1x1x1 */
+    {1, 1, 6, 13, 12, 11, 7, 7, 7, {2, 2, 2}, {3, 3, 3}, true, false, true},   /* conv1 shape */
+    {2, 3, 7, 9, 10, 11, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, true, true, true},
+    {1, 5, 9, 9, 8, 7, 3, 3, 3, {2, 2, 2}, {1, 1, 1}, false, false, true},
+    {1, 4, 10, 10, 11, 12, 2, 2, 2, {2, 2, 2}, {0, 0, 0}, true, false, false},
+    {1, 2, 3, 11, 10, 9, 5, 5, 5, {3, 3, 3}, {2, 2, 2}, true, true, false},
+    {1, 3, 4, 8, 9, 10, 3, 2, 5, {1, 2, 3}, {0, 1, 2}, true, false, true},      /* anisotropic */
+    {2, 2, 3, 4, 5, 6, 5, 5, 5, {1, 1, 1}, {3, 3, 3}, true, true, true},       /* pad > k/2 */
+    {1, 3, 5, 14, 15, 16, 3, 3, 3, {1, 1, 1}, {0, 0, 0}, true, false, false},  /* several P tiles */
+    {1, 100, 20, 6, 6, 6, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, true, true, true},    /* K chunks */
+    {1, 40, 70, 4, 5, 3, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, true, true, true},     /* M blocks */
+    {3, 7, 37, 5, 4, 6, 1, 1, 1, {1, 1, 1}, {0, 0, 0}, false, true, true},
+    {1, 2, 3, 3, 3, 3, 3, 3, 3, {3, 3, 3}, {0, 0, 0}, true, false, false},     /* one output */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_conv_case(&cases[i]);
+
+  /* n ci co  d h w  kernel     stride    pad      output_pad  bias */
+  static const convt_case tcases[] = {
+    {1, 4, 6, 5, 6, 7, {2, 2, 2}, {2, 2, 2}, {0, 0, 0}, {0, 0, 0}, true},  /* the decoder's upsampling */
+    {2, 9, 5, 3, 4, 5, {2, 2, 2}, {2, 2, 2}, {0, 0, 0}, {0, 0, 0}, false},
+    {1, 3, 4, 4, 5, 6, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, true},
+    {1, 5, 3, 4, 5, 3, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}, {1, 0, 1}, true},
+    {2, 3, 2, 3, 4, 5, {5, 4, 3}, {3, 2, 1}, {2, 1, 0}, {2, 1, 0}, true},
+    {1, 7, 33, 4, 4, 4, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, {0, 0, 0}, false},
+    {1, 20, 3, 6, 5, 4, {2, 2, 2}, {2, 2, 2}, {0, 0, 0}, {1, 1, 1}, true},
+  };
+  for (size_t i = 0; i < sizeof tcases / sizeof tcases[0]; i++) test_convt_case(&tcases[i]);
+  return check_finish("test-conv");
+}
