@@ -577,6 +577,9 @@ int t3d_cmd_bench_ops(int argc, char **argv)
     char shape[64], rate[32] = "-", tms[32] = "-", ratio[32] = "-", ms[32] = "failed";
     plan(&cases[i], &b);
     format_shape(shape, sizeof shape, cases[i].ndim, cases[i].in);
+    if (cases[i].kind == B_EMBEDDING) /* ids, then the table they index */
+      snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "ids/%" PRId64 "x%" PRId64, cases[i].vocab,
+               cases[i].out_c);
     if (t3d_ms[i] >= 0) {
       snprintf(ms, sizeof ms, "%.3f", t3d_ms[i]);
       if (b.flops > 0)

@@ -11,7 +11,9 @@
  * stable where b_i crosses zero (unlike a per-element ratio) and scale-free across ops. A NaN or
  * infinity in a where b is finite makes rel infinite. An all-zero reference (PARITY_TINY = 1e-30)
  * thus demands an all-zero result. Integer outputs (argmax) must match exactly.
- * A case passes when rel <= the tolerance of its op (see op_tolerance). */
+ * A case passes when rel <= the tolerance of its op (see op_tolerance).
+ * The references are PyTorch's ops evaluated in float64 on the fp32 inputs (see ops_reference.py);
+ * each line also shows PyTorch's own fp32 rel against them ("torch fp32"), for comparison. */
 #include "config.h"
 
 #include <float.h>
@@ -167,7 +169,7 @@ static void format_index(char *buf, size_t size, const t3d_tensor *t, int64_t fl
 
 /* Prints the case line; returns true on PASS. */
 static bool judge(parity *pp, const char *name, const char *op, const char *shapes, const t3d_tensor *got,
-                  const t3d_tensor *want)
+                  const t3d_tensor *want, double torch_rel)
 {
   double tol = op_tolerance(op);
   int64_t n = t3d_tensor_numel(want), worst = 0, mismatches = 0;
@@ -200,8 +202,8 @@ static bool judge(parity *pp, const char *name, const char *op, const char *shap
       max_abs = INFINITY;
   }
   bool pass = rel <= tol;
-  printf("%-4s %-58s %-44s max_abs %.3e rel %.3e (tol %.0e)\n", pass ? "PASS" : "FAIL", name, shapes, max_abs,
-         rel, tol);
+  printf("%-4s %-58s %-44s max_abs %.2e rel %.2e (tol %.0e; torch fp32 %.1e)\n", pass ? "PASS" : "FAIL", name,
+         shapes, max_abs, rel, tol, torch_rel);
   if (!pass) {
     char where[96];
     format_index(where, sizeof where, want, worst);
@@ -429,7 +431,8 @@ static void run_case(parity *pp, const ref_file *rf, json_t *c)
       goto cleanup;
     char label[128];
     snprintf(label, sizeof label, "%s%s", name, alias ? " (in place)" : "");
-    judge(pp, label, op, shapes, got, &want);
+    json_t *jt = json_object_get(c, "torch_f32_rel");
+    judge(pp, label, op, shapes, got, &want, json_is_number(jt) ? json_number_value(jt) : NAN);
   }
 
 cleanup:

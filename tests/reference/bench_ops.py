@@ -104,7 +104,8 @@ def main():
                 fn()
                 times.append((time.perf_counter() - t0) * 1e3)
             out[case["name"]] = statistics.median(times)
-            sys.stderr.write("bench_ops.py: %-28s %10.3f ms\n" % (case["name"], out[case["name"]]))
+            if sys.stderr.isatty():
+                sys.stderr.write("bench_ops.py: %-28s %10.3f ms\n" % (case["name"], out[case["name"]]))
             del fn
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "ms": out}))
     return 0
