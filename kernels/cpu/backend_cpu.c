@@ -1,0 +1,109 @@
+/* The CPU backend: its op table, host memory (64-byte aligned) and thread count. It is the
+ * reference every other backend is tested against. Not the ops themselves (elementwise.c,
+ * pool.c, linear.c, gemm.c, conv.c) and no shape checks (kernels/backend.c does those). */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+#include "kernels/cpu/cpu.h"
+
+#define CPU_MAX_THREADS 1024
+
+static bool cpu_supports_op(const t3d_backend *be, t3d_op op, t3d_dtype dtype)
+{
+  (void)be;
+  return (unsigned)op < T3D_OP_COUNT && dtype == T3D_F32;
+}
+
+static void cpu_destroy(t3d_backend *be) { free(be); }
+
+static t3d_status cpu_alloc(t3d_backend *be, void **dev, size_t bytes)
+{
+  (void)be;
+  *dev = t3d_aligned_alloc(bytes);
+  if (!*dev)
+    return t3d_error(T3D_ERR_NOMEM, "CPU backend: out of memory allocating %zu bytes", bytes);
+  return T3D_OK;
+}
+
+static void cpu_free(t3d_backend *be, void *dev)
+{
+  (void)be;
+  t3d_aligned_free(dev);
+}
+
+static t3d_status cpu_copy(t3d_backend *be, void *dst, const void *src, size_t bytes)
+{
+  (void)be;
+  if (bytes)
+    memcpy(dst, src, bytes);
+  return T3D_OK;
+}
+
+static t3d_status cpu_synchronize(t3d_backend *be)
+{
+  (void)be;
+  return T3D_OK; /* every CPU op has finished when it returns */
+}
+
+static const t3d_backend_ops cpu_ops = {
+    .name = "cpu",
+    .supports_op = cpu_supports_op,
+    .destroy = cpu_destroy,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .synchronize = cpu_synchronize,
+    .conv3d = t3d_cpu_conv3d,
+    .conv3d_transpose = t3d_cpu_conv3d_transpose,
+    .relu = t3d_cpu_relu,
+    .add = t3d_cpu_add,
+    .maxpool3d = t3d_cpu_maxpool3d,
+    .avgpool3d_global = t3d_cpu_avgpool3d_global,
+    .avgpool3d_adaptive = t3d_cpu_avgpool3d_adaptive,
+    .linear = t3d_cpu_linear,
+    .layernorm = t3d_cpu_layernorm,
+    .gelu = t3d_cpu_gelu,
+    .softmax = t3d_cpu_softmax,
+    .attention = t3d_cpu_attention,
+    .embedding = t3d_cpu_embedding,
+    .concat = t3d_cpu_concat,
+    .resample_trilinear = t3d_cpu_resample_trilinear,
+    .argmax = t3d_cpu_argmax,
+};
+
+t3d_status t3d_backend_cpu_create(t3d_backend **out, const t3d_backend_params *params)
+{
+  t3d_backend_params p = params ? *params : t3d_backend_default_params();
+  t3d_backend *be;
+
+  if (!out)
+    return t3d_error(T3D_ERR_INVALID_ARG, "t3d_backend_cpu_create: out is NULL");
+  *out = NULL;
+  if (p.threads < 0 || p.threads > CPU_MAX_THREADS)
+    return t3d_error(T3D_ERR_INVALID_ARG, "CPU backend: threads must be 0 (all cores) to %d, got %d",
+                     CPU_MAX_THREADS, p.threads);
+  if (p.threads == 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    p.threads = n < 1 ? 1 : n > CPU_MAX_THREADS ? CPU_MAX_THREADS : (int)n;
+  }
+  be = calloc(1, sizeof *be);
+  if (!be)
+    return t3d_error(T3D_ERR_NOMEM, "CPU backend: out of memory");
+  be->ops = &cpu_ops;
+  be->threads = p.threads;
+  be->impl = NULL;
+#ifdef HAVE_OPENBLAS
+  /* Process-wide in OpenBLAS: the last CPU backend created decides its GEMM thread count. */
+  openblas_set_num_threads(p.threads);
+#endif
+  *out = be;
+  return T3D_OK;
+}

@@ -1,0 +1,67 @@
+/* Private header of the CPU backend: the op functions its table points at, shared between
+ * backend_cpu.c, the op files and conv.c, plus the fp32 GEMM they build on. Not public API:
+ * model code goes through kernels/backend.h; shapes are already checked by the t3d_op_* wrappers.
+ * Threading: ops run OpenMP loops with be->threads threads; call them from outside a parallel region. */
+#ifndef T3D_KERNELS_CPU_H
+#define T3D_KERNELS_CPU_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kernels/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Row-major single-precision GEMM, cblas conventions:
+ *   C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C
+ * op(A) = A (lda >= K) or, when trans_a, A^T with A stored [K,M] (lda >= M); likewise B.
+ * beta == 0 ignores the old contents of C (NaN in C does not leak through).
+ * t3d_cpu_sgemm uses OpenBLAS when built with it (whose thread count the backend sets at create;
+ * `threads` is then ignored), else t3d_cpu_sgemm_blocked. t3d_cpu_sgemm_blocked is t3d's own
+ * cache-blocked, vectorised GEMM, always compiled; threads <= 1 runs it on the calling thread, so
+ * it may be called inside a parallel region with threads = 1. */
+void t3d_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                   int64_t ldc, int threads);
+void t3d_cpu_sgemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                           const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                           float *C, int64_t ldc, int threads);
+
+/* kernels/cpu/conv.c */
+t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
+                          const t3d_tensor *bias, const t3d_tensor *residual, const t3d_conv3d_params *p);
+t3d_status t3d_cpu_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
+                                    const t3d_tensor *bias, const t3d_conv3d_transpose_params *p);
+
+/* kernels/cpu/elementwise.c: relu, add, gelu, softmax, layernorm, argmax, concat, embedding */
+t3d_status t3d_cpu_relu(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
+t3d_status t3d_cpu_add(t3d_backend *be, t3d_tensor *y, const t3d_tensor *a, const t3d_tensor *b);
+t3d_status t3d_cpu_gelu(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
+t3d_status t3d_cpu_softmax(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
+t3d_status t3d_cpu_layernorm(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *gamma,
+                             const t3d_tensor *beta, float eps);
+t3d_status t3d_cpu_argmax(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
+t3d_status t3d_cpu_concat(t3d_backend *be, t3d_tensor *y, const t3d_tensor *a, const t3d_tensor *b);
+t3d_status t3d_cpu_embedding(t3d_backend *be, t3d_tensor *y, const t3d_tensor *ids, const t3d_tensor *table);
+/* Softmax of `rows` rows of n floats (y may be x), single-threaded; -inf entries get 0; a row of
+ * all -inf (or any NaN) gives NaN, as torch.softmax. Shared with attention. */
+void t3d_cpu_softmax_rows(float *y, const float *x, int64_t rows, int64_t n);
+
+/* kernels/cpu/pool.c: pooling and trilinear resampling of volumes */
+t3d_status t3d_cpu_maxpool3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_pool3d_params *p);
+t3d_status t3d_cpu_avgpool3d_global(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
+t3d_status t3d_cpu_avgpool3d_adaptive(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
+t3d_status t3d_cpu_resample_trilinear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
+
+/* kernels/cpu/linear.c: linear and multi-head attention */
+t3d_status t3d_cpu_linear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
+                          const t3d_tensor *b);
+t3d_status t3d_cpu_attention(t3d_backend *be, t3d_tensor *y, const t3d_tensor *q, const t3d_tensor *k,
+                             const t3d_tensor *v, const t3d_tensor *key_mask, int heads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
