@@ -11,6 +11,8 @@ typedef struct {
 
 /* one declaration per command, alphabetical */
 int t3d_cmd_bench_ops(int argc, char **argv);
+int t3d_cmd_model_info(int argc, char **argv);
+int t3d_cmd_model_init(int argc, char **argv);
 
 /* Prints "t3d: <strerror>: <detail>" for a failed status; returns 1 for use as exit code. */
 int t3d_cli_fail(int status, const char *what);

@@ -23,6 +23,8 @@ static int cmd_version(int argc, char **argv)
 static const t3d_command commands[] = {
   /* one line per command, alphabetical */
   {"bench-ops", N_("time each compute op against PyTorch at the reference model sizes"), t3d_cmd_bench_ops},
+  {"model-info", N_("describe a model file: config, metadata, tensors"), t3d_cmd_model_info},
+  {"model-init", N_("write a model file with seeded random weights"), t3d_cmd_model_init},
   {"version", N_("print the t3d version"), cmd_version},
 };
 

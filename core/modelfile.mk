@@ -1,1 +1,37 @@
 # Model file: safetensors read/write and t3d metadata (owned by the model-file work).
+libt3d_la_SOURCES += \
+	core/modelfile.c core/modelfile.h core/modelfile-internal.h \
+	core/modelconfig.c core/modelconfig.h \
+	core/modeldefaults.c core/modeldefaults.h
+
+t3d_SOURCES += cli/cmd_model_init.c cli/cmd_model_info.c
+
+check_PROGRAMS += tests/test-modelfile tests/test-modelfile-corrupt tests/test-modelconfig tests/test-fuzz-corpus
+TESTS += tests/test-modelfile tests/test-modelfile-corrupt tests/test-modelconfig tests/test-fuzz-corpus \
+	tests/test-model-cli.sh
+dist_check_SCRIPTS += tests/test-model-cli.sh
+tests_test_modelfile_SOURCES = tests/test-modelfile.c tests/check.h
+tests_test_modelfile_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+tests_test_modelfile_LDADD = libt3d.la $(JANSSON_LIBS) -lm
+tests_test_modelfile_corrupt_SOURCES = tests/test-modelfile-corrupt.c tests/modelfile-corpus.c \
+	tests/modelfile-corpus.h tests/check.h
+tests_test_modelfile_corrupt_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+tests_test_modelfile_corrupt_LDADD = libt3d.la $(JANSSON_LIBS) -lm
+tests_test_modelconfig_SOURCES = tests/test-modelconfig.c tests/check.h
+tests_test_modelconfig_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+tests_test_modelconfig_LDADD = libt3d.la $(JANSSON_LIBS) -lm
+# The fuzz entry point runs over the generated corpus in every build, so the harness is tested.
+tests_test_fuzz_corpus_SOURCES = tests/test-fuzz-corpus.c tests/fuzz/fuzz-modelfile.c \
+	tests/modelfile-corpus.c tests/modelfile-corpus.h tests/check.h
+tests_test_fuzz_corpus_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+tests_test_fuzz_corpus_LDADD = libt3d.la $(JANSSON_LIBS) -lm
+
+if FUZZERS
+# ./configure --enable-fuzzers CC=clang; run: tests/fuzz/fuzz-modelfile CORPUS_DIR
+# (tests/test-fuzz-corpus --write DIR makes a seed corpus).
+noinst_PROGRAMS += tests/fuzz/fuzz-modelfile
+tests_fuzz_fuzz_modelfile_SOURCES = tests/fuzz/fuzz-modelfile.c
+tests_fuzz_fuzz_modelfile_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) -fsanitize=fuzzer,address,undefined -g
+tests_fuzz_fuzz_modelfile_LDFLAGS = -fsanitize=fuzzer,address,undefined
+tests_fuzz_fuzz_modelfile_LDADD = libt3d.la $(JANSSON_LIBS) -lm
+endif

@@ -1,0 +1,30 @@
+/* The vocabulary, findings and segmentation classes that `t3d model-init` puts into a fresh
+ * model file: a small radiology WordPiece vocabulary, ten findings with prompt pairs, and the
+ * organ/lesion classes of the synthetic phantoms. Not a tokenizer (see tokenizer.h). */
+#ifndef T3D_MODELDEFAULTS_H
+#define T3D_MODELDEFAULTS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A zero-shot finding: softmax over (positive, negative) prompt similarities. */
+typedef struct {
+  const char *name;
+  const char *positive;
+  const char *negative;
+} t3d_finding;
+
+/* Static arrays; *count receives their length. The vocabulary starts with
+ * [PAD] [UNK] [CLS] [SEP] [MASK] (ids 0..4). */
+const char *const *t3d_default_vocab(size_t *count);
+size_t t3d_default_vocab_size(void);
+const t3d_finding *t3d_default_findings(size_t *count);
+const char *const *t3d_default_classes(size_t *count);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
