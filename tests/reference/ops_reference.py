@@ -144,6 +144,10 @@ def conv_cases(b):
         ("k(3,1,5)s(1,2,2)p(1,0,2)/anisotropic", 1, 3, 4, (5, 8, 9), (3, 1, 5), (1, 2, 2), (1, 0, 2), True, False, False),
         ("k3s1p0/nopad/residual", 1, 5, 7, (6, 6, 6), 3, 1, 0, False, True, False),
         ("k3s1p1/wide/relu", 1, 32, 24, (6, 5, 7), 3, 1, 1, True, False, True),
+        # sizes that cross the CPU conv's tiling: input channels split in chunks, several
+        # output-position tiles with a remainder
+        ("k3s1p1/cin96", 1, 96, 8, (5, 6, 7), 3, 1, 1, True, False, False),
+        ("k3s1p1/tiled-positions", 1, 4, 6, (16, 17, 18), 3, 1, 1, True, True, True),
     ]
     for name, n, ci, co, dhw, k, s, p, has_bias, has_res, relu in specs:
         k, s, p = trip(k), trip(s), trip(p)
@@ -172,6 +176,7 @@ def conv_transpose_cases(b):
         ("k3s1p1/nobias", 1, 4, 5, (5, 5, 6), 3, 1, 1, 0, False),
         ("k2s2p0/batch2", 2, 16, 8, (3, 4, 5), 2, 2, 0, 0, True),
         ("k3s2p0", 1, 3, 2, (3, 4, 5), 3, 2, 0, 0, False),
+        ("k3s2p1op1/cin64", 1, 64, 16, (4, 5, 6), 3, 2, 1, 1, True),
         ("k(2,3,1)s(2,2,1)p(0,1,0)op(1,1,0)/anisotropic", 1, 4, 3, (3, 5, 4), (2, 3, 1), (2, 2, 1), (0, 1, 0), (1, 1, 0), True),
     ]
     for name, n, ci, co, dhw, k, s, p, op, has_bias in specs:
@@ -221,6 +226,7 @@ def pool_cases(b):
             ("k3s2p1/odd", (1, 4, 9, 10, 11), 3, 2, 1, 0.0),
             ("k3s2p1/all-negative", (2, 3, 7, 6, 5), 3, 2, 1, -10.0),
             ("k2s2p0/batch2", (2, 3, 8, 8, 8), 2, 2, 0, 0.0),
+            ("k2s2p0/odd-floor", (1, 2, 7, 9, 5), 2, 2, 0, 0.0),
             ("k3s1p1", (1, 2, 5, 6, 7), 3, 1, 1, 0.0),
             ("k(1,3,3)s(1,2,2)p(0,1,1)", (1, 3, 4, 9, 8), (1, 3, 3), (1, 2, 2), (0, 1, 1), 0.0)]:
         k, s, p = trip(k), trip(s), trip(p)
