@@ -2,7 +2,8 @@
  * (PyTorch 1.13 CPU fp32) on one backend through the checked t3d_op_* wrappers and compares.
  * Not a benchmark and not a generator of references: it only reads the file and judges.
  *
- * Usage: test-ops-parity BACKEND REFERENCE.safetensors...   (BACKEND: cpu)
+ * Usage: test-ops-parity [--threads N] BACKEND REFERENCE.safetensors...   (BACKEND: cpu)
+ *   --threads N: backend worker threads (default: all online cores; odd counts split work unevenly)
  *
  * Error measure, per case, over all n elements of the output a (ours) and b (PyTorch):
  *   max_abs = max_i |a_i - b_i|
@@ -422,9 +423,10 @@ static void run_error_checks(parity *pp)
 
 /* Returns 0 and sets *out, 77 when the backend exists but cannot run here, 2 when unknown.
  * A new backend (CUDA) adds its name here; the cases and tolerances stay the same. */
-static int create_backend(const char *name, t3d_backend **out)
+static int create_backend(const char *name, int threads, t3d_backend **out)
 {
   t3d_backend_params params = t3d_backend_default_params();
+  params.threads = threads;
   if (strcmp(name, "cpu") == 0) {
     t3d_status st = t3d_backend_cpu_create(out, &params);
     if (st != T3D_OK) {
@@ -439,12 +441,18 @@ static int create_backend(const char *name, t3d_backend **out)
 
 int main(int argc, char **argv)
 {
-  if (argc < 3) {
-    fprintf(stderr, "usage: %s BACKEND REFERENCE.safetensors...\n  BACKEND: cpu\n", argv[0]);
+  int threads = 0;
+  if (argc > 2 && strcmp(argv[1], "--threads") == 0) {
+    threads = atoi(argv[2]);
+    argc -= 2;
+    argv += 2;
+  }
+  if (argc < 3 || threads < 0) {
+    fprintf(stderr, "usage: test-ops-parity [--threads N] BACKEND REFERENCE.safetensors...\n  BACKEND: cpu\n");
     return 2;
   }
   parity pp = {0};
-  int rc = create_backend(argv[1], &pp.be);
+  int rc = create_backend(argv[1], threads, &pp.be);
   if (rc != 0)
     return rc;
   pp.must_support_all = strcmp(argv[1], "cpu") == 0;

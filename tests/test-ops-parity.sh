@@ -1,7 +1,7 @@
 #!/bin/sh
 # Parity of every CPU op with PyTorch: draws fresh references (tests/reference/ops_reference.py,
 # seed printed; T3D_SEED=n reproduces a run), then judges them with test-ops-parity.
-# SKIPs (77) only when the parity Python cannot import torch. T3D_PARITY_BACKEND picks the backend.
+# Runs the cases with all cores, then with 3 threads. SKIPs (77) only when the parity Python cannot import torch. T3D_PARITY_BACKEND picks the backend.
 set -u
 py=${T3D_PYTHON:-python3}
 src=${T3D_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -16,4 +16,8 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
   echo "FAIL: ops_reference.py could not write the references"
   exit 1
 }
-"$build/tests/test-ops-parity" "${T3D_PARITY_BACKEND:-cpu}" "$tmp/ops.safetensors"
+# all online cores, then 3 threads (uneven splits of work between threads)
+rc=0
+"$build/tests/test-ops-parity" "${T3D_PARITY_BACKEND:-cpu}" "$tmp/ops.safetensors" || rc=1
+"$build/tests/test-ops-parity" --threads 3 "${T3D_PARITY_BACKEND:-cpu}" "$tmp/ops.safetensors" || rc=1
+exit $rc
