@@ -1,7 +1,8 @@
 #!/bin/sh
 # Parity of every CPU op with PyTorch: draws fresh references (tests/reference/ops_reference.py,
 # seed printed; T3D_SEED=n reproduces a run), then judges them with test-ops-parity.
-# Runs the cases with all cores, then with 3 threads. SKIPs (77) only when the parity Python cannot import torch. T3D_PARITY_BACKEND picks the backend.
+# Runs the cases with all cores, then with 3 threads. SKIPs (77) only when the parity Python
+# cannot import torch. T3D_PARITY_BACKEND picks the backend (default cpu).
 set -u
 py=${T3D_PYTHON:-python3}
 src=${T3D_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
