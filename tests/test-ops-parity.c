@@ -197,11 +197,20 @@ static void describe_shapes(char *buf, size_t size, const inputs *ins, const t3d
   snprintf(buf, size, "%s->%s", a, b);
 }
 
-/* Calls the op of the case. y is a backend tensor shaped like the reference output. `alias`
- * asks the in-place form the interface allows (y = x for relu/gelu/softmax, y = a for add):
- * the caller has then uploaded the input into y already. */
+/* How y relates to the inputs: a separate tensor, or the in-place forms the interface allows
+ * (y = x for relu/gelu/softmax; y = a or y = b for add). For the in-place forms the caller has
+ * uploaded that input into y already. */
+typedef enum { ALIAS_NONE = 0, ALIAS_FIRST, ALIAS_SECOND } alias_form;
+
+static int alias_forms(const char *op)
+{
+  if (!strcmp(op, "add"))
+    return 3;
+  return !strcmp(op, "relu") || !strcmp(op, "gelu") || !strcmp(op, "softmax") ? 2 : 1;
+}
+
 static t3d_status call_op(t3d_backend *be, const char *op, json_t *params, const inputs *ins, t3d_tensor *y,
-                          bool alias)
+                          alias_form alias)
 {
   if (strcmp(op, "conv3d") == 0) {
     t3d_conv3d_params p = {0};
@@ -224,7 +233,7 @@ static t3d_status call_op(t3d_backend *be, const char *op, json_t *params, const
   if (strcmp(op, "softmax") == 0)
     return t3d_op_softmax(be, y, alias ? y : dev_in(ins, "x"));
   if (strcmp(op, "add") == 0)
-    return t3d_op_add(be, y, alias ? y : dev_in(ins, "a"), dev_in(ins, "b"));
+    return t3d_op_add(be, y, alias == ALIAS_FIRST ? y : dev_in(ins, "a"), alias == ALIAS_SECOND ? y : dev_in(ins, "b"));
   if (strcmp(op, "maxpool3d") == 0) {
     t3d_pool3d_params p = {0};
     param_ints3(params, "kernel", p.kernel);
@@ -295,11 +304,6 @@ cleanup:
   return st;
 }
 
-static bool op_has_alias_form(const char *op)
-{
-  return !strcmp(op, "relu") || !strcmp(op, "gelu") || !strcmp(op, "softmax") || !strcmp(op, "add");
-}
-
 static void run_case(parity *pp, const t3d_modelfile *rf, json_t *c)
 {
   const char *name = json_string_value(json_object_get(c, "name"));
@@ -307,7 +311,7 @@ static void run_case(parity *pp, const t3d_modelfile *rf, json_t *c)
   json_t *params = json_object_get(c, "params");
   json_t *jin = json_object_get(c, "inputs");
   inputs ins = {0};
-  t3d_tensor want = {0}, y = {0}, *got = NULL;
+  t3d_tensor want = {0}, y = {0}, *got = NULL, *poison = NULL;
   char shapes[160] = "?";
   t3d_status st = T3D_OK;
   const char *role;
@@ -337,25 +341,34 @@ static void run_case(parity *pp, const t3d_modelfile *rf, json_t *c)
     goto cleanup;
   describe_shapes(shapes, sizeof shapes, &ins, &want);
   if ((st = t3d_backend_tensor_new(pp->be, &y, want.dtype, want.ndim, want.shape)) != T3D_OK ||
-      (st = t3d_tensor_new(&got, want.dtype, want.ndim, want.shape)) != T3D_OK)
+      (st = t3d_tensor_new(&got, want.dtype, want.ndim, want.shape)) != T3D_OK ||
+      (st = t3d_tensor_new(&poison, want.dtype, want.ndim, want.shape)) != T3D_OK)
     goto cleanup;
+  /* y starts as NaN (or -1 for indices): an op that reads its output before writing shows */
+  for (int64_t i = 0, n = t3d_tensor_numel(poison); i < n; i++) {
+    if (poison->dtype == T3D_I32)
+      ((int32_t *)poison->data)[i] = -1;
+    else
+      ((float *)poison->data)[i] = NAN;
+  }
 
-  for (int alias = 0; alias <= (op_has_alias_form(op) ? 1 : 0); alias++) {
-    if (alias) {
-      /* the in-place form: y starts as a copy of the first input */
-      if ((st = t3d_backend_upload(pp->be, &y, host_in(&ins, strcmp(op, "add") == 0 ? "a" : "x"))) != T3D_OK)
-        goto cleanup;
-    }
+  for (int alias = ALIAS_NONE; alias < alias_forms(op); alias++) {
+    const t3d_tensor *y0 = alias == ALIAS_NONE ? poison
+                           : alias == ALIAS_FIRST ? host_in(&ins, strcmp(op, "add") == 0 ? "a" : "x")
+                                                  : host_in(&ins, "b");
+    if ((st = t3d_backend_upload(pp->be, &y, y0)) != T3D_OK)
+      goto cleanup;
     if (strcmp(op, "batchnorm_fold") == 0)
       st = run_batchnorm_fold(pp->be, params, &ins, &y);
     else
-      st = call_op(pp->be, op, params, &ins, &y, alias);
+      st = call_op(pp->be, op, params, &ins, &y, (alias_form)alias);
     if (st == T3D_OK)
       st = t3d_backend_download(pp->be, got, &y);
     if (st != T3D_OK)
       goto cleanup;
     char label[128];
-    snprintf(label, sizeof label, "%s%s", name, alias ? " (in place)" : "");
+    snprintf(label, sizeof label, "%s%s", name,
+             alias == ALIAS_FIRST ? " (in place)" : alias == ALIAS_SECOND ? " (in place, y = b)" : "");
     json_t *jt = json_object_get(c, "torch_f32_rel");
     judge(pp, label, op, shapes, got, &want, json_is_number(jt) ? json_number_value(jt) : NAN);
   }
@@ -373,13 +386,14 @@ cleanup:
       t3d_backend_tensor_free(pp->be, &ins.in[i].dev);
   t3d_backend_tensor_free(pp->be, &y);
   t3d_tensor_free(got);
+  t3d_tensor_free(poison);
 }
 
 /* Checks that need no reference: documented error statuses of the wrappers. */
 static void run_error_checks(parity *pp)
 {
   int64_t ids_shape[1] = {3}, table_shape[2] = {4, 2}, y_shape[2] = {3, 2};
-  int32_t ids_host[3] = {0, 4, 1}; /* 4 is outside [0, 4) */
+  int32_t ids_host[3] = {0, 4, -1}; /* 4 and -1 are outside [0, 4) */
   float table_host[8] = {0};
   t3d_tensor hids = t3d_tensor_view(T3D_I32, 1, ids_shape, ids_host);
   t3d_tensor htab = t3d_tensor_view(T3D_F32, 2, table_shape, table_host);

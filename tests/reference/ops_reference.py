@@ -199,21 +199,28 @@ def elementwise_cases(b):
         x = b.randn(*shape)
         b.add("relu/" + dims(shape), "relu", {}, {"x": x}, lambda t: F.relu(t["x"]))
         b.add("add/" + dims(shape), "add", {}, {"a": x, "b": b.randn(*shape)}, lambda t: torch.add(t["a"], t["b"]))
-    for shape, scale in [((4, 3072), 3.0), ((1001,), 5.0), ((2, 3, 7, 5), 1.0)]:
+    for shape, scale in [((4, 3072), 3.0), ((1001,), 5.0), ((2, 3, 7, 5), 1.0), ((3, 65), 40.0)]:
         b.add("gelu/" + dims(shape), "gelu", {}, {"x": b.randn(*shape, scale=scale)}, lambda t: F.gelu(t["x"]))
     # softmax: ordinary, large magnitudes (overflow without max subtraction), a long row
     for name, x in [("12x17x17", b.randn(12, 17, 17)),
                     ("large/3x5x257", b.randn(3, 5, 257, scale=100.0, offset=1000.0)),
                     ("large-negative/4x9", b.randn(4, 9, scale=3000.0, offset=-5e4)),
                     ("1x1", b.randn(1, 1)),
-                    ("2x1000", b.randn(2, 1000, scale=10.0))]:
+                    ("2x1000", b.randn(2, 1000, scale=10.0)),
+                    ("1d/777", b.randn(777, scale=3.0))]:
         b.add("softmax/" + name, "softmax", {}, {"x": x}, lambda t: F.softmax(t["x"], dim=-1))
+    # -inf entries (a masked score) give exactly 0; no row is all -inf
+    x = b.randn(5, 33, scale=4.0)
+    x[torch.rand(5, 33, generator=b.gen) < 0.3] = float("-inf")
+    x[:, 0] = 1.0
+    b.add("softmax/with-inf/5x33", "softmax", {}, {"x": x}, lambda t: F.softmax(t["x"], dim=-1))
     # layernorm: eps values of BERT (1e-12) and PyTorch's default (1e-5); an offset mean; E = 1
     # (zero variance: the output is beta, which PyTorch's own fp32 kernel misses by ~2e-5)
     for name, shape, eps, offset in [("3x7x33/eps1e-5", (3, 7, 33), 1e-5, 0.0),
                                      ("5x768/eps1e-12", (5, 768), 1e-12, 0.0),
                                      ("4x65/eps1e-3/offset30", (4, 65), 1e-3, 30.0),
-                                     ("2x2x1/eps1e-5", (2, 2, 1), 1e-5, 0.0)]:
+                                     ("2x2x1/eps1e-5", (2, 2, 1), 1e-5, 0.0),
+                                     ("1d/768/eps1e-12", (768,), 1e-12, 0.0)]:
         e = shape[-1]
         b.add("layernorm/" + name, "layernorm", {"eps": eps},
               {"x": b.randn(*shape, offset=offset), "gamma": b.randn(e, scale=0.5, offset=1.0),
@@ -249,7 +256,8 @@ def linear_cases(b):
                                     ("17x65->129", (17, 65), 129, True),
                                     ("1x1->3", (1, 1), 3, True),
                                     ("2x2x3x40->24", (2, 2, 3, 40), 24, True),
-                                    ("64x3072->768", (64, 3072), 768, True)]:
+                                    ("64x3072->768", (64, 3072), 768, True),
+                                    ("13->11/1d", (13,), 11, True)]:
         b.add("linear/" + name, "linear", {},
               {"x": b.randn(*xs), "w": b.randn(out, xs[-1], scale=1.0 / math.sqrt(xs[-1])),
                "b": b.randn(out) if has_bias else None},
