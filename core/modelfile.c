@@ -16,7 +16,7 @@
 
 #include "core/log.h"
 
-#define DATA_ALIGN 64 /* writer: data section start and every tensor on a 64-byte boundary */
+#define DATA_ALIGN 64 /* writer: the data section starts on a 64-byte file offset */
 #define MEMORY_NAME "<memory>"
 
 typedef struct {
@@ -768,9 +768,15 @@ t3d_status t3d_modelfile_writer_set_json(t3d_modelfile_writer *w, const char *ke
   return st;
 }
 
+/* Data order: largest element size first, then name. Contiguous tensors in this order keep every
+ * tensor aligned to its element size without gaps (which other safetensors readers reject). */
 static int cmp_wentry(const void *a, const void *b)
 {
-  return strcmp(((const wentry *)a)->name, ((const wentry *)b)->name);
+  const wentry *x = a, *y = b;
+  size_t sx = t3d_dtype_size(x->t.dtype), sy = t3d_dtype_size(y->t.dtype);
+  if (sx != sy)
+    return sx > sy ? -1 : 1;
+  return strcmp(x->name, y->name);
 }
 
 static size_t round_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
@@ -801,18 +807,6 @@ static int write_all(t3d_modelfile_writer *w, int fd, const void *buf, size_t le
   return 0;
 }
 
-static int write_zeros(t3d_modelfile_writer *w, int fd, size_t n)
-{
-  static const char zeros[DATA_ALIGN];
-  while (n > 0) {
-    size_t k = n < sizeof zeros ? n : sizeof zeros;
-    if (write_all(w, fd, zeros, k) != 0)
-      return -1;
-    n -= k;
-  }
-  return 0;
-}
-
 /* Builds the padded header text; *len includes the padding, so 8 + *len is a multiple of 64. */
 static t3d_status build_header(t3d_modelfile_writer *w, char **out, size_t *len)
 {
@@ -824,12 +818,12 @@ static t3d_status build_header(t3d_modelfile_writer *w, char **out, size_t *len)
   *out = NULL;
   if (!h || json_object_set(h, "__metadata__", w->meta) != 0)
     goto nomem;
+  /* header members and data in the order of w->v, back to back */
   for (size_t i = 0; i < w->n; i++) {
     size_t nbytes = t3d_tensor_nbytes(&w->v[i].t);
     json_t *shape = json_array(), *e;
     for (int d = 0; shape && d < w->v[i].t.ndim; d++)
       json_array_append_new(shape, json_integer(w->v[i].t.shape[d]));
-    off = round_up(off, DATA_ALIGN);
     e = json_pack("{s:s, s:o, s:[I,I]}", "dtype", t3d_dtype_name(w->v[i].t.dtype), "shape", shape, "data_offsets",
                   (json_int_t)off, (json_int_t)(off + nbytes));
     if (!e || json_object_set_new(h, w->v[i].name, e) != 0)
@@ -864,16 +858,14 @@ cleanup:
 static t3d_status write_body(t3d_modelfile_writer *w, int fd, const char *header, size_t hlen)
 {
   uint8_t lenbuf[8];
-  size_t off = 0;
   for (int i = 0; i < 8; i++)
     lenbuf[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
   if (write_all(w, fd, lenbuf, 8) != 0 || write_all(w, fd, header, hlen) != 0)
     return T3D_ERR_IO;
   for (size_t i = 0; i < w->n; i++) {
-    size_t nbytes = t3d_tensor_nbytes(&w->v[i].t), pad = round_up(off, DATA_ALIGN) - off;
-    if (write_zeros(w, fd, pad) != 0 || (nbytes && write_all(w, fd, w->v[i].t.data, nbytes) != 0))
+    size_t nbytes = t3d_tensor_nbytes(&w->v[i].t);
+    if (nbytes && write_all(w, fd, w->v[i].t.data, nbytes) != 0)
       return T3D_ERR_IO;
-    off += pad + nbytes;
   }
   return T3D_OK;
 }

@@ -14,9 +14,10 @@
  *       D is one of "F32" "F16" "BF16" "I32" "U8" (any other dtype is refused as unsupported);
  *       0..5 dimensions, each an integer >= 0; begin/end are byte offsets into the data section
  *       with begin <= end <= data section length and end - begin == numel * element size;
- *       begin is a multiple of the element size. Tensors may not overlap; gaps (and trailing
- *       bytes) are allowed. Names are 1..255 bytes. The writer puts every tensor on a 64-byte
- *       boundary of the data section, in name order.
+ *       begin is a multiple of the element size. Tensors may not overlap; the reader allows
+ *       gaps and trailing bytes, but the writer never makes them (the reference safetensors
+ *       reader refuses them): it stores tensors back to back, largest element size first and
+ *       then by name, which keeps each one aligned to its element size. Names are 1..255 bytes.
  *   "__metadata__": {string: string}, required, holding:
  *       "t3d.format_version"  decimal integer; "1" now. A larger one is refused as unsupported
  *                             (written by a newer t3d); bumped only for incompatible changes.
@@ -32,6 +33,7 @@
  * 8+N+begin is. Files from other safetensors writers need not pad the header; a tensor whose
  * address is misaligned for its element size is copied once, at open, into an aligned buffer
  * owned by the handle (logged at debug level). Tensors from t3d's writer are never copied.
+ * Views are aligned to their element size, not more: SIMD code must use unaligned loads.
  * The host must be little-endian (checked at open).
  *
  * Thread safety: an open handle is immutable and may be read from several threads. */
