@@ -69,8 +69,12 @@ t3d_status t3d_backend_tensor_new(t3d_backend *be, t3d_tensor *out, t3d_dtype dt
     return t3d_error(T3D_ERR_INVALID_ARG,
                      "t3d_backend_tensor_new: tensor must have 1 to %d dimensions and a known dtype (got %d, dtype %d)",
                      T3D_MAX_DIMS, ndim, (int)dtype);
+  for (int i = 0; i < ndim; i++)
+    if (shape[i] < 0)
+      return t3d_error(T3D_ERR_INVALID_ARG, "t3d_backend_tensor_new: dimension %d is negative (%lld)", i,
+                       (long long)shape[i]);
   if (!t3d_shape_nbytes(dtype, ndim, shape, &nbytes))
-    return t3d_error(T3D_ERR_NOMEM, "t3d_backend_tensor_new: shape has a negative dimension or overflows memory");
+    return t3d_error(T3D_ERR_NOMEM, "t3d_backend_tensor_new: the tensor's size overflows memory");
   s = be->ops->alloc(be, &data, nbytes);
   if (s != T3D_OK)
     return s;
@@ -354,6 +358,7 @@ t3d_status t3d_op_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, co
   }
   TRY(check_no_alias(op, y, "x", x));
   TRY(check_no_alias(op, y, "w", w));
+  TRY(check_no_alias(op, y, "residual", residual));
   TRY(check_backend(be, T3D_OP_CONV3D));
   return be->ops->conv3d(be, y, x, w, bias, residual, p);
 }
