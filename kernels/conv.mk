@@ -9,3 +9,8 @@ check_PROGRAMS += tests/test-conv
 tests_test_conv_SOURCES = tests/test-conv.c tests/check.h
 tests_test_conv_LDADD = libt3d.la -lm
 TESTS += tests/test-conv
+
+# Per-layer timing of the ResNet-50 convolutions (not a test); see tests/reference/bench_conv.py
+noinst_PROGRAMS += tests/bench-conv
+tests_bench_conv_SOURCES = tests/bench-conv.c
+tests_bench_conv_LDADD = libt3d.la -lm

@@ -197,24 +197,24 @@ static void test_conv_case(const conv_case *cc)
 
   static const int threads[] = {1, 3};
   static const size_t budgets[] = {0, 600};
-  for (int own = 0; own < 2; own++)
+  for (int path = T3D_CPU_CONV_AVX512; path <= T3D_CPU_CONV_OWN_GEMM; path++)
     for (int ti = 0; ti < 2; ti++)
       for (int bi = 0; bi < 2; bi++) {
         t3d_backend be = {.threads = threads[ti]};
-        bool old_own = t3d_cpu_conv_force_own_gemm(own);
+        t3d_cpu_conv_path old_path = t3d_cpu_conv_force_path((t3d_cpu_conv_path)path);
         size_t old_budget = t3d_cpu_conv_set_col_budget(budgets[bi]);
         memset(y->data, 0xff, t3d_tensor_nbytes(y)); /* NaN: every output must be written */
         CHECK_STATUS(t3d_cpu_conv3d(&be, y, x, w, b, r, &p), T3D_OK);
         t3d_cpu_conv_set_col_budget(old_budget);
-        t3d_cpu_conv_force_own_gemm(old_own);
+        t3d_cpu_conv_force_path(old_path);
         int64_t wi;
         double e = max_rel_err(y, ref, mag, &wi);
         if (!(e <= tol))
           fprintf(stderr,
-                  "conv3d n%d ci%d co%d %dx%dx%d k%dx%dx%d s%d,%d,%d p%d,%d,%d bias%d res%d relu%d own%d threads%d "
+                  "conv3d n%d ci%d co%d %dx%dx%d k%dx%dx%d s%d,%d,%d p%d,%d,%d bias%d res%d relu%d path%d threads%d "
                   "budget%zu: rel err %.3g > tol %.3g at %lld: %.9g vs ref %.9g (mag %.9g)\n",
                   cc->n, cc->ci, cc->co, cc->d, cc->h, cc->w, cc->kd, cc->kh, cc->kw, cc->s[0], cc->s[1], cc->s[2],
-                  cc->pad[0], cc->pad[1], cc->pad[2], cc->bias, cc->res, cc->relu, own, threads[ti], budgets[bi], e,
+                  cc->pad[0], cc->pad[1], cc->pad[2], cc->bias, cc->res, cc->relu, path, threads[ti], budgets[bi], e,
                   tol, (long long)wi, ((float *)y->data)[wi], ((float *)ref->data)[wi], ((float *)mag->data)[wi]);
         CHECK(e <= tol);
       }
@@ -244,24 +244,24 @@ static void test_convt_case(const convt_case *cc)
   const double tol = tolerance((int64_t)cc->ci * cc->k[0] * cc->k[1] * cc->k[2]);
   static const int threads[] = {1, 3};
   static const size_t budgets[] = {0, 600};
-  for (int own = 0; own < 2; own++)
+  for (int path = T3D_CPU_CONV_AVX512; path <= T3D_CPU_CONV_OWN_GEMM; path++)
     for (int ti = 0; ti < 2; ti++)
       for (int bi = 0; bi < 2; bi++) {
         t3d_backend be = {.threads = threads[ti]};
-        bool old_own = t3d_cpu_conv_force_own_gemm(own);
+        t3d_cpu_conv_path old_path = t3d_cpu_conv_force_path((t3d_cpu_conv_path)path);
         size_t old_budget = t3d_cpu_conv_set_col_budget(budgets[bi]);
         memset(y->data, 0xff, t3d_tensor_nbytes(y));
         CHECK_STATUS(t3d_cpu_conv3d_transpose(&be, y, x, w, b, &p), T3D_OK);
         t3d_cpu_conv_set_col_budget(old_budget);
-        t3d_cpu_conv_force_own_gemm(old_own);
+        t3d_cpu_conv_force_path(old_path);
         int64_t wi;
         double e = max_rel_err(y, ref, mag, &wi);
         if (!(e <= tol))
           fprintf(stderr,
-                  "conv3d_transpose n%d ci%d co%d %dx%dx%d k%d,%d,%d s%d,%d,%d p%d,%d,%d op%d,%d,%d bias%d own%d "
+                  "conv3d_transpose n%d ci%d co%d %dx%dx%d k%d,%d,%d s%d,%d,%d p%d,%d,%d op%d,%d,%d bias%d path%d "
                   "threads%d budget%zu: rel err %.3g > tol %.3g at %lld: %.9g vs ref %.9g\n",
                   cc->n, cc->ci, cc->co, cc->d, cc->h, cc->w, cc->k[0], cc->k[1], cc->k[2], cc->s[0], cc->s[1],
-                  cc->s[2], cc->pad[0], cc->pad[1], cc->pad[2], cc->opad[0], cc->opad[1], cc->opad[2], cc->bias, own,
+                  cc->s[2], cc->pad[0], cc->pad[1], cc->pad[2], cc->opad[0], cc->opad[1], cc->opad[2], cc->bias, path,
                   threads[ti], budgets[bi], e, tol, (long long)wi, ((float *)y->data)[wi],
                   ((float *)ref->data)[wi]);
         CHECK(e <= tol);
@@ -303,6 +303,12 @@ int main(void)
     {1, 40, 70, 4, 5, 3, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, true, true, true},     /* M blocks */
     {3, 7, 37, 5, 4, 6, 1, 1, 1, {1, 1, 1}, {0, 0, 0}, false, true, true},
     {1, 2, 3, 3, 3, 3, 3, 3, 3, {3, 3, 3}, {0, 0, 0}, true, false, false},     /* one output */
+    {2, 3, 10, 5, 7, 9, 5, 5, 5, {1, 1, 1}, {2, 2, 2}, true, true, true},      /* "same" k5 */
+    {1, 4, 9, 6, 5, 13, 3, 1, 5, {1, 1, 1}, {1, 0, 2}, true, false, true},     /* "same" anisotropic */
+    {1, 17, 24, 3, 9, 20, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, false, true, false},  /* rows not 48-aligned */
+    {1, 2, 5, 4, 5, 70, 3, 3, 3, {1, 1, 1}, {0, 0, 0}, true, false, true},     /* wide rows: im2col */
+    {1, 1, 9, 9, 8, 90, 7, 7, 7, {2, 2, 2}, {3, 3, 3}, true, true, true},      /* wide, stride 2 */
+    {2, 3, 4, 5, 4, 77, 3, 3, 3, {1, 2, 3}, {1, 1, 2}, false, false, false},   /* wide, stride 3 */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_conv_case(&cases[i]);
 
@@ -315,6 +321,9 @@ int main(void)
     {2, 3, 2, 3, 4, 5, {5, 4, 3}, {3, 2, 1}, {2, 1, 0}, {2, 1, 0}, true},
     {1, 7, 33, 4, 4, 4, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, {0, 0, 0}, false},
     {1, 20, 3, 6, 5, 4, {2, 2, 2}, {2, 2, 2}, {0, 0, 0}, {1, 1, 1}, true},
+    {2, 5, 7, 3, 4, 37, {2, 2, 2}, {2, 2, 2}, {0, 0, 0}, {0, 0, 0}, true},  /* vector interleave */
+    {1, 3, 4, 4, 3, 5, {3, 3, 3}, {3, 3, 3}, {0, 0, 0}, {2, 1, 0}, true},   /* disjoint, k3 */
+    {1, 6, 5, 2, 3, 19, {2, 2, 2}, {2, 2, 2}, {0, 0, 0}, {0, 1, 1}, false},
   };
   for (size_t i = 0; i < sizeof tcases / sizeof tcases[0]; i++) test_convt_case(&tcases[i]);
   return check_finish("test-conv");

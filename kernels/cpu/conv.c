@@ -23,7 +23,7 @@
 /* Fewer output positions per tile than this makes the GEMM inefficient; split K instead. */
 #define MIN_TILE_P 128
 
-static bool force_own_gemm;
+static t3d_cpu_conv_path forced_path;
 static int64_t col_budget = COL_BUDGET_FLOATS;
 
 size_t t3d_cpu_conv_set_col_budget(size_t floats)
@@ -33,20 +33,34 @@ size_t t3d_cpu_conv_set_col_budget(size_t floats)
   return old;
 }
 
-bool t3d_cpu_conv_force_own_gemm(bool on)
+t3d_cpu_conv_path t3d_cpu_conv_force_path(t3d_cpu_conv_path path)
 {
-  bool old = force_own_gemm;
-  force_own_gemm = on;
+  t3d_cpu_conv_path old = forced_path;
+  forced_path = path;
   return old;
 }
 
 static bool use_own_gemm(void)
 {
 #ifdef HAVE_OPENBLAS
-  return force_own_gemm;
+  return forced_path == T3D_CPU_CONV_OWN_GEMM;
 #else
   return true;
 #endif
+}
+
+static bool have_avx512(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+  return __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+
+static bool use_packed(void)
+{
+  return (forced_path == T3D_CPU_CONV_AUTO || forced_path == T3D_CPU_CONV_AVX512) && have_avx512();
 }
 
 /* C[m,n] = op(A)[m,k] B[k,n] (+ C when beta is 1). ws: scratch for our own GEMM (may be NULL
@@ -55,7 +69,7 @@ static void gemm(bool trans_a, int m, int n, int k, const float *a, int lda, con
                  float beta, float *c, int ldc, float *ws)
 {
 #ifdef HAVE_OPENBLAS
-  if (!force_own_gemm) {
+  if (!use_own_gemm()) {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b,
                 ldb, beta, c, ldc);
     return;
@@ -148,52 +162,85 @@ static void conv_plan_make(conv_plan *c, const t3d_tensor *y, const t3d_tensor *
   c->mb = min64(ceil_div(mb, 16) * 16, c->Co);
 }
 
+/* dst[i] = src[2*i] for i < n: the stride-2 im2col rows of conv1 and the downsampling convs.
+ * With AVX-512, 16 outputs are picked from two loads by one permute; the second load is
+ * masked so nothing past src[2*(n-1)] is read. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+__attribute__((target("avx512f"))) static void copy_stride2_avx512(float *dst, const float *src, int64_t n)
+{
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 lo = _mm512_loadu_ps(src + 2 * i), hi = _mm512_maskz_loadu_ps(0x7fff, src + 2 * i + 16);
+    _mm512_storeu_ps(dst + i, _mm512_permutex2var_ps(lo, even, hi));
+  }
+  for (; i < n; i++) dst[i] = src[2 * i];
+}
+#endif
+
+static void copy_stride2(float *dst, const float *src, int64_t n)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) {
+    copy_stride2_avx512(dst, src, n);
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < n; i++) dst[i] = src[2 * i];
+}
+
+/* One im2col row: tap (kd, kh, kw) of input channel plane xc over output positions
+ * [p0, p0+pn): dst[p-p0] = xc[od*sd-pd+kd, oh*sh-ph+kh, ow*sw-pw+kw], 0 in the padding. */
+static void im2col_row(const conv_plan *c, const float *xc, int64_t kd, int64_t kh, int64_t kw, int64_t p0,
+                       int64_t pn, float *dst)
+{
+  const int64_t HW = c->H * c->W, Wi = c->W;
+  /* valid ow: 0 <= ow*sw - pw + kw < W */
+  int64_t lo_num = c->pw - kw;
+  int64_t ow_lo = lo_num <= 0 ? 0 : ceil_div(lo_num, c->sw);
+  int64_t ow_hi = Wi - 1 + c->pw - kw < 0 ? 0 : (Wi - 1 + c->pw - kw) / c->sw + 1; /* exclusive */
+  ow_hi = min64(ow_hi, c->Wo);
+  int64_t p = p0, pend = p0 + pn;
+  int64_t ow = p % c->Wo, t = p / c->Wo, oh = t % c->Ho, od = t / c->Ho;
+  while (p < pend) {
+    int64_t seg = min64(c->Wo - ow, pend - p);
+    int64_t id = od * c->sd - c->pd + kd, ih = oh * c->sh - c->ph + kh;
+    if (id < 0 || id >= c->D || ih < 0 || ih >= c->H) {
+      memset(dst, 0, (size_t)seg * sizeof *dst);
+    } else {
+      const float *src = xc + id * HW + ih * Wi - c->pw + kw; /* src[ow*sw] */
+      int64_t a = max64(ow, ow_lo), b = min64(ow + seg, ow_hi);
+      int64_t i = ow;
+      for (; i < a && i < ow + seg; i++) dst[i - ow] = 0.0f;
+      if (c->sw == 1) {
+        if (b > a) memcpy(dst + (a - ow), src + a, (size_t)(b - a) * sizeof *dst);
+        i = b > a ? b : i;
+      } else if (c->sw == 2) {
+        if (b > a) copy_stride2(dst + (a - ow), src + 2 * a, b - a);
+        i = b > a ? b : i;
+      } else {
+        for (; i < b; i++) dst[i - ow] = src[i * c->sw];
+      }
+      for (; i < ow + seg; i++) dst[i - ow] = 0.0f;
+    }
+    dst += seg;
+    p += seg;
+    ow = 0;
+    if (++oh == c->Ho) oh = 0, od++;
+  }
+}
+
 /* Columns for input channels [c0, c0+cn) and output positions [p0, p0+pn) of image xn:
- * col[((ci-c0)*kvol + tap) * pn + (p-p0)] = x[ci, od*sd-pd+kd, oh*sh-ph+kh, ow*sw-pw+kw] or 0. */
+ * col[((ci-c0)*kvol + tap) * pn + (p-p0)]. */
 static void im2col_tile(const conv_plan *c, const float *xn, int64_t c0, int64_t cn, int64_t p0, int64_t pn,
                         float *col)
 {
-  const int64_t HW = c->H * c->W, Wi = c->W;
   for (int64_t ci = c0; ci < c0 + cn; ci++) {
-    const float *xc = xn + ci * c->D * HW;
+    const float *xc = xn + ci * c->D * c->H * c->W;
     for (int64_t kd = 0; kd < c->KD; kd++)
       for (int64_t kh = 0; kh < c->KH; kh++)
-        for (int64_t kw = 0; kw < c->KW; kw++) {
-          float *dst = col;
-          col += pn;
-          /* valid ow: 0 <= ow*sw - pw + kw < W */
-          int64_t lo_num = c->pw - kw;
-          int64_t ow_lo = lo_num <= 0 ? 0 : ceil_div(lo_num, c->sw);
-          int64_t ow_hi = Wi - 1 + c->pw - kw < 0 ? 0 : (Wi - 1 + c->pw - kw) / c->sw + 1; /* exclusive */
-          ow_hi = min64(ow_hi, c->Wo);
-          int64_t p = p0, pend = p0 + pn;
-          int64_t ow = p % c->Wo, t = p / c->Wo, oh = t % c->Ho, od = t / c->Ho;
-          while (p < pend) {
-            int64_t seg = min64(c->Wo - ow, pend - p);
-            int64_t id = od * c->sd - c->pd + kd, ih = oh * c->sh - c->ph + kh;
-            if (id < 0 || id >= c->D || ih < 0 || ih >= c->H) {
-              memset(dst, 0, (size_t)seg * sizeof *dst);
-            } else {
-              const float *src = xc + id * HW + ih * Wi - c->pw + kw; /* src[ow*sw] */
-              int64_t a = max64(ow, ow_lo), b = min64(ow + seg, ow_hi);
-              int64_t i = ow;
-              for (; i < a && i < ow + seg; i++) dst[i - ow] = 0.0f;
-              if (c->sw == 1) {
-                if (b > a) memcpy(dst + (a - ow), src + a, (size_t)(b - a) * sizeof *dst);
-                i = b > a ? b : i;
-              } else if (c->sw == 2) {
-                for (; i < b; i++) dst[i - ow] = src[2 * i];
-              } else {
-                for (; i < b; i++) dst[i - ow] = src[i * c->sw];
-              }
-              for (; i < ow + seg; i++) dst[i - ow] = 0.0f;
-            }
-            dst += seg;
-            p += seg;
-            ow = 0;
-            if (++oh == c->Ho) oh = 0, od++;
-          }
-        }
+        for (int64_t kw = 0; kw < c->KW; kw++, col += pn) im2col_row(c, xc, kd, kh, kw, p0, pn, col);
   }
 }
 
@@ -212,6 +259,344 @@ static void epilogue(float *yt, const float *rt, const float *bias, int64_t mn, 
       for (int64_t j = 0; j < pn; j++) yr[j] = yr[j] > 0.0f ? yr[j] : 0.0f;
   }
 }
+
+/* ---- AVX-512 packed path ---------------------------------------------------------------
+ * GEMM y[Co, P] = W[Co, K] col[K, P] with our own blocking, so nothing is copied twice:
+ * the weights are packed once per call into MR-row panels per K chunk; the im2col rows go
+ * straight into NR-column strips; an MR x NR register tile accumulates a K chunk and, after
+ * the last chunk, adds bias and residual and applies ReLU as it stores. A B strip (KC x NR)
+ * stays in L1 while the MR-row panels of a channel block stream through it from L2. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define T3D_CONV_PACKED 1
+#include <immintrin.h>
+
+#define PK_MR 8    /* output channels per register tile: 8 x 3 zmm accumulators */
+#define PK_NR 48   /* output positions per register tile */
+#define PK_KC 160  /* K rows per chunk: a KC x NR strip is 30 KiB, inside a 48 KiB L1 */
+#define PK_PT 384  /* output positions per work item */
+#define PK_MB 512  /* output channels per work item: a 512 x KC panel block is 320 KiB of L2 */
+#define PK_PT_MB (64 * 1024)  /* pt x mb: a C tile of 256 KiB */
+#define PK_KC_SAME 192 /* K rows per chunk on the implicit path: a 36 KiB B strip */
+
+typedef struct {
+  int64_t kc;   /* rows per K chunk (last chunk may be shorter) */
+  int64_t pt;   /* positions per work item */
+  int64_t mb;   /* channels per work item, multiple of PK_MR */
+  int64_t mpad; /* Co rounded up to PK_MR */
+  bool same;    /* stride 1 and output extent == input extent: B strips by pk_pack_b_same */
+  bool gather;  /* narrow output rows: B strips by pk_pack_b_gather instead of im2col rows */
+  int64_t cc;   /* input channels per K chunk on the implicit path */
+} pk_plan;
+
+static void pk_plan_make(pk_plan *k, const conv_plan *c, int threads)
+{
+  /* test budgets below the default shrink every tile so small shapes cross all boundaries */
+  bool small = col_budget < COL_BUDGET_FLOATS;
+  int64_t kc_max = small ? 8 : PK_KC;
+  int64_t nchunks = ceil_div(c->K, kc_max);
+  k->kc = ceil_div(c->K, nchunks);
+  k->mpad = ceil_div(c->Co, PK_MR) * PK_MR;
+  k->mb = min64(k->mpad, PK_MB);
+  k->same = c->kvol > 1 && c->sd == 1 && c->sh == 1 && c->sw == 1 && c->Do == c->D && c->Ho == c->H &&
+            c->Wo == c->W;
+  /* int32 lane offsets must reach every input element of a channel */
+  k->gather = !k->same && !c->direct && c->Wo < 32 && c->D * c->H * c->W < ((int64_t)1 << 30);
+  /* at least 4 items per thread for balance: halve channel blocks first (each re-packs the
+   * same B strips, cheap next to its GEMM), then positions */
+  int64_t want = threads > 1 ? 4 * (int64_t)threads : 1;
+  k->pt = PK_PT;
+  for (;;) {
+    /* the C tile (mb x pt) stays within 256 KiB of L2 across the K chunks */
+    k->pt = min64(k->pt, max64(PK_NR, PK_PT_MB / k->mb / PK_NR * PK_NR));
+    if (small) k->pt = PK_NR;
+    k->pt = min64(k->pt, c->P);
+    int64_t items = c->N * ceil_div(c->P, k->pt) * ceil_div(c->Co, k->mb);
+    if (items >= want) break;
+    if (k->mb > 64) k->mb = ceil_div(k->mb / 2, PK_MR) * PK_MR;
+    else if (k->pt > PK_NR) k->pt = max64(PK_NR, k->pt / 2 / PK_NR * PK_NR);
+    else break;
+  }
+  /* implicit path: no B strip to keep in L1, so chunks are as deep as the A block allows
+   * (mb x cc*kvol floats within ~432 KiB of L2): fewer passes of the C tile */
+  k->cc = small ? 1 : max64(1, PK_KC_SAME / c->kvol);
+}
+
+/* B strips for K rows [k0, k0+kc) and positions [p0, p0+pn): bp[s*kc*NR + k*NR + j] =
+ * col(k0+k, p0 + s*NR + j), zero past pn. line: pn floats of scratch for one im2col row. */
+static void pk_pack_b(const conv_plan *c, const float *xn, int64_t k0, int64_t kc, int64_t p0, int64_t pn,
+                      float *line, float *bp)
+{
+  const int64_t strips = ceil_div(pn, PK_NR), last = pn - (strips - 1) * PK_NR, KHW = c->KH * c->KW;
+  for (int64_t k = 0; k < kc; k++) {
+    int64_t r = k0 + k;
+    const float *src;
+    if (c->direct) {
+      src = xn + r * c->P + p0;
+    } else {
+      int64_t ci = r / c->kvol, tap = r % c->kvol;
+      im2col_row(c, xn + ci * c->D * c->H * c->W, tap / KHW, tap / c->KW % c->KH, tap % c->KW, p0, pn, line);
+      src = line;
+    }
+    float *dst = bp + k * PK_NR;
+    for (int64_t s = 0; s < strips - 1; s++) memcpy(dst + s * kc * PK_NR, src + s * PK_NR, PK_NR * sizeof(float));
+    float *dl = dst + (strips - 1) * kc * PK_NR;
+    memcpy(dl, src + (strips - 1) * PK_NR, (size_t)last * sizeof(float));
+    memset(dl + last, 0, (size_t)(PK_NR - last) * sizeof(float));
+  }
+}
+
+typedef struct {
+  const float *bias; /* bias of the tile's first channel, or NULL */
+  const float *res;  /* residual at the tile's first element (row stride ldc), or NULL */
+  bool relu;
+} pk_epilogue;
+
+/* Register-tile micro-kernels: MR output channels x NV*16 positions. A is read straight from
+ * the weights (row r of the panel at a + r*lda, rows past `rows` alias row 0 and are never
+ * stored): its 8 rows are 8 sequential streams, so no per-call weight packing is needed. */
+#define PK_DECL1(r) __m512 c##r##0 = _mm512_setzero_ps()
+#define PK_DECL2(r) PK_DECL1(r), c##r##1 = c##r##0
+#define PK_DECL3(r) PK_DECL2(r), c##r##2 = c##r##0
+#define PK_LOAD1 __m512 b0 = _mm512_load_ps(bp)
+#define PK_LOAD2 PK_LOAD1, b1 = _mm512_load_ps(bp + 16)
+#define PK_LOAD3 PK_LOAD2, b2 = _mm512_load_ps(bp + 32)
+#define PK_FMA1(r) __m512 a##r##_ = _mm512_set1_ps(a##r[k]); c##r##0 = _mm512_fmadd_ps(a##r##_, b0, c##r##0)
+#define PK_FMA2(r) PK_FMA1(r); c##r##1 = _mm512_fmadd_ps(a##r##_, b1, c##r##1)
+#define PK_FMA3(r) PK_FMA2(r); c##r##2 = _mm512_fmadd_ps(a##r##_, b2, c##r##2)
+#define PK_SAVE1(r) acc[r][0] = c##r##0
+#define PK_SAVE2(r) PK_SAVE1(r), acc[r][1] = c##r##1
+#define PK_SAVE3(r) PK_SAVE2(r), acc[r][2] = c##r##2
+#define PK_ROW(r) const float *a##r = a + (r < rows ? r : 0) * lda
+#define PK_ALL(M) M(0); M(1); M(2); M(3); M(4); M(5); M(6); M(7)
+
+/* c[rows x cols] (row stride ldc) = (accumulate ? c : 0) + A[rows x kc] x B-strip[kc x cols],
+ * then the epilogue when epi is not NULL (last K chunk). */
+__attribute__((target("avx512f"), always_inline)) static inline void pk_store(__m512 acc[PK_MR][3], int nv, float *c, int64_t ldc,
+                                                        int rows, int cols, bool accumulate,
+                                                        const pk_epilogue *epi)
+{
+  __mmask16 mask[3];
+  for (int j = 0; j < 3; j++) {
+    int n = cols - 16 * j;
+    mask[j] = n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+  }
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 8
+  for (int r = 0; r < PK_MR; r++) {
+    if (r >= rows) break;
+    float *cr = c + r * ldc;
+    __m512 bias = epi && epi->bias ? _mm512_set1_ps(epi->bias[r]) : zero;
+#pragma GCC unroll 3
+    for (int j = 0; j < nv; j++) {
+      __m512 v = acc[r][j];
+      if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask[j], cr + 16 * j));
+      if (epi) {
+        v = _mm512_add_ps(v, bias);
+        if (epi->res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask[j], epi->res + r * ldc + 16 * j));
+        if (epi->relu) v = _mm512_max_ps(v, zero);
+      }
+      _mm512_mask_storeu_ps(cr + 16 * j, mask[j], v);
+    }
+  }
+}
+
+#define PK_KERNEL(NV)                                                                                        \
+  __attribute__((target("avx512f"))) static void pk_kernel##NV(int64_t kc, const float *a, int64_t lda,      \
+                                                               const float *bp, float *c, int64_t ldc,       \
+                                                               int rows, int cols, bool accumulate,          \
+                                                               const pk_epilogue *epi)                       \
+  {                                                                                                          \
+    PK_ALL(PK_ROW);                                                                                          \
+    PK_ALL(PK_DECL##NV);                                                                                     \
+    for (int64_t k = 0; k < kc; k++, bp += PK_NR) {                                                          \
+      PK_LOAD##NV;                                                                                           \
+      PK_ALL(PK_FMA##NV);                                                                                    \
+    }                                                                                                        \
+    __m512 acc[PK_MR][3];                                                                                    \
+    PK_ALL(PK_SAVE##NV);                                                                                     \
+    pk_store(acc, NV, c, ldc, rows, cols, accumulate, epi);                                                  \
+  }
+PK_KERNEL(1)
+PK_KERNEL(2)
+PK_KERNEL(3)
+
+/* "Same" stride-1 convolutions (3x3x3 pad 1 and the like): output position p reads input
+ * position p + toff[tap] of the flattened volume, so a B strip row is one unaligned load from
+ * x, masked where the tap falls into the padding or past the strip: no im2col bookkeeping.
+ * Row (ci, tap) of the strip is the load at xb + ci*ci_stride + toff[tap]. */
+__attribute__((target("avx512f"))) static void pk_pack_b_same(int64_t nci, int64_t kvol, const float *xb,
+                                                              int64_t ci_stride, const int64_t *toff,
+                                                              const __mmask16 *tmask, float *bp)
+{
+  for (int64_t ci = 0; ci < nci; ci++, xb += ci_stride)
+    for (int64_t t = 0; t < kvol; t++, bp += PK_NR) {
+      const float *xt = xb + toff[t];
+      const __mmask16 *mk = tmask + 3 * t;
+      _mm512_store_ps(bp, _mm512_maskz_loadu_ps(mk[0], xt));
+      _mm512_store_ps(bp + 16, _mm512_maskz_loadu_ps(mk[1], xt + 16));
+      _mm512_store_ps(bp + 32, _mm512_maskz_loadu_ps(mk[2], xt + 32));
+    }
+}
+
+/* Tap offsets in the flattened input, and per strip [p0, p0+cols) and tap the lanes whose
+ * input lies inside the volume: tmask[t*3 + j] bit l <-> position p0 + 16j + l. */
+static void pk_same_offsets(const conv_plan *c, int64_t *toff)
+{
+  int64_t t = 0;
+  for (int64_t kd = 0; kd < c->KD; kd++)
+    for (int64_t kh = 0; kh < c->KH; kh++)
+      for (int64_t kw = 0; kw < c->KW; kw++, t++)
+        toff[t] = ((kd - c->pd) * c->H + (kh - c->ph)) * c->W + (kw - c->pw);
+}
+
+static void pk_same_masks(const conv_plan *c, int64_t p0, int cols, __mmask16 *tmask, int32_t *base)
+{
+  int64_t od[PK_NR], oh[PK_NR], ow[PK_NR];
+  for (int l = 0; l < PK_NR; l++) {
+    int64_t p = p0 + (l < cols ? l : 0);
+    ow[l] = p % c->Wo, oh[l] = p / c->Wo % c->Ho, od[l] = p / (c->Wo * c->Ho);
+    if (base) base[l] = (int32_t)((od[l] * c->sd * c->H + oh[l] * c->sh) * c->W + ow[l] * c->sw);
+  }
+  int64_t t = 0;
+  for (int64_t kd = 0; kd < c->KD; kd++)
+    for (int64_t kh = 0; kh < c->KH; kh++)
+      for (int64_t kw = 0; kw < c->KW; kw++, t++) {
+        uint64_t bits = 0;
+        for (int l = 0; l < cols; l++) {
+          int64_t id = od[l] * c->sd + kd - c->pd, ih = oh[l] * c->sh + kh - c->ph, iw = ow[l] * c->sw + kw - c->pw;
+          if (id >= 0 && id < c->D && ih >= 0 && ih < c->H && iw >= 0 && iw < c->W) bits |= (uint64_t)1 << l;
+        }
+        for (int j = 0; j < 3; j++) tmask[3 * t + j] = (__mmask16)(bits >> (16 * j));
+      }
+}
+
+/* B strips by gathering: for output rows narrower than a strip, im2col segments are a few
+ * floats long and their bookkeeping dominates; a strip row is instead 3 masked gathers at
+ * lane offsets base[l] + toff[tap] in the input channel. */
+__attribute__((target("avx512f"))) static void pk_pack_b_gather(const conv_plan *c, const float *xn, int64_t k0,
+                                                                int64_t kc, int64_t strips, const int64_t *toff,
+                                                                const __mmask16 *masks, const int32_t *base,
+                                                                float *bp)
+{
+  const int64_t DHW = c->D * c->H * c->W;
+  for (int64_t s = 0; s < strips; s++) {
+    const __mmask16 *ms = masks + s * c->kvol * 3;
+    __m512i b0 = _mm512_loadu_si512(base + s * PK_NR), b1 = _mm512_loadu_si512(base + s * PK_NR + 16);
+    __m512i b2 = _mm512_loadu_si512(base + s * PK_NR + 32);
+    float *dst = bp + s * kc * PK_NR;
+    for (int64_t k = 0; k < kc; k++, dst += PK_NR) {
+      int64_t r = k0 + k, ci = r / c->kvol, t = r % c->kvol;
+      const float *xc = xn + ci * DHW;
+      __m512i o = _mm512_set1_epi32((int32_t)toff[t]);
+      const __m512 z = _mm512_setzero_ps();
+      _mm512_store_ps(dst, _mm512_mask_i32gather_ps(z, ms[3 * t], _mm512_add_epi32(b0, o), xc, 4));
+      _mm512_store_ps(dst + 16, _mm512_mask_i32gather_ps(z, ms[3 * t + 1], _mm512_add_epi32(b1, o), xc, 4));
+      _mm512_store_ps(dst + 32, _mm512_mask_i32gather_ps(z, ms[3 * t + 2], _mm512_add_epi32(b2, o), xc, 4));
+    }
+  }
+}
+
+static size_t pk_thread_floats(const conv_plan *c, const pk_plan *k)
+{
+  /* the tap masks of every strip of a tile (implicit and gather paths) */
+  const size_t strips = (size_t)ceil_div(k->pt, PK_NR);
+  const size_t masks = round16(strips * (size_t)c->kvol * 3 * sizeof(__mmask16) / sizeof(float) + 1);
+  if (k->same) return masks + strips * PK_NR * (size_t)(k->cc * c->kvol);
+  /* im2col line or gather lane offsets, then the B strips, then the masks */
+  return round16((size_t)max64(k->pt, (int64_t)strips * PK_NR)) + strips * PK_NR * (size_t)k->kc + masks;
+}
+
+static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, const float *xd, const float *wd,
+                                const float *bd, const float *rd, bool relu)
+{
+  pk_plan k;
+  pk_plan_make(&k, c, threads);
+  const int64_t ptiles = ceil_div(c->P, k.pt), mblocks = ceil_div(c->Co, k.mb);
+  const int64_t items = c->N * ptiles * mblocks;
+  const int nthr = (int)min64(threads, items);
+  const size_t per_thread = pk_thread_floats(c, &k), head = round16((size_t)c->kvol * 2);
+  const size_t bytes = (head + (size_t)nthr * per_thread) * sizeof(float);
+  float *scratch = t3d_aligned_alloc(bytes);
+  if (!scratch) return t3d_error(T3D_ERR_NOMEM, "conv3d: cannot allocate %zu bytes of packed tiles", bytes);
+  int64_t *toff = (int64_t *)scratch; /* head: tap offsets of the implicit path */
+  if (k.same || k.gather) pk_same_offsets(c, toff);
+
+#pragma omp parallel num_threads(nthr)
+  {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    float *line = scratch + head + (size_t)tid * per_thread;
+    float *bp = line + round16((size_t)max64(k.pt, ceil_div(k.pt, PK_NR) * PK_NR));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; it++) {
+      int64_t mbi = it % mblocks, pti = (it / mblocks) % ptiles, n = it / (mblocks * ptiles);
+      int64_t m0 = mbi * k.mb, mn = min64(k.mb, c->Co - m0);
+      int64_t p0 = pti * k.pt, pn = min64(k.pt, c->P - p0);
+      const float *xn = xd + n * c->Ci * c->D * c->H * c->W;
+      if (k.same) {
+        const int64_t DHW = c->D * c->H * c->W;
+        const int64_t strips_same = ceil_div(k.pt, PK_NR);
+        float *bsame = line;
+        __mmask16 *masks = (__mmask16 *)(line + strips_same * PK_NR * k.cc * c->kvol);
+        for (int64_t s = 0; s * PK_NR < pn; s++)
+          pk_same_masks(c, p0 + s * PK_NR, (int)min64(PK_NR, pn - s * PK_NR), masks + s * c->kvol * 3, NULL);
+        for (int64_t ci0 = 0; ci0 < c->Ci; ci0 += k.cc) {
+          int64_t cn = min64(k.cc, c->Ci - ci0), kc = cn * c->kvol;
+          bool last = ci0 + cn == c->Ci;
+          for (int64_t s = 0; s * PK_NR < pn; s++)
+            pk_pack_b_same(cn, c->kvol, xn + ci0 * DHW + p0 + s * PK_NR, DHW, toff, masks + s * c->kvol * 3,
+                           bsame + s * kc * PK_NR);
+          for (int64_t s = 0; s * PK_NR < pn; s++) {
+            int cols = (int)min64(PK_NR, pn - s * PK_NR);
+            const float *b = bsame + s * kc * PK_NR;
+            for (int64_t m = m0; m < m0 + mn; m += PK_MR) {
+              int64_t off = (n * c->Co + m) * c->P + p0 + s * PK_NR;
+              pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu};
+              const float *a = wd + m * c->K + ci0 * c->kvol;
+              int rows = (int)min64(PK_MR, c->Co - m);
+              const pk_epilogue *e = last ? &epi : NULL;
+              if (cols > 32) pk_kernel3(kc, a, c->K, b, yd + off, c->P, rows, cols, ci0 > 0, e);
+              else if (cols > 16) pk_kernel2(kc, a, c->K, b, yd + off, c->P, rows, cols, ci0 > 0, e);
+              else pk_kernel1(kc, a, c->K, b, yd + off, c->P, rows, cols, ci0 > 0, e);
+            }
+          }
+        }
+        continue;
+      }
+      const int64_t strips = ceil_div(pn, PK_NR);
+      __mmask16 *masks = (__mmask16 *)(bp + strips * PK_NR * k.kc);
+      int32_t *base = (int32_t *)line;
+      if (k.gather)
+        for (int64_t s = 0; s < strips; s++)
+          pk_same_masks(c, p0 + s * PK_NR, (int)min64(PK_NR, pn - s * PK_NR), masks + s * c->kvol * 3,
+                        base + s * PK_NR);
+      for (int64_t k0 = 0; k0 < c->K; k0 += k.kc) {
+        int64_t kc = min64(k.kc, c->K - k0);
+        bool last = k0 + kc == c->K;
+        if (k.gather) pk_pack_b_gather(c, xn, k0, kc, strips, toff, masks, base, bp);
+        else pk_pack_b(c, xn, k0, kc, p0, pn, line, bp);
+        for (int64_t s = 0; s * PK_NR < pn; s++) {
+          int cols = (int)min64(PK_NR, pn - s * PK_NR);
+          for (int64_t m = m0; m < m0 + mn; m += PK_MR) {
+            int64_t off = (n * c->Co + m) * c->P + p0 + s * PK_NR;
+            pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu};
+            const float *a = wd + m * c->K + k0, *b = bp + s * kc * PK_NR;
+            int rows = (int)min64(PK_MR, c->Co - m);
+            const pk_epilogue *e = last ? &epi : NULL;
+            if (cols > 32) pk_kernel3(kc, a, c->K, b, yd + off, c->P, rows, cols, k0 > 0, e);
+            else if (cols > 16) pk_kernel2(kc, a, c->K, b, yd + off, c->P, rows, cols, k0 > 0, e);
+            else pk_kernel1(kc, a, c->K, b, yd + off, c->P, rows, cols, k0 > 0, e);
+          }
+        }
+      }
+    }
+  }
+  t3d_aligned_free(scratch);
+  return T3D_OK;
+}
+#endif
 
 static size_t conv_thread_floats(const conv_plan *c)
 {
@@ -232,6 +617,14 @@ size_t t3d_cpu_conv3d_scratch_bytes(const t3d_tensor *y, const t3d_tensor *x, co
   conv_plan c;
   threads = threads < 1 ? 1 : threads;
   conv_plan_make(&c, y, x, w, p, threads);
+#ifdef T3D_CONV_PACKED
+  if (use_packed()) {
+    pk_plan k;
+    pk_plan_make(&k, &c, threads);
+    int64_t items = c.N * ceil_div(c.P, k.pt) * ceil_div(c.Co, k.mb);
+    return (round16((size_t)c.kvol * 2) + (size_t)min64(threads, items) * pk_thread_floats(&c, &k)) * sizeof(float);
+  }
+#endif
   return (size_t)conv_threads_used(&c, threads) * conv_thread_floats(&c) * sizeof(float);
 }
 
@@ -254,6 +647,11 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
     return T3D_OK;
   }
 
+#ifdef T3D_CONV_PACKED
+  if (use_packed())
+    return conv3d_packed(threads, &c, y->data, x->data, w->data, bias ? bias->data : NULL,
+                         residual ? residual->data : NULL, p->relu);
+#endif
   const int64_t ptiles = ceil_div(c.P, c.pt), mblocks = ceil_div(c.Co, c.mb);
   const int64_t items = c.N * ptiles * mblocks;
   const int nthr = conv_threads_used(&c, threads);
@@ -349,6 +747,129 @@ static void col2im_tile(const float *col, int64_t cn, int64_t p0, int64_t pn, fl
   }
 }
 
+/* Kernel == stride and no padding (the decoder's 2x2x2 stride-2 upsampling): every input
+ * position owns its own kD x kH x kW output block, so the GEMM's columns are written, not
+ * added, straight into y with the bias; no initialisation pass, any tile order, no races. */
+typedef struct {
+  int64_t Ci, D, H, W, Co, KD, KH, KW, Do, Ho, Wo;
+} convt_dims;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* dst[2i + kw] = src_kw[i] + b for kw = 0, 1 and i < n */
+__attribute__((target("avx512f"))) static void interleave2_bias_avx512(float *dst, const float *s0, const float *s1,
+                                                                       int64_t n, float b)
+{
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512 vb = _mm512_set1_ps(b);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 a = _mm512_add_ps(_mm512_loadu_ps(s0 + i), vb), c = _mm512_add_ps(_mm512_loadu_ps(s1 + i), vb);
+    _mm512_storeu_ps(dst + 2 * i, _mm512_permutex2var_ps(a, lo, c));
+    _mm512_storeu_ps(dst + 2 * i + 16, _mm512_permutex2var_ps(a, hi, c));
+  }
+  for (; i < n; i++) dst[2 * i] = s0[i] + b, dst[2 * i + 1] = s1[i] + b;
+}
+#endif
+
+static void scatter_disjoint_row(float *dst, const float *col, int64_t pn, int64_t KW, int64_t n, float b)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (KW == 2 && __builtin_cpu_supports("avx512f")) {
+    interleave2_bias_avx512(dst, col, col + pn, n, b);
+    return;
+  }
+#endif
+  for (int64_t kw = 0; kw < KW; kw++, col += pn)
+    for (int64_t i = 0; i < n; i++) dst[i * KW + kw] = col[i] + b;
+}
+
+/* col rows (co - co0, kd, kh, kw), columns input positions [p0, p0+pn) -> y[co] blocks */
+static void scatter_disjoint(const convt_dims *d, const float *col, int64_t cn, int64_t p0, int64_t pn,
+                             float *yc0, const float *bias)
+{
+  const int64_t OHW = d->Ho * d->Wo;
+  for (int64_t co = 0; co < cn; co++) {
+    float *yc = yc0 + co * d->Do * OHW;
+    float b = bias ? bias[co] : 0.0f;
+    for (int64_t kd = 0; kd < d->KD; kd++)
+      for (int64_t kh = 0; kh < d->KH; kh++) {
+        const float *src = col + ((co * d->KD + kd) * d->KH + kh) * d->KW * pn;
+        int64_t p = p0, pend = p0 + pn;
+        int64_t iw = p % d->W, t = p / d->W, ih = t % d->H, id = t / d->H;
+        while (p < pend) {
+          int64_t seg = min64(d->W - iw, pend - p);
+          float *dst = yc + (id * d->KD + kd) * OHW + (ih * d->KH + kh) * d->Wo + iw * d->KW;
+          scatter_disjoint_row(dst, src + (p - p0), pn, d->KW, seg, b);
+          p += seg;
+          iw = 0;
+          if (++ih == d->H) ih = 0, id++;
+        }
+      }
+  }
+}
+
+/* Outputs past the last block (output_pad) receive no input: they are just the bias. */
+static void fill_output_pad(const convt_dims *d, float *yc, float b)
+{
+  const int64_t cd = d->D * d->KD, ch = d->H * d->KH, cw = d->W * d->KW;
+  for (int64_t od = 0; od < d->Do; od++)
+    for (int64_t oh = 0; oh < d->Ho; oh++) {
+      float *row = yc + (od * d->Ho + oh) * d->Wo;
+      int64_t from = od >= cd || oh >= ch ? 0 : cw;
+      for (int64_t ow = from; ow < d->Wo; ow++) row[ow] = b;
+    }
+}
+
+static t3d_status conv3d_transpose_disjoint(int threads, const convt_dims *d, int64_t N, float *yd, const float *xd,
+                                            const float *wd, const float *bd)
+{
+  const int64_t kvol = d->KD * d->KH * d->KW, Pin = d->D * d->H * d->W, Pout = d->Do * d->Ho * d->Wo;
+  int64_t pt = min64(Pin, col_budget < COL_BUDGET_FLOATS ? 16 : 512);
+  int64_t cb = max64(1, min64(d->Co, col_budget / (kvol * pt)));
+  int64_t want = threads > 1 ? 4 * (int64_t)threads : 1;
+  while (N * ceil_div(d->Co, cb) * ceil_div(Pin, pt) < want && (cb > 8 || pt > 64)) {
+    if (cb > 8) cb = ceil_div(cb, 2);
+    else pt = ceil_div(pt, 2);
+  }
+  const int64_t nb = ceil_div(d->Co, cb), ptiles = ceil_div(Pin, pt), items = N * nb * ptiles;
+  const int nthr = (int)min64(threads, items);
+  const size_t col_floats = round16((size_t)(cb * kvol * pt));
+  const size_t per_thread = col_floats + (use_own_gemm() ? round16(t3d_cpu_sgemm_own_ws_floats((int)pt)) : 0);
+  float *scratch = t3d_aligned_alloc((size_t)nthr * per_thread * sizeof(float));
+  if (!scratch)
+    return t3d_error(T3D_ERR_NOMEM, "conv3d_transpose: cannot allocate %zu bytes of column tiles",
+                     (size_t)nthr * per_thread * sizeof(float));
+  const bool padded = d->Do != d->D * d->KD || d->Ho != d->H * d->KH || d->Wo != d->W * d->KW;
+  blas_threads_guard guard = blas_threads_single();
+
+#pragma omp parallel num_threads(nthr)
+  {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    float *col = scratch + (size_t)tid * per_thread;
+    float *ws = col + col_floats;
+    if (padded) {
+#pragma omp for schedule(static)
+      for (int64_t nc = 0; nc < N * d->Co; nc++) fill_output_pad(d, yd + nc * Pout, bd ? bd[nc % d->Co] : 0.0f);
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; it++) {
+      int64_t pti = it % ptiles, bi = (it / ptiles) % nb, n = it / (ptiles * nb);
+      int64_t co0 = bi * cb, cn = min64(cb, d->Co - co0), p0 = pti * pt, pn = min64(pt, Pin - p0);
+      /* col[(co,tap), p] = sum_ci w[ci, co, tap] x[ci, p] */
+      gemm(true, (int)(cn * kvol), (int)pn, (int)d->Ci, wd + co0 * kvol, (int)(d->Co * kvol),
+           xd + n * d->Ci * Pin + p0, (int)Pin, 0.0f, col, (int)pn, ws);
+      scatter_disjoint(d, col, cn, p0, pn, yd + (n * d->Co + co0) * Pout, bd ? bd + co0 : NULL);
+    }
+  }
+  blas_threads_restore(guard);
+  t3d_aligned_free(scratch);
+  return T3D_OK;
+}
+
 t3d_status t3d_cpu_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
                                     const t3d_tensor *bias, const t3d_conv3d_transpose_params *p)
 {
@@ -365,6 +886,10 @@ t3d_status t3d_cpu_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_te
   float *yd = y->data;
   int threads = clamp_threads(be);
   if (N == 0 || Co == 0 || Pout == 0) return T3D_OK;
+  if (Ci > 0 && Pin > 0 && pad[0] == 0 && pad[1] == 0 && pad[2] == 0 && s[0] == KD && s[1] == KH && s[2] == KW) {
+    convt_dims d = {Ci, D, H, W, Co, KD, KH, KW, Do, Ho, Wo};
+    return conv3d_transpose_disjoint(threads, &d, N, yd, xd, wd, bd);
+  }
 
   /* Output channels are split into blocks so threads never add into the same outputs. */
   int64_t want = threads > 1 ? 4 * (int64_t)threads : 1;

@@ -46,9 +46,17 @@ void t3d_cpu_sgemm_own(bool trans_a, int m, int n, int k, const float *a, int ld
                        float beta, float *c, int ldc, float *ws);
 size_t t3d_cpu_sgemm_own_ws_floats(int n);
 
-/* Test-only: route the conv kernels' GEMMs through t3d_cpu_sgemm_own even when OpenBLAS is
- * built in, so one build tests both paths. Returns the previous setting. Not thread-safe. */
-bool t3d_cpu_conv_force_own_gemm(bool on);
+/* Test-only: which implementation t3d_cpu_conv3d uses. AUTO: the AVX-512 packed kernel when
+ * the CPU has AVX-512F, else im2col tiles through OpenBLAS (or our sgemm without it). A path
+ * the build or CPU lacks falls back as AUTO would. Transposed conv knows only BLAS/OWN_GEMM.
+ * Returns the previous setting. Not thread-safe. */
+typedef enum {
+  T3D_CPU_CONV_AUTO = 0,
+  T3D_CPU_CONV_AVX512, /* packed weights, im2col straight into GEMM panels, fused epilogue */
+  T3D_CPU_CONV_BLAS,   /* im2col tiles + OpenBLAS sgemm, epilogue per tile */
+  T3D_CPU_CONV_OWN_GEMM /* im2col tiles + t3d_cpu_sgemm_own */
+} t3d_cpu_conv_path;
+t3d_cpu_conv_path t3d_cpu_conv_force_path(t3d_cpu_conv_path path);
 
 /* Test-only: the per-thread column tile budget in floats (0: the default), so small shapes
  * exercise every tiling path. Returns the previous budget. Not thread-safe. */

@@ -1,0 +1,147 @@
+/* Times the CPU 3-D convolutions of the T3D vision encoder (MONAI 3D ResNet-50, input
+ * 1x1x160x224x224) one distinct layer shape at a time, plus the decoder's transposed convs.
+ * A benchmark, not a test: it checks nothing. Compare with tests/reference/bench_conv.py.
+ *
+ *   bench-conv [--threads T] [--reps R] [--only NAME] [--path 0-3] [--budget FLOATS]
+ * --path: 0 auto, 1 AVX-512 packed, 2 im2col + OpenBLAS, 3 im2col + own sgemm.
+ *
+ * Prints one line per layer: name, count in the network, shapes, best-of-R wall ms, GFLOP/s,
+ * the kernel's scratch memory and best-of-R process CPU ms (all threads; on a busy machine
+ * the steadier figure at --threads 1); then the network total (sum of count x wall ms). Every conv has a
+ * bias, like the BatchNorm-folded model; no ReLU or residual so PyTorch runs the same work. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/tensor.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/conv.h"
+
+typedef struct {
+  const char *name;
+  int count; /* times this shape occurs in one forward pass */
+  int ci, co, d, h, w, k, s, pad;
+  bool transpose;
+} layer;
+
+/* Spatial sizes follow the network: conv1 stride 2 -> 80x112x112, max-pool stride 2 ->
+ * 40x56x56 (layer1), then stride 2 in the first block of layers 2-4. */
+static const layer layers[] = {
+  {"conv1", 1, 1, 64, 160, 224, 224, 7, 2, 3, false},
+  {"l1.b0.conv1", 1, 64, 64, 40, 56, 56, 1, 1, 0, false},
+  {"l1.conv2", 3, 64, 64, 40, 56, 56, 3, 1, 1, false},
+  {"l1.conv3+ds", 4, 64, 256, 40, 56, 56, 1, 1, 0, false},
+  {"l1.conv1", 2, 256, 64, 40, 56, 56, 1, 1, 0, false},
+  {"l2.b0.conv1", 1, 256, 128, 40, 56, 56, 1, 1, 0, false},
+  {"l2.b0.conv2", 1, 128, 128, 40, 56, 56, 3, 2, 1, false},
+  {"l2.conv3", 4, 128, 512, 20, 28, 28, 1, 1, 0, false},
+  {"l2.ds", 1, 256, 512, 40, 56, 56, 1, 2, 0, false},
+  {"l2.conv1", 3, 512, 128, 20, 28, 28, 1, 1, 0, false},
+  {"l2.conv2", 3, 128, 128, 20, 28, 28, 3, 1, 1, false},
+  {"l3.b0.conv1", 1, 512, 256, 20, 28, 28, 1, 1, 0, false},
+  {"l3.b0.conv2", 1, 256, 256, 20, 28, 28, 3, 2, 1, false},
+  {"l3.conv3", 6, 256, 1024, 10, 14, 14, 1, 1, 0, false},
+  {"l3.ds", 1, 512, 1024, 20, 28, 28, 1, 2, 0, false},
+  {"l3.conv1", 5, 1024, 256, 10, 14, 14, 1, 1, 0, false},
+  {"l3.conv2", 5, 256, 256, 10, 14, 14, 3, 1, 1, false},
+  {"l4.b0.conv1", 1, 1024, 512, 10, 14, 14, 1, 1, 0, false},
+  {"l4.b0.conv2", 1, 512, 512, 10, 14, 14, 3, 2, 1, false},
+  {"l4.conv3", 3, 512, 2048, 5, 7, 7, 1, 1, 0, false},
+  {"l4.ds", 1, 1024, 2048, 10, 14, 14, 1, 2, 0, false},
+  {"l4.conv1", 2, 2048, 512, 5, 7, 7, 1, 1, 0, false},
+  {"l4.conv2", 2, 512, 512, 5, 7, 7, 3, 1, 1, false},
+  /* segmentation decoder upsampling (kernel 2, stride 2), one per stage */
+  {"up4", 1, 2048, 1024, 5, 7, 7, 2, 2, 0, true},
+  {"up3", 1, 1024, 512, 10, 14, 14, 2, 2, 0, true},
+  {"up2", 1, 512, 256, 20, 28, 28, 2, 2, 0, true},
+  {"up1", 1, 256, 64, 40, 56, 56, 2, 2, 0, true},
+};
+
+static double now_ms(clockid_t clk)
+{
+  struct timespec ts;
+  clock_gettime(clk, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+static t3d_tensor *tnew(int64_t a, int64_t b, int64_t c, int64_t d, int64_t e)
+{
+  int64_t shape[5] = {a, b, c, d, e};
+  t3d_tensor *t = NULL;
+  if (t3d_tensor_new(&t, T3D_F32, e ? 5 : 1, e ? shape : &a) != T3D_OK) return NULL;
+  float *p = t->data;
+  uint32_t s = 12345;
+  for (int64_t i = 0; i < t3d_tensor_numel(t); i++) s = s * 1664525u + 1013904223u, p[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
+  return t;
+}
+
+int main(int argc, char **argv)
+{
+  int threads = 2, reps = 3;
+  const char *only = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+    else if (!strcmp(argv[i], "--path") && i + 1 < argc) t3d_cpu_conv_force_path((t3d_cpu_conv_path)atoi(argv[++i]));
+    else if (!strcmp(argv[i], "--budget") && i + 1 < argc) t3d_cpu_conv_set_col_budget((size_t)atol(argv[++i]));
+    else {
+      fprintf(stderr, "usage: %s [--threads T] [--reps R] [--only NAME] [--path 0-3] [--budget FLOATS]\n", argv[0]);
+      return 2;
+    }
+  }
+  t3d_backend be = {.threads = threads};
+  printf("# threads %d, best of %d\n", threads, reps);
+  printf("%-12s %3s %-26s %10s %8s %9s %10s\n", "layer", "n", "shape", "ms", "GFLOP/s", "scratchMB", "cpu_ms");
+  double total = 0;
+  for (size_t li = 0; li < sizeof layers / sizeof layers[0]; li++) {
+    const layer *L = &layers[li];
+    if (only && strcmp(only, L->name)) continue;
+    int64_t od, oh, ow;
+    if (L->transpose) {
+      od = (L->d - 1) * L->s - 2 * L->pad + L->k, oh = (L->h - 1) * L->s - 2 * L->pad + L->k;
+      ow = (L->w - 1) * L->s - 2 * L->pad + L->k;
+    } else {
+      od = (L->d + 2 * L->pad - L->k) / L->s + 1, oh = (L->h + 2 * L->pad - L->k) / L->s + 1;
+      ow = (L->w + 2 * L->pad - L->k) / L->s + 1;
+    }
+    t3d_tensor *x = tnew(1, L->ci, L->d, L->h, L->w), *y = tnew(1, L->co, od, oh, ow), *b = tnew(L->co, 0, 0, 0, 0);
+    t3d_tensor *w = L->transpose ? tnew(L->ci, L->co, L->k, L->k, L->k) : tnew(L->co, L->ci, L->k, L->k, L->k);
+    if (!x || !y || !b || !w) {
+      fprintf(stderr, "%s: out of memory\n", L->name);
+      return 1;
+    }
+    t3d_conv3d_params p = {{L->s, L->s, L->s}, {L->pad, L->pad, L->pad}, false};
+    t3d_conv3d_transpose_params tp = {{L->s, L->s, L->s}, {L->pad, L->pad, L->pad}, {0, 0, 0}};
+    double best = 1e30, best_cpu = 1e30;
+    for (int r = 0; r <= reps; r++) { /* r == 0 warms up */
+      double t0 = now_ms(CLOCK_MONOTONIC), c0 = now_ms(CLOCK_PROCESS_CPUTIME_ID);
+      t3d_status st = L->transpose ? t3d_cpu_conv3d_transpose(&be, y, x, w, b, &tp)
+                                   : t3d_cpu_conv3d(&be, y, x, w, b, NULL, &p);
+      double t1 = now_ms(CLOCK_MONOTONIC), c1 = now_ms(CLOCK_PROCESS_CPUTIME_ID);
+      if (st != T3D_OK) {
+        fprintf(stderr, "%s: %s\n", L->name, t3d_error_detail());
+        return 1;
+      }
+      if (r > 0 && t1 - t0 < best) best = t1 - t0;
+      if (r > 0 && c1 - c0 < best_cpu) best_cpu = c1 - c0;
+      if (r == 0 && t1 - t0 > 2000 && reps > 1) reps = 1; /* very slow layer: one timed run */
+    }
+    /* multiply-adds: every output sums Ci*k^3 taps (transposed: every input scatters Co*k^3) */
+    double flops = L->transpose ? 2.0 * L->ci * L->co * L->k * L->k * L->k * L->d * L->h * L->w
+                                : 2.0 * L->ci * L->co * L->k * L->k * L->k * od * oh * ow;
+    size_t scratch = L->transpose ? 0 : t3d_cpu_conv3d_scratch_bytes(y, x, w, &p, threads);
+    char shape[64];
+    snprintf(shape, sizeof shape, "%d>%d,%dx%dx%d,k%ds%d%s", L->ci, L->co, L->d, L->h, L->w, L->k, L->s,
+             L->transpose ? ",T" : "");
+    printf("%-12s %3d %-26s %10.2f %8.1f %9.2f %10.2f\n", L->name, L->count, shape, best, flops / best * 1e-6,
+           scratch / 1048576.0, best_cpu);
+    fflush(stdout);
+    if (!L->transpose) total += L->count * best;
+    t3d_tensor_free(x), t3d_tensor_free(y), t3d_tensor_free(b), t3d_tensor_free(w);
+  }
+  printf("encoder convs total (sum of n x ms): %.1f ms\n", total);
+  return 0;
+}
