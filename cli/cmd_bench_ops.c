@@ -29,7 +29,13 @@
 #define T3D_PKGDATADIR "."
 #endif
 
-#define BENCH_BUDGET_S 5.0 /* timed seconds per op and side at most; at least one run is timed */
+/* How many timed runs, from the warm-up time and --repeat: slow ops are capped at BENCH_BUDGET_S
+ * of timed runs (at least one); fast ops run until BENCH_MIN_S is timed (at most BENCH_MAX_REPS
+ * runs) so that their median is not one preempted run on a busy machine. bench_ops.py gets the
+ * same numbers and applies the same rule (bench_reps). */
+#define BENCH_BUDGET_S 5.0
+#define BENCH_MIN_S 0.25
+#define BENCH_MAX_REPS 200
 
 typedef enum {
   B_CONV3D,
@@ -328,8 +334,19 @@ static int cmp_double(const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
-/* One warm-up, then up to `repeat` timed calls (fewer when the warm-up says they would exceed
- * BENCH_BUDGET_S); *ms is the median. */
+static int bench_reps(double warm_ms, int repeat)
+{
+  double warm_s = warm_ms > 1e-6 ? warm_ms * 1e-3 : 1e-9;
+  if (warm_s * repeat > BENCH_BUDGET_S)
+    return BENCH_BUDGET_S / warm_s < 1 ? 1 : (int)(BENCH_BUDGET_S / warm_s);
+  if (warm_s * repeat < BENCH_MIN_S) {
+    double n = BENCH_MIN_S / warm_s;
+    return n > BENCH_MAX_REPS ? BENCH_MAX_REPS : n > repeat ? (int)n : repeat;
+  }
+  return repeat;
+}
+
+/* One warm-up, then bench_reps timed calls; *ms is their median. */
 static t3d_status time_case(t3d_backend *be, const bench_case *c, int repeat, double *ms)
 {
   bench_setup b = {0};
@@ -341,8 +358,7 @@ static t3d_status time_case(t3d_backend *be, const bench_case *c, int repeat, do
   if ((st = call(be, c, &b)) != T3D_OK || (st = be->ops->synchronize(be)) != T3D_OK)
     goto cleanup;
   double warm = now_ms() - t0;
-  int reps = warm > 0 ? (int)(BENCH_BUDGET_S * 1e3 / warm) : repeat;
-  reps = reps < 1 ? 1 : reps > repeat ? repeat : reps;
+  int reps = bench_reps(warm, repeat);
   times = malloc(sizeof *times * (size_t)reps);
   if (!times) {
     st = t3d_error(T3D_ERR_NOMEM, "bench-ops: out of memory");
@@ -437,8 +453,8 @@ static json_t *run_torch(const bench_case *cases, int n, int threads, int repeat
   shell_quote(q1, sizeof q1, python);
   shell_quote(q2, sizeof q2, script);
   shell_quote(q3, sizeof q3, tmpl);
-  snprintf(cmd, sizeof cmd, "%s %s %s --threads %d --repeat %d --budget-s %g", q1, q2, q3, threads, repeat,
-           BENCH_BUDGET_S);
+  snprintf(cmd, sizeof cmd, "%s %s %s --threads %d --repeat %d --budget-s %g --min-s %g --max-reps %d", q1, q2,
+           q3, threads, repeat, BENCH_BUDGET_S, BENCH_MIN_S, BENCH_MAX_REPS);
   fflush(stdout);
   p = popen(cmd, "r");
   if (!p) {
@@ -488,11 +504,12 @@ static void usage(FILE *to)
           "on the CPU backend, and PyTorch on the same shapes and threads (T3D_PYTHON).\n"
           "  --threads N  worker threads for t3d and PyTorch (default: all online cores)\n"
           "  --repeat N   timed runs per op after one warm-up; the median is shown (default 5;\n"
-          "               fewer when they would take over %.0f s)\n"
+          "               fewer when they would take over %.0f s, more (up to %d) for ops\n"
+          "               faster than %.2f s in all)\n"
           "  --quick      a quarter of the spatial sizes and 64 tokens (smoke test)\n"
           "  --no-torch   do not run PyTorch\n"
           "ratio = torch ms / t3d ms: above 1 means t3d is faster.\n",
-          BENCH_BUDGET_S);
+          BENCH_BUDGET_S, BENCH_MAX_REPS, BENCH_MIN_S);
 }
 
 static void format_shape(char *buf, size_t size, int ndim, const int64_t *s)
@@ -569,8 +586,9 @@ int t3d_cmd_bench_ops(int argc, char **argv)
     fprintf(stderr, "%-60s\r", "");
   json_t *torch_ms = torch ? run_torch(cases, N_CASES, be->threads, repeat) : NULL;
 
-  printf("t3d bench-ops: backend %s, %d threads, %s sizes, median of up to %d runs after 1 warm-up\n",
-         be->ops->name, be->threads, quick ? "quick" : "full", repeat);
+  printf("t3d bench-ops: backend %s, %d threads, %s sizes, median of %d runs after 1 warm-up "
+         "(fewer for ops over %.0f s, more for ops under %.2f s)\n",
+         be->ops->name, be->threads, quick ? "quick" : "full", repeat, BENCH_BUDGET_S / repeat, BENCH_MIN_S / repeat);
   printf("%-26s %-34s %10s %16s %10s %7s\n", "op", "input shape", "t3d ms", "rate", "torch ms", "ratio");
   for (int i = 0; i < N_CASES; i++) {
     bench_setup b = {0};

@@ -7,7 +7,7 @@ timed runs, and prints {"torch": "<version>", "threads": N, "ms": {"<name>": med
 one JSON line on stdout. Progress and errors go to stderr. It does not judge results (that is
 tests/test-ops-parity) and computes no rates (the C side owns the FLOP and byte counts).
 
-Usage: bench_ops.py CASES.json --threads N --repeat N [--budget-s S]
+Usage: bench_ops.py CASES.json --threads N --repeat N [--budget-s S --min-s S --max-reps N]
 """
 import argparse
 import json
@@ -80,12 +80,24 @@ def make(case):
     raise ValueError("bench_ops.py: unknown kind %r" % kind)
 
 
+def bench_reps(warm_s, args):
+    """The number of timed runs; the same rule as bench_reps in cli/cmd_bench_ops.c."""
+    warm_s = max(warm_s, 1e-9)
+    if warm_s * args.repeat > args.budget_s:
+        return max(1, int(args.budget_s / warm_s))
+    if warm_s * args.repeat < args.min_s:
+        return min(args.max_reps, max(args.repeat, int(args.min_s / warm_s)))
+    return args.repeat
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("cases")
     ap.add_argument("--threads", type=int, required=True)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--budget-s", type=float, default=5.0, help="cap on timed seconds per op")
+    ap.add_argument("--min-s", type=float, default=0.25, help="fast ops run until this much is timed")
+    ap.add_argument("--max-reps", type=int, default=200)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with open(args.cases) as f:
@@ -97,7 +109,7 @@ def main():
             t0 = time.perf_counter()
             fn()  # warm-up
             warm = time.perf_counter() - t0
-            reps = max(1, min(args.repeat, int(args.budget_s / max(warm, 1e-9))))
+            reps = bench_reps(warm, args)
             times = []
             for _ in range(reps):
                 t0 = time.perf_counter()
