@@ -1,17 +1,18 @@
 /* test-ops-parity: runs every case of a reference file written by tests/reference/ops_reference.py
- * (PyTorch 1.13 CPU fp32) on one backend through the checked t3d_op_* wrappers and compares.
+ * (PyTorch 1.13 CPU) on one backend through the checked t3d_op_* wrappers and compares.
  * Not a benchmark and not a generator of references: it only reads the file and judges.
  *
  * Usage: test-ops-parity [--threads N] BACKEND REFERENCE.safetensors...   (BACKEND: cpu)
  *   --threads N: backend worker threads (default: all online cores; odd counts split work unevenly)
  *
- * Error measure, per case, over all n elements of the output a (ours) and b (PyTorch):
+ * Error measure, per case, over all n elements of the output a (the backend's) and b (the reference):
  *   max_abs = max_i |a_i - b_i|
  *   rel     = max_abs / max(max_i |b_i|, PARITY_TINY)
  * i.e. the worst error relative to the largest reference magnitude of the whole output. This is
  * stable where b_i crosses zero (unlike a per-element ratio) and scale-free across ops. A NaN or
  * infinity in a where b is finite makes rel infinite. An all-zero reference (PARITY_TINY = 1e-30)
- * thus demands an all-zero result. Integer outputs (argmax) must match exactly.
+ * thus demands an all-zero result. Integer outputs (argmax) must match exactly: for them max_abs
+ * is 0 or 1 and rel is the number of differing indices.
  * A case passes when rel <= the tolerance of its op (see op_tolerance).
  * The references are PyTorch's ops evaluated in float64 on the fp32 inputs (see ops_reference.py);
  * each line also shows PyTorch's own fp32 rel against them ("torch fp32"), for comparison. */
@@ -435,8 +436,9 @@ static void run_error_checks(parity *pp)
 
 /* ---- backends ------------------------------------------------------------------------------------ */
 
-/* Returns 0 and sets *out, 77 when the backend exists but cannot run here, 2 when unknown.
- * A new backend (CUDA) adds its name here; the cases and tolerances stay the same. */
+/* Returns 0 and sets *out, 1 when creation fails, 2 when the name is unknown. A new backend
+ * (CUDA) adds its name here, returning 77 (SKIP) where it cannot run (no GPU); the reference
+ * files stay the same, and op_tolerance may then depend on the backend (tf32/bf16). */
 static int create_backend(const char *name, int threads, t3d_backend **out)
 {
   t3d_backend_params params = t3d_backend_default_params();
@@ -495,7 +497,8 @@ int main(int argc, char **argv)
     }
     json_decref(cases);
     if (pp.failed)
-      printf("test-ops-parity: to reproduce, rerun ops_reference.py with T3D_SEED=%s\n", pp.seed ? pp.seed : "?");
+      printf("test-ops-parity: to reproduce: T3D_SEED=%s tests/test-ops-parity.sh (or ops_reference.py)\n",
+             pp.seed ? pp.seed : "?");
     t3d_modelfile_close(rf);
     pp.seed = NULL;
   }
