@@ -148,6 +148,9 @@ def conv_cases(b):
         # output-position tiles with a remainder
         ("k3s1p1/cin96", 1, 96, 8, (5, 6, 7), 3, 1, 1, True, False, False),
         ("k3s1p1/tiled-positions", 1, 4, 6, (16, 17, 18), 3, 1, 1, True, True, True),
+        # inputs smaller than the kernel: most taps fall in the padding
+        ("k3s1p1/tiny-1x2x3", 1, 2, 4, (1, 2, 3), 3, 1, 1, True, False, False),
+        ("k3s2p1/tiny-1x2x3", 2, 3, 2, (1, 2, 3), 3, 2, 1, False, False, True),
     ]
     for name, n, ci, co, dhw, k, s, p, has_bias, has_res, relu in specs:
         k, s, p = trip(k), trip(s), trip(p)
@@ -177,6 +180,7 @@ def conv_transpose_cases(b):
         ("k2s2p0/batch2", 2, 16, 8, (3, 4, 5), 2, 2, 0, 0, True),
         ("k3s2p0", 1, 3, 2, (3, 4, 5), 3, 2, 0, 0, False),
         ("k3s2p1op1/cin64", 1, 64, 16, (4, 5, 6), 3, 2, 1, 1, True),
+        ("k2s2p0/1x1x1", 2, 5, 3, (1, 1, 1), 2, 2, 0, 0, True),
         ("k(2,3,1)s(2,2,1)p(0,1,0)op(1,1,0)/anisotropic", 1, 4, 3, (3, 5, 4), (2, 3, 1), (2, 2, 1), (0, 1, 0), (1, 1, 0), True),
     ]
     for name, n, ci, co, dhw, k, s, p, op, has_bias in specs:
@@ -234,6 +238,7 @@ def pool_cases(b):
             ("k3s2p1/all-negative", (2, 3, 7, 6, 5), 3, 2, 1, -10.0),
             ("k2s2p0/batch2", (2, 3, 8, 8, 8), 2, 2, 0, 0.0),
             ("k2s2p0/odd-floor", (1, 2, 7, 9, 5), 2, 2, 0, 0.0),
+            ("k3s2p1/narrower-than-kernel", (1, 2, 2, 3, 1), 3, 2, 1, -5.0),
             ("k3s1p1", (1, 2, 5, 6, 7), 3, 1, 1, 0.0),
             ("k(1,3,3)s(1,2,2)p(0,1,1)", (1, 3, 4, 9, 8), (1, 3, 3), (1, 2, 2), (0, 1, 1), 0.0)]:
         k, s, p = trip(k), trip(s), trip(p)
