@@ -417,7 +417,7 @@ static void shell_quote(char *out, size_t size, const char *s)
  * after printing why. */
 static json_t *run_torch(const bench_case *cases, int n, int threads, int repeat)
 {
-  char script[4096], tmpl[] = "/tmp/t3d-bench-ops-XXXXXX", cmd[12288], q1[4200], q2[4200], q3[64];
+  char script[4096], tmpl[4096], cmd[16384], q1[4200], q2[4200], q3[4200];
   json_t *list = NULL, *result = NULL, *ms = NULL;
   char *out = NULL;
   size_t len = 0, cap = 0;
@@ -431,6 +431,8 @@ static json_t *run_torch(const bench_case *cases, int n, int threads, int repeat
                     "PyTorch columns left empty\n");
     return NULL;
   }
+  const char *tmpdir = getenv("TMPDIR");
+  snprintf(tmpl, sizeof tmpl, "%s/t3d-bench-ops-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
   list = json_array();
   for (int i = 0; i < n; i++) {
     const bench_case *c = &cases[i];
@@ -487,7 +489,8 @@ static json_t *run_torch(const bench_case *cases, int n, int threads, int repeat
 cleanup:
   if (fd >= 0)
     close(fd);
-  unlink(tmpl);
+  if (!strstr(tmpl, "XXXXXX")) /* mkstemp made it */
+    unlink(tmpl);
   free(out);
   json_decref(list);
   json_decref(result);
