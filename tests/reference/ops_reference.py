@@ -148,6 +148,14 @@ def conv_cases(b):
         # output-position tiles with a remainder
         ("k3s1p1/cin96", 1, 96, 8, (5, 6, 7), 3, 1, 1, True, False, False),
         ("k3s1p1/tiled-positions", 1, 4, 6, (16, 17, 18), 3, 1, 1, True, True, True),
+        # the AVX-512 conv's paths and blocks: rows of 32+ outputs (im2col strips), K over one
+        # chunk (160 rows; 192 on the same-size path), direct 1x1 over several position tiles,
+        # output channels beyond one 512-channel block and not a multiple of 8
+        ("k3s2p1/wide-rows", 1, 5, 13, (3, 4, 70), 3, 2, 1, True, False, False),
+        ("k3s1p0/wide-rows/k-chunks", 1, 12, 20, (3, 3, 40), 3, 1, 0, True, True, True),
+        ("k3s1p1/same/k-chunks", 1, 20, 9, (4, 5, 36), 3, 1, 1, True, False, True),
+        ("k1s1p0/direct/positions", 2, 40, 37, (3, 4, 50), 1, 1, 0, True, False, False),
+        ("k1s1p0/cout520", 1, 2, 520, (2, 2, 3), 1, 1, 0, True, False, False),
         # inputs smaller than the kernel: most taps fall in the padding
         ("k3s1p1/tiny-1x2x3", 1, 2, 4, (1, 2, 3), 3, 1, 1, True, False, False),
         ("k3s2p1/tiny-1x2x3", 2, 3, 2, (1, 2, 3), 3, 2, 1, False, False, True),
