@@ -123,8 +123,9 @@ typedef struct {
 t3d_backend_params t3d_backend_default_params(void);
 
 /* The CPU backend: reference for every other backend. *out is the caller's. Ops run OpenMP
- * loops on params->threads threads (0: all online cores); with OpenBLAS it also sets OpenBLAS's
- * process-wide thread count to that number. */
+ * loops on params->threads threads (0: every core the process may run on). With OpenBLAS it sets OpenBLAS's
+ * process-wide thread count to 1: GEMMs are split over the backend's own OpenMP threads, so one
+ * thread pool runs everything (two spinning pools measured 5x+ slower on a loaded 2-core box). */
 t3d_status t3d_backend_cpu_create(t3d_backend **out, const t3d_backend_params *params);
 void t3d_backend_free(t3d_backend *be); /* NULL is a no-op */
 

@@ -52,8 +52,9 @@ static void check_close(const char *what, const float *got, const double *want, 
 {
   int64_t bad = 0, first = -1;
   for (int64_t i = 0; i < n; i++) {
-    bool ok = isnan(want[i]) ? isnan(got[i])
-                             : (isinf(want[i]) ? got[i] == want[i] : fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i]));
+    bool ok = isnan(want[i])   ? isnan(got[i])
+              : isinf(want[i]) ? got[i] == want[i]
+                               : fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i]);
     if (!ok && bad++ == 0)
       first = i;
   }
@@ -515,13 +516,16 @@ static void test_resample(void)
 
 static void test_sgemm_modes(void)
 {
-  static const int64_t sizes[][3] = {{1, 1, 1}, {5, 7, 3}, {37, 45, 300}, {13, 2100, 3}, {800, 20, 17}};
+  /* the last two are big enough to be split over threads, by rows and by columns */
+  static const int64_t sizes[][3] = {{1, 1, 1},   {5, 7, 3},      {37, 45, 300},
+                                     {13, 2100, 3}, {800, 20, 17}, {300, 70, 400}, {70, 300, 400}};
   for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++)
     for (int mode = 0; mode < 4; mode++) {
       const int64_t M = sizes[c][0], N = sizes[c][1], K = sizes[c][2];
       const bool ta = mode & 1, tb = mode & 2;
       const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
-      float *A = malloc((size_t)((ta ? K : M) * lda) * sizeof *A), *B = malloc((size_t)((tb ? N : K) * ldb) * sizeof *B);
+      float *A = malloc((size_t)((ta ? K : M) * lda) * sizeof *A);
+      float *B = malloc((size_t)((tb ? N : K) * ldb) * sizeof *B);
       float *C = malloc((size_t)(M * ldc) * sizeof *C), *C2 = malloc((size_t)(M * ldc) * sizeof *C2);
       double *want = malloc((size_t)(M * N) * sizeof *want);
       float *got = malloc((size_t)(M * N) * sizeof *got);
@@ -623,7 +627,8 @@ static void attention_ref(double *y, const t3d_tensor *q, const t3d_tensor *k, c
 
 static void test_attention(void)
 {
-  static const int64_t cfg[][5] = {/* B, Lq, Lk, heads, Dh */ {3, 5, 7, 3, 4}, {2, 70, 33, 2, 8}, {1, 1, 1, 1, 1}, {1, 70, 300, 1, 8}};
+  /* B, Lq, Lk, heads, Dh; the last is split into query blocks over two threads */
+  static const int64_t cfg[][5] = {{3, 5, 7, 3, 4}, {2, 70, 33, 2, 8}, {1, 1, 1, 1, 1}, {1, 70, 300, 1, 8}};
   for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
     const int64_t B = cfg[c][0], Lq = cfg[c][1], Lk = cfg[c][2], H = cfg[c][3], E = H * cfg[c][4];
     t3d_tensor q = mk_rand(3, B, Lq, E, 0, 0, -2, 2), k = mk_rand(3, B, Lk, E, 0, 0, -2, 2);

@@ -18,9 +18,9 @@ extern "C" {
  *   C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C
  * op(A) = A (lda >= K) or, when trans_a, A^T with A stored [K,M] (lda >= M); likewise B.
  * beta == 0 ignores the old contents of C (NaN in C does not leak through).
- * t3d_cpu_sgemm uses OpenBLAS when built with it (whose thread count the backend sets at create;
- * `threads` is then ignored; OpenBLAS runs its own pthreads, so call it from outside OpenMP
- * parallel regions), else t3d_cpu_sgemm_blocked. t3d_cpu_sgemm_blocked is t3d's own
+ * t3d_cpu_sgemm uses OpenBLAS when built with it (kept single-threaded: the GEMM is split over
+ * `threads` OpenMP threads, one OpenBLAS call per slice; inside a parallel region it runs on the
+ * calling thread), else t3d_cpu_sgemm_blocked. t3d_cpu_sgemm_blocked is t3d's own
  * cache-blocked, vectorised GEMM (AVX-512 / AVX2+FMA / C micro-kernels chosen at run time),
  * always compiled; threads <= 1 runs it on the calling thread, so inside a parallel region call
  * it with threads = 1. Neither allocates more than ~3 MiB of scratch, and neither can fail. */

@@ -257,7 +257,8 @@ t3d_status t3d_cpu_embedding(t3d_backend *be, t3d_tensor *y, const t3d_tensor *i
         used += (size_t)snprintf(pos + used, sizeof pos - used, k ? ",%lld" : "%lld", (long long)idx[k]);
       if (used < sizeof pos)
         snprintf(pos + used, sizeof pos - used, "]");
-      return t3d_error(T3D_ERR_INVALID_ARG, "embedding: id %d at position %s of ids %s is outside the table's [0, %lld)",
+      return t3d_error(T3D_ERR_INVALID_ARG,
+                       "embedding: id %d at position %s of ids %s is outside the table's [0, %lld)",
                        (int)id[i], pos, t3d_tensor_describe(ids, d, sizeof d), (long long)V);
     }
   }

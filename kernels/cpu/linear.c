@@ -101,7 +101,8 @@ t3d_status t3d_cpu_attention(t3d_backend *be, t3d_tensor *y, const t3d_tensor *q
     const int64_t bi = t / (heads * qblocks), h = (t / qblocks) % heads, i0 = (t % qblocks) * qblock;
     const int64_t rows = Lq - i0 < qblock ? Lq - i0 : qblock;
     const int32_t *m = mask ? mask + bi * Lk : NULL;
-    const float *qb = qd + (bi * Lq + i0) * E + h * Dh, *kb = kd + bi * Lk * E + h * Dh, *vb = vd + bi * Lk * E + h * Dh;
+    const float *qb = qd + (bi * Lq + i0) * E + h * Dh;
+    const float *kb = kd + bi * Lk * E + h * Dh, *vb = vd + bi * Lk * E + h * Dh;
     float *yb = yd + (bi * Lq + i0) * E + h * Dh, *s = scratch[nt > 1 ? t3d_cpu_omp_thread() : 0];
     float *inv = s + Lk * rows, *colmax = inv + rows;
     int64_t attended = Lk;

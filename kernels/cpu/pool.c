@@ -223,7 +223,8 @@ t3d_status t3d_cpu_resample_trilinear(t3d_backend *be, t3d_tensor *y, const t3d_
   linear_taps(td, D, Do);
   linear_taps(th, H, Ho);
   linear_taps(tw, W, Wo);
-#pragma omp parallel for collapse(2) num_threads(t3d_cpu_threads_for(be->threads, NC * Do * Ho * Wo * 8)) schedule(static)
+  const int nt = t3d_cpu_threads_for(be->threads, NC * Do * Ho * Wo * 8);
+#pragma omp parallel for collapse(2) num_threads(nt) schedule(static)
   for (int64_t nc = 0; nc < NC; nc++)
     for (int64_t od = 0; od < Do; od++) {
       const float *p0 = xd + (nc * D + td[od].i0) * H * W, *p1 = xd + (nc * D + td[od].i1) * H * W;
