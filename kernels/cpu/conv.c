@@ -1,7 +1,8 @@
 /* Fast CPU 3-D convolution and transposed convolution in the model's NCDHW layout: GEMMs over
- * tiles of output positions (im2col for kernels > 1, direct for 1x1x1 stride 1), with bias,
- * residual and ReLU applied to each tile while it is still in cache. Threads own tiles.
- * Not the reference (conv_ref.c) and not a direct/Winograd convolution. */
+ * tiles of output positions, with bias, residual and ReLU applied to each tile while it is
+ * still in cache; threads own tiles. With AVX-512, our own register-tile kernel (B strips from
+ * im2col rows, masked loads or gathers); otherwise im2col tiles through OpenBLAS sgemm (or
+ * gemm_own.c). Not the reference (conv_ref.c) and not a Winograd/FFT convolution. */
 #include "config.h"
 
 #include <assert.h>
@@ -262,10 +263,11 @@ static void epilogue(float *yt, const float *rt, const float *bias, int64_t mn, 
 
 /* ---- AVX-512 packed path ---------------------------------------------------------------
  * GEMM y[Co, P] = W[Co, K] col[K, P] with our own blocking, so nothing is copied twice:
- * the weights are packed once per call into MR-row panels per K chunk; the im2col rows go
- * straight into NR-column strips; an MR x NR register tile accumulates a K chunk and, after
- * the last chunk, adds bias and residual and applies ReLU as it stores. A B strip (KC x NR)
- * stays in L1 while the MR-row panels of a channel block stream through it from L2. */
+ * the weights are read in place (8 rows = 8 sequential streams); the im2col rows of a K chunk
+ * go straight into NR-column B strips (contiguous copies for wide output rows, gathers for
+ * narrow ones, masked shifted loads for "same" stride-1 convs); an MR x NR register tile
+ * accumulates a K chunk and, after the last chunk, adds bias and residual and applies ReLU as
+ * it stores. A B strip (KC x NR) stays in L1 while a channel block's rows stream through it. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define T3D_CONV_PACKED 1
 #include <immintrin.h>
@@ -276,7 +278,8 @@ static void epilogue(float *yt, const float *rt, const float *bias, int64_t mn, 
 #define PK_PT 384  /* output positions per work item */
 #define PK_MB 512  /* output channels per work item: a 512 x KC panel block is 320 KiB of L2 */
 #define PK_PT_MB (64 * 1024)  /* pt x mb: a C tile of 256 KiB */
-#define PK_KC_SAME 192 /* K rows per chunk on the implicit path: a 36 KiB B strip */
+#define PK_KC_SAME 192 /* K rows per chunk on the implicit path: a 36 KiB B strip (measured:
+                          108..432 are within noise of each other) */
 
 typedef struct {
   int64_t kc;   /* rows per K chunk (last chunk may be shorter) */
