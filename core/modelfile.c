@@ -127,7 +127,40 @@ static t3d_status parse_json_value(const char *key, const char *text, json_t **o
   return T3D_OK;
 }
 
-/* A JSON array of non-empty strings into a borrowed pointer array. */
+typedef struct {
+  const char *s;
+  size_t i;
+} indexed_string;
+
+static int cmp_indexed(const void *a, const void *b)
+{
+  const indexed_string *x = a, *y = b;
+  int c = strcmp(x->s, y->s);
+  return c ? c : (x->i < y->i ? -1 : x->i > y->i);
+}
+
+/* Refuses a repeated string: in a vocabulary the later id could never be produced. */
+static t3d_status check_unique(const char *key, const char **arr, size_t n)
+{
+  indexed_string *v;
+  t3d_status st = T3D_OK;
+  if (n < 2)
+    return T3D_OK;
+  v = malloc(n * sizeof *v);
+  if (!v)
+    return t3d_error(T3D_ERR_NOMEM, "out of memory checking __metadata__ %s", key);
+  for (size_t i = 0; i < n; i++)
+    v[i] = (indexed_string){arr[i], i};
+  qsort(v, n, sizeof *v, cmp_indexed);
+  for (size_t i = 1; i < n && st == T3D_OK; i++)
+    if (strcmp(v[i - 1].s, v[i].s) == 0)
+      st = t3d_error(T3D_ERR_FORMAT, "__metadata__ %s[%zu] \"%.60s\" repeats %s[%zu]", key, v[i].i, v[i].s, key,
+                     v[i - 1].i);
+  free(v);
+  return st;
+}
+
+/* A JSON array of unique non-empty strings into a borrowed pointer array. */
 static t3d_status parse_string_array(const char *key, const char *text, json_t **json, const char ***arr, size_t *n)
 {
   t3d_status st = parse_json_value(key, text, json);
@@ -152,7 +185,7 @@ static t3d_status parse_string_array(const char *key, const char *text, json_t *
   }
   if (*n == 0)
     return t3d_error(T3D_ERR_FORMAT, "__metadata__ %s is an empty array", key);
-  return T3D_OK;
+  return check_unique(key, *arr, *n);
 }
 
 static t3d_status parse_findings(t3d_meta *m, const char *text)
@@ -719,6 +752,12 @@ t3d_status t3d_modelfile_writer_add(t3d_modelfile_writer *w, const char *name, c
       !t3d_shape_nbytes(t->dtype, t->ndim, t->shape, &nbytes) || (nbytes && !t->data))
     return t3d_error(T3D_ERR_INVALID_ARG, "tensor %s: needs a known dtype, 0..%d dimensions >= 0 and data", name,
                      T3D_MAX_DIMS);
+  {
+    json_t *probe = json_string(name); /* NULL when not valid UTF-8 */
+    if (!probe)
+      return t3d_error(T3D_ERR_INVALID_ARG, "tensor name \"%.40s\" is not valid UTF-8", name);
+    json_decref(probe);
+  }
   for (size_t i = 0; i < w->n; i++)
     if (strcmp(w->v[i].name, name) == 0)
       return t3d_error(T3D_ERR_INVALID_ARG, "tensor %s added twice", name);

@@ -22,10 +22,12 @@
  *       "t3d.format_version"  decimal integer; "1" now. A larger one is refused as unsupported
  *                             (written by a newer t3d); bumped only for incompatible changes.
  *       "t3d.config"   optional: model config JSON object (schema in modelconfig.h)
- *       "t3d.vocab"    optional: JSON array of WordPiece tokens (non-empty strings); id = index
+ *       "t3d.vocab"    optional: JSON array of WordPiece tokens (unique non-empty strings);
+ *                      a token's id is its index
  *       "t3d.findings" optional: JSON array of {"name","positive","negative"} (non-empty strings,
  *                      unique names): zero-shot findings with their prompt pair
- *       "t3d.classes"  optional: JSON array of segmentation class names, background first
+ *       "t3d.classes"  optional: JSON array of unique segmentation class names, background
+ *                      first
  *       Other keys (any "t3d." or foreign ones) are kept and readable, not interpreted.
  *   The header is capped at 100 MiB.
  *

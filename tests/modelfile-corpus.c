@@ -334,6 +334,10 @@ size_t mf_corpus_build(mf_case **cases)
              "{'__metadata__':{'t3d.format_version':'1','t3d.vocab':'[`a`,2]'}}", 0);
   add_header(&l, "vocab-empty-token", F, "t3d.vocab[0] must be a non-empty string",
              "{'__metadata__':{'t3d.format_version':'1','t3d.vocab':'[``]'}}", 0);
+  add_header(&l, "vocab-duplicate", F, "t3d.vocab[3] \"b\" repeats t3d.vocab[1]",
+             "{'__metadata__':{'t3d.format_version':'1','t3d.vocab':'[`a`,`b`,`c`,`b`]'}}", 0);
+  add_header(&l, "classes-duplicate", F, "t3d.classes[1] \"liver\" repeats t3d.classes[0]",
+             "{'__metadata__':{'t3d.format_version':'1','t3d.classes':'[`liver`,`liver`]'}}", 0);
   add_header(&l, "vocab-object", F, "t3d.vocab must be a JSON array of strings",
              "{'__metadata__':{'t3d.format_version':'1','t3d.vocab':'{}'}}", 0);
   add_header(&l, "findings-bad-json", F, "t3d.findings is not valid JSON",

@@ -302,6 +302,8 @@ static void test_writer_refusals(void)
   CHECK_CONTAINS(t3d_error_detail(), "tensor a added twice");
   CHECK_STATUS(t3d_modelfile_writer_add(w, "", &t, true), T3D_ERR_INVALID_ARG);
   CHECK_STATUS(t3d_modelfile_writer_add(w, "__metadata__", &t, true), T3D_ERR_INVALID_ARG);
+  CHECK_STATUS(t3d_modelfile_writer_add(w, "bad\xff", &t, true), T3D_ERR_INVALID_ARG);
+  CHECK_CONTAINS(t3d_error_detail(), "not valid UTF-8");
   memset(longname, 'x', 299);
   longname[299] = 0;
   CHECK_STATUS(t3d_modelfile_writer_add(w, longname, &t, true), T3D_ERR_INVALID_ARG);
