@@ -9,8 +9,9 @@
  *   max_abs = max_i |a_i - b_i|
  *   rel     = max_abs / max(max_i |b_i|, PARITY_TINY)
  * i.e. the worst error relative to the largest reference magnitude of the whole output. This is
- * stable where b_i crosses zero (unlike a per-element ratio) and scale-free across ops. A NaN or
- * infinity in a where b is finite makes rel infinite. An all-zero reference (PARITY_TINY = 1e-30)
+ * stable where b_i crosses zero (unlike a per-element ratio) and scale-free across ops. Where b_i
+ * is NaN or infinite (documented cases: softmax of an all -inf row), a_i must be the same; a NaN
+ * or infinity in a where b differs makes rel infinite. An all-zero reference (PARITY_TINY = 1e-30)
  * thus demands an all-zero result. Integer outputs (argmax) must match exactly: for them max_abs
  * is 0 or 1 and rel is the number of differing indices.
  * A case passes when rel <= the tolerance of its op (see op_tolerance).
@@ -109,16 +110,25 @@ static bool judge(parity *pp, const char *name, const char *op, const char *shap
     rel = (double)mismatches;
   } else {
     const float *a = got->data, *b = want->data;
-    bool nonfinite = false;
+    bool nonfinite = false; /* a non-finite value where the reference differs */
     for (int64_t i = 0; i < n; i++) {
-      double d = fabs((double)a[i] - (double)b[i]);
-      if (fabs((double)b[i]) > max_ref)
-        max_ref = fabs((double)b[i]);
-      if (!isfinite(a[i]) && isfinite(b[i])) {
+      bool bad;
+      if (!isfinite(b[i]))
+        bad = isnan(b[i]) ? !isnan(a[i]) : a[i] != b[i];
+      else
+        bad = !isfinite(a[i]);
+      if (bad) {
         if (!nonfinite)
           worst = i;
         nonfinite = true;
-      } else if (!nonfinite && d > max_abs) {
+        continue;
+      }
+      if (!isfinite(b[i]))
+        continue; /* the same NaN or infinity on both sides */
+      double d = fabs((double)a[i] - (double)b[i]);
+      if (fabs((double)b[i]) > max_ref)
+        max_ref = fabs((double)b[i]);
+      if (!nonfinite && d > max_abs) {
         max_abs = d;
         worst = i;
       }
@@ -199,7 +209,7 @@ static void describe_shapes(char *buf, size_t size, const inputs *ins, const t3d
 }
 
 /* How y relates to the inputs: a separate tensor, or the in-place forms the interface allows
- * (y = x for relu/gelu/softmax; y = a or y = b for add). For the in-place forms the caller has
+ * (y = x for relu/gelu/softmax/layernorm; y = a or y = b for add). For the in-place forms the caller has
  * uploaded that input into y already. */
 typedef enum { ALIAS_NONE = 0, ALIAS_FIRST, ALIAS_SECOND } alias_form;
 
@@ -207,7 +217,7 @@ static int alias_forms(const char *op)
 {
   if (!strcmp(op, "add"))
     return 3;
-  return !strcmp(op, "relu") || !strcmp(op, "gelu") || !strcmp(op, "softmax") ? 2 : 1;
+  return !strcmp(op, "relu") || !strcmp(op, "gelu") || !strcmp(op, "softmax") || !strcmp(op, "layernorm") ? 2 : 1;
 }
 
 static t3d_status call_op(t3d_backend *be, const char *op, json_t *params, const inputs *ins, t3d_tensor *y,
@@ -249,7 +259,7 @@ static t3d_status call_op(t3d_backend *be, const char *op, json_t *params, const
   if (strcmp(op, "linear") == 0)
     return t3d_op_linear(be, y, dev_in(ins, "x"), dev_in(ins, "w"), dev_in(ins, "b"));
   if (strcmp(op, "layernorm") == 0)
-    return t3d_op_layernorm(be, y, dev_in(ins, "x"), dev_in(ins, "gamma"), dev_in(ins, "beta"),
+    return t3d_op_layernorm(be, y, alias ? y : dev_in(ins, "x"), dev_in(ins, "gamma"), dev_in(ins, "beta"),
                             (float)json_number_value(json_object_get(params, "eps")));
   if (strcmp(op, "attention") == 0)
     return t3d_op_attention(be, y, dev_in(ins, "q"), dev_in(ins, "k"), dev_in(ins, "v"), dev_in(ins, "key_mask"),

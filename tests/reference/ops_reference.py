@@ -21,7 +21,8 @@ File layout (safetensors, written here without the safetensors package):
   t3d.parity.cases is a JSON list, one object per case:
     {"name": "conv3d/k3s2p1/relu", "op": "conv3d", "params": {...},
      "inputs": {"x": "<tensor name>", "w": ..., "bias": null, ...}, "expected": "<tensor name>",
-     "torch_f32_rel": <PyTorch fp32's rel error against expected; for argmax, differing indices>}
+     "torch_f32_rel": <PyTorch fp32's rel error against expected; for argmax, differing indices;
+                       null when PyTorch fp32 puts NaN/inf elsewhere than the reference>}
   Input roles per op (null = absent):
     conv3d x w bias residual      params stride pad relu
     conv3d_transpose x w bias     params stride pad output_pad
@@ -84,8 +85,16 @@ class Builder:
         f32 = fn(inputs)
         if ref.is_floating_point():
             expected = ref.float()
-            err = (f32.double() - expected.double()).abs().max().item() if f32.numel() else 0.0
-            torch_rel = err / max(expected.abs().max().item() if expected.numel() else 0.0, 1e-30)
+            e, f = expected.double(), f32.double()
+            finite = torch.isfinite(e)
+            same = torch.where(finite, torch.isfinite(f), (torch.isnan(e) & torch.isnan(f)) | (e == f))
+            if not bool(same.all()):
+                torch_rel = None  # PyTorch fp32 has NaN/inf where the reference has not, or vice versa
+            elif bool(finite.any()):
+                err = (f[finite] - e[finite]).abs().max().item()
+                torch_rel = err / max(e[finite].abs().max().item(), 1e-30)
+            else:
+                torch_rel = 0.0
         else:
             expected = ref
             torch_rel = float((f32 != ref).sum().item())
@@ -115,7 +124,7 @@ class Builder:
             "t3d.parity.seed": str(seed),
             "t3d.parity.torch": torch.__version__,
             "t3d.parity.reference": "PyTorch CPU on the fp32 inputs promoted to float64, rounded to fp32",
-            "t3d.parity.cases": json.dumps(self.cases, separators=(",", ":")),
+            "t3d.parity.cases": json.dumps(self.cases, separators=(",", ":"), allow_nan=False),
         }
         hjson = json.dumps(header, separators=(",", ":")).encode("utf-8")
         hjson += b" " * ((-len(hjson)) % 8)  # data section starts 8-byte aligned
@@ -226,17 +235,24 @@ def elementwise_cases(b):
     x[torch.rand(5, 33, generator=b.gen) < 0.3] = float("-inf")
     x[:, 0] = 1.0
     b.add("softmax/with-inf/5x33", "softmax", {}, {"x": x}, lambda t: F.softmax(t["x"], dim=-1))
+    # rows of all -inf or holding a NaN give NaN rows (backend.h, as torch.softmax)
+    x = b.randn(4, 7)
+    x[1, :] = float("-inf")
+    x[3, 2] = float("nan")
+    b.add("softmax/nan-rows/4x7", "softmax", {}, {"x": x}, lambda t: F.softmax(t["x"], dim=-1))
     # layernorm: eps values of BERT (1e-12) and PyTorch's default (1e-5); an offset mean; E = 1
     # (zero variance: the output is beta, which PyTorch's own fp32 kernel misses by ~2e-5)
     for name, shape, eps, offset in [("3x7x33/eps1e-5", (3, 7, 33), 1e-5, 0.0),
                                      ("5x768/eps1e-12", (5, 768), 1e-12, 0.0),
                                      ("4x65/eps1e-3/offset30", (4, 65), 1e-3, 30.0),
                                      ("2x2x1/eps1e-5", (2, 2, 1), 1e-5, 0.0),
-                                     ("1d/768/eps1e-12", (768,), 1e-12, 0.0)]:
+                                     ("1d/768/eps1e-12", (768,), 1e-12, 0.0),
+                                     ("no-affine/3x40/eps1e-5", (3, 40), 1e-5, 0.0)]:
         e = shape[-1]
+        affine = not name.startswith("no-affine")  # gamma, beta NULL mean 1 and 0
         b.add("layernorm/" + name, "layernorm", {"eps": eps},
-              {"x": b.randn(*shape, offset=offset), "gamma": b.randn(e, scale=0.5, offset=1.0),
-               "beta": b.randn(e, scale=0.5)},
+              {"x": b.randn(*shape, offset=offset), "gamma": b.randn(e, scale=0.5, offset=1.0) if affine else None,
+               "beta": b.randn(e, scale=0.5) if affine else None},
               lambda t, e=e, eps=eps: F.layer_norm(t["x"], (e,), t["gamma"], t["beta"], eps))
 
 
@@ -293,7 +309,14 @@ def attention_ref(q, k, v, key_mask, heads):
 
 
 def attention_fn(heads):
-    return lambda t: attention_ref(t["q"], t["k"], t["v"], t["key_mask"], heads)
+    """attention_ref, except that a batch entry whose keys are all masked gives 0 (backend.h's
+    definition; torch gives NaN there)."""
+    def fn(t):
+        y = attention_ref(t["q"], t["k"], t["v"], t["key_mask"], heads)
+        if t["key_mask"] is not None:
+            y[(t["key_mask"] != 0).sum(1) == 0] = 0.0
+        return y
+    return fn
 
 
 def check_attention_against_torch_mha(b):
@@ -328,7 +351,8 @@ def attention_cases(b):
             ("B1L33H12Dh8/nomask", 1, 33, 33, 12, 8, None),
             ("B3L20H12Dh4/mask", 3, 20, 20, 12, 4, [20, 1, 13]),
             ("B1L256H12Dh64/mask", 1, 256, 256, 12, 64, [200]),
-            ("B1L1H1Dh3/nomask", 1, 1, 1, 1, 3, None)]:
+            ("B1L1H1Dh3/nomask", 1, 1, 1, 1, 3, None),
+            ("B3L6H2Dh4/fully-masked-entry", 3, 6, 6, 2, 4, [6, 0, 2])]:
         e = heads * dh
         mask = None
         if valid is not None:
@@ -365,6 +389,10 @@ def misc_cases(b):
     # ties: small integers make equal maxima common; PyTorch returns the first
     b.add("argmax/ties/1x4x6x7x8", "argmax", {}, {"x": torch.round(b.randn(1, 4, 6, 7, 8, scale=0.7))}, argmax)
     b.add("argmax/2d/4x9", "argmax", {}, {"x": b.randn(4, 9)}, argmax)
+    # NaN counts as the largest, the first NaN wins (backend.h, as torch.argmax)
+    x = b.randn(2, 5, 3, 4, 6)
+    x[torch.rand(x.shape, generator=b.gen) < 0.1] = float("nan")
+    b.add("argmax/nan/2x5x3x4x6", "argmax", {}, {"x": x}, argmax)
 
 
 def batchnorm_fold_cases(b):
