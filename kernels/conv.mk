@@ -2,8 +2,7 @@
 libt3d_la_SOURCES += \
 	kernels/cpu/conv.h \
 	kernels/cpu/conv.c \
-	kernels/cpu/conv_ref.c \
-	kernels/cpu/gemm_own.c
+	kernels/cpu/conv_ref.c
 
 check_PROGRAMS += tests/test-conv
 tests_test_conv_SOURCES = tests/test-conv.c tests/check.h

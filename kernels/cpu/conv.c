@@ -2,7 +2,7 @@
  * tiles of output positions, with bias, residual and ReLU applied to each tile while it is
  * still in cache; threads own tiles. With AVX-512, our own register-tile kernel (B strips from
  * im2col rows, masked loads or gathers); otherwise im2col tiles through OpenBLAS sgemm (or
- * gemm_own.c). Not the reference (conv_ref.c) and not a Winograd/FFT convolution. */
+ * t3d_cpu_sgemm_blocked). Not the reference (conv_ref.c) and not a Winograd/FFT convolution. */
 #include "config.h"
 
 #include <assert.h>
@@ -41,14 +41,6 @@ t3d_cpu_conv_path t3d_cpu_conv_force_path(t3d_cpu_conv_path path)
   return old;
 }
 
-static bool use_own_gemm(void)
-{
-#ifdef HAVE_OPENBLAS
-  return forced_path == T3D_CPU_CONV_OWN_GEMM;
-#else
-  return true;
-#endif
-}
 
 static bool have_avx512(void)
 {
@@ -64,23 +56,24 @@ static bool use_packed(void)
   return (forced_path == T3D_CPU_CONV_AUTO || forced_path == T3D_CPU_CONV_AVX512) && have_avx512();
 }
 
-/* C[m,n] = op(A)[m,k] B[k,n] (+ C when beta is 1). ws: scratch for our own GEMM (may be NULL
- * only when OpenBLAS is used). */
+/* C[m,n] = op(A)[m,k] B[k,n] (+ C when beta is 1), single-threaded: callers own the threads.
+ * OpenBLAS directly (no nested OpenMP region per tile), else t3d's own blocked GEMM. */
 static void gemm(bool trans_a, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                 float beta, float *c, int ldc, float *ws)
+                 float beta, float *c, int ldc)
 {
 #ifdef HAVE_OPENBLAS
-  if (!use_own_gemm()) {
+  if (forced_path != T3D_CPU_CONV_OWN_GEMM) {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b,
                 ldb, beta, c, ldc);
     return;
   }
 #endif
-  t3d_cpu_sgemm_own(trans_a, m, n, k, a, lda, b, ldb, beta, c, ldc, ws);
+  t3d_cpu_sgemm_blocked(trans_a, false, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc, 1);
 }
 
 /* OpenBLAS's own threads would fight ours: each of our threads runs a single-threaded GEMM
- * on its tile. The previous setting is restored on exit. */
+ * on its tile. The CPU backend already sets OpenBLAS to one thread when it is created; this
+ * covers callers with a hand-made backend (tests, benchmarks). Restored on exit. */
 typedef struct {
   int saved;
 } blas_threads_guard;
@@ -275,11 +268,19 @@ static void epilogue(float *yt, const float *rt, const float *bias, int64_t mn, 
 #define PK_MR 8    /* output channels per register tile: 8 x 3 zmm accumulators */
 #define PK_NR 48   /* output positions per register tile */
 #define PK_KC 160  /* K rows per chunk: a KC x NR strip is 30 KiB, inside a 48 KiB L1 */
+#ifndef PK_PT
 #define PK_PT 384  /* output positions per work item */
+#endif
+#ifndef PK_MB /* (overridable with -D for tuning experiments) */
 #define PK_MB 512  /* output channels per work item: a 512 x KC panel block is 320 KiB of L2 */
+#endif
+#ifndef PK_PT_MB
 #define PK_PT_MB (64 * 1024)  /* pt x mb: a C tile of 256 KiB */
+#endif
+#ifndef PK_KC_SAME
 #define PK_KC_SAME 192 /* K rows per chunk on the implicit path: a 36 KiB B strip (measured:
                           108..432 are within noise of each other) */
+#endif
 
 typedef struct {
   int64_t kc;   /* rows per K chunk (last chunk may be shorter) */
@@ -288,7 +289,8 @@ typedef struct {
   int64_t mpad; /* Co rounded up to PK_MR */
   bool same;    /* stride 1 and output extent == input extent: B strips by pk_pack_b_same */
   bool gather;  /* narrow output rows: B strips by pk_pack_b_gather instead of im2col rows */
-  int64_t cc;   /* input channels per K chunk on the implicit path */
+  int64_t cc;   /* input channels per K chunk on the implicit path (the largest chunk) */
+  int64_t nch;  /* K chunks on the implicit path: chunk q is channels [q*Ci/nch, (q+1)*Ci/nch) */
 } pk_plan;
 
 static void pk_plan_make(pk_plan *k, const conv_plan *c, int threads)
@@ -304,24 +306,26 @@ static void pk_plan_make(pk_plan *k, const conv_plan *c, int threads)
             c->Wo == c->W;
   /* int32 lane offsets must reach every input element of a channel */
   k->gather = !k->same && !c->direct && c->Wo < 32 && c->D * c->H * c->W < ((int64_t)1 << 30);
-  /* at least 4 items per thread for balance: halve channel blocks first (each re-packs the
-   * same B strips, cheap next to its GEMM), then positions */
+  /* Positions first: a tile of up to PK_PT (all of P in the deep layers, no ragged second
+   * tile); then as many output channels as keep the C tile (mb x pt) within PK_PT_MB floats
+   * of L2 across the K chunks. Then at least 4 items per thread for balance: halve channel
+   * blocks first (each re-packs the same B strips, cheap next to its GEMM), then positions. */
+  k->pt = min64(small ? PK_NR : PK_PT, c->P);
+  k->mb = min64(k->mpad, min64(PK_MB, max64(64, PK_PT_MB / k->pt / PK_MR * PK_MR)));
   int64_t want = threads > 1 ? 4 * (int64_t)threads : 1;
-  k->pt = PK_PT;
   for (;;) {
-    /* the C tile (mb x pt) stays within 256 KiB of L2 across the K chunks */
-    k->pt = min64(k->pt, max64(PK_NR, PK_PT_MB / k->mb / PK_NR * PK_NR));
-    if (small) k->pt = PK_NR;
-    k->pt = min64(k->pt, c->P);
     int64_t items = c->N * ceil_div(c->P, k->pt) * ceil_div(c->Co, k->mb);
     if (items >= want) break;
     if (k->mb > 64) k->mb = ceil_div(k->mb / 2, PK_MR) * PK_MR;
     else if (k->pt > PK_NR) k->pt = max64(PK_NR, k->pt / 2 / PK_NR * PK_NR);
     else break;
   }
-  /* implicit path: no B strip to keep in L1, so chunks are as deep as the A block allows
-   * (mb x cc*kvol floats within ~432 KiB of L2): fewer passes of the C tile */
+  /* implicit path: K chunks of whole channels, about PK_KC_SAME rows */
+  /* balanced: 64 channels at 7 per chunk would leave a last chunk of 1 (a whole C-tile pass
+   * for 27 rows); ceil(64 / ceil(64/7)) = 7 still does, so sizes come from the chunk count */
   k->cc = small ? 1 : max64(1, PK_KC_SAME / c->kvol);
+  k->nch = ceil_div(c->Ci, k->cc);
+  k->cc = ceil_div(c->Ci, k->nch); /* the largest chunk, for the B strip buffer */
 }
 
 /* B strips for K rows [k0, k0+kc) and positions [p0, p0+pn): bp[s*kc*NR + k*NR + j] =
@@ -545,9 +549,9 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
         __mmask16 *masks = (__mmask16 *)(line + strips_same * PK_NR * k.cc * c->kvol);
         for (int64_t s = 0; s * PK_NR < pn; s++)
           pk_same_masks(c, p0 + s * PK_NR, (int)min64(PK_NR, pn - s * PK_NR), masks + s * c->kvol * 3, NULL);
-        for (int64_t ci0 = 0; ci0 < c->Ci; ci0 += k.cc) {
-          int64_t cn = min64(k.cc, c->Ci - ci0), kc = cn * c->kvol;
-          bool last = ci0 + cn == c->Ci;
+        for (int64_t q = 0; q < k.nch; q++) {
+          int64_t ci0 = q * c->Ci / k.nch, cn = (q + 1) * c->Ci / k.nch - ci0, kc = cn * c->kvol;
+          bool last = q + 1 == k.nch;
           for (int64_t s = 0; s * PK_NR < pn; s++)
             pk_pack_b_same(cn, c->kvol, xn + ci0 * DHW + p0 + s * PK_NR, DHW, toff, masks + s * c->kvol * 3,
                            bsame + s * kc * PK_NR);
@@ -603,9 +607,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
 
 static size_t conv_thread_floats(const conv_plan *c)
 {
-  size_t col = c->direct ? 0 : round16((size_t)(c->cc * c->kvol * c->pt));
-  size_t ws = use_own_gemm() ? round16(t3d_cpu_sgemm_own_ws_floats((int)c->pt)) : 0;
-  return col + ws + 16; /* never zero */
+  return (c->direct ? 0 : round16((size_t)(c->cc * c->kvol * c->pt))) + 16; /* never zero */
 }
 
 static int conv_threads_used(const conv_plan *c, int threads)
@@ -675,9 +677,7 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
 #ifdef _OPENMP
     tid = omp_get_thread_num();
 #endif
-    float *mine = scratch + (size_t)tid * per_thread;
-    float *col = mine;
-    float *ws = mine + (c.direct ? 0 : round16((size_t)(c.cc * c.kvol * c.pt)));
+    float *col = scratch + (size_t)tid * per_thread;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; it++) {
       int64_t mbi = it % mblocks, pti = (it / mblocks) % ptiles, n = it / (mblocks * ptiles);
@@ -686,13 +686,13 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
       const float *xn = xd + n * c.Ci * c.D * c.H * c.W;
       float *yt = yd + (n * c.Co + m0) * c.P + p0;
       if (c.direct) {
-        gemm(false, (int)mn, (int)pn, (int)c.Ci, wd + m0 * c.K, (int)c.K, xn + p0, (int)c.P, 0.0f, yt, (int)c.P, ws);
+        gemm(false, (int)mn, (int)pn, (int)c.Ci, wd + m0 * c.K, (int)c.K, xn + p0, (int)c.P, 0.0f, yt, (int)c.P);
       } else {
         for (int64_t c0 = 0; c0 < c.Ci; c0 += c.cc) {
           int64_t cn = min64(c.cc, c.Ci - c0);
           im2col_tile(&c, xn, c0, cn, p0, pn, col);
           gemm(false, (int)mn, (int)pn, (int)(cn * c.kvol), wd + m0 * c.K + c0 * c.kvol, (int)c.K, col, (int)pn,
-               c0 == 0 ? 0.0f : 1.0f, yt, (int)c.P, ws);
+               c0 == 0 ? 0.0f : 1.0f, yt, (int)c.P);
         }
       }
       epilogue(yt, rd ? rd + (n * c.Co + m0) * c.P + p0 : NULL, bd ? bd + m0 : NULL, mn, pn, c.P, p->relu);
@@ -838,7 +838,7 @@ static t3d_status conv3d_transpose_disjoint(int threads, const convt_dims *d, in
   const int64_t nb = ceil_div(d->Co, cb), ptiles = ceil_div(Pin, pt), items = N * nb * ptiles;
   const int nthr = (int)min64(threads, items);
   const size_t col_floats = round16((size_t)(cb * kvol * pt));
-  const size_t per_thread = col_floats + (use_own_gemm() ? round16(t3d_cpu_sgemm_own_ws_floats((int)pt)) : 0);
+  const size_t per_thread = col_floats;
   float *scratch = t3d_aligned_alloc((size_t)nthr * per_thread * sizeof(float));
   if (!scratch)
     return t3d_error(T3D_ERR_NOMEM, "conv3d_transpose: cannot allocate %zu bytes of column tiles",
@@ -853,7 +853,6 @@ static t3d_status conv3d_transpose_disjoint(int threads, const convt_dims *d, in
     tid = omp_get_thread_num();
 #endif
     float *col = scratch + (size_t)tid * per_thread;
-    float *ws = col + col_floats;
     if (padded) {
 #pragma omp for schedule(static)
       for (int64_t nc = 0; nc < N * d->Co; nc++) fill_output_pad(d, yd + nc * Pout, bd ? bd[nc % d->Co] : 0.0f);
@@ -864,7 +863,7 @@ static t3d_status conv3d_transpose_disjoint(int threads, const convt_dims *d, in
       int64_t co0 = bi * cb, cn = min64(cb, d->Co - co0), p0 = pti * pt, pn = min64(pt, Pin - p0);
       /* col[(co,tap), p] = sum_ci w[ci, co, tap] x[ci, p] */
       gemm(true, (int)(cn * kvol), (int)pn, (int)d->Ci, wd + co0 * kvol, (int)(d->Co * kvol),
-           xd + n * d->Ci * Pin + p0, (int)Pin, 0.0f, col, (int)pn, ws);
+           xd + n * d->Ci * Pin + p0, (int)Pin, 0.0f, col, (int)pn);
       scatter_disjoint(d, col, cn, p0, pn, yd + (n * d->Co + co0) * Pout, bd ? bd + co0 : NULL);
     }
   }
@@ -904,7 +903,7 @@ t3d_status t3d_cpu_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_te
   const int64_t items = N * nb;
   const int nthr = (int)min64(threads, items);
   const size_t col_floats = round16((size_t)(cb * kvol * pt));
-  const size_t per_thread = col_floats + (use_own_gemm() ? round16(t3d_cpu_sgemm_own_ws_floats((int)pt)) : 0);
+  const size_t per_thread = col_floats;
   float *scratch = t3d_aligned_alloc((size_t)nthr * per_thread * sizeof(float));
   if (!scratch)
     return t3d_error(T3D_ERR_NOMEM, "conv3d_transpose: cannot allocate %zu bytes of column tiles",
@@ -918,7 +917,6 @@ t3d_status t3d_cpu_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_te
     tid = omp_get_thread_num();
 #endif
     float *col = scratch + (size_t)tid * per_thread;
-    float *ws = col + col_floats;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; it++) {
       int64_t n = it / nb, co0 = (it % nb) * cb, cn = min64(cb, Co - co0);
@@ -933,7 +931,7 @@ t3d_status t3d_cpu_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_te
         int64_t pn = min64(pt, Pin - p0);
         /* col[(co,tap), p] = sum_ci w[ci, co, tap] x[ci, p] */
         gemm(true, (int)(cn * kvol), (int)pn, (int)Ci, wd + co0 * kvol, (int)(Co * kvol), xn + p0, (int)Pin, 0.0f,
-             col, (int)pn, ws);
+             col, (int)pn);
         col2im_tile(col, cn, p0, pn, yc, D, H, W, Do, Ho, Wo, KD, KH, KW, s, pad);
       }
     }
