@@ -930,6 +930,12 @@ t3d_status t3d_modelfile_writer_write(t3d_modelfile_writer *w, const char *path)
     t3d_error_prefix("%s: not written: ", path);
     return st;
   }
+  {
+    /* rename() would silently replace a device (-o /dev/null as root) or fail late on a folder */
+    struct stat sb;
+    if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode))
+      return t3d_error(T3D_ERR_IO, "%s: exists and is not a regular file; refusing to replace it", path);
+  }
   qsort(w->v, w->n, sizeof *w->v, cmp_wentry);
   if ((st = build_header(w, &header, &hlen)) != T3D_OK)
     goto cleanup;

@@ -38,6 +38,9 @@
  * Views are aligned to their element size, not more: SIMD code must use unaligned loads.
  * The host must be little-endian (checked at open).
  *
+ * Replacing a file that is open is safe with t3d's writer (rename keeps the old inode mapped);
+ * truncating it in place under a reader is not (the mapping would fault), as with any mmap.
+ *
  * Thread safety: an open handle is immutable and may be read from several threads. */
 #ifndef T3D_MODELFILE_H
 #define T3D_MODELFILE_H
@@ -64,8 +67,8 @@ extern "C" {
 typedef struct t3d_modelfile t3d_modelfile;
 
 /* Opens and validates path (structure, every tensor entry, the metadata above). On success *out
- * is the caller's, released with t3d_modelfile_close. Errors: T3D_ERR_IO (open/stat/mmap, with
- * errno text), T3D_ERR_FORMAT (malformed; the message names the file, the tensor or key and what
+ * is the caller's, released with t3d_modelfile_close. Errors: T3D_ERR_NOT_FOUND (no such file),
+ * T3D_ERR_IO (open/stat/mmap or not a regular file, with errno text), T3D_ERR_FORMAT (malformed; the message names the file, the tensor or key and what
  * is wrong), T3D_ERR_UNSUPPORTED (unknown dtype, newer format version, big-endian host),
  * T3D_ERR_NOMEM. Messages start with the path. */
 t3d_status t3d_modelfile_open(t3d_modelfile **out, const char *path);

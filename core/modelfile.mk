@@ -37,3 +37,4 @@ tests_fuzz_fuzz_modelfile_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) -fsanitize=fuz
 tests_fuzz_fuzz_modelfile_LDFLAGS = -fsanitize=fuzzer,address,undefined
 tests_fuzz_fuzz_modelfile_LDADD = $(JANSSON_LIBS) -lm
 endif
+EXTRA_DIST += tests/fuzz/modelfile.dict

@@ -344,13 +344,14 @@ static void test_atomic_writes(void)
   sample s;
   static uint8_t before[1 << 16], after[1 << 16];
   size_t nbefore, nafter;
-  const char *target = path_in("target.safetensors");
+  char target[512];
   t3d_modelfile_writer *w;
   t3d_modelfile *mf = NULL;
   int entries;
   float big[4096] = {0};
   t3d_tensor t = t3d_tensor_view(T3D_F32, 1, (int64_t[]){4096}, big);
 
+  snprintf(target, sizeof target, "%s", path_in("target.safetensors"));
   fill_sample(&s);
   w = sample_writer(&s);
   CHECK_STATUS(t3d_modelfile_writer_write(w, target), T3D_OK);
@@ -387,15 +388,28 @@ static void test_atomic_writes(void)
   CHECK_CONTAINS(t3d_error_detail(), "/proc/t3d-model.safetensors: cannot create a temporary file in /proc");
   CHECK_STATUS(t3d_modelfile_writer_write(w, path_in("no/such/dir/m.safetensors")), T3D_ERR_IO);
   CHECK_CONTAINS(t3d_error_detail(), strerror(ENOENT));
-  /* the target is a folder: rename fails, the temporary is removed */
+  /* the target is a folder or a device: refused before anything is written */
   CHECK_INT_EQ(mkdir(path_in("a-folder"), 0755), 0);
   entries = count_dir_entries();
   t3d_modelfile_writer_fail_after(w, SIZE_MAX, 0);
   CHECK_STATUS(t3d_modelfile_writer_write(w, path_in("a-folder")), T3D_ERR_IO);
   printf("atomic: %s\n", t3d_error_detail());
-  CHECK_CONTAINS(t3d_error_detail(), "cannot rename");
+  CHECK_CONTAINS(t3d_error_detail(), "a-folder: exists and is not a regular file");
   CHECK_INT_EQ(count_dir_entries(), entries);
   rmdir(path_in("a-folder"));
+  CHECK_STATUS(t3d_modelfile_writer_write(w, "/dev/null"), T3D_ERR_IO);
+  CHECK_CONTAINS(t3d_error_detail(), "/dev/null: exists and is not a regular file");
+  {
+    struct stat sb;
+    CHECK(stat("/dev/null", &sb) == 0 && S_ISCHR(sb.st_mode));
+  }
+  /* a symbolic link is replaced by the file (rename semantics), its target left alone */
+  CHECK_INT_EQ(symlink("elsewhere", path_in("link")), 0);
+  CHECK_STATUS(t3d_modelfile_writer_write(w, path_in("link")), T3D_OK);
+  CHECK_STATUS(t3d_modelfile_open(&mf, path_in("link")), T3D_OK);
+  CHECK(access(path_in("elsewhere"), F_OK) != 0);
+  t3d_modelfile_close(mf);
+  mf = NULL;
   /* and a successful overwrite replaces the target */
   CHECK_STATUS(t3d_modelfile_writer_write(w, target), T3D_OK);
   CHECK_STATUS(t3d_modelfile_open(&mf, target), T3D_OK);
