@@ -592,6 +592,9 @@ int t3d_cmd_bench_ops(int argc, char **argv)
   printf("t3d bench-ops: backend %s, %d threads, %s sizes, median of %d runs after 1 warm-up "
          "(fewer for ops over %.0f s, more for ops under %.2f s)\n",
          be->ops->name, be->threads, quick ? "quick" : "full", repeat, BENCH_BUDGET_S / repeat, BENCH_MIN_S / repeat);
+  double load[1];
+  if (getloadavg(load, 1) == 1) /* timings on a busy machine are not comparable: say so */
+    printf("load average %.2f on %ld online CPUs\n", load[0], sysconf(_SC_NPROCESSORS_ONLN));
   printf("%-26s %-34s %10s %16s %10s %7s\n", "op", "input shape", "t3d ms", "rate", "torch ms", "ratio");
   for (int i = 0; i < N_CASES; i++) {
     bench_setup b = {0};
