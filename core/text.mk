@@ -1,7 +1,7 @@
 # BERT text encoder, projections, zero-shot prompts, converters
 libt3d_la_SOURCES += core/text.c core/text.h
 EXTRA_DIST += tools/t3d_safetensors.py tools/convert-bert.py tools/convert-resnet.py tools/t3d-assemble.py \
-	tests/reference/text_reference.py
+	tests/reference/text_reference.py tests/reference/converters_check.py
 
 check_PROGRAMS += tests/text-parity-tool
 tests_text_parity_tool_SOURCES = tests/text-parity-tool.c
@@ -9,3 +9,5 @@ tests_text_parity_tool_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 tests_text_parity_tool_LDADD = libt3d.la $(JANSSON_LIBS) -lm
 TESTS += tests/test-text-parity.sh
 dist_check_SCRIPTS += tests/test-text-parity.sh
+TESTS += tests/test-converters.sh
+dist_check_SCRIPTS += tests/test-converters.sh

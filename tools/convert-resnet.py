@@ -8,7 +8,8 @@ whether the downsample convolutions have a bias are read from the tensor names a
 Not detectable from weights, so given as options: conv1 stride (default 2, MedicalNet's and
 t3d's) and the max-pool (default on). MedicalNet runs layer3/layer4 dilated at stride 1; t3d
 runs them as MONAI does (stride 2), so MedicalNet features differ from MedicalNet's own network.
-Not a trainer, and the classification head (fc.*) is dropped."""
+Not a trainer; the classification head (MONAI fc.*) and MedicalNet's segmentation head
+(conv_seg.*) are dropped."""
 import argparse
 import os
 import re
@@ -40,7 +41,7 @@ def load_state_dict(path):
             continue
         while k.startswith("module."):
             k = k[len("module."):]
-        if k.startswith("fc.") or k.endswith("num_batches_tracked"):
+        if k.startswith(("fc.", "conv_seg.")) or k.endswith("num_batches_tracked"):
             continue
         out[k] = v
     return out
