@@ -11,3 +11,10 @@ TESTS += tests/test-text-parity.sh
 dist_check_SCRIPTS += tests/test-text-parity.sh
 TESTS += tests/test-converters.sh
 dist_check_SCRIPTS += tests/test-converters.sh
+
+# Text encoding speed against HF BertModel (run by hand: tests/bench-text.sh), not a test.
+noinst_PROGRAMS += tests/bench-text
+tests_bench_text_SOURCES = tests/bench-text.c
+tests_bench_text_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+tests_bench_text_LDADD = libt3d.la $(JANSSON_LIBS) -lm
+EXTRA_DIST += tests/bench-text.sh tests/reference/text_bench.py
