@@ -447,7 +447,6 @@ t3d_status t3d_text_encoder_project(t3d_text_encoder *te, const float *cls, int6
   for (int64_t done = 0; done < n; done += T3D_TEXT_BATCH) {
     const int64_t b = n - done < T3D_TEXT_BATCH ? n - done : T3D_TEXT_BATCH;
     TRY(prepare(te, b, 1, &a));
-    a.cls.shape[0] = b;
     TRY(t3d_backend_upload(te->be, &a.cls,
                            &(t3d_tensor){.dtype = T3D_F32, .ndim = 2, .shape = {b, te->cfg.hidden},
                                          .data = (void *)(cls + done * te->cfg.hidden)}));
@@ -522,7 +521,7 @@ cleanup:
 
 float t3d_logit_scale_from_param(float logit_scale_param)
 {
-  if (!isfinite(logit_scale_param))
+  if (isnan(logit_scale_param))
     return T3D_LOGIT_SCALE_MAX;
   const float s = expf(logit_scale_param);
   return s < T3D_LOGIT_SCALE_MAX ? s : T3D_LOGIT_SCALE_MAX;

@@ -79,7 +79,7 @@ t3d_status t3d_text_encoder_project(t3d_text_encoder *te, const float *cls, int6
 
 /* The multiplier applied to cosine similarities: exp(logit_scale_param), where the model file's
  * "logit_scale" tensor holds ln(scale) (CLIP's parameterisation), clamped to
- * [0, T3D_LOGIT_SCALE_MAX] as CLIP clamps it in training; a non-finite parameter gives the cap. */
+ * [0, T3D_LOGIT_SCALE_MAX] as CLIP clamps it in training (a NaN parameter gives the cap). */
 float t3d_logit_scale_from_param(float logit_scale_param);
 
 /* Zero-shot probabilities of nfind findings for one image embedding image[dim] (L2-normalised):

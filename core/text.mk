@@ -14,7 +14,14 @@ dist_check_SCRIPTS += tests/test-converters.sh
 
 # Text encoding speed against HF BertModel (run by hand: tests/bench-text.sh), not a test.
 noinst_PROGRAMS += tests/bench-text
-tests_bench_text_SOURCES = tests/bench-text.c
+tests_bench_text_SOURCES = tests/bench-text.c tests/text-testmodel.c tests/text-testmodel.h
 tests_bench_text_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 tests_bench_text_LDADD = libt3d.la $(JANSSON_LIBS) -lm
 EXTRA_DIST += tests/bench-text.sh tests/reference/text_bench.py
+
+# Text encoder unit test (no Python): batching/padding invariance, load and argument errors, zero-shot.
+check_PROGRAMS += tests/test-text
+tests_test_text_SOURCES = tests/test-text.c tests/check.h tests/text-testmodel.c tests/text-testmodel.h
+tests_test_text_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+tests_test_text_LDADD = libt3d.la $(JANSSON_LIBS) -lm
+TESTS += tests/test-text

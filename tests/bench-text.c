@@ -14,6 +14,7 @@
 #include "core/modelfile.h"
 #include "core/text.h"
 #include "kernels/backend.h"
+#include "tests/text-testmodel.h"
 
 static double now_ms(void)
 {
@@ -32,69 +33,6 @@ static int fail(t3d_status s, const char *what)
 {
   fprintf(stderr, "bench-text: %s: %s: %s\n", what, t3d_strerror(s), t3d_error_detail());
   return 1;
-}
-
-/* Writes a model file holding only the text side of cfg (text.*, text_proj.*, vocabulary padded
- * to vocab_size, config) with seeded random weights. */
-static t3d_status write_text_model(const t3d_model_config *cfg, const char *path)
-{
-  t3d_tensor_spec *specs = NULL;
-  size_t nspec = 0, nvocab = 0;
-  t3d_modelfile_writer *w = NULL;
-  json_t *cj = NULL, *vj = NULL;
-  float **bufs = NULL;
-  t3d_status s;
-
-  if ((s = t3d_model_config_tensors(cfg, &specs, &nspec)) != T3D_OK)
-    return s;
-  if (!(bufs = calloc(nspec, sizeof *bufs))) {
-    s = t3d_error(T3D_ERR_NOMEM, "out of memory");
-    goto cleanup;
-  }
-  if ((s = t3d_modelfile_writer_new(&w)) != T3D_OK)
-    goto cleanup;
-  for (size_t i = 0; i < nspec; i++) {
-    const t3d_tensor_spec *sp = &specs[i];
-    if (strncmp(sp->name, "text.", 5) != 0 && strncmp(sp->name, "text_proj.", 10) != 0)
-      continue;
-    t3d_tensor t = t3d_tensor_view(T3D_F32, sp->ndim, sp->shape, NULL);
-    if (!(bufs[i] = malloc(t3d_tensor_nbytes(&t)))) {
-      s = t3d_error(T3D_ERR_NOMEM, "out of memory for %s", sp->name);
-      goto cleanup;
-    }
-    t3d_tensor_spec_init(sp, cfg, 1, bufs[i]);
-    t.data = bufs[i];
-    if ((s = t3d_modelfile_writer_add(w, sp->name, &t, false)) != T3D_OK)
-      goto cleanup;
-  }
-  const char *const *base = t3d_default_vocab(&nvocab);
-  vj = json_array();
-  for (int i = 0; vj && i < cfg->text.vocab_size; i++) {
-    char tok[32];
-    if ((size_t)i < nvocab)
-      json_array_append_new(vj, json_string(base[i]));
-    else {
-      snprintf(tok, sizeof tok, "[unused%d]", i);
-      json_array_append_new(vj, json_string(tok));
-    }
-  }
-  if (!vj) {
-    s = t3d_error(T3D_ERR_NOMEM, "out of memory");
-    goto cleanup;
-  }
-  if ((s = t3d_model_config_to_json(cfg, &cj)) != T3D_OK || (s = t3d_modelfile_writer_set_json(w, "t3d.config", cj)) != T3D_OK ||
-      (s = t3d_modelfile_writer_set_json(w, "t3d.vocab", vj)) != T3D_OK)
-    goto cleanup;
-  s = t3d_modelfile_writer_write(w, path);
-cleanup:
-  t3d_modelfile_writer_free(w);
-  for (size_t i = 0; bufs && i < nspec; i++)
-    free(bufs[i]);
-  free(bufs);
-  free(specs);
-  json_decref(cj);
-  json_decref(vj);
-  return s;
 }
 
 int main(int argc, char **argv)
@@ -137,7 +75,7 @@ int main(int argc, char **argv)
     }
     close(fd);
     tmp_made = 1;
-    if ((s = t3d_model_config_builtin(&cfg, config)) != T3D_OK || (s = write_text_model(&cfg, tmp)) != T3D_OK) {
+    if ((s = t3d_model_config_builtin(&cfg, config)) != T3D_OK || (s = t3d_test_write_text_model(&cfg, tmp, NULL, 0)) != T3D_OK) {
       rc = fail(s, "random weights");
       goto cleanup;
     }
