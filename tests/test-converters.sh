@@ -3,7 +3,8 @@
 # MedicalNet-style ResNet state_dicts and Hugging Face BERT folders (safetensors and
 # pytorch_model.bin), converts and assembles them, compares every tensor with the original and
 # checks clear errors for wrong or corrupt input; then `t3d model-info --check` must accept each
-# assembled model. SKIP (77) only when torch, transformers or monai cannot be imported.
+# assembled model, and `t3d model-info` open the fragments. SKIP (77) only when torch,
+# transformers or monai cannot be imported.
 set -u
 : "${T3D_SRCDIR:=$(cd "$(dirname "$0")/.." && pwd)}"
 : "${T3D_BUILDDIR:=$T3D_SRCDIR}"
@@ -22,6 +23,15 @@ for model in $(sed -n 's/^MODEL //p' "$dir/log.txt"); do
     echo "ok   t3d model-info --check accepts $(basename "$model")"
   else
     echo "FAIL t3d model-info --check rejects $(basename "$model"):"
+    cat "$dir/info.txt"
+    rc=1
+  fi
+done
+for frag in $(sed -n 's/^FRAGMENT //p' "$dir/log.txt"); do
+  if "$T3D_BUILDDIR/t3d" model-info "$frag" > "$dir/info.txt" 2>&1; then
+    echo "ok   t3d model-info opens fragment $(basename "$frag")"
+  else
+    echo "FAIL t3d model-info cannot open fragment $(basename "$frag"):"
     cat "$dir/info.txt"
     rc=1
   fi

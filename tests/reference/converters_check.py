@@ -173,6 +173,8 @@ def assemble(d):
     same(t2, seg, "", "assembled: given decoder")
     print("MODEL", out1)
     print("MODEL", out2)
+    print("FRAGMENT", vis)
+    print("FRAGMENT", txt)
     return common
 
 
