@@ -5,7 +5,15 @@ weights (random initialisation when absent and --random-init is given), findings
 prompt pairs, segmentation class names and preprocessing settings. Writes the metadata of
 core/modelfile.h (t3d.format_version "1", t3d.config, t3d.vocab, t3d.findings, t3d.classes);
 check the result with `t3d model-info FILE --check`.
-Not a trainer: random heads are initialisers only, as `t3d model-init` would make them."""
+Not a trainer: random heads are initialisers only, as `t3d model-init` would make them.
+
+Example (a MedicalNet ResNet-50 and a Hugging Face BERT folder):
+  tools/convert-resnet.py resnet_50_23dataset.pth -o vision.safetensors
+  tools/convert-bert.py ./bert-base-uncased -o text.safetensors
+  tools/t3d-assemble.py --vision vision.safetensors --text text.safetensors --random-init \
+      --findings findings.json --classes background,lung,liver,kidney,spleen,lesion \
+      --name my-t3d -o my-t3d.safetensors
+  t3d model-info my-t3d.safetensors --check"""
 import argparse
 import json
 import math
