@@ -53,7 +53,8 @@ def text_config(cfg, tok_cfg, lowercase=None):
 def read_vocab(path, vocab_size):
     """vocab.txt as HF's load_vocab reads it (universal newlines, one token per line).
     A vocabulary shorter than vocab_size is padded with tokens that contain spaces, which
-    WordPiece can never produce (so ids behave as in HF, where those rows are unreachable)."""
+    WordPiece can never produce (so ids behave as in HF, where those rows are unreachable);
+    earlier copies of a repeated token are replaced the same way."""
     with open(path, "r", encoding="utf-8") as f:
         tokens = [line.rstrip("\n") for line in f]
     if len(tokens) > vocab_size:
@@ -63,6 +64,12 @@ def read_vocab(path, vocab_size):
         raise ConvertError(f"{path}: line {empty[0] + 1} is an empty token")
     for i in range(len(tokens), vocab_size):
         tokens.append(f"[t3d unused {i}]")
+    # A token listed twice maps to its last id in HF (load_vocab builds a dict); t3d model files
+    # refuse repeats, so earlier copies become unreachable placeholders, which keeps every id.
+    last = {t: i for i, t in enumerate(tokens)}
+    for i, t in enumerate(tokens):
+        if last[t] != i:
+            tokens[i] = f"[t3d duplicate {i}]"
     return tokens
 
 

@@ -106,6 +106,7 @@ def berts(d, g):
     cfg = BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                      intermediate_size=64, max_position_embeddings=64)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(35)]
+    vocab[10] = "w0"  # repeated token: HF maps "w0" to id 10, id 5 is unreachable
     folders = {}
     for fmt, cls in (("safetensors", BertModel), ("bin", BertForPreTraining)):
         torch.manual_seed(len(folders))
@@ -129,7 +130,9 @@ def berts(d, g):
         tc = json.loads(meta["t3d.text_config"])
         check(tc["hidden"] == 32 and tc["layers"] == 2 and tc["heads"] == 4 and tc["vocab_size"] == 40 and
               tc["lowercase"] is False and tc["strip_accents"] is False, f"BERT ({fmt}): text config {tc}")
-        check(json.loads(meta["t3d.vocab"]) == vocab, f"BERT ({fmt}): vocabulary")
+        want = list(vocab)
+        want[5] = "[t3d duplicate 5]"
+        check(json.loads(meta["t3d.vocab"]) == want, f"BERT ({fmt}): vocabulary (repeat made unreachable)")
         folders[fmt] = f
     return folders
 
