@@ -594,6 +594,23 @@ static bool dtype_matches(t3d_dtype have, t3d_dtype want)
   return have == want;
 }
 
+void t3d_modelfile_release_pages(const t3d_modelfile *mf, const t3d_tensor *t)
+{
+  long page = sysconf(_SC_PAGESIZE);
+  uintptr_t lo, hi, start, end;
+  if (!mf || !t || !mf->mapped || page <= 0)
+    return;
+  lo = (uintptr_t)t->data;
+  hi = lo + t3d_tensor_nbytes(t);
+  if (lo < (uintptr_t)mf->base || hi > (uintptr_t)mf->base + mf->size)
+    return; /* not in the mapping: a tensor copied for alignment */
+  /* Only whole pages inside the tensor: neighbours keep theirs. */
+  start = (lo + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+  end = hi & ~((uintptr_t)page - 1);
+  if (end > start)
+    madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
 t3d_status t3d_modelfile_require(const t3d_modelfile *mf, const char *name, t3d_dtype dtype, int ndim,
                                  const int64_t *shape, const t3d_tensor **out)
 {

@@ -97,6 +97,11 @@ const t3d_tensor *t3d_modelfile_get(const t3d_modelfile *mf, const char *name);
  * vision.conv1.weight is f32[16,1,3,3,3], expected f32[16,1,7,7,7]"). */
 t3d_status t3d_modelfile_require(const t3d_modelfile *mf, const char *name, t3d_dtype dtype, int ndim,
                                  const int64_t *shape, const t3d_tensor **out);
+/* Tells the kernel that t's bytes were copied out (e.g. uploaded to a backend) and its resident
+ * file pages may be dropped, so a loaded model does not hold its weights twice. The view stays
+ * valid: a later read pages the bytes back in from the file. A no-op for memory-opened files and
+ * tensors the reader had to copy. */
+void t3d_modelfile_release_pages(const t3d_modelfile *mf, const t3d_tensor *t);
 
 /* ---- metadata ------------------------------------------------------------------------------- */
 

@@ -85,6 +85,8 @@ static t3d_status load_tensor(t3d_text_encoder *te, const t3d_modelfile *mf, con
   s = t3d_backend_tensor_new(te->be, dev, T3D_F32, ndim, shape);
   if (s == T3D_OK)
     s = t3d_backend_upload(te->be, dev, &host);
+  if (s == T3D_OK)
+    t3d_modelfile_release_pages(mf, src);
   t3d_aligned_free(tmp);
   if (s != T3D_OK)
     t3d_error_prefix("text encoder, tensor %s: ", name);
