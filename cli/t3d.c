@@ -22,6 +22,7 @@ static int cmd_version(int argc, char **argv)
 
 static const t3d_command commands[] = {
   /* one line per command, alphabetical */
+  {"bench", N_("time t3d-r50 on the CPU next to PyTorch (ms, peak memory)"), t3d_cmd_bench},
   {"devices", N_("list the CPU and CUDA GPUs t3d can run on"), t3d_cmd_devices},
   {"model-info", N_("describe a model file: config, metadata, tensors"), t3d_cmd_model_info},
   {"model-init", N_("write a model file with seeded random weights"), t3d_cmd_model_init},

@@ -1,5 +1,5 @@
 # Vision encoder, segmentation decoder, model load and analyze
-libt3d_la_SOURCES += core/vision.c core/vision.h
+libt3d_la_SOURCES += core/vision.c core/vision.h core/model.c core/model.h
 
 # Parity with MONAI's ResNet and our PyTorch decoder/heads (skips without torch/monai)
 check_PROGRAMS += tests/vision-parity-tool
@@ -9,3 +9,9 @@ tests_vision_parity_tool_LDADD = libt3d.la $(JANSSON_LIBS) -lm
 dist_check_SCRIPTS += tests/test-vision-parity.sh
 TESTS += tests/test-vision-parity.sh
 EXTRA_DIST += tests/reference/t3d_reference.py
+
+# t3d bench: t3d-r50 vision rows next to PyTorch (tests/reference/t3d_reference.py)
+t3d_SOURCES += cli/cmd_bench.c
+t3d_CFLAGS += -DT3D_REFERENCE_PY=\"$(abs_top_srcdir)/tests/reference/t3d_reference.py\" \
+	-DT3D_PYTHON_DEFAULT=\"$(T3D_PYTHON)\"
+t3d_LDADD += -lpthread
