@@ -24,9 +24,12 @@ static const t3d_command commands[] = {
   /* one line per command, alphabetical */
   {"bench", N_("time t3d-r50 on the CPU next to PyTorch (ms, peak memory)"), t3d_cmd_bench},
   {"devices", N_("list the CPU and CUDA GPUs t3d can run on"), t3d_cmd_devices},
+  {"info", N_("list the DICOM series in a folder or DICOMDIR"), t3d_cmd_info},
   {"model-info", N_("describe a model file: config, metadata, tensors"), t3d_cmd_model_info},
   {"model-init", N_("write a model file with seeded random weights"), t3d_cmd_model_init},
+  {"phantom-write", N_("write a synthetic CT phantom as a DICOM series"), t3d_cmd_phantom_write},
   {"version", N_("print the t3d version"), cmd_version},
+  {"volume", N_("load a DICOM series and export it (NIfTI)"), t3d_cmd_volume},
 };
 
 int t3d_cli_fail(int status, const char *what)
