@@ -6,6 +6,7 @@
 #include <libintl.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/commands.h"
 #include "core/dicom.h"
@@ -14,11 +15,12 @@
 
 static void usage(FILE *to)
 {
-  fprintf(to, _("Usage: t3d info PATH [--json]\n"
+  fprintf(to, _("Usage: t3d info PATH [--json] [--load]\n"
                 "Lists the DICOM series under PATH (a folder, scanned recursively; a DICOMDIR; or one file)\n"
                 "with modality, UID, description, patient, study date, instance count and dimensions,\n"
                 "then a note for every file left out and why.\n"
                 "  --json   print one JSON object instead of the table\n"
+                "  --load   also load every series: its volume geometry, or why t3d refuses it\n"
                 "Exit status: 0 when at least one series was found, 1 when none or on error.\n"));
 }
 
@@ -35,7 +37,25 @@ static json_t *series_json(size_t i, const t3d_dicom_series_info *s)
                    "multiframe", s->multiframe, "transfer_syntax", s->transfer_syntax);
 }
 
-static int print_json(const char *path, const t3d_dicom_scan *scan)
+/* Loads series i; on success fills *geom with a one-line description, else returns the status
+ * (the reason is in t3d_error_detail()). */
+static t3d_status try_load(t3d_dicom_scan *scan, size_t i, char *geom, size_t cap, double *seconds)
+{
+  t3d_volume *v = NULL;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  t3d_status st = t3d_dicom_load_series(scan, i, NULL, &v);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  *seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+  if (st == T3D_OK)
+    snprintf(geom, cap, "%lldx%lldx%lld voxels, spacing %.4g x %.4g x %.4g mm, origin (%.2f, %.2f, %.2f) LPS",
+             (long long)v->nx, (long long)v->ny, (long long)v->nz, v->spacing[0], v->spacing[1], v->spacing[2],
+             v->origin[0], v->origin[1], v->origin[2]);
+  t3d_volume_free(v);
+  return st;
+}
+
+static int print_json(const char *path, t3d_dicom_scan *scan, int load)
 {
   json_t *root = json_object(), *series = json_array(), *notes = json_array();
   int rc = 1;
@@ -45,6 +65,13 @@ static int print_json(const char *path, const t3d_dicom_scan *scan)
     json_t *js = series_json(i, t3d_dicom_scan_series(scan, i));
     if (!js || json_array_append_new(series, js))
       goto cleanup;
+    if (load) {
+      char geom[256];
+      double sec = 0;
+      t3d_status st = try_load(scan, i, geom, sizeof geom, &sec);
+      json_object_set_new(js, "load", st == T3D_OK ? json_pack("{s:b, s:s, s:f}", "ok", 1, "volume", geom, "seconds", sec)
+                                                   : json_pack("{s:b, s:s}", "ok", 0, "reason", t3d_error_detail()));
+    }
   }
   for (size_t i = 0; i < t3d_dicom_scan_note_count(scan); i++)
     if (json_array_append_new(notes, json_string(t3d_dicom_scan_note(scan, i))))
@@ -66,20 +93,40 @@ cleanup:
   return rc;
 }
 
+static void print_loads(t3d_dicom_scan *scan)
+{
+  size_t n = t3d_dicom_scan_series_count(scan);
+  if (n)
+    printf(_("Loading:\n"));
+  for (size_t i = 0; i < n; i++) {
+    char geom[256];
+    double sec = 0;
+    t3d_status st = try_load(scan, i, geom, sizeof geom, &sec);
+    if (st == T3D_OK)
+      printf(_("  %zu: ok, %s (%.2f s)\n"), i, geom, sec);
+    else
+      printf(_("  %zu: refused: %s\n"), i, t3d_error_detail());
+  }
+}
+
 static void print_table(const char *path, const t3d_dicom_scan *scan)
 {
   size_t n = t3d_dicom_scan_series_count(scan);
   printf(_("%s: %zu file(s), %zu series\n"), path, t3d_dicom_scan_file_count(scan), n);
   if (n) {
-    printf("%-3s %-4s %-40s %-24s %-20s %-10s %6s %s\n", "#", _("mod"), _("series UID"), _("description"),
+    printf("%-3s %-4s %-44s %-24s %-20s %-10s %6s %s\n", "#", _("mod"), _("series UID"), _("description"),
            _("patient"), _("study date"), _("inst"), _("cols x rows x slices"));
     for (size_t i = 0; i < n; i++) {
       const t3d_dicom_series_info *s = t3d_dicom_scan_series(scan, i);
-      printf("%-3zu %-4s %-40s %-24.24s %-20.20s %-10s %6lld %dx%dx%lld\n", i, s->meta.modality, s->meta.series_uid,
+      printf("%-3zu %-4s %-44s %-24.24s %-20.20s %-10s %6lld %dx%dx%lld\n", i, s->meta.modality, s->meta.series_uid,
              s->meta.series_description, s->meta.patient_name, s->meta.study_date, (long long)s->instances, s->cols,
              s->rows, (long long)s->slices);
     }
   }
+}
+
+static void print_notes(const t3d_dicom_scan *scan)
+{
   size_t nn = t3d_dicom_scan_note_count(scan);
   if (nn) {
     printf(_("Notes:\n"));
@@ -91,7 +138,7 @@ static void print_table(const char *path, const t3d_dicom_scan *scan)
 int t3d_cmd_info(int argc, char **argv)
 {
   const char *path = NULL;
-  int json = 0, rc = 0;
+  int json = 0, load = 0, rc = 0;
   t3d_dicom_scan *scan = NULL;
 
   for (int i = 1; i < argc; i++) {
@@ -100,6 +147,8 @@ int t3d_cmd_info(int argc, char **argv)
       return 0;
     } else if (strcmp(argv[i], "--json") == 0) {
       json = 1;
+    } else if (strcmp(argv[i], "--load") == 0) {
+      load = 1;
     } else if (argv[i][0] == '-' && argv[i][1]) {
       fprintf(stderr, _("t3d info: unknown option '%s'\n"), argv[i]);
       usage(stderr);
@@ -118,10 +167,14 @@ int t3d_cmd_info(int argc, char **argv)
   t3d_status st = t3d_dicom_scan_path(path, &scan);
   if (st != T3D_OK)
     return t3d_cli_fail(st, "info");
-  if (json)
-    rc = print_json(path, scan);
-  else
+  if (json) {
+    rc = print_json(path, scan, load);
+  } else {
     print_table(path, scan);
+    if (load) /* loading adds notes (padding, duplicates), so notes come last */
+      print_loads(scan);
+    print_notes(scan);
+  }
   if (!json || rc == 0)
     rc = t3d_dicom_scan_series_count(scan) ? 0 : 1;
   if (!json && rc)

@@ -102,6 +102,31 @@ static int contains_value(const char *multi, const char *word)
   return 0;
 }
 
+/* Replaces every byte that is not part of a well-formed UTF-8 sequence with '?'. */
+static void make_utf8(char *str)
+{
+  unsigned char *p = (unsigned char *)str;
+  while (*p) {
+    int n = *p < 0x80 ? 0 : (*p >> 5) == 6 ? 1 : (*p >> 4) == 14 ? 2 : (*p >> 3) == 30 ? 3 : -1;
+    int ok = n >= 0;
+    for (int i = 1; ok && i <= n; i++)
+      ok = (p[i] & 0xC0) == 0x80;
+    if (!ok) {
+      *p++ = '?';
+      continue;
+    }
+    p += n + 1;
+  }
+}
+
+static void make_meta_utf8(t3d_volume_meta *m)
+{
+  char *fields[] = {m->patient_name, m->patient_id, m->study_description, m->series_description, m->body_part,
+                    m->accession_number, m->modality, m->series_number, m->patient_sex};
+  for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+    make_utf8(fields[i]);
+}
+
 /* ---- finding files ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -286,6 +311,8 @@ static t3d_status scan_file(t3d_dicom_scan *s, const char *path, int from_dicomd
     t3d_error_clear();
     return add_note(s, "%s: unreadable DICOM, skipped (%s)", path, detail);
   }
+  make_meta_utf8(&h.meta);
+  make_utf8(h.image_type);
   if (h.is_dicomdir) {
     t3d_dcm_header_clear(&h);
     return add_note(s, from_dicomdir ? "%s: DICOMDIR referenced from a DICOMDIR, skipped"
@@ -294,6 +321,11 @@ static t3d_status scan_file(t3d_dicom_scan *s, const char *path, int from_dicomd
   if (!h.has_pixel_data || h.rows <= 0 || h.cols <= 0) {
     st = add_note(s, "%s: not an image (SOP Class %s, %s), skipped", path, h.sop_class_uid[0] ? h.sop_class_uid : "none",
                   h.has_pixel_data ? "no Rows/Columns" : "no Pixel Data");
+    t3d_dcm_header_clear(&h);
+    return st;
+  }
+  if (h.damaged && (st = add_note(s, "%s: damaged after its header (%s); its series will refuse to load", path,
+                                   h.damage)) != T3D_OK) {
     t3d_dcm_header_clear(&h);
     return st;
   }
@@ -332,7 +364,8 @@ t3d_status t3d_dicom_scan_path(const char *path, t3d_dicom_scan **out)
   if (S_ISDIR(st_.st_mode)) {
     if ((st = walk(path, &files, s, 0)) != T3D_OK)
       goto cleanup;
-    qsort(files.v, files.n, sizeof *files.v, cmp_str); /* results must not depend on readdir order */
+    if (files.n > 1) /* results must not depend on readdir order */
+      qsort(files.v, files.n, sizeof *files.v, cmp_str);
     for (size_t i = 0; i < files.n && st == T3D_OK; i++)
       st = scan_file(s, files.v[i], 0);
   } else {
@@ -362,7 +395,8 @@ t3d_status t3d_dicom_scan_path(const char *path, t3d_dicom_scan **out)
       free(base);
       if (st != T3D_OK)
         goto cleanup;
-      qsort(files.v, files.n, sizeof *files.v, cmp_str);
+      if (files.n > 1)
+        qsort(files.v, files.n, sizeof *files.v, cmp_str);
       for (size_t i = 0; i < files.n && st == T3D_OK; i++) {
         if (stat(files.v[i], &st_) != 0) {
           s->nfiles++;
@@ -376,7 +410,8 @@ t3d_status t3d_dicom_scan_path(const char *path, t3d_dicom_scan **out)
   if (st != T3D_OK)
     goto cleanup;
   /* Sorting moves series structs; their instance lists move with them. */
-  qsort(s->ser, s->nser, sizeof *s->ser, cmp_series);
+  if (s->nser > 1)
+    qsort(s->ser, s->nser, sizeof *s->ser, cmp_series);
   *out = s;
   s = NULL;
 
@@ -511,6 +546,9 @@ static int32_t stored_value(uint32_t word, const t3d_dcm_header *h)
 static t3d_status check_format(const instance *in)
 {
   const t3d_dcm_header *h = &in->h;
+  if (h->damaged)
+    return t3d_error(T3D_ERR_FORMAT, "%s: damaged or truncated after its header (%s); restore the file or remove it "
+                     "knowing the series then misses a slice", in->path, h->damage);
   if (h->samples_per_pixel != 1)
     return t3d_error(T3D_ERR_UNSUPPORTED, "%s: %d samples per pixel (%s); t3d reads grey images only", in->path,
                      h->samples_per_pixel, h->photometric);
@@ -527,6 +565,13 @@ static t3d_status check_format(const instance *in)
     return t3d_error(T3D_ERR_FORMAT, "%s: Pixel Representation %d", in->path, h->pixel_rep);
   if (h->frames < 1)
     return t3d_error(T3D_ERR_FORMAT, "%s: Number of Frames %d", in->path, h->frames);
+  /* Uncompressed pixels must fit in the file: catches truncation before any big allocation. */
+  struct stat sb;
+  uint64_t need = (uint64_t)h->rows * (uint64_t)h->cols * (uint64_t)h->frames * (uint64_t)(h->bits_allocated / 8);
+  if (t3d_dcm_xfer_is_native(h->transfer_syntax) && stat(in->path, &sb) == 0 && (uint64_t)sb.st_size < need)
+    return t3d_error(T3D_ERR_FORMAT, "%s: truncated: %d frame(s) of %dx%d at %d bits need %llu bytes of Pixel Data, "
+                     "the file has %llu bytes in all", in->path, h->frames, h->cols, h->rows, h->bits_allocated,
+                     (unsigned long long)need, (unsigned long long)sb.st_size);
   return T3D_OK;
 }
 
@@ -792,6 +837,11 @@ t3d_status t3d_dicom_load_series(t3d_dicom_scan *s, size_t index, const t3d_dico
   const t3d_dcm_header *h0 = &s->inst[sl[0].inst].h;
   int rows = h0->rows, cols = h0->cols;
   size_t npix = (size_t)rows * (size_t)cols;
+  if ((double)npix * (double)nz > 2147483648.0) { /* 8 GiB of float: no CT series is that large */
+    st = t3d_error(T3D_ERR_UNSUPPORTED, "series %s would be %dx%dx%zu voxels; refusing volumes over 2^31 voxels", uid,
+                   cols, rows, nz);
+    goto cleanup;
+  }
   if ((st = t3d_volume_new(&v, cols, rows, (int64_t)nz)) != T3D_OK)
     goto cleanup;
   v->spacing[0] = sl[0].g.pixel_spacing[1]; /* Pixel Spacing is row spacing \ column spacing */

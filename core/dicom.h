@@ -9,6 +9,11 @@
  *   - Only headers are read (values over 4 KiB, Pixel Data above all, stay on disk).
  *   - Every file that does not become part of a series gets a note: not DICOM, unreadable,
  *     DICOMDIR index, not an image, localizer (Image Type contains LOCALIZER), duplicate.
+ *   - A file whose header reads but whose remainder does not (truncated Pixel Data) stays in its
+ *     series with a note, and loading that series fails naming it: a silently missing slice
+ *     would otherwise pass as a wider slice spacing.
+ *   - Text fields are converted to UTF-8 per Specific Character Set; bytes that still are not
+ *     UTF-8 become '?'.
  *   - Series are grouped by Series Instance UID. A file with a missing or empty one is never
  *     merged into a series that has a UID: it is grouped with other UID-less files of the same
  *     Study Instance UID, Series Number, Frame of Reference UID and Image Orientation (rounded to
@@ -32,7 +37,8 @@
  *   - Geometry: row/column direction cosines from Image Orientation (Patient), slice normal
  *     n = row x column; slices are sorted by the projection of Image Position (Patient) on n
  *     (file names and Instance Numbers do not matter); z spacing is the median difference of
- *     those projections, never Slice Thickness. The volume's axes are (row, column, n), so
+ *     those projections, never Slice Thickness (a single slice gets Slice Thickness, or 1 mm).
+ *     The volume's axes are (row, column, n), so
  *     the index-to-LPS matrix is right-handed; origin is the first slice's position.
  *   - Frames of enhanced multi-frame files take their position, orientation, pixel spacing and
  *     rescale from the per-frame functional groups over the shared ones. Classic multi-frame
@@ -40,7 +46,7 @@
  *     Slices, along n (a note says which); with neither they are refused.
  *   - Refused, with a message naming the files/positions: differing Rows/Columns, differing
  *     orientation (> 1e-4 in any cosine), differing pixel spacing (> 1e-3 mm); positions that
- *     step off the slice normal by more than opts.max_inplane_offset_mm per slice (gantry or
+ *     lie off the line along n through the first one by more than opts.max_inplane_offset_mm (gantry or
  *     detector tilt: t3d does not resample sheared series, which would silently interpolate
  *     diagnostic data; reconstruct without tilt); missing slices or uneven spacing: a step
  *     differing from the median by more than opts.spacing_tolerance (relative) is named with its
@@ -102,7 +108,9 @@ const char *t3d_dicom_series_file(const t3d_dicom_scan *scan, size_t series, siz
 
 typedef struct {
   double spacing_tolerance;   /* relative deviation of a slice step from the median; 0.1 */
-  double max_inplane_offset_mm; /* per-slice sideways step treated as tilt; 0.01 mm */
+  double max_inplane_offset_mm; /* largest distance of a slice position from the line through the
+                                   first position along n before the series counts as tilted;
+                                   0.01 mm */
   float padding_value;        /* value for Pixel Padding voxels; NAN = policy above */
 } t3d_dicom_load_opts;
 

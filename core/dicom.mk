@@ -31,3 +31,13 @@ check_PROGRAMS += tests/test-dicom-roundtrip
 tests_test_dicom_roundtrip_SOURCES = tests/test-dicom-roundtrip.c tests/check.h
 tests_test_dicom_roundtrip_LDADD = libt3d.la -lm
 TESTS += tests/test-dicom-roundtrip
+
+if FUZZERS
+# ./configure --enable-fuzzers CC=clang CXX=clang++; run: tests/fuzz/fuzz-dicom CORPUS_DIR
+# (tests/dicom-testgen-cli DIR writes seed files).
+noinst_PROGRAMS += tests/fuzz/fuzz-dicom
+tests_fuzz_fuzz_dicom_SOURCES = tests/fuzz/fuzz-dicom.c
+tests_fuzz_fuzz_dicom_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer,address,undefined -g
+tests_fuzz_fuzz_dicom_LDFLAGS = -fsanitize=fuzzer,address,undefined
+tests_fuzz_fuzz_dicom_LDADD = libt3d.la -lm
+endif

@@ -36,6 +36,8 @@ typedef struct {
   char photometric[24];
   int is_dicomdir;                 /* Media Storage Directory (a DICOMDIR index) */
   int has_pixel_data;
+  int damaged;                     /* the header parsed but the rest did not (truncated file) */
+  char damage[160];                /* DCMTK's reason when damaged */
   int instance_number, has_instance_number;
   int rows, cols, frames, samples_per_pixel;
   int bits_allocated, bits_stored, high_bit, pixel_rep;
@@ -84,6 +86,8 @@ void t3d_dcm_pixels_clear(t3d_dcm_pixels *px);
 
 /* Name of a transfer syntax UID ("JPEG 2000 Image Compression"), or "unknown transfer syntax". */
 const char *t3d_dcm_xfer_name(const char *uid);
+/* 1 when Pixel Data is stored uncompressed (not encapsulated, not deflated). */
+int t3d_dcm_xfer_is_native(const char *uid);
 /* 1 when the syntax is one of the two JPEG 2000 image compression syntaxes (.90/.91). */
 int t3d_dcm_xfer_is_j2k(const char *uid);
 

@@ -125,10 +125,25 @@ t3d_status read_header(const char *path, t3d_dcm_header *h)
   // Values longer than 4 KiB (Pixel Data above all) stay on disk: listing a folder of
   // thousands of slices reads only their headers.
   OFCondition c = ff.loadFile(path, EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect);
-  if (c.bad())
-    return t3d_error(T3D_ERR_FORMAT, "%s: not readable as DICOM: %s", path, c.text());
+  if (c.bad()) {
+    // A file cut short in its Pixel Data still has a good header: keep it (marked damaged) so
+    // that its series refuses to load instead of silently missing a slice.
+    DcmFileFormat head;
+    OFCondition c2 = head.loadFileUntilTag(path, EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect, DCM_PixelData);
+    if (c2.bad() || !head.getDataset()->tagExists(DCM_SOPInstanceUID) || !head.getDataset()->tagExists(DCM_Rows))
+      return t3d_error(T3D_ERR_FORMAT, "%s: not readable as DICOM: %s", path, c.text());
+    h->damaged = 1;
+    snprintf(h->damage, sizeof h->damage, "%s", c.text());
+    ff = head;
+  }
   DcmDataset *ds = ff.getDataset();
   DcmMetaInfo *mi = ff.getMetaInfo();
+  // Names and descriptions reach GTK and JSON, which want UTF-8. A failed conversion leaves the
+  // bytes as they were; dicom.c then replaces whatever is still not UTF-8.
+  OFString charset;
+  if (ds->findAndGetOFStringArray(DCM_SpecificCharacterSet, charset).good() && !charset.empty() &&
+      charset != "ISO_IR 192")
+    ds->convertToUTF8();
 
   char media_class[T3D_UID_MAX] = "";
   if (mi)
@@ -164,7 +179,7 @@ t3d_status read_header(const char *path, t3d_dcm_header *h)
   long v = 0;
   h->has_instance_number = get_long(ds, DCM_InstanceNumber, &v);
   h->instance_number = (int)v;
-  h->has_pixel_data = ds->tagExists(DCM_PixelData) ? 1 : 0;
+  h->has_pixel_data = ds->tagExists(DCM_PixelData) || h->damaged ? 1 : 0;
   h->rows = get_int(ds, DCM_Rows, 0);
   h->cols = get_int(ds, DCM_Columns, 0);
   h->frames = get_int(ds, DCM_NumberOfFrames, 1);
@@ -196,6 +211,8 @@ t3d_status read_header(const char *path, t3d_dcm_header *h)
   DcmSequenceOfItems *per = NULL;
   if (ds->findAndGetSequence(DCM_PerFrameFunctionalGroupsSequence, per).bad())
     per = NULL;
+  if (h->frames > 1000000)
+    return t3d_error(T3D_ERR_FORMAT, "%s: Number of Frames %d is implausible", path, h->frames);
   if ((shared || per) && h->frames > 0) {
     h->frame_geom = (t3d_dcm_geom *)calloc((size_t)h->frames, sizeof *h->frame_geom);
     if (!h->frame_geom)
@@ -274,6 +291,8 @@ t3d_status read_pixels(const char *path, t3d_dcm_pixels *px)
   DcmElement *el = NULL;
   if (ds->findAndGetElement(DCM_PixelData, el).bad() || !el)
     return t3d_error(T3D_ERR_FORMAT, "%s: no Pixel Data", path);
+  if (el->ident() != EVR_PixelData) // e.g. declared with a VR that is not OB/OW
+    return t3d_error(T3D_ERR_FORMAT, "%s: Pixel Data has VR %s, not OB/OW", path, DcmVR(el->getVR()).getVRName());
   DcmPixelData *pd = OFstatic_cast(DcmPixelData *, el);
 
   if (xfer == EXS_JPEG2000LosslessOnly || xfer == EXS_JPEG2000) {
@@ -434,6 +453,16 @@ const char *t3d_dcm_xfer_name(const char *uid)
     return x.getXferName();
   } catch (...) {
     return "unknown transfer syntax";
+  }
+}
+
+int t3d_dcm_xfer_is_native(const char *uid)
+{
+  try {
+    DcmXfer x(uid);
+    return x.getXfer() != EXS_Unknown && !x.isEncapsulated() && x.getXfer() != EXS_DeflatedLittleEndianExplicit;
+  } catch (...) {
+    return 0;
   }
 }
 

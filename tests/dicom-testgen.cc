@@ -192,6 +192,8 @@ extern "C" int tg_write(const char *path, const tg_image *g, char *err, size_t e
     bool enhanced = g->enhanced && g->frames >= 1;
     put(d, DCM_SOPClassUID, enhanced ? UID_EnhancedCTImageStorage : UID_CTImageStorage);
     put(d, DCM_SOPInstanceUID, g->sop_uid ? g->sop_uid : dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT));
+    if (g->charset)
+      put(d, DCM_SpecificCharacterSet, g->charset);
     put(d, DCM_PatientName, g->patient_name);
     put(d, DCM_PatientID, g->patient_id);
     put(d, DCM_StudyInstanceUID, g->study_uid);

@@ -26,6 +26,7 @@ typedef struct {
   const char *series_uid;     /* NULL: attribute left out; "": present but empty */
   const char *study_uid, *for_uid, *modality, *image_type, *photometric;
   const char *patient_name, *patient_id, *study_date, *series_description, *body_part;
+  const char *charset;        /* Specific Character Set, NULL: none (names are raw bytes) */
   int series_number, instance_number;
   int has_padding;
   long padding_value;

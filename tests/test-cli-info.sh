@@ -1,6 +1,6 @@
 #!/bin/sh
 # Checks `t3d info DIR` (table and --json) on a generated folder: the series row, the notes for
-# the localizer and the text file, exit codes, and the error naming a missing path.
+# the localizer and the text file, --load, exit codes, and the error naming a missing path.
 set -u
 B=${T3D_BUILDDIR:-.}
 T3D="$B/t3d"
@@ -17,11 +17,16 @@ out=$("$T3D" info "$dir"); rc=$?
 echo "$out"
 check "exit 0 with a series (got $rc)" test "$rc" -eq 0
 check "table lists the series UID" sh -c 'printf "%s" "$1" | grep -q "CT   1.2.826.0.1.3680043.10.1.1 "' x "$out"
+
+out=$("$T3D" info --load "$dir"); rc=$?
+echo "$out"
+check "--load exit 0 (got $rc)" test "$rc" -eq 0
+check "--load reports the volume" sh -c 'printf "%s" "$1" | grep -q "0: ok, 10x8x3 voxels, spacing 0.5 x 0.5 x 2.5 mm"' x "$out"
 check "table shows 3 instances, 10x8x3" sh -c 'printf "%s" "$1" | grep -q " 3 10x8x3"' x "$out"
 check "note: localizer" sh -c 'printf "%s" "$1" | grep -q "scout.dcm: localizer"' x "$out"
 check "note: not DICOM" sh -c 'printf "%s" "$1" | grep -q "notes.txt: not DICOM, skipped"' x "$out"
 
-json=$("$T3D" info --json "$dir"); rc=$?
+json=$("$T3D" info --json --load "$dir"); rc=$?
 check "--json exit 0 (got $rc)" test "$rc" -eq 0
 py=${T3D_PYTHON:-python3}
 check "--json fields" "$py" -c '
@@ -36,6 +41,7 @@ for k, v in want.items():
     assert s[k] == v, (k, s[k], v)
 assert any("localizer" in n for n in d["notes"]), d["notes"]
 assert d["files"] == 5, d["files"]
+assert s["load"]["ok"] is True, s["load"]
 ' "$json"
 
 err=$("$T3D" info "$dir/nonexistent" 2>&1); rc=$?
