@@ -15,6 +15,7 @@
 
 #include "cli/commands.h"
 #include "core/modelfile.h"
+#include "core/text.h"
 #include "core/vision.h"
 #include "kernels/backend.h"
 
@@ -29,9 +30,10 @@ static void usage(FILE *to)
 {
   fprintf(to,
           "Usage: t3d bench [--threads N] [--no-torch] [--repeat R] [--config NAME] [--shape D,H,W]\n\n"
-          "Times t3d-r50 with random weights at 1x1x160x224x224: the encoder and encoder + segmentation,\n"
-          "each next to PyTorch (MONAI ResNet + our decoder) with the same thread count, in separate\n"
-          "processes; prints ms (best of R), peak RSS and the ratios, and the cancel latency.\n"
+          "Times t3d-r50 with random weights at 1x1x160x224x224: the encoder, encoder + segmentation and\n"
+          "the text encoder on 256 tokens, each next to PyTorch (MONAI ResNet + our decoder; Hugging Face\n"
+          "BertModel + projection) with the same thread count, every row in its own process; prints wall\n"
+          "ms (best of R), CPU ms of that run, peak RSS (VmHWM) and the ratios, and the cancel latency.\n"
           "  --threads N    threads for both sides (default: all cores)\n"
           "  --no-torch     t3d rows only\n"
           "  --repeat R     runs per row, best kept (default 2)\n"
@@ -45,6 +47,13 @@ static double now_ms(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static double cpu_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
@@ -77,6 +86,65 @@ static void *cancel_thread(void *arg)
   return NULL;
 }
 
+/* The text row: one report of 256 tokens ([CLS] + 254 pieces + [SEP]) through BERT + projection. */
+static int child_text(const char *model, int threads, int repeat)
+{
+  t3d_modelfile *mf = NULL;
+  t3d_backend *be = NULL;
+  t3d_text_encoder *te = NULL;
+  t3d_backend_params bp = t3d_backend_default_params();
+  t3d_status s;
+  char *text = NULL;
+  int32_t *ids = NULL;
+  float *out = NULL;
+  size_t len = 0;
+  double best = INFINITY, best_cpu = 0;
+  int rc = 1;
+  bp.threads = threads;
+  if ((s = t3d_modelfile_open(&mf, model)) != T3D_OK) goto fail;
+  if ((s = t3d_backend_cpu_create(&be, &bp)) != T3D_OK) goto fail;
+  if ((s = t3d_text_encoder_load(&te, be, mf, t3d_modelfile_config(mf))) != T3D_OK) goto fail;
+  t3d_modelfile_close(mf);
+  mf = NULL;
+  static const char sentence[] = "the liver is normal in size with a small lesion . ";
+  size_t reps = 60, sl = strlen(sentence);
+  text = malloc(reps * sl + 1);
+  ids = malloc((size_t)t3d_text_encoder_max_tokens(te) * sizeof(int32_t));
+  out = malloc((size_t)t3d_text_encoder_dim(te) * sizeof(float));
+  if (!text || !ids || !out) {
+    s = t3d_error(T3D_ERR_NOMEM, "bench: out of memory");
+    goto fail;
+  }
+  for (size_t i = 0; i < reps; i++) memcpy(text + i * sl, sentence, sl);
+  text[reps * sl] = 0;
+  if ((s = t3d_text_encoder_tokenize(te, text, ids, (size_t)t3d_text_encoder_max_tokens(te), &len)) != T3D_OK)
+    goto fail;
+  for (int i = 0; i < repeat + 1; i++) { /* first run plans the activation buffer: not timed */
+    double t0 = now_ms(), c0 = cpu_ms();
+    const char *one = text;
+    if ((s = t3d_text_encoder_embed(te, &one, 1, out)) != T3D_OK) goto fail;
+    double t = now_ms() - t0;
+    if (i > 0 && t < best) {
+      best = t;
+      best_cpu = cpu_ms() - c0;
+    }
+  }
+  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"tokens\": %zu}\n", best, best_cpu, vmhwm_kib(),
+         len);
+  rc = 0;
+  goto cleanup;
+fail:
+  t3d_cli_fail(s, "bench text");
+cleanup:
+  free(text);
+  free(ids);
+  free(out);
+  t3d_text_encoder_free(te);
+  t3d_backend_free(be);
+  t3d_modelfile_close(mf);
+  return rc;
+}
+
 static int child(const char *model, const char *row, int threads, const int64_t shape[5], int repeat,
                  double cancel_after)
 {
@@ -90,7 +158,7 @@ static int child(const char *model, const char *row, int threads, const int64_t 
   bool seg = strcmp(row, "segment") == 0 || strcmp(row, "cancel") == 0;
   t3d_backend_params bp = t3d_backend_default_params();
   t3d_status s;
-  double best = INFINITY;
+  double best = INFINITY, best_cpu = 0;
   int rc = 1;
 
   bp.threads = threads;
@@ -133,13 +201,17 @@ static int child(const char *model, const char *row, int threads, const int64_t 
     goto cleanup;
   }
   for (int i = 0; i < repeat; i++) {
-    double t0 = now_ms();
+    double t0 = now_ms(), c0 = cpu_ms();
     if ((s = t3d_vision_encode(run, x, pooled, NULL)) != T3D_OK) goto fail;
     if (seg && (s = t3d_vision_decode(run, NULL, labels, NULL)) != T3D_OK) goto fail;
     double t = now_ms() - t0;
-    if (t < best) best = t;
+    if (t < best) {
+      best = t;
+      best_cpu = cpu_ms() - c0;
+    }
   }
-  printf("{\"ms\": %.1f, \"vmhwm_kib\": %ld, \"arena_bytes\": %zu, \"gflop\": %.1f}\n", best, vmhwm_kib(),
+  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"arena_bytes\": %zu, \"gflop\": %.1f}\n", best,
+         best_cpu, vmhwm_kib(),
          t3d_vision_run_arena_bytes(run),
          (t3d_vision_run_flops(run, false) + (seg ? t3d_vision_run_flops(run, true) : 0)) / 1e9);
   rc = 0;
@@ -159,8 +231,8 @@ cleanup:
 
 /* ---- parent ------------------------------------------------------------------------------- */
 
-/* Writes the vision, segmentation and projection tensors of cfg (seeded initialisers) and the
- * config into path: what the vision rows need, without the text encoder's weights. */
+/* Writes every tensor of cfg (seeded initialisers), the config and a vocabulary of the config's
+ * size (the built-in one padded with [unusedN]) into path. */
 static t3d_status write_model(const t3d_model_config *cfg, const char *path)
 {
   t3d_tensor_spec *specs = NULL;
@@ -177,15 +249,25 @@ static t3d_status write_model(const t3d_model_config *cfg, const char *path)
   }
   if ((s = t3d_modelfile_writer_new(&w)) != T3D_OK) goto cleanup;
   for (size_t i = 0; i < n; i++) {
-    if (strncmp(specs[i].name, "vision", 6) != 0 && strncmp(specs[i].name, "seg.", 4) != 0 &&
-        strcmp(specs[i].name, "logit_scale") != 0)
-      continue;
     if ((s = t3d_tensor_new(&ts[i], T3D_F32, specs[i].ndim, specs[i].shape)) != T3D_OK) goto cleanup;
     t3d_tensor_spec_init(&specs[i], cfg, 7, ts[i]->data);
     if ((s = t3d_modelfile_writer_add(w, specs[i].name, ts[i], false)) != T3D_OK) goto cleanup;
   }
   if ((s = t3d_model_config_to_json(cfg, &cj)) != T3D_OK) goto cleanup;
   if ((s = t3d_modelfile_writer_set_json(w, "t3d.config", cj)) != T3D_OK) goto cleanup;
+  {
+    size_t nv = 0;
+    const char *const *dv = t3d_default_vocab(&nv);
+    json_t *voc = json_array();
+    char buf[32];
+    for (size_t i = 0; voc && i < (size_t)cfg->text.vocab_size; i++) {
+      snprintf(buf, sizeof buf, "[unused%zu]", i - nv);
+      json_array_append_new(voc, json_string(i < nv ? dv[i] : buf));
+    }
+    s = voc ? t3d_modelfile_writer_set_json(w, "t3d.vocab", voc) : t3d_error(T3D_ERR_NOMEM, "bench: out of memory");
+    json_decref(voc);
+    if (s != T3D_OK) goto cleanup;
+  }
   s = t3d_modelfile_writer_write(w, path);
 cleanup:
   t3d_modelfile_writer_free(w);
@@ -206,27 +288,32 @@ static t3d_status write_config_json(const t3d_model_config *cfg, const char *pat
   return s;
 }
 
-/* Runs cmd, returns the number after "key": in its last output line, or NAN. */
-static double run_json(const char *cmd, const char *key, double *second, const char *key2)
+/* Runs cmd; the last line of its output that starts with '{', parsed (caller's), or NULL. */
+static json_t *run_json(const char *cmd)
 {
   FILE *p = popen(cmd, "r");
   char line[4096], last[4096] = "";
-  double v = NAN;
-  if (!p) return NAN;
+  json_error_t err;
+  if (!p) return NULL;
   while (fgets(line, sizeof line, p))
     if (line[0] == '{') snprintf(last, sizeof last, "%s", line);
   pclose(p);
-  json_error_t err;
-  json_t *j = json_loads(last, 0, &err);
-  if (!j) return NAN;
-  json_t *a = json_object_get(j, key);
-  if (json_is_number(a)) v = json_number_value(a);
-  if (second && key2) {
-    json_t *b = json_object_get(j, key2);
-    *second = json_is_number(b) ? json_number_value(b) : NAN;
-  }
-  json_decref(j);
-  return v;
+  return json_loads(last, 0, &err);
+}
+
+static double num(const json_t *j, const char *key)
+{
+  const json_t *v = j ? json_object_get(j, key) : NULL;
+  return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static void row_line(const char *label, const json_t *a, const json_t *b)
+{
+  double ms = num(a, "ms"), tms = num(b, "ms"), kib = num(a, "vmhwm_kib"), tkib = num(b, "vmhwm_kib");
+  double cpu = num(a, "cpu_ms"), tcpu = num(b, "cpu_ms");
+  printf("%-22s %9.0f %9.0f %7.2f | %9.0f %9.0f %7.2f | %9.0f %9.0f %7.2f\n", label, ms, tms, tms / ms, cpu, tcpu,
+         tcpu / cpu, kib / 1024, tkib / 1024, kib / tkib);
+  fflush(stdout);
 }
 
 int t3d_cmd_bench(int argc, char **argv)
@@ -275,6 +362,7 @@ int t3d_cmd_bench(int argc, char **argv)
   }
   if (child_row) {
     if (!child_model) return 2;
+    if (strcmp(child_row, "text") == 0) return child_text(child_model, threads, repeat);
     return child(child_model, child_row, threads, shape, repeat, cancel_after);
   }
 
@@ -305,35 +393,43 @@ int t3d_cmd_bench(int argc, char **argv)
          "(load average %.2f on %ld cores)\n",
          cfg.name, (long long)shape[1], (long long)shape[2], (long long)shape[3], (long long)shape[4], threads,
          repeat, la[0], sysconf(_SC_NPROCESSORS_ONLN));
-  printf("%-22s %10s %10s %12s %12s %8s %8s\n", "row", "t3d ms", "torch ms", "t3d peak MiB", "torch MiB",
-         "speed x", "mem x");
-  static const char *const rows[2] = {"encoder", "segment"};
-  static const char *const labels[2] = {"encoder", "encoder+segmentation"};
+  printf("%-22s %9s %9s %7s | %9s %9s %7s | %9s %9s %7s\n", "row", "t3d ms", "torch ms", "speedup", "t3d cpu",
+         "torch cpu", "ratio", "t3d MiB", "torch MiB", "mem x");
+  static const char *const rows[3] = {"encoder", "segment", "text"};
+  static const char *const labels[3] = {"encoder", "encoder+segmentation", "text (256 tokens)"};
   int rc = 0;
-  for (int i = 0; i < 2; i++) {
-    double kib = NAN, tkib = NAN, tms = NAN;
+  for (int i = 0; i < 3; i++) {
+    json_t *a, *b = NULL;
     snprintf(cmd, sizeof cmd, "'%s' bench --child %s --model '%s' --threads %d --repeat %d --shape %lld,%lld,%lld",
              self, rows[i], model, threads, repeat, (long long)shape[2], (long long)shape[3], (long long)shape[4]);
-    double ms = run_json(cmd, "ms", &kib, "vmhwm_kib");
+    a = run_json(cmd);
     if (!no_torch) {
-      snprintf(cmd, sizeof cmd,
-               "'%s' '%s' bench --config '%s' --shape 1,%lld,%lld,%lld,%lld --threads %d --segment %d --repeat %d",
-               py, ref, cfgjson, (long long)shape[1], (long long)shape[2], (long long)shape[3], (long long)shape[4],
-               threads, i, repeat);
-      tms = run_json(cmd, "ms", &tkib, "vmhwm_kib");
+      if (i < 2)
+        snprintf(cmd, sizeof cmd,
+                 "'%s' '%s' bench --config '%s' --shape 1,%lld,%lld,%lld,%lld --threads %d --segment %d --repeat %d",
+                 py, ref, cfgjson, (long long)shape[1], (long long)shape[2], (long long)shape[3],
+                 (long long)shape[4], threads, i, repeat);
+      else
+        snprintf(cmd, sizeof cmd, "'%s' '%s' bench-text --config '%s' --tokens 256 --threads %d --repeat %d", py,
+                 ref, cfgjson, threads, repeat);
+      b = run_json(cmd);
     }
-    if (isnan(ms)) rc = 1;
-    printf("%-22s %10.0f %10.0f %12.0f %12.0f %8.2f %8.2f\n", labels[i], ms, tms, kib / 1024, tkib / 1024, tms / ms,
-           kib / tkib);
-    fflush(stdout);
+    if (!a) rc = 1;
+    row_line(labels[i], a, b);
+    if (i == 1 && a)
+      printf("%-22s vision arena %.0f MiB (all activations of encoder+decoder, planned up front)\n", "",
+             num(a, "arena_bytes") / 1048576.0);
+    json_decref(a);
+    json_decref(b);
   }
-  printf("%-22s %s\n", "text (256 tokens)", "not measured here: t3d_encode_text is the text encoder's row");
   if (cancel_after > 0) {
     snprintf(cmd, sizeof cmd,
              "'%s' bench --child cancel --model '%s' --threads %d --shape %lld,%lld,%lld --cancel-after %g", self,
              model, threads, (long long)shape[2], (long long)shape[3], (long long)shape[4], cancel_after);
-    double lat = run_json(cmd, "cancel_latency_ms", NULL, NULL);
-    printf("cancel latency (flag set %.1f s into encoder+segmentation): %.0f ms\n", cancel_after, lat);
+    json_t *c = run_json(cmd);
+    printf("cancel latency (flag set %.1f s into encoder+segmentation): %.0f ms\n", cancel_after,
+           num(c, "cancel_latency_ms"));
+    json_decref(c);
   }
   remove(model);
   remove(cfgjson);

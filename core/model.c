@@ -11,16 +11,7 @@
 
 #include "core/modelfile.h"
 
-#if defined(__has_include)
-#if __has_include("core/text.h")
 #include "core/text.h"
-#define T3D_HAVE_TEXT 1
-#endif
-#endif
-#ifndef T3D_HAVE_TEXT
-#define T3D_HAVE_TEXT 0
-typedef struct t3d_text_encoder t3d_text_encoder;
-#endif
 
 struct t3d_model {
   t3d_backend *be;
@@ -32,7 +23,7 @@ struct t3d_model {
   float logit_scale;
   size_t nfind;
   char **find_names;
-  float *prompt_emb; /* [nfind][2][dim]: positive, negative */
+  float *prompt_emb; /* [2][nfind][dim]: positive prompts, then negative prompts */
   size_t nclasses;
   char **class_names;
 };
@@ -55,9 +46,7 @@ void t3d_model_free(t3d_model *m)
   if (!m) return;
   t3d_vision_free(m->vision);
   t3d_vision_projection_free(m->vproj);
-#if T3D_HAVE_TEXT
   t3d_text_encoder_free(m->text);
-#endif
   free_strings(m->find_names, m->nfind);
   free_strings(m->class_names, m->nclasses);
   free(m->prompt_emb);
@@ -66,7 +55,6 @@ void t3d_model_free(t3d_model *m)
 
 static t3d_status load_text(t3d_model *m, const t3d_modelfile *mf)
 {
-#if T3D_HAVE_TEXT
   size_t nf = 0;
   const t3d_finding *f = t3d_modelfile_findings(mf, &nf);
   t3d_status s;
@@ -84,18 +72,13 @@ static t3d_status load_text(t3d_model *m, const t3d_modelfile *mf)
     return t3d_error(T3D_ERR_NOMEM, "model: out of memory for prompt embeddings");
   }
   for (size_t i = 0; i < nf; i++) {
-    texts[2 * i] = f[i].positive;
-    texts[2 * i + 1] = f[i].negative;
+    texts[i] = f[i].positive; /* rows 0..nf-1: positives, nf..2nf-1: negatives */
+    texts[nf + i] = f[i].negative;
   }
   s = t3d_text_encoder_embed(m->text, texts, 2 * nf, m->prompt_emb);
   free(texts);
   if (s != T3D_OK) t3d_error_prefix("embedding the findings' prompts: ");
   return s;
-#else
-  (void)mf;
-  snprintf(m->text_missing, sizeof m->text_missing, "this t3d was built without the text encoder");
-  return T3D_OK;
-#endif
 }
 
 t3d_status t3d_model_load(const char *path, t3d_backend *be, t3d_model **out)
@@ -132,7 +115,7 @@ t3d_status t3d_model_load(const char *path, t3d_backend *be, t3d_model **out)
     if ((s = t3d_modelfile_require(mf, "logit_scale", T3D_MODELFILE_ANY_FLOAT, 1, &one, &ls)) != T3D_OK) goto cleanup;
     float v;
     t3d_convert_to_f32(&v, ls->data, ls->dtype, 1);
-    m->logit_scale = expf(v);
+    m->logit_scale = t3d_logit_scale_from_param(v); /* exp, clamped as CLIP does */
   }
   const char *const *classes = t3d_modelfile_classes(mf, &n);
   if (cfg->has_segmentation) {
@@ -207,9 +190,7 @@ void t3d_analysis_result_free(t3d_analysis_result *r)
 t3d_status t3d_encode_text(t3d_model *m, const char *text, float *out_D)
 {
   if (!m || !text || !out_D) return t3d_error(T3D_ERR_INVALID_ARG, "t3d_encode_text: NULL argument");
-#if T3D_HAVE_TEXT
   if (m->text) return t3d_text_encoder_embed(m->text, &text, 1, out_D);
-#endif
   return t3d_error(T3D_ERR_UNSUPPORTED, "text encoding unavailable: %s", m->text_missing);
 }
 
@@ -293,19 +274,27 @@ t3d_status t3d_analyze(t3d_model *m, const t3d_volume *vol, const t3d_analyze_op
         goto cleanup;
       }
       r->nfindings = m->nfind;
-      for (size_t i = 0; i < m->nfind; i++) {
-        const float *pe = m->prompt_emb + (2 * i) * (size_t)r->dim, *ne = pe + r->dim;
+      const float *pos = m->prompt_emb, *neg = m->prompt_emb + m->nfind * (size_t)r->dim;
+      float *prob = malloc(m->nfind * sizeof(float));
+      if (!prob) {
+        s = t3d_error(T3D_ERR_NOMEM, "t3d_analyze: out of memory");
+        goto cleanup;
+      }
+      s = t3d_zero_shot_score(r->embedding, pos, neg, m->nfind, r->dim, m->logit_scale, prob);
+      for (size_t i = 0; s == T3D_OK && i < m->nfind; i++) {
         double dp = 0, dn = 0;
         for (int j = 0; j < r->dim; j++) {
-          dp += (double)r->embedding[j] * pe[j];
-          dn += (double)r->embedding[j] * ne[j];
+          dp += (double)r->embedding[j] * pos[i * (size_t)r->dim + j];
+          dn += (double)r->embedding[j] * neg[i * (size_t)r->dim + j];
         }
         t3d_finding_result *f = &r->findings[i];
         snprintf(f->name, sizeof f->name, "%s", m->find_names[i]);
         f->logit_pos = m->logit_scale * dp;
         f->logit_neg = m->logit_scale * dn;
-        f->probability = 1.0 / (1.0 + exp(f->logit_neg - f->logit_pos));
+        f->probability = prob[i];
       }
+      free(prob);
+      if (s != T3D_OK) goto cleanup;
     }
   }
   t1 = now_ms();

@@ -26,7 +26,7 @@ typedef struct t3d_model t3d_model;
 /* Opens path, parses its config, loads the vision network (BN folded), the projection heads,
  * logit_scale, the text encoder, and embeds every finding's positive and negative prompt once.
  * The file is closed before returning (the model keeps its own copies). be must outlive the
- * model. When the library was built without the text encoder, or the file lacks it, the model
+ * model. When the file lacks the text encoder weights (a vision-only file), the model
  * loads without zero-shot: t3d_model_has_text is false and zero-shot reports T3D_ERR_UNSUPPORTED.
  * *out is the caller's (t3d_model_free). */
 t3d_status t3d_model_load(const char *path, t3d_backend *be, t3d_model **out);
@@ -38,7 +38,7 @@ size_t t3d_model_class_count(const t3d_model *m);            /* 0 without segmen
 const char *t3d_model_class_name(const t3d_model *m, size_t i); /* borrowed; NULL out of range */
 size_t t3d_model_finding_count(const t3d_model *m);
 const char *t3d_model_finding_name(const t3d_model *m, size_t i); /* borrowed */
-float t3d_model_logit_scale(const t3d_model *m);                  /* exp(stored logit_scale) */
+float t3d_model_logit_scale(const t3d_model *m); /* exp(stored logit_scale), capped at 100 (CLIP) */
 
 typedef struct {
   bool segment;   /* run the decoder (ignored without a segmentation head); default true */
