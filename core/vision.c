@@ -364,6 +364,22 @@ static void spatial_out(const t3d_tensor *x, int k, int stride, int pad, int64_t
   for (int a = 0; a < 3; a++) sp[a] = t3d_conv_out_size(x->shape[2 + a], k, stride, pad);
 }
 
+static double now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* T3D_LOG=debug: one line per op with its time and rate (profiling aid). */
+static void log_op(const t3d_vision_run *r, const char *op, const t3d_tensor *y, double t0, double flops)
+{
+  char d[96];
+  double ms = now_ms() - t0;
+  T3D_DEBUG("vision %s: %s -> %s %.1f ms (%.1f GFLOP/s)", r->stage, op, t3d_tensor_describe(y, d, sizeof d), ms,
+            ms > 0 ? flops / ms / 1e6 : 0.0);
+}
+
 /* y = relu?(conv(x) + b + residual), allocating y. Big convolutions on N == 1 run in chunks
  * of output channels (contiguous slices of w, b, y and residual) with a cancel check between. */
 static t3d_status conv(t3d_vision_run *r, t3d_tensor *y, const t3d_tensor *x, const conv_w *cw,
@@ -379,9 +395,19 @@ static t3d_status conv(t3d_vision_run *r, t3d_tensor *y, const t3d_tensor *x, co
   count(r, flops);
   if (r->planning) return T3D_OK;
   t3d_conv3d_params p = {{cw->stride, cw->stride, cw->stride}, {cw->pad, cw->pad, cw->pad}, relu};
-  int64_t chunks = (int64_t)ceil(flops / CHUNK_FLOPS);
-  if (x->shape[0] != 1 || chunks <= 1 || co < 16)
-    return t3d_op_conv3d(r->v->be, y, x, &cw->w, &cw->b, res, &p);
+  static double chunk_flops = 0;
+  if (chunk_flops == 0) {
+    const char *e = getenv("T3D_VISION_CHUNK_GFLOP");
+    chunk_flops = e && atof(e) > 0 ? atof(e) * 1e9 : CHUNK_FLOPS;
+  }
+  int64_t chunks = (int64_t)ceil(flops / chunk_flops);
+  bool dbg = t3d_log_get_level() <= T3D_LOG_DEBUG;
+  double t0 = dbg ? now_ms() : 0;
+  if (x->shape[0] != 1 || chunks <= 1 || co < 16) {
+    TRY(t3d_op_conv3d(r->v->be, y, x, &cw->w, &cw->b, res, &p));
+    if (dbg) log_op(r, cw->k == 1 ? "conv1^3" : cw->k == 3 ? "conv3^3" : "conv7^3", y, t0, flops);
+    return T3D_OK;
+  }
   int64_t step = (co + chunks - 1) / chunks;
   step = (step + 7) / 8 * 8; /* keep the GEMM's row blocks full */
   int64_t per_w = t3d_tensor_numel(&cw->w) / co, per_y = sp[0] * sp[1] * sp[2];
@@ -396,6 +422,7 @@ static t3d_status conv(t3d_vision_run *r, t3d_tensor *y, const t3d_tensor *x, co
     t3d_tensor rv = res ? t3d_tensor_view(T3D_F32, 5, ys, (float *)res->data + c0 * per_y) : yv;
     TRY(t3d_op_conv3d(r->v->be, &yv, x, &wv, &bv, res ? &rv : NULL, &p));
   }
+  if (dbg) log_op(r, "conv (chunked)", y, t0, flops);
   return T3D_OK;
 }
 
@@ -451,7 +478,11 @@ static t3d_status encode_pass(t3d_vision_run *r, const t3d_tensor *xh, float *po
     spatial_out(&stem, 3, 2, 1, sp);
     TRY(act(r, &cur, T3D_F32, 5, (int64_t[]){stem.shape[0], stem.shape[1], sp[0], sp[1], sp[2]}));
     t3d_pool3d_params pp = {{3, 3, 3}, {2, 2, 2}, {1, 1, 1}};
-    if (!r->planning) TRY(t3d_op_maxpool3d(be, &cur, &stem, &pp));
+    double t0 = now_ms();
+    if (!r->planning) {
+      TRY(t3d_op_maxpool3d(be, &cur, &stem, &pp));
+      log_op(r, "maxpool", &cur, t0, 0);
+    }
     if (r->segment)
       r->feat[1] = stem;
     else
@@ -505,11 +536,19 @@ static t3d_status decode_pass(t3d_vision_run *r, float *logits, int32_t *labels)
                          (long long)skip->shape[2], (long long)skip->shape[3], (long long)skip->shape[4]);
     TRY(act(r, &up, T3D_F32, 5, (int64_t[]){n, o, skip->shape[2], skip->shape[3], skip->shape[4]}));
     count(r, 2.0 * (double)t3d_tensor_numel(&up) * (double)d.shape[1]);
-    if (!r->planning) TRY(t3d_op_conv3d_transpose(be, &up, &d, &v->dec[i].upw, &v->dec[i].upb, &tp));
+    double t0 = now_ms();
+    if (!r->planning) {
+      TRY(t3d_op_conv3d_transpose(be, &up, &d, &v->dec[i].upw, &v->dec[i].upb, &tp));
+      log_op(r, "convT2^3", &up, t0, 2.0 * (double)t3d_tensor_numel(&up) * (double)d.shape[1]);
+    }
     release(r, &d);
     TRY(check_cancel(r));
     TRY(act(r, &cat, T3D_F32, 5, (int64_t[]){n, o + skip->shape[1], skip->shape[2], skip->shape[3], skip->shape[4]}));
-    if (!r->planning) TRY(t3d_op_concat(be, &cat, &up, skip));
+    t0 = now_ms();
+    if (!r->planning) {
+      TRY(t3d_op_concat(be, &cat, &up, skip));
+      log_op(r, "concat", &cat, t0, 0);
+    }
     release(r, &up);
     release(r, skip);
     TRY(conv(r, &out, &cat, &v->dec[i].conv, NULL, true));
