@@ -162,8 +162,8 @@ static void test_sgemm_own(bool trans_a, int m, int n, int k, float beta)
     for (int j = n; j < ldc; j++) bad_pad += c[i * ldc + j] != c0[i * ldc + j]; /* outside C untouched */
   }
   if (!(worst <= tol))
-    fprintf(stderr, "sgemm_own trans_a=%d m=%d n=%d k=%d beta=%g: C[%d,%d] = %.9g, ref %.9g\n", trans_a, m, n, k,
-            beta, wi, wj, c[wi * ldc + wj], wref);
+    fprintf(stderr, "sgemm_own trans_a=%d m=%d n=%d k=%d beta=%g: C[%d,%d] = %.9g, ref %.9g (rel err %.3g > %.3g)\n",
+            trans_a, m, n, k, beta, wi, wj, c[wi * ldc + wj], wref, worst, tol);
   CHECK(worst <= tol);
   CHECK_INT_EQ(bad_pad, 0);
   free(a), free(b), free(c), free(c0), t3d_aligned_free(ws);
@@ -278,11 +278,15 @@ int main(void)
   test_ref_adjoint(4, 3, 5, 6, 4, 1, 1, 0);
 
   static const int gm[][3] = {{1, 1, 1}, {7, 5, 3}, {8, 32, 16}, {17, 45, 300}, {100, 70, 33}, {96, 1030, 257}};
-  for (size_t i = 0; i < sizeof gm / sizeof gm[0]; i++)
-    for (int t = 0; t < 2; t++) {
-      test_sgemm_own(t, gm[i][0], gm[i][1], gm[i][2], 0.0f);
-      test_sgemm_own(t, gm[i][0], gm[i][1], gm[i][2], 1.0f);
-    }
+  for (int isa = 1; isa <= 3; isa++) { /* every micro-kernel this CPU can run */
+    t3d_cpu_sgemm_own_force_isa(isa);
+    for (size_t i = 0; i < sizeof gm / sizeof gm[0]; i++)
+      for (int t = 0; t < 2; t++) {
+        test_sgemm_own(t, gm[i][0], gm[i][1], gm[i][2], 0.0f);
+        test_sgemm_own(t, gm[i][0], gm[i][1], gm[i][2], 1.0f);
+      }
+  }
+  t3d_cpu_sgemm_own_force_isa(0);
 
   /* n ci co  d  h  w  kd kh kw  stride   pad      bias res relu */
   static const conv_case cases[] = {
@@ -306,6 +310,9 @@ int main(void)
     {2, 3, 10, 5, 7, 9, 5, 5, 5, {1, 1, 1}, {2, 2, 2}, true, true, true},      /* "same" k5 */
     {1, 4, 9, 6, 5, 13, 3, 1, 5, {1, 1, 1}, {1, 0, 2}, true, false, true},     /* "same" anisotropic */
     {1, 17, 24, 3, 9, 20, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, false, true, false},  /* rows not 48-aligned */
+    {1, 2, 5, 4, 5, 70, 3, 3, 3, {1, 1, 1}, {0, 0, 0}, true, false, true},     /* wide rows: im2col */
+    {1, 1, 9, 9, 8, 90, 7, 7, 7, {2, 2, 2}, {3, 3, 3}, true, true, true},      /* wide, stride 2 */
+    {2, 3, 4, 5, 4, 77, 3, 3, 3, {1, 2, 3}, {1, 1, 2}, false, false, false},   /* wide, stride 3 */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_conv_case(&cases[i]);
 
@@ -318,6 +325,9 @@ int main(void)
     {2, 3, 2, 3, 4, 5, {5, 4, 3}, {3, 2, 1}, {2, 1, 0}, {2, 1, 0}, true},
     {1, 7, 33, 4, 4, 4, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}, {0, 0, 0}, false},
     {1, 20, 3, 6, 5, 4, {2, 2, 2}, {2, 2, 2}, {0, 0, 0}, {1, 1, 1}, true},
+    {2, 5, 7, 3, 4, 37, {2, 2, 2}, {2, 2, 2}, {0, 0, 0}, {0, 0, 0}, true},  /* vector interleave */
+    {1, 3, 4, 4, 3, 5, {3, 3, 3}, {3, 3, 3}, {0, 0, 0}, {2, 1, 0}, true},   /* disjoint, k3 */
+    {1, 6, 5, 2, 3, 19, {2, 2, 2}, {2, 2, 2}, {0, 0, 0}, {0, 1, 1}, false},
   };
   for (size_t i = 0; i < sizeof tcases / sizeof tcases[0]; i++) test_convt_case(&tcases[i]);
   return check_finish("test-conv");

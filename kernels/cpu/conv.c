@@ -1,7 +1,8 @@
 /* Fast CPU 3-D convolution and transposed convolution in the model's NCDHW layout: GEMMs over
- * tiles of output positions (im2col for kernels > 1, direct for 1x1x1 stride 1), with bias,
- * residual and ReLU applied to each tile while it is still in cache. Threads own tiles.
- * Not the reference (conv_ref.c) and not a direct/Winograd convolution. */
+ * tiles of output positions, with bias, residual and ReLU applied to each tile while it is
+ * still in cache; threads own tiles. With AVX-512, our own register-tile kernel (B strips from
+ * im2col rows, masked loads or gathers); otherwise im2col tiles through OpenBLAS sgemm (or
+ * gemm_own.c). Not the reference (conv_ref.c) and not a Winograd/FFT convolution. */
 #include "config.h"
 
 #include <assert.h>
@@ -262,10 +263,11 @@ static void epilogue(float *yt, const float *rt, const float *bias, int64_t mn, 
 
 /* ---- AVX-512 packed path ---------------------------------------------------------------
  * GEMM y[Co, P] = W[Co, K] col[K, P] with our own blocking, so nothing is copied twice:
- * the weights are packed once per call into MR-row panels per K chunk; the im2col rows go
- * straight into NR-column strips; an MR x NR register tile accumulates a K chunk and, after
- * the last chunk, adds bias and residual and applies ReLU as it stores. A B strip (KC x NR)
- * stays in L1 while the MR-row panels of a channel block stream through it from L2. */
+ * the weights are read in place (8 rows = 8 sequential streams); the im2col rows of a K chunk
+ * go straight into NR-column B strips (contiguous copies for wide output rows, gathers for
+ * narrow ones, masked shifted loads for "same" stride-1 convs); an MR x NR register tile
+ * accumulates a K chunk and, after the last chunk, adds bias and residual and applies ReLU as
+ * it stores. A B strip (KC x NR) stays in L1 while a channel block's rows stream through it. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define T3D_CONV_PACKED 1
 #include <immintrin.h>
@@ -274,32 +276,44 @@ static void epilogue(float *yt, const float *rt, const float *bias, int64_t mn, 
 #define PK_NR 48   /* output positions per register tile */
 #define PK_KC 160  /* K rows per chunk: a KC x NR strip is 30 KiB, inside a 48 KiB L1 */
 #define PK_PT 384  /* output positions per work item */
+#ifndef PK_MB /* (overridable with -D for tuning experiments) */
 #define PK_MB 512  /* output channels per work item: a 512 x KC panel block is 320 KiB of L2 */
+#endif
+#ifndef PK_PT_MB
+#define PK_PT_MB (64 * 1024)  /* pt x mb: a C tile of 256 KiB */
+#endif
+#define PK_KC_SAME 192 /* K rows per chunk on the implicit path: a 36 KiB B strip (measured:
+                          108..432 are within noise of each other) */
 
 typedef struct {
   int64_t kc;   /* rows per K chunk (last chunk may be shorter) */
   int64_t pt;   /* positions per work item */
   int64_t mb;   /* channels per work item, multiple of PK_MR */
   int64_t mpad; /* Co rounded up to PK_MR */
-  bool same;    /* stride 1 and output extent == input extent: implicit GEMM, see pk_kernel_same */
+  bool same;    /* stride 1 and output extent == input extent: B strips by pk_pack_b_same */
+  bool gather;  /* narrow output rows: B strips by pk_pack_b_gather instead of im2col rows */
   int64_t cc;   /* input channels per K chunk on the implicit path */
 } pk_plan;
 
 static void pk_plan_make(pk_plan *k, const conv_plan *c, int threads)
 {
   /* test budgets below the default shrink every tile so small shapes cross all boundaries */
-  int64_t kc_max = min64(PK_KC, max64(8, col_budget / (4 * PK_NR)));
+  bool small = col_budget < COL_BUDGET_FLOATS;
+  int64_t kc_max = small ? 8 : PK_KC;
   int64_t nchunks = ceil_div(c->K, kc_max);
   k->kc = ceil_div(c->K, nchunks);
-  k->pt = min64(PK_PT, max64(PK_NR, col_budget / k->kc / PK_NR * PK_NR));
-  k->pt = min64(k->pt, c->P);
   k->mpad = ceil_div(c->Co, PK_MR) * PK_MR;
   k->mb = min64(k->mpad, PK_MB);
   k->same = c->kvol > 1 && c->sd == 1 && c->sh == 1 && c->sw == 1 && c->Do == c->D && c->Ho == c->H &&
             c->Wo == c->W;
-  k->cc = max64(1, kc_max / c->kvol);
-  /* at least 4 items per thread for balance: halve channel blocks first (each re-packs the
-   * same B strips, cheap next to its GEMM), then positions */
+  /* int32 lane offsets must reach every input element of a channel */
+  k->gather = !k->same && !c->direct && c->Wo < 32 && c->D * c->H * c->W < ((int64_t)1 << 30);
+  /* Positions first: a tile of up to PK_PT (all of P in the deep layers, no ragged second
+   * tile); then as many output channels as keep the C tile (mb x pt) within PK_PT_MB floats
+   * of L2 across the K chunks. Then at least 4 items per thread for balance: halve channel
+   * blocks first (each re-packs the same B strips, cheap next to its GEMM), then positions. */
+  k->pt = min64(small ? PK_NR : PK_PT, c->P);
+  k->mb = min64(k->mpad, min64(PK_MB, max64(64, PK_PT_MB / k->pt / PK_MR * PK_MR)));
   int64_t want = threads > 1 ? 4 * (int64_t)threads : 1;
   for (;;) {
     int64_t items = c->N * ceil_div(c->P, k->pt) * ceil_div(c->Co, k->mb);
@@ -308,6 +322,8 @@ static void pk_plan_make(pk_plan *k, const conv_plan *c, int threads)
     else if (k->pt > PK_NR) k->pt = max64(PK_NR, k->pt / 2 / PK_NR * PK_NR);
     else break;
   }
+  /* implicit path: K chunks of whole channels, about PK_KC_SAME rows */
+  k->cc = small ? 1 : max64(1, PK_KC_SAME / c->kvol);
 }
 
 /* B strips for K rows [k0, k0+kc) and positions [p0, p0+pn): bp[s*kc*NR + k*NR + j] =
@@ -360,7 +376,7 @@ typedef struct {
 
 /* c[rows x cols] (row stride ldc) = (accumulate ? c : 0) + A[rows x kc] x B-strip[kc x cols],
  * then the epilogue when epi is not NULL (last K chunk). */
-__attribute__((target("avx512f"))) static void pk_store(__m512 acc[PK_MR][3], int nv, float *c, int64_t ldc,
+__attribute__((target("avx512f"), always_inline)) static inline void pk_store(__m512 acc[PK_MR][3], int nv, float *c, int64_t ldc,
                                                         int rows, int cols, bool accumulate,
                                                         const pk_epilogue *epi)
 {
@@ -370,9 +386,12 @@ __attribute__((target("avx512f"))) static void pk_store(__m512 acc[PK_MR][3], in
     mask[j] = n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
   }
   const __m512 zero = _mm512_setzero_ps();
-  for (int r = 0; r < rows; r++) {
+#pragma GCC unroll 8
+  for (int r = 0; r < PK_MR; r++) {
+    if (r >= rows) break;
     float *cr = c + r * ldc;
     __m512 bias = epi && epi->bias ? _mm512_set1_ps(epi->bias[r]) : zero;
+#pragma GCC unroll 3
     for (int j = 0; j < nv; j++) {
       __m512 v = acc[r][j];
       if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask[j], cr + 16 * j));
@@ -406,36 +425,23 @@ PK_KERNEL(1)
 PK_KERNEL(2)
 PK_KERNEL(3)
 
-/* Implicit GEMM for "same" stride-1 convolutions (3x3x3 pad 1 and the like): output position
- * p reads input position p + toff[tap] in the flattened volume, so a B strip row is just an
- * unaligned load from x, masked where the tap falls into the padding (or past the strip):
- * no im2col at all. K runs over nci channels x kvol taps; w rows are contiguous in that order. */
-#define PK_BLOAD1 __m512 b0 = _mm512_maskz_loadu_ps(mk[0], xt)
-#define PK_BLOAD2 PK_BLOAD1, b1 = _mm512_maskz_loadu_ps(mk[1], xt + 16)
-#define PK_BLOAD3 PK_BLOAD2, b2 = _mm512_maskz_loadu_ps(mk[2], xt + 32)
-#define PK_KERNEL_SAME(NV)                                                                                   \
-  __attribute__((target("avx512f"))) static void pk_kernel_same##NV(                                         \
-      int64_t nci, int64_t kvol, const float *a, int64_t lda, const float *xb, int64_t ci_stride,            \
-      const int64_t *toff, const __mmask16 *tmask, float *c, int64_t ldc, int rows, int cols,                \
-      bool accumulate, const pk_epilogue *epi)                                                               \
-  {                                                                                                          \
-    PK_ALL(PK_ROW);                                                                                          \
-    PK_ALL(PK_DECL##NV);                                                                                     \
-    int64_t k = 0;                                                                                           \
-    for (int64_t ci = 0; ci < nci; ci++, xb += ci_stride)                                                    \
-      for (int64_t t = 0; t < kvol; t++, k++) {                                                              \
-        const float *xt = xb + toff[t];                                                                      \
-        const __mmask16 *mk = tmask + 3 * t;                                                                 \
-        PK_BLOAD##NV;                                                                                        \
-        PK_ALL(PK_FMA##NV);                                                                                  \
-      }                                                                                                      \
-    __m512 acc[PK_MR][3];                                                                                    \
-    PK_ALL(PK_SAVE##NV);                                                                                     \
-    pk_store(acc, NV, c, ldc, rows, cols, accumulate, epi);                                                  \
-  }
-PK_KERNEL_SAME(1)
-PK_KERNEL_SAME(2)
-PK_KERNEL_SAME(3)
+/* "Same" stride-1 convolutions (3x3x3 pad 1 and the like): output position p reads input
+ * position p + toff[tap] of the flattened volume, so a B strip row is one unaligned load from
+ * x, masked where the tap falls into the padding or past the strip: no im2col bookkeeping.
+ * Row (ci, tap) of the strip is the load at xb + ci*ci_stride + toff[tap]. */
+__attribute__((target("avx512f"))) static void pk_pack_b_same(int64_t nci, int64_t kvol, const float *xb,
+                                                              int64_t ci_stride, const int64_t *toff,
+                                                              const __mmask16 *tmask, float *bp)
+{
+  for (int64_t ci = 0; ci < nci; ci++, xb += ci_stride)
+    for (int64_t t = 0; t < kvol; t++, bp += PK_NR) {
+      const float *xt = xb + toff[t];
+      const __mmask16 *mk = tmask + 3 * t;
+      _mm512_store_ps(bp, _mm512_maskz_loadu_ps(mk[0], xt));
+      _mm512_store_ps(bp + 16, _mm512_maskz_loadu_ps(mk[1], xt + 16));
+      _mm512_store_ps(bp + 32, _mm512_maskz_loadu_ps(mk[2], xt + 32));
+    }
+}
 
 /* Tap offsets in the flattened input, and per strip [p0, p0+cols) and tap the lanes whose
  * input lies inside the volume: tmask[t*3 + j] bit l <-> position p0 + 16j + l. */
@@ -448,12 +454,13 @@ static void pk_same_offsets(const conv_plan *c, int64_t *toff)
         toff[t] = ((kd - c->pd) * c->H + (kh - c->ph)) * c->W + (kw - c->pw);
 }
 
-static void pk_same_masks(const conv_plan *c, int64_t p0, int cols, __mmask16 *tmask)
+static void pk_same_masks(const conv_plan *c, int64_t p0, int cols, __mmask16 *tmask, int32_t *base)
 {
   int64_t od[PK_NR], oh[PK_NR], ow[PK_NR];
-  for (int l = 0; l < cols; l++) {
-    int64_t p = p0 + l;
+  for (int l = 0; l < PK_NR; l++) {
+    int64_t p = p0 + (l < cols ? l : 0);
     ow[l] = p % c->Wo, oh[l] = p / c->Wo % c->Ho, od[l] = p / (c->Wo * c->Ho);
+    if (base) base[l] = (int32_t)((od[l] * c->sd * c->H + oh[l] * c->sh) * c->W + ow[l] * c->sw);
   }
   int64_t t = 0;
   for (int64_t kd = 0; kd < c->KD; kd++)
@@ -461,18 +468,47 @@ static void pk_same_masks(const conv_plan *c, int64_t p0, int cols, __mmask16 *t
       for (int64_t kw = 0; kw < c->KW; kw++, t++) {
         uint64_t bits = 0;
         for (int l = 0; l < cols; l++) {
-          int64_t id = od[l] + kd - c->pd, ih = oh[l] + kh - c->ph, iw = ow[l] + kw - c->pw;
+          int64_t id = od[l] * c->sd + kd - c->pd, ih = oh[l] * c->sh + kh - c->ph, iw = ow[l] * c->sw + kw - c->pw;
           if (id >= 0 && id < c->D && ih >= 0 && ih < c->H && iw >= 0 && iw < c->W) bits |= (uint64_t)1 << l;
         }
         for (int j = 0; j < 3; j++) tmask[3 * t + j] = (__mmask16)(bits >> (16 * j));
       }
 }
 
+/* B strips by gathering: for output rows narrower than a strip, im2col segments are a few
+ * floats long and their bookkeeping dominates; a strip row is instead 3 masked gathers at
+ * lane offsets base[l] + toff[tap] in the input channel. */
+__attribute__((target("avx512f"))) static void pk_pack_b_gather(const conv_plan *c, const float *xn, int64_t k0,
+                                                                int64_t kc, int64_t strips, const int64_t *toff,
+                                                                const __mmask16 *masks, const int32_t *base,
+                                                                float *bp)
+{
+  const int64_t DHW = c->D * c->H * c->W;
+  for (int64_t s = 0; s < strips; s++) {
+    const __mmask16 *ms = masks + s * c->kvol * 3;
+    __m512i b0 = _mm512_loadu_si512(base + s * PK_NR), b1 = _mm512_loadu_si512(base + s * PK_NR + 16);
+    __m512i b2 = _mm512_loadu_si512(base + s * PK_NR + 32);
+    float *dst = bp + s * kc * PK_NR;
+    for (int64_t k = 0; k < kc; k++, dst += PK_NR) {
+      int64_t r = k0 + k, ci = r / c->kvol, t = r % c->kvol;
+      const float *xc = xn + ci * DHW;
+      __m512i o = _mm512_set1_epi32((int32_t)toff[t]);
+      const __m512 z = _mm512_setzero_ps();
+      _mm512_store_ps(dst, _mm512_mask_i32gather_ps(z, ms[3 * t], _mm512_add_epi32(b0, o), xc, 4));
+      _mm512_store_ps(dst + 16, _mm512_mask_i32gather_ps(z, ms[3 * t + 1], _mm512_add_epi32(b1, o), xc, 4));
+      _mm512_store_ps(dst + 32, _mm512_mask_i32gather_ps(z, ms[3 * t + 2], _mm512_add_epi32(b2, o), xc, 4));
+    }
+  }
+}
+
 static size_t pk_thread_floats(const conv_plan *c, const pk_plan *k)
 {
-  if (k->same) /* the tap masks of every strip of a tile */
-    return round16((size_t)ceil_div(k->pt, PK_NR) * (size_t)c->kvol * 3 * sizeof(__mmask16) / sizeof(float) + 1);
-  return round16((size_t)k->pt) + (size_t)ceil_div(k->pt, PK_NR) * PK_NR * (size_t)k->kc + 16;
+  /* the tap masks of every strip of a tile (implicit and gather paths) */
+  const size_t strips = (size_t)ceil_div(k->pt, PK_NR);
+  const size_t masks = round16(strips * (size_t)c->kvol * 3 * sizeof(__mmask16) / sizeof(float) + 1);
+  if (k->same) return masks + strips * PK_NR * (size_t)(k->cc * c->kvol);
+  /* im2col line or gather lane offsets, then the B strips, then the masks */
+  return round16((size_t)max64(k->pt, (int64_t)strips * PK_NR)) + strips * PK_NR * (size_t)k->kc + masks;
 }
 
 static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, const float *xd, const float *wd,
@@ -488,7 +524,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
   float *scratch = t3d_aligned_alloc(bytes);
   if (!scratch) return t3d_error(T3D_ERR_NOMEM, "conv3d: cannot allocate %zu bytes of packed tiles", bytes);
   int64_t *toff = (int64_t *)scratch; /* head: tap offsets of the implicit path */
-  if (k.same) pk_same_offsets(c, toff);
+  if (k.same || k.gather) pk_same_offsets(c, toff);
 
 #pragma omp parallel num_threads(nthr)
   {
@@ -497,7 +533,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
     tid = omp_get_thread_num();
 #endif
     float *line = scratch + head + (size_t)tid * per_thread;
-    float *bp = line + round16((size_t)k.pt);
+    float *bp = line + round16((size_t)max64(k.pt, ceil_div(k.pt, PK_NR) * PK_NR));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; it++) {
       int64_t mbi = it % mblocks, pti = (it / mblocks) % ptiles, n = it / (mblocks * ptiles);
@@ -506,37 +542,46 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
       const float *xn = xd + n * c->Ci * c->D * c->H * c->W;
       if (k.same) {
         const int64_t DHW = c->D * c->H * c->W;
-        __mmask16 *masks = (__mmask16 *)line;
+        const int64_t strips_same = ceil_div(k.pt, PK_NR);
+        float *bsame = line;
+        __mmask16 *masks = (__mmask16 *)(line + strips_same * PK_NR * k.cc * c->kvol);
         for (int64_t s = 0; s * PK_NR < pn; s++)
-          pk_same_masks(c, p0 + s * PK_NR, (int)min64(PK_NR, pn - s * PK_NR), masks + s * c->kvol * 3);
+          pk_same_masks(c, p0 + s * PK_NR, (int)min64(PK_NR, pn - s * PK_NR), masks + s * c->kvol * 3, NULL);
         for (int64_t ci0 = 0; ci0 < c->Ci; ci0 += k.cc) {
-          int64_t cn = min64(k.cc, c->Ci - ci0);
+          int64_t cn = min64(k.cc, c->Ci - ci0), kc = cn * c->kvol;
           bool last = ci0 + cn == c->Ci;
+          for (int64_t s = 0; s * PK_NR < pn; s++)
+            pk_pack_b_same(cn, c->kvol, xn + ci0 * DHW + p0 + s * PK_NR, DHW, toff, masks + s * c->kvol * 3,
+                           bsame + s * kc * PK_NR);
           for (int64_t s = 0; s * PK_NR < pn; s++) {
             int cols = (int)min64(PK_NR, pn - s * PK_NR);
-            const float *xb = xn + ci0 * DHW + p0 + s * PK_NR;
-            const __mmask16 *mk = masks + s * c->kvol * 3;
+            const float *b = bsame + s * kc * PK_NR;
             for (int64_t m = m0; m < m0 + mn; m += PK_MR) {
               int64_t off = (n * c->Co + m) * c->P + p0 + s * PK_NR;
               pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu};
               const float *a = wd + m * c->K + ci0 * c->kvol;
               int rows = (int)min64(PK_MR, c->Co - m);
               const pk_epilogue *e = last ? &epi : NULL;
-              if (cols > 32)
-                pk_kernel_same3(cn, c->kvol, a, c->K, xb, DHW, toff, mk, yd + off, c->P, rows, cols, ci0 > 0, e);
-              else if (cols > 16)
-                pk_kernel_same2(cn, c->kvol, a, c->K, xb, DHW, toff, mk, yd + off, c->P, rows, cols, ci0 > 0, e);
-              else
-                pk_kernel_same1(cn, c->kvol, a, c->K, xb, DHW, toff, mk, yd + off, c->P, rows, cols, ci0 > 0, e);
+              if (cols > 32) pk_kernel3(kc, a, c->K, b, yd + off, c->P, rows, cols, ci0 > 0, e);
+              else if (cols > 16) pk_kernel2(kc, a, c->K, b, yd + off, c->P, rows, cols, ci0 > 0, e);
+              else pk_kernel1(kc, a, c->K, b, yd + off, c->P, rows, cols, ci0 > 0, e);
             }
           }
         }
         continue;
       }
+      const int64_t strips = ceil_div(pn, PK_NR);
+      __mmask16 *masks = (__mmask16 *)(bp + strips * PK_NR * k.kc);
+      int32_t *base = (int32_t *)line;
+      if (k.gather)
+        for (int64_t s = 0; s < strips; s++)
+          pk_same_masks(c, p0 + s * PK_NR, (int)min64(PK_NR, pn - s * PK_NR), masks + s * c->kvol * 3,
+                        base + s * PK_NR);
       for (int64_t k0 = 0; k0 < c->K; k0 += k.kc) {
         int64_t kc = min64(k.kc, c->K - k0);
         bool last = k0 + kc == c->K;
-        pk_pack_b(c, xn, k0, kc, p0, pn, line, bp);
+        if (k.gather) pk_pack_b_gather(c, xn, k0, kc, strips, toff, masks, base, bp);
+        else pk_pack_b(c, xn, k0, kc, p0, pn, line, bp);
         for (int64_t s = 0; s * PK_NR < pn; s++) {
           int cols = (int)min64(PK_NR, pn - s * PK_NR);
           for (int64_t m = m0; m < m0 + mn; m += PK_MR) {
@@ -707,6 +752,129 @@ static void col2im_tile(const float *col, int64_t cn, int64_t p0, int64_t pn, fl
   }
 }
 
+/* Kernel == stride and no padding (the decoder's 2x2x2 stride-2 upsampling): every input
+ * position owns its own kD x kH x kW output block, so the GEMM's columns are written, not
+ * added, straight into y with the bias; no initialisation pass, any tile order, no races. */
+typedef struct {
+  int64_t Ci, D, H, W, Co, KD, KH, KW, Do, Ho, Wo;
+} convt_dims;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* dst[2i + kw] = src_kw[i] + b for kw = 0, 1 and i < n */
+__attribute__((target("avx512f"))) static void interleave2_bias_avx512(float *dst, const float *s0, const float *s1,
+                                                                       int64_t n, float b)
+{
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512 vb = _mm512_set1_ps(b);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 a = _mm512_add_ps(_mm512_loadu_ps(s0 + i), vb), c = _mm512_add_ps(_mm512_loadu_ps(s1 + i), vb);
+    _mm512_storeu_ps(dst + 2 * i, _mm512_permutex2var_ps(a, lo, c));
+    _mm512_storeu_ps(dst + 2 * i + 16, _mm512_permutex2var_ps(a, hi, c));
+  }
+  for (; i < n; i++) dst[2 * i] = s0[i] + b, dst[2 * i + 1] = s1[i] + b;
+}
+#endif
+
+static void scatter_disjoint_row(float *dst, const float *col, int64_t pn, int64_t KW, int64_t n, float b)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (KW == 2 && __builtin_cpu_supports("avx512f")) {
+    interleave2_bias_avx512(dst, col, col + pn, n, b);
+    return;
+  }
+#endif
+  for (int64_t kw = 0; kw < KW; kw++, col += pn)
+    for (int64_t i = 0; i < n; i++) dst[i * KW + kw] = col[i] + b;
+}
+
+/* col rows (co - co0, kd, kh, kw), columns input positions [p0, p0+pn) -> y[co] blocks */
+static void scatter_disjoint(const convt_dims *d, const float *col, int64_t cn, int64_t p0, int64_t pn,
+                             float *yc0, const float *bias)
+{
+  const int64_t OHW = d->Ho * d->Wo;
+  for (int64_t co = 0; co < cn; co++) {
+    float *yc = yc0 + co * d->Do * OHW;
+    float b = bias ? bias[co] : 0.0f;
+    for (int64_t kd = 0; kd < d->KD; kd++)
+      for (int64_t kh = 0; kh < d->KH; kh++) {
+        const float *src = col + ((co * d->KD + kd) * d->KH + kh) * d->KW * pn;
+        int64_t p = p0, pend = p0 + pn;
+        int64_t iw = p % d->W, t = p / d->W, ih = t % d->H, id = t / d->H;
+        while (p < pend) {
+          int64_t seg = min64(d->W - iw, pend - p);
+          float *dst = yc + (id * d->KD + kd) * OHW + (ih * d->KH + kh) * d->Wo + iw * d->KW;
+          scatter_disjoint_row(dst, src + (p - p0), pn, d->KW, seg, b);
+          p += seg;
+          iw = 0;
+          if (++ih == d->H) ih = 0, id++;
+        }
+      }
+  }
+}
+
+/* Outputs past the last block (output_pad) receive no input: they are just the bias. */
+static void fill_output_pad(const convt_dims *d, float *yc, float b)
+{
+  const int64_t cd = d->D * d->KD, ch = d->H * d->KH, cw = d->W * d->KW;
+  for (int64_t od = 0; od < d->Do; od++)
+    for (int64_t oh = 0; oh < d->Ho; oh++) {
+      float *row = yc + (od * d->Ho + oh) * d->Wo;
+      int64_t from = od >= cd || oh >= ch ? 0 : cw;
+      for (int64_t ow = from; ow < d->Wo; ow++) row[ow] = b;
+    }
+}
+
+static t3d_status conv3d_transpose_disjoint(int threads, const convt_dims *d, int64_t N, float *yd, const float *xd,
+                                            const float *wd, const float *bd)
+{
+  const int64_t kvol = d->KD * d->KH * d->KW, Pin = d->D * d->H * d->W, Pout = d->Do * d->Ho * d->Wo;
+  int64_t pt = min64(Pin, col_budget < COL_BUDGET_FLOATS ? 16 : 512);
+  int64_t cb = max64(1, min64(d->Co, col_budget / (kvol * pt)));
+  int64_t want = threads > 1 ? 4 * (int64_t)threads : 1;
+  while (N * ceil_div(d->Co, cb) * ceil_div(Pin, pt) < want && (cb > 8 || pt > 64)) {
+    if (cb > 8) cb = ceil_div(cb, 2);
+    else pt = ceil_div(pt, 2);
+  }
+  const int64_t nb = ceil_div(d->Co, cb), ptiles = ceil_div(Pin, pt), items = N * nb * ptiles;
+  const int nthr = (int)min64(threads, items);
+  const size_t col_floats = round16((size_t)(cb * kvol * pt));
+  const size_t per_thread = col_floats + (use_own_gemm() ? round16(t3d_cpu_sgemm_own_ws_floats((int)pt)) : 0);
+  float *scratch = t3d_aligned_alloc((size_t)nthr * per_thread * sizeof(float));
+  if (!scratch)
+    return t3d_error(T3D_ERR_NOMEM, "conv3d_transpose: cannot allocate %zu bytes of column tiles",
+                     (size_t)nthr * per_thread * sizeof(float));
+  const bool padded = d->Do != d->D * d->KD || d->Ho != d->H * d->KH || d->Wo != d->W * d->KW;
+  blas_threads_guard guard = blas_threads_single();
+
+#pragma omp parallel num_threads(nthr)
+  {
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    float *col = scratch + (size_t)tid * per_thread;
+    float *ws = col + col_floats;
+    if (padded) {
+#pragma omp for schedule(static)
+      for (int64_t nc = 0; nc < N * d->Co; nc++) fill_output_pad(d, yd + nc * Pout, bd ? bd[nc % d->Co] : 0.0f);
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; it++) {
+      int64_t pti = it % ptiles, bi = (it / ptiles) % nb, n = it / (ptiles * nb);
+      int64_t co0 = bi * cb, cn = min64(cb, d->Co - co0), p0 = pti * pt, pn = min64(pt, Pin - p0);
+      /* col[(co,tap), p] = sum_ci w[ci, co, tap] x[ci, p] */
+      gemm(true, (int)(cn * kvol), (int)pn, (int)d->Ci, wd + co0 * kvol, (int)(d->Co * kvol),
+           xd + n * d->Ci * Pin + p0, (int)Pin, 0.0f, col, (int)pn, ws);
+      scatter_disjoint(d, col, cn, p0, pn, yd + (n * d->Co + co0) * Pout, bd ? bd + co0 : NULL);
+    }
+  }
+  blas_threads_restore(guard);
+  t3d_aligned_free(scratch);
+  return T3D_OK;
+}
+
 t3d_status t3d_cpu_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
                                     const t3d_tensor *bias, const t3d_conv3d_transpose_params *p)
 {
@@ -723,6 +891,10 @@ t3d_status t3d_cpu_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_te
   float *yd = y->data;
   int threads = clamp_threads(be);
   if (N == 0 || Co == 0 || Pout == 0) return T3D_OK;
+  if (Ci > 0 && Pin > 0 && pad[0] == 0 && pad[1] == 0 && pad[2] == 0 && s[0] == KD && s[1] == KH && s[2] == KW) {
+    convt_dims d = {Ci, D, H, W, Co, KD, KH, KW, Do, Ho, Wo};
+    return conv3d_transpose_disjoint(threads, &d, N, yd, xd, wd, bd);
+  }
 
   /* Output channels are split into blocks so threads never add into the same outputs. */
   int64_t want = threads > 1 ? 4 * (int64_t)threads : 1;

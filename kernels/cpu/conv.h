@@ -45,6 +45,9 @@ size_t t3d_cpu_conv3d_scratch_bytes(const t3d_tensor *y, const t3d_tensor *x, co
 void t3d_cpu_sgemm_own(bool trans_a, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                        float beta, float *c, int ldc, float *ws);
 size_t t3d_cpu_sgemm_own_ws_floats(int n);
+/* Test-only: 0 picks the micro-kernel by CPU (default); 1 plain C, 2 AVX2+FMA, 3 AVX-512
+ * (a choice the CPU lacks falls back to the next one down). Returns the previous setting. */
+int t3d_cpu_sgemm_own_force_isa(int isa);
 
 /* Test-only: which implementation t3d_cpu_conv3d uses. AUTO: the AVX-512 packed kernel when
  * the CPU has AVX-512F, else im2col tiles through OpenBLAS (or our sgemm without it). A path

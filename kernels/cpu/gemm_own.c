@@ -42,9 +42,11 @@ __attribute__((target("avx2,fma"))) static void kernel_avx2(int kc, const float 
 {
   enum { MR = 6 };
   __m256 acc[MR][2];
+#pragma GCC unroll 6
   for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   for (int k = 0; k < kc; k++, ap += MR, bp += 16) {
     __m256 b0 = _mm256_load_ps(bp), b1 = _mm256_load_ps(bp + 8);
+#pragma GCC unroll 6
     for (int i = 0; i < MR; i++) {
       __m256 a = _mm256_broadcast_ss(ap + i);
       acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
@@ -67,9 +69,11 @@ __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float
 {
   enum { MR = 8 };
   __m512 acc[MR][2];
+#pragma GCC unroll 8
   for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   for (int k = 0; k < kc; k++, ap += MR, bp += 32) {
     __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+#pragma GCC unroll 8
     for (int i = 0; i < MR; i++) {
       __m512 a = _mm512_set1_ps(ap[i]);
       acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
@@ -88,11 +92,22 @@ __attribute__((target("avx512f"))) static void kernel_avx512(int kc, const float
 }
 #endif
 
+static int forced_isa; /* test hook: 0 auto, 1 plain C, 2 AVX2, 3 AVX-512 */
+
+int t3d_cpu_sgemm_own_force_isa(int isa)
+{
+  int old = forced_isa;
+  forced_isa = isa;
+  return old;
+}
+
 static kernel_info pick_kernel(void)
 {
 #ifdef T3D_GEMM_X86
-  if (__builtin_cpu_supports("avx512f")) return (kernel_info){8, 32, kernel_avx512};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return (kernel_info){6, 16, kernel_avx2};
+  bool avx512 = __builtin_cpu_supports("avx512f");
+  bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (avx512 && (forced_isa == 0 || forced_isa == 3)) return (kernel_info){8, 32, kernel_avx512};
+  if (avx2 && forced_isa != 1) return (kernel_info){6, 16, kernel_avx2};
 #endif
   return (kernel_info){4, 8, kernel_c};
 }
