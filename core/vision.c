@@ -14,9 +14,6 @@
 
 #define BN_EPS 1e-5f
 #define MAX_LIVE 64
-/* Convolutions above this many flops are run in output-channel chunks (N == 1) so a cancel
- * request is seen within a fraction of a second even on slow machines. */
-#define CHUNK_FLOPS 4e9
 
 #define TRY(x)                                                                                                         \
   do {                                                                                                                 \
@@ -380,8 +377,8 @@ static void log_op(const t3d_vision_run *r, const char *op, const t3d_tensor *y,
             ms > 0 ? flops / ms / 1e6 : 0.0);
 }
 
-/* y = relu?(conv(x) + b + residual), allocating y. Big convolutions on N == 1 run in chunks
- * of output channels (contiguous slices of w, b, y and residual) with a cancel check between. */
+/* y = relu?(conv(x) + b + residual), allocating y. Cancellation inside the convolution comes
+ * from the backend's cancel pointer (set for the duration of a forward). */
 static t3d_status conv(t3d_vision_run *r, t3d_tensor *y, const t3d_tensor *x, const conv_w *cw,
                        const t3d_tensor *res, bool relu)
 {
@@ -395,34 +392,12 @@ static t3d_status conv(t3d_vision_run *r, t3d_tensor *y, const t3d_tensor *x, co
   count(r, flops);
   if (r->planning) return T3D_OK;
   t3d_conv3d_params p = {{cw->stride, cw->stride, cw->stride}, {cw->pad, cw->pad, cw->pad}, relu};
-  static double chunk_flops = 0;
-  if (chunk_flops == 0) {
-    const char *e = getenv("T3D_VISION_CHUNK_GFLOP");
-    chunk_flops = e && atof(e) > 0 ? atof(e) * 1e9 : CHUNK_FLOPS;
-  }
-  int64_t chunks = (int64_t)ceil(flops / chunk_flops);
   bool dbg = t3d_log_get_level() <= T3D_LOG_DEBUG;
   double t0 = dbg ? now_ms() : 0;
-  if (x->shape[0] != 1 || chunks <= 1 || co < 16) {
-    TRY(t3d_op_conv3d(r->v->be, y, x, &cw->w, &cw->b, res, &p));
-    if (dbg) log_op(r, cw->k == 1 ? "conv1^3" : cw->k == 3 ? "conv3^3" : "conv7^3", y, t0, flops);
-    return T3D_OK;
-  }
-  int64_t step = (co + chunks - 1) / chunks;
-  step = (step + 7) / 8 * 8; /* keep the GEMM's row blocks full */
-  int64_t per_w = t3d_tensor_numel(&cw->w) / co, per_y = sp[0] * sp[1] * sp[2];
-  for (int64_t c0 = 0; c0 < co; c0 += step) {
-    int64_t n = co - c0 < step ? co - c0 : step;
-    TRY(check_cancel(r));
-    t3d_tensor wv = t3d_tensor_view(T3D_F32, 5, (int64_t[]){n, x->shape[1], cw->k, cw->k, cw->k},
-                                    (float *)cw->w.data + c0 * per_w);
-    t3d_tensor bv = t3d_tensor_view(T3D_F32, 1, &n, (float *)cw->b.data + c0);
-    int64_t ys[5] = {1, n, sp[0], sp[1], sp[2]};
-    t3d_tensor yv = t3d_tensor_view(T3D_F32, 5, ys, (float *)y->data + c0 * per_y);
-    t3d_tensor rv = res ? t3d_tensor_view(T3D_F32, 5, ys, (float *)res->data + c0 * per_y) : yv;
-    TRY(t3d_op_conv3d(r->v->be, &yv, x, &wv, &bv, res ? &rv : NULL, &p));
-  }
-  if (dbg) log_op(r, "conv (chunked)", y, t0, flops);
+  t3d_status s = t3d_op_conv3d(r->v->be, y, x, &cw->w, &cw->b, res, &p);
+  if (s == T3D_ERR_CANCELLED) return t3d_error(s, "vision forward cancelled during %s", r->stage);
+  TRY(s);
+  if (dbg) log_op(r, cw->k == 1 ? "conv1^3" : cw->k == 3 ? "conv3^3" : "conv", y, t0, flops);
   return T3D_OK;
 }
 
@@ -661,7 +636,10 @@ t3d_status t3d_vision_encode(t3d_vision_run *r, const t3d_tensor *x, float *pool
   r->encoded = false;
   r->flops_done = 0;
   r->flops_total = r->flops_enc + (r->segment ? r->flops_dec : 0);
+  const volatile int *saved = r->v->be->cancel;
+  if (hooks && hooks->cancel) r->v->be->cancel = hooks->cancel;
   s = encode_pass(r, x, pooled);
+  r->v->be->cancel = saved;
   r->hooks = NULL;
   if (s != T3D_OK) r->encoded = false;
   return s;
@@ -680,7 +658,10 @@ t3d_status t3d_vision_decode(t3d_vision_run *r, float *logits, int32_t *labels, 
   if (!r->segment) return t3d_error(T3D_ERR_INVALID_ARG, "t3d_vision_decode: run was created without segmentation");
   if (!r->encoded) return t3d_error(T3D_ERR_INVALID_ARG, "t3d_vision_decode: call t3d_vision_encode first");
   r->hooks = hooks;
+  const volatile int *saved = r->v->be->cancel;
+  if (hooks && hooks->cancel) r->v->be->cancel = hooks->cancel;
   s = decode_pass(r, logits, labels);
+  r->v->be->cancel = saved;
   r->hooks = NULL;
   r->encoded = false; /* the pyramid was consumed */
   return s;

@@ -32,7 +32,8 @@ typedef struct t3d_vision_run t3d_vision_run;
  * whole forward done (by arithmetic work, mapped into [frac_begin, frac_end]) and a static stage
  * name ("encoder layer2", "decoder block 4"); it is called from the calling thread only. cancel
  * (may be NULL): when *cancel becomes nonzero the forward stops with T3D_ERR_CANCELLED at the
- * next check (between layers, and between the chunks large convolutions are split into). */
+ * next check (between layers, and inside convolutions through the backend's cancel pointer,
+ * which the forward sets to this flag while it runs). */
 typedef void (*t3d_progress_fn)(void *user, double fraction, const char *stage);
 typedef struct {
   t3d_progress_fn progress;
