@@ -15,11 +15,13 @@
 
 static void usage(FILE *to)
 {
-  fprintf(to, "Usage: t3d model-init --config NAME|FILE.json [--seed N] -o FILE\n\n"
-              "Writes a model file with seeded random weights.\n"
+  fprintf(to, "Usage: t3d model-init --config NAME|FILE.json [--seed N] -o FILE\n"
+              "       t3d model-init --config NAME|FILE.json --list\n\n"
+              "Writes a model file with seeded random weights, or lists the tensors a config needs.\n"
               "  --config NAME   built-in config (t3d-tiny, t3d-r50) or a JSON file {\"model\": {...}}\n"
               "  --seed N        random seed (default 1)\n"
-              "  -o, --output F  model file to write (atomically replaced)\n");
+              "  -o, --output F  model file to write (atomically replaced)\n"
+              "  --list          print \"name shape...\" for every tensor of the config; write nothing\n");
 }
 
 static t3d_status load_config(t3d_model_config *cfg, const char *arg)
@@ -112,6 +114,7 @@ int t3d_cmd_model_init(int argc, char **argv)
   static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                        {"seed", required_argument, NULL, 's'},
                                        {"output", required_argument, NULL, 'o'},
+                                       {"list", no_argument, NULL, 'l'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   const char *config = NULL, *output = NULL;
@@ -124,6 +127,7 @@ int t3d_cmd_model_init(int argc, char **argv)
   float *buf = NULL;
   t3d_status st;
   int c, rc = 1;
+  bool list = false;
   char seedtext[32];
 
   optind = 1;
@@ -144,6 +148,9 @@ int t3d_cmd_model_init(int argc, char **argv)
     case 'o':
       output = optarg;
       break;
+    case 'l':
+      list = true;
+      break;
     case 'h':
       usage(stdout);
       return 0;
@@ -152,13 +159,25 @@ int t3d_cmd_model_init(int argc, char **argv)
       return 2;
     }
   }
-  if (!config || !output || optind != argc) {
+  if (!config || (!output && !list) || optind != argc) {
     usage(stderr);
     return 2;
   }
 
   if ((st = load_config(&cfg, config)) != T3D_OK)
     return t3d_cli_fail(st, "model-init");
+  if (list) {
+    if ((st = t3d_model_config_tensors(&cfg, &specs, &n)) != T3D_OK)
+      return t3d_cli_fail(st, "model-init");
+    for (size_t i = 0; i < n; i++) {
+      printf("%s", specs[i].name);
+      for (int d = 0; d < specs[i].ndim; d++)
+        printf(" %" PRId64, specs[i].shape[d]);
+      printf("\n");
+    }
+    free(specs);
+    return 0;
+  }
   if ((st = t3d_model_config_tensors(&cfg, &specs, &n)) != T3D_OK || (st = t3d_modelfile_writer_new(&w)) != T3D_OK ||
       (st = t3d_model_config_to_json(&cfg, &cj)) != T3D_OK || (st = make_vocab(&cfg, &vocab)) != T3D_OK)
     goto cleanup;

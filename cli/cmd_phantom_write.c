@@ -28,6 +28,7 @@ static void usage(FILE *to)
                 "  --noise HU            noise standard deviation (default 10)\n"
                 "  --skip K1,K2,...      leave out these slice indices (test data with gaps)\n"
                 "  --tilt DEG            shear the slice stack as a gantry tilt would (test data)\n"
+                "  --enhanced            one Enhanced CT multi-frame file instead of one file per slice\n"
                 "  --nifti FILE          also write the voxels as read back from the DICOM files\n"
                 "                        (after rescale rounding) as NIfTI (.nii or .nii.gz)\n"));
 }
@@ -65,6 +66,10 @@ int t3d_cmd_phantom_write(int argc, char **argv)
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(stdout);
       return 0;
+    }
+    if (strcmp(a, "--enhanced") == 0) {
+      wp.enhanced_multiframe = 1;
+      continue;
     }
     if (a[0] != '-') {
       if (out_dir) {

@@ -260,13 +260,6 @@ static t3d_status add_to_series(t3d_dicom_scan *s, size_t ii)
     }
   }
   series *se = &s->ser[si];
-  /* Same SOP Instance UID twice: the same image stored twice (copies, re-sends). */
-  if (in->h.sop_instance_uid[0])
-    for (size_t k = 0; k < se->ninst; k++) {
-      instance *o = &s->inst[se->inst[k]];
-      if (strcmp(o->h.sop_instance_uid, in->h.sop_instance_uid) == 0)
-        return add_note(s, "%s: same SOP Instance UID as %s, kept once", in->path, o->path);
-    }
   if (!grow((void **)&se->inst, &se->cap, se->ninst + 1, sizeof *se->inst))
     return t3d_error(T3D_ERR_NOMEM, "out of memory grouping series");
   se->inst[se->ninst++] = ii;
@@ -274,6 +267,51 @@ static t3d_status add_to_series(t3d_dicom_scan *s, size_t ii)
   se->info.slices += in->h.frames > 0 ? in->h.frames : 1;
   if (in->h.frames > 1)
     se->info.multiframe = 1;
+  return T3D_OK;
+}
+
+/* Sorting instance indices by SOP Instance UID, then by index (= path order). */
+static _Thread_local const t3d_dicom_scan *sort_scan;
+
+static int cmp_sop(const void *a, const void *b)
+{
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  int c = strcmp(sort_scan->inst[x].h.sop_instance_uid, sort_scan->inst[y].h.sop_instance_uid);
+  return c ? c : (x < y ? -1 : x > y);
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Same SOP Instance UID twice in a series: the same image stored twice (copies, re-sends).
+ * The first path is kept. O(n log n), so folders of many thousand files stay quick. */
+static t3d_status drop_duplicate_sops(t3d_dicom_scan *s, series *se)
+{
+  size_t keep = 0;
+  t3d_status st = T3D_OK;
+  if (se->ninst < 2)
+    return T3D_OK;
+  sort_scan = s; /* per thread: qsort has no user pointer in C11 */
+  qsort(se->inst, se->ninst, sizeof *se->inst, cmp_sop);
+  for (size_t k = 0; k < se->ninst; k++) {
+    const instance *in = &s->inst[se->inst[k]];
+    if (keep && in->h.sop_instance_uid[0]) {
+      const instance *prev = &s->inst[se->inst[keep - 1]];
+      if (strcmp(prev->h.sop_instance_uid, in->h.sop_instance_uid) == 0) {
+        if ((st = add_note(s, "%s: same SOP Instance UID as %s, kept once", in->path, prev->path)) != T3D_OK)
+          return st;
+        se->info.instances--;
+        se->info.slices -= in->h.frames > 0 ? in->h.frames : 1;
+        continue;
+      }
+    }
+    se->inst[keep++] = se->inst[k];
+  }
+  se->ninst = keep;
+  qsort(se->inst, se->ninst, sizeof *se->inst, cmp_size); /* back to path order */
   return T3D_OK;
 }
 
@@ -407,6 +445,8 @@ t3d_status t3d_dicom_scan_path(const char *path, t3d_dicom_scan **out)
       }
     }
   }
+  for (size_t i = 0; i < s->nser && st == T3D_OK; i++)
+    st = drop_duplicate_sops(s, &s->ser[i]);
   if (st != T3D_OK)
     goto cleanup;
   /* Sorting moves series structs; their instance lists move with them. */
@@ -608,6 +648,16 @@ static t3d_status collect_slices(t3d_dicom_scan *s, const series *se, slice **ou
         st = t3d_error(T3D_ERR_FORMAT, "%s: no Pixel Spacing; cannot give the volume a size in mm", in->path);
         goto fail;
       }
+      /* Non-finite values would break sorting and every later check. */
+      int finite = isfinite(x->g.slope) && isfinite(x->g.intercept);
+      for (int a = 0; a < 6; a++)
+        finite = finite && isfinite(x->g.iop[a]) && (a >= 3 || isfinite(x->g.ipp[a]));
+      if (!finite || !(x->g.pixel_spacing[0] > 0 && x->g.pixel_spacing[1] > 0) || !isfinite(x->g.pixel_spacing[0]) ||
+          !isfinite(x->g.pixel_spacing[1])) {
+        st = t3d_error(T3D_ERR_FORMAT, "%s: non-finite position, orientation or rescale, or a Pixel Spacing that is not "
+                       "positive", in->path);
+        goto fail;
+      }
       memcpy(x->pos, x->g.ipp, sizeof x->pos);
       if (h->frames > 1 && !h->frame_geom) {
         double r[3] = {x->g.iop[0], x->g.iop[1], x->g.iop[2]}, c[3] = {x->g.iop[3], x->g.iop[4], x->g.iop[5]}, nn[3];
@@ -685,6 +735,21 @@ static t3d_status place_slices(const t3d_dicom_scan *s, const char *uid, const t
     if (k == 0 || sl[k].d - pos[m - 1] >= 1e-3)
       pos[m++] = sl[k].d;
     sl[k].slot = m - 1;
+  }
+  /* Slices at one depth must coincide: else the series mixes fields of view. */
+  for (size_t k = 1; k < n; k++) {
+    if (sl[k].slot != sl[k - 1].slot)
+      continue;
+    double w[3], t = sl[k].d - sl[k - 1].d;
+    for (int a = 0; a < 3; a++)
+      w[a] = sl[k].pos[a] - sl[k - 1].pos[a] - t * nrm[a];
+    double off = sqrt(dot(w, w));
+    if (off > o->max_inplane_offset_mm) {
+      st = t3d_error(T3D_ERR_UNSUPPORTED, "series %s: %s and %s lie at the same depth z=%.2f but %.2f mm apart in-plane "
+                     "(the series mixes fields of view); refusing", uid, s->inst[sl[k - 1].inst].path,
+                     s->inst[sl[k].inst].path, sl[k].d, off);
+      goto cleanup;
+    }
   }
   /* Tilt: every position must lie on the line through the first one along the normal. */
   {

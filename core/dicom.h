@@ -52,7 +52,10 @@
  *     differing from the median by more than opts.spacing_tolerance (relative) is named with its
  *     positions and the expected spacing. Steps within the tolerance are accepted as the median.
  *   - Two slices at the same position (|dz| < 1e-3 mm): identical values -> kept once with a
- *     note; different values -> refused, naming both files.
+ *     note; different values -> refused, naming both files. Same depth but shifted in-plane
+ *     (mixed fields of view) -> refused.
+ *   - Non-finite positions, orientations or rescale values and non-positive pixel spacing are
+ *     refused (T3D_ERR_FORMAT) naming the file.
  *   - Non-CT modalities load (meta.modality says which); analysis decides what it accepts.
  *   - Transfer syntaxes: everything DCMTK decodes (native, deflated, RLE, JPEG baseline/
  *     extended/lossless, JPEG-LS) plus JPEG 2000 through OpenJPEG; anything else fails with

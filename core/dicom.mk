@@ -4,9 +4,8 @@ libt3d_la_SOURCES += core/dicom.c core/dicom.h core/dicom_internal.h core/dicom_
 libt3d_la_CFLAGS += $(OPENJPEG_CFLAGS)
 # DCMTK 3.6.7 as Debian builds it requires C++17 in its headers (osconfig.h #errors otherwise);
 # T3D_CXXFLAGS says c++14, so the later flag here wins.
-libt3d_la_CXXFLAGS += -std=c++17
+
 libt3d_la_LIBADD += $(DCMTK_LIBS) $(OPENJPEG_LIBS)
-pkginclude_HEADERS += core/dicom.h
 
 t3d_SOURCES += cli/cmd_info.c
 
@@ -14,7 +13,7 @@ t3d_SOURCES += cli/cmd_info.c
 check_PROGRAMS += tests/test-dicom-read
 tests_test_dicom_read_SOURCES = tests/test-dicom-read.c tests/dicom-testgen.cc tests/dicom-testgen.h tests/check.h
 tests_test_dicom_read_CFLAGS = $(AM_CFLAGS)
-tests_test_dicom_read_CXXFLAGS = $(AM_CXXFLAGS) -std=c++17 $(DCMTK_CFLAGS) $(OPENJPEG_CFLAGS)
+tests_test_dicom_read_CXXFLAGS = $(AM_CXXFLAGS) $(DCMTK_CFLAGS) $(OPENJPEG_CFLAGS)
 tests_test_dicom_read_LDADD = libt3d.la $(DCMTK_LIBS) $(OPENJPEG_LIBS) -lm
 TESTS += tests/test-dicom-read
 
@@ -23,7 +22,7 @@ TESTS += tests/test-cli-info.sh
 
 check_PROGRAMS += tests/dicom-testgen-cli
 tests_dicom_testgen_cli_SOURCES = tests/dicom-testgen-cli.c tests/dicom-testgen.cc tests/dicom-testgen.h
-tests_dicom_testgen_cli_CXXFLAGS = $(AM_CXXFLAGS) -std=c++17 $(DCMTK_CFLAGS) $(OPENJPEG_CFLAGS)
+tests_dicom_testgen_cli_CXXFLAGS = $(AM_CXXFLAGS) $(DCMTK_CFLAGS) $(OPENJPEG_CFLAGS)
 tests_dicom_testgen_cli_LDADD = $(DCMTK_LIBS) $(OPENJPEG_LIBS)
 
 # Writer (core/dicomwrite) -> reader round trip.

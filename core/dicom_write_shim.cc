@@ -60,23 +60,38 @@ t3d_status write_file(const t3d_dcmw_image *img, const char *path)
   DcmDataset *ds = ff.getDataset();
   for (size_t i = 0; i < img->nattrs; i++) {
     const t3d_dcmw_attr *a = &img->attrs[i];
-    OFCondition c = ds->putAndInsertString(DcmTag(a->group, a->element), a->value ? a->value : "");
+    DcmTag tag((Uint16)(a->tag >> 16), (Uint16)(a->tag & 0xffff));
+    DcmItem *parent = ds;
+    OFCondition c = EC_Normal;
+    for (int d = 0; d < a->depth && d < T3D_DCMW_MAX_DEPTH && c.good(); d++) {
+      DcmItem *sub = NULL;
+      c = parent->findOrCreateSequenceItem(DcmTag((Uint16)(a->seq[d] >> 16), (Uint16)(a->seq[d] & 0xffff)), sub,
+                                           a->item[d]);
+      if (c.good() && !sub)
+        c = EC_IllegalCall;
+      parent = sub;
+    }
+    if (c.good())
+      c = a->value ? parent->putAndInsertString(tag, a->value) : parent->insertEmptyElement(tag);
     if (c.bad())
-      return t3d_error(T3D_ERR_INTERNAL, "%s: cannot set (%04x,%04x) to \"%s\": %s", path, a->group, a->element,
-                       a->value ? a->value : "", c.text());
+      return t3d_error(T3D_ERR_INTERNAL, "%s: cannot set (%04x,%04x) (depth %d) to \"%s\": %s", path,
+                       (unsigned)(a->tag >> 16), (unsigned)(a->tag & 0xffff), a->depth, a->value ? a->value : "",
+                       c.text());
   }
 
   OFCondition c;
   if (img->encapsulated) {
-    // One frame: empty basic offset table item, then the codestream as one fragment (even length).
+    // Empty basic offset table item, then each frame's codestream as one fragment (even length).
     DcmPixelSequence *seq = new DcmPixelSequence(DCM_PixelSequenceTag);
     seq->insert(new DcmPixelItem(DCM_PixelItemTag));
-    DcmPixelItem *frag = new DcmPixelItem(DCM_PixelItemTag);
-    seq->insert(frag);
-    std::string bytes(reinterpret_cast<const char *>(img->encapsulated), img->encapsulated_len);
-    if (bytes.size() % 2)
-      bytes.push_back('\0');
-    c = frag->putUint8Array(reinterpret_cast<const Uint8 *>(bytes.data()), (unsigned long)bytes.size());
+    for (size_t f = 0; f < img->nframes && c.good(); f++) {
+      DcmPixelItem *frag = new DcmPixelItem(DCM_PixelItemTag);
+      seq->insert(frag);
+      std::string bytes(reinterpret_cast<const char *>(img->encapsulated[f]), img->encapsulated_len[f]);
+      if (bytes.size() % 2)
+        bytes.push_back('\0');
+      c = frag->putUint8Array(reinterpret_cast<const Uint8 *>(bytes.data()), (unsigned long)bytes.size());
+    }
     DcmPixelData *pd = new DcmPixelData(DCM_PixelData);
     pd->putOriginalRepresentation(xfer, NULL, seq);
     ds->insert(pd, OFTrue);

@@ -15,21 +15,29 @@ extern "C" {
 #endif
 
 /* One attribute, value as its DICOM string form (multiple values separated by '\\'); the VR
- * comes from DCMTK's data dictionary. */
+ * comes from DCMTK's data dictionary. depth > 0 places it inside sequence items: item[d] of
+ * sequence seq[d], nested in that order (created as needed, so list a sequence's items in
+ * order). value NULL inserts the element empty (an empty sequence for SQ tags). */
+#define T3D_DCMW_MAX_DEPTH 3
 typedef struct {
-  uint16_t group, element;
+  uint32_t tag; /* group << 16 | element */
   const char *value;
+  int depth;
+  uint32_t seq[T3D_DCMW_MAX_DEPTH];
+  int32_t item[T3D_DCMW_MAX_DEPTH];
 } t3d_dcmw_attr;
 
 typedef struct {
   const t3d_dcmw_attr *attrs;
   size_t nattrs;
   int bits_allocated;          /* 8 or 16: native pixels are uint8 or 16-bit words */
-  const void *pixels;          /* rows*cols samples, row-major; used unless encapsulated is set */
+  const void *pixels;          /* nframes*rows*cols samples, frame by frame, row-major; used
+                                  unless encapsulated frames are given */
   size_t npixels;
   t3d_dicom_syntax syntax;
-  const uint8_t *encapsulated; /* J2K: one already compressed frame (codestream) */
-  size_t encapsulated_len;
+  const uint8_t *const *encapsulated; /* J2K: one already compressed codestream per frame */
+  const size_t *encapsulated_len;
+  size_t nframes;
 } t3d_dcmw_image;
 
 /* Writes one file at path (created or truncated) in img->syntax. Errors: T3D_ERR_IO (cannot

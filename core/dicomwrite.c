@@ -1,6 +1,8 @@
 /* CT Image Storage series writer: IOD content, rescale, UIDs, per-slice geometry, JPEG 2000
  * encoding (OpenJPEG) and the temporary-name/rename protocol. DCMTK is reached only through
  * core/dicom_write_shim.h. Not a reader and not a general DICOM editor. */
+#include "config.h"
+
 #include "core/dicomwrite.h"
 
 #include <errno.h>
@@ -21,6 +23,7 @@
 #include "core/log.h"
 
 #define CT_IMAGE_STORAGE "1.2.840.10008.5.1.4.1.1.2"
+#define CT_ENHANCED_STORAGE "1.2.840.10008.5.1.4.1.1.2.1"
 #define DS_MAX 16 /* DICOM Decimal String: 16 characters per value */
 
 t3d_dicom_write_params t3d_dicom_write_default_params(void)
@@ -606,17 +609,187 @@ static void ds_multi(char *out, size_t cap, const double *x, int n)
   }
 }
 
-enum { MAX_ATTRS = 64 };
-
+/* A growing attribute list plus the strings it owns. */
 typedef struct {
-  t3d_dcmw_attr a[MAX_ATTRS];
-  size_t n;
+  t3d_dcmw_attr *a;
+  size_t n, cap;
+  char **owned;
+  size_t nowned, capowned;
+  bool oom;
 } attr_list;
 
-static void put(attr_list *l, uint16_t g, uint16_t e, const char *value)
+#define TAG(g, e) ((uint32_t)(g) << 16 | (uint32_t)(e))
+
+static void put_in(attr_list *l, int depth, const uint32_t *seq, const int32_t *item, uint32_t tag, const char *value)
 {
-  if (l->n < MAX_ATTRS)
-    l->a[l->n++] = (t3d_dcmw_attr){g, e, value};
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? 2 * l->cap : 64;
+    t3d_dcmw_attr *a = realloc(l->a, cap * sizeof *a);
+    if (!a) {
+      l->oom = true;
+      return;
+    }
+    l->a = a, l->cap = cap;
+  }
+  t3d_dcmw_attr *x = &l->a[l->n++];
+  memset(x, 0, sizeof *x);
+  x->tag = tag, x->value = value, x->depth = depth;
+  for (int d = 0; d < depth; d++)
+    x->seq[d] = seq[d], x->item[d] = item[d];
+}
+
+static void put(attr_list *l, uint16_t g, uint16_t e, const char *value) { put_in(l, 0, NULL, NULL, TAG(g, e), value); }
+
+/* A copy of s owned by the list (NULL, and l->oom set, when out of memory). */
+static const char *keep(attr_list *l, const char *s)
+{
+  if (l->nowned == l->capowned) {
+    size_t cap = l->capowned ? 2 * l->capowned : 64;
+    char **o = realloc(l->owned, cap * sizeof *o);
+    if (!o) {
+      l->oom = true;
+      return NULL;
+    }
+    l->owned = o, l->capowned = cap;
+  }
+  char *c = strdup(s);
+  if (!c)
+    l->oom = true;
+  else
+    l->owned[l->nowned++] = c;
+  return c;
+}
+
+static void attr_list_clear(attr_list *l)
+{
+  for (size_t i = 0; i < l->nowned; i++)
+    free(l->owned[i]);
+  free(l->owned);
+  free(l->a);
+  memset(l, 0, sizeof *l);
+}
+
+/* Series-constant attribute values. */
+typedef struct {
+  char rows[24], cols[24], bits_alloc[16], bits_stored[16], high_bit[16], pixrep[16];
+  char slope[DS_MAX + 1], intercept[DS_MAX + 1], thickness[DS_MAX + 1], tilt[DS_MAX + 1];
+  char pixel_spacing[2 * DS_MAX + 2], iop[6 * (DS_MAX + 1)];
+} series_text;
+
+/* Patient, study, series, frame of reference, equipment, SOP common and image pixel attributes
+ * shared by the single-frame CT and the Enhanced CT file. */
+static void put_common(attr_list *l, const series_meta *m, const series_text *t, const char *sop_class,
+                       const char *sop_uid, const char *instance)
+{
+  if (m->utf8)
+    put(l, 0x0008, 0x0005, "ISO_IR 192");
+  put(l, 0x0008, 0x0016, sop_class);
+  put(l, 0x0008, 0x0018, sop_uid);
+  put(l, 0x0008, 0x0020, m->study_date);
+  put(l, 0x0008, 0x0023, m->content_date);
+  put(l, 0x0008, 0x0030, m->study_time);
+  put(l, 0x0008, 0x0033, m->content_time);
+  put(l, 0x0008, 0x0050, m->accession);
+  put(l, 0x0008, 0x0060, "CT");
+  put(l, 0x0008, 0x0070, "t3d");
+  put(l, 0x0008, 0x0090, "");
+  put(l, 0x0008, 0x1030, m->study_description);
+  put(l, 0x0008, 0x103e, m->series_description);
+  put(l, 0x0010, 0x0010, m->patient_name);
+  put(l, 0x0010, 0x0020, m->patient_id);
+  put(l, 0x0010, 0x0030, m->birth_date);
+  put(l, 0x0010, 0x0040, m->sex);
+  if (m->body_part[0])
+    put(l, 0x0018, 0x0015, m->body_part);
+  if (!body_part_unpaired(m->body_part)) /* Laterality is 2C: needed for paired parts; unknown */
+    put(l, 0x0020, 0x0060, "");          /* here, so present and empty */
+  put(l, 0x0018, 0x5100, "HFS");
+  put(l, 0x0020, 0x000d, m->study_uid);
+  put(l, 0x0020, 0x000e, m->series_uid);
+  put(l, 0x0020, 0x0010, "1"); /* StudyID: empty is legal but DICOMDIR builders warn */
+  put(l, 0x0020, 0x0011, m->series_number);
+  put(l, 0x0020, 0x0013, instance);
+  put(l, 0x0020, 0x0052, m->frame_uid);
+  put(l, 0x0020, 0x1040, "");
+  put(l, 0x0028, 0x0002, "1");
+  put(l, 0x0028, 0x0004, "MONOCHROME2");
+  put(l, 0x0028, 0x0010, t->rows);
+  put(l, 0x0028, 0x0011, t->cols);
+  put(l, 0x0028, 0x0100, t->bits_alloc);
+  put(l, 0x0028, 0x0101, t->bits_stored);
+  put(l, 0x0028, 0x0102, t->high_bit);
+  put(l, 0x0028, 0x0103, t->pixrep);
+}
+
+/* Enhanced CT Image: everything per frame lives in functional groups; frames are DERIVED so the
+ * acquisition-only groups (CT Acquisition Type/Details, Exposure, ...) are not required. */
+static void put_enhanced(attr_list *l, const series_meta *m, const series_text *t, const char *nframes,
+                         const char *dim_uid, const char *event_uid, const char *const *ipp, size_t n)
+{
+  static const char frame_type[] = "DERIVED\\PRIMARY\\VOLUME\\NONE";
+  const uint32_t shared = TAG(0x5200, 0x9229), per_frame = TAG(0x5200, 0x9230);
+  const int32_t i0[3] = {0, 0, 0};
+  put(l, 0x0008, 0x0008, frame_type);
+  put(l, 0x0008, 0x1090, "t3d");
+  put(l, 0x0008, 0x9205, "MONOCHROME");
+  put(l, 0x0008, 0x9206, "VOLUME");
+  put(l, 0x0008, 0x9207, "NONE");
+  put(l, 0x0018, 0x1000, "0");
+  put(l, 0x0018, 0x1020, "t3d " VERSION);
+  put(l, 0x0018, 0x9004, "RESEARCH");
+  put(l, 0x0028, 0x0008, nframes);
+  put(l, 0x0028, 0x0301, "NO");
+  put(l, 0x0028, 0x2110, "00");
+  put(l, 0x2050, 0x0020, "IDENTITY");
+  put(l, 0x0040, 0x0555, NULL); /* Acquisition Context Sequence: type 2, empty */
+  {
+    uint32_t s[1] = {TAG(0x0020, 0x9221)};
+    put_in(l, 1, s, i0, TAG(0x0020, 0x9164), dim_uid);
+    s[0] = TAG(0x0020, 0x9222);
+    put_in(l, 1, s, i0, TAG(0x0020, 0x9164), dim_uid);
+    put_in(l, 1, s, i0, TAG(0x0020, 0x9165), "(0020,0032)"); /* dimension: Image Position (Patient) */
+    put_in(l, 1, s, i0, TAG(0x0020, 0x9167), "(0020,9113)"); /* in Plane Position Sequence */
+    put_in(l, 1, s, i0, TAG(0x0020, 0x9421), "Image Position");
+  }
+  {
+    uint32_t s[3] = {shared, TAG(0x0028, 0x9110), 0};
+    put_in(l, 2, s, i0, TAG(0x0028, 0x0030), t->pixel_spacing);
+    put_in(l, 2, s, i0, TAG(0x0018, 0x0050), t->thickness);
+    s[1] = TAG(0x0020, 0x9116);
+    put_in(l, 2, s, i0, TAG(0x0020, 0x0037), t->iop);
+    s[1] = TAG(0x0028, 0x9145);
+    put_in(l, 2, s, i0, TAG(0x0028, 0x1052), t->intercept);
+    put_in(l, 2, s, i0, TAG(0x0028, 0x1053), t->slope);
+    put_in(l, 2, s, i0, TAG(0x0028, 0x1054), "HU");
+    s[1] = TAG(0x0028, 0x9132);
+    put_in(l, 2, s, i0, TAG(0x0028, 0x1050), "40");
+    put_in(l, 2, s, i0, TAG(0x0028, 0x1051), "400");
+    s[1] = TAG(0x0018, 0x9329);
+    put_in(l, 2, s, i0, TAG(0x0008, 0x9007), frame_type);
+    put_in(l, 2, s, i0, TAG(0x0008, 0x9205), "MONOCHROME");
+    put_in(l, 2, s, i0, TAG(0x0008, 0x9206), "VOLUME");
+    put_in(l, 2, s, i0, TAG(0x0008, 0x9207), "NONE");
+    /* Frame Anatomy: chest when the body part says so, else the entire body (SNOMED CT codes). */
+    bool chest = strcmp(m->body_part, "CHEST") == 0;
+    s[1] = TAG(0x0020, 0x9071);
+    s[2] = TAG(0x0008, 0x2218);
+    put_in(l, 3, s, i0, TAG(0x0008, 0x0100), chest ? "43799004" : "38266002");
+    put_in(l, 3, s, i0, TAG(0x0008, 0x0102), "SCT");
+    put_in(l, 3, s, i0, TAG(0x0008, 0x0104), chest ? "Chest" : "Entire body");
+    put_in(l, 2, s, i0, TAG(0x0020, 0x9072), "U");
+    /* dciodvfy requires the Irradiation Event Identification group even for DERIVED frames */
+    s[1] = TAG(0x0018, 0x9477);
+    put_in(l, 2, s, i0, TAG(0x0008, 0x3010), event_uid);
+  }
+  for (size_t f = 0; f < n; f++) {
+    char idx[24];
+    snprintf(idx, sizeof idx, "%zu", f + 1);
+    uint32_t s[2] = {per_frame, TAG(0x0020, 0x9111)};
+    int32_t it[2] = {(int32_t)f, 0};
+    put_in(l, 2, s, it, TAG(0x0020, 0x9157), keep(l, idx)); /* Dimension Index Values */
+    s[1] = TAG(0x0020, 0x9113);
+    put_in(l, 2, s, it, TAG(0x0020, 0x0032), ipp[f]);
+  }
 }
 
 t3d_status t3d_dicom_write_ct_series(const t3d_volume *v, const char *out_dir, const t3d_dicom_write_params *params)
@@ -625,11 +798,13 @@ t3d_status t3d_dicom_write_ct_series(const t3d_volume *v, const char *out_dir, c
   t3d_dicom_write_params p = params ? *params : t3d_dicom_write_default_params();
   t3d_dicom_rescale rs;
   series_meta m;
-  char **tmp_names = NULL, **final_names = NULL;
-  void *pixels = NULL;
+  series_text t;
+  attr_list l = {0};
+  char **tmp_names = NULL, **final_names = NULL, **ipps = NULL;
+  uint8_t *pixels = NULL, **j2k_frames = NULL;
+  size_t *j2k_lens = NULL;
   int32_t *stored = NULL;
-  membuf j2k = {0};
-  int64_t nwritten = 0;
+  int64_t nwritten = 0, nframes = 0;
 
   if (!v || !v->data || !out_dir)
     return t3d_error(T3D_ERR_INVALID_ARG, "t3d_dicom_write_ct_series: volume and output directory are required");
@@ -645,6 +820,11 @@ t3d_status t3d_dicom_write_ct_series(const t3d_volume *v, const char *out_dir, c
   for (int a = 0; a < 3; a++)
     if (!(v->spacing[a] > 0) || !isfinite(v->spacing[a]))
       return t3d_error(T3D_ERR_INVALID_ARG, "voxel spacing %g along axis %d must be positive", v->spacing[a], a);
+  if (p.enhanced_multiframe && p.storage == T3D_DICOM_STORE_U8)
+    return t3d_error(T3D_ERR_INVALID_ARG, "Enhanced CT allows only 16 allocated bits; choose s16, u16 or u12, not u8");
+  if (p.enhanced_multiframe && (uint64_t)v->nx * (uint64_t)v->ny * (uint64_t)v->nz * 2 > 0xfffffffeull)
+    return t3d_error(T3D_ERR_INVALID_ARG, "%lldx%lldx%lld voxels do not fit one DICOM pixel data element (4 GiB); "
+                     "write single-frame files instead", (long long)v->nx, (long long)v->ny, (long long)v->nz);
   const char *prefix = p.file_prefix ? p.file_prefix : "CT";
   if (strchr(prefix, '/') || strlen(prefix) > 64)
     return t3d_error(T3D_ERR_INVALID_ARG, "file prefix \"%s\" must be a plain name of at most 64 characters", prefix);
@@ -656,140 +836,116 @@ t3d_status t3d_dicom_write_ct_series(const t3d_volume *v, const char *out_dir, c
     return st;
 
   size_t npix = (size_t)v->nx * (size_t)v->ny;
-  tmp_names = calloc((size_t)v->nz, sizeof *tmp_names);
-  final_names = calloc((size_t)v->nz, sizeof *final_names);
-  pixels = malloc(npix * 2);
+  size_t nz = (size_t)v->nz, frame_bytes = npix * (size_t)(rs.bits_allocated / 8);
+  tmp_names = calloc(nz, sizeof *tmp_names);
+  final_names = calloc(nz, sizeof *final_names);
+  ipps = calloc(nz, sizeof *ipps);
+  j2k_frames = calloc(nz, sizeof *j2k_frames);
+  j2k_lens = calloc(nz, sizeof *j2k_lens);
+  pixels = malloc((p.enhanced_multiframe ? nz : 1) * frame_bytes);
   stored = malloc(npix * sizeof *stored);
-  if (!tmp_names || !final_names || !pixels || !stored) {
+  if (!tmp_names || !final_names || !ipps || !j2k_frames || !j2k_lens || !pixels || !stored) {
     st = t3d_error(T3D_ERR_NOMEM, "out of memory preparing DICOM slices");
     goto cleanup;
   }
 
-  /* Series-constant attribute strings. */
-  char rows[24], cols[24], bits_alloc[16], bits_stored[16], high_bit[16], pixrep[16], slope[DS_MAX + 1],
-    intercept[DS_MAX + 1], thickness[DS_MAX + 1], pixel_spacing[2 * DS_MAX + 2], iop[6 * (DS_MAX + 1)],
-    tilt[DS_MAX + 1];
-  snprintf(rows, sizeof rows, "%lld", (long long)v->ny);
-  snprintf(cols, sizeof cols, "%lld", (long long)v->nx);
-  snprintf(bits_alloc, sizeof bits_alloc, "%d", rs.bits_allocated);
-  snprintf(bits_stored, sizeof bits_stored, "%d", rs.bits_stored);
-  snprintf(high_bit, sizeof high_bit, "%d", rs.bits_stored - 1);
-  snprintf(pixrep, sizeof pixrep, "%d", rs.pixel_representation);
-  ds_format(slope, rs.slope);
-  ds_format(intercept, rs.intercept);
-  ds_format(thickness, v->spacing[2]);
-  ds_format(tilt, p.gantry_tilt_deg);
+  snprintf(t.rows, sizeof t.rows, "%lld", (long long)v->ny);
+  snprintf(t.cols, sizeof t.cols, "%lld", (long long)v->nx);
+  snprintf(t.bits_alloc, sizeof t.bits_alloc, "%d", rs.bits_allocated);
+  snprintf(t.bits_stored, sizeof t.bits_stored, "%d", rs.bits_stored);
+  snprintf(t.high_bit, sizeof t.high_bit, "%d", rs.bits_stored - 1);
+  snprintf(t.pixrep, sizeof t.pixrep, "%d", rs.pixel_representation);
+  ds_format(t.slope, rs.slope);
+  ds_format(t.intercept, rs.intercept);
+  ds_format(t.thickness, v->spacing[2]);
+  ds_format(t.tilt, p.gantry_tilt_deg);
   {
     double ps[2] = {v->spacing[1], v->spacing[0]}; /* row spacing (y) \ column spacing (x) */
-    ds_multi(pixel_spacing, sizeof pixel_spacing, ps, 2);
+    ds_multi(t.pixel_spacing, sizeof t.pixel_spacing, ps, 2);
     double cosines[6] = {v->dir[0][0], v->dir[1][0], v->dir[2][0], v->dir[0][1], v->dir[1][1], v->dir[2][1]};
-    ds_multi(iop, sizeof iop, cosines, 6);
+    ds_multi(t.iop, sizeof t.iop, cosines, 6);
   }
   /* Slice normal (row x column direction), for SliceLocation. */
   double normal[3] = {v->dir[1][0] * v->dir[2][1] - v->dir[2][0] * v->dir[1][1],
                       v->dir[2][0] * v->dir[0][1] - v->dir[0][0] * v->dir[2][1],
                       v->dir[0][0] * v->dir[1][1] - v->dir[1][0] * v->dir[0][1]};
   double shear = tan(p.gantry_tilt_deg * M_PI / 180.0);
+  size_t dl = strlen(out_dir) + strlen(prefix) + 64;
 
   for (int64_t k = 0; k < v->nz; k++) {
     if (skipped(&p, k))
       continue;
-    char sop_uid[T3D_UID_MAX], instance[24], ipp[3 * (DS_MAX + 1)], location[DS_MAX + 1];
-    if ((st = t3d_dicom_new_uid(p.uid_root, sop_uid)) != T3D_OK)
-      goto cleanup;
-    int64_t inst = p.first_instance + k;
-    snprintf(instance, sizeof instance, "%lld", (long long)inst);
+    char sop_uid[T3D_UID_MAX], instance[24], location[DS_MAX + 1];
     double pos[3];
     t3d_volume_index_to_lps(v, 0, 0, (double)k, pos);
     for (int r = 0; r < 3; r++)
       pos[r] += (double)k * v->spacing[2] * shear * v->dir[r][1];
-    ds_multi(ipp, sizeof ipp, pos, 3);
+    ipps[nframes] = malloc(3 * (DS_MAX + 1));
+    if (!ipps[nframes]) {
+      st = t3d_error(T3D_ERR_NOMEM, "out of memory preparing DICOM slices");
+      goto cleanup;
+    }
+    ds_multi(ipps[nframes], 3 * (DS_MAX + 1), pos, 3);
     ds_format(location, pos[0] * normal[0] + pos[1] * normal[1] + pos[2] * normal[2]);
 
-    attr_list l = {.n = 0};
-    if (m.utf8)
-      put(&l, 0x0008, 0x0005, "ISO_IR 192");
-    put(&l, 0x0008, 0x0008, "DERIVED\\SECONDARY\\AXIAL");
-    put(&l, 0x0008, 0x0016, CT_IMAGE_STORAGE);
-    put(&l, 0x0008, 0x0018, sop_uid);
-    put(&l, 0x0008, 0x0020, m.study_date);
-    put(&l, 0x0008, 0x0023, m.content_date);
-    put(&l, 0x0008, 0x0030, m.study_time);
-    put(&l, 0x0008, 0x0033, m.content_time);
-    put(&l, 0x0008, 0x0050, m.accession);
-    put(&l, 0x0008, 0x0060, "CT");
-    put(&l, 0x0008, 0x0070, "t3d");
-    put(&l, 0x0008, 0x0090, "");
-    put(&l, 0x0008, 0x1030, m.study_description);
-    put(&l, 0x0008, 0x103e, m.series_description);
-    put(&l, 0x0010, 0x0010, m.patient_name);
-    put(&l, 0x0010, 0x0020, m.patient_id);
-    put(&l, 0x0010, 0x0030, m.birth_date);
-    put(&l, 0x0010, 0x0040, m.sex);
-    if (m.body_part[0])
-      put(&l, 0x0018, 0x0015, m.body_part);
-    if (!body_part_unpaired(m.body_part)) /* Laterality is 2C: needed for paired parts; unknown */
-      put(&l, 0x0020, 0x0060, "");        /* here, so present and empty */
-    put(&l, 0x0018, 0x0050, thickness);
-    put(&l, 0x0018, 0x0060, "");
-    put(&l, 0x0018, 0x0088, thickness);
-    if (p.gantry_tilt_deg != 0)
-      put(&l, 0x0018, 0x1120, tilt);
-    put(&l, 0x0018, 0x5100, "HFS");
-    put(&l, 0x0020, 0x000d, m.study_uid);
-    put(&l, 0x0020, 0x000e, m.series_uid);
-    put(&l, 0x0020, 0x0010, "1"); /* StudyID: empty is legal but DICOMDIR builders warn */
-    put(&l, 0x0020, 0x0011, m.series_number);
-    put(&l, 0x0020, 0x0012, "1");
-    put(&l, 0x0020, 0x0013, instance);
-    put(&l, 0x0020, 0x0032, ipp);
-    put(&l, 0x0020, 0x0037, iop);
-    put(&l, 0x0020, 0x0052, m.frame_uid);
-    put(&l, 0x0020, 0x1040, "");
-    put(&l, 0x0020, 0x1041, location);
-    put(&l, 0x0028, 0x0002, "1");
-    put(&l, 0x0028, 0x0004, "MONOCHROME2");
-    put(&l, 0x0028, 0x0010, rows);
-    put(&l, 0x0028, 0x0011, cols);
-    put(&l, 0x0028, 0x0030, pixel_spacing);
-    put(&l, 0x0028, 0x0100, bits_alloc);
-    put(&l, 0x0028, 0x0101, bits_stored);
-    put(&l, 0x0028, 0x0102, high_bit);
-    put(&l, 0x0028, 0x0103, pixrep);
-    put(&l, 0x0028, 0x1050, "40");
-    put(&l, 0x0028, 0x1051, "400");
-    put(&l, 0x0028, 0x1052, intercept);
-    put(&l, 0x0028, 0x1053, slope);
-    put(&l, 0x0028, 0x1054, "HU");
-
     const float *src = v->data + (size_t)k * npix;
+    uint8_t *dst = pixels + (p.enhanced_multiframe ? (size_t)nframes * frame_bytes : 0);
     for (size_t i = 0; i < npix; i++)
       stored[i] = t3d_dicom_rescale_store(&rs, src[i]);
     if (rs.bits_allocated == 8)
       for (size_t i = 0; i < npix; i++)
-        ((uint8_t *)pixels)[i] = (uint8_t)stored[i];
+        dst[i] = (uint8_t)stored[i];
     else
       for (size_t i = 0; i < npix; i++)
-        ((uint16_t *)pixels)[i] = (uint16_t)(stored[i] & 0xffff); /* two's complement for S16 */
-
-    t3d_dcmw_image img = {l.a, l.n, rs.bits_allocated, pixels, npix, p.syntax, NULL, 0};
+        ((uint16_t *)dst)[i] = (uint16_t)(stored[i] & 0xffff); /* two's complement for S16 */
     if (p.syntax == T3D_DICOM_SYNTAX_J2K_LOSSLESS) {
-      j2k.len = j2k.pos = 0;
-      if ((st = j2k_encode(stored, (int)v->ny, (int)v->nx, rs.bits_stored, rs.pixel_representation, &j2k)) !=
-          T3D_OK)
+      membuf j2k = {0};
+      st = j2k_encode(stored, (int)v->ny, (int)v->nx, rs.bits_stored, rs.pixel_representation, &j2k);
+      j2k_frames[nframes] = j2k.data; /* owned from here, even on failure */
+      j2k_lens[nframes] = j2k.len;
+      if (st != T3D_OK)
         goto cleanup;
-      img.encapsulated = j2k.data;
-      img.encapsulated_len = j2k.len;
     }
+    nframes++;
+    if (p.enhanced_multiframe)
+      continue; /* one file for all frames, below */
 
-    size_t dl = strlen(out_dir) + strlen(prefix) + 64;
+    if ((st = t3d_dicom_new_uid(p.uid_root, sop_uid)) != T3D_OK)
+      goto cleanup;
+    int64_t inst = p.first_instance + k;
+    snprintf(instance, sizeof instance, "%lld", (long long)inst);
+    attr_list_clear(&l);
+    put_common(&l, &m, &t, CT_IMAGE_STORAGE, sop_uid, instance);
+    put(&l, 0x0008, 0x0008, "DERIVED\\SECONDARY\\AXIAL");
+    put(&l, 0x0018, 0x0050, t.thickness);
+    put(&l, 0x0018, 0x0060, "");
+    put(&l, 0x0018, 0x0088, t.thickness);
+    if (p.gantry_tilt_deg != 0)
+      put(&l, 0x0018, 0x1120, t.tilt);
+    put(&l, 0x0020, 0x0012, "1");
+    put(&l, 0x0020, 0x0032, ipps[nframes - 1]);
+    put(&l, 0x0020, 0x0037, t.iop);
+    put(&l, 0x0020, 0x1041, location);
+    put(&l, 0x0028, 0x0030, t.pixel_spacing);
+    put(&l, 0x0028, 0x1050, "40");
+    put(&l, 0x0028, 0x1051, "400");
+    put(&l, 0x0028, 0x1052, t.intercept);
+    put(&l, 0x0028, 0x1053, t.slope);
+    put(&l, 0x0028, 0x1054, "HU");
+    if (l.oom) {
+      st = t3d_error(T3D_ERR_NOMEM, "out of memory preparing DICOM attributes");
+      goto cleanup;
+    }
+    t3d_dcmw_image img = {l.a, l.n, rs.bits_allocated, pixels, npix, p.syntax, NULL, NULL, 1};
+    if (p.syntax == T3D_DICOM_SYNTAX_J2K_LOSSLESS) {
+      img.encapsulated = (const uint8_t *const *)&j2k_frames[nframes - 1];
+      img.encapsulated_len = &j2k_lens[nframes - 1];
+    }
     tmp_names[nwritten] = malloc(dl);
     final_names[nwritten] = malloc(dl);
     if (!tmp_names[nwritten] || !final_names[nwritten]) {
-      free(tmp_names[nwritten]);
-      free(final_names[nwritten]);
-      tmp_names[nwritten] = final_names[nwritten] = NULL;
       st = t3d_error(T3D_ERR_NOMEM, "out of memory preparing DICOM file names");
+      nwritten++; /* so cleanup frees whichever of the two was allocated */
       goto cleanup;
     }
     snprintf(tmp_names[nwritten], dl, "%s/.%s%05lld.dcm.t3d-tmp-%ld", out_dir, prefix, (long long)inst,
@@ -799,6 +955,48 @@ t3d_status t3d_dicom_write_ct_series(const t3d_volume *v, const char *out_dir, c
     if ((st = t3d_dcmw_write_file(&img, tmp_names[nwritten - 1])) != T3D_OK) {
       if (st == T3D_ERR_IO) /* DCMTK does not say why; disk full and permissions are the usual causes */
         t3d_error_prefix("%s (disk full or no permission?): ", final_names[nwritten - 1]);
+      goto cleanup;
+    }
+  }
+
+  if (p.enhanced_multiframe) {
+    char sop_uid[T3D_UID_MAX], dim_uid[T3D_UID_MAX], event_uid[T3D_UID_MAX], instance[24], nf[24];
+    if (nframes == 0) {
+      st = t3d_error(T3D_ERR_INVALID_ARG, "every slice is skipped: nothing to write");
+      goto cleanup;
+    }
+    if ((st = t3d_dicom_new_uid(p.uid_root, sop_uid)) != T3D_OK ||
+        (st = t3d_dicom_new_uid(p.uid_root, dim_uid)) != T3D_OK ||
+        (st = t3d_dicom_new_uid(p.uid_root, event_uid)) != T3D_OK)
+      goto cleanup;
+    snprintf(instance, sizeof instance, "%lld", (long long)p.first_instance);
+    snprintf(nf, sizeof nf, "%lld", (long long)nframes);
+    attr_list_clear(&l);
+    put_common(&l, &m, &t, CT_ENHANCED_STORAGE, sop_uid, instance);
+    put_enhanced(&l, &m, &t, nf, dim_uid, event_uid, (const char *const *)ipps, (size_t)nframes);
+    if (l.oom) {
+      st = t3d_error(T3D_ERR_NOMEM, "out of memory preparing DICOM attributes");
+      goto cleanup;
+    }
+    t3d_dcmw_image img = {l.a, l.n, rs.bits_allocated, pixels, npix * (size_t)nframes, p.syntax, NULL, NULL,
+                          (size_t)nframes};
+    if (p.syntax == T3D_DICOM_SYNTAX_J2K_LOSSLESS) {
+      img.encapsulated = (const uint8_t *const *)j2k_frames;
+      img.encapsulated_len = j2k_lens;
+    }
+    tmp_names[0] = malloc(dl);
+    final_names[0] = malloc(dl);
+    nwritten = 1;
+    if (!tmp_names[0] || !final_names[0]) {
+      st = t3d_error(T3D_ERR_NOMEM, "out of memory preparing DICOM file names");
+      goto cleanup;
+    }
+    snprintf(tmp_names[0], dl, "%s/.%s%05lld.dcm.t3d-tmp-%ld", out_dir, prefix, (long long)p.first_instance,
+             (long)getpid());
+    snprintf(final_names[0], dl, "%s/%s%05lld.dcm", out_dir, prefix, (long long)p.first_instance);
+    if ((st = t3d_dcmw_write_file(&img, tmp_names[0])) != T3D_OK) {
+      if (st == T3D_ERR_IO)
+        t3d_error_prefix("%s (disk full or no permission?): ", final_names[0]);
       goto cleanup;
     }
   }
@@ -823,10 +1021,17 @@ cleanup:
   if (final_names)
     for (int64_t i = 0; i < nwritten; i++)
       free(final_names[i]);
+  for (size_t i = 0; ipps && i < nz; i++)
+    free(ipps[i]);
+  for (size_t i = 0; j2k_frames && i < nz; i++)
+    free(j2k_frames[i]);
   free(tmp_names);
   free(final_names);
+  free(ipps);
+  free(j2k_frames);
+  free(j2k_lens);
   free(pixels);
   free(stored);
-  free(j2k.data);
+  attr_list_clear(&l);
   return st;
 }

@@ -64,6 +64,11 @@ typedef struct {
    * stack is sheared along the column direction, and GantryDetectorTilt is set to this angle.
    * Pixels are not resampled: the volume's voxels are taken to lie on that sheared grid. */
   double gantry_tilt_deg;
+  /* One Enhanced CT Image Storage file (1.2.840.10008.5.1.4.1.1.2.1) holding every slice as a
+   * frame (per-frame Plane Position, shared Pixel Measures/Plane Orientation/Pixel Value
+   * Transformation functional groups; frames DERIVED) instead of one CT Image file per slice.
+   * 16-bit storage types only. */
+  int enhanced_multiframe;
 } t3d_dicom_write_params;
 
 /* Explicit VR little endian, signed 16 bits, metadata from the volume, 2.25 UIDs. */
@@ -80,7 +85,7 @@ t3d_status t3d_dicom_choose_rescale(const t3d_volume *v, t3d_dicom_storage s, t3
 int32_t t3d_dicom_rescale_store(const t3d_dicom_rescale *r, float hu);
 float t3d_dicom_rescale_read(const t3d_dicom_rescale *r, int32_t stored);
 
-/* Writes v as nz CT Image Storage files into out_dir (created if missing, parents included).
+/* Writes v as nz CT Image Storage files (or one Enhanced CT file, see above) into out_dir (created if missing, parents included).
  * Files are written under hidden temporary names and renamed only after every slice succeeded,
  * so a failed or killed write leaves no partial series under final names; on failure the
  * temporaries are removed. p may be NULL (defaults). Errors: T3D_ERR_IO naming the file,

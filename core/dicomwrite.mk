@@ -6,7 +6,7 @@ libt3d_la_SOURCES += \
 	core/phantom.c core/phantom.h
 libt3d_la_CFLAGS += $(ZLIB_CFLAGS) $(OPENJPEG_CFLAGS)
 # Debian's DCMTK 3.6.7 headers refuse anything older than C++17 (osconfig.h #error).
-libt3d_la_CXXFLAGS += -std=c++17
+
 libt3d_la_LIBADD += $(DCMTK_LIBS) $(OPENJPEG_LIBS) $(ZLIB_LIBS)
 
 t3d_SOURCES += cli/cmd_phantom_write.c cli/cmd_volume.c

@@ -17,7 +17,7 @@ static const json_t *get_key(const json_t *obj, const char *path, const char *ke
 {
   const json_t *v = json_object_get(obj, key);
   if (!v && !optional)
-    *st = t3d_error(T3D_ERR_FORMAT, "config %s.%s: missing", path, key);
+    *st = t3d_error(T3D_ERR_FORMAT, "%s%s%s: missing", path, *path ? "." : "", key);
   return v;
 }
 
@@ -25,7 +25,7 @@ static const json_t *get_object(const json_t *obj, const char *path, const char 
 {
   const json_t *v = get_key(obj, path, key, optional, st);
   if (v && !json_is_object(v)) {
-    *st = t3d_error(T3D_ERR_FORMAT, "config %s.%s: must be an object", path, key);
+    *st = t3d_error(T3D_ERR_FORMAT, "%s%s%s: must be an object", path, *path ? "." : "", key);
     return NULL;
   }
   return v;
@@ -62,7 +62,7 @@ static t3d_status get_int(const json_t *obj, const char *path, const char *key, 
   if (int_in_range(v, lo, hi, out))
     return T3D_OK;
   describe_json(v, got, sizeof got);
-  return t3d_error(T3D_ERR_FORMAT, "config %s.%s: must be an integer %d..%d, got %s", path, key, lo, hi, got);
+  return t3d_error(T3D_ERR_FORMAT, "%s%s%s: must be an integer %d..%d, got %s", path, *path ? "." : "", key, lo, hi, got);
 }
 
 static t3d_status get_number(const json_t *obj, const char *path, const char *key, bool optional, double lo, double hi,
@@ -78,7 +78,7 @@ static t3d_status get_number(const json_t *obj, const char *path, const char *ke
     return T3D_OK;
   }
   describe_json(v, got, sizeof got);
-  return t3d_error(T3D_ERR_FORMAT, "config %s.%s: must be a number %g..%g, got %s", path, key, lo, hi, got);
+  return t3d_error(T3D_ERR_FORMAT, "%s%s%s: must be a number %g..%g, got %s", path, *path ? "." : "", key, lo, hi, got);
 }
 
 static t3d_status get_bool(const json_t *obj, const char *path, const char *key, bool optional, bool *out)
@@ -88,7 +88,7 @@ static t3d_status get_bool(const json_t *obj, const char *path, const char *key,
   if (!v)
     return st;
   if (!json_is_boolean(v))
-    return t3d_error(T3D_ERR_FORMAT, "config %s.%s: must be true or false", path, key);
+    return t3d_error(T3D_ERR_FORMAT, "%s%s%s: must be true or false", path, *path ? "." : "", key);
   *out = json_is_true(v);
   return T3D_OK;
 }
@@ -100,7 +100,7 @@ static t3d_status get_string(const json_t *obj, const char *path, const char *ke
   if (!v)
     return st;
   if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= size)
-    return t3d_error(T3D_ERR_FORMAT, "config %s.%s: must be a string of 1..%zu bytes", path, key, size - 1);
+    return t3d_error(T3D_ERR_FORMAT, "%s%s%s: must be a string of 1..%zu bytes", path, *path ? "." : "", key, size - 1);
   memcpy(out, json_string_value(v), json_string_length(v) + 1);
   return T3D_OK;
 }
@@ -112,7 +112,7 @@ static t3d_status expect_string(const json_t *obj, const char *path, const char 
   if (!v)
     return st;
   if (!json_is_string(v) || strcmp(json_string_value(v), want) != 0)
-    return t3d_error(T3D_ERR_FORMAT, "config %s.%s: must be \"%s\" (the only architecture t3d implements)", path, key,
+    return t3d_error(T3D_ERR_FORMAT, "%s%s%s: must be \"%s\" (the only architecture t3d implements)", path, *path ? "." : "", key,
                      want);
   return T3D_OK;
 }
@@ -125,11 +125,11 @@ static t3d_status get_int_array(const json_t *obj, const char *path, const char 
   if (!v)
     return st;
   if (!json_is_array(v) || json_array_size(v) != n)
-    return t3d_error(T3D_ERR_FORMAT, "config %s.%s: must be an array of %zu integers", path, key, n);
+    return t3d_error(T3D_ERR_FORMAT, "%s%s%s: must be an array of %zu integers", path, *path ? "." : "", key, n);
   for (size_t i = 0; i < n; i++) {
     if (!int_in_range(json_array_get(v, i), lo, hi, &out[i])) {
       describe_json(json_array_get(v, i), got, sizeof got);
-      return t3d_error(T3D_ERR_FORMAT, "config %s.%s[%zu]: must be an integer %d..%d, got %s", path, key, i, lo, hi,
+      return t3d_error(T3D_ERR_FORMAT, "%s%s%s[%zu]: must be an integer %d..%d, got %s", path, *path ? "." : "", key, i, lo, hi,
                        got);
     }
   }
@@ -145,12 +145,12 @@ static t3d_status get_number_array(const json_t *obj, const char *path, const ch
   if (!v)
     return st;
   if (!json_is_array(v) || json_array_size(v) != n)
-    return t3d_error(T3D_ERR_FORMAT, "config %s.%s: must be an array of %zu numbers", path, key, n);
+    return t3d_error(T3D_ERR_FORMAT, "%s%s%s: must be an array of %zu numbers", path, *path ? "." : "", key, n);
   for (size_t i = 0; i < n; i++) {
     const json_t *e = json_array_get(v, i);
     if (!json_is_number(e) || json_number_value(e) < lo || json_number_value(e) > hi) {
       describe_json(e, got, sizeof got);
-      return t3d_error(T3D_ERR_FORMAT, "config %s.%s[%zu]: must be a number %g..%g, got %s", path, key, i, lo, hi,
+      return t3d_error(T3D_ERR_FORMAT, "%s%s%s[%zu]: must be a number %g..%g, got %s", path, *path ? "." : "", key, i, lo, hi,
                        got);
     }
     out[i] = json_number_value(e);
@@ -183,16 +183,18 @@ static t3d_status parse_vision(t3d_vision_config *v, const json_t *obj)
   else if (json_is_string(block) && strcmp(json_string_value(block), "bottleneck") == 0)
     v->block = T3D_BLOCK_BOTTLENECK, v->expansion = 4;
   else
-    return t3d_error(T3D_ERR_FORMAT, "config model.vision.block: must be \"basic\" or \"bottleneck\"");
+    return t3d_error(T3D_ERR_FORMAT, "model.vision.block: must be \"basic\" or \"bottleneck\"");
   TRY(get_int_array(obj, p, "layers", T3D_RESNET_STAGES, 1, 64, v->layers));
   TRY(get_int_array(obj, p, "widths", T3D_RESNET_STAGES, 1, 8192, v->widths));
   TRY(get_int(obj, p, "in_channels", 1, 16, &v->in_channels));
   TRY(get_int(obj, p, "conv1_kernel", 1, 11, &v->conv1_kernel));
   if (v->conv1_kernel % 2 == 0)
-    return t3d_error(T3D_ERR_FORMAT, "config model.vision.conv1_kernel: must be odd, got %d", v->conv1_kernel);
+    return t3d_error(T3D_ERR_FORMAT, "model.vision.conv1_kernel: must be odd, got %d", v->conv1_kernel);
   TRY(get_int(obj, p, "conv1_stride", 1, 2, &v->conv1_stride));
   v->maxpool = true;
   TRY(get_bool(obj, p, "maxpool", true, &v->maxpool));
+  v->downsample_bias = true;
+  TRY(get_bool(obj, p, "downsample_bias", true, &v->downsample_bias));
   return T3D_OK;
 }
 
@@ -211,7 +213,7 @@ static t3d_status parse_text(t3d_text_config *t, const json_t *obj)
   TRY(get_bool(obj, p, "lowercase", false, &t->lowercase));
   TRY(get_bool(obj, p, "strip_accents", false, &t->strip_accents));
   if (t->hidden % t->heads != 0)
-    return t3d_error(T3D_ERR_FORMAT, "config model.text: hidden (%d) must be a multiple of heads (%d)", t->hidden,
+    return t3d_error(T3D_ERR_FORMAT, "model.text: hidden (%d) must be a multiple of heads (%d)", t->hidden,
                      t->heads);
   return T3D_OK;
 }
@@ -223,8 +225,8 @@ t3d_status t3d_model_config_parse(t3d_model_config *cfg, const json_t *root)
 
   memset(cfg, 0, sizeof *cfg);
   if (!json_is_object(root))
-    return t3d_error(T3D_ERR_FORMAT, "config: must be a JSON object with a \"model\" key");
-  model = get_object(root, "config", "model", false, &st);
+    return t3d_error(T3D_ERR_FORMAT, "must be a JSON object with a \"model\" key");
+  model = get_object(root, "", "model", false, &st);
   if (!model)
     return st;
   TRY(get_string(model, "model", "name", cfg->name, sizeof cfg->name));
@@ -249,7 +251,7 @@ t3d_status t3d_model_config_parse(t3d_model_config *cfg, const json_t *root)
     TRY(get_int_array(obj, "model.segmentation", "decoder_widths", T3D_SEG_BLOCKS, 1, 8192,
                       cfg->segmentation.decoder_widths));
     if (cfg->vision.conv1_stride != 2 || !cfg->vision.maxpool)
-      return t3d_error(T3D_ERR_FORMAT, "config model.segmentation: the decoder needs model.vision.conv1_stride 2 and "
+      return t3d_error(T3D_ERR_FORMAT, "model.segmentation: the decoder needs model.vision.conv1_stride 2 and "
                                        "maxpool true (encoder stride 32)");
   }
 
@@ -261,14 +263,14 @@ t3d_status t3d_model_config_parse(t3d_model_config *cfg, const json_t *root)
   TRY(get_number(obj, "model.preprocess", "hu_max", false, -1e5, 1e5, &cfg->preprocess.hu_max));
   TRY(get_number(obj, "model.preprocess", "pad_value", false, -1e5, 1e5, &cfg->preprocess.pad_value));
   if (!(cfg->preprocess.hu_min < cfg->preprocess.hu_max))
-    return t3d_error(T3D_ERR_FORMAT, "config model.preprocess: hu_min (%g) must be below hu_max (%g)",
+    return t3d_error(T3D_ERR_FORMAT, "model.preprocess: hu_min (%g) must be below hu_max (%g)",
                      cfg->preprocess.hu_min, cfg->preprocess.hu_max);
   {
     int stride = t3d_model_config_encoder_stride(cfg);
     static const char *const axis[3] = {"z", "y", "x"};
     for (int i = 0; i < 3; i++)
       if (cfg->preprocess.shape[i] % stride != 0)
-        return t3d_error(T3D_ERR_FORMAT, "config model.preprocess.shape[%d] (%s = %d): must be a multiple of the "
+        return t3d_error(T3D_ERR_FORMAT, "model.preprocess.shape[%d] (%s = %d): must be a multiple of the "
                                          "encoder stride %d", i, axis[i], cfg->preprocess.shape[i], stride);
   }
 
@@ -309,14 +311,14 @@ t3d_status t3d_model_config_to_json(const t3d_model_config *c, json_t **out)
     json_array_append_new(spacing, json_real(c->preprocess.spacing_mm[i]));
   /* json_pack's "o" steals the references, so nothing leaks when it fails half-way. */
   root = json_pack(
-      "{s:{s:s, s:{s:s, s:s, s:o, s:o, s:i, s:i, s:i, s:b}, "
+      "{s:{s:s, s:{s:s, s:s, s:o, s:o, s:i, s:i, s:i, s:b, s:b}, "
       "s:{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:b, s:b}, s:{s:i, s:i}, "
       "s:{s:o, s:o, s:f, s:f, s:f}, s:f}}",
       "model", "name", c->name,
       "vision", "arch", "resnet", "block", c->vision.block == T3D_BLOCK_BOTTLENECK ? "bottleneck" : "basic",
       "layers", int_array(c->vision.layers, T3D_RESNET_STAGES), "widths", int_array(c->vision.widths, T3D_RESNET_STAGES),
       "in_channels", c->vision.in_channels, "conv1_kernel", c->vision.conv1_kernel, "conv1_stride",
-      c->vision.conv1_stride, "maxpool", (int)c->vision.maxpool,
+      c->vision.conv1_stride, "maxpool", (int)c->vision.maxpool, "downsample_bias", (int)c->vision.downsample_bias,
       "text", "arch", "bert", "vocab_size", c->text.vocab_size, "hidden", c->text.hidden, "layers", c->text.layers,
       "heads", c->text.heads, "intermediate", c->text.intermediate, "max_positions", c->text.max_positions,
       "type_vocab_size", c->text.type_vocab_size, "layer_norm_eps", c->text.layer_norm_eps, "lowercase",
@@ -351,7 +353,7 @@ static void common_preprocess(t3d_model_config *c)
 
 static void config_tiny(t3d_model_config *c)
 {
-  static const t3d_vision_config v = {T3D_BLOCK_BASIC, 1, {1, 1, 1, 1}, {16, 32, 64, 128}, 1, 7, 2, true};
+  static const t3d_vision_config v = {T3D_BLOCK_BASIC, 1, {1, 1, 1, 1}, {16, 32, 64, 128}, 1, 7, 2, true, true};
   snprintf(c->name, sizeof c->name, "t3d-tiny");
   c->vision = v;
   c->text = (t3d_text_config){(int)t3d_default_vocab_size(), 128, 2, 2, 512, 128, 2, 1e-12, true, true};
@@ -367,7 +369,7 @@ static void config_tiny(t3d_model_config *c)
 
 static void config_r50(t3d_model_config *c)
 {
-  static const t3d_vision_config v = {T3D_BLOCK_BOTTLENECK, 4, {3, 4, 6, 3}, {64, 128, 256, 512}, 1, 7, 2, true};
+  static const t3d_vision_config v = {T3D_BLOCK_BOTTLENECK, 4, {3, 4, 6, 3}, {64, 128, 256, 512}, 1, 7, 2, true, true};
   snprintf(c->name, sizeof c->name, "t3d-r50");
   c->vision = v;
   c->text = (t3d_text_config){30522, 768, 12, 12, 3072, 512, 2, 1e-12, true, true};
@@ -520,6 +522,8 @@ static void add_vision(spec_list *l, const t3d_vision_config *v)
       }
       if (b == 0 && (stride != 1 || in != out)) {
         add_conv(l, out, in, 1, "%slayer%d.%d.downsample.0.weight", "vision.", s + 1, b);
+        if (v->downsample_bias)
+          add(l, T3D_INIT_ZEROS, 1, &out, "vision.layer%d.%d.downsample.0.bias", s + 1, b);
         add_bn(l, out, "%slayer%d.%d.downsample.1", "vision.", s + 1, b);
       }
       in = out;

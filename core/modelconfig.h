@@ -15,7 +15,9 @@
  *       "in_channels": 1,
  *       "conv1_kernel": 7,                    odd, 1..11; padding kernel/2
  *       "conv1_stride": 2,                    1 or 2
- *       "maxpool": true                       optional (default true): 3^3 max-pool stride 2
+ *       "maxpool": true,                      optional (default true): 3^3 max-pool stride 2
+ *       "downsample_bias": true               optional (default true, as MONAI): the 1^3 shortcut
+ *                                             conv has a bias (MedicalNet: false)
  *     },
  *     "text": {                               HF-layout BERT encoder, [CLS] hidden state pooled
  *       "arch": "bert", "vocab_size", "hidden", "layers", "heads", "intermediate",
@@ -41,7 +43,7 @@
  * Tensor names (all F32 when written by t3d; see t3d_model_config_tensors for shapes):
  *   vision.conv1.weight [w1, in, k, k, k], vision.bn1.{weight,bias,running_mean,running_var}
  *   vision.layer{s}.{b}.conv1.weight, .bn1.*, .conv2.*, .bn2.* (+ .conv3, .bn3 for bottleneck),
- *   vision.layer{s}.{b}.downsample.0.weight (1^3 conv) and .downsample.1.* (BN) where the
+ *   vision.layer{s}.{b}.downsample.0.{weight,bias} (1^3 conv) and .downsample.1.* (BN) where the
  *   block changes stride or width -- the MONAI / MedicalNet ResNet names behind "vision.".
  *   text.embeddings.{word,position,token_type}_embeddings.weight, text.embeddings.LayerNorm.*,
  *   text.encoder.layer.{i}.attention.self.{query,key,value}.{weight,bias},
@@ -85,6 +87,7 @@ typedef struct {
   int conv1_kernel;
   int conv1_stride;
   bool maxpool;
+  bool downsample_bias; /* MONAI's default (true); MedicalNet checkpoints have none (false) */
 } t3d_vision_config;
 
 typedef struct {

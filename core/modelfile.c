@@ -16,7 +16,7 @@
 
 #include "core/log.h"
 
-#define DATA_ALIGN 64 /* writer: data section start and every tensor on a 64-byte boundary */
+#define DATA_ALIGN 64 /* writer: the data section starts on a 64-byte file offset */
 #define MEMORY_NAME "<memory>"
 
 typedef struct {
@@ -127,7 +127,40 @@ static t3d_status parse_json_value(const char *key, const char *text, json_t **o
   return T3D_OK;
 }
 
-/* A JSON array of non-empty strings into a borrowed pointer array. */
+typedef struct {
+  const char *s;
+  size_t i;
+} indexed_string;
+
+static int cmp_indexed(const void *a, const void *b)
+{
+  const indexed_string *x = a, *y = b;
+  int c = strcmp(x->s, y->s);
+  return c ? c : (x->i < y->i ? -1 : x->i > y->i);
+}
+
+/* Refuses a repeated string: in a vocabulary the later id could never be produced. */
+static t3d_status check_unique(const char *key, const char **arr, size_t n)
+{
+  indexed_string *v;
+  t3d_status st = T3D_OK;
+  if (n < 2)
+    return T3D_OK;
+  v = malloc(n * sizeof *v);
+  if (!v)
+    return t3d_error(T3D_ERR_NOMEM, "out of memory checking __metadata__ %s", key);
+  for (size_t i = 0; i < n; i++)
+    v[i] = (indexed_string){arr[i], i};
+  qsort(v, n, sizeof *v, cmp_indexed);
+  for (size_t i = 1; i < n && st == T3D_OK; i++)
+    if (strcmp(v[i - 1].s, v[i].s) == 0)
+      st = t3d_error(T3D_ERR_FORMAT, "__metadata__ %s[%zu] \"%.60s\" repeats %s[%zu]", key, v[i].i, v[i].s, key,
+                     v[i - 1].i);
+  free(v);
+  return st;
+}
+
+/* A JSON array of unique non-empty strings into a borrowed pointer array. */
 static t3d_status parse_string_array(const char *key, const char *text, json_t **json, const char ***arr, size_t *n)
 {
   t3d_status st = parse_json_value(key, text, json);
@@ -152,7 +185,7 @@ static t3d_status parse_string_array(const char *key, const char *text, json_t *
   }
   if (*n == 0)
     return t3d_error(T3D_ERR_FORMAT, "__metadata__ %s is an empty array", key);
-  return T3D_OK;
+  return check_unique(key, *arr, *n);
 }
 
 static t3d_status parse_findings(t3d_meta *m, const char *text)
@@ -719,6 +752,12 @@ t3d_status t3d_modelfile_writer_add(t3d_modelfile_writer *w, const char *name, c
       !t3d_shape_nbytes(t->dtype, t->ndim, t->shape, &nbytes) || (nbytes && !t->data))
     return t3d_error(T3D_ERR_INVALID_ARG, "tensor %s: needs a known dtype, 0..%d dimensions >= 0 and data", name,
                      T3D_MAX_DIMS);
+  {
+    json_t *probe = json_string(name); /* NULL when not valid UTF-8 */
+    if (!probe)
+      return t3d_error(T3D_ERR_INVALID_ARG, "tensor name \"%.40s\" is not valid UTF-8", name);
+    json_decref(probe);
+  }
   for (size_t i = 0; i < w->n; i++)
     if (strcmp(w->v[i].name, name) == 0)
       return t3d_error(T3D_ERR_INVALID_ARG, "tensor %s added twice", name);
@@ -768,9 +807,15 @@ t3d_status t3d_modelfile_writer_set_json(t3d_modelfile_writer *w, const char *ke
   return st;
 }
 
+/* Data order: largest element size first, then name. Contiguous tensors in this order keep every
+ * tensor aligned to its element size without gaps (which other safetensors readers reject). */
 static int cmp_wentry(const void *a, const void *b)
 {
-  return strcmp(((const wentry *)a)->name, ((const wentry *)b)->name);
+  const wentry *x = a, *y = b;
+  size_t sx = t3d_dtype_size(x->t.dtype), sy = t3d_dtype_size(y->t.dtype);
+  if (sx != sy)
+    return sx > sy ? -1 : 1;
+  return strcmp(x->name, y->name);
 }
 
 static size_t round_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
@@ -801,18 +846,6 @@ static int write_all(t3d_modelfile_writer *w, int fd, const void *buf, size_t le
   return 0;
 }
 
-static int write_zeros(t3d_modelfile_writer *w, int fd, size_t n)
-{
-  static const char zeros[DATA_ALIGN];
-  while (n > 0) {
-    size_t k = n < sizeof zeros ? n : sizeof zeros;
-    if (write_all(w, fd, zeros, k) != 0)
-      return -1;
-    n -= k;
-  }
-  return 0;
-}
-
 /* Builds the padded header text; *len includes the padding, so 8 + *len is a multiple of 64. */
 static t3d_status build_header(t3d_modelfile_writer *w, char **out, size_t *len)
 {
@@ -824,12 +857,12 @@ static t3d_status build_header(t3d_modelfile_writer *w, char **out, size_t *len)
   *out = NULL;
   if (!h || json_object_set(h, "__metadata__", w->meta) != 0)
     goto nomem;
+  /* header members and data in the order of w->v, back to back */
   for (size_t i = 0; i < w->n; i++) {
     size_t nbytes = t3d_tensor_nbytes(&w->v[i].t);
     json_t *shape = json_array(), *e;
     for (int d = 0; shape && d < w->v[i].t.ndim; d++)
       json_array_append_new(shape, json_integer(w->v[i].t.shape[d]));
-    off = round_up(off, DATA_ALIGN);
     e = json_pack("{s:s, s:o, s:[I,I]}", "dtype", t3d_dtype_name(w->v[i].t.dtype), "shape", shape, "data_offsets",
                   (json_int_t)off, (json_int_t)(off + nbytes));
     if (!e || json_object_set_new(h, w->v[i].name, e) != 0)
@@ -864,16 +897,14 @@ cleanup:
 static t3d_status write_body(t3d_modelfile_writer *w, int fd, const char *header, size_t hlen)
 {
   uint8_t lenbuf[8];
-  size_t off = 0;
   for (int i = 0; i < 8; i++)
     lenbuf[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
   if (write_all(w, fd, lenbuf, 8) != 0 || write_all(w, fd, header, hlen) != 0)
     return T3D_ERR_IO;
   for (size_t i = 0; i < w->n; i++) {
-    size_t nbytes = t3d_tensor_nbytes(&w->v[i].t), pad = round_up(off, DATA_ALIGN) - off;
-    if (write_zeros(w, fd, pad) != 0 || (nbytes && write_all(w, fd, w->v[i].t.data, nbytes) != 0))
+    size_t nbytes = t3d_tensor_nbytes(&w->v[i].t);
+    if (nbytes && write_all(w, fd, w->v[i].t.data, nbytes) != 0)
       return T3D_ERR_IO;
-    off += pad + nbytes;
   }
   return T3D_OK;
 }
@@ -898,6 +929,12 @@ t3d_status t3d_modelfile_writer_write(t3d_modelfile_writer *w, const char *path)
   if (st != T3D_OK) {
     t3d_error_prefix("%s: not written: ", path);
     return st;
+  }
+  {
+    /* rename() would silently replace a device (-o /dev/null as root) or fail late on a folder */
+    struct stat sb;
+    if (lstat(path, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode))
+      return t3d_error(T3D_ERR_IO, "%s: exists and is not a regular file; refusing to replace it", path);
   }
   qsort(w->v, w->n, sizeof *w->v, cmp_wentry);
   if ((st = build_header(w, &header, &hlen)) != T3D_OK)

@@ -14,17 +14,20 @@
  *       D is one of "F32" "F16" "BF16" "I32" "U8" (any other dtype is refused as unsupported);
  *       0..5 dimensions, each an integer >= 0; begin/end are byte offsets into the data section
  *       with begin <= end <= data section length and end - begin == numel * element size;
- *       begin is a multiple of the element size. Tensors may not overlap; gaps (and trailing
- *       bytes) are allowed. Names are 1..255 bytes. The writer puts every tensor on a 64-byte
- *       boundary of the data section, in name order.
+ *       begin is a multiple of the element size. Tensors may not overlap; the reader allows
+ *       gaps and trailing bytes, but the writer never makes them (the reference safetensors
+ *       reader refuses them): it stores tensors back to back, largest element size first and
+ *       then by name, which keeps each one aligned to its element size. Names are 1..255 bytes.
  *   "__metadata__": {string: string}, required, holding:
  *       "t3d.format_version"  decimal integer; "1" now. A larger one is refused as unsupported
  *                             (written by a newer t3d); bumped only for incompatible changes.
  *       "t3d.config"   optional: model config JSON object (schema in modelconfig.h)
- *       "t3d.vocab"    optional: JSON array of WordPiece tokens (non-empty strings); id = index
+ *       "t3d.vocab"    optional: JSON array of WordPiece tokens (unique non-empty strings);
+ *                      a token's id is its index
  *       "t3d.findings" optional: JSON array of {"name","positive","negative"} (non-empty strings,
  *                      unique names): zero-shot findings with their prompt pair
- *       "t3d.classes"  optional: JSON array of segmentation class names, background first
+ *       "t3d.classes"  optional: JSON array of unique segmentation class names, background
+ *                      first
  *       Other keys (any "t3d." or foreign ones) are kept and readable, not interpreted.
  *   The header is capped at 100 MiB.
  *
@@ -32,7 +35,11 @@
  * 8+N+begin is. Files from other safetensors writers need not pad the header; a tensor whose
  * address is misaligned for its element size is copied once, at open, into an aligned buffer
  * owned by the handle (logged at debug level). Tensors from t3d's writer are never copied.
+ * Views are aligned to their element size, not more: SIMD code must use unaligned loads.
  * The host must be little-endian (checked at open).
+ *
+ * Replacing a file that is open is safe with t3d's writer (rename keeps the old inode mapped);
+ * truncating it in place under a reader is not (the mapping would fault), as with any mmap.
  *
  * Thread safety: an open handle is immutable and may be read from several threads. */
 #ifndef T3D_MODELFILE_H
@@ -60,8 +67,8 @@ extern "C" {
 typedef struct t3d_modelfile t3d_modelfile;
 
 /* Opens and validates path (structure, every tensor entry, the metadata above). On success *out
- * is the caller's, released with t3d_modelfile_close. Errors: T3D_ERR_IO (open/stat/mmap, with
- * errno text), T3D_ERR_FORMAT (malformed; the message names the file, the tensor or key and what
+ * is the caller's, released with t3d_modelfile_close. Errors: T3D_ERR_NOT_FOUND (no such file),
+ * T3D_ERR_IO (open/stat/mmap or not a regular file, with errno text), T3D_ERR_FORMAT (malformed; the message names the file, the tensor or key and what
  * is wrong), T3D_ERR_UNSUPPORTED (unknown dtype, newer format version, big-endian host),
  * T3D_ERR_NOMEM. Messages start with the path. */
 t3d_status t3d_modelfile_open(t3d_modelfile **out, const char *path);

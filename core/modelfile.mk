@@ -8,8 +8,8 @@ t3d_SOURCES += cli/cmd_model_init.c cli/cmd_model_info.c
 
 check_PROGRAMS += tests/test-modelfile tests/test-modelfile-corrupt tests/test-modelconfig tests/test-fuzz-corpus
 TESTS += tests/test-modelfile tests/test-modelfile-corrupt tests/test-modelconfig tests/test-fuzz-corpus \
-	tests/test-model-cli.sh
-dist_check_SCRIPTS += tests/test-model-cli.sh
+	tests/test-model-cli.sh tests/test-model-layout.sh
+dist_check_SCRIPTS += tests/test-model-cli.sh tests/test-model-layout.sh
 tests_test_modelfile_SOURCES = tests/test-modelfile.c tests/check.h
 tests_test_modelfile_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 tests_test_modelfile_LDADD = libt3d.la $(JANSSON_LIBS) -lm
@@ -30,8 +30,11 @@ if FUZZERS
 # ./configure --enable-fuzzers CC=clang; run: tests/fuzz/fuzz-modelfile CORPUS_DIR
 # (tests/test-fuzz-corpus --write DIR makes a seed corpus).
 noinst_PROGRAMS += tests/fuzz/fuzz-modelfile
-tests_fuzz_fuzz_modelfile_SOURCES = tests/fuzz/fuzz-modelfile.c
+# The parser is compiled into the target (not linked from libt3d) so it gets coverage feedback.
+tests_fuzz_fuzz_modelfile_SOURCES = tests/fuzz/fuzz-modelfile.c core/modelfile.c core/modelconfig.c \
+	core/modeldefaults.c core/tensor.c core/status.c core/log.c
 tests_fuzz_fuzz_modelfile_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) -fsanitize=fuzzer,address,undefined -g
 tests_fuzz_fuzz_modelfile_LDFLAGS = -fsanitize=fuzzer,address,undefined
-tests_fuzz_fuzz_modelfile_LDADD = libt3d.la $(JANSSON_LIBS) -lm
+tests_fuzz_fuzz_modelfile_LDADD = $(JANSSON_LIBS) -lm
 endif
+EXTRA_DIST += tests/fuzz/modelfile.dict

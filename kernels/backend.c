@@ -69,8 +69,12 @@ t3d_status t3d_backend_tensor_new(t3d_backend *be, t3d_tensor *out, t3d_dtype dt
     return t3d_error(T3D_ERR_INVALID_ARG,
                      "t3d_backend_tensor_new: tensor must have 1 to %d dimensions and a known dtype (got %d, dtype %d)",
                      T3D_MAX_DIMS, ndim, (int)dtype);
+  for (int i = 0; i < ndim; i++)
+    if (shape[i] < 0)
+      return t3d_error(T3D_ERR_INVALID_ARG, "t3d_backend_tensor_new: dimension %d is negative (%lld)", i,
+                       (long long)shape[i]);
   if (!t3d_shape_nbytes(dtype, ndim, shape, &nbytes))
-    return t3d_error(T3D_ERR_NOMEM, "t3d_backend_tensor_new: shape has a negative dimension or overflows memory");
+    return t3d_error(T3D_ERR_NOMEM, "t3d_backend_tensor_new: the tensor's size overflows memory");
   s = be->ops->alloc(be, &data, nbytes);
   if (s != T3D_OK)
     return s;
@@ -354,6 +358,7 @@ t3d_status t3d_op_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, co
   }
   TRY(check_no_alias(op, y, "x", x));
   TRY(check_no_alias(op, y, "w", w));
+  TRY(check_no_alias(op, y, "residual", residual));
   TRY(check_backend(be, T3D_OP_CONV3D));
   return be->ops->conv3d(be, y, x, w, bias, residual, p);
 }
@@ -390,7 +395,8 @@ t3d_status t3d_op_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_ten
                                               : t3d_conv_transpose_out_size(x->shape[2 + i], (int)w->shape[2 + i],
                                                                             p->stride[i], p->pad[i], p->output_pad[i]);
     if (shape[2 + i] < 1)
-      return t3d_error(T3D_ERR_SHAPE, "t3d_op_conv3d_transpose: x %s with w %s and pad (%d,%d,%d) gives an empty output",
+      return t3d_error(T3D_ERR_SHAPE,
+                       "t3d_op_conv3d_transpose: x %s with w %s and pad (%d,%d,%d) gives an empty output",
                        DESC(x, dx), DESC(w, dw), p->pad[0], p->pad[1], p->pad[2]);
   }
   snprintf(why, sizeof why, "x %s, w %s, stride (%d,%d,%d), pad (%d,%d,%d), output_pad (%d,%d,%d)", DESC(x, dx),
@@ -455,7 +461,8 @@ t3d_status t3d_op_maxpool3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x,
   TRY(check_triple(op, "pad", p->pad, 0));
   for (int i = 0; i < 3; i++)
     if (p->pad[i] > p->kernel[i] / 2) /* PyTorch's rule: a window never lies wholly in the padding */
-      return t3d_error(T3D_ERR_INVALID_ARG, "t3d_op_maxpool3d: pad (%d,%d,%d) must be at most half of kernel (%d,%d,%d)",
+      return t3d_error(T3D_ERR_INVALID_ARG,
+                       "t3d_op_maxpool3d: pad (%d,%d,%d) must be at most half of kernel (%d,%d,%d)",
                        p->pad[0], p->pad[1], p->pad[2], p->kernel[0], p->kernel[1], p->kernel[2]);
   shape[0] = x->shape[0];
   shape[1] = x->shape[1];

@@ -88,12 +88,16 @@ typedef struct t3d_backend_ops {
   /* y[..., Out] = x[..., In] w[Out, In]^T + b[Out]; b may be NULL */
   t3d_status (*linear)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
                        const t3d_tensor *b);
+  /* gamma, beta [E] or NULL (1 and 0); biased variance; y may be x */
   t3d_status (*layernorm)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *gamma,
                           const t3d_tensor *beta, float eps);
   t3d_status (*gelu)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);                  /* y may be x */
-  t3d_status (*softmax)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);               /* y may be x */
+  /* y may be x; a row of all -inf (or holding a NaN) gives NaN, as torch.softmax */
+  t3d_status (*softmax)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
   /* q[B,Lq,H*Dh], k,v[B,Lk,H*Dh] -> y[B,Lq,H*Dh]; key_mask i32[B,Lk] (nonzero = attend,
-   * HF attention_mask convention) or NULL; scale 1/sqrt(Dh); no causal mask. */
+   * HF attention_mask convention) or NULL; scale 1/sqrt(Dh); no causal mask. Masked keys get
+   * -inf before the softmax; a batch entry whose keys are all masked gives y = 0 there (torch
+   * would give NaN, HF's additive mask a plain mean of v). */
   t3d_status (*attention)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *q, const t3d_tensor *k,
                           const t3d_tensor *v, const t3d_tensor *key_mask, int heads);
   /* ids i32[...] into table[V, E] -> y[..., E]; an id outside [0, V) is T3D_ERR_INVALID_ARG */
@@ -102,7 +106,8 @@ typedef struct t3d_backend_ops {
   t3d_status (*concat)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *a, const t3d_tensor *b);
   /* x[N,C,D,H,W] -> y[N,C,Do,Ho,Wo], sizes taken from y */
   t3d_status (*resample_trilinear)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
-  /* x[N,C,...] -> y i32[N,...]: index of the largest channel, first on ties */
+  /* x[N,C,...] -> y i32[N,...]: index of the largest channel, first on ties; a NaN counts as
+   * the largest (the first NaN wins), as torch.argmax */
   t3d_status (*argmax)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
 } t3d_backend_ops;
 
@@ -121,20 +126,33 @@ typedef struct {
 } t3d_backend_params;
 t3d_backend_params t3d_backend_default_params(void);
 
-/* The CPU backend: reference for every other backend. *out is the caller's. */
+/* The CPU backend: reference for every other backend. *out is the caller's. Ops run OpenMP
+ * loops on params->threads threads (0: every core the process may run on). With OpenBLAS it sets OpenBLAS's
+ * process-wide thread count to 1: GEMMs are split over the backend's own OpenMP threads, so one
+ * thread pool runs everything (two spinning pools measured 5x+ slower on a loaded 2-core box). */
 t3d_status t3d_backend_cpu_create(t3d_backend **out, const t3d_backend_params *params);
 void t3d_backend_free(t3d_backend *be); /* NULL is a no-op */
 
 bool t3d_backend_supports(const t3d_backend *be, t3d_op op, t3d_dtype dtype);
 
-/* A tensor whose data is backend memory; free with t3d_backend_tensor_free. */
+/* A tensor whose data is backend memory (not initialised; owned stays false, so never pass it
+ * to t3d_tensor_free); free with t3d_backend_tensor_free, which NULLs data. upload/download need
+ * the same dtype and shape on both sides (T3D_ERR_SHAPE otherwise). */
 t3d_status t3d_backend_tensor_new(t3d_backend *be, t3d_tensor *out, t3d_dtype dtype, int ndim, const int64_t *shape);
 void t3d_backend_tensor_free(t3d_backend *be, t3d_tensor *t);
 t3d_status t3d_backend_upload(t3d_backend *be, t3d_tensor *dev, const t3d_tensor *host);
 t3d_status t3d_backend_download(t3d_backend *be, t3d_tensor *host, const t3d_tensor *dev);
 
 /* Checked op wrappers: validate dtypes and shapes (clear T3D_ERR_SHAPE message naming the
- * op and both shapes), ask supports_op, then call the table. Model code uses these. */
+ * op and both shapes), ask supports_op, then call the table. Model code uses these.
+ * Common rules, checked here so that table entries may assume them:
+ *  - tensors are f32 except ids, key_mask (i32 in) and argmax's y (i32 out);
+ *  - no dimension is 0 (empty tensors are T3D_ERR_SHAPE), data is not NULL;
+ *  - y may alias an input only where the table says so (relu, add, gelu, softmax, layernorm);
+ *    elsewhere y sharing an input's data is T3D_ERR_INVALID_ARG;
+ *  - stride >= 1, pad >= 0, kernel >= 1, output_pad < stride, maxpool pad <= kernel / 2 (as
+ *    PyTorch), heads >= 1 dividing E, eps finite and >= 0: else T3D_ERR_INVALID_ARG;
+ *  - a backend without the op, or saying no in supports_op, is T3D_ERR_UNSUPPORTED. */
 t3d_status t3d_op_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
                          const t3d_tensor *bias, const t3d_tensor *residual, const t3d_conv3d_params *p);
 t3d_status t3d_op_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
@@ -156,13 +174,15 @@ t3d_status t3d_op_concat(t3d_backend *be, t3d_tensor *y, const t3d_tensor *a, co
 t3d_status t3d_op_resample_trilinear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
 t3d_status t3d_op_argmax(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
 
-/* Output extent of a convolution / pooling / transposed convolution along one axis. */
+/* Output extent of a convolution / pooling / transposed convolution along one axis; 0 when the
+ * window does not fit or a parameter is out of range (stride < 1, pad < 0, output_pad >= stride). */
 int64_t t3d_conv_out_size(int64_t in, int kernel, int stride, int pad);
 int64_t t3d_conv_transpose_out_size(int64_t in, int kernel, int stride, int pad, int output_pad);
 
 /* Host-side, at model load: folds eval-mode BatchNorm (gamma, beta, running mean/var, eps)
  * into the preceding convolution. w[Cout, ...] is scaled in place; *bias (f32[Cout]) is
- * created when NULL, else updated. All tensors host f32. */
+ * created when NULL (the caller's, t3d_tensor_free), else updated. All tensors host f32.
+ * A running var + eps <= 0 is T3D_ERR_INVALID_ARG; on any failure w and *bias are unchanged. */
 t3d_status t3d_fold_batchnorm(t3d_tensor *w, t3d_tensor **bias, const t3d_tensor *gamma, const t3d_tensor *beta,
                               const t3d_tensor *mean, const t3d_tensor *var, float eps);
 

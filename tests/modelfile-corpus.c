@@ -49,6 +49,8 @@ static void add_header(list *l, const char *name, int want, const char *expect, 
   size_t hlen = strlen(header), j = 0;
   if (!c)
     return;
+  for (size_t i = 0; header[i]; i++)
+    hlen += header[i] == '`'; /* ` becomes the two bytes \" */
   c->len = 8 + hlen + data_len;
   c->bytes = malloc(c->len);
   if (!c->bytes) {
@@ -57,7 +59,7 @@ static void add_header(list *l, const char *name, int want, const char *expect, 
   }
   for (int i = 0; i < 8; i++)
     c->bytes[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
-  for (size_t i = 0; i < hlen; i++) {
+  for (size_t i = 0; header[i]; i++) {
     if (header[i] == '`') {
       c->bytes[8 + j++] = '\\';
       c->bytes[8 + j++] = '"';
@@ -65,20 +67,8 @@ static void add_header(list *l, const char *name, int want, const char *expect, 
       c->bytes[8 + j++] = header[i] == '\'' ? '"' : (uint8_t)header[i];
     }
   }
-  /* ` expands to two bytes: fix the length field and size */
-  if (j != hlen) {
-    uint8_t *b = realloc(c->bytes, 8 + j + data_len);
-    if (!b) {
-      l->failed = true;
-      return;
-    }
-    c->bytes = b;
-    for (int i = 0; i < 8; i++)
-      c->bytes[i] = (uint8_t)((uint64_t)j >> (8 * i));
-    c->len = 8 + j + data_len;
-  }
   for (size_t i = 0; i < data_len; i++)
-    c->bytes[8 + j + i] = (uint8_t)i;
+    c->bytes[8 + hlen + i] = (uint8_t)i;
 }
 
 static void add_raw(list *l, const char *name, int want, const char *expect, const uint8_t *bytes, size_t len)
@@ -330,9 +320,9 @@ size_t mf_corpus_build(mf_case **cases)
              "{'__metadata__':{'t3d.format_version':'2'}}", 0);
   add_header(&l, "config-bad-json", F, "t3d.config is not valid JSON",
              "{'__metadata__':{'t3d.format_version':'1','t3d.config':'{`model`:'}}", 0);
-  add_header(&l, "config-not-object", F, "config: must be a JSON object",
+  add_header(&l, "config-not-object", F, "t3d.config: must be a JSON object with a \"model\" key",
              "{'__metadata__':{'t3d.format_version':'1','t3d.config':'[]'}}", 0);
-  add_header(&l, "config-missing-model", F, "config config.model: missing",
+  add_header(&l, "config-missing-model", F, "t3d.config: model: missing",
              "{'__metadata__':{'t3d.format_version':'1','t3d.config':'{}'}}", 0);
   add_header(&l, "config-bad-layers", F, "model.vision.layers[2]: must be an integer 1..64, got -1",
              "{'__metadata__':{'t3d.format_version':'1','t3d.config':'{`model`:{`name`:`x`,`vision`:{`arch`:`resnet`,"
@@ -344,6 +334,10 @@ size_t mf_corpus_build(mf_case **cases)
              "{'__metadata__':{'t3d.format_version':'1','t3d.vocab':'[`a`,2]'}}", 0);
   add_header(&l, "vocab-empty-token", F, "t3d.vocab[0] must be a non-empty string",
              "{'__metadata__':{'t3d.format_version':'1','t3d.vocab':'[``]'}}", 0);
+  add_header(&l, "vocab-duplicate", F, "t3d.vocab[3] \"b\" repeats t3d.vocab[1]",
+             "{'__metadata__':{'t3d.format_version':'1','t3d.vocab':'[`a`,`b`,`c`,`b`]'}}", 0);
+  add_header(&l, "classes-duplicate", F, "t3d.classes[1] \"liver\" repeats t3d.classes[0]",
+             "{'__metadata__':{'t3d.format_version':'1','t3d.classes':'[`liver`,`liver`]'}}", 0);
   add_header(&l, "vocab-object", F, "t3d.vocab must be a JSON array of strings",
              "{'__metadata__':{'t3d.format_version':'1','t3d.vocab':'{}'}}", 0);
   add_header(&l, "findings-bad-json", F, "t3d.findings is not valid JSON",

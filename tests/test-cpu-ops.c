@@ -52,8 +52,9 @@ static void check_close(const char *what, const float *got, const double *want, 
 {
   int64_t bad = 0, first = -1;
   for (int64_t i = 0; i < n; i++) {
-    bool ok = isnan(want[i]) ? isnan(got[i])
-                             : (isinf(want[i]) ? got[i] == want[i] : fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i]));
+    bool ok = isnan(want[i])   ? isnan(got[i])
+              : isinf(want[i]) ? got[i] == want[i]
+                               : fabs(got[i] - want[i]) <= atol + rtol * fabs(want[i]);
     if (!ok && bad++ == 0)
       first = i;
   }
@@ -347,17 +348,21 @@ static void test_maxpool(void)
       {3, 3, 3, 2, 2, 2, 1, 1, 1}, {2, 2, 2, 2, 2, 2, 0, 0, 0}, {3, 3, 3, 1, 1, 1, 1, 1, 1},
       {1, 3, 2, 1, 2, 3, 0, 1, 1}, {3, 5, 4, 3, 1, 2, 1, 2, 2},
   };
-  for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
-    t3d_pool3d_params p = {{cfg[c][0], cfg[c][1], cfg[c][2]}, {cfg[c][3], cfg[c][4], cfg[c][5]},
-                           {cfg[c][6], cfg[c][7], cfg[c][8]}};
-    t3d_tensor x = mk_rand(5, 2, 3, 7, 9, 35, -1, 1);
+  static const int64_t in[2][3] = {{7, 9, 35}, {3, 2, 1}}; /* the second is narrower than kernels */
+  for (size_t c = 0; c < 2 * sizeof cfg / sizeof cfg[0]; c++) {
+    const int *g = cfg[c / 2];
+    const int64_t *is = in[c % 2];
+    t3d_pool3d_params p = {{g[0], g[1], g[2]}, {g[3], g[4], g[5]}, {g[6], g[7], g[8]}};
     int64_t o[3];
     for (int i = 0; i < 3; i++)
-      o[i] = t3d_conv_out_size(x.shape[2 + i], p.kernel[i], p.stride[i], p.pad[i]);
+      o[i] = t3d_conv_out_size(is[i], p.kernel[i], p.stride[i], p.pad[i]);
+    if (o[0] < 1 || o[1] < 1 || o[2] < 1)
+      continue;
+    t3d_tensor x = mk_rand(5, 2, 3, is[0], is[1], is[2], -1, 1);
     t3d_tensor y = mk(T3D_F32, 5, 2, 3, o[0], o[1], o[2]);
     int64_t n_out = t3d_tensor_numel(&y), idx = 0;
     double *want = malloc((size_t)n_out * sizeof *want);
-    F(&x)[17] = NAN; /* NaN propagates through max */
+    F(&x)[t3d_tensor_numel(&x) / 2] = NAN; /* NaN propagates through max */
     for (int64_t n = 0; n < 2; n++)
       for (int64_t ch = 0; ch < 3; ch++)
         for (int64_t od = 0; od < o[0]; od++)
@@ -369,7 +374,7 @@ static void test_maxpool(void)
                   for (int e = 0; e < p.kernel[2]; e++) {
                     int64_t d = od * p.stride[0] - p.pad[0] + a, h = oh * p.stride[1] - p.pad[1] + b,
                             w = ow * p.stride[2] - p.pad[2] + e;
-                    if (d < 0 || h < 0 || w < 0 || d >= 7 || h >= 9 || w >= 35)
+                    if (d < 0 || h < 0 || w < 0 || d >= is[0] || h >= is[1] || w >= is[2])
                       continue; /* -inf padding */
                     float v = at5(&x, n, ch, d, h, w);
                     if (isnan(v) || isnan(m))
@@ -511,13 +516,16 @@ static void test_resample(void)
 
 static void test_sgemm_modes(void)
 {
-  static const int64_t sizes[][3] = {{1, 1, 1}, {5, 7, 3}, {37, 45, 300}, {13, 2100, 3}, {800, 20, 17}};
+  /* the last two are big enough to be split over threads, by rows and by columns */
+  static const int64_t sizes[][3] = {{1, 1, 1},   {5, 7, 3},      {37, 45, 300},
+                                     {13, 2100, 3}, {800, 20, 17}, {300, 70, 400}, {70, 300, 400}};
   for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++)
     for (int mode = 0; mode < 4; mode++) {
       const int64_t M = sizes[c][0], N = sizes[c][1], K = sizes[c][2];
       const bool ta = mode & 1, tb = mode & 2;
       const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
-      float *A = malloc((size_t)((ta ? K : M) * lda) * sizeof *A), *B = malloc((size_t)((tb ? N : K) * ldb) * sizeof *B);
+      float *A = malloc((size_t)((ta ? K : M) * lda) * sizeof *A);
+      float *B = malloc((size_t)((tb ? N : K) * ldb) * sizeof *B);
       float *C = malloc((size_t)(M * ldc) * sizeof *C), *C2 = malloc((size_t)(M * ldc) * sizeof *C2);
       double *want = malloc((size_t)(M * N) * sizeof *want);
       float *got = malloc((size_t)(M * N) * sizeof *got);
@@ -619,7 +627,8 @@ static void attention_ref(double *y, const t3d_tensor *q, const t3d_tensor *k, c
 
 static void test_attention(void)
 {
-  static const int64_t cfg[][5] = {/* B, Lq, Lk, heads, Dh */ {3, 5, 7, 3, 4}, {2, 70, 33, 2, 8}, {1, 1, 1, 1, 1}};
+  /* B, Lq, Lk, heads, Dh; the last is split into query blocks over two threads */
+  static const int64_t cfg[][5] = {{3, 5, 7, 3, 4}, {2, 70, 33, 2, 8}, {1, 1, 1, 1, 1}, {1, 70, 300, 1, 8}};
   for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
     const int64_t B = cfg[c][0], Lq = cfg[c][1], Lk = cfg[c][2], H = cfg[c][3], E = H * cfg[c][4];
     t3d_tensor q = mk_rand(3, B, Lq, E, 0, 0, -2, 2), k = mk_rand(3, B, Lk, E, 0, 0, -2, 2);
@@ -665,6 +674,8 @@ static void test_conv_wrapper_and_fold(void)
       }
   CHECK_STATUS(t3d_op_conv3d(be, &y, &x, &w, &bias, &r, &p), T3D_OK);
   check_close("conv3d 1x1x1 + bias + residual + relu", F(&y), want, 96, 1e-5, 1e-6);
+  CHECK_STATUS(t3d_op_conv3d(be, &y, &x, &w, &bias, &y, &p), T3D_ERR_INVALID_ARG); /* residual is y */
+  CHECK(detail_has("residual"));
   p.stride[1] = 0;
   CHECK_STATUS(t3d_op_conv3d(be, &y, &x, &w, &bias, &r, &p), T3D_ERR_INVALID_ARG);
   CHECK(detail_has("stride"));
@@ -807,6 +818,40 @@ static void test_wrapper_errors(void)
   rm(&fmask);
 }
 
+static bool no_gelu(const t3d_backend *b, t3d_op op, t3d_dtype dtype)
+{
+  (void)b;
+  return op != T3D_OP_GELU && dtype == T3D_F32;
+}
+
+/* A backend that lacks an op (NULL entry) or declines it in supports_op gets UNSUPPORTED. */
+static void test_unsupported_and_bad_tensors(void)
+{
+  t3d_backend_ops ops = *be->ops;
+  t3d_backend fake = {.ops = &ops, .threads = 1, .impl = NULL};
+  t3d_tensor x = mk_rand(2, 2, 3, 0, 0, 0, -1, 1), y = mk(T3D_F32, 2, 2, 3, 0, 0, 0), out;
+  int64_t bad[2] = {2, -1};
+  ops.name = "fake";
+  ops.supports_op = no_gelu;
+  ops.relu = NULL;
+  CHECK_STATUS(t3d_op_gelu(&fake, &y, &x), T3D_ERR_UNSUPPORTED);
+  CHECK(detail_has("fake") && detail_has("gelu"));
+  CHECK_STATUS(t3d_op_relu(&fake, &y, &x), T3D_ERR_UNSUPPORTED);
+  CHECK_STATUS(t3d_op_softmax(&fake, &y, &x), T3D_OK);
+  CHECK(!t3d_backend_supports(&fake, T3D_OP_GELU, T3D_F32));
+
+  CHECK_STATUS(t3d_backend_tensor_new(be, &out, T3D_F32, 0, bad), T3D_ERR_INVALID_ARG);
+  CHECK(out.data == NULL);
+  CHECK_STATUS(t3d_backend_tensor_new(be, &out, T3D_F32, 2, bad), T3D_ERR_INVALID_ARG);
+  CHECK(detail_has("negative"));
+  bad[1] = INT64_MAX / 2;
+  CHECK_STATUS(t3d_backend_tensor_new(be, &out, T3D_F32, 2, bad), T3D_ERR_NOMEM);
+  CHECK_STATUS(t3d_backend_tensor_new(be, &out, T3D_DTYPE_COUNT, 1, bad), T3D_ERR_INVALID_ARG);
+  CHECK_STATUS(t3d_backend_tensor_new(NULL, &out, T3D_F32, 1, bad), T3D_ERR_INVALID_ARG);
+  rm(&x);
+  rm(&y);
+}
+
 int main(void)
 {
   /* every test runs single-threaded and with two threads, to catch partitioning bugs */
@@ -834,6 +879,7 @@ int main(void)
     test_attention();
     test_conv_wrapper_and_fold();
     test_wrapper_errors();
+    test_unsupported_and_bad_tensors();
     t3d_backend_free(be);
     be = NULL;
   }

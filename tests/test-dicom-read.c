@@ -524,6 +524,24 @@ static void test_policies(void)
     t3d_dicom_scan_free(sc);
   }
 
+  /* same depth, shifted in-plane: two fields of view under one UID */
+  dir = subdir("fov");
+  write_stack(dir, "a", &g, &s3);
+  {
+    stack s1 = {{30, 0, 2.5}, {0, 0, 0}, 1, NULL, 0};
+    write_stack(dir, "b", &g, &s1);
+  }
+  expect_refusal(dir, T3D_ERR_UNSUPPORTED, "lie at the same depth z=2.50 but 30.00 mm apart in-plane");
+
+  /* non-positive pixel spacing */
+  dir = subdir("spacing0");
+  {
+    tg_image h = g;
+    h.pixel_spacing[0] = 0;
+    write_stack(dir, "z", &h, &s3);
+  }
+  expect_refusal(dir, T3D_ERR_FORMAT, "Pixel Spacing that is not positive");
+
   /* undecodable transfer syntax */
   dir = subdir("mpeg");
   {

@@ -1,5 +1,5 @@
 /* Writer -> reader round trip: the CT phantom written by core/dicomwrite in every orientation,
- * storage type and transfer syntax must load through core/dicom with the same geometry (1e-6)
+ * storage type and transfer syntax, as single-frame files and as Enhanced CT multi-frame, must load through core/dicom with the same geometry (1e-6)
  * and exactly the HU the writer's rescale promises; its gap and tilt test data must be refused
  * with the reader's messages. Not a test of either side alone (see test-dicom-read, -write-api). */
 #include <ftw.h>
@@ -33,13 +33,15 @@ static t3d_volume *phantom(t3d_phantom_orientation o)
 }
 
 /* Writes v with (storage, syntax) to a new folder, loads it back and compares. */
-static void round_trip(const t3d_volume *v, t3d_dicom_storage sto, t3d_dicom_syntax syn, const char *label)
+static void round_trip(const t3d_volume *v, t3d_dicom_storage sto, t3d_dicom_syntax syn, int enhanced,
+                       const char *label)
 {
   char dir[512];
   snprintf(dir, sizeof dir, "%s/%s", root, label);
   t3d_dicom_write_params wp = t3d_dicom_write_default_params();
   wp.storage = sto;
   wp.syntax = syn;
+  wp.enhanced_multiframe = enhanced;
   t3d_dicom_rescale r;
   CHECK_STATUS(t3d_dicom_choose_rescale(v, sto, &r), T3D_OK);
   t3d_status s = t3d_dicom_write_ct_series(v, dir, &wp);
@@ -50,6 +52,8 @@ static void round_trip(const t3d_volume *v, t3d_dicom_storage sto, t3d_dicom_syn
   t3d_volume *w = NULL;
   CHECK_STATUS(t3d_dicom_scan_path(dir, &sc), T3D_OK);
   CHECK_INT_EQ(t3d_dicom_scan_series_count(sc), 1);
+  if (enhanced && t3d_dicom_scan_series(sc, 0))
+    CHECK(t3d_dicom_scan_series(sc, 0)->multiframe && t3d_dicom_scan_series(sc, 0)->instances == 1);
   s = t3d_dicom_load_series(sc, 0, NULL, &w);
   CHECK_STATUS(s, T3D_OK);
   if (w) {
@@ -115,7 +119,10 @@ int main(void)
     char label[64];
     snprintf(label, sizeof label, "%s", oname[o]);
     if (v)
-      round_trip(v, T3D_DICOM_STORE_S16, T3D_DICOM_SYNTAX_EXPLICIT_LE, label);
+      round_trip(v, T3D_DICOM_STORE_S16, T3D_DICOM_SYNTAX_EXPLICIT_LE, 0, label);
+    snprintf(label, sizeof label, "%s-enhanced", oname[o]);
+    if (v)
+      round_trip(v, T3D_DICOM_STORE_S16, T3D_DICOM_SYNTAX_EXPLICIT_LE, 1, label);
     t3d_volume_free(v);
   }
   t3d_volume *v = phantom(T3D_PHANTOM_OBLIQUE);
@@ -125,7 +132,12 @@ int main(void)
         char label[64];
         snprintf(label, sizeof label, "%s-%s", t3d_dicom_storage_name((t3d_dicom_storage)sto),
                  t3d_dicom_syntax_name((t3d_dicom_syntax)syn));
-        round_trip(v, (t3d_dicom_storage)sto, (t3d_dicom_syntax)syn, label);
+        round_trip(v, (t3d_dicom_storage)sto, (t3d_dicom_syntax)syn, 0, label);
+        if (sto == T3D_DICOM_STORE_U12) { /* and as one Enhanced CT file */
+          snprintf(label, sizeof label, "%s-%s-enhanced", t3d_dicom_storage_name((t3d_dicom_storage)sto),
+                   t3d_dicom_syntax_name((t3d_dicom_syntax)syn));
+          round_trip(v, (t3d_dicom_storage)sto, (t3d_dicom_syntax)syn, 1, label);
+        }
       }
     t3d_dicom_write_params wp = t3d_dicom_write_default_params();
     int64_t skip[1] = {3};

@@ -152,6 +152,22 @@ static void test_files(void)
   CHECK(access(sub("gaps/IM00003.dcm"), F_OK) == 0);
   CHECK(access(sub("gaps/IM00005.dcm"), F_OK) == 0);
 
+  /* Enhanced CT: one file whatever the slice count (gaps too); 8-bit refused */
+  p.enhanced_multiframe = 1;
+  p.file_prefix = NULL;
+  CHECK_STATUS(t3d_dicom_write_ct_series(v, sub("enh"), &p), T3D_OK);
+  count_files(sub("enh"), &dcm, &other);
+  CHECK_INT_EQ(dcm, 1);
+  CHECK_INT_EQ(other, 0);
+  CHECK(access(sub("enh/CT00001.dcm"), F_OK) == 0);
+  p.storage = T3D_DICOM_STORE_U8;
+  CHECK_STATUS(t3d_dicom_write_ct_series(v, sub("enh8"), &p), T3D_ERR_INVALID_ARG);
+  int64_t all[5] = {0, 1, 2, 3, 4};
+  p.storage = T3D_DICOM_STORE_S16;
+  p.skip_slices = all;
+  p.n_skip_slices = 5;
+  CHECK_STATUS(t3d_dicom_write_ct_series(v, sub("enh0"), &p), T3D_ERR_INVALID_ARG);
+
   /* output below a regular file: T3D_ERR_IO naming the path */
   FILE *f = fopen(sub("plain"), "w");
   if (f)

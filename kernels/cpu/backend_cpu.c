@@ -3,6 +3,7 @@
  * pool.c, linear.c, gemm.c, conv.c) and no shape checks (kernels/backend.c does those). */
 #include "config.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -79,6 +80,15 @@ static const t3d_backend_ops cpu_ops = {
     .argmax = t3d_cpu_argmax,
 };
 
+/* Online cores this process may run on: a container or taskset may allow fewer than the host has. */
+static long usable_cores(void)
+{
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+    return CPU_COUNT(&set);
+  return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 t3d_status t3d_backend_cpu_create(t3d_backend **out, const t3d_backend_params *params)
 {
   t3d_backend_params p = params ? *params : t3d_backend_default_params();
@@ -91,7 +101,7 @@ t3d_status t3d_backend_cpu_create(t3d_backend **out, const t3d_backend_params *p
     return t3d_error(T3D_ERR_INVALID_ARG, "CPU backend: threads must be 0 (all cores) to %d, got %d",
                      CPU_MAX_THREADS, p.threads);
   if (p.threads == 0) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    long n = usable_cores();
     p.threads = n < 1 ? 1 : n > CPU_MAX_THREADS ? CPU_MAX_THREADS : (int)n;
   }
   be = calloc(1, sizeof *be);
@@ -101,8 +111,9 @@ t3d_status t3d_backend_cpu_create(t3d_backend **out, const t3d_backend_params *p
   be->threads = p.threads;
   be->impl = NULL;
 #ifdef HAVE_OPENBLAS
-  /* Process-wide in OpenBLAS: the last CPU backend created decides its GEMM thread count. */
-  openblas_set_num_threads(p.threads);
+  /* Process-wide: OpenBLAS stays single-threaded and t3d_cpu_sgemm splits GEMMs over the
+   * backend's OpenMP threads instead (see gemm.c for why). */
+  openblas_set_num_threads(1);
 #endif
   *out = be;
   return T3D_OK;

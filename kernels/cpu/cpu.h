@@ -18,10 +18,12 @@ extern "C" {
  *   C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C
  * op(A) = A (lda >= K) or, when trans_a, A^T with A stored [K,M] (lda >= M); likewise B.
  * beta == 0 ignores the old contents of C (NaN in C does not leak through).
- * t3d_cpu_sgemm uses OpenBLAS when built with it (whose thread count the backend sets at create;
- * `threads` is then ignored), else t3d_cpu_sgemm_blocked. t3d_cpu_sgemm_blocked is t3d's own
- * cache-blocked, vectorised GEMM, always compiled; threads <= 1 runs it on the calling thread, so
- * it may be called inside a parallel region with threads = 1. */
+ * t3d_cpu_sgemm uses OpenBLAS when built with it (kept single-threaded: the GEMM is split over
+ * `threads` OpenMP threads, one OpenBLAS call per slice; inside a parallel region it runs on the
+ * calling thread), else t3d_cpu_sgemm_blocked. t3d_cpu_sgemm_blocked is t3d's own
+ * cache-blocked, vectorised GEMM (AVX-512 / AVX2+FMA / C micro-kernels chosen at run time),
+ * always compiled; threads <= 1 runs it on the calling thread, so inside a parallel region call
+ * it with threads = 1. Neither allocates more than ~3 MiB of scratch, and neither can fail. */
 void t3d_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                    int64_t ldc, int threads);
@@ -45,9 +47,6 @@ t3d_status t3d_cpu_layernorm(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x
 t3d_status t3d_cpu_argmax(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
 t3d_status t3d_cpu_concat(t3d_backend *be, t3d_tensor *y, const t3d_tensor *a, const t3d_tensor *b);
 t3d_status t3d_cpu_embedding(t3d_backend *be, t3d_tensor *y, const t3d_tensor *ids, const t3d_tensor *table);
-/* Softmax of `rows` rows of n floats (y may be x), single-threaded; -inf entries get 0; a row of
- * all -inf (or any NaN) gives NaN, as torch.softmax. Shared with attention. */
-void t3d_cpu_softmax_rows(float *y, const float *x, int64_t rows, int64_t n);
 
 /* kernels/cpu/pool.c: pooling and trilinear resampling of volumes */
 t3d_status t3d_cpu_maxpool3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_pool3d_params *p);

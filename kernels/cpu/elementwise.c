@@ -66,8 +66,39 @@ t3d_status t3d_cpu_add(t3d_backend *be, t3d_tensor *y, const t3d_tensor *a, cons
   return T3D_OK;
 }
 
-/* Exact GELU, x * Phi(x) = 0.5 x erfc(-x / sqrt 2). erfc rather than PyTorch's 1 + erf keeps
- * full relative precision for negative x, where 1 + erf cancels; both agree to ~1e-7 absolute. */
+/* erfc(t) for t >= 0 as exp(-t^2) R(u), u = 1/(1 + t/2), R a degree-9 polynomial we fitted
+ * (relative-error least squares on Chebyshev nodes, t in [0, 9.5]; beyond, exp(-t^2) is 0 in
+ * float). Max relative error of R in float arithmetic 3e-7; vectorises, unlike erfcf. */
+static inline float erfc_nonneg(float t)
+{
+  const float u = 1.0f / (1.0f + 0.5f * t);
+  float r = -5.412839353e-02f;
+  r = r * u + 2.590737641e-01f;
+  r = r * u - 4.305871725e-01f;
+  r = r * u + 2.073377520e-01f;
+  r = r * u + 2.800084464e-02f;
+  r = r * u + 1.757294536e-01f;
+  r = r * u + 2.515767217e-01f;
+  r = r * u + 2.807443142e-01f;
+  r = r * u + 2.822605371e-01f;
+  r = r * u - 7.845733307e-06f;
+  return r * t3d_exp_nonpos(-t * t);
+}
+
+/* Exact GELU, x Phi(x) with Phi from erfc of |x|/sqrt 2. For x < 0 this keeps relative
+ * precision where PyTorch's 0.5 x (1 + erf) cancels. Measured against the exact value: ours
+ * 1.1e-6 relative on [-3, 3], 4e-6 on [-6, -3], 1.5e-5 below -9 (values < 1e-18); torch 1.13
+ * 6e-5 relative on x > -3 and worse below; ours vs torch at most 5e-7 absolute on [-12, 12]. */
+T3D_SIMD_CLONES
+static void gelu_block(float *y, const float *x, int64_t n)
+{
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) {
+    const float v = x[i], e = erfc_nonneg(fabsf(v) * 0.70710678118654752f);
+    y[i] = v * (v >= 0.0f ? 1.0f - 0.5f * e : 0.5f * e);
+  }
+}
+
 t3d_status t3d_cpu_gelu(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x)
 {
   const int64_t n = t3d_tensor_numel(x), nblocks = (n + BLOCK - 1) / BLOCK;
@@ -75,11 +106,8 @@ t3d_status t3d_cpu_gelu(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x)
   const float *xd = x->data;
 #pragma omp parallel for num_threads(t3d_cpu_threads_for(be->threads, n * 8)) schedule(static)
   for (int64_t k = 0; k < nblocks; k++) {
-    int64_t i0 = k * BLOCK, i1 = n - i0 < BLOCK ? n : i0 + BLOCK;
-    for (int64_t i = i0; i < i1; i++) {
-      float v = xd[i];
-      yd[i] = 0.5f * v * erfcf(v * -0.70710678118654752f);
-    }
+    int64_t i0 = k * BLOCK, len = n - i0 < BLOCK ? n - i0 : BLOCK;
+    gelu_block(yd + i0, xd + i0, len); /* y may be x: same index read then written */
   }
   return T3D_OK;
 }
@@ -104,12 +132,6 @@ static void softmax_row(float *y, const float *x, int64_t n)
 #pragma omp simd
   for (int64_t i = 0; i < n; i++)
     y[i] *= inv;
-}
-
-void t3d_cpu_softmax_rows(float *y, const float *x, int64_t rows, int64_t n)
-{
-  for (int64_t r = 0; r < rows; r++)
-    softmax_row(y + r * n, x + r * n, n);
 }
 
 t3d_status t3d_cpu_softmax(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x)
@@ -235,7 +257,8 @@ t3d_status t3d_cpu_embedding(t3d_backend *be, t3d_tensor *y, const t3d_tensor *i
         used += (size_t)snprintf(pos + used, sizeof pos - used, k ? ",%lld" : "%lld", (long long)idx[k]);
       if (used < sizeof pos)
         snprintf(pos + used, sizeof pos - used, "]");
-      return t3d_error(T3D_ERR_INVALID_ARG, "embedding: id %d at position %s of ids %s is outside the table's [0, %lld)",
+      return t3d_error(T3D_ERR_INVALID_ARG,
+                       "embedding: id %d at position %s of ids %s is outside the table's [0, %lld)",
                        (int)id[i], pos, t3d_tensor_describe(ids, d, sizeof d), (long long)V);
     }
   }

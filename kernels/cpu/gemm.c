@@ -150,8 +150,7 @@ typedef struct {
 
 static ukernel pick_ukernel(void)
 {
-#ifdef T3D_X86
-  __builtin_cpu_init();
+#ifdef T3D_X86 /* libgcc's constructor has filled the CPU model by now: no __builtin_cpu_init */
   if (__builtin_cpu_supports("avx512f"))
     return (ukernel){12, ukernel_avx512};
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
@@ -160,44 +159,68 @@ static ukernel pick_ukernel(void)
   return (ukernel){4, ukernel_c};
 }
 
-/* Packs rows [i0, i0+mb) x depth [p0, p0+kc) of op(A) into MR-row panels, zero-padding the last. */
-static void pack_a_panel(float *dst, bool trans, const float *A, int64_t lda, int64_t i0, int64_t rows, int64_t p0,
-                         int64_t kc, int mr)
-{
-  for (int r = 0; r < mr; r++) {
-    if (r >= rows) {
-      for (int64_t k = 0; k < kc; k++)
-        dst[k * mr + r] = 0.0f;
-    } else if (trans) {
-      for (int64_t k = 0; k < kc; k++)
-        dst[k * mr + r] = A[(p0 + k) * lda + i0 + r];
-    } else {
-      const float *src = A + (i0 + r) * lda + p0;
-      for (int64_t k = 0; k < kc; k++)
-        dst[k * mr + r] = src[k];
-    }
-  }
-}
-
-static void pack_b_panel(float *dst, bool trans, const float *B, int64_t ldb, int64_t j0, int64_t cols, int64_t p0,
-                         int64_t kc)
+/* Packs rows [i0, i0+rows) x depth [p0, p0+kc) of op(A) into one MR-row panel, dst[k*mr + r],
+ * zero-padding rows past the end. The untransposed case is a small transpose: it reads the rows
+ * in parallel streams, one k at a time, so every store is contiguous. */
+T3D_SIMD_CLONES
+static void pack_a_panel(float *restrict dst, bool trans, const float *restrict A, int64_t lda, int64_t i0,
+                         int64_t rows, int64_t p0, int64_t kc, int mr)
 {
   if (trans) {
-    for (int c = 0; c < NR; c++) {
-      if (c >= cols) {
-        for (int64_t k = 0; k < kc; k++)
-          dst[k * NR + c] = 0.0f;
+    for (int64_t k = 0; k < kc; k++) {
+      const float *src = A + (p0 + k) * lda + i0;
+      if (rows >= mr) {
+#pragma omp simd
+        for (int r = 0; r < mr; r++)
+          dst[k * mr + r] = src[r];
       } else {
-        const float *src = B + (j0 + c) * ldb + p0;
-        for (int64_t k = 0; k < kc; k++)
-          dst[k * NR + c] = src[k];
+        for (int r = 0; r < mr; r++)
+          dst[k * mr + r] = r < rows ? src[r] : 0.0f;
       }
     }
   } else {
+    int64_t off[MAX_MR];
+    for (int r = 0; r < mr; r++) /* rows past the end re-read the last row; zeroed below */
+      off[r] = (i0 + (r < rows ? r : rows - 1)) * lda + p0;
+    for (int64_t k = 0; k < kc; k++) {
+#pragma omp simd
+      for (int r = 0; r < mr; r++)
+        dst[k * mr + r] = A[off[r] + k];
+    }
+    for (int r = (int)rows; r < mr; r++)
+      for (int64_t k = 0; k < kc; k++)
+        dst[k * mr + r] = 0.0f;
+  }
+}
+
+/* Packs columns [j0, j0+cols) x depth [p0, p0+kc) of op(B) into one NR-column panel, dst[k*NR + c]. */
+T3D_SIMD_CLONES
+static void pack_b_panel(float *restrict dst, bool trans, const float *restrict B, int64_t ldb, int64_t j0,
+                         int64_t cols, int64_t p0, int64_t kc)
+{
+  if (trans) {
+    int64_t off[NR];
+    for (int c = 0; c < NR; c++)
+      off[c] = (j0 + (c < cols ? c : cols - 1)) * ldb + p0;
+    for (int64_t k = 0; k < kc; k++) {
+#pragma omp simd
+      for (int c = 0; c < NR; c++)
+        dst[k * NR + c] = B[off[c] + k];
+    }
+    for (int c = (int)cols; c < NR; c++)
+      for (int64_t k = 0; k < kc; k++)
+        dst[k * NR + c] = 0.0f;
+  } else {
     for (int64_t k = 0; k < kc; k++) {
       const float *src = B + (p0 + k) * ldb + j0;
-      for (int c = 0; c < NR; c++)
-        dst[k * NR + c] = c < cols ? src[c] : 0.0f;
+      if (cols >= NR) {
+#pragma omp simd
+        for (int c = 0; c < NR; c++)
+          dst[k * NR + c] = src[c];
+      } else {
+        for (int c = 0; c < NR; c++)
+          dst[k * NR + c] = c < cols ? src[c] : 0.0f;
+      }
     }
   }
 }
@@ -295,9 +318,29 @@ void t3d_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
 #ifdef HAVE_OPENBLAS
   if (M > 0 && N > 0 && K > 0 && M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX && lda <= INT32_MAX &&
       ldb <= INT32_MAX && ldc <= INT32_MAX) {
+    /* OpenBLAS runs single-threaded (set at backend create) and we split the GEMM over our own
+     * OpenMP threads: one thread pool, so OpenBLAS's spinning pthreads never fight the OpenMP
+     * workers of the ops before and after (measured 5x+ slower on a loaded 2-core machine). Inside a
+     * parallel region this is one plain call. Slices: the longer of M and N, whole micro-tiles. */
+    const int nt = t3d_cpu_threads_for(threads, M * N * K / 64);
+    const bool by_cols = N >= M;
+    const int64_t len = by_cols ? N : M, step = by_cols ? 16 : 8;
+    const int64_t chunk = ((len + nt - 1) / nt + step - 1) / step * step;
     /* beta == 0: OpenBLAS clears C rather than multiplying it, so NaN there cannot leak. */
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)M,
-                (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int t = 0; t < nt; t++) {
+      const int64_t s0 = t * chunk, n = len - s0 < chunk ? len - s0 : chunk;
+      if (n <= 0)
+        continue;
+      if (by_cols)
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)M,
+                    (int)n, (int)K, alpha, A, (int)lda, trans_b ? B + s0 * ldb : B + s0, (int)ldb, beta, C + s0,
+                    (int)ldc);
+      else
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)n,
+                    (int)N, (int)K, alpha, trans_a ? A + s0 : A + s0 * lda, (int)lda, B, (int)ldb, beta,
+                    C + s0 * ldc, (int)ldc);
+    }
     return;
   }
 #endif

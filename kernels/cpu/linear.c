@@ -24,40 +24,87 @@ t3d_status t3d_cpu_linear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
   return T3D_OK;
 }
 
-#define QBLOCK 64 /* query rows per task: scores block QBLOCK x Lk stays in L2 for Lk <= 1024 */
+/* Softmax down the columns of s[Lk, n] (one column per query), skipping masked keys (their
+ * rows become 0). Leaves the numerators in s and 1/sum per column in inv, so the caller scales
+ * the n output rows instead of the Lk x n probabilities. Columns run in SIMD lanes. */
+T3D_SIMD_CLONES
+static void column_softmax(float *s, float *inv, float *colmax, int64_t Lk, int64_t n, const int32_t *mask)
+{
+  for (int64_t i = 0; i < n; i++) {
+    colmax[i] = -INFINITY;
+    inv[i] = 0.0f;
+  }
+  for (int64_t j = 0; j < Lk; j++) {
+    const float *sj = s + j * n;
+    if (mask && !mask[j])
+      continue;
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) /* NaN is ignored here but reaches the sum below */
+      colmax[i] = sj[i] > colmax[i] ? sj[i] : colmax[i];
+  }
+  for (int64_t j = 0; j < Lk; j++) {
+    float *sj = s + j * n;
+    if (mask && !mask[j]) {
+      memset(sj, 0, (size_t)n * sizeof *sj);
+      continue;
+    }
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+      float e = t3d_exp_nonpos(sj[i] - colmax[i]);
+      sj[i] = e;
+      inv[i] += e;
+    }
+  }
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++)
+    inv[i] = 1.0f / inv[i];
+}
 
 /* y[b, i, h*Dh:(h+1)*Dh] = softmax(q_bh k_bh^T / sqrt(Dh), masked keys -inf) v_bh.
- * A batch whose keys are all masked gets zeros (PyTorch would give NaN; zeros keep a padded
- * batch entry from poisoning later sums). */
+ * Per task (batch, head, block of queries) the scores are computed transposed, s = k q^T
+ * [Lk, rows], so that the softmax runs across SIMD lanes and the second GEMM reads s with
+ * contiguous packing. A batch whose keys are all masked gets zeros (PyTorch would give NaN;
+ * zeros keep a padded batch entry from poisoning later sums). */
 t3d_status t3d_cpu_attention(t3d_backend *be, t3d_tensor *y, const t3d_tensor *q, const t3d_tensor *k,
                              const t3d_tensor *v, const t3d_tensor *key_mask, int heads)
 {
   const int64_t B = q->shape[0], Lq = q->shape[1], Lk = k->shape[1], E = q->shape[2], Dh = E / heads;
-  const int64_t qblocks = (Lq + QBLOCK - 1) / QBLOCK, tasks = B * heads * qblocks;
   const float scale = 1.0f / sqrtf((float)Dh);
   const float *qd = q->data, *kd = k->data, *vd = v->data;
   const int32_t *mask = key_mask ? key_mask->data : NULL;
-  float *yd = y->data, **scores = NULL;
+  float *yd = y->data, **scratch = NULL;
   int nt = t3d_cpu_threads_for(be->threads, B * heads * Lq * Lk * Dh);
+  int64_t qblock, qblocks, tasks;
   t3d_status status = T3D_OK;
 
+  /* Query block: scores of at most 256 Ki floats (1 MiB, L2-sized), one block per head when it
+   * fits, split further only when there would be fewer tasks than threads. */
+  qblock = ((int64_t)1 << 18) / Lk;
+  qblock = qblock < 16 ? 16 : qblock > Lq ? Lq : qblock;
+  while (qblock > 16 && B * heads * ((Lq + qblock - 1) / qblock) < nt)
+    qblock = (qblock + 1) / 2;
+  qblocks = (Lq + qblock - 1) / qblock;
+  tasks = B * heads * qblocks;
   if (nt > tasks)
     nt = (int)tasks;
-  scores = calloc((size_t)nt, sizeof *scores);
-  if (!scores)
+  scratch = calloc((size_t)nt, sizeof *scratch);
+  if (!scratch)
     return t3d_error(T3D_ERR_NOMEM, "attention: out of memory");
   for (int t = 0; t < nt; t++)
-    if (!(scores[t] = t3d_aligned_alloc((size_t)(QBLOCK * Lk) * sizeof(float)))) {
-      status = t3d_error(T3D_ERR_NOMEM, "attention: out of memory for a %dx%lld score block", QBLOCK, (long long)Lk);
+    if (!(scratch[t] = t3d_aligned_alloc((size_t)(qblock * (Lk + 2)) * sizeof(float)))) {
+      status = t3d_error(T3D_ERR_NOMEM, "attention: out of memory for a %lldx%lld score block", (long long)Lk,
+                         (long long)qblock);
       goto cleanup;
     }
 #pragma omp parallel for num_threads(nt) schedule(dynamic)
   for (int64_t t = 0; t < tasks; t++) {
-    const int64_t bi = t / (heads * qblocks), h = (t / qblocks) % heads, i0 = (t % qblocks) * QBLOCK;
-    const int64_t rows = Lq - i0 < QBLOCK ? Lq - i0 : QBLOCK;
+    const int64_t bi = t / (heads * qblocks), h = (t / qblocks) % heads, i0 = (t % qblocks) * qblock;
+    const int64_t rows = Lq - i0 < qblock ? Lq - i0 : qblock;
     const int32_t *m = mask ? mask + bi * Lk : NULL;
-    const float *qb = qd + (bi * Lq + i0) * E + h * Dh, *kb = kd + bi * Lk * E + h * Dh, *vb = vd + bi * Lk * E + h * Dh;
-    float *yb = yd + (bi * Lq + i0) * E + h * Dh, *s = scores[nt > 1 ? t3d_cpu_omp_thread() : 0];
+    const float *qb = qd + (bi * Lq + i0) * E + h * Dh;
+    const float *kb = kd + bi * Lk * E + h * Dh, *vb = vd + bi * Lk * E + h * Dh;
+    float *yb = yd + (bi * Lq + i0) * E + h * Dh, *s = scratch[nt > 1 ? t3d_cpu_omp_thread() : 0];
+    float *inv = s + Lk * rows, *colmax = inv + rows;
     int64_t attended = Lk;
 
     if (m) {
@@ -70,18 +117,16 @@ t3d_status t3d_cpu_attention(t3d_backend *be, t3d_tensor *y, const t3d_tensor *q
         memset(yb + i * E, 0, (size_t)Dh * sizeof *yb);
       continue;
     }
-    t3d_cpu_sgemm_blocked(false, true, rows, Lk, Dh, scale, qb, E, kb, E, 0.0f, s, Lk, 1);
-    if (m)
-      for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = 0; j < Lk; j++)
-          if (!m[j])
-            s[i * Lk + j] = -INFINITY;
-    t3d_cpu_softmax_rows(s, s, rows, Lk);
-    t3d_cpu_sgemm_blocked(false, false, rows, Dh, Lk, 1.0f, s, Lk, vb, E, 0.0f, yb, E, 1);
+    t3d_cpu_sgemm_blocked(false, true, Lk, rows, Dh, scale, kb, E, qb, E, 0.0f, s, rows, 1);
+    column_softmax(s, inv, colmax, Lk, rows, m);
+    t3d_cpu_sgemm_blocked(true, false, rows, Dh, Lk, 1.0f, s, rows, vb, E, 0.0f, yb, E, 1);
+    for (int64_t i = 0; i < rows; i++)
+      for (int64_t d = 0; d < Dh; d++)
+        yb[i * E + d] *= inv[i];
   }
 cleanup:
   for (int t = 0; t < nt; t++)
-    t3d_aligned_free(scores[t]);
-  free(scores);
+    t3d_aligned_free(scratch[t]);
+  free(scratch);
   return status;
 }

@@ -3,6 +3,7 @@
  * OpenMP over channels and output planes. Shapes were checked by kernels/backend.c. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/cpu_simd.h"
@@ -18,38 +19,6 @@ static inline void window(int64_t o, int k, int s, int p, int64_t in, int64_t *l
   *hi = end > in ? in : end;
 }
 
-/* Max over each output window along W for one input row. Full windows come from a sliding
- * max over every start position (contiguous, so it vectorises), then picked at the stride;
- * windows cut by the padding are done one by one. tmp holds W floats. */
-T3D_SIMD_CLONES
-static void maxpool_row_w(float *restrict out, float *restrict tmp, const float *restrict row, int64_t W,
-                          int64_t Wo, int k, int s, int p)
-{
-  const int64_t starts = W - k + 1; /* window start positions lying wholly inside the row */
-  if (starts > 0) {
-#pragma omp simd
-    for (int64_t i = 0; i < starts; i++)
-      tmp[i] = row[i];
-    for (int j = 1; j < k; j++) {
-#pragma omp simd
-      for (int64_t i = 0; i < starts; i++)
-        tmp[i] = (row[i + j] > tmp[i] || row[i + j] != row[i + j]) ? row[i + j] : tmp[i];
-    }
-  }
-  for (int64_t ow = 0; ow < Wo; ow++) {
-    int64_t start = ow * s - p, lo, hi;
-    if (start >= 0 && start < starts) {
-      out[ow] = tmp[start];
-      continue;
-    }
-    window(ow, k, s, p, W, &lo, &hi);
-    float m = row[lo];
-    for (int64_t j = lo + 1; j < hi; j++)
-      m = nanmax(m, row[j]);
-    out[ow] = m;
-  }
-}
-
 T3D_SIMD_CLONES
 static void max_into(float *restrict dst, const float *restrict src, int64_t n)
 {
@@ -58,11 +27,28 @@ static void max_into(float *restrict dst, const float *restrict src, int64_t n)
     dst[i] = (src[i] > dst[i] || src[i] != src[i]) ? src[i] : dst[i];
 }
 
-/* Max is separable: pool along W, then H, then D, each over only the valid (unpadded) part. */
+/* dst[i] = max(src[i], ..., src[i+k-1]) for i < n - k + 1: every window start of a buffer of
+ * rows laid end to end (starts whose window crosses a row end are computed but never used). */
+T3D_SIMD_CLONES
+static void sliding_max(float *restrict dst, const float *restrict src, int64_t n, int k)
+{
+  const int64_t starts = n - k + 1;
+  memcpy(dst, src, (size_t)starts * sizeof *dst);
+  for (int j = 1; j < k; j++) {
+#pragma omp simd
+    for (int64_t i = 0; i < starts; i++)
+      dst[i] = (src[i + j] > dst[i] || src[i + j] != src[i + j]) ? src[i + j] : dst[i];
+  }
+}
+
+/* Max is separable: per output plane, max over the D window (whole planes, long vector loops),
+ * then over the H window (rows), then along W (sliding max, picked at the stride). Padding is
+ * -inf, so each pass just skips the out-of-range part of its window. */
 t3d_status t3d_cpu_maxpool3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_pool3d_params *p)
 {
   const int64_t NC = x->shape[0] * x->shape[1], D = x->shape[2], H = x->shape[3], W = x->shape[4];
   const int64_t Do = y->shape[2], Ho = y->shape[3], Wo = y->shape[4];
+  const int kw = p->kernel[2], sw = p->stride[2], pw = p->pad[2];
   const float *xd = x->data;
   float *yd = y->data;
   int nt = t3d_cpu_threads_for(be->threads, NC * Do * Ho * Wo * p->kernel[0] * p->kernel[1] * p->kernel[2]);
@@ -72,34 +58,43 @@ t3d_status t3d_cpu_maxpool3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x
   if (!bufs)
     return t3d_error(T3D_ERR_NOMEM, "maxpool3d: out of memory");
   for (int t = 0; t < nt; t++)
-    if (!(bufs[t] = malloc((size_t)(H * Wo + W) * sizeof(float)))) {
-      status = t3d_error(T3D_ERR_NOMEM, "maxpool3d: out of memory for a %lldx%lld scratch plane", (long long)H,
-                         (long long)Wo);
+    if (!(bufs[t] = malloc((size_t)(H * W + 2 * Ho * W) * sizeof(float)))) {
+      status = t3d_error(T3D_ERR_NOMEM, "maxpool3d: out of memory for %lldx%lld scratch planes", (long long)H,
+                         (long long)W);
       goto cleanup;
     }
 #pragma omp parallel for collapse(2) num_threads(nt) schedule(static)
   for (int64_t nc = 0; nc < NC; nc++)
     for (int64_t od = 0; od < Do; od++) {
-      float *wpooled = bufs[nt > 1 ? t3d_cpu_omp_thread() : 0];
+      float *dmax = bufs[nt > 1 ? t3d_cpu_omp_thread() : 0], *hmax = dmax + H * W, *wmax = hmax + Ho * W;
       float *out = yd + (nc * Do + od) * Ho * Wo;
       int64_t dlo, dhi;
       window(od, p->kernel[0], p->stride[0], p->pad[0], D, &dlo, &dhi);
-      for (int64_t d = dlo; d < dhi; d++) {
-        const float *plane = xd + (nc * D + d) * H * W;
-        for (int64_t h = 0; h < H; h++)
-          maxpool_row_w(wpooled + h * Wo, wpooled + H * Wo, plane + h * W, W, Wo, p->kernel[2], p->stride[2],
-                        p->pad[2]);
-        for (int64_t oh = 0; oh < Ho; oh++) {
-          int64_t hlo, hhi;
-          float *orow = out + oh * Wo;
-          window(oh, p->kernel[1], p->stride[1], p->pad[1], H, &hlo, &hhi);
-          for (int64_t h = hlo; h < hhi; h++) {
-            if (d == dlo && h == hlo)
-              for (int64_t i = 0; i < Wo; i++)
-                orow[i] = wpooled[h * Wo + i];
-            else
-              max_into(orow, wpooled + h * Wo, Wo);
+      memcpy(dmax, xd + (nc * D + dlo) * H * W, (size_t)(H * W) * sizeof *dmax);
+      for (int64_t d = dlo + 1; d < dhi; d++)
+        max_into(dmax, xd + (nc * D + d) * H * W, H * W);
+      for (int64_t oh = 0; oh < Ho; oh++) {
+        int64_t hlo, hhi;
+        window(oh, p->kernel[1], p->stride[1], p->pad[1], H, &hlo, &hhi);
+        memcpy(hmax + oh * W, dmax + hlo * W, (size_t)W * sizeof *hmax);
+        for (int64_t h = hlo + 1; h < hhi; h++)
+          max_into(hmax + oh * W, dmax + h * W, W);
+      }
+      if (Ho * W >= kw)
+        sliding_max(wmax, hmax, Ho * W, kw);
+      for (int64_t oh = 0; oh < Ho; oh++) {
+        const float *row = hmax + oh * W, *slid = wmax + oh * W;
+        for (int64_t ow = 0; ow < Wo; ow++) {
+          int64_t start = ow * sw - pw, lo, hi;
+          if (start >= 0 && start + kw <= W) {
+            out[oh * Wo + ow] = slid[start];
+            continue;
           }
+          window(ow, kw, sw, pw, W, &lo, &hi);
+          float m = row[lo];
+          for (int64_t j = lo + 1; j < hi; j++)
+            m = nanmax(m, row[j]);
+          out[oh * Wo + ow] = m;
         }
       }
     }
@@ -228,7 +223,8 @@ t3d_status t3d_cpu_resample_trilinear(t3d_backend *be, t3d_tensor *y, const t3d_
   linear_taps(td, D, Do);
   linear_taps(th, H, Ho);
   linear_taps(tw, W, Wo);
-#pragma omp parallel for collapse(2) num_threads(t3d_cpu_threads_for(be->threads, NC * Do * Ho * Wo * 8)) schedule(static)
+  const int nt = t3d_cpu_threads_for(be->threads, NC * Do * Ho * Wo * 8);
+#pragma omp parallel for collapse(2) num_threads(nt) schedule(static)
   for (int64_t nc = 0; nc < NC; nc++)
     for (int64_t od = 0; od < Do; od++) {
       const float *p0 = xd + (nc * D + td[od].i0) * H * W, *p1 = xd + (nc * D + td[od].i1) * H * W;
