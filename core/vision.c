@@ -635,7 +635,7 @@ t3d_status t3d_vision_encode(t3d_vision_run *r, const t3d_tensor *x, float *pool
   r->hooks = hooks;
   r->encoded = false;
   r->flops_done = 0;
-  r->flops_total = r->flops_enc + (r->segment ? r->flops_dec : 0);
+  r->flops_total = r->flops_enc;
   const volatile int *saved = r->v->be->cancel;
   if (hooks && hooks->cancel) r->v->be->cancel = hooks->cancel;
   s = encode_pass(r, x, pooled);
@@ -658,6 +658,8 @@ t3d_status t3d_vision_decode(t3d_vision_run *r, float *logits, int32_t *labels, 
   if (!r->segment) return t3d_error(T3D_ERR_INVALID_ARG, "t3d_vision_decode: run was created without segmentation");
   if (!r->encoded) return t3d_error(T3D_ERR_INVALID_ARG, "t3d_vision_decode: call t3d_vision_encode first");
   r->hooks = hooks;
+  r->flops_done = 0;
+  r->flops_total = r->flops_dec;
   const volatile int *saved = r->v->be->cancel;
   if (hooks && hooks->cancel) r->v->be->cancel = hooks->cancel;
   s = decode_pass(r, logits, labels);

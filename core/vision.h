@@ -29,7 +29,7 @@ typedef struct t3d_vision t3d_vision;
 typedef struct t3d_vision_run t3d_vision_run;
 
 /* Progress and cancellation for long forwards. progress (may be NULL) gets the fraction of the
- * whole forward done (by arithmetic work, mapped into [frac_begin, frac_end]) and a static stage
+ * pass done (encode or decode, by arithmetic work, mapped into [frac_begin, frac_end]) and a static stage
  * name ("encoder layer2", "decoder block 4"); it is called from the calling thread only. cancel
  * (may be NULL): when *cancel becomes nonzero the forward stops with T3D_ERR_CANCELLED at the
  * next check (between layers, and inside convolutions through the backend's cancel pointer,
