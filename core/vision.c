@@ -428,6 +428,7 @@ static t3d_status block(t3d_vision_run *r, t3d_tensor *out, t3d_tensor *x, const
   return check_cancel(r);
 }
 
+/* Progress is reported when a stage starts (named after it) and after each of its blocks. */
 static const char *const layer_names[4] = {"encoder layer1", "encoder layer2", "encoder layer3", "encoder layer4"};
 static const char *const dec_names[5] = {"decoder block 0", "decoder block 1", "decoder block 2", "decoder block 3",
                                          "decoder block 4"};
@@ -442,6 +443,7 @@ static t3d_status encode_pass(t3d_vision_run *r, const t3d_tensor *xh, float *po
   r->nlive = 0;
   memset(r->feat, 0, sizeof r->feat);
   r->stage = "encoder stem";
+  report(r);
   TRY(act(r, &x, T3D_F32, 5, r->shape));
   if (!r->planning) TRY(t3d_backend_upload(be, &x, xh));
   if (r->segment) r->feat[0] = x;
@@ -469,6 +471,7 @@ static t3d_status encode_pass(t3d_vision_run *r, const t3d_tensor *xh, float *po
   report(r);
   for (int st = 0; st < T3D_RESNET_STAGES; st++) {
     r->stage = layer_names[st];
+    report(r);
     for (int b = 0; b < v->nblocks[st]; b++) {
       TRY(block(r, &nxt, &cur, &v->blocks[st][b], bott));
       cur = nxt;
@@ -502,6 +505,7 @@ static t3d_status decode_pass(t3d_vision_run *r, float *logits, int32_t *labels)
     t3d_tensor *skip = &r->feat[4 - i];
     int64_t o = v->dec[i].upw.shape[1], n = d.shape[0];
     r->stage = dec_names[i];
+    report(r);
     for (int a = 0; a < 3; a++)
       if (skip->shape[2 + a] != 2 * d.shape[2 + a])
         return t3d_error(T3D_ERR_SHAPE,
@@ -533,6 +537,7 @@ static t3d_status decode_pass(t3d_vision_run *r, float *logits, int32_t *labels)
     report(r);
   }
   r->stage = "segmentation head";
+  report(r);
   TRY(conv(r, &lg, &d, &v->head, NULL, false));
   release(r, &d);
   if (!r->planning && logits) {
