@@ -411,11 +411,16 @@ int t3d_cmd_bench(int argc, char **argv)
                  (long long)shape[4], threads, i, repeat);
       else
         snprintf(cmd, sizeof cmd, "'%s' '%s' bench-text --config '%s' --tokens 256 --threads %d --repeat %d", py,
-                 ref, cfgjson, threads, repeat);
+                 ref, cfgjson, threads, repeat); /* as many tokens as the t3d side (max_positions caps both) */
       b = run_json(cmd);
     }
     if (!a) rc = 1;
-    row_line(labels[i], a, b);
+    char label[64];
+    if (i == 2 && !isnan(num(a, "tokens")))
+      snprintf(label, sizeof label, "text (%.0f tokens)", num(a, "tokens"));
+    else
+      snprintf(label, sizeof label, "%s", labels[i]);
+    row_line(label, a, b);
     if (i == 1 && a)
       printf("%-22s vision arena %.0f MiB (all activations of encoder+decoder, planned up front)\n", "",
              num(a, "arena_bytes") / 1048576.0);

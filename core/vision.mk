@@ -27,3 +27,5 @@ tests_test_model_api_SOURCES = tests/test-model-api.c tests/check.h
 tests_test_model_api_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 tests_test_model_api_LDADD = libt3d.la $(JANSSON_LIBS) -lm
 TESTS += tests/test-model-api
+dist_check_SCRIPTS += tests/test-bench-cli.sh
+TESTS += tests/test-bench-cli.sh

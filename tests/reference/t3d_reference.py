@@ -226,7 +226,7 @@ def cmd_bench_text(a):
                                 max_position_embeddings=t["max_positions"], type_vocab_size=t["type_vocab_size"],
                                 layer_norm_eps=t["layer_norm_eps"]), add_pooling_layer=False).eval()
     proj = projection(t["hidden"], cfg["projection"]["hidden"], cfg["projection"]["dim"]).eval()
-    ids = torch.randint(5, t["vocab_size"], (1, a.tokens))
+    ids = torch.randint(5, t["vocab_size"], (1, min(a.tokens, t["max_positions"])))
     mask = torch.ones_like(ids)
     times, cpu = [], []
     with torch.no_grad():
