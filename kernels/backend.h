@@ -115,6 +115,10 @@ struct t3d_backend {
   const t3d_backend_ops *ops;
   int threads; /* worker threads the backend uses (CPU) */
   void *impl;  /* backend-private state */
+  /* Cancellation of long ops (NULL = none): model code points it at the caller's flag for the
+   * duration of a forward; ops that poll it (the CPU convolutions, between their work items)
+   * stop early when *cancel != 0 and return T3D_ERR_CANCELLED, leaving y unspecified. */
+  const volatile int *cancel;
 };
 
 typedef struct {

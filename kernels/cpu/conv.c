@@ -97,6 +97,14 @@ static void blas_threads_restore(blas_threads_guard g)
 #endif
 }
 
+/* The backend's cancel flag (kernels/backend.h): polled once per work item. */
+static bool cancelled(const volatile int *cancel) { return cancel && *cancel; }
+
+static t3d_status cancel_status(const char *op)
+{
+  return t3d_error(T3D_ERR_CANCELLED, "%s cancelled", op);
+}
+
 static int clamp_threads(const t3d_backend *be)
 {
   int t = be ? be->threads : 1;
@@ -519,7 +527,7 @@ static size_t pk_thread_floats(const conv_plan *c, const pk_plan *k)
 }
 
 static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, const float *xd, const float *wd,
-                                const float *bd, const float *rd, bool relu)
+                                const float *bd, const float *rd, bool relu, const volatile int *cancel)
 {
   pk_plan k;
   pk_plan_make(&k, c, threads);
@@ -543,6 +551,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
     float *bp = line + round16((size_t)max64(k.pt, ceil_div(k.pt, PK_NR) * PK_NR));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; it++) {
+      if (cancelled(cancel)) continue;
       int64_t mbi = it % mblocks, pti = (it / mblocks) % ptiles, n = it / (mblocks * ptiles);
       int64_t m0 = mbi * k.mb, mn = min64(k.mb, c->Co - m0);
       int64_t p0 = pti * k.pt, pn = min64(k.pt, c->P - p0);
@@ -561,6 +570,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
             pk_pack_b_same(cn, c->kvol, xn + ci0 * DHW + p0 + s * PK_NR, DHW, toff, masks + s * c->kvol * 3,
                            bsame + s * kc * PK_NR);
           for (int64_t s = 0; s * PK_NR < pn; s++) {
+            if (cancelled(cancel)) break; /* polled per strip: items can be long */
             int cols = (int)min64(PK_NR, pn - s * PK_NR);
             const float *b = bsame + s * kc * PK_NR;
             for (int64_t m = m0; m < m0 + mn; m += PK_MR) {
@@ -590,6 +600,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
         if (k.gather) pk_pack_b_gather(c, xn, k0, kc, strips, toff, masks, base, bp);
         else pk_pack_b(c, xn, k0, kc, p0, pn, line, bp);
         for (int64_t s = 0; s * PK_NR < pn; s++) {
+          if (cancelled(cancel)) break; /* polled per strip: items can be long */
           int cols = (int)min64(PK_NR, pn - s * PK_NR);
           for (int64_t m = m0; m < m0 + mn; m += PK_MR) {
             int64_t off = (n * c->Co + m) * c->P + p0 + s * PK_NR;
@@ -606,7 +617,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
     }
   }
   t3d_aligned_free(scratch);
-  return T3D_OK;
+  return cancelled(cancel) ? cancel_status("conv3d") : T3D_OK;
 }
 #endif
 
@@ -660,7 +671,7 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
 #ifdef T3D_CONV_PACKED
   if (use_packed())
     return conv3d_packed(threads, &c, y->data, x->data, w->data, bias ? bias->data : NULL,
-                         residual ? residual->data : NULL, p->relu);
+                         residual ? residual->data : NULL, p->relu, be->cancel);
 #endif
   const int64_t ptiles = ceil_div(c.P, c.pt), mblocks = ceil_div(c.Co, c.mb);
   const int64_t items = c.N * ptiles * mblocks;
@@ -685,6 +696,7 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
     float *col = scratch + (size_t)tid * per_thread;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; it++) {
+      if (cancelled(be->cancel)) continue;
       int64_t mbi = it % mblocks, pti = (it / mblocks) % ptiles, n = it / (mblocks * ptiles);
       int64_t m0 = mbi * c.mb, mn = min64(c.mb, c.Co - m0);
       int64_t p0 = pti * c.pt, pn = min64(c.pt, c.P - p0);
@@ -694,6 +706,7 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
         gemm(false, (int)mn, (int)pn, (int)c.Ci, wd + m0 * c.K, (int)c.K, xn + p0, (int)c.P, 0.0f, yt, (int)c.P);
       } else {
         for (int64_t c0 = 0; c0 < c.Ci; c0 += c.cc) {
+          if (cancelled(be->cancel)) break; /* polled per strip: items can be long */
           int64_t cn = min64(c.cc, c.Ci - c0);
           im2col_tile(&c, xn, c0, cn, p0, pn, col);
           gemm(false, (int)mn, (int)pn, (int)(cn * c.kvol), wd + m0 * c.K + c0 * c.kvol, (int)c.K, col, (int)pn,
@@ -706,7 +719,7 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
 
   blas_threads_restore(guard);
   t3d_aligned_free(scratch);
-  return T3D_OK;
+  return cancelled(be->cancel) ? cancel_status("conv3d") : T3D_OK;
 }
 
 /* ---- transposed convolution ----------------------------------------------------------- */

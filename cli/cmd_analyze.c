@@ -1,0 +1,255 @@
+/* `t3d analyze SERIES_DIR`: loads a CT series (core/dicom.h), runs the T3D model on it
+ * (t3d_analyze) and prints findings, organ volumes and timings, as text or JSON, optionally
+ * writing the label mask on the series grid as NIfTI. Not a batch tool or a viewer. */
+#include "config.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli/commands.h"
+#include "core/dicom.h"
+#include "core/model.h"
+#include "core/nifti.h"
+#include "kernels/backend.h"
+
+#ifndef T3D_BUILD_MODEL
+#define T3D_BUILD_MODEL ""
+#endif
+#ifndef T3D_PKGDATADIR
+#define T3D_PKGDATADIR "/usr/share/t3d"
+#endif
+
+static volatile int interrupted;
+
+static void on_sigint(int sig)
+{
+  (void)sig;
+  interrupted = 1;
+}
+
+static void usage(FILE *to)
+{
+  fprintf(to, "Usage: t3d analyze SERIES_DIR [--model FILE] [--json] [--mask OUT.nii.gz] [--threads N]\n"
+              "                   [--series UID] [--no-segment] [--progress]\n\n"
+              "Runs the T3D model on a CT series: zero-shot findings with probabilities, organ volumes\n"
+              "(mL) from the segmentation, and timings.\n"
+              "  --model FILE    model file (default: $T3D_MODEL, the build tree's t3d-tiny-init model,\n"
+              "                  or %s/t3d-tiny-init.safetensors)\n"
+              "  --json          print JSON (includes the image embedding)\n"
+              "  --mask FILE     write the label volume on the series grid as NIfTI (.nii or .nii.gz)\n"
+              "  --threads N     CPU threads (default: all cores)\n"
+              "  --series UID    which series when the folder holds several (default: the first CT)\n"
+              "  --no-segment    skip the segmentation decoder\n"
+              "  --progress      show progress on stderr (Ctrl-C cancels)\n",
+          T3D_PKGDATADIR);
+}
+
+static const char *default_model(void)
+{
+  static char buf[4096];
+  const char *e = getenv("T3D_MODEL");
+  if (e && *e) return e;
+  if (*T3D_BUILD_MODEL && access(T3D_BUILD_MODEL, R_OK) == 0) return T3D_BUILD_MODEL;
+  snprintf(buf, sizeof buf, "%s/t3d-tiny-init.safetensors", T3D_PKGDATADIR);
+  return buf;
+}
+
+static void progress_cb(void *user, double f, const char *stage)
+{
+  (void)user;
+  fprintf(stderr, "\r[%3.0f%%] %-28s", f * 100, stage);
+  if (f >= 1.0) fputc('\n', stderr);
+  fflush(stderr);
+}
+
+/* The series grid as a float volume holding the labels, for the NIfTI writer. */
+static t3d_status write_mask(const t3d_volume *series, const t3d_tensor *labels, const char *path)
+{
+  t3d_volume *m = NULL;
+  t3d_status s = t3d_volume_new(&m, series->nx, series->ny, series->nz);
+  if (s != T3D_OK) return s;
+  memcpy(m->spacing, series->spacing, sizeof m->spacing);
+  memcpy(m->origin, series->origin, sizeof m->origin);
+  memcpy(m->dir, series->dir, sizeof m->dir);
+  m->meta = series->meta;
+  const uint8_t *l = labels->data;
+  for (size_t i = 0; i < t3d_volume_nvoxels(m); i++) m->data[i] = l[i];
+  s = t3d_nifti_write(m, path);
+  t3d_volume_free(m);
+  return s;
+}
+
+static json_t *result_json(const t3d_model *model, const char *model_path, const t3d_volume *vol,
+                           const t3d_analysis_result *r, const char *mask)
+{
+  json_t *root = json_object(), *emb = json_array(), *find = json_array(), *vols = json_object();
+  for (int i = 0; i < r->dim; i++) json_array_append_new(emb, json_real(r->embedding[i]));
+  for (size_t i = 0; i < r->nfindings; i++)
+    json_array_append_new(find, json_pack("{s:s, s:f, s:f, s:f}", "name", r->findings[i].name, "probability",
+                                          r->findings[i].probability, "logit_positive", r->findings[i].logit_pos,
+                                          "logit_negative", r->findings[i].logit_neg));
+  for (size_t c = 0; r->volumes_ml && c < r->nclasses; c++)
+    json_object_set_new(vols, t3d_model_class_name(model, c), json_real(r->volumes_ml[c]));
+  json_object_set_new(root, "series",
+                      json_pack("{s:s, s:s, s:s, s:[I,I,I], s:[f,f,f]}", "series_uid", vol->meta.series_uid,
+                                "modality", vol->meta.modality, "description", vol->meta.series_description,
+                                "shape_xyz", (json_int_t)vol->nx, (json_int_t)vol->ny, (json_int_t)vol->nz,
+                                "spacing_mm", vol->spacing[0], vol->spacing[1], vol->spacing[2]));
+  json_object_set_new(root, "model", json_pack("{s:s, s:s}", "name", t3d_model_config_of(model)->name, "path",
+                                               model_path));
+  json_object_set_new(root, "embedding", emb);
+  json_object_set_new(root, "findings", find);
+  if (r->zero_shot_status != T3D_OK)
+    json_object_set_new(root, "findings_unavailable", json_string(r->zero_shot_message));
+  json_object_set_new(root, "volumes_ml", vols);
+  if (mask) json_object_set_new(root, "mask", json_string(mask));
+  json_object_set_new(root, "arena_bytes", json_integer((json_int_t)r->arena_bytes));
+  json_object_set_new(root, "timings_ms",
+                      json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "preprocess", r->ms.preprocess, "encoder",
+                                r->ms.encoder, "projection", r->ms.projection, "zero_shot", r->ms.zero_shot,
+                                "decoder", r->ms.decoder, "labels", r->ms.labels, "total", r->ms.total));
+  return root;
+}
+
+int t3d_cmd_analyze(int argc, char **argv)
+{
+  const char *model_path = NULL, *mask = NULL, *series_uid = NULL, *dir = NULL;
+  int json = 0, threads = 0, no_segment = 0, show_progress = 0, c, rc = 1;
+  static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"mask", required_argument, NULL, 'k'},
+                                       {"threads", required_argument, NULL, 't'},
+                                       {"series", required_argument, NULL, 's'},
+                                       {"no-segment", no_argument, NULL, 'n'},
+                                       {"progress", no_argument, NULL, 'p'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'm': model_path = optarg; break;
+    case 'j': json = 1; break;
+    case 'k': mask = optarg; break;
+    case 't': threads = atoi(optarg); break;
+    case 's': series_uid = optarg; break;
+    case 'n': no_segment = 1; break;
+    case 'p': show_progress = 1; break;
+    case 'h': usage(stdout); return 0;
+    default: usage(stderr); return 2;
+    }
+  }
+  if (optind != argc - 1) {
+    usage(stderr);
+    return 2;
+  }
+  dir = argv[optind];
+  if (!model_path) model_path = default_model();
+  if (threads < 0) {
+    fprintf(stderr, "t3d analyze: --threads must be >= 0\n");
+    return 2;
+  }
+
+  t3d_dicom_scan *scan = NULL;
+  t3d_volume *vol = NULL;
+  t3d_backend *be = NULL;
+  t3d_model *model = NULL;
+  t3d_analysis_result *res = NULL;
+  t3d_status s;
+  size_t idx = 0;
+  const char *what = "analyze";
+
+  if ((s = t3d_dicom_scan_path(dir, &scan)) != T3D_OK) {
+    what = dir;
+    goto fail;
+  }
+  size_t ns = t3d_dicom_scan_series_count(scan);
+  if (ns == 0) {
+    s = t3d_error(T3D_ERR_NOT_FOUND, "%s: no DICOM series found (%zu files examined)", dir,
+                  t3d_dicom_scan_file_count(scan));
+    goto fail;
+  }
+  if (series_uid) {
+    if ((s = t3d_dicom_scan_find_series(scan, series_uid, &idx)) != T3D_OK) goto fail;
+  } else if (ns > 1) {
+    idx = ns;
+    for (size_t i = 0; i < ns && idx == ns; i++)
+      if (strcmp(t3d_dicom_scan_series(scan, i)->meta.modality, "CT") == 0) idx = i;
+    if (idx == ns) idx = 0;
+    fprintf(stderr, "t3d analyze: %s holds %zu series; analysing %s (%s), choose another with --series UID\n", dir,
+            ns, t3d_dicom_scan_series(scan, idx)->meta.series_uid, t3d_dicom_scan_series(scan, idx)->meta.modality);
+  }
+  if ((s = t3d_dicom_load_series(scan, idx, NULL, &vol)) != T3D_OK) goto fail;
+  t3d_backend_params bp = t3d_backend_default_params();
+  bp.threads = threads;
+  if ((s = t3d_backend_cpu_create(&be, &bp)) != T3D_OK) goto fail;
+  if ((s = t3d_model_load(model_path, be, &model)) != T3D_OK) {
+    what = "loading the model";
+    goto fail;
+  }
+  t3d_analyze_opts ao = t3d_analyze_default_opts();
+  ao.segment = !no_segment;
+  if (show_progress) signal(SIGINT, on_sigint);
+  s = t3d_analyze(model, vol, &ao, show_progress ? progress_cb : NULL, &interrupted, &res);
+  if (show_progress) signal(SIGINT, SIG_DFL);
+  if (s != T3D_OK) goto fail;
+  if (mask) {
+    if (!res->labels) {
+      s = t3d_error(T3D_ERR_UNSUPPORTED, "--mask: the model has no segmentation head (or --no-segment was given)");
+      goto fail;
+    }
+    if ((s = write_mask(vol, res->labels, mask)) != T3D_OK) goto fail;
+  }
+
+  if (json) {
+    json_t *j = result_json(model, model_path, vol, res, mask);
+    char *txt = j ? json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) : NULL;
+    if (!txt) {
+      json_decref(j);
+      s = t3d_error(T3D_ERR_NOMEM, "cannot format the JSON result");
+      goto fail;
+    }
+    puts(txt);
+    free(txt);
+    json_decref(j);
+  } else {
+    printf("Series   %s  %s  %lldx%lldx%lld voxels, %.3gx%.3gx%.3g mm\n", vol->meta.series_uid, vol->meta.modality,
+           (long long)vol->nx, (long long)vol->ny, (long long)vol->nz, vol->spacing[0], vol->spacing[1],
+           vol->spacing[2]);
+    printf("Model    %s (%s)\n\n", t3d_model_config_of(model)->name, model_path);
+    if (res->nfindings) {
+      printf("%-32s %11s\n", "Finding", "probability");
+      for (size_t i = 0; i < res->nfindings; i++)
+        printf("%-32s %11.3f\n", res->findings[i].name, res->findings[i].probability);
+    } else if (res->zero_shot_status != T3D_OK) {
+      printf("Findings: %s\n", res->zero_shot_message);
+    }
+    if (res->volumes_ml) {
+      printf("\n%-32s %11s\n", "Structure", "volume mL");
+      for (size_t cl = 1; cl < res->nclasses; cl++)
+        printf("%-32s %11.1f\n", t3d_model_class_name(model, cl), res->volumes_ml[cl]);
+    }
+    printf("\nTimings (ms): preprocess %.0f, encoder %.0f, projection %.1f, zero-shot %.1f, decoder %.0f, labels "
+           "%.0f, total %.0f\n",
+           res->ms.preprocess, res->ms.encoder, res->ms.projection, res->ms.zero_shot, res->ms.decoder,
+           res->ms.labels, res->ms.total);
+    if (mask) printf("Mask written to %s\n", mask);
+  }
+  rc = 0;
+  goto cleanup;
+fail:
+  t3d_cli_fail(s, what);
+cleanup:
+  t3d_analysis_result_free(res);
+  t3d_model_free(model);
+  t3d_backend_free(be);
+  t3d_volume_free(vol);
+  t3d_dicom_scan_free(scan);
+  return rc;
+}

@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""PyTorch reference for the T3D vision side: MONAI's own 3-D ResNet as the encoder, and our
+definitions of the segmentation decoder and the projection heads (the layout documented in
+core/modelconfig.h). Used by tests/test-vision-parity.sh (random weights -> t3d model file +
+reference outputs) and by `t3d bench` (PyTorch timing and peak RSS in its own process; the
+text row uses Hugging Face's BertModel). Not a trainer; text parity is tested elsewhere."""
+import argparse
+import json
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def monai_resnet(vc, bias_downsample):
+    from monai.networks.nets import ResNet
+    return ResNet(block="bottleneck" if vc["block"] == "bottleneck" else "basic",
+                  layers=list(vc["layers"]), block_inplanes=list(vc["widths"]), spatial_dims=3,
+                  n_input_channels=vc["in_channels"], conv1_t_size=vc["conv1_kernel"],
+                  conv1_t_stride=vc["conv1_stride"], no_max_pool=not vc.get("maxpool", True),
+                  shortcut_type="B", feed_forward=False, bias_downsample=bias_downsample)
+
+
+class DecoderBlock(nn.Module):
+    """ConvTranspose3d k2 s2 -> cat(up, skip) -> Conv3d 3^3 (no bias) -> BatchNorm3d -> ReLU."""
+
+    def __init__(self, cin, cout, cskip):
+        super().__init__()
+        self.up = nn.ConvTranspose3d(cin, cout, kernel_size=2, stride=2)
+        self.conv = nn.Conv3d(cout + cskip, cout, kernel_size=3, padding=1, bias=False)
+        self.bn = nn.BatchNorm3d(cout)
+
+    def forward(self, x, skip):
+        x = torch.cat([self.up(x), skip], dim=1)
+        return F.relu(self.bn(self.conv(x)))
+
+
+class Decoder(nn.Module):
+    def __init__(self, c4, skips, widths, classes):
+        super().__init__()
+        blocks, cin = [], c4
+        for d, s in zip(widths, skips):
+            blocks.append(DecoderBlock(cin, d, s))
+            cin = d
+        self.blocks = nn.ModuleList(blocks)
+        self.head = nn.Conv3d(cin, classes, kernel_size=1)
+
+    def forward(self, pyramid):
+        # pyramid: input, stem, layer1, layer2, layer3, layer4
+        x = pyramid[5]
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, pyramid[4 - i])
+        return self.head(x)
+
+
+def projection(cin, hidden, dim):
+    return nn.Sequential(nn.Linear(cin, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+
+
+class T3DVision(nn.Module):
+    def __init__(self, cfg, bias_downsample=False):
+        super().__init__()
+        vc = cfg["vision"]
+        exp = 4 if vc["block"] == "bottleneck" else 1
+        stage = [w * exp for w in vc["widths"]]
+        self.vision = monai_resnet(vc, bias_downsample)
+        self.vision_proj = projection(stage[3], cfg["projection"]["hidden"], cfg["projection"]["dim"])
+        self.seg = None
+        if "segmentation" in cfg:
+            sc = cfg["segmentation"]
+            skips = [stage[2], stage[1], stage[0], vc["widths"][0], vc["in_channels"]]
+            self.seg = Decoder(stage[3], skips, sc["decoder_widths"], sc["classes"])
+        self.logit_scale = nn.Parameter(torch.tensor([cfg.get("logit_scale_init", 2.6592600)]))
+
+    def pyramid(self, x):
+        r = self.vision
+        stem = r.act(r.bn1(r.conv1(x)))
+        y = stem if r.no_max_pool else r.maxpool(stem)
+        l1 = r.layer1(y)
+        l2 = r.layer2(l1)
+        l3 = r.layer3(l2)
+        l4 = r.layer4(l3)
+        return [x, stem, l1, l2, l3, l4]
+
+    def forward(self, x, segment=True):
+        p = self.pyramid(x)
+        pooled = p[5].mean(dim=(2, 3, 4))
+        emb = F.normalize(self.vision_proj(pooled), dim=-1)
+        logits = self.seg(p) if (segment and self.seg is not None) else None
+        return pooled, emb, logits
+
+
+def randomize(model, seed):
+    """Random weights everywhere, BatchNorm affine and running statistics included."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d)):
+                fan = m.weight[0].numel() if isinstance(m, nn.Conv3d) else m.weight.shape[0] * 8
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan) ** 0.5)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+            elif isinstance(m, nn.BatchNorm3d):
+                n = m.num_features
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            elif isinstance(m, nn.Linear):
+                b = 1.0 / m.in_features ** 0.5
+                m.weight.copy_((torch.rand(m.weight.shape, generator=g) * 2 - 1) * b)
+                m.bias.copy_((torch.rand(m.bias.shape, generator=g) * 2 - 1) * b)
+
+
+def write_safetensors(path, tensors, metadata):
+    """Minimal safetensors writer (little-endian, F32/I32), header padded to 64 bytes."""
+    header, blobs, off = {}, [], 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name])
+        dt = {np.dtype("float32"): "F32", np.dtype("int32"): "I32"}[a.dtype]
+        pad = (-off) % 64
+        if pad:
+            blobs.append(b"\0" * pad)
+            off += pad
+        b = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    header["__metadata__"] = metadata
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((-(8 + len(h))) % 64)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def model_tensors(model):
+    out = {}
+    for k, v in model.state_dict().items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        out[k] = v.detach().float().cpu().numpy()
+    return out
+
+
+def cmd_write(a):
+    full = json.load(open(a.config))
+    cfg = full["model"]
+    torch.manual_seed(a.seed)
+    model = T3DVision(cfg, bias_downsample=a.bias_downsample).eval()
+    randomize(model, a.seed)
+    shape = [int(v) for v in a.shape.split(",")]
+    g = torch.Generator().manual_seed(a.seed + 1)
+    x = torch.rand(shape, generator=g)
+    write_safetensors(a.model, model_tensors(model),
+                      {"t3d.format_version": "1", "t3d.config": json.dumps(full)})
+    with torch.no_grad():
+        # Sanity: our pyramid walk reproduces MONAI's own forward (avgpool + flatten).
+        ref_pool = model.vision(x)
+        md = model.double()
+        pooled, emb, logits = md(x.double())
+        if (ref_pool.double() - pooled).abs().max() > 1e-3 * max(1.0, pooled.abs().max().item()):
+            sys.exit("t3d_reference: pyramid walk disagrees with monai ResNet.forward")
+        # torch fp32 against the float64 reference, for context
+        m32 = model.float()
+        p32, e32, l32 = m32(x)
+    io = {"input": x.numpy(), "pooled": pooled.float().numpy(), "embedding": emb.float().numpy()}
+    if logits is not None:
+        io["logits"] = logits.float().numpy()
+    write_safetensors(a.io, io, {"t3d.format_version": "1"})
+
+    def rel(a32, r):
+        return ((a32.double() - r).abs().max() / r.abs().max()).item()
+
+    msg = "torch fp32 vs float64: pooled %.2e embedding %.2e" % (rel(p32, pooled), rel(e32, emb))
+    if logits is not None:
+        msg += " logits %.2e" % rel(l32, logits)
+    print(msg)
+
+
+def vmhwm_kib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cmd_bench(a):
+    torch.set_num_threads(a.threads)
+    cfg = json.load(open(a.config))["model"]
+    model = T3DVision(cfg).eval()
+    shape = [int(v) for v in a.shape.split(",")]
+    x = torch.rand(shape)
+    times, cpu = [], []
+    with torch.no_grad():
+        for _ in range(a.repeat):
+            c0 = time.process_time()
+            t0 = time.perf_counter()
+            if a.segment:
+                p = model.pyramid(x)
+                model.seg(p)
+                del p
+            else:
+                model.vision(x)
+            times.append((time.perf_counter() - t0) * 1000)
+            cpu.append((time.process_time() - c0) * 1000)
+    best = times.index(min(times))
+    print(json.dumps({"ms": times[best], "cpu_ms": cpu[best], "ms_all": times, "vmhwm_kib": vmhwm_kib(),
+                      "threads": a.threads}))
+
+
+def cmd_bench_text(a):
+    from transformers import BertConfig, BertModel
+    torch.set_num_threads(a.threads)
+    cfg = json.load(open(a.config))["model"]
+    t = cfg["text"]
+    bert = BertModel(BertConfig(vocab_size=t["vocab_size"], hidden_size=t["hidden"], num_hidden_layers=t["layers"],
+                                num_attention_heads=t["heads"], intermediate_size=t["intermediate"],
+                                max_position_embeddings=t["max_positions"], type_vocab_size=t["type_vocab_size"],
+                                layer_norm_eps=t["layer_norm_eps"]), add_pooling_layer=False).eval()
+    proj = projection(t["hidden"], cfg["projection"]["hidden"], cfg["projection"]["dim"]).eval()
+    ids = torch.randint(5, t["vocab_size"], (1, min(a.tokens, t["max_positions"])))
+    mask = torch.ones_like(ids)
+    times, cpu = [], []
+    with torch.no_grad():
+        for i in range(a.repeat + 1):  # first run warms up, as on the t3d side
+            c0 = time.process_time()
+            t0 = time.perf_counter()
+            h = bert(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]
+            F.normalize(proj(h), dim=-1)
+            if i:
+                times.append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.process_time() - c0) * 1000)
+    best = times.index(min(times))
+    print(json.dumps({"ms": times[best], "cpu_ms": cpu[best], "vmhwm_kib": vmhwm_kib(), "threads": a.threads}))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("write", help="random weights -> model file + reference outputs")
+    w.add_argument("--config", required=True, help="config JSON file ({\"model\": ...})")
+    w.add_argument("--shape", required=True, help="input N,C,D,H,W")
+    w.add_argument("--seed", type=int, default=1)
+    w.add_argument("--bias-downsample", type=int, default=0)
+    w.add_argument("--model", required=True)
+    w.add_argument("--io", required=True)
+    b = sub.add_parser("bench", help="time the PyTorch forward; prints JSON")
+    b.add_argument("--config", required=True)
+    b.add_argument("--shape", required=True)
+    b.add_argument("--threads", type=int, default=1)
+    b.add_argument("--segment", type=int, default=0)
+    b.add_argument("--repeat", type=int, default=1)
+    t = sub.add_parser("bench-text", help="time BertModel + projection on one sequence; prints JSON")
+    t.add_argument("--config", required=True)
+    t.add_argument("--tokens", type=int, default=256)
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--repeat", type=int, default=1)
+    a = ap.parse_args()
+    {"write": cmd_write, "bench": cmd_bench, "bench-text": cmd_bench_text}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()

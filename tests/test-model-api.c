@@ -1,0 +1,127 @@
+/* t3d_model API on the bundled t3d-tiny model: analysis of a synthetic CT volume (result
+ * fields, progress monotonic to 1, labels on the series grid, volumes summing to the series
+ * volume), refusal of a non-CT modality, cancellation and t3d_encode_text's status. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/model.h"
+#include "tests/check.h"
+
+static double last_fraction = -1;
+static int progress_calls, progress_backwards;
+
+static void on_progress(void *user, double f, const char *stage)
+{
+  (void)user;
+  (void)stage;
+  if (f < last_fraction - 1e-12) progress_backwards++;
+  last_fraction = f;
+  progress_calls++;
+}
+
+static int cancel_at_calls;
+static volatile int cancel_flag;
+static void cancel_progress(void *user, double f, const char *stage)
+{
+  (void)user;
+  (void)f;
+  (void)stage;
+  if (++cancel_at_calls == 3) cancel_flag = 1;
+}
+
+int main(void)
+{
+  const char *build = getenv("T3D_BUILDDIR");
+  char path[4096];
+  snprintf(path, sizeof path, "%s/models/t3d-tiny-init.safetensors", build ? build : ".");
+  t3d_backend_params bp = t3d_backend_default_params();
+  bp.threads = 2;
+  t3d_backend *be = NULL;
+  t3d_model *m = NULL;
+  t3d_volume *v = NULL;
+  t3d_analysis_result *r = NULL;
+
+  CHECK_STATUS(t3d_backend_cpu_create(&be, &bp), T3D_OK);
+  CHECK_STATUS(t3d_model_load(path, be, &m), T3D_OK);
+  if (!m) return check_finish("test-model-api");
+  CHECK_STATUS(t3d_model_load("/nonexistent/model.safetensors", be, &(t3d_model *){NULL}), T3D_ERR_NOT_FOUND);
+  CHECK_INT_EQ((long long)t3d_model_class_count(m), 6);
+  CHECK(t3d_model_class_name(m, 0) != NULL);
+  CHECK(t3d_model_logit_scale(m) > 1.0f);
+
+  /* a 70x60x25 volume at 1x1.2x4 mm: body-like ellipsoid of soft tissue in air */
+  CHECK_STATUS(t3d_volume_new(&v, 70, 60, 25), T3D_OK);
+  v->spacing[0] = 1.0;
+  v->spacing[1] = 1.2;
+  v->spacing[2] = 4.0;
+  for (int64_t k = 0; k < v->nz; k++)
+    for (int64_t j = 0; j < v->ny; j++)
+      for (int64_t i = 0; i < v->nx; i++) {
+        double x = (i - 35) / 30.0, y = (j - 30) / 25.0, z = (k - 12) / 11.0;
+        v->data[(k * v->ny + j) * v->nx + i] = x * x + y * y + z * z < 1 ? 40.0f + (float)(i % 7) : -1000.0f;
+      }
+
+  snprintf(v->meta.modality, sizeof v->meta.modality, "MR");
+  CHECK_STATUS(t3d_analyze(m, v, NULL, NULL, NULL, &r), T3D_ERR_UNSUPPORTED);
+  CHECK(strstr(t3d_error_detail(), "CT only") != NULL);
+  snprintf(v->meta.modality, sizeof v->meta.modality, "CT");
+
+  t3d_analyze_opts o = t3d_analyze_default_opts();
+  CHECK_STATUS(t3d_analyze(m, v, &o, on_progress, NULL, &r), T3D_OK);
+  if (r) {
+    double n2 = 0, total = 0;
+    for (int i = 0; i < r->dim; i++) n2 += (double)r->embedding[i] * r->embedding[i];
+    CHECK_INT_EQ(r->dim, 128);
+    CHECK_NEAR(sqrt(n2), 1.0, 1e-5);
+    CHECK(r->labels != NULL);
+    if (r->labels) {
+      CHECK_INT_EQ((long long)r->labels->shape[0], 25);
+      CHECK_INT_EQ((long long)r->labels->shape[1], 60);
+      CHECK_INT_EQ((long long)r->labels->shape[2], 70);
+    }
+    CHECK_INT_EQ((long long)r->nclasses, 6);
+    for (size_t c = 0; c < r->nclasses; c++) total += r->volumes_ml[c];
+    /* every series voxel whose model voxel exists gets a class: at most the series volume */
+    CHECK(total <= 70 * 60 * 25 * 1.0 * 1.2 * 4.0 / 1000 + 1e-6);
+    CHECK(total > 0);
+    if (t3d_model_has_text(m)) {
+      CHECK(r->nfindings > 0);
+      for (size_t i = 0; i < r->nfindings; i++)
+        CHECK(r->findings[i].probability >= 0 && r->findings[i].probability <= 1);
+    } else {
+      CHECK_INT_EQ(r->zero_shot_status, T3D_ERR_UNSUPPORTED);
+      CHECK(strstr(r->zero_shot_message, "unavailable") != NULL);
+    }
+    CHECK(r->ms.total >= r->ms.encoder && r->ms.encoder > 0);
+    CHECK(r->arena_bytes > 0);
+  }
+  CHECK(progress_calls >= 8);
+  CHECK_INT_EQ(progress_backwards, 0);
+  CHECK_NEAR(last_fraction, 1.0, 1e-12);
+  t3d_analysis_result_free(r);
+  r = NULL;
+
+  /* cancellation: the flag set from the progress callback stops the analysis */
+  CHECK_STATUS(t3d_analyze(m, v, &o, cancel_progress, &cancel_flag, &r), T3D_ERR_CANCELLED);
+  CHECK(r == NULL);
+  cancel_flag = 1;
+  CHECK_STATUS(t3d_analyze(m, v, &o, NULL, &cancel_flag, &r), T3D_ERR_CANCELLED);
+  cancel_flag = 0;
+
+  /* text */
+  float *emb = malloc(128 * sizeof(float));
+  t3d_status ts = t3d_encode_text(m, "liver lesion", emb);
+  if (t3d_model_has_text(m)) {
+    CHECK_INT_EQ(ts, T3D_OK);
+  } else {
+    CHECK_INT_EQ(ts, T3D_ERR_UNSUPPORTED);
+  }
+  free(emb);
+
+  t3d_volume_free(v);
+  t3d_model_free(m);
+  t3d_backend_free(be);
+  return check_finish("test-model-api");
+}
