@@ -12,13 +12,6 @@
 
 #include "core/arena.h"
 
-#define TRY(expr)                                                                                                      \
-  do {                                                                                                                 \
-    t3d_status try_s_ = (expr);                                                                                        \
-    if (try_s_ != T3D_OK)                                                                                              \
-      return try_s_;                                                                                                   \
-  } while (0)
-
 typedef struct {
   t3d_tensor w, b; /* w[out, in], b[out] (nn.Linear) */
 } linear_w;
@@ -72,7 +65,7 @@ static t3d_status load_tensor(t3d_text_encoder *te, const t3d_modelfile *mf, con
   float *tmp = NULL;
   t3d_status s;
 
-  TRY(t3d_modelfile_require(mf, name, T3D_MODELFILE_ANY_FLOAT, ndim, shape, &src));
+  T3D_TRY(t3d_modelfile_require(mf, name, T3D_MODELFILE_ANY_FLOAT, ndim, shape, &src));
   host = *src;
   if (src->dtype != T3D_F32) {
     size_t n = (size_t)t3d_tensor_numel(src);
@@ -98,7 +91,7 @@ static t3d_status load_linear(t3d_text_encoder *te, const t3d_modelfile *mf, con
 {
   char name[160];
   snprintf(name, sizeof name, "%s.weight", base);
-  TRY(load_tensor(te, mf, name, 2, (int64_t[]){out, in}, &l->w));
+  T3D_TRY(load_tensor(te, mf, name, 2, (int64_t[]){out, in}, &l->w));
   snprintf(name, sizeof name, "%s.bias", base);
   return load_tensor(te, mf, name, 1, &out, &l->b);
 }
@@ -107,7 +100,7 @@ static t3d_status load_norm(t3d_text_encoder *te, const t3d_modelfile *mf, const
 {
   char name[160];
   snprintf(name, sizeof name, "%s.weight", base);
-  TRY(load_tensor(te, mf, name, 1, &n, &ln->g));
+  T3D_TRY(load_tensor(te, mf, name, 1, &n, &ln->g));
   snprintf(name, sizeof name, "%s.bias", base);
   return load_tensor(te, mf, name, 1, &n, &ln->b);
 }
@@ -325,7 +318,7 @@ static t3d_status prepare(t3d_text_encoder *te, int64_t B, int64_t L, activation
 static t3d_status add_norm(t3d_backend *be, t3d_tensor *y, t3d_tensor *x, const t3d_tensor *residual,
                            const norm_w *n, float eps)
 {
-  TRY(t3d_op_add(be, x, x, residual));
+  T3D_TRY(t3d_op_add(be, x, x, residual));
   return t3d_op_layernorm(be, y, x, &n->g, &n->b, eps);
 }
 
@@ -338,15 +331,15 @@ static t3d_status layer_forward(t3d_text_encoder *te, const bert_layer *l, activ
 {
   t3d_backend *be = te->be;
   const float eps = (float)te->cfg.layer_norm_eps;
-  TRY(t3d_op_linear(be, &a->q, &a->h, &l->q.w, &l->q.b));
-  TRY(t3d_op_linear(be, &a->k, &a->h, &l->k.w, &l->k.b));
-  TRY(t3d_op_linear(be, &a->v, &a->h, &l->v.w, &l->v.b));
-  TRY(t3d_op_attention(be, &a->ctx, &a->q, &a->k, &a->v, &a->mask, te->cfg.heads));
-  TRY(t3d_op_linear(be, &a->t, &a->ctx, &l->attn_out.w, &l->attn_out.b));
-  TRY(add_norm(be, &a->q, &a->t, &a->h, &l->attn_norm, eps));
-  TRY(t3d_op_linear(be, &a->inter, &a->q, &l->inter.w, &l->inter.b));
-  TRY(t3d_op_gelu(be, &a->inter, &a->inter));
-  TRY(t3d_op_linear(be, &a->t, &a->inter, &l->out.w, &l->out.b));
+  T3D_TRY(t3d_op_linear(be, &a->q, &a->h, &l->q.w, &l->q.b));
+  T3D_TRY(t3d_op_linear(be, &a->k, &a->h, &l->k.w, &l->k.b));
+  T3D_TRY(t3d_op_linear(be, &a->v, &a->h, &l->v.w, &l->v.b));
+  T3D_TRY(t3d_op_attention(be, &a->ctx, &a->q, &a->k, &a->v, &a->mask, te->cfg.heads));
+  T3D_TRY(t3d_op_linear(be, &a->t, &a->ctx, &l->attn_out.w, &l->attn_out.b));
+  T3D_TRY(add_norm(be, &a->q, &a->t, &a->h, &l->attn_norm, eps));
+  T3D_TRY(t3d_op_linear(be, &a->inter, &a->q, &l->inter.w, &l->inter.b));
+  T3D_TRY(t3d_op_gelu(be, &a->inter, &a->inter));
+  T3D_TRY(t3d_op_linear(be, &a->t, &a->inter, &l->out.w, &l->out.b));
   return add_norm(be, &a->h, &a->t, &a->q, &l->out_norm, eps);
 }
 
@@ -355,14 +348,14 @@ static t3d_status layer_forward(t3d_text_encoder *te, const bert_layer *l, activ
 static t3d_status bert_forward(t3d_text_encoder *te, activations *a)
 {
   t3d_backend *be = te->be;
-  TRY(t3d_op_embedding(be, &a->t, &a->ids, &te->word));
-  TRY(t3d_op_embedding(be, &a->q, &a->pos, &te->position));
-  TRY(t3d_op_embedding(be, &a->k, &a->type, &te->token_type));
-  TRY(t3d_op_add(be, &a->t, &a->t, &a->q));
-  TRY(t3d_op_add(be, &a->t, &a->t, &a->k));
-  TRY(t3d_op_layernorm(be, &a->h, &a->t, &te->emb_norm.g, &te->emb_norm.b, (float)te->cfg.layer_norm_eps));
+  T3D_TRY(t3d_op_embedding(be, &a->t, &a->ids, &te->word));
+  T3D_TRY(t3d_op_embedding(be, &a->q, &a->pos, &te->position));
+  T3D_TRY(t3d_op_embedding(be, &a->k, &a->type, &te->token_type));
+  T3D_TRY(t3d_op_add(be, &a->t, &a->t, &a->q));
+  T3D_TRY(t3d_op_add(be, &a->t, &a->t, &a->k));
+  T3D_TRY(t3d_op_layernorm(be, &a->h, &a->t, &te->emb_norm.g, &te->emb_norm.b, (float)te->cfg.layer_norm_eps));
   for (int i = 0; i < te->cfg.layers; i++)
-    TRY(layer_forward(te, &te->layers[i], a));
+    T3D_TRY(layer_forward(te, &te->layers[i], a));
   return T3D_OK;
 }
 
@@ -376,9 +369,9 @@ static t3d_status upload_inputs(t3d_text_encoder *te, activations *a, const int3
       pos[b * L + i] = (int32_t)i;
       type[b * L + i] = 0;
     }
-  TRY(t3d_backend_upload(te->be, &a->ids, &(t3d_tensor){.dtype = T3D_I32, .ndim = 2, .shape = {B, L}, .data = (void *)ids}));
-  TRY(t3d_backend_upload(te->be, &a->mask, &(t3d_tensor){.dtype = T3D_I32, .ndim = 2, .shape = {B, L}, .data = (void *)mask}));
-  TRY(t3d_backend_upload(te->be, &a->pos, &(t3d_tensor){.dtype = T3D_I32, .ndim = 2, .shape = {B, L}, .data = pos}));
+  T3D_TRY(t3d_backend_upload(te->be, &a->ids, &(t3d_tensor){.dtype = T3D_I32, .ndim = 2, .shape = {B, L}, .data = (void *)ids}));
+  T3D_TRY(t3d_backend_upload(te->be, &a->mask, &(t3d_tensor){.dtype = T3D_I32, .ndim = 2, .shape = {B, L}, .data = (void *)mask}));
+  T3D_TRY(t3d_backend_upload(te->be, &a->pos, &(t3d_tensor){.dtype = T3D_I32, .ndim = 2, .shape = {B, L}, .data = pos}));
   return t3d_backend_upload(te->be, &a->type, &(t3d_tensor){.dtype = T3D_I32, .ndim = 2, .shape = {B, L}, .data = type});
 }
 
@@ -389,7 +382,7 @@ static t3d_status download_cls(t3d_text_encoder *te, const activations *a, int64
   for (int64_t b = 0; b < B; b++) {
     t3d_tensor row = t3d_tensor_view(T3D_F32, 1, &H, (float *)a->h.data + b * L * H);
     t3d_tensor dst = t3d_tensor_view(T3D_F32, 1, &H, cls + b * H);
-    TRY(t3d_backend_download(te->be, &dst, &row));
+    T3D_TRY(t3d_backend_download(te->be, &dst, &row));
   }
   return T3D_OK;
 }
@@ -410,13 +403,13 @@ t3d_status t3d_text_encoder_forward(t3d_text_encoder *te, const int32_t *ids, co
   activations a;
   if (!te || !ids || !mask)
     return t3d_error(T3D_ERR_INVALID_ARG, "t3d_text_encoder_forward: NULL argument");
-  TRY(check_batch(te, batch, len));
-  TRY(prepare(te, batch, len, &a));
-  TRY(upload_inputs(te, &a, ids, mask, batch, len));
-  TRY(bert_forward(te, &a));
+  T3D_TRY(check_batch(te, batch, len));
+  T3D_TRY(prepare(te, batch, len, &a));
+  T3D_TRY(upload_inputs(te, &a, ids, mask, batch, len));
+  T3D_TRY(bert_forward(te, &a));
   if (hidden) {
     t3d_tensor dst = t3d_tensor_view(T3D_F32, 3, a.h.shape, hidden);
-    TRY(t3d_backend_download(te->be, &dst, &a.h));
+    T3D_TRY(t3d_backend_download(te->be, &dst, &a.h));
   }
   return cls ? download_cls(te, &a, batch, len, cls) : T3D_OK;
 }
@@ -425,10 +418,10 @@ t3d_status t3d_text_encoder_forward(t3d_text_encoder *te, const int32_t *ids, co
 static t3d_status project_rows(t3d_text_encoder *te, activations *a, int64_t n, float *out)
 {
   t3d_tensor dst = t3d_tensor_view(T3D_F32, 2, (int64_t[]){n, te->dim}, out);
-  TRY(t3d_op_linear(te->be, &a->proj_h, &a->cls, &te->proj0.w, &te->proj0.b));
-  TRY(t3d_op_relu(te->be, &a->proj_h, &a->proj_h));
-  TRY(t3d_op_linear(te->be, &a->proj_y, &a->proj_h, &te->proj2.w, &te->proj2.b));
-  TRY(t3d_backend_download(te->be, &dst, &a->proj_y));
+  T3D_TRY(t3d_op_linear(te->be, &a->proj_h, &a->cls, &te->proj0.w, &te->proj0.b));
+  T3D_TRY(t3d_op_relu(te->be, &a->proj_h, &a->proj_h));
+  T3D_TRY(t3d_op_linear(te->be, &a->proj_y, &a->proj_h, &te->proj2.w, &te->proj2.b));
+  T3D_TRY(t3d_backend_download(te->be, &dst, &a->proj_y));
   for (int64_t r = 0; r < n; r++) {
     float *row = out + r * te->dim;
     double ss = 0;
@@ -448,11 +441,11 @@ t3d_status t3d_text_encoder_project(t3d_text_encoder *te, const float *cls, int6
     return t3d_error(T3D_ERR_INVALID_ARG, "t3d_text_encoder_project: NULL argument");
   for (int64_t done = 0; done < n; done += T3D_TEXT_BATCH) {
     const int64_t b = n - done < T3D_TEXT_BATCH ? n - done : T3D_TEXT_BATCH;
-    TRY(prepare(te, b, 1, &a));
-    TRY(t3d_backend_upload(te->be, &a.cls,
+    T3D_TRY(prepare(te, b, 1, &a));
+    T3D_TRY(t3d_backend_upload(te->be, &a.cls,
                            &(t3d_tensor){.dtype = T3D_F32, .ndim = 2, .shape = {b, te->cfg.hidden},
                                          .data = (void *)(cls + done * te->cfg.hidden)}));
-    TRY(project_rows(te, &a, b, out + done * te->dim));
+    T3D_TRY(project_rows(te, &a, b, out + done * te->dim));
   }
   return T3D_OK;
 }

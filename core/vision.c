@@ -15,12 +15,6 @@
 #define BN_EPS 1e-5f
 #define MAX_LIVE 64
 
-#define TRY(x)                                                                                                         \
-  do {                                                                                                                 \
-    t3d_status s_ = (x);                                                                                               \
-    if (s_ != T3D_OK) return s_;                                                                                       \
-  } while (0)
-
 /* ---- weights ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -56,15 +50,16 @@ static t3d_status host_f32(const t3d_modelfile *mf, const char *name, int ndim, 
 {
   const t3d_tensor *view = NULL;
   *out = NULL;
-  TRY(t3d_modelfile_require(mf, name, T3D_MODELFILE_ANY_FLOAT, ndim, shape, &view));
-  TRY(t3d_tensor_new(out, T3D_F32, ndim, shape));
+  T3D_TRY(t3d_modelfile_require(mf, name, T3D_MODELFILE_ANY_FLOAT, ndim, shape, &view));
+  T3D_TRY(t3d_tensor_new(out, T3D_F32, ndim, shape));
   t3d_convert_to_f32((*out)->data, view->data, view->dtype, (size_t)t3d_tensor_numel(view));
+  t3d_modelfile_release_pages(mf, view);
   return T3D_OK;
 }
 
 static t3d_status upload_new(t3d_backend *be, t3d_tensor *dev, const t3d_tensor *host)
 {
-  TRY(t3d_backend_tensor_new(be, dev, T3D_F32, host->ndim, host->shape));
+  T3D_TRY(t3d_backend_tensor_new(be, dev, T3D_F32, host->ndim, host->shape));
   return t3d_backend_upload(be, dev, host);
 }
 
@@ -294,7 +289,7 @@ static t3d_status act(t3d_vision_run *r, t3d_tensor *t, t3d_dtype dt, int ndim, 
   size_t bytes, off = 0;
   if (!t3d_shape_nbytes(dt, ndim, shape, &bytes))
     return t3d_error(T3D_ERR_NOMEM, "vision arena: activation size overflows");
-  TRY(arena_take(r, bytes, &off));
+  T3D_TRY(arena_take(r, bytes, &off));
   *t = t3d_tensor_view(dt, ndim, shape, (void *)(r->base + off));
   return T3D_OK;
 }
@@ -387,7 +382,7 @@ static t3d_status conv(t3d_vision_run *r, t3d_tensor *y, const t3d_tensor *x, co
   if (sp[0] < 1 || sp[1] < 1 || sp[2] < 1)
     return t3d_error(T3D_ERR_SHAPE, "vision: input too small: %s reaches an empty grid (%lldx%lldx%lld)",
                      r->stage, (long long)x->shape[2], (long long)x->shape[3], (long long)x->shape[4]);
-  TRY(act(r, y, T3D_F32, 5, (int64_t[]){x->shape[0], co, sp[0], sp[1], sp[2]}));
+  T3D_TRY(act(r, y, T3D_F32, 5, (int64_t[]){x->shape[0], co, sp[0], sp[1], sp[2]}));
   double flops = 2.0 * (double)t3d_tensor_numel(y) * (double)x->shape[1] * cw->k * cw->k * cw->k;
   count(r, flops);
   if (r->planning) return T3D_OK;
@@ -396,7 +391,7 @@ static t3d_status conv(t3d_vision_run *r, t3d_tensor *y, const t3d_tensor *x, co
   double t0 = dbg ? now_ms() : 0;
   t3d_status s = t3d_op_conv3d(r->v->be, y, x, &cw->w, &cw->b, res, &p);
   if (s == T3D_ERR_CANCELLED) return t3d_error(s, "vision forward cancelled during %s", r->stage);
-  TRY(s);
+  T3D_TRY(s);
   if (dbg) log_op(r, cw->k == 1 ? "conv1^3" : cw->k == 3 ? "conv3^3" : "conv", y, t0, flops);
   return T3D_OK;
 }
@@ -405,21 +400,21 @@ static t3d_status block(t3d_vision_run *r, t3d_tensor *out, t3d_tensor *x, const
 {
   t3d_tensor t1 = {0}, t2 = {0}, ds = {0};
   const t3d_tensor *res = x;
-  TRY(conv(r, &t1, x, &bw->c1, NULL, true));
-  TRY(check_cancel(r));
+  T3D_TRY(conv(r, &t1, x, &bw->c1, NULL, true));
+  T3D_TRY(check_cancel(r));
   if (bottleneck) {
-    TRY(conv(r, &t2, &t1, &bw->c2, NULL, true));
+    T3D_TRY(conv(r, &t2, &t1, &bw->c2, NULL, true));
     release(r, &t1);
-    TRY(check_cancel(r));
+    T3D_TRY(check_cancel(r));
   } else {
     t2 = t1;
   }
   if (bw->has_ds) {
-    TRY(conv(r, &ds, x, &bw->ds, NULL, false));
+    T3D_TRY(conv(r, &ds, x, &bw->ds, NULL, false));
     release_unless_feature(r, x);
     res = &ds;
   }
-  TRY(conv(r, out, &t2, bottleneck ? &bw->c3 : &bw->c2, res, true));
+  T3D_TRY(conv(r, out, &t2, bottleneck ? &bw->c3 : &bw->c2, res, true));
   release(r, &t2);
   if (bw->has_ds)
     release(r, &ds);
@@ -444,20 +439,20 @@ static t3d_status encode_pass(t3d_vision_run *r, const t3d_tensor *xh, float *po
   memset(r->feat, 0, sizeof r->feat);
   r->stage = "encoder stem";
   report(r);
-  TRY(act(r, &x, T3D_F32, 5, r->shape));
-  if (!r->planning) TRY(t3d_backend_upload(be, &x, xh));
+  T3D_TRY(act(r, &x, T3D_F32, 5, r->shape));
+  if (!r->planning) T3D_TRY(t3d_backend_upload(be, &x, xh));
   if (r->segment) r->feat[0] = x;
-  TRY(conv(r, &stem, &x, &v->stem, NULL, true));
+  T3D_TRY(conv(r, &stem, &x, &v->stem, NULL, true));
   if (!r->segment) release(r, &x);
-  TRY(check_cancel(r));
+  T3D_TRY(check_cancel(r));
   if (v->cfg.vision.maxpool) {
     int64_t sp[3];
     spatial_out(&stem, 3, 2, 1, sp);
-    TRY(act(r, &cur, T3D_F32, 5, (int64_t[]){stem.shape[0], stem.shape[1], sp[0], sp[1], sp[2]}));
+    T3D_TRY(act(r, &cur, T3D_F32, 5, (int64_t[]){stem.shape[0], stem.shape[1], sp[0], sp[1], sp[2]}));
     t3d_pool3d_params pp = {{3, 3, 3}, {2, 2, 2}, {1, 1, 1}};
     double t0 = now_ms();
     if (!r->planning) {
-      TRY(t3d_op_maxpool3d(be, &cur, &stem, &pp));
+      T3D_TRY(t3d_op_maxpool3d(be, &cur, &stem, &pp));
       log_op(r, "maxpool", &cur, t0, 0);
     }
     if (r->segment)
@@ -473,19 +468,19 @@ static t3d_status encode_pass(t3d_vision_run *r, const t3d_tensor *xh, float *po
     r->stage = layer_names[st];
     report(r);
     for (int b = 0; b < v->nblocks[st]; b++) {
-      TRY(block(r, &nxt, &cur, &v->blocks[st][b], bott));
+      T3D_TRY(block(r, &nxt, &cur, &v->blocks[st][b], bott));
       cur = nxt;
       report(r);
     }
     if (r->segment) r->feat[2 + st] = cur;
   }
   r->stage = "encoder pool";
-  TRY(act(r, &pool, T3D_F32, 2, (int64_t[]){cur.shape[0], cur.shape[1]}));
+  T3D_TRY(act(r, &pool, T3D_F32, 2, (int64_t[]){cur.shape[0], cur.shape[1]}));
   if (!r->planning) {
-    TRY(t3d_op_avgpool3d_global(be, &pool, &cur));
+    T3D_TRY(t3d_op_avgpool3d_global(be, &pool, &cur));
     if (pooled) {
       t3d_tensor ph = t3d_tensor_view(T3D_F32, 2, pool.shape, pooled);
-      TRY(t3d_backend_download(be, &ph, &pool));
+      T3D_TRY(t3d_backend_download(be, &ph, &pool));
     }
   }
   release(r, &pool);
@@ -513,43 +508,43 @@ static t3d_status decode_pass(t3d_vision_run *r, float *logits, int32_t *labels)
                          "(input sides must be multiples of the encoder stride)",
                          i, (long long)d.shape[2], (long long)d.shape[3], (long long)d.shape[4],
                          (long long)skip->shape[2], (long long)skip->shape[3], (long long)skip->shape[4]);
-    TRY(act(r, &up, T3D_F32, 5, (int64_t[]){n, o, skip->shape[2], skip->shape[3], skip->shape[4]}));
+    T3D_TRY(act(r, &up, T3D_F32, 5, (int64_t[]){n, o, skip->shape[2], skip->shape[3], skip->shape[4]}));
     count(r, 2.0 * (double)t3d_tensor_numel(&up) * (double)d.shape[1]);
     double t0 = now_ms();
     if (!r->planning) {
-      TRY(t3d_op_conv3d_transpose(be, &up, &d, &v->dec[i].upw, &v->dec[i].upb, &tp));
+      T3D_TRY(t3d_op_conv3d_transpose(be, &up, &d, &v->dec[i].upw, &v->dec[i].upb, &tp));
       log_op(r, "convT2^3", &up, t0, 2.0 * (double)t3d_tensor_numel(&up) * (double)d.shape[1]);
     }
     release(r, &d);
-    TRY(check_cancel(r));
-    TRY(act(r, &cat, T3D_F32, 5, (int64_t[]){n, o + skip->shape[1], skip->shape[2], skip->shape[3], skip->shape[4]}));
+    T3D_TRY(check_cancel(r));
+    T3D_TRY(act(r, &cat, T3D_F32, 5, (int64_t[]){n, o + skip->shape[1], skip->shape[2], skip->shape[3], skip->shape[4]}));
     t0 = now_ms();
     if (!r->planning) {
-      TRY(t3d_op_concat(be, &cat, &up, skip));
+      T3D_TRY(t3d_op_concat(be, &cat, &up, skip));
       log_op(r, "concat", &cat, t0, 0);
     }
     release(r, &up);
     release(r, skip);
-    TRY(conv(r, &out, &cat, &v->dec[i].conv, NULL, true));
+    T3D_TRY(conv(r, &out, &cat, &v->dec[i].conv, NULL, true));
     release(r, &cat);
-    TRY(check_cancel(r));
+    T3D_TRY(check_cancel(r));
     d = out;
     report(r);
   }
   r->stage = "segmentation head";
   report(r);
-  TRY(conv(r, &lg, &d, &v->head, NULL, false));
+  T3D_TRY(conv(r, &lg, &d, &v->head, NULL, false));
   release(r, &d);
   if (!r->planning && logits) {
     t3d_tensor lh = t3d_tensor_view(T3D_F32, 5, lg.shape, logits);
-    TRY(t3d_backend_download(be, &lh, &lg));
+    T3D_TRY(t3d_backend_download(be, &lh, &lg));
   }
-  TRY(act(r, &lab, T3D_I32, 4, (int64_t[]){lg.shape[0], lg.shape[2], lg.shape[3], lg.shape[4]}));
+  T3D_TRY(act(r, &lab, T3D_I32, 4, (int64_t[]){lg.shape[0], lg.shape[2], lg.shape[3], lg.shape[4]}));
   if (!r->planning) {
-    TRY(t3d_op_argmax(be, &lab, &lg));
+    T3D_TRY(t3d_op_argmax(be, &lab, &lg));
     if (labels) {
       t3d_tensor lh = t3d_tensor_view(T3D_I32, 4, lab.shape, labels);
-      TRY(t3d_backend_download(be, &lh, &lab));
+      T3D_TRY(t3d_backend_download(be, &lh, &lab));
     }
   }
   release(r, &lg);
