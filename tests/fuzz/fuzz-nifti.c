@@ -21,8 +21,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
   }
   size_t n = t3d_volume_nvoxels(v);
-  if (n == 0 || !(v->spacing[0] > 0) || !(v->spacing[1] > 0) || !(v->spacing[2] > 0))
-    __builtin_trap(); /* the reader promises a non-empty volume with positive spacing */
+  if (n == 0)
+    __builtin_trap(); /* the reader promises a non-empty volume */
+  for (int c = 0; c < 3; c++) { /* ... with geometry later stages can compute with */
+    if (!(v->spacing[c] > 0) || !isfinite(v->spacing[c]) || !isfinite(v->origin[c]))
+      __builtin_trap();
+    double len2 = 0;
+    for (int r = 0; r < 3; r++)
+      len2 += v->dir[r][c] * v->dir[r][c];
+    if (!(fabs(len2 - 1) < 1e-6)) /* unit direction columns */
+      __builtin_trap();
+  }
   sink += v->data[0] + v->data[n - 1]; /* first and last voxel: ASan sees a short buffer */
   double p[3];
   t3d_volume_index_to_lps(v, (double)(v->nx - 1), (double)(v->ny - 1), (double)(v->nz - 1), p);
