@@ -16,7 +16,7 @@
 
 #include "tests/check.h"
 
-enum { MAX_PREFIXES = 256, FLIPS_PER_SEED = 96 };
+enum { MAX_PREFIXES = 512, FLIPS_PER_SEED = 96 }; /* all prefixes of seeds up to 512 bytes */
 
 bool fuzz_seeds_add(fuzz_seeds *s, const char *name, const void *bytes, size_t len)
 {
