@@ -31,12 +31,17 @@ tests_test_dicom_roundtrip_SOURCES = tests/test-dicom-roundtrip.c tests/check.h
 tests_test_dicom_roundtrip_LDADD = libt3d.la -lm
 TESTS += tests/test-dicom-roundtrip
 
+# The fuzz entry point over seeds from t3d's DICOM writer, in every build.
+check_PROGRAMS += tests/fuzz/fuzz-corpus-dicom
+TESTS += tests/fuzz/fuzz-corpus-dicom
+tests_fuzz_fuzz_corpus_dicom_SOURCES = tests/fuzz/run-corpus.c tests/fuzz/run-corpus.h \
+	tests/fuzz/seeds-dicom.c tests/fuzz/fuzz-dicom.c tests/check.h
+tests_fuzz_fuzz_corpus_dicom_LDADD = libt3d.la -lm
+
 if FUZZERS
-# ./configure --enable-fuzzers CC=clang CXX=clang++; run: tests/fuzz/fuzz-dicom CORPUS_DIR
-# (tests/dicom-testgen-cli DIR writes seed files).
+# See README.md "Fuzzing"; seeds: tests/fuzz/fuzz-corpus-dicom --write DIR.
 noinst_PROGRAMS += tests/fuzz/fuzz-dicom
 tests_fuzz_fuzz_dicom_SOURCES = tests/fuzz/fuzz-dicom.c
-tests_fuzz_fuzz_dicom_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer,address,undefined -g
-tests_fuzz_fuzz_dicom_LDFLAGS = -fsanitize=fuzzer,address,undefined
+tests_fuzz_fuzz_dicom_LDFLAGS = $(FUZZ_LDFLAGS)
 tests_fuzz_fuzz_dicom_LDADD = libt3d.la -lm
 endif

@@ -18,6 +18,22 @@ tests_nifti_compare_SOURCES = tests/nifti-compare.c
 tests_nifti_compare_LDADD = libt3d.la -lm
 TESTS += tests/test-nifti
 
+# The NIfTI fuzz entry point over seeds from t3d_nifti_write and header variants, in every build.
+check_PROGRAMS += tests/fuzz/fuzz-corpus-nifti
+TESTS += tests/fuzz/fuzz-corpus-nifti
+tests_fuzz_fuzz_corpus_nifti_SOURCES = tests/fuzz/run-corpus.c tests/fuzz/run-corpus.h \
+	tests/fuzz/seeds-nifti.c tests/fuzz/fuzz-nifti.c tests/check.h
+tests_fuzz_fuzz_corpus_nifti_CFLAGS = $(AM_CFLAGS) $(ZLIB_CFLAGS)
+tests_fuzz_fuzz_corpus_nifti_LDADD = libt3d.la $(ZLIB_LIBS) -lm
+
+if FUZZERS
+# See README.md "Fuzzing"; seeds: tests/fuzz/fuzz-corpus-nifti --write DIR.
+noinst_PROGRAMS += tests/fuzz/fuzz-nifti
+tests_fuzz_fuzz_nifti_SOURCES = tests/fuzz/fuzz-nifti.c
+tests_fuzz_fuzz_nifti_LDFLAGS = $(FUZZ_LDFLAGS)
+tests_fuzz_fuzz_nifti_LDADD = libt3d.la -lm
+endif
+
 check_PROGRAMS += tests/test-dicom-write-api
 tests_test_dicom_write_api_SOURCES = tests/test-dicom-write-api.c tests/check.h
 tests_test_dicom_write_api_LDADD = libt3d.la -lm

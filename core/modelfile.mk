@@ -6,8 +6,8 @@ libt3d_la_SOURCES += \
 
 t3d_SOURCES += cli/cmd_model_init.c cli/cmd_model_info.c
 
-check_PROGRAMS += tests/test-modelfile tests/test-modelfile-corrupt tests/test-modelconfig tests/test-fuzz-corpus
-TESTS += tests/test-modelfile tests/test-modelfile-corrupt tests/test-modelconfig tests/test-fuzz-corpus \
+check_PROGRAMS += tests/test-modelfile tests/test-modelfile-corrupt tests/test-modelconfig tests/fuzz/fuzz-corpus-modelfile
+TESTS += tests/test-modelfile tests/test-modelfile-corrupt tests/test-modelconfig tests/fuzz/fuzz-corpus-modelfile \
 	tests/test-model-cli.sh tests/test-model-layout.sh
 dist_check_SCRIPTS += tests/test-model-cli.sh tests/test-model-layout.sh
 tests_test_modelfile_SOURCES = tests/test-modelfile.c tests/check.h
@@ -20,21 +20,19 @@ tests_test_modelfile_corrupt_LDADD = libt3d.la $(JANSSON_LIBS) -lm
 tests_test_modelconfig_SOURCES = tests/test-modelconfig.c tests/check.h
 tests_test_modelconfig_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 tests_test_modelconfig_LDADD = libt3d.la $(JANSSON_LIBS) -lm
-# The fuzz entry point runs over the generated corpus in every build, so the harness is tested.
-tests_test_fuzz_corpus_SOURCES = tests/test-fuzz-corpus.c tests/fuzz/fuzz-modelfile.c \
+# The fuzz entry point runs over the generated corpus in every build (tests/fuzz/run-corpus.c).
+tests_fuzz_fuzz_corpus_modelfile_SOURCES = tests/fuzz/run-corpus.c tests/fuzz/run-corpus.h \
+	tests/fuzz/seeds-modelfile.c tests/fuzz/fuzz-modelfile.c \
 	tests/modelfile-corpus.c tests/modelfile-corpus.h tests/check.h
-tests_test_fuzz_corpus_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
-tests_test_fuzz_corpus_LDADD = libt3d.la $(JANSSON_LIBS) -lm
+tests_fuzz_fuzz_corpus_modelfile_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+tests_fuzz_fuzz_corpus_modelfile_LDADD = libt3d.la $(JANSSON_LIBS) -lm
 
 if FUZZERS
-# ./configure --enable-fuzzers CC=clang; run: tests/fuzz/fuzz-modelfile CORPUS_DIR
-# (tests/test-fuzz-corpus --write DIR makes a seed corpus).
+# See README.md "Fuzzing"; seeds: tests/fuzz/fuzz-corpus-modelfile --write DIR.
 noinst_PROGRAMS += tests/fuzz/fuzz-modelfile
-# The parser is compiled into the target (not linked from libt3d) so it gets coverage feedback.
-tests_fuzz_fuzz_modelfile_SOURCES = tests/fuzz/fuzz-modelfile.c core/modelfile.c core/modelconfig.c \
-	core/modeldefaults.c core/tensor.c core/status.c core/log.c
-tests_fuzz_fuzz_modelfile_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) -fsanitize=fuzzer,address,undefined -g
-tests_fuzz_fuzz_modelfile_LDFLAGS = -fsanitize=fuzzer,address,undefined
-tests_fuzz_fuzz_modelfile_LDADD = $(JANSSON_LIBS) -lm
+tests_fuzz_fuzz_modelfile_SOURCES = tests/fuzz/fuzz-modelfile.c
+tests_fuzz_fuzz_modelfile_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+tests_fuzz_fuzz_modelfile_LDFLAGS = $(FUZZ_LDFLAGS)
+tests_fuzz_fuzz_modelfile_LDADD = libt3d.la $(JANSSON_LIBS) -lm
 endif
 EXTRA_DIST += tests/fuzz/modelfile.dict

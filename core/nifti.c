@@ -4,6 +4,7 @@
 #include "core/nifti.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -249,17 +250,69 @@ t3d_status t3d_nifti_write(const t3d_volume *v, const char *path)
 
 /* ---- reader ------------------------------------------------------------------------------- */
 
-/* Reads exactly n bytes; false at end of data or on error (*err says which). */
-static bool gz_read_all(gzFile f, void *buf, size_t n, bool *io_err)
+/* Where the reader's bytes come from: a gzFile (a path; zlib reads plain files through too) or a
+ * caller's buffer, inflated here when it starts with the gzip magic, as gzopen decides. */
+typedef struct {
+  gzFile gz;
+  const uint8_t *mem;
+  size_t mem_len, mem_pos;
+  z_stream zs;
+  bool inflating;
+} nifti_src;
+
+/* Up to n (<= 1 GiB) bytes into buf: the count, 0 at end of data (truncated gzip included, as
+ * gzread reports it), -1 on corrupt gzip data or a read error. */
+static int src_read(nifti_src *s, uint8_t *buf, unsigned n)
+{
+  if (s->gz) {
+    int got = gzread(s->gz, buf, n);
+    if (got < 0) {
+      int errnum = 0;
+      gzerror(s->gz, &errnum);
+      return errnum == Z_BUF_ERROR ? 0 : -1;
+    }
+    return got;
+  }
+  if (!s->inflating) {
+    size_t left = s->mem_len - s->mem_pos, k = left < n ? left : n;
+    if (k)
+      memcpy(buf, s->mem + s->mem_pos, k);
+    s->mem_pos += k;
+    return (int)k;
+  }
+  s->zs.next_out = buf;
+  s->zs.avail_out = n;
+  while (s->zs.avail_out > 0) {
+    if (s->zs.avail_in == 0)
+      break; /* input ends (mid-stream: truncated) */
+    int zr = inflate(&s->zs, Z_NO_FLUSH);
+    if (zr == Z_STREAM_END) {
+      /* another gzip member follows (gzread concatenates them); anything else is ignored */
+      if (s->zs.avail_in >= 2 && s->zs.next_in[0] == 0x1f && s->zs.next_in[1] == 0x8b) {
+        if (inflateReset(&s->zs) != Z_OK)
+          return -1;
+        continue;
+      }
+      s->zs.avail_in = 0;
+      break;
+    }
+    if (zr == Z_BUF_ERROR)
+      break;
+    if (zr != Z_OK)
+      return -1;
+  }
+  return (int)(n - s->zs.avail_out);
+}
+
+/* Reads exactly n bytes; false at end of data or on error (*io_err says which). */
+static bool read_all(nifti_src *s, void *buf, size_t n, bool *io_err)
 {
   uint8_t *p = buf;
   while (n > 0) {
     unsigned chunk = n > (1u << 30) ? (1u << 30) : (unsigned)n;
-    int got = gzread(f, p, chunk);
+    int got = src_read(s, p, chunk);
     if (got <= 0) {
-      int errnum = 0;
-      gzerror(f, &errnum);
-      *io_err = got < 0 && errnum != Z_BUF_ERROR;
+      *io_err = got < 0;
       return false;
     }
     p += got;
@@ -298,25 +351,18 @@ static double sample(const uint8_t *p, int dt, bool swap)
   }
 }
 
-t3d_status t3d_nifti_read(const char *path, t3d_volume **out, t3d_nifti_info *info)
+/* The parser proper, shared by both entry points; path names the input in messages. */
+static t3d_status nifti_parse(nifti_src *src, const char *path, t3d_volume **out, t3d_nifti_info *info)
 {
   t3d_status st = T3D_OK;
-  gzFile f = NULL;
   uint8_t *raw = NULL;
   t3d_volume *v = NULL;
   t3d_nifti_info inf;
   uint8_t h[HDR_SIZE];
   bool io_err = false;
 
-  *out = NULL;
   memset(&inf, 0, sizeof inf);
-  if (!path)
-    return t3d_error(T3D_ERR_INVALID_ARG, "t3d_nifti_read: path is required");
-  errno = 0;
-  f = gzopen(path, "rb");
-  if (!f)
-    return t3d_error(T3D_ERR_IO, "cannot open %s: %s", path, errno ? strerror(errno) : "out of memory");
-  if (!gz_read_all(f, h, HDR_SIZE, &io_err)) {
+  if (!read_all(src, h, HDR_SIZE, &io_err)) {
     st = io_err ? t3d_error(T3D_ERR_IO, "cannot read %s: corrupt gzip data or read error", path)
                 : t3d_error(T3D_ERR_FORMAT, "%s: shorter than a NIfTI-1 header (348 bytes)", path);
     goto cleanup;
@@ -433,7 +479,7 @@ t3d_status t3d_nifti_read(const char *path, t3d_volume **out, t3d_nifti_info *in
   uint8_t pad[4096];
   while (skip > 0) {
     size_t n = skip < sizeof pad ? skip : sizeof pad;
-    if (!gz_read_all(f, pad, n, &io_err)) {
+    if (!read_all(src, pad, n, &io_err)) {
       st = t3d_error(io_err ? T3D_ERR_IO : T3D_ERR_FORMAT, "%s: ends before vox_offset %g", path, vox_offset);
       goto cleanup;
     }
@@ -450,11 +496,9 @@ t3d_status t3d_nifti_read(const char *path, t3d_volume **out, t3d_nifti_info *in
       raw = r, cap = ncap;
     }
     unsigned chunk = cap - have > (1u << 30) ? (1u << 30) : (unsigned)(cap - have);
-    int got = gzread(f, raw + have, chunk);
+    int got = src_read(src, raw + have, chunk);
     if (got <= 0) {
-      int errnum = 0;
-      gzerror(f, &errnum);
-      st = got < 0 && errnum != Z_BUF_ERROR
+      st = got < 0
              ? t3d_error(T3D_ERR_IO, "cannot read %s: corrupt gzip data or read error", path)
              : t3d_error(T3D_ERR_FORMAT, "%s is truncated: header declares %zu voxels of %zu bytes, data has %zu bytes",
                          path, nvox, esize, have);
@@ -494,9 +538,54 @@ t3d_status t3d_nifti_read(const char *path, t3d_volume **out, t3d_nifti_info *in
 cleanup:
   if (info)
     *info = inf;
-  if (f)
-    gzclose(f);
   free(raw);
   t3d_volume_free(v);
+  return st;
+}
+
+t3d_status t3d_nifti_read(const char *path, t3d_volume **out, t3d_nifti_info *info)
+{
+  nifti_src src = {0};
+
+  if (!out)
+    return t3d_error(T3D_ERR_INVALID_ARG, "t3d_nifti_read: out is required");
+  *out = NULL;
+  if (!path)
+    return t3d_error(T3D_ERR_INVALID_ARG, "t3d_nifti_read: path is required");
+  errno = 0;
+  src.gz = gzopen(path, "rb");
+  if (!src.gz)
+    return t3d_error(T3D_ERR_IO, "cannot open %s: %s", path, errno ? strerror(errno) : "out of memory");
+  t3d_status st = nifti_parse(&src, path, out, info);
+  gzclose(src.gz);
+  return st;
+}
+
+t3d_status t3d_nifti_read_memory(const void *data, size_t size, const char *name, t3d_volume **out,
+                                 t3d_nifti_info *info)
+{
+  nifti_src src = {0};
+
+  if (!out)
+    return t3d_error(T3D_ERR_INVALID_ARG, "t3d_nifti_read_memory: out is required");
+  *out = NULL;
+  if (!data && size)
+    return t3d_error(T3D_ERR_INVALID_ARG, "t3d_nifti_read_memory: data is NULL");
+  if (!name)
+    name = "NIfTI data";
+  src.mem = data;
+  src.mem_len = size;
+  if (size >= 2 && src.mem[0] == 0x1f && src.mem[1] == 0x8b) {
+    if (size > UINT_MAX) /* zlib counts input in uInt */
+      return t3d_error(T3D_ERR_UNSUPPORTED, "%s: gzip data over 4 GiB in memory; read it from a file", name);
+    if (inflateInit2(&src.zs, 16 + MAX_WBITS) != Z_OK)
+      return t3d_error(T3D_ERR_NOMEM, "%s: cannot start gzip decompression (out of memory)", name);
+    src.zs.next_in = (Bytef *)(uintptr_t)src.mem; /* zlib's API is not const; it only reads */
+    src.zs.avail_in = (uInt)size;
+    src.inflating = true;
+  }
+  t3d_status st = nifti_parse(&src, name, out, info);
+  if (src.inflating)
+    inflateEnd(&src.zs);
   return st;
 }

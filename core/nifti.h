@@ -8,6 +8,7 @@
 #ifndef T3D_NIFTI_H
 #define T3D_NIFTI_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/status.h"
@@ -40,6 +41,12 @@ t3d_status t3d_nifti_write(const t3d_volume *v, const char *path);
  * Errors: T3D_ERR_IO (cannot open/read), T3D_ERR_FORMAT (malformed or truncated header or data),
  * T3D_ERR_UNSUPPORTED (valid NIfTI that t3d does not read: 4-D, complex/RGB, NIfTI-2, pairs). */
 t3d_status t3d_nifti_read(const char *path, t3d_volume **out, t3d_nifti_info *info);
+
+/* The same reader over size bytes at data (borrowed; plain, or gzip when they start 1f 8b), for
+ * callers and fuzzers that hold the file in memory. name labels messages (NULL: "NIfTI data").
+ * Errors as t3d_nifti_read, with T3D_ERR_IO for corrupt gzip data. */
+t3d_status t3d_nifti_read_memory(const void *data, size_t size, const char *name, t3d_volume **out,
+                                 t3d_nifti_info *info);
 
 #ifdef __cplusplus
 }

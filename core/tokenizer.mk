@@ -12,11 +12,17 @@ tests_test_tokenizer_LDADD = libt3d.la $(JANSSON_LIBS)
 TESTS += tests/test-tokenizer-unit tests/test-tokenizer-parity.sh
 dist_check_SCRIPTS += tests/test-tokenizer-parity.sh
 
+# The fuzz entry point over generated text seeds, in every build.
+check_PROGRAMS += tests/fuzz/fuzz-corpus-tokenizer
+TESTS += tests/fuzz/fuzz-corpus-tokenizer
+tests_fuzz_fuzz_corpus_tokenizer_SOURCES = tests/fuzz/run-corpus.c tests/fuzz/run-corpus.h \
+	tests/fuzz/seeds-tokenizer.c tests/fuzz/fuzz-tokenizer.c tests/check.h
+tests_fuzz_fuzz_corpus_tokenizer_LDADD = libt3d.la -lm
+
 if FUZZERS
-noinst_PROGRAMS += tests/fuzz-tokenizer
-# tokenizer.c compiled in again so that libFuzzer sees its coverage.
-tests_fuzz_tokenizer_SOURCES = tests/fuzz-tokenizer.c core/tokenizer.c
-tests_fuzz_tokenizer_CFLAGS = $(AM_CFLAGS) -fsanitize=fuzzer
-tests_fuzz_tokenizer_LDFLAGS = -fsanitize=fuzzer
-tests_fuzz_tokenizer_LDADD = libt3d.la
+# See README.md "Fuzzing"; seeds: tests/fuzz/fuzz-corpus-tokenizer --write DIR.
+noinst_PROGRAMS += tests/fuzz/fuzz-tokenizer
+tests_fuzz_fuzz_tokenizer_SOURCES = tests/fuzz/fuzz-tokenizer.c
+tests_fuzz_fuzz_tokenizer_LDFLAGS = $(FUZZ_LDFLAGS)
+tests_fuzz_fuzz_tokenizer_LDADD = libt3d.la -lm
 endif

@@ -10,16 +10,23 @@
 
 #include "core/dicom.h"
 
-static char path[64];
+static char path[4096];
+
+static void remove_tmp(void)
+{
+  remove(path);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   if (!path[0]) {
-    snprintf(path, sizeof path, "/tmp/fuzz-dicom-XXXXXX");
+    const char *tmp = getenv("TMPDIR");
+    snprintf(path, sizeof path, "%s/fuzz-dicom-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     int fd = mkstemp(path);
     if (fd < 0)
       abort(); /* the harness, not the library: no way to run without a file */
     close(fd);
+    atexit(remove_tmp); /* make check runs this entry point too: leave nothing behind */
   }
   FILE *f = fopen(path, "wb");
   if (!f)
