@@ -3,6 +3,7 @@
  * transpose modes, and of the t3d_op_* wrappers' error reporting. Not PyTorch parity (tests/reference). */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,6 +177,50 @@ static void test_gelu(void)
   CHECK_NEAR(F(&y)[1], 0.841344746, 1e-6); /* hand values: x * Phi(x) */
   CHECK_NEAR(F(&y)[2], -0.158655254, 1e-6);
   CHECK_NEAR(F(&y)[4], -0.004049694, 1e-7);
+  free(want);
+  rm(&x);
+  rm(&y);
+}
+
+/* Every GELU path this CPU has (portable C, AVX2, AVX-512 with its |x| < 4 table; T3D_CPU_GELU caps
+ * the choice) on a dense grid of [-12, 12], the table's interval edges and the special values.
+ * Relative tolerance 2e-6 from -3 up, 5e-6 on [-6, -3), 2e-5 below (values under 1e-9); the
+ * reference path measures 1.1e-6, 3.7e-6 and 1.4e-5 there. */
+static void test_gelu_paths(void)
+{
+  const char *caps[3] = {"c", "avx2", NULL};
+  const float special[12] = {NAN, INFINITY, -INFINITY, 100.0f, -100.0f, -0.0f,
+                             4.0f, -4.0f, 3.9999998f, -3.9999998f, 0.25f, -0.2499999f};
+  const int64_t n = 200003; /* odd: the last vector is partial */
+  t3d_tensor x = mk(T3D_F32, 1, n, 0, 0, 0, 0), y = mk(T3D_F32, 1, n, 0, 0, 0, 0);
+  double *want = malloc((size_t)n * sizeof *want);
+  int64_t split = 0, split3 = 0;
+  for (int64_t i = 0; i < n; i++)
+    F(&x)[i] = -12.0f + 24.0f * (float)i / (float)(n - 1);
+  memcpy(F(&x) + 1000, special, sizeof special);
+  for (int64_t i = 0; i < n; i++) {
+    double v = F(&x)[i];
+    want[i] = isinf(v) && v < 0 ? NAN : isinf(v) ? v : 0.5 * v * erfc(-v / sqrt(2.0));
+    if (F(&x)[i] < -6.0f)
+      split = i + 1;
+    if (F(&x)[i] < -3.0f)
+      split3 = i + 1;
+  }
+  for (int c = 0; c < 3; c++) {
+    char what[64];
+    if (caps[c])
+      setenv("T3D_CPU_GELU", caps[c], 1);
+    else
+      unsetenv("T3D_CPU_GELU");
+    CHECK_STATUS(t3d_op_gelu(be, &y, &x), T3D_OK);
+    snprintf(what, sizeof what, "gelu path %s, x < -6", caps[c] ? caps[c] : "best");
+    check_close(what, F(&y), want, split, 2e-5, 0);
+    snprintf(what, sizeof what, "gelu path %s, -6 <= x < -3", caps[c] ? caps[c] : "best");
+    check_close(what, F(&y) + split, want + split, split3 - split, 5e-6, 0);
+    snprintf(what, sizeof what, "gelu path %s, x >= -3", caps[c] ? caps[c] : "best");
+    check_close(what, F(&y) + split3, want + split3, n - split3, 2e-6, 0);
+  }
+  unsetenv("T3D_CPU_GELU");
   free(want);
   rm(&x);
   rm(&y);
@@ -866,6 +911,7 @@ int main(void)
     test_tensor_upload_download();
     test_relu_add();
     test_gelu();
+    test_gelu_paths();
     test_softmax();
     test_layernorm();
     test_argmax();

@@ -27,6 +27,35 @@ static inline int t3d_cpu_threads_for(int threads, int64_t work)
   return threads;
 }
 
+/* Threads for a streaming elementwise or per-row op (relu, add, GELU, softmax, layernorm) whose
+ * single-thread run takes about `ns` nanoseconds, the caller's estimate from its element count
+ * and the T3D_CPU_NS_* costs below. Below T3D_CPU_SPLIT_NS it runs on one thread.
+ * Why: under load (the 2-core test machine shared by 7 builds, load average ~3) a loop split over
+ * 2 OpenMP threads now and then waits a whole scheduler slice, 5-20 ms, for a descheduled worker
+ * at the join barrier; unloaded, the split halves the time. `t3d bench-ops`-style timings,
+ * 60 runs each, ms as min / median / p90, t3d_cpu_threads_for(2, ...) splitting from 64 k elements:
+ *   layernorm [256,768]       1 thread 0.072/0.083/0.097   2 threads 0.046/0.056/7.99
+ *   softmax   [12,256,256]    1 thread 0.60/0.63/0.73      2 threads 0.26/5.41/10.3 (another run 0.28/0.33/0.41)
+ *   gelu      [256,3072]      1 thread 0.24/0.29/0.45      2 threads 0.11/0.16/0.21 (another run 0.11/11.8/19.9)
+ *   add       [1,256,40,56,56] 1 thread 27.4/27.8         2 threads 13.0/13.5
+ * A split saves T1/2 and risks one ~8 ms stall, so it pays only when T1/2 is well above the
+ * unloaded fork/join cost (~10 us) and a stall is not the common case: 0.2 ms of single-thread work
+ * keeps layernorm at BERT size on one thread and still splits GELU and softmax, which then beat
+ * PyTorch's 2-thread times (0.27 ms, 0.39 ms). */
+#define T3D_CPU_SPLIT_NS 200000.0
+/* Measured single-thread cost per element, AVX-512 Xeon, data in L2 or streamed. */
+#define T3D_CPU_NS_ADD 0.3       /* relu, add: memory-bound, 0.84 ns at 32 M elements */
+#define T3D_CPU_NS_GELU 0.3      /* 0.22 in L2, 0.31 at [256,3072] */
+#define T3D_CPU_NS_SOFTMAX 0.75  /* 0.76 at [12,256,256] */
+#define T3D_CPU_NS_LAYERNORM 0.4 /* 0.38 at [256,768] */
+
+static inline int t3d_cpu_threads_stream(int threads, int64_t elements, double ns_per_element)
+{
+  if (threads < 1 || (double)elements * ns_per_element < T3D_CPU_SPLIT_NS)
+    return 1;
+  return threads;
+}
+
 /* Index of the calling thread inside a parallel region (0 outside, or without OpenMP). */
 static inline int t3d_cpu_omp_thread(void)
 {
