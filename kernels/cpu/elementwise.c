@@ -320,28 +320,79 @@ t3d_status t3d_cpu_softmax(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x)
 /* One row: biased variance as F.layer_norm. Sums and the centring x - mean run in double, so a
  * row with a large mean (|mean| >> std) keeps fp32 accuracy; torch's fp32 path is less exact. */
 T3D_SIMD_CLONES
+/* One row of F.layer_norm. Sums run in float over values shifted by the row's first element, so
+ * a large common offset does not cost precision (what double accumulation bought before); mean
+ * and variance are two-pass. y may be x: each y[i] is written after its last read. */
+T3D_SIMD_CLONES
 static void layernorm_row(float *y, const float *x, const float *gamma, const float *beta, int64_t n, float eps)
 {
-  double sum = 0.0, sq = 0.0, mean, rstd;
-#pragma omp simd reduction(+ : sum)
+  const float x0 = x[0];
+  float s = 0.0f, q = 0.0f, dm, rstd;
+#pragma omp simd reduction(+ : s)
   for (int64_t i = 0; i < n; i++)
-    sum += x[i];
-  mean = sum / (double)n;
-#pragma omp simd reduction(+ : sq)
+    s += x[i] - x0;
+  dm = s / (float)n; /* mean - x0 */
+#pragma omp simd reduction(+ : q)
   for (int64_t i = 0; i < n; i++) {
-    double d = (double)x[i] - mean;
-    sq += d * d;
+    float d = (x[i] - x0) - dm;
+    q += d * d;
   }
-  rstd = 1.0 / sqrt(sq / (double)n + (double)eps);
-  if (gamma && beta) {
+  rstd = 1.0f / sqrtf(q / (float)n + eps);
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++)
-      y[i] = (float)(((double)x[i] - mean) * rstd) * gamma[i] + beta[i];
-  } else {
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++)
-      y[i] = (float)(((double)x[i] - mean) * rstd) * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+  for (int64_t i = 0; i < n; i++)
+    y[i] = ((x[i] - x0) - dm) * rstd * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
+}
+
+/* The same arithmetic with AVX-512 and four independent accumulators per sum, so the two
+ * reductions are not one long chain of dependent adds (the float loop above runs at the add
+ * latency). Rows shorter than 64 use the loop above. */
+__attribute__((target("avx512f"))) static void layernorm_row_avx512(float *y, const float *x, const float *gamma,
+                                                                    const float *beta, int64_t n, float eps)
+{
+  const float x0 = x[0]; /* kept: y may be x, and y[0] is written before the tail is done */
+  const __m512 vx0 = _mm512_set1_ps(x0);
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, vdm, vr;
+  int64_t i, n64 = n & ~(int64_t)63;
+  float s, q, dm, rstd;
+  for (i = 0; i < n64; i += 64) {
+    a0 = _mm512_add_ps(a0, _mm512_sub_ps(_mm512_loadu_ps(x + i), vx0));
+    a1 = _mm512_add_ps(a1, _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), vx0));
+    a2 = _mm512_add_ps(a2, _mm512_sub_ps(_mm512_loadu_ps(x + i + 32), vx0));
+    a3 = _mm512_add_ps(a3, _mm512_sub_ps(_mm512_loadu_ps(x + i + 48), vx0));
   }
+  s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+  for (; i < n; i++)
+    s += x[i] - x0;
+  dm = s / (float)n;
+  vdm = _mm512_set1_ps(dm);
+  a0 = a1 = a2 = a3 = _mm512_setzero_ps();
+  for (i = 0; i < n64; i += 64) {
+    __m512 d0 = _mm512_sub_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), vx0), vdm);
+    __m512 d1 = _mm512_sub_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), vx0), vdm);
+    __m512 d2 = _mm512_sub_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i + 32), vx0), vdm);
+    __m512 d3 = _mm512_sub_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i + 48), vx0), vdm);
+    a0 = _mm512_fmadd_ps(d0, d0, a0);
+    a1 = _mm512_fmadd_ps(d1, d1, a1);
+    a2 = _mm512_fmadd_ps(d2, d2, a2);
+    a3 = _mm512_fmadd_ps(d3, d3, a3);
+  }
+  q = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+  for (; i < n; i++) {
+    float d = (x[i] - x0) - dm;
+    q += d * d;
+  }
+  rstd = 1.0f / sqrtf(q / (float)n + eps);
+  vr = _mm512_set1_ps(rstd);
+  for (i = 0; i + 16 <= n; i += 16) {
+    __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), vx0), vdm), vr);
+    if (gamma)
+      v = _mm512_mul_ps(v, _mm512_loadu_ps(gamma + i));
+    if (beta)
+      v = _mm512_add_ps(v, _mm512_loadu_ps(beta + i));
+    _mm512_storeu_ps(y + i, v);
+  }
+  for (; i < n; i++)
+    y[i] = ((x[i] - x0) - dm) * rstd * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
 }
 
 t3d_status t3d_cpu_layernorm(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *gamma,
@@ -350,9 +401,14 @@ t3d_status t3d_cpu_layernorm(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x
   const int64_t n = x->shape[x->ndim - 1], rows = t3d_tensor_numel(x) / n;
   float *yd = y->data;
   const float *xd = x->data, *g = gamma ? gamma->data : NULL, *b = beta ? beta->data : NULL;
+  const bool use_avx512 = n >= 64 && __builtin_cpu_supports("avx512f");
 #pragma omp parallel for num_threads(t3d_cpu_threads_stream(be->threads, rows * n, T3D_CPU_NS_LAYERNORM)) schedule(static)
-  for (int64_t r = 0; r < rows; r++)
-    layernorm_row(yd + r * n, xd + r * n, g, b, n, eps);
+  for (int64_t r = 0; r < rows; r++) {
+    if (use_avx512)
+      layernorm_row_avx512(yd + r * n, xd + r * n, g, b, n, eps);
+    else
+      layernorm_row(yd + r * n, xd + r * n, g, b, n, eps);
+  }
   return T3D_OK;
 }
 
