@@ -42,12 +42,14 @@ Usage: ops_reference.py OUT.safetensors
 import json
 import math
 import os
-import struct
 import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+import t3d_safetensors as st  # noqa: E402
 
 
 class Builder:
@@ -104,37 +106,19 @@ class Builder:
                            "torch_f32_rel": torch_rel})
 
     def write(self, path, seed):
-        header = {}
-        blobs = []
-        offset = 0
+        arrays = {}
         for name, t in self.tensors.items():
             t = t.detach().contiguous()
             if t.dtype in (torch.int64, torch.int32, torch.bool):
-                arr = t.to(torch.int32).numpy().astype("<i4")
-                dtype = "I32"
+                arrays[name] = t.to(torch.int32).numpy()
             else:
-                arr = t.to(torch.float32).numpy().astype("<f4")
-                dtype = "F32"
-            raw = arr.tobytes()
-            header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-            blobs.append(raw)
-            offset += len(raw)
-        header["__metadata__"] = {
-            "t3d.format_version": "1",  # so that core/modelfile.h's reader accepts the file
+                arrays[name] = t.to(torch.float32).numpy()
+        st.write(path, arrays, {
             "t3d.parity.seed": str(seed),
             "t3d.parity.torch": torch.__version__,
             "t3d.parity.reference": "PyTorch CPU on the fp32 inputs promoted to float64, rounded to fp32",
             "t3d.parity.cases": json.dumps(self.cases, separators=(",", ":"), allow_nan=False),
-        }
-        hjson = json.dumps(header, separators=(",", ":")).encode("utf-8")
-        hjson += b" " * ((-len(hjson)) % 8)  # data section starts 8-byte aligned
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(struct.pack("<Q", len(hjson)))
-            f.write(hjson)
-            for raw in blobs:
-                f.write(raw)
-        os.replace(tmp, path)
+        })
 
 
 def trip(v):

@@ -6,7 +6,7 @@ reference outputs) and by `t3d bench` (PyTorch timing and peak RSS in its own pr
 text row uses Hugging Face's BertModel). Not a trainer; text parity is tested elsewhere."""
 import argparse
 import json
-import struct
+import os
 import sys
 import time
 
@@ -14,6 +14,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+import t3d_safetensors as st  # noqa: E402
 
 
 def monai_resnet(vc, bias_downsample):
@@ -116,30 +119,6 @@ def randomize(model, seed):
                 m.bias.copy_((torch.rand(m.bias.shape, generator=g) * 2 - 1) * b)
 
 
-def write_safetensors(path, tensors, metadata):
-    """Minimal safetensors writer (little-endian, F32/I32), header padded to 64 bytes."""
-    header, blobs, off = {}, [], 0
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
-        dt = {np.dtype("float32"): "F32", np.dtype("int32"): "I32"}[a.dtype]
-        pad = (-off) % 64
-        if pad:
-            blobs.append(b"\0" * pad)
-            off += pad
-        b = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    header["__metadata__"] = metadata
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((-(8 + len(h))) % 64)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
 def model_tensors(model):
     out = {}
     for k, v in model.state_dict().items():
@@ -158,7 +137,7 @@ def cmd_write(a):
     shape = [int(v) for v in a.shape.split(",")]
     g = torch.Generator().manual_seed(a.seed + 1)
     x = torch.rand(shape, generator=g)
-    write_safetensors(a.model, model_tensors(model),
+    st.write(a.model, model_tensors(model),
                       {"t3d.format_version": "1", "t3d.config": json.dumps(full)})
     with torch.no_grad():
         # Sanity: our pyramid walk reproduces MONAI's own forward (avgpool + flatten).
@@ -173,7 +152,7 @@ def cmd_write(a):
     io = {"input": x.numpy(), "pooled": pooled.float().numpy(), "embedding": emb.float().numpy()}
     if logits is not None:
         io["logits"] = logits.float().numpy()
-    write_safetensors(a.io, io, {"t3d.format_version": "1"})
+    st.write(a.io, io, {"t3d.format_version": "1"})
 
     def rel(a32, r):
         return ((a32.double() - r).abs().max() / r.abs().max()).item()
