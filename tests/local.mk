@@ -13,3 +13,9 @@ TESTS += tests/test-runtime
 
 dist_check_SCRIPTS += tests/test-devices.sh
 TESTS += tests/test-devices.sh
+
+# Installed headers are self-contained (C11 and C++), so t3d.pc consumers can include any one.
+dist_check_SCRIPTS += tests/test-public-headers.sh
+TESTS += tests/test-public-headers.sh
+AM_TESTS_ENVIRONMENT += T3D_PUBLIC_HEADERS='$(nobase_pkginclude_HEADERS)'; export T3D_PUBLIC_HEADERS; \
+	CC='$(CC)'; export CC; CXX='$(CXX)'; export CXX; JANSSON_CFLAGS='$(JANSSON_CFLAGS)'; export JANSSON_CFLAGS;
