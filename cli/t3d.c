@@ -5,6 +5,7 @@
 #include <libintl.h>
 #include <locale.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
@@ -56,7 +57,9 @@ static void usage(FILE *to)
 int main(int argc, char **argv)
 {
   setlocale(LC_ALL, "");
-  bindtextdomain(GETTEXT_PACKAGE, LOCALEDIR);
+  /* T3D_LOCALEDIR: catalogs outside the configured prefix (a relocated install, the tests). */
+  bindtextdomain(GETTEXT_PACKAGE, getenv("T3D_LOCALEDIR") && *getenv("T3D_LOCALEDIR") ? getenv("T3D_LOCALEDIR")
+                                                                                       : LOCALEDIR);
   textdomain(GETTEXT_PACKAGE);
   t3d_log_get_level(); /* reads T3D_LOG once, warning about a bad value up front */
 

@@ -19,3 +19,7 @@ dist_check_SCRIPTS += tests/test-public-headers.sh
 TESTS += tests/test-public-headers.sh
 AM_TESTS_ENVIRONMENT += T3D_PUBLIC_HEADERS='$(nobase_pkginclude_HEADERS)'; export T3D_PUBLIC_HEADERS; \
 	CC='$(CC)'; export CC; CXX='$(CXX)'; export CXX; JANSSON_CFLAGS='$(JANSSON_CFLAGS)'; export JANSSON_CFLAGS;
+
+# gettext end to end: po/de.po -> catalog -> translated CLI output under LANGUAGE=de.
+dist_check_SCRIPTS += tests/test-i18n.sh
+TESTS += tests/test-i18n.sh
