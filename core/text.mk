@@ -4,7 +4,7 @@ EXTRA_DIST += tools/t3d_safetensors.py tools/convert-bert.py tools/convert-resne
 	tests/reference/text_reference.py tests/reference/converters_check.py
 
 check_PROGRAMS += tests/text-parity-tool
-tests_text_parity_tool_SOURCES = tests/text-parity-tool.c
+tests_text_parity_tool_SOURCES = tests/text-parity-tool.c tests/parity-compare.h
 tests_text_parity_tool_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 tests_text_parity_tool_LDADD = libt3d.la $(JANSSON_LIBS) -lm
 TESTS += tests/test-text-parity.sh

@@ -3,7 +3,7 @@ libt3d_la_SOURCES += core/vision.c core/vision.h core/model.c core/model.h
 
 # Parity with MONAI's ResNet and our PyTorch decoder/heads (skips without torch/monai)
 check_PROGRAMS += tests/vision-parity-tool
-tests_vision_parity_tool_SOURCES = tests/vision-parity-tool.c
+tests_vision_parity_tool_SOURCES = tests/vision-parity-tool.c tests/parity-compare.h
 tests_vision_parity_tool_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 tests_vision_parity_tool_LDADD = libt3d.la $(JANSSON_LIBS) -lm
 dist_check_SCRIPTS += tests/test-vision-parity.sh

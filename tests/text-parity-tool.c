@@ -12,34 +12,16 @@
 #include "core/modelfile.h"
 #include "core/text.h"
 #include "kernels/backend.h"
+#include "tests/parity-compare.h"
 
 #define COS_MIN 0.99999
 #define REL_MAX 1e-4
 
 static int failures;
 
-/* cosine and max |a-r| / max |r| over n values, as the vision parity test measures them. */
 static void compare(const char *what, const float *a, const float *r, size_t n)
 {
-  double dot = 0, na = 0, nr = 0, maxd = 0, maxr = 0;
-  size_t worst = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = fabs((double)a[i] - r[i]);
-    dot += (double)a[i] * r[i];
-    na += (double)a[i] * a[i];
-    nr += (double)r[i] * r[i];
-    if (d > maxd || isnan(d)) {
-      maxd = d;
-      worst = i;
-    }
-    if (fabs(r[i]) > maxr)
-      maxr = fabs(r[i]);
-  }
-  double cosv = dot / (sqrt(na) * sqrt(nr) + 1e-300), rel = maxd / (maxr > 0 ? maxr : 1);
-  int ok = cosv >= COS_MIN && rel <= REL_MAX && !isnan(cosv) && !isnan(rel);
-  printf("%-22s n=%-8zu cosine %.9f  max rel err %.3e  (worst [%zu]: t3d %.7g ref %.7g)  %s\n", what, n, cosv, rel,
-         worst, n ? a[worst] : 0.0, n ? r[worst] : 0.0, ok ? "ok" : "FAIL");
-  if (!ok)
+  if (!parity_compare(what, 22, a, r, n, COS_MIN, REL_MAX))
     failures++;
 }
 

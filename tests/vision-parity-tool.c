@@ -10,30 +10,14 @@
 #include "core/modelfile.h"
 #include "core/vision.h"
 #include "kernels/backend.h"
+#include "tests/parity-compare.h"
 
 static int failures;
 
-/* cosine and max |a-r| / max |r| over n values; fails below cos_min or above rel_max. */
 static void compare(const char *what, const float *a, const float *r, size_t n, double cos_min, double rel_max)
 {
-  double dot = 0, na = 0, nr = 0, maxd = 0, maxr = 0;
-  size_t worst = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = fabs((double)a[i] - r[i]);
-    dot += (double)a[i] * r[i];
-    na += (double)a[i] * a[i];
-    nr += (double)r[i] * r[i];
-    if (d > maxd || isnan(d)) {
-      maxd = d;
-      worst = i;
-    }
-    if (fabs(r[i]) > maxr) maxr = fabs(r[i]);
-  }
-  double cosv = dot / (sqrt(na) * sqrt(nr) + 1e-300), rel = maxd / (maxr > 0 ? maxr : 1);
-  bool ok = cosv >= cos_min && rel <= rel_max && !isnan(cosv) && !isnan(rel);
-  printf("%-10s n=%-9zu cosine %.9f  max rel err %.3e  (worst [%zu]: t3d %.7g ref %.7g)  %s\n", what, n, cosv, rel,
-         worst, n ? a[worst] : 0.0, n ? r[worst] : 0.0, ok ? "ok" : "FAIL");
-  if (!ok) failures++;
+  if (!parity_compare(what, 10, a, r, n, cos_min, rel_max))
+    failures++;
 }
 
 static int fail(t3d_status s, const char *what)
