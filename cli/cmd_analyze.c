@@ -1,4 +1,4 @@
-/* `t3d analyze SERIES_DIR`: loads a CT series (core/dicom.h), runs the T3D model on it
+/* `t3d analyze SERIES_DIR`: loads a CT series (core/dicom/dicom.h), runs the T3D model on it
  * (t3d_analyze) and prints findings, organ volumes and timings, as text or JSON, optionally
  * writing the label mask on the series grid as NIfTI. Not a batch tool or a viewer. */
 #include "config.h"
@@ -14,9 +14,9 @@
 #include <jansson.h>
 
 #include "cli/commands.h"
-#include "core/dicom.h"
-#include "core/model.h"
-#include "core/nifti.h"
+#include "core/dicom/dicom.h"
+#include "core/model/model.h"
+#include "core/dicom/nifti.h"
 #include "kernels/backend.h"
 
 #ifndef T3D_BUILD_MODEL

@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
-#include "core/modelfile.h"
-#include "core/text.h"
-#include "core/vision.h"
+#include "core/model/modelfile.h"
+#include "core/model/text.h"
+#include "core/model/vision.h"
 #include "kernels/backend.h"
 
 #ifndef T3D_REFERENCE_PY

@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
-#include "core/status.h"
-#include "core/tensor.h"
+#include "core/base/status.h"
+#include "core/base/tensor.h"
 #include "kernels/backend.h"
 
 #ifndef T3D_BENCH_PYTHON

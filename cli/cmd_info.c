@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "cli/commands.h"
-#include "core/dicom.h"
+#include "core/dicom/dicom.h"
 
 #define _(s) gettext(s)
 

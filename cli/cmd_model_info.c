@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "core/modelfile.h"
+#include "core/model/modelfile.h"
 
 static void usage(FILE *to)
 {

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "core/modelfile.h"
+#include "core/model/modelfile.h"
 
 static void usage(FILE *to)
 {

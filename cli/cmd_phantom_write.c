@@ -1,6 +1,6 @@
 /* `t3d phantom-write`: writes the synthetic CT phantom as a DICOM series (and optionally the
  * same voxels as NIfTI), for demos and for reader/exporter tests. Argument parsing only; the
- * phantom is core/phantom.c and the writer core/dicomwrite.c. */
+ * phantom is core/model/phantom.c and the writer core/dicom/dicomwrite.c. */
 #include "config.h"
 
 #include <libintl.h>
@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "core/dicomwrite.h"
-#include "core/nifti.h"
-#include "core/phantom.h"
+#include "core/dicom/dicomwrite.h"
+#include "core/dicom/nifti.h"
+#include "core/model/phantom.h"
 
 #define _(s) gettext(s)
 

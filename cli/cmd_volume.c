@@ -1,4 +1,4 @@
-/* `t3d volume`: loads one DICOM series through the reader (core/dicom.h) and exports it
+/* `t3d volume`: loads one DICOM series through the reader (core/dicom/dicom.h) and exports it
  * (NIfTI for now), printing the volume's size and geometry. Argument routing only; no loading
  * or format logic of its own. */
 #include "config.h"
@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "cli/commands.h"
-#include "core/dicom.h"
-#include "core/nifti.h"
+#include "core/dicom/dicom.h"
+#include "core/dicom/nifti.h"
 
 #define _(s) gettext(s)
 

@@ -13,7 +13,7 @@
 
 #include <stdbool.h>
 
-#include "core/tensor.h"
+#include "core/base/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {

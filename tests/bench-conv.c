@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/tensor.h"
+#include "core/base/tensor.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/conv.h"
 

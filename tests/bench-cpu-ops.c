@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "core/status.h"
+#include "core/base/status.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu.h"
 

@@ -11,8 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/modelfile.h"
-#include "core/text.h"
+#include "core/model/modelfile.h"
+#include "core/model/text.h"
 #include "kernels/backend.h"
 #include "tests/text-testmodel.h"
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/modelfile.h"
+#include "core/model/modelfile.h"
 
 #define META "'__metadata__':{'t3d.format_version':'1'}"
 #define W24 "'w':{'dtype':'F32','shape':[2,3],'data_offsets':[0,24]}"

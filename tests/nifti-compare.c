@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/nifti.h"
-#include "core/status.h"
+#include "core/dicom/nifti.h"
+#include "core/base/status.h"
 
 static int invert3(const double m[4][4], double inv[3][3])
 {

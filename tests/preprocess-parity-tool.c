@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "core/preprocess.h"
-#include "core/status.h"
-#include "core/volume.h"
+#include "core/model/preprocess.h"
+#include "core/base/status.h"
+#include "core/base/volume.h"
 
 static int write_f32(const char *dir, const char *name, const float *v, size_t n)
 {

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "core/tensor.h"
+#include "core/base/tensor.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/conv.h"
 

@@ -9,8 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/dicom.h"
-#include "core/status.h"
+#include "core/dicom/dicom.h"
+#include "core/base/status.h"
 #include "tests/check.h"
 #include "tests/dicom-testgen.h"
 

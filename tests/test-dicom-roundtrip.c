@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dicom.h"
-#include "core/dicomwrite.h"
-#include "core/phantom.h"
+#include "core/dicom/dicom.h"
+#include "core/dicom/dicomwrite.h"
+#include "core/model/phantom.h"
 #include "tests/check.h"
 
 static char root[256];

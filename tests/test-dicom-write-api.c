@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/dicomwrite.h"
-#include "core/phantom.h"
-#include "core/status.h"
+#include "core/dicom/dicomwrite.h"
+#include "core/model/phantom.h"
+#include "core/base/status.h"
 #include "tests/check.h"
 
 static char dir[256];

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/modelconfig.h"
-#include "core/modeldefaults.h"
+#include "core/model/modelconfig.h"
+#include "core/model/modeldefaults.h"
 #include "tests/check.h"
 
 static const t3d_tensor_spec *find(const t3d_tensor_spec *s, size_t n, const char *name)

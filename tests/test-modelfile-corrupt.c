@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/modelfile.h"
+#include "core/model/modelfile.h"
 #include "tests/check.h"
 #include "tests/modelfile-corpus.h"
 

@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/modelfile-internal.h"
-#include "core/modelfile.h"
+#include "core/model/modelfile-internal.h"
+#include "core/model/modelfile.h"
 #include "tests/check.h"
 
 static char dir[] = "/tmp/t3d-modelfile-XXXXXX";

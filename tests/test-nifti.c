@@ -9,9 +9,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "core/nifti.h"
-#include "core/phantom.h"
-#include "core/status.h"
+#include "core/dicom/nifti.h"
+#include "core/model/phantom.h"
+#include "core/base/status.h"
 #include "tests/check.h"
 
 static char dir[256];

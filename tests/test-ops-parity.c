@@ -27,9 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/modelfile.h"
-#include "core/status.h"
-#include "core/tensor.h"
+#include "core/model/modelfile.h"
+#include "core/base/status.h"
+#include "core/base/tensor.h"
 #include "kernels/backend.h"
 
 #define PARITY_TINY 1e-30
@@ -41,7 +41,7 @@ typedef struct {
   const char *seed;
 } parity;
 
-/* ---- reading the reference file (core/modelfile.h reads safetensors) ----------------------------- */
+/* ---- reading the reference file (core/model/modelfile.h reads safetensors) ----------------------------- */
 
 /* A host view of tensor `name` in the mapped file (read-only; valid until the file is closed). */
 static t3d_status ref_tensor(const t3d_modelfile *mf, const char *name, t3d_tensor *out)

@@ -5,10 +5,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "core/preprocess.h"
-#include "core/status.h"
-#include "core/tensor.h"
-#include "core/volume.h"
+#include "core/model/preprocess.h"
+#include "core/base/status.h"
+#include "core/base/tensor.h"
+#include "core/base/volume.h"
 #include "tests/check.h"
 
 #ifndef M_PI

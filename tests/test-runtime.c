@@ -2,10 +2,10 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "core/arena.h"
-#include "core/log.h"
-#include "core/status.h"
-#include "core/tensor.h"
+#include "core/base/arena.h"
+#include "core/base/log.h"
+#include "core/base/status.h"
+#include "core/base/tensor.h"
 #include "tests/check.h"
 
 static void test_status_strings_and_detail(void)

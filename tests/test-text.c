@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/modelfile.h"
-#include "core/text.h"
+#include "core/model/modelfile.h"
+#include "core/model/text.h"
 #include "kernels/backend.h"
 #include "tests/check.h"
 #include "tests/text-testmodel.h"

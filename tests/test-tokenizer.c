@@ -9,8 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/status.h"
-#include "core/tokenizer.h"
+#include "core/base/status.h"
+#include "core/model/tokenizer.h"
 #include "tests/check.h"
 
 static double now_s(void)

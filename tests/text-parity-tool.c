@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/modelfile.h"
-#include "core/text.h"
+#include "core/model/modelfile.h"
+#include "core/model/text.h"
 #include "kernels/backend.h"
 #include "tests/parity-compare.h"
 

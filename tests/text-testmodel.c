@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/modelfile.h"
+#include "core/model/modelfile.h"
 
 t3d_status t3d_test_write_text_model(const t3d_model_config *cfg, const char *path, const char *skip,
                                      int vocab_delta)

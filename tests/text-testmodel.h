@@ -5,7 +5,7 @@
 #ifndef T3D_TESTS_TEXT_TESTMODEL_H
 #define T3D_TESTS_TEXT_TESTMODEL_H
 
-#include "core/modelconfig.h"
+#include "core/model/modelconfig.h"
 
 /* skip: a tensor name to leave out (NULL: none); vocab_delta: tokens added (> 0) or removed
  * (< 0) from the vocabulary relative to cfg->text.vocab_size; INT32_MIN: no t3d.vocab at all. */

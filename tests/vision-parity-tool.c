@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/modelfile.h"
-#include "core/vision.h"
+#include "core/model/modelfile.h"
+#include "core/model/vision.h"
 #include "kernels/backend.h"
 #include "tests/parity-compare.h"
 

@@ -20,7 +20,7 @@ class ConvertError(Exception):
 
 
 def text_config(cfg, tok_cfg, lowercase=None):
-    """The t3d text config (core/modelconfig.h "model.text") from HF config.json (+ tokenizer)."""
+    """The t3d text config (core/model/modelconfig.h "model.text") from HF config.json (+ tokenizer)."""
     def need(key):
         if key not in cfg:
             raise ConvertError(f"config.json has no {key}")

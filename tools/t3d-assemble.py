@@ -3,7 +3,7 @@
 fragment (tools/convert-bert.py), optional projection/logit-scale weights and segmentation
 weights (random initialisation when absent and --random-init is given), findings with their
 prompt pairs, segmentation class names and preprocessing settings. Writes the metadata of
-core/modelfile.h (t3d.format_version "1", t3d.config, t3d.vocab, t3d.findings, t3d.classes);
+core/model/modelfile.h (t3d.format_version "1", t3d.config, t3d.vocab, t3d.findings, t3d.classes);
 check the result with `t3d model-info FILE --check`.
 Not a trainer: random heads are initialisers only, as `t3d model-init` would make them.
 
@@ -63,7 +63,7 @@ def stage_channels(vc):
 
 def head_specs(cfg):
     """(name, shape, init, fan_in, fan_out) of the projection, segmentation and logit-scale tensors
-    (mirrors t3d_model_config_tensors in core/modelconfig.c)."""
+    (mirrors t3d_model_config_tensors in core/model/modelconfig.c)."""
     vc, tc, pc = cfg["vision"], cfg["text"], cfg["projection"]
     c4 = stage_channels(vc)[3]
     specs = []

@@ -1,5 +1,5 @@
 """Safetensors reading and writing for t3d's Python tools and test references, with numpy only
-(no `safetensors` package needed): the format of core/modelfile.h, including t3d's 64-byte
+(no `safetensors` package needed): the format of core/model/modelfile.h, including t3d's 64-byte
 alignment of the data section and of every tensor, and the t3d metadata keys.
 Not a model: it moves named arrays and string metadata in and out of files, nothing more."""
 import json

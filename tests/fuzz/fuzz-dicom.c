@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "core/dicom.h"
+#include "core/dicom/dicom.h"
 
 static char path[4096];
 

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/nifti.h"
+#include "core/dicom/nifti.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/tokenizer.h"
+#include "core/model/tokenizer.h"
 
 static const char *const VOCAB[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "##a", "é", "##é",
                                     "右", "lung", "##s", ".", "[", "]", "ᄒ", "##ᅡ", "##ᆫ"};

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/dicomwrite.h"
-#include "core/phantom.h"
+#include "core/dicom/dicomwrite.h"
+#include "core/model/phantom.h"
 #include "tests/fuzz/run-corpus.h"
 
 const char fuzz_target_name[] = "dicom";

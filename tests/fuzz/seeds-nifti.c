@@ -8,8 +8,8 @@
 
 #include <zlib.h>
 
-#include "core/nifti.h"
-#include "core/phantom.h"
+#include "core/dicom/nifti.h"
+#include "core/model/phantom.h"
 #include "tests/fuzz/run-corpus.h"
 
 const char fuzz_target_name[] = "nifti";

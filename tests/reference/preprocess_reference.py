@@ -1,7 +1,7 @@
 """PyTorch reference for t3d's resample step: F.interpolate(mode='trilinear',
 align_corners=False) on the volume written by tests/preprocess-parity-tool, compared with t3d's
 output. Valid only for scale-consistent sizes (out = in * s / t exactly), where t3d's
-centre-keeping mapping and PyTorch's coincide (see core/preprocess.h).
+centre-keeping mapping and PyTorch's coincide (see core/model/preprocess.h).
 
 usage: preprocess_reference.py DIR   (exit 0 pass, 1 fail, 77 torch missing)"""
 import sys

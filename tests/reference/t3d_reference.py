@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch reference for the T3D vision side: MONAI's own 3-D ResNet as the encoder, and our
 definitions of the segmentation decoder and the projection heads (the layout documented in
-core/modelconfig.h). Used by tests/test-vision-parity.sh (random weights -> t3d model file +
+core/model/modelconfig.h). Used by tests/test-vision-parity.sh (random weights -> t3d model file +
 reference outputs) and by `t3d bench` (PyTorch timing and peak RSS in its own process; the
 text row uses Hugging Face's BertModel). Not a trainer; text parity is tested elsewhere."""
 import argparse

@@ -1,0 +1,1057 @@
+/* DICOM series discovery and loading policy in C: folder/DICOMDIR walking, grouping into series,
+ * slice sorting along the normal, spacing and tilt checks, rescale to modality values, padding.
+ * It never talks to DCMTK itself (core/dicom/dicom_shim.cc does); the policy is documented in dicom.h. */
+#include "core/dicom/dicom.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/dicom/dicom_internal.h"
+#include "core/base/log.h"
+
+typedef struct {
+  char *path;
+  t3d_dcm_header h;
+} instance;
+
+typedef struct {
+  t3d_dicom_series_info info;
+  char key[512];    /* grouping key: the UID, or the fallback key for UID-less files */
+  size_t *inst;     /* indices into scan->inst, in path order */
+  size_t ninst, cap;
+} series;
+
+struct t3d_dicom_scan {
+  instance *inst;
+  size_t ninst, cap_inst;
+  series *ser;
+  size_t nser, cap_ser;
+  char **notes;
+  size_t nnotes, cap_notes;
+  size_t nfiles;
+};
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+  if (need <= *cap)
+    return 1;
+  size_t n = *cap ? *cap * 2 : 16;
+  while (n < need)
+    n *= 2;
+  void *q = realloc(*p, n * elem);
+  if (!q)
+    return 0;
+  *p = q;
+  *cap = n;
+  return 1;
+}
+
+static t3d_status add_note(t3d_dicom_scan *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static t3d_status add_note(t3d_dicom_scan *s, const char *fmt, ...)
+{
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (!grow((void **)&s->notes, &s->cap_notes, s->nnotes + 1, sizeof *s->notes) ||
+      !(s->notes[s->nnotes] = strdup(buf)))
+    return t3d_error(T3D_ERR_NOMEM, "out of memory recording a DICOM scan note");
+  s->nnotes++;
+  T3D_INFO("dicom: %s", buf);
+  return T3D_OK;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static uint64_t fnv1a(const char *s)
+{
+  uint64_t h = 1469598103934665603ULL;
+  for (; *s; s++) {
+    h ^= (unsigned char)*s;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+static int contains_value(const char *multi, const char *word)
+{
+  /* Image Type values are backslash-separated code strings. */
+  size_t n = strlen(word);
+  for (const char *p = multi; *p;) {
+    const char *e = strchr(p, '\\');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    while (len && p[len - 1] == ' ')
+      len--;
+    if (len == n && strncmp(p, word, n) == 0)
+      return 1;
+    if (!e)
+      break;
+    p = e + 1;
+  }
+  return 0;
+}
+
+/* Replaces every byte that is not part of a well-formed UTF-8 sequence with '?'. */
+static void make_utf8(char *str)
+{
+  unsigned char *p = (unsigned char *)str;
+  while (*p) {
+    int n = *p < 0x80 ? 0 : (*p >> 5) == 6 ? 1 : (*p >> 4) == 14 ? 2 : (*p >> 3) == 30 ? 3 : -1;
+    int ok = n >= 0;
+    for (int i = 1; ok && i <= n; i++)
+      ok = (p[i] & 0xC0) == 0x80;
+    if (!ok) {
+      *p++ = '?';
+      continue;
+    }
+    p += n + 1;
+  }
+}
+
+static void make_meta_utf8(t3d_volume_meta *m)
+{
+  char *fields[] = {m->patient_name, m->patient_id, m->study_description, m->series_description, m->body_part,
+                    m->accession_number, m->modality, m->series_number, m->patient_sex};
+  for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+    make_utf8(fields[i]);
+}
+
+/* ---- finding files ------------------------------------------------------------------------- */
+
+typedef struct {
+  char **v;
+  size_t n, cap;
+} strlist;
+
+static void strlist_free(strlist *l)
+{
+  for (size_t i = 0; i < l->n; i++)
+    free(l->v[i]);
+  free(l->v);
+  l->v = NULL;
+  l->n = l->cap = 0;
+}
+
+static t3d_status strlist_add(strlist *l, const char *a, const char *b)
+{
+  size_t la = strlen(a), lb = b ? strlen(b) : 0;
+  char *p = malloc(la + lb + 2);
+  if (!p || !grow((void **)&l->v, &l->cap, l->n + 1, sizeof *l->v)) {
+    free(p);
+    return t3d_error(T3D_ERR_NOMEM, "out of memory listing files");
+  }
+  memcpy(p, a, la);
+  if (b) {
+    p[la] = '/';
+    memcpy(p + la + 1, b, lb + 1);
+  } else {
+    p[la] = '\0';
+  }
+  l->v[l->n++] = p;
+  return T3D_OK;
+}
+
+/* Regular files under dir, recursively; symbolic links to folders are not followed (loops). */
+static t3d_status walk(const char *dir, strlist *out, t3d_dicom_scan *s, int depth)
+{
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  t3d_status st = T3D_OK;
+  if (!d) {
+    if (depth == 0)
+      return t3d_error(T3D_ERR_IO, "%s: cannot open folder: %s", dir, strerror(errno));
+    return add_note(s, "%s: cannot open folder (%s), skipped", dir, strerror(errno));
+  }
+  while (st == T3D_OK && (e = readdir(d))) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    strlist one = {0};
+    if ((st = strlist_add(&one, dir, e->d_name)) != T3D_OK)
+      break;
+    struct stat lst, fst;
+    if (lstat(one.v[0], &lst) != 0) {
+      st = add_note(s, "%s: cannot stat (%s), skipped", one.v[0], strerror(errno));
+    } else if (S_ISDIR(lst.st_mode)) {
+      st = depth < 64 ? walk(one.v[0], out, s, depth + 1) : add_note(s, "%s: folders nested too deep, skipped", one.v[0]);
+    } else if (stat(one.v[0], &fst) == 0 && S_ISREG(fst.st_mode)) {
+      st = strlist_add(out, one.v[0], NULL);
+    }
+    strlist_free(&one);
+  }
+  closedir(d);
+  return st;
+}
+
+/* 1: Part-10 file ("DICM" at 128) or a bare dataset starting with a group 0002/0008 tag. */
+static int looks_like_dicom(const char *path)
+{
+  unsigned char b[132];
+  FILE *f = fopen(path, "rb");
+  size_t n;
+  if (!f)
+    return 0;
+  n = fread(b, 1, sizeof b, f);
+  fclose(f);
+  if (n == sizeof b && memcmp(b + 128, "DICM", 4) == 0)
+    return 1;
+  if (n >= 8) {
+    unsigned group_le = b[0] | b[1] << 8, group_be = b[1] | b[0] << 8;
+    return group_le == 0x0008 || group_le == 0x0002 || group_be == 0x0008;
+  }
+  return 0;
+}
+
+/* ---- grouping --------------------------------------------------------------------------- */
+
+static void fallback_key(const t3d_dcm_header *h, char *key, size_t cap)
+{
+  const double *o = h->geom.has_iop ? h->geom.iop : (h->n_frame_geom && h->frame_geom[0].has_iop ? h->frame_geom[0].iop : NULL);
+  char ori[128] = "none";
+  if (o)
+    snprintf(ori, sizeof ori, "%.3f,%.3f,%.3f,%.3f,%.3f,%.3f", o[0] + 0.0, o[1] + 0.0, o[2] + 0.0, o[3] + 0.0,
+             o[4] + 0.0, o[5] + 0.0);
+  snprintf(key, cap, "study=%s series#=%s for=%s iop=%s", h->meta.study_uid, h->meta.series_number,
+           h->meta.frame_of_reference_uid, ori);
+}
+
+static t3d_status add_to_series(t3d_dicom_scan *s, size_t ii)
+{
+  instance *in = &s->inst[ii];
+  char key[512];
+  int missing = in->h.meta.series_uid[0] == '\0';
+  if (missing)
+    fallback_key(&in->h, key, sizeof key);
+  else
+    snprintf(key, sizeof key, "%s", in->h.meta.series_uid);
+
+  size_t si = 0;
+  for (; si < s->nser; si++)
+    if (s->ser[si].info.uid_missing == missing && strcmp(s->ser[si].key, key) == 0)
+      break;
+  if (si == s->nser) {
+    if (!grow((void **)&s->ser, &s->cap_ser, s->nser + 1, sizeof *s->ser))
+      return t3d_error(T3D_ERR_NOMEM, "out of memory grouping series");
+    series *se = &s->ser[s->nser++];
+    memset(se, 0, sizeof *se);
+    snprintf(se->key, sizeof se->key, "%s", key);
+    se->info.meta = in->h.meta;
+    se->info.uid_missing = missing;
+    se->info.rows = in->h.rows;
+    se->info.cols = in->h.cols;
+    snprintf(se->info.transfer_syntax, sizeof se->info.transfer_syntax, "%s", in->h.transfer_syntax);
+    if (missing) {
+      snprintf(se->info.meta.series_uid, sizeof se->info.meta.series_uid, "no-uid:%016llx",
+               (unsigned long long)fnv1a(key));
+      t3d_status st = add_note(s, "%s: no Series Instance UID; grouped as %s by %s", in->path,
+                               se->info.meta.series_uid, key);
+      if (st != T3D_OK)
+        return st;
+    }
+  }
+  series *se = &s->ser[si];
+  if (!grow((void **)&se->inst, &se->cap, se->ninst + 1, sizeof *se->inst))
+    return t3d_error(T3D_ERR_NOMEM, "out of memory grouping series");
+  se->inst[se->ninst++] = ii;
+  se->info.instances++;
+  se->info.slices += in->h.frames > 0 ? in->h.frames : 1;
+  if (in->h.frames > 1)
+    se->info.multiframe = 1;
+  return T3D_OK;
+}
+
+/* Sorting instance indices by SOP Instance UID, then by index (= path order). */
+static _Thread_local const t3d_dicom_scan *sort_scan;
+
+static int cmp_sop(const void *a, const void *b)
+{
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  int c = strcmp(sort_scan->inst[x].h.sop_instance_uid, sort_scan->inst[y].h.sop_instance_uid);
+  return c ? c : (x < y ? -1 : x > y);
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Same SOP Instance UID twice in a series: the same image stored twice (copies, re-sends).
+ * The first path is kept. O(n log n), so folders of many thousand files stay quick. */
+static t3d_status drop_duplicate_sops(t3d_dicom_scan *s, series *se)
+{
+  size_t keep = 0;
+  t3d_status st = T3D_OK;
+  if (se->ninst < 2)
+    return T3D_OK;
+  sort_scan = s; /* per thread: qsort has no user pointer in C11 */
+  qsort(se->inst, se->ninst, sizeof *se->inst, cmp_sop);
+  for (size_t k = 0; k < se->ninst; k++) {
+    const instance *in = &s->inst[se->inst[k]];
+    if (keep && in->h.sop_instance_uid[0]) {
+      const instance *prev = &s->inst[se->inst[keep - 1]];
+      if (strcmp(prev->h.sop_instance_uid, in->h.sop_instance_uid) == 0) {
+        if ((st = add_note(s, "%s: same SOP Instance UID as %s, kept once", in->path, prev->path)) != T3D_OK)
+          return st;
+        se->info.instances--;
+        se->info.slices -= in->h.frames > 0 ? in->h.frames : 1;
+        continue;
+      }
+    }
+    se->inst[keep++] = se->inst[k];
+  }
+  se->ninst = keep;
+  qsort(se->inst, se->ninst, sizeof *se->inst, cmp_size); /* back to path order */
+  return T3D_OK;
+}
+
+static int cmp_series(const void *a, const void *b)
+{
+  const series *x = a, *y = b;
+  int c = strcmp(x->info.meta.study_uid, y->info.meta.study_uid);
+  if (c)
+    return c;
+  long nx = strtol(x->info.meta.series_number, NULL, 10), ny = strtol(y->info.meta.series_number, NULL, 10);
+  if (nx != ny)
+    return nx < ny ? -1 : 1;
+  return strcmp(x->info.meta.series_uid, y->info.meta.series_uid);
+}
+
+/* Reads one file's header and files it into a series, or notes why not. */
+static t3d_status scan_file(t3d_dicom_scan *s, const char *path, int from_dicomdir)
+{
+  t3d_dcm_header h;
+  t3d_status st;
+  s->nfiles++;
+  if (!looks_like_dicom(path)) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+      return add_note(s, "%s: cannot open (%s), skipped", path, strerror(errno));
+    fclose(f);
+    return add_note(s, "%s: not DICOM, skipped", path);
+  }
+  st = t3d_dcm_read_header(path, &h);
+  if (st == T3D_ERR_NOMEM)
+    return st;
+  if (st != T3D_OK) {
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", t3d_error_detail());
+    t3d_error_clear();
+    return add_note(s, "%s: unreadable DICOM, skipped (%s)", path, detail);
+  }
+  make_meta_utf8(&h.meta);
+  make_utf8(h.image_type);
+  if (h.is_dicomdir) {
+    t3d_dcm_header_clear(&h);
+    return add_note(s, from_dicomdir ? "%s: DICOMDIR referenced from a DICOMDIR, skipped"
+                                     : "%s: DICOMDIR index, skipped (its folder is scanned directly)", path);
+  }
+  if (!h.has_pixel_data || h.rows <= 0 || h.cols <= 0) {
+    st = add_note(s, "%s: not an image (SOP Class %s, %s), skipped", path, h.sop_class_uid[0] ? h.sop_class_uid : "none",
+                  h.has_pixel_data ? "no Rows/Columns" : "no Pixel Data");
+    t3d_dcm_header_clear(&h);
+    return st;
+  }
+  if (h.damaged && (st = add_note(s, "%s: damaged after its header (%s); its series will refuse to load", path,
+                                   h.damage)) != T3D_OK) {
+    t3d_dcm_header_clear(&h);
+    return st;
+  }
+  if (contains_value(h.image_type, "LOCALIZER")) {
+    st = add_note(s, "%s: localizer (Image Type %s), left out", path, h.image_type);
+    t3d_dcm_header_clear(&h);
+    return st;
+  }
+  if (!grow((void **)&s->inst, &s->cap_inst, s->ninst + 1, sizeof *s->inst) || !(s->inst[s->ninst].path = strdup(path))) {
+    t3d_dcm_header_clear(&h);
+    return t3d_error(T3D_ERR_NOMEM, "out of memory listing DICOM instances");
+  }
+  s->inst[s->ninst].h = h;
+  s->ninst++;
+  return add_to_series(s, s->ninst - 1);
+}
+
+t3d_status t3d_dicom_scan_path(const char *path, t3d_dicom_scan **out)
+{
+  t3d_dicom_scan *s = NULL;
+  strlist files = {0};
+  char **refs = NULL;
+  size_t nrefs = 0;
+  struct stat st_;
+  t3d_status st = T3D_OK;
+
+  *out = NULL;
+  if (!path || !*path)
+    return t3d_error(T3D_ERR_INVALID_ARG, "no DICOM path given");
+  if (stat(path, &st_) != 0)
+    return t3d_error(T3D_ERR_IO, "%s: %s", path, strerror(errno));
+  s = calloc(1, sizeof *s);
+  if (!s)
+    return t3d_error(T3D_ERR_NOMEM, "out of memory starting a DICOM scan");
+
+  if (S_ISDIR(st_.st_mode)) {
+    if ((st = walk(path, &files, s, 0)) != T3D_OK)
+      goto cleanup;
+    if (files.n > 1) /* results must not depend on readdir order */
+      qsort(files.v, files.n, sizeof *files.v, cmp_str);
+    for (size_t i = 0; i < files.n && st == T3D_OK; i++)
+      st = scan_file(s, files.v[i], 0);
+  } else {
+    t3d_dcm_header h;
+    int is_dir_index = 0;
+    if (looks_like_dicom(path) && t3d_dcm_read_header(path, &h) == T3D_OK) {
+      is_dir_index = h.is_dicomdir;
+      t3d_dcm_header_clear(&h);
+    }
+    t3d_error_clear();
+    if (!is_dir_index) {
+      st = scan_file(s, path, 0);
+    } else {
+      char *base = strdup(path);
+      if (!base) {
+        st = t3d_error(T3D_ERR_NOMEM, "out of memory");
+        goto cleanup;
+      }
+      char *slash = strrchr(base, '/');
+      if (slash)
+        *slash = '\0';
+      else
+        strcpy(base, ".");
+      st = t3d_dcm_read_dicomdir(path, &refs, &nrefs);
+      for (size_t i = 0; i < nrefs && st == T3D_OK; i++)
+        st = strlist_add(&files, base, refs[i]);
+      free(base);
+      if (st != T3D_OK)
+        goto cleanup;
+      if (files.n > 1)
+        qsort(files.v, files.n, sizeof *files.v, cmp_str);
+      for (size_t i = 0; i < files.n && st == T3D_OK; i++) {
+        if (stat(files.v[i], &st_) != 0) {
+          s->nfiles++;
+          st = add_note(s, "%s: referenced by DICOMDIR %s but missing (%s), skipped", files.v[i], path, strerror(errno));
+        } else {
+          st = scan_file(s, files.v[i], 1);
+        }
+      }
+    }
+  }
+  for (size_t i = 0; i < s->nser && st == T3D_OK; i++)
+    st = drop_duplicate_sops(s, &s->ser[i]);
+  if (st != T3D_OK)
+    goto cleanup;
+  /* Sorting moves series structs; their instance lists move with them. */
+  if (s->nser > 1)
+    qsort(s->ser, s->nser, sizeof *s->ser, cmp_series);
+  *out = s;
+  s = NULL;
+
+cleanup:
+  strlist_free(&files);
+  for (size_t i = 0; i < nrefs; i++)
+    free(refs[i]);
+  free(refs);
+  t3d_dicom_scan_free(s);
+  return st;
+}
+
+void t3d_dicom_scan_free(t3d_dicom_scan *s)
+{
+  if (!s)
+    return;
+  for (size_t i = 0; i < s->ninst; i++) {
+    free(s->inst[i].path);
+    t3d_dcm_header_clear(&s->inst[i].h);
+  }
+  free(s->inst);
+  for (size_t i = 0; i < s->nser; i++)
+    free(s->ser[i].inst);
+  free(s->ser);
+  for (size_t i = 0; i < s->nnotes; i++)
+    free(s->notes[i]);
+  free(s->notes);
+  free(s);
+}
+
+size_t t3d_dicom_scan_series_count(const t3d_dicom_scan *s) { return s ? s->nser : 0; }
+
+const t3d_dicom_series_info *t3d_dicom_scan_series(const t3d_dicom_scan *s, size_t i)
+{
+  return s && i < s->nser ? &s->ser[i].info : NULL;
+}
+
+t3d_status t3d_dicom_scan_find_series(const t3d_dicom_scan *s, const char *uid, size_t *index)
+{
+  for (size_t i = 0; s && uid && i < s->nser; i++)
+    if (strcmp(s->ser[i].info.meta.series_uid, uid) == 0) {
+      *index = i;
+      return T3D_OK;
+    }
+  return t3d_error(T3D_ERR_NOT_FOUND, "no series with UID %s among the %zu series found", uid ? uid : "(null)",
+                   s ? s->nser : 0);
+}
+
+size_t t3d_dicom_scan_file_count(const t3d_dicom_scan *s) { return s ? s->nfiles : 0; }
+size_t t3d_dicom_scan_note_count(const t3d_dicom_scan *s) { return s ? s->nnotes : 0; }
+const char *t3d_dicom_scan_note(const t3d_dicom_scan *s, size_t i) { return s && i < s->nnotes ? s->notes[i] : NULL; }
+
+size_t t3d_dicom_series_file_count(const t3d_dicom_scan *s, size_t series)
+{
+  return s && series < s->nser ? s->ser[series].ninst : 0;
+}
+
+const char *t3d_dicom_series_file(const t3d_dicom_scan *s, size_t series, size_t i)
+{
+  if (!s || series >= s->nser || i >= s->ser[series].ninst)
+    return NULL;
+  return s->inst[s->ser[series].inst[i]].path;
+}
+
+/* ---- loading ---------------------------------------------------------------------------------- */
+
+t3d_dicom_load_opts t3d_dicom_load_default_opts(void)
+{
+  t3d_dicom_load_opts o;
+  o.spacing_tolerance = 0.1;
+  o.max_inplane_offset_mm = 0.01;
+  o.padding_value = NAN;
+  return o;
+}
+
+typedef struct {
+  size_t inst;     /* index into scan->inst */
+  int frame;
+  double pos[3];
+  double d;        /* position projected on the slice normal */
+  t3d_dcm_geom g;
+  size_t slot;     /* z index in the volume */
+  int counted;     /* its values are in the volume (the first decoded of a position) */
+} slice;
+
+static int cmp_slice(const void *a, const void *b)
+{
+  const slice *x = a, *y = b;
+  if (x->d != y->d)
+    return x->d < y->d ? -1 : 1;
+  if (x->inst != y->inst)
+    return x->inst < y->inst ? -1 : 1;
+  return x->frame - y->frame;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void cross(const double a[3], const double b[3], double out[3])
+{
+  out[0] = a[1] * b[2] - a[2] * b[1];
+  out[1] = a[2] * b[0] - a[0] * b[2];
+  out[2] = a[0] * b[1] - a[1] * b[0];
+}
+
+static double dot(const double a[3], const double b[3]) { return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]; }
+
+static int normalize(double v[3])
+{
+  double n = sqrt(dot(v, v));
+  if (!(n > 1e-6))
+    return 0;
+  for (int i = 0; i < 3; i++)
+    v[i] /= n;
+  return 1;
+}
+
+static int32_t stored_value(uint32_t word, const t3d_dcm_header *h)
+{
+  int shift = h->high_bit + 1 - h->bits_stored;
+  uint32_t mask = h->bits_stored >= 32 ? 0xFFFFFFFFu : ((uint32_t)1 << h->bits_stored) - 1;
+  uint32_t v = (word >> (shift > 0 ? shift : 0)) & mask;
+  if (h->pixel_rep == 1 && h->bits_stored < 32 && (v >> (h->bits_stored - 1)) & 1)
+    return (int32_t)((int64_t)v - ((int64_t)1 << h->bits_stored));
+  return (int32_t)v;
+}
+
+/* Checks the pixel-format attributes loading relies on. */
+static t3d_status check_format(const instance *in)
+{
+  const t3d_dcm_header *h = &in->h;
+  if (h->damaged)
+    return t3d_error(T3D_ERR_FORMAT, "%s: damaged or truncated after its header (%s); restore the file or remove it "
+                     "knowing the series then misses a slice", in->path, h->damage);
+  if (h->samples_per_pixel != 1)
+    return t3d_error(T3D_ERR_UNSUPPORTED, "%s: %d samples per pixel (%s); t3d reads grey images only", in->path,
+                     h->samples_per_pixel, h->photometric);
+  if (strcmp(h->photometric, "MONOCHROME1") != 0 && strcmp(h->photometric, "MONOCHROME2") != 0 && h->photometric[0])
+    return t3d_error(T3D_ERR_UNSUPPORTED, "%s: Photometric Interpretation %s; t3d reads MONOCHROME1/2", in->path,
+                     h->photometric);
+  if (h->bits_allocated != 8 && h->bits_allocated != 16)
+    return t3d_error(T3D_ERR_UNSUPPORTED, "%s: Bits Allocated %d; t3d reads 8 or 16", in->path, h->bits_allocated);
+  if (h->bits_stored < 1 || h->bits_stored > h->bits_allocated || h->high_bit >= h->bits_allocated ||
+      h->high_bit < h->bits_stored - 1)
+    return t3d_error(T3D_ERR_FORMAT, "%s: inconsistent Bits Stored %d / High Bit %d for Bits Allocated %d", in->path,
+                     h->bits_stored, h->high_bit, h->bits_allocated);
+  if (h->pixel_rep != 0 && h->pixel_rep != 1)
+    return t3d_error(T3D_ERR_FORMAT, "%s: Pixel Representation %d", in->path, h->pixel_rep);
+  if (h->frames < 1)
+    return t3d_error(T3D_ERR_FORMAT, "%s: Number of Frames %d", in->path, h->frames);
+  /* Uncompressed pixels must fit in the file: catches truncation before any big allocation. */
+  struct stat sb;
+  uint64_t need = (uint64_t)h->rows * (uint64_t)h->cols * (uint64_t)h->frames * (uint64_t)(h->bits_allocated / 8);
+  if (t3d_dcm_xfer_is_native(h->transfer_syntax) && stat(in->path, &sb) == 0 && (uint64_t)sb.st_size < need)
+    return t3d_error(T3D_ERR_FORMAT, "%s: truncated: %d frame(s) of %dx%d at %d bits need %llu bytes of Pixel Data, "
+                     "the file has %llu bytes in all", in->path, h->frames, h->cols, h->rows, h->bits_allocated,
+                     (unsigned long long)need, (unsigned long long)sb.st_size);
+  return T3D_OK;
+}
+
+/* Builds the slice list of a series: one entry per frame with its position and transform. */
+static t3d_status collect_slices(t3d_dicom_scan *s, const series *se, slice **out, size_t *nout)
+{
+  size_t n = 0, k = 0;
+  slice *sl = NULL;
+  t3d_status st = T3D_OK;
+  for (size_t i = 0; i < se->ninst; i++)
+    n += (size_t)s->inst[se->inst[i]].h.frames;
+  sl = calloc(n ? n : 1, sizeof *sl);
+  if (!sl)
+    return t3d_error(T3D_ERR_NOMEM, "out of memory listing %zu slices", n);
+  for (size_t i = 0; i < se->ninst; i++) {
+    const instance *in = &s->inst[se->inst[i]];
+    const t3d_dcm_header *h = &in->h;
+    if ((st = check_format(in)) != T3D_OK)
+      goto fail;
+    for (int f = 0; f < h->frames; f++, k++) {
+      slice *x = &sl[k];
+      x->inst = se->inst[i];
+      x->frame = f;
+      x->g = h->frame_geom ? h->frame_geom[f] : h->geom;
+      if (h->frame_geom && !x->g.has_rescale && h->geom.has_rescale) { /* rescale only at top level */
+        x->g.slope = h->geom.slope, x->g.intercept = h->geom.intercept, x->g.has_rescale = 1;
+      }
+      if (!x->g.has_iop || !x->g.has_ipp) {
+        st = t3d_error(T3D_ERR_FORMAT, "%s%s: no Image Position/Orientation (Patient)%s; cannot place it in 3-D", in->path,
+                       h->frames > 1 ? " (a frame)" : "", h->frame_geom ? " in its functional groups" : "");
+        goto fail;
+      }
+      if (!x->g.has_spacing) {
+        st = t3d_error(T3D_ERR_FORMAT, "%s: no Pixel Spacing; cannot give the volume a size in mm", in->path);
+        goto fail;
+      }
+      /* Non-finite values would break sorting and every later check. */
+      int finite = isfinite(x->g.slope) && isfinite(x->g.intercept);
+      for (int a = 0; a < 6; a++)
+        finite = finite && isfinite(x->g.iop[a]) && (a >= 3 || isfinite(x->g.ipp[a]));
+      if (!finite || !(x->g.pixel_spacing[0] > 0 && x->g.pixel_spacing[1] > 0) || !isfinite(x->g.pixel_spacing[0]) ||
+          !isfinite(x->g.pixel_spacing[1])) {
+        st = t3d_error(T3D_ERR_FORMAT, "%s: non-finite position, orientation or rescale, or a Pixel Spacing that is not "
+                       "positive", in->path);
+        goto fail;
+      }
+      memcpy(x->pos, x->g.ipp, sizeof x->pos);
+      if (h->frames > 1 && !h->frame_geom) {
+        double r[3] = {x->g.iop[0], x->g.iop[1], x->g.iop[2]}, c[3] = {x->g.iop[3], x->g.iop[4], x->g.iop[5]}, nn[3];
+        double off;
+        cross(r, c, nn);
+        normalize(nn);
+        if (h->n_grid_offsets == h->frames)
+          off = h->grid_offsets[f];
+        else if (h->spacing_between_slices > 0)
+          off = f * h->spacing_between_slices;
+        else {
+          st = t3d_error(T3D_ERR_FORMAT, "%s: %d frames without per-frame positions, Grid Frame Offset Vector or "
+                         "Spacing Between Slices; cannot place the frames in 3-D", in->path, h->frames);
+          goto fail;
+        }
+        for (int a = 0; a < 3; a++)
+          x->pos[a] = h->geom.ipp[a] + off * nn[a];
+        if (f == 0 && (st = add_note(s, "%s: classic multi-frame; frames placed along the slice normal by %s", in->path,
+                                     h->n_grid_offsets == h->frames ? "Grid Frame Offset Vector"
+                                                                    : "Spacing Between Slices")) != T3D_OK)
+          goto fail;
+      }
+    }
+  }
+  *out = sl;
+  *nout = n;
+  return T3D_OK;
+fail:
+  free(sl);
+  return st;
+}
+
+/* Orientation, size and spacing must agree across the series; names the first file that differs. */
+static t3d_status check_consistent(const t3d_dicom_scan *s, const char *uid, const slice *sl, size_t n)
+{
+  const instance *i0 = &s->inst[sl[0].inst];
+  for (size_t k = 1; k < n; k++) {
+    const instance *ik = &s->inst[sl[k].inst];
+    if (ik->h.rows != i0->h.rows || ik->h.cols != i0->h.cols)
+      return t3d_error(T3D_ERR_UNSUPPORTED, "series %s mixes image sizes: %s is %dx%d, %s is %dx%d (columns x rows); "
+                       "refusing", uid, i0->path, i0->h.cols, i0->h.rows, ik->path, ik->h.cols, ik->h.rows);
+    for (int a = 0; a < 6; a++)
+      if (fabs(sl[k].g.iop[a] - sl[0].g.iop[a]) > 1e-4)
+        return t3d_error(T3D_ERR_UNSUPPORTED, "series %s mixes orientations: %s has %.4f\\%.4f\\%.4f\\%.4f\\%.4f\\%.4f, "
+                         "%s has %.4f\\%.4f\\%.4f\\%.4f\\%.4f\\%.4f; refusing", uid, i0->path, sl[0].g.iop[0],
+                         sl[0].g.iop[1], sl[0].g.iop[2], sl[0].g.iop[3], sl[0].g.iop[4], sl[0].g.iop[5], ik->path,
+                         sl[k].g.iop[0], sl[k].g.iop[1], sl[k].g.iop[2], sl[k].g.iop[3], sl[k].g.iop[4], sl[k].g.iop[5]);
+    for (int a = 0; a < 2; a++)
+      if (fabs(sl[k].g.pixel_spacing[a] - sl[0].g.pixel_spacing[a]) > 1e-3)
+        return t3d_error(T3D_ERR_UNSUPPORTED, "series %s mixes pixel spacings: %s has %g\\%g mm, %s has %g\\%g mm; refusing",
+                         uid, i0->path, sl[0].g.pixel_spacing[0], sl[0].g.pixel_spacing[1], ik->path,
+                         sl[k].g.pixel_spacing[0], sl[k].g.pixel_spacing[1]);
+  }
+  return T3D_OK;
+}
+
+/* Sorts along the normal, assigns z slots (same position -> same slot) and checks tilt and
+ * spacing. *nz: distinct positions; *dz: the median step. */
+static t3d_status place_slices(const t3d_dicom_scan *s, const char *uid, const t3d_dicom_load_opts *o, slice *sl,
+                               size_t n, const double nrm[3], size_t *nz, double *dz)
+{
+  double *pos = NULL, *steps = NULL;
+  size_t m = 0;
+  t3d_status st = T3D_OK;
+  for (size_t k = 0; k < n; k++)
+    sl[k].d = dot(sl[k].pos, nrm);
+  qsort(sl, n, sizeof *sl, cmp_slice);
+  pos = malloc(n * sizeof *pos);
+  steps = malloc(n * sizeof *steps);
+  if (!pos || !steps) {
+    st = t3d_error(T3D_ERR_NOMEM, "out of memory sorting slices");
+    goto cleanup;
+  }
+  for (size_t k = 0; k < n; k++) {
+    if (k == 0 || sl[k].d - pos[m - 1] >= 1e-3)
+      pos[m++] = sl[k].d;
+    sl[k].slot = m - 1;
+  }
+  /* Slices at one depth must coincide: else the series mixes fields of view. */
+  for (size_t k = 1; k < n; k++) {
+    if (sl[k].slot != sl[k - 1].slot)
+      continue;
+    double w[3], t = sl[k].d - sl[k - 1].d;
+    for (int a = 0; a < 3; a++)
+      w[a] = sl[k].pos[a] - sl[k - 1].pos[a] - t * nrm[a];
+    double off = sqrt(dot(w, w));
+    if (off > o->max_inplane_offset_mm) {
+      st = t3d_error(T3D_ERR_UNSUPPORTED, "series %s: %s and %s lie at the same depth z=%.2f but %.2f mm apart in-plane "
+                     "(the series mixes fields of view); refusing", uid, s->inst[sl[k - 1].inst].path,
+                     s->inst[sl[k].inst].path, sl[k].d, off);
+      goto cleanup;
+    }
+  }
+  /* Tilt: every position must lie on the line through the first one along the normal. */
+  {
+    double worst = 0, along = 0;
+    size_t wk = 0;
+    for (size_t k = 1; k < n; k++) {
+      double w[3], t = sl[k].d - sl[0].d;
+      for (int a = 0; a < 3; a++)
+        w[a] = sl[k].pos[a] - sl[0].pos[a] - t * nrm[a];
+      double off = sqrt(dot(w, w));
+      if (off > worst)
+        worst = off, along = t, wk = k;
+    }
+    if (worst > o->max_inplane_offset_mm) {
+      st = t3d_error(T3D_ERR_UNSUPPORTED,
+                     "series %s: slice positions step off the slice normal (gantry/detector tilt of about %.1f "
+                     "degrees: %s lies %.2f mm sideways of the first slice, %.2f mm along the normal); t3d does not "
+                     "resample tilted series -- reconstruct them without tilt; refusing",
+                     uid, atan2(worst, fabs(along)) * 180.0 / M_PI, s->inst[sl[wk].inst].path, worst, along);
+      goto cleanup;
+    }
+  }
+  *nz = m;
+  *dz = 0;
+  if (m >= 2) {
+    for (size_t k = 0; k + 1 < m; k++)
+      steps[k] = pos[k + 1] - pos[k];
+    double *sorted = malloc((m - 1) * sizeof *sorted);
+    if (!sorted) {
+      st = t3d_error(T3D_ERR_NOMEM, "out of memory sorting slices");
+      goto cleanup;
+    }
+    memcpy(sorted, steps, (m - 1) * sizeof *sorted);
+    qsort(sorted, m - 1, sizeof *sorted, cmp_double);
+    double med = (m - 1) % 2 ? sorted[(m - 1) / 2] : 0.5 * (sorted[(m - 1) / 2 - 1] + sorted[(m - 1) / 2]);
+    free(sorted);
+    size_t bad = 0, first = 0;
+    for (size_t k = 0; k + 1 < m; k++)
+      if (fabs(steps[k] - med) > o->spacing_tolerance * med) {
+        if (!bad)
+          first = k;
+        bad++;
+      }
+    if (bad) {
+      char more[64] = "";
+      if (bad > 1)
+        snprintf(more, sizeof more, " (%zu uneven steps in all)", bad);
+      st = t3d_error(T3D_ERR_UNSUPPORTED,
+                     "series %s has %zu slices but %s of %.2f mm between z=%.2f and z=%.2f, expected %.2f mm%s; "
+                     "refusing", uid, m, steps[first] > med ? "a gap" : "a step", steps[first], pos[first],
+                     pos[first + 1], med, more);
+      goto cleanup;
+    }
+    *dz = med;
+  }
+cleanup:
+  free(pos);
+  free(steps);
+  return st;
+}
+
+/* Stored values of frame f of one file, from native words or a JPEG 2000 codestream. */
+static t3d_status frame_values(const instance *in, const t3d_dcm_pixels *px, const size_t *fstart,
+                               const size_t *fcount, int f, int32_t *vals)
+{
+  const t3d_dcm_header *h = &in->h;
+  size_t npix = (size_t)h->rows * (size_t)h->cols;
+  if (px->is_j2k) {
+    size_t total = 0;
+    for (size_t i = 0; i < fcount[f]; i++)
+      total += px->frags[fstart[f] + i].size;
+    uint8_t *buf = malloc(total ? total : 1);
+    if (!buf)
+      return t3d_error(T3D_ERR_NOMEM, "%s: out of memory for a %zu-byte frame", in->path, total);
+    size_t at = 0;
+    for (size_t i = 0; i < fcount[f]; i++) {
+      memcpy(buf + at, px->frags[fstart[f] + i].data, px->frags[fstart[f] + i].size);
+      at += px->frags[fstart[f] + i].size;
+    }
+    t3d_status st = t3d_dcm_j2k_decode(buf, total, h->rows, h->cols, h->bits_stored, h->pixel_rep, vals);
+    free(buf);
+    if (st != T3D_OK)
+      t3d_error_prefix("%s frame %d: ", in->path, f + 1);
+    return st;
+  }
+  t3d_dcm_header hh = *h; /* decoders may have changed Bits Allocated (e.g. 12-bit JPEG) */
+  hh.bits_allocated = px->bits_allocated;
+  if (hh.high_bit >= hh.bits_allocated || hh.bits_stored > hh.bits_allocated)
+    return t3d_error(T3D_ERR_FORMAT, "%s: Bits Stored %d do not fit the decoded %d-bit pixels", in->path, hh.bits_stored,
+                     hh.bits_allocated);
+  size_t bpp = (size_t)px->bits_allocated / 8, fbytes = npix * bpp;
+  if (px->raw_size < (size_t)h->frames * fbytes)
+    return t3d_error(T3D_ERR_FORMAT, "%s: Pixel Data has %zu bytes; %d frame(s) of %dx%d at %d bits need %zu (truncated?)",
+                     in->path, px->raw_size, h->frames, h->cols, h->rows, px->bits_allocated, (size_t)h->frames * fbytes);
+  const uint8_t *p = px->raw + (size_t)f * fbytes;
+  if (bpp == 2) {
+    const uint16_t *w = (const uint16_t *)(const void *)p;
+    for (size_t i = 0; i < npix; i++)
+      vals[i] = stored_value(w[i], &hh);
+  } else {
+    for (size_t i = 0; i < npix; i++)
+      vals[i] = stored_value(p[i], &hh);
+  }
+  return T3D_OK;
+}
+
+t3d_status t3d_dicom_load_series(t3d_dicom_scan *s, size_t index, const t3d_dicom_load_opts *opts, t3d_volume **out)
+{
+  t3d_dicom_load_opts o = opts ? *opts : t3d_dicom_load_default_opts();
+  slice *sl = NULL;
+  size_t n = 0, nz = 0;
+  double dz = 0, row[3], col[3], nrm[3];
+  t3d_volume *v = NULL;
+  int32_t *vals = NULL;
+  float *tmp = NULL;
+  unsigned char *filled = NULL;
+  size_t *owner = NULL;
+  t3d_dcm_pixels px;
+  size_t *fstart = NULL, *fcount = NULL;
+  size_t npad = 0, ndup = 0;
+  int mono1_kept = 0, mono1_inverted = 0;
+  float vmin = INFINITY;
+  t3d_status st = T3D_OK;
+
+  memset(&px, 0, sizeof px);
+  *out = NULL;
+  if (!s || index >= s->nser)
+    return t3d_error(T3D_ERR_NOT_FOUND, "series index %zu out of range (%zu series found)", index, s ? s->nser : 0);
+  const series *se = &s->ser[index];
+  const char *uid = se->info.meta.series_uid;
+  if (se->ninst == 0)
+    return t3d_error(T3D_ERR_NOT_FOUND, "series %s has no images", uid);
+
+  if ((st = collect_slices(s, se, &sl, &n)) != T3D_OK)
+    goto cleanup;
+  if ((st = check_consistent(s, uid, sl, n)) != T3D_OK)
+    goto cleanup;
+  memcpy(row, sl[0].g.iop, sizeof row);
+  memcpy(col, sl[0].g.iop + 3, sizeof col);
+  if (!normalize(row) || !normalize(col) || fabs(dot(row, col)) > 1e-3) {
+    st = t3d_error(T3D_ERR_FORMAT, "%s: Image Orientation (Patient) is not two orthogonal unit vectors",
+                   s->inst[sl[0].inst].path);
+    goto cleanup;
+  }
+  cross(row, col, nrm);
+  normalize(nrm);
+  if ((st = place_slices(s, uid, &o, sl, n, nrm, &nz, &dz)) != T3D_OK)
+    goto cleanup;
+
+  const t3d_dcm_header *h0 = &s->inst[sl[0].inst].h;
+  int rows = h0->rows, cols = h0->cols;
+  size_t npix = (size_t)rows * (size_t)cols;
+  if ((double)npix * (double)nz > 2147483648.0) { /* 8 GiB of float: no CT series is that large */
+    st = t3d_error(T3D_ERR_UNSUPPORTED, "series %s would be %dx%dx%zu voxels; refusing volumes over 2^31 voxels", uid,
+                   cols, rows, nz);
+    goto cleanup;
+  }
+  if ((st = t3d_volume_new(&v, cols, rows, (int64_t)nz)) != T3D_OK)
+    goto cleanup;
+  v->spacing[0] = sl[0].g.pixel_spacing[1]; /* Pixel Spacing is row spacing \ column spacing */
+  v->spacing[1] = sl[0].g.pixel_spacing[0];
+  v->spacing[2] = nz > 1 ? dz : (h0->slice_thickness > 0 ? h0->slice_thickness : 1.0);
+  for (int a = 0; a < 3; a++) {
+    v->dir[a][0] = row[a];
+    v->dir[a][1] = col[a];
+    v->dir[a][2] = nrm[a];
+    v->origin[a] = sl[0].pos[a];
+  }
+  v->meta = se->info.meta;
+
+  vals = malloc(npix * sizeof *vals);
+  tmp = malloc(npix * sizeof *tmp);
+  filled = calloc(nz, 1);
+  owner = calloc(nz, sizeof *owner);
+  if (!vals || !tmp || !filled || !owner) {
+    st = t3d_error(T3D_ERR_NOMEM, "out of memory loading series %s", uid);
+    goto cleanup;
+  }
+
+  /* One pass over the files (each read once); frames go to their z slot. */
+  for (size_t i = 0; i < se->ninst; i++) {
+    size_t ii = se->inst[i];
+    const instance *in = &s->inst[ii];
+    const t3d_dcm_header *h = &in->h;
+    int mono1 = strcmp(h->photometric, "MONOCHROME1") == 0;
+    long pad_lo = 0, pad_hi = -1;
+    if (h->has_padding) {
+      long pv = h->padding_value, pl = h->has_padding_range ? h->padding_range_limit : h->padding_value;
+      /* US-encoded padding for signed pixels (VR of 'xs' elements read as US) */
+      if (h->pixel_rep == 1 && h->bits_allocated == 16) {
+        if (pv > 32767 && pv < 65536)
+          pv -= 65536;
+        if (pl > 32767 && pl < 65536)
+          pl -= 65536;
+      }
+      pad_lo = pv < pl ? pv : pl;
+      pad_hi = pv < pl ? pl : pv;
+    }
+    if ((st = t3d_dcm_read_pixels(in->path, &px)) != T3D_OK)
+      goto cleanup;
+    if (px.is_j2k && (st = t3d_dcm_frames_from_fragments(&px, h->frames, &fstart, &fcount)) != T3D_OK) {
+      t3d_error_prefix("%s: ", in->path);
+      goto cleanup;
+    }
+    for (size_t k = 0; k < n; k++) {
+      if (sl[k].inst != ii)
+        continue;
+      const slice *x = &sl[k];
+      if ((st = frame_values(in, &px, fstart, fcount, x->frame, vals)) != T3D_OK)
+        goto cleanup;
+      int invert = mono1 && !x->g.has_rescale;
+      int32_t lo = h->pixel_rep ? -(1 << (h->bits_stored - 1)) : 0;
+      int32_t hi = h->pixel_rep ? (1 << (h->bits_stored - 1)) - 1 : (int32_t)((1u << h->bits_stored) - 1);
+      mono1_inverted |= invert;
+      mono1_kept |= mono1 && !invert;
+      for (size_t p = 0; p < npix; p++) {
+        int32_t sv = vals[p];
+        if (h->has_padding && sv >= pad_lo && sv <= pad_hi) {
+          tmp[p] = NAN;
+          continue;
+        }
+        if (invert)
+          sv = hi + lo - sv;
+        tmp[p] = (float)(sv * x->g.slope + x->g.intercept);
+      }
+      float *dst = v->data + x->slot * npix;
+      if (!filled[x->slot]) {
+        memcpy(dst, tmp, npix * sizeof *tmp);
+        filled[x->slot] = 1;
+        owner[x->slot] = k;
+        for (size_t p = 0; p < npix; p++) {
+          if (isnan(tmp[p]))
+            npad++;
+          else if (tmp[p] < vmin)
+            vmin = tmp[p];
+        }
+      } else {
+        const slice *ow = &sl[owner[x->slot]];
+        for (size_t p = 0; p < npix; p++)
+          if (!(dst[p] == tmp[p] || (isnan(dst[p]) && isnan(tmp[p])))) {
+            st = t3d_error(T3D_ERR_UNSUPPORTED, "series %s: %s (frame %d) and %s (frame %d) lie at the same position "
+                           "z=%.2f but differ in pixel values; refusing", uid, s->inst[ow->inst].path, ow->frame + 1,
+                           in->path, x->frame + 1, x->d);
+            goto cleanup;
+          }
+        ndup++;
+        if ((st = add_note(s, "%s (frame %d): same position and pixels as %s (frame %d), kept once", in->path,
+                           x->frame + 1, s->inst[ow->inst].path, ow->frame + 1)) != T3D_OK)
+          goto cleanup;
+      }
+    }
+    free(fstart);
+    free(fcount);
+    fstart = fcount = NULL;
+    t3d_dcm_pixels_clear(&px);
+  }
+
+  if (npad) {
+    float pv = o.padding_value;
+    if (isnan(pv)) {
+      if (strcmp(se->info.meta.modality, "CT") == 0)
+        pv = vmin < -1024.0f ? vmin : -1024.0f;
+      else
+        pv = isfinite(vmin) ? vmin : 0.0f;
+    }
+    size_t nv = t3d_volume_nvoxels(v);
+    for (size_t p = 0; p < nv; p++)
+      if (isnan(v->data[p]))
+        v->data[p] = pv;
+    if ((st = add_note(s, "series %s: %zu voxels of Pixel Padding Value set to %g", uid, npad, pv)) != T3D_OK)
+      goto cleanup;
+  }
+  if (mono1_inverted && (st = add_note(s, "series %s: MONOCHROME1 without rescale; stored values inverted so that "
+                                       "larger means brighter", uid)) != T3D_OK)
+    goto cleanup;
+  if (mono1_kept && (st = add_note(s, "series %s: MONOCHROME1 with Rescale Slope/Intercept; rescaled values kept "
+                                   "as they are (display inversion is the viewer's)", uid)) != T3D_OK)
+    goto cleanup;
+  (void)ndup;
+  *out = v;
+  v = NULL;
+
+cleanup:
+  t3d_dcm_pixels_clear(&px);
+  free(fstart);
+  free(fcount);
+  free(sl);
+  free(vals);
+  free(tmp);
+  free(filled);
+  free(owner);
+  t3d_volume_free(v);
+  return st;
+}
+
+t3d_status t3d_dicom_load_series_uid(t3d_dicom_scan *s, const char *uid, const t3d_dicom_load_opts *opts,
+                                     t3d_volume **out)
+{
+  size_t index = 0;
+  *out = NULL;
+  t3d_status st = t3d_dicom_scan_find_series(s, uid, &index);
+  if (st != T3D_OK)
+    return st;
+  return t3d_dicom_load_series(s, index, opts, out);
+}

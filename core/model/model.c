@@ -1,0 +1,347 @@
+/* t3d_model (see model.h): model file -> networks on a backend, and the analysis pipeline
+ * preprocess -> encoder -> projection -> zero-shot, decoder -> labels on the series grid -> mL.
+ * Not the networks themselves (vision.c, text.c) and not DICOM or file output. */
+#include "core/model/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/model/modelfile.h"
+
+#include "core/model/text.h"
+
+struct t3d_model {
+  t3d_backend *be;
+  t3d_model_config cfg;
+  t3d_vision *vision;
+  t3d_vision_projection *vproj;
+  t3d_text_encoder *text;
+  char text_missing[200]; /* why there is no text encoder */
+  float logit_scale;
+  size_t nfind;
+  char **find_names;
+  float *prompt_emb; /* [2][nfind][dim]: positive prompts, then negative prompts */
+  size_t nclasses;
+  char **class_names;
+};
+
+static double now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static void free_strings(char **v, size_t n)
+{
+  for (size_t i = 0; v && i < n; i++) free(v[i]);
+  free(v);
+}
+
+void t3d_model_free(t3d_model *m)
+{
+  if (!m) return;
+  t3d_vision_free(m->vision);
+  t3d_vision_projection_free(m->vproj);
+  t3d_text_encoder_free(m->text);
+  free_strings(m->find_names, m->nfind);
+  free_strings(m->class_names, m->nclasses);
+  free(m->prompt_emb);
+  free(m);
+}
+
+static t3d_status load_text(t3d_model *m, const t3d_modelfile *mf)
+{
+  size_t nf = 0;
+  const t3d_finding *f = t3d_modelfile_findings(mf, &nf);
+  t3d_status s;
+  if (!t3d_modelfile_get(mf, "text.embeddings.word_embeddings.weight")) {
+    snprintf(m->text_missing, sizeof m->text_missing, "%s has no text encoder weights",
+             t3d_modelfile_path(mf));
+    return T3D_OK;
+  }
+  if ((s = t3d_text_encoder_load(&m->text, m->be, mf, &m->cfg)) != T3D_OK) return s;
+  if (nf == 0) return T3D_OK;
+  const char **texts = malloc(2 * nf * sizeof *texts);
+  m->prompt_emb = malloc(2 * nf * (size_t)m->cfg.projection.dim * sizeof(float));
+  if (!texts || !m->prompt_emb) {
+    free(texts);
+    return t3d_error(T3D_ERR_NOMEM, "model: out of memory for prompt embeddings");
+  }
+  for (size_t i = 0; i < nf; i++) {
+    texts[i] = f[i].positive; /* rows 0..nf-1: positives, nf..2nf-1: negatives */
+    texts[nf + i] = f[i].negative;
+  }
+  s = t3d_text_encoder_embed(m->text, texts, 2 * nf, m->prompt_emb);
+  free(texts);
+  if (s != T3D_OK) t3d_error_prefix("embedding the findings' prompts: ");
+  return s;
+}
+
+t3d_status t3d_model_load(const char *path, t3d_backend *be, t3d_model **out)
+{
+  t3d_modelfile *mf = NULL;
+  t3d_model *m = NULL;
+  const t3d_model_config *cfg;
+  t3d_status s;
+  size_t n = 0;
+
+  if (!out || !path || !be) return t3d_error(T3D_ERR_INVALID_ARG, "t3d_model_load: NULL argument");
+  *out = NULL;
+  if ((s = t3d_modelfile_open(&mf, path)) != T3D_OK) return s;
+  cfg = t3d_modelfile_config(mf);
+  if (!cfg) {
+    s = t3d_error(T3D_ERR_FORMAT, "%s: no t3d.config: not a t3d model file (make one with t3d model-init or the "
+                                  "converters in tools/)", path);
+    goto cleanup;
+  }
+  m = calloc(1, sizeof *m);
+  if (!m) {
+    s = t3d_error(T3D_ERR_NOMEM, "model: out of memory");
+    goto cleanup;
+  }
+  m->be = be;
+  m->cfg = *cfg;
+  if ((s = t3d_vision_load(&m->vision, be, mf, cfg)) != T3D_OK) goto cleanup;
+  if ((s = t3d_vision_projection_load(&m->vproj, be, mf, "vision_proj", t3d_vision_features(m->vision),
+                                      cfg->projection.hidden, cfg->projection.dim)) != T3D_OK)
+    goto cleanup;
+  {
+    const t3d_tensor *ls = NULL;
+    int64_t one = 1;
+    if ((s = t3d_modelfile_require(mf, "logit_scale", T3D_MODELFILE_ANY_FLOAT, 1, &one, &ls)) != T3D_OK) goto cleanup;
+    float v;
+    t3d_convert_to_f32(&v, ls->data, ls->dtype, 1);
+    m->logit_scale = t3d_logit_scale_from_param(v); /* exp, clamped as CLIP does */
+  }
+  const char *const *classes = t3d_modelfile_classes(mf, &n);
+  if (cfg->has_segmentation) {
+    if (classes && n != (size_t)cfg->segmentation.classes) {
+      s = t3d_error(T3D_ERR_FORMAT, "%s: t3d.classes has %zu names but the config has %d classes", path, n,
+                    cfg->segmentation.classes);
+      goto cleanup;
+    }
+    m->nclasses = (size_t)cfg->segmentation.classes;
+    m->class_names = calloc(m->nclasses, sizeof(char *));
+    if (!m->class_names) {
+      s = t3d_error(T3D_ERR_NOMEM, "model: out of memory");
+      goto cleanup;
+    }
+    for (size_t i = 0; i < m->nclasses; i++) {
+      char buf[32];
+      snprintf(buf, sizeof buf, "class %zu", i);
+      if (!(m->class_names[i] = strdup(classes ? classes[i] : buf))) {
+        s = t3d_error(T3D_ERR_NOMEM, "model: out of memory");
+        goto cleanup;
+      }
+    }
+  }
+  {
+    const t3d_finding *f = t3d_modelfile_findings(mf, &n);
+    m->nfind = n;
+    m->find_names = calloc(n ? n : 1, sizeof(char *));
+    if (!m->find_names) {
+      s = t3d_error(T3D_ERR_NOMEM, "model: out of memory");
+      goto cleanup;
+    }
+    for (size_t i = 0; i < n; i++)
+      if (!(m->find_names[i] = strdup(f[i].name))) {
+        s = t3d_error(T3D_ERR_NOMEM, "model: out of memory");
+        goto cleanup;
+      }
+  }
+  if ((s = load_text(m, mf)) != T3D_OK) goto cleanup;
+cleanup:
+  t3d_modelfile_close(mf);
+  if (s != T3D_OK) {
+    t3d_model_free(m);
+    return s;
+  }
+  *out = m;
+  return T3D_OK;
+}
+
+const t3d_model_config *t3d_model_config_of(const t3d_model *m) { return m ? &m->cfg : NULL; }
+bool t3d_model_has_text(const t3d_model *m) { return m && m->text; }
+size_t t3d_model_class_count(const t3d_model *m) { return m ? m->nclasses : 0; }
+const char *t3d_model_class_name(const t3d_model *m, size_t i)
+{
+  return m && i < m->nclasses ? m->class_names[i] : NULL;
+}
+size_t t3d_model_finding_count(const t3d_model *m) { return m ? m->nfind : 0; }
+const char *t3d_model_finding_name(const t3d_model *m, size_t i) { return m && i < m->nfind ? m->find_names[i] : NULL; }
+float t3d_model_logit_scale(const t3d_model *m) { return m ? m->logit_scale : 0; }
+
+t3d_analyze_opts t3d_analyze_default_opts(void) { return (t3d_analyze_opts){true, true, NULL}; }
+
+void t3d_analysis_result_free(t3d_analysis_result *r)
+{
+  if (!r) return;
+  free(r->embedding);
+  free(r->findings);
+  t3d_tensor_free(r->labels);
+  free(r->volumes_ml);
+  free(r);
+}
+
+t3d_status t3d_encode_text(t3d_model *m, const char *text, float *out_D)
+{
+  if (!m || !text || !out_D) return t3d_error(T3D_ERR_INVALID_ARG, "t3d_encode_text: NULL argument");
+  if (m->text) return t3d_text_encoder_embed(m->text, &text, 1, out_D);
+  return t3d_error(T3D_ERR_UNSUPPORTED, "text encoding unavailable: %s", m->text_missing);
+}
+
+static t3d_status cancelled(const volatile int *cancel, const char *where)
+{
+  if (cancel && *cancel) return t3d_error(T3D_ERR_CANCELLED, "analysis cancelled %s", where);
+  return T3D_OK;
+}
+
+t3d_status t3d_analyze(t3d_model *m, const t3d_volume *vol, const t3d_analyze_opts *opts_in, t3d_progress_fn progress,
+                       const volatile int *cancel, t3d_analysis_result **out)
+{
+  t3d_analyze_opts opts = opts_in ? *opts_in : t3d_analyze_default_opts();
+  t3d_analysis_result *r = NULL;
+  t3d_tensor *x = NULL;
+  t3d_vision_run *run = NULL;
+  float *pooled = NULL;
+  int32_t *labels = NULL;
+  t3d_status s;
+  double t0 = now_ms(), t;
+
+  if (!m || !vol || !out) return t3d_error(T3D_ERR_INVALID_ARG, "t3d_analyze: NULL argument");
+  *out = NULL;
+  if (vol->meta.modality[0] && strcmp(vol->meta.modality, "CT") != 0)
+    return t3d_error(T3D_ERR_UNSUPPORTED,
+                     "series %s has modality %s: t3d analyses CT only (Hounsfield units are what the model was "
+                     "trained on)",
+                     vol->meta.series_uid[0] ? vol->meta.series_uid : "(no UID)", vol->meta.modality);
+  bool segment = opts.segment && t3d_vision_has_decoder(m->vision);
+  r = calloc(1, sizeof *r);
+  if (!r) return t3d_error(T3D_ERR_NOMEM, "t3d_analyze: out of memory");
+  r->dim = m->cfg.projection.dim;
+
+  /* preprocess */
+  if (progress) progress(opts.user, 0.0, "preprocess");
+  t3d_preprocess_params pp = t3d_preprocess_default_params();
+  for (int a = 0; a < 3; a++) {
+    pp.spacing_mm[a] = m->cfg.preprocess.spacing_mm[a];
+    pp.shape[a] = m->cfg.preprocess.shape[a];
+  }
+  pp.hu_min = (float)m->cfg.preprocess.hu_min;
+  pp.hu_max = (float)m->cfg.preprocess.hu_max;
+  pp.pad_value = (float)m->cfg.preprocess.pad_value;
+  pp.norm = T3D_NORM_MINMAX;
+  if ((s = t3d_preprocess(vol, &pp, &x, &r->transform)) != T3D_OK) goto cleanup;
+  t = now_ms();
+  r->ms.preprocess = t - t0;
+  if ((s = cancelled(cancel, "after preprocessing")) != T3D_OK) goto cleanup;
+
+  /* encoder */
+  if ((s = t3d_vision_run_new(&run, m->vision, x->shape, segment, false)) != T3D_OK) goto cleanup;
+  r->arena_bytes = t3d_vision_run_arena_bytes(run);
+  double fe = t3d_vision_run_flops(run, false), fd = segment ? t3d_vision_run_flops(run, true) : 0;
+  double split = 0.05 + 0.9 * fe / (fe + fd);
+  t3d_vision_hooks hk = {progress, opts.user, cancel, 0.05, split};
+  pooled = malloc((size_t)t3d_vision_features(m->vision) * sizeof(float));
+  r->embedding = malloc((size_t)r->dim * sizeof(float));
+  if (!pooled || !r->embedding) {
+    s = t3d_error(T3D_ERR_NOMEM, "t3d_analyze: out of memory");
+    goto cleanup;
+  }
+  if ((s = t3d_vision_encode(run, x, pooled, &hk)) != T3D_OK) goto cleanup;
+  double t1 = now_ms();
+  r->ms.encoder = t1 - t;
+  t3d_tensor_free(x); /* the arena holds the input now */
+  x = NULL;
+  if ((s = t3d_vision_projection_apply(m->vproj, pooled, 1, r->embedding)) != T3D_OK) goto cleanup;
+  t = now_ms();
+  r->ms.projection = t - t1;
+
+  /* zero-shot */
+  if (opts.zero_shot) {
+    if (!m->text || !m->prompt_emb) {
+      r->zero_shot_status = T3D_ERR_UNSUPPORTED;
+      snprintf(r->zero_shot_message, sizeof r->zero_shot_message, "zero-shot findings unavailable: %s",
+               m->text ? "the model file lists no findings" : m->text_missing);
+    } else {
+      r->findings = calloc(m->nfind, sizeof *r->findings);
+      if (!r->findings) {
+        s = t3d_error(T3D_ERR_NOMEM, "t3d_analyze: out of memory");
+        goto cleanup;
+      }
+      r->nfindings = m->nfind;
+      const float *pos = m->prompt_emb, *neg = m->prompt_emb + m->nfind * (size_t)r->dim;
+      float *prob = malloc(m->nfind * sizeof(float));
+      if (!prob) {
+        s = t3d_error(T3D_ERR_NOMEM, "t3d_analyze: out of memory");
+        goto cleanup;
+      }
+      s = t3d_zero_shot_score(r->embedding, pos, neg, m->nfind, r->dim, m->logit_scale, prob);
+      for (size_t i = 0; s == T3D_OK && i < m->nfind; i++) {
+        double dp = 0, dn = 0;
+        for (int j = 0; j < r->dim; j++) {
+          dp += (double)r->embedding[j] * pos[i * (size_t)r->dim + j];
+          dn += (double)r->embedding[j] * neg[i * (size_t)r->dim + j];
+        }
+        t3d_finding_result *f = &r->findings[i];
+        snprintf(f->name, sizeof f->name, "%s", m->find_names[i]);
+        f->logit_pos = m->logit_scale * dp;
+        f->logit_neg = m->logit_scale * dn;
+        f->probability = prob[i];
+      }
+      free(prob);
+      if (s != T3D_OK) goto cleanup;
+    }
+  }
+  t1 = now_ms();
+  r->ms.zero_shot = t1 - t;
+
+  /* segmentation */
+  if (segment) {
+    int64_t ms[3] = {r->transform.model_shape[0], r->transform.model_shape[1], r->transform.model_shape[2]};
+    size_t nvox = (size_t)(ms[0] * ms[1] * ms[2]);
+    labels = malloc(nvox * sizeof(int32_t));
+    if (!labels) {
+      s = t3d_error(T3D_ERR_NOMEM, "t3d_analyze: out of memory for labels");
+      goto cleanup;
+    }
+    hk.frac_begin = split;
+    hk.frac_end = 0.95;
+    if ((s = t3d_vision_decode(run, NULL, labels, &hk)) != T3D_OK) goto cleanup;
+    t = now_ms();
+    r->ms.decoder = t - t1;
+    t3d_vision_run_free(run); /* release the arena before mapping back */
+    run = NULL;
+    if ((s = cancelled(cancel, "after segmentation")) != T3D_OK) goto cleanup;
+    if (progress) progress(opts.user, 0.95, "labels to series grid");
+    t3d_tensor lv = t3d_tensor_view(T3D_I32, 3, ms, labels);
+    if ((s = t3d_preprocess_labels_to_series(&r->transform, &lv, &r->labels)) != T3D_OK) goto cleanup;
+    r->nclasses = m->nclasses;
+    r->volumes_ml = calloc(m->nclasses ? m->nclasses : 1, sizeof(double));
+    if (!r->volumes_ml) {
+      s = t3d_error(T3D_ERR_NOMEM, "t3d_analyze: out of memory");
+      goto cleanup;
+    }
+    if ((s = t3d_label_volumes_ml(r->labels, vol->spacing, vol->dir, (int)m->nclasses, r->volumes_ml)) != T3D_OK)
+      goto cleanup;
+    r->ms.labels = now_ms() - t;
+  }
+  r->ms.total = now_ms() - t0;
+  if (progress) progress(opts.user, 1.0, "done");
+  s = T3D_OK;
+cleanup:
+  t3d_tensor_free(x);
+  t3d_vision_run_free(run);
+  free(pooled);
+  free(labels);
+  if (s != T3D_OK) {
+    t3d_analysis_result_free(r);
+    return s;
+  }
+  *out = r;
+  return T3D_OK;
+}

@@ -1,0 +1,89 @@
+/* The T3D model API: load a model file onto a backend (vision encoder + decoder, projections,
+ * text encoder with the findings' prompt embeddings cached), analyse a CT volume (embedding,
+ * zero-shot findings, organ labels on the series grid with volumes in mL, timings) and encode
+ * free text. Not the DICOM reader (core/dicom/dicom.h) and not the viewer: a volume comes in, plain
+ * results go out. */
+#ifndef T3D_MODEL_H
+#define T3D_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/model/modelconfig.h"
+#include "core/model/preprocess.h"
+#include "core/base/status.h"
+#include "core/base/tensor.h"
+#include "core/model/vision.h"
+#include "core/base/volume.h"
+#include "kernels/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct t3d_model t3d_model;
+
+/* Opens path, parses its config, loads the vision network (BN folded), the projection heads,
+ * logit_scale, the text encoder, and embeds every finding's positive and negative prompt once.
+ * The file is closed before returning (the model keeps its own copies). be must outlive the
+ * model. When the file lacks the text encoder weights (a vision-only file), the model
+ * loads without zero-shot: t3d_model_has_text is false and zero-shot reports T3D_ERR_UNSUPPORTED.
+ * *out is the caller's (t3d_model_free). */
+t3d_status t3d_model_load(const char *path, t3d_backend *be, t3d_model **out);
+void t3d_model_free(t3d_model *m); /* NULL is a no-op */
+
+const t3d_model_config *t3d_model_config_of(const t3d_model *m); /* borrowed */
+bool t3d_model_has_text(const t3d_model *m);
+size_t t3d_model_class_count(const t3d_model *m);            /* 0 without segmentation */
+const char *t3d_model_class_name(const t3d_model *m, size_t i); /* borrowed; NULL out of range */
+size_t t3d_model_finding_count(const t3d_model *m);
+const char *t3d_model_finding_name(const t3d_model *m, size_t i); /* borrowed */
+float t3d_model_logit_scale(const t3d_model *m); /* exp(stored logit_scale), capped at 100 (CLIP) */
+
+typedef struct {
+  bool segment;   /* run the decoder (ignored without a segmentation head); default true */
+  bool zero_shot; /* score the findings (needs the text encoder); default true */
+  void *user;     /* passed to the progress callback */
+} t3d_analyze_opts;
+t3d_analyze_opts t3d_analyze_default_opts(void);
+
+typedef struct {
+  char name[128];
+  double probability; /* softmax over (scale*<img,pos>, scale*<img,neg>), first entry */
+  double logit_pos, logit_neg;
+} t3d_finding_result;
+
+typedef struct {
+  float *embedding; /* [dim], L2-normalised; owned */
+  int dim;
+  t3d_finding_result *findings; /* owned; nfindings may be 0 */
+  size_t nfindings;
+  t3d_status zero_shot_status; /* T3D_OK, or why findings is empty (T3D_ERR_UNSUPPORTED: no text) */
+  char zero_shot_message[256];
+  t3d_tensor *labels;     /* u8[nz, ny, nx] on the series grid, or NULL without segmentation; owned */
+  double *volumes_ml;     /* [nclasses] per class (background first); owned */
+  size_t nclasses;
+  t3d_preprocess_transform transform; /* model grid <-> series grid */
+  size_t arena_bytes;                 /* activation arena of the vision network */
+  struct {
+    double preprocess, encoder, projection, zero_shot, decoder, labels, total;
+  } ms;
+} t3d_analysis_result;
+
+/* Analyses a CT volume (HU). Refuses a series whose modality is set and not "CT"
+ * (T3D_ERR_UNSUPPORTED). progress (may be NULL) gets (opts->user, fraction 0..1, stage name)
+ * from the calling thread; cancel (may be NULL): set *cancel nonzero from any thread to stop
+ * with T3D_ERR_CANCELLED (checked between layers and inside large convolutions). opts NULL
+ * means the defaults. *out is the caller's (t3d_analysis_result_free). */
+t3d_status t3d_analyze(t3d_model *m, const t3d_volume *vol, const t3d_analyze_opts *opts, t3d_progress_fn progress,
+                       const volatile int *cancel, t3d_analysis_result **out);
+void t3d_analysis_result_free(t3d_analysis_result *r); /* NULL is a no-op */
+
+/* The projected, L2-normalised text embedding of text into out_D (dim floats).
+ * T3D_ERR_UNSUPPORTED without the text encoder. */
+t3d_status t3d_encode_text(t3d_model *m, const char *text, float *out_D);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
