@@ -21,6 +21,7 @@ extern "C" {
 
 #define T3D_UID_MAX 65     /* DICOM UIDs: 64 characters + NUL */
 #define T3D_META_MAX 128
+#define T3D_NOTE_MAX 512
 
 typedef struct {
   char patient_name[T3D_META_MAX];
@@ -47,6 +48,10 @@ typedef struct t3d_volume {
   double dir[3][3];    /* unit axis directions as columns, LPS */
   float *data;         /* nz*ny*nx voxels, owned by the volume */
   t3d_volume_meta meta;
+  /* What loading did to the geometry, in words a clinician reads ("gantry tilt 18.5 deg
+   * corrected; ..."); empty when the series was used as acquired. Shown by `t3d info` and
+   * `t3d analyze`, kept with an analysis in the index and written into reports. */
+  char geometry_note[T3D_NOTE_MAX];
 } t3d_volume;
 
 /* A zero-filled volume with identity direction, unit spacing, origin 0; *out is the caller's. */

@@ -475,6 +475,7 @@ t3d_status t3d_preprocess_resample(const t3d_volume *in, const double spacing_mm
   memcpy(v->origin, tr.origin, sizeof v->origin);
   memcpy(v->dir, tr.dir, sizeof v->dir);
   v->meta = in->meta;
+  memcpy(v->geometry_note, in->geometry_note, sizeof v->geometry_note);
   *out = v;
   v = NULL;
 
