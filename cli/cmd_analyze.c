@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "core/dicom/dicom.h"
 #include "core/model/model.h"
 #include "core/dicom/nifti.h"
@@ -51,7 +52,7 @@ static void usage(FILE *to)
           T3D_PKGDATADIR);
 }
 
-static const char *default_model(void)
+const char *t3d_cli_default_model(void)
 {
   static char buf[4096];
   const char *e = getenv("T3D_MODEL");
@@ -59,14 +60,6 @@ static const char *default_model(void)
   if (*T3D_BUILD_MODEL && access(T3D_BUILD_MODEL, R_OK) == 0) return T3D_BUILD_MODEL;
   snprintf(buf, sizeof buf, "%s/t3d-tiny-init.safetensors", T3D_PKGDATADIR);
   return buf;
-}
-
-static void progress_cb(void *user, double f, const char *stage)
-{
-  (void)user;
-  fprintf(stderr, "\r[%3.0f%%] %-28s", f * 100, stage);
-  if (f >= 1.0) fputc('\n', stderr);
-  fflush(stderr);
 }
 
 /* The series grid as a float volume holding the labels, for the NIfTI writer. */
@@ -150,7 +143,7 @@ int t3d_cmd_analyze(int argc, char **argv)
     return 2;
   }
   dir = argv[optind];
-  if (!model_path) model_path = default_model();
+  if (!model_path) model_path = t3d_cli_default_model();
   if (threads < 0) {
     fprintf(stderr, "t3d analyze: --threads must be >= 0\n");
     return 2;
@@ -195,9 +188,15 @@ int t3d_cmd_analyze(int argc, char **argv)
   }
   t3d_analyze_opts ao = t3d_analyze_default_opts();
   ao.segment = !no_segment;
+  t3d_cli_progress bar;
+  t3d_cli_progress_start(&bar);
+  ao.user = &bar;
   if (show_progress) signal(SIGINT, on_sigint);
-  s = t3d_analyze(model, vol, &ao, show_progress ? progress_cb : NULL, &interrupted, &res);
-  if (show_progress) signal(SIGINT, SIG_DFL);
+  s = t3d_analyze(model, vol, &ao, show_progress ? t3d_cli_progress_cb : NULL, &interrupted, &res);
+  if (show_progress) {
+    signal(SIGINT, SIG_DFL);
+    t3d_cli_progress_end(&bar);
+  }
   if (s != T3D_OK) goto fail;
   if (mask) {
     if (!res->labels) {

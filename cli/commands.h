@@ -14,11 +14,16 @@ int t3d_cmd_analyze(int argc, char **argv);
 int t3d_cmd_bench(int argc, char **argv);
 int t3d_cmd_bench_ops(int argc, char **argv);
 int t3d_cmd_devices(int argc, char **argv);
+int t3d_cmd_eval(int argc, char **argv);
 int t3d_cmd_info(int argc, char **argv);
 int t3d_cmd_model_info(int argc, char **argv);
 int t3d_cmd_model_init(int argc, char **argv);
 int t3d_cmd_phantom_write(int argc, char **argv);
 int t3d_cmd_volume(int argc, char **argv);
+
+/* The model file commands use without --model: $T3D_MODEL, the build tree's model, or the
+ * installed one (cli/cmd_analyze.c). */
+const char *t3d_cli_default_model(void);
 
 /* Prints "t3d: <strerror>: <detail>" for a failed status; returns 1 for use as exit code. */
 int t3d_cli_fail(int status, const char *what);

@@ -27,6 +27,7 @@ static const t3d_command commands[] = {
   {"bench", N_("time t3d-r50 on the CPU next to PyTorch (ms, peak memory)"), t3d_cmd_bench},
   {"bench-ops", N_("time each compute op against PyTorch at the reference model sizes"), t3d_cmd_bench_ops},
   {"devices", N_("list the CPU and CUDA GPUs t3d can run on"), t3d_cmd_devices},
+  {"eval", N_("evaluate a model on a labelled phantom set: AUROC, retrieval R@k, Dice"), t3d_cmd_eval},
   {"info", N_("list the DICOM series in a folder or DICOMDIR"), t3d_cmd_info},
   {"model-info", N_("describe a model file: config, metadata, tensors"), t3d_cmd_model_info},
   {"model-init", N_("write a model file with seeded random weights"), t3d_cmd_model_init},
