@@ -26,6 +26,7 @@
 #include "kernels/backend.h"
 
 #define _(s) gettext(s)
+#define N_(s) (s)
 
 /* How far apart (mm) a corner voxel of the label volume and of the series may lie: the NIfTI
  * affine is stored in float32, so a few micrometres of rounding is expected, never 0.05 mm. */
@@ -154,7 +155,10 @@ typedef struct {
   size_t *dice_n;
   char **label_names;
   size_t nlabels;
-  char class_notes[2048]; /* classes not scored, in words */
+  const char *dice_note;    /* why no class is scored, or NULL */
+  const char **cskip_names; /* classes on one side only ... */
+  const char **cskip_reason;
+  size_t ncskip;
   double ms_load, ms_analyze, ms_text, ms_total;
 } eval_run;
 
@@ -172,16 +176,9 @@ static void run_free(eval_run *r)
   free(r->pred_ids);
   free(r->dice_sum);
   free(r->dice_n);
+  free(r->cskip_names);
+  free(r->cskip_reason);
   t3d_eval_free_names(r->label_names, r->nlabels);
-}
-
-static void note_append(char *buf, size_t size, const char *fmt, const char *a, const char *b)
-{
-  size_t len = strlen(buf);
-  if (len + 1 >= size) return;
-  if (len) snprintf(buf + len, size - len, "; ");
-  len = strlen(buf);
-  snprintf(buf + len, size - len, fmt, a, b);
 }
 
 /* Chooses the findings (model findings in every case's truth) and the classes (model classes
@@ -221,13 +218,13 @@ static t3d_status plan(eval_run *r, const t3d_model *model, const t3d_eval_manif
 
   /* classes */
   if (nmc == 0) {
-    note_append(r->class_notes, sizeof r->class_notes, "%s%s", _("the model has no segmentation head"), "");
+    r->dice_note = N_("the model has no segmentation head");
     return T3D_OK;
   }
   char path[PATH_MAX];
   T3D_TRY(join(path, sizeof path, data_dir, "labels.json"));
   if (access(path, F_OK) != 0) {
-    note_append(r->class_notes, sizeof r->class_notes, _("no %s%s"), path, "");
+    r->dice_note = N_("the data folder has no labels.json");
     return T3D_OK;
   }
   T3D_TRY(t3d_eval_label_names_load(path, &r->label_names, &r->nlabels));
@@ -236,7 +233,10 @@ static t3d_status plan(eval_run *r, const t3d_model *model, const t3d_eval_manif
   r->pred_ids = calloc(nmc, 1);
   r->dice_sum = calloc(nmc, sizeof *r->dice_sum);
   r->dice_n = calloc(nmc, sizeof *r->dice_n);
-  if (!r->class_names || !r->truth_ids || !r->pred_ids || !r->dice_sum || !r->dice_n)
+  r->cskip_names = calloc(nmc + r->nlabels, sizeof *r->cskip_names);
+  r->cskip_reason = calloc(nmc + r->nlabels, sizeof *r->cskip_reason);
+  if (!r->class_names || !r->truth_ids || !r->pred_ids || !r->dice_sum || !r->dice_n || !r->cskip_names ||
+      !r->cskip_reason)
     return t3d_error(T3D_ERR_NOMEM, "out of memory");
   for (size_t c = 0; c < nmc && c < 256; c++) {
     const char *name = t3d_model_class_name(model, c);
@@ -244,7 +244,8 @@ static t3d_status plan(eval_run *r, const t3d_model *model, const t3d_eval_manif
     while (l < r->nlabels && strcmp(r->label_names[l], name) != 0) l++;
     if (strcmp(name, "background") == 0) continue;
     if (l == r->nlabels) {
-      note_append(r->class_notes, sizeof r->class_notes, _("%s: not in %s"), name, "labels.json");
+      r->cskip_names[r->ncskip] = name;
+      r->cskip_reason[r->ncskip++] = N_("not in labels.json");
       continue;
     }
     r->class_names[r->nclass] = name;
@@ -254,7 +255,10 @@ static t3d_status plan(eval_run *r, const t3d_model *model, const t3d_eval_manif
   for (size_t l = 0; l < r->nlabels; l++) {
     bool known = strcmp(r->label_names[l], "background") == 0;
     for (size_t c = 0; c < nmc && !known; c++) known = strcmp(r->label_names[l], t3d_model_class_name(model, c)) == 0;
-    if (!known) note_append(r->class_notes, sizeof r->class_notes, _("%s: not a model class%s"), r->label_names[l], "");
+    if (!known) {
+      r->cskip_names[r->ncskip] = r->label_names[l];
+      r->cskip_reason[r->ncskip++] = N_("not a class of the model");
+    }
   }
   return T3D_OK;
 }
@@ -465,7 +469,10 @@ static json_t *to_json(const eval_run *r, const eval_scores *sc, const char *mod
   }
   json_object_set_new(root, "dice", dice);
   json_object_set_new(root, "dice_cases", dn);
-  json_object_set_new(root, "dice_skipped", json_string(r->class_notes));
+  json_t *cskip = json_object();
+  for (size_t k = 0; k < r->ncskip; k++) json_object_set_new(cskip, r->cskip_names[k], json_string(r->cskip_reason[k]));
+  json_object_set_new(root, "dice_skipped", cskip);
+  if (r->dice_note) json_object_set_new(root, "dice_unavailable", json_string(r->dice_note));
   json_object_set_new(root, "dice_rule",
                       json_string("mean over the cases where the class is in the truth or the prediction; a case "
                                   "where it is in neither is left out; null when no case counts"));
@@ -520,7 +527,9 @@ static void print_table(const eval_run *r, const eval_scores *sc, const char *mo
     }
     printf(_("(Dice: mean over the cases where the class is in the truth or the prediction)\n"));
   }
-  if (*r->class_notes) printf(_("Classes not scored: %s\n"), r->class_notes);
+  for (size_t k = 0; k < r->ncskip; k++)
+    printf(_("Class not scored: %s (%s)\n"), r->cskip_names[k], _(r->cskip_reason[k]));
+  if (r->dice_note) printf(_("\nSegmentation not scored: %s\n"), _(r->dice_note));
   printf(_("\nTimings: %.1f s in all, %.0f ms per case (load %.0f ms, analyze %.0f ms, report text %.0f ms)\n"),
          r->ms_total / 1e3, r->ncases ? r->ms_total / (double)r->ncases : 0.0,
          r->ncases ? r->ms_load / (double)r->ncases : 0.0, r->ncases ? r->ms_analyze / (double)r->ncases : 0.0,

@@ -108,7 +108,7 @@ for c, v in out["dice"].items():
     need((v == 1.0) if n else (v is None), "%s Dice %r over %d cases: truth = prediction gives 1 (null if absent)"
          % (c, v, n))
 need(sum(out["dice_cases"].values()) > 0, "no class counted in any case")
-need("body" in out.get("dice_skipped", ""), "body (not a model class) not reported: %r" % out.get("dice_skipped"))
+need(out.get("dice_skipped") == {"body": "not a class of the model"}, "body (not a model class) not reported: %r" % out.get("dice_skipped"))
 for k in ("total", "load", "analyze", "text", "per_case"):
     need(out["timings_ms"].get(k, -1) >= 0, "timing %s missing" % k)
 if errors:
@@ -125,6 +125,12 @@ for word in "Macro AUROC" "R@10" "text -> volume" "Dice" "Timings"; do
 done
 grep -q "ETA" "$tmp/progress.txt" && grep -q "case-00000 (1/3)" "$tmp/progress.txt" && grep -q "done in" "$tmp/progress.txt" \
   || fail "progress bar lacks ETA, case label or end: $(cat "$tmp/progress.txt")"
+
+# No labels.json: everything else is scored, segmentation is said to be unavailable.
+rm -rf "$tmp/nolabels" && cp -r "$D" "$tmp/nolabels" && rm "$tmp/nolabels/labels.json"
+"$T3D" eval --data "$tmp/nolabels" --model "$MODEL" --json --limit 2 >"$tmp/nolabels.json" || fail "no labels.json"
+"$PY" -c 'import json,sys; o=json.load(open(sys.argv[1])); sys.exit(not (o["dice"] == {} and "labels.json" in o["dice_unavailable"] and o["retrieval"]["t2v"]["r1"] is not None))' \
+  "$tmp/nolabels.json" || fail "without labels.json: $(cat "$tmp/nolabels.json")"
 
 # Bad inputs: exit 1 and a message naming what is wrong and where.
 expect_error() { # name, expected text, data dir
