@@ -20,13 +20,6 @@
 #include "core/dicom/nifti.h"
 #include "kernels/backend.h"
 
-#ifndef T3D_BUILD_MODEL
-#define T3D_BUILD_MODEL ""
-#endif
-#ifndef T3D_PKGDATADIR
-#define T3D_PKGDATADIR "/usr/share/t3d"
-#endif
-
 static volatile int interrupted;
 
 static void on_sigint(int sig)
@@ -52,14 +45,9 @@ static void usage(FILE *to)
           T3D_PKGDATADIR);
 }
 
-const char *t3d_cli_default_model(void)
+static void progress_cb(void *user, double f, const char *stage)
 {
-  static char buf[4096];
-  const char *e = getenv("T3D_MODEL");
-  if (e && *e) return e;
-  if (*T3D_BUILD_MODEL && access(T3D_BUILD_MODEL, R_OK) == 0) return T3D_BUILD_MODEL;
-  snprintf(buf, sizeof buf, "%s/t3d-tiny-init.safetensors", T3D_PKGDATADIR);
-  return buf;
+  t3d_cli_progress_draw(user, f, stage); /* the bar with ETA, shared with `t3d eval` */
 }
 
 /* The series grid as a float volume holding the labels, for the NIfTI writer. */
@@ -154,6 +142,7 @@ int t3d_cmd_analyze(int argc, char **argv)
   t3d_backend *be = NULL;
   t3d_model *model = NULL;
   t3d_analysis_result *res = NULL;
+  t3d_cli_progress bar = {0};
   t3d_status s;
   size_t idx = 0;
   const char *what = "analyze";
@@ -187,16 +176,12 @@ int t3d_cmd_analyze(int argc, char **argv)
     goto fail;
   }
   t3d_analyze_opts ao = t3d_analyze_default_opts();
-  ao.segment = !no_segment;
-  t3d_cli_progress bar;
   t3d_cli_progress_start(&bar);
   ao.user = &bar;
+  ao.segment = !no_segment;
   if (show_progress) signal(SIGINT, on_sigint);
-  s = t3d_analyze(model, vol, &ao, show_progress ? t3d_cli_progress_cb : NULL, &interrupted, &res);
-  if (show_progress) {
-    signal(SIGINT, SIG_DFL);
-    t3d_cli_progress_end(&bar);
-  }
+  s = t3d_analyze(model, vol, &ao, show_progress ? progress_cb : NULL, &interrupted, &res);
+  if (show_progress) signal(SIGINT, SIG_DFL);
   if (s != T3D_OK) goto fail;
   if (mask) {
     if (!res->labels) {
@@ -243,6 +228,7 @@ int t3d_cmd_analyze(int argc, char **argv)
   rc = 0;
   goto cleanup;
 fail:
+  t3d_cli_progress_end(&bar);
   t3d_cli_fail(s, what);
 cleanup:
   t3d_analysis_result_free(res);

@@ -31,8 +31,8 @@ static void format_duration(char *buf, size_t size, double s)
 void t3d_cli_progress_start(t3d_cli_progress *p)
 {
   p->start = now_s();
-  p->last_draw = -1;
-  p->done = 0;
+  p->last_draw = 0;
+  p->drawn = p->done = 0;
 }
 
 void t3d_cli_progress_draw(t3d_cli_progress *p, double fraction, const char *label)
@@ -42,8 +42,9 @@ void t3d_cli_progress_draw(t3d_cli_progress *p, double fraction, const char *lab
   if (p->done) return;
   if (fraction < 0) fraction = 0;
   if (fraction >= 1) fraction = 1;
-  else if (p->last_draw >= 0 && t - p->last_draw < 0.1) return;
+  else if (p->drawn && t - p->last_draw < 0.1) return;
   p->last_draw = t;
+  p->drawn = 1;
   char bar[WIDTH + 1], when[32], eta[48];
   int filled = (int)(fraction * WIDTH);
   for (int i = 0; i < WIDTH; i++) bar[i] = i < filled ? '#' : '-';
@@ -67,12 +68,7 @@ void t3d_cli_progress_draw(t3d_cli_progress *p, double fraction, const char *lab
 
 void t3d_cli_progress_end(t3d_cli_progress *p)
 {
-  if (p->done || p->last_draw < 0) return;
+  if (p->done || !p->drawn) return;
   fputc('\n', stderr);
   p->done = 1;
-}
-
-void t3d_cli_progress_cb(void *user, double fraction, const char *stage)
-{
-  t3d_cli_progress_draw(user, fraction, stage);
 }
