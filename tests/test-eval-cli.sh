@@ -1,10 +1,10 @@
 #!/bin/sh
-# End to end: `t3d eval` on three tiny phantoms (phantom-write series, a hand-written manifest,
-# labels.json in an order unlike the model's, label volumes that are the model's own masks from
-# `t3d analyze --mask` renumbered to labels.json). Checks the JSON fields and ranges (numbers
-# are near chance with the random bundled model: quality is not tested), AUROC equal to one
-# computed here from `t3d analyze` probabilities, Dice exactly 1 (truth = prediction), --limit,
-# the table, the progress bar, and clear errors naming the case for bad inputs.
+# End to end: `t3d eval` on a data set written by `t3d phantom` (fields and ranges), and on
+# three tiny phantom-write series with a hand-written manifest, labels.json in an order unlike
+# the model's and label volumes that are the model's own masks (`t3d analyze --mask`, renumbered).
+# Checks the JSON fields and ranges (near chance with the random bundled model: quality is not
+# tested), AUROC equal to one computed here from `t3d analyze` probabilities, Dice exactly 1
+# (truth = prediction), --limit, the table, the progress bar, and errors naming the bad case.
 set -u
 BUILD=${T3D_BUILDDIR:-.}
 PY=${T3D_PYTHON:-python3}
@@ -126,6 +126,41 @@ done
 grep -q "ETA" "$tmp/progress.txt" && grep -q "case-00000 (1/3)" "$tmp/progress.txt" && grep -q "done in" "$tmp/progress.txt" \
   || fail "progress bar lacks ETA, case label or end: $(cat "$tmp/progress.txt")"
 
+# A data set from `t3d phantom` itself (the generator's manifest, labels.json and uint8 label
+# volumes, varied orientation and storage): loads, label grids match the series, fields in range.
+"$T3D" phantom --count 3 --seed 424242 --out "$tmp/ph" --matrix 64 --slice 5 --quiet >/dev/null \
+  || fail "t3d phantom"
+"$T3D" eval --data "$tmp/ph" --model "$MODEL" --json --threads 2 >"$tmp/ph.json" 2>"$tmp/ph.err" \
+  || fail "t3d eval on t3d phantom output exited $?: $(cat "$tmp/ph.err")"
+"$PY" - "$tmp/ph.json" <<'PYEOF' || fail "JSON checks on t3d phantom data"
+import json, sys
+out = json.load(open(sys.argv[1]))
+errors = []
+def need(cond, msg):
+    if not cond:
+        errors.append(msg)
+def unit(x):
+    return x is not None and 0.0 <= x <= 1.0
+need(out["cases"] == 3, "cases %r" % out["cases"])
+need(len(out["auroc"]) == 11, "auroc for %d findings, expected 11" % len(out["auroc"]))
+for f, v in out["auroc"].items():
+    need(unit(v) or (v is None and f in out["auroc_skipped"]), "%s AUROC %r without a reason" % (f, v))
+    need(0 <= out["positives"][f] <= 3, "%s positives %r" % (f, out["positives"][f]))
+scored = [v for v in out["auroc"].values() if v is not None]
+need((unit(out["macro_auroc"]) and out["macro_auroc_findings"] == len(scored)) if scored else out["macro_auroc"] is None,
+     "macro_auroc %r over %r findings, %d scored" % (out["macro_auroc"], out["macro_auroc_findings"], len(scored)))
+for d in ("t2v", "v2t"):
+    r = out["retrieval"][d]
+    need(all(unit(r[k]) for k in ("r1", "r5", "r10")) and r["r1"] <= r["r5"] <= r["r10"], "%s recall %r" % (d, r))
+need(sorted(out["dice"]) == ["kidney", "lesion", "liver", "lung", "spleen"], "dice classes %r" % sorted(out["dice"]))
+for c, v in out["dice"].items():
+    need(unit(v) if out["dice_cases"][c] else v is None, "%s Dice %r over %r cases" % (c, v, out["dice_cases"][c]))
+need(sorted(out["dice_skipped"]) == ["body", "bone", "heart"], "dice_skipped %r" % out["dice_skipped"])
+if errors:
+    print("\n".join(errors))
+    sys.exit(1)
+PYEOF
+
 # No labels.json: everything else is scored, segmentation is said to be unavailable.
 rm -rf "$tmp/nolabels" && cp -r "$D" "$tmp/nolabels" && rm "$tmp/nolabels/labels.json"
 "$T3D" eval --data "$tmp/nolabels" --model "$MODEL" --json --limit 2 >"$tmp/nolabels.json" || fail "no labels.json"
@@ -158,4 +193,4 @@ expect_error "corrupt labels.json" "labels.json: class 1 is not a string" "$tmp/
 [ $? -eq 2 ] || fail "eval without --data must be a usage error (2)"
 
 rm -rf "$tmp"
-echo "PASS: t3d eval JSON, AUROC cross-check, Dice, --limit, table, progress and 6 bad inputs"
+echo "PASS: t3d eval on t3d phantom data; JSON, AUROC cross-check, Dice, --limit, table, progress and 6 bad inputs"
