@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-t3d_status t3d_volume_new(t3d_volume **out, int64_t nx, int64_t ny, int64_t nz)
+static t3d_status volume_alloc(t3d_volume **out, int64_t nx, int64_t ny, int64_t nz, int zero)
 {
   t3d_volume *v = NULL;
   int64_t shape[3] = {nz, ny, nx};
@@ -24,7 +24,8 @@ t3d_status t3d_volume_new(t3d_volume **out, int64_t nx, int64_t ny, int64_t nz)
     return t3d_error(T3D_ERR_NOMEM, "out of memory allocating a %lldx%lldx%lld volume (%zu MiB)", (long long)nx,
                      (long long)ny, (long long)nz, nbytes >> 20);
   }
-  memset(v->data, 0, nbytes);
+  if (zero)
+    memset(v->data, 0, nbytes);
   v->nx = nx;
   v->ny = ny;
   v->nz = nz;
@@ -34,6 +35,16 @@ t3d_status t3d_volume_new(t3d_volume **out, int64_t nx, int64_t ny, int64_t nz)
   }
   *out = v;
   return T3D_OK;
+}
+
+t3d_status t3d_volume_new(t3d_volume **out, int64_t nx, int64_t ny, int64_t nz)
+{
+  return volume_alloc(out, nx, ny, nz, 1);
+}
+
+t3d_status t3d_volume_new_uninit(t3d_volume **out, int64_t nx, int64_t ny, int64_t nz)
+{
+  return volume_alloc(out, nx, ny, nz, 0);
 }
 
 void t3d_volume_free(t3d_volume *v)

@@ -115,6 +115,8 @@ typedef struct {
                                    first position along n before the series counts as tilted;
                                    0.01 mm */
   float padding_value;        /* value for Pixel Padding voxels; NAN = policy above */
+  int strict_geometry;        /* 1: refuse tilted and unevenly spaced series instead of
+                                 resampling them (t3d before 2026-12; `--strict-geometry`) */
 } t3d_dicom_load_opts;
 
 t3d_dicom_load_opts t3d_dicom_load_default_opts(void);

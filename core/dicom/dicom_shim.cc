@@ -192,6 +192,16 @@ t3d_status read_header(const char *path, t3d_dcm_header *h)
   h->has_padding_range = get_long(ds, DCM_PixelPaddingRangeLimit, &h->padding_range_limit);
   get_f64s(ds, DCM_SliceThickness, &h->slice_thickness, 1);
   get_f64s(ds, DCM_SpacingBetweenSlices, &h->spacing_between_slices, 1);
+  h->has_gantry_tilt = get_f64s(ds, DCM_GantryDetectorTilt, &h->gantry_tilt, 1);
+  E_TransferSyntax oxfer = ds->getOriginalXfer();
+  if (!h->damaged && (oxfer == EXS_LittleEndianExplicit || oxfer == EXS_LittleEndianImplicit) && ds->card() > 0) {
+    DcmElement *last = ds->getElement(ds->card() - 1);
+    Uint32 len = last ? last->getLengthField() : 0;
+    if (last && last->getTag() == DCM_PixelData && len != DCM_UndefinedLength && len > 0) {
+      h->native_pixel_length = len;
+      h->native_explicit_vr = oxfer == EXS_LittleEndianExplicit;
+    }
+  }
 
   t3d_dcm_geom *g = &h->geom;
   g->has_ipp = get_f64s(ds, DCM_ImagePositionPatient, g->ipp, 3);
