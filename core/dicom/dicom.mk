@@ -46,3 +46,7 @@ tests_fuzz_fuzz_dicom_SOURCES = tests/fuzz/fuzz-dicom.c
 tests_fuzz_fuzz_dicom_LDFLAGS = $(FUZZ_LDFLAGS)
 tests_fuzz_fuzz_dicom_LDADD = libt3d.la -lm
 endif
+
+# Gantry tilt and uneven steps against dcm2niix's corrected output (skips without dcm2niix).
+dist_check_SCRIPTS += tests/test-dicom-geometry.sh
+TESTS += tests/test-dicom-geometry.sh
