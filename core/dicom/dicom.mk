@@ -8,7 +8,7 @@ libt3d_la_CFLAGS += $(OPENJPEG_CFLAGS)
 
 libt3d_la_LIBADD += $(DCMTK_LIBS) $(OPENJPEG_LIBS)
 
-t3d_SOURCES += cli/cmd_info.c
+t3d_SOURCES += cli/cmd_info.c cli/cmd_bench_dicom.c
 
 # Test-only DICOM generator (C++, DCMTK + OpenJPEG encoders); never part of libt3d.
 check_PROGRAMS += tests/test-dicom-read
@@ -50,3 +50,7 @@ endif
 # Gantry tilt and uneven steps against dcm2niix's corrected output (skips without dcm2niix).
 dist_check_SCRIPTS += tests/test-dicom-geometry.sh
 TESTS += tests/test-dicom-geometry.sh
+
+# `t3d bench-dicom` at a tiny size (skips without dcm2niix).
+dist_check_SCRIPTS += tests/test-bench-dicom.sh
+TESTS += tests/test-bench-dicom.sh
