@@ -1070,6 +1070,15 @@ done:
   return rc;
 }
 
+static t3d_status check_decoded_bits(const instance *in, int bits)
+{
+  const t3d_dcm_header *h = &in->h;
+  if (h->high_bit >= bits || h->bits_stored > bits)
+    return t3d_error(T3D_ERR_FORMAT, "%s: Bits Stored %d do not fit the decoded %d-bit pixels", in->path, h->bits_stored,
+                     bits);
+  return T3D_OK;
+}
+
 /* Decodes the frames of one file listed in idx (cnt slices of sl) into targets[c] (NULL: skip
  * that frame): native Pixel Data directly, anything else through DCMTK or OpenJPEG. */
 static t3d_status load_file(const instance *in, const slice *sl, const size_t *idx, size_t cnt, float *const *targets,
@@ -1090,28 +1099,28 @@ static t3d_status load_file(const instance *in, const slice *sl, const size_t *i
   if (!native) {
     if ((st = t3d_dcm_read_pixels(in->path, &px)) != T3D_OK)
       goto cleanup;
-    if (px.is_j2k && (st = t3d_dcm_frames_from_fragments(&px, h->frames, &fstart, &fcount)) != T3D_OK) {
+    if ((px.is_j2k || px.is_rle) && (st = t3d_dcm_frames_from_fragments(&px, h->frames, &fstart, &fcount)) != T3D_OK) {
       t3d_error_prefix("%s: ", in->path);
       goto cleanup;
     }
     raw = px.raw;
     raw_size = px.raw_size;
-    bits = px.bits_allocated;
+    if (!px.is_j2k && !px.is_rle)
+      bits = px.bits_allocated;
   }
-  if (!px.is_j2k) {
+  int encap = px.is_j2k || px.is_rle;
+  if (!encap) {
     size_t fbytes = npix * (size_t)(bits / 8);
-    if (h->high_bit >= bits || h->bits_stored > bits) {
-      st = t3d_error(T3D_ERR_FORMAT, "%s: Bits Stored %d do not fit the decoded %d-bit pixels", in->path, h->bits_stored,
-                     bits);
+    if ((st = check_decoded_bits(in, bits)) != T3D_OK)
       goto cleanup;
-    }
     if (raw_size < (size_t)h->frames * fbytes) {
       st = t3d_error(T3D_ERR_FORMAT, "%s: Pixel Data has %zu bytes; %d frame(s) of %dx%d at %d bits need %zu "
                      "(truncated?)", in->path, raw_size, h->frames, h->cols, h->rows, bits, (size_t)h->frames * fbytes);
       goto cleanup;
     }
-  } else if (!sc->vals && !(sc->vals = malloc(npix * sizeof *sc->vals))) {
-    st = t3d_error(T3D_ERR_NOMEM, "%s: out of memory decoding JPEG 2000", in->path);
+  } else if (px.is_rle ? !scratch_grow(&sc->buf, &sc->cap, npix * 2)
+                       : !sc->vals && !(sc->vals = malloc(npix * sizeof *sc->vals))) {
+    st = t3d_error(T3D_ERR_NOMEM, "%s: out of memory decoding a frame", in->path);
     goto cleanup;
   }
   for (size_t c = 0; c < cnt; c++) {
@@ -1120,7 +1129,7 @@ static t3d_status load_file(const instance *in, const slice *sl, const size_t *i
     if (!targets[c])
       continue;
     value_map_init(&vm, h, x, bits);
-    if (!px.is_j2k) {
+    if (!encap) {
       convert_words(&vm, raw + (size_t)x->frame * npix * (size_t)(bits / 8), npix, targets[c], npad);
       continue;
     }
@@ -1135,6 +1144,15 @@ static t3d_status load_file(const instance *in, const slice *sl, const size_t *i
     for (size_t i = 0; i < fcount[f]; i++) {
       memcpy(sc->j2k + at, px.frags[fstart[f] + i].data, px.frags[fstart[f] + i].size);
       at += px.frags[fstart[f] + i].size;
+    }
+    if (px.is_rle) {
+      if ((st = check_decoded_bits(in, h->bits_allocated)) != T3D_OK ||
+          (st = t3d_dcm_rle_decode(sc->j2k, total, npix, h->bits_allocated, sc->buf)) != T3D_OK) {
+        t3d_error_prefix("%s frame %d: ", in->path, x->frame + 1);
+        goto cleanup;
+      }
+      convert_words(&vm, sc->buf, npix, targets[c], npad);
+      continue;
     }
     if ((st = t3d_dcm_j2k_decode(sc->j2k, total, h->rows, h->cols, h->bits_stored, h->pixel_rep, sc->vals)) != T3D_OK) {
       t3d_error_prefix("%s frame %d: ", in->path, x->frame + 1);

@@ -1,7 +1,7 @@
 # DICOM reading through the DCMTK shim: series discovery, loading policy (C), the DCMTK shim
 # (the only C++ in libt3d), JPEG 2000 through OpenJPEG; `t3d info`; reader tests.
 libt3d_la_SOURCES += core/dicom/dicom.c core/dicom/dicom.h core/dicom/dicom_internal.h core/dicom/dicom_shim.cc core/dicom/dicom_j2k.c \
-	core/dicom/dicom_regular.c
+	core/dicom/dicom_regular.c core/dicom/dicom_rle.c
 libt3d_la_CFLAGS += $(OPENJPEG_CFLAGS)
 # DCMTK 3.6.7 as Debian builds it requires C++17 in its headers (osconfig.h #errors otherwise);
 # T3D_CXXFLAGS says c++14, so the later flag here wins.

@@ -80,6 +80,7 @@ typedef struct {
  * JPEG 2000, the encapsulated fragments and the basic offset table for dicom_j2k.c. */
 typedef struct {
   int is_j2k;
+  int is_rle;              /* RLE Lossless fragments for dicom_rle.c (frags/offsets as for J2K) */
   int bits_allocated;      /* of raw, as after decoding (8 or 16) */
   uint8_t *raw;
   size_t raw_size;
@@ -103,6 +104,10 @@ int t3d_dcm_xfer_is_j2k(const char *uid);
  * out as stored values: signed per pixel_rep with bits_stored precision. */
 t3d_status t3d_dcm_j2k_decode(const uint8_t *buf, size_t size, int rows, int cols, int bits_stored,
                               int pixel_rep, int32_t *out);
+
+/* Decodes one RLE Lossless frame (PS3.5 Annex G) of npix samples of bits_allocated (8 or 16)
+ * into out as host-order (little-endian) words. T3D_ERR_FORMAT naming what does not fit. */
+t3d_status t3d_dcm_rle_decode(const uint8_t *buf, size_t size, size_t npix, int bits_allocated, uint8_t *out);
 
 /* Groups encapsulated fragments into frames (basic offset table, one fragment per frame, or
  * codestream start markers). On success (*starts)[f] is the first fragment of frame f and

@@ -305,15 +305,17 @@ t3d_status read_pixels(const char *path, t3d_dcm_pixels *px)
     return t3d_error(T3D_ERR_FORMAT, "%s: Pixel Data has VR %s, not OB/OW", path, DcmVR(el->getVR()).getVRName());
   DcmPixelData *pd = OFstatic_cast(DcmPixelData *, el);
 
-  if (xfer == EXS_JPEG2000LosslessOnly || xfer == EXS_JPEG2000) {
+  // JPEG 2000 (OpenJPEG) and RLE (dicom_rle.c) are decoded by us from the fragments.
+  if (xfer == EXS_JPEG2000LosslessOnly || xfer == EXS_JPEG2000 || xfer == EXS_RLELossless) {
     DcmPixelSequence *seq = NULL;
     c = pd->getEncapsulatedRepresentation(xfer, NULL, seq);
     if (c.bad() || !seq)
-      return t3d_error(T3D_ERR_FORMAT, "%s: JPEG 2000 Pixel Data is not encapsulated: %s", path, c.text());
+      return t3d_error(T3D_ERR_FORMAT, "%s: %s Pixel Data is not encapsulated: %s", path, x.getXferName(), c.text());
     unsigned long n = seq->card();
     if (n < 2)
-      return t3d_error(T3D_ERR_FORMAT, "%s: JPEG 2000 Pixel Data has no fragments", path);
-    px->is_j2k = 1;
+      return t3d_error(T3D_ERR_FORMAT, "%s: %s Pixel Data has no fragments", path, x.getXferName());
+    px->is_rle = xfer == EXS_RLELossless;
+    px->is_j2k = !px->is_rle;
     DcmPixelItem *item = NULL;
     Uint8 *bytes = NULL;
     if (seq->getItem(item, 0).good() && item && item->getLength() >= 4 && item->getUint8Array(bytes).good() && bytes) {
@@ -332,14 +334,14 @@ t3d_status read_pixels(const char *path, t3d_dcm_pixels *px)
       item = NULL;
       bytes = NULL;
       if (seq->getItem(item, i).bad() || !item)
-        return t3d_error(T3D_ERR_FORMAT, "%s: JPEG 2000 fragment %lu unreadable", path, i);
+        return t3d_error(T3D_ERR_FORMAT, "%s: %s fragment %lu unreadable", path, x.getXferName(), i);
       Uint32 len = item->getLength();
       t3d_dcm_fragment *f = &px->frags[px->nfrags++];
       f->data = (uint8_t *)malloc(len ? len : 1);
       if (!f->data)
         return t3d_error(T3D_ERR_NOMEM, "%s: out of memory for a %u-byte fragment", path, (unsigned)len);
       if (len && (item->getUint8Array(bytes).bad() || !bytes))
-        return t3d_error(T3D_ERR_FORMAT, "%s: JPEG 2000 fragment %lu unreadable", path, i);
+        return t3d_error(T3D_ERR_FORMAT, "%s: %s fragment %lu unreadable", path, x.getXferName(), i);
       if (len)
         memcpy(f->data, bytes, len);
       f->size = len;
