@@ -43,8 +43,9 @@ static double now_s(void)
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Runs argv with stdout/stderr to /dev/null; wall seconds and peak RSS (KiB). -1 when it failed. */
-static int run_timed(char *const argv[], double *sec, long *rss_kib)
+/* Runs argv with stdout/stderr to /dev/null; wall and CPU (user + system) seconds and peak RSS
+ * (KiB). -1 when it failed. */
+static int run_timed(char *const argv[], double *sec, double *cpu, long *rss_kib)
 {
   double t0 = now_s();
   pid_t pid = fork();
@@ -64,6 +65,7 @@ static int run_timed(char *const argv[], double *sec, long *rss_kib)
   if (wait4(pid, &status, 0, &ru) != pid)
     return -1;
   *sec = now_s() - t0;
+  *cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + 1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
   *rss_kib = ru.ru_maxrss;
   return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
@@ -86,10 +88,11 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ft
   return remove(p);
 }
 
-/* Median seconds and peak MiB of `runs` runs of argv (after clearing out_dir when given). */
-static int bench_row(char *const argv[], int runs, const char *out_dir, double *sec, double *mib)
+/* Median wall and CPU seconds and peak MiB of `runs` runs of argv (after clearing out_dir when
+ * given). */
+static int bench_row(char *const argv[], int runs, const char *out_dir, double *sec, double *cpu, double *mib)
 {
-  double t[64], m[64];
+  double t[64], c[64], m[64];
   for (int r = 0; r < runs; r++) {
     long kib = 0;
     if (out_dir) {
@@ -97,11 +100,12 @@ static int bench_row(char *const argv[], int runs, const char *out_dir, double *
       if (mkdir(out_dir, 0700) != 0)
         return -1;
     }
-    if (run_timed(argv, &t[r], &kib) != 0)
+    if (run_timed(argv, &t[r], &c[r], &kib) != 0)
       return -1;
     m[r] = (double)kib / 1024.0;
   }
   *sec = median(t, runs);
+  *cpu = median(c, runs);
   *mib = median(m, runs);
   return 0;
 }
@@ -193,8 +197,8 @@ int t3d_cmd_bench_dicom(int argc, char **argv)
          (long long)pp.ny, (long long)pp.nz, runs, ncpu);
   printf(_("t3d: `t3d info --load` (scan + load to float HU); dcm2niix: `%s -z n` (convert + write NIfTI)\n\n"),
          dcm2niix);
-  printf("%-14s %8s %10s %10s %12s %12s %8s\n", _("syntax"), _("MiB"), _("t3d s"), _("t3d MiB"), _("dcm2niix s"),
-         _("dcm2niix MiB"), _("ratio"));
+  printf("%-14s %7s %7s %7s %8s %10s %10s %12s %8s\n", _("syntax"), _("MiB"), _("t3d s"), _("cpu s"), _("t3d MiB"),
+         _("dcm2niix s"), _("cpu s"), _("dcm2niix MiB"), _("ratio"));
   char list[256];
   snprintf(list, sizeof list, "%s", syntaxes);
   for (char *save = NULL, *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
@@ -213,21 +217,22 @@ int t3d_cmd_bench_dicom(int argc, char **argv)
     }
     char *t3d_argv[] = {self, "info", "--load", series, NULL};
     char *d2n_argv[] = {(char *)dcm2niix, "-z", "n", "-f", "bench", "-o", out, series, NULL};
-    double ts = 0, tm = 0, ds = 0, dm = 0;
-    if (bench_row(t3d_argv, runs, NULL, &ts, &tm) != 0) {
+    double ts = 0, tc = 0, tm = 0, ds = 0, dc = 0, dm = 0;
+    if (bench_row(t3d_argv, runs, NULL, &ts, &tc, &tm) != 0) {
       fprintf(stderr, _("t3d bench-dicom: `t3d info --load %s` failed\n"), series);
       goto cleanup;
     }
-    int have = bench_row(d2n_argv, runs, out, &ds, &dm) == 0;
+    int have = bench_row(d2n_argv, runs, out, &ds, &dc, &dm) == 0;
     nftw(out, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     if (have)
-      printf("%-14s %8.1f %10.3f %10.1f %12.3f %12.1f %8.2f\n", name, dir_mib(series), ts, tm, ds, dm, ts / ds);
+      printf("%-14s %7.1f %7.3f %7.3f %8.1f %10.3f %10.3f %12.1f %8.2f\n", name, dir_mib(series), ts, tc, tm, ds, dc, dm,
+             ts / ds);
     else
-      printf("%-14s %8.1f %10.3f %10.1f %12s %12s %8s\n", name, dir_mib(series), ts, tm, "-", "-", "-");
+      printf("%-14s %7.1f %7.3f %7.3f %8.1f %10s %10s %12s %8s\n", name, dir_mib(series), ts, tc, tm, "-", "-", "-", "-");
     fflush(stdout);
   }
-  printf(_("\nratio: t3d seconds / dcm2niix seconds (below 1: t3d is faster). A float volume of this size\n"
-           "needs %.1f MiB.\n"), (double)pp.nx * (double)pp.ny * (double)pp.nz * 4.0 / 1048576.0);
+  printf(_("\ns: wall seconds; cpu s: user + system seconds of all threads; ratio: t3d wall / dcm2niix wall\n"
+           "(below 1: t3d is faster). A float volume of this size needs %.1f MiB.\n"), (double)pp.nx * (double)pp.ny * (double)pp.nz * 4.0 / 1048576.0);
   rc = 0;
 cleanup:
   t3d_volume_free(v);

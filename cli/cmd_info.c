@@ -110,12 +110,13 @@ static void print_loads(t3d_dicom_scan *scan)
     char geom[256], note[T3D_NOTE_MAX];
     double sec = 0;
     t3d_status st = try_load(scan, i, geom, sizeof geom, note, sizeof note, &sec);
-    if (st == T3D_OK)
-      printf(_("  %zu: ok, %s (%.2f s)\n"), i, geom, sec);
-    if (st == T3D_OK && note[0])
-      printf(_("     geometry: %s\n"), note);
-    else
+    if (st != T3D_OK) {
       printf(_("  %zu: refused: %s\n"), i, t3d_error_detail());
+      continue;
+    }
+    printf(_("  %zu: ok, %s (%.2f s)\n"), i, geom, sec);
+    if (note[0])
+      printf(_("     geometry: %s\n"), note);
   }
 }
 

@@ -68,6 +68,7 @@ fi
 # On record: text and JSON; strict refusal; gaps still refused.
 out=$("$T3D" info --load "$d/dcm")
 printf '%s\n' "$out" | grep -q "geometry: gantry tilt 15.0° corrected" || { fail "info --load does not show the correction:"; printf '%s\n' "$out"; }
+if printf '%s\n' "$out" | grep -q "refused"; then fail "info --load says refused for a series it loaded:"; printf '%s\n' "$out"; fi
 "$T3D" info --load --json "$d/dcm" | grep -qi '"geometry_note": "gantry tilt 15.0\\u00b0 corrected' ||
   fail "info --load --json has no geometry_note"
 out=$("$T3D" info --load --strict-geometry "$d/dcm")
