@@ -2,8 +2,24 @@
  * live in their own modules. */
 #include "core/base/volume.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/* Asks for transparent huge pages over the 2 MiB-aligned interior of a large block not yet
+ * touched: filling it then takes one page fault per 2 MiB instead of per 4 KiB. Advice only. */
+static void advise_huge_pages(void *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+  const uintptr_t huge = (uintptr_t)2 << 20;
+  uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), b = ((uintptr_t)p + n) & ~(huge - 1);
+  if (n >= 8 * huge && b > a)
+    (void)madvise((void *)a, b - a, MADV_HUGEPAGE);
+#else
+  (void)p, (void)n;
+#endif
+}
 
 static t3d_status volume_alloc(t3d_volume **out, int64_t nx, int64_t ny, int64_t nz, int zero)
 {
@@ -26,6 +42,8 @@ static t3d_status volume_alloc(t3d_volume **out, int64_t nx, int64_t ny, int64_t
   }
   if (zero)
     memset(v->data, 0, nbytes);
+  else
+    advise_huge_pages(v->data, nbytes);
   v->nx = nx;
   v->ny = ny;
   v->nz = nz;
