@@ -331,28 +331,86 @@ static int cmp_series(const void *a, const void *b)
   return strcmp(x->info.meta.series_uid, y->info.meta.series_uid);
 }
 
-/* Reads one file's header and files it into a series, or notes why not. */
-static t3d_status scan_file(t3d_dicom_scan *s, const char *path, int from_dicomdir)
+/* One file's header as read ahead of the scan by a worker thread (see read_headers). */
+typedef struct {
+  int looks;            /* looks_like_dicom */
+  t3d_status st;        /* of t3d_dcm_read_header when looks */
+  char detail[512];     /* its message when st != T3D_OK */
+  t3d_dcm_header h;     /* when st == T3D_OK; handed over to the scan or cleared */
+} header_read;
+
+static void read_one_header(const char *path, header_read *r)
 {
+  memset(r, 0, sizeof *r);
+  r->looks = looks_like_dicom(path);
+  if (!r->looks)
+    return;
+  r->st = t3d_dcm_read_header(path, &r->h);
+  if (r->st != T3D_OK) {
+    snprintf(r->detail, sizeof r->detail, "%s", t3d_error_detail());
+    t3d_error_clear();
+  }
+}
+
+typedef struct {
+  char **paths;
+  header_read *out;
+  size_t n;
+  atomic_size_t next;
+} header_job;
+
+static void *header_worker(void *arg)
+{
+  header_job *j = arg;
+  for (size_t i; (i = atomic_fetch_add(&j->next, 1)) < j->n;)
+    read_one_header(j->paths[i], &j->out[i]);
+  return NULL;
+}
+
+static int load_threads(size_t nfiles);
+
+/* Reads the headers of n files with a few threads (DCMTK parses each file's header on its own);
+ * the scan then files them in path order, so results do not depend on timing. */
+static void read_headers(char **paths, size_t n, header_read *out)
+{
+  pthread_t tid[8];
+  header_job j = {paths, out, n, 0};
+  int nt = load_threads(n / 8), started = 0;
+  atomic_init(&j.next, 0);
+  for (int t = 1; t < nt; t++) {
+    if (pthread_create(&tid[t], NULL, header_worker, &j) != 0)
+      break;
+    started++;
+  }
+  header_worker(&j);
+  for (int t = 1; t <= started; t++)
+    pthread_join(tid[t], NULL);
+}
+
+/* Files one file into a series, or notes why not. pre: its header read ahead (taken over), or
+ * NULL to read it here. */
+static t3d_status scan_file(t3d_dicom_scan *s, const char *path, int from_dicomdir, header_read *pre)
+{
+  header_read here;
   t3d_dcm_header h;
   t3d_status st;
   s->nfiles++;
-  if (!looks_like_dicom(path)) {
+  if (!pre)
+    read_one_header(path, pre = &here);
+  if (!pre->looks) {
     FILE *f = fopen(path, "rb");
     if (!f)
       return add_note(s, "%s: cannot open (%s), skipped", path, strerror(errno));
     fclose(f);
     return add_note(s, "%s: not DICOM, skipped", path);
   }
-  st = t3d_dcm_read_header(path, &h);
+  st = pre->st;
+  h = pre->h;
+  memset(&pre->h, 0, sizeof pre->h); /* ownership moves to h */
   if (st == T3D_ERR_NOMEM)
-    return st;
-  if (st != T3D_OK) {
-    char detail[512];
-    snprintf(detail, sizeof detail, "%s", t3d_error_detail());
-    t3d_error_clear();
-    return add_note(s, "%s: unreadable DICOM, skipped (%s)", path, detail);
-  }
+    return t3d_error(st, "%s", pre->detail);
+  if (st != T3D_OK)
+    return add_note(s, "%s: unreadable DICOM, skipped (%s)", path, pre->detail);
   make_meta_utf8(&h.meta);
   make_utf8(h.image_type);
   if (h.is_dicomdir) {
@@ -389,6 +447,7 @@ t3d_status t3d_dicom_scan_path(const char *path, t3d_dicom_scan **out)
 {
   t3d_dicom_scan *s = NULL;
   strlist files = {0};
+  header_read *pre = NULL;
   char **refs = NULL;
   size_t nrefs = 0;
   struct stat st_;
@@ -408,8 +467,13 @@ t3d_status t3d_dicom_scan_path(const char *path, t3d_dicom_scan **out)
       goto cleanup;
     if (files.n > 1) /* results must not depend on readdir order */
       qsort(files.v, files.n, sizeof *files.v, cmp_str);
+    if (!(pre = calloc(files.n ? files.n : 1, sizeof *pre))) {
+      st = t3d_error(T3D_ERR_NOMEM, "out of memory reading %zu headers", files.n);
+      goto cleanup;
+    }
+    read_headers(files.v, files.n, pre);
     for (size_t i = 0; i < files.n && st == T3D_OK; i++)
-      st = scan_file(s, files.v[i], 0);
+      st = scan_file(s, files.v[i], 0, &pre[i]);
   } else {
     t3d_dcm_header h;
     int is_dir_index = 0;
@@ -419,7 +483,7 @@ t3d_status t3d_dicom_scan_path(const char *path, t3d_dicom_scan **out)
     }
     t3d_error_clear();
     if (!is_dir_index) {
-      st = scan_file(s, path, 0);
+      st = scan_file(s, path, 0, NULL);
     } else {
       char *base = strdup(path);
       if (!base) {
@@ -444,7 +508,7 @@ t3d_status t3d_dicom_scan_path(const char *path, t3d_dicom_scan **out)
           s->nfiles++;
           st = add_note(s, "%s: referenced by DICOMDIR %s but missing (%s), skipped", files.v[i], path, strerror(errno));
         } else {
-          st = scan_file(s, files.v[i], 1);
+          st = scan_file(s, files.v[i], 1, NULL);
         }
       }
     }
@@ -460,6 +524,9 @@ t3d_status t3d_dicom_scan_path(const char *path, t3d_dicom_scan **out)
   s = NULL;
 
 cleanup:
+  for (size_t i = 0; pre && i < files.n; i++)
+    t3d_dcm_header_clear(&pre[i].h);
+  free(pre);
   strlist_free(&files);
   for (size_t i = 0; i < nrefs; i++)
     free(refs[i]);
