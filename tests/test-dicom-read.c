@@ -638,6 +638,18 @@ static void test_tilt_and_uneven(void)
     expect_strict_refusal(dir, "but a gap of 1.50 mm between z=1.00 and z=2.50, expected 1.00 mm (3 uneven steps in all); "
                                "refusing (strict geometry");
   }
+  /* A protocol that changes step: six 1 mm steps, then three of 4 mm (4x the median, but the
+   * same as its neighbour: not a missing slice). */
+  {
+    double z = 0;
+    for (int k = 0; k < 10; k++) {
+      pos[3 * k] = 0, pos[3 * k + 1] = 0, pos[3 * k + 2] = z;
+      z += k < 6 ? 1.0 : 4.0;
+    }
+    const char *dir = subdir("ramp-two-steps");
+    write_ramp(dir, axial, pos, 10);
+    check_ramp(dir, "slices resampled from uneven steps 1.00\u20134.00 mm to 1.00 mm (10 to 19 slices", 1.0, 0.99);
+  }
   /* Both at once, sheared the other way along the rows. */
   {
     double z = 0, t = tan(-10 * M_PI / 180);

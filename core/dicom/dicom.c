@@ -919,8 +919,9 @@ static t3d_status place_slices(const t3d_dicom_scan *s, const char *uid, const t
       memset(pl->off, 0, 2 * m * sizeof *pl->off);
     }
   }
-  /* Steps along the normal: a step of about twice the median or more is a missing slice
-   * (refused); others off the median by more than the tolerance are resampled to the smallest. */
+  /* Steps along the normal: a step of about twice the median or more, and twice its neighbours,
+   * is a missing slice (refused); others off the median by more than the tolerance are
+   * resampled to the smallest. */
   pl->med = 0;
   for (size_t k = 0; k < m; k++)
     pl->z[k] = pl->d[k];
@@ -934,7 +935,10 @@ static t3d_status place_slices(const t3d_dicom_scan *s, const char *uid, const t
     pl->max_step = sorted[m - 2];
     size_t bad = 0, gaps = 0, first_bad = 0, first_gap = 0;
     for (size_t k = 0; k + 1 < m; k++) {
-      if (steps[k] >= (2.0 - o->spacing_tolerance) * med) {
+      /* A gap is about twice the median and twice its neighbours: a protocol that changes its
+       * step (thin slices, then thicker ones) has a neighbour of the same size. */
+      double g = (2.0 - o->spacing_tolerance) * med, prev = k > 0 ? steps[k - 1] : 0, next = k + 2 < m ? steps[k + 1] : 0;
+      if (steps[k] >= g && steps[k] >= (2.0 - o->spacing_tolerance) * fmax(prev, next)) {
         if (!gaps++)
           first_gap = k;
       }

@@ -47,7 +47,9 @@
  *   - Refused, with a message naming the files/positions: differing Rows/Columns, differing
  *     orientation (> 1e-4 in any cosine), differing pixel spacing (> 1e-3 mm); missing slices: a
  *     step of (2 - opts.spacing_tolerance) x the median or more (one slice left out gives twice
- *     the median) is named with its positions and the expected spacing.
+ *     the median) that is also that many times both neighbouring steps (a protocol changing from
+ *     thin to thick slices has a neighbour of its own size) is named with its positions and the
+ *     expected spacing.
  *   - Gantry/detector tilt: positions that lie off the line along n through the first one by more
  *     than opts.max_inplane_offset_mm. Whether the scanner wrote the shear into the positions
  *     (GE, Siemens) or into the orientation (Philips: tilted image planes stacked along the
