@@ -903,6 +903,47 @@ static void test_charsets(void)
   t3d_dicom_scan_free(sc);
 }
 
+/* RLE frames decoded by t3d (core/dicom/dicom_rle.c): segment offsets outside the frame and a
+ * segment too short for its plane are refused with a reason, never read past. */
+static void test_rle_damaged(void)
+{
+  for (int variant = 0; variant < 2; variant++) {
+    tg_image g;
+    tg_defaults(&g);
+    g.syntax = "rle";
+    int32_t vals[80];
+    for (int p = 0; p < 80; p++)
+      vals[p] = 100 + p;
+    g.values = vals;
+    char name[32], path[600];
+    snprintf(name, sizeof name, "rle-bad%d", variant);
+    const char *dir = subdir(name);
+    snprintf(path, sizeof path, "%s/x.dcm", dir);
+    must_write(path, &g);
+    /* the RLE header: 2 segments, the first at offset 64 */
+    FILE *f = fopen(path, "r+b");
+    unsigned char buf[4096];
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    long at = -1;
+    for (size_t i = 0; i + 12 <= n; i++)
+      if (memcmp(buf + i, "\x02\0\0\0\x40\0\0\0", 8) == 0)
+        at = (long)i;
+    CHECK(at >= 0);
+    if (f && at >= 0) {
+      /* variant 0: second segment far beyond the frame; 1: second segment starts one byte after
+       * the first, which then cannot hold a plane */
+      unsigned char off[4] = {0xF0, 0xFF, 0xFF, 0x0F};
+      if (variant == 1)
+        off[0] = 65, off[1] = off[2] = off[3] = 0;
+      fseek(f, at + 8, SEEK_SET);
+      fwrite(off, 1, 4, f);
+    }
+    if (f)
+      fclose(f);
+    expect_refusal(dir, T3D_ERR_FORMAT, variant == 0 ? "lies outside its" : "does not decode to 80 samples");
+  }
+}
+
 static void test_dicomdir_and_broken_files(void)
 {
   tg_image g;
@@ -976,6 +1017,7 @@ int main(void)
   test_policies();
   test_tilt_and_uneven();
   test_sphere_phantom();
+  test_rle_damaged();
   test_padding_mono_modality();
   test_charsets();
   test_dicomdir_and_broken_files();
