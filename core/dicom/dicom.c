@@ -1088,7 +1088,7 @@ static void convert_words(const value_map *vm, const uint8_t *p, size_t npix, fl
 
 /* Per-thread buffers, grown as needed and freed by scratch_free. */
 typedef struct {
-  uint8_t *buf;   /* a native file's element header and Pixel Data */
+  uint8_t *buf;   /* a native file's element header and Pixel Data; an RLE frame's words and planes */
   size_t cap;
   int32_t *vals;  /* one JPEG 2000 frame's stored values */
   uint8_t *j2k;   /* one JPEG 2000 frame's codestream */
@@ -1208,7 +1208,7 @@ static t3d_status load_file(const instance *in, const slice *sl, const size_t *i
                      "(truncated?)", in->path, raw_size, h->frames, h->cols, h->rows, bits, (size_t)h->frames * fbytes);
       goto cleanup;
     }
-  } else if (px.is_rle ? !scratch_grow(&sc->buf, &sc->cap, npix * 2)
+  } else if (px.is_rle ? !scratch_grow(&sc->buf, &sc->cap, npix * 4)
                        : !sc->vals && !(sc->vals = malloc(npix * sizeof *sc->vals))) {
     st = t3d_error(T3D_ERR_NOMEM, "%s: out of memory decoding a frame", in->path);
     goto cleanup;
@@ -1237,7 +1237,7 @@ static t3d_status load_file(const instance *in, const slice *sl, const size_t *i
     }
     if (px.is_rle) {
       if ((st = check_decoded_bits(in, h->bits_allocated)) != T3D_OK ||
-          (st = t3d_dcm_rle_decode(sc->j2k, total, npix, h->bits_allocated, sc->buf)) != T3D_OK) {
+          (st = t3d_dcm_rle_decode(sc->j2k, total, npix, h->bits_allocated, sc->buf, sc->buf + npix * 2)) != T3D_OK) {
         t3d_error_prefix("%s frame %d: ", in->path, x->frame + 1);
         goto cleanup;
       }

@@ -106,8 +106,10 @@ t3d_status t3d_dcm_j2k_decode(const uint8_t *buf, size_t size, int rows, int col
                               int pixel_rep, int32_t *out);
 
 /* Decodes one RLE Lossless frame (PS3.5 Annex G) of npix samples of bits_allocated (8 or 16)
- * into out as host-order (little-endian) words. T3D_ERR_FORMAT naming what does not fit. */
-t3d_status t3d_dcm_rle_decode(const uint8_t *buf, size_t size, size_t npix, int bits_allocated, uint8_t *out);
+ * into out (npix*bits_allocated/8 bytes) as host-order words; planes is scratch of 2*npix
+ * bytes. T3D_ERR_FORMAT naming what does not fit. */
+t3d_status t3d_dcm_rle_decode(const uint8_t *buf, size_t size, size_t npix, int bits_allocated, uint8_t *out,
+                              uint8_t *planes);
 
 /* Groups encapsulated fragments into frames (basic offset table, one fragment per frame, or
  * codestream start markers). On success (*starts)[f] is the first fragment of frame f and
