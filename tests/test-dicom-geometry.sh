@@ -11,7 +11,8 @@
 # a fraction of a pixel (axial) or misplaced (others), so that sign is checked against dcm2niix's
 # uncorrected (sheared-affine) output by trilinear sampling where it reads back (axial), and in
 # every orientation against a world-space ramp in tests/test-dicom-read. Also: the correction is
-# on record in `t3d info --load` (text and JSON), --strict-geometry refuses, gaps stay refused.
+# on record in `t3d info --load` and `t3d analyze` (text and JSON), --strict-geometry refuses,
+# gaps stay refused.
 # Skips (77) when dcm2niix is missing.
 set -u
 B=${T3D_BUILDDIR:-.}
@@ -73,6 +74,18 @@ if printf '%s\n' "$out" | grep -q "refused"; then fail "info --load says refused
   fail "info --load --json has no geometry_note"
 out=$("$T3D" info --load --strict-geometry "$d/dcm")
 printf '%s\n' "$out" | grep -q "refused: .*tilt of about 15.0 degrees" || { fail "--strict-geometry did not refuse:"; printf '%s\n' "$out"; }
+model="$B/models/t3d-tiny-init.safetensors"
+if [ -f "$model" ]; then
+  "$T3D" analyze "$d/dcm" --model "$model" --no-segment | grep -q "^Geometry gantry tilt 15.0° corrected" ||
+    fail "t3d analyze does not show the correction"
+  "$T3D" analyze "$d/dcm" --model "$model" --no-segment --json | grep -q '"geometry_note": "gantry tilt 15.0° corrected' ||
+    fail "t3d analyze --json has no geometry_note"
+  if "$T3D" analyze "$d/dcm" --model "$model" --no-segment --strict-geometry > /dev/null 2>&1; then
+    fail "t3d analyze --strict-geometry analysed a tilted series"
+  fi
+else
+  echo "note: $model missing; analyze not checked"
+fi
 "$T3D" phantom-write "$tmp/gap" --size 16,16,8 --slice-z 0,1,2,3,6,7,8,9 > /dev/null || fail "phantom-write gap"
 out=$("$T3D" info --load "$tmp/gap")
 printf '%s\n' "$out" | grep -q "refused: .*but a gap of 3.00 mm between z=.* expected 1.00 mm; refusing" ||
