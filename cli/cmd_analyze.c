@@ -31,7 +31,7 @@ static void on_sigint(int sig)
 static void usage(FILE *to)
 {
   fprintf(to, "Usage: t3d analyze SERIES_DIR [--model FILE] [--json] [--mask OUT.nii.gz] [--threads N]\n"
-              "                   [--series UID] [--no-segment] [--progress]\n\n"
+              "                   [--series UID] [--no-segment] [--progress] [--strict-geometry]\n\n"
               "Runs the T3D model on a CT series: zero-shot findings with probabilities, organ volumes\n"
               "(mL) from the segmentation, and timings.\n"
               "  --model FILE    model file (default: $T3D_MODEL, the build tree's t3d-tiny-init model,\n"
@@ -41,7 +41,8 @@ static void usage(FILE *to)
               "  --threads N     CPU threads (default: all cores)\n"
               "  --series UID    which series when the folder holds several (default: the first CT)\n"
               "  --no-segment    skip the segmentation decoder\n"
-              "  --progress      show progress on stderr (Ctrl-C cancels)\n",
+              "  --progress      show progress on stderr (Ctrl-C cancels)\n"
+              "  --strict-geometry  refuse tilted or unevenly spaced series instead of resampling them\n",
           T3D_PKGDATADIR);
 }
 
@@ -83,6 +84,7 @@ static json_t *result_json(const t3d_model *model, const char *model_path, const
                                 "modality", vol->meta.modality, "description", vol->meta.series_description,
                                 "shape_xyz", (json_int_t)vol->nx, (json_int_t)vol->ny, (json_int_t)vol->nz,
                                 "spacing_mm", vol->spacing[0], vol->spacing[1], vol->spacing[2]));
+  json_object_set_new(json_object_get(root, "series"), "geometry_note", json_string(vol->geometry_note));
   json_object_set_new(root, "model", json_pack("{s:s, s:s}", "name", t3d_model_config_of(model)->name, "path",
                                                model_path));
   json_object_set_new(root, "embedding", emb);
@@ -102,7 +104,7 @@ static json_t *result_json(const t3d_model *model, const char *model_path, const
 int t3d_cmd_analyze(int argc, char **argv)
 {
   const char *model_path = NULL, *mask = NULL, *series_uid = NULL, *dir = NULL;
-  int json = 0, threads = 0, no_segment = 0, show_progress = 0, c, rc = 1;
+  int json = 0, threads = 0, no_segment = 0, show_progress = 0, strict_geometry = 0, c, rc = 1;
   static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"mask", required_argument, NULL, 'k'},
@@ -110,6 +112,7 @@ int t3d_cmd_analyze(int argc, char **argv)
                                        {"series", required_argument, NULL, 's'},
                                        {"no-segment", no_argument, NULL, 'n'},
                                        {"progress", no_argument, NULL, 'p'},
+                                       {"strict-geometry", no_argument, NULL, 'g'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   optind = 1;
@@ -122,6 +125,7 @@ int t3d_cmd_analyze(int argc, char **argv)
     case 's': series_uid = optarg; break;
     case 'n': no_segment = 1; break;
     case 'p': show_progress = 1; break;
+    case 'g': strict_geometry = 1; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -167,7 +171,9 @@ int t3d_cmd_analyze(int argc, char **argv)
     fprintf(stderr, "t3d analyze: %s holds %zu series; analysing %s (%s), choose another with --series UID\n", dir,
             ns, t3d_dicom_scan_series(scan, idx)->meta.series_uid, t3d_dicom_scan_series(scan, idx)->meta.modality);
   }
-  if ((s = t3d_dicom_load_series(scan, idx, NULL, &vol)) != T3D_OK) goto fail;
+  t3d_dicom_load_opts lo = t3d_dicom_load_default_opts();
+  lo.strict_geometry = strict_geometry;
+  if ((s = t3d_dicom_load_series(scan, idx, &lo, &vol)) != T3D_OK) goto fail;
   t3d_backend_params bp = t3d_backend_default_params();
   bp.threads = threads;
   if ((s = t3d_backend_cpu_create(&be, &bp)) != T3D_OK) goto fail;
@@ -206,6 +212,7 @@ int t3d_cmd_analyze(int argc, char **argv)
     printf("Series   %s  %s  %lldx%lldx%lld voxels, %.3gx%.3gx%.3g mm\n", vol->meta.series_uid, vol->meta.modality,
            (long long)vol->nx, (long long)vol->ny, (long long)vol->nz, vol->spacing[0], vol->spacing[1],
            vol->spacing[2]);
+    if (vol->geometry_note[0]) printf("Geometry %s\n", vol->geometry_note);
     printf("Model    %s (%s)\n\n", t3d_model_config_of(model)->name, model_path);
     if (res->nfindings) {
       printf("%-32s %11s\n", "Finding", "probability");

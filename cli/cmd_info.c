@@ -15,12 +15,13 @@
 
 static void usage(FILE *to)
 {
-  fprintf(to, _("Usage: t3d info PATH [--json] [--load]\n"
+  fprintf(to, _("Usage: t3d info PATH [--json] [--load] [--strict-geometry]\n"
                 "Lists the DICOM series under PATH (a folder, scanned recursively; a DICOMDIR; or one file)\n"
                 "with modality, UID, description, patient, study date, instance count and dimensions,\n"
                 "then a note for every file left out and why.\n"
                 "  --json   print one JSON object instead of the table\n"
                 "  --load   also load every series: its volume geometry, or why t3d refuses it\n"
+                "  --strict-geometry  refuse tilted and unevenly spaced series instead of resampling them\n"
                 "Exit status: 0 when at least one series was found, 1 when none or on error.\n"));
 }
 
@@ -39,18 +40,24 @@ static json_t *series_json(size_t i, const t3d_dicom_series_info *s)
 
 /* Loads series i; on success fills *geom with a one-line description, else returns the status
  * (the reason is in t3d_error_detail()). */
-static t3d_status try_load(t3d_dicom_scan *scan, size_t i, char *geom, size_t cap, double *seconds)
+static int strict_geometry;
+
+static t3d_status try_load(t3d_dicom_scan *scan, size_t i, char *geom, size_t cap, char *note, size_t note_cap,
+                           double *seconds)
 {
   t3d_volume *v = NULL;
+  t3d_dicom_load_opts o = t3d_dicom_load_default_opts();
+  o.strict_geometry = strict_geometry;
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
-  t3d_status st = t3d_dicom_load_series(scan, i, NULL, &v);
+  t3d_status st = t3d_dicom_load_series(scan, i, &o, &v);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   *seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
   if (st == T3D_OK)
     snprintf(geom, cap, "%lldx%lldx%lld voxels, spacing %.4g x %.4g x %.4g mm, origin (%.2f, %.2f, %.2f) LPS",
              (long long)v->nx, (long long)v->ny, (long long)v->nz, v->spacing[0], v->spacing[1], v->spacing[2],
              v->origin[0], v->origin[1], v->origin[2]);
+  snprintf(note, note_cap, "%s", st == T3D_OK ? v->geometry_note : "");
   t3d_volume_free(v);
   return st;
 }
@@ -66,10 +73,11 @@ static int print_json(const char *path, t3d_dicom_scan *scan, int load)
     if (!js || json_array_append_new(series, js))
       goto cleanup;
     if (load) {
-      char geom[256];
+      char geom[256], note[T3D_NOTE_MAX];
       double sec = 0;
-      t3d_status st = try_load(scan, i, geom, sizeof geom, &sec);
-      json_object_set_new(js, "load", st == T3D_OK ? json_pack("{s:b, s:s, s:f}", "ok", 1, "volume", geom, "seconds", sec)
+      t3d_status st = try_load(scan, i, geom, sizeof geom, note, sizeof note, &sec);
+      json_object_set_new(js, "load", st == T3D_OK ? json_pack("{s:b, s:s, s:s, s:f}", "ok", 1, "volume", geom,
+                                                               "geometry_note", note, "seconds", sec)
                                                    : json_pack("{s:b, s:s}", "ok", 0, "reason", t3d_error_detail()));
     }
   }
@@ -99,13 +107,16 @@ static void print_loads(t3d_dicom_scan *scan)
   if (n)
     printf(_("Loading:\n"));
   for (size_t i = 0; i < n; i++) {
-    char geom[256];
+    char geom[256], note[T3D_NOTE_MAX];
     double sec = 0;
-    t3d_status st = try_load(scan, i, geom, sizeof geom, &sec);
-    if (st == T3D_OK)
-      printf(_("  %zu: ok, %s (%.2f s)\n"), i, geom, sec);
-    else
+    t3d_status st = try_load(scan, i, geom, sizeof geom, note, sizeof note, &sec);
+    if (st != T3D_OK) {
       printf(_("  %zu: refused: %s\n"), i, t3d_error_detail());
+      continue;
+    }
+    printf(_("  %zu: ok, %s (%.2f s)\n"), i, geom, sec);
+    if (note[0])
+      printf(_("     geometry: %s\n"), note);
   }
 }
 
@@ -149,6 +160,8 @@ int t3d_cmd_info(int argc, char **argv)
       json = 1;
     } else if (strcmp(argv[i], "--load") == 0) {
       load = 1;
+    } else if (strcmp(argv[i], "--strict-geometry") == 0) {
+      strict_geometry = 1;
     } else if (argv[i][0] == '-' && argv[i][1]) {
       fprintf(stderr, _("t3d info: unknown option '%s'\n"), argv[i]);
       usage(stderr);

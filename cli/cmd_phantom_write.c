@@ -29,6 +29,8 @@ static void usage(FILE *to)
                 "  --noise HU            noise standard deviation (default 10)\n"
                 "  --skip K1,K2,...      leave out these slice indices (test data with gaps)\n"
                 "  --tilt DEG            shear the slice stack as a gantry tilt would (test data)\n"
+                "  --tilt-no-tag         with --tilt: leave the Gantry/Detector Tilt attribute out\n"
+                "  --slice-z Z0,Z1,...   write slice k at Zk mm along the stack (uneven steps; test data)\n"
                 "  --enhanced            one Enhanced CT multi-frame file instead of one file per slice\n"
                 "  --nifti FILE          also write the voxels as read back from the DICOM files\n"
                 "                        (after rescale rounding) as NIfTI (.nii or .nii.gz)\n"));
@@ -57,7 +59,8 @@ int t3d_cmd_phantom_write(int argc, char **argv)
   t3d_dicom_write_params wp = t3d_dicom_write_default_params();
   const char *out_dir = NULL, *nifti = NULL;
   int64_t skip[256];
-  int rc = 1;
+  double slice_z[256];
+  int rc = 1, n_slice_z = 0;
   t3d_volume *v = NULL;
 
   for (int i = 1; i < argc; i++) {
@@ -67,6 +70,10 @@ int t3d_cmd_phantom_write(int argc, char **argv)
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(stdout);
       return 0;
+    }
+    if (strcmp(a, "--tilt-no-tag") == 0) {
+      wp.omit_tilt_tag = 1;
+      continue;
     }
     if (strcmp(a, "--enhanced") == 0) {
       wp.enhanced_multiframe = 1;
@@ -117,6 +124,13 @@ int t3d_cmd_phantom_write(int argc, char **argv)
       pp.seed = strtoull(val, NULL, 10);
     } else if (strcmp(a, "--noise") == 0) {
       pp.noise_hu = atof(val);
+    } else if (strcmp(a, "--slice-z") == 0) {
+      if ((n = parse_list(val, slice_z, 256)) < 1) {
+        fprintf(stderr, _("t3d phantom-write: --slice-z wants positions Z0,Z1,... in mm, got '%s'\n"), val);
+        return 2;
+      }
+      wp.slice_z_mm = slice_z;
+      n_slice_z = n;
     } else if (strcmp(a, "--tilt") == 0) {
       wp.gantry_tilt_deg = atof(val);
     } else if (strcmp(a, "--skip") == 0) {
@@ -141,6 +155,10 @@ int t3d_cmd_phantom_write(int argc, char **argv)
     return 2;
   }
 
+  if (n_slice_z && n_slice_z != pp.nz) {
+    fprintf(stderr, _("t3d phantom-write: --slice-z gives %d positions for %d slices\n"), n_slice_z, (int)pp.nz);
+    return 2;
+  }
   t3d_status st = t3d_phantom_ct(&pp, &v);
   if (st != T3D_OK)
     return t3d_cli_fail(st, "phantom");

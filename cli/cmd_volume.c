@@ -15,15 +15,17 @@
 
 static void usage(FILE *to)
 {
-  fprintf(to, _("Usage: t3d volume SERIES_DIR [--series UID] [--nifti OUT.nii[.gz]]\n"
+  fprintf(to, _("Usage: t3d volume SERIES_DIR [--series UID] [--nifti OUT.nii[.gz]] [--strict-geometry]\n"
                 "Loads a DICOM series (a folder, DICOMDIR or file) and prints its size and geometry.\n\n"
                 "  --series UID   which series when the folder holds several\n"
-                "  --nifti FILE   write the volume (float HU, RAS sform/qform) as NIfTI-1\n"));
+                "  --nifti FILE   write the volume (float HU, RAS sform/qform) as NIfTI-1\n"
+                "  --strict-geometry  refuse tilted and unevenly spaced series instead of resampling them\n"));
 }
 
 int t3d_cmd_volume(int argc, char **argv)
 {
   const char *path = NULL, *uid = NULL, *nifti = NULL;
+  t3d_dicom_load_opts lo = t3d_dicom_load_default_opts();
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
@@ -32,6 +34,8 @@ int t3d_cmd_volume(int argc, char **argv)
       uid = argv[++i];
     } else if (strcmp(argv[i], "--nifti") == 0 && i + 1 < argc) {
       nifti = argv[++i];
+    } else if (strcmp(argv[i], "--strict-geometry") == 0) {
+      lo.strict_geometry = 1;
     } else if (argv[i][0] != '-' && !path) {
       path = argv[i];
     } else {
@@ -65,7 +69,7 @@ int t3d_cmd_volume(int argc, char **argv)
       fprintf(stderr, "  %s\n", t3d_dicom_scan_note(scan, i));
     goto cleanup;
   }
-  if ((st = t3d_dicom_load_series(scan, index, NULL, &v)) != T3D_OK) {
+  if ((st = t3d_dicom_load_series(scan, index, &lo, &v)) != T3D_OK) {
     rc = t3d_cli_fail(st, "loading the series");
     goto cleanup;
   }
@@ -74,6 +78,8 @@ int t3d_cmd_volume(int argc, char **argv)
   printf("series %s\nsize %lld x %lld x %lld\nspacing %.6g %.6g %.6g mm\norigin (LPS) %.4f %.4f %.4f mm\n",
          v->meta.series_uid, (long long)v->nx, (long long)v->ny, (long long)v->nz, v->spacing[0], v->spacing[1],
          v->spacing[2], v->origin[0], v->origin[1], v->origin[2]);
+  if (v->geometry_note[0])
+    printf(_("geometry %s\n"), v->geometry_note);
   if (nifti && (st = t3d_nifti_write(v, nifti)) != T3D_OK) {
     rc = t3d_cli_fail(st, "writing NIfTI");
     goto cleanup;

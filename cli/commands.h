@@ -12,6 +12,7 @@ typedef struct {
 /* one declaration per command, alphabetical */
 int t3d_cmd_analyze(int argc, char **argv);
 int t3d_cmd_bench(int argc, char **argv);
+int t3d_cmd_bench_dicom(int argc, char **argv);
 int t3d_cmd_bench_ops(int argc, char **argv);
 int t3d_cmd_devices(int argc, char **argv);
 int t3d_cmd_eval(int argc, char **argv);

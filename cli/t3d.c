@@ -33,6 +33,7 @@ static const t3d_command commands[] = {
   /* one line per command, alphabetical */
   {"analyze", N_("run the T3D model on a CT series: findings, organ volumes, mask"), t3d_cmd_analyze},
   {"bench", N_("time t3d-r50 on the CPU next to PyTorch (ms, peak memory)"), t3d_cmd_bench},
+  {"bench-dicom", N_("time loading DICOM series next to dcm2niix converting them (s, peak memory)"), t3d_cmd_bench_dicom},
   {"bench-ops", N_("time each compute op against PyTorch at the reference model sizes"), t3d_cmd_bench_ops},
   {"devices", N_("list the CPU and CUDA GPUs t3d can run on"), t3d_cmd_devices},
   {"eval", N_("evaluate a model on a labelled phantom set: AUROC, retrieval R@k, Dice"), t3d_cmd_eval},

@@ -1,7 +1,8 @@
 /* Writer -> reader round trip: the CT phantom written by core/dicomwrite in every orientation,
  * storage type and transfer syntax, as single-frame files and as Enhanced CT multi-frame, must load through core/dicom with the same geometry (1e-6)
- * and exactly the HU the writer's rescale promises; its gap and tilt test data must be refused
- * with the reader's messages. Not a test of either side alone (see test-dicom-read, -write-api). */
+ * and exactly the HU the writer's rescale promises; its gap test data must be refused with the
+ * reader's message, its tilt test data loaded (with a geometry note) or, with strict geometry,
+ * refused. Not a test of either side alone (see test-dicom-read, -write-api). */
 #include <ftw.h>
 #include <math.h>
 #include <stdio.h>
@@ -86,15 +87,18 @@ static void round_trip(const t3d_volume *v, t3d_dicom_storage sto, t3d_dicom_syn
   t3d_dicom_scan_free(sc);
 }
 
-static void expect_refusal(const t3d_volume *v, const t3d_dicom_write_params *wp, const char *label, const char *needle)
+static void expect_refusal(const t3d_volume *v, const t3d_dicom_write_params *wp, const char *label, int strict,
+                           const char *needle)
 {
+  t3d_dicom_load_opts o = t3d_dicom_load_default_opts();
+  o.strict_geometry = strict;
   char dir[512];
   snprintf(dir, sizeof dir, "%s/%s", root, label);
   CHECK_STATUS(t3d_dicom_write_ct_series(v, dir, wp), T3D_OK);
   t3d_dicom_scan *sc = NULL;
   t3d_volume *w = NULL;
   CHECK_STATUS(t3d_dicom_scan_path(dir, &sc), T3D_OK);
-  CHECK_STATUS(t3d_dicom_load_series(sc, 0, NULL, &w), T3D_ERR_UNSUPPORTED);
+  CHECK_STATUS(t3d_dicom_load_series(sc, 0, &o, &w), T3D_ERR_UNSUPPORTED);
   const char *d = t3d_error_detail();
   check_count++;
   if (!strstr(d, needle)) {
@@ -143,10 +147,26 @@ int main(void)
     int64_t skip[1] = {3};
     wp.skip_slices = skip;
     wp.n_skip_slices = 1;
-    expect_refusal(v, &wp, "gap", "has 5 slices but a gap of 4.00 mm");
+    expect_refusal(v, &wp, "gap", 0, "has 5 slices but a gap of 4.00 mm");
     wp = t3d_dicom_write_default_params();
     wp.gantry_tilt_deg = 12.0;
-    expect_refusal(v, &wp, "tilt", "tilt of about 12.0 degrees");
+    expect_refusal(v, &wp, "tilt", 1, "tilt of about 12.0 degrees");
+    {
+      t3d_dicom_scan *sc = NULL;
+      t3d_volume *w = NULL;
+      char dir[512];
+      snprintf(dir, sizeof dir, "%s/tilt", root);
+      CHECK_STATUS(t3d_dicom_scan_path(dir, &sc), T3D_OK);
+      CHECK_STATUS(t3d_dicom_load_series(sc, 0, NULL, &w), T3D_OK);
+      check_count++;
+      if (!w || !strstr(w->geometry_note, "gantry tilt 12.0\u00b0 corrected")) {
+        check_failures++;
+        fprintf(stderr, "%s:%d: FAIL: geometry note \"%s\" does not say the 12 degree tilt was corrected\n", __FILE__,
+                __LINE__, w ? w->geometry_note : "(not loaded)");
+      }
+      t3d_volume_free(w);
+      t3d_dicom_scan_free(sc);
+    }
   }
   t3d_volume_free(v);
   int rc = check_finish("test-dicom-roundtrip");

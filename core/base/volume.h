@@ -56,6 +56,9 @@ typedef struct t3d_volume {
 
 /* A zero-filled volume with identity direction, unit spacing, origin 0; *out is the caller's. */
 t3d_status t3d_volume_new(t3d_volume **out, int64_t nx, int64_t ny, int64_t nz);
+/* The same with the voxels left uninitialised, for loaders that write every one of them: large
+ * volumes are then first touched where they are filled, by whichever thread fills them. */
+t3d_status t3d_volume_new_uninit(t3d_volume **out, int64_t nx, int64_t ny, int64_t nz);
 void t3d_volume_free(t3d_volume *v); /* NULL is a no-op */
 size_t t3d_volume_nvoxels(const t3d_volume *v);
 /* Borrowed f32[1,1,nz,ny,nx] tensor view over the voxels. */

@@ -1,7 +1,7 @@
 /* t3d_dicom: list the DICOM series in a folder or DICOMDIR and load one as a t3d_volume (float
  * modality values -- HU for CT -- with LPS geometry). Reading only: writing is core/dicom/dicomwrite.h.
- * Not a DICOM toolkit: it reads what analysis needs and refuses, with a reason, what it cannot
- * place on a regular grid.
+ * Not a DICOM toolkit: it reads what analysis needs, resamples tilted and unevenly spaced series
+ * onto a regular grid saying so, and refuses, with a reason, what it cannot place on one.
  *
  * Scanning (t3d_dicom_scan_path)
  *   - A folder is walked recursively (symbolic links to folders are not followed); a DICOMDIR
@@ -45,18 +45,44 @@
  *     files without per-frame positions use Grid Frame Offset Vector, else Spacing Between
  *     Slices, along n (a note says which); with neither they are refused.
  *   - Refused, with a message naming the files/positions: differing Rows/Columns, differing
- *     orientation (> 1e-4 in any cosine), differing pixel spacing (> 1e-3 mm); positions that
- *     lie off the line along n through the first one by more than opts.max_inplane_offset_mm (gantry or
- *     detector tilt: t3d does not resample sheared series, which would silently interpolate
- *     diagnostic data; reconstruct without tilt); missing slices or uneven spacing: a step
- *     differing from the median by more than opts.spacing_tolerance (relative) is named with its
- *     positions and the expected spacing. Steps within the tolerance are accepted as the median.
+ *     orientation (> 1e-4 in any cosine), differing pixel spacing (> 1e-3 mm); missing slices: a
+ *     step of (2 - opts.spacing_tolerance) x the median or more (one slice left out gives twice
+ *     the median) that is also that many times both neighbouring steps (a protocol changing from
+ *     thin to thick slices has a neighbour of its own size) is named with its positions and the
+ *     expected spacing.
+ *   - Gantry/detector tilt: positions that lie off the line along n through the first one by more
+ *     than opts.max_inplane_offset_mm. Whether the scanner wrote the shear into the positions
+ *     (GE, Siemens) or into the orientation (Philips: tilted image planes stacked along the
+ *     table), and with or without Gantry/Detector Tilt (0018,1120), the slices are then shifted
+ *     in-plane, each by its own offset (bilinear interpolation), onto a regular grid in patient
+ *     space with axes (row, column, n): the grid keeps the pixel spacing, starts at whole pixels
+ *     of the first slice and widens to cover every shifted slice; points outside a slice get the
+ *     fill value below. The offsets must follow one shear (least-squares fit through the first
+ *     slice; none straying by more than max(opts.max_inplane_offset_mm, 0.1 pixel)), else the
+ *     series is refused as not a tilt. The angle recorded is the measured one, signed as the
+ *     tilt attribute when that agrees within 0.5 degrees, else positive when the shear runs
+ *     along +column.
+ *   - Uneven steps: steps within opts.spacing_tolerance (relative) of the median are taken as
+ *     the median, as acquired. When any step differs more (and none is a missing slice), the
+ *     stack is resampled along n to the smallest step, linear between the two slices around each
+ *     grid plane, from the first slice to the last (the grid stops short of it by less than a
+ *     step); refused when that would make more than 4 x (slices) + 16 planes.
+ *   - Either correction is written to the volume's geometry_note ("gantry tilt 18.5° corrected
+ *     (...); slices resampled from uneven steps 1.00–1.50 mm to 1.00 mm (...)") and to the
+ *     scan's notes; the fill value for points outside the slices is that of Pixel Padding below
+ *     (CT: -1024 or the lower minimum). opts.strict_geometry = 1 refuses tilted and unevenly
+ *     spaced series instead, with a message naming the positions (t3d before this change).
  *   - Two slices at the same position (|dz| < 1e-3 mm): identical values -> kept once with a
  *     note; different values -> refused, naming both files. Same depth but shifted in-plane
  *     (mixed fields of view) -> refused.
  *   - Non-finite positions, orientations or rescale values and non-positive pixel spacing are
  *     refused (T3D_ERR_FORMAT) naming the file.
  *   - Non-CT modalities load (meta.modality says which); analysis decides what it accepts.
+ *   - Speed: files are decoded by up to 8 threads (one per core), each file by one thread,
+ *     straight into the volume's planes; uncompressed little-endian Pixel Data that ends the
+ *     file is read with one pread after checking its element header (DCMTK has parsed the rest
+ *     at scan time), and RLE is decoded by t3d; the volume is the only full-size allocation
+ *     for a regular series (a corrected one also holds the acquired slices while resampling).
  *   - Transfer syntaxes: everything DCMTK decodes (native, deflated, RLE, JPEG baseline/
  *     extended/lossless, JPEG-LS) plus JPEG 2000 through OpenJPEG; anything else fails with
  *     T3D_ERR_UNSUPPORTED naming the transfer syntax UID and name.
@@ -115,6 +141,8 @@ typedef struct {
                                    first position along n before the series counts as tilted;
                                    0.01 mm */
   float padding_value;        /* value for Pixel Padding voxels; NAN = policy above */
+  int strict_geometry;        /* 1: refuse tilted and unevenly spaced series instead of
+                                 resampling them (t3d before 2026-12; `--strict-geometry`) */
 } t3d_dicom_load_opts;
 
 t3d_dicom_load_opts t3d_dicom_load_default_opts(void);

@@ -44,6 +44,14 @@ typedef struct {
   int has_padding, has_padding_range;
   long padding_value, padding_range_limit; /* stored-value space */
   double slice_thickness, spacing_between_slices; /* 0 when absent */
+  double gantry_tilt;              /* Gantry/Detector Tilt (0018,1120), degrees */
+  int has_gantry_tilt;
+  /* Uncompressed little-endian Pixel Data of defined length that is the data set's last element:
+   * its value is the file's last native_pixel_length bytes, preceded by an element header of
+   * 12 (explicit VR) or 8 (implicit VR) bytes, which the loader checks before reading the value
+   * itself instead of through DCMTK. 0 when not so (the loader then asks DCMTK). */
+  uint64_t native_pixel_length;
+  int native_explicit_vr;
   t3d_dcm_geom geom;               /* top-level attributes (classic images) */
   t3d_dcm_geom *frame_geom;        /* malloc'd; n_frame_geom == frames when the file has
                                       functional groups (shared merged into per-frame), else NULL */
@@ -72,6 +80,7 @@ typedef struct {
  * JPEG 2000, the encapsulated fragments and the basic offset table for dicom_j2k.c. */
 typedef struct {
   int is_j2k;
+  int is_rle;              /* RLE Lossless fragments for dicom_rle.c (frags/offsets as for J2K) */
   int bits_allocated;      /* of raw, as after decoding (8 or 16) */
   uint8_t *raw;
   size_t raw_size;
@@ -96,10 +105,44 @@ int t3d_dcm_xfer_is_j2k(const char *uid);
 t3d_status t3d_dcm_j2k_decode(const uint8_t *buf, size_t size, int rows, int cols, int bits_stored,
                               int pixel_rep, int32_t *out);
 
+/* Decodes one RLE Lossless frame (PS3.5 Annex G) of npix samples of bits_allocated (8 or 16)
+ * into out (npix*bits_allocated/8 bytes) as host-order words; planes is scratch of 2*npix
+ * bytes. T3D_ERR_FORMAT naming what does not fit. */
+t3d_status t3d_dcm_rle_decode(const uint8_t *buf, size_t size, size_t npix, int bits_allocated, uint8_t *out,
+                              uint8_t *planes);
+
 /* Groups encapsulated fragments into frames (basic offset table, one fragment per frame, or
  * codestream start markers). On success (*starts)[f] is the first fragment of frame f and
  * (*counts)[f] how many; both malloc'd, the caller's. */
 t3d_status t3d_dcm_frames_from_fragments(const t3d_dcm_pixels *px, int frames, size_t **starts, size_t **counts);
+
+/* ---- regular grid (core/dicom/dicom_regular.c) ------------------------------------------------
+ * A series' distinct slice positions as the loader placed them: slot k's pixel (x, y) lies at
+ * first + (x + off[2k]) * sx * row + (y + off[2k+1]) * sy * col + (z[k] - z[0]) * normal, i.e.
+ * off is slot k's in-plane shift from slot 0 in pixels (nonzero under gantry tilt) and z its
+ * position along the normal (uneven under variable spacing). */
+typedef struct {
+  int64_t nx, ny;     /* pixels per slice (columns, rows) */
+  size_t nslots;      /* >= 1 */
+  const double *z;    /* nslots positions along the normal, mm, strictly ascending */
+  const double *off;  /* 2*nslots in-plane shifts from slot 0, pixels (columns, rows) */
+} t3d_dcm_stack;
+
+/* The regular grid a stack is resampled onto: voxel (i, j, k) lies at slot 0's pixel
+ * (i + lo_i, j + lo_j) moved by z0 - z[0] + k*dz along the normal. */
+typedef struct {
+  int64_t lo_i, lo_j; /* where the grid starts in slot 0's pixels (<= 0) */
+  int64_t nx, ny, nz;
+  double z0, dz;
+} t3d_dcm_grid;
+
+/* The smallest grid with the slices' pixel spacing that covers every shifted slice, from z[0]
+ * to z[last] in steps of dz (> 0; the last step may stop short of z[last] by less than dz). */
+void t3d_dcm_grid_for(const t3d_dcm_stack *st, double dz, t3d_dcm_grid *g);
+/* Resamples src (nslots slices of nx*ny, z-major) onto g: bilinear within a slice at its own
+ * shift, linear between the two slots around each grid z. Grid points outside a slice that
+ * they need get fill. dst has g->nx*g->ny*g->nz floats. */
+void t3d_dcm_resample(const t3d_dcm_stack *st, const float *src, const t3d_dcm_grid *g, float fill, float *dst);
 
 #ifdef __cplusplus
 }

@@ -192,6 +192,16 @@ t3d_status read_header(const char *path, t3d_dcm_header *h)
   h->has_padding_range = get_long(ds, DCM_PixelPaddingRangeLimit, &h->padding_range_limit);
   get_f64s(ds, DCM_SliceThickness, &h->slice_thickness, 1);
   get_f64s(ds, DCM_SpacingBetweenSlices, &h->spacing_between_slices, 1);
+  h->has_gantry_tilt = get_f64s(ds, DCM_GantryDetectorTilt, &h->gantry_tilt, 1);
+  E_TransferSyntax oxfer = ds->getOriginalXfer();
+  if (!h->damaged && (oxfer == EXS_LittleEndianExplicit || oxfer == EXS_LittleEndianImplicit) && ds->card() > 0) {
+    DcmElement *last = ds->getElement(ds->card() - 1);
+    Uint32 len = last ? last->getLengthField() : 0;
+    if (last && last->getTag() == DCM_PixelData && len != DCM_UndefinedLength && len > 0) {
+      h->native_pixel_length = len;
+      h->native_explicit_vr = oxfer == EXS_LittleEndianExplicit;
+    }
+  }
 
   t3d_dcm_geom *g = &h->geom;
   g->has_ipp = get_f64s(ds, DCM_ImagePositionPatient, g->ipp, 3);
@@ -295,15 +305,17 @@ t3d_status read_pixels(const char *path, t3d_dcm_pixels *px)
     return t3d_error(T3D_ERR_FORMAT, "%s: Pixel Data has VR %s, not OB/OW", path, DcmVR(el->getVR()).getVRName());
   DcmPixelData *pd = OFstatic_cast(DcmPixelData *, el);
 
-  if (xfer == EXS_JPEG2000LosslessOnly || xfer == EXS_JPEG2000) {
+  // JPEG 2000 (OpenJPEG) and RLE (dicom_rle.c) are decoded by us from the fragments.
+  if (xfer == EXS_JPEG2000LosslessOnly || xfer == EXS_JPEG2000 || xfer == EXS_RLELossless) {
     DcmPixelSequence *seq = NULL;
     c = pd->getEncapsulatedRepresentation(xfer, NULL, seq);
     if (c.bad() || !seq)
-      return t3d_error(T3D_ERR_FORMAT, "%s: JPEG 2000 Pixel Data is not encapsulated: %s", path, c.text());
+      return t3d_error(T3D_ERR_FORMAT, "%s: %s Pixel Data is not encapsulated: %s", path, x.getXferName(), c.text());
     unsigned long n = seq->card();
     if (n < 2)
-      return t3d_error(T3D_ERR_FORMAT, "%s: JPEG 2000 Pixel Data has no fragments", path);
-    px->is_j2k = 1;
+      return t3d_error(T3D_ERR_FORMAT, "%s: %s Pixel Data has no fragments", path, x.getXferName());
+    px->is_rle = xfer == EXS_RLELossless;
+    px->is_j2k = !px->is_rle;
     DcmPixelItem *item = NULL;
     Uint8 *bytes = NULL;
     if (seq->getItem(item, 0).good() && item && item->getLength() >= 4 && item->getUint8Array(bytes).good() && bytes) {
@@ -322,14 +334,14 @@ t3d_status read_pixels(const char *path, t3d_dcm_pixels *px)
       item = NULL;
       bytes = NULL;
       if (seq->getItem(item, i).bad() || !item)
-        return t3d_error(T3D_ERR_FORMAT, "%s: JPEG 2000 fragment %lu unreadable", path, i);
+        return t3d_error(T3D_ERR_FORMAT, "%s: %s fragment %lu unreadable", path, x.getXferName(), i);
       Uint32 len = item->getLength();
       t3d_dcm_fragment *f = &px->frags[px->nfrags++];
       f->data = (uint8_t *)malloc(len ? len : 1);
       if (!f->data)
         return t3d_error(T3D_ERR_NOMEM, "%s: out of memory for a %u-byte fragment", path, (unsigned)len);
       if (len && (item->getUint8Array(bytes).bad() || !bytes))
-        return t3d_error(T3D_ERR_FORMAT, "%s: JPEG 2000 fragment %lu unreadable", path, i);
+        return t3d_error(T3D_ERR_FORMAT, "%s: %s fragment %lu unreadable", path, x.getXferName(), i);
       if (len)
         memcpy(f->data, bytes, len);
       f->size = len;

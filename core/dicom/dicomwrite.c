@@ -855,6 +855,10 @@ t3d_status t3d_dicom_write_ct_series(const t3d_volume *v, const char *out_dir, c
                      (long long)v->nx, (long long)v->ny);
   if ((unsigned)p.syntax >= T3D_DICOM_SYNTAX_COUNT)
     return t3d_error(T3D_ERR_INVALID_ARG, "unknown transfer syntax %d", (int)p.syntax);
+  for (int64_t k = 0; p.slice_z_mm && k < v->nz; k++)
+    if (!isfinite(p.slice_z_mm[k]) || (k > 0 && !(p.slice_z_mm[k] > p.slice_z_mm[k - 1])))
+      return t3d_error(T3D_ERR_INVALID_ARG, "slice positions must be finite and ascending (slice %lld: %g mm)",
+                       (long long)k, p.slice_z_mm[k]);
   if (!(fabs(p.gantry_tilt_deg) < 60))
     return t3d_error(T3D_ERR_INVALID_ARG, "gantry tilt %g degrees is outside (-60, 60)", p.gantry_tilt_deg);
   if (p.first_instance < 0 || p.first_instance > 99999999 - v->nz)
@@ -925,9 +929,10 @@ t3d_status t3d_dicom_write_ct_series(const t3d_volume *v, const char *out_dir, c
       continue;
     char sop_uid[T3D_UID_MAX], instance[24], location[DS_MAX + 1];
     double pos[3];
-    t3d_volume_index_to_lps(v, 0, 0, (double)k, pos);
+    double zk = p.slice_z_mm ? p.slice_z_mm[k] : (double)k * v->spacing[2];
+    t3d_volume_index_to_lps(v, 0, 0, 0, pos);
     for (int r = 0; r < 3; r++)
-      pos[r] += (double)k * v->spacing[2] * shear * v->dir[r][1];
+      pos[r] += zk * (v->dir[r][2] + shear * v->dir[r][1]);
     ipps[nframes] = malloc(3 * (DS_MAX + 1));
     if (!ipps[nframes]) {
       st = t3d_error(T3D_ERR_NOMEM, "out of memory preparing DICOM slices");
@@ -976,7 +981,7 @@ t3d_status t3d_dicom_write_ct_series(const t3d_volume *v, const char *out_dir, c
     if (!sc)
       put(&l, 0x0018, 0x0060, ""); /* KVP: CT Image module only */
     put(&l, 0x0018, 0x0088, t.thickness);
-    if (p.gantry_tilt_deg != 0)
+    if (p.gantry_tilt_deg != 0 && !p.omit_tilt_tag)
       put(&l, 0x0018, 0x1120, t.tilt);
     put(&l, 0x0020, 0x0012, "1");
     put(&l, 0x0020, 0x0032, ipps[nframes - 1]);

@@ -75,6 +75,10 @@ typedef struct {
    * stack is sheared along the column direction, and GantryDetectorTilt is set to this angle.
    * Pixels are not resampled: the volume's voxels are taken to lie on that sheared grid. */
   double gantry_tilt_deg;
+  int omit_tilt_tag;          /* 1: leave GantryDetectorTilt out (tilt seen only in positions) */
+  /* Uneven steps: slice k is written at distance slice_z_mm[k] (nz values, ascending) along the
+   * stack instead of k*sz (with the tilt's shear, if any). Pixels are not resampled. */
+  const double *slice_z_mm;
   /* One Enhanced CT Image Storage file (1.2.840.10008.5.1.4.1.1.2.1) holding every slice as a
    * frame (per-frame Plane Position, shared Pixel Measures/Plane Orientation/Pixel Value
    * Transformation functional groups; frames DERIVED) instead of one CT Image file per slice.
