@@ -87,7 +87,7 @@ static float dot_f16_ref(const uint16_t *a, const float *b, int n)
   return s;
 }
 
-static int32_t dot_i8_ref(const int8_t *a, const int16_t *b, int n)
+static int32_t dot_i8_ref(const int8_t *a, const int8_t *b, int n)
 {
   int32_t s = 0;
   for (int i = 0; i < n; i++) s += (int32_t)a[i] * b[i];
@@ -135,17 +135,25 @@ __attribute__((target("avx2,fma,f16c"))) static float dot_f16_avx2(const uint16_
   return s;
 }
 
-/* int8 row x int16 query: sign-extend 16 bytes to 16 shorts, multiply-add pairs to int32.
- * Exact integer arithmetic, so it equals the reference bit for bit. */
-__attribute__((target("avx2"))) static int32_t dot_i8_avx2(const int8_t *a, const int16_t *b, int n)
+/* int8 row x int8 query, exact in int32: |q| times sign(r, q) keeps one operand unsigned for
+ * maddubs (u8 x s8 -> pairwise s16 sums; |values| <= 127 so 2 * 127 * 127 cannot saturate),
+ * then madd with ones widens to int32. Equals the reference bit for bit. */
+__attribute__((target("avx2"))) static int32_t dot_i8_avx2(const int8_t *a, const int8_t *b, int n)
 {
+  const __m256i ones = _mm256_set1_epi16(1);
   __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
   int i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m256i q0 = _mm256_loadu_si256((const __m256i *)(b + i)), q1 = _mm256_loadu_si256((const __m256i *)(b + i + 32));
+    __m256i r0 = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(a + i)), q0);
+    __m256i r1 = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(a + i + 32)), q1);
+    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(q0), r0), ones));
+    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(q1), r1), ones));
+  }
   for (; i + 32 <= n; i += 32) {
-    __m256i a0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a + i)));
-    __m256i a1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a + i + 16)));
-    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(a0, _mm256_loadu_si256((const __m256i *)(b + i))));
-    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(a1, _mm256_loadu_si256((const __m256i *)(b + i + 16))));
+    __m256i q0 = _mm256_loadu_si256((const __m256i *)(b + i));
+    __m256i r0 = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(a + i)), q0);
+    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(q0), r0), ones));
   }
   s0 = _mm256_add_epi32(s0, s1);
   __m128i x = _mm_add_epi32(_mm256_castsi256_si128(s0), _mm256_extracti128_si256(s0, 1));
@@ -159,7 +167,7 @@ __attribute__((target("avx2"))) static int32_t dot_i8_avx2(const int8_t *a, cons
 typedef struct {
   float (*f32)(const float *, const float *, int);
   float (*f16)(const uint16_t *, const float *, int);
-  int32_t (*i8)(const int8_t *, const int16_t *, int);
+  int32_t (*i8)(const int8_t *, const int8_t *, int);
 } kernels;
 
 /* AVX2 kernels when the CPU has AVX2, FMA and F16C and T3D_INDEX_NO_SIMD is unset (the tests
@@ -290,7 +298,7 @@ t3d_status t3d_index_matrix_search(const t3d_index_matrix *m, const float *q_in,
   t3d_index_scan_opts o = opts ? *opts : t3d_index_scan_default_opts();
   const int dim = m->dim;
   float *q = NULL;
-  int16_t *q16 = NULL;
+  int8_t *q8 = NULL;
   cand *all = NULL;
   t3d_status s = T3D_OK;
   *nout = 0;
@@ -300,7 +308,7 @@ t3d_status t3d_index_matrix_search(const t3d_index_matrix *m, const float *q_in,
     return t3d_error(T3D_ERR_UNSUPPORTED, "search mode %d was not built for this matrix", (int)o.mode);
   size_t cap = o.mode == T3D_INDEX_SCAN_FP32 ? k : k * (o.oversample ? o.oversample : 1);
   if (cap > m->n) cap = m->n;
-  if (!(q = malloc((size_t)dim * sizeof *q)) || !(q16 = malloc((size_t)dim * sizeof *q16))) {
+  if (!(q = malloc((size_t)dim * sizeof *q)) || !(q8 = malloc((size_t)dim))) {
     s = t3d_error(T3D_ERR_NOMEM, "query");
     goto cleanup;
   }
@@ -311,15 +319,9 @@ t3d_status t3d_index_matrix_search(const t3d_index_matrix *m, const float *q_in,
     goto cleanup;
   }
   for (int i = 0; i < dim; i++) q[i] = (float)(q_in[i] / sqrt(ss));
-  float qscale = 0;
-  if (o.mode == T3D_INDEX_SCAN_INT8) {
-    /* The query keeps 12 bits (|q| <= 2047): its rounding stays well below the rows' 8-bit
-     * one, and 127 * 2047 * T3D_INDEX_MAX_DIM < 2^31, so the int32 sums cannot overflow. */
-    float mx = 0;
-    for (int i = 0; i < dim; i++) mx = fmaxf(mx, fabsf(q[i]));
-    qscale = mx / 2047.0f;
-    for (int i = 0; i < dim; i++) q16[i] = (int16_t)lrintf(q[i] / qscale);
-  }
+  /* int8 mode: the query is quantised like the rows (its error, like theirs, is what the
+   * oversampled fp32 rescoring absorbs); 127 * 127 * T3D_INDEX_MAX_DIM < 2^31. */
+  float qscale = o.mode == T3D_INDEX_SCAN_INT8 ? quantize_i8(q, dim, q8) : 0;
 
   const kernels kn = pick_kernels();
   int nthreads = 1;
@@ -334,24 +336,32 @@ t3d_status t3d_index_matrix_search(const t3d_index_matrix *m, const float *q_in,
   }
   size_t counts[256] = {0};
   if (nthreads > 256) nthreads = 256;
+  /* Blocks of rows handed out dynamically: on a shared machine a descheduled thread's share
+   * goes to the others instead of holding up the query. */
+  const size_t block = 8192, nblocks = (m->n + block - 1) / block;
+  const bool filter = o.min_date != 0 || o.exclude_id != -1;
 #pragma omp parallel num_threads(nthreads)
   {
-    int t = 0, nt = 1;
+    int t = 0;
 #ifdef _OPENMP
-    t = omp_get_thread_num(), nt = omp_get_num_threads();
+    t = omp_get_thread_num();
 #endif
-    size_t lo = m->n * (size_t)t / (size_t)nt, hi = m->n * (size_t)(t + 1) / (size_t)nt, cnt = 0;
+    size_t cnt = 0;
     cand *top = all + (size_t)t * cap;
-    for (size_t r = lo; r < hi; r++) {
-      if ((o.min_date && m->dates[r] < o.min_date) || m->ids[r] == o.exclude_id) continue;
-      float sc;
-      if (o.mode == T3D_INDEX_SCAN_FP32)
-        sc = kn.f32(m->f32 + r * (size_t)dim, q, dim);
-      else if (o.mode == T3D_INDEX_SCAN_FP16)
-        sc = kn.f16(m->f16 + r * (size_t)dim, q, dim);
-      else
-        sc = (float)kn.i8(m->i8 + r * (size_t)dim, q16, dim) * (m->i8_scale[r] * qscale);
-      top_push(top, &cnt, cap, sc, r);
+#pragma omp for schedule(dynamic, 1) nowait
+    for (size_t b = 0; b < nblocks; b++) {
+      size_t hi = (b + 1) * block < m->n ? (b + 1) * block : m->n;
+      for (size_t r = b * block; r < hi; r++) {
+        if (filter && ((o.min_date && m->dates[r] < o.min_date) || m->ids[r] == o.exclude_id)) continue;
+        float sc;
+        if (o.mode == T3D_INDEX_SCAN_FP32)
+          sc = kn.f32(m->f32 + r * (size_t)dim, q, dim);
+        else if (o.mode == T3D_INDEX_SCAN_FP16)
+          sc = kn.f16(m->f16 + r * (size_t)dim, q, dim);
+        else
+          sc = (float)kn.i8(m->i8 + r * (size_t)dim, q8, dim) * (m->i8_scale[r] * qscale);
+        top_push(top, &cnt, cap, sc, r);
+      }
     }
     counts[t] = cnt;
   }
@@ -369,6 +379,6 @@ t3d_status t3d_index_matrix_search(const t3d_index_matrix *m, const float *q_in,
   for (size_t i = 0; i < n; i++) out[i] = (t3d_index_scored){m->ids[all[i].row], all[i].score};
   *nout = n;
 cleanup:
-  free(q), free(q16), free(all);
+  free(q), free(q8), free(all);
   return s;
 }
