@@ -30,3 +30,8 @@ tests_test_index_SOURCES = tests/test-index.c tests/check.h
 tests_test_index_CFLAGS = $(AM_CFLAGS) $(SQLITE_CFLAGS)
 tests_test_index_LDADD = libt3d.la $(SQLITE_LIBS) -lm
 TESTS += tests/test-index
+
+# Commands end to end: kill -9 and rerun, two indexers at once, XDG path and modes, search
+# ranking and injection, similar, newer schema refused, bench-search at tiny n.
+dist_check_SCRIPTS += tests/test-index-cli.sh
+TESTS += tests/test-index-cli.sh

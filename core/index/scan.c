@@ -327,8 +327,10 @@ t3d_status t3d_index_matrix_search(const t3d_index_matrix *m, const float *q_in,
   int nthreads = 1;
 #ifdef _OPENMP
   nthreads = omp_get_max_threads();
-  /* Below ~64k multiply-adds per thread the fork costs more than it saves. */
-  if ((size_t)nthreads * 65536 > m->n * (size_t)dim) nthreads = 1;
+  /* Below ~4M multiply-adds (about a millisecond on one core) one thread is faster: the
+   * barrier at the end of a parallel region waits for every thread to be scheduled, which on a
+   * busy machine costs milliseconds. */
+  if (m->n * (size_t)dim < ((size_t)1 << 22)) nthreads = 1;
 #endif
   if (!(all = malloc((size_t)nthreads * cap * sizeof *all))) {
     s = t3d_error(T3D_ERR_NOMEM, "candidate lists");
