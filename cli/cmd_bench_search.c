@@ -29,8 +29,6 @@
 #define T3D_BENCH_FAISS_PY "tools/bench-faiss.py"
 #endif
 
-t3d_status t3d_index_put_many(t3d_index *ix, const t3d_index_entry *e, size_t n); /* index.c */
-
 static double now_s(void)
 {
   struct timespec ts;

@@ -79,14 +79,31 @@ void t3d_cli_model_free(t3d_cli_model *m)
 /* ---- reports ------------------------------------------------------------------------------- */
 
 typedef struct {
-  char **key, **text;
+  char *key, *text;
+  size_t order; /* row number in the file */
+} report_row;
+
+typedef struct {
+  report_row *rows; /* sorted by key after loading */
   size_t n, cap;
 } report_map;
 
 static void report_map_free(report_map *r)
 {
-  for (size_t i = 0; i < r->n; i++) free(r->key[i]), free(r->text[i]);
-  free(r->key), free(r->text);
+  for (size_t i = 0; i < r->n; i++) free(r->rows[i].key), free(r->rows[i].text);
+  free(r->rows);
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+  return strcmp(((const report_row *)a)->key, ((const report_row *)b)->key);
+}
+
+static int cmp_row(const void *a, const void *b)
+{
+  const report_row *x = a, *y = b;
+  int c = strcmp(x->key, y->key);
+  return c ? c : x->order < y->order ? -1 : x->order > y->order;
 }
 
 /* One CSV field at *p (RFC 4180: quotes, doubled quotes, newlines inside quotes) into a new
@@ -166,18 +183,28 @@ static t3d_status report_map_load(const char *path, report_map *r)
     }
     if (r->n == r->cap) {
       size_t nc = r->cap ? r->cap * 2 : 64;
-      char **nk = realloc(r->key, nc * sizeof *nk);
-      if (nk) r->key = nk;
-      char **nt = nk ? realloc(r->text, nc * sizeof *nt) : NULL;
-      if (!nt) {
+      report_row *nr = realloc(r->rows, nc * sizeof *nr);
+      if (!nr) {
         free(key), free(text);
         s = t3d_error(T3D_ERR_NOMEM, "%s", path);
         goto cleanup;
       }
-      r->text = nt, r->cap = nc;
+      r->rows = nr, r->cap = nc;
     }
-    r->key[r->n] = key, r->text[r->n] = text, r->n++;
+    r->rows[r->n] = (report_row){key, text, r->n};
+    r->n++;
   }
+  /* Sorted for lookups; of rows with the same key the last one in the file is kept. */
+  if (r->n) qsort(r->rows, r->n, sizeof *r->rows, cmp_row);
+  size_t keep = 0;
+  for (size_t i = 0; i < r->n; i++) {
+    if (i + 1 < r->n && strcmp(r->rows[i].key, r->rows[i + 1].key) == 0) {
+      free(r->rows[i].key), free(r->rows[i].text);
+      continue;
+    }
+    r->rows[keep++] = r->rows[i];
+  }
+  r->n = keep;
 cleanup:
   free(buf);
   fclose(f);
@@ -186,9 +213,10 @@ cleanup:
 
 static const char *report_map_get(const report_map *r, const char *key)
 {
-  for (size_t i = 0; key && *key && i < r->n; i++)
-    if (strcmp(r->key[i], key) == 0) return r->text[i];
-  return NULL;
+  if (!key || !*key || r->n == 0) return NULL;
+  report_row want = {(char *)key, NULL, 0};
+  const report_row *hit = bsearch(&want, r->rows, r->n, sizeof *r->rows, cmp_key);
+  return hit ? hit->text : NULL;
 }
 
 /* report.txt in the series' folder or the folder above it (case-N/report.txt beside

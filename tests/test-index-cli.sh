@@ -32,7 +32,7 @@ echo "Moderate pleural effusion on the left." >"$tmp/cases/case-3/report.txt"
 echo "No acute findings." >"$tmp/cases/case-4/dicom/report.txt" # in the series folder itself
 uid8=$("$T3D" info "$tmp/cases/case-8/dicom" | sed -n 3p | awk '{print $3}')
 [ -n "$uid8" ] || fail "no series UID for case 8"
-printf 'SeriesInstanceUID,report\n%s,"Zebra-stripe artefact, ""marked"", second line\nof the report."\n' "$uid8" \
+printf 'SeriesInstanceUID,report\n%s,Superseded draft quokka\n%s,"Zebra-stripe artefact, ""marked"", second line\nof the report."\n' "$uid8" "$uid8" \
   >"$tmp/reports.csv"
 
 # sql DB QUERY: prints the first column of each row
@@ -115,6 +115,10 @@ assert len(hits) == 8, len(hits)
 PYEOF
 "$T3D" search "zebra stripe" --index "$db" --json --k 1 >"$tmp/z.json" || fail "search (CSV report)"
 grep -q "$uid8" "$tmp/z.json" || fail "the --reports CSV text was not found: $(cat "$tmp/z.json")"
+[ "$(sql "$db" "SELECT text FROM reports WHERE source = 'csv'")" = 'Zebra-stripe artefact, "marked", second line
+of the report.' ] || fail "CSV text stored as: $(sql "$db" "SELECT text FROM reports WHERE source = 'csv'")"
+"$T3D" search quokka --index "$db" --json >"$tmp/q.json" || fail "search quokka"
+grep -q '"text_rank": 1' "$tmp/q.json" && fail "a superseded CSV row (same key earlier in the file) was stored"
 for text in '"foo' 'NEAR(' "x'); DROP TABLE reports; --" 'effusion" OR "' '*' ''; do
   "$T3D" search "$text" --index "$db" >/dev/null 2>"$tmp/e.err" || fail "search [$text]: $(cat "$tmp/e.err")"
 done

@@ -493,9 +493,6 @@ static t3d_status check_entry(const t3d_index_entry *e)
   return T3D_OK;
 }
 
-/* Several entries in one transaction (the benchmark fills a million rows this way). */
-t3d_status t3d_index_put_many(t3d_index *ix, const t3d_index_entry *e, size_t n);
-
 t3d_status t3d_index_put_many(t3d_index *ix, const t3d_index_entry *e, size_t n)
 {
   t3d_status s;

@@ -99,6 +99,10 @@ typedef struct {
  * the same source replaces the old one). On failure nothing is changed. *analysis_id may be NULL. */
 t3d_status t3d_index_put(t3d_index *ix, const t3d_index_entry *e, int64_t *analysis_id);
 
+/* Several entries in one transaction (a batch import; the benchmark fills a million rows so):
+ * all stored or, on failure, none. */
+t3d_status t3d_index_put_many(t3d_index *ix, const t3d_index_entry *e, size_t n);
+
 /* *known = the series is stored with this content hash and analysed by this model hash. */
 t3d_status t3d_index_is_known(t3d_index *ix, const char *series_uid, const char *content_hash,
                               const char *model_hash, bool *known);
