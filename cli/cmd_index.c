@@ -478,11 +478,15 @@ int t3d_cmd_index(int argc, char **argv)
     rc = 0;
     goto cleanup;
   }
-  what = "loading the model";
-  if ((s = t3d_cli_model_load(model_path, threads, &cm)) != T3D_OK) goto fail;
+  /* The model's file hash decides what is known; the model itself loads only when a series
+   * needs analysing, so a rerun over a finished archive costs no model load. */
+  const char *mpath = model_path ? model_path : t3d_cli_default_model();
+  char mhash[17];
+  what = "hashing the model file";
+  if ((s = t3d_index_hash_files(&mpath, 1, mhash)) != T3D_OK) goto fail;
   what = "index";
 
-  p.jobs = jobs, p.njobs = njobs, p.index_path = index_path, p.model_hash = cm.hash, p.reports = &reports;
+  p.jobs = jobs, p.njobs = njobs, p.index_path = index_path, p.model_hash = mhash, p.reports = &reports;
   pthread_mutex_init(&p.mu, NULL);
   pthread_cond_init(&p.cv, NULL);
   if (pthread_create(&tid, NULL, decoder, &p) != 0) {
@@ -493,7 +497,6 @@ int t3d_cmd_index(int argc, char **argv)
   thread_started = true;
   signal(SIGINT, on_sigint);
   double t0 = now_s();
-  const t3d_model_config *cfg = t3d_model_config_of(cm.model);
   while (done < njobs && !interrupted) {
     item *it = take_slot(&p);
     const t3d_dicom_series_info *info = t3d_dicom_scan_series(jobs[it->job].scan, jobs[it->job].series);
@@ -502,7 +505,12 @@ int t3d_cmd_index(int argc, char **argv)
     } else if (it->state == 2) {
       failed++;
       fprintf(stderr, _("\nt3d index: series %s: %s\n"), info->meta.series_uid, it->error);
+    } else if (!cm.model && (s = t3d_cli_model_load(mpath, threads, &cm)) != T3D_OK) {
+      fprintf(stderr, _("\nt3d index: loading the model: %s: %s\n"), t3d_strerror(s), t3d_error_detail());
+      item_free(it);
+      break;
     } else {
+      const t3d_model_config *cfg = t3d_model_config_of(cm.model);
       t3d_analysis_result *res = NULL;
       t3d_analyze_opts ao = t3d_analyze_default_opts();
       s = t3d_analyze(cm.model, it->vol, &ao, NULL, (const volatile int *)&interrupted, &res);
@@ -517,7 +525,7 @@ int t3d_cmd_index(int argc, char **argv)
           .meta = &it->vol->meta, .shape = {it->vol->nx, it->vol->ny, it->vol->nz},
           .spacing = {it->vol->spacing[0], it->vol->spacing[1], it->vol->spacing[2]}, .source_path = it->path,
           .content_hash = it->hash, .geometry_note = it->vol->geometry_note, .model_name = cfg->name,
-          .model_hash = cm.hash, .device = "cpu", .ms_preprocess = res->ms.preprocess, .ms_encoder = res->ms.encoder,
+          .model_hash = mhash, .device = "cpu", .ms_preprocess = res->ms.preprocess, .ms_encoder = res->ms.encoder,
           .ms_decoder = res->ms.decoder, .ms_total = res->ms.total, .embedding = res->embedding, .dim = res->dim,
           .findings = fv, .nfindings = nfv, .organ_ml = ov, .norgans = nov, .report_text = it->report,
           .report_source = it->report_source};

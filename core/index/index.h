@@ -28,8 +28,11 @@
  * SQLite). The two are fused by reciprocal-rank fusion: score(case) = sum over the lists it
  * appears in of 1 / (60 + rank), rank 1-based (T3D_INDEX_RRF_K = 60).
  *
- * Files: the database and its -wal/-shm are created mode 0600 (they hold patient data). A
- * handle is used by one thread at a time; use one handle per thread. */
+ * Files: the database and its -wal/-shm are created mode 0600 (they hold patient data): the
+ * file is created 0600 before SQLite opens it (not by changing the umask, which is process-wide
+ * and would race other threads of the host viewer), SQLite gives -wal/-shm the database's mode,
+ * and after opening all three are checked and narrowed when wider. A handle is used by one
+ * thread at a time; use one handle per thread. */
 #ifndef T3D_INDEX_H
 #define T3D_INDEX_H
 
