@@ -269,7 +269,7 @@ typedef struct {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   item *slot;
-  bool stop;
+  bool stop, decoder_done;
 } pipeline;
 
 static void item_free(item *it)
@@ -347,14 +347,18 @@ static void *decoder(void *arg)
     if (stop) break;
   }
   t3d_index_free(ix);
+  pthread_mutex_lock(&p->mu);
+  p->decoder_done = true; /* the consumer stops waiting even if an item could not be made */
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
   return NULL;
 }
 
 static item *take_slot(pipeline *p)
 {
   pthread_mutex_lock(&p->mu);
-  while (!p->slot) pthread_cond_wait(&p->cv, &p->mu);
-  item *it = p->slot;
+  while (!p->slot && !p->decoder_done) pthread_cond_wait(&p->cv, &p->mu);
+  item *it = p->slot; /* NULL: the decoder ended early (out of memory) */
   p->slot = NULL;
   pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->mu);
@@ -499,6 +503,7 @@ int t3d_cmd_index(int argc, char **argv)
   double t0 = now_s();
   while (done < njobs && !interrupted) {
     item *it = take_slot(&p);
+    if (!it) break;
     const t3d_dicom_series_info *info = t3d_dicom_scan_series(jobs[it->job].scan, jobs[it->job].series);
     if (it->state == 1) {
       skipped++;
