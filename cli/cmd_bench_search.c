@@ -258,6 +258,16 @@ int t3d_cmd_bench_search(int argc, char **argv)
     double t_store = now_s() - t0;
     fprintf(stderr, _("n = %zu: stored in %.1f s (%s)\n"), n, t_store, db);
 
+    /* The reference and FAISS's copy come from the generated vectors, which are then freed:
+     * peak memory is the matrix (about 7 bytes per value) rather than that plus them. */
+    for (int i = 0; i < nref; i++) reference_topk(v, n, dim, qs + (size_t)i * dim, k, ref + (size_t)i * k);
+    if (!no_faiss && (write_f32(basef, v, n * (size_t)dim) != 0 || write_f32(qf, qs, (size_t)nq * dim) != 0)) {
+      s = t3d_error(T3D_ERR_IO, "%s: cannot write the vectors for FAISS", tmpl);
+      goto fail;
+    }
+    free(v);
+    v = NULL;
+
     /* Load once from SQLite (fresh handle), building the fp16 and int8 copies too. */
     t0 = now_s();
     oo.read_only = true;
@@ -269,8 +279,6 @@ int t3d_cmd_bench_search(int argc, char **argv)
       s = t3d_error(T3D_ERR_INTERNAL, "loaded %zu rows, stored %zu", t3d_index_matrix_rows(m), n);
       goto fail;
     }
-
-    for (int i = 0; i < nref; i++) reference_topk(v, n, dim, qs + (size_t)i * dim, k, ref + (size_t)i * k);
 
     static const char *const names[] = {"t3d fp32 (exact)", "t3d fp16+rescore", "t3d int8+rescore"};
     for (int mode = 0; mode < 3; mode++) {
@@ -298,12 +306,6 @@ int t3d_cmd_bench_search(int argc, char **argv)
     m = NULL;
 
     if (!no_faiss) {
-      if (write_f32(basef, v, n * (size_t)dim) != 0 || write_f32(qf, qs, (size_t)nq * dim) != 0) {
-        s = t3d_error(T3D_ERR_IO, "%s: cannot write the vectors for FAISS", tmpl);
-        goto fail;
-      }
-      free(v); /* FAISS holds its own copy; keep the peak down */
-      v = NULL;
       char cmd[20000], line[1024] = "";
       snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' %zu %d '%s' %d %d %zu '%s'", py, T3D_BENCH_FAISS_PY, basef, n, dim, qf,
                nq, threads, k, idf);

@@ -16,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "core/index/index.h"
+#include "core/index/index_internal.h"
 
 /* Prepared statements kept for the handle's life (SQLITE_PREPARE_PERSISTENT). */
 enum {
@@ -750,43 +751,56 @@ t3d_status t3d_index_matrix_load(t3d_index *ix, const char *model_hash, unsigned
   int64_t *ids = NULL;
   int32_t *dates = NULL;
   size_t n = 0, cap = 0;
-  int dim = 0;
+  int dim = 0, rc;
   t3d_status s = T3D_OK;
   *out = NULL;
-  int rc = sqlite3_prepare_v2(ix->db,
-                              "SELECT e.analysis_id, e.dim, e.vec, st.study_date FROM embeddings e "
-                              "JOIN analyses a ON a.id = e.analysis_id JOIN series s ON s.id = a.series_id "
-                              "JOIN studies st ON st.id = s.study_id WHERE e.model_hash = ?1 ORDER BY e.analysis_id",
-                              -1, &st, NULL);
-  if (rc != SQLITE_OK) return db_error(ix, ix->db, rc, "loading embeddings");
+  /* One read transaction, so the count and the rows agree; sized once (a million rows of 512
+   * are 2 GB: no doubling copies). */
+  if ((s = exec(ix, "BEGIN", "loading embeddings")) != T3D_OK) return s;
+  rc = sqlite3_prepare_v2(ix->db, "SELECT count(*), max(dim) FROM embeddings WHERE model_hash = ?1", -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    bind_text(st, 1, model_hash);
+    rc = sqlite3_step(st);
+  }
+  if (rc != SQLITE_ROW) {
+    s = db_error(ix, ix->db, rc, "counting embeddings");
+    goto cleanup;
+  }
+  cap = (size_t)sqlite3_column_int64(st, 0);
+  dim = sqlite3_column_int(st, 1);
+  sqlite3_finalize(st);
+  st = NULL;
+  if (cap == 0) {
+    s = t3d_error(T3D_ERR_NOT_FOUND, "%s: no embeddings of model %s in the index (index some series with it first)",
+                  ix->path, model_hash);
+    goto cleanup;
+  }
+  if (dim <= 0 || dim > T3D_INDEX_MAX_DIM) {
+    s = t3d_error(T3D_ERR_FORMAT, "%s: embedding dimension %d outside 1..%d", ix->path, dim, T3D_INDEX_MAX_DIM);
+    goto cleanup;
+  }
+  if (!(v = malloc(cap * (size_t)dim * sizeof *v)) || !(ids = malloc(cap * sizeof *ids)) ||
+      !(dates = calloc(cap, sizeof *dates))) {
+    s = t3d_error(T3D_ERR_NOMEM, "%zu embeddings of dimension %d", cap, dim);
+    goto cleanup;
+  }
+  rc = sqlite3_prepare_v2(ix->db,
+                          "SELECT e.analysis_id, e.dim, e.vec, st.study_date FROM embeddings e "
+                          "JOIN analyses a ON a.id = e.analysis_id JOIN series s ON s.id = a.series_id "
+                          "JOIN studies st ON st.id = s.study_id WHERE e.model_hash = ?1 ORDER BY e.analysis_id",
+                          -1, &st, NULL);
+  if (rc != SQLITE_OK) {
+    s = db_error(ix, ix->db, rc, "loading embeddings");
+    goto cleanup;
+  }
   bind_text(st, 1, model_hash);
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  while (n < cap && (rc = sqlite3_step(st)) == SQLITE_ROW) {
     int64_t id = sqlite3_column_int64(st, 0);
-    int d = sqlite3_column_int(st, 1), got = 0;
-    if (n == 0) {
-      if (d <= 0 || d > T3D_INDEX_MAX_DIM) {
-        s = t3d_error(T3D_ERR_FORMAT, "%s: analysis %lld: embedding dimension %d outside 1..%d", ix->path,
-                      (long long)id, d, T3D_INDEX_MAX_DIM);
-        goto cleanup;
-      }
-      dim = d;
-    } else if (d != dim) {
+    int got = 0;
+    if (sqlite3_column_int(st, 1) != dim) {
       s = t3d_error(T3D_ERR_FORMAT, "%s: analysis %lld: embedding dimension %d, others of model %s have %d", ix->path,
-                    (long long)id, d, model_hash, dim);
+                    (long long)id, sqlite3_column_int(st, 1), model_hash, dim);
       goto cleanup;
-    }
-    if (n == cap) {
-      size_t nc = cap ? cap * 2 : 1024;
-      float *nv = realloc(v, nc * (size_t)dim * sizeof *v);
-      if (nv) v = nv;
-      int64_t *ni = nv ? realloc(ids, nc * sizeof *ids) : NULL;
-      if (ni) ids = ni;
-      int32_t *nd = ni ? realloc(dates, nc * sizeof *dates) : NULL;
-      if (!nd) {
-        s = t3d_error(T3D_ERR_NOMEM, "%zu embeddings of dimension %d", nc, dim);
-        goto cleanup;
-      }
-      dates = nd, cap = nc;
     }
     s = t3d_index_embedding_parse(sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2), dim,
                                   v + n * (size_t)dim, &got);
@@ -796,22 +810,24 @@ t3d_status t3d_index_matrix_load(t3d_index *ix, const char *model_hash, unsigned
     }
     const char *date = (const char *)sqlite3_column_text(st, 3);
     int32_t dv = 0;
-    if (date && t3d_index_parse_date(date, &dv) != T3D_OK) dv = 0, t3d_error_clear();
+    if (date && *date && t3d_index_parse_date(date, &dv) != T3D_OK) dv = 0, t3d_error_clear();
     ids[n] = id, dates[n] = dv;
     n++;
   }
-  if (rc != SQLITE_DONE) {
+  if (n < cap && rc != SQLITE_DONE) {
     s = db_error(ix, ix->db, rc, "loading embeddings");
     goto cleanup;
   }
-  if (n == 0) {
-    s = t3d_error(T3D_ERR_NOT_FOUND, "%s: no embeddings of model %s in the index (index some series with it first)",
-                  ix->path, model_hash);
+  if (n == 0) { /* embeddings without their analysis rows: foreign keys were off when written */
+    s = t3d_error(T3D_ERR_FORMAT, "%s: embeddings of model %s have no analyses (run t3d_index_check)", ix->path,
+                  model_hash);
     goto cleanup;
   }
-  s = t3d_index_matrix_create(v, ids, dates, n, dim, modes_mask, out);
+  s = t3d_index_matrix_adopt(v, ids, dates, n, dim, modes_mask, out);
+  v = NULL, ids = NULL, dates = NULL;
 cleanup:
   sqlite3_finalize(st);
+  sqlite3_exec(ix->db, "COMMIT", NULL, NULL, NULL);
   free(v), free(ids), free(dates);
   return s;
 }

@@ -1,6 +1,6 @@
 # Case index (core/index): SQLite schema and storage, exact embedding search; the `t3d index`,
 # `search`, `similar` and `bench-search` commands; their tests and the embedding fuzz target.
-libt3d_la_SOURCES += core/index/index.c core/index/scan.c core/index/index.h
+libt3d_la_SOURCES += core/index/index.c core/index/scan.c core/index/index.h core/index/index_internal.h
 libt3d_la_CFLAGS += $(SQLITE_CFLAGS)
 libt3d_la_LIBADD += $(SQLITE_LIBS)
 nobase_pkginclude_HEADERS += core/index/index.h

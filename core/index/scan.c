@@ -15,6 +15,7 @@
 #endif
 
 #include "core/index/index.h"
+#include "core/index/index_internal.h"
 
 struct t3d_index_matrix {
   size_t n;
@@ -215,52 +216,76 @@ static int cmp_cand(const void *a, const void *b)
 
 /* ---- matrix -------------------------------------------------------------------------------- */
 
-t3d_status t3d_index_matrix_create(const float *v, const int64_t *ids, const int32_t *dates, size_t n, int dim,
-                                   unsigned modes_mask, t3d_index_matrix **out)
+/* Takes ownership of v (normalised in place), ids and dates, freeing them on failure. */
+t3d_status t3d_index_matrix_adopt(float *v, int64_t *ids, int32_t *dates, size_t n, int dim, unsigned modes_mask,
+                                  t3d_index_matrix **out)
 {
   t3d_index_matrix *m = NULL;
   t3d_status s = T3D_OK;
   *out = NULL;
-  if (n == 0 || dim <= 0 || dim > T3D_INDEX_MAX_DIM)
-    return t3d_error(T3D_ERR_INVALID_ARG, "matrix of %zu rows of dimension %d", n, dim);
+  if (n == 0 || dim <= 0 || dim > T3D_INDEX_MAX_DIM) {
+    s = t3d_error(T3D_ERR_INVALID_ARG, "matrix of %zu rows of dimension %d", n, dim);
+    goto fail;
+  }
   size_t nd = n * (size_t)dim;
-  if (!(m = calloc(1, sizeof *m)) || !(m->f32 = malloc(nd * sizeof *m->f32)) || !(m->ids = malloc(n * sizeof *m->ids)) ||
-      !(m->dates = calloc(n, sizeof *m->dates)) ||
-      ((modes_mask & (1u << T3D_INDEX_SCAN_FP16)) && !(m->f16 = malloc(nd * sizeof *m->f16))) ||
+  if (!(m = calloc(1, sizeof *m))) {
+    s = t3d_error(T3D_ERR_NOMEM, "search matrix");
+    goto fail;
+  }
+  m->n = n, m->dim = dim, m->f32 = v, m->ids = ids, m->dates = dates;
+  v = NULL, ids = NULL, dates = NULL;
+  if (((modes_mask & (1u << T3D_INDEX_SCAN_FP16)) && !(m->f16 = malloc(nd * sizeof *m->f16))) ||
       ((modes_mask & (1u << T3D_INDEX_SCAN_INT8)) &&
        (!(m->i8 = malloc(nd)) || !(m->i8_scale = malloc(n * sizeof *m->i8_scale))))) {
     s = t3d_error(T3D_ERR_NOMEM, "search matrix of %zu x %d", n, dim);
-    goto cleanup;
+    goto fail;
   }
-  m->n = n, m->dim = dim;
   bool bad = false;
 #pragma omp parallel for schedule(static) reduction(|| : bad)
   for (size_t r = 0; r < n; r++) {
-    const float *src = v + r * (size_t)dim;
-    float *dst = m->f32 + r * (size_t)dim;
+    float *x = m->f32 + r * (size_t)dim;
     double ss = 0;
-    for (int i = 0; i < dim; i++) ss += (double)src[i] * src[i];
+    for (int i = 0; i < dim; i++) ss += (double)x[i] * x[i];
     if (!(ss > 0) || !isfinite(ss)) {
       bad = true;
       continue;
     }
     float inv = (float)(1.0 / sqrt(ss));
-    for (int i = 0; i < dim; i++) dst[i] = src[i] * inv;
+    for (int i = 0; i < dim; i++) x[i] *= inv;
     if (m->f16)
-      for (int i = 0; i < dim; i++) m->f16[r * (size_t)dim + i] = f32_to_f16(dst[i]);
-    if (m->i8) m->i8_scale[r] = quantize_i8(dst, dim, m->i8 + r * (size_t)dim);
-    m->ids[r] = ids ? ids[r] : (int64_t)r;
-    m->dates[r] = dates ? dates[r] : 0;
+      for (int i = 0; i < dim; i++) m->f16[r * (size_t)dim + i] = f32_to_f16(x[i]);
+    if (m->i8) m->i8_scale[r] = quantize_i8(x, dim, m->i8 + r * (size_t)dim);
   }
   if (bad) {
     s = t3d_error(T3D_ERR_INVALID_ARG, "search matrix: a row is zero or not finite and has no direction");
-    goto cleanup;
+    goto fail;
   }
   *out = m;
-  m = NULL;
-cleanup:
+  return T3D_OK;
+fail:
   t3d_index_matrix_free(m);
+  free(v), free(ids), free(dates);
   return s;
+}
+
+t3d_status t3d_index_matrix_create(const float *v, const int64_t *ids, const int32_t *dates, size_t n, int dim,
+                                   unsigned modes_mask, t3d_index_matrix **out)
+{
+  *out = NULL;
+  if (n == 0 || dim <= 0 || dim > T3D_INDEX_MAX_DIM)
+    return t3d_error(T3D_ERR_INVALID_ARG, "matrix of %zu rows of dimension %d", n, dim);
+  size_t nd = n * (size_t)dim;
+  float *cv = malloc(nd * sizeof *cv);
+  int64_t *ci = malloc(n * sizeof *ci);
+  int32_t *cd = calloc(n, sizeof *cd);
+  if (!cv || !ci || !cd) {
+    free(cv), free(ci), free(cd);
+    return t3d_error(T3D_ERR_NOMEM, "search matrix of %zu x %d", n, dim);
+  }
+  memcpy(cv, v, nd * sizeof *cv);
+  for (size_t r = 0; r < n; r++) ci[r] = ids ? ids[r] : (int64_t)r;
+  if (dates) memcpy(cd, dates, n * sizeof *cd);
+  return t3d_index_matrix_adopt(cv, ci, cd, n, dim, modes_mask, out);
 }
 
 void t3d_index_matrix_free(t3d_index_matrix *m)
