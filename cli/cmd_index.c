@@ -19,29 +19,13 @@
 
 #include "cli/commands.h"
 #include "cli/index_cli.h"
+#include "cli/progress.h"
 #include "core/dicom/dicom.h"
 #include "core/dicom/nifti.h"
 
 #define _(s) gettext(s)
 
-#ifndef T3D_BUILD_MODEL
-#define T3D_BUILD_MODEL ""
-#endif
-#ifndef T3D_PKGDATADIR
-#define T3D_PKGDATADIR "/usr/share/t3d"
-#endif
-
 /* ---- shared helpers (index_cli.h) ---------------------------------------------------------- */
-
-const char *t3d_cli_default_model(void)
-{
-  static char buf[4096];
-  const char *e = getenv("T3D_MODEL");
-  if (e && *e) return e;
-  if (*T3D_BUILD_MODEL && access(T3D_BUILD_MODEL, R_OK) == 0) return T3D_BUILD_MODEL;
-  snprintf(buf, sizeof buf, "%s/t3d-tiny-init.safetensors", T3D_PKGDATADIR);
-  return buf;
-}
 
 t3d_status t3d_cli_open_index(const char *path, bool read_only, t3d_index **out)
 {
@@ -398,26 +382,6 @@ static void on_sigint(int sig)
   interrupted = 1;
 }
 
-static double now_s(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static void progress(size_t done, size_t total, double t0, size_t analysed, size_t skipped, size_t failed)
-{
-  double el = now_s() - t0, eta = done ? el / (double)done * (double)(total - done) : 0;
-  int width = 30, fill = total ? (int)((double)width * (double)done / (double)total) : width;
-  char bar[64];
-  for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
-  bar[width] = '\0';
-  fprintf(stderr, _("\r[%s] %zu/%zu series (%zu analysed, %zu known, %zu failed)  ETA %d:%02d "), bar, done, total,
-          analysed, skipped, failed, (int)eta / 60, (int)eta % 60);
-  if (!isatty(2) || done == total) fputc('\n', stderr);
-  fflush(stderr);
-}
-
 static void usage(FILE *to)
 {
   fprintf(to, _("Usage: t3d index DIR... [--index PATH] [--model FILE] [--reports FILE.csv] [--masks DIR]\n"
@@ -530,7 +494,8 @@ int t3d_cmd_index(int argc, char **argv)
   }
   thread_started = true;
   signal(SIGINT, on_sigint);
-  double t0 = now_s();
+  t3d_cli_progress bar = {0};
+  t3d_cli_progress_start(&bar);
   while (done < njobs && !interrupted) {
     item *it = take_slot(&p);
     if (!it) break;
@@ -590,9 +555,13 @@ int t3d_cmd_index(int argc, char **argv)
     }
     item_free(it);
     done++;
-    progress(done, njobs, t0, analysed, skipped, failed);
+    char label[64];
+    snprintf(label, sizeof label, _("%zu/%zu series, %zu failed"), done, njobs, failed);
+    t3d_cli_progress_draw(&bar, (double)done / (double)njobs, label);
   }
+  t3d_cli_progress_end(&bar);
   signal(SIGINT, SIG_DFL);
+  fprintf(stderr, _("t3d index: %zu analysed, %zu known, %zu failed\n"), analysed, skipped, failed);
   if (done < njobs)
     fprintf(stderr, _("t3d index: stopped after %zu of %zu series; run it again to finish (committed series are kept)\n"),
             done, njobs);

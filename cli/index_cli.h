@@ -4,6 +4,7 @@
 #ifndef T3D_CLI_INDEX_CLI_H
 #define T3D_CLI_INDEX_CLI_H
 
+#include "cli/commands.h" /* t3d_cli_default_model */
 #include "core/base/status.h"
 #include "core/index/index.h"
 #include "core/model/model.h"
@@ -11,9 +12,6 @@
 
 /* --index PATH, else the XDG default; opens it (read_only for the search commands). */
 t3d_status t3d_cli_open_index(const char *path, bool read_only, t3d_index **out);
-
-/* --model FILE, else $T3D_MODEL, the build tree's t3d-tiny-init model or the installed one. */
-const char *t3d_cli_default_model(void);
 
 typedef struct {
   t3d_backend *be;

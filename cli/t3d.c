@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "core/base/log.h"
@@ -14,6 +15,13 @@
 
 #define _(s) gettext(s)
 #define N_(s) (s)
+
+#ifndef T3D_BUILD_MODEL
+#define T3D_BUILD_MODEL ""
+#endif
+#ifndef T3D_PKGDATADIR
+#define T3D_PKGDATADIR "/usr/share/t3d"
+#endif
 
 static int cmd_version(int argc, char **argv)
 {
@@ -29,10 +37,12 @@ static const t3d_command commands[] = {
   {"bench-search", N_("time embedding search at 100k/1M cases beside FAISS (load, p50/p99, recall)"),
    t3d_cmd_bench_search},
   {"devices", N_("list the CPU and CUDA GPUs t3d can run on"), t3d_cmd_devices},
+  {"eval", N_("evaluate a model on a labelled phantom set: AUROC, retrieval R@k, Dice"), t3d_cmd_eval},
   {"index", N_("analyse the CT series under folders into the case index (resumable)"), t3d_cmd_index},
   {"info", N_("list the DICOM series in a folder or DICOMDIR"), t3d_cmd_info},
   {"model-info", N_("describe a model file: config, metadata, tensors"), t3d_cmd_model_info},
   {"model-init", N_("write a model file with seeded random weights"), t3d_cmd_model_init},
+  {"phantom", N_("write chest-abdomen CT phantom cases with findings, labels and reports"), t3d_cmd_phantom},
   {"phantom-write", N_("write a synthetic CT phantom as a DICOM series"), t3d_cmd_phantom_write},
   {"search", N_("find indexed cases by typed findings (embeddings fused with report text)"), t3d_cmd_search},
   {"similar", N_("list the indexed cases nearest to a series"), t3d_cmd_similar},
@@ -48,6 +58,16 @@ int t3d_cli_fail(int status, const char *what)
   else
     fprintf(stderr, "t3d: %s%s%s\n", t3d_strerror((t3d_status)status), *detail ? ": " : "", detail);
   return 1;
+}
+
+const char *t3d_cli_default_model(void)
+{
+  static char buf[4096];
+  const char *e = getenv("T3D_MODEL");
+  if (e && *e) return e;
+  if (*T3D_BUILD_MODEL && access(T3D_BUILD_MODEL, R_OK) == 0) return T3D_BUILD_MODEL;
+  snprintf(buf, sizeof buf, "%s/t3d-tiny-init.safetensors", T3D_PKGDATADIR);
+  return buf;
 }
 
 static void usage(FILE *to)

@@ -81,7 +81,7 @@ consistent "$db"
 [ "$(sql "$db" 'SELECT count(*) FROM reports')" = 5 ] || fail "reports: $(sql "$db" 'SELECT count(*) FROM reports'), want 5"
 "$T3D" index "$tmp/cases" --index "$db" --reports "$tmp/reports.csv" >/dev/null 2>"$tmp/run3.err" || fail "third run"
 grep -q "0 analysed, $N known" "$tmp/run3.err" || fail "third run re-analysed: $(tail -1 "$tmp/run3.err")"
-grep -q "ETA" "$tmp/run3.err" || fail "no progress bar"
+grep -q "done in" "$tmp/run3.err" || fail "no progress bar"
 [ "$(stat -c %a "$db")" = 600 ] || fail "index mode $(stat -c %a "$db"), want 600"
 [ "$(sql "$db" 'SELECT geometry_note FROM analyses LIMIT 1')" = "" ] || fail "geometry_note of an untilted phantom"
 
