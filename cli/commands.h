@@ -14,13 +14,17 @@ int t3d_cmd_analyze(int argc, char **argv);
 int t3d_cmd_bench(int argc, char **argv);
 int t3d_cmd_bench_dicom(int argc, char **argv);
 int t3d_cmd_bench_ops(int argc, char **argv);
+int t3d_cmd_bench_search(int argc, char **argv);
 int t3d_cmd_devices(int argc, char **argv);
 int t3d_cmd_eval(int argc, char **argv);
+int t3d_cmd_index(int argc, char **argv);
 int t3d_cmd_info(int argc, char **argv);
 int t3d_cmd_model_info(int argc, char **argv);
 int t3d_cmd_model_init(int argc, char **argv);
 int t3d_cmd_phantom(int argc, char **argv);
 int t3d_cmd_phantom_write(int argc, char **argv);
+int t3d_cmd_search(int argc, char **argv);
+int t3d_cmd_similar(int argc, char **argv);
 int t3d_cmd_volume(int argc, char **argv);
 
 /* Prints "t3d: <strerror>: <detail>" for a failed status; returns 1 for use as exit code. */
