@@ -1,0 +1,25 @@
+# Draft reports (core/report): text/Markdown, DICOM SR (TID 1500) and SEG export through a DCMTK
+# shim; SHA-256 of the model file; `t3d report`; report tests.
+libt3d_la_SOURCES += core/report/report.c core/report/report.h core/report/report_internal.h \
+	core/report/report_shim.cc core/base/sha256.c core/base/sha256.h
+nobase_pkginclude_HEADERS += core/report/report.h core/base/sha256.h
+
+t3d_SOURCES += cli/cmd_report.c
+
+# Unit: text content and determinism, lesion count/diameter of a known sphere, SHA-256 vectors,
+# neighbour phrasing rule (no model run).
+check_PROGRAMS += tests/test-report-text
+tests_test_report_text_SOURCES = tests/test-report-text.c tests/check.h
+tests_test_report_text_LDADD = libt3d.la -lm
+TESTS += tests/test-report-text
+
+# DCMTK read-back of exported SEG/SR (test helper, C++; never part of libt3d).
+check_PROGRAMS += tests/report-readback
+tests_report_readback_SOURCES = tests/report-readback.cc
+tests_report_readback_CXXFLAGS = $(AM_CXXFLAGS) $(DCMTK_CFLAGS)
+tests_report_readback_LDADD = $(DCMTK_LIBS)
+
+# End to end: phantom -> t3d report (bundled model) -> text/md/SR/SEG; dciodvfy, DCMTK and
+# highdicom read-back (odd sizes and non-axial orientations included).
+dist_check_SCRIPTS += tests/test-report-cli.sh tests/report-check-dicom.py
+TESTS += tests/test-report-cli.sh

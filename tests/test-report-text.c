@@ -1,0 +1,277 @@
+/* Report content without running the model: a constructed analysis result (known findings,
+ * organ volumes, a label volume with spheres of known radius on an oblique grid) must give the
+ * expected statements, lesion count and diameter, neighbour phrasing by the documented rule, and
+ * byte-identical text on a second run; plus SHA-256 test vectors (FIPS 180-4 examples). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/base/sha256.h"
+#include "core/report/report.h"
+#include "tests/check.h"
+
+#define CHECK_HAS(text, needle)                                                                 \
+  do {                                                                                          \
+    check_count++;                                                                              \
+    if (!strstr((text), (needle))) {                                                            \
+      check_failures++;                                                                         \
+      fprintf(stderr, "%s:%d: FAIL: text lacks \"%s\"; text:\n%s\n", __FILE__, __LINE__, (needle), \
+              (text));                                                                          \
+    }                                                                                           \
+  } while (0)
+#define CHECK_LACKS(text, needle)                                                               \
+  do {                                                                                          \
+    check_count++;                                                                              \
+    if (strstr((text), (needle))) {                                                             \
+      check_failures++;                                                                         \
+      fprintf(stderr, "%s:%d: FAIL: text holds \"%s\"; text:\n%s\n", __FILE__, __LINE__, (needle), \
+              (text));                                                                          \
+    }                                                                                           \
+  } while (0)
+
+static void test_sha256(void)
+{
+  char hex[T3D_SHA256_HEX];
+  t3d_sha256_hex("abc", 3, hex);
+  CHECK(strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
+  t3d_sha256_hex("", 0, hex);
+  CHECK(strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") == 0);
+  const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  t3d_sha256_hex(two, strlen(two), hex);
+  if (strcmp(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1") != 0) {
+    fprintf(stderr, "sha256(two-block message) = %s\n", hex);
+    CHECK(0);
+  }
+  /* one million 'a' through the streaming interface, in uneven pieces */
+  t3d_sha256_ctx c;
+  uint8_t d[32];
+  char a[997];
+  memset(a, 'a', sizeof a);
+  t3d_sha256_init(&c);
+  size_t left = 1000000;
+  while (left) {
+    size_t n = left < sizeof a ? left : sizeof a;
+    t3d_sha256_update(&c, a, n);
+    left -= n;
+  }
+  t3d_sha256_final(&c, d);
+  CHECK_INT_EQ(d[0], 0xcd);
+  CHECK_INT_EQ(d[1], 0xc7);
+  CHECK_INT_EQ(d[31], 0xd0);
+}
+
+/* An oblique 60x50x40 grid, 0.8 x 0.9 x 1.5 mm, with two lesion spheres (radius 9 mm and 4 mm),
+ * a liver block, and a 1-voxel speck below the lesion size floor. */
+typedef struct {
+  t3d_volume *vol;
+  t3d_analysis_result res;
+  t3d_tensor *labels;
+  double volumes[4];
+  t3d_finding_result findings[3];
+} fake_case;
+
+static void make_case(fake_case *fc)
+{
+  memset(fc, 0, sizeof *fc);
+  if (t3d_volume_new(&fc->vol, 60, 50, 40) != T3D_OK) exit(1);
+  t3d_volume *v = fc->vol;
+  v->spacing[0] = 0.8, v->spacing[1] = 0.9, v->spacing[2] = 1.5;
+  double a = 20 * M_PI / 180, b = 15 * M_PI / 180; /* rotate about x then z */
+  double R[3][3] = {{cos(b), -sin(b) * cos(a), sin(b) * sin(a)},
+                    {sin(b), cos(b) * cos(a), -cos(b) * sin(a)},
+                    {0, sin(a), cos(a)}};
+  memcpy(v->dir, R, sizeof R);
+  v->origin[0] = -20, v->origin[1] = 15, v->origin[2] = -30;
+  strcpy(v->meta.series_uid, "1.2.3.4");
+  strcpy(v->meta.modality, "CT");
+  strcpy(v->meta.patient_name, "Test^Patient");
+  strcpy(v->geometry_note, "gantry tilt 12.0 deg corrected");
+  int64_t shape[3] = {40, 50, 60};
+  if (t3d_tensor_new(&fc->labels, T3D_U8, 3, shape) != T3D_OK) exit(1);
+  uint8_t *l = fc->labels->data;
+  double c1[3], c2[3];
+  t3d_volume_index_to_lps(v, 20.3, 22.1, 15.2, c1); /* big sphere centre */
+  t3d_volume_index_to_lps(v, 48.0, 38.0, 30.0, c2); /* small sphere centre */
+  size_t counts[4] = {0};
+  for (int64_t k = 0; k < 40; k++)
+    for (int64_t j = 0; j < 50; j++)
+      for (int64_t i = 0; i < 60; i++) {
+        double p[3];
+        t3d_volume_index_to_lps(v, (double)i, (double)j, (double)k, p);
+        double d1 = sqrt((p[0] - c1[0]) * (p[0] - c1[0]) + (p[1] - c1[1]) * (p[1] - c1[1]) +
+                         (p[2] - c1[2]) * (p[2] - c1[2]));
+        double d2 = sqrt((p[0] - c2[0]) * (p[0] - c2[0]) + (p[1] - c2[1]) * (p[1] - c2[1]) +
+                         (p[2] - c2[2]) * (p[2] - c2[2]));
+        uint8_t lab = 0;
+        if (d1 <= 9.0 || d2 <= 4.0) lab = 3;
+        else if (i < 10 && j < 10) lab = 1;
+        if (i == 59 && j == 0 && k == 0) lab = 3; /* 1.08 mm3 speck: below 10 mm3, not a lesion */
+        l[(k * 50 + j) * 60 + i] = lab;
+        counts[lab]++;
+      }
+  double vox_ml = 0.8 * 0.9 * 1.5 / 1000;
+  for (int c = 0; c < 4; c++) fc->volumes[c] = (double)counts[c] * vox_ml;
+  strcpy(fc->findings[0].name, "pleural effusion");
+  fc->findings[0].probability = 0.91;
+  strcpy(fc->findings[1].name, "lung nodule");
+  fc->findings[1].probability = 0.62;
+  strcpy(fc->findings[2].name, "ascites");
+  fc->findings[2].probability = 0.12;
+  fc->res.findings = fc->findings;
+  fc->res.nfindings = 3;
+  fc->res.labels = fc->labels;
+  fc->res.volumes_ml = fc->volumes;
+  fc->res.nclasses = 4;
+}
+
+static const char *const class_names[] = {"background", "liver", "spleen", "lesion"};
+static const char *const hash = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
+
+static void test_content(void)
+{
+  fake_case fc;
+  make_case(&fc);
+  t3d_report_params p = t3d_report_default_params();
+  p.model_name = "t3d-test";
+  p.model_sha256 = hash;
+  p.class_names = class_names;
+  p.nclasses = 4;
+  t3d_report *r = NULL, *r2 = NULL;
+  CHECK_STATUS(t3d_report_create(fc.vol, &fc.res, &p, &r), T3D_OK);
+  CHECK_STATUS(t3d_report_create(fc.vol, &fc.res, &p, &r2), T3D_OK);
+  if (!r || !r2) goto done;
+  const char *t = t3d_report_text(r, T3D_REPORT_TEXT), *md = t3d_report_text(r, T3D_REPORT_MARKDOWN);
+  CHECK(strcmp(t, t3d_report_text(r2, T3D_REPORT_TEXT)) == 0);
+  CHECK(strcmp(md, t3d_report_text(r2, T3D_REPORT_MARKDOWN)) == 0);
+  CHECK_HAS(t, "DRAFT REPORT - MACHINE GENERATED, NOT REVIEWED");
+  CHECK_HAS(t, "t3d-test");
+  CHECK_HAS(t, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff");
+  CHECK_HAS(t, "FINDINGS");
+  CHECK_HAS(t, "IMPRESSION");
+  CHECK_HAS(t, "Appearance suggests pleural effusion. (model probability 0.910)");
+  CHECK_HAS(t, "Appearance suggests lung nodule. (model probability 0.620)");
+  CHECK_HAS(t, "Below threshold 0.50: ascites 0.120.");
+  CHECK_LACKS(t, "suggests ascites");
+  CHECK_HAS(t, "1. Pleural effusion (probability 0.91).");
+  CHECK_HAS(t, "2. Lung nodule (probability 0.62).");
+  CHECK_HAS(t, "3. 2 segmented lesion(s)");
+  CHECK_HAS(t, "Spleen: not segmented.");
+  CHECK_HAS(t, "gantry tilt 12.0 deg corrected");
+  CHECK_LACKS(t, "Generated:");
+  CHECK_HAS(md, "# DRAFT REPORT");
+  CHECK_HAS(md, "## FINDINGS");
+  char liver[64];
+  snprintf(liver, sizeof liver, "Liver volume: %.1f mL.", fc.volumes[1]);
+  CHECK_HAS(t, liver);
+
+  /* two lesions (the speck is under the floor); the big sphere's voxel-centre diameter is within
+   * one voxel diagonal of 18 mm */
+  CHECK_INT_EQ(t3d_report_lesion_count(r), 2);
+  double dmax = t3d_report_lesion_max_diameter_mm(r);
+  CHECK_NEAR(dmax, 18.0 - 0.75, 1.0);
+  CHECK(dmax <= 18.0 + 1e-9);
+  CHECK_NEAR(t3d_report_lesion_volume_ml(r, 0), 4.0 / 3.0 * M_PI * 729 / 1000, 0.15);
+  CHECK_NEAR(t3d_report_lesion_volume_ml(r, 1), 4.0 / 3.0 * M_PI * 64 / 1000, 0.03);
+  char diam[64];
+  snprintf(diam, sizeof diam, "largest diameter %.1f mm", dmax);
+  CHECK_HAS(t, diam);
+  CHECK_INT_EQ(t3d_report_finding_present(r, 2), 0);
+
+  /* a timestamp appears only when given */
+  t3d_report *r3 = NULL;
+  p.timestamp = "20260102030405";
+  CHECK_STATUS(t3d_report_create(fc.vol, &fc.res, &p, &r3), T3D_OK);
+  if (r3) CHECK_HAS(t3d_report_text(r3, T3D_REPORT_TEXT), "Generated: 20260102030405");
+  t3d_report_free(r3);
+
+  /* bad inputs */
+  p.model_sha256 = "abc";
+  CHECK_STATUS(t3d_report_create(fc.vol, &fc.res, &p, &r3), T3D_ERR_INVALID_ARG);
+  p.model_sha256 = hash;
+  p.nclasses = 3;
+  CHECK_STATUS(t3d_report_create(fc.vol, &fc.res, &p, &r3), T3D_ERR_INVALID_ARG);
+done:
+  t3d_report_free(r);
+  t3d_report_free(r2);
+  t3d_tensor_free(fc.labels);
+  t3d_volume_free(fc.vol);
+}
+
+static void test_neighbours(void)
+{
+  fake_case fc;
+  make_case(&fc);
+  static const char *const f_eff[] = {"pleural effusion"}, *const f_both[] = {"pleural effusion", "lung nodule"},
+                           *const f_none[] = {"ascites"};
+  t3d_report_neighbour nb[4] = {
+      {"case A", "No lung nodule. Small left pleural effusion with basal atelectasis. Heart normal.", 0.93, f_eff, 1},
+      {"case B", "Moderate bilateral pleural effusion. A 6 mm lung nodule in the right upper lobe.", 0.95, f_both,
+       2},
+      {"case C", "Large pleural effusion.", 0.70, f_eff, 1},             /* not close: ignored */
+      {"case D", "Ascites. No pleural effusion.", 0.85, f_none, 1}};     /* close, disagrees */
+  t3d_report_params p = t3d_report_default_params();
+  p.model_name = "t3d-test";
+  p.model_sha256 = hash;
+  p.class_names = class_names;
+  p.nclasses = 4;
+  p.neighbours = nb;
+  p.nneighbours = 4;
+  t3d_report *r = NULL;
+  CHECK_STATUS(t3d_report_create(fc.vol, &fc.res, &p, &r), T3D_OK);
+  if (r) {
+    const char *t = t3d_report_text(r, T3D_REPORT_TEXT);
+    /* effusion: 2 of 3 close neighbours agree; B is the most similar of them */
+    CHECK_INT_EQ(t3d_report_finding_phrased_from(r, 0), 1);
+    CHECK_HAS(t, "- Moderate bilateral pleural effusion. (model probability 0.910) [wording from similar case 2: "
+                 "case B, similarity 0.95]");
+    /* nodule: only 1 of 3 close neighbours lists it (< 0.5): the fixed sentence */
+    CHECK_INT_EQ(t3d_report_finding_phrased_from(r, 1), -1);
+    CHECK_HAS(t, "Appearance suggests lung nodule.");
+    CHECK_LACKS(t, "No lung nodule");
+  }
+  t3d_report_free(r);
+  /* with the agreement fraction lowered, the nodule takes B's sentence; A's negated one never */
+  p.neighbour_min_agreement = 0.3;
+  CHECK_STATUS(t3d_report_create(fc.vol, &fc.res, &p, &r), T3D_OK);
+  if (r) {
+    CHECK_INT_EQ(t3d_report_finding_phrased_from(r, 1), 1);
+    CHECK_HAS(t3d_report_text(r, T3D_REPORT_TEXT), "- A 6 mm lung nodule in the right upper lobe.");
+  }
+  t3d_report_free(r);
+  t3d_tensor_free(fc.labels);
+  t3d_volume_free(fc.vol);
+}
+
+static void test_no_findings(void)
+{
+  fake_case fc;
+  make_case(&fc);
+  fc.res.nfindings = 0;
+  fc.res.labels = NULL;
+  fc.res.volumes_ml = NULL;
+  t3d_report_params p = t3d_report_default_params();
+  p.model_name = "t3d-test";
+  p.model_sha256 = hash;
+  t3d_report *r = NULL;
+  CHECK_STATUS(t3d_report_create(fc.vol, &fc.res, &p, &r), T3D_OK);
+  if (r) {
+    const char *t = t3d_report_text(r, T3D_REPORT_TEXT);
+    CHECK_HAS(t, "No findings were scored");
+    CHECK_HAS(t, "No segmentation");
+    CHECK_HAS(t, "1. No finding reached the reporting threshold");
+    CHECK_STATUS(t3d_report_write_seg(r, NULL, NULL, "/nonexistent/x.dcm"), T3D_ERR_UNSUPPORTED);
+  }
+  t3d_report_free(r);
+  t3d_tensor_free(fc.labels);
+  t3d_volume_free(fc.vol);
+}
+
+int main(void)
+{
+  test_sha256();
+  test_content();
+  test_neighbours();
+  test_no_findings();
+  return check_finish("test-report-text");
+}
