@@ -153,10 +153,11 @@ t3d_status t3d_report_write_sr(const t3d_report *r, const t3d_report_source *src
  * frames = (segment, slice) pairs where the segment has voxels (one empty frame for an empty
  * segment), each with Plane Position (Patient), Frame Content (segment, slice position) and a
  * Derivation Image reference to its source instance; the source study/series and every source
- * instance are referenced (Common Instance Reference). Pixel Data is packed by t3d, frames back
- * to back without padding, first pixel in the least significant bit (PS3.5 8.1.1), since DCMTK
- * 3.6.7 pads each frame to a byte, which breaks frames whose rows x columns is not a multiple
- * of 8. Category / type codes (SNOMED CT): liver 10200004, lung 39607008, spleen 78961009,
+ * instance are referenced (Common Instance Reference); Spatial Locations Preserved is YES. Pixel
+ * Data is packed by t3d, frames back to back without padding, first pixel in the least
+ * significant bit (PS3.5 8.1.1): DCMTK 3.6.7's own packing goes wrong when rows x columns is not
+ * a multiple of 8 (fixed upstream in 3.6.9; here 27x23-pixel slices read back with overlapping
+ * segments in highdicom). Category / type codes (SNOMED CT): liver 10200004, lung 39607008, spleen 78961009,
  * kidney 64033007, heart 80891009, bone 272673000 (bone structure), body 38266002 (entire
  * body), all with category 123037004 (anatomical structure); lesion 52988006 with category
  * 49755003 (morphologically abnormal structure); any other class name: type 91723000

@@ -257,6 +257,25 @@ struct seg_job {
   int series_number;
 };
 
+// Each frame is the source slice's own pixel grid, which readers (highdicom) need stated:
+// Spatial Locations Preserved "YES" in every Source Image Sequence item (DCMTK 3.6.7 has no setter).
+void mark_spatial_locations_preserved(DcmDataset &ds)
+{
+  DcmSequenceOfItems *per = NULL;
+  if (ds.findAndGetSequence(DCM_PerFrameFunctionalGroupsSequence, per).bad() || !per) return;
+  for (unsigned long f = 0; f < per->card(); f++) {
+    DcmSequenceOfItems *der = NULL;
+    if (per->getItem(f)->findAndGetSequence(DCM_DerivationImageSequence, der).bad() || !der) continue;
+    for (unsigned long d = 0; d < der->card(); d++) {
+      DcmSequenceOfItems *srcs = NULL;
+      if (der->getItem(d)->findAndGetSequence(DCM_SourceImageSequence, srcs).bad() || !srcs) continue;
+      for (unsigned long i = 0; i < srcs->card(); i++)
+        need(srcs->getItem(i)->putAndInsertString(DCM_SpatialLocationsPreserved, "YES"),
+             "SEG spatial locations preserved");
+    }
+  }
+}
+
 void build_seg(void *arg)
 {
   const seg_job &j = *static_cast<seg_job *>(arg);
@@ -364,6 +383,7 @@ void build_seg(void *arg)
   DcmFileFormat out;
   DcmDataset &ds = *out.getDataset();
   need(seg->writeDataset(ds), "SEG encoding");
+  mark_spatial_locations_preserved(ds);
   if (bits.size() % 2) bits.push_back(0);
   need(ds.putAndInsertUint8Array(DCM_PixelData, bits.data(), (unsigned long)bits.size()), "SEG pixel data");
   set_times(ds, r);

@@ -1,0 +1,58 @@
+#!/bin/sh
+# End to end: `t3d phantom-write` series (small; odd and multiple-of-8 rows x columns; axial,
+# sagittal, coronal, oblique) -> `t3d report` with the bundled model in every format. Checks: the
+# text is byte-identical on a rerun and names the model and its SHA-256; every DICOM file passes
+# dciodvfy without an error line; SEG and SR read back through DCMTK (tests/report-readback) and
+# highdicom (tests/report-check-dicom.py) with SEG masks voxel-exact against `t3d analyze --mask`
+# and SR content as written. SKIP (77) without dciodvfy or highdicom.
+set -u
+BUILD=${T3D_BUILDDIR:-.}
+SRC=${T3D_SRCDIR:-.}
+PY=${T3D_PYTHON:-python3}
+T3D="$BUILD/t3d"
+MODEL="$BUILD/models/t3d-tiny-init.safetensors"
+if ! command -v dciodvfy >/dev/null 2>&1; then
+  echo "SKIP: dciodvfy (dicom3tools) not installed"
+  exit 77
+fi
+if ! "$PY" -c 'import highdicom, numpy' >/dev/null 2>&1; then
+  echo "SKIP: highdicom not installed for $PY (tools/requirements-test.txt)"
+  exit 77
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/t3d-report.XXXXXX") || exit 1
+fail() { echo "FAIL: $*"; echo "kept $tmp"; exit 1; }
+
+hash=$(sha256sum "$MODEL" | cut -d' ' -f1)
+for spec in "axial 40,32,10" "sagittal 36,29,12" "coronal 33,25,9" "oblique 27,23,11"; do
+  set -- $spec
+  o=$1 size=$2 d="$tmp/$1"
+  "$T3D" phantom-write "$d/series" --size "$size" --spacing 0.9,0.8,2.5 --orientation "$o" >/dev/null \
+    || fail "$o: phantom-write"
+  "$T3D" report "$d/series" --model "$MODEL" --threads 2 --format all -o "$d/out" 2>"$d/err" \
+    || fail "$o: t3d report --format all: $(cat "$d/err")"
+  "$T3D" report "$d/series" --model "$MODEL" --threads 2 >"$d/stdout.txt" || fail "$o: t3d report to stdout"
+  cmp -s "$d/stdout.txt" "$d/out/report.txt" || fail "$o: report text differs between two runs: $(diff "$d/stdout.txt" "$d/out/report.txt")"
+  grep -q "MACHINE GENERATED, NOT REVIEWED" "$d/out/report.txt" || fail "$o: no draft notice"
+  grep -q "SHA-256 $hash" "$d/out/report.txt" || fail "$o: report does not name the model hash $hash"
+  grep -q "^## FINDINGS" "$d/out/report.md" || fail "$o: Markdown lacks its FINDINGS heading"
+  for f in report-sr.dcm report-seg.dcm; do
+    dciodvfy "$d/out/$f" >"$d/$f.vfy" 2>&1
+    if grep -q "^Error" "$d/$f.vfy"; then
+      fail "$o: dciodvfy reports errors in $f: $(grep '^Error' "$d/$f.vfy")"
+    fi
+  done
+  "$BUILD/tests/report-readback" seg "$d/out/report-seg.dcm" >"$d/seg.rb" || fail "$o: DCMTK cannot read the SEG"
+  "$BUILD/tests/report-readback" sr "$d/out/report-sr.dcm" >"$d/sr.rb" || fail "$o: DCMTK cannot read the SR"
+  "$T3D" analyze "$d/series" --model "$MODEL" --threads 2 --mask "$d/mask.nii.gz" >/dev/null || fail "$o: analyze --mask"
+  "$PY" "$SRC/tests/report-check-dicom.py" "$d/series" "$d/mask.nii.gz" "$d/out/report-seg.dcm" \
+    "$d/out/report-sr.dcm" "$d/out/report.txt" "$d/seg.rb" "$d/sr.rb" || fail "$o: DICOM read-back checks"
+  echo "ok: $o $size"
+done
+
+# Misuse: SR without -o, an unknown format.
+"$T3D" report "$tmp/axial/series" --model "$MODEL" --format sr >/dev/null 2>&1
+[ $? -eq 2 ] || fail "--format sr without -o should be a usage error"
+"$T3D" report "$tmp/axial/series" --model "$MODEL" --format pdf >/dev/null 2>&1
+[ $? -eq 2 ] || fail "--format pdf should be a usage error"
+rm -rf "$tmp"
+exit 0
