@@ -147,6 +147,13 @@ for item in hd_items:
         name, rest = item[len("TEXT Finding|"):].split(": probability ")
         p = rest.split(",")[0]
         need(name in text and p in text, "SR finding %s %s not in report.txt" % (name, p))
+    if line.startswith("- Lesions: ") and "largest diameter" in line:
+        mm = float(line.split("largest diameter ")[1].split()[0])
+        got = vols.get("largest lesion")
+        need(got is not None and got[0] == "Diameter" and abs(float(got[1]) - mm) < 1e-9 and got[2] == "mm",
+             "SR largest lesion diameter %r, report.txt %.1f mm" % (got, mm))
+        count = int(line.split()[2])
+        need("TEXT Finding|lesion count: %d" % count in hd_items, "SR lesion count differs from %d" % count)
 need(any("SHA-256" in i for i in hd_items), "SR lacks the model hash")
 
 for e in errors:

@@ -4,6 +4,7 @@
 # text is byte-identical on a rerun and names the model and its SHA-256; every DICOM file passes
 # dciodvfy without an error line; SEG and SR read back through DCMTK (tests/report-readback) and
 # highdicom (tests/report-check-dicom.py) with SEG masks voxel-exact against `t3d analyze --mask`
+# (and, for a constructed case with two spherical lesions, against its known labels)
 # and SR content as written. SKIP (77) without dciodvfy or highdicom.
 set -u
 BUILD=${T3D_BUILDDIR:-.}
@@ -21,6 +22,22 @@ if ! "$PY" -c 'import highdicom, numpy' >/dev/null 2>&1; then
 fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/t3d-report.XXXXXX") || exit 1
 fail() { echo "FAIL: $*"; echo "kept $tmp"; exit 1; }
+
+# The constructed case (two spherical lesions, oblique, 61x47 pixels) through the API.
+d="$tmp/fake"
+"$BUILD/tests/report-fake-export" "$d" >"$d.out" || fail "report-fake-export"
+grep -q "^lesions 2 " "$d.out" || fail "constructed case: expected 2 lesions, got $(cat "$d.out")"
+grep -q "largest diameter" "$d/report.txt" || fail "constructed case: no lesion diameter in the report"
+for f in report-sr.dcm report-seg.dcm; do
+  dciodvfy "$d/$f" >"$d/$f.vfy" 2>&1
+  if grep -q "^Error" "$d/$f.vfy"; then fail "constructed case: dciodvfy errors in $f: $(grep '^Error' "$d/$f.vfy")"; fi
+done
+"$BUILD/tests/report-readback" seg "$d/report-seg.dcm" >"$d/seg.rb" || fail "constructed case: DCMTK cannot read the SEG"
+"$BUILD/tests/report-readback" sr "$d/report-sr.dcm" >"$d/sr.rb" || fail "constructed case: DCMTK cannot read the SR"
+grep -q "^NUM Diameter|" "$d/sr.rb" || fail "constructed case: DCMTK finds no diameter in the SR"
+"$PY" "$SRC/tests/report-check-dicom.py" "$d/series" "$d/mask.nii.gz" "$d/report-seg.dcm" "$d/report-sr.dcm" \
+  "$d/report.txt" "$d/seg.rb" "$d/sr.rb" || fail "constructed case: DICOM read-back checks"
+echo "ok: constructed case with lesions"
 
 hash=$(sha256sum "$MODEL" | cut -d' ' -f1)
 for spec in "axial 40,32,10" "sagittal 36,29,12" "coronal 33,25,9" "oblique 27,23,11"; do

@@ -10,6 +10,7 @@
 #include "core/base/sha256.h"
 #include "core/report/report.h"
 #include "tests/check.h"
+#include "tests/report-fake.h"
 
 #define CHECK_HAS(text, needle)                                                                 \
   do {                                                                                          \
@@ -61,77 +62,12 @@ static void test_sha256(void)
   CHECK_INT_EQ(d[31], 0xd0);
 }
 
-/* An oblique 60x50x40 grid, 0.8 x 0.9 x 1.5 mm, with two lesion spheres (radius 9 mm and 4 mm),
- * a liver block, and a 1-voxel speck below the lesion size floor. */
-typedef struct {
-  t3d_volume *vol;
-  t3d_analysis_result res;
-  t3d_tensor *labels;
-  double volumes[4];
-  t3d_finding_result findings[3];
-} fake_case;
-
-static void make_case(fake_case *fc)
-{
-  memset(fc, 0, sizeof *fc);
-  if (t3d_volume_new(&fc->vol, 60, 50, 40) != T3D_OK) exit(1);
-  t3d_volume *v = fc->vol;
-  v->spacing[0] = 0.8, v->spacing[1] = 0.9, v->spacing[2] = 1.5;
-  double a = 20 * M_PI / 180, b = 15 * M_PI / 180; /* rotate about x then z */
-  double R[3][3] = {{cos(b), -sin(b) * cos(a), sin(b) * sin(a)},
-                    {sin(b), cos(b) * cos(a), -cos(b) * sin(a)},
-                    {0, sin(a), cos(a)}};
-  memcpy(v->dir, R, sizeof R);
-  v->origin[0] = -20, v->origin[1] = 15, v->origin[2] = -30;
-  strcpy(v->meta.series_uid, "1.2.3.4");
-  strcpy(v->meta.modality, "CT");
-  strcpy(v->meta.patient_name, "Test^Patient");
-  strcpy(v->geometry_note, "gantry tilt 12.0 deg corrected");
-  int64_t shape[3] = {40, 50, 60};
-  if (t3d_tensor_new(&fc->labels, T3D_U8, 3, shape) != T3D_OK) exit(1);
-  uint8_t *l = fc->labels->data;
-  double c1[3], c2[3];
-  t3d_volume_index_to_lps(v, 20.3, 22.1, 15.2, c1); /* big sphere centre */
-  t3d_volume_index_to_lps(v, 48.0, 38.0, 30.0, c2); /* small sphere centre */
-  size_t counts[4] = {0};
-  for (int64_t k = 0; k < 40; k++)
-    for (int64_t j = 0; j < 50; j++)
-      for (int64_t i = 0; i < 60; i++) {
-        double p[3];
-        t3d_volume_index_to_lps(v, (double)i, (double)j, (double)k, p);
-        double d1 = sqrt((p[0] - c1[0]) * (p[0] - c1[0]) + (p[1] - c1[1]) * (p[1] - c1[1]) +
-                         (p[2] - c1[2]) * (p[2] - c1[2]));
-        double d2 = sqrt((p[0] - c2[0]) * (p[0] - c2[0]) + (p[1] - c2[1]) * (p[1] - c2[1]) +
-                         (p[2] - c2[2]) * (p[2] - c2[2]));
-        uint8_t lab = 0;
-        if (d1 <= 9.0 || d2 <= 4.0) lab = 3;
-        else if (i < 10 && j < 10) lab = 1;
-        if (i == 59 && j == 0 && k == 0) lab = 3; /* 1.08 mm3 speck: below 10 mm3, not a lesion */
-        l[(k * 50 + j) * 60 + i] = lab;
-        counts[lab]++;
-      }
-  double vox_ml = 0.8 * 0.9 * 1.5 / 1000;
-  for (int c = 0; c < 4; c++) fc->volumes[c] = (double)counts[c] * vox_ml;
-  strcpy(fc->findings[0].name, "pleural effusion");
-  fc->findings[0].probability = 0.91;
-  strcpy(fc->findings[1].name, "lung nodule");
-  fc->findings[1].probability = 0.62;
-  strcpy(fc->findings[2].name, "ascites");
-  fc->findings[2].probability = 0.12;
-  fc->res.findings = fc->findings;
-  fc->res.nfindings = 3;
-  fc->res.labels = fc->labels;
-  fc->res.volumes_ml = fc->volumes;
-  fc->res.nclasses = 4;
-}
-
-static const char *const class_names[] = {"background", "liver", "spleen", "lesion"};
 static const char *const hash = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
 
 static void test_content(void)
 {
   fake_case fc;
-  make_case(&fc);
+  make_case(&fc, 60, 50, 40);
   t3d_report_params p = t3d_report_default_params();
   p.model_name = "t3d-test";
   p.model_sha256 = hash;
@@ -201,7 +137,7 @@ done:
 static void test_neighbours(void)
 {
   fake_case fc;
-  make_case(&fc);
+  make_case(&fc, 60, 50, 40);
   static const char *const f_eff[] = {"pleural effusion"}, *const f_both[] = {"pleural effusion", "lung nodule"},
                            *const f_none[] = {"ascites"};
   t3d_report_neighbour nb[4] = {
@@ -246,7 +182,7 @@ static void test_neighbours(void)
 static void test_no_findings(void)
 {
   fake_case fc;
-  make_case(&fc);
+  make_case(&fc, 60, 50, 40);
   fc.res.nfindings = 0;
   fc.res.labels = NULL;
   fc.res.volumes_ml = NULL;

@@ -442,6 +442,35 @@ static char *render_whole(const t3d_report *r, t3d_report_format fmt)
   return sb_take(&b);
 }
 
+/* "2.25." + the first 128 bits of the model hash as a decimal number: one stable UID per model
+ * file, so every SR from the same model names the same observing device. */
+static void uid_from_hash(const char *hex, char out[T3D_UID_MAX])
+{
+  uint8_t n[16];
+  char digits[48];
+  int nd = 0;
+  for (int i = 0; i < 16; i++) {
+    unsigned hi = (unsigned)(isdigit((unsigned char)hex[2 * i]) ? hex[2 * i] - '0' : hex[2 * i] - 'a' + 10);
+    unsigned lo = (unsigned)(isdigit((unsigned char)hex[2 * i + 1]) ? hex[2 * i + 1] - '0' : hex[2 * i + 1] - 'a' + 10);
+    n[i] = (uint8_t)(hi << 4 | lo);
+  }
+  for (;;) { /* long division by 10, most significant byte first */
+    unsigned rem = 0;
+    int zero = 1;
+    for (int i = 0; i < 16; i++) {
+      unsigned cur = rem << 8 | n[i];
+      n[i] = (uint8_t)(cur / 10);
+      rem = cur % 10;
+      if (n[i]) zero = 0;
+    }
+    digits[nd++] = (char)('0' + rem);
+    if (zero) break;
+  }
+  int o = snprintf(out, T3D_UID_MAX, "2.25.");
+  while (nd > 0) out[o++] = digits[--nd];
+  out[o] = '\0';
+}
+
 /* ---- create / free / accessors ---- */
 
 void t3d_report_free(t3d_report *r)
@@ -507,6 +536,7 @@ t3d_status t3d_report_create(const t3d_volume *vol, const t3d_analysis_result *r
   r->lesion_class = -1;
   for (int i = 0; i < 64; i++) r->model_sha256[i] = (char)tolower((unsigned char)p->model_sha256[i]);
   r->model_sha256[64] = '\0';
+  uid_from_hash(r->model_sha256, r->device_uid);
   r->model_name = dupstr(p->model_name);
   r->timestamp = p->timestamp ? dupstr(p->timestamp) : NULL;
   if (!r->model_name || (p->timestamp && !r->timestamp)) goto nomem;

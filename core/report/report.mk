@@ -9,7 +9,7 @@ t3d_SOURCES += cli/cmd_report.c
 # Unit: text content and determinism, lesion count/diameter of a known sphere, SHA-256 vectors,
 # neighbour phrasing rule (no model run).
 check_PROGRAMS += tests/test-report-text
-tests_test_report_text_SOURCES = tests/test-report-text.c tests/check.h
+tests_test_report_text_SOURCES = tests/test-report-text.c tests/report-fake.h tests/check.h
 tests_test_report_text_LDADD = libt3d.la -lm
 TESTS += tests/test-report-text
 
@@ -23,3 +23,8 @@ tests_report_readback_LDADD = $(DCMTK_LIBS)
 # highdicom read-back (odd sizes and non-axial orientations included).
 dist_check_SCRIPTS += tests/test-report-cli.sh tests/report-check-dicom.py
 TESTS += tests/test-report-cli.sh
+
+# The constructed case (tests/report-fake.h) exported through the API, for test-report-cli.sh.
+check_PROGRAMS += tests/report-fake-export
+tests_report_fake_export_SOURCES = tests/report-fake-export.c tests/report-fake.h
+tests_report_fake_export_LDADD = libt3d.la -lm

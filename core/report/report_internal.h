@@ -25,6 +25,7 @@ struct t3d_report {
   t3d_volume grid;             /* geometry, meta and geometry_note of the series; data NULL */
   char *model_name;
   char model_sha256[T3D_SHA256_HEX];
+  char device_uid[T3D_UID_MAX]; /* SR Device Observer UID: 2.25.<first 128 bits of the hash> */
   double threshold;
   char *timestamp;             /* NULL when none was given */
   t3d_report_finding *findings;

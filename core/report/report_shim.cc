@@ -160,7 +160,7 @@ void build_sr(void *arg)
 
   TID1500_MeasurementReport report(CMR_CID7021::ImagingMeasurementReport);
   need(report.setLanguage(CID5000_Languages::English), "SR language");
-  need(report.getObservationContext().addDeviceObserver(j.instance_uid, r->model_name, "t3d", r->model_name),
+  need(report.getObservationContext().addDeviceObserver(r->device_uid, r->model_name, "t3d", r->model_name),
        "SR device observer");
   need(report.addProcedureReported(CMR_CID100::CTUnspecifiedBodyRegion), "SR procedure reported");
 
