@@ -28,3 +28,18 @@ TESTS += tests/test-report-cli.sh
 check_PROGRAMS += tests/report-fake-export
 tests_report_fake_export_SOURCES = tests/report-fake-export.c tests/report-fake.h
 tests_report_fake_export_LDADD = libt3d.la -lm
+
+# The report fuzz entry point (neighbour text through the phrasing rule) over its seeds, in every build.
+check_PROGRAMS += tests/fuzz/fuzz-corpus-report
+TESTS += tests/fuzz/fuzz-corpus-report
+tests_fuzz_fuzz_corpus_report_SOURCES = tests/fuzz/run-corpus.c tests/fuzz/run-corpus.h \
+	tests/fuzz/seeds-report.c tests/fuzz/fuzz-report.c tests/check.h
+tests_fuzz_fuzz_corpus_report_LDADD = libt3d.la -lm
+
+if FUZZERS
+# See README.md "Fuzzing"; seeds: tests/fuzz/fuzz-corpus-report --write DIR.
+noinst_PROGRAMS += tests/fuzz/fuzz-report
+tests_fuzz_fuzz_report_SOURCES = tests/fuzz/fuzz-report.c
+tests_fuzz_fuzz_report_LDFLAGS = $(FUZZ_LDFLAGS)
+tests_fuzz_fuzz_report_LDADD = libt3d.la -lm
+endif
