@@ -19,6 +19,13 @@
 #include "core/dicom/nifti.h"
 #include "kernels/backend.h"
 
+#ifndef T3D_BUILD_MODEL
+#define T3D_BUILD_MODEL ""
+#endif
+#ifndef T3D_PKGDATADIR
+#define T3D_PKGDATADIR "/usr/share/t3d"
+#endif
+
 static volatile int interrupted;
 
 static void on_sigint(int sig)
@@ -42,6 +49,16 @@ static void usage(FILE *to)
               "  --no-segment    skip the segmentation decoder\n"
               "  --progress      show progress on stderr (Ctrl-C cancels)\n",
           T3D_PKGDATADIR);
+}
+
+static const char *default_model(void)
+{
+  static char buf[4096];
+  const char *e = getenv("T3D_MODEL");
+  if (e && *e) return e;
+  if (*T3D_BUILD_MODEL && access(T3D_BUILD_MODEL, R_OK) == 0) return T3D_BUILD_MODEL;
+  snprintf(buf, sizeof buf, "%s/t3d-tiny-init.safetensors", T3D_PKGDATADIR);
+  return buf;
 }
 
 static void progress_cb(void *user, double f, const char *stage)
@@ -133,7 +150,7 @@ int t3d_cmd_analyze(int argc, char **argv)
     return 2;
   }
   dir = argv[optind];
-  if (!model_path) model_path = t3d_cli_default_model();
+  if (!model_path) model_path = default_model();
   if (threads < 0) {
     fprintf(stderr, "t3d analyze: --threads must be >= 0\n");
     return 2;

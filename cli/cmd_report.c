@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "cli/commands.h"
+#include "cli/index_cli.h"
 #include "core/base/sha256.h"
 #include "core/dicom/dicom.h"
 #include "core/model/model.h"

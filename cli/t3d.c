@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli/commands.h"
 #include "core/base/log.h"
@@ -15,13 +14,6 @@
 
 #define _(s) gettext(s)
 #define N_(s) (s)
-
-#ifndef T3D_BUILD_MODEL
-#define T3D_BUILD_MODEL ""
-#endif
-#ifndef T3D_PKGDATADIR
-#define T3D_PKGDATADIR "/usr/share/t3d"
-#endif
 
 static int cmd_version(int argc, char **argv)
 {
@@ -34,12 +26,17 @@ static const t3d_command commands[] = {
   {"analyze", N_("run the T3D model on a CT series: findings, organ volumes, mask"), t3d_cmd_analyze},
   {"bench", N_("time t3d-r50 on the CPU next to PyTorch (ms, peak memory)"), t3d_cmd_bench},
   {"bench-ops", N_("time each compute op against PyTorch at the reference model sizes"), t3d_cmd_bench_ops},
+  {"bench-search", N_("time embedding search at 100k/1M cases beside FAISS (load, p50/p99, recall)"),
+   t3d_cmd_bench_search},
   {"devices", N_("list the CPU and CUDA GPUs t3d can run on"), t3d_cmd_devices},
+  {"index", N_("analyse the CT series under folders into the case index (resumable)"), t3d_cmd_index},
   {"info", N_("list the DICOM series in a folder or DICOMDIR"), t3d_cmd_info},
   {"model-info", N_("describe a model file: config, metadata, tensors"), t3d_cmd_model_info},
   {"model-init", N_("write a model file with seeded random weights"), t3d_cmd_model_init},
   {"phantom-write", N_("write a synthetic CT phantom as a DICOM series"), t3d_cmd_phantom_write},
   {"report", N_("analyse a CT series and write a draft report (text, Markdown, DICOM SR, SEG)"), t3d_cmd_report},
+  {"search", N_("find indexed cases by typed findings (embeddings fused with report text)"), t3d_cmd_search},
+  {"similar", N_("list the indexed cases nearest to a series"), t3d_cmd_similar},
   {"version", N_("print the t3d version"), cmd_version},
   {"volume", N_("load a DICOM series and export it (NIfTI)"), t3d_cmd_volume},
 };
@@ -52,16 +49,6 @@ int t3d_cli_fail(int status, const char *what)
   else
     fprintf(stderr, "t3d: %s%s%s\n", t3d_strerror((t3d_status)status), *detail ? ": " : "", detail);
   return 1;
-}
-
-const char *t3d_cli_default_model(void)
-{
-  static char buf[4096];
-  const char *e = getenv("T3D_MODEL");
-  if (e && *e) return e;
-  if (*T3D_BUILD_MODEL && access(T3D_BUILD_MODEL, R_OK) == 0) return T3D_BUILD_MODEL;
-  snprintf(buf, sizeof buf, "%s/t3d-tiny-init.safetensors", T3D_PKGDATADIR);
-  return buf;
 }
 
 static void usage(FILE *to)
