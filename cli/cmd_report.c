@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -17,6 +18,7 @@
 #include "cli/index_cli.h"
 #include "core/base/sha256.h"
 #include "core/dicom/dicom.h"
+#include "core/index/index.h"
 #include "core/model/model.h"
 #include "core/report/report.h"
 #include "kernels/backend.h"
@@ -25,10 +27,13 @@
 
 enum { OUT_TEXT = 1, OUT_MD = 2, OUT_SR = 4, OUT_SEG = 8, OUT_ALL = 15 };
 
+#define REPORT_INDEX_NEIGHBOURS 5 /* nearest indexed cases offered to the phrasing rule */
+
 static void usage(FILE *to)
 {
   fprintf(to, _("Usage: t3d report SERIES_DIR [--model FILE] [--format text|md|sr|seg|all] [-o PATH]\n"
-                "                  [--series UID] [--threads N] [--neighbours FILE.json] [--timestamp T]\n\n"
+                "                  [--series UID] [--threads N] [--index PATH | --no-index | --neighbours FILE.json]\n"
+                "                  [--threshold P] [--timestamp T]\n\n"
                 "Analyses a CT series and writes a draft report for a radiologist to review: findings over\n"
                 "the threshold, organ volumes, lesion count and largest diameter, the model and its SHA-256.\n"
                 "  --model FILE       model file (default as for 't3d analyze')\n"
@@ -38,8 +43,12 @@ static void usage(FILE *to)
                 "  -o, --output PATH  file to write (a folder for --format all)\n"
                 "  --series UID       which series when the folder holds several (default: the first CT)\n"
                 "  --threads N        CPU threads (default: all cores)\n"
-                "  --neighbours FILE  similar cases as JSON: [{\"label\", \"text\", \"similarity\",\n"
-                "                     \"findings\": [names]}], for wording where they agree\n"
+                "  --index PATH       case index for the wording of similar cases (default: the XDG index\n"
+                "                     when it exists); the 5 nearest by image embedding are used\n"
+                "  --no-index         do not look for similar cases\n"
+                "  --neighbours FILE  similar cases as JSON instead of the index: [{\"label\", \"text\",\n"
+                "                     \"similarity\", \"findings\": [names]}]\n"
+                "  --threshold P      report findings with probability >= P (default 0.5)\n"
                 "  --timestamp T      written into the report (YYYYMMDDHHMMSS also sets DICOM dates);\n"
                 "                     without it the text holds no time and is the same on every run\n"));
 }
@@ -76,6 +85,61 @@ static t3d_status load_neighbours(const char *path, json_t **root, t3d_report_ne
   return T3D_OK;
 }
 
+/* Neighbours from the case index: the REPORT_INDEX_NEIGHBOURS nearest analyses of the same
+ * model file by image embedding (this series left out), each with its stored reports and the
+ * findings it scored >= threshold. No index at the default path is not an error (no neighbours). */
+typedef struct {
+  t3d_report_neighbour nb[REPORT_INDEX_NEIGHBOURS];
+  t3d_index_case *cases[REPORT_INDEX_NEIGHBOURS];
+  char labels[REPORT_INDEX_NEIGHBOURS][2 * T3D_META_MAX];
+  size_t n;
+} index_neighbours;
+
+static void index_neighbours_free(index_neighbours *in)
+{
+  for (size_t i = 0; i < in->n; i++) t3d_index_case_free(in->cases[i]);
+  in->n = 0;
+}
+
+static t3d_status load_index_neighbours(const char *index_path, const char *model_path, const t3d_volume *vol,
+                                        const t3d_analysis_result *res, double threshold, index_neighbours *out)
+{
+  char def[4096], fnv[17];
+  t3d_index *ix = NULL;
+  t3d_index_hit *hits = NULL;
+  size_t nhits = 0;
+  t3d_status s;
+
+  out->n = 0;
+  if (!res->embedding || res->dim <= 0) return T3D_OK;
+  if (!index_path) {
+    if (t3d_index_default_path(def, sizeof def) != T3D_OK || access(def, R_OK) != 0) {
+      t3d_error_clear();
+      return T3D_OK;
+    }
+    index_path = def;
+  }
+  T3D_TRY(t3d_index_hash_files(&model_path, 1, fnv));
+  if ((s = t3d_cli_open_index(index_path, true, &ix)) != T3D_OK) return s;
+  t3d_index_search_opts o = t3d_index_search_default_opts();
+  o.k = REPORT_INDEX_NEIGHBOURS;
+  o.exclude_series_uid = vol->meta.series_uid;
+  s = t3d_index_search(ix, fnv, res->embedding, res->dim, NULL, &o, &hits, &nhits);
+  for (size_t i = 0; s == T3D_OK && i < nhits && out->n < REPORT_INDEX_NEIGHBOURS; i++) {
+    t3d_index_case *c = NULL;
+    if ((s = t3d_index_case_get(ix, hits[i].analysis_id, threshold, &c)) != T3D_OK) break;
+    size_t k = out->n++;
+    out->cases[k] = c;
+    snprintf(out->labels[k], sizeof out->labels[k], "%s%s%s", hits[i].study_date, *hits[i].description ? " " : "",
+             *hits[i].description ? hits[i].description : (*hits[i].study_date ? "" : hits[i].series_uid));
+    out->nb[k] = (t3d_report_neighbour){out->labels[k], c->text, hits[i].cosine, (const char *const *)c->findings,
+                                        c->nfindings};
+  }
+  free(hits);
+  t3d_index_free(ix);
+  return s;
+}
+
 static int parse_format(const char *s)
 {
   if (strcmp(s, "text") == 0) return OUT_TEXT;
@@ -96,13 +160,18 @@ static const char *join(char *buf, size_t size, const char *dir, const char *nam
 int t3d_cmd_report(int argc, char **argv)
 {
   const char *model_path = NULL, *out = NULL, *series_uid = NULL, *nb_path = NULL, *timestamp = NULL;
-  int format = OUT_TEXT, threads = 0, c, rc = 1;
+  const char *index_path = NULL;
+  int format = OUT_TEXT, threads = 0, no_index = 0, c, rc = 1;
+  double threshold = T3D_REPORT_FINDING_THRESHOLD;
   static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
                                        {"format", required_argument, NULL, 'f'},
                                        {"output", required_argument, NULL, 'o'},
                                        {"series", required_argument, NULL, 's'},
                                        {"threads", required_argument, NULL, 't'},
                                        {"neighbours", required_argument, NULL, 'n'},
+                                       {"index", required_argument, NULL, 'i'},
+                                       {"no-index", no_argument, NULL, 'N'},
+                                       {"threshold", required_argument, NULL, 'P'},
                                        {"timestamp", required_argument, NULL, 'T'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
@@ -120,6 +189,17 @@ int t3d_cmd_report(int argc, char **argv)
     case 's': series_uid = optarg; break;
     case 't': threads = atoi(optarg); break;
     case 'n': nb_path = optarg; break;
+    case 'i': index_path = optarg; break;
+    case 'N': no_index = 1; break;
+    case 'P': {
+      char *end = NULL;
+      threshold = strtod(optarg, &end);
+      if (!end || *end || !(threshold >= 0 && threshold <= 1)) {
+        fprintf(stderr, _("t3d report: --threshold wants a probability in [0, 1], not '%s'\n"), optarg);
+        return 2;
+      }
+      break;
+    }
     case 'T': timestamp = optarg; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
@@ -146,6 +226,7 @@ int t3d_cmd_report(int argc, char **argv)
   t3d_report_neighbour *nbs = NULL;
   const char **nb_names = NULL, **classes = NULL, **files = NULL;
   json_t *nb_json = NULL;
+  index_neighbours inb = {0};
   size_t idx = 0, nnb = 0;
   char hash[T3D_SHA256_HEX], path[4200];
   const char *what = "report";
@@ -182,11 +263,17 @@ int t3d_cmd_report(int argc, char **argv)
   }
   if ((s = t3d_analyze(model, vol, NULL, NULL, NULL, &res)) != T3D_OK) goto fail;
 
+  if (!nb_path && !no_index && (s = load_index_neighbours(index_path, model_path, vol, res, threshold, &inb)) != T3D_OK) {
+    what = "looking up similar cases";
+    goto fail;
+  }
+
   t3d_report_params rp = t3d_report_default_params();
+  rp.finding_threshold = threshold;
   rp.model_name = t3d_model_config_of(model)->name;
   rp.model_sha256 = hash;
-  rp.neighbours = nbs;
-  rp.nneighbours = nnb;
+  rp.neighbours = nb_path ? nbs : inb.nb;
+  rp.nneighbours = nb_path ? nnb : inb.n;
   rp.timestamp = timestamp;
   if (res->labels) {
     rp.nclasses = t3d_model_class_count(model);
@@ -248,5 +335,6 @@ cleanup:
   free(nbs);
   free(nb_names);
   json_decref(nb_json);
+  index_neighbours_free(&inb);
   return rc;
 }

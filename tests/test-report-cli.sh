@@ -22,6 +22,8 @@ if ! "$PY" -c 'import highdicom, numpy' >/dev/null 2>&1; then
 fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/t3d-report.XXXXXX") || exit 1
 fail() { echo "FAIL: $*"; echo "kept $tmp"; exit 1; }
+# no index of the user's may leak in
+XDG_DATA_HOME="$tmp/xdg"; export XDG_DATA_HOME
 
 # The constructed case (two spherical lesions, oblique, 61x47 pixels) through the API.
 d="$tmp/fake"
@@ -65,6 +67,34 @@ for spec in "axial 40,32,10" "sagittal 36,29,12" "coronal 33,25,9" "oblique 27,2
     "$d/out/report-sr.dcm" "$d/out/report.txt" "$d/seg.rb" "$d/sr.rb" || fail "$o: DICOM read-back checks"
   echo "ok: $o $size"
 done
+
+# Wording from the case index: two indexed copies of the same phantom (identical pixels, so
+# cosine 1 and the same findings) with reports naming every finding; with --threshold 0 every
+# finding is present, all close neighbours agree, and each finding takes the first hit's sentence.
+n=0
+for c in 1 2 3; do
+  "$T3D" phantom-write "$tmp/idx/case-$c/series" --size 30,26,8 --seed 7 >/dev/null || fail "index phantom $c"
+done
+"$T3D" model-info "$MODEL" --json >"$tmp/model.json" || fail "model-info"
+names=$("$PY" -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["findings"]))' "$tmp/model.json") \
+  || fail "finding names from model-info --json"
+for c in 1 2; do
+  echo "$names" | while read -r f; do printf 'Case %s shows %s on review. ' "$c" "$f"; done >"$tmp/idx/case-$c/report.txt"
+done
+mv "$tmp/idx/case-3" "$tmp/query"
+"$T3D" index "$tmp/idx" --index "$tmp/cases.db" --model "$MODEL" --threads 2 >/dev/null 2>"$tmp/index.err" \
+  || fail "t3d index: $(cat "$tmp/index.err")"
+"$T3D" report "$tmp/query/series" --model "$MODEL" --threads 2 --index "$tmp/cases.db" --threshold 0 \
+  >"$tmp/nb.txt" || fail "t3d report --index"
+nf=$(echo "$names" | grep -c .)
+reused=$(grep -c "\[wording from similar case 1: .*similarity 1.00\]" "$tmp/nb.txt")
+[ "$reused" -eq "$nf" ] || fail "expected all $nf findings worded from case 1, got $reused: $(cat "$tmp/nb.txt")"
+grep -q "^- Case [12] shows cardiomegaly on review. (model probability" "$tmp/nb.txt" \
+  || fail "the first hit's sentence not reused verbatim: $(cat "$tmp/nb.txt")"
+"$T3D" report "$tmp/query/series" --model "$MODEL" --threads 2 --no-index --threshold 0 >"$tmp/nonb.txt" \
+  || fail "t3d report --no-index"
+grep -q "wording from similar case" "$tmp/nonb.txt" && fail "--no-index still used the index"
+echo "ok: wording from the index"
 
 # Misuse: SR without -o, an unknown format.
 "$T3D" report "$tmp/axial/series" --model "$MODEL" --format sr >/dev/null 2>&1
