@@ -709,11 +709,10 @@ t3d_status t3d_report_source_read(const t3d_volume *vol, const char *const *file
     s = t3d_error(T3D_ERR_NOMEM, "out of memory listing %zu source files", nfiles);
     goto cleanup;
   }
-  src->n = nfiles;
   src->nz = vol->nz;
   for (int64_t k = 0; k < vol->nz; k++) src->slice_inst[k] = none;
   for (size_t f = 0; f < nfiles; f++) {
-    t3d_report_instance *in = &src->inst[f];
+    t3d_report_instance *in = &src->inst[src->n];
     if ((s = t3d_report_shim_read_header(files[f], in)) != T3D_OK) goto cleanup;
     if (in->nframes > 1) {
       s = t3d_error(T3D_ERR_UNSUPPORTED, "%s: multi-frame source instance (%ld frames); DICOM export references "
@@ -734,12 +733,9 @@ t3d_status t3d_report_source_read(const t3d_volume *vol, const char *const *file
                                          "in-plane offset %.3f, %.3f mm)", files[f], kf, a[0], a[1]);
       goto cleanup;
     }
-    if (src->slice_inst[k] != none) {
-      s = t3d_error(T3D_ERR_INVALID_ARG, "%s and %s both lie on slice %lld", src->inst[src->slice_inst[k]].path,
-                    files[f], (long long)k);
-      goto cleanup;
-    }
-    src->slice_inst[k] = f;
+    if (src->slice_inst[k] != none) /* a duplicate the loader kept once (it refuses differing ones) */
+      continue;
+    src->slice_inst[k] = src->n++;
   }
   for (int64_t k = 0; k < vol->nz; k++)
     if (src->slice_inst[k] == none) {

@@ -99,7 +99,8 @@ const char *t3d_report_text(const t3d_report *r, t3d_report_format f);
 /* The FINDINGS and IMPRESSION sections alone as plain text (what the SR carries); borrowed. */
 const char *t3d_report_findings_text(const t3d_report *r);
 const char *t3d_report_impression_text(const t3d_report *r);
-/* "t3d_report_text" to path via a temporary file and rename. T3D_ERR_IO naming path. */
+/* t3d_report_text to path via a temporary file (mode 0600: patient data) and rename.
+ * T3D_ERR_IO naming path. The DICOM exports below are written the same way. */
 t3d_status t3d_report_write_text(const t3d_report *r, t3d_report_format f, const char *path);
 
 /* Findings in the result's order. phrased_from: index of the neighbour whose sentence was
@@ -119,10 +120,11 @@ double t3d_report_lesion_volume_ml(const t3d_report *r, size_t i); /* largest fi
 
 /* The source instances of the series behind the volume: each file's SOP Class/Instance UID,
  * Study/Series UIDs, and the slice k of the volume its Image Position (Patient) lies on (within
- * 10% of the slice spacing and 0.01 mm in-plane). Only headers are read. Errors name the file:
- * T3D_ERR_IO/T3D_ERR_FORMAT (unreadable, no SOP Instance UID), T3D_ERR_UNSUPPORTED (a
+ * 10% of the slice spacing and 0.01 mm in-plane). Only headers are read. A second file on an
+ * occupied slice (a duplicate the loader kept once) is left out of the references. Errors name
+ * the file: T3D_ERR_IO/T3D_ERR_FORMAT (unreadable, no SOP Instance UID), T3D_ERR_UNSUPPORTED (a
  * multi-frame instance, or an instance that lies on no slice of vol), T3D_ERR_INVALID_ARG (a
- * slice with no instance, two instances on one slice). *out is the caller's. */
+ * slice with no instance). *out is the caller's. */
 typedef struct t3d_report_source t3d_report_source;
 t3d_status t3d_report_source_read(const t3d_volume *vol, const char *const *files, size_t nfiles,
                                   t3d_report_source **out);
@@ -137,7 +139,8 @@ typedef struct {
 } t3d_report_dicom_params;
 t3d_report_dicom_params t3d_report_dicom_default_params(void);
 
-/* Comprehensive SR, TID 1500 Imaging Measurement Report, in the source study: language,
+/* Enhanced SR (the IOD DCMTK picks for this content), TID 1500 Imaging Measurement Report, in
+ * the source study (patient and study attributes copied from the first source instance): language,
  * device observer (the model), procedure "CT unspecified body region", an image library listing
  * every source instance (also listed as evidence), one measurement group (TID 1501) per
  * segmentation class with its volume (SCT 118565006 Volume, cm3 = mL) and one for the largest

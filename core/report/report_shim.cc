@@ -164,7 +164,7 @@ void build_sr(void *arg)
        "SR device observer");
   need(report.addProcedureReported(CMR_CID100::CTUnspecifiedBodyRegion), "SR procedure reported");
 
-  DSRDocument doc(DSRTypes::DT_ComprehensiveSR);
+  DSRDocument doc(DSRTypes::DT_ComprehensiveSR); // setTreeFromRootTemplate settles on Enhanced SR
   need(report.getImageLibrary().createNewImageLibrary(), "SR image library");
   need(report.getImageLibrary().addImageGroup(), "SR image group");
   for (size_t i = 0; i < j.src->n; i++) {
