@@ -203,8 +203,50 @@ static void test_no_findings(void)
   t3d_volume_free(fc.vol);
 }
 
+/* A sphere of radius 30 mm on a 1 mm grid has ~11000 surface voxels: the diameter then comes
+ * from extreme points along fixed directions (report.h), still within a voxel of 60 mm. */
+static void test_big_lesion(void)
+{
+  t3d_volume *v = NULL;
+  t3d_tensor *l = NULL;
+  int64_t n = 70, shape[3] = {70, 70, 70};
+  if (t3d_volume_new(&v, n, n, n) != T3D_OK || t3d_tensor_new(&l, T3D_U8, 3, shape) != T3D_OK) exit(1);
+  uint8_t *lab = l->data;
+  size_t count = 0;
+  for (int64_t k = 0; k < n; k++)
+    for (int64_t j = 0; j < n; j++)
+      for (int64_t i = 0; i < n; i++) {
+        double d2 = (double)((i - 35) * (i - 35) + (j - 35) * (j - 35) + (k - 35) * (k - 35));
+        lab[(k * n + j) * n + i] = d2 <= 900.0;
+        count += d2 <= 900.0;
+      }
+  static const char *const names[] = {"background", "lesion"};
+  double vols[2] = {0, (double)count / 1000};
+  t3d_analysis_result res;
+  memset(&res, 0, sizeof res);
+  res.labels = l;
+  res.volumes_ml = vols;
+  res.nclasses = 2;
+  t3d_report_params p = t3d_report_default_params();
+  p.model_name = "t3d-test";
+  p.model_sha256 = hash;
+  p.class_names = names;
+  p.nclasses = 2;
+  t3d_report *r = NULL;
+  CHECK_STATUS(t3d_report_create(v, &res, &p, &r), T3D_OK);
+  if (r) {
+    CHECK_INT_EQ(t3d_report_lesion_count(r), 1);
+    CHECK_NEAR(t3d_report_lesion_max_diameter_mm(r), 59.5, 0.5);
+    CHECK_NEAR(t3d_report_lesion_volume_ml(r, 0), 4.0 / 3.0 * M_PI * 27000 / 1000, 1.0);
+  }
+  t3d_report_free(r);
+  t3d_tensor_free(l);
+  t3d_volume_free(v);
+}
+
 int main(void)
 {
+  test_big_lesion();
   test_sha256();
   test_content();
   test_neighbours();

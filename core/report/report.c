@@ -157,9 +157,12 @@ static t3d_status measure_lesions(t3d_report *r)
   double(*surf)[3] = NULL;
   t3d_status s = T3D_OK;
 
+  size_t nles = 0; /* queue and surface points are sized by the lesion voxels, not the grid */
+  for (size_t v = 0; v < nvox; v++) nles += r->labels[v] == cls;
+  if (nles == 0) return T3D_OK;
   seen = calloc(nvox, 1);
-  queue = malloc(nvox * sizeof *queue);
-  surf = malloc(nvox * sizeof *surf);
+  queue = malloc(nles * sizeof *queue);
+  surf = malloc(nles * sizeof *surf);
   if (!seen || !queue || !surf) {
     s = t3d_error(T3D_ERR_NOMEM, "out of memory measuring lesions on a %lldx%lldx%lld grid", (long long)nx,
                   (long long)ny, (long long)nz);
