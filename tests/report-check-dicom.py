@@ -103,6 +103,10 @@ need(sr.VerificationFlag == "UNVERIFIED", "SR VerificationFlag %s" % sr.Verifica
 need(sr.CompletionFlag == "PARTIAL", "SR CompletionFlag %s" % sr.CompletionFlag)
 need(sr.ContentTemplateSequence[0].TemplateIdentifier == "1500", "SR template %r" % sr.ContentTemplateSequence)
 need(sr.StudyInstanceUID == src[0][2].StudyInstanceUID, "SR study UID differs from the source")
+need(str(sr.PatientName) == str(src[0][2].PatientName), "SR patient %r, source %r" % (str(sr.PatientName),
+                                                                                       str(src[0][2].PatientName)))
+need(str(seg.PatientName) == str(src[0][2].PatientName), "SEG patient %r, source %r" % (str(seg.PatientName),
+                                                                                         str(src[0][2].PatientName)))
 evidence = {i.ReferencedSOPInstanceUID for s in sr.CurrentRequestedProcedureEvidenceSequence
             for se in s.ReferencedSeriesSequence for i in se.ReferencedSOPSequence}
 need(evidence == set(uids), "SR evidence lists %d of %d source instances" % (len(evidence & set(uids)), len(uids)))
@@ -131,7 +135,7 @@ vols = {}
 for g in groups:
     for m in g.get_measurements():
         vols[g.tracking_identifier] = (m.name.meaning, m.value, m.unit.value)
-text = open(txt_path).read()
+text = open(txt_path, encoding="utf-8").read()
 findings = text.split("FINDINGS\n", 1)[1].split("\nIMPRESSION\n", 1)
 need(("TEXT Findings|" + findings[0].replace("\n", "~")) in hd_items, "SR Findings text differs from report.txt")
 need(("TEXT Impression|" + findings[1].replace("\n", "~")) in hd_items, "SR Impression text differs from report.txt")
@@ -146,7 +150,7 @@ for item in hd_items:
     if item.startswith("TEXT Finding|") and "probability" in item:
         name, rest = item[len("TEXT Finding|"):].split(": probability ")
         p = rest.split(",")[0]
-        need(name in text and p in text, "SR finding %s %s not in report.txt" % (name, p))
+        need(name.lower() in text.lower() and p in text, "SR finding %s %s not in report.txt" % (name, p))
     if line.startswith("- Lesions: ") and "largest diameter" in line:
         mm = float(line.split("largest diameter ")[1].split()[0])
         got = vols.get("largest lesion")

@@ -28,6 +28,7 @@ int main(int argc, char **argv)
   char series[4096], path[4200];
   fake_case fc;
   make_case(&fc, 61, 47, 26);
+  strcpy(fc.vol->meta.patient_name, "M\xc3\xbcller^J\xc3\xb6rg"); /* UTF-8 through SR and SEG */
   snprintf(series, sizeof series, "%s/series", argv[1]);
   mkdir(argv[1], 0700);
   if (t3d_dicom_write_ct_series(fc.vol, series, NULL) != T3D_OK) return fail("writing the series");
@@ -48,6 +49,10 @@ int main(int argc, char **argv)
   p.class_names = class_names;
   p.nclasses = 4;
   p.timestamp = "20261203120000";
+  static const char *const nb_findings[] = {"pleural effusion"};
+  t3d_report_neighbour nb = {"prior", "Pleural effusion, gr\xc3\xb6\xc3\x9f" "er als zuvor.", 0.9, nb_findings, 1};
+  p.neighbours = &nb;
+  p.nneighbours = 1;
   t3d_report *r = NULL;
   t3d_report_source *src = NULL;
   if (t3d_report_create(vol, &fc.res, &p, &r) != T3D_OK) return fail("building the report");

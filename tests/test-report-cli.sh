@@ -30,6 +30,8 @@ d="$tmp/fake"
 "$BUILD/tests/report-fake-export" "$d" >"$d.out" || fail "report-fake-export"
 grep -q "^lesions 2 " "$d.out" || fail "constructed case: expected 2 lesions, got $(cat "$d.out")"
 grep -q "largest diameter" "$d/report.txt" || fail "constructed case: no lesion diameter in the report"
+grep -q "gr.*er als zuvor. (model probability 0.910) \[wording from similar case 1: prior" "$d/report.txt" \
+  || fail "constructed case: the neighbour's (UTF-8) sentence was not reused: $(cat "$d/report.txt")"
 for f in report-sr.dcm report-seg.dcm; do
   dciodvfy "$d/$f" >"$d/$f.vfy" 2>&1
   if grep -q "^Error" "$d/$f.vfy"; then fail "constructed case: dciodvfy errors in $f: $(grep '^Error' "$d/$f.vfy")"; fi

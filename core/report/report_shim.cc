@@ -70,21 +70,36 @@ void load_header(DcmFileFormat &ff, const char *path)
   if (c.bad()) throw dcm_fail{T3D_ERR_IO, std::string(path) + ": " + c.text()};
 }
 
-// Copies the Patient and General Study module attributes (and the character set) from src.
-void copy_patient_study(DcmItem &src, DcmItem &dst)
+bool is_ascii(const OFString &v)
 {
-  static const DcmTagKey tags[] = {DCM_SpecificCharacterSet, DCM_PatientName, DCM_PatientID, DCM_PatientBirthDate,
-                                   DCM_PatientSex, DCM_StudyInstanceUID, DCM_StudyDate, DCM_StudyTime,
-                                   DCM_ReferringPhysicianName, DCM_StudyID, DCM_AccessionNumber,
-                                   DCM_StudyDescription};
-  for (const DcmTagKey &t : tags) {
-    DcmElement *e = NULL;
-    if (src.findAndGetElement(t, e).good() && e) {
-      DcmElement *copy = OFstatic_cast(DcmElement *, e->clone());
-      need(dst.insert(copy, OFTrue), "copying a patient/study attribute");
-    } else if (t != DCM_SpecificCharacterSet) {
-      need(dst.insertEmptyElement(t, OFTrue), "writing an empty patient/study attribute");
-    }
+  for (size_t i = 0; i < v.length(); i++)
+    if ((unsigned char)v[i] >= 0x80) return false;
+  return true;
+}
+
+// The Patient and General Study module attributes in UTF-8 (ISO_IR 192), since the SR's own
+// text may hold any UTF-8 (neighbour sentences): from the volume's meta (already converted to
+// UTF-8 by the reader), and Referring Physician / Study ID from the source converted by DCMTK
+// (or as they are when plain ASCII; empty otherwise).
+void put_patient_study(DcmDataset &src, const t3d_volume_meta &m, DcmItem &dst)
+{
+  need(dst.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 192"), "SR character set");
+  const struct {
+    DcmTagKey tag;
+    const char *value;
+  } from_meta[] = {{DCM_PatientName, m.patient_name},         {DCM_PatientID, m.patient_id},
+                   {DCM_PatientBirthDate, m.patient_birth_date}, {DCM_PatientSex, m.patient_sex},
+                   {DCM_StudyInstanceUID, m.study_uid},       {DCM_StudyDate, m.study_date},
+                   {DCM_StudyTime, m.study_time},             {DCM_AccessionNumber, m.accession_number},
+                   {DCM_StudyDescription, m.study_description}};
+  for (const auto &f : from_meta) need(dst.putAndInsertString(f.tag, f.value), "SR patient/study attribute");
+  OFString cs;
+  src.findAndGetOFStringArray(DCM_SpecificCharacterSet, cs);
+  bool utf8 = cs == "ISO_IR 192" || (cs != "" && src.convertToUTF8().good());
+  for (const DcmTagKey &t : {DCM_ReferringPhysicianName, DCM_StudyID}) {
+    OFString v;
+    if (src.findAndGetOFStringArray(t, v).bad() || !(utf8 || is_ascii(v))) v.clear();
+    need(dst.putAndInsertOFStringArray(t, v), "SR patient/study attribute");
   }
 }
 
@@ -241,7 +256,7 @@ void build_sr(void *arg)
   need(doc.write(ds), "SR encoding");
   DcmFileFormat first;
   load_header(first, j.src->inst[0].path);
-  copy_patient_study(*first.getDataset(), ds);
+  put_patient_study(*first.getDataset(), r->grid.meta, ds);
   need(ds.putAndInsertString(DCM_SeriesInstanceUID, j.series_uid), "SR series UID");
   need(ds.putAndInsertString(DCM_SOPInstanceUID, j.instance_uid), "SR instance UID");
   set_times(ds, r);
