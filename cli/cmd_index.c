@@ -13,12 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli/commands.h"
 #include "cli/index_cli.h"
 #include "core/dicom/dicom.h"
+#include "core/dicom/nifti.h"
 
 #define _(s) gettext(s)
 
@@ -242,6 +244,29 @@ static char *read_report_near(const char *file, char *where, size_t where_size)
   return NULL;
 }
 
+/* ---- masks ------------------------------------------------------------------------------- */
+
+/* The label volume on the series grid as DIR/<series UID>.nii.gz (folder made 0700: patient
+ * data); the path into out. */
+static t3d_status write_labels(const char *dir, const t3d_volume *series, const t3d_tensor *labels, char *out,
+                               size_t size)
+{
+  t3d_volume *m = NULL;
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) return t3d_error(T3D_ERR_IO, "%s: %s", dir, strerror(errno));
+  if (snprintf(out, size, "%s/%s.nii.gz", dir, series->meta.series_uid) >= (int)size)
+    return t3d_error(T3D_ERR_INVALID_ARG, "mask path too long");
+  T3D_TRY(t3d_volume_new(&m, series->nx, series->ny, series->nz));
+  memcpy(m->spacing, series->spacing, sizeof m->spacing);
+  memcpy(m->origin, series->origin, sizeof m->origin);
+  memcpy(m->dir, series->dir, sizeof m->dir);
+  m->meta = series->meta;
+  const uint8_t *l = labels->data;
+  for (size_t i = 0, n = t3d_volume_nvoxels(m); i < n; i++) m->data[i] = l[i];
+  t3d_status s = t3d_nifti_write(m, out);
+  t3d_volume_free(m);
+  return s;
+}
+
 /* ---- the pipeline -------------------------------------------------------------------------- */
 
 typedef struct {
@@ -395,7 +420,8 @@ static void progress(size_t done, size_t total, double t0, size_t analysed, size
 
 static void usage(FILE *to)
 {
-  fprintf(to, _("Usage: t3d index DIR... [--index PATH] [--model FILE] [--reports FILE.csv] [--threads N]\n\n"
+  fprintf(to, _("Usage: t3d index DIR... [--index PATH] [--model FILE] [--reports FILE.csv] [--masks DIR]\n"
+                "                 [--threads N]\n\n"
                 "Finds the DICOM series under each DIR, analyses CT series that are new or changed\n"
                 "(SeriesInstanceUID plus a hash of the files' contents) and stores them in the case\n"
                 "index; known ones are skipped. Each series is committed on its own, so an interrupted\n"
@@ -405,16 +431,19 @@ static void usage(FILE *to)
                 "                     else ~/.local/share/t3d/index.db); created mode 0600\n"
                 "  --model FILE       model file (default: $T3D_MODEL or the bundled t3d-tiny model)\n"
                 "  --reports FILE.csv rows \"key,text\": key a SeriesInstanceUID or AccessionNumber\n"
+                "  --masks DIR        write each label mask as DIR/<SeriesInstanceUID>.nii.gz and\n"
+                "                     record it in the index (folder created mode 0700)\n"
                 "  --threads N        CPU threads for the model (default: all cores)\n"));
 }
 
 int t3d_cmd_index(int argc, char **argv)
 {
-  const char *index_path = NULL, *model_path = NULL, *reports_path = NULL;
+  const char *index_path = NULL, *model_path = NULL, *reports_path = NULL, *masks_dir = NULL;
   int threads = 0, c, rc = 1;
   static const struct option opts[] = {{"index", required_argument, NULL, 'i'},
                                        {"model", required_argument, NULL, 'm'},
                                        {"reports", required_argument, NULL, 'r'},
+                                       {"masks", required_argument, NULL, 'M'},
                                        {"threads", required_argument, NULL, 't'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
@@ -424,6 +453,7 @@ int t3d_cmd_index(int argc, char **argv)
     case 'i': index_path = optarg; break;
     case 'm': model_path = optarg; break;
     case 'r': reports_path = optarg; break;
+    case 'M': masks_dir = optarg; break;
     case 't': threads = atoi(optarg); break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
@@ -523,6 +553,9 @@ int t3d_cmd_index(int argc, char **argv)
       size_t nfv = res ? res->nfindings : 0, nov = res && res->volumes_ml ? res->nclasses : 0;
       if (s == T3D_OK && (!(fv = calloc(nfv + 1, sizeof *fv)) || !(ov = calloc(nov + 1, sizeof *ov))))
         s = t3d_error(T3D_ERR_NOMEM, "result lists");
+      char mask_path[4400] = "";
+      if (s == T3D_OK && masks_dir && res->labels)
+        s = write_labels(masks_dir, it->vol, res->labels, mask_path, sizeof mask_path);
       if (s == T3D_OK) {
         for (size_t i = 0; i < nfv; i++) fv[i] = (t3d_index_named_value){res->findings[i].name, res->findings[i].probability};
         for (size_t i = 0; i < nov; i++) ov[i] = (t3d_index_named_value){t3d_model_class_name(cm.model, i), res->volumes_ml[i]};
@@ -533,7 +566,8 @@ int t3d_cmd_index(int argc, char **argv)
           .model_hash = mhash, .device = "cpu", .ms_preprocess = res->ms.preprocess, .ms_encoder = res->ms.encoder,
           .ms_decoder = res->ms.decoder, .ms_total = res->ms.total, .embedding = res->embedding, .dim = res->dim,
           .findings = fv, .nfindings = nfv, .organ_ml = ov, .norgans = nov, .report_text = it->report,
-          .report_source = it->report_source};
+          .report_source = it->report_source, .mask_path = mask_path[0] ? mask_path : NULL,
+          .mask_format = "nifti"};
         s = t3d_index_put(ix, &e, NULL);
       }
       free(fv), free(ov);

@@ -99,9 +99,14 @@ consistent "$db2"
 [ "$(sql "$db2" 'SELECT count(*) FROM series')" = $N ] || fail "concurrent: $(sql "$db2" 'SELECT count(*) FROM series') series"
 
 # 3. Default path per XDG, folder 0700, file 0600.
-XDG_DATA_HOME="$tmp/xdg" "$T3D" index "$tmp/cases/case-2" >/dev/null 2>&1 || fail "index to the XDG default"
+# With --masks the label volume is written and its location stored.
+XDG_DATA_HOME="$tmp/xdg" "$T3D" index "$tmp/cases/case-2" --masks "$tmp/masks" >/dev/null 2>&1 \
+  || fail "index to the XDG default"
 [ "$(stat -c %a "$tmp/xdg/t3d/index.db")" = 600 ] || fail "XDG index mode"
 [ "$(stat -c %a "$tmp/xdg/t3d")" = 700 ] || fail "XDG folder mode $(stat -c %a "$tmp/xdg/t3d")"
+mask=$(sql "$tmp/xdg/t3d/index.db" "SELECT path FROM mask_locations WHERE format = 'nifti'")
+[ -s "$mask" ] && [ "$(dirname "$mask")" = "$tmp/masks" ] || fail "mask location '$mask' not written"
+[ "$(stat -c %a "$tmp/masks")" = 700 ] || fail "mask folder mode $(stat -c %a "$tmp/masks")"
 
 # 4. Search: the phantoms whose reports say "pleural effusion" come first.
 "$T3D" search "pleural effusion" --index "$db" --json >"$tmp/s.json" || fail "search"

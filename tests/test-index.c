@@ -412,9 +412,10 @@ static void test_refusals(void)
   copy_file(good, db);
   f = fopen(db, "r+b");
   if (f) {
-    unsigned char junk[4096];
+    unsigned char junk[4096], hdr[18];
     memset(junk, 0xA5, sizeof junk);
-    fseek(f, 4096 * 2, SEEK_SET); /* page 3 onwards: table b-trees */
+    long page = fread(hdr, 1, sizeof hdr, f) == sizeof hdr ? (hdr[16] << 8 | hdr[17]) : 4096;
+    fseek(f, 2 * (page == 1 ? 65536 : page), SEEK_SET); /* page 3 onwards: table b-trees */
     fwrite(junk, 1, sizeof junk, f);
     fwrite(junk, 1, sizeof junk, f);
     fclose(f);

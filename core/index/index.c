@@ -333,6 +333,7 @@ t3d_status t3d_index_open(const char *path, const t3d_index_open_opts *opts, t3d
   t3d_index *ix = NULL;
   t3d_status s = T3D_OK;
   int fd = -1;
+  bool fresh = false;
   *out = NULL;
   if (!path || !*path) return t3d_error(T3D_ERR_INVALID_ARG, "no index path");
   ix = calloc(1, sizeof *ix);
@@ -353,6 +354,8 @@ t3d_status t3d_index_open(const char *path, const t3d_index_open_opts *opts, t3d
       s = t3d_error(T3D_ERR_IO, "%s: cannot open the index for writing: %s", path, strerror(errno));
       goto cleanup;
     }
+    struct stat sb;
+    fresh = fstat(fd, &sb) == 0 && sb.st_size == 0;
     close(fd);
   }
   int flags = o.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
@@ -363,6 +366,9 @@ t3d_status t3d_index_open(const char *path, const t3d_index_open_opts *opts, t3d
   }
   sqlite3_extended_result_codes(ix->db, 1);
   sqlite3_busy_timeout(ix->db, o.busy_timeout_ms > 0 ? o.busy_timeout_ms : 0);
+  /* 16 KiB pages for a new file: an embedding row of dimension 512 takes ~2 KiB, so 4 KiB
+   * pages would hold one row each and double the file. Only possible before WAL is set. */
+  if (fresh && (s = exec(ix, "PRAGMA page_size = 16384", "setting the page size")) != T3D_OK) goto cleanup;
   if (!o.read_only && (s = set_wal(ix)) != T3D_OK) goto cleanup;
   if ((s = exec(ix, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL", "setting pragmas")) != T3D_OK)
     goto cleanup;
