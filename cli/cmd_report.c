@@ -315,6 +315,8 @@ int t3d_cmd_report(int argc, char **argv)
     if (s == T3D_OK) s = t3d_report_write_sr(rep, src, NULL, join(path, sizeof path, out, "report-sr.dcm"));
     if (s == T3D_OK && res->labels)
       s = t3d_report_write_seg(rep, src, NULL, join(path, sizeof path, out, "report-seg.dcm"));
+    else if (s == T3D_OK)
+      fprintf(stderr, _("t3d report: no DICOM SEG: the model has no segmentation head\n"));
   }
   if (s != T3D_OK) goto fail;
   if (out) fprintf(stderr, _("t3d report: wrote %s (machine draft: review before use)\n"), out);
