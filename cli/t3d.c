@@ -45,6 +45,7 @@ static const t3d_command commands[] = {
   {"model-init", N_("write a model file with seeded random weights"), t3d_cmd_model_init},
   {"phantom", N_("write chest-abdomen CT phantom cases with findings, labels and reports"), t3d_cmd_phantom},
   {"phantom-write", N_("write a synthetic CT phantom as a DICOM series"), t3d_cmd_phantom_write},
+  {"report", N_("analyse a CT series and write a draft report (text, Markdown, DICOM SR, SEG)"), t3d_cmd_report},
   {"search", N_("find indexed cases by typed findings (embeddings fused with report text)"), t3d_cmd_search},
   {"similar", N_("list the indexed cases nearest to a series"), t3d_cmd_similar},
   {"version", N_("print the t3d version"), cmd_version},

@@ -1020,3 +1020,95 @@ cleanup:
   free(out), free(f), free(sc), free(fts);
   return s;
 }
+
+/* ---- a stored case as a report's neighbour ---------------------------------------------- */
+
+void t3d_index_case_free(t3d_index_case *c)
+{
+  if (!c) return;
+  for (size_t i = 0; i < c->nfindings; i++) free(c->findings[i]);
+  free(c->findings);
+  free(c->text);
+  free(c);
+}
+
+t3d_status t3d_index_case_get(t3d_index *ix, int64_t analysis_id, double min_probability, t3d_index_case **out)
+{
+  sqlite3_stmt *st = NULL;
+  t3d_index_case *c = NULL;
+  t3d_status s = T3D_OK;
+  size_t len = 0, cap = 0;
+  int rc;
+
+  *out = NULL;
+  c = calloc(1, sizeof *c);
+  if (!c || !(c->text = strdup(""))) {
+    s = t3d_error(T3D_ERR_NOMEM, "out of memory reading a case");
+    goto cleanup;
+  }
+  rc = sqlite3_prepare_v2(ix->db,
+                          "SELECT r.text FROM analyses a JOIN reports r ON r.series_id = a.series_id "
+                          "WHERE a.id = ?1 ORDER BY r.source, r.id",
+                          -1, &st, NULL);
+  if (rc != SQLITE_OK) goto db_fail;
+  sqlite3_bind_int64(st, 1, analysis_id);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *t = (const char *)sqlite3_column_text(st, 0);
+    size_t n = t ? strlen(t) : 0;
+    if (len + n + 3 > cap) {
+      cap = 2 * (len + n + 3);
+      char *p = realloc(c->text, cap);
+      if (!p) {
+        s = t3d_error(T3D_ERR_NOMEM, "out of memory reading a case's reports");
+        goto cleanup;
+      }
+      c->text = p;
+    }
+    if (len) memcpy(c->text + len, "\n\n", 2), len += 2;
+    memcpy(c->text + len, t ? t : "", n);
+    len += n;
+    c->text[len] = '\0';
+  }
+  if (rc != SQLITE_DONE) goto db_fail;
+  sqlite3_finalize(st);
+  st = NULL;
+
+  rc = sqlite3_prepare_v2(ix->db,
+                          "SELECT f.name FROM analyses a LEFT JOIN findings f ON f.analysis_id = a.id "
+                          "AND f.probability >= ?2 WHERE a.id = ?1 ORDER BY f.name",
+                          -1, &st, NULL);
+  if (rc != SQLITE_OK) goto db_fail;
+  sqlite3_bind_int64(st, 1, analysis_id);
+  sqlite3_bind_double(st, 2, min_probability);
+  int rows = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    rows++;
+    const char *name = (const char *)sqlite3_column_text(st, 0);
+    if (!name) continue; /* the analysis exists but has no such finding */
+    char **f = realloc(c->findings, (c->nfindings + 1) * sizeof *f);
+    if (!f) {
+      s = t3d_error(T3D_ERR_NOMEM, "out of memory reading a case's findings");
+      goto cleanup;
+    }
+    c->findings = f;
+    if (!(f[c->nfindings] = strdup(name))) {
+      s = t3d_error(T3D_ERR_NOMEM, "out of memory reading a case's findings");
+      goto cleanup;
+    }
+    c->nfindings++;
+  }
+  if (rc != SQLITE_DONE) goto db_fail;
+  if (rows == 0) {
+    s = t3d_error(T3D_ERR_NOT_FOUND, "%s: no analysis %lld", ix->path, (long long)analysis_id);
+    goto cleanup;
+  }
+  *out = c;
+  c = NULL;
+  goto cleanup;
+db_fail:
+  s = db_error(ix, ix->db, rc, "reading a case");
+cleanup:
+  sqlite3_finalize(st);
+  t3d_index_case_free(c);
+  return s;
+}

@@ -212,6 +212,19 @@ t3d_status t3d_index_fts_query(const char *text, char *buf, size_t size);
 /* "YYYY-MM-DD" or "YYYYMMDD" -> YYYYMMDD as an integer; T3D_ERR_INVALID_ARG otherwise. */
 t3d_status t3d_index_parse_date(const char *s, int32_t *out);
 
+/* ---- a stored case as a report's neighbour ---- */
+typedef struct {
+  char *text;        /* the series' stored reports, joined by a blank line (by source); "" when none */
+  char **findings;   /* names of the analysis' findings with probability >= min_probability, by name */
+  size_t nfindings;
+} t3d_index_case;
+
+/* Reports and findings of analysis_id (a t3d_index_hit's), for the report's phrasing rule
+ * (core/report/report.h). T3D_ERR_NOT_FOUND when the index has no such analysis. *out is the
+ * caller's (t3d_index_case_free). */
+t3d_status t3d_index_case_get(t3d_index *ix, int64_t analysis_id, double min_probability, t3d_index_case **out);
+void t3d_index_case_free(t3d_index_case *c); /* NULL is a no-op */
+
 #ifdef __cplusplus
 }
 #endif
