@@ -54,7 +54,8 @@ int t3d_phantom_orientation_parse(const char *name, t3d_phantom_orientation *out
  * HU, as a contrast-enhanced (portal venous) scanner shows them: air -1000, lung about -850,
  * fat about -100, muscle and soft tissue 30-60, liver 100-130, spleen 110-130, kidney cortex
  * 150-190, aorta and heart blood 150-220, cancellous bone 200-350, cortical bone 700-1200;
- * then partial-volume blur ([1 2 1]/4 along each axis) and Gaussian noise (8-20 HU), rounded to
+ * then partial-volume blur (about 1 mm: [a, 1-2a, a] along each axis, a = 1/4 at 1 mm voxels,
+ * less for coarser ones) and Gaussian noise (8-20 HU), rounded to
  * integer HU in [-1024, 3071] so the DICOM writer stores them exactly.
  *
  * Findings (names as the model's defaults, t3d_phantom_finding_names): each is drawn with

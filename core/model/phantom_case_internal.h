@@ -27,6 +27,7 @@ enum { PC_VESSEL = 0, PC_AIRWAY = 1 };
 
 typedef struct {
   double c[3], r[3], rot; /* centre, semi-axes (mm), rotation about S (radians) */
+  double cs, sn, bound;   /* cos and sin of rot, largest in-plane semi-axis (set when drawn) */
 } pc_ellipsoid;
 
 typedef struct {
