@@ -65,12 +65,14 @@ static void stats(const char *name, const t3d_volume *v, int64_t k)
     double lo, hi;
   } r[] = {{"air", -1100, -960}, {"lung", -960, -600}, {"fat", -200, -30}, {"soft", -30, 250}, {"bone", 250, 3100}};
   const float *s = v->data + (size_t)k * (size_t)(v->nx * v->ny);
-  size_t n = (size_t)(v->nx * v->ny);
+  size_t n = 0, all = (size_t)(v->nx * v->ny);
+  for (size_t i = 0; i < all; i++)
+    n += s[i] >= -960; /* fractions of what is not air */
   printf("%-8s", name);
-  for (int t = 0; t < 5; t++) {
+  for (int t = 1; t < 5; t++) {
     double sum = 0;
     size_t c = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < all; i++)
       if (s[i] >= r[t].lo && s[i] < r[t].hi)
         sum += s[i], c++;
     printf("  %s %5.1f%% mean %6.0f", r[t].tissue, 100.0 * (double)c / (double)n, c ? sum / (double)c : 0.0);
@@ -159,6 +161,7 @@ int main(int argc, char **argv)
   }
   t3d_phantom_case_params p = t3d_phantom_case_default_params();
   p.matrix = 512, p.fov_mm = 0, p.slice_mm = 5, p.orientation = T3D_PHANTOM_AXIAL;
+  p.max_voxels = 512 * 512 * 100; /* the whole chest-abdomen range */
   if (t3d_phantom_case_generate(&p, strtoull(argv[2], NULL, 10), &c) != T3D_OK) {
     fprintf(stderr, "phantom: %s\n", t3d_error_detail());
     goto cleanup;

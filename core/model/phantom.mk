@@ -16,3 +16,6 @@ tests_test_phantom_case_SOURCES = tests/test-phantom-case.c tests/check.h
 tests_test_phantom_case_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 tests_test_phantom_case_LDADD = libt3d.la $(JANSSON_LIBS) -lm
 TESTS += tests/test-phantom-case
+
+dist_check_SCRIPTS += tests/test-phantom-cli.sh
+TESTS += tests/test-phantom-cli.sh

@@ -209,7 +209,7 @@ static int skeleton(const pc_anatomy *A, const double q[3], double tx, double a,
   if (ph > 8 && ph < A->vert_period - 3) {
     int arch = dy > rv && dy < rv + 24 && fabs(x) < 15;
     int spinous = dy >= rv + 24 && dy < rv + 46 && fabs(x) < 4.5;
-    int transverse = dy > rv + 6 && dy < rv + 15 && fabs(x) < 36 && ph < A->vert_period - 9;
+    int transverse = dy > rv + 6 && dy < rv + 13 && fabs(x) < 30 && ph > 12 && ph < A->vert_period - 8;
     if (arch || spinous || transverse) {
       set(s, 600 + 150 * tx, 7, -1);
       return 1;
@@ -330,6 +330,20 @@ static void lung_point(const pc_anatomy *A, const double q[3], double tx, int si
   if (vr > 0) {
     set(s, 120 + 20 * tx, 2, -1);
     return;
+  }
+  /* peripheral vessels below the tree's resolution: tubes where two smooth fields both cross
+   * zero, thinner away from the hilum */
+  {
+    double f1 = sin(0.12 * x + 0.8 * sin(0.07 * z)) + 0.8 * sin(0.10 * y + 0.6 * sin(0.05 * x + 1));
+    double f2 = sin(0.11 * z + 0.9 * sin(0.06 * y)) + 0.8 * sin(0.13 * (x + y) + 2);
+    double g1 = sin(0.15 * y + 0.7 * sin(0.05 * z + 2)) + 0.8 * sin(0.09 * z + 0.5 * sin(0.08 * x));
+    double g2 = sin(0.14 * x + 0.6 * sin(0.06 * z + 1)) + 0.8 * sin(0.12 * (y - z) + 0.4);
+    double dist = sqrt(sq(fabs(x) - 45) + sq(y) + sq(z + 15));
+    double w = 0.11 * clampd(1.2 - dist / 160, 0.35, 1);
+    if ((fabs(f1) < w && fabs(f2) < w) || (fabs(g1) < w && fabs(g2) < w)) {
+      set(s, 90 + 20 * tx, 2, -1);
+      return;
+    }
   }
   if (A->emph_thr < 9) {
     /* blobs of 10-20 mm, the grain of bullae and confluent centrilobular emphysema */
@@ -694,7 +708,7 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
 
   /* body */
   A->a_chest = urange(r, 140, 175);
-  A->b_chest = A->a_chest * urange(r, 0.70, 0.82);
+  A->b_chest = A->a_chest * urange(r, 0.74, 0.86);
   A->a_abd = A->a_chest * urange(r, 0.92, 1.05);
   A->b_abd = A->b_chest * urange(r, 0.95, 1.12);
   A->fat_chest = urange(r, 5, 22);
@@ -778,12 +792,13 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
   /* pulmonary vessel trees from both hila */
   for (int side = -1; side <= 1; side += 2) {
     double hil[3] = {side * 44.0, pa[1] + 12, carina[2] - 15};
-    static const double dirs[4][3] = {{0.3, 0.1, 1}, {0.8, -0.7, -0.3}, {0.5, 0.5, -1}, {0.7, 0.8, 0.1}};
-    for (int k = 0; k < 4; k++) {
+    static const double dirs[6][3] = {{0.3, 0.1, 1},   {0.8, -0.7, -0.3}, {0.5, 0.5, -1},
+                                      {0.7, 0.8, 0.1}, {0.6, -0.6, 0.6},  {0.9, 0.1, -0.6}};
+    for (int k = 0; k < 6; k++) {
       double d[3] = {side * dirs[k][0] + urange(r, -0.15, 0.15), dirs[k][1] + urange(r, -0.15, 0.15),
                      dirs[k][2] + urange(r, -0.15, 0.15)};
       normalize(d);
-      grow_tree(A, r, hil, d, 5.0, urange(r, 28, 36), 5);
+      grow_tree(A, r, hil, d, 5.5, urange(r, 26, 34), 6);
     }
   }
   build_cells(A);

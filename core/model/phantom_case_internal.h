@@ -45,7 +45,7 @@ typedef struct {
 #define PC_GX 32
 #define PC_GY 32
 #define PC_GZ 32
-#define PC_CELL_MAX 48
+#define PC_CELL_MAX 96
 typedef struct {
   int n;
   int16_t idx[PC_CELL_MAX];
@@ -66,7 +66,7 @@ typedef struct {
 
 #define PC_MAX_VESSELS 24
 #define PC_MAX_AIRWAYS 12
-#define PC_MAX_TREE 1200
+#define PC_MAX_TREE 2400
 #define PC_MAX_LESIONS 6
 #define PC_MAX_ITEMS 40
 

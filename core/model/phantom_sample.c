@@ -230,7 +230,7 @@ static t3d_status choose_grid(const t3d_phantom_case_params *p, const pc_anatomy
   double ext = g->orientation == T3D_PHANTOM_SAGITTAL  ? fov
                : g->orientation == T3D_PHANTOM_CORONAL ? 2 * fmax(A->b_chest, A->b_abd) + 30
                                                        : range;
-  int64_t budget = p->max_voxels > 0 ? p->max_voxels : 16 * 1000 * 1000;
+  int64_t budget = p->max_voxels > 0 ? p->max_voxels : 12 * 1000 * 1000;
   int64_t cap = budget / (g->n * g->n);
   g->nz = (int64_t)ceil(ext / g->dz);
   if (g->nz > cap)
