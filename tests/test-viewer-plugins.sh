@@ -4,7 +4,8 @@
 # message naming the file and both versions (stderr and an info bar). The loaded probe plugin's
 # toolbar button and its menu accelerator (Ctrl+Shift+P) draw a label overlay whose pixels carry
 # exactly the colour-table colours (nearest sampling, opacity 1) where the labels are, grey
-# elsewhere; hiding one label restores grey there; cleanup runs at quit. SKIP without Xvfb.
+# elsewhere; hiding one label restores grey there; Ctrl+? opens the shortcuts window; Ctrl+Q quits
+# and the plugin's cleanup runs. SKIP without Xvfb.
 . "$(dirname "$0")/viewer-env.sh"
 T3D="$BUILD/t3d"
 LIBS="$BUILD/tests/.libs"
@@ -29,7 +30,9 @@ wait-status \"probe: label 2 hidden\" 10
 frames 1
 screenshot axial $ART/plugins-overlay-hidden2-axial.png
 screenshot window $ART/plugins-window.png
-quit" "$work/ph"
+key F1
+sleep 300
+key <Primary>q" "$work/ph"
 out="$ART/plugins.out" err="$ART/plugins.err"
 grep -q "^plugin: probe 1.0" "$out" || { echo "FAIL: probe plugin not listed"; fail=1; }
 grep -q "probe: cleanup after 1 series" "$out" || { echo "FAIL: probe cleanup did not run"; fail=1; }
