@@ -18,7 +18,7 @@ tests_plugin_too_new_api_la_LIBADD = $(GTK_LIBS)
 dist_check_SCRIPTS += tests/test-viewer-phantom-gl.sh tests/test-viewer-real-ct-orientation.sh \
 	tests/test-viewer-plugins.sh
 TESTS += tests/test-viewer-phantom-gl.sh tests/test-viewer-real-ct-orientation.sh tests/test-viewer-plugins.sh
-EXTRA_DIST += tests/viewer-env.sh tests/viewer_check.py
+EXTRA_DIST += tests/viewer-env.sh tests/viewer_check.py tests/viewer-refusal-de.po
 clean-local: clean-viewer-artifacts
 clean-viewer-artifacts:
 	rm -rf tests/artifacts/viewer
