@@ -1016,7 +1016,7 @@ viewer *viewer_new(GtkApplication *app, const char *locale_dir)
   GtkWidget *outer = gtk_paned_new(GTK_ORIENTATION_HORIZONTAL);
   GtkWidget *scroll = gtk_scrolled_window_new(NULL, NULL);
   gtk_scrolled_window_set_policy(GTK_SCROLLED_WINDOW(scroll), GTK_POLICY_NEVER, GTK_POLICY_AUTOMATIC);
-  gtk_widget_set_size_request(scroll, 250, -1);
+  gtk_widget_set_size_request(scroll, 220, -1);
   v->browser = gtk_list_box_new();
   gtk_widget_set_name(v->browser, "t3d-series-browser");
   g_signal_connect(v->browser, "row-activated", G_CALLBACK(on_row_activated), v);
@@ -1037,7 +1037,7 @@ viewer *viewer_new(GtkApplication *app, const char *locale_dir)
   for (int p = 0; p < 3; p++)
     v->views[p] = t3d_slice_view_new((t3d_view_plane)p, &cbs, v);
   GtkWidget *axial = t3d_slice_view_widget(v->views[0]);
-  gtk_widget_set_size_request(axial, 480, 480);
+  gtk_widget_set_size_request(axial, 420, 420);
   gtk_grid_attach(GTK_GRID(grid), axial, 0, 0, 1, 2);
   gtk_grid_attach(GTK_GRID(grid), t3d_slice_view_widget(v->views[1]), 1, 0, 1, 1);
   gtk_grid_attach(GTK_GRID(grid), t3d_slice_view_widget(v->views[2]), 1, 1, 1, 1);
