@@ -19,11 +19,12 @@
  *   drag-view VIEW BUTTON FX0 FY0 FX1 FY1   press, move, release (1: window/level, 2: pan, 3: zoom)
  *   scroll VIEW N                  N wheel steps (positive: down, next slice)
  *   screenshot VIEW PATH           VIEW: axial | coronal | sagittal | window
+ *   select-series N                activate row N (from 0) of the series browser
  *   wait-status TEXT [SECONDS]     until the status bar contains TEXT
  *   wait-overlay [SECONDS]         until a plugin has set a label overlay
  *   wait-infobar TEXT [SECONDS]    until an info bar shows TEXT
  *   expect-plugins N               fail unless exactly N plugins are loaded
- *   print WHAT                     status | plugins | position | series | readout | window  (stdout)
+ *   print WHAT                     status | plugins | position | series | browser | readout | window
  *   quit [CODE] */
 #include "config.h"
 
@@ -390,6 +391,11 @@ static gboolean run_command(viewer_script *s, char **argv)
     }
     fail(s, "unknown view %s", argv[1]);
     return FALSE;
+  } else if (strcmp(cmd, "select-series") == 0 && argc == 2) {
+    if (!viewer_select_series(v, (guint)atoi(argv[1]))) {
+      fail(s, "no series %s in the browser", argv[1]);
+      return FALSE;
+    }
   } else if (strcmp(cmd, "wait-status") == 0 && argc >= 2) {
     start_wait(s, WAIT_STATUS, argv[1], arg_seconds(argv, 2, 60));
   } else if (strcmp(cmd, "wait-overlay") == 0) {
@@ -410,6 +416,14 @@ static gboolean run_command(viewer_script *s, char **argv)
         printf("plugin: %s\n", t3d_plugins_describe(v->plugins, i));
     } else if (strcmp(argv[1], "position") == 0) {
       printf("crosshair: %lld %lld %lld\n", (long long)v->cross[0], (long long)v->cross[1], (long long)v->cross[2]);
+    } else if (strcmp(argv[1], "browser") == 0) {
+      for (guint i = 0; i < viewer_series_count(v); i++) {
+        gboolean thumb = FALSE;
+        const char *uid = viewer_series_uid(v, i, &thumb);
+        GtkListBoxRow *sel = gtk_list_box_get_selected_row(GTK_LIST_BOX(v->browser));
+        printf("browser: %u %s %s%s\n", i, uid, thumb ? "thumbnail" : "no-thumbnail",
+               sel && gtk_list_box_row_get_index(sel) == (int)i ? " selected" : "");
+      }
     } else if (strcmp(argv[1], "readout") == 0) {
       printf("readout: %s\n", gtk_label_get_text(GTK_LABEL(v->readout)));
     } else if (strcmp(argv[1], "window") == 0) {

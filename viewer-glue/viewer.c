@@ -1075,6 +1075,27 @@ viewer *viewer_new(GtkApplication *app, const char *locale_dir)
 
 const char *viewer_status_text(viewer *v) { return gtk_label_get_text(GTK_LABEL(v->status)); }
 
+guint viewer_series_count(viewer *v) { return v->entries->len; }
+
+const char *viewer_series_uid(viewer *v, guint i, gboolean *has_thumbnail)
+{
+  if (i >= v->entries->len)
+    return NULL;
+  viewer_series_entry *e = v->entries->pdata[i];
+  if (has_thumbnail)
+    *has_thumbnail = e->thumb != NULL;
+  return e->info.meta.series_uid;
+}
+
+gboolean viewer_select_series(viewer *v, guint i)
+{
+  GtkListBoxRow *row = gtk_list_box_get_row_at_index(GTK_LIST_BOX(v->browser), (int)i);
+  if (!row)
+    return FALSE;
+  g_signal_emit_by_name(v->browser, "row-activated", row);
+  return TRUE;
+}
+
 gboolean viewer_screenshot_window(viewer *v, const char *path, GError **error)
 {
   /* gtk_widget_draw reads the GL areas back through gdk_cairo_draw_from_gl. */
