@@ -472,7 +472,7 @@ static gpointer load_thread(gpointer data)
     g_ptr_array_add(entries, e);
   }
   post(job, MSG_SCANNED, 0, entries, NULL, NULL,
-       g_strdup_printf(g_dngettext(NULL, "%zu series found, loading…", "%zu series found, loading…", ns), ns));
+       g_strdup_printf(ngettext("%zu series found, loading…", "%zu series found, loading…", ns), ns));
 
   t3d_volume *vol = NULL;
   st = t3d_dicom_load_series(scan, chosen, NULL, &vol);
