@@ -4,6 +4,7 @@
 # acquired axially, sagittally and obliquely; the lung (Ctrl+1 accelerator) and bone presets
 # change the pixels and match their own windows; the series browser lists two series with
 # thumbnails and shows the one activated. SKIP without Xvfb or pydicom/PIL.
+XVFB_FIRST=140
 . "$(dirname "$0")/viewer-env.sh"
 T3D="$BUILD/t3d"
 work=$(mktemp -d "${TMPDIR:-/tmp}/t3d-viewer-phantom.XXXXXX") || exit 1

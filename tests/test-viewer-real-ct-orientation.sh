@@ -5,6 +5,7 @@
 # sagittal; anterior left in sagittal), and every flipped reference fits clearly worse; wheel,
 # click, drag and pointer readout (mm, HU) work through pointer events. The window screenshots
 # are kept (docs/viewer.png is one). SKIP without Xvfb, pydicom/PIL or the data folder.
+XVFB_FIRST=160
 . "$(dirname "$0")/viewer-env.sh"
 CT=${T3D_REAL_CT:-$SRC/../shared/data/real-ct/chest-siemens-sensation10-8mm}
 [ -d "$CT" ] || CT=/work/shared/data/real-ct/chest-siemens-sensation10-8mm
