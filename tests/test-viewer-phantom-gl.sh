@@ -69,10 +69,16 @@ if command -v dcmmkdir >/dev/null 2>&1; then
   mkdir -p "$work/dd/IMAGES"
   for f in "$work"/dd-src/*.dcm; do cp "$f" "$work/dd/IMAGES/$(basename "$f" .dcm)"; done
   (cd "$work/dd" && dcmmkdir --recurse -Pgp IMAGES > /dev/null 2>&1) || { echo "FAIL: dcmmkdir"; fail=1; }
-  run_viewer dicomdir "wait-series 60
+  rm -rf "$ART/env-screenshots"
+  T3D_VIEWER_SCREENSHOT="$ART/env-screenshots" run_viewer dicomdir "wait-series 60
 print series
+frames 3
 quit" "$work/dd/DICOMDIR"
   grep -q "^series: .* CT 48x40x12 " "$ART/dicomdir.out" || { echo "FAIL: DICOMDIR not shown:"; cat "$ART/dicomdir.out"; fail=1; }
+  # T3D_VIEWER_SCREENSHOT=DIR: every view writes its PNG once the series is shown.
+  for plane in axial coronal sagittal; do
+    [ -s "$ART/env-screenshots/$plane.png" ] || { echo "FAIL: T3D_VIEWER_SCREENSHOT wrote no $plane.png"; fail=1; }
+  done
 fi
 rm -rf "$work"
 exit $fail
