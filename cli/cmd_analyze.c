@@ -37,7 +37,7 @@ static void on_sigint(int sig)
 static void usage(FILE *to)
 {
   fprintf(to, "Usage: t3d analyze SERIES_DIR [--model FILE] [--json] [--mask OUT.nii.gz] [--threads N]\n"
-              "                   [--series UID] [--no-segment] [--progress]\n\n"
+              "                   [--series UID] [--no-segment] [--progress] [--progress-json]\n\n"
               "Runs the T3D model on a CT series: zero-shot findings with probabilities, organ volumes\n"
               "(mL) from the segmentation, and timings.\n"
               "  --model FILE    model file (default: $T3D_MODEL, the build tree's t3d-tiny-init model,\n"
@@ -47,7 +47,9 @@ static void usage(FILE *to)
               "  --threads N     CPU threads (default: all cores)\n"
               "  --series UID    which series when the folder holds several (default: the first CT)\n"
               "  --no-segment    skip the segmentation decoder\n"
-              "  --progress      show progress on stderr (Ctrl-C cancels)\n",
+              "  --progress      show progress on stderr (Ctrl-C cancels)\n"
+              "  --progress-json one JSON line per progress step on stderr, {\"progress\":F,\"stage\":S};\n"
+              "                  SIGTERM and SIGINT cancel cleanly (the viewer plugin's worker protocol)\n",
           T3D_PKGDATADIR);
 }
 
@@ -59,6 +61,18 @@ static const char *default_model(void)
   if (*T3D_BUILD_MODEL && access(T3D_BUILD_MODEL, R_OK) == 0) return T3D_BUILD_MODEL;
   snprintf(buf, sizeof buf, "%s/t3d-tiny-init.safetensors", T3D_PKGDATADIR);
   return buf;
+}
+
+/* The worker protocol (plugin/worker.h): one self-contained JSON object per line. */
+static void progress_json_cb(void *user, double f, const char *stage)
+{
+  (void)user;
+  json_t *j = json_pack("{s:f, s:s}", "progress", f, "stage", stage ? stage : "");
+  char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  if (txt) fprintf(stderr, "%s\n", txt);
+  fflush(stderr);
+  free(txt);
+  json_decref(j);
 }
 
 static void progress_cb(void *user, double f, const char *stage)
@@ -121,7 +135,7 @@ static json_t *result_json(const t3d_model *model, const char *model_path, const
 int t3d_cmd_analyze(int argc, char **argv)
 {
   const char *model_path = NULL, *mask = NULL, *series_uid = NULL, *dir = NULL;
-  int json = 0, threads = 0, no_segment = 0, show_progress = 0, c, rc = 1;
+  int json = 0, threads = 0, no_segment = 0, show_progress = 0, progress_json = 0, c, rc = 1;
   static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"mask", required_argument, NULL, 'k'},
@@ -129,6 +143,7 @@ int t3d_cmd_analyze(int argc, char **argv)
                                        {"series", required_argument, NULL, 's'},
                                        {"no-segment", no_argument, NULL, 'n'},
                                        {"progress", no_argument, NULL, 'p'},
+                                       {"progress-json", no_argument, NULL, 'J'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   optind = 1;
@@ -141,6 +156,7 @@ int t3d_cmd_analyze(int argc, char **argv)
     case 's': series_uid = optarg; break;
     case 'n': no_segment = 1; break;
     case 'p': show_progress = 1; break;
+    case 'J': progress_json = 1; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -195,9 +211,12 @@ int t3d_cmd_analyze(int argc, char **argv)
   }
   t3d_analyze_opts ao = t3d_analyze_default_opts();
   ao.segment = !no_segment;
-  if (show_progress) signal(SIGINT, on_sigint);
-  s = t3d_analyze(model, vol, &ao, show_progress ? progress_cb : NULL, &interrupted, &res);
-  if (show_progress) signal(SIGINT, SIG_DFL);
+  if (show_progress || progress_json) signal(SIGINT, on_sigint);
+  if (progress_json) signal(SIGTERM, on_sigint);
+  s = t3d_analyze(model, vol, &ao, progress_json ? progress_json_cb : show_progress ? progress_cb : NULL,
+                  &interrupted, &res);
+  if (show_progress || progress_json) signal(SIGINT, SIG_DFL);
+  if (progress_json) signal(SIGTERM, SIG_DFL);
   if (s != T3D_OK) goto fail;
   if (mask) {
     if (!res->labels) {
