@@ -109,8 +109,11 @@ static json_t *result_json(const t3d_model *model, const char *model_path, const
     json_array_append_new(find, json_pack("{s:s, s:f, s:f, s:f}", "name", r->findings[i].name, "probability",
                                           r->findings[i].probability, "logit_positive", r->findings[i].logit_pos,
                                           "logit_negative", r->findings[i].logit_neg));
-  for (size_t c = 0; r->volumes_ml && c < r->nclasses; c++)
+  json_t *classes = json_array(); /* label value -> name, for readers of the mask */
+  for (size_t c = 0; r->volumes_ml && c < r->nclasses; c++) {
     json_object_set_new(vols, t3d_model_class_name(model, c), json_real(r->volumes_ml[c]));
+    json_array_append_new(classes, json_string(t3d_model_class_name(model, c)));
+  }
   json_object_set_new(root, "series",
                       json_pack("{s:s, s:s, s:s, s:[I,I,I], s:[f,f,f]}", "series_uid", vol->meta.series_uid,
                                 "modality", vol->meta.modality, "description", vol->meta.series_description,
@@ -123,6 +126,7 @@ static json_t *result_json(const t3d_model *model, const char *model_path, const
   if (r->zero_shot_status != T3D_OK)
     json_object_set_new(root, "findings_unavailable", json_string(r->zero_shot_message));
   json_object_set_new(root, "volumes_ml", vols);
+  json_object_set_new(root, "classes", classes);
   if (mask) json_object_set_new(root, "mask", json_string(mask));
   json_object_set_new(root, "arena_bytes", json_integer((json_int_t)r->arena_bytes));
   json_object_set_new(root, "timings_ms",
