@@ -112,24 +112,59 @@ cleanup:
   return o;
 }
 
-/* Removes the job's folder: its two levels are all we ever create. */
-static void remove_tmpdir(const char *dir)
+void t3d_series_links_remove(const char *dir)
 {
   if (!dir) return;
-  const char *sub[] = {"series", NULL};
-  for (int pass = 0; pass < 2; pass++) {
-    char *d = pass == 0 ? g_build_filename(dir, sub[0], NULL) : g_strdup(dir);
-    GDir *gd = g_dir_open(d, 0, NULL);
+  char *sub = g_build_filename(dir, "series", NULL);
+  const char *levels[] = {sub, dir};
+  for (int i = 0; i < 2; i++) {
+    GDir *gd = g_dir_open(levels[i], 0, NULL);
     const char *n;
     while (gd && (n = g_dir_read_name(gd))) {
-      char *p = g_build_filename(d, n, NULL);
+      char *p = g_build_filename(levels[i], n, NULL);
       g_unlink(p);
       g_free(p);
     }
     if (gd) g_dir_close(gd);
-    g_rmdir(d);
-    g_free(d);
+    g_rmdir(levels[i]);
   }
+  g_free(sub);
+}
+
+char *t3d_series_links_new(const char *const *files, GError **error)
+{
+  char *dir = NULL, *series_dir = NULL;
+  if (!files || !files[0]) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, _("The open series has no files to analyze."));
+    return NULL;
+  }
+  if (!(dir = g_dir_make_tmp("t3d-series-XXXXXX", error))) return NULL;
+  series_dir = g_build_filename(dir, "series", NULL);
+  if (g_mkdir(series_dir, 0700) != 0) {
+    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), _("Cannot create %s: %s"), series_dir,
+                g_strerror(errno));
+    goto fail;
+  }
+  for (size_t i = 0; files[i]; i++) {
+    char *abs = g_canonicalize_filename(files[i], NULL);
+    char *name = g_strdup_printf("%06zu.dcm", i);
+    char *link = g_build_filename(series_dir, name, NULL);
+    int rc = symlink(abs, link), e = errno;
+    g_free(abs);
+    g_free(name);
+    g_free(link);
+    if (rc != 0) {
+      g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), _("Cannot link the series' files: %s"), g_strerror(e));
+      goto fail;
+    }
+  }
+  g_free(series_dir);
+  return dir;
+fail:
+  g_free(series_dir);
+  t3d_series_links_remove(dir);
+  g_free(dir);
+  return NULL;
 }
 
 static void on_worker_done(void *user, const t3d_worker_result *r)
@@ -158,7 +193,7 @@ static void on_worker_done(void *user, const t3d_worker_result *r)
     }
   }
 done:
-  remove_tmpdir(job->tmpdir);
+  t3d_series_links_remove(job->tmpdir);
   g_clear_pointer(&job->tmpdir, g_free);
   job->done(job->user, o, r->outcome == T3D_WORKER_CANCELLED, message ? message : "");
   g_free(message);
@@ -182,31 +217,8 @@ t3d_analysis_job *t3d_analysis_job_start(const t3d_analysis_job_params *p, t3d_w
   job->done = done;
   job->user = user;
 
-  if (!p->files[0]) {
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, _("The open series has no files to analyze."));
-    goto fail;
-  }
-  if (!(job->tmpdir = g_dir_make_tmp("t3d-analysis-XXXXXX", error))) goto fail;
-  /* The worker scans exactly the series' files: links to them in a folder of their own. */
+  if (!(job->tmpdir = t3d_series_links_new(p->files, error))) goto fail;
   series_dir = g_build_filename(job->tmpdir, "series", NULL);
-  if (g_mkdir(series_dir, 0700) != 0) {
-    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errno), _("Cannot create %s: %s"), series_dir,
-                g_strerror(errno));
-    goto fail;
-  }
-  for (size_t i = 0; p->files[i]; i++) {
-    char *abs = g_canonicalize_filename(p->files[i], NULL);
-    char *name = g_strdup_printf("%06zu.dcm", i);
-    char *link = g_build_filename(series_dir, name, NULL);
-    int rc = symlink(abs, link), e = errno;
-    g_free(abs);
-    g_free(name);
-    g_free(link);
-    if (rc != 0) {
-      g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), _("Cannot link the series' files: %s"), g_strerror(e));
-      goto fail;
-    }
-  }
   job->mask_path = g_build_filename(job->tmpdir, "mask.nii.gz", NULL);
 
   const char *worker = g_getenv("T3D_WORKER");
@@ -257,7 +269,7 @@ void t3d_analysis_job_free(t3d_analysis_job *job)
 {
   if (!job) return;
   t3d_worker_free(job->worker);
-  remove_tmpdir(job->tmpdir);
+  t3d_series_links_remove(job->tmpdir);
   g_free(job->tmpdir);
   g_free(job->mask_path);
   g_free(job);

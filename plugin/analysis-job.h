@@ -53,6 +53,13 @@ typedef struct {
   int threads;              /* --threads when > 0 */
 } t3d_analysis_job_params;
 
+/* A private (0700) temporary folder holding series/, one symbolic link per file, so that an
+ * engine command that takes a folder reads exactly the open series. Returns the folder (g_free
+ * after t3d_series_links_remove), or NULL with *error. */
+char *t3d_series_links_new(const char *const *files, GError **error);
+/* Removes what t3d_series_links_new made and any plain files the worker left at its top. */
+void t3d_series_links_remove(const char *dir);
+
 typedef struct t3d_analysis_job t3d_analysis_job;
 
 /* outcome is the callee's (t3d_analysis_outcome_free) and non-NULL exactly when the worker

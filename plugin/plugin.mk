@@ -1,10 +1,22 @@
-# plugin/: t3d-plugin.so, the viewer plugin (libtool module), and its parts that need no
-# display: the worker process (worker.c), the analysis job (analysis-job.c), preflight.
+# plugin/: t3d-plugin.so, the viewer plugin (libtool module installed into $(libdir)/t3d/plugins,
+# exporting only its entry point), and its parts that need no display: the worker process
+# (worker.c), the analysis job (analysis-job.c), preflight, preferences.
 T3D_PLUGIN_CORE_SOURCES = \
 	plugin/worker.c plugin/worker.h \
 	plugin/analysis-job.c plugin/analysis-job.h \
-	plugin/preflight.c plugin/preflight.h
+	plugin/preflight.c plugin/preflight.h \
+	plugin/prefs.c plugin/prefs.h
 T3D_PLUGIN_CPPFLAGS = $(AM_CPPFLAGS) -DT3D_BINDIR=\"$(bindir)\"
+
+t3dplugindir = $(libdir)/t3d/plugins
+t3dplugin_LTLIBRARIES = plugin/t3d-plugin.la
+plugin_t3d_plugin_la_SOURCES = \
+	plugin/plugin.c plugin/plugin-internal.h plugin/search.c plugin/export.c \
+	$(T3D_PLUGIN_CORE_SOURCES) $(T3D_UI_PANEL_SOURCES) viewer-glue/t3d-plugin-abi.h
+plugin_t3d_plugin_la_CPPFLAGS = $(T3D_PLUGIN_CPPFLAGS)
+plugin_t3d_plugin_la_CFLAGS = $(AM_CFLAGS) $(GTK_CFLAGS) $(JANSSON_CFLAGS)
+plugin_t3d_plugin_la_LDFLAGS = -module -avoid-version -no-undefined -export-symbols-regex '^t3d_plugin_describe$$'
+plugin_t3d_plugin_la_LIBADD = libt3d.la $(GTK_LIBS) $(JANSSON_LIBS) $(LIBINTL) -lm
 
 # Worker protocol, cancel, crash reporting and preflight, without a display.
 check_PROGRAMS += tests/test-plugin-worker tests/fake-worker
