@@ -145,6 +145,8 @@ static void t3d_analysis_panel_init(T3dAnalysisPanel *p)
   g_signal_connect(p->cancel, "clicked", G_CALLBACK(on_cancel), p);
   gtk_box_pack_start(GTK_BOX(p->progress_row), p->progress, TRUE, TRUE, 0);
   gtk_box_pack_start(GTK_BOX(p->progress_row), p->cancel, FALSE, FALSE, 0);
+  gtk_widget_show(p->progress); /* the row is no-show-all: its children are shown here, once */
+  gtk_widget_show(p->cancel);
   gtk_widget_set_no_show_all(p->progress_row, TRUE);
   gtk_box_pack_start(box, p->progress_row, FALSE, FALSE, 0);
 
@@ -191,7 +193,6 @@ void t3d_analysis_panel_set_running(T3dAnalysisPanel *p, gboolean running)
   g_return_if_fail(T3D_IS_ANALYSIS_PANEL(p));
   gtk_widget_set_visible(p->progress_row, running);
   if (running) {
-    gtk_widget_show_all(p->progress_row);
     gtk_progress_bar_set_fraction(GTK_PROGRESS_BAR(p->progress), 0);
     gtk_progress_bar_set_text(GTK_PROGRESS_BAR(p->progress), _("Starting the analysis…"));
   }
