@@ -219,7 +219,7 @@ t3d_analysis_job *t3d_analysis_job_start(const t3d_analysis_job_params *p, t3d_w
 
   if (!(job->tmpdir = t3d_series_links_new(p->files, error))) goto fail;
   series_dir = g_build_filename(job->tmpdir, "series", NULL);
-  job->mask_path = g_build_filename(job->tmpdir, "mask.nii.gz", NULL);
+  job->mask_path = g_build_filename(job->tmpdir, "mask.nii", NULL); /* uncompressed: gzip cost more than the disk */
 
   const char *worker = g_getenv("T3D_WORKER");
   g_ptr_array_add(argv, g_strdup(worker && *worker ? worker : t3d_worker_engine_path()));

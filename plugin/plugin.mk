@@ -35,3 +35,10 @@ tests_plugin_host_check_CFLAGS = $(AM_CFLAGS) $(GTK_CFLAGS)
 tests_plugin_host_check_LDADD = libt3d.la $(GTK_LIBS) -lm
 dist_check_SCRIPTS += tests/test-plugin-host.sh
 TESTS += tests/test-plugin-host.sh
+
+# What the worker process costs next to in-process analysis (not a test; see docs).
+noinst_PROGRAMS += tests/bench-plugin-worker
+tests_bench_plugin_worker_SOURCES = tests/bench-plugin-worker.c $(T3D_PLUGIN_CORE_SOURCES)
+tests_bench_plugin_worker_CPPFLAGS = $(T3D_PLUGIN_CPPFLAGS)
+tests_bench_plugin_worker_CFLAGS = $(AM_CFLAGS) $(GTK_CFLAGS) $(JANSSON_CFLAGS)
+tests_bench_plugin_worker_LDADD = libt3d.la $(GTK_LIBS) $(JANSSON_LIBS) $(LIBINTL) -lm
