@@ -42,3 +42,7 @@ tests_bench_plugin_worker_SOURCES = tests/bench-plugin-worker.c $(T3D_PLUGIN_COR
 tests_bench_plugin_worker_CPPFLAGS = $(T3D_PLUGIN_CPPFLAGS)
 tests_bench_plugin_worker_CFLAGS = $(AM_CFLAGS) $(GTK_CFLAGS) $(JANSSON_CFLAGS)
 tests_bench_plugin_worker_LDADD = libt3d.la $(GTK_LIBS) $(JANSSON_LIBS) $(LIBINTL) -lm
+check_PROGRAMS += tests/overlay-pixels-check
+tests_overlay_pixels_check_SOURCES = tests/overlay-pixels-check.c
+tests_overlay_pixels_check_CFLAGS = $(AM_CFLAGS) $(GTK_CFLAGS)
+tests_overlay_pixels_check_LDADD = $(GTK_LIBS) -lm

@@ -9,7 +9,8 @@
  *   abort     one progress line, then abort() (a crash)
  *   oom       one progress line, then SIGKILL to itself (what the OOM killer does)
  *   fail      "t3d: ..." on stderr, exit 1
- *   garbage   exit 0 with a stdout that is not JSON */
+ *   garbage   exit 0 with a stdout that is not JSON
+ *   locate    prints "I J K" (rounded voxel indices) of the lesion's centre, for GUI tests */
 #include "config.h"
 
 #include <math.h>
@@ -33,6 +34,28 @@ static void sleep_ms(long ms)
 {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
+}
+
+static int locate(const char *dir)
+{
+  t3d_dicom_scan *scan = NULL;
+  t3d_volume *v = NULL;
+  double sum[3] = {0, 0, 0};
+  size_t n = 0;
+  if (t3d_dicom_scan_path(dir, &scan) == T3D_OK && t3d_dicom_scan_series_count(scan) > 0 &&
+      t3d_dicom_load_series(scan, 0, NULL, &v) == T3D_OK)
+    for (int64_t k = 0; k < v->nz; k++)
+      for (int64_t j = 0; j < v->ny; j++)
+        for (int64_t i = 0; i < v->nx; i++)
+          if (fabsf(v->data[(k * v->ny + j) * v->nx + i] - 40) < 0.5f) {
+            sum[0] += (double)i, sum[1] += (double)j, sum[2] += (double)k;
+            n++;
+          }
+  if (n) printf("%.0f %.0f %.0f\n", sum[0] / (double)n, sum[1] / (double)n, sum[2] / (double)n);
+  else fprintf(stderr, "t3d: fake worker: no lesion voxel (40 HU) in %s\n", dir);
+  t3d_volume_free(v);
+  t3d_dicom_scan_free(scan);
+  return n ? 0 : 1;
 }
 
 static int truth(const char *dir, const char *mask_path)
@@ -90,6 +113,7 @@ int main(int argc, char **argv)
               strcmp(argv[i], "--threads") == 0) && i + 1 < argc) i++;
     else if (argv[i][0] != '-' && strcmp(argv[i], "analyze") != 0) dir = argv[i];
   }
+  if (strcmp(mode, "locate") == 0) return dir ? locate(dir) : 2;
   if (strcmp(mode, "truth") == 0) {
     if (!dir) {
       fprintf(stderr, "t3d: fake worker: no series folder given\n");
