@@ -8,8 +8,8 @@ T3D_PLUGIN_CORE_SOURCES = \
 	plugin/prefs.c plugin/prefs.h
 T3D_PLUGIN_CPPFLAGS = $(AM_CPPFLAGS) -DT3D_BINDIR=\"$(bindir)\"
 
-t3dplugindir = $(libdir)/t3d/plugins
-t3dplugin_LTLIBRARIES = plugin/t3d-plugin.la
+t3dpluginsdir = $(pkglibdir)/plugins
+t3dplugins_LTLIBRARIES = plugin/t3d-plugin.la
 plugin_t3d_plugin_la_SOURCES = \
 	plugin/plugin.c plugin/plugin-internal.h plugin/search.c plugin/export.c \
 	$(T3D_PLUGIN_CORE_SOURCES) $(T3D_UI_PANEL_SOURCES) viewer-glue/t3d-plugin-abi.h
@@ -46,3 +46,8 @@ check_PROGRAMS += tests/overlay-pixels-check
 tests_overlay_pixels_check_SOURCES = tests/overlay-pixels-check.c
 tests_overlay_pixels_check_CFLAGS = $(AM_CFLAGS) $(GTK_CFLAGS)
 tests_overlay_pixels_check_LDADD = $(GTK_LIBS) -lm
+
+# t3d-viewer + t3d-plugin.so under Xvfb: overlay pixels at the known lesion, Cancel (exit 77
+# without Xvfb or the viewer).
+dist_check_SCRIPTS += tests/test-viewer-plugin.sh
+TESTS += tests/test-viewer-plugin.sh

@@ -1,0 +1,94 @@
+#!/bin/sh
+# t3d-viewer with t3d-plugin.so under Xvfb (Mesa software GL), driven through the real widgets by
+# the viewer's test script:
+#   1. Analyze (the toolbar button) on a noise-free phantom; the worker is tests/fake-worker,
+#      which returns the ground-truth labels (the bundled model is untrained, its mask means
+#      nothing). With the lung class toggled off, the axial GL view's pixel at the known nodule
+#      carries the lesion colour, air outside the body is unchanged, and nothing was
+#      lesion-coloured before (tests/overlay-pixels-check on before/after screenshots).
+#   2. Cancel mid-run (a slow worker): the worker is gone, the panel says so, Analyze is
+#      pressable again and the viewer still draws.
+#   3. Preflight: a 4-slice series is refused with its reason before Analyze is offered.
+# Screenshots are kept in $T3D_BUILDDIR/tests/artifacts/. Exit 77 without xvfb-run or t3d-viewer.
+set -u
+bd=${T3D_BUILDDIR:-.}
+viewer="$bd/t3d-viewer"
+command -v xvfb-run >/dev/null 2>&1 || { echo "SKIP: xvfb-run not installed"; exit 77; }
+[ -x "$viewer" ] || { echo "SKIP: t3d-viewer not built"; exit 77; }
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/t3d-viewer-plugin.XXXXXX") || exit 99
+trap 'rm -rf "$tmp"' EXIT
+art="$bd/tests/artifacts"
+mkdir -p "$art"
+fail=0
+
+"$bd/t3d" phantom-write "$tmp/ph" --noise 0 >/dev/null || exit 1
+"$bd/t3d" phantom-write "$tmp/thin" --size 64,64,4 >/dev/null || exit 1
+set -- $(T3D_FAKE_WORKER_MODE=locate "$bd/tests/fake-worker" "$tmp/ph")
+[ $# = 3 ] || { echo "FAIL: cannot locate the phantom's nodule"; exit 1; }
+li=$1 lj=$2 lk=$3
+
+run_viewer() { # SCRIPT FOLDER MODE
+  T3D_PLUGIN_PATH="$bd/plugin/.libs" T3D_WORKER="$bd/tests/fake-worker" T3D_ENGINE="$bd/t3d" \
+  T3D_FAKE_WORKER_MODE="$3" XDG_CONFIG_HOME="$tmp/config" \
+    timeout 180 xvfb-run -a -s "-screen 0 1400x1000x24" env GDK_BACKEND=x11 NO_AT_BRIDGE=1 \
+    "$viewer" --test-script "$1" "$2"
+}
+
+# 1. analyze, overlay pixels
+cat > "$tmp/analyze.script" <<SCRIPT
+wait-series 60
+expect-plugins 1
+crosshair $li $lj $lk
+frames 2
+screenshot axial $tmp/before.png
+wait-sensitive t3d-analyze 10
+click t3d-analyze
+wait-overlay 60
+set t3d-class-toggle-lung 0
+set t3d-opacity-scale 0.5
+frames 3
+screenshot axial $art/viewer-lesion-axial.png
+set t3d-class-toggle-lung 1
+frames 3
+screenshot window $art/viewer-analyzed.png
+quit 0
+SCRIPT
+if run_viewer "$tmp/analyze.script" "$tmp/ph" truth; then
+  "$bd/tests/overlay-pixels-check" "$tmp/before.png" "$art/viewer-lesion-axial.png" 64 64 0.8 0.8 "$li" "$lj" || fail=1
+  cp "$tmp/before.png" "$art/viewer-before-analysis.png"
+else
+  echo "FAIL: the analyze script did not finish"; fail=1
+fi
+
+# 2. cancel mid-run
+cat > "$tmp/cancel.script" <<SCRIPT
+wait-series 60
+wait-sensitive t3d-analyze-button 10
+click t3d-analyze-button
+wait-status Analyzing 20
+sleep 500
+click t3d-cancel-button
+wait-infobar cancelled 10
+wait-sensitive t3d-analyze-button 10
+preset lung
+crosshair 32 32 12
+frames 3
+screenshot window $art/viewer-after-cancel.png
+quit 0
+SCRIPT
+run_viewer "$tmp/cancel.script" "$tmp/ph" slow || { echo "FAIL: the cancel script did not finish"; fail=1; }
+if pgrep -f -x "$bd/tests/fake-worker analyze.*" >/dev/null 2>&1; then
+  echo "FAIL: a worker outlived Cancel"; fail=1
+fi
+
+# 3. preflight refuses a 4-slice series with its reason
+cat > "$tmp/preflight.script" <<SCRIPT
+wait-series 60
+frames 2
+screenshot window $art/viewer-preflight.png
+quit 0
+SCRIPT
+out=$(run_viewer "$tmp/preflight.script" "$tmp/thin" truth 2>&1) || { echo "FAIL: the preflight script did not finish"; echo "$out"; fail=1; }
+
+[ $fail = 0 ] && echo "viewer + plugin: lesion overlay at the nodule, Cancel leaves the viewer usable"
+exit $fail
