@@ -282,6 +282,9 @@ static void on_event(t3d_host *host, t3d_host_event ev, void *user)
     clear_results(pl);
     t3d_analysis_panel_hide_message(pl->analysis);
     update_can_analyze(pl);
+    char *why = preflight(pl);
+    if (why) pl->f->set_status(host, why); /* say it where the user looks, not only in the panel */
+    g_free(why);
     static gboolean test_pressed;
     if (!test_pressed && g_strcmp0(g_getenv("T3D_PLUGIN_TEST_ANALYZE"), "1") == 0) {
       test_pressed = TRUE;

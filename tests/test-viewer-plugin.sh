@@ -68,7 +68,7 @@ click t3d-analyze-button
 wait-status Analyzing 20
 sleep 500
 click t3d-cancel-button
-wait-infobar cancelled 10
+wait-status cancelled 10
 wait-sensitive t3d-analyze-button 10
 preset lung
 crosshair 32 32 12
@@ -84,6 +84,7 @@ fi
 # 3. preflight refuses a 4-slice series with its reason
 cat > "$tmp/preflight.script" <<SCRIPT
 wait-series 60
+wait-status "needs at least 8" 10
 frames 2
 screenshot window $art/viewer-preflight.png
 quit 0
