@@ -2,10 +2,7 @@
  * ui/ widgets to the engine: "Analyze series" in a worker process with progress and Cancel, the
  * mask overlay with its controls, findings and volumes, preflight, preferences. Similar cases
  * are search.c, the draft report export.c. Not the engine: everything heavy runs in `t3d`.
- *
- * Test hook: T3D_PLUGIN_TEST_ANALYZE=1 presses the panel's Analyze button (gtk_button_clicked on
- * the real widget) once the first series has opened; the viewer's own test scripts can press it
- * by name (t3d-analyze-button) instead. */
+ * Tests press its widgets by name (t3d-analyze, t3d-analyze-button, t3d-cancel-button, ...). */
 #include "config.h"
 
 #include <string.h>
@@ -255,19 +252,7 @@ static void on_prefs(t3d_host *host, void *user)
   gtk_widget_destroy(d);
 }
 
-/* ---- host events, test hook -------------------------------------------------------------- */
-
-static gboolean test_press_analyze(gpointer data)
-{
-  t3d_plugin *pl = data;
-  GtkWidget *b = NULL;
-  GList *kids = gtk_container_get_children(GTK_CONTAINER(pl->analysis));
-  for (GList *l = kids; l; l = l->next)
-    if (g_strcmp0(gtk_widget_get_name(l->data), "t3d-analyze-button") == 0) b = l->data;
-  g_list_free(kids);
-  if (b) gtk_button_clicked(GTK_BUTTON(b));
-  return G_SOURCE_REMOVE;
-}
+/* ---- host events ------------------------------------------------------------------------ */
 
 static void on_event(t3d_host *host, t3d_host_event ev, void *user)
 {
@@ -285,11 +270,6 @@ static void on_event(t3d_host *host, t3d_host_event ev, void *user)
     char *why = preflight(pl);
     if (why) pl->f->set_status(host, why); /* say it where the user looks, not only in the panel */
     g_free(why);
-    static gboolean test_pressed;
-    if (!test_pressed && g_strcmp0(g_getenv("T3D_PLUGIN_TEST_ANALYZE"), "1") == 0) {
-      test_pressed = TRUE;
-      pl->f->call_on_main_loop(host, test_press_analyze, pl, NULL);
-    }
   }
 }
 

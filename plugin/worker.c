@@ -214,8 +214,7 @@ t3d_worker *t3d_worker_start(const char *const *argv, const char *const *env_ext
 {
   g_return_val_if_fail(argv && argv[0] && done, NULL);
   GSubprocessLauncher *l =
-    g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE |
-                              G_SUBPROCESS_FLAGS_STDIN_INHERIT);
+    g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE); /* stdin: /dev/null */
   for (const char *const *e = env_extra; e && *e; e++) {
     char **kv = g_strsplit(*e, "=", 2);
     if (kv[0] && kv[1]) g_subprocess_launcher_setenv(l, kv[0], kv[1], TRUE);
