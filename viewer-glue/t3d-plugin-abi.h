@@ -158,10 +158,11 @@ typedef struct {
    * ("<Primary><Shift>a") or NULL. Returns the menu item (borrowed, as above). */
   GtkWidget *(*add_menu_item)(t3d_host *host, const char *widget_name, const char *label,
                               const char *accelerator, t3d_host_activate_fn activate, void *user_data);
-  /* Adds panel (any widget; the host takes a reference and shows it) as a page of the side
-   * pane, titled title. Returns the panel. */
+  /* Adds panel (any widget, usually floating; the host owns it from here on and shows it) as a
+   * page of the side pane, titled title. Returns the panel. */
   GtkWidget *(*add_side_panel)(t3d_host *host, GtkWidget *panel, const char *title);
-  /* Removes and releases an item returned by one of the three add_* functions above. */
+  /* Removes and destroys an item returned by one of the three add_* functions above (hold your
+   * own reference to a panel if you want to keep it). */
   void (*remove_item)(t3d_host *host, GtkWidget *item);
   /* Shows text in the status bar (NULL or "" clears it). */
   void (*set_status)(t3d_host *host, const char *text);
