@@ -8,8 +8,7 @@ T3D_PLUGIN_CORE_SOURCES = \
 	plugin/prefs.c plugin/prefs.h
 T3D_PLUGIN_CPPFLAGS = $(AM_CPPFLAGS) -DT3D_BINDIR=\"$(bindir)\"
 
-t3dpluginsdir = $(pkglibdir)/plugins
-t3dplugins_LTLIBRARIES = plugin/t3d-plugin.la
+t3dplugin_LTLIBRARIES = plugin/t3d-plugin.la
 plugin_t3d_plugin_la_SOURCES = \
 	plugin/plugin.c plugin/plugin-internal.h plugin/search.c plugin/export.c \
 	$(T3D_PLUGIN_CORE_SOURCES) $(T3D_UI_PANEL_SOURCES) viewer-glue/t3d-plugin-abi.h

@@ -2,9 +2,11 @@
  * analysis: the pixel where the known lesion lies carries the lesion colour (red dominates),
  * the corners of the image (air outside the body) are unchanged, every changed pixel is
  * lesion-coloured (other classes toggled off), and the view before had no lesion colour at all.
- * Usage: overlay-pixels-check BEFORE.png AFTER.png NX NY SX SY I J
+ * Usage: overlay-pixels-check BEFORE.png AFTER.png NX NY SX SY I J R G B ALPHA
  *   the series' in-plane size and spacing (mm) and the lesion's voxel column I and row J, for a
- *   view that fits the image (zoom 1), centred, row 0 at the top, column 0 at the left.
+ *   view that fits the image (zoom 1), centred, row 0 at the top, column 0 at the left; the
+ *   lesion colour R G B (0..255) at overlay opacity ALPHA: the lesion pixel must be
+ *   (1 - ALPHA) * before + ALPHA * colour within 3 per channel.
  * Not a general image comparison. */
 #include "config.h"
 
@@ -40,8 +42,8 @@ static int same(const guchar *a, const guchar *b) { return a[0] == b[0] && a[1] 
 
 int main(int argc, char **argv)
 {
-  if (argc != 9) {
-    fprintf(stderr, "usage: %s BEFORE.png AFTER.png NX NY SX SY I J\n", argv[0]);
+  if (argc != 13) {
+    fprintf(stderr, "usage: %s BEFORE.png AFTER.png NX NY SX SY I J R G B ALPHA\n", argv[0]);
     return 2;
   }
   GdkPixbuf *pb0 = NULL, *pb1 = NULL;
@@ -65,9 +67,14 @@ int main(int argc, char **argv)
   const guchar *p = at(&b, x, y), *q = at(&a, x, y);
   printf("lesion voxel (%.0f, %.0f) -> pixel (%d, %d): before (%d,%d,%d), after (%d,%d,%d)\n", li, lj, x, y, q[0], q[1],
          q[2], p[0], p[1], p[2]);
-  if (!lesion_coloured(p)) {
-    fprintf(stderr, "FAIL: the pixel at the lesion is not lesion-coloured: (%d,%d,%d)\n", p[0], p[1], p[2]);
-    fail = 1;
+  double alpha = atof(argv[12]);
+  for (int c = 0; c < 3; c++) {
+    double want = (1 - alpha) * q[c] + alpha * atof(argv[9 + c]);
+    if (fabs(p[c] - want) > 3) {
+      fprintf(stderr, "FAIL: the lesion pixel's channel %d is %d, want %.1f (before %d blended with %s at %.2f)\n", c,
+              p[c], want, q[c], argv[9 + c], alpha);
+      fail = 1;
+    }
   }
   /* corners of the image: air outside the body */
   double ci[2] = {1, nx - 2}, cj[2] = {1, ny - 2};

@@ -37,10 +37,11 @@ run_viewer() { # SCRIPT FOLDER MODE
 }
 
 # 1. analyze, overlay pixels
+# The crosshair selects the nodule's slice but stays off the nodule (its lines are drawn on top).
 cat > "$tmp/analyze.script" <<SCRIPT
 wait-series 60
 expect-plugins 1
-crosshair $li $lj $lk
+crosshair 56 60 $lk
 frames 2
 screenshot axial $tmp/before.png
 wait-sensitive t3d-analyze 10
@@ -56,7 +57,8 @@ screenshot window $art/viewer-analyzed.png
 quit 0
 SCRIPT
 if run_viewer "$tmp/analyze.script" "$tmp/ph" truth; then
-  "$bd/tests/overlay-pixels-check" "$tmp/before.png" "$art/viewer-lesion-axial.png" 64 64 0.8 0.8 "$li" "$lj" || fail=1
+  "$bd/tests/overlay-pixels-check" "$tmp/before.png" "$art/viewer-lesion-axial.png" 64 64 0.8 0.8 "$li" "$lj" \
+    255 26 26 0.5 || fail=1 # ui/overlay-controls.c: lesion (1.0, 0.1, 0.1); opacity set to 0.5 above
   cp "$tmp/before.png" "$art/viewer-before-analysis.png"
 else
   echo "FAIL: the analyze script did not finish"; fail=1
