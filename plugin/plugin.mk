@@ -29,7 +29,7 @@ TESTS += tests/test-plugin-worker
 
 # The plugin in a minimal host under Xvfb (exit 77 without it).
 check_PROGRAMS += tests/plugin-host-check
-tests_plugin_host_check_SOURCES = tests/plugin-host-check.c tests/check.h ui/infobar.c ui/infobar.h
+tests_plugin_host_check_SOURCES = tests/plugin-host-check.c tests/check.h ui/panel-parts.c ui/panel-parts.h
 tests_plugin_host_check_CFLAGS = $(AM_CFLAGS) $(GTK_CFLAGS)
 tests_plugin_host_check_LDADD = libt3d.la $(GTK_LIBS) -lm
 dist_check_SCRIPTS += tests/test-plugin-host.sh

@@ -18,7 +18,7 @@
 
 #include "core/dicom/dicom.h"
 #include "tests/check.h"
-#include "ui/infobar.h"
+#include "ui/panel-parts.h"
 #include "viewer-glue/t3d-plugin-abi.h"
 
 typedef struct {

@@ -9,7 +9,7 @@
 
 #include <glib/gi18n-lib.h>
 
-#include "ui/infobar.h"
+#include "ui/panel-parts.h"
 
 #define ROW_H 22
 #define NAME_W 170
@@ -102,16 +102,6 @@ static gboolean draw_chart(GtkWidget *w, cairo_t *cr, gpointer data)
 static void on_analyze(GtkButton *b, gpointer data) { g_signal_emit(data, signals[SIG_ANALYZE], 0); }
 static void on_cancel(GtkButton *b, gpointer data) { g_signal_emit(data, signals[SIG_CANCEL], 0); }
 
-static GtkWidget *heading(const char *text)
-{
-  GtkWidget *l = gtk_label_new(NULL);
-  char *m = g_markup_printf_escaped("<b>%s</b>", text);
-  gtk_label_set_markup(GTK_LABEL(l), m);
-  g_free(m);
-  gtk_widget_set_halign(l, GTK_ALIGN_START);
-  return l;
-}
-
 static void t3d_analysis_panel_init(T3dAnalysisPanel *p)
 {
   GtkBox *box = GTK_BOX(p);
@@ -150,7 +140,7 @@ static void t3d_analysis_panel_init(T3dAnalysisPanel *p)
   gtk_widget_set_no_show_all(p->progress_row, TRUE);
   gtk_box_pack_start(box, p->progress_row, FALSE, FALSE, 0);
 
-  p->findings_title = heading(_("Findings"));
+  p->findings_title = t3d_ui_heading_new(_("Findings"));
   gtk_box_pack_start(box, p->findings_title, FALSE, FALSE, 4);
   p->chart = gtk_drawing_area_new();
   gtk_widget_set_name(p->chart, "t3d-findings-chart");
@@ -163,7 +153,7 @@ static void t3d_analysis_panel_init(T3dAnalysisPanel *p)
   gtk_widget_set_sensitive(p->unavailable, FALSE);
   gtk_box_pack_start(box, p->unavailable, FALSE, FALSE, 0);
 
-  p->volumes_title = heading(_("Organ volumes"));
+  p->volumes_title = t3d_ui_heading_new(_("Organ volumes"));
   gtk_widget_set_no_show_all(p->volumes_title, TRUE);
   gtk_box_pack_start(box, p->volumes_title, FALSE, FALSE, 4);
   p->volumes = gtk_grid_new();

@@ -8,7 +8,7 @@
 
 #include <glib/gi18n-lib.h>
 
-#include "ui/infobar.h"
+#include "ui/panel-parts.h"
 
 struct _T3dExportDialog {
   GtkDialog parent;

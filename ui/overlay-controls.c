@@ -8,6 +8,8 @@
 
 #include <glib/gi18n-lib.h>
 
+#include "ui/panel-parts.h"
+
 #define DEFAULT_OPACITY 0.5
 
 struct _T3dOverlayControls {
@@ -63,12 +65,7 @@ static void t3d_overlay_controls_init(T3dOverlayControls *c)
   gtk_orientable_set_orientation(GTK_ORIENTABLE(c), GTK_ORIENTATION_VERTICAL);
   gtk_box_set_spacing(box, 4);
   gtk_container_set_border_width(GTK_CONTAINER(c), 6);
-  GtkWidget *title = gtk_label_new(NULL);
-  char *m = g_markup_printf_escaped("<b>%s</b>", _("Overlay"));
-  gtk_label_set_markup(GTK_LABEL(title), m);
-  g_free(m);
-  gtk_widget_set_halign(title, GTK_ALIGN_START);
-  gtk_box_pack_start(box, title, FALSE, FALSE, 0);
+  gtk_box_pack_start(box, t3d_ui_heading_new(_("Overlay")), FALSE, FALSE, 0);
 
   GtkWidget *row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
   gtk_box_pack_start(GTK_BOX(row), gtk_label_new(_("Opacity")), FALSE, FALSE, 0);

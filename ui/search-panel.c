@@ -6,7 +6,7 @@
 
 #include <glib/gi18n-lib.h>
 
-#include "ui/infobar.h"
+#include "ui/panel-parts.h"
 
 #define THUMB_PX 64
 
@@ -53,12 +53,7 @@ static void t3d_search_panel_init(T3dSearchPanel *s)
   gtk_orientable_set_orientation(GTK_ORIENTABLE(s), GTK_ORIENTATION_VERTICAL);
   gtk_box_set_spacing(box, 6);
   gtk_container_set_border_width(GTK_CONTAINER(s), 6);
-  GtkWidget *title = gtk_label_new(NULL);
-  char *m = g_markup_printf_escaped("<b>%s</b>", _("Similar cases"));
-  gtk_label_set_markup(GTK_LABEL(title), m);
-  g_free(m);
-  gtk_widget_set_halign(title, GTK_ALIGN_START);
-  gtk_box_pack_start(box, title, FALSE, FALSE, 0);
+  gtk_box_pack_start(box, t3d_ui_heading_new(_("Similar cases")), FALSE, FALSE, 0);
 
   s->infobar = t3d_ui_infobar_new("t3d-search-infobar");
   gtk_box_pack_start(box, s->infobar, FALSE, FALSE, 0);

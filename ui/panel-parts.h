@@ -1,8 +1,8 @@
-/* The info bar every t3d panel and dialog uses for errors and notices: a GtkInfoBar with one
- * wrapping label and a close button, hidden until shown. Not a notification queue: a new
- * message replaces the old one. */
-#ifndef T3D_UI_INFOBAR_H
-#define T3D_UI_INFOBAR_H
+/* Small parts every t3d panel and dialog uses: the info bar for errors and notices (a GtkInfoBar
+ * with one wrapping label and a close button, hidden until shown; a new message replaces the
+ * old one) and a section heading. Not a widget of its own. */
+#ifndef T3D_UI_PANEL_PARTS_H
+#define T3D_UI_PANEL_PARTS_H
 
 #include <gtk/gtk.h>
 
@@ -14,6 +14,9 @@ GtkWidget *t3d_ui_infobar_new(const char *name);
 void t3d_ui_infobar_show(GtkWidget *bar, GtkMessageType type, const char *text);
 /* The text shown, "" when hidden. Borrowed. For tests. */
 const char *t3d_ui_infobar_text(GtkWidget *bar);
+
+/* A bold, left-aligned section heading ("Findings"). */
+GtkWidget *t3d_ui_heading_new(const char *text);
 
 G_END_DECLS
 

@@ -1,7 +1,7 @@
-/* The shared info bar (see infobar.h). Not a dialog: nothing here blocks. */
+/* Parts shared by the panels (see panel-parts.h). Not a dialog: nothing here blocks. */
 #include "config.h"
 
-#include "ui/infobar.h"
+#include "ui/panel-parts.h"
 
 static void on_response(GtkInfoBar *bar, gint response, gpointer data)
 {
@@ -38,4 +38,14 @@ const char *t3d_ui_infobar_text(GtkWidget *bar)
 {
   GtkWidget *label = g_object_get_data(G_OBJECT(bar), "t3d-label");
   return label && gtk_widget_get_visible(bar) ? gtk_label_get_text(GTK_LABEL(label)) : "";
+}
+
+GtkWidget *t3d_ui_heading_new(const char *text)
+{
+  GtkWidget *l = gtk_label_new(NULL);
+  char *m = g_markup_printf_escaped("<b>%s</b>", text);
+  gtk_label_set_markup(GTK_LABEL(l), m);
+  g_free(m);
+  gtk_widget_set_halign(l, GTK_ALIGN_START);
+  return l;
 }
