@@ -271,37 +271,31 @@ static void test_preflight_rules(void)
   char *r = t3d_preflight_check(&f);
   CHECK(r == NULL);
   g_free(r);
-  t3d_preflight_facts mr = f;
-  g_strlcpy(mr.modality, "MR", sizeof mr.modality);
-  r = t3d_preflight_check(&mr);
-  CHECK(r && strstr(r, "MR, not CT"));
-  printf("preflight MR: %s\n", r ? r : "(accepted)");
-  g_free(r);
-  t3d_preflight_facts few = f;
-  few.slices = 3;
-  r = t3d_preflight_check(&few);
-  CHECK(r && strstr(r, "3 slices"));
-  g_free(r);
-  t3d_preflight_facts thick = f;
-  thick.spacing[2] = 15;
-  r = t3d_preflight_check(&thick);
-  CHECK(r && strstr(r, "15.0 mm apart"));
-  g_free(r);
-  t3d_preflight_facts small = f;
-  small.rows = 16;
-  r = t3d_preflight_check(&small);
-  CHECK(r && strstr(r, "64x16"));
-  g_free(r);
-  t3d_preflight_facts shortz = f;
-  shortz.slices = 10, shortz.spacing[2] = 1.0;
-  r = t3d_preflight_check(&shortz);
-  CHECK(r && strstr(r, "covers only 10 mm"));
-  g_free(r);
-  t3d_preflight_facts two = f;
-  two.series_count = 2;
-  r = t3d_preflight_check(&two);
-  CHECK(r && strstr(r, "2 series"));
-  g_free(r);
+  /* one fact changed at a time, and the words the reason must contain */
+  enum { MODALITY, SLICES, ROWS, SPACING_Z, THIN_SHORT, SERIES };
+  static const struct {
+    int what;
+    double value;
+    const char *want;
+  } cases[] = {
+    {MODALITY, 0, "MR, not CT"},   {SLICES, 3, "3 slices"},           {ROWS, 16, "64x16"},
+    {SPACING_Z, 15, "15.0 mm apart"}, {THIN_SHORT, 1.0, "covers only 10 mm"}, {SERIES, 2, "2 series"},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+    t3d_preflight_facts g = f;
+    switch (cases[i].what) {
+    case MODALITY: g_strlcpy(g.modality, "MR", sizeof g.modality); break;
+    case SLICES: g.slices = (int64_t)cases[i].value; break;
+    case ROWS: g.rows = (int)cases[i].value; break;
+    case SPACING_Z: g.spacing[2] = cases[i].value; break;
+    case THIN_SHORT: g.slices = 10, g.spacing[2] = cases[i].value; break;
+    case SERIES: g.series_count = (int)cases[i].value; break;
+    }
+    r = t3d_preflight_check(&g);
+    CHECK(r && strstr(r, cases[i].want));
+    printf("preflight: %s\n", r ? r : "(accepted)");
+    g_free(r);
+  }
 }
 
 static void test_preflight_scan(const char *dir, const char *thin_dir, const char *empty_dir)
