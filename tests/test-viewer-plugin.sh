@@ -95,5 +95,27 @@ quit 0
 SCRIPT
 out=$(run_viewer "$tmp/preflight.script" "$tmp/thin" truth 2>&1) || { echo "FAIL: the preflight script did not finish"; echo "$out"; fail=1; }
 
+# 4. the real engine (t3d analyze, the bundled model) on the real CT, when the data is there:
+#    the pipeline end to end in the viewer; the untrained model's mask means nothing, so only
+#    that an overlay arrives is checked.
+real="$T3D_SRCDIR/../shared/data/real-ct/chest-siemens-sensation10-8mm"
+if [ -d "$real" ] && [ -f "$bd/models/t3d-tiny-init.safetensors" ]; then
+  cat > "$tmp/real.script" <<SCRIPT
+wait-series 60
+wait-sensitive t3d-analyze 10
+click t3d-analyze
+wait-overlay 170
+frames 3
+screenshot window $art/viewer-real-ct-engine.png
+quit 0
+SCRIPT
+  T3D_PLUGIN_PATH="$bd/plugin/.libs" T3D_ENGINE="$bd/t3d" T3D_MODEL="$bd/models/t3d-tiny-init.safetensors" \
+  XDG_CONFIG_HOME="$tmp/config" timeout 240 xvfb-run -a -s "-screen 0 1400x1000x24" env -u T3D_WORKER \
+    GDK_BACKEND=x11 NO_AT_BRIDGE=1 "$viewer" --test-script "$tmp/real.script" "$real" ||
+    { echo "FAIL: the real engine on the real CT gave no overlay"; fail=1; }
+else
+  echo "note: $real not found; real-engine run skipped"
+fi
+
 [ $fail = 0 ] && echo "viewer + plugin: lesion overlay at the nodule, Cancel leaves the viewer usable"
 exit $fail
