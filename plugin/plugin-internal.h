@@ -25,6 +25,7 @@ typedef struct {
   t3d_analysis_outcome *result; /* of the open series, or NULL */
   t3d_prefs *prefs;
   char *prefs_path;
+  GtkWidget *prefs_dialog; /* while open */
   /* similar cases */
   t3d_worker *search_worker;
   GPtrArray *hits; /* search_hit*, by rank */

@@ -229,14 +229,12 @@ static void on_overlay_changed(T3dOverlayControls *c, gpointer data)
 
 /* ---- preferences ------------------------------------------------------------------------- */
 
-static void on_prefs(t3d_host *host, void *user)
+static void on_prefs_response(GtkDialog *d, gint response, gpointer data)
 {
-  t3d_plugin *pl = user;
-  GtkWidget *d = t3d_ui_prefs_dialog_new(pl->f->main_window(host), pl->prefs->model_path, pl->prefs->device,
-                                         pl->prefs->index_path);
-  if (gtk_dialog_run(GTK_DIALOG(d)) == GTK_RESPONSE_ACCEPT) {
+  t3d_plugin *pl = data;
+  if (response == GTK_RESPONSE_ACCEPT) {
     char *model, *device, *index;
-    t3d_ui_prefs_dialog_get(d, &model, &device, &index);
+    t3d_ui_prefs_dialog_get(GTK_WIDGET(d), &model, &device, &index);
     t3d_prefs_set(&pl->prefs->model_path, model);
     t3d_prefs_set(&pl->prefs->device, device);
     t3d_prefs_set(&pl->prefs->index_path, index);
@@ -249,7 +247,25 @@ static void on_prefs(t3d_host *host, void *user)
       g_clear_error(&err);
     }
   }
-  gtk_widget_destroy(d);
+  gtk_widget_destroy(GTK_WIDGET(d));
+}
+
+static void on_prefs_destroyed(GtkWidget *w, gpointer data) { ((t3d_plugin *)data)->prefs_dialog = NULL; }
+
+/* Not modal-blocking (no gtk_dialog_run): a nested main loop inside the host is the host's
+ * business, not a plugin's. */
+static void on_prefs(t3d_host *host, void *user)
+{
+  t3d_plugin *pl = user;
+  if (pl->prefs_dialog) {
+    gtk_window_present(GTK_WINDOW(pl->prefs_dialog));
+    return;
+  }
+  pl->prefs_dialog = t3d_ui_prefs_dialog_new(pl->f->main_window(host), pl->prefs->model_path, pl->prefs->device,
+                                             pl->prefs->index_path);
+  g_signal_connect(pl->prefs_dialog, "response", G_CALLBACK(on_prefs_response), pl);
+  g_signal_connect(pl->prefs_dialog, "destroy", G_CALLBACK(on_prefs_destroyed), pl);
+  gtk_widget_show(pl->prefs_dialog);
 }
 
 /* ---- host events ------------------------------------------------------------------------ */
@@ -332,6 +348,7 @@ static void plugin_cleanup(t3d_host *host)
   t3d_plugin *pl = host->plugin_data;
   if (!pl) return;
   t3d_analysis_job_free(pl->job);
+  if (pl->prefs_dialog) gtk_widget_destroy(pl->prefs_dialog);
   t3d_plugin_export_cleanup(pl);
   t3d_plugin_search_cleanup(pl);
   pl->f->remove_listener(host, pl->listener);

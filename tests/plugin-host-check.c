@@ -451,6 +451,23 @@ int main(int argc, char **argv)
   printf("export: %s%s\n", written ? "written " : "not written: ", written ? export_dest : emsg);
   g_free(export_dest);
 
+  /* Preferences: the dialog writes $XDG_CONFIG_HOME/t3d/plugin.ini */
+  GtkWidget *pm = must_find("t3d-prefs-menu");
+  if (pm) gtk_menu_item_activate(GTK_MENU_ITEM(pm));
+  GtkWidget *dev = must_find("t3d-prefs-device"), *model = must_find("t3d-prefs-model");
+  if (dev && model) {
+    CHECK(gtk_combo_box_set_active_id(GTK_COMBO_BOX(dev), "cpu"));
+    gtk_entry_set_text(GTK_ENTRY(model), "/opt/models/t3d-r50.safetensors");
+    gtk_dialog_response(GTK_DIALOG(gtk_widget_get_toplevel(dev)), GTK_RESPONSE_ACCEPT);
+    char *ini = g_build_filename(cfg, "t3d", "plugin.ini", NULL), *text = NULL;
+    CHECK(g_file_get_contents(ini, &text, NULL, NULL));
+    CHECK(text && strstr(text, "device=cpu") && strstr(text, "model=/opt/models/t3d-r50.safetensors"));
+    printf("preferences saved:\n%s", text ? text : "(none)\n");
+    g_free(text);
+    g_free(ini);
+  }
+  CHECK(find_anywhere("t3d-prefs-device") == NULL); /* the dialog is gone */
+
   /* cleanup undoes init */
   d->cleanup(&host);
   CHECK_INT_EQ(M.items, 0);

@@ -8,8 +8,8 @@
 
 G_BEGIN_DECLS
 
-/* A modal dialog over parent with the values given ("" = default). Run it with gtk_dialog_run;
- * GTK_RESPONSE_ACCEPT means "save", then read the values back with t3d_ui_prefs_dialog_get. */
+/* A modal dialog over parent with the values given ("" = default). Its response
+ * GTK_RESPONSE_ACCEPT means "save": read the values back with t3d_ui_prefs_dialog_get. */
 GtkWidget *t3d_ui_prefs_dialog_new(GtkWindow *parent, const char *model, const char *device, const char *index);
 /* The edited values (g_free each). device is "auto", "cpu" or "gpu". */
 void t3d_ui_prefs_dialog_get(GtkWidget *dialog, char **model, char **device, char **index);
