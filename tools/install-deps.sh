@@ -9,7 +9,7 @@ PKGS="build-essential autoconf automake libtool autopoint gettext pkg-config
   libjansson-dev libopenblas-dev zlib1g-dev
   clang libclang-rt-14-dev
   python3 python3-numpy python3-torch python3-venv
-  dicom3tools dcm2niix xvfb xauth"
+  dicom3tools dcm2niix xvfb xauth libgl1-mesa-dri"
 
 missing=""
 for p in $PKGS; do

@@ -11,3 +11,4 @@ t3d_viewer_CPPFLAGS = $(AM_CPPFLAGS) -DT3D_PLUGINDIR=\"$(t3dplugindir)\"
 t3d_viewer_CFLAGS = $(AM_CFLAGS) $(GTK_CFLAGS) $(EPOXY_CFLAGS)
 t3d_viewer_LDADD = libt3d-ui.la libt3d.la $(GTK_LIBS) $(EPOXY_LIBS) $(LIBINTL) -lm
 # Plugins resolve nothing from the viewer: the ABI passes every service as a function pointer.
+EXTRA_DIST += docs/ARCHITECTURE.md docs/viewer.png

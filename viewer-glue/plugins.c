@@ -201,7 +201,17 @@ int t3d_plugins_load_dir(t3d_plugins *loader, const char *dir, void (*report)(co
   for (guint i = 0; i < names->len; i++) {
     char *path = g_build_filename(dir, names->pdata[i], NULL);
     GError *err = NULL;
-    if (t3d_plugins_load(loader, path, &err)) {
+    const char *earlier = NULL;
+    for (guint k = 0; k < loader->plugins->len && !earlier; k++) {
+      char *base = g_path_get_basename(((plugin *)loader->plugins->pdata[k])->path);
+      if (strcmp(base, names->pdata[i]) == 0)
+        earlier = ((plugin *)loader->plugins->pdata[k])->path;
+      g_free(base);
+    }
+    if (earlier) {
+      /* The user's folder comes first: a plugin there overrides the system's copy. */
+      g_message("%s: skipped, %s is already loaded", path, earlier);
+    } else if (t3d_plugins_load(loader, path, &err)) {
       loaded++;
     } else if (report) {
       report(err->message, data);

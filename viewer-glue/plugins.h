@@ -24,7 +24,8 @@ void t3d_plugins_free(t3d_plugins *plugins); /* NULL is a no-op */
 /* Loads one module. FALSE with a translated *error (naming the file, and the versions when
  * they do not fit) when it cannot be opened, has no entry point, does not fit, or init fails. */
 gboolean t3d_plugins_load(t3d_plugins *plugins, const char *path, GError **error);
-/* Loads every "*.so" in dir in name order; each refusal is passed to report (may be NULL, then it
+/* Loads every "*.so" in dir in name order, skipping file names already loaded from an earlier
+ * folder (the user's copy overrides the system's); each refusal is passed to report (may be NULL, then it
  * goes to g_warning). A missing folder is not an error. Returns the number loaded. */
 int t3d_plugins_load_dir(t3d_plugins *plugins, const char *dir, void (*report)(const char *message, void *data),
                          void *data);

@@ -393,6 +393,10 @@ static gboolean tick(gpointer data)
     g_strfreev(argv);
     if (!go_on)
       return G_SOURCE_REMOVE;
+    if (!s->v->window) { /* the command closed the viewer (Ctrl+Q, a menu item) */
+      s->source = 0;
+      return G_SOURCE_REMOVE;
+    }
     if (s->wait != WAIT_NONE)
       return G_SOURCE_CONTINUE;
   }
