@@ -246,13 +246,13 @@ static gboolean export_written(void)
   return g_file_test(export_dest, G_FILE_TEST_EXISTS) || (bar && *t3d_ui_infobar_text(bar));
 }
 
-/* The window as drawn, for people to look at (tests/artifacts/NAME). */
+/* The window as drawn, for people to look at (tests/artifacts/plugin/NAME). */
 static void screenshot(const char *name)
 {
   while (gtk_events_pending()) gtk_main_iteration();
   GdkWindow *w = gtk_widget_get_window(M.window);
   GdkPixbuf *pb = gdk_pixbuf_get_from_window(w, 0, 0, gdk_window_get_width(w), gdk_window_get_height(w));
-  char *dir = g_build_filename(g_getenv("T3D_BUILDDIR"), "tests", "artifacts", NULL);
+  char *dir = g_build_filename(g_getenv("T3D_BUILDDIR"), "tests", "artifacts", "plugin", NULL);
   g_mkdir_with_parents(dir, 0755);
   char *path = g_build_filename(dir, name, NULL);
   CHECK(pb && gdk_pixbuf_save(pb, path, "png", NULL, NULL));

@@ -9,7 +9,7 @@
 #   2. Cancel mid-run (a slow worker): the worker is gone, the panel says so, Analyze is
 #      pressable again and the viewer still draws.
 #   3. Preflight: a 4-slice series is refused with its reason before Analyze is offered.
-# Screenshots are kept in $T3D_BUILDDIR/tests/artifacts/. Exit 77 without xvfb-run or t3d-viewer.
+# Screenshots are kept in $T3D_BUILDDIR/tests/artifacts/plugin/. Exit 77 without xvfb-run or t3d-viewer.
 set -u
 bd=${T3D_BUILDDIR:-.}
 viewer="$bd/t3d-viewer"
@@ -17,7 +17,7 @@ command -v xvfb-run >/dev/null 2>&1 || { echo "SKIP: xvfb-run not installed"; ex
 [ -x "$viewer" ] || { echo "SKIP: t3d-viewer not built"; exit 77; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/t3d-viewer-plugin.XXXXXX") || exit 99
 trap 'rm -rf "$tmp"' EXIT
-art="$bd/tests/artifacts"
+art="$bd/tests/artifacts/plugin"
 mkdir -p "$art"
 fail=0
 # GTK, fontconfig and Mesa keep process-wide caches that LeakSanitizer reports at exit.
