@@ -1,7 +1,9 @@
-/* "Export draft report" in the plugin: the export dialog (ui/export-dialog.h) with its preview
- * and the file written by `t3d report SERIES --format F --output FILE` in a worker process.
- * Not the report writer (core/report, through the engine); a build without the command gets a
- * message in the dialog. SR and SEG are binary: their preview shows the report's text. */
+/* "Export draft report" in the plugin: the export dialog (ui/export-dialog.h) over one run of
+ * `t3d report SERIES --format all -o FOLDER` in a worker process (report.txt, report.md,
+ * report-sr.dcm, report-seg.dcm), started when the dialog opens: the preview shows the text or
+ * Markdown file, Export copies the chosen file to the destination. One analysis serves every
+ * format. Not the report writer (core/report, through the engine); a build without the command
+ * gets a message in the dialog. SR and SEG are binary: their preview shows the report's text. */
 #include "config.h"
 
 #include <string.h>
@@ -11,104 +13,79 @@
 
 #include "plugin/plugin-internal.h"
 
+/* What `t3d report --format all` writes, per t3d_export_format. */
+static const char *const report_files[] = {"report.txt", "report.md", "report-sr.dcm", "report-seg.dcm"};
+
+static char *report_file(t3d_plugin *pl, t3d_export_format f)
+{
+  return g_build_filename(pl->export_links, "report", report_files[(unsigned)f % G_N_ELEMENTS(report_files)], NULL);
+}
+
 static void close_dialog(t3d_plugin *pl)
 {
-  t3d_worker_free(pl->preview_worker);
   t3d_worker_free(pl->export_worker);
-  pl->preview_worker = pl->export_worker = NULL;
+  pl->export_worker = NULL;
   if (pl->export_dialog) gtk_widget_destroy(GTK_WIDGET(pl->export_dialog));
   pl->export_dialog = NULL;
-  if (pl->preview_path) g_unlink(pl->preview_path);
-  g_clear_pointer(&pl->preview_path, g_free);
+  if (pl->export_links) {
+    char *dir = g_build_filename(pl->export_links, "report", NULL);
+    for (size_t i = 0; i < G_N_ELEMENTS(report_files); i++) {
+      char *p = g_build_filename(dir, report_files[i], NULL);
+      g_unlink(p);
+      g_free(p);
+    }
+    g_rmdir(dir);
+    g_free(dir);
+  }
   t3d_series_links_remove(pl->export_links);
   g_clear_pointer(&pl->export_links, g_free);
-  g_clear_pointer(&pl->export_dest, g_free);
+  g_clear_pointer(&pl->export_message, g_free);
+  pl->export_ready = FALSE;
 }
 
-static t3d_worker *run_report(t3d_plugin *pl, const char *format, const char *output, t3d_worker_done_fn done,
-                              GError **error)
+static void show_preview(t3d_plugin *pl)
 {
-  GPtrArray *argv = t3d_plugin_engine_argv(pl, "report", TRUE, TRUE);
-  g_ptr_array_add(argv, g_build_filename(pl->export_links, "series", NULL));
-  g_ptr_array_add(argv, g_strdup("--format"));
-  g_ptr_array_add(argv, g_strdup(format));
-  g_ptr_array_add(argv, g_strdup("--output"));
-  g_ptr_array_add(argv, g_strdup(output));
-  g_ptr_array_add(argv, NULL);
-  t3d_worker *w = t3d_worker_start((const char *const *)argv->pdata, NULL, NULL, done, pl, error);
-  g_ptr_array_unref(argv);
-  return w;
-}
-
-static void on_preview_done(void *user, const t3d_worker_result *r)
-{
-  t3d_plugin *pl = user;
-  if (!pl->export_dialog) return;
-  if (r->outcome != T3D_WORKER_OK) {
-    char *m = t3d_plugin_command_failure("report", r);
-    t3d_export_dialog_show_message(pl->export_dialog, GTK_MESSAGE_ERROR, m);
-    t3d_export_dialog_set_preview(pl->export_dialog, "");
-    g_free(m);
+  T3dExportDialog *d = pl->export_dialog;
+  if (!d) return;
+  if (pl->export_message) {
+    t3d_export_dialog_set_preview(d, "");
+    t3d_export_dialog_show_message(d, GTK_MESSAGE_ERROR, pl->export_message);
     return;
   }
-  char *text = NULL;
+  if (!pl->export_ready) {
+    t3d_export_dialog_set_preview(d, _("Preparing the draft report…"));
+    return;
+  }
+  t3d_export_format f = t3d_export_dialog_get_format(d);
+  char *path = report_file(pl, f == T3D_EXPORT_MARKDOWN ? T3D_EXPORT_MARKDOWN : T3D_EXPORT_TEXT), *text = NULL;
   gsize len = 0;
-  if (!g_file_get_contents(pl->preview_path, &text, &len, NULL) || !g_utf8_validate(text, (gssize)len, NULL)) {
-    t3d_export_dialog_show_message(pl->export_dialog, GTK_MESSAGE_ERROR, _("The report preview could not be read."));
-    g_free(text);
-    return;
-  }
-  t3d_export_format f = t3d_export_dialog_get_format(pl->export_dialog);
-  if (f == T3D_EXPORT_DICOM_SR || f == T3D_EXPORT_DICOM_SEG) {
+  if (!g_file_get_contents(path, &text, &len, NULL) || !g_utf8_validate(text, (gssize)len, NULL)) {
+    t3d_export_dialog_show_message(d, GTK_MESSAGE_ERROR, _("The report preview could not be read."));
+    t3d_export_dialog_set_preview(d, "");
+  } else if (f == T3D_EXPORT_DICOM_SR || f == T3D_EXPORT_DICOM_SEG) {
     char *with = g_strdup_printf("%s\n\n%s",
                                  f == T3D_EXPORT_DICOM_SR
                                    ? _("[A DICOM Structured Report holding this content will be written.]")
                                    : _("[A DICOM Segmentation of the mask will be written; the report reads:]"),
                                  text);
-    g_free(text);
-    text = with;
+    t3d_export_dialog_set_preview(d, with);
+    g_free(with);
+  } else {
+    t3d_export_dialog_set_preview(d, text);
   }
-  t3d_export_dialog_set_preview(pl->export_dialog, text);
   g_free(text);
+  g_free(path);
 }
 
-static void on_format_changed(T3dExportDialog *d, gpointer data)
-{
-  t3d_plugin *pl = data;
-  t3d_worker_free(pl->preview_worker);
-  pl->preview_worker = NULL;
-  t3d_export_format f = t3d_export_dialog_get_format(d);
-  const char *fmt = f == T3D_EXPORT_MARKDOWN ? "markdown" : "text";
-  g_free(pl->preview_path);
-  pl->preview_path = g_build_filename(pl->export_links, f == T3D_EXPORT_MARKDOWN ? "preview.md" : "preview.txt", NULL);
-  t3d_export_dialog_set_preview(d, _("Preparing the preview…"));
-  GError *err = NULL;
-  pl->preview_worker = run_report(pl, fmt, pl->preview_path, on_preview_done, &err);
-  if (!pl->preview_worker) {
-    t3d_export_dialog_show_message(d, GTK_MESSAGE_ERROR, err->message);
-    g_clear_error(&err);
-  }
-}
-
-static void on_export_done(void *user, const t3d_worker_result *r)
+static void on_report_done(void *user, const t3d_worker_result *r)
 {
   t3d_plugin *pl = user;
-  if (!pl->export_dialog) return;
-  gtk_dialog_set_response_sensitive(GTK_DIALOG(pl->export_dialog), GTK_RESPONSE_ACCEPT, TRUE);
-  GStatBuf st;
-  if (r->outcome == T3D_WORKER_OK && g_stat(pl->export_dest, &st) == 0 && st.st_size > 0) {
-    char *m = g_strdup_printf(_("Draft report written to %s"), pl->export_dest);
-    pl->f->set_status(pl->host, m);
-    g_free(m);
-    close_dialog(pl);
-    return;
-  }
-  char *m = r->outcome == T3D_WORKER_OK
-              ? g_strdup_printf(_("The report command finished but %s was not written."), pl->export_dest)
-              : t3d_plugin_command_failure("report", r);
-  t3d_export_dialog_show_message(pl->export_dialog, GTK_MESSAGE_ERROR, m);
-  g_free(m);
+  if (r->outcome == T3D_WORKER_OK) pl->export_ready = TRUE;
+  else pl->export_message = t3d_plugin_command_failure("report", r);
+  show_preview(pl);
 }
+
+static void on_format_changed(T3dExportDialog *d, gpointer data) { show_preview(data); }
 
 static void on_response(GtkDialog *d, gint response, gpointer data)
 {
@@ -123,17 +100,30 @@ static void on_response(GtkDialog *d, gint response, gpointer data)
     t3d_export_dialog_show_message(ed, GTK_MESSAGE_WARNING, _("Choose a destination file (a full path)."));
     return;
   }
-  t3d_worker_free(pl->export_worker);
-  g_free(pl->export_dest);
-  pl->export_dest = g_strdup(dest);
-  GError *err = NULL;
-  pl->export_worker = run_report(pl, t3d_export_format_id(t3d_export_dialog_get_format(ed)), dest, on_export_done, &err);
-  if (!pl->export_worker) {
-    t3d_export_dialog_show_message(ed, GTK_MESSAGE_ERROR, err->message);
-    g_clear_error(&err);
+  if (!pl->export_ready) {
+    t3d_export_dialog_show_message(ed, GTK_MESSAGE_INFO,
+                                   pl->export_message ? pl->export_message
+                                                      : _("The draft report is still being prepared; try again in a "
+                                                          "moment."));
     return;
   }
-  gtk_dialog_set_response_sensitive(d, GTK_RESPONSE_ACCEPT, FALSE);
+  char *src = report_file(pl, t3d_export_dialog_get_format(ed));
+  GFile *from = g_file_new_for_path(src), *to = g_file_new_for_path(dest);
+  GError *err = NULL;
+  if (g_file_copy(from, to, G_FILE_COPY_OVERWRITE, NULL, NULL, NULL, &err)) {
+    char *m = g_strdup_printf(_("Draft report written to %s"), dest);
+    pl->f->set_status(pl->host, m);
+    g_free(m);
+    close_dialog(pl);
+  } else {
+    char *m = g_strdup_printf(_("The draft report could not be written: %s"), err->message);
+    t3d_export_dialog_show_message(ed, GTK_MESSAGE_ERROR, m);
+    g_free(m);
+    g_clear_error(&err);
+  }
+  g_object_unref(from);
+  g_object_unref(to);
+  g_free(src);
 }
 
 void t3d_plugin_export_activate(t3d_host *host, void *user)
@@ -166,6 +156,23 @@ void t3d_plugin_export_activate(t3d_host *host, void *user)
   pl->export_dialog = T3D_EXPORT_DIALOG(d);
   g_signal_connect(d, "format-changed", G_CALLBACK(on_format_changed), pl);
   g_signal_connect(d, "response", G_CALLBACK(on_response), pl);
+
+  char *out = g_build_filename(pl->export_links, "report", NULL);
+  g_mkdir(out, 0700);
+  g_free(out);
+  GPtrArray *argv = t3d_plugin_engine_argv(pl, "report", TRUE, FALSE);
+  g_ptr_array_add(argv, g_build_filename(pl->export_links, "series", NULL));
+  g_ptr_array_add(argv, g_strdup("--format"));
+  g_ptr_array_add(argv, g_strdup("all"));
+  g_ptr_array_add(argv, g_strdup("--output"));
+  g_ptr_array_add(argv, g_build_filename(pl->export_links, "report", NULL));
+  g_ptr_array_add(argv, NULL);
+  pl->export_worker = t3d_worker_start((const char *const *)argv->pdata, NULL, NULL, on_report_done, pl, &err);
+  g_ptr_array_unref(argv);
+  if (!pl->export_worker) {
+    pl->export_message = g_strdup(err->message);
+    g_clear_error(&err);
+  }
   gtk_widget_show(d);
 }
 

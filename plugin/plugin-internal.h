@@ -31,8 +31,10 @@ typedef struct {
   GPtrArray *hits; /* search_hit*, by rank */
   /* export */
   T3dExportDialog *export_dialog;
-  t3d_worker *export_worker, *preview_worker;
-  char *export_links, *preview_path, *export_dest;
+  t3d_worker *export_worker;  /* `t3d report --format all` for the open dialog */
+  char *export_links;         /* its temporary folder: series/ links, report/ output */
+  char *export_message;       /* why the report could not be made, or NULL */
+  gboolean export_ready;
 } t3d_plugin;
 
 /* search.c */

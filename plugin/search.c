@@ -4,9 +4,9 @@
  * gets a message, not a crash.
  *
  * Accepted result shapes: a JSON array of cases, or an object with "results" (or "cases")
- * holding one. A case's fields, each optional: series_uid, path (or source_path), score (or
- * similarity), patient_name, patient_id, study_date, description (or series_description),
- * findings (array of names), thumbnail (a PNG file). */
+ * holding one. A case's fields, each optional: series_uid, path (or source_path), cosine (or
+ * similarity, or score), patient_name (or patient_id, or patient), study_date, description (or
+ * series_description), findings (array of names), thumbnail (a PNG file). */
 #include "config.h"
 
 #include <string.h>
@@ -62,8 +62,11 @@ static void on_search_done(void *user, const t3d_worker_result *r)
     json_t *c = json_array_get(list, i);
     if (!json_is_object(c)) continue;
     const char *who = str_field(c, "patient_name", "patient_id"), *date = str_field(c, "study_date", NULL);
-    json_t *score = json_object_get(c, "score");
+    if (!*who) who = str_field(c, "patient", NULL);
+    /* the cosine of the embeddings reads as a similarity; a fused rank score does not */
+    json_t *score = json_object_get(c, "cosine");
     if (!json_is_number(score)) score = json_object_get(c, "similarity");
+    if (!json_is_number(score)) score = json_object_get(c, "score");
     char *title = g_strdup_printf("%s%s%s", who, *who && *date ? " — " : "", date);
     GString *detail = g_string_new(str_field(c, "description", "series_description"));
     json_t *fnd = json_object_get(c, "findings");

@@ -24,7 +24,7 @@ static const struct {
   const char *id, *suffix, *label;
 } formats[] = {
   {"text", ".txt", N_("Plain text")},
-  {"markdown", ".md", N_("Markdown")},
+  {"md", ".md", N_("Markdown")},
   {"sr", ".sr.dcm", N_("DICOM Structured Report (SR)")},
   {"seg", ".seg.dcm", N_("DICOM Segmentation (SEG)")},
 };

@@ -19,7 +19,7 @@ typedef enum {
   T3D_EXPORT_DICOM_SEG,
 } t3d_export_format;
 
-/* The `t3d report --format` value ("text", "markdown", "sr", "seg") and the file suffix. */
+/* The `t3d report --format` value ("text", "md", "sr", "seg") and the file suffix. */
 const char *t3d_export_format_id(t3d_export_format f);
 const char *t3d_export_format_suffix(t3d_export_format f);
 
