@@ -191,8 +191,7 @@ static void start_analysis(t3d_plugin *pl)
   pl->job = NULL;
   t3d_analysis_panel_hide_message(pl->analysis);
   clear_results(pl);
-  t3d_analysis_job_params p = {.files = s->files, .series_uid = NULL, .model_path = pl->prefs->model_path,
-                               .device = pl->prefs->device};
+  t3d_analysis_job_params p = {.model_path = pl->prefs->model_path, .device = pl->prefs->device};
   GError *err = NULL;
   /* The ABI gives n_files, not a NULL terminator: our own terminated copy. */
   const char **files = g_new0(const char *, s->n_files + 1);
@@ -279,6 +278,8 @@ static void on_event(t3d_host *host, t3d_host_event ev, void *user)
     set_busy(pl, FALSE);
     clear_results(pl);
     t3d_analysis_panel_set_can_analyze(pl->analysis, FALSE, _("Open a CT series to analyze it."));
+    gtk_widget_set_sensitive(pl->toolbar_analyze, FALSE);
+    gtk_widget_set_sensitive(pl->menu_analyze, FALSE);
   } else if (ev == T3D_HOST_EVENT_SERIES_OPENED) {
     clear_results(pl);
     t3d_analysis_panel_hide_message(pl->analysis);
