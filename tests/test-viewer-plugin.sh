@@ -6,8 +6,8 @@
 #      nothing). With the lung class toggled off, the axial GL view's pixel at the known nodule
 #      carries the lesion colour, air outside the body is unchanged, and nothing was
 #      lesion-coloured before (tests/overlay-pixels-check on before/after screenshots).
-#   2. Cancel mid-run (a slow worker): the worker is gone, the panel says so, Analyze is
-#      pressable again and the viewer still draws.
+#   2. Ctrl+Shift+A, then Cancel mid-run (a slow worker): the worker is gone, the panel says so,
+#      Analyze is pressable again and the viewer still draws.
 #   3. Preflight: a 4-slice series is refused with its reason before Analyze is offered.
 # Screenshots are kept in $T3D_BUILDDIR/tests/artifacts/plugin/. Exit 77 without xvfb-run or t3d-viewer.
 set -u
@@ -68,7 +68,7 @@ fi
 cat > "$tmp/cancel.script" <<SCRIPT
 wait-series 60
 wait-sensitive t3d-analyze-button 10
-click t3d-analyze-button
+key <Primary><Shift>a
 wait-status Analyzing 20
 sleep 500
 click t3d-cancel-button
