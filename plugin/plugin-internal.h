@@ -29,6 +29,9 @@ typedef struct {
   /* similar cases */
   t3d_worker *search_worker;
   GPtrArray *hits; /* search_hit*, by rank */
+  t3d_worker *thumb_worker; /* `t3d thumbnail` for hits[thumb_next] */
+  guint thumb_next;
+  char *thumb_dir;          /* private folder for the pictures while they are made */
   /* export */
   T3dExportDialog *export_dialog;
   t3d_worker *export_worker;  /* `t3d report --format all` for the open dialog */

@@ -50,3 +50,6 @@ tests_overlay_pixels_check_LDADD = $(GTK_LIBS) -lm
 # without Xvfb or the viewer).
 dist_check_SCRIPTS += tests/test-viewer-plugin.sh
 TESTS += tests/test-viewer-plugin.sh
+
+# `t3d thumbnail`: the similar-case list's pictures, made in a worker process.
+t3d_SOURCES += cli/cmd_thumbnail.c

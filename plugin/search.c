@@ -12,12 +12,14 @@
 #include <string.h>
 
 #include <glib/gi18n-lib.h>
+#include <glib/gstdio.h>
 #include <jansson.h>
 
 #include "plugin/plugin-internal.h"
 
 typedef struct {
   char *path, *series_uid;
+  gboolean has_thumb; /* the result named a picture */
 } search_hit;
 
 static void hit_free(gpointer p)
@@ -33,6 +35,74 @@ static const char *str_field(json_t *o, const char *a, const char *b)
   const char *v = json_string_value(json_object_get(o, a));
   if (!v && b) v = json_string_value(json_object_get(o, b));
   return v ? v : "";
+}
+
+#define MAX_THUMBNAILS 20
+
+static void next_thumbnail(t3d_plugin *pl);
+
+static char *thumb_path(t3d_plugin *pl, guint rank)
+{
+  char name[32];
+  g_snprintf(name, sizeof name, "%u.pgm", rank);
+  return g_build_filename(pl->thumb_dir, name, NULL);
+}
+
+static void on_thumb_done(void *user, const t3d_worker_result *r)
+{
+  t3d_plugin *pl = user;
+  char *path = thumb_path(pl, pl->thumb_next);
+  GdkPixbuf *pb = r->outcome == T3D_WORKER_OK ? gdk_pixbuf_new_from_file(path, NULL) : NULL;
+  if (pb) {
+    t3d_search_panel_set_thumbnail(pl->search, pl->thumb_next, pb);
+    g_object_unref(pb);
+  }
+  g_unlink(path);
+  g_free(path);
+  pl->thumb_next++;
+  next_thumbnail(pl); /* frees this worker: safe inside its own callback (it holds a reference) */
+}
+
+static void next_thumbnail(t3d_plugin *pl)
+{
+  t3d_worker_free(pl->thumb_worker);
+  pl->thumb_worker = NULL;
+  for (; pl->thumb_next < pl->hits->len && pl->thumb_next < MAX_THUMBNAILS; pl->thumb_next++) {
+    search_hit *h = g_ptr_array_index(pl->hits, pl->thumb_next);
+    if (!*h->path || h->has_thumb) continue;
+    if (!pl->thumb_dir && !(pl->thumb_dir = g_dir_make_tmp("t3d-thumbs-XXXXXX", NULL))) return;
+    GPtrArray *argv = t3d_plugin_engine_argv(pl, "thumbnail", FALSE, FALSE);
+    g_ptr_array_add(argv, g_strdup(h->path));
+    g_ptr_array_add(argv, g_strdup("--output"));
+    g_ptr_array_add(argv, thumb_path(pl, pl->thumb_next));
+    if (*h->series_uid) {
+      g_ptr_array_add(argv, g_strdup("--series"));
+      g_ptr_array_add(argv, g_strdup(h->series_uid));
+    }
+    g_ptr_array_add(argv, NULL);
+    pl->thumb_worker = t3d_worker_start((const char *const *)argv->pdata, NULL, NULL, on_thumb_done, pl, NULL);
+    g_ptr_array_unref(argv);
+    if (pl->thumb_worker) return; /* one at a time; no engine: placeholders stay */
+  }
+}
+
+static void stop_thumbnails(t3d_plugin *pl)
+{
+  t3d_worker_free(pl->thumb_worker);
+  pl->thumb_worker = NULL;
+  pl->thumb_next = 0;
+  if (pl->thumb_dir) {
+    GDir *d = g_dir_open(pl->thumb_dir, 0, NULL);
+    const char *n;
+    while (d && (n = g_dir_read_name(d))) {
+      char *p = g_build_filename(pl->thumb_dir, n, NULL);
+      g_unlink(p);
+      g_free(p);
+    }
+    if (d) g_dir_close(d);
+    g_rmdir(pl->thumb_dir);
+    g_clear_pointer(&pl->thumb_dir, g_free);
+  }
 }
 
 static void on_search_done(void *user, const t3d_worker_result *r)
@@ -85,6 +155,7 @@ static void on_search_done(void *user, const t3d_worker_result *r)
     search_hit *h = g_new0(search_hit, 1);
     h->path = g_strdup(str_field(c, "path", "source_path"));
     h->series_uid = g_strdup(str_field(c, "series_uid", NULL));
+    h->has_thumb = thumb != NULL;
     g_ptr_array_add(pl->hits, h);
     g_free(title);
     g_string_free(detail, TRUE);
@@ -92,6 +163,7 @@ static void on_search_done(void *user, const t3d_worker_result *r)
   if (pl->hits->len == 0)
     t3d_search_panel_show_message(pl->search, GTK_MESSAGE_INFO, _("No similar cases in the index."));
   json_decref(root);
+  next_thumbnail(pl);
 }
 
 static void on_search(T3dSearchPanel *panel, const char *text, gpointer data)
@@ -99,6 +171,7 @@ static void on_search(T3dSearchPanel *panel, const char *text, gpointer data)
   t3d_plugin *pl = data;
   t3d_worker_free(pl->search_worker); /* a newer search replaces a running one */
   pl->search_worker = NULL;
+  stop_thumbnails(pl);
   t3d_search_panel_clear(panel);
   g_ptr_array_set_size(pl->hits, 0);
   GPtrArray *argv = t3d_plugin_engine_argv(pl, "search", TRUE, TRUE);
@@ -146,6 +219,7 @@ void t3d_plugin_search_cleanup(t3d_plugin *pl)
 {
   t3d_worker_free(pl->search_worker);
   pl->search_worker = NULL;
+  stop_thumbnails(pl);
   pl->f->remove_item(pl->host, pl->search_side);
   g_ptr_array_unref(pl->hits);
   pl->hits = NULL;

@@ -14,6 +14,7 @@ struct _T3dSearchPanel {
   GtkBox parent;
   GtkWidget *infobar, *entry, *button, *spinner, *list, *placeholder;
   size_t nresults;
+  GPtrArray *images; /* GtkImage per result, by rank (borrowed: the rows own them) */
 };
 
 G_DEFINE_TYPE(T3dSearchPanel, t3d_search_panel, GTK_TYPE_BOX)
@@ -21,8 +22,15 @@ G_DEFINE_TYPE(T3dSearchPanel, t3d_search_panel, GTK_TYPE_BOX)
 enum { SIG_SEARCH, SIG_OPEN, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
+static void t3d_search_panel_finalize(GObject *o)
+{
+  g_ptr_array_unref(T3D_SEARCH_PANEL(o)->images);
+  G_OBJECT_CLASS(t3d_search_panel_parent_class)->finalize(o);
+}
+
 static void t3d_search_panel_class_init(T3dSearchPanelClass *klass)
 {
+  G_OBJECT_CLASS(klass)->finalize = t3d_search_panel_finalize;
   signals[SIG_SEARCH] = g_signal_new("search", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
                                      G_TYPE_NONE, 1, G_TYPE_STRING);
   signals[SIG_OPEN] = g_signal_new("open-case", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL,
@@ -50,6 +58,7 @@ static void on_row(GtkListBox *box, GtkListBoxRow *row, gpointer data)
 static void t3d_search_panel_init(T3dSearchPanel *s)
 {
   GtkBox *box = GTK_BOX(s);
+  s->images = g_ptr_array_new();
   gtk_orientable_set_orientation(GTK_ORIENTABLE(s), GTK_ORIENTATION_VERTICAL);
   gtk_box_set_spacing(box, 6);
   gtk_container_set_border_width(GTK_CONTAINER(s), 6);
@@ -106,6 +115,7 @@ void t3d_search_panel_clear(T3dSearchPanel *s)
   for (GList *l = rows; l; l = l->next) gtk_widget_destroy(l->data);
   g_list_free(rows);
   s->nresults = 0;
+  g_ptr_array_set_size(s->images, 0);
   gtk_widget_hide(s->infobar);
 }
 
@@ -114,17 +124,10 @@ void t3d_search_panel_add_result(T3dSearchPanel *s, const char *title, const cha
 {
   g_return_if_fail(T3D_IS_SEARCH_PANEL(s));
   GtkWidget *row = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 8);
-  GtkWidget *img;
-  if (thumb) {
-    int w = gdk_pixbuf_get_width(thumb), h = gdk_pixbuf_get_height(thumb);
-    double k = (double)THUMB_PX / MAX(w, h);
-    GdkPixbuf *small = gdk_pixbuf_scale_simple(thumb, MAX(1, (int)(w * k)), MAX(1, (int)(h * k)), GDK_INTERP_BILINEAR);
-    img = gtk_image_new_from_pixbuf(small);
-    g_object_unref(small);
-  } else {
-    img = gtk_image_new_from_icon_name("image-x-generic", GTK_ICON_SIZE_DIALOG);
-  }
+  GtkWidget *img = gtk_image_new();
   gtk_widget_set_size_request(img, THUMB_PX, THUMB_PX);
+  g_ptr_array_add(s->images, img);
+  t3d_search_panel_set_thumbnail(s, s->nresults, thumb);
   GtkWidget *text = gtk_label_new(NULL);
   char *m = g_markup_printf_escaped("<b>%zu. %s</b>\n%s\n<small>%s %.3f</small>", s->nresults + 1, title ? title : "",
                                     detail ? detail : "", _("similarity"), score);
@@ -138,6 +141,22 @@ void t3d_search_panel_add_result(T3dSearchPanel *s, const char *title, const cha
   gtk_widget_show_all(row);
   gtk_container_add(GTK_CONTAINER(s->list), row);
   s->nresults++;
+}
+
+void t3d_search_panel_set_thumbnail(T3dSearchPanel *s, size_t rank, GdkPixbuf *thumb)
+{
+  g_return_if_fail(T3D_IS_SEARCH_PANEL(s));
+  if (rank >= s->images->len) return;
+  GtkImage *img = g_ptr_array_index(s->images, rank);
+  if (!thumb) {
+    gtk_image_set_from_icon_name(img, "image-x-generic", GTK_ICON_SIZE_DIALOG);
+    return;
+  }
+  int w = gdk_pixbuf_get_width(thumb), h = gdk_pixbuf_get_height(thumb);
+  double k = (double)THUMB_PX / MAX(w, h);
+  GdkPixbuf *small = gdk_pixbuf_scale_simple(thumb, MAX(1, (int)(w * k)), MAX(1, (int)(h * k)), GDK_INTERP_BILINEAR);
+  gtk_image_set_from_pixbuf(img, small);
+  g_object_unref(small);
 }
 
 size_t t3d_search_panel_result_count(T3dSearchPanel *s) { return s->nresults; }

@@ -22,6 +22,8 @@ void t3d_search_panel_clear(T3dSearchPanel *s);
  * (may be NULL: a placeholder icon; the panel takes its own reference). */
 void t3d_search_panel_add_result(T3dSearchPanel *s, const char *title, const char *detail, double score,
                                  GdkPixbuf *thumb);
+/* Replaces the picture of the case at rank (0 = best) once it is known; thumb as above. */
+void t3d_search_panel_set_thumbnail(T3dSearchPanel *s, size_t rank, GdkPixbuf *thumb);
 size_t t3d_search_panel_result_count(T3dSearchPanel *s);
 void t3d_search_panel_show_message(T3dSearchPanel *s, GtkMessageType type, const char *text);
 const char *t3d_search_panel_message(T3dSearchPanel *s); /* "" when none; for tests */
