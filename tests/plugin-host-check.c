@@ -247,10 +247,11 @@ static gboolean export_written(void)
 }
 
 /* The window as drawn, for people to look at (tests/artifacts/plugin/NAME). */
-static void screenshot(const char *name)
+static void screenshot(GtkWidget *toplevel, const char *name)
 {
-  while (gtk_events_pending()) gtk_main_iteration();
-  GdkWindow *w = gtk_widget_get_window(M.window);
+  for (int i = 0; i < 20; i++) /* let it draw */
+    while (gtk_events_pending()) gtk_main_iteration();
+  GdkWindow *w = gtk_widget_get_window(toplevel);
   GdkPixbuf *pb = gdk_pixbuf_get_from_window(w, 0, 0, gdk_window_get_width(w), gdk_window_get_height(w));
   char *dir = g_build_filename(g_getenv("T3D_BUILDDIR"), "tests", "artifacts", "plugin", NULL);
   g_mkdir_with_parents(dir, 0755);
@@ -334,7 +335,7 @@ int main(int argc, char **argv)
   CHECK_INT_EQ(status, 0);
   char *fake = g_build_filename(bd, "tests", "fake-worker", NULL), *engine = g_build_filename(bd, "t3d", NULL);
   g_setenv("T3D_WORKER", fake, TRUE);
-  g_setenv("T3D_ENGINE", engine, TRUE);
+  g_setenv("T3D_ENGINE", engine, FALSE); /* one from the environment wins: try another t3d build */
   g_setenv("T3D_FAKE_WORKER_MODE", "truth", TRUE);
 
   M.window = gtk_window_new(GTK_WINDOW_TOPLEVEL);
@@ -387,7 +388,7 @@ int main(int argc, char **argv)
   GtkWidget *chart = must_find("t3d-findings-chart");
   CHECK(chart && gtk_widget_get_allocated_height(chart) >= 0);
   CHECK(strstr(M.status, "finished") != NULL);
-  screenshot("plugin-host-analysis.png");
+  screenshot(M.window, "plugin-host-analysis.png");
 
   /* Cancel mid-run: the worker dies, the panel says so, Analyze works again */
   g_setenv("T3D_FAKE_WORKER_MODE", "slow", TRUE);
@@ -426,6 +427,15 @@ int main(int argc, char **argv)
   const char *smsg = sbar ? t3d_ui_infobar_text(sbar) : "";
   CHECK(g_list_length(rows) > 0 || *smsg);
   printf("search: %u results; message: %s\n", g_list_length(rows), smsg);
+  gtk_notebook_set_current_page(GTK_NOTEBOOK(M.side), 1);
+  if (g_list_length(rows) > 0) {
+    GMainLoop *loop = g_main_loop_new(NULL, FALSE); /* thumbnails come one worker at a time */
+    g_timeout_add(3000, quit_loop, loop);
+    g_main_loop_run(loop);
+    g_main_loop_unref(loop);
+  }
+  screenshot(M.window, "plugin-host-search.png");
+  gtk_notebook_set_current_page(GTK_NOTEBOOK(M.side), 0);
   g_list_free(rows);
 
   /* Export: the dialog previews and writes through `t3d report`, or says the command is missing */
@@ -435,15 +445,16 @@ int main(int argc, char **argv)
   CHECK(wait_for(overlay_arrived, 30000));
   GtkWidget *mi = must_find("t3d-export-menu");
   if (mi) gtk_menu_item_activate(GTK_MENU_ITEM(mi));
-  CHECK(wait_for(export_settled, 20000));
+  CHECK(wait_for(export_settled, 60000));
   GtkWidget *ebar = must_find("t3d-export-infobar"), *dest = must_find("t3d-export-destination");
+  if (dest) screenshot(gtk_widget_get_toplevel(dest), "plugin-host-export.png");
   export_dest = g_build_filename(tmp, "draft.txt", NULL);
   if (dest) gtk_entry_set_text(GTK_ENTRY(dest), export_dest);
   GtkWidget *dlg = dest ? gtk_widget_get_toplevel(dest) : NULL;
   if (dlg && GTK_IS_DIALOG(dlg)) {
     if (ebar) gtk_widget_hide(ebar);
     gtk_dialog_response(GTK_DIALOG(dlg), GTK_RESPONSE_ACCEPT);
-    CHECK(wait_for(export_written, 20000));
+    CHECK(wait_for(export_written, 60000));
   }
   gboolean written = g_file_test(export_dest, G_FILE_TEST_EXISTS);
   const char *emsg = !written && ebar ? t3d_ui_infobar_text(ebar) : "";

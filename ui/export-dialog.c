@@ -96,7 +96,8 @@ static void t3d_export_dialog_init(T3dExportDialog *d)
 {
   gtk_window_set_title(GTK_WINDOW(d), _("Export draft report"));
   gtk_window_set_default_size(GTK_WINDOW(d), 620, 480);
-  gtk_dialog_add_buttons(GTK_DIALOG(d), _("_Cancel"), GTK_RESPONSE_CANCEL, _("_Export"), GTK_RESPONSE_ACCEPT, NULL);
+  gtk_dialog_add_button(GTK_DIALOG(d), _("_Cancel"), GTK_RESPONSE_CANCEL);
+  gtk_widget_set_name(gtk_dialog_add_button(GTK_DIALOG(d), _("_Export"), GTK_RESPONSE_ACCEPT), "t3d-export-button");
   gtk_dialog_set_default_response(GTK_DIALOG(d), GTK_RESPONSE_ACCEPT);
   GtkBox *area = GTK_BOX(gtk_dialog_get_content_area(GTK_DIALOG(d)));
   gtk_box_set_spacing(area, 6);

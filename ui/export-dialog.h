@@ -4,7 +4,7 @@
  * and writes the file on GTK_RESPONSE_ACCEPT.
  *
  * Widget names: t3d-export-format, t3d-export-destination, t3d-export-preview,
- * t3d-export-infobar; the Export button is the dialog's GTK_RESPONSE_ACCEPT button. */
+ * t3d-export-infobar, t3d-export-button (the dialog's GTK_RESPONSE_ACCEPT button). */
 #ifndef T3D_UI_EXPORT_DIALOG_H
 #define T3D_UI_EXPORT_DIALOG_H
 
