@@ -2,7 +2,8 @@
 # t3d-viewer on phantom series under Xvfb: each GL view (axial, coronal, sagittal) read back from
 # the framebuffer matches a radiological reference drawn independently with pydicom, for series
 # acquired axially, sagittally and obliquely; the lung (Ctrl+1 accelerator) and bone presets
-# change the pixels and match their own windows. SKIP without Xvfb or pydicom/PIL.
+# change the pixels and match their own windows; the series browser lists two series with
+# thumbnails and shows the one activated. SKIP without Xvfb or pydicom/PIL.
 . "$(dirname "$0")/viewer-env.sh"
 T3D="$BUILD/t3d"
 work=$(mktemp -d "${TMPDIR:-/tmp}/t3d-viewer-phantom.XXXXXX") || exit 1
@@ -36,5 +37,29 @@ quit" "$work/$orient" || continue
   check differ "$ART/phantom-$orient-axial.png" "$ART/phantom-$orient-axial-bone.png" 0.2
   grep -q "llvmpipe\|renderer: ." "$ART/phantom-$orient.out" || { echo "FAIL: no GL renderer reported"; fail=1; }
 done
+
+# Series browser: a folder holding two series lists both with thumbnails (loaded off the main
+# thread); activating the second row shows that series.
+"$T3D" phantom-write "$work/two/a" --size 64,64,20 --seed 5 > /dev/null &&
+  "$T3D" phantom-write "$work/two/b" --size 80,72,16 --seed 6 > /dev/null || { echo "FAIL: phantom-write"; fail=1; }
+run_viewer browser "wait-series 60
+print browser
+print series
+select-series 1
+wait-series 60
+print series
+print browser
+sleep 200
+screenshot window $ART/browser-window.png
+quit" "$work/two"
+out="$ART/browser.out"
+n_thumbs=$(grep '^browser: ' "$out" | head -2 | grep -c ' thumbnail')
+uid1=$(sed -n 's/^browser: 1 \([^ ]*\) .*/\1/p' "$out" | head -1)
+shown=$(sed -n 's/^series: \([^ ]*\) .*/\1/p' "$out" | sed -n 2p)
+selected=$(grep '^browser: ' "$out" | tail -2 | sed -n 's/^browser: \([01]\) .* selected$/\1/p')
+if [ "$n_thumbs" != 2 ] || [ -z "$uid1" ] || [ "$shown" != "$uid1" ] || [ "$selected" != 1 ]; then
+  echo "FAIL: browser: $n_thumbs thumbnails (expected 2); second row $uid1, shown after selecting it: $shown, selected row '$selected'"
+  cat "$out"; fail=1
+fi
 rm -rf "$work"
 exit $fail

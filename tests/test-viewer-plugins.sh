@@ -6,7 +6,7 @@
 # toolbar button and its menu accelerator (Ctrl+Shift+P) draw a label overlay whose pixels carry
 # exactly the colour-table colours (nearest sampling, opacity 1) where the labels are, grey
 # elsewhere; hiding one label restores grey there; F1 opens the shortcuts window; Ctrl+Q quits
-# and the plugin's cleanup runs. The refusal is translated (a German test catalog). SKIP without Xvfb.
+# and the plugin's cleanup runs. $XDG_DATA_HOME/t3d/plugins is searched. The refusal is translated (a German test catalog). SKIP without Xvfb.
 . "$(dirname "$0")/viewer-env.sh"
 T3D="$BUILD/t3d"
 LIBS="$BUILD/tests/.libs"
@@ -52,6 +52,12 @@ if [ $# -eq 3 ]; then
 else
   echo "FAIL: no crosshair printed"; fail=1
 fi
+# Without T3D_PLUGIN_PATH the user's folder ($XDG_DATA_HOME/t3d/plugins) is searched.
+mkdir -p "$work/xdg/t3d/plugins" && cp "$LIBS/plugin-probe.so" "$work/xdg/t3d/plugins/"
+(unset T3D_PLUGIN_PATH; XDG_DATA_HOME="$work/xdg" run_viewer plugins-xdg "print plugins
+quit") || fail=1
+grep -q "^plugin: probe 1.0" "$ART/plugins-xdg.out" || { echo "FAIL: probe not loaded from \$XDG_DATA_HOME/t3d/plugins"; fail=1; }
+
 # The refusal is translatable: with a German test catalog for the "t3d" domain it reads German.
 if command -v msgfmt >/dev/null 2>&1; then
   mkdir -p "$work/locale/de/LC_MESSAGES"

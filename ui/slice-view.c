@@ -357,7 +357,12 @@ static void draw_text_layer(t3d_slice_view *sv, int fbw, int fbh, int scale)
   for (int c = 0; c < 4; c++) {
     if (!sv->corners[c] || !*sv->corners[c])
       continue;
-    pango_layout_set_text(layout, sv->corners[c], -1);
+    /* Narrow views keep the first line of each corner,
+     * very narrow ones only the slice number, so texts never overlap each other or edge letters. */
+    if (W < 300 && c != 2)
+      continue;
+    const char *newline = W < 450 ? strchr(sv->corners[c], '\n') : NULL;
+    pango_layout_set_text(layout, sv->corners[c], newline ? (int)(newline - sv->corners[c]) : -1);
     pango_layout_set_alignment(layout, c % 2 ? PANGO_ALIGN_RIGHT : PANGO_ALIGN_LEFT);
     int tw, th;
     pango_layout_get_pixel_size(layout, &tw, &th);

@@ -14,12 +14,17 @@
  *   window CENTER WIDTH            window/level in HU
  *   crosshair I J K                move the crosshair to voxel (i, j, k)
  *   zoom FACTOR                    every view; 1 = fit
+ *   pointer VIEW FX FY             move the pointer to (FX, FY) of the view (fractions of its size)
+ *   click-view VIEW FX FY          left click there (moves the crosshair)
+ *   drag-view VIEW BUTTON FX0 FY0 FX1 FY1   press, move, release (1: window/level, 2: pan, 3: zoom)
+ *   scroll VIEW N                  N wheel steps (positive: down, next slice)
  *   screenshot VIEW PATH           VIEW: axial | coronal | sagittal | window
+ *   select-series N                activate row N (from 0) of the series browser
  *   wait-status TEXT [SECONDS]     until the status bar contains TEXT
  *   wait-overlay [SECONDS]         until a plugin has set a label overlay
  *   wait-infobar TEXT [SECONDS]    until an info bar shows TEXT
  *   expect-plugins N               fail unless exactly N plugins are loaded
- *   print WHAT                     status | plugins | position | series  (to stdout)
+ *   print WHAT                     status | plugins | position | series | browser | readout | window
  *   quit [CODE] */
 #include "config.h"
 
@@ -129,6 +134,45 @@ static gboolean label_contains(GtkWidget *w, const char *text)
     gtk_container_forall(GTK_CONTAINER(w), label_cb, d);
   }
   return hit;
+}
+
+static int view_index(const char *name)
+{
+  static const char *names[3] = {"axial", "coronal", "sagittal"};
+  for (int p = 0; p < 3; p++)
+    if (strcmp(name, names[p]) == 0)
+      return p;
+  return -1;
+}
+
+/* Sends a synthetic pointer event to a view's GL area, at fractions of its size. */
+static void send_pointer(viewer *v, int p, GdkEventType type, double fx, double fy, guint button, guint state)
+{
+  GtkWidget *w = t3d_slice_view_widget(v->views[p]);
+  GdkEvent *ev = gdk_event_new(type);
+  double x = fx * gtk_widget_get_allocated_width(w), y = fy * gtk_widget_get_allocated_height(w);
+  GdkWindow *win = gtk_widget_get_window(w);
+  GdkDevice *pointer = gdk_seat_get_pointer(gdk_display_get_default_seat(gdk_display_get_default()));
+  if (type == GDK_MOTION_NOTIFY) {
+    ev->motion.window = g_object_ref(win);
+    ev->motion.x = x;
+    ev->motion.y = y;
+    ev->motion.state = state;
+  } else if (type == GDK_SCROLL) {
+    ev->scroll.window = g_object_ref(win);
+    ev->scroll.x = x;
+    ev->scroll.y = y;
+    ev->scroll.direction = button ? GDK_SCROLL_DOWN : GDK_SCROLL_UP;
+  } else {
+    ev->button.window = g_object_ref(win);
+    ev->button.x = x;
+    ev->button.y = y;
+    ev->button.button = button;
+    ev->button.state = state;
+  }
+  gdk_event_set_device(ev, pointer);
+  gtk_widget_event(w, ev);
+  gdk_event_free(ev);
 }
 
 static unsigned min_frames(viewer *v)
@@ -291,8 +335,42 @@ static gboolean run_command(viewer_script *s, char **argv)
   } else if (strcmp(cmd, "zoom") == 0 && argc == 2) {
     for (int p = 0; p < 3; p++)
       t3d_slice_view_set_zoom(v->views[p], g_ascii_strtod(argv[1], NULL));
+  } else if ((strcmp(cmd, "pointer") == 0 || strcmp(cmd, "click-view") == 0) && argc == 4) {
+    int p = view_index(argv[1]);
+    if (p < 0) {
+      fail(s, "unknown view %s", argv[1]);
+      return FALSE;
+    }
+    double fx = g_ascii_strtod(argv[2], NULL), fy = g_ascii_strtod(argv[3], NULL);
+    send_pointer(v, p, GDK_MOTION_NOTIFY, fx, fy, 0, 0);
+    if (strcmp(cmd, "click-view") == 0) {
+      send_pointer(v, p, GDK_BUTTON_PRESS, fx, fy, 1, 0);
+      send_pointer(v, p, GDK_BUTTON_RELEASE, fx, fy, 1, GDK_BUTTON1_MASK);
+    }
+  } else if (strcmp(cmd, "drag-view") == 0 && argc == 7) {
+    int p = view_index(argv[1]);
+    guint button = (guint)atoi(argv[2]);
+    if (p < 0 || button < 1 || button > 3) {
+      fail(s, "drag-view: unknown view %s or button %s", argv[1], argv[2]);
+      return FALSE;
+    }
+    double x0 = g_ascii_strtod(argv[3], NULL), y0 = g_ascii_strtod(argv[4], NULL);
+    double x1 = g_ascii_strtod(argv[5], NULL), y1 = g_ascii_strtod(argv[6], NULL);
+    guint mask = button == 1 ? GDK_BUTTON1_MASK : button == 2 ? GDK_BUTTON2_MASK : GDK_BUTTON3_MASK;
+    send_pointer(v, p, GDK_BUTTON_PRESS, x0, y0, button, 0);
+    for (int step = 1; step <= 8; step++)
+      send_pointer(v, p, GDK_MOTION_NOTIFY, x0 + (x1 - x0) * step / 8, y0 + (y1 - y0) * step / 8, 0, mask);
+    send_pointer(v, p, GDK_BUTTON_RELEASE, x1, y1, button, mask);
+  } else if (strcmp(cmd, "scroll") == 0 && argc == 3) {
+    int p = view_index(argv[1]);
+    if (p < 0) {
+      fail(s, "unknown view %s", argv[1]);
+      return FALSE;
+    }
+    int n = atoi(argv[2]);
+    for (int i = 0; i < abs(n); i++)
+      send_pointer(v, p, GDK_SCROLL, 0.5, 0.5, n > 0, 0);
   } else if (strcmp(cmd, "screenshot") == 0 && argc == 3) {
-    static const char *names[3] = {"axial", "coronal", "sagittal"};
     char *dir = g_path_get_dirname(argv[2]);
     g_mkdir_with_parents(dir, 0755);
     g_free(dir);
@@ -305,14 +383,19 @@ static gboolean run_command(viewer_script *s, char **argv)
       }
       return TRUE;
     }
-    for (int p = 0; p < 3; p++)
-      if (strcmp(argv[1], names[p]) == 0) {
-        t3d_slice_view_request_screenshot(v->views[p], argv[2]);
-        wait_frames(s, 1);
-        return TRUE;
-      }
+    int p = view_index(argv[1]);
+    if (p >= 0) {
+      t3d_slice_view_request_screenshot(v->views[p], argv[2]);
+      wait_frames(s, 1);
+      return TRUE;
+    }
     fail(s, "unknown view %s", argv[1]);
     return FALSE;
+  } else if (strcmp(cmd, "select-series") == 0 && argc == 2) {
+    if (!viewer_select_series(v, (guint)atoi(argv[1]))) {
+      fail(s, "no series %s in the browser", argv[1]);
+      return FALSE;
+    }
   } else if (strcmp(cmd, "wait-status") == 0 && argc >= 2) {
     start_wait(s, WAIT_STATUS, argv[1], arg_seconds(argv, 2, 60));
   } else if (strcmp(cmd, "wait-overlay") == 0) {
@@ -333,6 +416,18 @@ static gboolean run_command(viewer_script *s, char **argv)
         printf("plugin: %s\n", t3d_plugins_describe(v->plugins, i));
     } else if (strcmp(argv[1], "position") == 0) {
       printf("crosshair: %lld %lld %lld\n", (long long)v->cross[0], (long long)v->cross[1], (long long)v->cross[2]);
+    } else if (strcmp(argv[1], "browser") == 0) {
+      for (guint i = 0; i < viewer_series_count(v); i++) {
+        gboolean thumb = FALSE;
+        const char *uid = viewer_series_uid(v, i, &thumb);
+        GtkListBoxRow *sel = gtk_list_box_get_selected_row(GTK_LIST_BOX(v->browser));
+        printf("browser: %u %s %s%s\n", i, uid, thumb ? "thumbnail" : "no-thumbnail",
+               sel && gtk_list_box_row_get_index(sel) == (int)i ? " selected" : "");
+      }
+    } else if (strcmp(argv[1], "readout") == 0) {
+      printf("readout: %s\n", gtk_label_get_text(GTK_LABEL(v->readout)));
+    } else if (strcmp(argv[1], "window") == 0) {
+      printf("window: %.1f %.1f\n", v->wl_center, v->wl_width);
     } else if (strcmp(argv[1], "series") == 0 && v->volume) {
       printf("series: %s %s %lldx%lldx%lld spacing %.4g %.4g %.4g\n", v->volume->meta.series_uid,
              v->volume->meta.modality, (long long)v->volume->nx, (long long)v->volume->ny, (long long)v->volume->nz,

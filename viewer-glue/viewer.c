@@ -472,7 +472,7 @@ static gpointer load_thread(gpointer data)
     g_ptr_array_add(entries, e);
   }
   post(job, MSG_SCANNED, 0, entries, NULL, NULL,
-       g_strdup_printf(g_dngettext(NULL, "%zu series found, loading…", "%zu series found, loading…", ns), ns));
+       g_strdup_printf(ngettext("%zu series found, loading…", "%zu series found, loading…", ns), ns));
 
   t3d_volume *vol = NULL;
   st = t3d_dicom_load_series(scan, chosen, NULL, &vol);
@@ -1016,7 +1016,7 @@ viewer *viewer_new(GtkApplication *app, const char *locale_dir)
   GtkWidget *outer = gtk_paned_new(GTK_ORIENTATION_HORIZONTAL);
   GtkWidget *scroll = gtk_scrolled_window_new(NULL, NULL);
   gtk_scrolled_window_set_policy(GTK_SCROLLED_WINDOW(scroll), GTK_POLICY_NEVER, GTK_POLICY_AUTOMATIC);
-  gtk_widget_set_size_request(scroll, 250, -1);
+  gtk_widget_set_size_request(scroll, 220, -1);
   v->browser = gtk_list_box_new();
   gtk_widget_set_name(v->browser, "t3d-series-browser");
   g_signal_connect(v->browser, "row-activated", G_CALLBACK(on_row_activated), v);
@@ -1037,7 +1037,7 @@ viewer *viewer_new(GtkApplication *app, const char *locale_dir)
   for (int p = 0; p < 3; p++)
     v->views[p] = t3d_slice_view_new((t3d_view_plane)p, &cbs, v);
   GtkWidget *axial = t3d_slice_view_widget(v->views[0]);
-  gtk_widget_set_size_request(axial, 480, 480);
+  gtk_widget_set_size_request(axial, 420, 420);
   gtk_grid_attach(GTK_GRID(grid), axial, 0, 0, 1, 2);
   gtk_grid_attach(GTK_GRID(grid), t3d_slice_view_widget(v->views[1]), 1, 0, 1, 1);
   gtk_grid_attach(GTK_GRID(grid), t3d_slice_view_widget(v->views[2]), 1, 1, 1, 1);
@@ -1074,6 +1074,27 @@ viewer *viewer_new(GtkApplication *app, const char *locale_dir)
 }
 
 const char *viewer_status_text(viewer *v) { return gtk_label_get_text(GTK_LABEL(v->status)); }
+
+guint viewer_series_count(viewer *v) { return v->entries->len; }
+
+const char *viewer_series_uid(viewer *v, guint i, gboolean *has_thumbnail)
+{
+  if (i >= v->entries->len)
+    return NULL;
+  viewer_series_entry *e = v->entries->pdata[i];
+  if (has_thumbnail)
+    *has_thumbnail = e->thumb != NULL;
+  return e->info.meta.series_uid;
+}
+
+gboolean viewer_select_series(viewer *v, guint i)
+{
+  GtkListBoxRow *row = gtk_list_box_get_row_at_index(GTK_LIST_BOX(v->browser), (int)i);
+  if (!row)
+    return FALSE;
+  g_signal_emit_by_name(v->browser, "row-activated", row);
+  return TRUE;
+}
 
 gboolean viewer_screenshot_window(viewer *v, const char *path, GError **error)
 {

@@ -60,6 +60,11 @@ void viewer_set_window(viewer *v, double center, double width);
 gboolean viewer_apply_preset(viewer *v, const char *key);
 void viewer_set_crosshair(viewer *v, const int64_t voxel[3]);
 const char *viewer_status_text(viewer *v);
+/* The series browser: number of entries, and entry i's Series UID and whether it has its thumbnail. */
+guint viewer_series_count(viewer *v);
+const char *viewer_series_uid(viewer *v, guint i, gboolean *has_thumbnail);
+/* Activates browser row i as a click would; FALSE when out of range. */
+gboolean viewer_select_series(viewer *v, guint i);
 gboolean viewer_overlay_shown(viewer *v);
 /* Writes the whole window (GL views included) as a PNG; FALSE with *error on failure. */
 gboolean viewer_screenshot_window(viewer *v, const char *path, GError **error);
