@@ -3,7 +3,8 @@
 # the framebuffer matches a radiological reference drawn independently with pydicom, for series
 # acquired axially, sagittally and obliquely; the lung (Ctrl+1 accelerator) and bone presets
 # change the pixels and match their own windows; the series browser lists two series with
-# thumbnails and shows the one activated. SKIP without Xvfb or pydicom/PIL.
+# thumbnails and shows the one activated; a DICOMDIR opens. SKIP without Xvfb or pydicom/PIL.
+XVFB_FIRST=140
 . "$(dirname "$0")/viewer-env.sh"
 T3D="$BUILD/t3d"
 work=$(mktemp -d "${TMPDIR:-/tmp}/t3d-viewer-phantom.XXXXXX") || exit 1
@@ -60,6 +61,24 @@ selected=$(grep '^browser: ' "$out" | tail -2 | sed -n 's/^browser: \([01]\) .* 
 if [ "$n_thumbs" != 2 ] || [ -z "$uid1" ] || [ "$shown" != "$uid1" ] || [ "$selected" != 1 ]; then
   echo "FAIL: browser: $n_thumbs thumbnails (expected 2); second row $uid1, shown after selecting it: $shown, selected row '$selected'"
   cat "$out"; fail=1
+fi
+
+# A DICOMDIR opens like a folder (made by DCMTK's dcmmkdir over ISO 9660 file names).
+if command -v dcmmkdir >/dev/null 2>&1; then
+  "$T3D" phantom-write "$work/dd-src" --size 48,40,12 --seed 7 > /dev/null || fail=1
+  mkdir -p "$work/dd/IMAGES"
+  for f in "$work"/dd-src/*.dcm; do cp "$f" "$work/dd/IMAGES/$(basename "$f" .dcm)"; done
+  (cd "$work/dd" && dcmmkdir --recurse -Pgp IMAGES > /dev/null 2>&1) || { echo "FAIL: dcmmkdir"; fail=1; }
+  rm -rf "$ART/env-screenshots"
+  T3D_VIEWER_SCREENSHOT="$ART/env-screenshots" run_viewer dicomdir "wait-series 60
+print series
+frames 3
+quit" "$work/dd/DICOMDIR"
+  grep -q "^series: .* CT 48x40x12 " "$ART/dicomdir.out" || { echo "FAIL: DICOMDIR not shown:"; cat "$ART/dicomdir.out"; fail=1; }
+  # T3D_VIEWER_SCREENSHOT=DIR: every view writes its PNG once the series is shown.
+  for plane in axial coronal sagittal; do
+    [ -s "$ART/env-screenshots/$plane.png" ] || { echo "FAIL: T3D_VIEWER_SCREENSHOT wrote no $plane.png"; fail=1; }
+  done
 fi
 rm -rf "$work"
 exit $fail

@@ -7,6 +7,7 @@
 # exactly the colour-table colours (nearest sampling, opacity 1) where the labels are, grey
 # elsewhere; hiding one label restores grey there; F1 opens the shortcuts window; Ctrl+Q quits
 # and the plugin's cleanup runs. $XDG_DATA_HOME/t3d/plugins is searched. The refusal is translated (a German test catalog). SKIP without Xvfb.
+XVFB_FIRST=180
 . "$(dirname "$0")/viewer-env.sh"
 T3D="$BUILD/t3d"
 LIBS="$BUILD/tests/.libs"

@@ -2,9 +2,11 @@
 # t3d-viewer opens the real chest CT (Siemens Sensation 10, 8 mm) with correct orientation: the
 # axial, coronal and sagittal views match a reference built from the DICOM direction cosines with
 # pydicom (anterior up and patient's right on the image left in axial; superior up in coronal and
-# sagittal; anterior left in sagittal), and every flipped reference fits clearly worse; wheel,
+# sagittal; anterior left in sagittal), and every flipped reference fits clearly worse; zoom and
+# a middle-drag pan move the image exactly as the reference expects; wheel,
 # click, drag and pointer readout (mm, HU) work through pointer events. The window screenshots
 # are kept (docs/viewer.png is one). SKIP without Xvfb, pydicom/PIL or the data folder.
+XVFB_FIRST=160
 . "$(dirname "$0")/viewer-env.sh"
 CT=${T3D_REAL_CT:-$SRC/../shared/data/real-ct/chest-siemens-sensation10-8mm}
 [ -d "$CT" ] || CT=/work/shared/data/real-ct/chest-siemens-sensation10-8mm
@@ -24,6 +26,13 @@ preset lung
 frames 1
 screenshot axial $ART/real-ct-axial-lung.png
 preset mediastinum
+zoom 2
+frames 1
+screenshot axial $ART/real-ct-axial-zoom2.png
+drag-view axial 2 0.5 0.5 0.6 0.45
+frames 1
+screenshot axial $ART/real-ct-axial-zoom2-pan.png
+fit
 scroll axial 2
 print position
 click-view axial 0.5 0.3
@@ -64,4 +73,7 @@ for plane in axial coronal sagittal; do
   check compare "$ART/real-ct-$plane.png" "$CT" $plane "$1" "$2" "$3" 40 400
 done
 check compare "$ART/real-ct-axial-lung.png" "$CT" axial "$1" "$2" "$3" -600 1500
+# zoom 2, then a middle-button drag by (0.1, -0.05) of the view: the image follows exactly
+check compare "$ART/real-ct-axial-zoom2.png" "$CT" axial "$1" "$2" "$3" 40 400 2 0 0
+check compare "$ART/real-ct-axial-zoom2-pan.png" "$CT" axial "$1" "$2" "$3" 40 400 2 0.1 -0.05
 exit $fail

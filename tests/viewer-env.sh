@@ -22,6 +22,9 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 ART="$BUILD/tests/artifacts/viewer"
 mkdir -p "$ART"
 fail=0
+# Each test searches for a free display from its own number, so that tests run in parallel
+# (make -j) do not race for the same one.
+XVFB_FIRST=${XVFB_FIRST:-120}
 
 # run_viewer NAME SCRIPT_TEXT [VIEWER ARGS...]: stdout/stderr in $ART/NAME.out / NAME.err.
 run_viewer() {
@@ -29,7 +32,7 @@ run_viewer() {
   shift
   printf '%s\n' "$1" > "$ART/$name.script"
   shift
-  timeout 180 xvfb-run -a -s "-screen 0 1400x900x24 -nolisten tcp" \
+  timeout 180 xvfb-run -a -n "$XVFB_FIRST" -s "-screen 0 1400x900x24 -nolisten tcp" \
     "$VIEWER" --test-script "$ART/$name.script" "$@" > "$ART/$name.out" 2> "$ART/$name.err"
   rc=$?
   if [ $rc -ne 0 ]; then

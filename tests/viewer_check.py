@@ -5,7 +5,7 @@ the radiological way (axial: anterior up, patient's right on image left; coronal
 right on left; sagittal: superior up, anterior left), windowed, and compared pixel by pixel
 with what the viewer's GL view drew. Not a viewer: it never reads t3d's code or output formats.
 
-  viewer_check.py compare SHOT SERIES_DIR PLANE I J K CENTER WIDTH
+  viewer_check.py compare SHOT SERIES_DIR PLANE I J K CENTER WIDTH [ZOOM PAN_FX PAN_FY]
   viewer_check.py overlay SHOT SERIES_DIR PLANE I J K CENTER WIDTH HIDDEN_LABELS(comma list or -)
   viewer_check.py differ A.png B.png MIN_FRACTION
 Exit 0 when the check holds, 1 with both values printed when it does not."""
@@ -77,14 +77,15 @@ def display(arr, sp, idx, plane):
     return arr[::-1, :, idx[2]], (sp[1], sp[0])  # sagittal: columns towards posterior
 
 
-def sample(shot_shape, img_shape, sp):
-    """Screenshot pixel grid inside the fitted image rectangle -> (ys, xs, rows, cols)."""
+def sample(shot_shape, img_shape, sp, zoom=1.0, pan=(0.0, 0.0)):
+    """Screenshot pixels inside the image rectangle (fitted, times zoom, moved by pan as fractions
+    of the view) -> (inside mask, texel rows, texel cols)."""
     H, W = shot_shape
     nr, nc = img_shape
     pw, ph = nc * sp[0], nr * sp[1]
-    scale = min(W / pw, H / ph)
+    scale = min(W / pw, H / ph) * zoom
     w, h = pw * scale, ph * scale
-    x0, y0 = (W - w) / 2, (H - h) / 2
+    x0, y0 = (W - w) / 2 + pan[0] * W, (H - h) / 2 + pan[1] * H
     ys, xs = np.mgrid[0:H, 0:W]
     u = (xs + 0.5 - x0) / w
     v = (ys + 0.5 - y0) / h
@@ -117,7 +118,9 @@ def mad(shot_gray, ref, inside, rows, cols):
 def cmd_compare(argv):
     shot, img, dsp, center, width, _ = args_common(argv)
     gray = shot[:, :, 0]
-    inside, rows, cols = sample(gray.shape, img.shape, dsp)
+    zoom = float(argv[8]) if len(argv) > 8 else 1.0
+    pan = (float(argv[9]), float(argv[10])) if len(argv) > 10 else (0.0, 0.0)
+    inside, rows, cols = sample(gray.shape, img.shape, dsp, zoom, pan)
     ref = window(img, center, width)
     good = mad(gray, ref, inside, rows, cols)
     print("%s: mean |screenshot - reference| = %.2f grey levels over %d pixels" % (argv[0], good, inside.sum()))

@@ -597,10 +597,7 @@ static gboolean on_key(GtkWidget *w, GdkEventKey *ev, t3d_slice_view *sv)
   case GDK_KEY_Page_Down: move_slice(sv, 10); return TRUE;
   case GDK_KEY_plus: case GDK_KEY_KP_Add: t3d_slice_view_set_zoom(sv, sv->zoom * 1.25); return TRUE;
   case GDK_KEY_minus: case GDK_KEY_KP_Subtract: t3d_slice_view_set_zoom(sv, sv->zoom / 1.25); return TRUE;
-  case GDK_KEY_Home:
-    sv->pan_x = sv->pan_y = 0;
-    t3d_slice_view_set_zoom(sv, 1);
-    return TRUE;
+  case GDK_KEY_Home: t3d_slice_view_fit(sv); return TRUE;
   default: return FALSE;
   }
 }
@@ -713,6 +710,12 @@ void t3d_slice_view_set_zoom(t3d_slice_view *sv, double zoom)
 {
   sv->zoom = CLAMP(zoom, 0.1, 40);
   redraw(sv);
+}
+
+void t3d_slice_view_fit(t3d_slice_view *sv)
+{
+  sv->pan_x = sv->pan_y = 0;
+  t3d_slice_view_set_zoom(sv, 1);
 }
 
 void t3d_slice_view_request_screenshot(t3d_slice_view *sv, const char *path)

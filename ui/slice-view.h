@@ -58,6 +58,8 @@ void t3d_slice_view_set_overlay(t3d_slice_view *view, const uint8_t *labels, con
 /* Corner texts (top-left, top-right, bottom-left, bottom-right), any may be NULL; copied. */
 void t3d_slice_view_set_annotations(t3d_slice_view *view, const char *const corners[4]);
 void t3d_slice_view_set_zoom(t3d_slice_view *view, double zoom); /* 1 = fit */
+/* Zoom 1 and no pan: the whole image fitted and centred (the Home key). */
+void t3d_slice_view_fit(t3d_slice_view *view);
 /* The next frame drawn is written as a PNG to path (the GL framebuffer read back exactly). */
 void t3d_slice_view_request_screenshot(t3d_slice_view *view, const char *path);
 /* GL_RENDERER of the view's context, or "" before the first frame. */

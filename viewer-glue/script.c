@@ -13,7 +13,8 @@
  *   preset KEY                     lung | mediastinum | bone | brain | abdomen
  *   window CENTER WIDTH            window/level in HU
  *   crosshair I J K                move the crosshair to voxel (i, j, k)
- *   zoom FACTOR                    every view; 1 = fit
+ *   zoom FACTOR                    every view (pan kept)
+ *   fit                            every view: zoom 1, no pan (the Home key)
  *   pointer VIEW FX FY             move the pointer to (FX, FY) of the view (fractions of its size)
  *   click-view VIEW FX FY          left click there (moves the crosshair)
  *   drag-view VIEW BUTTON FX0 FY0 FX1 FY1   press, move, release (1: window/level, 2: pan, 3: zoom)
@@ -335,6 +336,9 @@ static gboolean run_command(viewer_script *s, char **argv)
   } else if (strcmp(cmd, "zoom") == 0 && argc == 2) {
     for (int p = 0; p < 3; p++)
       t3d_slice_view_set_zoom(v->views[p], g_ascii_strtod(argv[1], NULL));
+  } else if (strcmp(cmd, "fit") == 0 && argc == 1) {
+    for (int p = 0; p < 3; p++)
+      t3d_slice_view_fit(v->views[p]);
   } else if ((strcmp(cmd, "pointer") == 0 || strcmp(cmd, "click-view") == 0) && argc == 4) {
     int p = view_index(argv[1]);
     if (p < 0) {
