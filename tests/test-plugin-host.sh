@@ -6,5 +6,6 @@ command -v xvfb-run >/dev/null 2>&1 || { echo "SKIP: xvfb-run not installed"; ex
 # GTK, fontconfig and Mesa keep process-wide caches that LeakSanitizer reports at exit; leaks of
 # our own code are covered by the display-less tests.
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"; export ASAN_OPTIONS
-exec xvfb-run -a -s "-screen 0 1280x1024x24" env GDK_BACKEND=x11 NO_AT_BRIDGE=1 \
+# Display numbers from 200 up: the viewer's GUI tests use 120-199, so make -j does not race.
+exec xvfb-run -a -n 200 -s "-screen 0 1280x1024x24 -nolisten tcp" env GDK_BACKEND=x11 NO_AT_BRIDGE=1 LIBGL_ALWAYS_SOFTWARE=1 GSETTINGS_BACKEND=memory \
   "${T3D_BUILDDIR:-.}/tests/plugin-host-check"

@@ -29,10 +29,11 @@ set -- $(T3D_FAKE_WORKER_MODE=locate "$bd/tests/fake-worker" "$tmp/ph")
 [ $# = 3 ] || { echo "FAIL: cannot locate the phantom's nodule"; exit 1; }
 li=$1 lj=$2 lk=$3
 
+# Display numbers from 220 up (the viewer's GUI tests use 120-199, test-plugin-host 200).
 run_viewer() { # SCRIPT FOLDER MODE
   T3D_PLUGIN_PATH="$bd/plugin/.libs" T3D_WORKER="$bd/tests/fake-worker" T3D_ENGINE="$bd/t3d" \
   T3D_FAKE_WORKER_MODE="$3" XDG_CONFIG_HOME="$tmp/config" \
-    timeout 180 xvfb-run -a -s "-screen 0 1400x1000x24" env GDK_BACKEND=x11 NO_AT_BRIDGE=1 \
+    timeout 180 xvfb-run -a -n 220 -s "-screen 0 1400x1000x24 -nolisten tcp" env GDK_BACKEND=x11 NO_AT_BRIDGE=1 LIBGL_ALWAYS_SOFTWARE=1 GSETTINGS_BACKEND=memory \
     "$viewer" --test-script "$1" "$2"
 }
 
@@ -110,8 +111,8 @@ screenshot window $art/viewer-real-ct-engine.png
 quit 0
 SCRIPT
   T3D_PLUGIN_PATH="$bd/plugin/.libs" T3D_ENGINE="$bd/t3d" T3D_MODEL="$bd/models/t3d-tiny-init.safetensors" \
-  XDG_CONFIG_HOME="$tmp/config" timeout 240 xvfb-run -a -s "-screen 0 1400x1000x24" env -u T3D_WORKER \
-    GDK_BACKEND=x11 NO_AT_BRIDGE=1 "$viewer" --test-script "$tmp/real.script" "$real" ||
+  XDG_CONFIG_HOME="$tmp/config" timeout 240 xvfb-run -a -n 220 -s "-screen 0 1400x1000x24 -nolisten tcp" env -u T3D_WORKER \
+    GDK_BACKEND=x11 NO_AT_BRIDGE=1 LIBGL_ALWAYS_SOFTWARE=1 GSETTINGS_BACKEND=memory "$viewer" --test-script "$tmp/real.script" "$real" ||
     { echo "FAIL: the real engine on the real CT gave no overlay"; fail=1; }
 else
   echo "note: $real not found; real-engine run skipped"
