@@ -31,7 +31,8 @@ static void on_sigint(int sig)
 static void usage(FILE *to)
 {
   fprintf(to, "Usage: t3d analyze SERIES_DIR [--model FILE] [--json] [--mask OUT.nii.gz] [--threads N]\n"
-              "                   [--series UID] [--no-segment] [--progress] [--strict-geometry]\n\n"
+              "                   [--series UID] [--no-segment] [--progress] [--progress-json]\n"
+              "                   [--strict-geometry]\n\n"
               "Runs the T3D model on a CT series: zero-shot findings with probabilities, organ volumes\n"
               "(mL) from the segmentation, and timings.\n"
               "  --model FILE    model file (default: $T3D_MODEL, the build tree's t3d-tiny-init model,\n"
@@ -42,8 +43,22 @@ static void usage(FILE *to)
               "  --series UID    which series when the folder holds several (default: the first CT)\n"
               "  --no-segment    skip the segmentation decoder\n"
               "  --progress      show progress on stderr (Ctrl-C cancels)\n"
+              "  --progress-json one JSON line per progress step on stderr, {\"progress\":F,\"stage\":S};\n"
+              "                  SIGTERM and SIGINT cancel cleanly (the viewer plugin's worker protocol)\n"
               "  --strict-geometry  refuse tilted or unevenly spaced series instead of resampling them\n",
           T3D_PKGDATADIR);
+}
+
+/* The worker protocol (plugin/worker.h): one self-contained JSON object per line. */
+static void progress_json_cb(void *user, double f, const char *stage)
+{
+  (void)user;
+  json_t *j = json_pack("{s:f, s:s}", "progress", f, "stage", stage ? stage : "");
+  char *txt = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  if (txt) fprintf(stderr, "%s\n", txt);
+  fflush(stderr);
+  free(txt);
+  json_decref(j);
 }
 
 static void progress_cb(void *user, double f, const char *stage)
@@ -77,8 +92,11 @@ static json_t *result_json(const t3d_model *model, const char *model_path, const
     json_array_append_new(find, json_pack("{s:s, s:f, s:f, s:f}", "name", r->findings[i].name, "probability",
                                           r->findings[i].probability, "logit_positive", r->findings[i].logit_pos,
                                           "logit_negative", r->findings[i].logit_neg));
-  for (size_t c = 0; r->volumes_ml && c < r->nclasses; c++)
+  json_t *classes = json_array(); /* label value -> name, for readers of the mask */
+  for (size_t c = 0; r->volumes_ml && c < r->nclasses; c++) {
     json_object_set_new(vols, t3d_model_class_name(model, c), json_real(r->volumes_ml[c]));
+    json_array_append_new(classes, json_string(t3d_model_class_name(model, c)));
+  }
   json_object_set_new(root, "series",
                       json_pack("{s:s, s:s, s:s, s:[I,I,I], s:[f,f,f]}", "series_uid", vol->meta.series_uid,
                                 "modality", vol->meta.modality, "description", vol->meta.series_description,
@@ -92,6 +110,7 @@ static json_t *result_json(const t3d_model *model, const char *model_path, const
   if (r->zero_shot_status != T3D_OK)
     json_object_set_new(root, "findings_unavailable", json_string(r->zero_shot_message));
   json_object_set_new(root, "volumes_ml", vols);
+  json_object_set_new(root, "classes", classes);
   if (mask) json_object_set_new(root, "mask", json_string(mask));
   json_object_set_new(root, "arena_bytes", json_integer((json_int_t)r->arena_bytes));
   json_object_set_new(root, "timings_ms",
@@ -104,7 +123,8 @@ static json_t *result_json(const t3d_model *model, const char *model_path, const
 int t3d_cmd_analyze(int argc, char **argv)
 {
   const char *model_path = NULL, *mask = NULL, *series_uid = NULL, *dir = NULL;
-  int json = 0, threads = 0, no_segment = 0, show_progress = 0, strict_geometry = 0, c, rc = 1;
+  int json = 0, threads = 0, no_segment = 0, show_progress = 0, progress_json = 0, c, rc = 1;
+  int strict_geometry = 0;
   static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"mask", required_argument, NULL, 'k'},
@@ -113,6 +133,7 @@ int t3d_cmd_analyze(int argc, char **argv)
                                        {"no-segment", no_argument, NULL, 'n'},
                                        {"progress", no_argument, NULL, 'p'},
                                        {"strict-geometry", no_argument, NULL, 'g'},
+                                       {"progress-json", no_argument, NULL, 'J'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   optind = 1;
@@ -126,6 +147,7 @@ int t3d_cmd_analyze(int argc, char **argv)
     case 'n': no_segment = 1; break;
     case 'p': show_progress = 1; break;
     case 'g': strict_geometry = 1; break;
+    case 'J': progress_json = 1; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -185,9 +207,12 @@ int t3d_cmd_analyze(int argc, char **argv)
   t3d_cli_progress_start(&bar);
   ao.user = &bar;
   ao.segment = !no_segment;
-  if (show_progress) signal(SIGINT, on_sigint);
-  s = t3d_analyze(model, vol, &ao, show_progress ? progress_cb : NULL, &interrupted, &res);
-  if (show_progress) signal(SIGINT, SIG_DFL);
+  if (show_progress || progress_json) signal(SIGINT, on_sigint);
+  if (progress_json) signal(SIGTERM, on_sigint);
+  s = t3d_analyze(model, vol, &ao, progress_json ? progress_json_cb : show_progress ? progress_cb : NULL,
+                  &interrupted, &res);
+  if (show_progress || progress_json) signal(SIGINT, SIG_DFL);
+  if (progress_json) signal(SIGTERM, SIG_DFL);
   if (s != T3D_OK) goto fail;
   if (mask) {
     if (!res->labels) {

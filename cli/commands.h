@@ -26,6 +26,7 @@ int t3d_cmd_phantom_write(int argc, char **argv);
 int t3d_cmd_report(int argc, char **argv);
 int t3d_cmd_search(int argc, char **argv);
 int t3d_cmd_similar(int argc, char **argv);
+int t3d_cmd_thumbnail(int argc, char **argv);
 int t3d_cmd_volume(int argc, char **argv);
 
 /* Prints "t3d: <strerror>: <detail>" for a failed status; returns 1 for use as exit code. */

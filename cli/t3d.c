@@ -48,6 +48,7 @@ static const t3d_command commands[] = {
   {"report", N_("analyse a CT series and write a draft report (text, Markdown, DICOM SR, SEG)"), t3d_cmd_report},
   {"search", N_("find indexed cases by typed findings (embeddings fused with report text)"), t3d_cmd_search},
   {"similar", N_("list the indexed cases nearest to a series"), t3d_cmd_similar},
+  {"thumbnail", N_("write the middle slice of a series as a small PGM image"), t3d_cmd_thumbnail},
   {"version", N_("print the t3d version"), cmd_version},
   {"volume", N_("load a DICOM series and export it (NIfTI)"), t3d_cmd_volume},
 };
