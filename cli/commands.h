@@ -18,6 +18,7 @@ int t3d_cmd_info(int argc, char **argv);
 int t3d_cmd_model_info(int argc, char **argv);
 int t3d_cmd_model_init(int argc, char **argv);
 int t3d_cmd_phantom_write(int argc, char **argv);
+int t3d_cmd_preprocess(int argc, char **argv);
 int t3d_cmd_volume(int argc, char **argv);
 
 /* Prints "t3d: <strerror>: <detail>" for a failed status; returns 1 for use as exit code. */

@@ -26,7 +26,7 @@ expect_out "format version:  1"
 expect_out "model:           t3d-tiny"
 expect_out "model check:     complete"
 expect_out "vision.layer4.0.conv2.weight  *F32   \[128,128,3,3,3\]  *1769472"
-expect_out "background, liver, kidney, spleen, lung, lesion"
+expect_out "background, body, lung, heart, liver, spleen, kidney, bone, lesion"
 expect_out "11 findings"
 expect_rc 0 "$t3d" model-info --json --check "$tmp/a.safetensors"
 expect_out '"complete": true'

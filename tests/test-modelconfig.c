@@ -149,7 +149,7 @@ static void test_tensors_tiny(void)
   check_shape(s, n, "seg.blocks.0.conv.weight", 5, (int64_t[]){64, 64 + 64, 3, 3, 3});
   check_shape(s, n, "seg.blocks.3.conv.weight", 5, (int64_t[]){16, 16 + 16, 3, 3, 3});
   check_shape(s, n, "seg.blocks.4.conv.weight", 5, (int64_t[]){8, 8 + 1, 3, 3, 3});
-  check_shape(s, n, "seg.head.weight", 5, (int64_t[]){6, 8, 1, 1, 1});
+  check_shape(s, n, "seg.head.weight", 5, (int64_t[]){9, 8, 1, 1, 1});
   check_shape(s, n, "logit_scale", 1, (int64_t[]){1});
   for (size_t i = 0; i < n; i++)
     for (size_t j = i + 1; j < n; j++)

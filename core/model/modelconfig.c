@@ -353,7 +353,7 @@ static void config_tiny(t3d_model_config *c)
   c->projection.dim = 128;
   c->projection.hidden = 256;
   c->has_segmentation = true;
-  c->segmentation.classes = 6;
+  c->segmentation.classes = 9;
   memcpy(c->segmentation.decoder_widths, (int[]){64, 32, 16, 16, 8}, sizeof c->segmentation.decoder_widths);
   memcpy(c->preprocess.spacing_mm, (double[]){4.0, 4.0, 4.0}, sizeof c->preprocess.spacing_mm);
   memcpy(c->preprocess.shape, (int[]){64, 64, 64}, sizeof c->preprocess.shape);
@@ -369,7 +369,7 @@ static void config_r50(t3d_model_config *c)
   c->projection.dim = 512;
   c->projection.hidden = 2048;
   c->has_segmentation = true;
-  c->segmentation.classes = 6;
+  c->segmentation.classes = 9;
   memcpy(c->segmentation.decoder_widths, (int[]){256, 128, 64, 32, 16}, sizeof c->segmentation.decoder_widths);
   memcpy(c->preprocess.spacing_mm, (double[]){1.5, 1.5, 2.0}, sizeof c->preprocess.spacing_mm);
   memcpy(c->preprocess.shape, (int[]){160, 224, 224}, sizeof c->preprocess.shape);
