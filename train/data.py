@@ -18,7 +18,7 @@ import t3d_safetensors as st  # noqa: E402
 
 def read_model_meta(path):
     """(config dict (the "model" object), vocab list, findings list, classes list) of a model file."""
-    _, meta = st.read_raw(path)[1:], st.read(path)[1]
+    meta = st.read_raw(path)[2]
     return (json.loads(meta["t3d.config"])["model"], json.loads(meta["t3d.vocab"]),
             json.loads(meta.get("t3d.findings", "[]")), json.loads(meta.get("t3d.classes", "[]")))
 

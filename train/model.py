@@ -46,10 +46,12 @@ class TMAHead(nn.Module):
         a, _ = self.attn(v, t, t, key_padding_mask=token_mask == 0)
         z = self.norm(v + a).mean(dim=1)
         z = F.normalize(self.proj(z), dim=-1)
-        with torch.no_grad():
-            w = F.normalize(self.prototypes.weight, dim=1)
-            self.prototypes.weight.copy_(w)
         return self.prototypes(z)                                     # [B, K] cosine scores
+
+    @torch.no_grad()
+    def normalize_prototypes(self):
+        """Unit-norm prototypes (called before each step, outside autograd, as SwAV does)."""
+        self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
 
 
 class T3DModel(nn.Module):
