@@ -147,7 +147,7 @@ static void test_tensors_tiny(void)
   check_shape(s, n, "text_proj.2.weight", 2, (int64_t[]){128, 256});
   check_shape(s, n, "seg.blocks.0.up.weight", 5, (int64_t[]){128, 64, 2, 2, 2});
   check_shape(s, n, "seg.blocks.0.conv.weight", 5, (int64_t[]){64, 64 + 64, 3, 3, 3});
-  check_shape(s, n, "seg.blocks.3.conv.weight", 5, (int64_t[]){16, 16 + 16, 3, 3, 3});
+  check_shape(s, n, "seg.blocks.3.conv.weight", 5, (int64_t[]){8, 8 + 16, 3, 3, 3});
   check_shape(s, n, "seg.blocks.4.conv.weight", 5, (int64_t[]){8, 8 + 1, 3, 3, 3});
   check_shape(s, n, "seg.head.weight", 5, (int64_t[]){9, 8, 1, 1, 1});
   check_shape(s, n, "logit_scale", 1, (int64_t[]){1});
