@@ -6,6 +6,7 @@ and step, so that any process of a distributed run draws the same augmentations 
 Not the preprocessing itself: that stays in the C engine."""
 import json
 import os
+import re
 import tempfile
 
 import numpy as np
@@ -109,6 +110,33 @@ def make_views(x, seed, step, indices, n_local=4, jitter=0.1):
             grid = _crop_grid(gen, 1, (0.3, 0.5), half)
             locs[v].append(_jitter(gen, F.grid_sample(xi, grid, align_corners=False, padding_mode="border"), jitter))
     return [torch.cat(g1), torch.cat(g2)] + [torch.cat(v) for v in locs]
+
+
+def sentences(report):
+    """The report's sentences without section headings ("FINDINGS:", "IMPRESSION:")."""
+    out = []
+    for line in report.replace("\r", "").split("\n"):
+        line = line.strip()
+        if ":" in line and line.split(":", 1)[0].isupper():
+            line = line.split(":", 1)[1].strip()
+        line = re.sub(r"^(\d+[.)]|[-*])\s+", "", line)
+        for part in re.split(r"(?<=[.;])\s+(?=[A-Za-z])", line):
+            part = part.strip()
+            if part:
+                out.append(part)
+    return out
+
+
+def augment_report(report, gen, keep_full=0.5):
+    """Text augmentation seeded like the views: the whole report with probability keep_full,
+    otherwise a random subset (1..n sentences, order kept), so that single statements -- the form
+    of the zero-shot prompts -- are aligned with the volumes they describe."""
+    sents = sentences(report)
+    if len(sents) <= 1 or float(torch.rand(1, generator=gen)) < keep_full:
+        return report
+    k = 1 + int(torch.randint(len(sents), (1,), generator=gen))
+    pick = sorted(torch.randperm(len(sents), generator=gen)[:k].tolist())
+    return " ".join(sents[i] for i in pick)
 
 
 def epoch_order(n, seed, epoch):

@@ -47,6 +47,8 @@ def parse_args(argv=None):
     ap.add_argument("--w-tma", type=float, default=0.5, help="lambda: weight of the TMA loss (0: CLIP alone)")
     ap.add_argument("--w-seg", type=float, default=0.0, help="weight of Dice + cross-entropy")
     ap.add_argument("--prototypes", type=int, default=32)
+    ap.add_argument("--text-aug", type=float, default=0.5,
+                    help="probability of replacing a report by a random subset of its sentences")
     ap.add_argument("--ckpt-every", type=int, default=50)
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1)
@@ -205,7 +207,13 @@ def main(argv=None):
         use_tma = a.w_tma > 0
         views = D.make_views(xb, a.seed, step, lidx.tolist(), n_local=4 if use_tma else 0)
         views = [v.to(dev) for v in views]
-        ib, mb = ids[lidx].to(dev), mask[lidx].to(dev)
+        if a.text_aug > 0:
+            texts = [D.augment_report(cases.reports[i], D.sample_generator(a.seed + 17, step, i), 1 - a.text_aug)
+                     for i in lidx.tolist()]
+            ib, mb = D.tokenize(tok, texts, D.max_tokens(cfg["text"]))
+            ib, mb = ib.to(dev), mb.to(dev)
+        else:
+            ib, mb = ids[lidx].to(dev), mask[lidx].to(dev)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a)
         model.tma.normalize_prototypes()
