@@ -17,6 +17,7 @@ int t3d_cmd_devices(int argc, char **argv);
 int t3d_cmd_info(int argc, char **argv);
 int t3d_cmd_model_info(int argc, char **argv);
 int t3d_cmd_model_init(int argc, char **argv);
+int t3d_cmd_phantom(int argc, char **argv);
 int t3d_cmd_phantom_write(int argc, char **argv);
 int t3d_cmd_preprocess(int argc, char **argv);
 int t3d_cmd_volume(int argc, char **argv);

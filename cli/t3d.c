@@ -30,6 +30,7 @@ static const t3d_command commands[] = {
   {"info", N_("list the DICOM series in a folder or DICOMDIR"), t3d_cmd_info},
   {"model-info", N_("describe a model file: config, metadata, tensors"), t3d_cmd_model_info},
   {"model-init", N_("write a model file with seeded random weights"), t3d_cmd_model_init},
+  {"phantom", N_("write chest-abdomen CT phantom cases with findings, labels and reports"), t3d_cmd_phantom},
   {"phantom-write", N_("write a synthetic CT phantom as a DICOM series"), t3d_cmd_phantom_write},
   {"preprocess", N_("preprocess a phantom set for training exactly as analyze does (cache)"), t3d_cmd_preprocess},
   {"version", N_("print the t3d version"), cmd_version},

@@ -349,7 +349,20 @@ static t3d_status uid_or_new(char *dst, const char *given, const char *root, con
   return t3d_dicom_new_uid(root, dst);
 }
 
-static t3d_status make_series_meta(series_meta *m, const t3d_volume_meta *in, const char *root)
+/* base + suffix (a printf format with one long long) as a UID, for derive_uids. */
+static t3d_status derived_uid(char dst[T3D_UID_MAX], const char *base, const char *fmt, long long n)
+{
+  char suffix[32];
+  snprintf(suffix, sizeof suffix, fmt, n);
+  size_t nb = strlen(base), ns = strlen(suffix);
+  if (nb + ns > 64)
+    return t3d_error(T3D_ERR_INVALID_ARG, "DICOM export: UID %s%s is longer than 64 characters", base, suffix);
+  memcpy(dst, base, nb);
+  memcpy(dst + nb, suffix, ns + 1);
+  return T3D_OK;
+}
+
+static t3d_status make_series_meta(series_meta *m, const t3d_volume_meta *in, const char *root, bool derive)
 {
   t3d_status st;
   memset(m, 0, sizeof *m);
@@ -426,6 +439,14 @@ static t3d_status make_series_meta(series_meta *m, const t3d_volume_meta *in, co
   }
   if ((st = uid_or_new(m->frame_uid, in->frame_of_reference_uid, root, "frame of reference UID")) != T3D_OK)
     return st;
+  if (derive) {
+    if (!in->study_uid[0] || !in->series_uid[0] || !in->frame_of_reference_uid[0] || !all_digits(in->study_date, 8) ||
+        strcmp(m->study_time, in->study_time) != 0)
+      return t3d_error(T3D_ERR_INVALID_ARG, "DICOM export: derived UIDs need the study, series and frame of "
+                                            "reference UIDs and the study date and time in the metadata");
+    strcpy(m->content_date, m->study_date);
+    snprintf(m->content_time, sizeof m->content_time, "%s", m->study_time);
+  }
   m->utf8 = has_non_ascii(m->patient_name) || has_non_ascii(m->patient_id) ||
             has_non_ascii(m->study_description) || has_non_ascii(m->accession) ||
             has_non_ascii(m->series_description);
@@ -852,7 +873,7 @@ t3d_status t3d_dicom_write_ct_series(const t3d_volume *v, const char *out_dir, c
     return t3d_error(T3D_ERR_INVALID_ARG, "file prefix \"%s\" must be a plain name of at most 64 characters", prefix);
   if ((st = t3d_dicom_choose_rescale(v, p.storage, &rs)) != T3D_OK)
     return st;
-  if ((st = make_series_meta(&m, p.meta ? p.meta : &v->meta, p.uid_root)) != T3D_OK)
+  if ((st = make_series_meta(&m, p.meta ? p.meta : &v->meta, p.uid_root, p.derive_uids != 0)) != T3D_OK)
     return st;
   if ((st = mkdir_p(out_dir)) != T3D_OK)
     return st;
@@ -937,9 +958,10 @@ t3d_status t3d_dicom_write_ct_series(const t3d_volume *v, const char *out_dir, c
     if (p.enhanced_multiframe)
       continue; /* one file for all frames, below */
 
-    if ((st = t3d_dicom_new_uid(p.uid_root, sop_uid)) != T3D_OK)
-      goto cleanup;
     int64_t inst = p.first_instance + k;
+    if ((st = p.derive_uids ? derived_uid(sop_uid, m.series_uid, ".%lld", (long long)inst)
+                            : t3d_dicom_new_uid(p.uid_root, sop_uid)) != T3D_OK)
+      goto cleanup;
     snprintf(instance, sizeof instance, "%lld", (long long)inst);
     attr_list_clear(&l);
     put_common(&l, &m, &t, sc ? SC_IMAGE_STORAGE : CT_IMAGE_STORAGE, sop_uid, instance);
@@ -999,9 +1021,14 @@ t3d_status t3d_dicom_write_ct_series(const t3d_volume *v, const char *out_dir, c
       st = t3d_error(T3D_ERR_INVALID_ARG, "every slice is skipped: nothing to write");
       goto cleanup;
     }
-    if ((st = t3d_dicom_new_uid(p.uid_root, sop_uid)) != T3D_OK ||
-        (st = t3d_dicom_new_uid(p.uid_root, dim_uid)) != T3D_OK ||
-        (st = t3d_dicom_new_uid(p.uid_root, event_uid)) != T3D_OK)
+    if (p.derive_uids) {
+      if ((st = derived_uid(sop_uid, m.series_uid, ".%lld", (long long)p.first_instance)) != T3D_OK ||
+          (st = derived_uid(dim_uid, m.series_uid, ".0.1", 0LL)) != T3D_OK ||
+          (st = derived_uid(event_uid, m.series_uid, ".0.2", 0LL)) != T3D_OK)
+        goto cleanup;
+    } else if ((st = t3d_dicom_new_uid(p.uid_root, sop_uid)) != T3D_OK ||
+               (st = t3d_dicom_new_uid(p.uid_root, dim_uid)) != T3D_OK ||
+               (st = t3d_dicom_new_uid(p.uid_root, event_uid)) != T3D_OK)
       goto cleanup;
     snprintf(instance, sizeof instance, "%lld", (long long)p.first_instance);
     snprintf(nf, sizeof nf, "%lld", (long long)nframes);

@@ -80,6 +80,13 @@ typedef struct {
    * Transformation functional groups; frames DERIVED) instead of one CT Image file per slice.
    * 16-bit storage types only. */
   int enhanced_multiframe;
+  /* Deterministic output (generated test and training data): meta must give the study, series
+   * and frame of reference UIDs and the study date and time. Instance UIDs are then
+   * <series UID>.<InstanceNumber> (Enhanced: .<InstanceNumber>, .0.1, .0.2 for SOP, dimension
+   * and concatenation-event UIDs) and content date/time equal the study date/time, so the same
+   * volume and meta give the same bytes. Fails with T3D_ERR_INVALID_ARG when a UID is missing
+   * or too long to extend. */
+  int derive_uids;
 } t3d_dicom_write_params;
 
 /* Explicit VR little endian, signed 16 bits, metadata from the volume, 2.25 UIDs. */

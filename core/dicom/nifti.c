@@ -150,10 +150,9 @@ static bool ends_with(const char *s, const char *suffix)
   return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-t3d_status t3d_nifti_write(const t3d_volume *v, const char *path)
+/* v's geometry with the voxels at data: float32 (datatype 16) or uint8 (datatype 2). */
+static t3d_status write_voxels(const t3d_volume *v, const void *data, int datatype, const char *path)
 {
-  if (!v || !v->data || !path)
-    return t3d_error(T3D_ERR_INVALID_ARG, "t3d_nifti_write: volume and path are required");
   if (v->nx > 32767 || v->ny > 32767 || v->nz > 32767)
     return t3d_error(T3D_ERR_INVALID_ARG, "%s: NIfTI-1 dimensions are at most 32767; volume is %lldx%lldx%lld", path,
                      (long long)v->nx, (long long)v->ny, (long long)v->nz);
@@ -181,8 +180,9 @@ t3d_status t3d_nifti_write(const t3d_volume *v, const char *path)
   put16(h, 46, (int)v->nz);
   for (int i = 4; i < 8; i++)
     put16(h, 40 + 2 * i, 1);
-  put16(h, 70, 16); /* DT_FLOAT32 */
-  put16(h, 72, 32);
+  size_t esize = datatype == 2 ? 1 : 4;
+  put16(h, 70, datatype); /* DT_UINT8 or DT_FLOAT32 */
+  put16(h, 72, (int)(8 * esize));
   putf(h, 76, qfac);
   for (int i = 0; i < 3; i++)
     putf(h, 80 + 4 * i, v->spacing[i]);
@@ -206,7 +206,7 @@ t3d_status t3d_nifti_write(const t3d_volume *v, const char *path)
       putf(h, 280 + 16 * r + 4 * c, ras[r][c]);
   memcpy(h + 344, "n+1", 4);
 
-  size_t nbytes = t3d_volume_nvoxels(v) * sizeof(float);
+  size_t nbytes = t3d_volume_nvoxels(v) * esize;
   bool gz = ends_with(path, ".gz");
   if (gz) {
     /* Level 1: 10x faster than 6 on float CT for ~20% larger files (100 MiB: 2 s vs 21 s). */
@@ -214,7 +214,7 @@ t3d_status t3d_nifti_write(const t3d_volume *v, const char *path)
     if (!f)
       return t3d_error(T3D_ERR_IO, "cannot create %s: %s", path, strerror(errno ? errno : ENOMEM));
     bool ok = gzwrite(f, h, VOX_OFFSET) == VOX_OFFSET;
-    const uint8_t *p = (const uint8_t *)v->data; /* float32 little-endian: x86 and ARM hosts */
+    const uint8_t *p = (const uint8_t *)data; /* float32 little-endian: x86 and ARM hosts */
     for (size_t off = 0; ok && off < nbytes;) {
       unsigned chunk = nbytes - off > (1u << 30) ? (1u << 30) : (unsigned)(nbytes - off);
       ok = gzwrite(f, p + off, chunk) == (int)chunk;
@@ -237,7 +237,7 @@ t3d_status t3d_nifti_write(const t3d_volume *v, const char *path)
   FILE *f = fopen(path, "wb");
   if (!f)
     return t3d_error(T3D_ERR_IO, "cannot create %s: %s", path, strerror(errno));
-  bool ok = fwrite(h, 1, VOX_OFFSET, f) == VOX_OFFSET && fwrite(v->data, 1, nbytes, f) == nbytes;
+  bool ok = fwrite(h, 1, VOX_OFFSET, f) == VOX_OFFSET && fwrite(data, 1, nbytes, f) == nbytes;
   int err = errno;
   if (fclose(f) != 0 && ok)
     ok = false, err = errno;
@@ -246,6 +246,20 @@ t3d_status t3d_nifti_write(const t3d_volume *v, const char *path)
     return t3d_error(T3D_ERR_IO, "cannot write %s: %s", path, strerror(err));
   }
   return T3D_OK;
+}
+
+t3d_status t3d_nifti_write(const t3d_volume *v, const char *path)
+{
+  if (!v || !v->data || !path)
+    return t3d_error(T3D_ERR_INVALID_ARG, "t3d_nifti_write: volume and path are required");
+  return write_voxels(v, v->data, 16, path);
+}
+
+t3d_status t3d_nifti_write_u8(const t3d_volume *geometry, const uint8_t *labels, const char *path)
+{
+  if (!geometry || !labels || !path)
+    return t3d_error(T3D_ERR_INVALID_ARG, "t3d_nifti_write_u8: geometry, labels and path are required");
+  return write_voxels(geometry, labels, 2, path);
 }
 
 /* ---- reader ------------------------------------------------------------------------------- */

@@ -33,6 +33,9 @@ typedef struct {
 /* Writes v as float32 voxels to path; gzip-compressed when path ends in ".gz".
  * Errors: T3D_ERR_IO naming the file (cannot create or write). */
 t3d_status t3d_nifti_write(const t3d_volume *v, const char *path);
+/* The same for a uint8 volume (label maps): nz*ny*nx values at labels in the voxel order of
+ * geometry, whose size and geometry the file takes (its voxels are not read; data may be NULL). */
+t3d_status t3d_nifti_write_u8(const t3d_volume *geometry, const uint8_t *labels, const char *path);
 
 /* Reads a 3-D NIfTI-1 file (plain or gzip) into a new float volume (*out is the caller's,
  * t3d_volume_free). Voxels are scaled by scl_slope/scl_inter when the slope is non-zero.

@@ -1,6 +1,7 @@
 /* Minimal synthetic CT phantom (see phantom.h): analytic shapes evaluated at each voxel's
  * patient position. Not a realistic anatomy model and not a simulator of CT physics. */
 #include "core/model/phantom.h"
+#include "core/model/phantom_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -29,24 +30,7 @@ int t3d_phantom_orientation_parse(const char *name, t3d_phantom_orientation *out
   return -1;
 }
 
-/* splitmix64: small, seedable, identical on every platform. */
-static uint64_t next_u64(uint64_t *s)
-{
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static double uniform(uint64_t *s) { return (double)(next_u64(s) >> 11) * (1.0 / 9007199254740992.0); }
-
-static double gaussian(uint64_t *s)
-{
-  double u = uniform(s), v = uniform(s);
-  return sqrt(-2.0 * log(u > 1e-300 ? u : 1e-300)) * cos(2 * M_PI * v);
-}
-
-static void set_directions(t3d_volume *v, t3d_phantom_orientation o)
+void t3d_phantom_set_directions(t3d_volume *v, t3d_phantom_orientation o)
 {
   double d[3][3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}; /* d[c] = direction of axis c */
   if (o == T3D_PHANTOM_SAGITTAL) {
@@ -89,7 +73,7 @@ t3d_status t3d_phantom_ct(const t3d_phantom_params *p, t3d_volume **out)
     return st;
   for (int a = 0; a < 3; a++)
     v->spacing[a] = p->spacing[a];
-  set_directions(v, p->orientation);
+  t3d_phantom_set_directions(v, p->orientation);
   /* Centre the grid on the LPS origin. */
   double half[3] = {(double)(p->nx - 1) / 2, (double)(p->ny - 1) / 2, (double)(p->nz - 1) / 2};
   for (int r = 0; r < 3; r++) {
@@ -108,9 +92,9 @@ t3d_status t3d_phantom_ct(const t3d_phantom_params *p, t3d_volume **out)
 
   uint64_t rng = p->seed * 0x2545f4914f6cdd1dull + 1;
   /* Nodule in the right lung (patient right is -L), position jittered by the seed. */
-  double nod[3] = {-0.42 + 0.1 * (uniform(&rng) - 0.5), -0.05 + 0.2 * (uniform(&rng) - 0.5),
-                   0.4 * (uniform(&rng) - 0.5)};
-  double nod_r = 0.09 + 0.04 * uniform(&rng);
+  double nod[3] = {-0.42 + 0.1 * (t3d_phantom_uniform(&rng) - 0.5), -0.05 + 0.2 * (t3d_phantom_uniform(&rng) - 0.5),
+                   0.4 * (t3d_phantom_uniform(&rng) - 0.5)};
+  double nod_r = 0.09 + 0.04 * t3d_phantom_uniform(&rng);
 
   for (int64_t k = 0; k < v->nz; k++)
     for (int64_t j = 0; j < v->ny; j++)
@@ -130,7 +114,7 @@ t3d_status t3d_phantom_ct(const t3d_phantom_params *p, t3d_volume **out)
             hu = 40;
         }
         if (p->noise_hu > 0)
-          hu += p->noise_hu * gaussian(&rng);
+          hu += p->noise_hu * t3d_phantom_gaussian(&rng);
         hu = round(hu);
         v->data[(k * v->ny + j) * v->nx + i] = (float)(hu < -1024 ? -1024 : hu > 3071 ? 3071 : hu);
       }

@@ -1,7 +1,8 @@
-/* Synthetic CT phantoms for tests and demos: a body ellipse of soft tissue (~0 HU), two lungs
- * (-850 HU), a spine (700 HU) and a lung nodule, sampled in patient (LPS) space so every
- * orientation and spacing shows the same anatomy. The seed of the real phantom generator that
- * makes training data; deliberately tiny for now (no organs beyond these, no lesions library). */
+/* Synthetic CT phantoms, sampled in patient (LPS) space so every orientation and spacing shows
+ * the same anatomy. Two generators: t3d_phantom_ct, a tiny fixed body/lungs/spine/nodule volume
+ * for reader and exporter tests, and t3d_phantom_case_*, chest-abdomen CT cases with organs, 11
+ * findings with known truth, a label volume and a free-text report (training and evaluation
+ * data, contract in issue 7). Neither is a CT physics simulator nor patient data. */
 #ifndef T3D_PHANTOM_H
 #define T3D_PHANTOM_H
 
@@ -9,6 +10,7 @@
 
 #include "core/base/status.h"
 #include "core/base/volume.h"
+#include "core/dicom/dicomwrite.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -39,6 +41,99 @@ t3d_status t3d_phantom_ct(const t3d_phantom_params *p, t3d_volume **out);
 
 /* "axial", "sagittal", "coronal", "oblique"; parse returns 0 on success. */
 int t3d_phantom_orientation_parse(const char *name, t3d_phantom_orientation *out);
+
+
+/* ---- chest-abdomen cases (t3d phantom) ------------------------------------------------------
+ *
+ * A case is generated in memory from (params, seed) and is deterministic for them: the same
+ * voxels, labels, report and truth, byte for byte, on every run. Anatomy (body outline with
+ * subcutaneous fat and muscle, lungs with vessels and airways, trachea and main bronchi, heart,
+ * aorta, liver, spleen, kidneys, bowel, spine, ribs, sternum) is placed in LPS millimetres with
+ * seed-varied size, shape and position; the grid (matrix, spacing, orientation) samples it.
+ *
+ * HU, as a contrast-enhanced (portal venous) scanner shows them: air -1000, lung about -850,
+ * fat about -100, muscle and soft tissue 30-60, liver 100-130, spleen 110-130, kidney cortex
+ * 150-190, aorta and heart blood 150-220, cancellous bone 200-350, cortical bone 700-1200;
+ * then partial-volume blur ([1 2 1]/4 along each axis) and Gaussian noise (8-20 HU), rounded to
+ * integer HU in [-1024, 3071] so the DICOM writer stores them exactly.
+ *
+ * Findings (names as the model's defaults, t3d_phantom_finding_names): each is drawn with
+ * probability 0.35 unless the case is drawn fully normal (probability 0.15). A finding is
+ * "present" in the truth only when it is visible on the grid (a lesion's centre inside the
+ * field of view; at least 1 cm^3 of effusion, pneumothorax, consolidation, ascites; 5 cm^3 of
+ * emphysema; the heart or spleen centre inside the field of view for cardiomegaly and
+ * splenomegaly), so truth, labels and report always agree with what the volume shows.
+ * Lung nodules and liver lesions are 8-35 mm, renal cysts 12-40 mm, enlarged nodes 15-30 mm
+ * short axis: at least two voxels of a 4 mm analysis grid.
+ *
+ * Data size: the slice count is capped so nx*ny*nz <= params.max_voxels (default 16 M voxels,
+ * 32 MB at 16 bits); with a large matrix and thin slices the case covers a slab of the
+ * chest-abdomen (its position drawn from the seed) rather than all of it.
+ *
+ * Label ids (t3d_phantom_label_names): 0 background (air outside the body), 1 body (fat, muscle,
+ * soft tissue, vessels outside the organs, trachea, mediastinal nodes, effusion/ascites fluid,
+ * pneumothorax air), 2 lung (both lungs with their vessels, airways, emphysema, consolidation),
+ * 3 heart, 4 liver, 5 spleen, 6 kidney (both), 7 bone (spine, ribs, sternum), 8 lesion (lung
+ * nodules, liver lesions, renal cysts). */
+
+#define T3D_PHANTOM_NFINDINGS 11
+#define T3D_PHANTOM_NLABELS 9
+
+typedef struct t3d_phantom_case t3d_phantom_case;
+
+/* Acquisition and content choices. Zero (or -1 where stated) means "draw from the seed". */
+typedef struct {
+  int64_t matrix;          /* in-plane pixels (square); 0: 256, 320, 384, 448 or 512 */
+  double fov_mm;           /* in-plane field of view; 0: 340-480 mm */
+  double slice_mm;         /* slice spacing; 0: one of 0.625, 1, 1.25, 1.5, 2, 2.5, 3, 5 mm */
+  int orientation;         /* t3d_phantom_orientation; -1: axial 70 %, others 10 % each */
+  int storage;             /* t3d_dicom_storage s16/u16/u12; -1: drawn */
+  int syntax;              /* lossless t3d_dicom_syntax; -1: drawn */
+  double noise_hu;         /* noise standard deviation; < 0: 8-20 HU */
+  int64_t max_voxels;      /* cap on nx*ny*nz (see above); 0: 16 M */
+  /* Per finding (t3d_phantom_finding_names order): -1 drawn, 0 absent, 1 present (when the
+   * grid shows it). Tests use it to get a finding for sure. */
+  int8_t findings[T3D_PHANTOM_NFINDINGS];
+} t3d_phantom_case_params;
+
+/* Everything drawn from the seed (the fields above at 0 / -1). */
+t3d_phantom_case_params t3d_phantom_case_default_params(void);
+
+/* Generates case `seed` into *out (the caller's, t3d_phantom_case_free). Errors:
+ * T3D_ERR_INVALID_ARG for out-of-range params, T3D_ERR_NOMEM. */
+t3d_status t3d_phantom_case_generate(const t3d_phantom_case_params *p, uint64_t seed, t3d_phantom_case **out);
+void t3d_phantom_case_free(t3d_phantom_case *c); /* NULL is a no-op */
+
+/* Borrowed views, valid until t3d_phantom_case_free. */
+const t3d_volume *t3d_phantom_case_volume(const t3d_phantom_case *c); /* integer HU, series grid */
+const uint8_t *t3d_phantom_case_labels(const t3d_phantom_case *c);    /* nz*ny*nx label ids, same order */
+const char *t3d_phantom_case_report(const t3d_phantom_case *c);       /* "FINDINGS:\n...IMPRESSION:\n..." */
+/* {"pulmonary nodule":{"present":true,"count":1,"size_mm":12.0,"lobe":"right lower lobe"}, ...}
+ * with every finding; attributes of present findings: nodule count/size_mm/lobe, effusion side,
+ * pneumothorax side, consolidation lobe, emphysema severity, cardiomegaly ctr (cardiothoracic
+ * ratio), liver lesion count/size_mm, renal cyst side/size_mm, splenomegaly length_mm, ascites
+ * amount, lymphadenopathy count/size_mm (largest short axis). side: "left"/"right"/"bilateral". */
+const char *t3d_phantom_case_truth_json(const t3d_phantom_case *c);
+/* {"matrix":[nx,ny,nz],"spacing_mm":[sx,sy,sz],"orientation":"axial","storage":"s16","syntax":"rle"} */
+const char *t3d_phantom_case_acquisition_json(const t3d_phantom_case *c);
+/* Whether finding i (t3d_phantom_finding_names order) is present in the truth. */
+int t3d_phantom_case_has_finding(const t3d_phantom_case *c, size_t i);
+/* How the case is to be stored (drawn or from params). */
+void t3d_phantom_case_storage(const t3d_phantom_case *c, t3d_dicom_storage *storage, t3d_dicom_syntax *syntax);
+
+/* Writes case_dir/dicom/ (the series; UIDs derived from the seed, so the files are deterministic
+ * too), case_dir/labels.nii.gz (uint8, same affine as the series) and case_dir/report.txt.
+ * Errors: T3D_ERR_IO naming the file, errors of the DICOM writer. */
+t3d_status t3d_phantom_case_write(const t3d_phantom_case *c, const char *case_dir);
+
+/* One manifest line (no newline) for the case stored under DIR/name:
+ * {"case":name,"seed":S,"series":"name/dicom","labels":"name/labels.nii.gz","report":...,
+ *  "truth":{...},"acquisition":{...}}. *out is the caller's (free). T3D_ERR_NOMEM only. */
+t3d_status t3d_phantom_case_manifest_line(const t3d_phantom_case *c, const char *name, char **out);
+
+/* The 9 label names (ids = positions) and the 11 finding names; static strings. */
+const char *const *t3d_phantom_label_names(size_t *count);
+const char *const *t3d_phantom_finding_names(size_t *count);
 
 #ifdef __cplusplus
 }
