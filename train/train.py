@@ -37,7 +37,10 @@ def parse_args(argv=None):
     ap.add_argument("--data", required=True, help="phantom folder (manifest.jsonl with reports)")
     ap.add_argument("--out", required=True, help="run folder: ckpt.pt, metrics.csv, tb/, final.pt")
     ap.add_argument("--init", help="start from this checkpoint's weights (e.g. the pre-training run)")
-    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=100, help="number of steps (the cap with --time-budget)")
+    ap.add_argument("--time-budget", type=float, default=0,
+                    help="minutes of wall time: the cosine schedule follows elapsed time and the run ends "
+                         "when it is spent (for shared machines whose speed is unknown in advance)")
     ap.add_argument("--batch", type=int, default=8, help="global batch (split over processes)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--wd", type=float, default=0.05)
@@ -63,11 +66,19 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-def lr_at(step, a):
+def progress_of(step, elapsed, a):
+    """Fraction of the run done: by steps, or by wall time when --time-budget is set."""
+    p = step / a.steps
+    if a.time_budget > 0:
+        p = max(p, elapsed / (60.0 * a.time_budget))
+    return min(1.0, p)
+
+
+def lr_at(step, progress, a):
+    """Linear warm-up over --warmup steps, then cosine decay to 2 % over the run's progress."""
     if step < a.warmup:
         return a.lr * (step + 1) / a.warmup
-    p = (step - a.warmup) / max(1, a.steps - a.warmup)
-    return a.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+    return a.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def param_groups(model, wd):
@@ -95,11 +106,13 @@ class Progress:
         self.t0 = time.time()
         self.tty = sys.stderr.isatty()
 
-    def show(self, step, loss, extra=""):
+    def show(self, step, loss, extra="", eta_s=None):
         done = step + 1 - self.start_step
         el = time.time() - self.t0
         rate = done / el if el > 0 else 0.0
         eta = (self.total - step - 1) / rate if rate > 0 else 0.0
+        if eta_s is not None:
+            eta = min(eta, max(0.0, eta_s))
         width = 24
         fill = int(width * (step + 1) / self.total)
         bar = "#" * fill + "." * (width - fill)
@@ -169,12 +182,13 @@ def main(argv=None):
     opt = torch.optim.AdamW(param_groups(model, a.wd), lr=a.lr, betas=(0.9, 0.98))
     os.makedirs(a.out, exist_ok=True)
     ckpt_path = os.path.join(a.out, "ckpt.pt")
-    start = 0
+    start, elapsed_before = 0, 0.0
     if os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path, map_location="cpu")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         start = ck["step"]
+        elapsed_before = ck.get("elapsed_s", 0.0)
         if rank == 0:
             print(f"resumed from {ckpt_path} at step {start}", file=sys.stderr, flush=True)
 
@@ -198,9 +212,17 @@ def main(argv=None):
             json.dump(vars(a), f, indent=1)
 
     prog = Progress(a.steps, start, os.path.basename(os.path.normpath(a.out)))
+    done = start
     t_start = time.time()
     model.train()
     for step in range(start, a.steps):
+        progress = progress_of(step, elapsed_before + time.time() - t_start, a)
+        if world > 1:  # every process stops at the same step
+            pt = torch.tensor([progress], device=dev)
+            dist.all_reduce(pt, op=dist.ReduceOp.MAX)
+            progress = float(pt)
+        if progress >= 1.0:
+            break
         gidx = D.global_batch_indices(len(cases), a.batch, a.seed, step)
         lidx = gidx[rank * local:(rank + 1) * local]
         xb = cases.x[lidx]
@@ -215,7 +237,7 @@ def main(argv=None):
         else:
             ib, mb = ids[lidx].to(dev), mask[lidx].to(dev)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, a)
+            g["lr"] = lr_at(step, progress, a)
         model.tma.normalize_prototypes()
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
             temb, tokens = model.encode_text(ib, mb)
@@ -252,9 +274,11 @@ def main(argv=None):
                     "seg": float(l_seg), "lr": opt.param_groups[0]["lr"],
                     "logit_scale": float(model.logit_scale.exp()), "grad_norm": float(gnorm)}
             if done % a.log_every == 0 or done == a.steps or done == start + 1:
-                rate = prog.show(step, vals["loss"], f"clip {vals['clip']:.3f} tma {vals['tma']:.3f} seg {vals['seg']:.3f}")
+                left = (60.0 * a.time_budget - elapsed_before - (time.time() - t_start)) if a.time_budget > 0 else None
+                rate = prog.show(step, vals["loss"], f"clip {vals['clip']:.3f} tma {vals['tma']:.3f} seg {vals['seg']:.3f}",
+                                 left)
                 vals["steps_per_s"] = round(rate, 4)
-            vals["elapsed_s"] = round(time.time() - t_start, 2)
+            vals["elapsed_s"] = round(elapsed_before + time.time() - t_start, 2)
             with open(csv_path, "a", newline="") as f:
                 csv.DictWriter(f, CSV_FIELDS).writerow(vals)
             if tb:
@@ -262,12 +286,13 @@ def main(argv=None):
                     tb.add_scalar(k, vals[k], done)
             if done % a.ckpt_every == 0 or done == a.steps:
                 atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": done,
-                             "args": vars(a)}, ckpt_path)
+                             "elapsed_s": elapsed_before + time.time() - t_start, "args": vars(a)}, ckpt_path)
     if rank == 0:
         if tb:
             tb.close()
         if not a.dump_grads:
-            atomic_save({"model": model.state_dict(), "step": a.steps, "args": vars(a)},
+            atomic_save({"model": model.state_dict(), "step": done, "elapsed_s": elapsed_before + time.time() - t_start,
+                         "args": vars(a)},
                         os.path.join(a.out, "final.pt"))
             if a.export:
                 from train.export import export
