@@ -14,17 +14,11 @@
 #include <jansson.h>
 
 #include "cli/commands.h"
+#include "cli/progress.h"
 #include "core/dicom/dicom.h"
 #include "core/model/model.h"
 #include "core/dicom/nifti.h"
 #include "kernels/backend.h"
-
-#ifndef T3D_BUILD_MODEL
-#define T3D_BUILD_MODEL ""
-#endif
-#ifndef T3D_PKGDATADIR
-#define T3D_PKGDATADIR "/usr/share/t3d"
-#endif
 
 static volatile int interrupted;
 
@@ -51,22 +45,9 @@ static void usage(FILE *to)
           T3D_PKGDATADIR);
 }
 
-static const char *default_model(void)
-{
-  static char buf[4096];
-  const char *e = getenv("T3D_MODEL");
-  if (e && *e) return e;
-  if (*T3D_BUILD_MODEL && access(T3D_BUILD_MODEL, R_OK) == 0) return T3D_BUILD_MODEL;
-  snprintf(buf, sizeof buf, "%s/t3d-tiny-init.safetensors", T3D_PKGDATADIR);
-  return buf;
-}
-
 static void progress_cb(void *user, double f, const char *stage)
 {
-  (void)user;
-  fprintf(stderr, "\r[%3.0f%%] %-28s", f * 100, stage);
-  if (f >= 1.0) fputc('\n', stderr);
-  fflush(stderr);
+  t3d_cli_progress_draw(user, f, stage); /* the bar with ETA, shared with `t3d eval` */
 }
 
 /* The series grid as a float volume holding the labels, for the NIfTI writer. */
@@ -150,7 +131,7 @@ int t3d_cmd_analyze(int argc, char **argv)
     return 2;
   }
   dir = argv[optind];
-  if (!model_path) model_path = default_model();
+  if (!model_path) model_path = t3d_cli_default_model();
   if (threads < 0) {
     fprintf(stderr, "t3d analyze: --threads must be >= 0\n");
     return 2;
@@ -161,6 +142,7 @@ int t3d_cmd_analyze(int argc, char **argv)
   t3d_backend *be = NULL;
   t3d_model *model = NULL;
   t3d_analysis_result *res = NULL;
+  t3d_cli_progress bar = {0};
   t3d_status s;
   size_t idx = 0;
   const char *what = "analyze";
@@ -194,6 +176,8 @@ int t3d_cmd_analyze(int argc, char **argv)
     goto fail;
   }
   t3d_analyze_opts ao = t3d_analyze_default_opts();
+  t3d_cli_progress_start(&bar);
+  ao.user = &bar;
   ao.segment = !no_segment;
   if (show_progress) signal(SIGINT, on_sigint);
   s = t3d_analyze(model, vol, &ao, show_progress ? progress_cb : NULL, &interrupted, &res);
@@ -244,6 +228,7 @@ int t3d_cmd_analyze(int argc, char **argv)
   rc = 0;
   goto cleanup;
 fail:
+  t3d_cli_progress_end(&bar);
   t3d_cli_fail(s, what);
 cleanup:
   t3d_analysis_result_free(res);

@@ -14,6 +14,7 @@ int t3d_cmd_analyze(int argc, char **argv);
 int t3d_cmd_bench(int argc, char **argv);
 int t3d_cmd_bench_ops(int argc, char **argv);
 int t3d_cmd_devices(int argc, char **argv);
+int t3d_cmd_eval(int argc, char **argv);
 int t3d_cmd_info(int argc, char **argv);
 int t3d_cmd_model_info(int argc, char **argv);
 int t3d_cmd_model_init(int argc, char **argv);
@@ -24,5 +25,9 @@ int t3d_cmd_volume(int argc, char **argv);
 
 /* Prints "t3d: <strerror>: <detail>" for a failed status; returns 1 for use as exit code. */
 int t3d_cli_fail(int status, const char *what);
+
+/* The model file commands use without --model: $T3D_MODEL, else the build tree's t3d-tiny-init
+ * model (T3D_BUILD_MODEL, when it exists), else PKGDATADIR/t3d-tiny-init.safetensors. Static storage. */
+const char *t3d_cli_default_model(void);
 
 #endif

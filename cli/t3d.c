@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "core/base/log.h"
@@ -14,6 +15,13 @@
 
 #define _(s) gettext(s)
 #define N_(s) (s)
+
+#ifndef T3D_BUILD_MODEL
+#define T3D_BUILD_MODEL ""
+#endif
+#ifndef T3D_PKGDATADIR
+#define T3D_PKGDATADIR "/usr/share/t3d"
+#endif
 
 static int cmd_version(int argc, char **argv)
 {
@@ -27,6 +35,7 @@ static const t3d_command commands[] = {
   {"bench", N_("time t3d-r50 on the CPU next to PyTorch (ms, peak memory)"), t3d_cmd_bench},
   {"bench-ops", N_("time each compute op against PyTorch at the reference model sizes"), t3d_cmd_bench_ops},
   {"devices", N_("list the CPU and CUDA GPUs t3d can run on"), t3d_cmd_devices},
+  {"eval", N_("evaluate a model on a labelled phantom set: AUROC, retrieval R@k, Dice"), t3d_cmd_eval},
   {"info", N_("list the DICOM series in a folder or DICOMDIR"), t3d_cmd_info},
   {"model-info", N_("describe a model file: config, metadata, tensors"), t3d_cmd_model_info},
   {"model-init", N_("write a model file with seeded random weights"), t3d_cmd_model_init},
@@ -45,6 +54,16 @@ int t3d_cli_fail(int status, const char *what)
   else
     fprintf(stderr, "t3d: %s%s%s\n", t3d_strerror((t3d_status)status), *detail ? ": " : "", detail);
   return 1;
+}
+
+const char *t3d_cli_default_model(void)
+{
+  static char buf[4096];
+  const char *e = getenv("T3D_MODEL");
+  if (e && *e) return e;
+  if (*T3D_BUILD_MODEL && access(T3D_BUILD_MODEL, R_OK) == 0) return T3D_BUILD_MODEL;
+  snprintf(buf, sizeof buf, "%s/t3d-tiny-init.safetensors", T3D_PKGDATADIR);
+  return buf;
 }
 
 static void usage(FILE *to)
