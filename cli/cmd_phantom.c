@@ -28,7 +28,7 @@ static void usage(FILE *to)
                 "  --storage S           s16|u16|u12\n"
                 "  --syntax T            explicit|implicit|deflate|rle|jpeg-lossless|jpegls|j2k\n"
                 "  --noise HU            noise standard deviation (8-20 drawn)\n"
-                "  --max-voxels N        cap on voxels per case (default 16000000)\n"
+                "  --max-voxels N        cap on voxels per case (default 12000000)\n"
                 "  --quiet               no progress lines\n"));
 }
 

@@ -54,7 +54,8 @@ int t3d_phantom_orientation_parse(const char *name, t3d_phantom_orientation *out
  * HU, as a contrast-enhanced (portal venous) scanner shows them: air -1000, lung about -850,
  * fat about -100, muscle and soft tissue 30-60, liver 100-130, spleen 110-130, kidney cortex
  * 150-190, aorta and heart blood 150-220, cancellous bone 200-350, cortical bone 700-1200;
- * then partial-volume blur ([1 2 1]/4 along each axis) and Gaussian noise (8-20 HU), rounded to
+ * then partial-volume blur (about 1 mm: [a, 1-2a, a] along each axis, a = 1/4 at 1 mm voxels,
+ * less for coarser ones) and Gaussian noise (8-20 HU), rounded to
  * integer HU in [-1024, 3071] so the DICOM writer stores them exactly.
  *
  * Findings (names as the model's defaults, t3d_phantom_finding_names): each is drawn with
@@ -66,8 +67,8 @@ int t3d_phantom_orientation_parse(const char *name, t3d_phantom_orientation *out
  * Lung nodules and liver lesions are 8-35 mm, renal cysts 12-40 mm, enlarged nodes 15-30 mm
  * short axis: at least two voxels of a 4 mm analysis grid.
  *
- * Data size: the slice count is capped so nx*ny*nz <= params.max_voxels (default 16 M voxels,
- * 32 MB at 16 bits); with a large matrix and thin slices the case covers a slab of the
+ * Data size: the slice count is capped so nx*ny*nz <= params.max_voxels (default 12 M voxels,
+ * 24 MB at 16 bits); with a large matrix and thin slices the case covers a slab of the
  * chest-abdomen (its position drawn from the seed) rather than all of it.
  *
  * Label ids (t3d_phantom_label_names): 0 background (air outside the body), 1 body (fat, muscle,
@@ -90,7 +91,7 @@ typedef struct {
   int storage;             /* t3d_dicom_storage s16/u16/u12; -1: drawn */
   int syntax;              /* lossless t3d_dicom_syntax; -1: drawn */
   double noise_hu;         /* noise standard deviation; < 0: 8-20 HU */
-  int64_t max_voxels;      /* cap on nx*ny*nz (see above); 0: 16 M */
+  int64_t max_voxels;      /* cap on nx*ny*nz (see above); 0: 12 M */
   /* Per finding (t3d_phantom_finding_names order): -1 drawn, 0 absent, 1 present (when the
    * grid shows it). Tests use it to get a finding for sure. */
   int8_t findings[T3D_PHANTOM_NFINDINGS];

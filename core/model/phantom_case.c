@@ -39,13 +39,28 @@ static double seg_dist2(const double p[3], const double a[3], const double b[3],
   return sq(ap[0] - u * ab[0]) + sq(ap[1] - u * ab[1]) + sq(ap[2] - u * ab[2]);
 }
 
-/* Ellipsoid rotated by angle rot about S: normalised squared radius of p (< 1 inside). */
+/* Ellipsoid rotated by angle rot about S: normalised squared radius of p (< 1 inside; 2 for
+ * points outside its bounding box). pc_ellipsoid_finish must have run on e. */
 static double ell(const pc_ellipsoid *e, const double p[3])
 {
   double dx = p[0] - e->c[0], dy = p[1] - e->c[1], dz = p[2] - e->c[2];
-  double cs = cos(e->rot), sn = sin(e->rot);
-  double u = cs * dx + sn * dy, v = -sn * dx + cs * dy;
+  if (fabs(dz) >= 1.25 * e->r[2] || fabs(dx) >= e->bound || fabs(dy) >= e->bound)
+    return 2;
+  double u = e->cs * dx + e->sn * dy, v = -e->sn * dx + e->cs * dy;
   return sq(u / e->r[0]) + sq(v / e->r[1]) + sq(dz / e->r[2]);
+}
+
+static void finish(pc_ellipsoid *e)
+{
+  e->cs = cos(e->rot), e->sn = sin(e->rot);
+  e->bound = 1.25 * fmax(e->r[0], e->r[1]);
+}
+
+static pc_ellipsoid E(double cx, double cy, double cz, double rx, double ry, double rz, double rot)
+{
+  pc_ellipsoid e = {{cx, cy, cz}, {rx, ry, rz}, rot, 0, 0, 0};
+  finish(&e);
+  return e;
 }
 
 static int capsule_hit(const pc_capsule *c, const double p[3])
@@ -83,10 +98,10 @@ static double fat_at(const pc_anatomy *A, double z)
   return lerp(A->fat_chest, A->fat_abd, smooth01((A->z_dome_r - 20 - z) / 90));
 }
 
-/* Width of the rib ring inside the muscle: 12 mm in the chest, none low in the abdomen. */
+/* Width of the rib ring inside the muscle: 10 mm in the chest, none low in the abdomen. */
 static double ring_at(const pc_anatomy *A, double z)
 {
-  return 12 * smooth01((z - (A->z_dome_r - 130)) / 40);
+  return 10 * smooth01((z - (A->z_dome_r - 130)) / 40);
 }
 
 static double diaphragm(const pc_anatomy *A, double x, double y)
@@ -111,7 +126,7 @@ static int lung_side(const pc_anatomy *A, const double q[3], double *rho)
   double a, bf, bb;
   body_axes(A, z, &a, &bf, &bb);
   double fat = fat_at(A, z), in = fat + A->muscle + ring_at(A, z) + 2;
-  double ac = a - in, bfc = bf - in, bbc = bb - in * 0.7 - 20;
+  double ac = a - in, bfc = bf - in, bbc = spine_y(A, z) + 45;
   double f = 1;
   double h = 70;
   if (z > A->z_apex - h)
@@ -123,7 +138,7 @@ static int lung_side(const pc_anatomy *A, const double q[3], double *rho)
   double e = sq(xs / (ac * f)) + sq(y / ((y < 0 ? bfc : bbc) * f));
   if (e >= 1)
     return 0;
-  double band = 16 + 14 * exp(-sq((z - 30) / 50));
+  double band = 10 + 18 * exp(-sq((z - 30) / 50));
   double ys = spine_y(A, z);
   if (y > ys - A->r_vert - 8)
     band = fmax(band, A->r_vert + 6);
@@ -169,11 +184,10 @@ static int in_list(const pc_ellipsoid *e, int n, const double q[3], int *which)
 }
 
 /* Spine, paraspinal muscles, sternum and ribs; returns 1 when the point is one of them. */
-static int skeleton(const pc_anatomy *A, const double q[3], double a, double bf, double bb, double ai, double bfi,
+static int skeleton(const pc_anatomy *A, const double q[3], double tx, double a, double bf, double bb, double ai, double bfi,
                     double bbi, double rw, pc_sample *s)
 {
   double x = q[0], y = q[1], z = q[2];
-  double tx = texture(q, 0.3);
   double ys = spine_y(A, z), rv = A->r_vert + 3 * smooth01((A->z_dome_r - 60 - z) / 120);
   double dy = y - ys;
   double ph = fmod(z - A->z_vert0 + 10000 * A->vert_period, A->vert_period);
@@ -195,7 +209,7 @@ static int skeleton(const pc_anatomy *A, const double q[3], double a, double bf,
   if (ph > 8 && ph < A->vert_period - 3) {
     int arch = dy > rv && dy < rv + 24 && fabs(x) < 15;
     int spinous = dy >= rv + 24 && dy < rv + 46 && fabs(x) < 4.5;
-    int transverse = dy > rv + 6 && dy < rv + 15 && fabs(x) < 36 && ph < A->vert_period - 9;
+    int transverse = dy > rv + 6 && dy < rv + 13 && fabs(x) < 30 && ph > 12 && ph < A->vert_period - 8;
     if (arch || spinous || transverse) {
       set(s, 600 + 150 * tx, 7, -1);
       return 1;
@@ -203,7 +217,7 @@ static int skeleton(const pc_anatomy *A, const double q[3], double a, double bf,
   }
   /* paraspinal muscles */
   for (int side = -1; side <= 1; side += 2)
-    if (sq((x - side * 38) / 27) + sq((y - (ys + rv + 22)) / 24) < 1) {
+    if (sq((x - side * 34) / 22) + sq((y - (ys + rv + 36)) / 19) < 1) {
       set(s, 50 + 8 * tx, 1, -1);
       return 1;
     }
@@ -223,7 +237,7 @@ static int skeleton(const pc_anatomy *A, const double q[3], double a, double bf,
   if (fabs(dr) > 5)
     return 0;
   double phi = atan2(fabs(x), y); /* 0 posterior, pi anterior */
-  double drop = 55 * (1 - cos(phi)) / 2;
+  double drop = 110 * (1 - cos(phi)) / 2;
   double kf = (A->z_rib0 - (z + drop)) / A->rib_step;
   int k = (int)floor(kf + 0.5);
   if (k < 0 || k > 11)
@@ -266,10 +280,9 @@ static double vessel_hit(const pc_anatomy *A, const double q[3], int *airway, in
   return best;
 }
 
-static void lung_point(const pc_anatomy *A, const double q[3], int side, double rho, pc_sample *s)
+static void lung_point(const pc_anatomy *A, const double q[3], double tx, int side, double rho, pc_sample *s)
 {
   double x = q[0], y = q[1], z = q[2];
-  double tx = texture(q, 1.1);
   int si = side < 0 ? 0 : 1;
   double a, bf, bb;
   body_axes(A, z, &a, &bf, &bb);
@@ -318,21 +331,39 @@ static void lung_point(const pc_anatomy *A, const double q[3], int side, double 
     set(s, 120 + 20 * tx, 2, -1);
     return;
   }
+  /* peripheral vessels below the tree's resolution: tubes where two smooth fields both cross
+   * zero, thinner away from the hilum */
+  {
+    double f1 = sin(0.12 * x + 0.8 * sin(0.07 * z)) + 0.8 * sin(0.10 * y + 0.6 * sin(0.05 * x + 1));
+    double f2 = sin(0.11 * z + 0.9 * sin(0.06 * y)) + 0.8 * sin(0.13 * (x + y) + 2);
+    double g1 = sin(0.15 * y + 0.7 * sin(0.05 * z + 2)) + 0.8 * sin(0.09 * z + 0.5 * sin(0.08 * x));
+    double g2 = sin(0.14 * x + 0.6 * sin(0.06 * z + 1)) + 0.8 * sin(0.12 * (y - z) + 0.4);
+    double dist = sqrt(sq(fabs(x) - 45) + sq(y) + sq(z + 15));
+    double w = 0.11 * clampd(1.2 - dist / 160, 0.35, 1);
+    if ((fabs(f1) < w && fabs(f2) < w) || (fabs(g1) < w && fabs(g2) < w)) {
+      set(s, 90 + 20 * tx, 2, -1);
+      return;
+    }
+  }
   if (A->emph_thr < 9) {
-    double e = sin(0.41 * x + 0.7) * sin(0.37 * y + 1.9) * sin(0.43 * z + 0.2) + 0.6 * sin(0.29 * (x - z) + 2.2);
+    /* blobs of 10-20 mm, the grain of bullae and confluent centrilobular emphysema */
+    double e = sin(0.17 * x + 0.7) * sin(0.15 * y + 1.9) * sin(0.18 * z + 0.2) + 0.6 * sin(0.13 * (x - z) + 2.2);
     double thr = A->emph_thr + 0.5 * smooth01((A->z_fissure + 20 - z) / 80); /* upper zones first */
     if (e > thr) {
-      set(s, -965 + 8 * tx, 2, A->item_emph);
+      set(s, -975 + 8 * tx, 2, A->item_emph);
       return;
     }
   }
   set(s, hu, 2, -1);
 }
 
-static void thorax_point(const pc_anatomy *A, const double q[3], pc_sample *s)
+static void thorax_point(const pc_anatomy *A, const double q[3], double tx, pc_sample *s)
 {
-  double tx = texture(q, 0.7);
   int which;
+  if (in_list(A->nodes, A->n_nodes, q, &which)) { /* nodes indent the airways and vessels next to them */
+    set(s, 45 + 8 * tx, 1, A->item_node[which]);
+    return;
+  }
   for (int i = 0; i < A->n_airways; i++) {
     int h = capsule_hit(&A->airways[i], q);
     if (h) {
@@ -347,15 +378,12 @@ static void thorax_point(const pc_anatomy *A, const double q[3], pc_sample *s)
       set(s, A->vessels[i].hu + 10 * tx, 1, -1);
       return;
     }
-  if (in_list(A->nodes, A->n_nodes, q, &which)) {
-    set(s, 45 + 8 * tx, 1, A->item_node[which]);
-    return;
-  }
   double eh = ell(&A->heart, q);
   if (eh < 1) {
     pc_ellipsoid in = A->heart;
     for (int a = 0; a < 3; a++)
       in.r[a] -= 9;
+    finish(&in);
     double cs = cos(A->heart.rot), sn = sin(A->heart.rot);
     double u = cs * (q[0] - in.c[0]) + sn * (q[1] - in.c[1]);
     int blood = ell(&in, q) < 1 && fabs(u + 0.1 * in.r[0]) > 4.5;
@@ -373,17 +401,16 @@ static void thorax_point(const pc_anatomy *A, const double q[3], pc_sample *s)
   double rho;
   int side = lung_side(A, q, &rho);
   if (side) {
-    lung_point(A, q, side, rho, s);
+    lung_point(A, q, tx, side, rho, s);
     return;
   }
   set(s, -95 + 12 * tx, 1, -1); /* mediastinal and neck fat */
 }
 
-static void abdomen_point(const pc_anatomy *A, const double q[3], double ai, double bfi, double bbi, double zd,
-                          pc_sample *s)
+static void abdomen_point(const pc_anatomy *A, const double q[3], double tx, double ai, double bfi, double bbi,
+                          double zd, pc_sample *s)
 {
   double x = q[0], y = q[1], z = q[2];
-  double tx = texture(q, 1.9);
   int which;
   if (z > zd - 4) {
     set(s, 45 + 8 * tx, 1, -1); /* diaphragm */
@@ -394,6 +421,22 @@ static void abdomen_point(const pc_anatomy *A, const double q[3], double ai, dou
       set(s, A->vessels[i].hu + 10 * tx, 1, -1);
       return;
     }
+  if (in_list(A->cysts, A->n_cysts, q, &which)) {
+    set(s, 6 + 5 * tx, 8, A->item_cyst[which]);
+    return;
+  }
+  for (int k = 0; k < 2; k++) {
+    double e = ell(&A->kidney[k], q);
+    if (e < 1) {
+      double hu = e > 0.55 ? 175 : e > 0.2 ? 125 : -70;
+      set(s, hu + 12 * tx, 6, -1);
+      return;
+    }
+    if (e < 1.3) {
+      set(s, -90 + 10 * tx, 1, -1); /* perirenal fat */
+      return;
+    }
+  }
   int liver = (ell(&A->liver[0], q) < 1 || ell(&A->liver[1], q) < 1) && z < zd - 3;
   if (liver) {
     if (in_list(A->liver_lesions, A->n_liver_lesions, q, &which)) {
@@ -408,18 +451,6 @@ static void abdomen_point(const pc_anatomy *A, const double q[3], double ai, dou
     set(s, A->liver_hu + 6 * tx, 4, -1);
     return;
   }
-  if (in_list(A->cysts, A->n_cysts, q, &which)) {
-    set(s, 6 + 5 * tx, 8, A->item_cyst[which]);
-    return;
-  }
-  for (int k = 0; k < 2; k++) {
-    double e = ell(&A->kidney[k], q);
-    if (e < 1) {
-      double hu = e > 0.55 ? 175 : e > 0.2 ? 125 : -70;
-      set(s, hu + 12 * tx, 6, -1);
-      return;
-    }
-  }
   if (ell(&A->spleen, q) < 1 && z < zd - 3) {
     set(s, A->spleen_hu + 6 * tx, 5, A->item_spleen);
     return;
@@ -429,6 +460,7 @@ static void abdomen_point(const pc_anatomy *A, const double q[3], double ai, dou
     pc_ellipsoid in = A->stomach;
     for (int a = 0; a < 3; a++)
       in.r[a] -= 4;
+    finish(&in);
     if (ell(&in, q) >= 1)
       set(s, 55 + 8 * tx, 1, -1);
     else
@@ -453,6 +485,7 @@ static void abdomen_point(const pc_anatomy *A, const double q[3], double ai, dou
     pc_ellipsoid around = A->liver[0];
     for (int a = 0; a < 3; a++)
       around.r[a] += t;
+    finish(&around);
     int perihepatic = ell(&around, q) < 1;
     double b = sin(0.23 * x + 0.4) * sin(0.19 * y + 1.3) + sin(0.21 * z + 2.0) * sin(0.17 * (x + y) + 0.8);
     int between = z < A->kidney[0].c[2] && b > 0.55;
@@ -500,7 +533,7 @@ void pc_classify(const pc_anatomy *A, const double q[3], pc_sample_out *out)
   }
   double ai = af - A->muscle, bfi = bff - A->muscle, bbi = bbf - A->muscle;
   double rw = ring_at(A, z);
-  if (skeleton(A, q, a, bf, bb, ai, bfi, bbi, rw, &s))
+  if (skeleton(A, q, tx, a, bf, bb, ai, bfi, bbi, rw, &s))
     goto done;
   if (ellipse2(x, y, ai, bfi, bbi) >= 1) {
     set(&s, 48 + 8 * tx, 1, -1); /* chest and abdominal wall muscle */
@@ -512,9 +545,9 @@ void pc_classify(const pc_anatomy *A, const double q[3], pc_sample_out *out)
   }
   double zd = diaphragm(A, x, y);
   if (z > zd)
-    thorax_point(A, q, &s);
+    thorax_point(A, q, tx, &s);
   else
-    abdomen_point(A, q, ai, bfi, bbi, zd, &s);
+    abdomen_point(A, q, tx, ai, bfi, bbi, zd, &s);
 done:
   *out = s;
 }
@@ -618,7 +651,7 @@ static void build_cells(pc_anatomy *A)
 /* A random point inside the lung on `side` (0 either) at least margin mm from its edge, or 0. */
 static int random_lung_point(const pc_anatomy *A, uint64_t *r, int side, double margin, int lobe, double out[3])
 {
-  for (int tries = 0; tries < 400; tries++) {
+  for (int tries = 0; tries < 3000; tries++) {
     double q[3] = {urange(r, -A->a_chest, A->a_chest), urange(r, -A->b_chest, A->b_chest),
                    urange(r, A->z_dome_r - 60, A->z_apex - 10)};
     double rho;
@@ -664,8 +697,9 @@ static int new_item(pc_anatomy *A, int finding, const double c[3], int need_cent
 
 void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTOM_NFINDINGS])
 {
-  uint64_t rs = seed * 0x9e3779b97f4a7c15ull + 0x51ed27;
-  uint64_t *r = &rs;
+  /* Two streams: anatomy and findings, so that forcing a finding changes only the finding. */
+  uint64_t rs = seed * 0x9e3779b97f4a7c15ull + 0x51ed27, fs = seed * 0xbf58476d1ce4e5b9ull + 0x7f4a7c15;
+  uint64_t *r = &rs, *rf = &fs;
   memset(A, 0, sizeof *A);
   A->item_ptx = A->item_cons = A->item_emph = A->item_heart = A->item_spleen = A->item_ascites = -1;
   A->item_eff[0] = A->item_eff[1] = -1;
@@ -673,19 +707,19 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
   A->emph_thr = 10;
 
   /* body */
-  A->a_chest = urange(r, 138, 182);
-  A->b_chest = A->a_chest * urange(r, 0.62, 0.74);
-  A->a_abd = A->a_chest * urange(r, 0.9, 1.05);
-  A->b_abd = A->b_chest * urange(r, 1.0, 1.2);
-  A->fat_chest = urange(r, 8, 30);
-  A->fat_abd = A->fat_chest * urange(r, 1.1, 1.6);
-  A->muscle = urange(r, 8, 14);
+  A->a_chest = urange(r, 140, 175);
+  A->b_chest = A->a_chest * urange(r, 0.74, 0.86);
+  A->a_abd = A->a_chest * urange(r, 0.92, 1.05);
+  A->b_abd = A->b_chest * urange(r, 0.95, 1.12);
+  A->fat_chest = urange(r, 5, 22);
+  A->fat_abd = A->fat_chest * urange(r, 1.1, 1.7);
+  A->muscle = urange(r, 5, 10);
   A->z_apex = urange(r, 95, 120);
   A->z_dome_r = urange(r, -110, -80);
   A->z_dome_l = A->z_dome_r - urange(r, 8, 20);
   A->z_fissure = urange(r, -35, -15);
   A->r_vert = urange(r, 15, 19);
-  A->y_spine = A->b_chest * 0.92 - A->fat_chest * 0.6 - A->muscle - 42;
+  A->y_spine = A->b_chest * 0.92 - A->fat_chest * 0.6 - 72;
   A->vert_period = urange(r, 25, 30);
   A->z_vert0 = urange(r, 0, 30);
   A->rib_step = urange(r, 21, 25);
@@ -695,9 +729,9 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
 
   /* findings: which are drawn (15 % fully normal, else each 35 %) */
   int want[T3D_PHANTOM_NFINDINGS];
-  int normal = t3d_phantom_uniform(r) < 0.15;
+  int normal = t3d_phantom_uniform(rf) < 0.15;
   for (int f = 0; f < T3D_PHANTOM_NFINDINGS; f++) {
-    int drawn = !normal && t3d_phantom_uniform(r) < 0.35;
+    int drawn = !normal && t3d_phantom_uniform(rf) < 0.35;
     want[f] = force && force[f] >= 0 ? force[f] : drawn;
   }
 
@@ -705,7 +739,8 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
   double ys = A->y_spine, rv = A->r_vert;
   /* heart: normal cardiothoracic ratio 0.38-0.48, enlarged 0.56-0.66 */
   double inner = A->a_chest - A->fat_chest - A->muscle - 14;
-  double ctr = want[PC_CARDIOMEGALY] ? urange(r, 0.56, 0.66) : urange(r, 0.38, 0.48);
+  double ctr_normal = urange(r, 0.38, 0.48), ctr_big = urange(rf, 0.56, 0.66);
+  double ctr = want[PC_CARDIOMEGALY] ? ctr_big : ctr_normal;
   double rot = urange(r, -0.75, -0.45);
   double hr0 = 1.0, hr1 = urange(r, 0.78, 0.88), hz = urange(r, 0.85, 0.95);
   double half_width = ctr * inner; /* heart width = ctr * thoracic width = ctr * 2 * inner */
@@ -714,16 +749,17 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
   A->heart.rot = rot;
   A->heart.r[0] = hr0 * scale, A->heart.r[1] = hr1 * scale, A->heart.r[2] = hz * scale * 0.9;
   A->heart.c[0] = urange(r, 10, 22), A->heart.c[1] = -0.35 * A->b_chest + urange(r, -5, 5);
-  A->heart.c[2] = zr + A->heart.r[2] * 0.75;
+  A->heart.c[2] = zr + A->heart.r[2] * 0.9;
+  finish(&A->heart);
   A->ctr = ctr;
 
   /* great vessels, trachea, bronchi, oesophagus */
-  double yd = ys - rv - 12; /* descending aorta, left anterior of the spine */
+  double yd = ys - rv + 2; /* descending aorta, left anterior of the spine */
   double ar = urange(r, 11, 14);
   double asc[3] = {A->heart.c[0] - 12, A->heart.c[1] + 8, A->heart.c[2] + A->heart.r[2] * 0.6};
-  add_vessel(A, 12, yd + 2, zr - 400, 18, yd, zr - 40, ar, 190);
-  add_vessel(A, 18, yd, zr - 40, 22, yd, 30, ar, 190);
-  add_vessel(A, 22, yd, 30, 12, (yd + asc[1]) / 2, 52, ar, 190);
+  add_vessel(A, 8, yd - 14, zr - 400, 16, yd - 12, zr - 40, ar, 190);
+  add_vessel(A, 16, yd - 12, zr - 40, 26, yd, 30, ar, 190);
+  add_vessel(A, 26, yd, 30, 12, (yd + asc[1]) / 2, 52, ar, 190);
   add_vessel(A, 12, (yd + asc[1]) / 2, 52, asc[0], asc[1], 38, ar + 2, 190);
   add_vessel(A, asc[0], asc[1], 38, asc[0], asc[1], asc[2] - 10, ar + 3, 190);
   add_vessel(A, 8, (yd + asc[1]) / 2 - 5, 50, -12, -20, 160, 6, 190);
@@ -756,27 +792,29 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
   /* pulmonary vessel trees from both hila */
   for (int side = -1; side <= 1; side += 2) {
     double hil[3] = {side * 44.0, pa[1] + 12, carina[2] - 15};
-    static const double dirs[4][3] = {{0.3, 0.1, 1}, {0.8, -0.7, -0.3}, {0.5, 0.5, -1}, {0.7, 0.8, 0.1}};
-    for (int k = 0; k < 4; k++) {
+    static const double dirs[6][3] = {{0.3, 0.1, 1},   {0.8, -0.7, -0.3}, {0.5, 0.5, -1},
+                                      {0.7, 0.8, 0.1}, {0.6, -0.6, 0.6},  {0.9, 0.1, -0.6}};
+    for (int k = 0; k < 6; k++) {
       double d[3] = {side * dirs[k][0] + urange(r, -0.15, 0.15), dirs[k][1] + urange(r, -0.15, 0.15),
                      dirs[k][2] + urange(r, -0.15, 0.15)};
       normalize(d);
-      grow_tree(A, r, hil, d, 5.0, urange(r, 28, 36), 5);
+      grow_tree(A, r, hil, d, 5.5, urange(r, 26, 34), 6);
     }
   }
   build_cells(A);
 
   /* abdominal organs */
   double ls = urange(r, 0.9, 1.1);
-  A->liver[0] = (pc_ellipsoid){{-62, 2, zr - 72}, {88 * ls, 0.8 * A->b_abd, 80 * ls}, 0};
-  A->liver[1] = (pc_ellipsoid){{18, -0.45 * A->b_abd, zr - 48}, {58 * ls, 0.38 * A->b_abd, 42 * ls}, 0.2};
-  double spl = want[PC_SPLENOMEGALY] ? urange(r, 1.45, 1.75) : urange(r, 0.85, 1.05);
-  A->spleen = (pc_ellipsoid){{A->a_abd * 0.6, 0.45 * A->b_abd, zl - 50 * spl}, {30 * spl, 52 * spl, 52 * spl}, 0.5};
+  A->liver[0] = E(-62, 2, zr - 72, 88 * ls, 0.8 * A->b_abd, 80 * ls, 0);
+  A->liver[1] = E(18, -0.45 * A->b_abd, zr - 48, 58 * ls, 0.38 * A->b_abd, 42 * ls, 0.2);
+  double spl_normal = urange(r, 0.85, 1.05), spl_big = urange(rf, 1.45, 1.75);
+  double spl = want[PC_SPLENOMEGALY] ? spl_big : spl_normal;
+  A->spleen = E(A->a_abd * 0.6, 0.45 * A->b_abd, zl - 50 * spl, 30 * spl, 52 * spl, 52 * spl, 0.5);
   A->spleen_length = 2 * A->spleen.r[2];
-  A->kidney[0] = (pc_ellipsoid){{-72, ys - 5, zr - 160 + urange(r, -10, 10)}, {28, 24, 55}, -0.5};
-  A->kidney[1] = (pc_ellipsoid){{72, ys - 5, zl - 140 + urange(r, -10, 10)}, {28, 24, 55}, 0.5};
-  A->stomach = (pc_ellipsoid){{55, -0.35 * A->b_abd, zl - 60}, {42, 36, 50}, 0.3};
-  A->gallbladder = (pc_ellipsoid){{-45, -0.45 * A->b_abd, zr - 115}, {16, 16, 32}, 0};
+  A->kidney[0] = E(-72, ys - 5, zr - 160 + urange(r, -10, 10), 28, 24, 55, -0.5);
+  A->kidney[1] = E(72, ys - 5, zl - 140 + urange(r, -10, 10), 28, 24, 55, 0.5);
+  A->stomach = E(55, -0.35 * A->b_abd, zl - 60, 42, 36, 50, 0.3);
+  A->gallbladder = E(-45, -0.45 * A->b_abd, zr - 115, 16, 16, 32, 0);
   {
     double ivc[3] = {-22, ys - rv - 6, zr - 25};
     double ends[3][3] = {{-100, -10, zr - 45}, {-45, -55, zr - 50}, {15, -45, zr - 35}};
@@ -790,13 +828,17 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
   /* ---- findings ---- */
   double c[3];
   if (want[PC_NODULE]) {
-    int n = 1 + (t3d_phantom_uniform(r) < 0.3) + (t3d_phantom_uniform(r) < 0.15);
+    int n = 1 + (t3d_phantom_uniform(rf) < 0.3) + (t3d_phantom_uniform(rf) < 0.15);
     for (int i = 0; i < n && A->n_nodules < PC_MAX_LESIONS; i++) {
-      double d = urange(r, 8, 30);
-      if (!random_lung_point(A, r, 0, d / 2 + 4, -1, c))
+      double d = urange(rf, 8, 30);
+      int found = 0;
+      for (int shrink = 0; shrink < 4 && !found; shrink++, d = fmax(8, d * 0.8))
+        found = random_lung_point(A, rf, 0, d / 2 + 4, -1, c);
+      if (!found)
         continue;
       int k = A->n_nodules++;
-      A->nodules[k] = (pc_ellipsoid){{c[0], c[1], c[2]}, {d / 2, d / 2 * urange(r, 0.85, 1), d / 2}, urange(r, 0, 3)};
+      double flat = urange(rf, 0.85, 1), turn = urange(rf, 0, 3);
+      A->nodules[k] = E(c[0], c[1], c[2], d / 2, d / 2 * flat, d / 2, turn);
       A->item_nodule[k] = new_item(A, PC_NODULE, c, 1, 0);
       A->items[A->item_nodule[k]].size_mm = d;
       A->items[A->item_nodule[k]].lobe = lobe_of(A, c);
@@ -804,55 +846,56 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
   }
   int eff_side = 0, ptx_side = 0;
   if (want[PC_EFFUSION]) {
-    double u = t3d_phantom_uniform(r);
+    double u = t3d_phantom_uniform(rf);
     eff_side = u < 0.45 ? -1 : u < 0.8 ? 1 : 2; /* right, left, bilateral */
     for (int si = 0; si < 2; si++)
       if (eff_side == 2 || eff_side == (si ? 1 : -1)) {
-        A->eff_depth[si] = urange(r, 20, 55);
+        A->eff_depth[si] = urange(rf, 15, 45);
         A->item_eff[si] = new_item(A, PC_EFFUSION, NULL, 0, 1.0);
         A->items[A->item_eff[si]].side = si ? 1 : -1;
       }
   }
   if (want[PC_PNEUMOTHORAX]) {
-    ptx_side = t3d_phantom_uniform(r) < 0.5 ? -1 : 1;
+    ptx_side = t3d_phantom_uniform(rf) < 0.5 ? -1 : 1;
     if (eff_side == 2 || eff_side == ptx_side)
       ptx_side = -ptx_side;
     if (eff_side == 2)
       ptx_side = 0; /* no room: bilateral effusion */
     if (ptx_side) {
       A->ptx_side[ptx_side < 0 ? 0 : 1] = 1;
-      A->ptx_rim = urange(r, 12, 30);
+      A->ptx_rim = urange(rf, 12, 30);
       A->item_ptx = new_item(A, PC_PNEUMOTHORAX, NULL, 0, 1.0);
       A->items[A->item_ptx].side = ptx_side;
     }
   }
   if (want[PC_CONSOLIDATION]) {
-    int lobe = (int)(t3d_phantom_uniform(r) * 5);
-    if (random_lung_point(A, r, 0, 10, lobe, c)) {
-      double rad = urange(r, 28, 48);
-      A->cons = (pc_ellipsoid){{c[0], c[1], c[2]}, {rad, rad * 0.9, rad * 1.1}, urange(r, 0, 3)};
+    int lobe = (int)(t3d_phantom_uniform(rf) * 5);
+    if (random_lung_point(A, rf, 0, 10, lobe, c)) {
+      double rad = urange(rf, 28, 48);
+      double turn = urange(rf, 0, 3);
+      A->cons = E(c[0], c[1], c[2], rad, rad * 0.9, rad * 1.1, turn);
       A->cons_lobe = lobe;
       A->item_cons = new_item(A, PC_CONSOLIDATION, NULL, 0, 1.0);
       A->items[A->item_cons].lobe = lobe;
     }
   }
   if (want[PC_EMPHYSEMA]) {
-    int sev = (int)(t3d_phantom_uniform(r) * 3);
-    A->emph_thr = sev == 0 ? 1.05 : sev == 1 ? 0.85 : 0.6;
+    int sev = (int)(t3d_phantom_uniform(rf) * 3);
+    A->emph_thr = sev == 0 ? 0.75 : sev == 1 ? 0.5 : 0.25;
     A->item_emph = new_item(A, PC_EMPHYSEMA, NULL, 0, 5.0);
     A->items[A->item_emph].severity = sev;
   }
   A->item_heart = new_item(A, PC_CARDIOMEGALY, A->heart.c, 1, 0);
   A->items[A->item_heart].size_mm = ctr;
   if (want[PC_LIVER_LESION]) {
-    int n = 1 + (int)(t3d_phantom_uniform(r) * 3.5);
+    int n = 1 + (int)(t3d_phantom_uniform(rf) * 3.5);
     for (int i = 0; i < n && A->n_liver_lesions < PC_MAX_LESIONS; i++) {
       const pc_ellipsoid *lv = &A->liver[0];
-      double d = urange(r, 8, 35);
+      double d = urange(rf, 8, 35);
       int ok = 0;
       for (int t = 0; t < 100 && !ok; t++) {
         for (int a = 0; a < 3; a++)
-          c[a] = lv->c[a] + urange(r, -0.7, 0.7) * lv->r[a];
+          c[a] = lv->c[a] + urange(rf, -0.7, 0.7) * lv->r[a];
         ok = ell(lv, c) < sq(1 - (d / 2 + 6) / lv->r[1]) && c[2] < diaphragm(A, c[0], c[1]) - d / 2 - 6;
         for (int j = 0; j < A->n_liver_lesions && ok; j++)
           ok = sq(c[0] - A->liver_lesions[j].c[0]) + sq(c[1] - A->liver_lesions[j].c[1]) +
@@ -862,20 +905,20 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
       if (!ok)
         continue;
       int k = A->n_liver_lesions++;
-      A->liver_lesions[k] = (pc_ellipsoid){{c[0], c[1], c[2]}, {d / 2, d / 2, d / 2}, 0};
-      A->liver_lesion_hu[k] = t3d_phantom_uniform(r) < 0.4 ? urange(r, 5, 15) : urange(r, 35, 60);
+      A->liver_lesions[k] = E(c[0], c[1], c[2], d / 2, d / 2, d / 2, 0);
+      A->liver_lesion_hu[k] = t3d_phantom_uniform(rf) < 0.4 ? urange(rf, 5, 15) : urange(rf, 35, 60);
       A->item_liver_lesion[k] = new_item(A, PC_LIVER_LESION, c, 1, 0);
       A->items[A->item_liver_lesion[k]].size_mm = d;
     }
   }
   if (want[PC_RENAL_CYST]) {
-    int side = t3d_phantom_uniform(r) < 0.5 ? -1 : 1;
+    int side = t3d_phantom_uniform(rf) < 0.5 ? -1 : 1;
     const pc_ellipsoid *kd = &A->kidney[side < 0 ? 0 : 1];
-    double d = urange(r, 12, 40), ang = urange(r, -1.2, 1.2);
+    double d = urange(rf, 12, 40), ang = urange(rf, -1.2, 1.2);
     c[0] = kd->c[0] + side * kd->r[0] * 0.8 * cos(ang);
     c[1] = kd->c[1] - kd->r[1] * 0.6 * sin(ang);
-    c[2] = kd->c[2] + urange(r, -0.6, 0.6) * kd->r[2];
-    A->cysts[A->n_cysts] = (pc_ellipsoid){{c[0], c[1], c[2]}, {d / 2, d / 2, d / 2}, 0};
+    c[2] = kd->c[2] - urange(rf, 0, 0.6) * kd->r[2]; /* lower half: clear of the liver */
+    A->cysts[A->n_cysts] = E(c[0], c[1], c[2], d / 2, d / 2, d / 2, 0);
     A->item_cyst[A->n_cysts] = new_item(A, PC_RENAL_CYST, c, 1, 0);
     A->items[A->item_cyst[A->n_cysts]].size_mm = d;
     A->items[A->item_cyst[A->n_cysts]].side = side;
@@ -884,10 +927,11 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
   A->item_spleen = new_item(A, PC_SPLENOMEGALY, A->spleen.c, 1, 0);
   A->items[A->item_spleen].size_mm = A->spleen_length;
   if (want[PC_ASCITES]) {
-    int amount = (int)(t3d_phantom_uniform(r) * 3);
+    int amount = (int)(t3d_phantom_uniform(rf) * 3);
     A->ascites_t = amount == 0 ? 8 : amount == 1 ? 15 : 25;
     for (int a = 0; a < 3; a++)
       A->liver[0].r[a] -= A->ascites_t * 0.6;
+    finish(&A->liver[0]);
     A->item_ascites = new_item(A, PC_ASCITES, NULL, 0, 5.0);
     A->items[A->item_ascites].severity = amount;
   }
@@ -901,16 +945,18 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
                         {2, asc[1] - 22, 60},
                         {-52, pa[1] + 2, carina[2] - 14},
                         {52, pa[1] + 4, carina[2] - 10}};
-    int n = want[PC_LYMPH] ? 1 + (int)(t3d_phantom_uniform(r) * 3) : (int)(t3d_phantom_uniform(r) * 3);
+    /* the normal nodes come from the anatomy stream, enlarged ones from the findings stream */
+    uint64_t *rn = want[PC_LYMPH] ? rf : r;
+    int n = want[PC_LYMPH] ? 1 + (int)(t3d_phantom_uniform(rn) * 3) : (int)(t3d_phantom_uniform(rn) * 3);
     int used = 0;
     for (int i = 0; i < n; i++) {
-      int st = (int)(t3d_phantom_uniform(r) * 6);
+      int st = (int)(t3d_phantom_uniform(rn) * 6);
       if (used & (1 << st))
         continue;
       used |= 1 << st;
-      double sa = want[PC_LYMPH] ? urange(r, 15, 30) : urange(r, 5, 8);
+      double sa = want[PC_LYMPH] ? urange(rn, 15, 30) : urange(rn, 5, 8);
       int k = A->n_nodes++;
-      A->nodes[k] = (pc_ellipsoid){{pos[st][0], pos[st][1], pos[st][2]}, {sa / 2, sa / 2, sa * 0.65}, 0};
+      A->nodes[k] = E(pos[st][0], pos[st][1], pos[st][2], sa / 2, sa / 2, sa * 0.65, 0);
       A->item_node[k] = -1;
       if (want[PC_LYMPH]) {
         A->item_node[k] = new_item(A, PC_LYMPH, A->nodes[k].c, 1, 0);

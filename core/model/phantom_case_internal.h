@@ -27,6 +27,7 @@ enum { PC_VESSEL = 0, PC_AIRWAY = 1 };
 
 typedef struct {
   double c[3], r[3], rot; /* centre, semi-axes (mm), rotation about S (radians) */
+  double cs, sn, bound;   /* cos and sin of rot, largest in-plane semi-axis (set when drawn) */
 } pc_ellipsoid;
 
 typedef struct {
@@ -44,7 +45,7 @@ typedef struct {
 #define PC_GX 32
 #define PC_GY 32
 #define PC_GZ 32
-#define PC_CELL_MAX 48
+#define PC_CELL_MAX 96
 typedef struct {
   int n;
   int16_t idx[PC_CELL_MAX];
@@ -65,7 +66,7 @@ typedef struct {
 
 #define PC_MAX_VESSELS 24
 #define PC_MAX_AIRWAYS 12
-#define PC_MAX_TREE 1200
+#define PC_MAX_TREE 2400
 #define PC_MAX_LESIONS 6
 #define PC_MAX_ITEMS 40
 

@@ -230,7 +230,7 @@ static t3d_status choose_grid(const t3d_phantom_case_params *p, const pc_anatomy
   double ext = g->orientation == T3D_PHANTOM_SAGITTAL  ? fov
                : g->orientation == T3D_PHANTOM_CORONAL ? 2 * fmax(A->b_chest, A->b_abd) + 30
                                                        : range;
-  int64_t budget = p->max_voxels > 0 ? p->max_voxels : 16 * 1000 * 1000;
+  int64_t budget = p->max_voxels > 0 ? p->max_voxels : 12 * 1000 * 1000;
   int64_t cap = budget / (g->n * g->n);
   g->nz = (int64_t)ceil(ext / g->dz);
   if (g->nz > cap)
@@ -251,9 +251,12 @@ static t3d_status choose_grid(const t3d_phantom_case_params *p, const pc_anatomy
 
 /* ---- sampling ----------------------------------------------------------------------------------- */
 
-/* [1 2 1]/4 along axis `axis` of the nz*ny*nx field (edges repeat): partial-volume blur. */
-static void blur_axis(float *f, int64_t nx, int64_t ny, int64_t nz, int axis)
+/* [a, 1-2a, a] along axis `axis` of the nz*ny*nx field (edges repeat): partial-volume blur of
+ * about 1 mm, so a = 1/4 at 1 mm voxels and less for coarser ones (a wide blur in voxel units
+ * would wash small lesions out far more than a scanner does). */
+static void blur_axis(float *f, int64_t nx, int64_t ny, int64_t nz, int axis, double spacing)
 {
+  float a = (float)(0.25 * fmin(1.0, 1.0 / spacing)), c = 1 - 2 * a;
   int64_t n = axis == 0 ? nx : axis == 1 ? ny : nz;
   int64_t stride = axis == 0 ? 1 : axis == 1 ? nx : nx * ny;
   int64_t lines = nx * ny * nz / n;
@@ -271,7 +274,7 @@ static void blur_axis(float *f, int64_t nx, int64_t ny, int64_t nz, int axis)
     float prev = f[base], cur = f[base];
     for (int64_t i = 0; i < n; i++) {
       float next = i + 1 < n ? f[base + (i + 1) * stride] : cur;
-      f[base + i * stride] = 0.25f * prev + 0.5f * cur + 0.25f * next;
+      f[base + i * stride] = a * prev + c * cur + a * next;
       prev = cur, cur = next;
     }
   }
@@ -316,7 +319,7 @@ static t3d_status sample_grid(t3d_phantom_case *c, const pc_anatomy *A, const pc
           counts[k * PC_MAX_ITEMS + s.item]++;
       }
   for (int a = 0; a < 3; a++)
-    blur_axis(v->data, v->nx, v->ny, v->nz, a);
+    blur_axis(v->data, v->nx, v->ny, v->nz, a, v->spacing[a]);
 #pragma omp parallel for schedule(static)
   for (int64_t k = 0; k < v->nz; k++) {
     uint64_t r = c->seed * 0x2545f4914f6cdd1dull + (uint64_t)k * 0x9e3779b97f4a7c15ull + 12345;
