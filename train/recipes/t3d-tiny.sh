@@ -77,11 +77,20 @@ t_train=$(date +%s)
 echo "$(stamp) wrote $OUT: data $((t_data - t0)) s, training $((t_train - t_data)) s"
 
 wait $eval_data
+# Evaluation, the three at once: train/evaluate.py for both runs (model grid, the ablation table)
+# and `t3d eval` of the exported model (series grid, what clinicians run; when this t3d has it).
 for run in clip-tma clip-only; do
   [ -f "$WORK/$run/final.pt" ] || continue
   "$PY" -m train.evaluate --ckpt "$WORK/$run/final.pt" --template "$WORK/init.safetensors" \
     --findings train/recipes/findings.json --cache "$WORK/eval-cache.safetensors" --data "$WORK/eval" \
-    --threads "$THREADS" --json "$WORK/$run/eval.json" >/dev/null
+    --threads 1 --json "$WORK/$run/eval.json" >/dev/null &
+done
+if "$T3D" help 2>&1 | grep -q "^ *eval "; then
+  "$T3D" eval --data "$WORK/eval" --model "$OUT" --threads 1 --json --no-progress > "$WORK/t3d-eval.json" &
+fi
+wait
+for run in clip-tma clip-only; do
+  [ -f "$WORK/$run/eval.json" ] || continue
   "$PY" - "$WORK/$run" <<'EOF'
 import csv, json, sys
 d = sys.argv[1]
@@ -93,7 +102,5 @@ print(f"{d.rsplit('/', 1)[-1]:10s} {len(steps)} steps in {float(steps[-1]['elaps
       + ", Dice (model grid) " + " ".join(f"{k} {v:.2f}" for k, v in r.get("dice_model_grid", {}).items()))
 EOF
 done
-if "$T3D" help 2>&1 | grep -q "^ *eval "; then
-  "$T3D" eval --data "$WORK/eval" --model "$OUT" --json > "$WORK/t3d-eval.json" && echo "t3d eval: $WORK/t3d-eval.json"
-fi
+[ -s "$WORK/t3d-eval.json" ] && echo "t3d eval: $WORK/t3d-eval.json"
 echo "$(stamp) done in $(( $(date +%s) - t0 )) s"
