@@ -290,6 +290,9 @@ def main(argv=None):
     if rank == 0:
         if tb:
             tb.close()
+        if not a.dump_grads and done > start:  # a run that ends on its time budget can be resumed too
+            atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": done,
+                         "elapsed_s": elapsed_before + time.time() - t_start, "args": vars(a)}, ckpt_path)
         if not a.dump_grads:
             atomic_save({"model": model.state_dict(), "step": done, "elapsed_s": elapsed_before + time.time() - t_start,
                          "args": vars(a)},

@@ -9,12 +9,13 @@
 #    follows elapsed time, so a busy machine trains fewer steps, an idle one more);
 #    with ABLATION=1 the same run with LAMBDA = 0 (CLIP alone) goes on at the same time, with the
 #    same wall-time budget, data and seed;
-# 4. export of the main run to OUT with the findings' prompts (train/recipes/findings.json);
+# 4. the main run continues CONTINUE_MIN minutes more (the ablation compares the runs at TRAIN_MIN)
+#    and is exported to OUT with the findings' prompts (train/recipes/findings.json);
 # 5. evaluation of both runs on the evaluation phantoms (train/evaluate.py, model grid) and, when
 #    this t3d has it, `t3d eval` of OUT (series grid; the reference figures).
 # Knobs (environment, defaults in brackets): T3D [_build/t3d], PY [.venv/bin/python],
 # WORK [runs/t3d-tiny], OUT [models/t3d-tiny.safetensors], N_TRAIN [400], N_EVAL [200],
-# TRAIN_MIN [35], MAX_STEPS [3000], BATCH [6], LR [3e-3], LAMBDA [0.5], THREADS [2],
+# TRAIN_MIN [33], CONTINUE_MIN [16], MAX_STEPS [3000], BATCH [6], LR [3e-3], LAMBDA [0.5], THREADS [2],
 # ABLATION [1], PHANTOM_OPTS [--matrix 128 --slice 4: a quarter of the voxels of a typical
 # series, which the 6 mm model grid does not miss, so generation stays within the hour].
 set -eu
@@ -27,7 +28,8 @@ N_TRAIN=${N_TRAIN:-400}
 N_EVAL=${N_EVAL:-200}
 TRAIN_SEED=100000
 EVAL_SEED=900000
-TRAIN_MIN=${TRAIN_MIN:-35}
+TRAIN_MIN=${TRAIN_MIN:-33}
+CONTINUE_MIN=${CONTINUE_MIN:-16}
 MAX_STEPS=${MAX_STEPS:-3000}
 BATCH=${BATCH:-6}
 LR=${LR:-3e-3}
@@ -71,15 +73,21 @@ if [ "$ABLATION" = 1 ]; then
 fi
 train "$WORK/clip-tma" "$LAMBDA" 2> "$WORK/clip-tma.log"
 [ "$ABLATION" = 1 ] && wait $ablation
+# The ablation compares the two runs at the same budget; the shipped model then trains on for
+# CONTINUE_MIN more minutes (a warm restart of the schedule from the main run's weights).
+echo "$(stamp) continuing the main run for $CONTINUE_MIN min, then export"
+"$PY" -m train.train --template "$WORK/init.safetensors" --cache "$WORK/train-cache.safetensors" \
+  --data "$WORK/train" --threads "$THREADS" --out "$WORK/clip-tma-cont" --init "$WORK/clip-tma/final.pt" \
+  --steps "$MAX_STEPS" --time-budget "$CONTINUE_MIN" --batch "$BATCH" --lr 1.5e-3 --warmup 3 --w-clip 1 \
+  --w-tma "$LAMBDA" --w-seg 1 --ckpt-every 10 --log-every 5 \
+  --export "$OUT" --findings train/recipes/findings.json 2> "$WORK/clip-tma-cont.log"
 t_train=$(date +%s)
-"$PY" -m train.export --ckpt "$WORK/clip-tma/final.pt" --template "$WORK/init.safetensors" \
-  --findings train/recipes/findings.json -o "$OUT"
 echo "$(stamp) wrote $OUT: data $((t_data - t0)) s, training $((t_train - t_data)) s"
 
 wait $eval_data
 # Evaluation, the three at once: train/evaluate.py for both runs (model grid, the ablation table)
 # and `t3d eval` of the exported model (series grid, what clinicians run; when this t3d has it).
-for run in clip-tma clip-only; do
+for run in clip-tma clip-only clip-tma-cont; do
   [ -f "$WORK/$run/final.pt" ] || continue
   "$PY" -m train.evaluate --ckpt "$WORK/$run/final.pt" --template "$WORK/init.safetensors" \
     --findings train/recipes/findings.json --cache "$WORK/eval-cache.safetensors" --data "$WORK/eval" \
@@ -89,7 +97,7 @@ if "$T3D" help 2>&1 | grep -q "^ *eval "; then
   "$T3D" eval --data "$WORK/eval" --model "$OUT" --threads 1 --json --no-progress > "$WORK/t3d-eval.json" &
 fi
 wait
-for run in clip-tma clip-only; do
+for run in clip-tma clip-only clip-tma-cont; do
   [ -f "$WORK/$run/eval.json" ] || continue
   "$PY" - "$WORK/$run" <<'EOF'
 import csv, json, sys
