@@ -16,13 +16,20 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 from t3d_reference import T3DVision, projection  # noqa: E402
 
 
-def bert_config(tc):
+# Weight init of the BERT tower trained from scratch. HF's 0.02 leaves a 2-layer tower's [CLS]
+# state nearly the same for every report (attention uniform, tiny value paths: measured cosine
+# 0.99996 between reports), and CLIP then sits at ln(batch) for many steps; 0.1 makes [CLS]
+# depend on the text from the start (cosine ~0.95).
+TEXT_INIT_STD = 0.1
+
+
+def bert_config(tc, init_std=TEXT_INIT_STD):
     from transformers import BertConfig
     return BertConfig(vocab_size=tc["vocab_size"], hidden_size=tc["hidden"], num_hidden_layers=tc["layers"],
                       num_attention_heads=tc["heads"], intermediate_size=tc["intermediate"],
                       max_position_embeddings=tc["max_positions"], type_vocab_size=tc["type_vocab_size"],
                       layer_norm_eps=tc["layer_norm_eps"], hidden_dropout_prob=0.0,
-                      attention_probs_dropout_prob=0.0)
+                      attention_probs_dropout_prob=0.0, initializer_range=init_std)
 
 
 class TMAHead(nn.Module):
@@ -55,13 +62,13 @@ class TMAHead(nn.Module):
 
 
 class T3DModel(nn.Module):
-    def __init__(self, cfg, tma_dim=64, prototypes=32):
+    def __init__(self, cfg, tma_dim=64, prototypes=32, text_init_std=TEXT_INIT_STD):
         super().__init__()
         from transformers import BertModel
         self.cfg = cfg
         self.visual = T3DVision(cfg, bias_downsample=cfg["vision"].get("downsample_bias", True))
         tc = cfg["text"]
-        self.text = BertModel(bert_config(tc), add_pooling_layer=False)
+        self.text = BertModel(bert_config(tc, text_init_std), add_pooling_layer=False)
         self.text_proj = projection(tc["hidden"], cfg["projection"]["hidden"], cfg["projection"]["dim"])
         vc = cfg["vision"]
         c4 = vc["widths"][3] * (4 if vc["block"] == "bottleneck" else 1)

@@ -49,7 +49,10 @@ def parse_args(argv=None):
     ap.add_argument("--w-clip", type=float, default=1.0, help="weight of the CLIP loss")
     ap.add_argument("--w-tma", type=float, default=0.5, help="lambda: weight of the TMA loss (0: CLIP alone)")
     ap.add_argument("--w-seg", type=float, default=0.0, help="weight of Dice + cross-entropy")
+    ap.add_argument("--reinit-text", action="store_true",
+                    help="with --init: start the text tower and its projection afresh")
     ap.add_argument("--prototypes", type=int, default=32)
+    ap.add_argument("--text-init-std", type=float, default=0.1, help="BERT initializer range (HF default 0.02)")
     ap.add_argument("--text-aug", type=float, default=0.5,
                     help="probability of replacing a report by a random subset of its sentences")
     ap.add_argument("--ckpt-every", type=int, default=50)
@@ -173,9 +176,13 @@ def main(argv=None):
         sys.exit(f"labels reach {int(cases.labels.max())}, the model has {n_classes} classes")
 
     torch.manual_seed(a.seed)
-    model = T3DModel(cfg, prototypes=a.prototypes)
+    model = T3DModel(cfg, prototypes=a.prototypes, text_init_std=a.text_init_std)
     if a.init:
         model.load_state_dict(torch.load(a.init, map_location="cpu")["model"])
+        if a.reinit_text:  # fresh text tower and projection (see TEXT_INIT_STD in train/model.py)
+            fresh = T3DModel(cfg, prototypes=a.prototypes, text_init_std=a.text_init_std)
+            model.text.load_state_dict(fresh.text.state_dict())
+            model.text_proj.load_state_dict(fresh.text_proj.state_dict())
     if a.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(dev)

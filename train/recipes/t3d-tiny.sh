@@ -9,8 +9,8 @@
 #    follows elapsed time, so a busy machine trains fewer steps, an idle one more);
 #    with ABLATION=1 the same run with LAMBDA = 0 (CLIP alone) goes on at the same time, with the
 #    same wall-time budget, data and seed;
-# 4. the main run continues CONTINUE_MIN minutes more (the ablation compares the runs at TRAIN_MIN)
-#    and is exported to OUT with the findings' prompts (train/recipes/findings.json);
+# 4. stage 2: both runs continue CONTINUE_MIN minutes with a fresh text tower (see train_more);
+#    the main run is exported to OUT with the findings' prompts (train/recipes/findings.json);
 # 5. evaluation of both runs on the evaluation phantoms (train/evaluate.py, model grid) and, when
 #    this t3d has it, `t3d eval` of OUT (series grid; the reference figures).
 # Knobs (environment, defaults in brackets): T3D [_build/t3d], PY [.venv/bin/python],
@@ -63,7 +63,20 @@ t_data=$(date +%s)
 train() { # out lambda
   "$PY" -m train.train --template "$WORK/init.safetensors" --cache "$WORK/train-cache.safetensors" \
     --data "$WORK/train" --threads "$THREADS" --out "$1" --steps "$MAX_STEPS" --time-budget "$TRAIN_MIN" \
-    --batch "$BATCH" --lr "$LR" --warmup 10 --w-clip 1 --w-tma "$2" --w-seg 1 --ckpt-every 10 --log-every 5
+    --batch "$BATCH" --lr "$LR" --warmup 10 --w-clip 1 --w-tma "$2" --w-seg 1 --ckpt-every 10 --log-every 5 \
+    --text-init-std 0.02
+}
+# Stage 2 (CONTINUE_MIN): both runs go on from their weights with a fresh text tower at init range
+# 0.1. Stage 1 used Hugging Face's 0.02, with which the 2-layer tower's [CLS] state stayed the same
+# for every report and the CLIP loss sat at ln(batch); kept here because the shipped model was
+# trained so (a new recipe would use 0.1 from the start, --text-init-std's default).
+train_more() { # out init lambda [export args]
+  out=$1 init=$2 lambda=$3
+  shift 3
+  "$PY" -m train.train --template "$WORK/init.safetensors" --cache "$WORK/train-cache.safetensors" \
+    --data "$WORK/train" --threads "$THREADS" --out "$out" --init "$init" --reinit-text --steps "$MAX_STEPS" \
+    --time-budget "$CONTINUE_MIN" --batch "$BATCH" --lr 2e-3 --warmup 5 --w-clip 1 --w-tma "$lambda" --w-seg 1 \
+    --ckpt-every 10 --log-every 5 "$@"
 }
 echo "$(stamp) training: CLIP + $LAMBDA * TMA + Dice/CE, batch $BATCH, $TRAIN_MIN min of wall time"
 if [ "$ABLATION" = 1 ]; then
@@ -73,21 +86,21 @@ if [ "$ABLATION" = 1 ]; then
 fi
 train "$WORK/clip-tma" "$LAMBDA" 2> "$WORK/clip-tma.log"
 [ "$ABLATION" = 1 ] && wait $ablation
-# The ablation compares the two runs at the same budget; the shipped model then trains on for
-# CONTINUE_MIN more minutes (a warm restart of the schedule from the main run's weights).
-echo "$(stamp) continuing the main run for $CONTINUE_MIN min, then export"
-"$PY" -m train.train --template "$WORK/init.safetensors" --cache "$WORK/train-cache.safetensors" \
-  --data "$WORK/train" --threads "$THREADS" --out "$WORK/clip-tma-cont" --init "$WORK/clip-tma/final.pt" \
-  --steps "$MAX_STEPS" --time-budget "$CONTINUE_MIN" --batch "$BATCH" --lr 1.5e-3 --warmup 3 --w-clip 1 \
-  --w-tma "$LAMBDA" --w-seg 1 --ckpt-every 10 --log-every 5 \
-  --export "$OUT" --findings train/recipes/findings.json 2> "$WORK/clip-tma-cont.log"
+echo "$(stamp) stage 2: $CONTINUE_MIN min more for both runs, fresh text tower; the main run is exported"
+if [ "$ABLATION" = 1 ]; then
+  train_more "$WORK/clip-only-cont" "$WORK/clip-only/final.pt" 0 2> "$WORK/clip-only-cont.log" &
+  ablation=$!
+fi
+train_more "$WORK/clip-tma-cont" "$WORK/clip-tma/final.pt" "$LAMBDA" --export "$OUT" \
+  --findings train/recipes/findings.json 2> "$WORK/clip-tma-cont.log"
+[ "$ABLATION" = 1 ] && wait $ablation
 t_train=$(date +%s)
 echo "$(stamp) wrote $OUT: data $((t_data - t0)) s, training $((t_train - t_data)) s"
 
 wait $eval_data
 # Evaluation, the three at once: train/evaluate.py for both runs (model grid, the ablation table)
 # and `t3d eval` of the exported model (series grid, what clinicians run; when this t3d has it).
-for run in clip-tma clip-only clip-tma-cont; do
+for run in clip-tma clip-only clip-tma-cont clip-only-cont; do
   [ -f "$WORK/$run/final.pt" ] || continue
   "$PY" -m train.evaluate --ckpt "$WORK/$run/final.pt" --template "$WORK/init.safetensors" \
     --findings train/recipes/findings.json --cache "$WORK/eval-cache.safetensors" --data "$WORK/eval" \
@@ -97,7 +110,7 @@ if "$T3D" help 2>&1 | grep -q "^ *eval "; then
   "$T3D" eval --data "$WORK/eval" --model "$OUT" --threads 1 --json --no-progress > "$WORK/t3d-eval.json" &
 fi
 wait
-for run in clip-tma clip-only clip-tma-cont; do
+for run in clip-tma clip-only clip-tma-cont clip-only-cont; do
   [ -f "$WORK/$run/eval.json" ] || continue
   "$PY" - "$WORK/$run" <<'EOF'
 import csv, json, sys
