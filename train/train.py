@@ -51,6 +51,10 @@ def parse_args(argv=None):
     ap.add_argument("--w-seg", type=float, default=0.0, help="weight of Dice + cross-entropy")
     ap.add_argument("--reinit-text", action="store_true",
                     help="with --init: start the text tower and its projection afresh")
+    ap.add_argument("--logit-scale", type=float, default=0,
+                    help="with --init: restart the CLIP logit scale at this value (e.g. 50)")
+    ap.add_argument("--text-lr-scale", type=float, default=0.1,
+                    help="learning rate of the text tower relative to --lr")
     ap.add_argument("--prototypes", type=int, default=32)
     ap.add_argument("--text-init-std", type=float, default=0.1, help="BERT initializer range (HF default 0.02)")
     ap.add_argument("--text-aug", type=float, default=0.5,
@@ -84,13 +88,19 @@ def lr_at(step, progress, a):
     return a.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def param_groups(model, wd):
-    decay, no_decay = [], []
+def param_groups(model, wd, text_lr_scale=1.0):
+    """AdamW groups: weight decay except on biases and norms; the text tower (BERT and its
+    projection) at text_lr_scale times the learning rate (a post-LN transformer from scratch
+    collapses at the learning rates the small ResNet wants)."""
+    groups = {}
     for n, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim <= 1 or "norm" in n.lower() or "bn" in n else decay).append(p)
-    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+        decay = not (p.ndim <= 1 or "norm" in n.lower() or "bn" in n)
+        text = n.startswith("text.") or n.startswith("text_proj.")
+        groups.setdefault((decay, text), []).append(p)
+    return [{"params": ps, "weight_decay": wd if decay else 0.0, "lr_scale": text_lr_scale if text else 1.0}
+            for (decay, text), ps in sorted(groups.items())]
 
 
 def chunked(fn, x, shards):
@@ -179,6 +189,9 @@ def main(argv=None):
     model = T3DModel(cfg, prototypes=a.prototypes, text_init_std=a.text_init_std)
     if a.init:
         model.load_state_dict(torch.load(a.init, map_location="cpu")["model"])
+        if a.logit_scale > 0:
+            with torch.no_grad():
+                model.logit_scale.fill_(math.log(a.logit_scale))
         if a.reinit_text:  # fresh text tower and projection (see TEXT_INIT_STD in train/model.py)
             fresh = T3DModel(cfg, prototypes=a.prototypes, text_init_std=a.text_init_std)
             model.text.load_state_dict(fresh.text.state_dict())
@@ -186,7 +199,7 @@ def main(argv=None):
     if a.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(dev)
-    opt = torch.optim.AdamW(param_groups(model, a.wd), lr=a.lr, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(param_groups(model, a.wd, a.text_lr_scale), lr=a.lr, betas=(0.9, 0.98))
     os.makedirs(a.out, exist_ok=True)
     ckpt_path = os.path.join(a.out, "ckpt.pt")
     start, elapsed_before = 0, 0.0
@@ -244,7 +257,7 @@ def main(argv=None):
         else:
             ib, mb = ids[lidx].to(dev), mask[lidx].to(dev)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, progress, a)
+            g["lr"] = lr_at(step, progress, a) * g.get("lr_scale", 1.0)
         model.tma.normalize_prototypes()
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
             temb, tokens = model.encode_text(ib, mb)
