@@ -62,6 +62,8 @@ const char *t3d_cli_default_model(void)
   const char *e = getenv("T3D_MODEL");
   if (e && *e) return e;
   if (*T3D_BUILD_MODEL && access(T3D_BUILD_MODEL, R_OK) == 0) return T3D_BUILD_MODEL;
+  snprintf(buf, sizeof buf, "%s/t3d-tiny.safetensors", T3D_PKGDATADIR);
+  if (access(buf, R_OK) == 0) return buf;
   snprintf(buf, sizeof buf, "%s/t3d-tiny-init.safetensors", T3D_PKGDATADIR);
   return buf;
 }
