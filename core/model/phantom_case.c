@@ -698,7 +698,7 @@ static int new_item(pc_anatomy *A, int finding, const double c[3], int need_cent
 void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTOM_NFINDINGS])
 {
   /* Two streams: anatomy and findings, so that forcing a finding changes only the finding. */
-  uint64_t rs = seed * 0x9e3779b97f4a7c15ull + 0x51ed27, fs = seed * 0xbf58476d1ce4e5b9ull + 0x7f4a7c15;
+  uint64_t rs = t3d_phantom_stream(seed, 0x51ed27a11ull), fs = t3d_phantom_stream(seed, 0x7f4a7c15f1ull);
   uint64_t *r = &rs, *rf = &fs;
   memset(A, 0, sizeof *A);
   A->item_ptx = A->item_cons = A->item_emph = A->item_heart = A->item_spleen = A->item_ascites = -1;
@@ -717,6 +717,7 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
   A->z_apex = urange(r, 95, 120);
   A->z_dome_r = urange(r, -110, -80);
   A->z_dome_l = A->z_dome_r - urange(r, 8, 20);
+  A->z_top = A->z_apex + 25;
   A->z_fissure = urange(r, -35, -15);
   A->r_vert = urange(r, 15, 19);
   A->y_spine = A->b_chest * 0.92 - A->fat_chest * 0.6 - 72;
@@ -893,10 +894,20 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
       const pc_ellipsoid *lv = &A->liver[0];
       double d = urange(rf, 8, 35);
       int ok = 0;
-      for (int t = 0; t < 100 && !ok; t++) {
+      for (int t = 0; t < 400 && !ok; t++) {
+        if (t == 200)
+          d = fmax(8, d * 0.7);
         for (int a = 0; a < 3; a++)
           c[a] = lv->c[a] + urange(rf, -0.7, 0.7) * lv->r[a];
         ok = ell(lv, c) < sq(1 - (d / 2 + 6) / lv->r[1]) && c[2] < diaphragm(A, c[0], c[1]) - d / 2 - 6;
+        for (int k = 0; k < 7 && ok; k++) { /* centre and the six poles lie in liver tissue */
+          double p[3] = {c[0], c[1], c[2]};
+          if (k)
+            p[(k - 1) / 2] += (k % 2 ? 1 : -1) * (d / 2 + 2);
+          pc_sample_out sm;
+          pc_classify(A, p, &sm);
+          ok = sm.label == 4;
+        }
         for (int j = 0; j < A->n_liver_lesions && ok; j++)
           ok = sq(c[0] - A->liver_lesions[j].c[0]) + sq(c[1] - A->liver_lesions[j].c[1]) +
                    sq(c[2] - A->liver_lesions[j].c[2]) >
@@ -967,5 +978,4 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
   }
   A->want_cardiomegaly = want[PC_CARDIOMEGALY];
   A->want_splenomegaly = want[PC_SPLENOMEGALY];
-  A->z_top = A->z_apex + 25;
 }

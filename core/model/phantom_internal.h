@@ -17,6 +17,14 @@ static inline uint64_t t3d_phantom_next_u64(uint64_t *s)
   return z ^ (z >> 31);
 }
 
+/* Start state of an independent stream `salt` for `seed`: mixed, so that nearby seeds do not
+ * give shifted copies of the same sequence. */
+static inline uint64_t t3d_phantom_stream(uint64_t seed, uint64_t salt)
+{
+  uint64_t s = seed ^ salt;
+  return t3d_phantom_next_u64(&s);
+}
+
 /* Uniform in [0, 1). */
 static inline double t3d_phantom_uniform(uint64_t *s)
 {

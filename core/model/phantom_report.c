@@ -53,9 +53,30 @@ static void size_text(uint64_t *r, double mm, char *buf, size_t n)
     snprintf(buf, n, "%.1f cm", mm / 10);
 }
 
+/* Sentences start with a capital ("left renal cyst." -> "Left renal cyst."); no space before a
+ * line break or at the end. */
+static void tidy(char *s)
+{
+  size_t w = 0;
+  int start = 1;
+  for (size_t i = 0; s[i]; i++) {
+    char ch = s[i];
+    if (ch == ' ' && (s[i + 1] == '\n' || s[i + 1] == '\0'))
+      continue;
+    if (start && ch >= 'a' && ch <= 'z')
+      ch = (char)(ch - 'a' + 'A');
+    if (ch != ' ' && !(ch >= '0' && ch <= '9'))
+      start = ch == '.' || ch == '\n' || ch == ':';
+    else if (ch >= '0' && ch <= '9')
+      start = 0;
+    s[w++] = ch;
+  }
+  s[w] = '\0';
+}
+
 char *pc_report(const pc_truth T[T3D_PHANTOM_NFINDINGS], uint64_t seed, const char *technique)
 {
-  uint64_t rs = seed * 0x632be59bd9b4e019ull + 99, *r = &rs;
+  uint64_t rs = t3d_phantom_stream(seed, 0x5e9047ull), *r = &rs;
   text t = {0};
   char sz[32];
   /* impression items */
@@ -192,5 +213,6 @@ char *pc_report(const pc_truth T[T3D_PHANTOM_NFINDINGS], uint64_t seed, const ch
     free(t.s);
     return NULL;
   }
+  tidy(t.s);
   return t.s;
 }

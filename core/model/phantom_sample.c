@@ -136,7 +136,7 @@ static double pick(uint64_t *r, const double *v, int n) { return v[(int)(t3d_pha
 
 static void make_uids(t3d_volume_meta *m, uint64_t seed)
 {
-  uint64_t r = seed ^ 0x7a3d5c1b00ff11eeull;
+  uint64_t r = t3d_phantom_stream(seed, 0x7a3d5c1bull);
   unsigned __int128 x = ((unsigned __int128)t3d_phantom_next_u64(&r) << 64) | t3d_phantom_next_u64(&r);
   x &= ~((unsigned __int128)0xf << 76), x |= (unsigned __int128)0x4 << 76; /* UUID version 4 */
   x &= ~((unsigned __int128)0x3 << 62), x |= (unsigned __int128)0x2 << 62; /* RFC 4122 variant */
@@ -157,7 +157,7 @@ static void make_uids(t3d_volume_meta *m, uint64_t seed)
 
 static void make_meta(t3d_volume_meta *m, uint64_t seed, const char *orientation, double slice_mm)
 {
-  uint64_t r = seed ^ 0x13579bdf2468ace0ull;
+  uint64_t r = t3d_phantom_stream(seed, 0x13579bdfull);
   memset(m, 0, sizeof *m);
   make_uids(m, seed);
   int day = (int)(seed % 3650);
@@ -189,7 +189,7 @@ typedef struct {
 
 static t3d_status choose_grid(const t3d_phantom_case_params *p, const pc_anatomy *A, uint64_t seed, pc_grid *g)
 {
-  uint64_t rs = seed * 0xd1342543de82ef95ull + 77, *r = &rs;
+  uint64_t rs = t3d_phantom_stream(seed, 0xd1342543ull), *r = &rs;
   static const double matrices[] = {256, 320, 384, 448, 512};
   static const double slices[] = {0.625, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 5.0};
   memset(g, 0, sizeof *g);
@@ -322,7 +322,7 @@ static t3d_status sample_grid(t3d_phantom_case *c, const pc_anatomy *A, const pc
     blur_axis(v->data, v->nx, v->ny, v->nz, a, v->spacing[a]);
 #pragma omp parallel for schedule(static)
   for (int64_t k = 0; k < v->nz; k++) {
-    uint64_t r = c->seed * 0x2545f4914f6cdd1dull + (uint64_t)k * 0x9e3779b97f4a7c15ull + 12345;
+    uint64_t r = t3d_phantom_stream(c->seed, 0x2545f491ull) + (uint64_t)k * 0x632be59bd9b4e019ull;
     float *d = v->data + (size_t)k * (size_t)(v->nx * v->ny);
     int64_t m = v->nx * v->ny;
     for (int64_t i = 0; i < m; i += 2) {
