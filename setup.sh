@@ -10,7 +10,11 @@ mkdir -p _build
 cd _build
 [ -f Makefile ] || ../configure
 make -j"$(nproc)"
-# The main job: analyze a CT series with the bundled model. With no archive at hand, the series
-# is a synthetic phantom written as real DICOM by t3d itself.
-[ -d demo-series ] || ./t3d phantom-write demo-series --size 160,160,96 --spacing 1.5,1.5,2.5 --seed 7
-./t3d analyze demo-series --model models/t3d-tiny-init.safetensors --mask demo-mask.nii.gz --progress
+# The main job: analyze a CT series with the bundled, trained model. With no archive at hand, the
+# series is a synthetic chest-abdomen phantom written as real DICOM by `t3d phantom`, whose report
+# and truth (the findings it really has) are printed next to what the model finds.
+[ -f demo/manifest.jsonl ] || ./t3d phantom --count 1 --seed 424242 --out demo
+echo "Phantom report (the truth):"
+cat demo/case-00000/report.txt
+echo
+./t3d analyze demo/case-00000/dicom --model ../models/t3d-tiny.safetensors --mask demo-mask.nii.gz --progress

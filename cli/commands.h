@@ -23,6 +23,7 @@ int t3d_cmd_model_info(int argc, char **argv);
 int t3d_cmd_model_init(int argc, char **argv);
 int t3d_cmd_phantom(int argc, char **argv);
 int t3d_cmd_phantom_write(int argc, char **argv);
+int t3d_cmd_preprocess(int argc, char **argv);
 int t3d_cmd_report(int argc, char **argv);
 int t3d_cmd_search(int argc, char **argv);
 int t3d_cmd_similar(int argc, char **argv);

@@ -45,6 +45,7 @@ static const t3d_command commands[] = {
   {"model-init", N_("write a model file with seeded random weights"), t3d_cmd_model_init},
   {"phantom", N_("write chest-abdomen CT phantom cases with findings, labels and reports"), t3d_cmd_phantom},
   {"phantom-write", N_("write a synthetic CT phantom as a DICOM series"), t3d_cmd_phantom_write},
+  {"preprocess", N_("preprocess a phantom set for training exactly as analyze does (cache)"), t3d_cmd_preprocess},
   {"report", N_("analyse a CT series and write a draft report (text, Markdown, DICOM SR, SEG)"), t3d_cmd_report},
   {"search", N_("find indexed cases by typed findings (embeddings fused with report text)"), t3d_cmd_search},
   {"similar", N_("list the indexed cases nearest to a series"), t3d_cmd_similar},
@@ -69,6 +70,8 @@ const char *t3d_cli_default_model(void)
   const char *e = getenv("T3D_MODEL");
   if (e && *e) return e;
   if (*T3D_BUILD_MODEL && access(T3D_BUILD_MODEL, R_OK) == 0) return T3D_BUILD_MODEL;
+  snprintf(buf, sizeof buf, "%s/t3d-tiny.safetensors", T3D_PKGDATADIR);
+  if (access(buf, R_OK) == 0) return buf;
   snprintf(buf, sizeof buf, "%s/t3d-tiny-init.safetensors", T3D_PKGDATADIR);
   return buf;
 }

@@ -41,7 +41,7 @@ if out["findings"]:
 else:
     need("findings_unavailable" in out, "no findings and no reason given")
 vols = out["volumes_ml"]
-need(len(vols) == 6, "expected 6 class volumes, got %d" % len(vols))
+need(len(vols) == 9, "expected 9 class volumes, got %d" % len(vols))
 need(all(v >= 0 for v in vols.values()), "negative volume in %r" % vols)
 for k in ("preprocess", "encoder", "decoder", "total"):
     need(out["timings_ms"].get(k, -1) >= 0, "timing %s missing" % k)
@@ -68,11 +68,12 @@ need(all(abs(a - b) < 1e-4 for a, b in zip(mq, sq)), "mask qform %r, series %r" 
 if mdata is None:
     errors.append("mask is not float32")
 else:
-    need(all(v == int(v) and 0 <= v < 6 for v in mdata), "mask labels outside 0..5")
-    counts = [mdata.count(c) for c in range(6)]
+    nc = len(vols)
+    need(all(v == int(v) and 0 <= v < nc for v in mdata), "mask labels outside 0..%d" % (nc - 1))
+    counts = [mdata.count(c) for c in range(nc)]
     vox_ml = sp[0] * sp[1] * sp[2] / 1000.0
     names = list(vols)
-    for c in range(6):
+    for c in range(nc):
         need(abs(counts[c] * vox_ml - vols[names[c]]) < 1e-3 * max(1, vols[names[c]]),
              "class %s: mask holds %.3f mL, JSON says %.3f" % (names[c], counts[c] * vox_ml, vols[names[c]]))
 for e in errors:

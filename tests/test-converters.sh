@@ -3,7 +3,8 @@
 # MedicalNet-style ResNet state_dicts and Hugging Face BERT folders (safetensors and
 # pytorch_model.bin), converts and assembles them, compares every tensor with the original and
 # checks clear errors for wrong or corrupt input; then `t3d model-info --check` must accept each
-# assembled model, and `t3d model-info` open the fragments. SKIP (77) only when torch,
+# assembled model, and `t3d model-info` open the fragments; safetensors.safe_open must open every
+# file written. SKIP (77) only when torch,
 # transformers or monai cannot be imported.
 set -u
 : "${T3D_SRCDIR:=$(cd "$(dirname "$0")/.." && pwd)}"
@@ -36,6 +37,24 @@ for frag in $(sed -n 's/^FRAGMENT //p' "$dir/log.txt"); do
     rc=1
   fi
 done
+# Every file the tools wrote (converters, assembler, `t3d model-init`) must open with the
+# reference safetensors reader (safetensors 0.8.0 refuses gaps between tensors).
+"$T3D_BUILDDIR/t3d" model-init --config t3d-tiny --seed 3 -o "$dir/init.safetensors" >/dev/null || rc=1
+if "$T3D_PYTHON" -c "import safetensors" >/dev/null 2>&1; then
+  for f in $(sed -n 's/^MODEL //p; s/^FRAGMENT //p' "$dir/log.txt") "$dir/init.safetensors"; do
+    if "$T3D_PYTHON" -c '
+import sys
+from safetensors import safe_open
+with safe_open(sys.argv[1], "np") as f:
+    n = sum(f.get_tensor(k).size >= 0 for k in f.keys())
+print("ok   safetensors.safe_open reads %d tensors of" % n, sys.argv[1].rsplit("/", 1)[-1])' "$f"; then :; else
+      echo "FAIL safetensors.safe_open refuses $f"
+      rc=1
+    fi
+  done
+else
+  echo "note: safetensors not importable; reference-reader check not run"
+fi
 if [ $rc -eq 0 ]; then
   rm -rf "$dir"
 else

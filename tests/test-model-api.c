@@ -47,7 +47,7 @@ int main(void)
   CHECK_STATUS(t3d_model_load(path, be, &m), T3D_OK);
   if (!m) return check_finish("test-model-api");
   CHECK_STATUS(t3d_model_load("/nonexistent/model.safetensors", be, &(t3d_model *){NULL}), T3D_ERR_NOT_FOUND);
-  CHECK_INT_EQ((long long)t3d_model_class_count(m), 6);
+  CHECK_INT_EQ((long long)t3d_model_class_count(m), 9);
   CHECK(t3d_model_class_name(m, 0) != NULL);
   CHECK(t3d_model_logit_scale(m) > 1.0f);
 
@@ -81,7 +81,7 @@ int main(void)
       CHECK_INT_EQ((long long)r->labels->shape[1], 60);
       CHECK_INT_EQ((long long)r->labels->shape[2], 70);
     }
-    CHECK_INT_EQ((long long)r->nclasses, 6);
+    CHECK_INT_EQ((long long)r->nclasses, 9);
     for (size_t c = 0; c < r->nclasses; c++) total += r->volumes_ml[c];
     /* every series voxel whose model voxel exists gets a class: at most the series volume */
     CHECK(total <= 70 * 60 * 25 * 1.0 * 1.2 * 4.0 / 1000 + 1e-6);

@@ -39,7 +39,7 @@ def compare(what, ref, mine):
     return not bad
 
 ok = True
-cfgs = {"t3d-tiny": ("basic", [1, 1, 1, 1], [16, 32, 64, 128]),
+cfgs = {"t3d-tiny": ("basic", [1, 1, 1, 1], [8, 16, 32, 64]),
         "t3d-r50": ("bottleneck", [3, 4, 6, 3], [64, 128, 256, 512])}
 for name, (block, layers, widths) in cfgs.items():
     mine = listed(name)

@@ -131,25 +131,25 @@ static void test_tensors_tiny(void)
   CHECK_STATUS(t3d_model_config_builtin(&c, "t3d-tiny"), T3D_OK);
   CHECK_INT_EQ(c.text.vocab_size, (long long)t3d_default_vocab_size());
   CHECK_STATUS(t3d_model_config_tensors(&c, &s, &n), T3D_OK);
-  check_shape(s, n, "vision.conv1.weight", 5, (int64_t[]){16, 1, 7, 7, 7});
-  check_shape(s, n, "vision.bn1.running_var", 1, (int64_t[]){16});
-  check_shape(s, n, "vision.layer1.0.conv1.weight", 5, (int64_t[]){16, 16, 3, 3, 3});
+  check_shape(s, n, "vision.conv1.weight", 5, (int64_t[]){8, 1, 7, 7, 7});
+  check_shape(s, n, "vision.bn1.running_var", 1, (int64_t[]){8});
+  check_shape(s, n, "vision.layer1.0.conv1.weight", 5, (int64_t[]){8, 8, 3, 3, 3});
   CHECK(find(s, n, "vision.layer1.0.downsample.0.weight") == NULL); /* same stride and width */
-  check_shape(s, n, "vision.layer2.0.downsample.0.weight", 5, (int64_t[]){32, 16, 1, 1, 1});
-  check_shape(s, n, "vision.layer2.0.downsample.0.bias", 1, (int64_t[]){32});
-  check_shape(s, n, "vision.layer4.0.conv2.weight", 5, (int64_t[]){128, 128, 3, 3, 3});
+  check_shape(s, n, "vision.layer2.0.downsample.0.weight", 5, (int64_t[]){16, 8, 1, 1, 1});
+  check_shape(s, n, "vision.layer2.0.downsample.0.bias", 1, (int64_t[]){16});
+  check_shape(s, n, "vision.layer4.0.conv2.weight", 5, (int64_t[]){64, 64, 3, 3, 3});
   check_shape(s, n, "text.embeddings.word_embeddings.weight", 2, (int64_t[]){c.text.vocab_size, 128});
   check_shape(s, n, "text.encoder.layer.1.attention.self.query.weight", 2, (int64_t[]){128, 128});
   check_shape(s, n, "text.encoder.layer.1.intermediate.dense.weight", 2, (int64_t[]){512, 128});
   check_shape(s, n, "text.encoder.layer.1.output.dense.weight", 2, (int64_t[]){128, 512});
   CHECK(find(s, n, "text.encoder.layer.2.output.dense.weight") == NULL);
-  check_shape(s, n, "vision_proj.0.weight", 2, (int64_t[]){256, 128});
+  check_shape(s, n, "vision_proj.0.weight", 2, (int64_t[]){256, 64});
   check_shape(s, n, "text_proj.2.weight", 2, (int64_t[]){128, 256});
-  check_shape(s, n, "seg.blocks.0.up.weight", 5, (int64_t[]){128, 64, 2, 2, 2});
-  check_shape(s, n, "seg.blocks.0.conv.weight", 5, (int64_t[]){64, 64 + 64, 3, 3, 3});
-  check_shape(s, n, "seg.blocks.3.conv.weight", 5, (int64_t[]){16, 16 + 16, 3, 3, 3});
-  check_shape(s, n, "seg.blocks.4.conv.weight", 5, (int64_t[]){8, 8 + 1, 3, 3, 3});
-  check_shape(s, n, "seg.head.weight", 5, (int64_t[]){6, 8, 1, 1, 1});
+  check_shape(s, n, "seg.blocks.0.up.weight", 5, (int64_t[]){64, 32, 2, 2, 2});
+  check_shape(s, n, "seg.blocks.0.conv.weight", 5, (int64_t[]){32, 32 + 32, 3, 3, 3});
+  check_shape(s, n, "seg.blocks.3.conv.weight", 5, (int64_t[]){8, 8 + 8, 3, 3, 3});
+  check_shape(s, n, "seg.blocks.4.conv.weight", 5, (int64_t[]){6, 6 + 1, 3, 3, 3});
+  check_shape(s, n, "seg.head.weight", 5, (int64_t[]){9, 6, 1, 1, 1});
   check_shape(s, n, "logit_scale", 1, (int64_t[]){1});
   for (size_t i = 0; i < n; i++)
     for (size_t j = i + 1; j < n; j++)
@@ -215,7 +215,7 @@ static void test_init(void)
     free(s);
     return;
   }
-  numel = 128 * 128 * 27;
+  numel = 64 * 64 * 27;
   a = malloc((size_t)numel * sizeof *a);
   b = malloc((size_t)numel * sizeof *b);
   t3d_tensor_spec_init(conv, &c, 42, a);
@@ -225,9 +225,9 @@ static void test_init(void)
   CHECK(memcmp(a, b, (size_t)numel * sizeof *a) != 0); /* seed matters */
   for (int64_t i = 0; i < numel; i++)
     sum += a[i], sum2 += (double)a[i] * a[i];
-  /* He-normal, fan_out mode: std = sqrt(2 / (128 * 27)) */
+  /* He-normal, fan_out mode: std = sqrt(2 / (64 * 27)) */
   CHECK_NEAR(sum / (double)numel, 0.0, 0.002);
-  CHECK_NEAR(sqrt(sum2 / (double)numel), sqrt(2.0 / (128 * 27)), 0.001);
+  CHECK_NEAR(sqrt(sum2 / (double)numel), sqrt(2.0 / (64 * 27)), 0.001);
   t3d_tensor_spec_init(ln, &c, 42, a);
   CHECK_NEAR(a[0], 1.0, 0);
   CHECK_NEAR(a[127], 1.0, 0);

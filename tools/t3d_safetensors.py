@@ -1,6 +1,8 @@
 """Safetensors reading and writing for t3d's Python tools and test references, with numpy only
-(no `safetensors` package needed): the format of core/model/modelfile.h, including t3d's 64-byte
-alignment of the data section and of every tensor, and the t3d metadata keys.
+(no `safetensors` package needed): the format of core/model/modelfile.h -- the data section starts
+on a 64-byte file offset (the header is padded with spaces), tensors lie back to back without gaps
+(largest element size first, then by name, so each is aligned to its element size), as the
+reference safetensors reader requires -- and the t3d metadata keys.
 Not a model: it moves named arrays and string metadata in and out of files, nothing more."""
 import json
 import os
@@ -93,25 +95,26 @@ def _dtype_name(a):
 def write(path, tensors, metadata=None):
     """Writes {name: array} (float32/float16/int32/uint8 numpy arrays or torch tensors, which are
     stored as float32) with string metadata, t3d style: header padded with spaces so the data
-    section starts on a 64-byte file offset, every tensor on a 64-byte boundary, in name order.
-    t3d.format_version is set when missing. Atomic: a temporary file renamed over path."""
+    section starts on a 64-byte file offset, tensors back to back with no gaps, largest element
+    size first and then in name order (each stays aligned to its element size; the reference
+    safetensors reader refuses gaps). t3d.format_version is set when missing. Atomic: a
+    temporary file renamed over path."""
     meta = {"t3d.format_version": FORMAT_VERSION}
     for k, v in (metadata or {}).items():
         if not isinstance(v, str):
             raise ValueError(f"metadata {k}: values must be strings (json.dumps them first)")
         meta[k] = v
-    header, chunks, offset = {"__metadata__": meta}, [], 0
-    for name in sorted(tensors, key=lambda s: s.encode("utf-8")):
-        a = tensors[name]
+    arrays = {}
+    for name, a in tensors.items():
         a = as_float32(a) if hasattr(a, "detach") else np.ascontiguousarray(a)
         if a.dtype == np.float64:
             a = a.astype(np.float32)
         dt = _dtype_name(a)
-        a = a.astype(_T3D_DTYPES[dt], copy=False)
-        pad = (-offset) % ALIGN
-        if pad:
-            chunks.append(b"\0" * pad)
-            offset += pad
+        arrays[name] = (dt, a.astype(_T3D_DTYPES[dt], copy=False))
+    header, chunks, offset = {"__metadata__": meta}, [], 0
+    order = sorted(arrays, key=lambda s: (-arrays[s][1].dtype.itemsize, s.encode("utf-8")))
+    for name in order:
+        dt, a = arrays[name]
         raw = a.tobytes()
         header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [offset, offset + len(raw)]}
         chunks.append(raw)
@@ -120,6 +123,9 @@ def write(path, tensors, metadata=None):
     text += b" " * ((-(8 + len(text))) % ALIGN)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".t3d-", dir=folder)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # an ordinary file, not mkstemp's 0600
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(struct.pack("<Q", len(text)))

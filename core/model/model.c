@@ -200,6 +200,20 @@ static t3d_status cancelled(const volatile int *cancel, const char *where)
   return T3D_OK;
 }
 
+t3d_preprocess_params t3d_model_preprocess_params(const t3d_model_config *cfg)
+{
+  t3d_preprocess_params pp = t3d_preprocess_default_params();
+  for (int a = 0; a < 3; a++) {
+    pp.spacing_mm[a] = cfg->preprocess.spacing_mm[a];
+    pp.shape[a] = cfg->preprocess.shape[a];
+  }
+  pp.hu_min = (float)cfg->preprocess.hu_min;
+  pp.hu_max = (float)cfg->preprocess.hu_max;
+  pp.pad_value = (float)cfg->preprocess.pad_value;
+  pp.norm = T3D_NORM_MINMAX;
+  return pp;
+}
+
 t3d_status t3d_analyze(t3d_model *m, const t3d_volume *vol, const t3d_analyze_opts *opts_in, t3d_progress_fn progress,
                        const volatile int *cancel, t3d_analysis_result **out)
 {
@@ -226,15 +240,7 @@ t3d_status t3d_analyze(t3d_model *m, const t3d_volume *vol, const t3d_analyze_op
 
   /* preprocess */
   if (progress) progress(opts.user, 0.0, "preprocess");
-  t3d_preprocess_params pp = t3d_preprocess_default_params();
-  for (int a = 0; a < 3; a++) {
-    pp.spacing_mm[a] = m->cfg.preprocess.spacing_mm[a];
-    pp.shape[a] = m->cfg.preprocess.shape[a];
-  }
-  pp.hu_min = (float)m->cfg.preprocess.hu_min;
-  pp.hu_max = (float)m->cfg.preprocess.hu_max;
-  pp.pad_value = (float)m->cfg.preprocess.pad_value;
-  pp.norm = T3D_NORM_MINMAX;
+  t3d_preprocess_params pp = t3d_model_preprocess_params(&m->cfg);
   if ((s = t3d_preprocess(vol, &pp, &x, &r->transform)) != T3D_OK) goto cleanup;
   t = now_ms();
   r->ms.preprocess = t - t0;

@@ -70,6 +70,10 @@ typedef struct {
   } ms;
 } t3d_analysis_result;
 
+/* The preprocessing a model with this config applies to every series (t3d_analyze, and the
+ * training cache of `t3d preprocess`, so training and inference see the same tensors). */
+t3d_preprocess_params t3d_model_preprocess_params(const t3d_model_config *cfg);
+
 /* Analyses a CT volume (HU). Refuses a series whose modality is set and not "CT"
  * (T3D_ERR_UNSUPPORTED). progress (may be NULL) gets (opts->user, fraction 0..1, stage name)
  * from the calling thread; cancel (may be NULL): set *cancel nonzero from any thread to stop

@@ -66,7 +66,8 @@ static const t3d_finding findings[] = {
   {"lymphadenopathy", "a ct scan showing enlarged lymph nodes", "a ct scan with no enlarged lymph nodes"},
 };
 
-static const char *const classes[] = {"background", "liver", "kidney", "spleen", "lung", "lesion"};
+/* The label ids of the phantom generator (docs: the phantom contract of issue 7), in order. */
+static const char *const classes[] = {"background", "body", "lung", "heart", "liver", "spleen", "kidney", "bone", "lesion"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -18,7 +18,7 @@ t3d_LDADD += -lpthread
 
 # t3d analyze SERIES_DIR
 t3d_SOURCES += cli/cmd_analyze.c
-t3d_CFLAGS += -DT3D_BUILD_MODEL=\"$(abs_top_builddir)/models/t3d-tiny-init.safetensors\"
+t3d_CFLAGS += -DT3D_BUILD_MODEL=\"$(abs_top_srcdir)/models/t3d-tiny.safetensors\"
 dist_check_SCRIPTS += tests/test-analyze-cli.sh
 TESTS += tests/test-analyze-cli.sh
 

@@ -1,0 +1,110 @@
+"""Checks behind the trainer's tests (tests/test-train-*.sh), each printing both values on failure:
+  inputs DIR CACHE RUN T3D  -- training inputs are inference inputs: the exported model run by
+                               `t3d analyze` on each DICOM series gives the embedding PyTorch gives
+                               on the cached tensor, and the same zero-shot logits (C tokenizer and
+                               text tower = HF BertTokenizer + BertModel); the files open with
+                               safetensors.safe_open
+  grads A B                 -- two gradient dumps agree (distributed vs one process)
+  resume CSV KILLED_AT INTERVAL -- after kill -9 and rerun the run resumed losing <= one interval
+Not a test runner."""
+import csv
+import json
+import subprocess
+import sys
+
+import torch
+
+from train import data as D
+from train.model import T3DModel
+
+failures = []
+
+
+def need(cond, msg):
+    if not cond:
+        failures.append(msg)
+        print("FAIL " + msg)
+    else:
+        print("ok   " + msg)
+
+
+def check_inputs(data_dir, cache, run, t3d):
+    from safetensors import safe_open
+    model_file = run + "/model.safetensors"
+    for path in (model_file, cache):
+        with safe_open(path, "np") as f:
+            need(len(list(f.keys())) > 0, f"safetensors.safe_open opens {path.rsplit('/', 1)[-1]}")
+    cfg, vocab, findings, _ = D.read_model_meta(model_file)
+    model = T3DModel(cfg)
+    model.load_state_dict(torch.load(run + "/final.pt", map_location="cpu")["model"])
+    model.eval()
+    cases = D.CaseSet(cache, data_dir)
+    tok = D.tokenizer_for(vocab, cfg["text"])
+    with torch.no_grad():
+        ids, mask = D.tokenize(tok, [f[k] for f in findings for k in ("positive", "negative")],
+                               D.max_tokens(cfg["text"]))
+        temb, _ = model.encode_text(ids, mask)
+        scale = float(model.logit_scale.exp().clamp(max=100))
+        for i, rec in enumerate(cases.records):
+            out = subprocess.run([t3d, "analyze", data_dir + "/" + rec["series"], "--model", model_file, "--json"],
+                                 check=True, capture_output=True, text=True).stdout
+            res = json.loads(out)
+            ref = torch.tensor(res["embedding"])
+            emb, _, _ = model.encode_volume(cases.x[i:i + 1], segment=False)
+            cos = float((emb[0] * ref).sum())
+            need(cos > 0.99999, f"{rec['case']}: cosine(PyTorch on the cache, t3d analyze on DICOM) = {cos:.7f} > 0.99999")
+            lp = scale * emb[0] @ temb[0::2].t()
+            ln = scale * emb[0] @ temb[1::2].t()
+            cl = torch.tensor([[f["logit_positive"], f["logit_negative"]] for f in res["findings"]])
+            err = float(torch.maximum((lp - cl[:, 0]).abs(), (ln - cl[:, 1]).abs()).max())
+            need(err < 1e-3 * max(1.0, scale),
+                 f"{rec['case']}: zero-shot logits PyTorch vs t3d max |diff| {err:.2e} < {1e-3 * max(1.0, scale):.2e}")
+
+
+def check_grads(a, b):
+    ga, gb = torch.load(a), torch.load(b)
+    need(sorted(ga) == sorted(gb), f"same parameters with gradients ({len(ga)} vs {len(gb)})")
+    worst, name = 0.0, ""
+    # Tensors whose gradient is zero in exact arithmetic (a conv bias before BatchNorm, BERT's key
+    # bias) hold rounding noise only: differences are measured against at least 1e-4 of the
+    # largest gradient anywhere.
+    floor = 1e-4 * max(float(g.abs().max()) for g in ga.values())
+    for k in ga:
+        if k not in gb:
+            continue
+        scale = max(float(ga[k].abs().max()), floor)
+        d = float((ga[k] - gb[k]).abs().max()) / scale
+        if d > worst:
+            worst, name = d, k
+    need(worst < 1e-3, f"gradients agree: worst relative max |diff| {worst:.2e} ({name}) < 1e-3")
+    total = sum(float(v.abs().sum()) for v in ga.values())
+    need(total > 0, f"gradients are not all zero (sum |g| = {total:.3g})")
+
+
+def check_resume(csv_path, killed_at, interval):
+    with open(csv_path, newline="") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
+    need(steps == list(range(1, len(steps) + 1)), f"metrics.csv holds each step once, in order ({steps[:3]}..{steps[-3:]})")
+    log = open(csv_path.rsplit("/", 1)[0] + "/resume.log").read()
+    resumed = [int(line.split()[-1]) for line in log.splitlines() if line.startswith("resumed from")]
+    need(len(resumed) == 1, f"the rerun resumed from a checkpoint ({resumed})")
+    if resumed:
+        need(killed_at - resumed[0] <= interval,
+             f"lost {killed_at - resumed[0]} steps (killed after step {killed_at}, resumed at {resumed[0]}) <= {interval}")
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "inputs":
+        check_inputs(*sys.argv[2:6])
+    elif cmd == "grads":
+        check_grads(*sys.argv[2:4])
+    elif cmd == "resume":
+        check_resume(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        sys.exit(f"unknown check {cmd}")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Training data: the cache `t3d preprocess` writes (model-grid inputs exactly as `t3d analyze`
+feeds the encoder, labels on the same grid), the manifest's reports tokenized with Hugging Face's
+BertTokenizer over the model's own vocabulary (equal to the C WordPiece tokenizer, see
+tests/test-tokenizer-parity.sh), and the TMA views (crops, intensity jitter) seeded per sample
+and step, so that any process of a distributed run draws the same augmentations as one process.
+Not the preprocessing itself: that stays in the C engine."""
+import json
+import os
+import re
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from train.model import ROOT  # noqa: F401  (sets sys.path for tools/)
+import t3d_safetensors as st  # noqa: E402
+
+
+def read_model_meta(path):
+    """(config dict (the "model" object), vocab list, findings list, classes list) of a model file."""
+    meta = st.read_raw(path)[2]
+    return (json.loads(meta["t3d.config"])["model"], json.loads(meta["t3d.vocab"]),
+            json.loads(meta.get("t3d.findings", "[]")), json.loads(meta.get("t3d.classes", "[]")))
+
+
+def tokenizer_for(vocab, tc):
+    from transformers import BertTokenizer
+    fd, path = tempfile.mkstemp(suffix=".txt", prefix="t3d-vocab-")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join(vocab) + "\n")
+    tok = BertTokenizer(path, do_lower_case=tc["lowercase"], strip_accents=tc["strip_accents"],
+                        tokenize_chinese_chars=True)
+    os.unlink(path)
+    return tok
+
+
+def max_tokens(tc):
+    return min(tc["max_positions"], 256)  # as core/model/text.c (T3D_TEXT_MAX_TOKENS)
+
+
+def tokenize(tok, texts, length):
+    enc = tok(list(texts), max_length=length, truncation=True, padding="max_length", return_tensors="pt")
+    return enc["input_ids"], enc["attention_mask"]
+
+
+def read_manifest(data_dir):
+    with open(os.path.join(data_dir, "manifest.jsonl"), encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class CaseSet:
+    """Cached inputs, labels, reports and truth of one phantom folder, in manifest order."""
+
+    def __init__(self, cache_path, data_dir):
+        tensors, meta = st.read(cache_path)
+        self.x = torch.from_numpy(tensors["input"]).unsqueeze(1)            # [N,1,Z,Y,X] f32
+        self.labels = torch.from_numpy(tensors["labels"].astype(np.int64))  # [N,Z,Y,X]
+        self.cases = json.loads(meta["t3d.cases"])
+        by_case = {m["case"]: m for m in read_manifest(data_dir)}
+        missing = [c for c in self.cases if c not in by_case]
+        if missing:
+            raise ValueError(f"{cache_path}: cases {missing[:3]} not in {data_dir}/manifest.jsonl")
+        self.records = [by_case[c] for c in self.cases]
+        self.reports = [r.get("report", "") for r in self.records]
+
+    def __len__(self):
+        return len(self.cases)
+
+
+def _crop_grid(gen, n, size_range, out_shape):
+    """Affine grids for n random axis-aligned crops (fraction of each side in size_range, placed
+    uniformly inside the volume), sampled to out_shape (z, y, x)."""
+    lo, hi = size_range
+    s = lo + (hi - lo) * torch.rand(n, 3, generator=gen)         # fraction per axis (x, y, z)
+    c = (1 - s) * (2 * torch.rand(n, 3, generator=gen) - 1)      # centre, crop stays inside
+    theta = torch.zeros(n, 3, 4)
+    for a in range(3):
+        theta[:, a, a] = s[:, a]
+        theta[:, a, 3] = c[:, a]
+    return F.affine_grid(theta, [n, 1] + list(out_shape), align_corners=False)
+
+
+def _jitter(gen, x, amount):
+    n = x.shape[0]
+    a = 1 + amount * (2 * torch.rand(n, 1, 1, 1, 1, generator=gen) - 1)
+    b = amount * 0.5 * (2 * torch.rand(n, 1, 1, 1, 1, generator=gen) - 1)
+    return x * a + b
+
+
+def sample_generator(seed, step, index):
+    return torch.Generator().manual_seed((seed * 1000003 + step * 7919 + index) & 0x7FFFFFFFFFFF)
+
+
+def make_views(x, seed, step, indices, n_local=4, jitter=0.1):
+    """TMA views of a batch x [B,1,Z,Y,X]: global 1 = the input with intensity jitter (the
+    grid inference sees; used for CLIP and segmentation too), global 2 = a 70-100 % crop
+    resampled to the full shape, and n_local 30-50 % crops at half the shape. Every random
+    number comes from (seed, step, global sample index)."""
+    shape = list(x.shape[2:])
+    half = [max(s // 2, 32) for s in shape]
+    g1, g2, locs = [], [], [[] for _ in range(n_local)]
+    for i, gi in enumerate(indices):
+        gen = sample_generator(seed, step, int(gi))
+        xi = x[i:i + 1]
+        g1.append(_jitter(gen, xi, jitter))
+        grid = _crop_grid(gen, 1, (0.7, 1.0), shape)
+        g2.append(_jitter(gen, F.grid_sample(xi, grid, align_corners=False, padding_mode="border"), jitter))
+        for v in range(n_local):
+            grid = _crop_grid(gen, 1, (0.3, 0.5), half)
+            locs[v].append(_jitter(gen, F.grid_sample(xi, grid, align_corners=False, padding_mode="border"), jitter))
+    return [torch.cat(g1), torch.cat(g2)] + [torch.cat(v) for v in locs]
+
+
+def sentences(report):
+    """The report's sentences without section headings ("FINDINGS:", "IMPRESSION:")."""
+    out = []
+    for line in report.replace("\r", "").split("\n"):
+        line = line.strip()
+        if ":" in line and line.split(":", 1)[0].isupper():
+            line = line.split(":", 1)[1].strip()
+        line = re.sub(r"^(\d+[.)]|[-*])\s+", "", line)
+        for part in re.split(r"(?<=[.;])\s+(?=[A-Za-z])", line):
+            part = part.strip()
+            if part:
+                out.append(part)
+    return out
+
+
+def augment_report(report, gen, keep_full=0.5):
+    """Text augmentation seeded like the views: the whole report with probability keep_full,
+    otherwise a random subset (1..n sentences, order kept), so that single statements -- the form
+    of the zero-shot prompts -- are aligned with the volumes they describe."""
+    sents = sentences(report)
+    if len(sents) <= 1 or float(torch.rand(1, generator=gen)) < keep_full:
+        return report
+    k = 1 + int(torch.randint(len(sents), (1,), generator=gen))
+    pick = sorted(torch.randperm(len(sents), generator=gen)[:k].tolist())
+    return " ".join(sents[i] for i in pick)
+
+
+def epoch_order(n, seed, epoch):
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 65537 + epoch))
+
+
+def global_batch_indices(n, batch, seed, step):
+    """Indices of the global batch for a step: epochs of a seeded permutation, dropped tail."""
+    per_epoch = n // batch
+    epoch, k = divmod(step, per_epoch)
+    return epoch_order(n, seed, epoch)[k * batch:(k + 1) * batch]

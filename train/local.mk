@@ -1,0 +1,9 @@
+# Training support (issue 7): `t3d preprocess` writes the training cache with the engine's own
+# preprocessing; the Python package train/ (PyTorch) trains and exports t3d model files.
+t3d_SOURCES += cli/cmd_preprocess.c
+
+# Trainer tests (tests/train-common.sh sets up a tiny phantom set and cache for each).
+dist_check_SCRIPTS += tests/test-train-inputs.sh tests/test-train-resume.sh tests/test-train-ddp.sh
+EXTRA_DIST += tests/train-common.sh train/__init__.py train/model.py train/data.py train/losses.py \
+	train/train.py train/export.py train/checks.py train/testdata.py train/torchrun.py
+TESTS += tests/test-train-inputs.sh tests/test-train-resume.sh tests/test-train-ddp.sh

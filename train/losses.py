@@ -1,0 +1,84 @@
+"""Training objectives: symmetric InfoNCE over the global batch (features gathered across
+processes with gradients), the TMA swapped-prediction loss with Sinkhorn-Knopp codes computed
+over the global batch, and Dice + cross-entropy for segmentation. Not the model."""
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+LOGIT_SCALE_MAX = 100.0
+
+
+def distributed():
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def gather_with_grad(x):
+    """Concatenation of x over all processes (rank order); gradients flow back to every part."""
+    if not distributed():
+        return x
+    import torch.distributed.nn.functional as dnn
+    return torch.cat(dnn.all_gather(x), dim=0)
+
+
+def clip_loss(v, t, logit_scale):
+    """Symmetric InfoNCE of L2-normalised local features v, t [b, D] against the global batch.
+    Every process computes the same global loss; with all_gather's backward (which sums the
+    copies of every process) and DDP's gradient average this is the one-process gradient."""
+    v_all, t_all = gather_with_grad(v), gather_with_grad(t)
+    scale = logit_scale.exp().clamp(max=LOGIT_SCALE_MAX)
+    logits = scale * v_all @ t_all.t()
+    target = torch.arange(logits.shape[0], device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+
+
+@torch.no_grad()
+def sinkhorn(scores, eps=0.05, iters=3):
+    """Soft equal-partition assignment of the global batch to K prototypes (SwAV's Sinkhorn-
+    Knopp). scores [b, K] local; sums are all-reduced so every process gets its rows of the
+    global solution. Returns codes [b, K] (rows sum to 1)."""
+    q = torch.exp((scores - scores.max()) / eps).t()  # [K, b]
+    if distributed():
+        m = scores.max().clone()
+        dist.all_reduce(m, op=dist.ReduceOp.MAX)
+        q = torch.exp((scores - m) / eps).t()
+    b = torch.tensor([float(q.shape[1])], device=q.device)
+    total = q.sum()
+    if distributed():
+        dist.all_reduce(b)
+        dist.all_reduce(total)
+    q = q / total
+    k = q.shape[0]
+    for _ in range(iters):
+        rows = q.sum(dim=1, keepdim=True)
+        if distributed():
+            dist.all_reduce(rows)
+        q = q / rows / k
+        q = q / q.sum(dim=0, keepdim=True) / b
+    return (q * b).t()
+
+
+def tma_loss(view_scores, n_global=2, temperature=0.1):
+    """Swapped prediction: the codes of each global view are predicted from every other view.
+    view_scores: list of [b, K] prototype scores, global views first. Mean over samples."""
+    total, terms = 0.0, 0
+    for g in range(n_global):
+        q = sinkhorn(view_scores[g])
+        for v, s in enumerate(view_scores):
+            if v == g:
+                continue
+            total = total + -(q * F.log_softmax(s / temperature, dim=1)).sum(dim=1).mean()
+            terms += 1
+    return total / terms
+
+
+def dice_ce_loss(logits, labels, classes):
+    """Cross-entropy + (1 - mean soft Dice over classes present in the volume or predicted),
+    per sample and averaged, so the local mean times the processes is the global mean."""
+    ce = F.cross_entropy(logits, labels)
+    p = logits.softmax(dim=1)
+    onehot = F.one_hot(labels, classes).permute(0, 4, 1, 2, 3).to(p.dtype)
+    dims = (2, 3, 4)
+    inter = (p * onehot).sum(dims)
+    denom = p.sum(dims) + onehot.sum(dims)
+    dice = (2 * inter + 1e-3) / (denom + 1e-3)  # [b, C]
+    return ce + (1 - dice).mean()

@@ -1,0 +1,110 @@
+"""The trainable T3D model: MONAI ResNet + decoder + vision projection (reused from
+tests/reference/t3d_reference.py, whose layout the vision parity test proves equal to the C
+engine's), Hugging Face BertModel + text projection, and the training-only TMA head (cross-
+attention from dense layer-4 features to report tokens, projection, K prototypes).
+Not the losses (train/losses.py) and not the export (train/export.py)."""
+import os
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from t3d_reference import T3DVision, projection  # noqa: E402
+
+
+# Weight init of the BERT tower trained from scratch. HF's 0.02 leaves a 2-layer tower's [CLS]
+# state nearly the same for every report (attention uniform, tiny value paths: measured cosine
+# 0.99996 between reports), and CLIP then sits at ln(batch) for many steps; 0.1 makes [CLS]
+# depend on the text from the start (cosine ~0.95).
+TEXT_INIT_STD = 0.1
+
+
+def bert_config(tc, init_std=TEXT_INIT_STD):
+    from transformers import BertConfig
+    return BertConfig(vocab_size=tc["vocab_size"], hidden_size=tc["hidden"], num_hidden_layers=tc["layers"],
+                      num_attention_heads=tc["heads"], intermediate_size=tc["intermediate"],
+                      max_position_embeddings=tc["max_positions"], type_vocab_size=tc["type_vocab_size"],
+                      layer_norm_eps=tc["layer_norm_eps"], hidden_dropout_prob=0.0,
+                      attention_probs_dropout_prob=0.0, initializer_range=init_std)
+
+
+class TMAHead(nn.Module):
+    """Text-informed multi-view alignment head (training only, never exported): dense layer-4
+    tokens of a view attend to the report's token features; the text-informed tokens are pooled,
+    projected, L2-normalised and scored against K learnable prototypes."""
+
+    def __init__(self, vis_ch, txt_ch, dim=64, prototypes=32, heads=4):
+        super().__init__()
+        self.q = nn.Linear(vis_ch, dim)
+        self.kv = nn.Linear(txt_ch, dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm = nn.LayerNorm(dim)
+        self.proj = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
+        self.prototypes = nn.Linear(dim, prototypes, bias=False)
+
+    def forward(self, feat, tokens, token_mask):
+        # feat [B, C, d, h, w] (layer 4 of one view); tokens [B, T, H]; token_mask [B, T] (1 = real)
+        v = self.q(feat.flatten(2).transpose(1, 2))                  # [B, N, dim]
+        t = self.kv(tokens)                                           # [B, T, dim]
+        a, _ = self.attn(v, t, t, key_padding_mask=token_mask == 0)
+        z = self.norm(v + a).mean(dim=1)
+        z = F.normalize(self.proj(z), dim=-1)
+        return self.prototypes(z)                                     # [B, K] cosine scores
+
+    @torch.no_grad()
+    def normalize_prototypes(self):
+        """Unit-norm prototypes (called before each step, outside autograd, as SwAV does)."""
+        self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
+
+
+class T3DModel(nn.Module):
+    def __init__(self, cfg, tma_dim=64, prototypes=32, text_init_std=TEXT_INIT_STD):
+        super().__init__()
+        from transformers import BertModel
+        self.cfg = cfg
+        self.visual = T3DVision(cfg, bias_downsample=cfg["vision"].get("downsample_bias", True))
+        tc = cfg["text"]
+        self.text = BertModel(bert_config(tc, text_init_std), add_pooling_layer=False)
+        self.text_proj = projection(tc["hidden"], cfg["projection"]["hidden"], cfg["projection"]["dim"])
+        vc = cfg["vision"]
+        c4 = vc["widths"][3] * (4 if vc["block"] == "bottleneck" else 1)
+        self.tma = TMAHead(c4, tc["hidden"], tma_dim, prototypes)
+
+    @property
+    def logit_scale(self):
+        return self.visual.logit_scale
+
+    def encode_text(self, ids, mask):
+        h = self.text(input_ids=ids, attention_mask=mask).last_hidden_state
+        return F.normalize(self.text_proj(h[:, 0]), dim=-1), h
+
+    def encode_volume(self, x, segment=True):
+        """Returns (embedding [B, D], layer-4 features, seg logits or None)."""
+        p = self.visual.pyramid(x)
+        pooled = p[5].mean(dim=(2, 3, 4))
+        emb = F.normalize(self.visual.vision_proj(pooled), dim=-1)
+        logits = self.visual.seg(p) if segment else None
+        return emb, p[5], logits
+
+    def layer4(self, x):
+        return self.visual.pyramid(x)[5]
+
+
+def exported_state(model):
+    """{t3d tensor name: tensor} for the model file: vision.*, vision_proj.*, seg.*,
+    logit_scale (from T3DVision), text.* (BertModel, no pooler), text_proj.*."""
+    out = {}
+    for k, v in model.visual.state_dict().items():
+        if not k.endswith("num_batches_tracked"):
+            out[k] = v
+    for k, v in model.text.state_dict().items():
+        if k.startswith("pooler.") or k.endswith("position_ids") or k.endswith("token_type_ids"):
+            continue
+        out["text." + k] = v
+    for k, v in model.text_proj.state_dict().items():
+        out["text_proj." + k] = v
+    return out

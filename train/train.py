@@ -1,0 +1,332 @@
+"""T3D training loop: CLIP (symmetric InfoNCE, learnable logit scale capped at 100) + lambda*TMA
+pre-training and Dice + cross-entropy segmentation, chosen per run by loss weights; AdamW, linear
+warm-up then cosine decay, gradient clipping, bf16 autocast on GPUs that have it; atomic
+checkpoints every --ckpt-every steps with resume after kill -9; progress bar, CSV and TensorBoard
+metrics; one or many processes (torchrun: gloo on CPU, NCCL on GPU).
+
+Distributed semantics: the global batch (--batch) is drawn from a seeded permutation and split
+in rank order; augmentations are seeded per (seed, step, sample index); CLIP logits and Sinkhorn
+codes cover the global batch; gradients are averaged with one all_reduce. BatchNorm statistics
+are per process (as DDP without SyncBatchNorm, which torch 1.13 runs on GPUs only); a one-process
+run reproduces that exactly with --bn-shards WORLD (the vision tower sees the batch in WORLD
+chunks), and --sync-bn makes the statistics global on GPUs.
+
+  python -m train.train --template init.safetensors --cache c.safetensors --data DIR --out RUN ...
+Not the exporter (train/export.py) and not the data preparation (`t3d preprocess`)."""
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from train import data as D
+from train import losses as L
+from train.model import T3DModel
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description="T3D pre-training / fine-tuning")
+    ap.add_argument("--template", required=True, help="t3d model file giving config, vocab, findings, classes")
+    ap.add_argument("--cache", required=True, help="training cache written by `t3d preprocess`")
+    ap.add_argument("--data", required=True, help="phantom folder (manifest.jsonl with reports)")
+    ap.add_argument("--out", required=True, help="run folder: ckpt.pt, metrics.csv, tb/, final.pt")
+    ap.add_argument("--init", help="start from this checkpoint's weights (e.g. the pre-training run)")
+    ap.add_argument("--steps", type=int, default=100, help="number of steps (the cap with --time-budget)")
+    ap.add_argument("--time-budget", type=float, default=0,
+                    help="minutes of wall time: the cosine schedule follows elapsed time and the run ends "
+                         "when it is spent (for shared machines whose speed is unknown in advance)")
+    ap.add_argument("--batch", type=int, default=8, help="global batch (split over processes)")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--wd", type=float, default=0.05)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--clip-grad", type=float, default=1.0)
+    ap.add_argument("--w-clip", type=float, default=1.0, help="weight of the CLIP loss")
+    ap.add_argument("--w-tma", type=float, default=0.5, help="lambda: weight of the TMA loss (0: CLIP alone)")
+    ap.add_argument("--w-seg", type=float, default=0.0, help="weight of Dice + cross-entropy")
+    ap.add_argument("--reinit-text", action="store_true",
+                    help="with --init: start the text tower and its projection afresh")
+    ap.add_argument("--logit-scale", type=float, default=0,
+                    help="with --init: restart the CLIP logit scale at this value (e.g. 50)")
+    ap.add_argument("--text-lr-scale", type=float, default=0.1,
+                    help="learning rate of the text tower relative to --lr")
+    ap.add_argument("--prototypes", type=int, default=32)
+    ap.add_argument("--text-init-std", type=float, default=0.1, help="BERT initializer range (HF default 0.02)")
+    ap.add_argument("--text-aug", type=float, default=0.5,
+                    help="probability of replacing a report by a random subset of its sentences")
+    ap.add_argument("--ckpt-every", type=int, default=50)
+    ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bn-shards", type=int, default=1, help="one-process emulation of WORLD processes' BN")
+    ap.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm (GPU only in torch 1.13)")
+    ap.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    ap.add_argument("--no-bf16", action="store_true")
+    ap.add_argument("--dump-grads", help="after step 1, save the averaged gradients here (tests)")
+    ap.add_argument("--export", help="write the t3d model file here at the end (rank 0)")
+    ap.add_argument("--findings", help="JSON findings list (name, positive, negative) for the export")
+    return ap.parse_args(argv)
+
+
+def progress_of(step, elapsed, a):
+    """Fraction of the run done: by steps, or by wall time when --time-budget is set."""
+    p = step / a.steps
+    if a.time_budget > 0:
+        p = max(p, elapsed / (60.0 * a.time_budget))
+    return min(1.0, p)
+
+
+def lr_at(step, progress, a):
+    """Linear warm-up over --warmup steps, then cosine decay to 2 % over the run's progress."""
+    if step < a.warmup:
+        return a.lr * (step + 1) / a.warmup
+    return a.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def param_groups(model, wd, text_lr_scale=1.0):
+    """AdamW groups: weight decay except on biases and norms; the text tower (BERT and its
+    projection) at text_lr_scale times the learning rate (a post-LN transformer from scratch
+    collapses at the learning rates the small ResNet wants)."""
+    groups = {}
+    for n, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        decay = not (p.ndim <= 1 or "norm" in n.lower() or "bn" in n)
+        text = n.startswith("text.") or n.startswith("text_proj.")
+        groups.setdefault((decay, text), []).append(p)
+    return [{"params": ps, "weight_decay": wd if decay else 0.0, "lr_scale": text_lr_scale if text else 1.0}
+            for (decay, text), ps in sorted(groups.items())]
+
+
+def chunked(fn, x, shards):
+    """fn over shards chunks of x, outputs concatenated (BatchNorm sees each chunk alone)."""
+    if shards <= 1:
+        return fn(x)
+    outs = [fn(c) for c in x.chunk(shards)]
+    if isinstance(outs[0], tuple):
+        return tuple(None if o[0] is None else torch.cat(o) for o in zip(*outs))
+    return torch.cat(outs)
+
+
+class Progress:
+    def __init__(self, total, start, label):
+        self.total, self.start_step, self.label = total, start, label
+        self.t0 = time.time()
+        self.tty = sys.stderr.isatty()
+
+    def show(self, step, loss, extra="", eta_s=None):
+        done = step + 1 - self.start_step
+        el = time.time() - self.t0
+        rate = done / el if el > 0 else 0.0
+        eta = (self.total - step - 1) / rate if rate > 0 else 0.0
+        if eta_s is not None:
+            eta = min(eta, max(0.0, eta_s))
+        width = 24
+        fill = int(width * (step + 1) / self.total)
+        bar = "#" * fill + "." * (width - fill)
+        msg = (f"{self.label} [{bar}] {step + 1}/{self.total} loss {loss:.4f} {extra} | "
+               f"{rate:.2f} steps/s ETA {int(eta) // 60:02d}:{int(eta) % 60:02d}")
+        sys.stderr.write(("\r" + msg) if self.tty else (msg + "\n"))
+        sys.stderr.flush()
+        return rate
+
+
+def atomic_save(obj, path):
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def average_gradients(model, world):
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    off = 0
+    for p, g in zip(model.parameters(), grads):
+        n = g.numel()
+        p.grad = flat[off:off + n].view_as(p).clone()
+        off += n
+
+
+CSV_FIELDS = ["step", "loss", "clip", "tma", "seg", "lr", "logit_scale", "grad_norm", "steps_per_s", "elapsed_s"]
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    torch.set_num_threads(a.threads)
+    world, rank = 1, 0
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        use_cuda = torch.cuda.is_available() and a.device != "cpu"
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+        world, rank = dist.get_world_size(), dist.get_rank()
+    if a.device == "auto":
+        a.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if a.device == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dev = torch.device(a.device, torch.cuda.current_device()) if a.device == "cuda" else torch.device("cpu")
+    if a.batch % world:
+        sys.exit(f"--batch {a.batch} is not a multiple of {world} processes")
+    local = a.batch // world
+    bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported() and not a.no_bf16
+
+    cfg, vocab, findings, classes = D.read_model_meta(a.template)
+    cases = D.CaseSet(a.cache, a.data)
+    tok = D.tokenizer_for(vocab, cfg["text"])
+    ids, mask = D.tokenize(tok, cases.reports, D.max_tokens(cfg["text"]))
+    n_classes = cfg.get("segmentation", {}).get("classes", 0)
+    if a.w_seg > 0 and int(cases.labels.max()) >= n_classes:
+        sys.exit(f"labels reach {int(cases.labels.max())}, the model has {n_classes} classes")
+
+    torch.manual_seed(a.seed)
+    model = T3DModel(cfg, prototypes=a.prototypes, text_init_std=a.text_init_std)
+    if a.init:
+        model.load_state_dict(torch.load(a.init, map_location="cpu")["model"])
+        if a.logit_scale > 0:
+            with torch.no_grad():
+                model.logit_scale.fill_(math.log(a.logit_scale))
+        if a.reinit_text:  # fresh text tower and projection (see TEXT_INIT_STD in train/model.py)
+            fresh = T3DModel(cfg, prototypes=a.prototypes, text_init_std=a.text_init_std)
+            model.text.load_state_dict(fresh.text.state_dict())
+            model.text_proj.load_state_dict(fresh.text_proj.state_dict())
+    if a.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(dev)
+    opt = torch.optim.AdamW(param_groups(model, a.wd, a.text_lr_scale), lr=a.lr, betas=(0.9, 0.98))
+    os.makedirs(a.out, exist_ok=True)
+    ckpt_path = os.path.join(a.out, "ckpt.pt")
+    start, elapsed_before = 0, 0.0
+    if os.path.exists(ckpt_path):
+        ck = torch.load(ckpt_path, map_location="cpu")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        start = ck["step"]
+        elapsed_before = ck.get("elapsed_s", 0.0)
+        if rank == 0:
+            print(f"resumed from {ckpt_path} at step {start}", file=sys.stderr, flush=True)
+
+    csv_path = os.path.join(a.out, "metrics.csv")
+    tb = None
+    if rank == 0:
+        rows = []
+        if start and os.path.exists(csv_path):
+            with open(csv_path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= start]
+        with open(csv_path, "w", newline="") as f:
+            w = csv.DictWriter(f, CSV_FIELDS)
+            w.writeheader()
+            w.writerows(rows)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            tb = SummaryWriter(os.path.join(a.out, "tb"), purge_step=start + 1 if start else None)
+        except Exception as e:  # TensorBoard is optional; CSV is always written
+            print(f"TensorBoard unavailable ({e}); metrics go to CSV only", file=sys.stderr)
+        with open(os.path.join(a.out, "args.json"), "w") as f:
+            json.dump(vars(a), f, indent=1)
+
+    prog = Progress(a.steps, start, os.path.basename(os.path.normpath(a.out)))
+    done = start
+    t_start = time.time()
+    model.train()
+    for step in range(start, a.steps):
+        progress = progress_of(step, elapsed_before + time.time() - t_start, a)
+        if world > 1:  # every process stops at the same step
+            pt = torch.tensor([progress], device=dev)
+            dist.all_reduce(pt, op=dist.ReduceOp.MAX)
+            progress = float(pt)
+        if progress >= 1.0:
+            break
+        gidx = D.global_batch_indices(len(cases), a.batch, a.seed, step)
+        lidx = gidx[rank * local:(rank + 1) * local]
+        xb = cases.x[lidx]
+        use_tma = a.w_tma > 0
+        views = D.make_views(xb, a.seed, step, lidx.tolist(), n_local=4 if use_tma else 0)
+        views = [v.to(dev) for v in views]
+        if a.text_aug > 0:
+            texts = [D.augment_report(cases.reports[i], D.sample_generator(a.seed + 17, step, i), 1 - a.text_aug)
+                     for i in lidx.tolist()]
+            ib, mb = D.tokenize(tok, texts, D.max_tokens(cfg["text"]))
+            ib, mb = ib.to(dev), mb.to(dev)
+        else:
+            ib, mb = ids[lidx].to(dev), mask[lidx].to(dev)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, progress, a) * g.get("lr_scale", 1.0)
+        model.tma.normalize_prototypes()
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
+            temb, tokens = model.encode_text(ib, mb)
+            emb, f4, logits = chunked(lambda c: model.encode_volume(c, segment=a.w_seg > 0), views[0], a.bn_shards)
+            l_clip = L.clip_loss(emb.float(), temb.float(), model.logit_scale)
+            loss = a.w_clip * l_clip
+            l_tma = torch.zeros(())
+            if use_tma:
+                scores = [model.tma(f4, tokens, mb)]
+                for v in views[1:]:
+                    scores.append(model.tma(chunked(model.layer4, v, a.bn_shards), tokens, mb))
+                l_tma = L.tma_loss([s.float() for s in scores])
+                loss = loss + a.w_tma * l_tma
+            l_seg = torch.zeros(())
+            if a.w_seg > 0:
+                l_seg = L.dice_ce_loss(logits.float(), cases.labels[lidx].to(dev), n_classes)
+                loss = loss + a.w_seg * l_seg
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if world > 1:
+            average_gradients(model, world)
+        if a.dump_grads and step == start:
+            if rank == 0:
+                torch.save({n: p.grad.detach().cpu().clone() for n, p in model.named_parameters()
+                            if p.grad is not None}, a.dump_grads)
+            break
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip_grad)
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(max=math.log(L.LOGIT_SCALE_MAX))
+        done = step + 1
+        if rank == 0:
+            vals = {"step": done, "loss": float(loss), "clip": float(l_clip), "tma": float(l_tma),
+                    "seg": float(l_seg), "lr": opt.param_groups[0]["lr"],
+                    "logit_scale": float(model.logit_scale.exp()), "grad_norm": float(gnorm)}
+            if done % a.log_every == 0 or done == a.steps or done == start + 1:
+                left = (60.0 * a.time_budget - elapsed_before - (time.time() - t_start)) if a.time_budget > 0 else None
+                rate = prog.show(step, vals["loss"], f"clip {vals['clip']:.3f} tma {vals['tma']:.3f} seg {vals['seg']:.3f}",
+                                 left)
+                vals["steps_per_s"] = round(rate, 4)
+            vals["elapsed_s"] = round(elapsed_before + time.time() - t_start, 2)
+            with open(csv_path, "a", newline="") as f:
+                csv.DictWriter(f, CSV_FIELDS).writerow(vals)
+            if tb:
+                for k in ("loss", "clip", "tma", "seg", "lr", "logit_scale", "grad_norm"):
+                    tb.add_scalar(k, vals[k], done)
+            if done % a.ckpt_every == 0 or done == a.steps:
+                atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": done,
+                             "elapsed_s": elapsed_before + time.time() - t_start, "args": vars(a)}, ckpt_path)
+    if rank == 0:
+        if tb:
+            tb.close()
+        if not a.dump_grads and done > start:  # a run that ends on its time budget can be resumed too
+            atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": done,
+                         "elapsed_s": elapsed_before + time.time() - t_start, "args": vars(a)}, ckpt_path)
+        if not a.dump_grads:
+            atomic_save({"model": model.state_dict(), "step": done, "elapsed_s": elapsed_before + time.time() - t_start,
+                         "args": vars(a)},
+                        os.path.join(a.out, "final.pt"))
+            if a.export:
+                from train.export import export
+                fl = json.load(open(a.findings)) if a.findings else findings
+                export(model, a.template, a.export, findings=fl)
+                print(f"wrote {a.export}", file=sys.stderr)
+        sys.stderr.write("\n")
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
