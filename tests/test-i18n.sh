@@ -1,19 +1,18 @@
 #!/bin/sh
 # The gettext wiring works end to end: po/de.po, po/fr.po and po/es.po compile into catalogs
-# that the t3d binary finds (T3D_LOCALEDIR) and uses under LANGUAGE=de|fr|es, and English
-# stays the default. Not a check of completeness (tests/test-po.sh) or of the wording.
+# that the t3d binary finds (T3D_LOCALEDIR) and uses under LANGUAGE=de|fr|es (CLI messages,
+# finding and organ names), and English stays the default. Not a check of completeness
+# (tests/test-po.sh) or of the wording.
 set -u
 t3d="$T3D_BUILDDIR/t3d"
+fail=0
+command -v msgfmt >/dev/null 2>&1 || { echo "SKIP: msgfmt (gettext) not installed"; exit 77; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/t3d-i18n.XXXXXX") || exit 99
 trap 'rm -rf "$tmp"' EXIT
-fail=0
+# Compiled here from po/LL.po, as the build does, so a stale po/LL.gmo cannot hide an edit.
 for l in de fr es; do
-  gmo=""
-  for d in "$T3D_BUILDDIR/po" "$T3D_SRCDIR/po"; do
-    [ -f "$d/$l.gmo" ] && { gmo="$d/$l.gmo"; break; }
-  done
-  [ -n "$gmo" ] || { echo "FAIL: no $l.gmo built (po/ not built?)"; fail=1; continue; }
-  mkdir -p "$tmp/$l/LC_MESSAGES" && cp "$gmo" "$tmp/$l/LC_MESSAGES/t3d.mo"
+  mkdir -p "$tmp/$l/LC_MESSAGES"
+  msgfmt -c -o "$tmp/$l/LC_MESSAGES/t3d.mo" "$T3D_SRCDIR/po/$l.po" || { echo "FAIL: po/$l.po does not compile"; fail=1; }
 done
 
 # expect LANG PATTERN WHAT ARGS...: the output of `t3d ARGS` (stdout and stderr) under
@@ -36,6 +35,22 @@ expect es '^Uso: t3d ORDEN \[ARGUMENTOS...\]' "usage line" help
 expect es 'mostrar las series DICOM de una carpeta' "command summary" help
 expect es 'opción desconocida «--bogus»' "error" info --bogus
 expect es '^Muestra las series DICOM bajo PATH' "command help" info --bogus
+# Finding and structure names shown in the user's language, the English names kept otherwise.
+names() {
+  l=$1 want=$2; shift 2
+  got=$(T3D_LOCALEDIR="$tmp" LC_ALL=C.UTF-8 LANGUAGE="$l" "$T3D_BUILDDIR/tests/i18n-names" "$@" | tr '\n' '|')
+  [ "$got" = "$want" ] || { echo "FAIL: ${l:-en} display names: got '$got', want '$want'"; fail=1; }
+}
+for l in de fr es ""; do
+  case $l in
+  de) want="Pleuraerguss|Lungenrundherd|Leber|unknown finding|" ;;
+  fr) want="épanchement pleural|nodule pulmonaire|foie|unknown finding|" ;;
+  es) want="derrame pleural|nódulo pulmonar|hígado|unknown finding|" ;;
+  *) want="pleural effusion|pulmonary nodule|liver|unknown finding|" ;;
+  esac
+  names "$l" "$want" "finding:pleural effusion" "finding:pulmonary nodule" "structure:liver" "finding:unknown finding"
+done
+expect de '^t3d: model-info: nicht gefunden: ' "status text" model-info /nonexistent/model.safetensors
 expect "" '^Usage: t3d COMMAND' "default" help
 expect "" "unknown option '--bogus'" "default error" info --bogus
 [ $fail = 0 ] && echo "i18n: German, French and Spanish catalogs used, English default kept"
