@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <libintl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,8 +18,11 @@
 #include "cli/progress.h"
 #include "core/dicom/dicom.h"
 #include "core/model/model.h"
+#include "core/model/displaynames.h"
 #include "core/dicom/nifti.h"
 #include "kernels/backend.h"
+
+#define _(s) gettext(s)
 
 static volatile int interrupted;
 
@@ -240,22 +244,22 @@ int t3d_cmd_analyze(int argc, char **argv)
     if (vol->geometry_note[0]) printf("Geometry %s\n", vol->geometry_note);
     printf("Model    %s (%s)\n\n", t3d_model_config_of(model)->name, model_path);
     if (res->nfindings) {
-      printf("%-32s %11s\n", "Finding", "probability");
+      printf("%-32s %11s\n", _("Finding"), _("probability"));
       for (size_t i = 0; i < res->nfindings; i++)
-        printf("%-32s %11.3f\n", res->findings[i].name, res->findings[i].probability);
+        printf("%-32s %11.3f\n", t3d_finding_display_name(res->findings[i].name), res->findings[i].probability);
     } else if (res->zero_shot_status != T3D_OK) {
-      printf("Findings: %s\n", res->zero_shot_message);
+      printf(_("Findings: %s\n"), res->zero_shot_message);
     }
     if (res->volumes_ml) {
-      printf("\n%-32s %11s\n", "Structure", "volume mL");
+      printf("\n%-32s %11s\n", _("Structure"), _("volume mL"));
       for (size_t cl = 1; cl < res->nclasses; cl++)
-        printf("%-32s %11.1f\n", t3d_model_class_name(model, cl), res->volumes_ml[cl]);
+        printf("%-32s %11.1f\n", t3d_class_display_name(t3d_model_class_name(model, cl)), res->volumes_ml[cl]);
     }
-    printf("\nTimings (ms): preprocess %.0f, encoder %.0f, projection %.1f, zero-shot %.1f, decoder %.0f, labels "
-           "%.0f, total %.0f\n",
+    printf(_("\nTimings (ms): preprocess %.0f, encoder %.0f, projection %.1f, zero-shot %.1f, decoder %.0f, labels "
+             "%.0f, total %.0f\n"),
            res->ms.preprocess, res->ms.encoder, res->ms.projection, res->ms.zero_shot, res->ms.decoder,
            res->ms.labels, res->ms.total);
-    if (mask) printf("Mask written to %s\n", mask);
+    if (mask) printf(_("Mask written to %s\n"), mask);
   }
   rc = 0;
   goto cleanup;

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <libintl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -19,6 +20,8 @@
 #include "core/model/vision.h"
 #include "kernels/backend.h"
 
+#define _(s) gettext(s)
+
 #ifndef T3D_REFERENCE_PY
 #define T3D_REFERENCE_PY "tests/reference/t3d_reference.py"
 #endif
@@ -29,7 +32,7 @@
 static void usage(FILE *to)
 {
   fprintf(to,
-          "Usage: t3d bench [--threads N] [--no-torch] [--repeat R] [--config NAME] [--shape D,H,W]\n\n"
+          _("Usage: t3d bench [--threads N] [--no-torch] [--repeat R] [--config NAME] [--shape D,H,W]\n\n"
           "Times t3d-r50 with random weights at 1x1x160x224x224: the encoder, encoder + segmentation and\n"
           "the text encoder on 256 tokens, each next to PyTorch (MONAI ResNet + our decoder; Hugging Face\n"
           "BertModel + projection) with the same thread count, every row in its own process; prints wall\n"
@@ -40,7 +43,7 @@ static void usage(FILE *to)
           "  --config NAME  built-in config (default t3d-r50)\n"
           "  --shape D,H,W  input size (default 160,224,224)\n"
           "  --cancel-after S  also measure cancel latency with the flag set after S seconds (default 3; 0 = skip)\n"
-          "Environment: T3D_PYTHON (python with torch + monai), T3D_REFERENCE_PY (reference script).\n");
+          "Environment: T3D_PYTHON (python with torch + monai), T3D_REFERENCE_PY (reference script).\n"));
 }
 
 static double now_ms(void)
@@ -343,7 +346,7 @@ int t3d_cmd_bench(int argc, char **argv)
     case 's': {
       long long d, h, w;
       if (sscanf(optarg, "%lld,%lld,%lld", &d, &h, &w) != 3 || d < 1 || h < 1 || w < 1) {
-        fprintf(stderr, "t3d bench: --shape wants D,H,W\n");
+        fprintf(stderr, _("t3d bench: --shape wants D,H,W\n"));
         return 2;
       }
       shape[2] = d, shape[3] = h, shape[4] = w;
@@ -389,12 +392,12 @@ int t3d_cmd_bench(int argc, char **argv)
     if (fscanf(lf, "%lf %lf %lf", &la[0], &la[1], &la[2]) != 3) la[0] = la[1] = la[2] = 0;
     fclose(lf);
   }
-  printf("t3d bench: %s, random weights, input 1x%lldx%lldx%lldx%lld, %d threads, best of %d "
-         "(load average %.2f on %ld cores)\n",
+  printf(_("t3d bench: %s, random weights, input 1x%lldx%lldx%lldx%lld, %d threads, best of %d "
+           "(load average %.2f on %ld cores)\n"),
          cfg.name, (long long)shape[1], (long long)shape[2], (long long)shape[3], (long long)shape[4], threads,
          repeat, la[0], sysconf(_SC_NPROCESSORS_ONLN));
-  printf("%-22s %9s %9s %7s | %9s %9s %7s | %9s %9s %7s\n", "row", "t3d ms", "torch ms", "speedup", "t3d cpu",
-         "torch cpu", "ratio", "t3d MiB", "torch MiB", "mem x");
+  printf("%-22s %9s %9s %7s | %9s %9s %7s | %9s %9s %7s\n", _("row"), _("t3d ms"), _("torch ms"), _("speedup"),
+         _("t3d cpu"), _("torch cpu"), _("ratio"), _("t3d MiB"), _("torch MiB"), _("mem x"));
   static const char *const rows[3] = {"encoder", "segment", "text"};
   static const char *const labels[3] = {"encoder", "encoder+segmentation", "text (256 tokens)"};
   int rc = 0;
@@ -422,7 +425,7 @@ int t3d_cmd_bench(int argc, char **argv)
       snprintf(label, sizeof label, "%s", labels[i]);
     row_line(label, a, b);
     if (i == 1 && a)
-      printf("%-22s vision arena %.0f MiB (all activations of encoder+decoder, planned up front)\n", "",
+      printf(_("%-22s vision arena %.0f MiB (all activations of encoder+decoder, planned up front)\n"), "",
              num(a, "arena_bytes") / 1048576.0);
     json_decref(a);
     json_decref(b);
@@ -432,7 +435,7 @@ int t3d_cmd_bench(int argc, char **argv)
              "'%s' bench --child cancel --model '%s' --threads %d --shape %lld,%lld,%lld --cancel-after %g", self,
              model, threads, (long long)shape[2], (long long)shape[3], (long long)shape[4], cancel_after);
     json_t *c = run_json(cmd);
-    printf("cancel latency (flag set %.1f s into encoder+segmentation): %.0f ms\n", cancel_after,
+    printf(_("cancel latency (flag set %.1f s into encoder+segmentation): %.0f ms\n"), cancel_after,
            num(c, "cancel_latency_ms"));
     json_decref(c);
   }

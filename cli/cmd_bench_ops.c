@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <libintl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -18,6 +19,8 @@
 #include "core/base/status.h"
 #include "core/base/tensor.h"
 #include "kernels/backend.h"
+
+#define _(s) gettext(s)
 
 #ifndef T3D_BENCH_PYTHON
 #define T3D_BENCH_PYTHON "python3"
@@ -427,8 +430,8 @@ static json_t *run_torch(const bench_case *cases, int n, int threads, int repeat
   if (!python || !*python)
     python = T3D_BENCH_PYTHON;
   if (!find_bench_script(script, sizeof script)) {
-    fprintf(stderr, "t3d bench-ops: bench_ops.py not found (set T3D_SRCDIR to the source tree); "
-                    "PyTorch columns left empty\n");
+    fprintf(stderr, _("t3d bench-ops: bench_ops.py not found (set T3D_SRCDIR to the source tree); "
+                      "PyTorch columns left empty\n"));
     return NULL;
   }
   const char *tmpdir = getenv("TMPDIR");
@@ -447,7 +450,7 @@ static json_t *run_torch(const bench_case *cases, int n, int threads, int repeat
   }
   fd = mkstemp(tmpl);
   if (fd < 0 || json_dumpfd(list, fd, 0) != 0) {
-    fprintf(stderr, "t3d bench-ops: cannot write %s: %s; PyTorch columns left empty\n", tmpl, strerror(errno));
+    fprintf(stderr, _("t3d bench-ops: cannot write %s: %s; PyTorch columns left empty\n"), tmpl, strerror(errno));
     goto cleanup;
   }
   close(fd);
@@ -460,7 +463,7 @@ static json_t *run_torch(const bench_case *cases, int n, int threads, int repeat
   fflush(stdout);
   p = popen(cmd, "r");
   if (!p) {
-    fprintf(stderr, "t3d bench-ops: cannot run %s: %s\n", python, strerror(errno));
+    fprintf(stderr, _("t3d bench-ops: cannot run %s: %s\n"), python, strerror(errno));
     goto cleanup;
   }
   for (;;) {
@@ -477,7 +480,7 @@ static json_t *run_torch(const bench_case *cases, int n, int threads, int repeat
   }
   int rc = pclose(p);
   if (rc != 0 || !out) {
-    fprintf(stderr, "t3d bench-ops: '%s' failed (status %d); PyTorch columns left empty\n", cmd, rc);
+    fprintf(stderr, _("t3d bench-ops: '%s' failed (status %d); PyTorch columns left empty\n"), cmd, rc);
     goto cleanup;
   }
   out[len] = '\0';
@@ -485,7 +488,7 @@ static json_t *run_torch(const bench_case *cases, int n, int threads, int repeat
   result = json_loads(out, 0, &jerr);
   ms = json_incref(json_object_get(result, "ms"));
   if (!json_is_object(ms))
-    fprintf(stderr, "t3d bench-ops: bench_ops.py printed no timings (%s)\n", jerr.text);
+    fprintf(stderr, _("t3d bench-ops: bench_ops.py printed no timings (%s)\n"), jerr.text);
 cleanup:
   if (fd >= 0)
     close(fd);
@@ -502,7 +505,7 @@ cleanup:
 static void usage(FILE *to)
 {
   fprintf(to,
-          "Usage: t3d bench-ops [--threads N] [--repeat N] [--quick] [--no-torch]\n"
+          _("Usage: t3d bench-ops [--threads N] [--repeat N] [--quick] [--no-torch]\n"
           "Times each op at the shapes of 3D ResNet-50 (1x1x160x224x224) and BERT-base (256 tokens)\n"
           "on the CPU backend, and PyTorch on the same shapes and threads (T3D_PYTHON).\n"
           "  --threads N  worker threads for t3d and PyTorch (default: all online cores)\n"
@@ -511,7 +514,7 @@ static void usage(FILE *to)
           "               faster than %.2f s in all)\n"
           "  --quick      a quarter of the spatial sizes and 64 tokens (smoke test)\n"
           "  --no-torch   do not run PyTorch\n"
-          "ratio = torch ms / t3d ms: above 1 means t3d is faster.\n",
+          "ratio = torch ms / t3d ms: above 1 means t3d is faster.\n"),
           BENCH_BUDGET_S, BENCH_MAX_REPS, BENCH_MIN_S);
 }
 
@@ -539,14 +542,14 @@ int t3d_cmd_bench_ops(int argc, char **argv)
     case 't':
       threads = (int)strtol(optarg, &end, 10);
       if (*end || threads < 1) {
-        fprintf(stderr, "t3d bench-ops: --threads wants a positive integer, not '%s'\n", optarg);
+        fprintf(stderr, _("t3d bench-ops: --threads wants a positive integer, not '%s'\n"), optarg);
         return 2;
       }
       break;
     case 'r':
       repeat = (int)strtol(optarg, &end, 10);
       if (*end || repeat < 1) {
-        fprintf(stderr, "t3d bench-ops: --repeat wants a positive integer, not '%s'\n", optarg);
+        fprintf(stderr, _("t3d bench-ops: --repeat wants a positive integer, not '%s'\n"), optarg);
         return 2;
       }
       break;
@@ -557,7 +560,7 @@ int t3d_cmd_bench_ops(int argc, char **argv)
     }
   }
   if (optind < argc) {
-    fprintf(stderr, "t3d bench-ops: unexpected argument '%s'\n", argv[optind]);
+    fprintf(stderr, _("t3d bench-ops: unexpected argument '%s'\n"), argv[optind]);
     return 2;
   }
 
@@ -580,7 +583,7 @@ int t3d_cmd_bench_ops(int argc, char **argv)
       fprintf(stderr, "t3d bench-ops: %-28s ...\r", cases[i].name);
     st = time_case(be, &cases[i], repeat, &t3d_ms[i]);
     if (st != T3D_OK) {
-      fprintf(stderr, "t3d bench-ops: %s: %s: %s\n", cases[i].name, t3d_strerror(st), t3d_error_detail());
+      fprintf(stderr, "t3d bench-ops: %s: %s: %s\n", cases[i].name, _(t3d_strerror(st)), t3d_error_detail());
       t3d_ms[i] = -1;
       failed++;
     }
@@ -589,13 +592,16 @@ int t3d_cmd_bench_ops(int argc, char **argv)
     fprintf(stderr, "%-60s\r", "");
   json_t *torch_ms = torch ? run_torch(cases, N_CASES, be->threads, repeat) : NULL;
 
-  printf("t3d bench-ops: backend %s, %d threads, %s sizes, median of %d runs after 1 warm-up "
-         "(fewer for ops over %.0f s, more for ops under %.2f s)\n",
-         be->ops->name, be->threads, quick ? "quick" : "full", repeat, BENCH_BUDGET_S / repeat, BENCH_MIN_S / repeat);
+  printf(quick ? _("t3d bench-ops: backend %s, %d threads, quick sizes, median of %d runs after 1 warm-up "
+                   "(fewer for ops over %.0f s, more for ops under %.2f s)\n")
+               : _("t3d bench-ops: backend %s, %d threads, full sizes, median of %d runs after 1 warm-up "
+                   "(fewer for ops over %.0f s, more for ops under %.2f s)\n"),
+         be->ops->name, be->threads, repeat, BENCH_BUDGET_S / repeat, BENCH_MIN_S / repeat);
   double load[1];
   if (getloadavg(load, 1) == 1) /* timings on a busy machine are not comparable: say so */
-    printf("load average %.2f on %ld online CPUs\n", load[0], sysconf(_SC_NPROCESSORS_ONLN));
-  printf("%-26s %-34s %10s %16s %10s %7s\n", "op", "input shape", "t3d ms", "rate", "torch ms", "ratio");
+    printf(_("load average %.2f on %ld online CPUs\n"), load[0], sysconf(_SC_NPROCESSORS_ONLN));
+  printf("%-26s %-34s %10s %16s %10s %7s\n", _("op"), _("input shape"), _("t3d ms"), _("rate"), _("torch ms"),
+         _("ratio"));
   for (int i = 0; i < N_CASES; i++) {
     bench_setup b = {0};
     char shape[64], rate[32] = "-", tms[32] = "-", ratio[32] = "-", ms[32] = "failed";

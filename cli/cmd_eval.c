@@ -21,6 +21,7 @@
 #include "cli/progress.h"
 #include "core/dicom/dicom.h"
 #include "core/dicom/nifti.h"
+#include "core/model/displaynames.h"
 #include "core/model/eval.h"
 #include "core/model/model.h"
 #include "kernels/backend.h"
@@ -492,9 +493,9 @@ static void print_table(const eval_run *r, const eval_scores *sc, const char *mo
     printf("%-28s %7s %9s %9s\n", _("Zero-shot finding"), _("AUROC"), _("positive"), _("negative"));
     for (size_t f = 0; f < r->nfind; f++) {
       if (isfinite(sc->auroc[f]))
-        printf("%-28s %7.3f %9zu %9zu\n", r->find_names[f], sc->auroc[f], sc->npos[f], r->ncases - sc->npos[f]);
+        printf("%-28s %7.3f %9zu %9zu\n", t3d_finding_display_name(r->find_names[f]), sc->auroc[f], sc->npos[f], r->ncases - sc->npos[f]);
       else
-        printf("%-28s %7s %9zu %9zu  %s\n", r->find_names[f], "-", sc->npos[f], r->ncases - sc->npos[f],
+        printf("%-28s %7s %9zu %9zu  %s\n", t3d_finding_display_name(r->find_names[f]), "-", sc->npos[f], r->ncases - sc->npos[f],
                sc->npos[f] ? _("(skipped: no negative case)") : _("(skipped: no positive case)"));
     }
     if (sc->nmacro)
@@ -505,9 +506,9 @@ static void print_table(const eval_run *r, const eval_scores *sc, const char *mo
   }
   for (size_t k = 0; k < r->nskip; k++) {
     if (r->skip_reason[k])
-      printf(_("Not scored: %s (not in the truth of case %s)\n"), r->skip_names[k], r->skip_reason[k]);
+      printf(_("Not scored: %s (not in the truth of case %s)\n"), t3d_finding_display_name(r->skip_names[k]), r->skip_reason[k]);
     else
-      printf(_("Not scored: %s (not a finding of the model)\n"), r->skip_names[k]);
+      printf(_("Not scored: %s (not a finding of the model)\n"), t3d_finding_display_name(r->skip_names[k]));
   }
   if (r->retrieval) {
     printf("\n%-28s %7s %7s %7s\n", _("Retrieval (reports)"), "R@1", "R@5", "R@10");
@@ -521,14 +522,14 @@ static void print_table(const eval_run *r, const eval_scores *sc, const char *mo
     printf("\n%-28s %7s %9s\n", _("Segmentation class"), _("Dice"), _("cases"));
     for (size_t c = 0; c < r->nclass; c++) {
       if (r->dice_n[c])
-        printf("%-28s %7.3f %9zu\n", r->class_names[c], r->dice_sum[c] / (double)r->dice_n[c], r->dice_n[c]);
+        printf("%-28s %7.3f %9zu\n", t3d_class_display_name(r->class_names[c]), r->dice_sum[c] / (double)r->dice_n[c], r->dice_n[c]);
       else
-        printf("%-28s %7s %9zu\n", r->class_names[c], "-", r->dice_n[c]);
+        printf("%-28s %7s %9zu\n", t3d_class_display_name(r->class_names[c]), "-", r->dice_n[c]);
     }
     printf(_("(Dice: mean over the cases where the class is in the truth or the prediction)\n"));
   }
   for (size_t k = 0; k < r->ncskip; k++)
-    printf(_("Class not scored: %s (%s)\n"), r->cskip_names[k], _(r->cskip_reason[k]));
+    printf(_("Class not scored: %s (%s)\n"), t3d_class_display_name(r->cskip_names[k]), _(r->cskip_reason[k]));
   if (r->dice_note) printf(_("\nSegmentation not scored: %s\n"), _(r->dice_note));
   printf(_("\nTimings: %.1f s in all, %.0f ms per case (load %.0f ms, analyze %.0f ms, report text %.0f ms)\n"),
          r->ms_total / 1e3, r->ncases ? r->ms_total / (double)r->ncases : 0.0,

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <libintl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +13,14 @@
 #include "cli/commands.h"
 #include "core/model/modelfile.h"
 
+#define _(s) gettext(s)
+
 static void usage(FILE *to)
 {
-  fprintf(to, "Usage: t3d model-info FILE [--json] [--check]\n\n"
-              "Describes a t3d model file.\n"
-              "  --json    machine-readable output\n"
-              "  --check   exit 1 when the file is not a complete model for its config\n");
+  fprintf(to, _("Usage: t3d model-info FILE [--json] [--check]\n\n"
+                "Describes a t3d model file.\n"
+                "  --json    machine-readable output\n"
+                "  --check   exit 1 when the file is not a complete model for its config\n"));
 }
 
 static bool is_buffer(const char *name)
@@ -81,11 +84,11 @@ static void print_text(const t3d_modelfile *mf, t3d_status check, const char *ch
   t3d_modelfile_vocab(mf, &nv);
   t3d_modelfile_findings(mf, &nf);
   classes = t3d_modelfile_classes(mf, &nc);
-  printf("file:            %s (%zu bytes, header %zu bytes)\n", t3d_modelfile_path(mf), t3d_modelfile_size(mf),
+  printf(_("file:            %s (%zu bytes, header %zu bytes)\n"), t3d_modelfile_path(mf), t3d_modelfile_size(mf),
          t3d_modelfile_header_size(mf));
-  printf("format version:  %d\n", t3d_modelfile_format_version(mf));
+  printf(_("format version:  %d\n"), t3d_modelfile_format_version(mf));
   if (c) {
-    printf("model:           %s\n", c->name);
+    printf(_("model:           %s\n"), c->name);
     printf("  vision:        resnet %s layers ", c->vision.block == T3D_BLOCK_BOTTLENECK ? "bottleneck" : "basic");
     print_ints(c->vision.layers, T3D_RESNET_STAGES);
     printf(" widths ");
@@ -107,15 +110,15 @@ static void print_text(const t3d_modelfile *mf, t3d_status check, const char *ch
            c->preprocess.shape[0], c->preprocess.shape[1], c->preprocess.shape[2], c->preprocess.hu_min,
            c->preprocess.hu_max, c->preprocess.pad_value);
   } else {
-    printf("model:           (no t3d.config)\n");
+    printf("%s", _("model:           (no t3d.config)\n"));
   }
-  printf("metadata:        %zu keys; vocab %zu tokens; %zu findings; %zu classes", t3d_modelfile_metadata_count(mf),
+  printf(_("metadata:        %zu keys; vocab %zu tokens; %zu findings; %zu classes"), t3d_modelfile_metadata_count(mf),
          nv, nf, nc);
   for (size_t i = 0; i < nc; i++)
     printf("%s%s", i ? ", " : " (", classes[i]);
   printf("%s\n", nc ? ")" : "");
-  printf("model check:     %s\n", check == T3D_OK ? "complete" : check_msg);
-  printf("\n%-60s %-5s %-24s %12s\n", "tensor", "dtype", "shape", "bytes");
+  printf(_("model check:     %s\n"), check == T3D_OK ? _("complete") : check_msg);
+  printf("\n%-60s %-5s %-24s %12s\n", _("tensor"), _("dtype"), _("shape"), _("bytes"));
   for (size_t i = 0; i < t3d_modelfile_tensor_count(mf); i++) {
     const char *name;
     const t3d_tensor *x = t3d_modelfile_tensor_at(mf, i, &name);
@@ -124,9 +127,9 @@ static void print_text(const t3d_modelfile *mf, t3d_status check, const char *ch
     shape = strchr(desc, '[') ? strchr(desc, '[') : desc;
     printf("%-60s %-5s %-24s %12zu\n", name, t3d_dtype_name(x->dtype), shape, t3d_tensor_nbytes(x));
   }
-  printf("\n%zu tensors, %" PRId64 " parameters (vision %" PRId64 ", text %" PRId64 ", projections %" PRId64
-         ", segmentation %" PRId64 ", other %" PRId64 ") + %" PRId64 " BN running statistics, %" PRId64
-         " bytes of data\n",
+  printf(_("\n%zu tensors, %" PRId64 " parameters (vision %" PRId64 ", text %" PRId64 ", projections %" PRId64
+           ", segmentation %" PRId64 ", other %" PRId64 ") + %" PRId64 " BN running statistics, %" PRId64
+           " bytes of data\n"),
          t3d_modelfile_tensor_count(mf), t.params, t.by_part[0], t.by_part[1], t.by_part[2], t.by_part[3],
          t.by_part[4], t.buffers, t.bytes);
 }
@@ -223,7 +226,7 @@ int t3d_cmd_model_info(int argc, char **argv)
   snprintf(check_msg, sizeof check_msg, "%s", check == T3D_OK ? "" : t3d_error_detail());
   rc = json ? print_json(mf, check, check_msg) : (print_text(mf, check, check_msg), 0);
   if (rc == 0 && strict && check != T3D_OK) {
-    fprintf(stderr, "t3d: model-info: %s: %s\n", t3d_strerror(check), check_msg);
+    fprintf(stderr, _("t3d: model-info: %s: %s\n"), _(t3d_strerror(check)), check_msg);
     rc = 1;
   }
   t3d_modelfile_close(mf);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <libintl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,15 +14,17 @@
 #include "cli/commands.h"
 #include "core/model/modelfile.h"
 
+#define _(s) gettext(s)
+
 static void usage(FILE *to)
 {
-  fprintf(to, "Usage: t3d model-init --config NAME|FILE.json [--seed N] -o FILE\n"
+  fprintf(to, _("Usage: t3d model-init --config NAME|FILE.json [--seed N] -o FILE\n"
               "       t3d model-init --config NAME|FILE.json --list\n\n"
               "Writes a model file with seeded random weights, or lists the tensors a config needs.\n"
               "  --config NAME   built-in config (t3d-tiny, t3d-r50) or a JSON file {\"model\": {...}}\n"
               "  --seed N        random seed (default 1)\n"
               "  -o, --output F  model file to write (atomically replaced)\n"
-              "  --list          print \"name shape...\" for every tensor of the config; write nothing\n");
+              "  --list          print \"name shape...\" for every tensor of the config; write nothing\n"));
 }
 
 static t3d_status load_config(t3d_model_config *cfg, const char *arg)
@@ -140,7 +143,7 @@ int t3d_cmd_model_init(int argc, char **argv)
       char *end;
       seed = strtoull(optarg, &end, 10);
       if (!*optarg || *end) {
-        fprintf(stderr, "t3d model-init: --seed needs a non-negative integer, got '%s'\n", optarg);
+        fprintf(stderr, _("t3d model-init: --seed needs a non-negative integer, got '%s'\n"), optarg);
         return 2;
       }
       break;
@@ -216,7 +219,7 @@ int t3d_cmd_model_init(int argc, char **argv)
   }
   if ((st = t3d_modelfile_writer_write(w, output)) != T3D_OK)
     goto cleanup;
-  printf("wrote %s: %s, %zu tensors, %" PRId64 " values, seed %" PRIu64 "\n", output, cfg.name, n,
+  printf(_("wrote %s: %s, %zu tensors, %" PRId64 " values, seed %" PRIu64 "\n"), output, cfg.name, n,
          t3d_model_config_param_count(specs, n, ""), seed);
   rc = 0;
 

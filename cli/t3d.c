@@ -58,9 +58,9 @@ int t3d_cli_fail(int status, const char *what)
 {
   const char *detail = t3d_error_detail();
   if (what && *what)
-    fprintf(stderr, "t3d: %s: %s%s%s\n", what, t3d_strerror((t3d_status)status), *detail ? ": " : "", detail);
+    fprintf(stderr, "t3d: %s: %s%s%s\n", what, _(t3d_strerror((t3d_status)status)), *detail ? ": " : "", detail);
   else
-    fprintf(stderr, "t3d: %s%s%s\n", t3d_strerror((t3d_status)status), *detail ? ": " : "", detail);
+    fprintf(stderr, "t3d: %s%s%s\n", _(t3d_strerror((t3d_status)status)), *detail ? ": " : "", detail);
   return 1;
 }
 

@@ -6,26 +6,30 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Marked for the message catalog but returned in English: callers that show them to a user
+ * translate with gettext (cli/t3d.c), logs keep the English. */
+#define N_(s) (s)
+
 #define T3D_DETAIL_MAX 1024
 static _Thread_local char detail_buf[T3D_DETAIL_MAX];
 
 const char *t3d_strerror(t3d_status s)
 {
   switch (s) {
-  case T3D_OK: return "success";
-  case T3D_ERR_INVALID_ARG: return "invalid argument";
-  case T3D_ERR_NOMEM: return "out of memory";
-  case T3D_ERR_IO: return "input/output error";
-  case T3D_ERR_FORMAT: return "malformed input";
-  case T3D_ERR_UNSUPPORTED: return "unsupported";
-  case T3D_ERR_SHAPE: return "shape or type mismatch";
-  case T3D_ERR_NOT_FOUND: return "not found";
-  case T3D_ERR_CANCELLED: return "cancelled";
-  case T3D_ERR_BACKEND: return "compute backend failure";
-  case T3D_ERR_INTERNAL: return "internal error";
+  case T3D_OK: return N_("success");
+  case T3D_ERR_INVALID_ARG: return N_("invalid argument");
+  case T3D_ERR_NOMEM: return N_("out of memory");
+  case T3D_ERR_IO: return N_("input/output error");
+  case T3D_ERR_FORMAT: return N_("malformed input");
+  case T3D_ERR_UNSUPPORTED: return N_("unsupported");
+  case T3D_ERR_SHAPE: return N_("shape or type mismatch");
+  case T3D_ERR_NOT_FOUND: return N_("not found");
+  case T3D_ERR_CANCELLED: return N_("cancelled");
+  case T3D_ERR_BACKEND: return N_("compute backend failure");
+  case T3D_ERR_INTERNAL: return N_("internal error");
   case T3D_STATUS_COUNT: break;
   }
-  return "unknown status";
+  return N_("unknown status");
 }
 
 t3d_status t3d_error(t3d_status s, const char *fmt, ...)
