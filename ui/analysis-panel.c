@@ -70,7 +70,7 @@ static gboolean draw_chart(GtkWidget *w, cairo_t *cr, gpointer data)
   int name_w = MIN(NAME_W, width / 2), bar_max = MAX(width - name_w - 8, 10);
   for (size_t i = 0; i < p->nfindings; i++) {
     double y = (double)i * ROW_H, prob = CLAMP(p->findings[i].p, 0.0, 1.0);
-    pango_layout_set_text(layout, p->findings[i].name, -1);
+    pango_layout_set_text(layout, g_dpgettext2(GETTEXT_PACKAGE, "finding", p->findings[i].name), -1);
     pango_layout_set_width(layout, (name_w - 6) * PANGO_SCALE);
     pango_layout_set_ellipsize(layout, PANGO_ELLIPSIZE_END);
     int tw, th;
@@ -227,7 +227,7 @@ void t3d_analysis_panel_set_volumes(T3dAnalysisPanel *p, const char *const *name
   for (GList *l = old; l; l = l->next) gtk_widget_destroy(l->data);
   g_list_free(old);
   for (size_t i = 0; i < n; i++) {
-    GtkWidget *name = gtk_label_new(names[i]);
+    GtkWidget *name = gtk_label_new(g_dpgettext2(GETTEXT_PACKAGE, "structure", names[i]));
     char *v = g_strdup_printf(_("%.1f mL"), ml[i]);
     GtkWidget *val = gtk_label_new(v);
     g_free(v);
