@@ -154,6 +154,24 @@ static const t3d_host_funcs funcs = {
 
 static GtkWidget *find_named(GtkWidget *w, const char *name);
 
+/* The text of every label inside a widget, joined by spaces (newly allocated). */
+static void row_text_add(GtkWidget *w, gpointer acc)
+{
+  if (GTK_IS_LABEL(w)) {
+    g_string_append(acc, gtk_label_get_text(GTK_LABEL(w)));
+    g_string_append_c(acc, ' ');
+  } else if (GTK_IS_CONTAINER(w)) {
+    gtk_container_foreach(GTK_CONTAINER(w), row_text_add, acc);
+  }
+}
+
+static char *row_text(GtkWidget *row)
+{
+  GString *acc = g_string_new(NULL);
+  row_text_add(row, acc);
+  return g_string_free(acc, FALSE);
+}
+
 typedef struct {
   const char *name;
   GtkWidget *found;
@@ -333,6 +351,23 @@ int main(int argc, char **argv)
   int status = 1;
   g_spawn_command_line_sync(cmd, NULL, NULL, &status, NULL);
   CHECK_INT_EQ(status, 0);
+  /* A small case index for "Similar cases": two series whose reports differ, indexed by the real
+   * engine into $XDG_DATA_HOME/t3d/index.db (the plugin's default index). */
+  char *data = g_build_filename(tmp, "data", NULL);
+  g_setenv("XDG_DATA_HOME", data, TRUE);
+  char *idx_cmd = g_strdup_printf(
+      "sh -c 'set -e; a=%s/archive/nodule; b=%s/archive/effusion; "
+      "%s/t3d phantom-write $a --size 64,64,24 --seed 3 >/dev/null; "
+      "%s/t3d phantom-write $b --size 48,48,20 --seed 4 >/dev/null; "
+      "echo \"Right lower lobe nodule measuring 12 mm.\" > $a/report.txt; "
+      "echo \"Large left pleural effusion.\" > $b/report.txt; "
+      "%s/t3d index %s/archive >/dev/null 2>&1'",
+      tmp, tmp, bd, bd, bd, tmp);
+  status = 1;
+  g_spawn_command_line_sync(idx_cmd, NULL, NULL, &status, NULL);
+  CHECK_INT_EQ(status, 0);
+  g_free(idx_cmd);
+  g_free(data);
   char *fake = g_build_filename(bd, "tests", "fake-worker", NULL), *engine = g_build_filename(bd, "t3d", NULL);
   g_setenv("T3D_WORKER", fake, TRUE);
   g_setenv("T3D_ENGINE", engine, FALSE); /* one from the environment wins: try another t3d build */
@@ -425,8 +460,13 @@ int main(int argc, char **argv)
   GtkWidget *sbar = must_find("t3d-search-infobar"), *list = must_find("t3d-search-results");
   GList *rows = list ? gtk_container_get_children(GTK_CONTAINER(list)) : NULL;
   const char *smsg = sbar ? t3d_ui_infobar_text(sbar) : "";
-  CHECK(g_list_length(rows) > 0 || *smsg);
-  printf("search: %u results; message: %s\n", g_list_length(rows), smsg);
+  /* The nodule case must come first: its report matches the typed words (BM25) and RRF adds both
+   * lists, so it outranks the effusion case whatever the embedding order. */
+  CHECK_INT_EQ(g_list_length(rows), 2);
+  char *first = rows ? row_text(rows->data) : g_strdup("");
+  printf("search: %u results; first: %s; message: %s\n", g_list_length(rows), first, smsg);
+  CHECK(strstr(first, "64x64x24") != NULL);
+  g_free(first);
   gtk_notebook_set_current_page(GTK_NOTEBOOK(M.side), 1);
   if (g_list_length(rows) > 0) {
     GMainLoop *loop = g_main_loop_new(NULL, FALSE); /* thumbnails come one worker at a time */
