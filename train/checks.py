@@ -9,6 +9,7 @@
 Not a test runner."""
 import csv
 import json
+import math
 import subprocess
 import sys
 
@@ -93,6 +94,16 @@ def check_resume(csv_path, killed_at, interval):
              f"lost {killed_at - resumed[0]} steps (killed after step {killed_at}, resumed at {resumed[0]}) <= {interval}")
 
 
+def check_overfit(csv_path, batch, fraction):
+    """CLIP on a few fixed pairs must fall well below ln(batch), its value for collapsed embeddings."""
+    with open(csv_path, newline="") as f:
+        clip = [float(r["clip"]) for r in csv.DictReader(f)]
+    last = sum(clip[-3:]) / len(clip[-3:])
+    limit = fraction * math.log(batch)
+    need(last < limit, f"CLIP loss of the last 3 steps {last:.4f} < {fraction} * ln({batch}) = {limit:.4f} "
+                       f"(first step {clip[0]:.4f}; ln(batch) means collapsed embeddings)")
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "inputs":
@@ -101,6 +112,8 @@ def main():
         check_grads(*sys.argv[2:4])
     elif cmd == "resume":
         check_resume(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif cmd == "overfit":
+        check_overfit(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     else:
         sys.exit(f"unknown check {cmd}")
     sys.exit(1 if failures else 0)

@@ -42,7 +42,9 @@ def parse_args(argv=None):
                     help="minutes of wall time: the cosine schedule follows elapsed time and the run ends "
                          "when it is spent (for shared machines whose speed is unknown in advance)")
     ap.add_argument("--batch", type=int, default=8, help="global batch (split over processes)")
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=3e-4,
+                    help="peak learning rate; 3e-3 and above collapse the CLIP embeddings to one vector "
+                         "(loss stays at ln(batch)), README: the bundled model")
     ap.add_argument("--wd", type=float, default=0.05)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--clip-grad", type=float, default=1.0)
@@ -157,6 +159,20 @@ def average_gradients(model, world):
 
 
 CSV_FIELDS = ["step", "loss", "clip", "tma", "seg", "lr", "logit_scale", "grad_norm", "steps_per_s", "elapsed_s"]
+
+
+def collapse_warning(step, l_clip, emb, temb, batch, warmup):
+    """A line for stderr when the CLIP loss sits at ln(batch) with every embedding of the batch the
+    same vector (the failure of the bundled model's run at lr 3e-3 / 6e-3), else None."""
+    if step < warmup or emb.shape[0] < 2:
+        return None
+    off = ~torch.eye(emb.shape[0], dtype=torch.bool, device=emb.device)
+    cos_v = float((emb @ emb.t())[off].mean())
+    cos_t = float((temb @ temb.t())[off].mean())
+    if abs(float(l_clip) - math.log(batch)) < 1e-2 and min(cos_v, cos_t) > 0.999:
+        return (f"warning: step {step + 1}: embeddings collapsed (mean pairwise cosine volume {cos_v:.5f}, "
+                f"text {cos_t:.5f}; CLIP {float(l_clip):.4f} = ln({batch})): lower --lr")
+    return None
 
 
 def main(argv=None):
@@ -298,6 +314,11 @@ def main(argv=None):
                 rate = prog.show(step, vals["loss"], f"clip {vals['clip']:.3f} tma {vals['tma']:.3f} seg {vals['seg']:.3f}",
                                  left)
                 vals["steps_per_s"] = round(rate, 4)
+                if a.w_clip > 0:
+                    with torch.no_grad():
+                        warn = collapse_warning(step, l_clip, emb.float(), temb.float(), a.batch, a.warmup)
+                    if warn:
+                        print("\n" + warn, file=sys.stderr, flush=True)
             vals["elapsed_s"] = round(elapsed_before + time.time() - t_start, 2)
             with open(csv_path, "a", newline="") as f:
                 csv.DictWriter(f, CSV_FIELDS).writerow(vals)

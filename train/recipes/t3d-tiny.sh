@@ -17,6 +17,9 @@
 # that run's step-20 checkpoint 9.5 min at lr 6e-3 with the scale restarted at 50); this script
 # runs it as one leg with the second leg's settings. Neither stage used a separate text learning
 # rate (--text-lr-scale 1 below; the trainer's default is now 0.1). README: "The bundled model".
+# Both learning rates (LR 3e-3, stage 2's 6e-3) collapse the CLIP embeddings to one vector: that
+# is why the shipped model's contrastive losses stayed at ln(batch). A new run should use
+# LR=3e-4 (the trainer's default now) and no stage 2 at 6e-3.
 # Knobs (environment, defaults in brackets): T3D [_build/t3d], PY [.venv/bin/python],
 # WORK [runs/t3d-tiny], OUT [models/t3d-tiny.safetensors], N_TRAIN [400], N_EVAL [200],
 # TRAIN_MIN [33], CONTINUE_MIN [13], MAX_STEPS [3000], BATCH [6], LR [3e-3], LAMBDA [0.5], THREADS [2],

@@ -1,0 +1,28 @@
+#!/bin/sh
+# CLIP alone on 4 fixed pairs: with the trainer's default learning rate the loss must fall well
+# below ln(4) within 40 steps (it stays at ln(4) when the embeddings collapse to one vector, as in
+# the bundled model's run); at lr 6e-3 (that run's stage 2) they do collapse, and the trainer
+# must say so on stderr. SKIP (77) without torch, monai, transformers, safetensors.
+set -u
+. "$(dirname "$0")/train-common.sh"
+train_setup 4 || train_finish 1
+status=0
+run_clip() { # out [args]
+  out=$1
+  shift
+  # shellcheck disable=SC2046
+  "$PY" -m train.train $(train_args "$out") --steps 40 --warmup 5 --batch 4 --w-tma 0 --w-seg 0 --text-aug 0 \
+    --log-every 10 "$@" 2> "$out.log" || { cat "$out.log"; train_finish 1; }
+}
+run_clip "$tmp/default"
+"$PY" -m train.checks overfit "$tmp/default/metrics.csv" 4 0.5 || status=1
+if grep -q "embeddings collapsed" "$tmp/default.log"; then
+  echo "FAIL: collapse warning at the default learning rate"; status=1
+fi
+run_clip "$tmp/high" --lr 6e-3 --text-lr-scale 1
+if grep "embeddings collapsed" "$tmp/high.log"; then
+  echo "ok   lr 6e-3: the trainer warns of the collapse"
+else
+  echo "FAIL: no collapse warning at lr 6e-3 (last CLIP $(tail -n 1 "$tmp/high/metrics.csv" | cut -d, -f3))"; status=1
+fi
+train_finish $status
