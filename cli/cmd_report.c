@@ -21,7 +21,6 @@
 #include "core/index/index.h"
 #include "core/model/model.h"
 #include "core/report/report.h"
-#include "kernels/backend.h"
 
 #define _(s) gettext(s)
 
@@ -101,10 +100,10 @@ static void index_neighbours_free(index_neighbours *in)
   in->n = 0;
 }
 
-static t3d_status load_index_neighbours(const char *index_path, const char *model_path, const t3d_volume *vol,
+static t3d_status load_index_neighbours(const char *index_path, const char *model_hash, const t3d_volume *vol,
                                         const t3d_analysis_result *res, double threshold, index_neighbours *out)
 {
-  char def[4096], fnv[17];
+  char def[4096];
   t3d_index *ix = NULL;
   t3d_index_hit *hits = NULL;
   size_t nhits = 0;
@@ -119,12 +118,11 @@ static t3d_status load_index_neighbours(const char *index_path, const char *mode
     }
     index_path = def;
   }
-  T3D_TRY(t3d_index_hash_files(&model_path, 1, fnv));
   if ((s = t3d_cli_open_index(index_path, true, &ix)) != T3D_OK) return s;
   t3d_index_search_opts o = t3d_index_search_default_opts();
   o.k = REPORT_INDEX_NEIGHBOURS;
   o.exclude_series_uid = vol->meta.series_uid;
-  s = t3d_index_search(ix, fnv, res->embedding, res->dim, NULL, &o, &hits, &nhits);
+  s = t3d_index_search(ix, model_hash, res->embedding, res->dim, NULL, &o, &hits, &nhits);
   for (size_t i = 0; s == T3D_OK && i < nhits && out->n < REPORT_INDEX_NEIGHBOURS; i++) {
     t3d_index_case *c = NULL;
     if ((s = t3d_index_case_get(ix, hits[i].analysis_id, threshold, &c)) != T3D_OK) break;
@@ -214,12 +212,10 @@ int t3d_cmd_report(int argc, char **argv)
     return 2;
   }
   const char *dir = argv[optind];
-  if (!model_path) model_path = t3d_cli_default_model();
 
   t3d_dicom_scan *scan = NULL;
   t3d_volume *vol = NULL;
-  t3d_backend *be = NULL;
-  t3d_model *model = NULL;
+  t3d_cli_model cm = {0};
   t3d_analysis_result *res = NULL;
   t3d_report *rep = NULL;
   t3d_report_source *src = NULL;
@@ -250,38 +246,35 @@ int t3d_cmd_report(int argc, char **argv)
     if (idx == ns) idx = 0;
   }
   if ((s = t3d_dicom_load_series(scan, idx, NULL, &vol)) != T3D_OK) goto fail;
-  if ((s = t3d_sha256_file(model_path, hash)) != T3D_OK) {
-    what = "hashing the model";
-    goto fail;
-  }
-  t3d_backend_params bp = t3d_backend_default_params();
-  bp.threads = threads;
-  if ((s = t3d_backend_cpu_create(&be, &bp)) != T3D_OK) goto fail;
-  if ((s = t3d_model_load(model_path, be, &model)) != T3D_OK) {
+  if ((s = t3d_cli_model_load(model_path, threads, &cm)) != T3D_OK) {
     what = "loading the model";
     goto fail;
   }
-  if ((s = t3d_analyze(model, vol, NULL, NULL, NULL, &res)) != T3D_OK) goto fail;
+  if ((s = t3d_sha256_file(cm.path, hash)) != T3D_OK) {
+    what = "hashing the model";
+    goto fail;
+  }
+  if ((s = t3d_analyze(cm.model, vol, NULL, NULL, NULL, &res)) != T3D_OK) goto fail;
 
-  if (!nb_path && !no_index && (s = load_index_neighbours(index_path, model_path, vol, res, threshold, &inb)) != T3D_OK) {
+  if (!nb_path && !no_index && (s = load_index_neighbours(index_path, cm.hash, vol, res, threshold, &inb)) != T3D_OK) {
     what = "looking up similar cases";
     goto fail;
   }
 
   t3d_report_params rp = t3d_report_default_params();
   rp.finding_threshold = threshold;
-  rp.model_name = t3d_model_config_of(model)->name;
+  rp.model_name = t3d_model_config_of(cm.model)->name;
   rp.model_sha256 = hash;
   rp.neighbours = nb_path ? nbs : inb.nb;
   rp.nneighbours = nb_path ? nnb : inb.n;
   rp.timestamp = timestamp;
   if (res->labels) {
-    rp.nclasses = t3d_model_class_count(model);
+    rp.nclasses = t3d_model_class_count(cm.model);
     if (!(classes = calloc(rp.nclasses, sizeof *classes))) {
       s = t3d_error(T3D_ERR_NOMEM, "out of memory");
       goto fail;
     }
-    for (size_t k = 0; k < rp.nclasses; k++) classes[k] = t3d_model_class_name(model, k);
+    for (size_t k = 0; k < rp.nclasses; k++) classes[k] = t3d_model_class_name(cm.model, k);
     rp.class_names = classes;
   }
   if ((s = t3d_report_create(vol, res, &rp, &rep)) != T3D_OK) goto fail;
@@ -328,8 +321,7 @@ cleanup:
   t3d_report_source_free(src);
   t3d_report_free(rep);
   t3d_analysis_result_free(res);
-  t3d_model_free(model);
-  t3d_backend_free(be);
+  t3d_cli_model_free(&cm);
   t3d_volume_free(vol);
   t3d_dicom_scan_free(scan);
   free(files);
