@@ -190,10 +190,7 @@ int t3d_cmd_analyze(int argc, char **argv)
   if (series_uid) {
     if ((s = t3d_dicom_scan_find_series(scan, series_uid, &idx)) != T3D_OK) goto fail;
   } else if (ns > 1) {
-    idx = ns;
-    for (size_t i = 0; i < ns && idx == ns; i++)
-      if (strcmp(t3d_dicom_scan_series(scan, i)->meta.modality, "CT") == 0) idx = i;
-    if (idx == ns) idx = 0;
+    if ((idx = t3d_dicom_scan_first_ct(scan)) == ns) idx = 0;
     fprintf(stderr, "t3d analyze: %s holds %zu series; analysing %s (%s), choose another with --series UID\n", dir,
             ns, t3d_dicom_scan_series(scan, idx)->meta.series_uid, t3d_dicom_scan_series(scan, idx)->meta.modality);
   }

@@ -82,9 +82,8 @@ static t3d_status load_series(const char *path, t3d_volume **vol)
   t3d_dicom_scan *scan = NULL;
   t3d_status s = t3d_dicom_scan_path(path, &scan);
   if (s == T3D_OK) {
-    size_t ns = t3d_dicom_scan_series_count(scan), idx = 0;
-    for (size_t i = ns; i-- > 0;)
-      if (strcmp(t3d_dicom_scan_series(scan, i)->meta.modality, "CT") == 0) idx = i;
+    size_t ns = t3d_dicom_scan_series_count(scan), idx = t3d_dicom_scan_first_ct(scan);
+    if (idx == ns) idx = 0;
     if (ns == 0)
       s = t3d_error(T3D_ERR_NOT_FOUND, "%s: no DICOM series found (%zu files examined)", path,
                     t3d_dicom_scan_file_count(scan));

@@ -242,8 +242,7 @@ int t3d_cmd_report(int argc, char **argv)
     if ((s = t3d_dicom_scan_find_series(scan, series_uid, &idx)) != T3D_OK) goto fail;
   } else {
     size_t ns = t3d_dicom_scan_series_count(scan);
-    for (idx = 0; idx < ns && strcmp(t3d_dicom_scan_series(scan, idx)->meta.modality, "CT") != 0; idx++) {}
-    if (idx == ns) idx = 0;
+    if ((idx = t3d_dicom_scan_first_ct(scan)) == ns) idx = 0;
   }
   if ((s = t3d_dicom_load_series(scan, idx, NULL, &vol)) != T3D_OK) goto fail;
   if ((s = t3d_cli_model_load(model_path, threads, &cm)) != T3D_OK) {

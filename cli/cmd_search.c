@@ -217,9 +217,7 @@ int t3d_cmd_similar(int argc, char **argv)
     if (a.series) {
       if ((s = t3d_dicom_scan_find_series(scan, a.series, &idx)) != T3D_OK) goto fail;
     } else {
-      for (idx = 0; idx < ns && strcmp(t3d_dicom_scan_series(scan, idx)->meta.modality, "CT") != 0; idx++) {
-      }
-      if (idx == ns) {
+      if ((idx = t3d_dicom_scan_first_ct(scan)) == ns) {
         s = t3d_error(T3D_ERR_NOT_FOUND, "%s: no CT series found", what);
         goto fail;
       }

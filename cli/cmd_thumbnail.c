@@ -84,8 +84,7 @@ int t3d_cmd_thumbnail(int argc, char **argv)
   if (uid) {
     if ((s = t3d_dicom_scan_find_series(scan, uid, &idx)) != T3D_OK) goto fail;
   } else {
-    for (idx = 0; idx < n && strcmp(t3d_dicom_scan_series(scan, idx)->meta.modality, "CT") != 0; idx++) {}
-    if (idx == n) idx = 0;
+    if ((idx = t3d_dicom_scan_first_ct(scan)) == n) idx = 0;
   }
   if ((s = t3d_dicom_load_series(scan, idx, NULL, &v)) != T3D_OK) goto fail;
   if ((s = write_pgm(v, size, out)) != T3D_OK) goto fail;

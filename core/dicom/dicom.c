@@ -571,6 +571,13 @@ t3d_status t3d_dicom_scan_find_series(const t3d_dicom_scan *s, const char *uid, 
                    s ? s->nser : 0);
 }
 
+size_t t3d_dicom_scan_first_ct(const t3d_dicom_scan *s)
+{
+  size_t i = 0;
+  while (s && i < s->nser && strcmp(s->ser[i].info.meta.modality, "CT") != 0) i++;
+  return s ? i : 0;
+}
+
 size_t t3d_dicom_scan_file_count(const t3d_dicom_scan *s) { return s ? s->nfiles : 0; }
 size_t t3d_dicom_scan_note_count(const t3d_dicom_scan *s) { return s ? s->nnotes : 0; }
 const char *t3d_dicom_scan_note(const t3d_dicom_scan *s, size_t i) { return s && i < s->nnotes ? s->notes[i] : NULL; }

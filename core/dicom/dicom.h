@@ -125,6 +125,9 @@ size_t t3d_dicom_scan_series_count(const t3d_dicom_scan *scan);
 const t3d_dicom_series_info *t3d_dicom_scan_series(const t3d_dicom_scan *scan, size_t i);
 /* Index of the series with this UID (or "no-uid:..." name); T3D_ERR_NOT_FOUND otherwise. */
 t3d_status t3d_dicom_scan_find_series(const t3d_dicom_scan *scan, const char *uid, size_t *index);
+/* The series a command analyses when none is named: the first CT series in scan order; the
+ * series count when there is no CT series (callers decide: fall back to series 0, or refuse). */
+size_t t3d_dicom_scan_first_ct(const t3d_dicom_scan *scan);
 /* Files examined (regular files found, or DICOMDIR records). */
 size_t t3d_dicom_scan_file_count(const t3d_dicom_scan *scan);
 /* Notes, in the order they arose ("<file>: not DICOM, skipped"); borrowed strings. */
