@@ -16,7 +16,7 @@ import sys
 import torch
 
 from train import data as D
-from train.model import T3DModel
+from train.model import T3DModel, load_weights
 
 failures = []
 
@@ -37,7 +37,7 @@ def check_inputs(data_dir, cache, run, t3d):
             need(len(list(f.keys())) > 0, f"safetensors.safe_open opens {path.rsplit('/', 1)[-1]}")
     cfg, vocab, findings, _ = D.read_model_meta(model_file)
     model = T3DModel(cfg)
-    model.load_state_dict(torch.load(run + "/final.pt", map_location="cpu")["model"])
+    load_weights(model, torch.load(run + "/final.pt", map_location="cpu")["model"])
     model.eval()
     cases = D.CaseSet(cache, data_dir)
     tok = D.tokenizer_for(vocab, cfg["text"])

@@ -10,7 +10,7 @@ import json
 import torch
 
 from train import data as D
-from train.model import T3DModel
+from train.model import T3DModel, load_weights
 
 
 def auroc(scores, labels):
@@ -97,7 +97,7 @@ def main():
     cfg["_classes"] = classes
     ck = torch.load(a.ckpt, map_location="cpu")
     model = T3DModel(cfg, prototypes=ck["args"].get("prototypes", 32))
-    model.load_state_dict(ck["model"])
+    load_weights(model, ck["model"])
     res = evaluate(model, cfg, vocab, findings, D.CaseSet(a.cache, a.data))
     txt = json.dumps(res, indent=1)
     print(txt)

@@ -8,7 +8,7 @@ import json
 
 import torch
 
-from train.model import T3DModel, exported_state
+from train.model import T3DModel, exported_state, load_weights
 import t3d_safetensors as st  # noqa: E402  (path set by train.model)
 
 
@@ -34,7 +34,7 @@ def main():
     cfg = read_model_meta(a.template)[0]
     ck = torch.load(a.ckpt, map_location="cpu")
     model = T3DModel(cfg, prototypes=ck["args"].get("prototypes", 32))
-    model.load_state_dict(ck["model"])
+    load_weights(model, ck["model"])
     export(model, a.template, a.output, json.load(open(a.findings)) if a.findings else None)
 
 

@@ -61,8 +61,40 @@ class TMAHead(nn.Module):
         self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
 
 
+class Center(nn.Module):
+    """Subtracts the batch mean of the projection outputs before the L2 normalisation (a running
+    mean at evaluation), so that the component every embedding shares at initialisation does not
+    pin all cosines near 1 and the contrastive gradients are not tiny. It has no weights: the export
+    folds the running mean into the projection's last bias (exact for the C engine, which has no
+    such layer). Per process in a distributed run, as BatchNorm."""
+
+    def __init__(self, dim, momentum=0.05, enabled=True):
+        super().__init__()
+        self.momentum, self.enabled = momentum, enabled
+        self.register_buffer("running", torch.zeros(dim))
+
+    def forward(self, x):
+        if not self.enabled:
+            return x
+        if self.training and x.shape[0] > 1:
+            m = x.mean(dim=0)
+            with torch.no_grad():
+                self.running.lerp_(m.detach().float(), self.momentum)
+            return x - m
+        return x - self.running
+
+
+def load_weights(model, state):
+    """load_state_dict that accepts checkpoints written before the centring buffers existed
+    (they start at zero then); any other missing or unexpected key is an error."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    bad = [k for k in missing if not k.endswith("center.running")] + list(unexpected)
+    if bad:
+        raise RuntimeError(f"checkpoint does not fit the model: {bad[:5]}")
+
+
 class T3DModel(nn.Module):
-    def __init__(self, cfg, tma_dim=64, prototypes=32, text_init_std=TEXT_INIT_STD):
+    def __init__(self, cfg, tma_dim=64, prototypes=32, text_init_std=TEXT_INIT_STD, center=True):
         super().__init__()
         from transformers import BertModel
         self.cfg = cfg
@@ -73,6 +105,8 @@ class T3DModel(nn.Module):
         vc = cfg["vision"]
         c4 = vc["widths"][3] * (4 if vc["block"] == "bottleneck" else 1)
         self.tma = TMAHead(c4, tc["hidden"], tma_dim, prototypes)
+        self.v_center = Center(cfg["projection"]["dim"], enabled=center)
+        self.t_center = Center(cfg["projection"]["dim"], enabled=center)
 
     @property
     def logit_scale(self):
@@ -80,13 +114,13 @@ class T3DModel(nn.Module):
 
     def encode_text(self, ids, mask):
         h = self.text(input_ids=ids, attention_mask=mask).last_hidden_state
-        return F.normalize(self.text_proj(h[:, 0]), dim=-1), h
+        return F.normalize(self.t_center(self.text_proj(h[:, 0])), dim=-1), h
 
     def encode_volume(self, x, segment=True):
         """Returns (embedding [B, D], layer-4 features, seg logits or None)."""
         p = self.visual.pyramid(x)
         pooled = p[5].mean(dim=(2, 3, 4))
-        emb = F.normalize(self.visual.vision_proj(pooled), dim=-1)
+        emb = F.normalize(self.v_center(self.visual.vision_proj(pooled)), dim=-1)
         logits = self.visual.seg(p) if segment else None
         return emb, p[5], logits
 
@@ -107,4 +141,9 @@ def exported_state(model):
         out["text." + k] = v
     for k, v in model.text_proj.state_dict().items():
         out["text_proj." + k] = v
+    # the centring (see Center) folded into the last linear layer of each projection
+    last_v = f"vision_proj.{len(model.visual.vision_proj) - 1}.bias"
+    last_t = f"text_proj.{len(model.text_proj) - 1}.bias"
+    out[last_v] = out[last_v] - model.v_center.running.to(out[last_v].dtype)
+    out[last_t] = out[last_t] - model.t_center.running.to(out[last_t].dtype)
     return out

@@ -27,7 +27,7 @@ import torch.nn as nn
 
 from train import data as D
 from train import losses as L
-from train.model import T3DModel
+from train.model import T3DModel, load_weights
 
 
 def parse_args(argv=None):
@@ -57,6 +57,14 @@ def parse_args(argv=None):
                     help="with --init: restart the CLIP logit scale at this value (e.g. 50)")
     ap.add_argument("--text-lr-scale", type=float, default=0.1,
                     help="learning rate of the text tower relative to --lr")
+    ap.add_argument("--no-center", action="store_true",
+                    help="no centring of the projection outputs (train/model.py Center; the bundled "
+                         "model's first stage ran without it)")
+    ap.add_argument("--seg-lr-scale", type=float, default=1.0,
+                    help="learning rate of the segmentation decoder relative to --lr (CLIP does not reach it)")
+    ap.add_argument("--bn-recal", type=int, default=0,
+                    help="at the end, re-estimate the vision tower's BatchNorm statistics over this many "
+                         "batches of the (unaugmented) training inputs, with the final weights")
     ap.add_argument("--prototypes", type=int, default=32)
     ap.add_argument("--text-init-std", type=float, default=0.1, help="BERT initializer range (HF default 0.02)")
     ap.add_argument("--text-aug", type=float, default=0.5,
@@ -90,19 +98,45 @@ def lr_at(step, progress, a):
     return a.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def param_groups(model, wd, text_lr_scale=1.0):
+def param_groups(model, wd, text_lr_scale=1.0, seg_lr_scale=1.0):
     """AdamW groups: weight decay except on biases and norms; the text tower (BERT and its
     projection) at text_lr_scale times the learning rate (a post-LN transformer from scratch
-    collapses at the learning rates the small ResNet wants)."""
+    collapses at the learning rates the small ResNet wants), the segmentation decoder at
+    seg_lr_scale times it."""
     groups = {}
     for n, p in model.named_parameters():
         if not p.requires_grad:
             continue
         decay = not (p.ndim <= 1 or "norm" in n.lower() or "bn" in n)
-        text = n.startswith("text.") or n.startswith("text_proj.")
-        groups.setdefault((decay, text), []).append(p)
-    return [{"params": ps, "weight_decay": wd if decay else 0.0, "lr_scale": text_lr_scale if text else 1.0}
-            for (decay, text), ps in sorted(groups.items())]
+        scale = 1.0
+        if n.startswith("text.") or n.startswith("text_proj."):
+            scale = text_lr_scale
+        elif n.startswith("visual.seg."):
+            scale = seg_lr_scale
+        groups.setdefault((decay, scale), []).append(p)
+    return [{"params": ps, "weight_decay": wd if decay else 0.0, "lr_scale": scale}
+            for (decay, scale), ps in sorted(groups.items())]
+
+
+@torch.no_grad()
+def recalibrate_bn(model, x, batches, batch, seed):
+    """Re-estimates every BatchNorm's running statistics of the vision tower (encoder and decoder)
+    as the plain average over `batches` batches of x with the final weights (momentum None), so
+    that inference normalises with statistics of the weights it runs, not an average over the
+    changing weights of the run."""
+    bns = [m for m in model.visual.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+    was = model.training
+    model.train()
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    for b in range(min(batches, len(x) // batch)):
+        model.visual.seg(model.visual.pyramid(x[order[b * batch:(b + 1) * batch]]))
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    model.train(was)
 
 
 def chunked(fn, x, shards):
@@ -158,6 +192,25 @@ def average_gradients(model, world):
         off += n
 
 
+class frozen_bn_stats:
+    """BatchNorm layers normalise with the batch's statistics but leave their running statistics
+    alone (momentum 0) inside the block: the TMA crops (zoomed, smaller) must not pull the running
+    statistics, which inference uses, away from those of the full input grid that inference sees."""
+
+    def __init__(self, module):
+        self.bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+    def __enter__(self):
+        self.saved = [m.momentum for m in self.bns]
+        for m in self.bns:
+            m.momentum = 0.0
+
+    def __exit__(self, *exc):
+        for m, mom in zip(self.bns, self.saved):
+            m.momentum = mom
+        return False
+
+
 CSV_FIELDS = ["step", "loss", "clip", "tma", "seg", "lr", "logit_scale", "grad_norm", "steps_per_s", "elapsed_s"]
 
 
@@ -202,9 +255,9 @@ def main(argv=None):
         sys.exit(f"labels reach {int(cases.labels.max())}, the model has {n_classes} classes")
 
     torch.manual_seed(a.seed)
-    model = T3DModel(cfg, prototypes=a.prototypes, text_init_std=a.text_init_std)
+    model = T3DModel(cfg, prototypes=a.prototypes, text_init_std=a.text_init_std, center=not a.no_center)
     if a.init:
-        model.load_state_dict(torch.load(a.init, map_location="cpu")["model"])
+        load_weights(model, torch.load(a.init, map_location="cpu")["model"])
         if a.logit_scale > 0:
             with torch.no_grad():
                 model.logit_scale.fill_(math.log(a.logit_scale))
@@ -215,13 +268,13 @@ def main(argv=None):
     if a.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(dev)
-    opt = torch.optim.AdamW(param_groups(model, a.wd, a.text_lr_scale), lr=a.lr, betas=(0.9, 0.98))
+    opt = torch.optim.AdamW(param_groups(model, a.wd, a.text_lr_scale, a.seg_lr_scale), lr=a.lr, betas=(0.9, 0.98))
     os.makedirs(a.out, exist_ok=True)
     ckpt_path = os.path.join(a.out, "ckpt.pt")
     start, elapsed_before = 0, 0.0
     if os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path, map_location="cpu")
-        model.load_state_dict(ck["model"])
+        load_weights(model, ck["model"])
         opt.load_state_dict(ck["opt"])
         start = ck["step"]
         elapsed_before = ck.get("elapsed_s", 0.0)
@@ -271,20 +324,23 @@ def main(argv=None):
             ib, mb = D.tokenize(tok, texts, D.max_tokens(cfg["text"]))
             ib, mb = ib.to(dev), mb.to(dev)
         else:
-            ib, mb = ids[lidx].to(dev), mask[lidx].to(dev)
+            keep = int(mask[lidx].sum(dim=1).max())  # drop columns that are padding for the whole batch
+            ib, mb = ids[lidx, :keep].to(dev), mask[lidx, :keep].to(dev)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, progress, a) * g.get("lr_scale", 1.0)
         model.tma.normalize_prototypes()
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
-            temb, tokens = model.encode_text(ib, mb)
+            # in --bn-shards chunks too: the text centring uses per-process batch means, as BN
+            temb, tokens = chunked(lambda r: model.encode_text(ib[r], mb[r]), torch.arange(ib.shape[0]), a.bn_shards)
             emb, f4, logits = chunked(lambda c: model.encode_volume(c, segment=a.w_seg > 0), views[0], a.bn_shards)
             l_clip = L.clip_loss(emb.float(), temb.float(), model.logit_scale)
             loss = a.w_clip * l_clip
             l_tma = torch.zeros(())
             if use_tma:
                 scores = [model.tma(f4, tokens, mb)]
-                for v in views[1:]:
-                    scores.append(model.tma(chunked(model.layer4, v, a.bn_shards), tokens, mb))
+                with frozen_bn_stats(model.visual):
+                    for v in views[1:]:
+                        scores.append(model.tma(chunked(model.layer4, v, a.bn_shards), tokens, mb))
                 l_tma = L.tma_loss([s.float() for s in scores])
                 loss = loss + a.w_tma * l_tma
             l_seg = torch.zeros(())
@@ -334,6 +390,9 @@ def main(argv=None):
         if not a.dump_grads and done > start:  # a run that ends on its time budget can be resumed too
             atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": done,
                          "elapsed_s": elapsed_before + time.time() - t_start, "args": vars(a)}, ckpt_path)
+        if not a.dump_grads and a.bn_recal > 0 and model.visual.seg is not None:
+            recalibrate_bn(model, cases.x, a.bn_recal, local, a.seed)
+            print(f"BatchNorm statistics re-estimated over {a.bn_recal} batches", file=sys.stderr)
         if not a.dump_grads:
             atomic_save({"model": model.state_dict(), "step": done, "elapsed_s": elapsed_before + time.time() - t_start,
                          "args": vars(a)},
