@@ -67,9 +67,11 @@ def check_grads(a, b):
     need(sorted(ga) == sorted(gb), f"same parameters with gradients ({len(ga)} vs {len(gb)})")
     worst, name = 0.0, ""
     # Tensors whose gradient is zero in exact arithmetic (a conv bias before BatchNorm, BERT's key
-    # bias) hold rounding noise only: differences are measured against at least 1e-4 of the
-    # largest gradient anywhere.
-    floor = 1e-4 * max(float(g.abs().max()) for g in ga.values())
+    # bias) hold rounding noise only: differences are measured against at least 1e-3 of the
+    # largest gradient anywhere (measured: a downsample bias before BN at 1e-6 with 2e-6 of noise
+    # between the runs, the largest gradient 16.5). A real error (a gradient not averaged, a
+    # shard seeing the wrong samples) is a relative difference of order 1 on every tensor.
+    floor = 1e-3 * max(float(g.abs().max()) for g in ga.values())
     for k in ga:
         if k not in gb:
             continue
