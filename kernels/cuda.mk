@@ -1,12 +1,15 @@
 # CUDA: compiled with nvcc into libtool objects by the .cu.lo rule below (libtool has no CUDA
 # tag, so the rule writes the .lo description itself; the library is shared-only).
-EXTRA_DIST += kernels/cuda/device.cu kernels/cuda/device_none.c kernels/cuda/device.h
-noinst_HEADERS += kernels/cuda/device.h
+# kernels/backend_select.c (device strings, CPU fallback) is built either way.
+EXTRA_DIST += kernels/cuda/device.cu kernels/cuda/device_none.c kernels/cuda/device.h \
+	kernels/cuda/backend_cuda.cu kernels/cuda/ops.cu kernels/cuda/cuda_impl.h kernels/cuda/backend_cuda_none.c
+noinst_HEADERS += kernels/cuda/device.h kernels/cuda/cuda_impl.h
+libt3d_la_SOURCES += kernels/backend_select.c
 if HAVE_CUDA
-libt3d_la_SOURCES += kernels/cuda/device.cu
+libt3d_la_SOURCES += kernels/cuda/device.cu kernels/cuda/backend_cuda.cu kernels/cuda/ops.cu
 libt3d_la_LIBADD += $(CUDA_LIBS)
 else
-libt3d_la_SOURCES += kernels/cuda/device_none.c
+libt3d_la_SOURCES += kernels/cuda/device_none.c kernels/cuda/backend_cuda_none.c
 endif
 
 SUFFIXES = .cu
