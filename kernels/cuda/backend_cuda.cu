@@ -30,6 +30,15 @@ t3d_status t3d_cuda_check(cudaError_t err, const char *what)
 
 t3d_status t3d_cuda_check_launch(const char *what) { return t3d_cuda_check(cudaGetLastError(), what); }
 
+t3d_cuda_impl *t3d_cuda_of(t3d_backend *be)
+{
+  t3d_cuda_impl *c = (t3d_cuda_impl *)be->impl;
+  int current = -1; /* asked each time (a host-side query): other code may have switched devices */
+  if (c && (cudaGetDevice(&current) != cudaSuccess || current != c->device))
+    cudaSetDevice(c->device);
+  return c;
+}
+
 static t3d_status cudnn_check(cudnnStatus_t st, const char *what)
 {
   if (st == CUDNN_STATUS_SUCCESS)
@@ -180,6 +189,12 @@ static cudnnMathType_t math_of(const t3d_cuda_impl *c)
   return c->precision == T3D_PRECISION_TF32 ? CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : CUDNN_FMA_MATH;
 }
 
+/* fp32 must not take an algorithm measured with tensor-core (TF32) products */
+static bool tensor_core_math(cudnnMathType_t m)
+{
+  return m == CUDNN_TENSOR_OP_MATH || m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+}
+
 /* A search workspace for cudnnFind*Ex: the limit, halved until it fits in free memory. */
 static void *search_workspace(t3d_cuda_impl *c, size_t *bytes)
 {
@@ -270,7 +285,7 @@ static t3d_status get_plan(t3d_cuda_impl *c, bool transpose, const t3d_tensor *x
                       "convolution algorithm search");
       for (int i = 0; s == T3D_OK && i < n && best < 0; i++)
         if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= sw_bytes &&
-            (c->precision == T3D_PRECISION_TF32 || perf[i].mathType != CUDNN_TENSOR_OP_MATH))
+            (c->precision == T3D_PRECISION_TF32 || !tensor_core_math(perf[i].mathType)))
           best = i;
       if (best >= 0) {
         p.algo = (int)perf[best].algo;
@@ -285,7 +300,7 @@ static t3d_status get_plan(t3d_cuda_impl *c, bool transpose, const t3d_tensor *x
                       "transposed convolution algorithm search");
       for (int i = 0; s == T3D_OK && i < n && best < 0; i++)
         if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= sw_bytes &&
-            (c->precision == T3D_PRECISION_TF32 || perf[i].mathType != CUDNN_TENSOR_OP_MATH))
+            (c->precision == T3D_PRECISION_TF32 || !tensor_core_math(perf[i].mathType)))
           best = i;
       if (best >= 0) {
         p.algo = (int)perf[best].algo;

@@ -44,7 +44,9 @@ struct t3d_cuda_impl {
   std::vector<t3d_cuda_conv_plan> plans;
 };
 
-static inline t3d_cuda_impl *t3d_cuda_of(t3d_backend *be) { return (t3d_cuda_impl *)be->impl; }
+/* The backend's state, with its device made current on the calling thread (ops may come from
+ * any thread: a viewer's worker, a bench's cancel thread; kernels go to the current device). */
+t3d_cuda_impl *t3d_cuda_of(t3d_backend *be);
 
 /* T3D_ERR_BACKEND with the runtime's message, or T3D_OK. Clears the sticky-free last error. */
 t3d_status t3d_cuda_check(cudaError_t err, const char *what);
