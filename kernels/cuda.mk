@@ -8,6 +8,10 @@ libt3d_la_SOURCES += kernels/backend_select.c
 if HAVE_CUDA
 libt3d_la_SOURCES += kernels/cuda/device.cu kernels/cuda/backend_cuda.cu kernels/cuda/ops.cu
 libt3d_la_LIBADD += $(CUDA_LIBS)
+# the .cu rule tracks no headers: name them (automake's depcomp knows no nvcc)
+kernels/cuda/backend_cuda.lo kernels/cuda/ops.lo: $(srcdir)/kernels/cuda/cuda_impl.h $(srcdir)/kernels/backend.h \
+	$(srcdir)/core/base/tensor.h $(srcdir)/core/base/status.h
+kernels/cuda/device.lo kernels/cuda/backend_cuda.lo: $(srcdir)/kernels/cuda/device.h
 else
 libt3d_la_SOURCES += kernels/cuda/device_none.c kernels/cuda/backend_cuda_none.c
 endif
@@ -29,3 +33,28 @@ tests_test_cuda_ops_LDADD = libt3d.la -lm
 dist_check_SCRIPTS += tests/test-cuda-ops.sh tests/test-ops-parity-cuda.sh tests/test-cuda-fallback.sh \
 	tests/test-cuda-e2e.sh
 TESTS += tests/test-cuda-ops.sh tests/test-ops-parity-cuda.sh tests/test-cuda-fallback.sh tests/test-cuda-e2e.sh
+
+# kernels/cuda/dev/: a workbench per hand-written kernel family (variants, checked against the
+# CPU backend, timed with CUDA events). Not in the default build or make check:
+#   make cuda-dev        builds them (needs nvcc)    make cuda-dev-run   runs them (needs a GPU)
+CUDA_DEV = dev_elementwise dev_rows dev_attention dev_volume
+EXTRA_DIST += kernels/cuda/dev/harness.h $(CUDA_DEV:%=kernels/cuda/dev/%.cu)
+CUDA_DEV_NVCC = $(NVCC) $(NVCCFLAGS) -I$(top_srcdir) -I$(top_builddir) $(CUDA_CFLAGS)
+if !HAVE_CUDA
+cuda-dev:
+	@echo "configure found no CUDA toolkit: kernels/cuda/dev/ cannot be built"; exit 1
+else
+cuda-dev: libt3d.la
+	$(MKDIR_P) kernels/cuda/dev
+	$(CUDA_DEV_NVCC) -c $(srcdir)/kernels/cuda/ops.cu -o kernels/cuda/dev/ops.o
+	$(CUDA_DEV_NVCC) -c $(srcdir)/kernels/cuda/backend_cuda.cu -o kernels/cuda/dev/backend_cuda.o
+	for d in $(CUDA_DEV); do \
+	  $(CUDA_DEV_NVCC) -c $(srcdir)/kernels/cuda/dev/$$d.cu -o kernels/cuda/dev/$$d.o && \
+	  $(CXX) -o kernels/cuda/dev/$$d kernels/cuda/dev/$$d.o kernels/cuda/dev/ops.o kernels/cuda/dev/backend_cuda.o \
+	    -L.libs -lt3d -Wl,-rpath,$(abs_builddir)/.libs $(CUDA_LIBS) || exit 1; \
+	done
+endif
+cuda-dev-run: cuda-dev
+	rc=0; for d in $(CUDA_DEV); do echo "== $$d"; kernels/cuda/dev/$$d; r=$$?; \
+	  if [ $$r -ne 0 ] && [ $$r -ne 77 ]; then rc=1; fi; done; exit $$rc
+.PHONY: cuda-dev cuda-dev-run

@@ -16,6 +16,9 @@ extern "C" {
 #include "kernels/backend.h"
 }
 
+/* Everything declared below is internal to libt3d (hidden: not part of its ABI). */
+#pragma GCC visibility push(hidden)
+
 /* One cached cuDNN plan: descriptors and the measured-best algorithm for one convolution
  * shape (forward, or backward data for the transposed convolution). */
 struct t3d_cuda_conv_plan {
@@ -78,4 +81,5 @@ t3d_status t3d_cuda_resample_trilinear(cudaStream_t s, float *y, const float *x,
 t3d_status t3d_cuda_attention(cudaStream_t s, float *y, const float *q, const float *k, const float *v,
                               const int32_t *mask, int64_t B, int64_t Lq, int64_t Lk, int64_t E, int heads);
 
+#pragma GCC visibility pop
 #endif

@@ -25,23 +25,23 @@ static unsigned grid_for(int64_t n, int per_block)
 /* ---- reductions ---------------------------------------------------------------------------- */
 
 /* max as the CPU kernels take it: a NaN never wins the comparison (it reaches the sums instead) */
-__device__ __forceinline__ float max_nan_ignored(float a, float b) { return b > a ? b : a; }
+static __device__ __forceinline__ float max_nan_ignored(float a, float b) { return b > a ? b : a; }
 
-__device__ __forceinline__ float warp_sum(float v)
+static __device__ __forceinline__ float warp_sum(float v)
 {
   for (int o = 16; o > 0; o >>= 1)
     v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
 
-__device__ __forceinline__ double warp_sum_d(double v)
+static __device__ __forceinline__ double warp_sum_d(double v)
 {
   for (int o = 16; o > 0; o >>= 1)
     v += __shfl_xor_sync(0xffffffffu, v, o);
   return v;
 }
 
-__device__ __forceinline__ float warp_max(float v)
+static __device__ __forceinline__ float warp_max(float v)
 {
   for (int o = 16; o > 0; o >>= 1)
     v = max_nan_ignored(v, __shfl_xor_sync(0xffffffffu, v, o));
@@ -50,7 +50,7 @@ __device__ __forceinline__ float warp_max(float v)
 
 /* Sum or max over the block (blockDim a multiple of 32); every thread gets the result. sh holds
  * 32 values; the leading barrier lets consecutive calls share it. */
-template <bool MAX> __device__ float block_reduce(float v, float *sh)
+template <bool MAX> static __device__ float block_reduce(float v, float *sh)
 {
   const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
   v = MAX ? warp_max(v) : warp_sum(v);
@@ -68,7 +68,7 @@ template <bool MAX> __device__ float block_reduce(float v, float *sh)
   return sh[0];
 }
 
-__device__ double block_sum_d(double v, double *sh)
+static __device__ double block_sum_d(double v, double *sh)
 {
   const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
   v = warp_sum_d(v);
@@ -88,7 +88,7 @@ __device__ double block_sum_d(double v, double *sh)
 
 /* ---- elementwise --------------------------------------------------------------------------- */
 
-__global__ void relu_k(float *y, const float *x, int64_t n)
+static __global__ void relu_k(float *y, const float *x, int64_t n)
 {
   GRID_STRIDE(i, n)
   {
@@ -97,13 +97,13 @@ __global__ void relu_k(float *y, const float *x, int64_t n)
   }
 }
 
-__global__ void add_k(float *y, const float *a, const float *b, int64_t n)
+static __global__ void add_k(float *y, const float *a, const float *b, int64_t n)
 {
   GRID_STRIDE(i, n) y[i] = a[i] + b[i];
 }
 
 /* Exact GELU as x Phi(x); normcdff keeps relative precision for x < 0 like the CPU's erfc form. */
-__global__ void gelu_k(float *y, const float *x, int64_t n)
+static __global__ void gelu_k(float *y, const float *x, int64_t n)
 {
   GRID_STRIDE(i, n)
   {
@@ -112,7 +112,7 @@ __global__ void gelu_k(float *y, const float *x, int64_t n)
   }
 }
 
-__global__ void bias_act_k(float *y, const float *bias, const float *res, int64_t n, int64_t C, int64_t inner,
+static __global__ void bias_act_k(float *y, const float *bias, const float *res, int64_t n, int64_t C, int64_t inner,
                            bool relu)
 {
   GRID_STRIDE(i, n)
@@ -158,7 +158,7 @@ t3d_status t3d_cuda_bias_act(cudaStream_t s, float *y, const float *bias, const 
 
 /* One block per row. y may be x: each element is read before it is written, at the same index,
  * and the reductions end in barriers. A row of all -inf (or holding a NaN) gives NaN. */
-__global__ void softmax_k(float *y, const float *x, int64_t rows, int64_t n)
+static __global__ void softmax_k(float *y, const float *x, int64_t rows, int64_t n)
 {
   __shared__ float sh[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
@@ -182,7 +182,7 @@ __global__ void softmax_k(float *y, const float *x, int64_t rows, int64_t n)
 /* F.layer_norm over a row, biased variance, two passes over values shifted by the row's first
  * element (as the CPU kernel, so a large common offset costs no precision). y may be x: x0 is
  * read by every thread before the barriers of the first reduction. */
-__global__ void layernorm_k(float *y, const float *x, const float *gamma, const float *beta, int64_t rows, int64_t n,
+static __global__ void layernorm_k(float *y, const float *x, const float *gamma, const float *beta, int64_t rows, int64_t n,
                             float eps)
 {
   __shared__ float sh[32];
@@ -221,7 +221,7 @@ t3d_status t3d_cuda_layernorm(cudaStream_t s, float *y, const float *x, const fl
 /* ---- argmax, embedding --------------------------------------------------------------------- */
 
 /* First index wins ties; a NaN beats every number and the first NaN wins (torch.argmax). */
-__global__ void argmax_k(int32_t *y, const float *x, int64_t N, int64_t C, int64_t inner)
+static __global__ void argmax_k(int32_t *y, const float *x, int64_t N, int64_t C, int64_t inner)
 {
   GRID_STRIDE(i, N * inner)
   {
@@ -240,7 +240,7 @@ __global__ void argmax_k(int32_t *y, const float *x, int64_t N, int64_t C, int64
   }
 }
 
-__global__ void embedding_k(float *y, const int32_t *ids, const float *table, int64_t nids, int64_t V, int64_t E,
+static __global__ void embedding_k(float *y, const int32_t *ids, const float *table, int64_t nids, int64_t V, int64_t E,
                             unsigned long long *first_bad)
 {
   GRID_STRIDE(i, nids * E)
@@ -283,14 +283,14 @@ static dims5 dims_of(const int64_t xs[5], const int64_t ys[5])
 }
 
 /* Window [lo, hi) of output o: -inf padding, so only the in-range part counts. */
-__device__ __forceinline__ void pool_window(int64_t o, int k, int s, int p, int64_t in, int64_t *lo, int64_t *hi)
+static __device__ __forceinline__ void pool_window(int64_t o, int k, int s, int p, int64_t in, int64_t *lo, int64_t *hi)
 {
   const int64_t start = o * s - p, end = start + k;
   *lo = start < 0 ? 0 : start;
   *hi = end > in ? in : end;
 }
 
-__global__ void maxpool3d_k(float *y, const float *x, int64_t total, dims5 d, t3d_pool3d_params p)
+static __global__ void maxpool3d_k(float *y, const float *x, int64_t total, dims5 d, t3d_pool3d_params p)
 {
   GRID_STRIDE(i, total)
   {
@@ -319,7 +319,7 @@ __global__ void maxpool3d_k(float *y, const float *x, int64_t total, dims5 d, t3
 }
 
 /* One block per (n, c); sums in double as the CPU kernel (and PyTorch's CPU kernels) do. */
-__global__ void avgpool_global_k(float *y, const float *x, int64_t NC, int64_t S)
+static __global__ void avgpool_global_k(float *y, const float *x, int64_t NC, int64_t S)
 {
   __shared__ double sh[32];
   for (int64_t nc = blockIdx.x; nc < NC; nc += gridDim.x) {
@@ -334,13 +334,13 @@ __global__ void avgpool_global_k(float *y, const float *x, int64_t NC, int64_t S
 }
 
 /* PyTorch's adaptive bin i of out over in: [floor(i*in/out), ceil((i+1)*in/out)). */
-__device__ __forceinline__ void adaptive_bin(int64_t i, int64_t in, int64_t out, int64_t *lo, int64_t *hi)
+static __device__ __forceinline__ void adaptive_bin(int64_t i, int64_t in, int64_t out, int64_t *lo, int64_t *hi)
 {
   *lo = (i * in) / out;
   *hi = ((i + 1) * in + out - 1) / out;
 }
 
-__global__ void avgpool_adaptive_k(float *y, const float *x, int64_t total, dims5 d)
+static __global__ void avgpool_adaptive_k(float *y, const float *x, int64_t total, dims5 d)
 {
   GRID_STRIDE(i, total)
   {
@@ -367,7 +367,7 @@ __global__ void avgpool_adaptive_k(float *y, const float *x, int64_t total, dims
 
 /* Linear taps along one axis, align_corners=False with the output size given, computed as the
  * CPU kernel does (scale rounded to float, source coordinate in double, clamped at 0). */
-__device__ __forceinline__ void linear_tap(int64_t o, int64_t in, int64_t out, int64_t *i0, int64_t *i1, float *l0,
+static __device__ __forceinline__ void linear_tap(int64_t o, int64_t in, int64_t out, int64_t *i0, int64_t *i1, float *l0,
                                            float *l1)
 {
   if (in == out) {
@@ -389,7 +389,7 @@ __device__ __forceinline__ void linear_tap(int64_t o, int64_t in, int64_t out, i
   *l0 = 1.0f - *l1;
 }
 
-__global__ void resample_trilinear_k(float *y, const float *x, int64_t total, dims5 d)
+static __global__ void resample_trilinear_k(float *y, const float *x, int64_t total, dims5 d)
 {
   GRID_STRIDE(i, total)
   {
@@ -450,7 +450,7 @@ t3d_status t3d_cuda_resample_trilinear(cudaStream_t s, float *y, const float *x,
  * rescaling the accumulated output), so no score matrix is stored and any Lk works. Head dims
  * beyond 256 take further passes over the keys. Masked keys are skipped; a query whose keys
  * are all masked gets y = 0 (as the CPU op). Scores are scale * (q . k), as the CPU GEMM. */
-__global__ void attention_k(float *y, const float *q, const float *k, const float *v, const int32_t *mask, int64_t B,
+static __global__ void attention_k(float *y, const float *q, const float *k, const float *v, const int32_t *mask, int64_t B,
                             int64_t Lq, int64_t Lk, int64_t E, int heads, float scale)
 {
   const int64_t warp = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
