@@ -501,6 +501,8 @@ int t3d_cmd_bench(int argc, char **argv)
     json_object_set_new(all, "device", json_string(dv.device));
     json_object_set_new(all, "precision", json_string(t3d_precision_name(dv.precision)));
     json_object_set_new(all, "shape", json_pack("[I,I,I]", (json_int_t)shape[2], (json_int_t)shape[3], (json_int_t)shape[4]));
+    json_t *cj = NULL; /* the config, so a peer (tools/bench-torch-gpu.py) builds the same network */
+    if (t3d_model_config_to_json(&cfg, &cj) == T3D_OK) json_object_set_new(all, "config", cj);
   }
   for (int i = 0; i < 4; i++) {
     json_t *a, *b = NULL;
