@@ -31,8 +31,11 @@ tests_test_cuda_ops_SOURCES = tests/test-cuda-ops.c
 tests_test_cuda_ops_CFLAGS = $(AM_CFLAGS) -Wno-missing-field-initializers
 tests_test_cuda_ops_LDADD = libt3d.la -lm
 dist_check_SCRIPTS += tests/test-cuda-ops.sh tests/test-ops-parity-cuda.sh tests/test-cuda-fallback.sh \
-	tests/test-cuda-e2e.sh
-TESTS += tests/test-cuda-ops.sh tests/test-ops-parity-cuda.sh tests/test-cuda-fallback.sh tests/test-cuda-e2e.sh
+	tests/test-cuda-e2e.sh tests/test-gpu-check-script.sh
+TESTS += tests/test-cuda-ops.sh tests/test-ops-parity-cuda.sh tests/test-cuda-fallback.sh tests/test-cuda-e2e.sh \
+	tests/test-gpu-check-script.sh
+# tools/gpu-check.sh: the one-call GPU check (build, GPU tests, bench beside PyTorch, table)
+EXTRA_DIST += tools/gpu-check.sh tools/gpu-check-table.py tools/bench-torch-gpu.py
 
 # kernels/cuda/dev/: a workbench per hand-written kernel family (variants, checked against the
 # CPU backend, timed with CUDA events). Not in the default build or make check:
