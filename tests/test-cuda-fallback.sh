@@ -17,7 +17,8 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/t3d-fallback.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT INT TERM
 fail() { echo "FAIL: $*"; exit 1; }
-unset T3D_CUDA_FORCE_FAIL T3D_DEVICE
+unset T3D_CUDA_FORCE_FAIL T3D_DEVICE LANGUAGE
+LC_ALL=C; export LC_ALL  # the notes are matched in English
 "$T3D" phantom-write "$tmp/series" --size 40,40,16 >/dev/null || fail "phantom-write"
 built=$("$T3D" devices --json | "$PY" -c 'import json,sys; print(1 if json.load(sys.stdin)["cuda_built"] else 0)') \
   || fail "t3d devices --json"
