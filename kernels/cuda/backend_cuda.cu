@@ -216,6 +216,21 @@ static void *search_workspace(t3d_cuda_impl *c, size_t *bytes)
   return NULL;
 }
 
+/* The fastest measured algorithm (cuDNN sorts by time) that ran, fits the workspace and, in fp32,
+ * uses no tensor-core TF32; sets the plan's workspace size and math type. -1 when none. */
+template <class Perf>
+static int pick_algo(const t3d_cuda_impl *c, t3d_cuda_conv_plan *p, const Perf *perf, int n, size_t ws_limit)
+{
+  const bool tf32 = c->precision == T3D_PRECISION_TF32;
+  for (int i = 0; i < n; i++)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= ws_limit && (tf32 || !tensor_core_math(perf[i].mathType))) {
+      p->ws_bytes = perf[i].memory;
+      cudnnSetConvolutionMathType(p->cd, tf32 ? perf[i].mathType : CUDNN_FMA_MATH);
+      return i;
+    }
+  return -1;
+}
+
 static bool same5(const int64_t *a, const int64_t *b) { return memcmp(a, b, 5 * sizeof *a) == 0; }
 
 /* The cached plan for this convolution, made (descriptors, algorithm measured with
@@ -283,30 +298,14 @@ static t3d_status get_plan(t3d_cuda_impl *c, bool transpose, const t3d_tensor *x
       s = cudnn_check(cudnnFindConvolutionForwardAlgorithmEx(c->cudnn, p.xd, x->data, p.wd, w->data, p.cd, p.yd, y->data,
                                                              CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf, sw, sw_bytes),
                       "convolution algorithm search");
-      for (int i = 0; s == T3D_OK && i < n && best < 0; i++)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= sw_bytes &&
-            (c->precision == T3D_PRECISION_TF32 || !tensor_core_math(perf[i].mathType)))
-          best = i;
-      if (best >= 0) {
-        p.algo = (int)perf[best].algo;
-        p.ws_bytes = perf[best].memory;
-        cudnnSetConvolutionMathType(p.cd, c->precision == T3D_PRECISION_TF32 ? perf[best].mathType : CUDNN_FMA_MATH);
-      }
+      if (s == T3D_OK && (best = pick_algo(c, &p, perf, n, sw_bytes)) >= 0) p.algo = (int)perf[best].algo;
     } else {
       cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
       s = cudnn_check(cudnnFindConvolutionBackwardDataAlgorithmEx(c->cudnn, p.wd, w->data, p.yd, x->data, p.cd, p.xd,
                                                                   y->data, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n,
                                                                   perf, sw, sw_bytes),
                       "transposed convolution algorithm search");
-      for (int i = 0; s == T3D_OK && i < n && best < 0; i++)
-        if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= sw_bytes &&
-            (c->precision == T3D_PRECISION_TF32 || !tensor_core_math(perf[i].mathType)))
-          best = i;
-      if (best >= 0) {
-        p.algo = (int)perf[best].algo;
-        p.ws_bytes = perf[best].memory;
-        cudnnSetConvolutionMathType(p.cd, c->precision == T3D_PRECISION_TF32 ? perf[best].mathType : CUDNN_FMA_MATH);
-      }
+      if (s == T3D_OK && (best = pick_algo(c, &p, perf, n, sw_bytes)) >= 0) p.algo = (int)perf[best].algo;
     }
     if (s == T3D_OK && best < 0)
       s = t3d_error(T3D_ERR_BACKEND, "cuDNN found no %s algorithm for these shapes within a %zu MiB workspace",

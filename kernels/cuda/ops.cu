@@ -294,12 +294,7 @@ static __global__ void maxpool3d_k(float *y, const float *x, int64_t total, dims
 {
   GRID_STRIDE(i, total)
   {
-    int64_t t = i;
-    const int64_t ow = t % d.Wo;
-    t /= d.Wo;
-    const int64_t oh = t % d.Ho;
-    t /= d.Ho;
-    const int64_t od = t % d.Do, nc = t / d.Do;
+    const int64_t ow = i % d.Wo, oh = (i / d.Wo) % d.Ho, od = (i / (d.Wo * d.Ho)) % d.Do, nc = i / (d.Wo * d.Ho * d.Do);
     int64_t d0, d1, h0, h1, w0, w1;
     pool_window(od, p.kernel[0], p.stride[0], p.pad[0], d.D, &d0, &d1);
     pool_window(oh, p.kernel[1], p.stride[1], p.pad[1], d.H, &h0, &h1);
@@ -344,12 +339,7 @@ static __global__ void avgpool_adaptive_k(float *y, const float *x, int64_t tota
 {
   GRID_STRIDE(i, total)
   {
-    int64_t t = i;
-    const int64_t ow = t % d.Wo;
-    t /= d.Wo;
-    const int64_t oh = t % d.Ho;
-    t /= d.Ho;
-    const int64_t od = t % d.Do, nc = t / d.Do;
+    const int64_t ow = i % d.Wo, oh = (i / d.Wo) % d.Ho, od = (i / (d.Wo * d.Ho)) % d.Do, nc = i / (d.Wo * d.Ho * d.Do);
     int64_t d0, d1, h0, h1, w0, w1;
     adaptive_bin(od, d.D, d.Do, &d0, &d1);
     adaptive_bin(oh, d.H, d.Ho, &h0, &h1);
@@ -393,12 +383,7 @@ static __global__ void resample_trilinear_k(float *y, const float *x, int64_t to
 {
   GRID_STRIDE(i, total)
   {
-    int64_t t = i;
-    const int64_t ow = t % d.Wo;
-    t /= d.Wo;
-    const int64_t oh = t % d.Ho;
-    t /= d.Ho;
-    const int64_t od = t % d.Do, nc = t / d.Do;
+    const int64_t ow = i % d.Wo, oh = (i / d.Wo) % d.Ho, od = (i / (d.Wo * d.Ho)) % d.Do, nc = i / (d.Wo * d.Ho * d.Do);
     int64_t z0, z1, h0, h1, w0, w1;
     float lz0, lz1, lh0, lh1, lw0, lw1;
     linear_tap(od, d.D, d.Do, &z0, &z1, &lz0, &lz1);
