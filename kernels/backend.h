@@ -161,7 +161,8 @@ const char *t3d_precision_name(t3d_precision p);          /* "fp32", "tf32", "bf
 t3d_status t3d_precision_parse(const char *s, t3d_precision *out); /* T3D_ERR_INVALID_ARG if unknown */
 
 /* The backend for a device string, as `--device` takes it: "auto" (NULL too), "cpu", "cuda" or
- * "cuda:N". "auto" takes CUDA device 0 when t3d has CUDA and a usable GPU exists, else the CPU;
+ * "cuda:N" ("gpu" is "cuda", the word of the viewer plugin's preferences, which it passes to its
+ * worker as $T3D_DEVICE). "auto" takes CUDA device 0 when t3d has CUDA and a usable GPU exists, else the CPU;
  * "cuda[:N]" wants that GPU. When the CUDA backend cannot be made (no driver, no device, too
  * little memory, a failed create or launch) the CPU backend is made instead and note (when
  * note_size > 0) receives one sentence saying why, for the caller to show once; note is "" when

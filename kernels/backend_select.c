@@ -56,7 +56,7 @@ static t3d_status parse_device(const char *device, int *index)
     *index = -2;
     return T3D_OK;
   }
-  if (strcmp(device, "cuda") == 0) {
+  if (strcmp(device, "cuda") == 0 || strcmp(device, "gpu") == 0) { /* "gpu": the viewer plugin's word */
     *index = 0;
     return T3D_OK;
   }
@@ -67,7 +67,7 @@ static t3d_status parse_device(const char *device, int *index)
       return T3D_OK;
     }
   }
-  return t3d_error(T3D_ERR_INVALID_ARG, "unknown device '%s' (want auto, cpu, cuda or cuda:N)", device);
+  return t3d_error(T3D_ERR_INVALID_ARG, "unknown device '%s' (want auto, cpu, cuda, cuda:N or gpu)", device);
 }
 
 t3d_status t3d_backend_create_for_device(t3d_backend **out, const char *device, const t3d_backend_params *cpu,

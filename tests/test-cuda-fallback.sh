@@ -4,7 +4,8 @@
 # with exactly the CPU run's embedding, findings, volumes and mask, and print the one note the
 # rule promises (cuda: always, naming the reason; auto: only when a GPU is present but unusable,
 # i.e. nomem and launch); `--device cpu` never notes; a device string that does not parse fails;
-# `t3d devices` agrees with a forced "no device"; report and eval take --device too.
+# `t3d devices` agrees with a forced "no device"; $T3D_DEVICE=gpu (the viewer plugin's word) is
+# honoured; report takes --device too.
 set -u
 BUILD=${T3D_BUILDDIR:-.}
 PY=${T3D_PYTHON:-python3}
@@ -75,6 +76,12 @@ if "$T3D" analyze "$tmp/series" --model "$MODEL" --device gpu7 >/dev/null 2>"$tm
   fail "--device gpu7 was accepted"
 fi
 grep -q "unknown device 'gpu7'" "$tmp/bad.err" || fail "--device gpu7: no clear message: $(cat "$tmp/bad.err")"
+
+# $T3D_DEVICE as the viewer plugin sets it for its worker ("gpu" is "cuda")
+T3D_DEVICE=gpu T3D_CUDA_FORCE_FAIL=nomem "$T3D" analyze "$tmp/series" --model "$MODEL" --threads 2 --no-segment \
+  >/dev/null 2>"$tmp/env.err" || { cat "$tmp/env.err"; fail "T3D_DEVICE=gpu analyze exited non-zero"; }
+[ "$(notes env)" = 1 ] || fail "T3D_DEVICE=gpu (an explicit GPU that cannot be used): want one note: $(cat "$tmp/env.err")"
+echo "ok: T3D_DEVICE=gpu $(cat "$tmp/env.err")"
 
 T3D_CUDA_FORCE_FAIL=nodevice "$T3D" devices --json | "$PY" -c '
 import json, sys
