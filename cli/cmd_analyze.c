@@ -212,6 +212,9 @@ int t3d_cmd_analyze(int argc, char **argv)
   if (progress_json) signal(SIGTERM, on_sigint);
   s = t3d_analyze(model, vol, &ao, progress_json ? progress_json_cb : show_progress ? progress_cb : NULL,
                   &interrupted, &res);
+  if (t3d_cli_gpu_failed(s, model_path, threads, &be, &model)) /* once more, on the CPU */
+    s = t3d_analyze(model, vol, &ao, progress_json ? progress_json_cb : show_progress ? progress_cb : NULL,
+                    &interrupted, &res);
   if (show_progress || progress_json) signal(SIGINT, SIG_DFL);
   if (progress_json) signal(SIGTERM, SIG_DFL);
   if (s != T3D_OK) goto fail;

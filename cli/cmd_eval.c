@@ -627,7 +627,10 @@ int t3d_cmd_eval(int argc, char **argv)
   for (size_t i = 0; i < r.ncases; i++) {
     const t3d_eval_case *cs = t3d_eval_manifest_case(man, i);
     case_progress cp = {&bar, i, r.ncases, cs->name, progress};
-    if ((s = run_case(&r, model, dir, cs, i, &cp)) != T3D_OK) break;
+    s = run_case(&r, model, dir, cs, i, &cp);
+    if (t3d_cli_gpu_failed(s, model_path, threads, &be, &model)) /* this and later cases on the CPU */
+      s = run_case(&r, model, dir, cs, i, &cp);
+    if (s != T3D_OK) break;
   }
   signal(SIGINT, SIG_DFL);
   if (s != T3D_OK) goto fail;

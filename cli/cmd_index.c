@@ -514,6 +514,10 @@ int t3d_cmd_index(int argc, char **argv)
       t3d_analysis_result *res = NULL;
       t3d_analyze_opts ao = t3d_analyze_default_opts();
       s = t3d_analyze(cm.model, it->vol, &ao, NULL, (const volatile int *)&interrupted, &res);
+      if (t3d_cli_gpu_failed(s, cm.path, threads, &cm.be, &cm.model)) { /* this and later series on the CPU */
+        cfg = t3d_model_config_of(cm.model);
+        s = t3d_analyze(cm.model, it->vol, &ao, NULL, (const volatile int *)&interrupted, &res);
+      }
       t3d_index_named_value *fv = NULL, *ov = NULL;
       size_t nfv = res ? res->nfindings : 0, nov = res && res->volumes_ml ? res->nclasses : 0;
       if (s == T3D_OK && (!(fv = calloc(nfv + 1, sizeof *fv)) || !(ov = calloc(nov + 1, sizeof *ov))))

@@ -256,7 +256,10 @@ int t3d_cmd_report(int argc, char **argv)
     what = "hashing the model";
     goto fail;
   }
-  if ((s = t3d_analyze(cm.model, vol, NULL, NULL, NULL, &res)) != T3D_OK) goto fail;
+  s = t3d_analyze(cm.model, vol, NULL, NULL, NULL, &res);
+  if (t3d_cli_gpu_failed(s, cm.path, threads, &cm.be, &cm.model)) /* once more, on the CPU */
+    s = t3d_analyze(cm.model, vol, NULL, NULL, NULL, &res);
+  if (s != T3D_OK) goto fail;
 
   if (!nb_path && !no_index && (s = load_index_neighbours(index_path, cm.hash, vol, res, threshold, &inb)) != T3D_OK) {
     what = "looking up similar cases";

@@ -243,7 +243,10 @@ int t3d_cmd_similar(int argc, char **argv)
     if ((s = t3d_dicom_load_series(scan, idx, NULL, &vol)) != T3D_OK) goto fail;
     t3d_analyze_opts ao = t3d_analyze_default_opts();
     ao.segment = false, ao.zero_shot = false;
-    if ((s = t3d_analyze(cm.model, vol, &ao, NULL, NULL, &res)) != T3D_OK) goto fail;
+    s = t3d_analyze(cm.model, vol, &ao, NULL, NULL, &res);
+    if (t3d_cli_gpu_failed(s, cm.path, a.threads, &cm.be, &cm.model)) /* once more, on the CPU */
+      s = t3d_analyze(cm.model, vol, &ao, NULL, NULL, &res);
+    if (s != T3D_OK) goto fail;
     dim = res->dim;
     memcpy(q, res->embedding, (size_t)dim * sizeof *q);
   }

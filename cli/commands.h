@@ -47,6 +47,11 @@ t3d_status t3d_cli_backend(const char *device, int threads, t3d_precision precis
  * fails there (memory, CUDA error), one note and the CPU instead. *be, *model are the caller's
  * (free the model first). */
 struct t3d_model;
+/* After a model call failed with T3D_ERR_BACKEND on a GPU backend (a kernel that failed to launch
+ * or run): one note, the model at path reloaded onto the CPU into *be / *model (the old ones
+ * freed), and true: the caller repeats the call. False (nothing changed) for any other status, a
+ * CPU backend, or when the CPU reload fails. */
+bool t3d_cli_gpu_failed(t3d_status s, const char *path, int threads, t3d_backend **be, struct t3d_model **model);
 /* getopt_long value and help line of --device, the same in every command */
 #define T3D_CLI_OPT_DEVICE 0x1de
 #define T3D_CLI_DEVICE_HELP "  --device DEV    auto (default: the GPU when usable, else the CPU), cpu, cuda or cuda:N\n"

@@ -57,3 +57,24 @@ t3d_status t3d_cli_model_open(const char *path, const char *device, int threads,
   T3D_TRY(t3d_backend_cpu_create(be, &bp));
   return t3d_model_load(path, *be, model);
 }
+
+bool t3d_cli_gpu_failed(t3d_status s, const char *path, int threads, t3d_backend **be, struct t3d_model **model)
+{
+  t3d_backend_params bp = t3d_backend_default_params();
+  t3d_backend *cpu = NULL;
+  struct t3d_model *m = NULL;
+  if (s != T3D_ERR_BACKEND || !*be || strcmp((*be)->ops->name, "cpu") == 0)
+    return false;
+  fprintf(stderr, _("t3d: note: the GPU failed (%s): running on the CPU\n"), t3d_error_detail());
+  t3d_error_clear();
+  bp.threads = threads;
+  if (t3d_backend_cpu_create(&cpu, &bp) != T3D_OK || t3d_model_load(path, cpu, &m) != T3D_OK) {
+    t3d_backend_free(cpu);
+    return false;
+  }
+  t3d_model_free(*model);
+  t3d_backend_free(*be);
+  *model = m;
+  *be = cpu;
+  return true;
+}

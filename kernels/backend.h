@@ -142,7 +142,8 @@ void t3d_backend_free(t3d_backend *be); /* NULL is a no-op */
  * implemented (T3D_ERR_UNSUPPORTED). In a build without CUDA, create is T3D_ERR_UNSUPPORTED.
  * Failures at create (no driver, no device, too little free memory, a kernel that does not
  * launch) return T3D_ERR_BACKEND / T3D_ERR_NOMEM with the reason in t3d_error_detail(); the
- * environment variable T3D_CUDA_FORCE_FAIL=nodriver|nodevice|nomem|launch forces each of them
+ * environment variable T3D_CUDA_FORCE_FAIL=nodriver|nodevice|nomem|launch forces each of them,
+ * and =kernel makes t3d_backend_create_for_device give a "cuda" backend whose convolutions fail
  * (tests of the CPU fallback on machines without a GPU). *out is the caller's. */
 typedef enum { T3D_PRECISION_FP32 = 0, T3D_PRECISION_TF32, T3D_PRECISION_BF16 } t3d_precision;
 

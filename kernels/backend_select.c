@@ -35,12 +35,35 @@ t3d_backend_cuda_params t3d_backend_cuda_default_params(void)
 
 const char *t3d_cuda_forced_failure(void)
 {
-  static const char *const modes[] = {"nodriver", "nodevice", "nomem", "launch"};
+  static const char *const modes[] = {"nodriver", "nodevice", "nomem", "launch", "kernel"};
   const char *e = getenv("T3D_CUDA_FORCE_FAIL");
   for (unsigned i = 0; e && i < sizeof modes / sizeof *modes; i++)
     if (strcmp(e, modes[i]) == 0)
       return modes[i];
   return NULL;
+}
+
+/* T3D_CUDA_FORCE_FAIL=kernel: a stand-in for a GPU whose kernels fail after the backend was made
+ * (a launch failure in the middle of a forward): the CPU backend's table under the name "cuda"
+ * with a convolution that fails as a failed launch would. Lets machines without a GPU test the
+ * callers' recovery (repeat on the CPU); never chosen without the variable. */
+static t3d_backend_ops kernel_fail_ops;
+
+static t3d_status kernel_fail_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
+                                     const t3d_tensor *bias, const t3d_tensor *residual, const t3d_conv3d_params *p)
+{
+  (void)be, (void)y, (void)x, (void)w, (void)bias, (void)residual, (void)p;
+  return t3d_error(T3D_ERR_BACKEND, "CUDA conv3d: unspecified launch failure (forced by T3D_CUDA_FORCE_FAIL=kernel)");
+}
+
+static t3d_status kernel_fail_backend(t3d_backend **out, const t3d_backend_params *cpu)
+{
+  T3D_TRY(t3d_backend_cpu_create(out, cpu));
+  kernel_fail_ops = *(*out)->ops;
+  kernel_fail_ops.name = "cuda";
+  kernel_fail_ops.conv3d = kernel_fail_conv3d;
+  (*out)->ops = &kernel_fail_ops;
+  return T3D_OK;
 }
 
 /* "auto" / NULL -> -1, "cpu" -> -2, "cuda" -> 0, "cuda:N" -> N; T3D_ERR_INVALID_ARG otherwise. */
@@ -98,6 +121,8 @@ t3d_status t3d_backend_create_for_device(t3d_backend **out, const char *device, 
       snprintf(note, note_size, "%s was asked for but t3d was built without CUDA: running on the CPU", device);
     return t3d_backend_cpu_create(out, cpu);
   }
+  if (forced && strcmp(forced, "kernel") == 0)
+    return kernel_fail_backend(out, cpu);
   /* nomem / launch are failures of a present GPU: let the create below report them */
   if (forced && (strcmp(forced, "nomem") == 0 || strcmp(forced, "launch") == 0) && count == 0)
     count = index + 1;

@@ -1,9 +1,10 @@
 #!/bin/sh
 # The CPU fallback of --device, on any machine: for each failure T3D_CUDA_FORCE_FAIL forces
-# (nodriver, nodevice, nomem, launch), `t3d analyze --device cuda` and `--device auto` succeed
-# with exactly the CPU run's embedding, findings, volumes and mask, and print the one note the
-# rule promises (cuda: always, naming the reason; auto: only when a GPU is present but unusable,
-# i.e. nomem and launch); `--device cpu` never notes; a device string that does not parse fails;
+# (nodriver, nodevice, nomem, launch at creation; kernel: a GPU whose convolution fails in the
+# middle of the forward), `t3d analyze --device cuda` and `--device auto` succeed with exactly
+# the CPU run's embedding, findings, volumes and mask, and print the one note the rule promises
+# (cuda: always, naming the reason; auto: only when a GPU is present but unusable, i.e. nomem,
+# launch and kernel); `--device cpu` never notes; a device string that does not parse fails;
 # `t3d devices` agrees with a forced "no device"; $T3D_DEVICE=gpu (the viewer plugin's word) is
 # honoured; report takes --device too.
 set -u
@@ -46,13 +47,16 @@ notes() { grep -c "t3d: note:" "$tmp/$1.err"; }
 analyze cpu cpu
 [ "$(notes cpu)" = 0 ] || fail "--device cpu printed a note: $(cat "$tmp/cpu.err")"
 
-for mode in nodriver nodevice nomem launch; do
+for mode in nodriver nodevice nomem launch kernel; do
   for dev in cuda auto; do
     name="$mode-$dev"
     T3D_CUDA_FORCE_FAIL=$mode analyze "$dev" "$name"
     T3D_CUDA_FORCE_FAIL=$mode same_as_cpu "$name"
     n=$(notes "$name")
-    if [ "$built" = 1 ]; then
+    if [ "$mode" = kernel ]; then # a GPU that fails mid-forward (simulated in any build): redone on the CPU
+      want=1
+      reason="the GPU failed (CUDA conv3d: unspecified launch failure (forced by T3D_CUDA_FORCE_FAIL=kernel))"
+    elif [ "$built" = 1 ]; then
       case "$dev-$mode" in
       auto-nodriver | auto-nodevice) want=0 ;;
       *) want=1 ;;
@@ -87,6 +91,11 @@ T3D_CUDA_FORCE_FAIL=nodevice "$T3D" devices --json | "$PY" -c '
 import json, sys
 d = json.load(sys.stdin)
 assert d["gpus"] == [] and d["backend"] == "cpu", d' || fail "t3d devices with a forced nodevice"
+
+T3D_CUDA_FORCE_FAIL=kernel "$T3D" report "$tmp/series" --model "$MODEL" --no-index --device cuda --threads 2 \
+  >"$tmp/report-k.txt" 2>"$tmp/report-k.err" || { cat "$tmp/report-k.err"; fail "report with a failing GPU kernel"; }
+[ "$(notes report-k)" = 1 ] || fail "report (kernel): want one note: $(cat "$tmp/report-k.err")"
+echo "ok: report --device cuda (kernel) redone on the CPU: $(cat "$tmp/report-k.err")"
 
 T3D_CUDA_FORCE_FAIL=nomem "$T3D" report "$tmp/series" --model "$MODEL" --no-index --device cuda --threads 2 \
   >"$tmp/report.txt" 2>"$tmp/report.err" || { cat "$tmp/report.err"; fail "report --device cuda with nomem"; }

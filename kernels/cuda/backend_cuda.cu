@@ -597,7 +597,7 @@ extern "C" t3d_status t3d_backend_cuda_create(t3d_backend **out, const t3d_backe
     return t3d_error(T3D_ERR_INVALID_ARG, "CUDA backend: unknown precision %d", (int)p.precision);
   if (p.precision == T3D_PRECISION_BF16)
     return t3d_error(T3D_ERR_UNSUPPORTED, "CUDA backend: bf16 is not implemented (use fp32 or tf32)");
-  if (mode)
+  if (mode && strcmp(mode, "kernel") != 0) /* "kernel" is simulated by t3d_backend_create_for_device */
     return forced(mode, p.device);
   if (p.workspace_limit == 0) p.workspace_limit = (size_t)1 << 30;
   if (p.min_free_bytes == 0) p.min_free_bytes = 256 * MIB;
