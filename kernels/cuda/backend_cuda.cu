@@ -185,14 +185,18 @@ static t3d_status tensor_desc(cudnnTensorDescriptor_t d, const int64_t s[5])
 
 static cudnnMathType_t math_of(const t3d_cuda_impl *c)
 {
-  /* FMA: fp32 products only (no TF32 tensor cores), so fp32 results track the CPU backend */
-  return c->precision == T3D_PRECISION_TF32 ? CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : CUDNN_FMA_MATH;
+  /* FMA: fp32 products only (no TF32 tensor cores), so fp32 results track the CPU backend;
+   * TENSOR_OP on fp32 data is TF32 (as PyTorch's allow_tf32), never ALLOW_CONVERSION (fp16) */
+  return c->precision == T3D_PRECISION_TF32 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
 }
 
-/* fp32 must not take an algorithm measured with tensor-core (TF32) products */
-static bool tensor_core_math(cudnnMathType_t m)
+/* Whether an algorithm measured with this math type keeps the precision asked for: fp32 takes
+ * no tensor-core (TF32) products, and no mode takes a conversion of the data to fp16. */
+static bool math_allowed(const t3d_cuda_impl *c, cudnnMathType_t m)
 {
-  return m == CUDNN_TENSOR_OP_MATH || m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+  if (m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)
+    return false;
+  return c->precision == T3D_PRECISION_TF32 || m != CUDNN_TENSOR_OP_MATH;
 }
 
 /* A search workspace for cudnnFind*Ex: the limit, halved until it fits in free memory. */
@@ -223,7 +227,7 @@ static int pick_algo(const t3d_cuda_impl *c, t3d_cuda_conv_plan *p, const Perf *
 {
   const bool tf32 = c->precision == T3D_PRECISION_TF32;
   for (int i = 0; i < n; i++)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= ws_limit && (tf32 || !tensor_core_math(perf[i].mathType))) {
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= ws_limit && math_allowed(c, perf[i].mathType)) {
       p->ws_bytes = perf[i].memory;
       cudnnSetConvolutionMathType(p->cd, tf32 ? perf[i].mathType : CUDNN_FMA_MATH);
       return i;
