@@ -51,8 +51,8 @@ static void usage(FILE *to)
           "                 rows also report the backend's peak GPU memory and PyTorch's CPU rows are skipped\n"
           "  --precision P  fp32 (default) or tf32 for the CUDA backend's convolutions and GEMMs\n"
           "  --json         also print every row as one JSON object on the last line\n"
-          "The end-to-end row analyses a host HU volume of the input size (preprocessing, encoder,\n"
-          "zero-shot, decoder, labels back on the series grid) through t3d_analyze.\n"
+          "On a GPU an end-to-end row follows: a host HU volume of the input size through t3d_analyze\n"
+          "(preprocessing, encoder, zero-shot, decoder, labels back on the series grid).\n"
           "Environment: T3D_PYTHON (python with torch + monai), T3D_REFERENCE_PY (reference script).\n"));
 }
 
@@ -99,7 +99,6 @@ static void *cancel_thread(void *arg)
   return NULL;
 }
 
-/* The text row: one report of 256 tokens ([CLS] + 254 pieces + [SEP]) through BERT + projection. */
 /* The backend of a child row and the JSON fields that describe it (backend name, peak GPU MiB). */
 typedef struct {
   const char *device;
@@ -114,6 +113,7 @@ static void dev_fields(const t3d_backend *be, char *buf, size_t n)
            (double)peak / 1048576.0);
 }
 
+/* The text row: one report of 256 tokens ([CLS] + 254 pieces + [SEP]) through BERT + projection. */
 static int child_text(const char *model, int threads, int repeat, const bench_dev *dv)
 {
   t3d_modelfile *mf = NULL;
@@ -504,7 +504,7 @@ int t3d_cmd_bench(int argc, char **argv)
     json_t *cj = NULL; /* the config, so a peer (tools/bench-torch-gpu.py) builds the same network */
     if (t3d_model_config_to_json(&cfg, &cj) == T3D_OK) json_object_set_new(all, "config", cj);
   }
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < (on_cpu ? 3 : 4); i++) { /* end to end on GPUs only: on a CPU it adds minutes */
     json_t *a, *b = NULL;
     snprintf(cmd, sizeof cmd,
              "'%s' bench --child %s --model '%s' --threads %d --repeat %d --shape %lld,%lld,%lld --device '%s' "
