@@ -53,7 +53,7 @@ for mode in nodriver nodevice nomem launch kernel; do
     T3D_CUDA_FORCE_FAIL=$mode analyze "$dev" "$name"
     T3D_CUDA_FORCE_FAIL=$mode same_as_cpu "$name"
     n=$(notes "$name")
-    if [ "$mode" = kernel ]; then # a GPU that fails mid-forward (simulated in any build): redone on the CPU
+    if [ "$mode" = kernel ] && [ "$built" = 1 ]; then # a GPU that fails mid-forward: redone on the CPU
       want=1
       reason="the GPU failed (CUDA conv3d: unspecified launch failure (forced by T3D_CUDA_FORCE_FAIL=kernel))"
     elif [ "$built" = 1 ]; then
