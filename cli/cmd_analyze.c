@@ -36,7 +36,7 @@ static void usage(FILE *to)
 {
   fprintf(to, "Usage: t3d analyze SERIES_DIR [--model FILE] [--json] [--mask OUT.nii.gz] [--threads N]\n"
               "                   [--series UID] [--no-segment] [--progress] [--progress-json]\n"
-              "                   [--strict-geometry]\n\n"
+              "                   [--strict-geometry] [--device DEV]\n\n"
               "Runs the T3D model on a CT series: zero-shot findings with probabilities, organ volumes\n"
               "(mL) from the segmentation, and timings.\n"
               "  --model FILE    model file (default: $T3D_MODEL, the source tree's trained t3d-tiny,\n"
@@ -44,6 +44,7 @@ static void usage(FILE *to)
               "  --json          print JSON (includes the image embedding)\n"
               "  --mask FILE     write the label volume on the series grid as NIfTI (.nii or .nii.gz)\n"
               "  --threads N     CPU threads (default: all cores)\n"
+              T3D_CLI_DEVICE_HELP
               "  --series UID    which series when the folder holds several (default: the first CT)\n"
               "  --no-segment    skip the segmentation decoder\n"
               "  --progress      show progress on stderr (Ctrl-C cancels)\n"
@@ -126,7 +127,7 @@ static json_t *result_json(const t3d_model *model, const char *model_path, const
 
 int t3d_cmd_analyze(int argc, char **argv)
 {
-  const char *model_path = NULL, *mask = NULL, *series_uid = NULL, *dir = NULL;
+  const char *model_path = NULL, *mask = NULL, *series_uid = NULL, *dir = NULL, *device = NULL;
   int json = 0, threads = 0, no_segment = 0, show_progress = 0, progress_json = 0, c, rc = 1;
   int strict_geometry = 0;
   static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
@@ -138,6 +139,7 @@ int t3d_cmd_analyze(int argc, char **argv)
                                        {"progress", no_argument, NULL, 'p'},
                                        {"strict-geometry", no_argument, NULL, 'g'},
                                        {"progress-json", no_argument, NULL, 'J'},
+                                       {"device", required_argument, NULL, T3D_CLI_OPT_DEVICE},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   optind = 1;
@@ -147,6 +149,7 @@ int t3d_cmd_analyze(int argc, char **argv)
     case 'j': json = 1; break;
     case 'k': mask = optarg; break;
     case 't': threads = atoi(optarg); break;
+    case T3D_CLI_OPT_DEVICE: device = optarg; break;
     case 's': series_uid = optarg; break;
     case 'n': no_segment = 1; break;
     case 'p': show_progress = 1; break;
@@ -197,10 +200,7 @@ int t3d_cmd_analyze(int argc, char **argv)
   t3d_dicom_load_opts lo = t3d_dicom_load_default_opts();
   lo.strict_geometry = strict_geometry;
   if ((s = t3d_dicom_load_series(scan, idx, &lo, &vol)) != T3D_OK) goto fail;
-  t3d_backend_params bp = t3d_backend_default_params();
-  bp.threads = threads;
-  if ((s = t3d_backend_cpu_create(&be, &bp)) != T3D_OK) goto fail;
-  if ((s = t3d_model_load(model_path, be, &model)) != T3D_OK) {
+  if ((s = t3d_cli_model_open(model_path, device, threads, &be, &model)) != T3D_OK) {
     what = "loading the model";
     goto fail;
   }
@@ -212,6 +212,9 @@ int t3d_cmd_analyze(int argc, char **argv)
   if (progress_json) signal(SIGTERM, on_sigint);
   s = t3d_analyze(model, vol, &ao, progress_json ? progress_json_cb : show_progress ? progress_cb : NULL,
                   &interrupted, &res);
+  if (t3d_cli_gpu_failed(s, model_path, threads, &be, &model)) /* once more, on the CPU */
+    s = t3d_analyze(model, vol, &ao, progress_json ? progress_json_cb : show_progress ? progress_cb : NULL,
+                    &interrupted, &res);
   if (show_progress || progress_json) signal(SIGINT, SIG_DFL);
   if (progress_json) signal(SIGTERM, SIG_DFL);
   if (s != T3D_OK) goto fail;

@@ -1,6 +1,8 @@
 /* `t3d bench`: speed and peak memory of t3d-r50 (random weights) on the CPU next to PyTorch
  * (MONAI ResNet + our decoder, tests/reference/t3d_reference.py) at the reference input, each
  * row measured in its own process (VmHWM) so one side's memory never counts for the other.
+ * With --device cuda the t3d rows run on the GPU (peak GPU memory of the backend reported) and
+ * the PyTorch peer is tools/bench-torch-gpu.py, which tools/gpu-check.sh runs beside it.
  * Not a correctness check (that is tests/test-vision-parity.sh). */
 #include "config.h"
 
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "core/model/model.h"
 #include "core/model/modelfile.h"
 #include "core/model/text.h"
 #include "core/model/vision.h"
@@ -32,7 +35,8 @@
 static void usage(FILE *to)
 {
   fprintf(to,
-          _("Usage: t3d bench [--threads N] [--no-torch] [--repeat R] [--config NAME] [--shape D,H,W]\n\n"
+          _("Usage: t3d bench [--threads N] [--no-torch] [--repeat R] [--config NAME] [--shape D,H,W]\n"
+          "                 [--device DEV] [--precision fp32|tf32] [--json]\n\n"
           "Times t3d-r50 with random weights at 1x1x160x224x224: the encoder, encoder + segmentation and\n"
           "the text encoder on 256 tokens, each next to PyTorch (MONAI ResNet + our decoder; Hugging Face\n"
           "BertModel + projection) with the same thread count, every row in its own process; prints wall\n"
@@ -43,6 +47,12 @@ static void usage(FILE *to)
           "  --config NAME  built-in config (default t3d-r50)\n"
           "  --shape D,H,W  input size (default 160,224,224)\n"
           "  --cancel-after S  also measure cancel latency with the flag set after S seconds (default 3; 0 = skip)\n"
+          "  --device DEV   cpu (default), cuda, cuda:N or auto: where the t3d rows run; on a GPU the\n"
+          "                 rows also report the backend's peak GPU memory and PyTorch's CPU rows are skipped\n"
+          "  --precision P  fp32 (default) or tf32 for the CUDA backend's convolutions and GEMMs\n"
+          "  --json         also print every row as one JSON object on the last line\n"
+          "On a GPU an end-to-end row follows: a host HU volume of the input size through t3d_analyze\n"
+          "(preprocessing, encoder, zero-shot, decoder, labels back on the series grid).\n"
           "Environment: T3D_PYTHON (python with torch + monai), T3D_REFERENCE_PY (reference script).\n"));
 }
 
@@ -89,23 +99,35 @@ static void *cancel_thread(void *arg)
   return NULL;
 }
 
+/* The backend of a child row and the JSON fields that describe it (backend name, peak GPU MiB). */
+typedef struct {
+  const char *device;
+  t3d_precision precision;
+} bench_dev;
+
+static void dev_fields(const t3d_backend *be, char *buf, size_t n)
+{
+  size_t peak = 0;
+  t3d_backend_cuda_memory(be, NULL, &peak);
+  snprintf(buf, n, "\"backend\": \"%s\", \"gpu_peak_mib\": %.1f", be ? be->ops->name : "none",
+           (double)peak / 1048576.0);
+}
+
 /* The text row: one report of 256 tokens ([CLS] + 254 pieces + [SEP]) through BERT + projection. */
-static int child_text(const char *model, int threads, int repeat)
+static int child_text(const char *model, int threads, int repeat, const bench_dev *dv)
 {
   t3d_modelfile *mf = NULL;
   t3d_backend *be = NULL;
   t3d_text_encoder *te = NULL;
-  t3d_backend_params bp = t3d_backend_default_params();
   t3d_status s;
-  char *text = NULL;
+  char *text = NULL, devj[160];
   int32_t *ids = NULL;
   float *out = NULL;
   size_t len = 0;
   double best = INFINITY, best_cpu = 0;
   int rc = 1;
-  bp.threads = threads;
   if ((s = t3d_modelfile_open(&mf, model)) != T3D_OK) goto fail;
-  if ((s = t3d_backend_cpu_create(&be, &bp)) != T3D_OK) goto fail;
+  if ((s = t3d_cli_backend(dv->device, threads, dv->precision, &be)) != T3D_OK) goto fail;
   if ((s = t3d_text_encoder_load(&te, be, mf, t3d_modelfile_config(mf))) != T3D_OK) goto fail;
   t3d_modelfile_close(mf);
   mf = NULL;
@@ -132,8 +154,9 @@ static int child_text(const char *model, int threads, int repeat)
       best_cpu = cpu_ms() - c0;
     }
   }
-  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"tokens\": %zu}\n", best, best_cpu, vmhwm_kib(),
-         len);
+  dev_fields(be, devj, sizeof devj);
+  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"tokens\": %zu, %s}\n", best, best_cpu, vmhwm_kib(),
+         len, devj);
   rc = 0;
   goto cleanup;
 fail:
@@ -148,8 +171,55 @@ cleanup:
   return rc;
 }
 
+/* The end-to-end row: a host HU volume of the input size at the model's spacing (so that
+ * preprocessing keeps the grid) through t3d_analyze to labels on the series grid. */
+static int child_e2e(const char *model_path, int threads, const int64_t shape[5], int repeat, const bench_dev *dv)
+{
+  t3d_backend *be = NULL;
+  t3d_model *model = NULL;
+  t3d_volume *vol = NULL;
+  t3d_status s;
+  double best = INFINITY, best_cpu = 0;
+  char devj[160];
+  int rc = 1;
+  if ((s = t3d_cli_backend(dv->device, threads, dv->precision, &be)) != T3D_OK) goto fail;
+  if ((s = t3d_model_load(model_path, be, &model)) != T3D_OK) goto fail;
+  if ((s = t3d_volume_new(&vol, shape[4], shape[3], shape[2])) != T3D_OK) goto fail;
+  for (int a = 0; a < 3; a++) vol->spacing[a] = t3d_model_config_of(model)->preprocess.spacing_mm[a];
+  snprintf(vol->meta.modality, sizeof vol->meta.modality, "CT");
+  for (int64_t z = 0; z < vol->nz; z++) /* a body-sized ellipsoid of soft tissue in air */
+    for (int64_t y = 0; y < vol->ny; y++)
+      for (int64_t x = 0; x < vol->nx; x++) {
+        double u = (x - vol->nx / 2.0) / (0.4 * vol->nx), v = (y - vol->ny / 2.0) / (0.3 * vol->ny);
+        double w = (z - vol->nz / 2.0) / (0.45 * vol->nz);
+        vol->data[(z * vol->ny + y) * vol->nx + x] = u * u + v * v + w * w < 1 ? 40.0f + (float)((x * 7 + y * 3 + z) % 50) : -1000.0f;
+      }
+  for (int i = 0; i < repeat + 1; i++) { /* the first run finds the GPU algorithms: not timed */
+    t3d_analysis_result *res = NULL;
+    double t0 = now_ms(), c0 = cpu_ms();
+    if ((s = t3d_analyze(model, vol, NULL, NULL, NULL, &res)) != T3D_OK) goto fail;
+    double t = now_ms() - t0;
+    t3d_analysis_result_free(res);
+    if (i > 0 && t < best) {
+      best = t;
+      best_cpu = cpu_ms() - c0;
+    }
+  }
+  dev_fields(be, devj, sizeof devj);
+  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, %s}\n", best, best_cpu, vmhwm_kib(), devj);
+  rc = 0;
+  goto cleanup;
+fail:
+  t3d_cli_fail(s, "bench end to end");
+cleanup:
+  t3d_volume_free(vol);
+  t3d_model_free(model);
+  t3d_backend_free(be);
+  return rc;
+}
+
 static int child(const char *model, const char *row, int threads, const int64_t shape[5], int repeat,
-                 double cancel_after)
+                 double cancel_after, const bench_dev *dv)
 {
   t3d_modelfile *mf = NULL;
   t3d_backend *be = NULL;
@@ -159,14 +229,13 @@ static int child(const char *model, const char *row, int threads, const int64_t 
   float *pooled = NULL;
   int32_t *labels = NULL;
   bool seg = strcmp(row, "segment") == 0 || strcmp(row, "cancel") == 0;
-  t3d_backend_params bp = t3d_backend_default_params();
   t3d_status s;
   double best = INFINITY, best_cpu = 0;
+  char devj[160];
   int rc = 1;
 
-  bp.threads = threads;
   if ((s = t3d_modelfile_open(&mf, model)) != T3D_OK) goto fail;
-  if ((s = t3d_backend_cpu_create(&be, &bp)) != T3D_OK) goto fail;
+  if ((s = t3d_cli_backend(dv->device, threads, dv->precision, &be)) != T3D_OK) goto fail;
   if ((s = t3d_vision_load(&v, be, mf, t3d_modelfile_config(mf))) != T3D_OK) goto fail;
   t3d_modelfile_close(mf); /* weights live in the backend now */
   mf = NULL;
@@ -203,20 +272,23 @@ static int child(const char *model, const char *row, int threads, const int64_t 
     rc = 0;
     goto cleanup;
   }
-  for (int i = 0; i < repeat; i++) {
+  /* On a GPU the first run finds the convolution algorithms (cuDNN measures them): not timed. */
+  const int warm = strcmp(be->ops->name, "cpu") != 0;
+  for (int i = 0; i < repeat + warm; i++) {
     double t0 = now_ms(), c0 = cpu_ms();
     if ((s = t3d_vision_encode(run, x, pooled, NULL)) != T3D_OK) goto fail;
     if (seg && (s = t3d_vision_decode(run, NULL, labels, NULL)) != T3D_OK) goto fail;
     double t = now_ms() - t0;
-    if (t < best) {
+    if (i >= warm && t < best) {
       best = t;
       best_cpu = cpu_ms() - c0;
     }
   }
-  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"arena_bytes\": %zu, \"gflop\": %.1f}\n", best,
+  dev_fields(be, devj, sizeof devj);
+  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"arena_bytes\": %zu, \"gflop\": %.1f, %s}\n", best,
          best_cpu, vmhwm_kib(),
          t3d_vision_run_arena_bytes(run),
-         (t3d_vision_run_flops(run, false) + (seg ? t3d_vision_run_flops(run, true) : 0)) / 1e9);
+         (t3d_vision_run_flops(run, false) + (seg ? t3d_vision_run_flops(run, true) : 0)) / 1e9, devj);
   rc = 0;
   goto cleanup;
 fail:
@@ -321,8 +393,9 @@ static void row_line(const char *label, const json_t *a, const json_t *b)
 
 int t3d_cmd_bench(int argc, char **argv)
 {
-  int threads = 0, repeat = 2, no_torch = 0, c;
+  int threads = 0, repeat = 2, no_torch = 0, json_out = 0, c;
   const char *cfgname = "t3d-r50", *child_row = NULL, *child_model = NULL;
+  bench_dev dv = {"cpu", T3D_PRECISION_FP32};
   int64_t shape[5] = {1, 1, 160, 224, 224};
   double cancel_after = 3;
   static const struct option opts[] = {{"threads", required_argument, NULL, 't'},
@@ -333,6 +406,9 @@ int t3d_cmd_bench(int argc, char **argv)
                                        {"cancel-after", required_argument, NULL, 'a'},
                                        {"child", required_argument, NULL, 'C'},
                                        {"model", required_argument, NULL, 'm'},
+                                       {"device", required_argument, NULL, T3D_CLI_OPT_DEVICE},
+                                       {"precision", required_argument, NULL, 'P'},
+                                       {"json", no_argument, NULL, 'j'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   optind = 1;
@@ -354,6 +430,14 @@ int t3d_cmd_bench(int argc, char **argv)
     }
     case 'C': child_row = optarg; break;
     case 'm': child_model = optarg; break;
+    case T3D_CLI_OPT_DEVICE: dv.device = optarg; break;
+    case 'P':
+      if (t3d_precision_parse(optarg, &dv.precision) != T3D_OK || dv.precision == T3D_PRECISION_BF16) {
+        fprintf(stderr, _("t3d bench: --precision wants fp32 or tf32\n"));
+        return 2;
+      }
+      break;
+    case 'j': json_out = 1; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -365,13 +449,21 @@ int t3d_cmd_bench(int argc, char **argv)
   }
   if (child_row) {
     if (!child_model) return 2;
-    if (strcmp(child_row, "text") == 0) return child_text(child_model, threads, repeat);
-    return child(child_model, child_row, threads, shape, repeat, cancel_after);
+    if (strcmp(child_row, "text") == 0) return child_text(child_model, threads, repeat, &dv);
+    if (strcmp(child_row, "e2e") == 0) return child_e2e(child_model, threads, shape, repeat, &dv);
+    return child(child_model, child_row, threads, shape, repeat, cancel_after, &dv);
   }
 
   t3d_model_config cfg;
   t3d_status s = t3d_model_config_builtin(&cfg, cfgname);
   if (s != T3D_OK) return t3d_cli_fail(s, "bench");
+  for (int a = 0; a < 3; a++) cfg.preprocess.shape[a] = (int)shape[2 + a]; /* the end-to-end row's model grid */
+  if (strspn(dv.device, "abcdefghijklmnopqrstuvwxyz0123456789:") != strlen(dv.device)) {
+    fprintf(stderr, _("t3d bench: --device wants auto, cpu, cuda or cuda:N\n"));
+    return 2;
+  }
+  const bool on_cpu = strcmp(dv.device, "cpu") == 0;
+  if (!on_cpu) no_torch = 1; /* PyTorch's GPU peer is tools/bench-torch-gpu.py (tools/gpu-check.sh) */
   char dir[] = "/tmp/t3d-bench.XXXXXX", model[256], cfgjson[256], cmd[2048], self[1024];
   if (!mkdtemp(dir)) return t3d_cli_fail(t3d_error(T3D_ERR_IO, "cannot create a temporary folder"), "bench");
   snprintf(model, sizeof model, "%s/model.safetensors", dir);
@@ -396,17 +488,31 @@ int t3d_cmd_bench(int argc, char **argv)
            "(load average %.2f on %ld cores)\n"),
          cfg.name, (long long)shape[1], (long long)shape[2], (long long)shape[3], (long long)shape[4], threads,
          repeat, la[0], sysconf(_SC_NPROCESSORS_ONLN));
+  if (!on_cpu)
+    printf(_("t3d bench: device %s, precision %s (PyTorch CPU rows skipped; GPU peer: tools/bench-torch-gpu.py)\n"),
+           dv.device, t3d_precision_name(dv.precision));
   printf("%-22s %9s %9s %7s | %9s %9s %7s | %9s %9s %7s\n", _("row"), _("t3d ms"), _("torch ms"), _("speedup"),
          _("t3d cpu"), _("torch cpu"), _("ratio"), _("t3d MiB"), _("torch MiB"), _("mem x"));
-  static const char *const rows[3] = {"encoder", "segment", "text"};
-  static const char *const labels[3] = {"encoder", "encoder+segmentation", "text (256 tokens)"};
+  static const char *const rows[4] = {"encoder", "segment", "text", "e2e"};
+  static const char *const labels[4] = {"encoder", "encoder+segmentation", "text (256 tokens)", "end to end"};
+  json_t *all = json_object();
   int rc = 0;
-  for (int i = 0; i < 3; i++) {
+  if (all) {
+    json_object_set_new(all, "device", json_string(dv.device));
+    json_object_set_new(all, "precision", json_string(t3d_precision_name(dv.precision)));
+    json_object_set_new(all, "shape", json_pack("[I,I,I]", (json_int_t)shape[2], (json_int_t)shape[3], (json_int_t)shape[4]));
+    json_t *cj = NULL; /* the config, so a peer (tools/bench-torch-gpu.py) builds the same network */
+    if (t3d_model_config_to_json(&cfg, &cj) == T3D_OK) json_object_set_new(all, "config", cj);
+  }
+  for (int i = 0; i < (on_cpu ? 3 : 4); i++) { /* end to end on GPUs only: on a CPU it adds minutes */
     json_t *a, *b = NULL;
-    snprintf(cmd, sizeof cmd, "'%s' bench --child %s --model '%s' --threads %d --repeat %d --shape %lld,%lld,%lld",
-             self, rows[i], model, threads, repeat, (long long)shape[2], (long long)shape[3], (long long)shape[4]);
+    snprintf(cmd, sizeof cmd,
+             "'%s' bench --child %s --model '%s' --threads %d --repeat %d --shape %lld,%lld,%lld --device '%s' "
+             "--precision %s",
+             self, rows[i], model, threads, repeat, (long long)shape[2], (long long)shape[3], (long long)shape[4],
+             dv.device, t3d_precision_name(dv.precision));
     a = run_json(cmd);
-    if (!no_torch) {
+    if (!no_torch && i < 3) {
       if (i < 2)
         snprintf(cmd, sizeof cmd,
                  "'%s' '%s' bench --config '%s' --shape 1,%lld,%lld,%lld,%lld --threads %d --segment %d --repeat %d",
@@ -427,18 +533,29 @@ int t3d_cmd_bench(int argc, char **argv)
     if (i == 1 && a)
       printf(_("%-22s vision arena %.0f MiB (all activations of encoder+decoder, planned up front)\n"), "",
              num(a, "arena_bytes") / 1048576.0);
+    if (!on_cpu && a)
+      printf(_("%-22s backend %s, peak GPU memory of the backend %.0f MiB\n"), "",
+             json_string_value(json_object_get(a, "backend")), num(a, "gpu_peak_mib"));
+    if (all && a) json_object_set(all, rows[i], a);
     json_decref(a);
     json_decref(b);
   }
   if (cancel_after > 0) {
     snprintf(cmd, sizeof cmd,
-             "'%s' bench --child cancel --model '%s' --threads %d --shape %lld,%lld,%lld --cancel-after %g", self,
-             model, threads, (long long)shape[2], (long long)shape[3], (long long)shape[4], cancel_after);
+             "'%s' bench --child cancel --model '%s' --threads %d --shape %lld,%lld,%lld --cancel-after %g --device '%s'",
+             self, model, threads, (long long)shape[2], (long long)shape[3], (long long)shape[4], cancel_after,
+             dv.device);
     json_t *c = run_json(cmd);
     printf(_("cancel latency (flag set %.1f s into encoder+segmentation): %.0f ms\n"), cancel_after,
            num(c, "cancel_latency_ms"));
     json_decref(c);
   }
+  if (json_out && all) {
+    char *txt = json_dumps(all, JSON_COMPACT);
+    if (txt) printf("%s\n", txt);
+    free(txt);
+  }
+  json_decref(all);
   remove(model);
   remove(cfgjson);
   rmdir(dir);

@@ -46,7 +46,7 @@ static void on_sigint(int sig)
 static void usage(FILE *to)
 {
   fprintf(to, _("Usage: t3d eval --data DIR [--model FILE] [--json] [--limit N] [--threads N]\n"
-                "                [--progress | --no-progress]\n\n"
+                "                [--progress | --no-progress] [--device DEV]\n\n"
                 "Evaluates a model on a labelled data set (DIR/manifest.jsonl, DIR/labels.json, as\n"
                 "`t3d phantom` writes them) with the C engine:\n"
                 "  zero-shot AUROC per finding and macro AUROC (findings with positives and negatives),\n"
@@ -57,6 +57,7 @@ static void usage(FILE *to)
                 "  --json          print JSON instead of the table\n"
                 "  --limit N       only the first N cases\n"
                 "  --threads N     CPU threads (default: all cores)\n"
+                "  --device DEV    auto (default: the GPU when usable, else the CPU), cpu, cuda or cuda:N\n"
                 "  --progress      draw the progress bar on stderr even when it is not a terminal\n"
                 "  --no-progress   never draw it (default: drawn when stderr is a terminal)\n"));
 }
@@ -538,7 +539,7 @@ static void print_table(const eval_run *r, const eval_scores *sc, const char *mo
 
 int t3d_cmd_eval(int argc, char **argv)
 {
-  const char *model_path = NULL, *dir = NULL;
+  const char *model_path = NULL, *dir = NULL, *device = NULL;
   int json = 0, threads = 0, progress = isatty(STDERR_FILENO), c, rc = 1;
   long limit = -1;
   static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
@@ -548,6 +549,7 @@ int t3d_cmd_eval(int argc, char **argv)
                                        {"threads", required_argument, NULL, 't'},
                                        {"progress", no_argument, NULL, 'p'},
                                        {"no-progress", no_argument, NULL, 'q'},
+                                       {"device", required_argument, NULL, T3D_CLI_OPT_DEVICE},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   optind = 1;
@@ -571,6 +573,7 @@ int t3d_cmd_eval(int argc, char **argv)
         return 2;
       }
       break;
+    case T3D_CLI_OPT_DEVICE: device = optarg; break;
     case 'p': progress = 1; break;
     case 'q': progress = 0; break;
     case 'h': usage(stdout); return 0;
@@ -603,10 +606,7 @@ int t3d_cmd_eval(int argc, char **argv)
   r.ncases = t3d_eval_manifest_count(man);
   if (limit > 0 && (size_t)limit < r.ncases) r.ncases = (size_t)limit;
 
-  t3d_backend_params bp = t3d_backend_default_params();
-  bp.threads = threads;
-  if ((s = t3d_backend_cpu_create(&be, &bp)) != T3D_OK) goto fail;
-  if ((s = t3d_model_load(model_path, be, &model)) != T3D_OK) {
+  if ((s = t3d_cli_model_open(model_path, device, threads, &be, &model)) != T3D_OK) {
     what = _("loading the model");
     goto fail;
   }
@@ -627,7 +627,10 @@ int t3d_cmd_eval(int argc, char **argv)
   for (size_t i = 0; i < r.ncases; i++) {
     const t3d_eval_case *cs = t3d_eval_manifest_case(man, i);
     case_progress cp = {&bar, i, r.ncases, cs->name, progress};
-    if ((s = run_case(&r, model, dir, cs, i, &cp)) != T3D_OK) break;
+    s = run_case(&r, model, dir, cs, i, &cp);
+    if (t3d_cli_gpu_failed(s, model_path, threads, &be, &model)) /* this and later cases on the CPU */
+      s = run_case(&r, model, dir, cs, i, &cp);
+    if (s != T3D_OK) break;
   }
   signal(SIGINT, SIG_DFL);
   if (s != T3D_OK) goto fail;

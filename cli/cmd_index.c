@@ -39,15 +39,12 @@ t3d_status t3d_cli_open_index(const char *path, bool read_only, t3d_index **out)
   return t3d_index_open(path, &o, out);
 }
 
-t3d_status t3d_cli_model_load(const char *path, int threads, t3d_cli_model *out)
+t3d_status t3d_cli_model_load(const char *path, const char *device, int threads, t3d_cli_model *out)
 {
   memset(out, 0, sizeof *out);
   out->path = path ? path : t3d_cli_default_model();
-  t3d_backend_params bp = t3d_backend_default_params();
-  bp.threads = threads;
   T3D_TRY(t3d_index_hash_files(&out->path, 1, out->hash));
-  T3D_TRY(t3d_backend_cpu_create(&out->be, &bp));
-  t3d_status s = t3d_model_load(out->path, out->be, &out->model);
+  t3d_status s = t3d_cli_model_open(out->path, device, threads, &out->be, &out->model);
   if (s != T3D_OK) {
     t3d_error_prefix("%s: ", out->path);
     t3d_cli_model_free(out);
@@ -385,7 +382,7 @@ static void on_sigint(int sig)
 static void usage(FILE *to)
 {
   fprintf(to, _("Usage: t3d index DIR... [--index PATH] [--model FILE] [--reports FILE.csv] [--masks DIR]\n"
-                "                 [--threads N]\n\n"
+                "                 [--threads N] [--device DEV]\n\n"
                 "Finds the DICOM series under each DIR, analyses CT series that are new or changed\n"
                 "(SeriesInstanceUID plus a hash of the files' contents) and stores them in the case\n"
                 "index; known ones are skipped. Each series is committed on its own, so an interrupted\n"
@@ -397,18 +394,20 @@ static void usage(FILE *to)
                 "  --reports FILE.csv rows \"key,text\": key a SeriesInstanceUID or AccessionNumber\n"
                 "  --masks DIR        write each label mask as DIR/<SeriesInstanceUID>.nii.gz and\n"
                 "                     record it in the index (folder created mode 0700)\n"
-                "  --threads N        CPU threads for the model (default: all cores)\n"));
+                "  --threads N        CPU threads for the model (default: all cores)\n"
+                "  --device DEV       auto (default: the GPU when usable, else the CPU), cpu, cuda or cuda:N\n"));
 }
 
 int t3d_cmd_index(int argc, char **argv)
 {
-  const char *index_path = NULL, *model_path = NULL, *reports_path = NULL, *masks_dir = NULL;
+  const char *index_path = NULL, *model_path = NULL, *reports_path = NULL, *masks_dir = NULL, *device = NULL;
   int threads = 0, c, rc = 1;
   static const struct option opts[] = {{"index", required_argument, NULL, 'i'},
                                        {"model", required_argument, NULL, 'm'},
                                        {"reports", required_argument, NULL, 'r'},
                                        {"masks", required_argument, NULL, 'M'},
                                        {"threads", required_argument, NULL, 't'},
+                                       {"device", required_argument, NULL, T3D_CLI_OPT_DEVICE},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   optind = 1;
@@ -419,6 +418,7 @@ int t3d_cmd_index(int argc, char **argv)
     case 'r': reports_path = optarg; break;
     case 'M': masks_dir = optarg; break;
     case 't': threads = atoi(optarg); break;
+    case T3D_CLI_OPT_DEVICE: device = optarg; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -505,7 +505,7 @@ int t3d_cmd_index(int argc, char **argv)
     } else if (it->state == 2) {
       failed++;
       fprintf(stderr, _("\nt3d index: series %s: %s\n"), info->meta.series_uid, it->error);
-    } else if (!cm.model && (s = t3d_cli_model_load(mpath, threads, &cm)) != T3D_OK) {
+    } else if (!cm.model && (s = t3d_cli_model_load(mpath, device, threads, &cm)) != T3D_OK) {
       fprintf(stderr, _("\nt3d index: loading the model: %s: %s\n"), t3d_strerror(s), t3d_error_detail());
       item_free(it);
       break;
@@ -514,6 +514,10 @@ int t3d_cmd_index(int argc, char **argv)
       t3d_analysis_result *res = NULL;
       t3d_analyze_opts ao = t3d_analyze_default_opts();
       s = t3d_analyze(cm.model, it->vol, &ao, NULL, (const volatile int *)&interrupted, &res);
+      if (t3d_cli_gpu_failed(s, cm.path, threads, &cm.be, &cm.model)) { /* this and later series on the CPU */
+        cfg = t3d_model_config_of(cm.model);
+        s = t3d_analyze(cm.model, it->vol, &ao, NULL, (const volatile int *)&interrupted, &res);
+      }
       t3d_index_named_value *fv = NULL, *ov = NULL;
       size_t nfv = res ? res->nfindings : 0, nov = res && res->volumes_ml ? res->nclasses : 0;
       if (s == T3D_OK && (!(fv = calloc(nfv + 1, sizeof *fv)) || !(ov = calloc(nov + 1, sizeof *ov))))

@@ -32,7 +32,7 @@ static void usage(FILE *to)
 {
   fprintf(to, _("Usage: t3d report SERIES_DIR [--model FILE] [--format text|md|sr|seg|all] [-o PATH]\n"
                 "                  [--series UID] [--threads N] [--index PATH | --no-index | --neighbours FILE.json]\n"
-                "                  [--threshold P] [--timestamp T]\n\n"
+                "                  [--threshold P] [--timestamp T] [--device DEV]\n\n"
                 "Analyses a CT series and writes a draft report for a radiologist to review: findings over\n"
                 "the threshold, organ volumes, lesion count and largest diameter, the model and its SHA-256.\n"
                 "  --model FILE       model file (default as for 't3d analyze')\n"
@@ -42,6 +42,7 @@ static void usage(FILE *to)
                 "  -o, --output PATH  file to write (a folder for --format all)\n"
                 "  --series UID       which series when the folder holds several (default: the first CT)\n"
                 "  --threads N        CPU threads (default: all cores)\n"
+                "  --device DEV       auto (default: the GPU when usable, else the CPU), cpu, cuda or cuda:N\n"
                 "  --index PATH       case index for the wording of similar cases (default: the XDG index\n"
                 "                     when it exists); the 5 nearest by image embedding are used\n"
                 "  --no-index         do not look for similar cases\n"
@@ -158,7 +159,7 @@ static const char *join(char *buf, size_t size, const char *dir, const char *nam
 int t3d_cmd_report(int argc, char **argv)
 {
   const char *model_path = NULL, *out = NULL, *series_uid = NULL, *nb_path = NULL, *timestamp = NULL;
-  const char *index_path = NULL;
+  const char *index_path = NULL, *device = NULL;
   int format = OUT_TEXT, threads = 0, no_index = 0, c, rc = 1;
   double threshold = T3D_REPORT_FINDING_THRESHOLD;
   static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
@@ -171,6 +172,7 @@ int t3d_cmd_report(int argc, char **argv)
                                        {"no-index", no_argument, NULL, 'N'},
                                        {"threshold", required_argument, NULL, 'P'},
                                        {"timestamp", required_argument, NULL, 'T'},
+                                       {"device", required_argument, NULL, T3D_CLI_OPT_DEVICE},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   optind = 1;
@@ -186,6 +188,7 @@ int t3d_cmd_report(int argc, char **argv)
     case 'o': out = optarg; break;
     case 's': series_uid = optarg; break;
     case 't': threads = atoi(optarg); break;
+    case T3D_CLI_OPT_DEVICE: device = optarg; break;
     case 'n': nb_path = optarg; break;
     case 'i': index_path = optarg; break;
     case 'N': no_index = 1; break;
@@ -245,7 +248,7 @@ int t3d_cmd_report(int argc, char **argv)
     if ((idx = t3d_dicom_scan_first_ct(scan)) == ns) idx = 0;
   }
   if ((s = t3d_dicom_load_series(scan, idx, NULL, &vol)) != T3D_OK) goto fail;
-  if ((s = t3d_cli_model_load(model_path, threads, &cm)) != T3D_OK) {
+  if ((s = t3d_cli_model_load(model_path, device, threads, &cm)) != T3D_OK) {
     what = "loading the model";
     goto fail;
   }
@@ -253,7 +256,10 @@ int t3d_cmd_report(int argc, char **argv)
     what = "hashing the model";
     goto fail;
   }
-  if ((s = t3d_analyze(cm.model, vol, NULL, NULL, NULL, &res)) != T3D_OK) goto fail;
+  s = t3d_analyze(cm.model, vol, NULL, NULL, NULL, &res);
+  if (t3d_cli_gpu_failed(s, cm.path, threads, &cm.be, &cm.model)) /* once more, on the CPU */
+    s = t3d_analyze(cm.model, vol, NULL, NULL, NULL, &res);
+  if (s != T3D_OK) goto fail;
 
   if (!nb_path && !no_index && (s = load_index_neighbours(index_path, cm.hash, vol, res, threshold, &inb)) != T3D_OK) {
     what = "looking up similar cases";

@@ -64,7 +64,7 @@ static void print_hits(const t3d_index_hit *h, size_t n, bool json)
 }
 
 typedef struct {
-  const char *index_path, *model_path, *since, *series;
+  const char *index_path, *model_path, *since, *series, *device;
   size_t k;
   bool json;
   int threads;
@@ -82,6 +82,7 @@ static int parse_args(int argc, char **argv, search_args *a, void (*usage)(FILE 
                                        {"mode", required_argument, NULL, 'o'},
                                        {"threads", required_argument, NULL, 't'},
                                        {"series", required_argument, NULL, 'S'},
+                                       {"device", required_argument, NULL, T3D_CLI_OPT_DEVICE},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   int c;
@@ -105,6 +106,7 @@ static int parse_args(int argc, char **argv, search_args *a, void (*usage)(FILE 
     case 'm': a->model_path = optarg; break;
     case 't': a->threads = atoi(optarg); break;
     case 'S': a->series = optarg; break;
+    case T3D_CLI_OPT_DEVICE: a->device = optarg; break;
     case 'o':
       if (parse_mode(optarg, &a->mode) != 0) {
         fprintf(stderr, _("t3d: --mode must be fp32, fp16 or int8\n"));
@@ -125,7 +127,7 @@ static int parse_args(int argc, char **argv, search_args *a, void (*usage)(FILE 
 static void search_usage(FILE *to)
 {
   fprintf(to, _("Usage: t3d search \"findings text\" [--k N] [--since DATE] [--json] [--index PATH] [--model FILE]\n"
-                "                  [--mode fp32|fp16|int8] [--threads N]\n\n"
+                "                  [--mode fp32|fp16|int8] [--threads N] [--device DEV]\n\n"
                 "Ranks the indexed cases for typed findings. Two lists are fused by reciprocal-rank\n"
                 "fusion, score = sum of 1/(60 + rank) over the lists a case is in (rank 1-based):\n"
                 "  - cosine between the text's embedding and each case's volume embedding (exact scan,\n"
@@ -136,7 +138,8 @@ static void search_usage(FILE *to)
                 "  --json         print JSON\n"
                 "  --index PATH   index database (default: $XDG_DATA_HOME/t3d/index.db)\n"
                 "  --model FILE   model file (default: $T3D_MODEL or the bundled t3d-tiny model)\n"
-                "  --mode M       vector scan: fp32 (exact, default), fp16 or int8 (+ exact rescoring)\n"));
+                "  --mode M       vector scan: fp32 (exact, default), fp16 or int8 (+ exact rescoring)\n"
+                "  --device DEV   auto (default: the GPU when usable, else the CPU), cpu, cuda or cuda:N\n"));
 }
 
 int t3d_cmd_search(int argc, char **argv)
@@ -155,7 +158,7 @@ int t3d_cmd_search(int argc, char **argv)
 
   if (a.since && (s = t3d_index_parse_date(a.since, &d)) != T3D_OK) goto fail;
   if ((s = t3d_cli_open_index(a.index_path, true, &ix)) != T3D_OK) goto fail;
-  if ((s = t3d_cli_model_load(a.model_path, a.threads, &cm)) != T3D_OK) goto fail;
+  if ((s = t3d_cli_model_load(a.model_path, a.device, a.threads, &cm)) != T3D_OK) goto fail;
   int dim = t3d_model_config_of(cm.model)->projection.dim;
   if (!(q = calloc((size_t)dim, sizeof *q))) {
     s = t3d_error(T3D_ERR_NOMEM, "query");
@@ -180,7 +183,8 @@ cleanup:
 static void similar_usage(FILE *to)
 {
   fprintf(to, _("Usage: t3d similar SERIES_DIR|SERIES_UID [--k N] [--since DATE] [--json] [--index PATH]\n"
-                "                   [--model FILE] [--series UID] [--mode fp32|fp16|int8] [--threads N]\n\n"
+                "                   [--model FILE] [--series UID] [--mode fp32|fp16|int8] [--threads N]\n"
+                "                   [--device DEV]\n\n"
                 "Lists the indexed cases nearest to a series by cosine of the volume embeddings (same\n"
                 "model file only). A series already in the index uses its stored embedding; a folder\n"
                 "that is not indexed is analysed first (its first CT series, or --series UID).\n"));
@@ -234,12 +238,15 @@ int t3d_cmd_similar(int argc, char **argv)
       goto fail;
     }
     t3d_error_clear();
-    if ((s = t3d_cli_model_load(a.model_path, a.threads, &cm)) != T3D_OK) goto fail;
+    if ((s = t3d_cli_model_load(a.model_path, a.device, a.threads, &cm)) != T3D_OK) goto fail;
     snprintf(model_hash, sizeof model_hash, "%s", cm.hash);
     if ((s = t3d_dicom_load_series(scan, idx, NULL, &vol)) != T3D_OK) goto fail;
     t3d_analyze_opts ao = t3d_analyze_default_opts();
     ao.segment = false, ao.zero_shot = false;
-    if ((s = t3d_analyze(cm.model, vol, &ao, NULL, NULL, &res)) != T3D_OK) goto fail;
+    s = t3d_analyze(cm.model, vol, &ao, NULL, NULL, &res);
+    if (t3d_cli_gpu_failed(s, cm.path, a.threads, &cm.be, &cm.model)) /* once more, on the CPU */
+      s = t3d_analyze(cm.model, vol, &ao, NULL, NULL, &res);
+    if (s != T3D_OK) goto fail;
     dim = res->dim;
     memcpy(q, res->embedding, (size_t)dim * sizeof *q);
   }

@@ -20,7 +20,8 @@ typedef struct {
   const char *path;
 } t3d_cli_model;
 
-t3d_status t3d_cli_model_load(const char *path, int threads, t3d_cli_model *out);
+/* device: as --device (cli/commands.h t3d_cli_backend) */
+t3d_status t3d_cli_model_load(const char *path, const char *device, int threads, t3d_cli_model *out);
 void t3d_cli_model_free(t3d_cli_model *m);
 
 #endif

@@ -133,6 +133,46 @@ t3d_backend_params t3d_backend_default_params(void);
 t3d_status t3d_backend_cpu_create(t3d_backend **out, const t3d_backend_params *params);
 void t3d_backend_free(t3d_backend *be); /* NULL is a no-op */
 
+/* The CUDA backend (kernels/cuda/): every op on one GPU, cuDNN for the convolutions (algorithm
+ * found by measurement once per shape and cached), cuBLAS for linear, t3d's own kernels for the
+ * rest; all work is queued on one stream, so ops return before the GPU has finished and only
+ * download and synchronize wait. Precision: FP32 keeps every product in fp32 (no tensor-core
+ * TF32), so results match the CPU backend to ~1e-5 relative; TF32 lets cuDNN and cuBLAS use
+ * TF32 tensor cores (10-bit mantissa products: ~1e-3 relative per convolution). BF16 is not
+ * implemented (T3D_ERR_UNSUPPORTED). In a build without CUDA, create is T3D_ERR_UNSUPPORTED.
+ * Failures at create (no driver, no device, too little free memory, a kernel that does not
+ * launch) return T3D_ERR_BACKEND / T3D_ERR_NOMEM with the reason in t3d_error_detail(); the
+ * environment variable T3D_CUDA_FORCE_FAIL=nodriver|nodevice|nomem|launch forces each of them,
+ * and =kernel makes t3d_backend_create_for_device give a "cuda" backend whose convolutions fail
+ * (tests of the CPU fallback on machines without a GPU). *out is the caller's. */
+typedef enum { T3D_PRECISION_FP32 = 0, T3D_PRECISION_TF32, T3D_PRECISION_BF16 } t3d_precision;
+
+typedef struct {
+  int device;               /* CUDA device index */
+  t3d_precision precision;  /* default FP32 */
+  size_t workspace_limit;   /* most bytes a convolution algorithm may use as workspace (0: 1 GiB) */
+  size_t min_free_bytes;    /* refuse the device with less free memory than this (0: 256 MiB) */
+} t3d_backend_cuda_params;
+t3d_backend_cuda_params t3d_backend_cuda_default_params(void);
+t3d_status t3d_backend_cuda_create(t3d_backend **out, const t3d_backend_cuda_params *params);
+/* Bytes of device memory the backend holds now and at most so far (allocations, workspaces,
+ * library handles excluded); 0 and 0 for a backend that is not CUDA. */
+void t3d_backend_cuda_memory(const t3d_backend *be, size_t *current, size_t *peak);
+const char *t3d_precision_name(t3d_precision p);          /* "fp32", "tf32", "bf16" */
+t3d_status t3d_precision_parse(const char *s, t3d_precision *out); /* T3D_ERR_INVALID_ARG if unknown */
+
+/* The backend for a device string, as `--device` takes it: "auto" (NULL too), "cpu", "cuda" or
+ * "cuda:N" ("gpu" is "cuda", the word of the viewer plugin's preferences, which it passes to its
+ * worker as $T3D_DEVICE). "auto" takes CUDA device 0 when t3d has CUDA and a usable GPU exists, else the CPU;
+ * "cuda[:N]" wants that GPU. When the CUDA backend cannot be made (no driver, no device, too
+ * little memory, a failed create or launch) the CPU backend is made instead and note (when
+ * note_size > 0) receives one sentence saying why, for the caller to show once; note is "" when
+ * nothing fell back. "auto" on a machine without a GPU (or a build without CUDA) is not a
+ * fallback: the CPU is what was asked for, and note stays "". A device string that does not
+ * parse is T3D_ERR_INVALID_ARG. cpu and cuda may be NULL (defaults). *out is the caller's. */
+t3d_status t3d_backend_create_for_device(t3d_backend **out, const char *device, const t3d_backend_params *cpu,
+                                         const t3d_backend_cuda_params *cuda, char *note, size_t note_size);
+
 bool t3d_backend_supports(const t3d_backend *be, t3d_op op, t3d_dtype dtype);
 
 /* A tensor whose data is backend memory (not initialised; owned stays false, so never pass it

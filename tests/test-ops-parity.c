@@ -2,7 +2,8 @@
  * (PyTorch 1.13 CPU) on one backend through the checked t3d_op_* wrappers and compares.
  * Not a benchmark and not a generator of references: it only reads the file and judges.
  *
- * Usage: test-ops-parity [--threads N] BACKEND REFERENCE.safetensors...   (BACKEND: cpu)
+ * Usage: test-ops-parity [--threads N] BACKEND REFERENCE.safetensors...   (BACKEND: cpu or cuda;
+ *   cuda exits 77 (SKIP) where there is no usable GPU or t3d was built without CUDA)
  *   --threads N: backend worker threads (default: all online cores; odd counts split work unevenly)
  *
  * Error measure, per case, over all n elements of the output a (the backend's) and b (the reference):
@@ -31,6 +32,7 @@
 #include "core/base/status.h"
 #include "core/base/tensor.h"
 #include "kernels/backend.h"
+#include "kernels/cuda/device.h"
 
 #define PARITY_TINY 1e-30
 
@@ -461,7 +463,21 @@ static int create_backend(const char *name, int threads, t3d_backend **out)
     }
     return 0;
   }
-  fprintf(stderr, "test-ops-parity: unknown backend '%s' (known: cpu)\n", name);
+  if (strcmp(name, "cuda") == 0) {
+    int count = 0;
+    const char *why = "";
+    if (t3d_cuda_device_count(&count, &why) != T3D_OK || count == 0) {
+      printf("SKIP: test-ops-parity: no CUDA device (%s)\n", why);
+      return 77;
+    }
+    t3d_status st = t3d_backend_cuda_create(out, NULL); /* fp32: the same tolerances as the CPU */
+    if (st != T3D_OK) {
+      fprintf(stderr, "test-ops-parity: cuda backend: %s: %s\n", t3d_strerror(st), t3d_error_detail());
+      return 1;
+    }
+    return 0;
+  }
+  fprintf(stderr, "test-ops-parity: unknown backend '%s' (known: cpu, cuda)\n", name);
   return 2;
 }
 
@@ -474,14 +490,14 @@ int main(int argc, char **argv)
     argv += 2;
   }
   if (argc < 3 || threads < 0) {
-    fprintf(stderr, "usage: test-ops-parity [--threads N] BACKEND REFERENCE.safetensors...\n  BACKEND: cpu\n");
+    fprintf(stderr, "usage: test-ops-parity [--threads N] BACKEND REFERENCE.safetensors...\n  BACKEND: cpu or cuda\n");
     return 2;
   }
   parity pp = {0};
   int rc = create_backend(argv[1], threads, &pp.be);
   if (rc != 0)
     return rc;
-  pp.must_support_all = strcmp(argv[1], "cpu") == 0;
+  pp.must_support_all = strcmp(argv[1], "cpu") == 0 || strcmp(argv[1], "cuda") == 0; /* both have every op */
   printf("test-ops-parity: backend %s, %d threads\n", pp.be->ops->name, pp.be->threads);
   rc = 0;
   for (int f = 2; f < argc; f++) {

@@ -11,10 +11,22 @@ extern "C" {
 extern "C" t3d_status t3d_cuda_device_count(int *count, const char **why)
 {
   int n = 0;
-  cudaError_t err = cudaGetDeviceCount(&n);
+  cudaError_t err;
+  const char *forced = t3d_cuda_forced_failure();
   *count = 0;
   if (why)
     *why = "";
+  if (forced && strcmp(forced, "nodriver") == 0) {
+    if (why)
+      *why = "CUDA driver not found (forced by T3D_CUDA_FORCE_FAIL=nodriver)";
+    return T3D_OK;
+  }
+  if (forced && strcmp(forced, "nodevice") == 0) {
+    if (why)
+      *why = "no CUDA-capable device is detected (forced by T3D_CUDA_FORCE_FAIL=nodevice)";
+    return T3D_OK;
+  }
+  err = cudaGetDeviceCount(&n);
   if (err != cudaSuccess) {
     /* No driver or no device is a normal answer on a CPU-only machine, not an error. */
     if (why)

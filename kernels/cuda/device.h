@@ -29,6 +29,13 @@ t3d_status t3d_cuda_device_info_get(int index, t3d_cuda_device_info *info);
 int t3d_cuda_runtime_version(void);
 int t3d_cudnn_version(void);
 
+/* The failure T3D_CUDA_FORCE_FAIL asks to simulate: "nodriver", "nodevice" (the device count
+ * answers 0 with that reason), "nomem" or "launch" (t3d_backend_cuda_create fails with that
+ * reason), "kernel" (t3d_backend_create_for_device gives a backend named "cuda" whose conv3d
+ * fails like a failed launch: the callers' recovery); NULL when unset, empty or unknown. For
+ * tests of the CPU fallback without a GPU. */
+const char *t3d_cuda_forced_failure(void);
+
 #ifdef __cplusplus
 }
 #endif
