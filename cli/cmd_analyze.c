@@ -36,7 +36,7 @@ static void usage(FILE *to)
 {
   fprintf(to, "Usage: t3d analyze SERIES_DIR [--model FILE] [--json] [--mask OUT.nii.gz] [--threads N]\n"
               "                   [--series UID] [--no-segment] [--progress] [--progress-json]\n"
-              "                   [--strict-geometry]\n\n"
+              "                   [--strict-geometry] [--precision auto|fp32|bf16]\n\n"
               "Runs the T3D model on a CT series: zero-shot findings with probabilities, organ volumes\n"
               "(mL) from the segmentation, and timings.\n"
               "  --model FILE    model file (default: $T3D_MODEL, the source tree's trained t3d-tiny,\n"
@@ -51,6 +51,7 @@ static void usage(FILE *to)
               "                  SIGTERM and SIGINT cancel cleanly (the viewer plugin's worker protocol)\n"
               "  --strict-geometry  refuse tilted or unevenly spaced series instead of resampling them\n",
           T3D_PKGDATADIR);
+  t3d_cli_precision_help(to);
 }
 
 /* The worker protocol (plugin/worker.h): one self-contained JSON object per line. */
@@ -129,6 +130,7 @@ int t3d_cmd_analyze(int argc, char **argv)
   const char *model_path = NULL, *mask = NULL, *series_uid = NULL, *dir = NULL;
   int json = 0, threads = 0, no_segment = 0, show_progress = 0, progress_json = 0, c, rc = 1;
   int strict_geometry = 0;
+  t3d_precision precision = T3D_PRECISION_AUTO;
   static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"mask", required_argument, NULL, 'k'},
@@ -138,6 +140,7 @@ int t3d_cmd_analyze(int argc, char **argv)
                                        {"progress", no_argument, NULL, 'p'},
                                        {"strict-geometry", no_argument, NULL, 'g'},
                                        {"progress-json", no_argument, NULL, 'J'},
+                                       {"precision", required_argument, NULL, 'P'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   optind = 1;
@@ -152,6 +155,9 @@ int t3d_cmd_analyze(int argc, char **argv)
     case 'p': show_progress = 1; break;
     case 'g': strict_geometry = 1; break;
     case 'J': progress_json = 1; break;
+    case 'P':
+      if (t3d_cli_parse_precision("analyze", optarg, &precision)) return 2;
+      break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -199,6 +205,7 @@ int t3d_cmd_analyze(int argc, char **argv)
   if ((s = t3d_dicom_load_series(scan, idx, &lo, &vol)) != T3D_OK) goto fail;
   t3d_backend_params bp = t3d_backend_default_params();
   bp.threads = threads;
+  bp.precision = precision;
   if ((s = t3d_backend_cpu_create(&be, &bp)) != T3D_OK) goto fail;
   if ((s = t3d_model_load(model_path, be, &model)) != T3D_OK) {
     what = "loading the model";
@@ -225,6 +232,8 @@ int t3d_cmd_analyze(int argc, char **argv)
 
   if (json) {
     json_t *j = result_json(model, model_path, vol, res, mask);
+    char pdesc[64];
+    if (j) json_object_set_new(j, "precision", json_string(t3d_cli_precision_desc(be, pdesc, sizeof pdesc)));
     char *txt = j ? json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) : NULL;
     if (!txt) {
       json_decref(j);

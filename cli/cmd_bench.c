@@ -32,7 +32,8 @@
 static void usage(FILE *to)
 {
   fprintf(to,
-          _("Usage: t3d bench [--threads N] [--no-torch] [--repeat R] [--config NAME] [--shape D,H,W]\n\n"
+          _("Usage: t3d bench [--threads N] [--no-torch] [--repeat R] [--config NAME] [--shape D,H,W]\n"
+          "                 [--precision auto|fp32|bf16]\n\n"
           "Times t3d-r50 with random weights at 1x1x160x224x224: the encoder, encoder + segmentation and\n"
           "the text encoder on 256 tokens, each next to PyTorch (MONAI ResNet + our decoder; Hugging Face\n"
           "BertModel + projection) with the same thread count, every row in its own process; prints wall\n"
@@ -44,6 +45,7 @@ static void usage(FILE *to)
           "  --shape D,H,W  input size (default 160,224,224)\n"
           "  --cancel-after S  also measure cancel latency with the flag set after S seconds (default 3; 0 = skip)\n"
           "Environment: T3D_PYTHON (python with torch + monai), T3D_REFERENCE_PY (reference script).\n"));
+  t3d_cli_precision_help(to); /* of the t3d rows */
 }
 
 static double now_ms(void)
@@ -73,6 +75,9 @@ static long vmhwm_kib(void)
 }
 
 /* ---- child: one t3d row ------------------------------------------------------------------- */
+
+/* --precision of the t3d rows (the children get it on their command line) */
+static t3d_precision bench_precision = T3D_PRECISION_AUTO;
 
 typedef struct {
   volatile int flag;
@@ -104,6 +109,7 @@ static int child_text(const char *model, int threads, int repeat)
   double best = INFINITY, best_cpu = 0;
   int rc = 1;
   bp.threads = threads;
+  bp.precision = bench_precision;
   if ((s = t3d_modelfile_open(&mf, model)) != T3D_OK) goto fail;
   if ((s = t3d_backend_cpu_create(&be, &bp)) != T3D_OK) goto fail;
   if ((s = t3d_text_encoder_load(&te, be, mf, t3d_modelfile_config(mf))) != T3D_OK) goto fail;
@@ -165,6 +171,7 @@ static int child(const char *model, const char *row, int threads, const int64_t 
   int rc = 1;
 
   bp.threads = threads;
+  bp.precision = bench_precision;
   if ((s = t3d_modelfile_open(&mf, model)) != T3D_OK) goto fail;
   if ((s = t3d_backend_cpu_create(&be, &bp)) != T3D_OK) goto fail;
   if ((s = t3d_vision_load(&v, be, mf, t3d_modelfile_config(mf))) != T3D_OK) goto fail;
@@ -333,6 +340,7 @@ int t3d_cmd_bench(int argc, char **argv)
                                        {"cancel-after", required_argument, NULL, 'a'},
                                        {"child", required_argument, NULL, 'C'},
                                        {"model", required_argument, NULL, 'm'},
+                                       {"precision", required_argument, NULL, 'P'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   optind = 1;
@@ -354,6 +362,9 @@ int t3d_cmd_bench(int argc, char **argv)
     }
     case 'C': child_row = optarg; break;
     case 'm': child_model = optarg; break;
+    case 'P':
+      if (t3d_cli_parse_precision("bench", optarg, &bench_precision)) return 2;
+      break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -396,6 +407,11 @@ int t3d_cmd_bench(int argc, char **argv)
            "(load average %.2f on %ld cores)\n"),
          cfg.name, (long long)shape[1], (long long)shape[2], (long long)shape[3], (long long)shape[4], threads,
          repeat, la[0], sysconf(_SC_NPROCESSORS_ONLN));
+  /* what the t3d rows compute in, as the children's CPU backend resolves it */
+  bool bf16 = bench_precision == T3D_PRECISION_BF16 ||
+              (bench_precision == T3D_PRECISION_AUTO && t3d_backend_cpu_bf16_native());
+  printf(_("t3d rows: convolutions and matrix products in %s (bf16 path here: %s%s)\n"), bf16 ? "bf16" : "fp32",
+         t3d_backend_cpu_bf16_isa(), t3d_backend_cpu_bf16_native() ? ", native" : ", portable");
   printf("%-22s %9s %9s %7s | %9s %9s %7s | %9s %9s %7s\n", _("row"), _("t3d ms"), _("torch ms"), _("speedup"),
          _("t3d cpu"), _("torch cpu"), _("ratio"), _("t3d MiB"), _("torch MiB"), _("mem x"));
   static const char *const rows[3] = {"encoder", "segment", "text"};
@@ -403,8 +419,10 @@ int t3d_cmd_bench(int argc, char **argv)
   int rc = 0;
   for (int i = 0; i < 3; i++) {
     json_t *a, *b = NULL;
-    snprintf(cmd, sizeof cmd, "'%s' bench --child %s --model '%s' --threads %d --repeat %d --shape %lld,%lld,%lld",
-             self, rows[i], model, threads, repeat, (long long)shape[2], (long long)shape[3], (long long)shape[4]);
+    snprintf(cmd, sizeof cmd,
+             "'%s' bench --child %s --model '%s' --threads %d --repeat %d --shape %lld,%lld,%lld --precision %s", self,
+             rows[i], model, threads, repeat, (long long)shape[2], (long long)shape[3], (long long)shape[4],
+             t3d_precision_name(bench_precision));
     a = run_json(cmd);
     if (!no_torch) {
       if (i < 2)
@@ -423,6 +441,7 @@ int t3d_cmd_bench(int argc, char **argv)
       snprintf(label, sizeof label, "text (%.0f tokens)", num(a, "tokens"));
     else
       snprintf(label, sizeof label, "%s", labels[i]);
+    if (bf16) snprintf(label + strlen(label), sizeof label - strlen(label), " bf16");
     row_line(label, a, b);
     if (i == 1 && a)
       printf(_("%-22s vision arena %.0f MiB (all activations of encoder+decoder, planned up front)\n"), "",

@@ -46,7 +46,7 @@ static void on_sigint(int sig)
 static void usage(FILE *to)
 {
   fprintf(to, _("Usage: t3d eval --data DIR [--model FILE] [--json] [--limit N] [--threads N]\n"
-                "                [--progress | --no-progress]\n\n"
+                "                [--progress | --no-progress] [--precision auto|fp32|bf16]\n\n"
                 "Evaluates a model on a labelled data set (DIR/manifest.jsonl, DIR/labels.json, as\n"
                 "`t3d phantom` writes them) with the C engine:\n"
                 "  zero-shot AUROC per finding and macro AUROC (findings with positives and negatives),\n"
@@ -59,6 +59,7 @@ static void usage(FILE *to)
                 "  --threads N     CPU threads (default: all cores)\n"
                 "  --progress      draw the progress bar on stderr even when it is not a terminal\n"
                 "  --no-progress   never draw it (default: drawn when stderr is a terminal)\n"));
+  t3d_cli_precision_help(to);
 }
 
 static double now_ms(void)
@@ -541,6 +542,7 @@ int t3d_cmd_eval(int argc, char **argv)
   const char *model_path = NULL, *dir = NULL;
   int json = 0, threads = 0, progress = isatty(STDERR_FILENO), c, rc = 1;
   long limit = -1;
+  t3d_precision precision = T3D_PRECISION_AUTO;
   static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
                                        {"model", required_argument, NULL, 'm'},
                                        {"json", no_argument, NULL, 'j'},
@@ -548,6 +550,7 @@ int t3d_cmd_eval(int argc, char **argv)
                                        {"threads", required_argument, NULL, 't'},
                                        {"progress", no_argument, NULL, 'p'},
                                        {"no-progress", no_argument, NULL, 'q'},
+                                       {"precision", required_argument, NULL, 'P'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   optind = 1;
@@ -573,6 +576,9 @@ int t3d_cmd_eval(int argc, char **argv)
       break;
     case 'p': progress = 1; break;
     case 'q': progress = 0; break;
+    case 'P':
+      if (t3d_cli_parse_precision("eval", optarg, &precision)) return 2;
+      break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -605,6 +611,7 @@ int t3d_cmd_eval(int argc, char **argv)
 
   t3d_backend_params bp = t3d_backend_default_params();
   bp.threads = threads;
+  bp.precision = precision;
   if ((s = t3d_backend_cpu_create(&be, &bp)) != T3D_OK) goto fail;
   if ((s = t3d_model_load(model_path, be, &model)) != T3D_OK) {
     what = _("loading the model");

@@ -39,12 +39,13 @@ t3d_status t3d_cli_open_index(const char *path, bool read_only, t3d_index **out)
   return t3d_index_open(path, &o, out);
 }
 
-t3d_status t3d_cli_model_load(const char *path, int threads, t3d_cli_model *out)
+t3d_status t3d_cli_model_load(const char *path, int threads, t3d_precision precision, t3d_cli_model *out)
 {
   memset(out, 0, sizeof *out);
   out->path = path ? path : t3d_cli_default_model();
   t3d_backend_params bp = t3d_backend_default_params();
   bp.threads = threads;
+  bp.precision = precision;
   T3D_TRY(t3d_index_hash_files(&out->path, 1, out->hash));
   T3D_TRY(t3d_backend_cpu_create(&out->be, &bp));
   t3d_status s = t3d_model_load(out->path, out->be, &out->model);
@@ -385,7 +386,7 @@ static void on_sigint(int sig)
 static void usage(FILE *to)
 {
   fprintf(to, _("Usage: t3d index DIR... [--index PATH] [--model FILE] [--reports FILE.csv] [--masks DIR]\n"
-                "                 [--threads N]\n\n"
+                "                 [--threads N] [--precision auto|fp32|bf16]\n\n"
                 "Finds the DICOM series under each DIR, analyses CT series that are new or changed\n"
                 "(SeriesInstanceUID plus a hash of the files' contents) and stores them in the case\n"
                 "index; known ones are skipped. Each series is committed on its own, so an interrupted\n"
@@ -398,22 +399,28 @@ static void usage(FILE *to)
                 "  --masks DIR        write each label mask as DIR/<SeriesInstanceUID>.nii.gz and\n"
                 "                     record it in the index (folder created mode 0700)\n"
                 "  --threads N        CPU threads for the model (default: all cores)\n"));
+  t3d_cli_precision_help(to);
 }
 
 int t3d_cmd_index(int argc, char **argv)
 {
   const char *index_path = NULL, *model_path = NULL, *reports_path = NULL, *masks_dir = NULL;
   int threads = 0, c, rc = 1;
+  t3d_precision precision = T3D_PRECISION_AUTO;
   static const struct option opts[] = {{"index", required_argument, NULL, 'i'},
                                        {"model", required_argument, NULL, 'm'},
                                        {"reports", required_argument, NULL, 'r'},
                                        {"masks", required_argument, NULL, 'M'},
                                        {"threads", required_argument, NULL, 't'},
+                                       {"precision", required_argument, NULL, 'P'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
+    case 'P':
+      if (t3d_cli_parse_precision("index", optarg, &precision)) return 2;
+      break;
     case 'i': index_path = optarg; break;
     case 'm': model_path = optarg; break;
     case 'r': reports_path = optarg; break;
@@ -505,7 +512,7 @@ int t3d_cmd_index(int argc, char **argv)
     } else if (it->state == 2) {
       failed++;
       fprintf(stderr, _("\nt3d index: series %s: %s\n"), info->meta.series_uid, it->error);
-    } else if (!cm.model && (s = t3d_cli_model_load(mpath, threads, &cm)) != T3D_OK) {
+    } else if (!cm.model && (s = t3d_cli_model_load(mpath, threads, precision, &cm)) != T3D_OK) {
       fprintf(stderr, _("\nt3d index: loading the model: %s: %s\n"), t3d_strerror(s), t3d_error_detail());
       item_free(it);
       break;

@@ -32,7 +32,7 @@ static void usage(FILE *to)
 {
   fprintf(to, _("Usage: t3d report SERIES_DIR [--model FILE] [--format text|md|sr|seg|all] [-o PATH]\n"
                 "                  [--series UID] [--threads N] [--index PATH | --no-index | --neighbours FILE.json]\n"
-                "                  [--threshold P] [--timestamp T]\n\n"
+                "                  [--threshold P] [--timestamp T] [--precision auto|fp32|bf16]\n\n"
                 "Analyses a CT series and writes a draft report for a radiologist to review: findings over\n"
                 "the threshold, organ volumes, lesion count and largest diameter, the model and its SHA-256.\n"
                 "  --model FILE       model file (default as for 't3d analyze')\n"
@@ -50,6 +50,7 @@ static void usage(FILE *to)
                 "  --threshold P      report findings with probability >= P (default 0.5)\n"
                 "  --timestamp T      written into the report (YYYYMMDDHHMMSS also sets DICOM dates);\n"
                 "                     without it the text holds no time and is the same on every run\n"));
+  t3d_cli_precision_help(to);
 }
 
 /* Neighbours from JSON; the json_t keeps the strings alive. */
@@ -160,6 +161,7 @@ int t3d_cmd_report(int argc, char **argv)
   const char *model_path = NULL, *out = NULL, *series_uid = NULL, *nb_path = NULL, *timestamp = NULL;
   const char *index_path = NULL;
   int format = OUT_TEXT, threads = 0, no_index = 0, c, rc = 1;
+  t3d_precision precision = T3D_PRECISION_AUTO;
   double threshold = T3D_REPORT_FINDING_THRESHOLD;
   static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
                                        {"format", required_argument, NULL, 'f'},
@@ -171,6 +173,7 @@ int t3d_cmd_report(int argc, char **argv)
                                        {"no-index", no_argument, NULL, 'N'},
                                        {"threshold", required_argument, NULL, 'P'},
                                        {"timestamp", required_argument, NULL, 'T'},
+                                       {"precision", required_argument, NULL, 'R'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   optind = 1;
@@ -186,6 +189,9 @@ int t3d_cmd_report(int argc, char **argv)
     case 'o': out = optarg; break;
     case 's': series_uid = optarg; break;
     case 't': threads = atoi(optarg); break;
+    case 'R':
+      if (t3d_cli_parse_precision("report", optarg, &precision)) return 2;
+      break;
     case 'n': nb_path = optarg; break;
     case 'i': index_path = optarg; break;
     case 'N': no_index = 1; break;
@@ -245,7 +251,7 @@ int t3d_cmd_report(int argc, char **argv)
     if ((idx = t3d_dicom_scan_first_ct(scan)) == ns) idx = 0;
   }
   if ((s = t3d_dicom_load_series(scan, idx, NULL, &vol)) != T3D_OK) goto fail;
-  if ((s = t3d_cli_model_load(model_path, threads, &cm)) != T3D_OK) {
+  if ((s = t3d_cli_model_load(model_path, threads, precision, &cm)) != T3D_OK) {
     what = "loading the model";
     goto fail;
   }

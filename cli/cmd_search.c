@@ -69,6 +69,7 @@ typedef struct {
   bool json;
   int threads;
   t3d_index_scan_mode mode;
+  t3d_precision precision;
 } search_args;
 
 /* Common options; returns the index of the first positional argument, or -1 (usage printed). */
@@ -82,11 +83,13 @@ static int parse_args(int argc, char **argv, search_args *a, void (*usage)(FILE 
                                        {"mode", required_argument, NULL, 'o'},
                                        {"threads", required_argument, NULL, 't'},
                                        {"series", required_argument, NULL, 'S'},
+                                       {"precision", required_argument, NULL, 'P'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   int c;
   memset(a, 0, sizeof *a);
   a->k = 10;
+  a->precision = T3D_PRECISION_AUTO;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
@@ -105,6 +108,9 @@ static int parse_args(int argc, char **argv, search_args *a, void (*usage)(FILE 
     case 'm': a->model_path = optarg; break;
     case 't': a->threads = atoi(optarg); break;
     case 'S': a->series = optarg; break;
+    case 'P':
+      if (t3d_cli_parse_precision(argv[0], optarg, &a->precision)) return -1;
+      break;
     case 'o':
       if (parse_mode(optarg, &a->mode) != 0) {
         fprintf(stderr, _("t3d: --mode must be fp32, fp16 or int8\n"));
@@ -125,7 +131,7 @@ static int parse_args(int argc, char **argv, search_args *a, void (*usage)(FILE 
 static void search_usage(FILE *to)
 {
   fprintf(to, _("Usage: t3d search \"findings text\" [--k N] [--since DATE] [--json] [--index PATH] [--model FILE]\n"
-                "                  [--mode fp32|fp16|int8] [--threads N]\n\n"
+                "                  [--mode fp32|fp16|int8] [--threads N] [--precision auto|fp32|bf16]\n\n"
                 "Ranks the indexed cases for typed findings. Two lists are fused by reciprocal-rank\n"
                 "fusion, score = sum of 1/(60 + rank) over the lists a case is in (rank 1-based):\n"
                 "  - cosine between the text's embedding and each case's volume embedding (exact scan,\n"
@@ -155,7 +161,7 @@ int t3d_cmd_search(int argc, char **argv)
 
   if (a.since && (s = t3d_index_parse_date(a.since, &d)) != T3D_OK) goto fail;
   if ((s = t3d_cli_open_index(a.index_path, true, &ix)) != T3D_OK) goto fail;
-  if ((s = t3d_cli_model_load(a.model_path, a.threads, &cm)) != T3D_OK) goto fail;
+  if ((s = t3d_cli_model_load(a.model_path, a.threads, a.precision, &cm)) != T3D_OK) goto fail;
   int dim = t3d_model_config_of(cm.model)->projection.dim;
   if (!(q = calloc((size_t)dim, sizeof *q))) {
     s = t3d_error(T3D_ERR_NOMEM, "query");
@@ -180,7 +186,8 @@ cleanup:
 static void similar_usage(FILE *to)
 {
   fprintf(to, _("Usage: t3d similar SERIES_DIR|SERIES_UID [--k N] [--since DATE] [--json] [--index PATH]\n"
-                "                   [--model FILE] [--series UID] [--mode fp32|fp16|int8] [--threads N]\n\n"
+                "                   [--model FILE] [--series UID] [--mode fp32|fp16|int8] [--threads N]\n"
+                "                   [--precision auto|fp32|bf16]\n\n"
                 "Lists the indexed cases nearest to a series by cosine of the volume embeddings (same\n"
                 "model file only). A series already in the index uses its stored embedding; a folder\n"
                 "that is not indexed is analysed first (its first CT series, or --series UID).\n"));
@@ -234,7 +241,7 @@ int t3d_cmd_similar(int argc, char **argv)
       goto fail;
     }
     t3d_error_clear();
-    if ((s = t3d_cli_model_load(a.model_path, a.threads, &cm)) != T3D_OK) goto fail;
+    if ((s = t3d_cli_model_load(a.model_path, a.threads, a.precision, &cm)) != T3D_OK) goto fail;
     snprintf(model_hash, sizeof model_hash, "%s", cm.hash);
     if ((s = t3d_dicom_load_series(scan, idx, NULL, &vol)) != T3D_OK) goto fail;
     t3d_analyze_opts ao = t3d_analyze_default_opts();

@@ -37,4 +37,13 @@ int t3d_cli_fail(int status, const char *what);
  * model (T3D_BUILD_MODEL, when it exists), else PKGDATADIR/t3d-tiny-init.safetensors. Static storage. */
 const char *t3d_cli_default_model(void);
 
+/* --precision (cli/precision.c): parse (0, or 2 after printing why), the help line, and what
+ * a backend computes in, e.g. "bf16 (avx2)" (returns buf). */
+#include <stddef.h>
+#include <stdio.h>
+#include "kernels/backend.h"
+int t3d_cli_parse_precision(const char *cmd, const char *arg, t3d_precision *out);
+void t3d_cli_precision_help(FILE *to);
+const char *t3d_cli_precision_desc(const t3d_backend *be, char *buf, size_t size);
+
 #endif

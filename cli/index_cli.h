@@ -20,7 +20,8 @@ typedef struct {
   const char *path;
 } t3d_cli_model;
 
-t3d_status t3d_cli_model_load(const char *path, int threads, t3d_cli_model *out);
+/* precision: --precision (T3D_PRECISION_AUTO when the command has no say) */
+t3d_status t3d_cli_model_load(const char *path, int threads, t3d_precision precision, t3d_cli_model *out);
 void t3d_cli_model_free(t3d_cli_model *m);
 
 #endif

@@ -109,7 +109,21 @@ typedef struct t3d_backend_ops {
   /* x[N,C,...] -> y i32[N,...]: index of the largest channel, first on ties; a NaN counts as
    * the largest (the first NaN wins), as torch.argmax */
   t3d_status (*argmax)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
+
+  /* Optional (NULL: weights stay f32): host f32 weights of op (conv3d, conv3d_transpose, linear)
+   * into dev as T3D_BF16 in the backend's own layout; called by t3d_backend_weight_upload when
+   * the backend's precision is bf16. */
+  t3d_status (*pack_weight)(t3d_backend *be, t3d_tensor *dev, const t3d_tensor *host, t3d_op op);
 } t3d_backend_ops;
+
+/* Arithmetic of the convolutions and GEMMs (conv3d, conv3d_transpose, linear); every other op is
+ * fp32 always. FP32 is the reference. BF16: weights and activations rounded to bf16, products
+ * accumulated in fp32 (kernels/cpu/bf16.h states the tolerances). AUTO: BF16 where the CPU does
+ * it natively (AVX512-BF16 or AMX), FP32 elsewhere. */
+typedef enum { T3D_PRECISION_FP32 = 0, T3D_PRECISION_BF16, T3D_PRECISION_AUTO } t3d_precision;
+const char *t3d_precision_name(t3d_precision p); /* "fp32", "bf16", "auto" */
+/* Parses "fp32", "bf16", "auto"; false (and *out untouched) otherwise. */
+bool t3d_precision_from_name(const char *name, t3d_precision *out);
 
 struct t3d_backend {
   const t3d_backend_ops *ops;
@@ -119,10 +133,15 @@ struct t3d_backend {
    * duration of a forward; ops that poll it (the CPU convolutions, between their work items)
    * stop early when *cancel != 0 and return T3D_ERR_CANCELLED, leaving y unspecified. */
   const volatile int *cancel;
+  /* What conv3d, conv3d_transpose and linear compute in: FP32 or BF16 (never AUTO), fixed at
+   * creation from t3d_backend_params.precision. Model code does not branch on it: it uploads
+   * those ops' weights with t3d_backend_weight_upload. */
+  t3d_precision precision;
 };
 
 typedef struct {
   int threads; /* 0: all online cores */
+  t3d_precision precision; /* default FP32 (the reference); commands default to AUTO */
 } t3d_backend_params;
 t3d_backend_params t3d_backend_default_params(void);
 
@@ -132,6 +151,10 @@ t3d_backend_params t3d_backend_default_params(void);
  * thread pool runs everything (two spinning pools measured 5x+ slower on a loaded 2-core box). */
 t3d_status t3d_backend_cpu_create(t3d_backend **out, const t3d_backend_params *params);
 void t3d_backend_free(t3d_backend *be); /* NULL is a no-op */
+/* The ISA the CPU backend's bf16 path runs on here: "amx", "avx512bf16" (native), "avx2" or
+ * "scalar" (the portable path, slower than fp32); T3D_CPU_ISA=scalar|avx2|avx512bf16|amx caps it. */
+const char *t3d_backend_cpu_bf16_isa(void);
+bool t3d_backend_cpu_bf16_native(void);
 
 bool t3d_backend_supports(const t3d_backend *be, t3d_op op, t3d_dtype dtype);
 
@@ -142,11 +165,18 @@ t3d_status t3d_backend_tensor_new(t3d_backend *be, t3d_tensor *out, t3d_dtype dt
 void t3d_backend_tensor_free(t3d_backend *be, t3d_tensor *t);
 t3d_status t3d_backend_upload(t3d_backend *be, t3d_tensor *dev, const t3d_tensor *host);
 t3d_status t3d_backend_download(t3d_backend *be, t3d_tensor *host, const t3d_tensor *dev);
+/* Weights of op (T3D_OP_CONV3D, T3D_OP_CONV3D_TRANSPOSE or T3D_OP_LINEAR) into a new backend
+ * tensor *dev (t3d_backend_tensor_free), converted and laid out once here for the backend's
+ * precision: with BF16 (and a backend that packs) dev is T3D_BF16 with host's shape but the
+ * backend's own byte layout, so pass it only to that op, never to download; else a plain f32
+ * copy. host: f32 host memory of the op's weight shape. */
+t3d_status t3d_backend_weight_upload(t3d_backend *be, t3d_tensor *dev, const t3d_tensor *host, t3d_op op);
 
 /* Checked op wrappers: validate dtypes and shapes (clear T3D_ERR_SHAPE message naming the
  * op and both shapes), ask supports_op, then call the table. Model code uses these.
  * Common rules, checked here so that table entries may assume them:
- *  - tensors are f32 except ids, key_mask (i32 in) and argmax's y (i32 out);
+ *  - tensors are f32 except ids, key_mask (i32 in) and argmax's y (i32 out), and the weights w
+ *    of conv3d, conv3d_transpose and linear, which may be BF16 from t3d_backend_weight_upload;
  *  - no dimension is 0 (empty tensors are T3D_ERR_SHAPE), data is not NULL;
  *  - y may alias an input only where the table says so (relu, add, gelu, softmax, layernorm);
  *    elsewhere y sharing an input's data is T3D_ERR_INVALID_ARG;

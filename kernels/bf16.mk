@@ -1,0 +1,12 @@
+# CPU bf16 path (kernels/cpu/bf16.h): ISA dispatch, bf16 GEMM kernels, bf16 conv/transpose/linear
+libt3d_la_SOURCES += \
+	kernels/cpu/bf16.h \
+	kernels/cpu/bf16_isa.c \
+	kernels/cpu/gemm_bf16.c \
+	kernels/cpu/conv_bf16.c
+t3d_SOURCES += cli/precision.c
+
+check_PROGRAMS += tests/test-bf16
+tests_test_bf16_SOURCES = tests/test-bf16.c tests/check.h
+tests_test_bf16_LDADD = libt3d.la -lm
+TESTS += tests/test-bf16
