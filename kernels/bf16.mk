@@ -10,3 +10,11 @@ check_PROGRAMS += tests/test-bf16
 tests_test_bf16_SOURCES = tests/test-bf16.c tests/check.h
 tests_test_bf16_LDADD = libt3d.la -lm
 TESTS += tests/test-bf16
+
+check_PROGRAMS += tests/test-bf16-model
+tests_test_bf16_model_SOURCES = tests/test-bf16-model.c tests/check.h
+tests_test_bf16_model_LDADD = libt3d.la -lm
+TESTS += tests/test-bf16-model
+
+dist_check_SCRIPTS += tests/test-bf16-native-compiled.sh
+TESTS += tests/test-bf16-native-compiled.sh

@@ -56,7 +56,8 @@ static t3d_cpu_isa detect(void)
   if (a7 >= 1) __get_cpuid_count(7, 1, &a71, &b71, &c71, &d71);
   uint64_t x = xcr0();
   bool avx2 = (x & XCR0_AVX) == XCR0_AVX && (b7 & bit_AVX2) && (c1 & bit_FMA);
-  bool avx512bf16 = (x & XCR0_AVX512) == XCR0_AVX512 && (b7 & bit_AVX512F) && (a71 & (1u << 5));
+  bool avx512bf16 = (x & XCR0_AVX512) == XCR0_AVX512 && (b7 & bit_AVX512F) && (b7 & bit_AVX512BW) &&
+                    (a71 & (1u << 5));
   bool amx = (x & XCR0_AMX) == XCR0_AMX && (d7 & (1u << 24)) && (d7 & (1u << 22));
   if (amx && amx_permitted()) return T3D_CPU_ISA_AMX;
   if (amx) T3D_WARN("this CPU has AMX but the kernel refused tile data (arch_prctl); bf16 runs without AMX");

@@ -133,7 +133,9 @@ __attribute__((target("avx2,fma"))) static void block_avx2(int64_t mb, int64_t n
     for (int h = 0; h < 2; h++)
       for (int64_t m = 0; m < mb; m += 4) {
         __m256 acc[4][2];
+#pragma GCC unroll 4
         for (int r = 0; r < 4; r++)
+#pragma GCC unroll 2
           for (int v = 0; v < 2; v++)
             acc[r][v] = zero ? _mm256_setzero_ps() : _mm256_loadu_ps(c + (m + r) * ldc + s * 32 + h * 16 + v * 8);
         for (int64_t kp = 0; kp < kc / 2; kp++) {
@@ -141,6 +143,7 @@ __attribute__((target("avx2,fma"))) static void block_avx2(int64_t mb, int64_t n
           __m256i v0 = _mm256_loadu_si256((const __m256i *)bp), v1 = _mm256_loadu_si256((const __m256i *)(bp + 16));
           __m256 e0 = _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)), o0 = _mm256_castsi256_ps(_mm256_and_si256(v0, hi));
           __m256 e1 = _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16)), o1 = _mm256_castsi256_ps(_mm256_and_si256(v1, hi));
+#pragma GCC unroll 4
           for (int r = 0; r < 4; r++) {
             uint32_t p = a_pair(a + (m + r) * lda, kp);
             __m256 a0 = _mm256_castsi256_ps(_mm256_set1_epi32((int)(p << 16)));
@@ -149,7 +152,9 @@ __attribute__((target("avx2,fma"))) static void block_avx2(int64_t mb, int64_t n
             acc[r][1] = _mm256_fmadd_ps(a1, o1, _mm256_fmadd_ps(a0, e1, acc[r][1]));
           }
         }
+#pragma GCC unroll 4
         for (int r = 0; r < 4; r++)
+#pragma GCC unroll 2
           for (int v = 0; v < 2; v++) _mm256_storeu_ps(c + (m + r) * ldc + s * 32 + h * 16 + v * 8, acc[r][v]);
       }
   }
@@ -166,18 +171,23 @@ __attribute__((target("avx512f,avx512bf16"))) static void block_avx512bf16(int64
     const uint16_t *bs = b + s * kc * 32;
     for (int64_t m = 0; m < mb; m += 8) {
       __m512 acc[8][2];
+#pragma GCC unroll 8
       for (int r = 0; r < 8; r++)
+#pragma GCC unroll 2
         for (int v = 0; v < 2; v++)
           acc[r][v] = zero ? _mm512_setzero_ps() : _mm512_loadu_ps(c + (m + r) * ldc + s * 32 + v * 16);
       for (int64_t kp = 0; kp < kc / 2; kp++) {
         __m512i b0 = _mm512_loadu_si512(bs + kp * 64), b1 = _mm512_loadu_si512(bs + kp * 64 + 32);
+#pragma GCC unroll 8
         for (int r = 0; r < 8; r++) {
           __m512i ap = _mm512_set1_epi32((int)a_pair(a + (m + r) * lda, kp));
           acc[r][0] = _mm512_dpbf16_ps(acc[r][0], (__m512bh)ap, (__m512bh)b0);
           acc[r][1] = _mm512_dpbf16_ps(acc[r][1], (__m512bh)ap, (__m512bh)b1);
         }
       }
+#pragma GCC unroll 8
       for (int r = 0; r < 8; r++)
+#pragma GCC unroll 2
         for (int v = 0; v < 2; v++) _mm512_storeu_ps(c + (m + r) * ldc + s * 32 + v * 16, acc[r][v]);
     }
   }
