@@ -7,7 +7,7 @@ libt3d_la_SOURCES += \
 t3d_SOURCES += cli/precision.c
 
 check_PROGRAMS += tests/test-bf16
-tests_test_bf16_SOURCES = tests/test-bf16.c tests/check.h
+tests_test_bf16_SOURCES = tests/test-bf16.c tests/check.h tests/random-tensor.h
 tests_test_bf16_LDADD = libt3d.la -lm
 TESTS += tests/test-bf16
 

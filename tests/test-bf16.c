@@ -21,24 +21,7 @@
 #include "kernels/cpu/bf16.h"
 #include "kernels/cpu/conv.h"
 
-static uint64_t rng;
-static float frand(void) /* uniform in [-1, 1) */
-{
-  rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-  return (float)((rng >> 40) * (1.0 / 8388608.0) - 1.0);
-}
-
-static t3d_tensor *tnew(int ndim, const int64_t *shape, bool random)
-{
-  t3d_tensor *t = NULL;
-  if (t3d_tensor_new(&t, T3D_F32, ndim, shape) != T3D_OK) {
-    fprintf(stderr, "out of memory\n");
-    exit(1);
-  }
-  float *d = t->data;
-  for (int64_t i = 0; random && i < t3d_tensor_numel(t); i++) d[i] = frand();
-  return t;
-}
+#include "random-tensor.h"
 
 /* copy of t with every value f(value): bf16-rounded, absolute, or both */
 static t3d_tensor *tmap(const t3d_tensor *t, bool round, bool absolute)
@@ -113,9 +96,35 @@ static void check_result(const expect *e, const t3d_tensor *y, const char *how)
   }
 }
 
-typedef t3d_status (*run_fn)(t3d_backend *be, t3d_tensor *y, void *ctx);
 
-static void check_all_isas(const expect *e, t3d_tensor *y, run_fn run, void *ctx)
+/* One op with bf16 weights made from the f32 ones by this backend (as the model loads them). */
+typedef struct {
+  t3d_op op;
+  const t3d_tensor *x, *b, *r, *w32;
+  t3d_conv3d_params cp;
+  t3d_conv3d_transpose_params tp;
+} op_ctx;
+
+static t3d_status run_op(t3d_backend *be, t3d_tensor *y, const op_ctx *c)
+{
+  t3d_tensor w;
+  t3d_status s;
+  T3D_TRY(t3d_backend_weight_upload(be, &w, c->w32, c->op));
+  if (w.dtype != T3D_BF16)
+    s = t3d_error(T3D_ERR_INVALID_ARG, "weights are not bf16");
+  else if (c->op == T3D_OP_CONV3D)
+    s = t3d_op_conv3d(be, y, c->x, &w, c->b, c->r, &c->cp);
+  else if (c->op == T3D_OP_CONV3D_TRANSPOSE)
+    s = t3d_op_conv3d_transpose(be, y, c->x, &w, c->b, &c->tp);
+  else
+    s = t3d_op_linear(be, y, c->x, &w, c->b);
+  t3d_backend_tensor_free(be, &w);
+  return s;
+}
+
+/* ---- every ISA, 1 and 3 threads --------------------------------------------------------------- */
+
+static void check_all_isas(const expect *e, t3d_tensor *y, const op_ctx *ctx)
 {
   t3d_cpu_isa top = t3d_cpu_bf16_isa();
   t3d_tensor *portable[2] = {NULL, NULL};
@@ -126,13 +135,13 @@ static void check_all_isas(const expect *e, t3d_tensor *y, run_fn run, void *ctx
       snprintf(how, sizeof how, "%s, %d thread%s", t3d_cpu_isa_name((t3d_cpu_isa)isa), threads, threads > 1 ? "s" : "");
       t3d_cpu_bf16_cap_isa((t3d_cpu_isa)isa);
       memset(y->data, 0xff, t3d_tensor_nbytes(y)); /* NaN: a missed output shows */
-      CHECK_STATUS(run(be, y, ctx), T3D_OK);
+      CHECK_STATUS(run_op(be, y, ctx), T3D_OK);
       check_result(e, y, how);
       if (isa <= T3D_CPU_ISA_AVX2 && threads == 1) portable[isa] = tmap(y, false, false);
     }
     t3d_cpu_bf16_cap_isa(T3D_CPU_ISA_COUNT);
     memset(y->data, 0xff, t3d_tensor_nbytes(y));
-    CHECK_STATUS(run(be, y, ctx), T3D_OK);
+    CHECK_STATUS(run_op(be, y, ctx), T3D_OK);
     if (threads == 1) check_result(e, y, "default");
     t3d_backend_free(be);
   }
@@ -150,23 +159,6 @@ static void check_all_isas(const expect *e, t3d_tensor *y, run_fn run, void *ctx
 
 /* ---- conv3d ---------------------------------------------------------------------------------- */
 
-typedef struct {
-  const t3d_tensor *x, *b, *r;
-  t3d_tensor *w32;
-  t3d_conv3d_params p;
-} conv_ctx;
-
-static t3d_status run_conv(t3d_backend *be, t3d_tensor *y, void *vc)
-{
-  conv_ctx *c = vc;
-  t3d_tensor w;
-  T3D_TRY(t3d_backend_weight_upload(be, &w, c->w32, T3D_OP_CONV3D));
-  t3d_status s = w.dtype == T3D_BF16 ? t3d_op_conv3d(be, y, c->x, &w, c->b, c->r, &c->p)
-                                     : t3d_error(T3D_ERR_INVALID_ARG, "weights are not bf16");
-  t3d_backend_tensor_free(be, &w);
-  return s;
-}
-
 static void test_conv(int64_t n, int64_t ci, int64_t d, int64_t h, int64_t w_, int64_t co, int k, int stride,
                       int pad, bool bias, bool residual, bool relu)
 {
@@ -177,7 +169,6 @@ static void test_conv(int64_t n, int64_t ci, int64_t d, int64_t h, int64_t w_, i
   snprintf(name, sizeof name, "conv3d x[%lld,%lld,%lld,%lld,%lld] w[%lld,k%d] s%d p%d%s%s%s", (long long)n,
            (long long)ci, (long long)d, (long long)h, (long long)w_, (long long)co, k, stride, pad, bias ? " +b" : "",
            residual ? " +res" : "", relu ? " relu" : "");
-  conv_ctx c = {0};
   t3d_tensor *x = tnew(5, xs, true), *w = tnew(5, ws, true), *b = bias ? tnew(1, bs, true) : NULL;
   t3d_tensor *r = residual ? tnew(5, ys, true) : NULL;
   t3d_tensor *y = tnew(5, ys, false), *y32 = tnew(5, ys, false), *refb = tnew(5, ys, false), *mag = tnew(5, ys, false);
@@ -189,32 +180,15 @@ static void test_conv(int64_t n, int64_t ci, int64_t d, int64_t h, int64_t w_, i
   CHECK_STATUS(t3d_op_conv3d(be32, y32, x, w, b, r, &p), T3D_OK);
   CHECK_STATUS(t3d_cpu_conv3d_ref(be32, refb, xr, wr, b, r, &p), T3D_OK);
   CHECK_STATUS(t3d_cpu_conv3d_ref(be32, mag, xa, wa, ba, ra, &pm), T3D_OK);
-  c.x = x, c.b = b, c.r = r, c.w32 = w, c.p = p;
+  op_ctx c = {.op = T3D_OP_CONV3D, .x = x, .b = b, .r = r, .w32 = w, .cp = p};
   expect e = {name, y32, refb, mag, ci * k * k * k};
-  check_all_isas(&e, y, run_conv, &c);
+  check_all_isas(&e, y, &c);
   t3d_backend_free(be32);
   t3d_tensor *all[] = {x, w, b, r, y, y32, refb, mag, xr, wr, xa, wa, ba, ra};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) t3d_tensor_free(all[i]);
 }
 
 /* ---- conv3d_transpose ------------------------------------------------------------------------- */
-
-typedef struct {
-  const t3d_tensor *x, *b;
-  t3d_tensor *w32;
-  t3d_conv3d_transpose_params p;
-} convt_ctx;
-
-static t3d_status run_convt(t3d_backend *be, t3d_tensor *y, void *vc)
-{
-  convt_ctx *c = vc;
-  t3d_tensor w;
-  T3D_TRY(t3d_backend_weight_upload(be, &w, c->w32, T3D_OP_CONV3D_TRANSPOSE));
-  t3d_status s = w.dtype == T3D_BF16 ? t3d_op_conv3d_transpose(be, y, c->x, &w, c->b, &c->p)
-                                     : t3d_error(T3D_ERR_INVALID_ARG, "weights are not bf16");
-  t3d_backend_tensor_free(be, &w);
-  return s;
-}
 
 static void test_convt(int64_t n, int64_t ci, int64_t d, int64_t h, int64_t w_, int64_t co, int k, int stride,
                        int pad, int opad)
@@ -234,31 +208,15 @@ static void test_convt(int64_t n, int64_t ci, int64_t d, int64_t h, int64_t w_, 
   CHECK_STATUS(t3d_op_conv3d_transpose(be32, y32, x, w, b, &p), T3D_OK);
   CHECK_STATUS(t3d_cpu_conv3d_transpose_ref(be32, refb, xr, wr, b, &p), T3D_OK);
   CHECK_STATUS(t3d_cpu_conv3d_transpose_ref(be32, mag, xa, wa, ba, &p), T3D_OK);
-  convt_ctx c = {x, b, w, p};
+  op_ctx c = {.op = T3D_OP_CONV3D_TRANSPOSE, .x = x, .b = b, .w32 = w, .tp = p};
   expect e = {name, y32, refb, mag, ci * k * k * k}; /* at most Ci*k^3 taps reach one output */
-  check_all_isas(&e, y, run_convt, &c);
+  check_all_isas(&e, y, &c);
   t3d_backend_free(be32);
   t3d_tensor *all[] = {x, w, b, y, y32, refb, mag, xr, wr, xa, wa, ba};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) t3d_tensor_free(all[i]);
 }
 
 /* ---- linear ------------------------------------------------------------------------------------- */
-
-typedef struct {
-  const t3d_tensor *x, *b;
-  t3d_tensor *w32;
-} linear_ctx;
-
-static t3d_status run_linear(t3d_backend *be, t3d_tensor *y, void *vc)
-{
-  linear_ctx *c = vc;
-  t3d_tensor w;
-  T3D_TRY(t3d_backend_weight_upload(be, &w, c->w32, T3D_OP_LINEAR));
-  t3d_status s = w.dtype == T3D_BF16 ? t3d_op_linear(be, y, c->x, &w, c->b)
-                                     : t3d_error(T3D_ERR_INVALID_ARG, "weights are not bf16");
-  t3d_backend_tensor_free(be, &w);
-  return s;
-}
 
 /* y[t, o] = sum_i w[o, i] x[t, i] + b[o] in double */
 static void linear_ref(t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w, const t3d_tensor *b)
@@ -288,9 +246,9 @@ static void test_linear(int64_t a, int64_t t, int64_t in, int64_t out, bool bias
   CHECK_STATUS(t3d_op_linear(be32, y32, x, w, b), T3D_OK);
   linear_ref(refb, xr, wr, b);
   linear_ref(mag, xa, wa, ba);
-  linear_ctx c = {x, b, w};
+  op_ctx c = {.op = T3D_OP_LINEAR, .x = x, .b = b, .w32 = w};
   expect e = {name, y32, refb, mag, in};
-  check_all_isas(&e, y, run_linear, &c);
+  check_all_isas(&e, y, &c);
   t3d_backend_free(be32);
   t3d_tensor *all[] = {x, w, b, y, y32, refb, mag, xr, wr, xa, wa, ba};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) t3d_tensor_free(all[i]);
@@ -358,7 +316,7 @@ int main(void)
 {
   const char *env = getenv("T3D_TEST_SEED");
   uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
-  rng = seed * 0x9e3779b97f4a7c15ull | 1;
+  rng = seed * 0x9e3779b97f4a7c15ull | 1; /* xorshift needs a nonzero state */
   printf("test-bf16: seed %llu (T3D_TEST_SEED=%llu repeats this run)\n", (unsigned long long)seed,
          (unsigned long long)seed);
   test_precision();
