@@ -211,13 +211,15 @@ typedef struct {
   int64_t s[3], pad[3];
 } convt_geom;
 
+/* C rows (co, tap) x input positions [p0, p0+pn) into yn: added, or, when every output has one
+ * source (disjoint), stored with the bias so y needs no initialisation pass. */
 static void convt_scatter(const convt_geom *g, const float *c, int64_t ldc, int64_t co0, int64_t cn, int64_t p0,
-                          int64_t pn, float *yn)
+                          int64_t pn, float *yn, bool disjoint, const float *bias)
 {
   for (int64_t r = 0; r < cn * g->kvol; r++) {
     int64_t co = co0 + r / g->kvol, tap = r % g->kvol;
     int64_t kd = tap / (g->KH * g->KW), kh = tap / g->KW % g->KH, kw = tap % g->KW;
-    float *yc = yn + co * g->Pout;
+    float *yc = yn + co * g->Pout, b = bias ? bias[co] : 0.0f;
     const float *cr = c + r * ldc;
     int64_t iw = p0 % g->W, ih = p0 / g->W % g->H, id = p0 / (g->W * g->H);
     for (int64_t j = 0; j < pn;) {
@@ -227,7 +229,7 @@ static void convt_scatter(const convt_geom *g, const float *c, int64_t ldc, int6
         float *yrow = yc + (od * g->Ho + oh) * g->Wo;
         for (int64_t i = 0; i < run; i++) {
           int64_t ow = (iw + i) * g->s[2] - g->pad[2] + kw;
-          if (ow >= 0 && ow < g->Wo) yrow[ow] += cr[j + i];
+          if (ow >= 0 && ow < g->Wo) yrow[ow] = disjoint ? cr[j + i] + b : yrow[ow] + cr[j + i];
         }
       }
       j += run;
@@ -275,8 +277,10 @@ t3d_status t3d_cpu_conv3d_transpose_bf16(t3d_backend *be, t3d_tensor *y, const t
 #pragma omp parallel num_threads(t.nthr)
   {
     scratch sc = scratch_at(base, &t, t3d_cpu_omp_thread());
+    /* outputs no input reaches (output_pad, or every output when sources overlap) start at the bias */
+    const bool init = !disjoint || g.Do != g.D * g.KD || g.Ho != g.H * g.KH || g.Wo != g.W * g.KW;
 #pragma omp for schedule(static)
-    for (int64_t nc = 0; nc < N * g.Co; nc++) {
+    for (int64_t nc = 0; nc < (init ? N * g.Co : 0); nc++) {
       float *yc = yd + nc * g.Pout, b = bd ? bd[nc % g.Co] : 0.0f;
       for (int64_t i = 0; i < g.Pout; i++) yc[i] = b;
     }
@@ -300,7 +304,7 @@ t3d_status t3d_cpu_conv3d_transpose_bf16(t3d_backend *be, t3d_tensor *y, const t
           t3d_cpu_bf16_gemm_block(isa, mrows, ns, kc, wd + co0 * g.kvol * l.kpad + k0, l.kpad, sc.b, sc.c, t.pt,
                                   k0 == 0);
         }
-        convt_scatter(&g, sc.c, t.pt, co0, cn, p0, pn, yd + n * g.Co * g.Pout);
+        convt_scatter(&g, sc.c, t.pt, co0, cn, p0, pn, yd + n * g.Co * g.Pout, disjoint, bd);
       }
     }
   }

@@ -8,6 +8,7 @@
 #include <assert.h>
 
 #include "kernels/cpu/bf16.h"
+#include "kernels/cpu/cpu_simd.h"
 
 static int64_t round32(int64_t n) { return (n + 31) / 32 * 32; }
 
@@ -63,7 +64,10 @@ t3d_status t3d_cpu_bf16_pack_weight(t3d_backend *be, t3d_tensor *dev, const t3d_
 
 /* ---- B packing ----------------------------------------------------------------------------- */
 
-void t3d_cpu_bf16_pack_pair(uint16_t *dst, int64_t sstride, int64_t ns, const float *r0, const float *r1, int64_t n)
+/* Vectorised per ISA (cpu_simd.h): the packing runs once per K pair and column of every tile, so
+ * on the native paths it is a sizeable part of the time next to the GEMM itself. */
+T3D_SIMD_CLONES void t3d_cpu_bf16_pack_pair(uint16_t *dst, int64_t sstride, int64_t ns, const float *r0,
+                                            const float *r1, int64_t n)
 {
   for (int64_t s = 0; s < ns; s++) {
     uint16_t *d = dst + s * sstride;
@@ -71,11 +75,13 @@ void t3d_cpu_bf16_pack_pair(uint16_t *dst, int64_t sstride, int64_t ns, const fl
     const float *a = r0 + j0;
     if (r1) {
       const float *b = r1 + j0;
+#pragma omp simd
       for (int64_t j = 0; j < cnt; j++) {
         d[2 * j] = t3d_bf16_round(a[j]);
         d[2 * j + 1] = t3d_bf16_round(b[j]);
       }
     } else {
+#pragma omp simd
       for (int64_t j = 0; j < cnt; j++) {
         d[2 * j] = t3d_bf16_round(a[j]);
         d[2 * j + 1] = 0;
