@@ -32,8 +32,7 @@
 static void usage(FILE *to)
 {
   fprintf(to,
-          _("Usage: t3d bench [--threads N] [--no-torch] [--repeat R] [--config NAME] [--shape D,H,W]\n"
-          "                 [--precision auto|fp32|bf16]\n\n"
+          _("Usage: t3d bench [--threads N] [--no-torch] [--repeat R] [--config NAME] [--shape D,H,W]\n\n"
           "Times t3d-r50 with random weights at 1x1x160x224x224: the encoder, encoder + segmentation and\n"
           "the text encoder on 256 tokens, each next to PyTorch (MONAI ResNet + our decoder; Hugging Face\n"
           "BertModel + projection) with the same thread count, every row in its own process; prints wall\n"
@@ -410,8 +409,8 @@ int t3d_cmd_bench(int argc, char **argv)
   /* what the t3d rows compute in, as the children's CPU backend resolves it */
   bool bf16 = bench_precision == T3D_PRECISION_BF16 ||
               (bench_precision == T3D_PRECISION_AUTO && t3d_backend_cpu_bf16_native());
-  printf(_("t3d rows: convolutions and matrix products in %s (bf16 path here: %s%s)\n"), bf16 ? "bf16" : "fp32",
-         t3d_backend_cpu_bf16_isa(), t3d_backend_cpu_bf16_native() ? ", native" : ", portable");
+  printf(_("t3d rows: %s (bf16 path on this CPU: %s, %s)\n"), bf16 ? "bf16" : "fp32",
+         t3d_backend_cpu_bf16_isa(), t3d_backend_cpu_bf16_native() ? "native" : "portable");
   printf("%-22s %9s %9s %7s | %9s %9s %7s | %9s %9s %7s\n", _("row"), _("t3d ms"), _("torch ms"), _("speedup"),
          _("t3d cpu"), _("torch cpu"), _("ratio"), _("t3d MiB"), _("torch MiB"), _("mem x"));
   static const char *const rows[3] = {"encoder", "segment", "text"};

@@ -46,7 +46,7 @@ static void on_sigint(int sig)
 static void usage(FILE *to)
 {
   fprintf(to, _("Usage: t3d eval --data DIR [--model FILE] [--json] [--limit N] [--threads N]\n"
-                "                [--progress | --no-progress] [--precision auto|fp32|bf16]\n\n"
+                "                [--progress | --no-progress]\n\n"
                 "Evaluates a model on a labelled data set (DIR/manifest.jsonl, DIR/labels.json, as\n"
                 "`t3d phantom` writes them) with the C engine:\n"
                 "  zero-shot AUROC per finding and macro AUROC (findings with positives and negatives),\n"

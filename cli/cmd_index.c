@@ -386,7 +386,7 @@ static void on_sigint(int sig)
 static void usage(FILE *to)
 {
   fprintf(to, _("Usage: t3d index DIR... [--index PATH] [--model FILE] [--reports FILE.csv] [--masks DIR]\n"
-                "                 [--threads N] [--precision auto|fp32|bf16]\n\n"
+                "                 [--threads N]\n\n"
                 "Finds the DICOM series under each DIR, analyses CT series that are new or changed\n"
                 "(SeriesInstanceUID plus a hash of the files' contents) and stores them in the case\n"
                 "index; known ones are skipped. Each series is committed on its own, so an interrupted\n"

@@ -32,7 +32,7 @@ static void usage(FILE *to)
 {
   fprintf(to, _("Usage: t3d report SERIES_DIR [--model FILE] [--format text|md|sr|seg|all] [-o PATH]\n"
                 "                  [--series UID] [--threads N] [--index PATH | --no-index | --neighbours FILE.json]\n"
-                "                  [--threshold P] [--timestamp T] [--precision auto|fp32|bf16]\n\n"
+                "                  [--threshold P] [--timestamp T]\n\n"
                 "Analyses a CT series and writes a draft report for a radiologist to review: findings over\n"
                 "the threshold, organ volumes, lesion count and largest diameter, the model and its SHA-256.\n"
                 "  --model FILE       model file (default as for 't3d analyze')\n"

@@ -131,7 +131,7 @@ static int parse_args(int argc, char **argv, search_args *a, void (*usage)(FILE 
 static void search_usage(FILE *to)
 {
   fprintf(to, _("Usage: t3d search \"findings text\" [--k N] [--since DATE] [--json] [--index PATH] [--model FILE]\n"
-                "                  [--mode fp32|fp16|int8] [--threads N] [--precision auto|fp32|bf16]\n\n"
+                "                  [--mode fp32|fp16|int8] [--threads N]\n\n"
                 "Ranks the indexed cases for typed findings. Two lists are fused by reciprocal-rank\n"
                 "fusion, score = sum of 1/(60 + rank) over the lists a case is in (rank 1-based):\n"
                 "  - cosine between the text's embedding and each case's volume embedding (exact scan,\n"
@@ -143,6 +143,7 @@ static void search_usage(FILE *to)
                 "  --index PATH   index database (default: $XDG_DATA_HOME/t3d/index.db)\n"
                 "  --model FILE   model file (default: $T3D_MODEL or the bundled t3d-tiny model)\n"
                 "  --mode M       vector scan: fp32 (exact, default), fp16 or int8 (+ exact rescoring)\n"));
+  t3d_cli_precision_help(to);
 }
 
 int t3d_cmd_search(int argc, char **argv)
@@ -186,11 +187,11 @@ cleanup:
 static void similar_usage(FILE *to)
 {
   fprintf(to, _("Usage: t3d similar SERIES_DIR|SERIES_UID [--k N] [--since DATE] [--json] [--index PATH]\n"
-                "                   [--model FILE] [--series UID] [--mode fp32|fp16|int8] [--threads N]\n"
-                "                   [--precision auto|fp32|bf16]\n\n"
+                "                   [--model FILE] [--series UID] [--mode fp32|fp16|int8] [--threads N]\n\n"
                 "Lists the indexed cases nearest to a series by cosine of the volume embeddings (same\n"
                 "model file only). A series already in the index uses its stored embedding; a folder\n"
                 "that is not indexed is analysed first (its first CT series, or --series UID).\n"));
+  t3d_cli_precision_help(to);
 }
 
 int t3d_cmd_similar(int argc, char **argv)
