@@ -18,3 +18,6 @@ TESTS += tests/test-bf16-model
 
 dist_check_SCRIPTS += tests/test-bf16-native-compiled.sh
 TESTS += tests/test-bf16-native-compiled.sh
+
+dist_check_SCRIPTS += tests/test-precision-cli.sh
+TESTS += tests/test-precision-cli.sh
