@@ -7,7 +7,7 @@
  *  (b) the fp32 op: |y - y32| <= (2^-7 + 2^-16 + 2 gamma_{K+3}) * mag (each product of two bf16
  *      roundings, each <= 2^-8 relative, plus accumulation on both sides);
  * the portable kernels (scalar, AVX2) bit for bit equal; every ISA this CPU has; 1 and 3 threads;
- * the stored weight layout; precision names and what auto resolves to. */
+ * the stored weight layouts (transposed conv, linear); precision names and what auto resolves to. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -279,6 +279,24 @@ static void test_layout(void)
     }
   CHECK_INT_EQ(bad, 0);
   t3d_backend_tensor_free(be, &dev);
+  /* linear w[40, 3]: B strips, output o at column o % 32 of strip o / 32, input pairs side by side */
+  int64_t ls[2] = {40, 3};
+  t3d_tensor *lw = tnew(2, ls, true);
+  CHECK_STATUS(t3d_backend_weight_upload(be, &dev, lw, T3D_OP_LINEAR), T3D_OK);
+  CHECK(t3d_bf16_layout_of(T3D_OP_LINEAR, lw, &l));
+  CHECK_INT_EQ(l.rows, 64);
+  CHECK_INT_EQ(l.kpad, 32);
+  a = dev.data;
+  h = lw->data;
+  bad = 0;
+  for (int64_t o = 0; o < l.rows; o++)
+    for (int64_t i = 0; i < l.kpad; i++) {
+      uint16_t want = o < 40 && i < 3 ? t3d_f32_to_bf16(h[o * 3 + i]) : 0;
+      bad += a[(o / 32) * l.kpad * 32 + (i / 2) * 64 + (o % 32) * 2 + i % 2] != want;
+    }
+  CHECK_INT_EQ(bad, 0);
+  t3d_backend_tensor_free(be, &dev);
+  t3d_tensor_free(lw);
   /* an fp32 backend keeps f32 weights; a weight of the wrong rank is refused */
   t3d_backend *b32 = backend(T3D_PRECISION_FP32, 1);
   CHECK_STATUS(t3d_backend_weight_upload(b32, &dev, w, T3D_OP_CONV3D), T3D_OK);

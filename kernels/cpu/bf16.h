@@ -61,13 +61,16 @@ t3d_cpu_isa t3d_cpu_bf16_isa(void);
 t3d_cpu_isa t3d_cpu_bf16_cap_isa(t3d_cpu_isa cap);
 
 /* ---- weight layout (made once at load by t3d_cpu_bf16_pack_weight) ------------------------
- * Every bf16 weight is the A operand of C[M, P] = A[M, K] * B[K, P], stored row-major as bf16
- * [rows][kpad] with kpad = K rounded up to 32 and rows >= M rounded up to 32, zeros in the
- * padding, so every kernel reads whole 32 x 32 blocks:
+ * Convolution weights are the A operand of C[M, P] = A[M, K] * B[K, P] (P: output or input
+ * positions, packed per tile from the activations), stored row-major as bf16 [rows][kpad] with
+ * kpad = K rounded up to 32 and rows >= M rounded up to 32, zeros in the padding, so every
+ * kernel reads whole 32 x 32 blocks:
  *   conv3d            w[Co, Ci, kD, kH, kW]: M = Co, K = Ci*kD*kH*kW (row = output channel);
  *   conv3d_transpose  w[Ci, Co, kD, kH, kW]: M = Co*kD*kH*kW (row = (co, tap)), K = Ci, i.e. the
- *                     transpose, with 32 extra zero rows (blocks start at a channel's first tap);
- *   linear            w[Out, In]: M = Out, K = In.
+ *                     transpose, with 32 extra zero rows (blocks start at a channel's first tap).
+ * Linear weights are the B operand of y[T, Out] = x[T, In] * w^T (the tokens, converted once per
+ * call, are A): w[Out, In], M = Out, K = In, in rows/32 B strips (layout below) of kpad/2 pairs
+ * each, strip s holding outputs [32 s, 32 s + 32), strip stride kpad * 32 elements.
  * The tensor keeps the logical shape and dtype T3D_BF16; its bytes are this layout. */
 typedef struct {
   int64_t m, k;       /* logical GEMM sizes */
@@ -80,11 +83,11 @@ t3d_status t3d_cpu_bf16_pack_weight(t3d_backend *be, t3d_tensor *dev, const t3d_
 
 /* ---- the GEMM block --------------------------------------------------------------------------
  * B strips: 32 columns each, [kc/2][32][2] bf16 (the two K values of a pair side by side, as
- * vdpbf16ps and tdpbf16ps read them), strip s at b + s*kc*32.
+ * vdpbf16ps and tdpbf16ps read them), strip s at b + s*bstride (>= kc*32).
  * C[mb, ns*32] (row stride ldc floats) = (zero ? 0 : C) + A[mb, kc] * B, A bf16 with row stride
  * lda elements. mb and kc are multiples of 32; C must hold all mb x ns*32 values. */
 void t3d_cpu_bf16_gemm_block(t3d_cpu_isa isa, int64_t mb, int64_t ns, int64_t kc, const uint16_t *a, int64_t lda,
-                             const uint16_t *b, float *c, int64_t ldc, bool zero);
+                             const uint16_t *b, int64_t bstride, float *c, int64_t ldc, bool zero);
 
 /* f32 -> bf16, round to nearest even, NaN kept quiet (what t3d_f32_to_bf16 does), inline so the
  * packing loops vectorise. */

@@ -189,8 +189,8 @@ t3d_status t3d_cpu_conv3d_bf16(t3d_backend *be, t3d_tensor *y, const t3d_tensor 
       for (int64_t k0 = 0; k0 < l.kpad; k0 += TILE_K) {
         int64_t kc = min64(TILE_K, l.kpad - k0);
         conv_pack(&g, xn, k0, kc, p0, pn, &sc);
-        t3d_cpu_bf16_gemm_block(isa, mrows, ceil_div(pn, 32), kc, wd + m0 * l.kpad + k0, l.kpad, sc.b, sc.c, t.pt,
-                                k0 == 0);
+        t3d_cpu_bf16_gemm_block(isa, mrows, ceil_div(pn, 32), kc, wd + m0 * l.kpad + k0, l.kpad, sc.b, kc * 32, sc.c,
+                                t.pt, k0 == 0);
       }
       conv_epilogue(yd + n * g.Co * g.P, rd ? rd + n * g.Co * g.P : NULL, bd, sc.c, t.pt, m0,
                     min64(mrows, g.Co - m0), p0, pn, g.P, p->relu);
@@ -301,8 +301,8 @@ t3d_status t3d_cpu_conv3d_transpose_bf16(t3d_backend *be, t3d_tensor *y, const t
             const float *r1 = ci + 1 < g.Ci ? xn + (ci + 1) * g.Pin + p0 : NULL;
             t3d_cpu_bf16_pack_pair(sc.b + kp * 64, kc * 32, ns, r0, r1, pn);
           }
-          t3d_cpu_bf16_gemm_block(isa, mrows, ns, kc, wd + co0 * g.kvol * l.kpad + k0, l.kpad, sc.b, sc.c, t.pt,
-                                  k0 == 0);
+          t3d_cpu_bf16_gemm_block(isa, mrows, ns, kc, wd + co0 * g.kvol * l.kpad + k0, l.kpad, sc.b, kc * 32, sc.c,
+                                  t.pt, k0 == 0);
         }
         convt_scatter(&g, sc.c, t.pt, co0, cn, p0, pn, yd + n * g.Co * g.Pout, disjoint, bd);
       }
@@ -313,24 +313,8 @@ t3d_status t3d_cpu_conv3d_transpose_bf16(t3d_backend *be, t3d_tensor *y, const t
 }
 
 /* ---- linear ----------------------------------------------------------------------------------------
- * y[t, o] = sum_i w[o, i] x[t, i] + b[o] as C[o, t] = W[o, :] . x^T: tokens are B's columns, so a
- * B pair is two neighbouring inputs of one token. */
-
-static void linear_pack(const float *x, int64_t in, int64_t t0, int64_t tn, int64_t k0, int64_t kc, uint16_t *b)
-{
-  for (int64_t s = 0; s < ceil_div(tn, 32); s++) {
-    uint16_t *bs = b + s * kc * 32;
-    for (int64_t j = 0; j < 32; j++) {
-      int64_t tok = s * 32 + j;
-      const float *xr = tok < tn ? x + (t0 + tok) * in : NULL;
-      for (int64_t kp = 0; kp < kc / 2; kp++) {
-        int64_t k = k0 + 2 * kp;
-        bs[kp * 64 + 2 * j] = xr && k < in ? t3d_bf16_round(xr[k]) : 0;
-        bs[kp * 64 + 2 * j + 1] = xr && k + 1 < in ? t3d_bf16_round(xr[k + 1]) : 0;
-      }
-    }
-  }
-}
+ * y[t, o] = sum_i x[t, i] w[o, i] + b[o] with the tokens as A (converted to bf16 once per call, all
+ * threads sharing it) and the weights as B, already in strips at load: C is y's own layout. */
 
 t3d_status t3d_cpu_linear_bf16(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
                                const t3d_tensor *b)
@@ -339,34 +323,48 @@ t3d_status t3d_cpu_linear_bf16(t3d_backend *be, t3d_tensor *y, const t3d_tensor 
   bool ok = t3d_bf16_layout_of(T3D_OP_LINEAR, w, &l);
   assert(ok && w->dtype == T3D_BF16 && x->dtype == T3D_F32);
   (void)ok;
-  const int64_t in = l.k, out = l.m, T = t3d_tensor_numel(x) / in;
-  const tiling t = tiling_make(1, T, l.rows, be->threads);
+  const int64_t in = l.k, out = l.m, T = t3d_tensor_numel(x) / in, tpad = round32(T);
+  const tiling t = tiling_make(1, out, T, be->threads); /* pt: output columns, mb: tokens per item */
   const t3d_cpu_isa isa = t3d_cpu_bf16_isa();
   const uint16_t *wd = w->data;
   const float *xd = x->data, *bd = b ? b->data : NULL;
-  float *yd = y->data, *base = NULL;
-  T3D_TRY(scratch_alloc("linear", &t, &base));
+  float *yd = y->data;
+  size_t abytes = (size_t)(tpad * l.kpad) * sizeof(uint16_t), cfloats = (size_t)(t.mb * t.pt);
+  uint16_t *xa = t3d_aligned_alloc(abytes);
+  float *cbase = t3d_aligned_alloc((size_t)t.nthr * cfloats * sizeof(float));
+  if (!xa || !cbase) {
+    t3d_aligned_free(xa);
+    t3d_aligned_free(cbase);
+    return t3d_error(T3D_ERR_NOMEM, "linear (bf16): cannot allocate %zu bytes", abytes + (size_t)t.nthr * cfloats * 4);
+  }
 
 #pragma omp parallel num_threads(t.nthr)
   {
-    scratch sc = scratch_at(base, &t, t3d_cpu_omp_thread());
+    float *c = cbase + (size_t)t3d_cpu_omp_thread() * cfloats;
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < tpad; r++) { /* A rows: tokens, zero past T and past In */
+      uint16_t *ar = xa + r * l.kpad;
+      const float *xr = xd + (r < T ? r : 0) * in;
+      int64_t n = r < T ? in : 0;
+#pragma omp simd
+      for (int64_t i = 0; i < n; i++) ar[i] = t3d_bf16_round(xr[i]);
+      memset(ar + n, 0, (size_t)(l.kpad - n) * sizeof *ar);
+    }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < t.items; it++) {
       int64_t mbi = it % t.mblocks, pti = it / t.mblocks;
-      int64_t m0 = mbi * t.mb, mrows = min64(t.mb, l.rows - m0), t0 = pti * t.pt, tn = min64(t.pt, T - t0);
-      for (int64_t k0 = 0; k0 < l.kpad; k0 += TILE_K) {
-        int64_t kc = min64(TILE_K, l.kpad - k0);
-        linear_pack(xd, in, t0, tn, k0, kc, sc.b);
-        t3d_cpu_bf16_gemm_block(isa, mrows, ceil_div(tn, 32), kc, wd + m0 * l.kpad + k0, l.kpad, sc.b, sc.c, t.pt,
-                                k0 == 0);
-      }
-      for (int64_t o = m0; o < min64(m0 + mrows, out); o++) {
-        const float *cr = sc.c + (o - m0) * t.pt;
-        float bo = bd ? bd[o] : 0.0f;
-        for (int64_t j = 0; j < tn; j++) yd[(t0 + j) * out + o] = cr[j] + bo;
+      int64_t m0 = mbi * t.mb, mrows = min64(t.mb, tpad - m0), o0 = pti * t.pt, on = min64(t.pt, out - o0);
+      for (int64_t k0 = 0; k0 < l.kpad; k0 += TILE_K)
+        t3d_cpu_bf16_gemm_block(isa, mrows, ceil_div(on, 32), min64(TILE_K, l.kpad - k0), xa + m0 * l.kpad + k0,
+                                l.kpad, wd + o0 * l.kpad + k0 * 32, l.kpad * 32, c, t.pt, k0 == 0);
+      for (int64_t r = 0; r < min64(mrows, T - m0); r++) {
+        float *yr = yd + (m0 + r) * out + o0;
+        const float *cr = c + r * t.pt;
+        for (int64_t j = 0; j < on; j++) yr[j] = cr[j] + (bd ? bd[o0 + j] : 0.0f);
       }
     }
   }
-  t3d_aligned_free(base);
+  t3d_aligned_free(xa);
+  t3d_aligned_free(cbase);
   return T3D_OK;
 }

@@ -51,9 +51,15 @@ t3d_status t3d_cpu_bf16_pack_weight(t3d_backend *be, t3d_tensor *dev, const t3d_
   const float *h = host->data;
   memset(a, 0, bytes);
   for (int64_t r = 0; r < l.m; r++)
-    for (int64_t c = 0; c < l.k; c++)
-      /* conv3d_transpose stores the transpose: A[(co, tap)][ci] = w[ci][co][tap] */
-      a[r * l.kpad + c] = t3d_f32_to_bf16(op == T3D_OP_CONV3D_TRANSPOSE ? h[c * l.m + r] : h[r * l.k + c]);
+    for (int64_t c = 0; c < l.k; c++) {
+      /* conv3d_transpose stores the transpose: A[(co, tap)][ci] = w[ci][co][tap]; linear stores
+       * B strips: output o is column o % 32 of strip o / 32, input pairs side by side */
+      uint16_t v = t3d_f32_to_bf16(op == T3D_OP_CONV3D_TRANSPOSE ? h[c * l.m + r] : h[r * l.k + c]);
+      if (op == T3D_OP_LINEAR)
+        a[(r / 32) * l.kpad * 32 + (c / 2) * 64 + (r % 32) * 2 + c % 2] = v;
+      else
+        a[r * l.kpad + c] = v;
+    }
   dev->dtype = T3D_BF16;
   dev->ndim = host->ndim;
   memcpy(dev->shape, host->shape, sizeof dev->shape);
@@ -103,11 +109,11 @@ static inline uint32_t a_pair(const uint16_t *ar, int64_t kp)
   return v;
 }
 
-static void block_scalar(int64_t mb, int64_t ns, int64_t kc, const uint16_t *a, int64_t lda, const uint16_t *b,
+static void block_scalar(int64_t mb, int64_t ns, int64_t kc, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t bstride,
                          float *c, int64_t ldc, bool zero)
 {
   for (int64_t s = 0; s < ns; s++) {
-    const uint16_t *bs = b + s * kc * 32;
+    const uint16_t *bs = b + s * bstride;
     for (int64_t m = 0; m < mb; m++) {
       const uint16_t *ar = a + m * lda;
       float *cr = c + m * ldc + s * 32, acc[32];
@@ -130,12 +136,12 @@ static void block_scalar(int64_t mb, int64_t ns, int64_t kc, const uint16_t *a, 
 
 /* 4 rows x 16 columns per register tile: 8 accumulators, 4 widened B vectors, 2 broadcasts. */
 __attribute__((target("avx2,fma"))) static void block_avx2(int64_t mb, int64_t ns, int64_t kc, const uint16_t *a,
-                                                           int64_t lda, const uint16_t *b, float *c, int64_t ldc,
+                                                           int64_t lda, const uint16_t *b, int64_t bstride, float *c, int64_t ldc,
                                                            bool zero)
 {
   const __m256i hi = _mm256_set1_epi32((int)0xffff0000u);
   for (int64_t s = 0; s < ns; s++) {
-    const uint16_t *bs = b + s * kc * 32;
+    const uint16_t *bs = b + s * bstride;
     for (int h = 0; h < 2; h++)
       for (int64_t m = 0; m < mb; m += 4) {
         __m256 acc[4][2];
@@ -170,11 +176,11 @@ __attribute__((target("avx2,fma"))) static void block_avx2(int64_t mb, int64_t n
  * broadcast A pair per row; vdpbf16ps adds both products of a pair into each fp32 lane. */
 __attribute__((target("avx512f,avx512bf16"))) static void block_avx512bf16(int64_t mb, int64_t ns, int64_t kc,
                                                                            const uint16_t *a, int64_t lda,
-                                                                           const uint16_t *b, float *c, int64_t ldc,
+                                                                           const uint16_t *b, int64_t bstride, float *c, int64_t ldc,
                                                                            bool zero)
 {
   for (int64_t s = 0; s < ns; s++) {
-    const uint16_t *bs = b + s * kc * 32;
+    const uint16_t *bs = b + s * bstride;
     for (int64_t m = 0; m < mb; m += 8) {
       __m512 acc[8][2];
 #pragma GCC unroll 8
@@ -208,7 +214,7 @@ typedef struct {
 } amx_config;
 
 __attribute__((target("amx-tile,amx-bf16"))) static void block_amx(int64_t mb, int64_t ns, int64_t kc,
-                                                                   const uint16_t *a, int64_t lda, const uint16_t *b,
+                                                                   const uint16_t *a, int64_t lda, const uint16_t *b, int64_t bstride,
                                                                    float *c, int64_t ldc, bool zero)
 {
   amx_config cfg;
@@ -224,7 +230,7 @@ __attribute__((target("amx-tile,amx-bf16"))) static void block_amx(int64_t mb, i
   const long sa = (long)(lda * 2), sb = 128, sc = (long)(ldc * 4);
   for (int64_t m = 0; m < mb; m += 32)
     for (int64_t s = 0; s < ns; s++) {
-      const uint16_t *bs = b + s * kc * 32, *a0 = a + m * lda, *a1 = a + (m + 16) * lda;
+      const uint16_t *bs = b + s * bstride, *a0 = a + m * lda, *a1 = a + (m + 16) * lda;
       float *c0 = c + m * ldc + s * 32, *c1 = c0 + 16 * ldc;
       if (zero) {
         _tile_zero(0);
@@ -258,18 +264,18 @@ __attribute__((target("amx-tile,amx-bf16"))) static void block_amx(int64_t mb, i
 #endif
 
 void t3d_cpu_bf16_gemm_block(t3d_cpu_isa isa, int64_t mb, int64_t ns, int64_t kc, const uint16_t *a, int64_t lda,
-                             const uint16_t *b, float *c, int64_t ldc, bool zero)
+                             const uint16_t *b, int64_t bstride, float *c, int64_t ldc, bool zero)
 {
-  assert(mb % 32 == 0 && kc % 32 == 0 && ldc >= ns * 32);
+  assert(mb % 32 == 0 && kc % 32 == 0 && ldc >= ns * 32 && bstride >= kc * 32);
   if (mb <= 0 || ns <= 0) return;
 #if defined(__x86_64__) && defined(__GNUC__)
   switch (isa) {
-  case T3D_CPU_ISA_AMX: block_amx(mb, ns, kc, a, lda, b, c, ldc, zero); return;
-  case T3D_CPU_ISA_AVX512BF16: block_avx512bf16(mb, ns, kc, a, lda, b, c, ldc, zero); return;
-  case T3D_CPU_ISA_AVX2: block_avx2(mb, ns, kc, a, lda, b, c, ldc, zero); return;
+  case T3D_CPU_ISA_AMX: block_amx(mb, ns, kc, a, lda, b, bstride, c, ldc, zero); return;
+  case T3D_CPU_ISA_AVX512BF16: block_avx512bf16(mb, ns, kc, a, lda, b, bstride, c, ldc, zero); return;
+  case T3D_CPU_ISA_AVX2: block_avx2(mb, ns, kc, a, lda, b, bstride, c, ldc, zero); return;
   default: break;
   }
 #endif
   (void)isa;
-  block_scalar(mb, ns, kc, a, lda, b, c, ldc, zero);
+  block_scalar(mb, ns, kc, a, lda, b, bstride, c, ldc, zero);
 }
