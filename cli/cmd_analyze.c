@@ -36,7 +36,7 @@ static void usage(FILE *to)
 {
   fprintf(to, "Usage: t3d analyze SERIES_DIR [--model FILE] [--json] [--mask OUT.nii.gz] [--threads N]\n"
               "                   [--series UID] [--no-segment] [--progress] [--progress-json]\n"
-              "                   [--strict-geometry] [--device DEV]\n\n"
+              "                   [--strict-geometry] [--device DEV] [--precision auto|fp32|bf16]\n\n"
               "Runs the T3D model on a CT series: zero-shot findings with probabilities, organ volumes\n"
               "(mL) from the segmentation, and timings.\n"
               "  --model FILE    model file (default: $T3D_MODEL, the source tree's trained t3d-tiny,\n"
@@ -52,6 +52,7 @@ static void usage(FILE *to)
               "                  SIGTERM and SIGINT cancel cleanly (the viewer plugin's worker protocol)\n"
               "  --strict-geometry  refuse tilted or unevenly spaced series instead of resampling them\n",
           T3D_PKGDATADIR);
+  t3d_cli_precision_help(to);
 }
 
 /* The worker protocol (plugin/worker.h): one self-contained JSON object per line. */
@@ -130,6 +131,7 @@ int t3d_cmd_analyze(int argc, char **argv)
   const char *model_path = NULL, *mask = NULL, *series_uid = NULL, *dir = NULL, *device = NULL;
   int json = 0, threads = 0, no_segment = 0, show_progress = 0, progress_json = 0, c, rc = 1;
   int strict_geometry = 0;
+  t3d_precision precision = T3D_PRECISION_AUTO;
   static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"mask", required_argument, NULL, 'k'},
@@ -140,6 +142,7 @@ int t3d_cmd_analyze(int argc, char **argv)
                                        {"strict-geometry", no_argument, NULL, 'g'},
                                        {"progress-json", no_argument, NULL, 'J'},
                                        {"device", required_argument, NULL, T3D_CLI_OPT_DEVICE},
+                                       {"precision", required_argument, NULL, 'P'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   optind = 1;
@@ -155,6 +158,9 @@ int t3d_cmd_analyze(int argc, char **argv)
     case 'p': show_progress = 1; break;
     case 'g': strict_geometry = 1; break;
     case 'J': progress_json = 1; break;
+    case 'P':
+      if (t3d_cli_parse_precision("analyze", optarg, &precision)) return 2;
+      break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -200,7 +206,7 @@ int t3d_cmd_analyze(int argc, char **argv)
   t3d_dicom_load_opts lo = t3d_dicom_load_default_opts();
   lo.strict_geometry = strict_geometry;
   if ((s = t3d_dicom_load_series(scan, idx, &lo, &vol)) != T3D_OK) goto fail;
-  if ((s = t3d_cli_model_open(model_path, device, threads, &be, &model)) != T3D_OK) {
+  if ((s = t3d_cli_model_open(model_path, device, threads, precision, &be, &model)) != T3D_OK) {
     what = "loading the model";
     goto fail;
   }
@@ -212,7 +218,7 @@ int t3d_cmd_analyze(int argc, char **argv)
   if (progress_json) signal(SIGTERM, on_sigint);
   s = t3d_analyze(model, vol, &ao, progress_json ? progress_json_cb : show_progress ? progress_cb : NULL,
                   &interrupted, &res);
-  if (t3d_cli_gpu_failed(s, model_path, threads, &be, &model)) /* once more, on the CPU */
+  if (t3d_cli_gpu_failed(s, model_path, threads, precision, &be, &model)) /* once more, on the CPU */
     s = t3d_analyze(model, vol, &ao, progress_json ? progress_json_cb : show_progress ? progress_cb : NULL,
                     &interrupted, &res);
   if (show_progress || progress_json) signal(SIGINT, SIG_DFL);
@@ -228,6 +234,8 @@ int t3d_cmd_analyze(int argc, char **argv)
 
   if (json) {
     json_t *j = result_json(model, model_path, vol, res, mask);
+    char pdesc[64];
+    if (j) json_object_set_new(j, "precision", json_string(t3d_cli_precision_desc(be, pdesc, sizeof pdesc)));
     char *txt = j ? json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) : NULL;
     if (!txt) {
       json_decref(j);

@@ -54,6 +54,7 @@ static void usage(FILE *to)
           "On a GPU an end-to-end row follows: a host HU volume of the input size through t3d_analyze\n"
           "(preprocessing, encoder, zero-shot, decoder, labels back on the series grid).\n"
           "Environment: T3D_PYTHON (python with torch + monai), T3D_REFERENCE_PY (reference script).\n"));
+  t3d_cli_precision_help(to); /* of the t3d rows */
 }
 
 static double now_ms(void)
@@ -395,7 +396,7 @@ int t3d_cmd_bench(int argc, char **argv)
 {
   int threads = 0, repeat = 2, no_torch = 0, json_out = 0, c;
   const char *cfgname = "t3d-r50", *child_row = NULL, *child_model = NULL;
-  bench_dev dv = {"cpu", T3D_PRECISION_FP32};
+  bench_dev dv = {"cpu", T3D_PRECISION_AUTO};
   int64_t shape[5] = {1, 1, 160, 224, 224};
   double cancel_after = 3;
   static const struct option opts[] = {{"threads", required_argument, NULL, 't'},
@@ -432,10 +433,7 @@ int t3d_cmd_bench(int argc, char **argv)
     case 'm': child_model = optarg; break;
     case T3D_CLI_OPT_DEVICE: dv.device = optarg; break;
     case 'P':
-      if (t3d_precision_parse(optarg, &dv.precision) != T3D_OK || dv.precision == T3D_PRECISION_BF16) {
-        fprintf(stderr, _("t3d bench: --precision wants fp32 or tf32\n"));
-        return 2;
-      }
+      if (t3d_cli_parse_precision("bench", optarg, &dv.precision)) return 2;
       break;
     case 'j': json_out = 1; break;
     case 'h': usage(stdout); return 0;
@@ -491,6 +489,11 @@ int t3d_cmd_bench(int argc, char **argv)
   if (!on_cpu)
     printf(_("t3d bench: device %s, precision %s (PyTorch CPU rows skipped; GPU peer: tools/bench-torch-gpu.py)\n"),
            dv.device, t3d_precision_name(dv.precision));
+  /* what the t3d rows compute in, as the children's CPU backend resolves it */
+  bool bf16 = dv.precision == T3D_PRECISION_BF16 ||
+              (dv.precision == T3D_PRECISION_AUTO && t3d_backend_cpu_bf16_native());
+  printf(_("t3d rows: %s (bf16 path on this CPU: %s, %s)\n"), bf16 ? "bf16" : "fp32",
+         t3d_backend_cpu_bf16_isa(), t3d_backend_cpu_bf16_native() ? "native" : "portable");
   printf("%-22s %9s %9s %7s | %9s %9s %7s | %9s %9s %7s\n", _("row"), _("t3d ms"), _("torch ms"), _("speedup"),
          _("t3d cpu"), _("torch cpu"), _("ratio"), _("t3d MiB"), _("torch MiB"), _("mem x"));
   static const char *const rows[4] = {"encoder", "segment", "text", "e2e"};
@@ -529,6 +532,7 @@ int t3d_cmd_bench(int argc, char **argv)
       snprintf(label, sizeof label, "text (%.0f tokens)", num(a, "tokens"));
     else
       snprintf(label, sizeof label, "%s", labels[i]);
+    if (bf16) snprintf(label + strlen(label), sizeof label - strlen(label), " bf16");
     row_line(label, a, b);
     if (i == 1 && a)
       printf(_("%-22s vision arena %.0f MiB (all activations of encoder+decoder, planned up front)\n"), "",

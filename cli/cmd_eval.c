@@ -60,6 +60,7 @@ static void usage(FILE *to)
                 "  --device DEV    auto (default: the GPU when usable, else the CPU), cpu, cuda or cuda:N\n"
                 "  --progress      draw the progress bar on stderr even when it is not a terminal\n"
                 "  --no-progress   never draw it (default: drawn when stderr is a terminal)\n"));
+  t3d_cli_precision_help(to);
 }
 
 static double now_ms(void)
@@ -542,6 +543,7 @@ int t3d_cmd_eval(int argc, char **argv)
   const char *model_path = NULL, *dir = NULL, *device = NULL;
   int json = 0, threads = 0, progress = isatty(STDERR_FILENO), c, rc = 1;
   long limit = -1;
+  t3d_precision precision = T3D_PRECISION_AUTO;
   static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
                                        {"model", required_argument, NULL, 'm'},
                                        {"json", no_argument, NULL, 'j'},
@@ -550,6 +552,7 @@ int t3d_cmd_eval(int argc, char **argv)
                                        {"progress", no_argument, NULL, 'p'},
                                        {"no-progress", no_argument, NULL, 'q'},
                                        {"device", required_argument, NULL, T3D_CLI_OPT_DEVICE},
+                                       {"precision", required_argument, NULL, 'P'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   optind = 1;
@@ -576,6 +579,9 @@ int t3d_cmd_eval(int argc, char **argv)
     case T3D_CLI_OPT_DEVICE: device = optarg; break;
     case 'p': progress = 1; break;
     case 'q': progress = 0; break;
+    case 'P':
+      if (t3d_cli_parse_precision("eval", optarg, &precision)) return 2;
+      break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -606,7 +612,7 @@ int t3d_cmd_eval(int argc, char **argv)
   r.ncases = t3d_eval_manifest_count(man);
   if (limit > 0 && (size_t)limit < r.ncases) r.ncases = (size_t)limit;
 
-  if ((s = t3d_cli_model_open(model_path, device, threads, &be, &model)) != T3D_OK) {
+  if ((s = t3d_cli_model_open(model_path, device, threads, precision, &be, &model)) != T3D_OK) {
     what = _("loading the model");
     goto fail;
   }
@@ -628,7 +634,7 @@ int t3d_cmd_eval(int argc, char **argv)
     const t3d_eval_case *cs = t3d_eval_manifest_case(man, i);
     case_progress cp = {&bar, i, r.ncases, cs->name, progress};
     s = run_case(&r, model, dir, cs, i, &cp);
-    if (t3d_cli_gpu_failed(s, model_path, threads, &be, &model)) /* this and later cases on the CPU */
+    if (t3d_cli_gpu_failed(s, model_path, threads, precision, &be, &model)) /* this and later cases on the CPU */
       s = run_case(&r, model, dir, cs, i, &cp);
     if (s != T3D_OK) break;
   }

@@ -39,12 +39,13 @@ t3d_status t3d_cli_open_index(const char *path, bool read_only, t3d_index **out)
   return t3d_index_open(path, &o, out);
 }
 
-t3d_status t3d_cli_model_load(const char *path, const char *device, int threads, t3d_cli_model *out)
+t3d_status t3d_cli_model_load(const char *path, const char *device, int threads, t3d_precision precision,
+                              t3d_cli_model *out)
 {
   memset(out, 0, sizeof *out);
   out->path = path ? path : t3d_cli_default_model();
   T3D_TRY(t3d_index_hash_files(&out->path, 1, out->hash));
-  t3d_status s = t3d_cli_model_open(out->path, device, threads, &out->be, &out->model);
+  t3d_status s = t3d_cli_model_open(out->path, device, threads, precision, &out->be, &out->model);
   if (s != T3D_OK) {
     t3d_error_prefix("%s: ", out->path);
     t3d_cli_model_free(out);
@@ -396,23 +397,29 @@ static void usage(FILE *to)
                 "                     record it in the index (folder created mode 0700)\n"
                 "  --threads N        CPU threads for the model (default: all cores)\n"
                 "  --device DEV       auto (default: the GPU when usable, else the CPU), cpu, cuda or cuda:N\n"));
+  t3d_cli_precision_help(to);
 }
 
 int t3d_cmd_index(int argc, char **argv)
 {
   const char *index_path = NULL, *model_path = NULL, *reports_path = NULL, *masks_dir = NULL, *device = NULL;
   int threads = 0, c, rc = 1;
+  t3d_precision precision = T3D_PRECISION_AUTO;
   static const struct option opts[] = {{"index", required_argument, NULL, 'i'},
                                        {"model", required_argument, NULL, 'm'},
                                        {"reports", required_argument, NULL, 'r'},
                                        {"masks", required_argument, NULL, 'M'},
                                        {"threads", required_argument, NULL, 't'},
                                        {"device", required_argument, NULL, T3D_CLI_OPT_DEVICE},
+                                       {"precision", required_argument, NULL, 'P'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
+    case 'P':
+      if (t3d_cli_parse_precision("index", optarg, &precision)) return 2;
+      break;
     case 'i': index_path = optarg; break;
     case 'm': model_path = optarg; break;
     case 'r': reports_path = optarg; break;
@@ -505,7 +512,7 @@ int t3d_cmd_index(int argc, char **argv)
     } else if (it->state == 2) {
       failed++;
       fprintf(stderr, _("\nt3d index: series %s: %s\n"), info->meta.series_uid, it->error);
-    } else if (!cm.model && (s = t3d_cli_model_load(mpath, device, threads, &cm)) != T3D_OK) {
+    } else if (!cm.model && (s = t3d_cli_model_load(mpath, device, threads, precision, &cm)) != T3D_OK) {
       fprintf(stderr, _("\nt3d index: loading the model: %s: %s\n"), t3d_strerror(s), t3d_error_detail());
       item_free(it);
       break;
@@ -514,7 +521,7 @@ int t3d_cmd_index(int argc, char **argv)
       t3d_analysis_result *res = NULL;
       t3d_analyze_opts ao = t3d_analyze_default_opts();
       s = t3d_analyze(cm.model, it->vol, &ao, NULL, (const volatile int *)&interrupted, &res);
-      if (t3d_cli_gpu_failed(s, cm.path, threads, &cm.be, &cm.model)) { /* this and later series on the CPU */
+      if (t3d_cli_gpu_failed(s, cm.path, threads, precision, &cm.be, &cm.model)) { /* this and later series on the CPU */
         cfg = t3d_model_config_of(cm.model);
         s = t3d_analyze(cm.model, it->vol, &ao, NULL, (const volatile int *)&interrupted, &res);
       }

@@ -51,6 +51,7 @@ static void usage(FILE *to)
                 "  --threshold P      report findings with probability >= P (default 0.5)\n"
                 "  --timestamp T      written into the report (YYYYMMDDHHMMSS also sets DICOM dates);\n"
                 "                     without it the text holds no time and is the same on every run\n"));
+  t3d_cli_precision_help(to);
 }
 
 /* Neighbours from JSON; the json_t keeps the strings alive. */
@@ -161,6 +162,7 @@ int t3d_cmd_report(int argc, char **argv)
   const char *model_path = NULL, *out = NULL, *series_uid = NULL, *nb_path = NULL, *timestamp = NULL;
   const char *index_path = NULL, *device = NULL;
   int format = OUT_TEXT, threads = 0, no_index = 0, c, rc = 1;
+  t3d_precision precision = T3D_PRECISION_AUTO;
   double threshold = T3D_REPORT_FINDING_THRESHOLD;
   static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
                                        {"format", required_argument, NULL, 'f'},
@@ -173,6 +175,7 @@ int t3d_cmd_report(int argc, char **argv)
                                        {"threshold", required_argument, NULL, 'P'},
                                        {"timestamp", required_argument, NULL, 'T'},
                                        {"device", required_argument, NULL, T3D_CLI_OPT_DEVICE},
+                                       {"precision", required_argument, NULL, 'R'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   optind = 1;
@@ -189,6 +192,9 @@ int t3d_cmd_report(int argc, char **argv)
     case 's': series_uid = optarg; break;
     case 't': threads = atoi(optarg); break;
     case T3D_CLI_OPT_DEVICE: device = optarg; break;
+    case 'R':
+      if (t3d_cli_parse_precision("report", optarg, &precision)) return 2;
+      break;
     case 'n': nb_path = optarg; break;
     case 'i': index_path = optarg; break;
     case 'N': no_index = 1; break;
@@ -248,7 +254,7 @@ int t3d_cmd_report(int argc, char **argv)
     if ((idx = t3d_dicom_scan_first_ct(scan)) == ns) idx = 0;
   }
   if ((s = t3d_dicom_load_series(scan, idx, NULL, &vol)) != T3D_OK) goto fail;
-  if ((s = t3d_cli_model_load(model_path, device, threads, &cm)) != T3D_OK) {
+  if ((s = t3d_cli_model_load(model_path, device, threads, precision, &cm)) != T3D_OK) {
     what = "loading the model";
     goto fail;
   }
@@ -257,7 +263,7 @@ int t3d_cmd_report(int argc, char **argv)
     goto fail;
   }
   s = t3d_analyze(cm.model, vol, NULL, NULL, NULL, &res);
-  if (t3d_cli_gpu_failed(s, cm.path, threads, &cm.be, &cm.model)) /* once more, on the CPU */
+  if (t3d_cli_gpu_failed(s, cm.path, threads, precision, &cm.be, &cm.model)) /* once more, on the CPU */
     s = t3d_analyze(cm.model, vol, NULL, NULL, NULL, &res);
   if (s != T3D_OK) goto fail;
 

@@ -69,6 +69,7 @@ typedef struct {
   bool json;
   int threads;
   t3d_index_scan_mode mode;
+  t3d_precision precision;
 } search_args;
 
 /* Common options; returns the index of the first positional argument, or -1 (usage printed). */
@@ -83,11 +84,13 @@ static int parse_args(int argc, char **argv, search_args *a, void (*usage)(FILE 
                                        {"threads", required_argument, NULL, 't'},
                                        {"series", required_argument, NULL, 'S'},
                                        {"device", required_argument, NULL, T3D_CLI_OPT_DEVICE},
+                                       {"precision", required_argument, NULL, 'P'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   int c;
   memset(a, 0, sizeof *a);
   a->k = 10;
+  a->precision = T3D_PRECISION_AUTO;
   optind = 1;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
@@ -107,6 +110,9 @@ static int parse_args(int argc, char **argv, search_args *a, void (*usage)(FILE 
     case 't': a->threads = atoi(optarg); break;
     case 'S': a->series = optarg; break;
     case T3D_CLI_OPT_DEVICE: a->device = optarg; break;
+    case 'P':
+      if (t3d_cli_parse_precision(argv[0], optarg, &a->precision)) return -1;
+      break;
     case 'o':
       if (parse_mode(optarg, &a->mode) != 0) {
         fprintf(stderr, _("t3d: --mode must be fp32, fp16 or int8\n"));
@@ -140,6 +146,7 @@ static void search_usage(FILE *to)
                 "  --model FILE   model file (default: $T3D_MODEL or the bundled t3d-tiny model)\n"
                 "  --mode M       vector scan: fp32 (exact, default), fp16 or int8 (+ exact rescoring)\n"
                 "  --device DEV   auto (default: the GPU when usable, else the CPU), cpu, cuda or cuda:N\n"));
+  t3d_cli_precision_help(to);
 }
 
 int t3d_cmd_search(int argc, char **argv)
@@ -158,7 +165,7 @@ int t3d_cmd_search(int argc, char **argv)
 
   if (a.since && (s = t3d_index_parse_date(a.since, &d)) != T3D_OK) goto fail;
   if ((s = t3d_cli_open_index(a.index_path, true, &ix)) != T3D_OK) goto fail;
-  if ((s = t3d_cli_model_load(a.model_path, a.device, a.threads, &cm)) != T3D_OK) goto fail;
+  if ((s = t3d_cli_model_load(a.model_path, a.device, a.threads, a.precision, &cm)) != T3D_OK) goto fail;
   int dim = t3d_model_config_of(cm.model)->projection.dim;
   if (!(q = calloc((size_t)dim, sizeof *q))) {
     s = t3d_error(T3D_ERR_NOMEM, "query");
@@ -188,6 +195,7 @@ static void similar_usage(FILE *to)
                 "Lists the indexed cases nearest to a series by cosine of the volume embeddings (same\n"
                 "model file only). A series already in the index uses its stored embedding; a folder\n"
                 "that is not indexed is analysed first (its first CT series, or --series UID).\n"));
+  t3d_cli_precision_help(to);
 }
 
 int t3d_cmd_similar(int argc, char **argv)
@@ -238,13 +246,13 @@ int t3d_cmd_similar(int argc, char **argv)
       goto fail;
     }
     t3d_error_clear();
-    if ((s = t3d_cli_model_load(a.model_path, a.device, a.threads, &cm)) != T3D_OK) goto fail;
+    if ((s = t3d_cli_model_load(a.model_path, a.device, a.threads, a.precision, &cm)) != T3D_OK) goto fail;
     snprintf(model_hash, sizeof model_hash, "%s", cm.hash);
     if ((s = t3d_dicom_load_series(scan, idx, NULL, &vol)) != T3D_OK) goto fail;
     t3d_analyze_opts ao = t3d_analyze_default_opts();
     ao.segment = false, ao.zero_shot = false;
     s = t3d_analyze(cm.model, vol, &ao, NULL, NULL, &res);
-    if (t3d_cli_gpu_failed(s, cm.path, a.threads, &cm.be, &cm.model)) /* once more, on the CPU */
+    if (t3d_cli_gpu_failed(s, cm.path, a.threads, a.precision, &cm.be, &cm.model)) /* once more, on the CPU */
       s = t3d_analyze(cm.model, vol, &ao, NULL, NULL, &res);
     if (s != T3D_OK) goto fail;
     dim = res->dim;

@@ -39,11 +39,19 @@ int t3d_cli_fail(int status, const char *what);
  * model (T3D_BUILD_MODEL, when it exists), else PKGDATADIR/t3d-tiny-init.safetensors. Static storage. */
 const char *t3d_cli_default_model(void);
 
+/* --precision (cli/precision.c): parse (0, or 2 after printing why), the help line, and what
+ * a backend computes in, e.g. "bf16 (avx2)" (returns buf). */
+#include <stddef.h>
+#include <stdio.h>
+#include "kernels/backend.h"
+int t3d_cli_parse_precision(const char *cmd, const char *arg, t3d_precision *out);
+void t3d_cli_precision_help(FILE *to);
+const char *t3d_cli_precision_desc(const t3d_backend *be, char *buf, size_t size);
 /* --device DEV (cli/device_cli.c): the backend for DEV ("auto", "cpu", "cuda", "cuda:N"; NULL means
  * $T3D_DEVICE, else "auto"), falling back to the CPU with one "t3d: note:" line on stderr when
  * the GPU cannot be used. threads: CPU backend threads. *out is the caller's. */
 t3d_status t3d_cli_backend(const char *device, int threads, t3d_precision precision, t3d_backend **out);
-/* The model at path loaded onto the backend for device (fp32); when that is CUDA and the load
+/* The model at path loaded onto the backend for device at precision (--precision); when that is CUDA and the load
  * fails there (memory, CUDA error), one note and the CPU instead. *be, *model are the caller's
  * (free the model first). */
 struct t3d_model;
@@ -51,11 +59,12 @@ struct t3d_model;
  * or run): one note, the model at path reloaded onto the CPU into *be / *model (the old ones
  * freed), and true: the caller repeats the call. False (nothing changed) for any other status, a
  * CPU backend, or when the CPU reload fails. */
-bool t3d_cli_gpu_failed(t3d_status s, const char *path, int threads, t3d_backend **be, struct t3d_model **model);
+bool t3d_cli_gpu_failed(t3d_status s, const char *path, int threads, t3d_precision precision, t3d_backend **be,
+                        struct t3d_model **model);
 /* getopt_long value and help line of --device, the same in every command */
 #define T3D_CLI_OPT_DEVICE 0x1de
 #define T3D_CLI_DEVICE_HELP "  --device DEV    auto (default: the GPU when usable, else the CPU), cpu, cuda or cuda:N\n"
-t3d_status t3d_cli_model_open(const char *path, const char *device, int threads, t3d_backend **be,
-                              struct t3d_model **model);
+t3d_status t3d_cli_model_open(const char *path, const char *device, int threads, t3d_precision precision,
+                              t3d_backend **be, struct t3d_model **model);
 
 #endif

@@ -28,6 +28,7 @@ t3d_status t3d_cli_backend(const char *device, int threads, t3d_precision precis
   t3d_backend_cuda_params cp = t3d_backend_cuda_default_params();
   char note[512];
   bp.threads = threads;
+  bp.precision = precision;
   cp.precision = precision;
   t3d_status s = t3d_backend_create_for_device(out, device_or_default(device), &bp, &cp, note, sizeof note);
   if (s == T3D_OK && note[0])
@@ -35,14 +36,14 @@ t3d_status t3d_cli_backend(const char *device, int threads, t3d_precision precis
   return s;
 }
 
-t3d_status t3d_cli_model_open(const char *path, const char *device, int threads, t3d_backend **be,
-                              struct t3d_model **model)
+t3d_status t3d_cli_model_open(const char *path, const char *device, int threads, t3d_precision precision,
+                              t3d_backend **be, struct t3d_model **model)
 {
   t3d_backend_params bp = t3d_backend_default_params();
   t3d_status s;
   *be = NULL;
   *model = NULL;
-  T3D_TRY(t3d_cli_backend(device, threads, T3D_PRECISION_FP32, be));
+  T3D_TRY(t3d_cli_backend(device, threads, precision, be));
   s = t3d_model_load(path, *be, model);
   if (s == T3D_OK || s == T3D_ERR_CANCELLED || strcmp((*be)->ops->name, "cuda") != 0 ||
       (s != T3D_ERR_NOMEM && s != T3D_ERR_BACKEND))
@@ -54,11 +55,13 @@ t3d_status t3d_cli_model_open(const char *path, const char *device, int threads,
   t3d_backend_free(*be);
   *be = NULL;
   bp.threads = threads;
+  bp.precision = precision;
   T3D_TRY(t3d_backend_cpu_create(be, &bp));
   return t3d_model_load(path, *be, model);
 }
 
-bool t3d_cli_gpu_failed(t3d_status s, const char *path, int threads, t3d_backend **be, struct t3d_model **model)
+bool t3d_cli_gpu_failed(t3d_status s, const char *path, int threads, t3d_precision precision, t3d_backend **be,
+                        struct t3d_model **model)
 {
   t3d_backend_params bp = t3d_backend_default_params();
   t3d_backend *cpu = NULL;
@@ -68,6 +71,7 @@ bool t3d_cli_gpu_failed(t3d_status s, const char *path, int threads, t3d_backend
   fprintf(stderr, _("t3d: note: the GPU failed (%s): running on the CPU\n"), t3d_error_detail());
   t3d_error_clear();
   bp.threads = threads;
+  bp.precision = precision;
   if (t3d_backend_cpu_create(&cpu, &bp) != T3D_OK || t3d_model_load(path, cpu, &m) != T3D_OK) {
     t3d_backend_free(cpu);
     return false;

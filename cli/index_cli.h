@@ -20,8 +20,10 @@ typedef struct {
   const char *path;
 } t3d_cli_model;
 
-/* device: as --device (cli/commands.h t3d_cli_backend) */
-t3d_status t3d_cli_model_load(const char *path, const char *device, int threads, t3d_cli_model *out);
+/* device: as --device (cli/commands.h t3d_cli_backend); precision: --precision (T3D_PRECISION_AUTO
+ * when the command has no say) */
+t3d_status t3d_cli_model_load(const char *path, const char *device, int threads, t3d_precision precision,
+                              t3d_cli_model *out);
 void t3d_cli_model_free(t3d_cli_model *m);
 
 #endif

@@ -39,6 +39,29 @@ t3d_backend_params t3d_backend_default_params(void)
   return p;
 }
 
+static const char *const precision_names[] = {"fp32", "bf16", "auto", "tf32"};
+
+const char *t3d_precision_name(t3d_precision p)
+{
+  return (unsigned)p <= T3D_PRECISION_TF32 ? precision_names[p] : "unknown";
+}
+
+bool t3d_precision_from_name(const char *name, t3d_precision *out)
+{
+  for (int i = 0; name && i <= T3D_PRECISION_TF32; i++)
+    if (strcmp(name, precision_names[i]) == 0) {
+      *out = (t3d_precision)i;
+      return true;
+    }
+  return false;
+}
+
+t3d_status t3d_precision_parse(const char *s, t3d_precision *out)
+{
+  if (t3d_precision_from_name(s, out)) return T3D_OK;
+  return t3d_error(T3D_ERR_INVALID_ARG, "unknown precision '%s' (known: fp32, bf16, auto, tf32)", s ? s : "(null)");
+}
+
 void t3d_backend_free(t3d_backend *be)
 {
   if (be && be->ops && be->ops->destroy)
@@ -130,6 +153,29 @@ t3d_status t3d_backend_download(t3d_backend *be, t3d_tensor *host, const t3d_ten
   if (t3d_tensor_nbytes(dev) == 0)
     return T3D_OK;
   return be->ops->download(be, host->data, dev->data, t3d_tensor_nbytes(dev));
+}
+
+t3d_status t3d_backend_weight_upload(t3d_backend *be, t3d_tensor *dev, const t3d_tensor *host, t3d_op op)
+{
+  char d[96];
+  if (!dev)
+    return t3d_error(T3D_ERR_INVALID_ARG, "t3d_backend_weight_upload: dev is NULL");
+  memset(dev, 0, sizeof *dev);
+  if (!be || !be->ops || !host)
+    return t3d_error(T3D_ERR_INVALID_ARG, "t3d_backend_weight_upload: NULL argument");
+  if (op != T3D_OP_CONV3D && op != T3D_OP_CONV3D_TRANSPOSE && op != T3D_OP_LINEAR)
+    return t3d_error(T3D_ERR_INVALID_ARG, "t3d_backend_weight_upload: %s has no weights", t3d_op_name(op));
+  if (host->dtype != T3D_F32 || host->ndim != (op == T3D_OP_LINEAR ? 2 : 5) || !host->data ||
+      t3d_tensor_numel(host) < 1)
+    return t3d_error(T3D_ERR_SHAPE, "t3d_backend_weight_upload: %s is not an f32 weight of %s",
+                     t3d_tensor_describe(host, d, sizeof d), t3d_op_name(op));
+  if (be->precision == T3D_PRECISION_BF16 && be->ops->pack_weight && t3d_backend_supports(be, op, T3D_BF16))
+    return be->ops->pack_weight(be, dev, host, op);
+  T3D_TRY(t3d_backend_tensor_new(be, dev, T3D_F32, host->ndim, host->shape));
+  t3d_status s = t3d_backend_upload(be, dev, host);
+  if (s != T3D_OK)
+    t3d_backend_tensor_free(be, dev);
+  return s;
 }
 
 /* ---- output sizes ------------------------------------------------------------------------- */
@@ -288,16 +334,22 @@ static bool has_entry(const t3d_backend_ops *o, t3d_op op)
   }
 }
 
-/* Last check of every wrapper: the backend exists, has the entry and says it supports the op. */
-static t3d_status check_backend(const t3d_backend *be, t3d_op op)
+/* Last check of every wrapper: the backend exists, has the entry and says it supports the op
+ * (for bf16 weights when w is bf16). */
+static t3d_status check_backend_w(const t3d_backend *be, t3d_op op, t3d_dtype wdtype)
 {
   if (!be || !be->ops)
     return t3d_error(T3D_ERR_INVALID_ARG, "t3d_op_%s: backend is NULL", t3d_op_name(op));
-  if (!has_entry(be->ops, op) || !t3d_backend_supports(be, op, T3D_F32))
-    return t3d_error(T3D_ERR_UNSUPPORTED, "t3d_op_%s: the %s backend does not support this op for f32",
-                     t3d_op_name(op), be->ops->name ? be->ops->name : "unnamed");
+  if (!has_entry(be->ops, op) || !t3d_backend_supports(be, op, wdtype))
+    return t3d_error(T3D_ERR_UNSUPPORTED, "t3d_op_%s: the %s backend does not support this op for %s",
+                     t3d_op_name(op), be->ops->name ? be->ops->name : "unnamed", wdtype == T3D_BF16 ? "bf16" : "f32");
   return T3D_OK;
 }
+
+static t3d_status check_backend(const t3d_backend *be, t3d_op op) { return check_backend_w(be, op, T3D_F32); }
+
+/* Weights of conv3d, conv3d_transpose, linear: f32, or bf16 from t3d_backend_weight_upload. */
+static t3d_dtype weight_dtype(const t3d_tensor *w) { return w && w->dtype == T3D_BF16 ? T3D_BF16 : T3D_F32; }
 
 static t3d_status check_triple(const char *op, const char *what, const int v[3], int min)
 {
@@ -316,7 +368,7 @@ t3d_status t3d_op_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, co
   int64_t shape[5];
 
   T3D_TRY(check_arg(op, "x", x, T3D_F32, 5, 5));
-  T3D_TRY(check_arg(op, "w", w, T3D_F32, 5, 5));
+  T3D_TRY(check_arg(op, "w", w, weight_dtype(w), 5, 5));
   T3D_TRY(check_arg(op, "y", y, T3D_F32, 5, 5));
   if (!p)
     return t3d_error(T3D_ERR_INVALID_ARG, "t3d_op_conv3d: params are NULL");
@@ -352,7 +404,7 @@ t3d_status t3d_op_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, co
   T3D_TRY(check_no_alias(op, y, "x", x));
   T3D_TRY(check_no_alias(op, y, "w", w));
   T3D_TRY(check_no_alias(op, y, "residual", residual));
-  T3D_TRY(check_backend(be, T3D_OP_CONV3D));
+  T3D_TRY(check_backend_w(be, T3D_OP_CONV3D, weight_dtype(w)));
   return be->ops->conv3d(be, y, x, w, bias, residual, p);
 }
 
@@ -364,7 +416,7 @@ t3d_status t3d_op_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_ten
   int64_t shape[5];
 
   T3D_TRY(check_arg(op, "x", x, T3D_F32, 5, 5));
-  T3D_TRY(check_arg(op, "w", w, T3D_F32, 5, 5));
+  T3D_TRY(check_arg(op, "w", w, weight_dtype(w), 5, 5));
   T3D_TRY(check_arg(op, "y", y, T3D_F32, 5, 5));
   if (!p)
     return t3d_error(T3D_ERR_INVALID_ARG, "t3d_op_conv3d_transpose: params are NULL");
@@ -404,7 +456,7 @@ t3d_status t3d_op_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_ten
   }
   T3D_TRY(check_no_alias(op, y, "x", x));
   T3D_TRY(check_no_alias(op, y, "w", w));
-  T3D_TRY(check_backend(be, T3D_OP_CONV3D_TRANSPOSE));
+  T3D_TRY(check_backend_w(be, T3D_OP_CONV3D_TRANSPOSE, weight_dtype(w)));
   return be->ops->conv3d_transpose(be, y, x, w, bias, p);
 }
 
@@ -508,7 +560,7 @@ t3d_status t3d_op_linear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, co
   int64_t shape[T3D_MAX_DIMS];
 
   T3D_TRY(check_arg(op, "x", x, T3D_F32, 1, T3D_MAX_DIMS));
-  T3D_TRY(check_arg(op, "w", w, T3D_F32, 2, 2));
+  T3D_TRY(check_arg(op, "w", w, weight_dtype(w), 2, 2));
   T3D_TRY(check_arg(op, "y", y, T3D_F32, 1, T3D_MAX_DIMS));
   if (x->shape[x->ndim - 1] != w->shape[1])
     return t3d_error(T3D_ERR_SHAPE, "t3d_op_linear: x %s has last dimension %lld but w %s [Out,In] has In %lld",
@@ -525,7 +577,7 @@ t3d_status t3d_op_linear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, co
   }
   T3D_TRY(check_no_alias(op, y, "x", x));
   T3D_TRY(check_no_alias(op, y, "w", w));
-  T3D_TRY(check_backend(be, T3D_OP_LINEAR));
+  T3D_TRY(check_backend_w(be, T3D_OP_LINEAR, weight_dtype(w)));
   return be->ops->linear(be, y, x, w, b);
 }
 

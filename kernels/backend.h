@@ -109,7 +109,24 @@ typedef struct t3d_backend_ops {
   /* x[N,C,...] -> y i32[N,...]: index of the largest channel, first on ties; a NaN counts as
    * the largest (the first NaN wins), as torch.argmax */
   t3d_status (*argmax)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
+
+  /* Optional (NULL: weights stay f32): host f32 weights of op (conv3d, conv3d_transpose, linear)
+   * into dev as T3D_BF16 in the backend's own layout; called by t3d_backend_weight_upload when
+   * the backend's precision is bf16. */
+  t3d_status (*pack_weight)(t3d_backend *be, t3d_tensor *dev, const t3d_tensor *host, t3d_op op);
 } t3d_backend_ops;
+
+/* Arithmetic of the convolutions and GEMMs (conv3d, conv3d_transpose, linear); every other op is
+ * fp32 always. FP32 is the reference. BF16: weights and activations rounded to bf16, products
+ * accumulated in fp32 (kernels/cpu/bf16.h states the tolerances). AUTO: BF16 where the CPU does
+ * it natively (AVX512-BF16 or AMX), FP32 elsewhere (and FP32 on a GPU). TF32: the GPU's TF32
+ * tensor cores for fp32 data (CUDA backend only; the CPU backend computes it as FP32). */
+typedef enum { T3D_PRECISION_FP32 = 0, T3D_PRECISION_BF16, T3D_PRECISION_AUTO, T3D_PRECISION_TF32 } t3d_precision;
+const char *t3d_precision_name(t3d_precision p); /* "fp32", "bf16", "auto", "tf32" */
+/* Parses "fp32", "bf16", "auto", "tf32"; false (and *out untouched) otherwise. */
+bool t3d_precision_from_name(const char *name, t3d_precision *out);
+/* The same as a status: T3D_ERR_INVALID_ARG naming the known values when name is unknown. */
+t3d_status t3d_precision_parse(const char *s, t3d_precision *out);
 
 struct t3d_backend {
   const t3d_backend_ops *ops;
@@ -119,10 +136,15 @@ struct t3d_backend {
    * duration of a forward; ops that poll it (the CPU convolutions, between their work items)
    * stop early when *cancel != 0 and return T3D_ERR_CANCELLED, leaving y unspecified. */
   const volatile int *cancel;
+  /* What conv3d, conv3d_transpose and linear compute in: FP32 or BF16 (never AUTO), fixed at
+   * creation from t3d_backend_params.precision. Model code does not branch on it: it uploads
+   * those ops' weights with t3d_backend_weight_upload. */
+  t3d_precision precision;
 };
 
 typedef struct {
   int threads; /* 0: all online cores */
+  t3d_precision precision; /* default FP32 (the reference); commands default to AUTO */
 } t3d_backend_params;
 t3d_backend_params t3d_backend_default_params(void);
 
@@ -132,6 +154,10 @@ t3d_backend_params t3d_backend_default_params(void);
  * thread pool runs everything (two spinning pools measured 5x+ slower on a loaded 2-core box). */
 t3d_status t3d_backend_cpu_create(t3d_backend **out, const t3d_backend_params *params);
 void t3d_backend_free(t3d_backend *be); /* NULL is a no-op */
+/* The ISA the CPU backend's bf16 path runs on here: "amx", "avx512bf16" (native), "avx2" or
+ * "scalar" (the portable path, slower than fp32); T3D_CPU_ISA=scalar|avx2|avx512bf16|amx caps it. */
+const char *t3d_backend_cpu_bf16_isa(void);
+bool t3d_backend_cpu_bf16_native(void);
 
 /* The CUDA backend (kernels/cuda/): every op on one GPU, cuDNN for the convolutions (algorithm
  * found by measurement once per shape and cached), cuBLAS for linear, t3d's own kernels for the
@@ -145,11 +171,9 @@ void t3d_backend_free(t3d_backend *be); /* NULL is a no-op */
  * environment variable T3D_CUDA_FORCE_FAIL=nodriver|nodevice|nomem|launch forces each of them,
  * and =kernel makes t3d_backend_create_for_device give a "cuda" backend whose convolutions fail
  * (tests of the CPU fallback on machines without a GPU). *out is the caller's. */
-typedef enum { T3D_PRECISION_FP32 = 0, T3D_PRECISION_TF32, T3D_PRECISION_BF16 } t3d_precision;
-
 typedef struct {
   int device;               /* CUDA device index */
-  t3d_precision precision;  /* default FP32 */
+  t3d_precision precision;  /* FP32 (default; AUTO is FP32) or TF32; BF16 is T3D_ERR_UNSUPPORTED */
   size_t workspace_limit;   /* most bytes a convolution algorithm may use as workspace (0: 1 GiB) */
   size_t min_free_bytes;    /* refuse the device with less free memory than this (0: 256 MiB) */
 } t3d_backend_cuda_params;
@@ -158,8 +182,6 @@ t3d_status t3d_backend_cuda_create(t3d_backend **out, const t3d_backend_cuda_par
 /* Bytes of device memory the backend holds now and at most so far (allocations, workspaces,
  * library handles excluded); 0 and 0 for a backend that is not CUDA. */
 void t3d_backend_cuda_memory(const t3d_backend *be, size_t *current, size_t *peak);
-const char *t3d_precision_name(t3d_precision p);          /* "fp32", "tf32", "bf16" */
-t3d_status t3d_precision_parse(const char *s, t3d_precision *out); /* T3D_ERR_INVALID_ARG if unknown */
 
 /* The backend for a device string, as `--device` takes it: "auto" (NULL too), "cpu", "cuda" or
  * "cuda:N" ("gpu" is "cuda", the word of the viewer plugin's preferences, which it passes to its
@@ -182,11 +204,18 @@ t3d_status t3d_backend_tensor_new(t3d_backend *be, t3d_tensor *out, t3d_dtype dt
 void t3d_backend_tensor_free(t3d_backend *be, t3d_tensor *t);
 t3d_status t3d_backend_upload(t3d_backend *be, t3d_tensor *dev, const t3d_tensor *host);
 t3d_status t3d_backend_download(t3d_backend *be, t3d_tensor *host, const t3d_tensor *dev);
+/* Weights of op (T3D_OP_CONV3D, T3D_OP_CONV3D_TRANSPOSE or T3D_OP_LINEAR) into a new backend
+ * tensor *dev (t3d_backend_tensor_free), converted and laid out once here for the backend's
+ * precision: with BF16 (and a backend that packs) dev is T3D_BF16 with host's shape but the
+ * backend's own byte layout, so pass it only to that op, never to download; else a plain f32
+ * copy. host: f32 host memory of the op's weight shape. */
+t3d_status t3d_backend_weight_upload(t3d_backend *be, t3d_tensor *dev, const t3d_tensor *host, t3d_op op);
 
 /* Checked op wrappers: validate dtypes and shapes (clear T3D_ERR_SHAPE message naming the
  * op and both shapes), ask supports_op, then call the table. Model code uses these.
  * Common rules, checked here so that table entries may assume them:
- *  - tensors are f32 except ids, key_mask (i32 in) and argmax's y (i32 out);
+ *  - tensors are f32 except ids, key_mask (i32 in) and argmax's y (i32 out), and the weights w
+ *    of conv3d, conv3d_transpose and linear, which may be BF16 from t3d_backend_weight_upload;
  *  - no dimension is 0 (empty tensors are T3D_ERR_SHAPE), data is not NULL;
  *  - y may alias an input only where the table says so (relu, add, gelu, softmax, layernorm);
  *    elsewhere y sharing an input's data is T3D_ERR_INVALID_ARG;

@@ -10,23 +10,6 @@
 #include "kernels/backend.h"
 #include "kernels/cuda/device.h"
 
-static const char *const precision_names[] = {"fp32", "tf32", "bf16"};
-
-const char *t3d_precision_name(t3d_precision p)
-{
-  return (unsigned)p < sizeof precision_names / sizeof *precision_names ? precision_names[p] : "unknown";
-}
-
-t3d_status t3d_precision_parse(const char *s, t3d_precision *out)
-{
-  for (unsigned i = 0; s && i < sizeof precision_names / sizeof *precision_names; i++)
-    if (strcmp(s, precision_names[i]) == 0) {
-      *out = (t3d_precision)i;
-      return T3D_OK;
-    }
-  return t3d_error(T3D_ERR_INVALID_ARG, "unknown precision '%s' (known: fp32, tf32, bf16)", s ? s : "(null)");
-}
-
 t3d_backend_cuda_params t3d_backend_cuda_default_params(void)
 {
   t3d_backend_cuda_params p = {.device = 0, .precision = T3D_PRECISION_FP32, .workspace_limit = 0, .min_free_bytes = 0};

@@ -5,7 +5,7 @@ libt3d_la_SOURCES += \
 	kernels/cpu/conv_ref.c
 
 check_PROGRAMS += tests/test-conv
-tests_test_conv_SOURCES = tests/test-conv.c tests/check.h
+tests_test_conv_SOURCES = tests/test-conv.c tests/check.h tests/random-tensor.h
 tests_test_conv_LDADD = libt3d.la -lm
 TESTS += tests/test-conv
 

@@ -22,26 +22,7 @@
 #include "kernels/backend.h"
 #include "kernels/cpu/conv.h"
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static float frand(void) /* uniform in [-1, 1) */
-{
-  rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-  return (float)((rng >> 40) * (1.0 / 8388608.0) - 1.0);
-}
-
-static t3d_tensor *tnew(int ndim, const int64_t *shape, bool random)
-{
-  t3d_tensor *t = NULL;
-  if (t3d_tensor_new(&t, T3D_F32, ndim, shape) != T3D_OK) {
-    fprintf(stderr, "out of memory\n");
-    exit(1);
-  }
-  if (random) {
-    float *d = t->data;
-    for (int64_t i = 0; i < t3d_tensor_numel(t); i++) d[i] = frand();
-  }
-  return t;
-}
+#include "random-tensor.h"
 
 static t3d_tensor *tabs(const t3d_tensor *t)
 {

@@ -56,9 +56,10 @@ struct t3d_text_encoder {
 
 /* ---- loading -------------------------------------------------------------------------------- */
 
-/* Requires the named tensor (any float dtype) with the given shape and uploads it as f32. */
-static t3d_status load_tensor(t3d_text_encoder *te, const t3d_modelfile *mf, const char *name, int ndim,
-                              const int64_t *shape, t3d_tensor *dev)
+/* Requires the named tensor (any float dtype) with the given shape and uploads it as f32, or,
+ * for the weights of `op` (T3D_OP_COUNT: not a weight), in the backend's precision. */
+static t3d_status load_tensor_as(t3d_text_encoder *te, const t3d_modelfile *mf, const char *name, int ndim,
+                                 const int64_t *shape, t3d_tensor *dev, t3d_op op)
 {
   const t3d_tensor *src = NULL;
   t3d_tensor host;
@@ -75,9 +76,13 @@ static t3d_status load_tensor(t3d_text_encoder *te, const t3d_modelfile *mf, con
     host.dtype = T3D_F32;
     host.data = tmp;
   }
-  s = t3d_backend_tensor_new(te->be, dev, T3D_F32, ndim, shape);
-  if (s == T3D_OK)
-    s = t3d_backend_upload(te->be, dev, &host);
+  if (op != T3D_OP_COUNT) {
+    s = t3d_backend_weight_upload(te->be, dev, &host, op);
+  } else {
+    s = t3d_backend_tensor_new(te->be, dev, T3D_F32, ndim, shape);
+    if (s == T3D_OK)
+      s = t3d_backend_upload(te->be, dev, &host);
+  }
   if (s == T3D_OK)
     t3d_modelfile_release_pages(mf, src);
   t3d_aligned_free(tmp);
@@ -86,14 +91,27 @@ static t3d_status load_tensor(t3d_text_encoder *te, const t3d_modelfile *mf, con
   return s;
 }
 
-static t3d_status load_linear(t3d_text_encoder *te, const t3d_modelfile *mf, const char *base, int64_t out,
-                              int64_t in, linear_w *l)
+static t3d_status load_tensor(t3d_text_encoder *te, const t3d_modelfile *mf, const char *name, int ndim,
+                              const int64_t *shape, t3d_tensor *dev)
+{
+  return load_tensor_as(te, mf, name, ndim, shape, dev, T3D_OP_COUNT);
+}
+
+/* op: T3D_OP_LINEAR (weights in the backend's precision) or T3D_OP_COUNT (fp32 always) */
+static t3d_status load_linear_as(t3d_text_encoder *te, const t3d_modelfile *mf, const char *base, int64_t out,
+                                 int64_t in, linear_w *l, t3d_op op)
 {
   char name[160];
   snprintf(name, sizeof name, "%s.weight", base);
-  T3D_TRY(load_tensor(te, mf, name, 2, (int64_t[]){out, in}, &l->w));
+  T3D_TRY(load_tensor_as(te, mf, name, 2, (int64_t[]){out, in}, &l->w, op));
   snprintf(name, sizeof name, "%s.bias", base);
   return load_tensor(te, mf, name, 1, &out, &l->b);
+}
+
+static t3d_status load_linear(t3d_text_encoder *te, const t3d_modelfile *mf, const char *base, int64_t out,
+                              int64_t in, linear_w *l)
+{
+  return load_linear_as(te, mf, base, out, in, l, T3D_OP_LINEAR);
 }
 
 static t3d_status load_norm(t3d_text_encoder *te, const t3d_modelfile *mf, const char *base, int64_t n, norm_w *ln)
@@ -202,8 +220,11 @@ t3d_status t3d_text_encoder_load(t3d_text_encoder **out, t3d_backend *be, const 
     if ((s = load_norm(te, mf, base, H, &l->out_norm)) != T3D_OK)
       goto cleanup;
   }
-  if ((s = load_linear(te, mf, "text_proj.0", te->proj_hidden, H, &te->proj0)) != T3D_OK ||
-      (s = load_linear(te, mf, "text_proj.2", te->dim, te->proj_hidden, &te->proj2)) != T3D_OK)
+  /* The projection stays fp32 at any precision: it is a few thousand multiply-adds, and the
+   * trained model's centred embeddings (train/model.py Center, folded into its last bias) are
+   * small differences of large terms, where bf16 inputs cost the embedding cosine 1e-4. */
+  if ((s = load_linear_as(te, mf, "text_proj.0", te->proj_hidden, H, &te->proj0, T3D_OP_COUNT)) != T3D_OK ||
+      (s = load_linear_as(te, mf, "text_proj.2", te->dim, te->proj_hidden, &te->proj2, T3D_OP_COUNT)) != T3D_OK)
     goto cleanup;
   *out = te;
   te = NULL;

@@ -92,7 +92,7 @@ static t3d_status load_conv_bn(t3d_vision *v, const t3d_modelfile *mf, conv_w *c
     }
   }
   if (!b && (s = t3d_tensor_new(&b, T3D_F32, 1, &cout)) != T3D_OK) goto cleanup;
-  if ((s = upload_new(v->be, &cw->w, w)) != T3D_OK) goto cleanup;
+  if ((s = t3d_backend_weight_upload(v->be, &cw->w, w, T3D_OP_CONV3D)) != T3D_OK) goto cleanup;
   s = upload_new(v->be, &cw->b, b);
 cleanup:
   t3d_tensor_free(w);
@@ -130,12 +130,13 @@ void t3d_vision_free(t3d_vision *v)
   free(v);
 }
 
+/* A tensor as it is; weights of `op` (T3D_OP_COUNT: not a weight) in the backend's precision. */
 static t3d_status load_plain(t3d_vision *v, const t3d_modelfile *mf, t3d_tensor *dev, const char *name, int ndim,
-                             const int64_t *shape)
+                             const int64_t *shape, t3d_op op)
 {
   t3d_tensor *h = NULL;
   t3d_status s = host_f32(mf, name, ndim, shape, &h);
-  if (s == T3D_OK) s = upload_new(v->be, dev, h);
+  if (s == T3D_OK) s = op == T3D_OP_COUNT ? upload_new(v->be, dev, h) : t3d_backend_weight_upload(v->be, dev, h, op);
   t3d_tensor_free(h);
   return s;
 }
@@ -208,9 +209,9 @@ t3d_status t3d_vision_load(t3d_vision **out, t3d_backend *be, const t3d_modelfil
     for (int i = 0; s == T3D_OK && i < T3D_SEG_BLOCKS; i++) {
       int64_t o = d[i];
       snprintf(wn, sizeof wn, "seg.blocks.%d.up.weight", i);
-      s = load_plain(v, mf, &v->dec[i].upw, wn, 5, (int64_t[]){cin, o, 2, 2, 2});
+      s = load_plain(v, mf, &v->dec[i].upw, wn, 5, (int64_t[]){cin, o, 2, 2, 2}, T3D_OP_CONV3D_TRANSPOSE);
       snprintf(wn, sizeof wn, "seg.blocks.%d.up.bias", i);
-      if (s == T3D_OK) s = load_plain(v, mf, &v->dec[i].upb, wn, 1, &o);
+      if (s == T3D_OK) s = load_plain(v, mf, &v->dec[i].upb, wn, 1, &o, T3D_OP_COUNT);
       snprintf(wn, sizeof wn, "seg.blocks.%d.conv.weight", i);
       snprintf(bn, sizeof bn, "seg.blocks.%d.bn", i);
       if (s == T3D_OK) s = load_conv_bn(v, mf, &v->dec[i].conv, wn, NULL, bn, o, o + skips[i], 3, 1, 1);
@@ -708,10 +709,11 @@ t3d_status t3d_vision_projection_load(t3d_vision_projection **out, t3d_backend *
   snprintf(n[3], sizeof n[3], "%s.2.bias", prefix);
   int64_t h = hidden, d = dim;
   t3d_vision v = {.be = be};
-  s = load_plain(&v, mf, &p->w0, n[0], 2, (int64_t[]){hidden, in});
-  if (s == T3D_OK) s = load_plain(&v, mf, &p->b0, n[1], 1, &h);
-  if (s == T3D_OK) s = load_plain(&v, mf, &p->w2, n[2], 2, (int64_t[]){dim, hidden});
-  if (s == T3D_OK) s = load_plain(&v, mf, &p->b2, n[3], 1, &d);
+  /* fp32 at any precision (T3D_OP_COUNT): see the text projection in text.c */
+  s = load_plain(&v, mf, &p->w0, n[0], 2, (int64_t[]){hidden, in}, T3D_OP_COUNT);
+  if (s == T3D_OK) s = load_plain(&v, mf, &p->b0, n[1], 1, &h, T3D_OP_COUNT);
+  if (s == T3D_OK) s = load_plain(&v, mf, &p->w2, n[2], 2, (int64_t[]){dim, hidden}, T3D_OP_COUNT);
+  if (s == T3D_OK) s = load_plain(&v, mf, &p->b2, n[3], 1, &d, T3D_OP_COUNT);
   if (s != T3D_OK) {
     t3d_vision_projection_free(p);
     return s;

@@ -12,6 +12,8 @@
 #include <cblas.h>
 #endif
 
+#include "core/base/log.h"
+#include "kernels/cpu/bf16.h"
 #include "kernels/cpu/cpu.h"
 
 #define CPU_MAX_THREADS 1024
@@ -19,7 +21,31 @@
 static bool cpu_supports_op(const t3d_backend *be, t3d_op op, t3d_dtype dtype)
 {
   (void)be;
+  if (dtype == T3D_BF16) /* bf16 weights (kernels/cpu/bf16.h) */
+    return op == T3D_OP_CONV3D || op == T3D_OP_CONV3D_TRANSPOSE || op == T3D_OP_LINEAR;
   return (unsigned)op < T3D_OP_COUNT && dtype == T3D_F32;
+}
+
+/* The weight's dtype picks the kernel: bf16 weights exist only on a bf16 backend. */
+static t3d_status cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
+                             const t3d_tensor *bias, const t3d_tensor *residual, const t3d_conv3d_params *p)
+{
+  if (w->dtype == T3D_BF16) return t3d_cpu_conv3d_bf16(be, y, x, w, bias, residual, p);
+  return t3d_cpu_conv3d(be, y, x, w, bias, residual, p);
+}
+
+static t3d_status cpu_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
+                                       const t3d_tensor *bias, const t3d_conv3d_transpose_params *p)
+{
+  if (w->dtype == T3D_BF16) return t3d_cpu_conv3d_transpose_bf16(be, y, x, w, bias, p);
+  return t3d_cpu_conv3d_transpose(be, y, x, w, bias, p);
+}
+
+static t3d_status cpu_linear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
+                             const t3d_tensor *b)
+{
+  if (w->dtype == T3D_BF16) return t3d_cpu_linear_bf16(be, y, x, w, b);
+  return t3d_cpu_linear(be, y, x, w, b);
 }
 
 static void cpu_destroy(t3d_backend *be) { free(be); }
@@ -62,14 +88,14 @@ static const t3d_backend_ops cpu_ops = {
     .upload = cpu_copy,
     .download = cpu_copy,
     .synchronize = cpu_synchronize,
-    .conv3d = t3d_cpu_conv3d,
-    .conv3d_transpose = t3d_cpu_conv3d_transpose,
+    .conv3d = cpu_conv3d,
+    .conv3d_transpose = cpu_conv3d_transpose,
     .relu = t3d_cpu_relu,
     .add = t3d_cpu_add,
     .maxpool3d = t3d_cpu_maxpool3d,
     .avgpool3d_global = t3d_cpu_avgpool3d_global,
     .avgpool3d_adaptive = t3d_cpu_avgpool3d_adaptive,
-    .linear = t3d_cpu_linear,
+    .linear = cpu_linear,
     .layernorm = t3d_cpu_layernorm,
     .gelu = t3d_cpu_gelu,
     .softmax = t3d_cpu_softmax,
@@ -78,7 +104,22 @@ static const t3d_backend_ops cpu_ops = {
     .concat = t3d_cpu_concat,
     .resample_trilinear = t3d_cpu_resample_trilinear,
     .argmax = t3d_cpu_argmax,
+    .pack_weight = t3d_cpu_bf16_pack_weight,
 };
+
+/* AUTO -> BF16 only where the CPU has native bf16 arithmetic; an explicit BF16 without it runs
+ * the portable path, which is correct but slower than fp32: said once per process. */
+static t3d_precision resolve_precision(t3d_precision want)
+{
+  static int told;
+  bool native = t3d_backend_cpu_bf16_native();
+  if (want == T3D_PRECISION_AUTO) return native ? T3D_PRECISION_BF16 : T3D_PRECISION_FP32;
+  if (want == T3D_PRECISION_BF16 && !native && !__atomic_exchange_n(&told, 1, __ATOMIC_RELAXED))
+    T3D_WARN("bf16 requested, but this CPU has neither AVX512-BF16 nor AMX: running the portable %s bf16 path "
+             "(same numerics, slower than fp32)",
+             t3d_backend_cpu_bf16_isa());
+  return want;
+}
 
 /* Online cores this process may run on: a container or taskset may allow fewer than the host has. */
 static long usable_cores(void)
@@ -100,6 +141,9 @@ t3d_status t3d_backend_cpu_create(t3d_backend **out, const t3d_backend_params *p
   if (p.threads < 0 || p.threads > CPU_MAX_THREADS)
     return t3d_error(T3D_ERR_INVALID_ARG, "CPU backend: threads must be 0 (all cores) to %d, got %d",
                      CPU_MAX_THREADS, p.threads);
+  if ((unsigned)p.precision > T3D_PRECISION_TF32)
+    return t3d_error(T3D_ERR_INVALID_ARG, "CPU backend: unknown precision %d", (int)p.precision);
+  if (p.precision == T3D_PRECISION_TF32) p.precision = T3D_PRECISION_FP32; /* a GPU mode: fp32 here */
   if (p.threads == 0) {
     long n = usable_cores();
     p.threads = n < 1 ? 1 : n > CPU_MAX_THREADS ? CPU_MAX_THREADS : (int)n;
@@ -110,6 +154,7 @@ t3d_status t3d_backend_cpu_create(t3d_backend **out, const t3d_backend_params *p
   be->ops = &cpu_ops;
   be->threads = p.threads;
   be->impl = NULL;
+  be->precision = resolve_precision(p.precision);
 #ifdef HAVE_OPENBLAS
   /* Process-wide: OpenBLAS stays single-threaded and t3d_cpu_sgemm splits GEMMs over the
    * backend's OpenMP threads instead (see gemm.c for why). */

@@ -597,8 +597,9 @@ extern "C" t3d_status t3d_backend_cuda_create(t3d_backend **out, const t3d_backe
   *out = NULL;
   if (p.device < 0)
     return t3d_error(T3D_ERR_INVALID_ARG, "CUDA backend: device index %d is negative", p.device);
-  if ((unsigned)p.precision > T3D_PRECISION_BF16)
+  if ((unsigned)p.precision > T3D_PRECISION_TF32)
     return t3d_error(T3D_ERR_INVALID_ARG, "CUDA backend: unknown precision %d", (int)p.precision);
+  if (p.precision == T3D_PRECISION_AUTO) p.precision = T3D_PRECISION_FP32;
   if (p.precision == T3D_PRECISION_BF16)
     return t3d_error(T3D_ERR_UNSUPPORTED, "CUDA backend: bf16 is not implemented (use fp32 or tf32)");
   if (mode && strcmp(mode, "kernel") != 0) /* "kernel" is simulated by t3d_backend_create_for_device */

@@ -1,0 +1,361 @@
+/* Checks the CPU backend's bf16 path (kernels/cpu/bf16.h) on fresh random data every run (the
+ * seed is printed; T3D_TEST_SEED=N repeats a run): conv3d, conv3d_transpose and linear with bf16
+ * weights against
+ *  (a) the double-accumulated reference on the same bf16-rounded operands: only fp32
+ *      accumulation error may remain, |y - ref| <= gamma_{K+3} * mag (gamma_n = n u / (1 - n u),
+ *      u = 2^-24, mag = the op on |x|, |w| plus |bias| + |residual|): catches layout and packing bugs;
+ *  (b) the fp32 op: |y - y32| <= (2^-7 + 2^-16 + 2 gamma_{K+3}) * mag (each product of two bf16
+ *      roundings, each <= 2^-8 relative, plus accumulation on both sides);
+ * the portable kernels (scalar, AVX2) bit for bit equal; every ISA this CPU has; 1 and 3 threads;
+ * the stored weight layouts (transposed conv, linear); precision names and what auto resolves to. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+#include "core/base/tensor.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/bf16.h"
+#include "kernels/cpu/conv.h"
+
+#include "random-tensor.h"
+
+/* copy of t with every value f(value): bf16-rounded, absolute, or both */
+static t3d_tensor *tmap(const t3d_tensor *t, bool round, bool absolute)
+{
+  if (!t) return NULL;
+  t3d_tensor *o = tnew(t->ndim, t->shape, false);
+  const float *s = t->data;
+  float *d = o->data;
+  for (int64_t i = 0; i < t3d_tensor_numel(t); i++) {
+    float v = round ? t3d_bf16_to_f32(t3d_f32_to_bf16(s[i])) : s[i];
+    d[i] = absolute ? fabsf(v) : v;
+  }
+  return o;
+}
+
+static double gamma_n(int64_t n)
+{
+  double u = ldexp(1.0, -24);
+  return (double)n * u / (1.0 - (double)n * u);
+}
+
+/* max_i |a_i - b_i| / mag_i (a zero magnitude needs an exact match) */
+static double rel_err(const t3d_tensor *a, const t3d_tensor *b, const t3d_tensor *mag)
+{
+  const float *x = a->data, *y = b->data, *m = mag->data;
+  double worst = 0;
+  for (int64_t i = 0; i < t3d_tensor_numel(a); i++) {
+    double d = fabs((double)x[i] - y[i]);
+    double r = m[i] > 0 ? d / m[i] : (d > 0 ? INFINITY : 0);
+    if (!(r <= worst)) worst = r; /* NaN propagates */
+  }
+  return worst;
+}
+
+static bool bit_equal(const t3d_tensor *a, const t3d_tensor *b)
+{
+  return memcmp(a->data, b->data, t3d_tensor_nbytes(a)) == 0;
+}
+
+static t3d_backend *backend(t3d_precision p, int threads)
+{
+  t3d_backend_params bp = t3d_backend_default_params();
+  t3d_backend *be = NULL;
+  bp.threads = threads;
+  bp.precision = p;
+  if (t3d_backend_cpu_create(&be, &bp) != T3D_OK) {
+    fprintf(stderr, "backend: %s\n", t3d_error_detail());
+    exit(1);
+  }
+  return be;
+}
+
+/* The checks (a), (b) for one op result y computed at every ISA up to the CPU's and with 1 and 3
+ * threads; run(be, y) computes the op on a bf16 backend. */
+typedef struct {
+  const char *name;
+  const t3d_tensor *y32, *refb, *mag;
+  int64_t K;
+} expect;
+
+static void check_result(const expect *e, const t3d_tensor *y, const char *how)
+{
+  double ea = rel_err(y, e->refb, e->mag), eb = rel_err(y, e->y32, e->mag);
+  double ta = gamma_n(e->K + 3) * 1.01, tb = ldexp(1.0, -7) + ldexp(1.0, -16) + 2 * gamma_n(e->K + 3);
+  check_count++;
+  if (!(ea <= ta) || !(eb <= tb)) {
+    check_failures++;
+    fprintf(stderr, "FAIL: %s [%s]: vs bf16-operand reference %.3g (tol %.3g), vs fp32 %.3g (tol %.3g)\n", e->name,
+            how, ea, ta, eb, tb);
+  } else if (strcmp(how, "default") == 0) {
+    printf("  %-44s vs bf16-operand ref %.2e (tol %.1e)  vs fp32 %.2e (tol %.1e)\n", e->name, ea, ta, eb, tb);
+  }
+}
+
+
+/* One op with bf16 weights made from the f32 ones by this backend (as the model loads them). */
+typedef struct {
+  t3d_op op;
+  const t3d_tensor *x, *b, *r, *w32;
+  t3d_conv3d_params cp;
+  t3d_conv3d_transpose_params tp;
+} op_ctx;
+
+static t3d_status run_op(t3d_backend *be, t3d_tensor *y, const op_ctx *c)
+{
+  t3d_tensor w;
+  t3d_status s;
+  T3D_TRY(t3d_backend_weight_upload(be, &w, c->w32, c->op));
+  if (w.dtype != T3D_BF16)
+    s = t3d_error(T3D_ERR_INVALID_ARG, "weights are not bf16");
+  else if (c->op == T3D_OP_CONV3D)
+    s = t3d_op_conv3d(be, y, c->x, &w, c->b, c->r, &c->cp);
+  else if (c->op == T3D_OP_CONV3D_TRANSPOSE)
+    s = t3d_op_conv3d_transpose(be, y, c->x, &w, c->b, &c->tp);
+  else
+    s = t3d_op_linear(be, y, c->x, &w, c->b);
+  t3d_backend_tensor_free(be, &w);
+  return s;
+}
+
+/* ---- every ISA, 1 and 3 threads --------------------------------------------------------------- */
+
+static void check_all_isas(const expect *e, t3d_tensor *y, const op_ctx *ctx)
+{
+  t3d_cpu_isa top = t3d_cpu_bf16_isa();
+  t3d_tensor *portable[2] = {NULL, NULL};
+  for (int threads = 1; threads <= 3; threads += 2) {
+    t3d_backend *be = backend(T3D_PRECISION_BF16, threads);
+    for (int isa = 0; isa <= (int)top; isa++) {
+      char how[64];
+      snprintf(how, sizeof how, "%s, %d thread%s", t3d_cpu_isa_name((t3d_cpu_isa)isa), threads, threads > 1 ? "s" : "");
+      t3d_cpu_bf16_cap_isa((t3d_cpu_isa)isa);
+      memset(y->data, 0xff, t3d_tensor_nbytes(y)); /* NaN: a missed output shows */
+      CHECK_STATUS(run_op(be, y, ctx), T3D_OK);
+      check_result(e, y, how);
+      if (isa <= T3D_CPU_ISA_AVX2 && threads == 1) portable[isa] = tmap(y, false, false);
+    }
+    t3d_cpu_bf16_cap_isa(T3D_CPU_ISA_COUNT);
+    memset(y->data, 0xff, t3d_tensor_nbytes(y));
+    CHECK_STATUS(run_op(be, y, ctx), T3D_OK);
+    if (threads == 1) check_result(e, y, "default");
+    t3d_backend_free(be);
+  }
+  if (portable[0] && portable[1]) {
+    check_count++;
+    if (!bit_equal(portable[0], portable[1])) {
+      check_failures++;
+      fprintf(stderr, "FAIL: %s: scalar and avx2 kernels differ (max rel diff %.3g)\n", e->name,
+              rel_err(portable[0], portable[1], e->mag));
+    }
+  }
+  t3d_tensor_free(portable[0]);
+  t3d_tensor_free(portable[1]);
+}
+
+/* ---- conv3d ---------------------------------------------------------------------------------- */
+
+static void test_conv(int64_t n, int64_t ci, int64_t d, int64_t h, int64_t w_, int64_t co, int k, int stride,
+                      int pad, bool bias, bool residual, bool relu)
+{
+  char name[128];
+  int64_t xs[5] = {n, ci, d, h, w_}, ws[5] = {co, ci, k, k, k}, bs[1] = {co};
+  int64_t ys[5] = {n, co, (d + 2 * pad - k) / stride + 1, (h + 2 * pad - k) / stride + 1,
+                   (w_ + 2 * pad - k) / stride + 1};
+  snprintf(name, sizeof name, "conv3d x[%lld,%lld,%lld,%lld,%lld] w[%lld,k%d] s%d p%d%s%s%s", (long long)n,
+           (long long)ci, (long long)d, (long long)h, (long long)w_, (long long)co, k, stride, pad, bias ? " +b" : "",
+           residual ? " +res" : "", relu ? " relu" : "");
+  t3d_tensor *x = tnew(5, xs, true), *w = tnew(5, ws, true), *b = bias ? tnew(1, bs, true) : NULL;
+  t3d_tensor *r = residual ? tnew(5, ys, true) : NULL;
+  t3d_tensor *y = tnew(5, ys, false), *y32 = tnew(5, ys, false), *refb = tnew(5, ys, false), *mag = tnew(5, ys, false);
+  t3d_tensor *xr = tmap(x, true, false), *wr = tmap(w, true, false);
+  t3d_tensor *xa = tmap(x, false, true), *wa = tmap(w, false, true), *ba = tmap(b, false, true), *ra = tmap(r, false, true);
+  t3d_conv3d_params p = {{stride, stride, stride}, {pad, pad, pad}, relu}, pm = p;
+  t3d_backend *be32 = backend(T3D_PRECISION_FP32, 2);
+  pm.relu = false;
+  CHECK_STATUS(t3d_op_conv3d(be32, y32, x, w, b, r, &p), T3D_OK);
+  CHECK_STATUS(t3d_cpu_conv3d_ref(be32, refb, xr, wr, b, r, &p), T3D_OK);
+  CHECK_STATUS(t3d_cpu_conv3d_ref(be32, mag, xa, wa, ba, ra, &pm), T3D_OK);
+  op_ctx c = {.op = T3D_OP_CONV3D, .x = x, .b = b, .r = r, .w32 = w, .cp = p};
+  expect e = {name, y32, refb, mag, ci * k * k * k};
+  check_all_isas(&e, y, &c);
+  t3d_backend_free(be32);
+  t3d_tensor *all[] = {x, w, b, r, y, y32, refb, mag, xr, wr, xa, wa, ba, ra};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) t3d_tensor_free(all[i]);
+}
+
+/* ---- conv3d_transpose ------------------------------------------------------------------------- */
+
+static void test_convt(int64_t n, int64_t ci, int64_t d, int64_t h, int64_t w_, int64_t co, int k, int stride,
+                       int pad, int opad)
+{
+  char name[128];
+  int64_t xs[5] = {n, ci, d, h, w_}, ws[5] = {ci, co, k, k, k}, bs[1] = {co};
+  int64_t ys[5] = {n, co, (d - 1) * stride - 2 * pad + k + opad, (h - 1) * stride - 2 * pad + k + opad,
+                   (w_ - 1) * stride - 2 * pad + k + opad};
+  snprintf(name, sizeof name, "conv3d_transpose x[%lld,%lld,%lld,%lld,%lld] co%lld k%d s%d p%d op%d", (long long)n,
+           (long long)ci, (long long)d, (long long)h, (long long)w_, (long long)co, k, stride, pad, opad);
+  t3d_tensor *x = tnew(5, xs, true), *w = tnew(5, ws, true), *b = tnew(1, bs, true);
+  t3d_tensor *y = tnew(5, ys, false), *y32 = tnew(5, ys, false), *refb = tnew(5, ys, false), *mag = tnew(5, ys, false);
+  t3d_tensor *xr = tmap(x, true, false), *wr = tmap(w, true, false);
+  t3d_tensor *xa = tmap(x, false, true), *wa = tmap(w, false, true), *ba = tmap(b, false, true);
+  t3d_conv3d_transpose_params p = {{stride, stride, stride}, {pad, pad, pad}, {opad, opad, opad}};
+  t3d_backend *be32 = backend(T3D_PRECISION_FP32, 2);
+  CHECK_STATUS(t3d_op_conv3d_transpose(be32, y32, x, w, b, &p), T3D_OK);
+  CHECK_STATUS(t3d_cpu_conv3d_transpose_ref(be32, refb, xr, wr, b, &p), T3D_OK);
+  CHECK_STATUS(t3d_cpu_conv3d_transpose_ref(be32, mag, xa, wa, ba, &p), T3D_OK);
+  op_ctx c = {.op = T3D_OP_CONV3D_TRANSPOSE, .x = x, .b = b, .w32 = w, .tp = p};
+  expect e = {name, y32, refb, mag, ci * k * k * k}; /* at most Ci*k^3 taps reach one output */
+  check_all_isas(&e, y, &c);
+  t3d_backend_free(be32);
+  t3d_tensor *all[] = {x, w, b, y, y32, refb, mag, xr, wr, xa, wa, ba};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) t3d_tensor_free(all[i]);
+}
+
+/* ---- linear ------------------------------------------------------------------------------------- */
+
+/* y[t, o] = sum_i w[o, i] x[t, i] + b[o] in double */
+static void linear_ref(t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w, const t3d_tensor *b)
+{
+  int64_t out = w->shape[0], in = w->shape[1], T = t3d_tensor_numel(x) / in;
+  const float *xd = x->data, *wd = w->data, *bd = b ? b->data : NULL;
+  float *yd = y->data;
+  for (int64_t t = 0; t < T; t++)
+    for (int64_t o = 0; o < out; o++) {
+      double s = bd ? bd[o] : 0.0;
+      for (int64_t i = 0; i < in; i++) s += (double)wd[o * in + i] * xd[t * in + i];
+      yd[t * out + o] = (float)s;
+    }
+}
+
+static void test_linear(int64_t a, int64_t t, int64_t in, int64_t out, bool bias)
+{
+  char name[128];
+  int64_t xs[3] = {a, t, in}, ws[2] = {out, in}, bs[1] = {out}, ys[3] = {a, t, out};
+  snprintf(name, sizeof name, "linear x[%lld,%lld,%lld] w[%lld,%lld]%s", (long long)a, (long long)t, (long long)in,
+           (long long)out, (long long)in, bias ? " +b" : "");
+  t3d_tensor *x = tnew(3, xs, true), *w = tnew(2, ws, true), *b = bias ? tnew(1, bs, true) : NULL;
+  t3d_tensor *y = tnew(3, ys, false), *y32 = tnew(3, ys, false), *refb = tnew(3, ys, false), *mag = tnew(3, ys, false);
+  t3d_tensor *xr = tmap(x, true, false), *wr = tmap(w, true, false);
+  t3d_tensor *xa = tmap(x, false, true), *wa = tmap(w, false, true), *ba = tmap(b, false, true);
+  t3d_backend *be32 = backend(T3D_PRECISION_FP32, 2);
+  CHECK_STATUS(t3d_op_linear(be32, y32, x, w, b), T3D_OK);
+  linear_ref(refb, xr, wr, b);
+  linear_ref(mag, xa, wa, ba);
+  op_ctx c = {.op = T3D_OP_LINEAR, .x = x, .b = b, .w32 = w};
+  expect e = {name, y32, refb, mag, in};
+  check_all_isas(&e, y, &c);
+  t3d_backend_free(be32);
+  t3d_tensor *all[] = {x, w, b, y, y32, refb, mag, xr, wr, xa, wa, ba};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) t3d_tensor_free(all[i]);
+}
+
+/* ---- layout, precision --------------------------------------------------------------------------- */
+
+static void test_layout(void)
+{
+  int64_t ws[5] = {3, 5, 2, 2, 2}; /* conv3d_transpose: Ci 5, Co 3, 8 taps -> A [24 (+pad) rows][5 (+pad)] */
+  t3d_tensor *w = tnew(5, ws, true), dev;
+  t3d_backend *be = backend(T3D_PRECISION_BF16, 1);
+  t3d_bf16_layout l;
+  CHECK_STATUS(t3d_backend_weight_upload(be, &dev, w, T3D_OP_CONV3D_TRANSPOSE), T3D_OK);
+  CHECK(t3d_bf16_layout_of(T3D_OP_CONV3D_TRANSPOSE, w, &l));
+  CHECK_INT_EQ(dev.dtype, T3D_BF16);
+  CHECK_INT_EQ(l.m, 2 * 2 * 2 * 5);
+  CHECK_INT_EQ(l.k, 3);
+  CHECK_INT_EQ(l.rows, 64 + 32);
+  CHECK_INT_EQ(l.kpad, 32);
+  const uint16_t *a = dev.data;
+  const float *h = w->data;
+  int bad = 0;
+  for (int64_t r = 0; r < l.rows; r++)
+    for (int64_t c = 0; c < l.kpad; c++) {
+      uint16_t want = r < l.m && c < l.k ? t3d_f32_to_bf16(h[c * l.m + r]) : 0;
+      bad += a[r * l.kpad + c] != want;
+    }
+  CHECK_INT_EQ(bad, 0);
+  t3d_backend_tensor_free(be, &dev);
+  /* linear w[40, 3]: B strips, output o at column o % 32 of strip o / 32, input pairs side by side */
+  int64_t ls[2] = {40, 3};
+  t3d_tensor *lw = tnew(2, ls, true);
+  CHECK_STATUS(t3d_backend_weight_upload(be, &dev, lw, T3D_OP_LINEAR), T3D_OK);
+  CHECK(t3d_bf16_layout_of(T3D_OP_LINEAR, lw, &l));
+  CHECK_INT_EQ(l.rows, 64);
+  CHECK_INT_EQ(l.kpad, 32);
+  a = dev.data;
+  h = lw->data;
+  bad = 0;
+  for (int64_t o = 0; o < l.rows; o++)
+    for (int64_t i = 0; i < l.kpad; i++) {
+      uint16_t want = o < 40 && i < 3 ? t3d_f32_to_bf16(h[o * 3 + i]) : 0;
+      bad += a[(o / 32) * l.kpad * 32 + (i / 2) * 64 + (o % 32) * 2 + i % 2] != want;
+    }
+  CHECK_INT_EQ(bad, 0);
+  t3d_backend_tensor_free(be, &dev);
+  t3d_tensor_free(lw);
+  /* an fp32 backend keeps f32 weights; a weight of the wrong rank is refused */
+  t3d_backend *b32 = backend(T3D_PRECISION_FP32, 1);
+  CHECK_STATUS(t3d_backend_weight_upload(b32, &dev, w, T3D_OP_CONV3D), T3D_OK);
+  CHECK_INT_EQ(dev.dtype, T3D_F32);
+  t3d_backend_tensor_free(b32, &dev);
+  CHECK_STATUS(t3d_backend_weight_upload(be, &dev, w, T3D_OP_LINEAR), T3D_ERR_SHAPE);
+  CHECK_STATUS(t3d_backend_weight_upload(be, &dev, w, T3D_OP_RELU), T3D_ERR_INVALID_ARG);
+  t3d_backend_free(b32);
+  t3d_backend_free(be);
+  t3d_tensor_free(w);
+}
+
+static void test_precision(void)
+{
+  t3d_precision p = T3D_PRECISION_FP32;
+  CHECK(t3d_precision_from_name("bf16", &p) && p == T3D_PRECISION_BF16);
+  CHECK(t3d_precision_from_name("auto", &p) && p == T3D_PRECISION_AUTO);
+  CHECK(!t3d_precision_from_name("fp16", &p) && p == T3D_PRECISION_AUTO);
+  CHECK(strcmp(t3d_precision_name(T3D_PRECISION_FP32), "fp32") == 0);
+  t3d_backend *be = backend(T3D_PRECISION_AUTO, 1);
+  CHECK_INT_EQ(be->precision, t3d_backend_cpu_bf16_native() ? T3D_PRECISION_BF16 : T3D_PRECISION_FP32);
+  t3d_backend_free(be);
+  be = backend(T3D_PRECISION_FP32, 1);
+  CHECK_INT_EQ(be->precision, T3D_PRECISION_FP32);
+  t3d_backend_free(be);
+  t3d_backend_params bp = t3d_backend_default_params();
+  CHECK_INT_EQ(bp.precision, T3D_PRECISION_FP32); /* the library default stays the reference */
+  bp.precision = (t3d_precision)7;
+  CHECK_STATUS(t3d_backend_cpu_create(&be, &bp), T3D_ERR_INVALID_ARG);
+  printf("  bf16 ISA on this CPU: %s (%s)\n", t3d_backend_cpu_bf16_isa(),
+         t3d_backend_cpu_bf16_native() ? "native" : "portable");
+}
+
+int main(void)
+{
+  const char *env = getenv("T3D_TEST_SEED");
+  uint64_t seed = env ? strtoull(env, NULL, 10) : (uint64_t)time(NULL);
+  rng = seed * 0x9e3779b97f4a7c15ull | 1; /* xorshift needs a nonzero state */
+  printf("test-bf16: seed %llu (T3D_TEST_SEED=%llu repeats this run)\n", (unsigned long long)seed,
+         (unsigned long long)seed);
+  test_precision();
+  test_layout();
+  /* conv3d: the stem (1 channel, 7^3, stride 2), "same" 3^3, 1x1 direct and strided, odd sizes,
+   * Co not a multiple of 32, K over one 256-row chunk, residual + ReLU, two images */
+  test_conv(1, 1, 9, 12, 11, 16, 7, 2, 3, true, false, true);
+  test_conv(2, 12, 6, 7, 9, 20, 3, 1, 1, true, true, true);
+  test_conv(1, 40, 5, 6, 7, 72, 1, 1, 0, true, false, false);
+  test_conv(1, 33, 7, 5, 6, 40, 1, 2, 0, false, true, true);
+  test_conv(1, 19, 5, 6, 5, 35, 3, 2, 1, true, false, false);
+  test_conv(1, 70, 4, 4, 5, 9, 3, 1, 1, false, false, false);
+  /* conv3d_transpose: the decoder's 2^3 stride 2 (disjoint), overlapping with padding and
+   * output padding, stride 1, Ci over one chunk */
+  test_convt(1, 24, 3, 4, 5, 10, 2, 2, 0, 0);
+  test_convt(2, 7, 3, 3, 4, 5, 3, 2, 1, 1);
+  test_convt(1, 9, 4, 3, 5, 6, 3, 1, 1, 0);
+  test_convt(1, 300, 2, 3, 2, 4, 2, 2, 0, 1);
+  /* linear: odd sizes, K over one chunk, more tokens than one tile */
+  test_linear(1, 7, 45, 13, true);
+  test_linear(2, 150, 300, 70, true);
+  test_linear(1, 3, 600, 33, false);
+  return check_finish("test-bf16");
+}
