@@ -4,6 +4,7 @@
  * Not a correctness check (that is tests/test-vision-parity.sh). */
 #include "config.h"
 
+#include <dirent.h>
 #include <getopt.h>
 #include <libintl.h>
 #include <math.h>
@@ -12,8 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/bench_peers.h"
 #include "cli/commands.h"
 #include "core/model/modelfile.h"
 #include "core/model/text.h"
@@ -25,6 +28,9 @@
 #ifndef T3D_REFERENCE_PY
 #define T3D_REFERENCE_PY "tests/reference/t3d_reference.py"
 #endif
+#ifndef T3D_PEER_PY
+#define T3D_PEER_PY "tests/reference/peer_bench.py"
+#endif
 #ifndef T3D_PYTHON_DEFAULT
 #define T3D_PYTHON_DEFAULT "python3"
 #endif
@@ -32,18 +38,23 @@
 static void usage(FILE *to)
 {
   fprintf(to,
-          _("Usage: t3d bench [--threads N] [--no-torch] [--repeat R] [--config NAME] [--shape D,H,W]\n\n"
+          _("Usage: t3d bench [--threads N] [--no-torch] [--no-peers] [--json FILE] [--repeat R] [--config NAME] [--shape D,H,W]\n\n"
           "Times t3d-r50 with random weights at 1x1x160x224x224: the encoder, encoder + segmentation and\n"
           "the text encoder on 256 tokens, each next to PyTorch (MONAI ResNet + our decoder; Hugging Face\n"
           "BertModel + projection) with the same thread count, every row in its own process; prints wall\n"
           "ms (best of R), CPU ms of that run, peak RSS (VmHWM) and the ratios, and the cancel latency.\n"
           "  --threads N    threads for both sides (default: all cores)\n"
-          "  --no-torch     t3d rows only\n"
+          "  --no-torch     no PyTorch timing rows\n"
+          "  --no-peers     no OpenVINO / ONNX Runtime rows (ONNX export of the PyTorch reference with\n"
+          "                 t3d's weights; OpenVINO at f32 and bf16 inference precision; each row with its\n"
+          "                 agreement with PyTorch fp32 and the ISA / kernels each side used)\n"
+          "  --json FILE    also write every peer-table row as one JSON line to FILE\n"
           "  --repeat R     runs per row, best kept (default 2)\n"
           "  --config NAME  built-in config (default t3d-r50)\n"
           "  --shape D,H,W  input size (default 160,224,224)\n"
           "  --cancel-after S  also measure cancel latency with the flag set after S seconds (default 3; 0 = skip)\n"
-          "Environment: T3D_PYTHON (python with torch + monai), T3D_REFERENCE_PY (reference script).\n"));
+          "Environment: T3D_PYTHON (python with torch + monai; openvino, onnxruntime for the peers),\n"
+          "T3D_REFERENCE_PY (reference script), T3D_PEER_PY (tests/reference/peer_bench.py).\n"));
 }
 
 static double now_ms(void)
@@ -90,7 +101,7 @@ static void *cancel_thread(void *arg)
 }
 
 /* The text row: one report of 256 tokens ([CLS] + 254 pieces + [SEP]) through BERT + projection. */
-static int child_text(const char *model, int threads, int repeat)
+static int child_text(const char *model, int threads, int repeat, const char *dump)
 {
   t3d_modelfile *mf = NULL;
   t3d_backend *be = NULL;
@@ -132,8 +143,12 @@ static int child_text(const char *model, int threads, int repeat)
       best_cpu = cpu_ms() - c0;
     }
   }
-  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"tokens\": %zu}\n", best, best_cpu, vmhwm_kib(),
-         len);
+  long hwm = vmhwm_kib();
+  if (dump && ((s = t3d_bench_dump(dump, "ids.i32", ids, len * sizeof *ids)) != T3D_OK ||
+               (s = t3d_bench_dump(dump, "t3d-text.f32", out, (size_t)t3d_text_encoder_dim(te) * sizeof *out)) != T3D_OK))
+    goto fail;
+  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"tokens\": %zu, \"isa\": \"%s\"}\n", best, best_cpu,
+         hwm, len, t3d_backend_cpu_kernels());
   rc = 0;
   goto cleanup;
 fail:
@@ -149,7 +164,7 @@ cleanup:
 }
 
 static int child(const char *model, const char *row, int threads, const int64_t shape[5], int repeat,
-                 double cancel_after)
+                 double cancel_after, const char *dump)
 {
   t3d_modelfile *mf = NULL;
   t3d_backend *be = NULL;
@@ -158,6 +173,7 @@ static int child(const char *model, const char *row, int threads, const int64_t 
   t3d_tensor *x = NULL;
   float *pooled = NULL;
   int32_t *labels = NULL;
+  float *logits = NULL;
   bool seg = strcmp(row, "segment") == 0 || strcmp(row, "cancel") == 0;
   t3d_backend_params bp = t3d_backend_default_params();
   t3d_status s;
@@ -213,10 +229,29 @@ static int child(const char *model, const char *row, int threads, const int64_t 
       best_cpu = cpu_ms() - c0;
     }
   }
-  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"arena_bytes\": %zu, \"gflop\": %.1f}\n", best,
-         best_cpu, vmhwm_kib(),
+  long hwm = vmhwm_kib(); /* before the outputs for the agreement check are kept */
+  if (dump) {
+    size_t nx = (size_t)t3d_tensor_numel(x);
+    if ((s = t3d_bench_dump(dump, "input.f32", x->data, nx * sizeof(float))) != T3D_OK) goto fail;
+    if (!seg) {
+      s = t3d_bench_dump(dump, "t3d-encoder.f32", pooled, (size_t)(shape[0] * t3d_vision_features(v)) * sizeof(float));
+    } else {
+      size_t nl = nx / (size_t)shape[1] * (size_t)t3d_vision_classes(v);
+      if (!(logits = malloc(nl * sizeof *logits))) {
+        s = t3d_error(T3D_ERR_NOMEM, "bench: out of memory");
+        goto fail;
+      }
+      if ((s = t3d_vision_encode(run, x, pooled, NULL)) == T3D_OK &&
+          (s = t3d_vision_decode(run, logits, NULL, NULL)) == T3D_OK)
+        s = t3d_bench_dump(dump, "t3d-segment.f32", logits, nl * sizeof *logits);
+    }
+    if (s != T3D_OK) goto fail;
+  }
+  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"arena_bytes\": %zu, \"gflop\": %.1f, \"isa\": \"%s\"}\n",
+         best, best_cpu, hwm,
          t3d_vision_run_arena_bytes(run),
-         (t3d_vision_run_flops(run, false) + (seg ? t3d_vision_run_flops(run, true) : 0)) / 1e9);
+         (t3d_vision_run_flops(run, false) + (seg ? t3d_vision_run_flops(run, true) : 0)) / 1e9,
+         t3d_backend_cpu_kernels());
   rc = 0;
   goto cleanup;
 fail:
@@ -224,6 +259,7 @@ fail:
 cleanup:
   free(pooled);
   free(labels);
+  free(logits);
   t3d_tensor_free(x);
   t3d_vision_run_free(run);
   t3d_vision_free(v);
@@ -281,6 +317,21 @@ cleanup:
   return s;
 }
 
+/* Removes the files of the exchange folder (flat) and the folder. */
+static void remove_tree(const char *path)
+{
+  DIR *d = opendir(path);
+  struct dirent *e;
+  char f[1024];
+  while (d && (e = readdir(d)))
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+      snprintf(f, sizeof f, "%s/%s", path, e->d_name);
+      remove(f);
+    }
+  if (d) closedir(d);
+  rmdir(path);
+}
+
 static t3d_status write_config_json(const t3d_model_config *cfg, const char *path)
 {
   json_t *j = NULL;
@@ -291,29 +342,10 @@ static t3d_status write_config_json(const t3d_model_config *cfg, const char *pat
   return s;
 }
 
-/* Runs cmd; the last line of its output that starts with '{', parsed (caller's), or NULL. */
-static json_t *run_json(const char *cmd)
-{
-  FILE *p = popen(cmd, "r");
-  char line[4096], last[4096] = "";
-  json_error_t err;
-  if (!p) return NULL;
-  while (fgets(line, sizeof line, p))
-    if (line[0] == '{') snprintf(last, sizeof last, "%s", line);
-  pclose(p);
-  return json_loads(last, 0, &err);
-}
-
-static double num(const json_t *j, const char *key)
-{
-  const json_t *v = j ? json_object_get(j, key) : NULL;
-  return json_is_number(v) ? json_number_value(v) : NAN;
-}
-
 static void row_line(const char *label, const json_t *a, const json_t *b)
 {
-  double ms = num(a, "ms"), tms = num(b, "ms"), kib = num(a, "vmhwm_kib"), tkib = num(b, "vmhwm_kib");
-  double cpu = num(a, "cpu_ms"), tcpu = num(b, "cpu_ms");
+  double ms = t3d_bench_num(a, "ms"), tms = t3d_bench_num(b, "ms"), kib = t3d_bench_num(a, "vmhwm_kib"), tkib = t3d_bench_num(b, "vmhwm_kib");
+  double cpu = t3d_bench_num(a, "cpu_ms"), tcpu = t3d_bench_num(b, "cpu_ms");
   printf("%-22s %9.0f %9.0f %7.2f | %9.0f %9.0f %7.2f | %9.0f %9.0f %7.2f\n", label, ms, tms, tms / ms, cpu, tcpu,
          tcpu / cpu, kib / 1024, tkib / 1024, kib / tkib);
   fflush(stdout);
@@ -321,12 +353,15 @@ static void row_line(const char *label, const json_t *a, const json_t *b)
 
 int t3d_cmd_bench(int argc, char **argv)
 {
-  int threads = 0, repeat = 2, no_torch = 0, c;
-  const char *cfgname = "t3d-r50", *child_row = NULL, *child_model = NULL;
+  int threads = 0, repeat = 2, no_torch = 0, no_peers = 0, c;
+  const char *cfgname = "t3d-r50", *child_row = NULL, *child_model = NULL, *dump = NULL, *json_path = NULL;
   int64_t shape[5] = {1, 1, 160, 224, 224};
   double cancel_after = 3;
   static const struct option opts[] = {{"threads", required_argument, NULL, 't'},
                                        {"no-torch", no_argument, NULL, 'n'},
+                                       {"no-peers", no_argument, NULL, 'P'},
+                                       {"json", required_argument, NULL, 'j'},
+                                       {"dump", required_argument, NULL, 'D'},
                                        {"repeat", required_argument, NULL, 'r'},
                                        {"config", required_argument, NULL, 'c'},
                                        {"shape", required_argument, NULL, 's'},
@@ -340,6 +375,9 @@ int t3d_cmd_bench(int argc, char **argv)
     switch (c) {
     case 't': threads = atoi(optarg); break;
     case 'n': no_torch = 1; break;
+    case 'P': no_peers = 1; break;
+    case 'j': json_path = optarg; break;
+    case 'D': dump = optarg; break;
     case 'r': repeat = atoi(optarg); break;
     case 'c': cfgname = optarg; break;
     case 'a': cancel_after = atof(optarg); break;
@@ -365,17 +403,24 @@ int t3d_cmd_bench(int argc, char **argv)
   }
   if (child_row) {
     if (!child_model) return 2;
-    if (strcmp(child_row, "text") == 0) return child_text(child_model, threads, repeat);
-    return child(child_model, child_row, threads, shape, repeat, cancel_after);
+    if (strcmp(child_row, "text") == 0) return child_text(child_model, threads, repeat, dump);
+    return child(child_model, child_row, threads, shape, repeat, cancel_after, dump);
   }
 
   t3d_model_config cfg;
   t3d_status s = t3d_model_config_builtin(&cfg, cfgname);
   if (s != T3D_OK) return t3d_cli_fail(s, "bench");
-  char dir[] = "/tmp/t3d-bench.XXXXXX", model[256], cfgjson[256], cmd[2048], self[1024];
+  char dir[] = "/tmp/t3d-bench.XXXXXX", model[256], cfgjson[256], cmd[2048], self[1024], io[256], dumparg[300] = "";
   if (!mkdtemp(dir)) return t3d_cli_fail(t3d_error(T3D_ERR_IO, "cannot create a temporary folder"), "bench");
   snprintf(model, sizeof model, "%s/model.safetensors", dir);
   snprintf(cfgjson, sizeof cfgjson, "%s/config.json", dir);
+  snprintf(io, sizeof io, "%s/io", dir);
+  if (!no_peers) {
+    if (mkdir(io, 0700) == 0)
+      snprintf(dumparg, sizeof dumparg, " --dump '%s'", io);
+    else
+      no_peers = 1;
+  }
   ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
   if (sl <= 0) return t3d_cli_fail(t3d_error(T3D_ERR_IO, "cannot find /proc/self/exe"), "bench");
   self[sl] = 0;
@@ -401,11 +446,13 @@ int t3d_cmd_bench(int argc, char **argv)
   static const char *const rows[3] = {"encoder", "segment", "text"};
   static const char *const labels[3] = {"encoder", "encoder+segmentation", "text (256 tokens)"};
   int rc = 0;
+  json_t *mine[T3D_BENCH_ROWS] = {NULL, NULL, NULL};
   for (int i = 0; i < 3; i++) {
     json_t *a, *b = NULL;
-    snprintf(cmd, sizeof cmd, "'%s' bench --child %s --model '%s' --threads %d --repeat %d --shape %lld,%lld,%lld",
-             self, rows[i], model, threads, repeat, (long long)shape[2], (long long)shape[3], (long long)shape[4]);
-    a = run_json(cmd);
+    snprintf(cmd, sizeof cmd, "'%s' bench --child %s --model '%s' --threads %d --repeat %d --shape %lld,%lld,%lld%s",
+             self, rows[i], model, threads, repeat, (long long)shape[2], (long long)shape[3], (long long)shape[4],
+             dumparg);
+    a = t3d_bench_run_json(cmd);
     if (!no_torch) {
       if (i < 2)
         snprintf(cmd, sizeof cmd,
@@ -415,32 +462,42 @@ int t3d_cmd_bench(int argc, char **argv)
       else
         snprintf(cmd, sizeof cmd, "'%s' '%s' bench-text --config '%s' --tokens 256 --threads %d --repeat %d", py,
                  ref, cfgjson, threads, repeat); /* as many tokens as the t3d side (max_positions caps both) */
-      b = run_json(cmd);
+      b = t3d_bench_run_json(cmd);
     }
     if (!a) rc = 1;
     char label[64];
-    if (i == 2 && !isnan(num(a, "tokens")))
-      snprintf(label, sizeof label, "text (%.0f tokens)", num(a, "tokens"));
+    if (i == 2 && !isnan(t3d_bench_num(a, "tokens")))
+      snprintf(label, sizeof label, "text (%.0f tokens)", t3d_bench_num(a, "tokens"));
     else
       snprintf(label, sizeof label, "%s", labels[i]);
     row_line(label, a, b);
     if (i == 1 && a)
       printf(_("%-22s vision arena %.0f MiB (all activations of encoder+decoder, planned up front)\n"), "",
-             num(a, "arena_bytes") / 1048576.0);
-    json_decref(a);
+             t3d_bench_num(a, "arena_bytes") / 1048576.0);
+    mine[i] = a;
     json_decref(b);
   }
+  if (!no_peers) {
+    FILE *jf = json_path ? fopen(json_path, "w") : NULL;
+    if (json_path && !jf) fprintf(stderr, _("t3d bench: cannot write %s\n"), json_path);
+    const char *peer = getenv("T3D_PEER_PY") ? getenv("T3D_PEER_PY") : T3D_PEER_PY;
+    t3d_bench_peers_params pp = {py, peer, io, cfgjson, model, shape, threads, repeat, jf};
+    if (t3d_bench_peers(&pp, mine) != 0) rc = 1;
+    if (jf) fclose(jf);
+  }
+  for (int i = 0; i < 3; i++) json_decref(mine[i]);
   if (cancel_after > 0) {
     snprintf(cmd, sizeof cmd,
              "'%s' bench --child cancel --model '%s' --threads %d --shape %lld,%lld,%lld --cancel-after %g", self,
              model, threads, (long long)shape[2], (long long)shape[3], (long long)shape[4], cancel_after);
-    json_t *c = run_json(cmd);
+    json_t *c = t3d_bench_run_json(cmd);
     printf(_("cancel latency (flag set %.1f s into encoder+segmentation): %.0f ms\n"), cancel_after,
-           num(c, "cancel_latency_ms"));
+           t3d_bench_num(c, "cancel_latency_ms"));
     json_decref(c);
   }
   remove(model);
   remove(cfgjson);
+  if (!no_peers) remove_tree(io);
   rmdir(dir);
   return rc;
 }

@@ -132,6 +132,9 @@ t3d_backend_params t3d_backend_default_params(void);
  * thread pool runs everything (two spinning pools measured 5x+ slower on a loaded 2-core box). */
 t3d_status t3d_backend_cpu_create(t3d_backend **out, const t3d_backend_params *params);
 void t3d_backend_free(t3d_backend *be); /* NULL is a no-op */
+/* What the CPU backend's fp32 convolutions run on this machine, for benchmark tables, e.g.
+ * "avx512f: t3d packed conv kernels" or "avx2+fma: im2col + OpenBLAS sgemm (Zen)". Static storage. */
+const char *t3d_backend_cpu_kernels(void);
 
 bool t3d_backend_supports(const t3d_backend *be, t3d_op op, t3d_dtype dtype);
 

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +55,27 @@ static bool have_avx512(void)
 static bool use_packed(void)
 {
   return (forced_path == T3D_CPU_CONV_AUTO || forced_path == T3D_CPU_CONV_AVX512) && have_avx512();
+}
+
+const char *t3d_backend_cpu_kernels(void)
+{
+  static char buf[160];
+  const char *isa = "generic x86-64";
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) isa = "avx512f";
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) isa = "avx2+fma";
+  else if (__builtin_cpu_supports("avx")) isa = "avx";
+#endif
+  if (use_packed()) {
+    snprintf(buf, sizeof buf, "%s: t3d packed conv kernels", isa);
+  } else {
+#ifdef HAVE_OPENBLAS
+    snprintf(buf, sizeof buf, "%s: im2col + OpenBLAS sgemm (%s)", isa, openblas_get_corename());
+#else
+    snprintf(buf, sizeof buf, "%s: im2col + t3d sgemm", isa);
+#endif
+  }
+  return buf;
 }
 
 /* C[m,n] = op(A)[m,k] B[k,n] (+ C when beta is 1), single-threaded: callers own the threads.
