@@ -52,10 +52,38 @@ static bool have_avx512(void)
 #endif
 }
 
-static bool use_packed(void)
+static bool have_avx2(void)
 {
-  return (forced_path == T3D_CPU_CONV_AUTO || forced_path == T3D_CPU_CONV_AVX512) && have_avx512();
+#if defined(__x86_64__) && defined(__GNUC__)
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
 }
+
+/* Whether AUTO takes the packed path with the AVX2 kernels on a CPU without AVX-512. */
+#ifndef PK_AVX2_AUTO
+#define PK_AVX2_AUTO 1
+#endif
+
+/* The packed path's kernels: 512 (AVX-512), 256 (AVX2+FMA) or 0 (im2col + GEMM). A forced
+ * path the CPU lacks falls back as AUTO would. */
+static int packed_isa(void)
+{
+  switch (forced_path) {
+  case T3D_CPU_CONV_BLAS:
+  case T3D_CPU_CONV_OWN_GEMM: return 0;
+  case T3D_CPU_CONV_AVX2:
+    if (have_avx2()) return 256;
+    break;
+  case T3D_CPU_CONV_AVX512:
+  case T3D_CPU_CONV_AUTO: break;
+  }
+  if (have_avx512()) return 512;
+  return PK_AVX2_AUTO && have_avx2() ? 256 : 0;
+}
+
+static bool use_packed(void) { return packed_isa() != 0; }
 
 const char *t3d_backend_cpu_kernels(void)
 {
@@ -67,7 +95,7 @@ const char *t3d_backend_cpu_kernels(void)
   else if (__builtin_cpu_supports("avx")) isa = "avx";
 #endif
   if (use_packed()) {
-    snprintf(buf, sizeof buf, "%s: t3d packed conv kernels", isa);
+    snprintf(buf, sizeof buf, "%s: t3d packed conv kernels (%s)", isa, packed_isa() == 512 ? "avx512f" : "avx2+fma");
   } else {
 #ifdef HAVE_OPENBLAS
     snprintf(buf, sizeof buf, "%s: im2col + OpenBLAS sgemm (%s)", isa, openblas_get_corename());
@@ -201,6 +229,21 @@ __attribute__((target("avx512f"))) static void copy_stride2_avx512(float *dst, c
   }
   for (; i < n; i++) dst[i] = src[2 * i];
 }
+
+/* The same with AVX2: 8 outputs from two loads by a shuffle and a lane permute; the second
+ * load reads src[2i+8 .. 2i+15], so the vector loop stops where src[2i+15] would pass
+ * src[2*(n-1)]. */
+__attribute__((target("avx2"))) static void copy_stride2_avx2(float *dst, const float *src, int64_t n)
+{
+  int64_t i = 0;
+  for (; i + 9 <= n; i += 8) {
+    __m256 lo = _mm256_loadu_ps(src + 2 * i), hi = _mm256_loadu_ps(src + 2 * i + 8);
+    __m256 ev = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)); /* l0 l2 h0 h2 | l4 l6 h4 h6 */
+    ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0)));
+    _mm256_storeu_ps(dst + i, ev);
+  }
+  for (; i < n; i++) dst[i] = src[2 * i];
+}
 #endif
 
 static void copy_stride2(float *dst, const float *src, int64_t n)
@@ -208,6 +251,10 @@ static void copy_stride2(float *dst, const float *src, int64_t n)
 #if defined(__x86_64__) && defined(__GNUC__)
   if (__builtin_cpu_supports("avx512f")) {
     copy_stride2_avx512(dst, src, n);
+    return;
+  }
+  if (__builtin_cpu_supports("avx2")) {
+    copy_stride2_avx2(dst, src, n);
     return;
   }
 #endif
@@ -335,7 +382,8 @@ static void pk_plan_make(pk_plan *k, const conv_plan *c, int threads)
   k->same = c->kvol > 1 && c->sd == 1 && c->sh == 1 && c->sw == 1 && c->Do == c->D && c->Ho == c->H &&
             c->Wo == c->W;
   /* int32 lane offsets must reach every input element of a channel */
-  k->gather = !k->same && !c->direct && c->Wo < 32 && c->D * c->H * c->W < ((int64_t)1 << 30);
+  k->gather = !k->same && !c->direct && c->Wo < 32 && c->D * c->H * c->W < ((int64_t)1 << 30) &&
+              packed_isa() == 512; /* the AVX2 kernels take im2col rows there */
   /* Positions first: a tile of up to PK_PT (all of P in the deep layers, no ragged second
    * tile); then as many output channels as keep the C tile (mb x pt) within PK_PT_MB floats
    * of L2 across the K chunks. Then at least 4 items per thread for balance: halve channel
@@ -462,6 +510,100 @@ PK_KERNEL(1)
 PK_KERNEL(2)
 PK_KERNEL(3)
 
+/* AVX2 + FMA micro-kernels on the same 48-wide B strips: an 8 x 48 block is done as 4 x 24
+ * register tiles (12 ymm accumulators, 3 B loads and 4 broadcasts per K step), each reading
+ * half of the strip's row; masks for ragged columns come from lane-index compares. */
+#define P2_DECL1(r) __m256 c##r##0 = _mm256_setzero_ps()
+#define P2_DECL2(r) P2_DECL1(r), c##r##1 = c##r##0
+#define P2_DECL3(r) P2_DECL2(r), c##r##2 = c##r##0
+#define P2_LOAD1 __m256 b0 = _mm256_load_ps(bp)
+#define P2_LOAD2 P2_LOAD1, b1 = _mm256_load_ps(bp + 8)
+#define P2_LOAD3 P2_LOAD2, b2 = _mm256_load_ps(bp + 16)
+#define P2_FMA1(r) __m256 a##r##_ = _mm256_broadcast_ss(a##r + k); c##r##0 = _mm256_fmadd_ps(a##r##_, b0, c##r##0)
+#define P2_FMA2(r) P2_FMA1(r); c##r##1 = _mm256_fmadd_ps(a##r##_, b1, c##r##1)
+#define P2_FMA3(r) P2_FMA2(r); c##r##2 = _mm256_fmadd_ps(a##r##_, b2, c##r##2)
+#define P2_SAVE1(r) acc[r][0] = c##r##0
+#define P2_SAVE2(r) P2_SAVE1(r), acc[r][1] = c##r##1
+#define P2_SAVE3(r) P2_SAVE2(r), acc[r][2] = c##r##2
+#define P2_ROW(r) const float *a##r = a + (r < rows ? r : 0) * lda
+#define P2_ALL(M) M(0); M(1); M(2); M(3)
+
+__attribute__((target("avx2,fma"), always_inline)) static inline void p2_store(__m256 acc[4][3], int nv, float *c,
+                                                                              int64_t ldc, int rows, int cols,
+                                                                              bool accumulate, const pk_epilogue *epi)
+{
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256i mask[3];
+  for (int j = 0; j < 3; j++) mask[j] = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8 * j), lanes);
+  const __m256 zero = _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; r++) {
+    if (r >= rows) break;
+    float *cr = c + r * ldc;
+    const float *rr = epi && epi->res ? epi->res + r * ldc : NULL;
+    __m256 bias = epi && epi->bias ? _mm256_set1_ps(epi->bias[r]) : zero;
+#pragma GCC unroll 3
+    for (int j = 0; j < nv; j++) {
+      __m256 v = acc[r][j];
+      bool full = cols >= 8 * (j + 1);
+      if (accumulate) v = _mm256_add_ps(v, full ? _mm256_loadu_ps(cr + 8 * j) : _mm256_maskload_ps(cr + 8 * j, mask[j]));
+      if (epi) {
+        v = _mm256_add_ps(v, bias);
+        if (rr) v = _mm256_add_ps(v, full ? _mm256_loadu_ps(rr + 8 * j) : _mm256_maskload_ps(rr + 8 * j, mask[j]));
+        if (epi->relu) v = _mm256_max_ps(v, zero);
+      }
+      if (full) _mm256_storeu_ps(cr + 8 * j, v);
+      else _mm256_maskstore_ps(cr + 8 * j, mask[j], v);
+    }
+  }
+}
+
+#define P2_KERNEL(NV)                                                                                        \
+  __attribute__((target("avx2,fma"))) static void p2_kernel##NV(int64_t kc, const float *a, int64_t lda,    \
+                                                                const float *bp, float *c, int64_t ldc,      \
+                                                                int rows, int cols, bool accumulate,         \
+                                                                const pk_epilogue *epi)                      \
+  {                                                                                                          \
+    P2_ALL(P2_ROW);                                                                                          \
+    P2_ALL(P2_DECL##NV);                                                                                     \
+    for (int64_t k = 0; k < kc; k++, bp += PK_NR) {                                                          \
+      P2_LOAD##NV;                                                                                           \
+      P2_ALL(P2_FMA##NV);                                                                                    \
+    }                                                                                                        \
+    __m256 acc[4][3];                                                                                        \
+    P2_ALL(P2_SAVE##NV);                                                                                     \
+    p2_store(acc, NV, c, ldc, rows, cols, accumulate, epi);                                                  \
+  }
+P2_KERNEL(1)
+P2_KERNEL(2)
+P2_KERNEL(3)
+
+/* One PK_MR x PK_NR block (rows x cols valid) of the packed path: AVX-512 kernels (8 x 48 in
+ * one register tile) or, with isa 256, AVX2 4 x 24 tiles. */
+static void pk_block(int isa, int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc,
+                     int rows, int cols, bool accumulate, const pk_epilogue *epi)
+{
+  if (isa == 512) {
+    if (cols > 32) pk_kernel3(kc, a, lda, bp, c, ldc, rows, cols, accumulate, epi);
+    else if (cols > 16) pk_kernel2(kc, a, lda, bp, c, ldc, rows, cols, accumulate, epi);
+    else pk_kernel1(kc, a, lda, bp, c, ldc, rows, cols, accumulate, epi);
+    return;
+  }
+  for (int r0 = 0; r0 < rows; r0 += 4)
+    for (int h = 0; h * 24 < cols; h++) {
+      int rn = rows - r0 < 4 ? rows - r0 : 4, cn = cols - h * 24 < 24 ? cols - h * 24 : 24;
+      pk_epilogue e2 = {0};
+      if (epi) e2 = (pk_epilogue){epi->bias ? epi->bias + r0 : NULL, epi->res ? epi->res + r0 * ldc + h * 24 : NULL,
+                                  epi->relu};
+      const float *ar = a + r0 * lda, *bh = bp + h * 24;
+      float *ch = c + r0 * ldc + h * 24;
+      const pk_epilogue *ep = epi ? &e2 : NULL;
+      if (cn > 16) p2_kernel3(kc, ar, lda, bh, ch, ldc, rn, cn, accumulate, ep);
+      else if (cn > 8) p2_kernel2(kc, ar, lda, bh, ch, ldc, rn, cn, accumulate, ep);
+      else p2_kernel1(kc, ar, lda, bh, ch, ldc, rn, cn, accumulate, ep);
+    }
+}
+
 /* "Same" stride-1 convolutions (3x3x3 pad 1 and the like): output position p reads input
  * position p + toff[tap] of the flattened volume, so a B strip row is one unaligned load from
  * x, masked where the tap falls into the padding or past the strip: no im2col bookkeeping.
@@ -477,6 +619,30 @@ __attribute__((target("avx512f"))) static void pk_pack_b_same(int64_t nci, int64
       _mm512_store_ps(bp, _mm512_maskz_loadu_ps(mk[0], xt));
       _mm512_store_ps(bp + 16, _mm512_maskz_loadu_ps(mk[1], xt + 16));
       _mm512_store_ps(bp + 32, _mm512_maskz_loadu_ps(mk[2], xt + 32));
+    }
+}
+
+/* pk_pack_b_same with AVX2 masked loads (8 lanes, mask vectors from the same bits). */
+__attribute__((target("avx2,fma"))) static void p2_pack_b_same(int64_t nci, int64_t kvol, const float *xb,
+                                                              int64_t ci_stride, const int64_t *toff,
+                                                              const __mmask16 *tmask, float *bp)
+{
+  const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  for (int64_t ci = 0; ci < nci; ci++, xb += ci_stride)
+    for (int64_t t = 0; t < kvol; t++, bp += PK_NR) {
+      const float *xt = xb + toff[t];
+      const __mmask16 *mk = tmask + 3 * t;
+      for (int j = 0; j < 6; j++) {
+        unsigned m = (unsigned)(mk[j / 2] >> (8 * (j % 2))) & 0xffu;
+        __m256 v;
+        if (m == 0xffu) v = _mm256_loadu_ps(xt + 8 * j);
+        else if (m == 0) v = _mm256_setzero_ps();
+        else {
+          __m256i mm = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m), bit), bit);
+          v = _mm256_maskload_ps(xt + 8 * j, mm);
+        }
+        _mm256_store_ps(bp + 8 * j, v);
+      }
     }
 }
 
@@ -553,6 +719,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
 {
   pk_plan k;
   pk_plan_make(&k, c, threads);
+  const int isa = packed_isa();
   const int64_t ptiles = ceil_div(c->P, k.pt), mblocks = ceil_div(c->Co, k.mb);
   const int64_t items = c->N * ptiles * mblocks;
   const int nthr = (int)min64(threads, items);
@@ -589,8 +756,8 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
           int64_t ci0 = q * c->Ci / k.nch, cn = (q + 1) * c->Ci / k.nch - ci0, kc = cn * c->kvol;
           bool last = q + 1 == k.nch;
           for (int64_t s = 0; s * PK_NR < pn; s++)
-            pk_pack_b_same(cn, c->kvol, xn + ci0 * DHW + p0 + s * PK_NR, DHW, toff, masks + s * c->kvol * 3,
-                           bsame + s * kc * PK_NR);
+            (isa == 512 ? pk_pack_b_same : p2_pack_b_same)(cn, c->kvol, xn + ci0 * DHW + p0 + s * PK_NR, DHW, toff,
+                                                           masks + s * c->kvol * 3, bsame + s * kc * PK_NR);
           for (int64_t s = 0; s * PK_NR < pn; s++) {
             if (cancelled(cancel)) break; /* polled per strip: items can be long */
             int cols = (int)min64(PK_NR, pn - s * PK_NR);
@@ -601,9 +768,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
               const float *a = wd + m * c->K + ci0 * c->kvol;
               int rows = (int)min64(PK_MR, c->Co - m);
               const pk_epilogue *e = last ? &epi : NULL;
-              if (cols > 32) pk_kernel3(kc, a, c->K, b, yd + off, c->P, rows, cols, ci0 > 0, e);
-              else if (cols > 16) pk_kernel2(kc, a, c->K, b, yd + off, c->P, rows, cols, ci0 > 0, e);
-              else pk_kernel1(kc, a, c->K, b, yd + off, c->P, rows, cols, ci0 > 0, e);
+              pk_block(isa, kc, a, c->K, b, yd + off, c->P, rows, cols, ci0 > 0, e);
             }
           }
         }
@@ -630,9 +795,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
             const float *a = wd + m * c->K + k0, *b = bp + s * kc * PK_NR;
             int rows = (int)min64(PK_MR, c->Co - m);
             const pk_epilogue *e = last ? &epi : NULL;
-            if (cols > 32) pk_kernel3(kc, a, c->K, b, yd + off, c->P, rows, cols, k0 > 0, e);
-            else if (cols > 16) pk_kernel2(kc, a, c->K, b, yd + off, c->P, rows, cols, k0 > 0, e);
-            else pk_kernel1(kc, a, c->K, b, yd + off, c->P, rows, cols, k0 > 0, e);
+            pk_block(isa, kc, a, c->K, b, yd + off, c->P, rows, cols, k0 > 0, e);
           }
         }
       }
