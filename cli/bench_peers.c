@@ -110,6 +110,10 @@ int t3d_bench_peers(const t3d_bench_peers_params *p, json_t *const t3d[T3D_BENCH
            "best of %d; agreement = cosine and max|out - ref| / max|ref| against PyTorch fp32 on the same input; "
            "x t3d = engine ms / t3d ms\n"),
          t3d_bench_num(ex, "opset"), str(ex, "torch", "?"), p->threads, p->repeat);
+  const char *key;
+  json_t *why;
+  json_object_foreach(json_object_get(ex, "failed"), key, why)
+    printf(_("%s: not exported to ONNX (%s)\n"), key, json_string_value(why) ? json_string_value(why) : "?");
   printf("%-21s %-20s %-27s %8s %8s %7s %6s %11s %11s  %s\n", _("row"), _("engine"), _("precision"), _("ms"),
          _("cpu ms"), _("MiB"), _("x t3d"), _("cosine"), _("max rel err"), _("ISA / kernels"));
   for (int i = 0; i < T3D_BENCH_ROWS; i++) {
