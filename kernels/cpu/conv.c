@@ -212,12 +212,15 @@ static void conv_plan_make(conv_plan *c, const t3d_tensor *y, const t3d_tensor *
   c->mb = min64(ceil_div(mb, 16) * 16, c->Co);
 }
 
-/* AVX2 only: the layers where the packed path beat im2col + OpenBLAS in bench-conv (2 threads,
- * AMD EPYC Zen 3, see the commit that set it). */
+/* AVX2 only: the layers where the packed path beat im2col + OpenBLAS in bench-conv on a
+ * 2-core AMD EPYC (Zen 3) shared with other jobs, paths interleaved, process CPU ms: the "same"
+ * stride-1 convolutions (l1.conv2 at 1 thread 452/514 vs 692/570 ms, l3.conv2 114/104 vs
+ * 127/118). OpenBLAS kept the 1x1 convolutions (30-60% less CPU than our 4x24 tiles) and the
+ * strided ones; conv1 was a draw (716/825 vs 749/742 ms). */
 static bool avx2_packed_wins(const conv_plan *c)
 {
-  (void)c;
-  return true;
+  return c->kvol > 1 && c->sd == 1 && c->sh == 1 && c->sw == 1 && c->Do == c->D && c->Ho == c->H &&
+         c->Wo == c->W;
 }
 
 static bool use_packed(const conv_plan *c)
