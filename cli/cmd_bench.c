@@ -4,6 +4,8 @@
  * With --device cuda the t3d rows run on the GPU (peak GPU memory of the backend reported) and
  * the PyTorch peer is tools/bench-torch-gpu.py, which tools/gpu-check.sh runs beside it.
  * Not a correctness check (that is tests/test-vision-parity.sh). */
+#include <dirent.h>
+#include <sys/stat.h>
 #include "config.h"
 
 #include <getopt.h>
@@ -16,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/bench_peers.h"
 #include "cli/commands.h"
 #include "core/model/model.h"
 #include "core/model/modelfile.h"
@@ -28,6 +31,9 @@
 #ifndef T3D_REFERENCE_PY
 #define T3D_REFERENCE_PY "tests/reference/t3d_reference.py"
 #endif
+#ifndef T3D_PEER_PY
+#define T3D_PEER_PY "tests/reference/peer_bench.py"
+#endif
 #ifndef T3D_PYTHON_DEFAULT
 #define T3D_PYTHON_DEFAULT "python3"
 #endif
@@ -36,13 +42,17 @@ static void usage(FILE *to)
 {
   fprintf(to,
           _("Usage: t3d bench [--threads N] [--no-torch] [--repeat R] [--config NAME] [--shape D,H,W]\n"
-          "                 [--device DEV] [--precision fp32|tf32] [--json]\n\n"
+          "                 [--device DEV] [--precision P] [--json] [--no-peers] [--peers-json FILE]\n\n"
           "Times t3d-r50 with random weights at 1x1x160x224x224: the encoder, encoder + segmentation and\n"
           "the text encoder on 256 tokens, each next to PyTorch (MONAI ResNet + our decoder; Hugging Face\n"
           "BertModel + projection) with the same thread count, every row in its own process; prints wall\n"
           "ms (best of R), CPU ms of that run, peak RSS (VmHWM) and the ratios, and the cancel latency.\n"
           "  --threads N    threads for both sides (default: all cores)\n"
-          "  --no-torch     t3d rows only\n"
+          "  --no-torch     no PyTorch timing rows\n"
+          "  --no-peers     no OpenVINO / ONNX Runtime rows (ONNX export of the PyTorch reference with\n"
+          "                 t3d's weights; OpenVINO at f32 and bf16 inference precision; each row with its\n"
+          "                 agreement with PyTorch fp32 and the ISA / kernels each side used; CPU only)\n"
+          "  --peers-json FILE  also write every peer-table row as one JSON line to FILE\n"
           "  --repeat R     runs per row, best kept (default 2)\n"
           "  --config NAME  built-in config (default t3d-r50)\n"
           "  --shape D,H,W  input size (default 160,224,224)\n"
@@ -53,7 +63,8 @@ static void usage(FILE *to)
           "  --json         also print every row as one JSON object on the last line\n"
           "On a GPU an end-to-end row follows: a host HU volume of the input size through t3d_analyze\n"
           "(preprocessing, encoder, zero-shot, decoder, labels back on the series grid).\n"
-          "Environment: T3D_PYTHON (python with torch + monai), T3D_REFERENCE_PY (reference script).\n"));
+          "Environment: T3D_PYTHON (python with torch + monai; openvino, onnxruntime for the peers),\n"
+          "T3D_REFERENCE_PY (reference script), T3D_PEER_PY (tests/reference/peer_bench.py).\n"));
   t3d_cli_precision_help(to); /* of the t3d rows */
 }
 
@@ -115,7 +126,7 @@ static void dev_fields(const t3d_backend *be, char *buf, size_t n)
 }
 
 /* The text row: one report of 256 tokens ([CLS] + 254 pieces + [SEP]) through BERT + projection. */
-static int child_text(const char *model, int threads, int repeat, const bench_dev *dv)
+static int child_text(const char *model, int threads, int repeat, const bench_dev *dv, const char *dump)
 {
   t3d_modelfile *mf = NULL;
   t3d_backend *be = NULL;
@@ -155,9 +166,13 @@ static int child_text(const char *model, int threads, int repeat, const bench_de
       best_cpu = cpu_ms() - c0;
     }
   }
+  long hwm = vmhwm_kib();
+  if (dump && ((s = t3d_bench_dump(dump, "ids.i32", ids, len * sizeof *ids)) != T3D_OK ||
+               (s = t3d_bench_dump(dump, "t3d-text.f32", out, (size_t)t3d_text_encoder_dim(te) * sizeof *out)) != T3D_OK))
+    goto fail;
   dev_fields(be, devj, sizeof devj);
-  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"tokens\": %zu, %s}\n", best, best_cpu, vmhwm_kib(),
-         len, devj);
+  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"tokens\": %zu, \"isa\": \"%s\", %s}\n", best, best_cpu,
+         hwm, len, t3d_backend_cpu_kernels(), devj);
   rc = 0;
   goto cleanup;
 fail:
@@ -220,7 +235,7 @@ cleanup:
 }
 
 static int child(const char *model, const char *row, int threads, const int64_t shape[5], int repeat,
-                 double cancel_after, const bench_dev *dv)
+                 double cancel_after, const bench_dev *dv, const char *dump)
 {
   t3d_modelfile *mf = NULL;
   t3d_backend *be = NULL;
@@ -228,6 +243,7 @@ static int child(const char *model, const char *row, int threads, const int64_t 
   t3d_vision_run *run = NULL;
   t3d_tensor *x = NULL;
   float *pooled = NULL;
+  float *logits = NULL;
   int32_t *labels = NULL;
   bool seg = strcmp(row, "segment") == 0 || strcmp(row, "cancel") == 0;
   t3d_status s;
@@ -285,17 +301,37 @@ static int child(const char *model, const char *row, int threads, const int64_t 
       best_cpu = cpu_ms() - c0;
     }
   }
+  long hwm = vmhwm_kib(); /* before the outputs for the agreement check are kept */
+  if (dump) {
+    size_t nx = (size_t)t3d_tensor_numel(x);
+    if ((s = t3d_bench_dump(dump, "input.f32", x->data, nx * sizeof(float))) != T3D_OK) goto fail;
+    if (!seg) {
+      s = t3d_bench_dump(dump, "t3d-encoder.f32", pooled, (size_t)(shape[0] * t3d_vision_features(v)) * sizeof(float));
+    } else {
+      size_t nl = nx / (size_t)shape[1] * (size_t)t3d_vision_classes(v);
+      if (!(logits = malloc(nl * sizeof *logits))) {
+        s = t3d_error(T3D_ERR_NOMEM, "bench: out of memory");
+        goto fail;
+      }
+      if ((s = t3d_vision_encode(run, x, pooled, NULL)) == T3D_OK &&
+          (s = t3d_vision_decode(run, logits, NULL, NULL)) == T3D_OK)
+        s = t3d_bench_dump(dump, "t3d-segment.f32", logits, nl * sizeof *logits);
+    }
+    if (s != T3D_OK) goto fail;
+  }
   dev_fields(be, devj, sizeof devj);
-  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"arena_bytes\": %zu, \"gflop\": %.1f, %s}\n", best,
-         best_cpu, vmhwm_kib(),
+  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"arena_bytes\": %zu, \"gflop\": %.1f, \"isa\": \"%s\", %s}\n",
+         best, best_cpu, hwm,
          t3d_vision_run_arena_bytes(run),
-         (t3d_vision_run_flops(run, false) + (seg ? t3d_vision_run_flops(run, true) : 0)) / 1e9, devj);
+         (t3d_vision_run_flops(run, false) + (seg ? t3d_vision_run_flops(run, true) : 0)) / 1e9,
+         t3d_backend_cpu_kernels(), devj);
   rc = 0;
   goto cleanup;
 fail:
   t3d_cli_fail(s, "bench");
 cleanup:
   free(pooled);
+  free(logits);
   free(labels);
   t3d_tensor_free(x);
   t3d_vision_run_free(run);
@@ -364,6 +400,21 @@ static t3d_status write_config_json(const t3d_model_config *cfg, const char *pat
   return s;
 }
 
+/* Removes the files of the exchange folder (flat) and the folder. */
+static void remove_tree(const char *path)
+{
+  DIR *d = opendir(path);
+  struct dirent *e;
+  char f[1024];
+  while (d && (e = readdir(d)))
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+      snprintf(f, sizeof f, "%s/%s", path, e->d_name);
+      remove(f);
+    }
+  if (d) closedir(d);
+  rmdir(path);
+}
+
 /* Runs cmd; the last line of its output that starts with '{', parsed (caller's), or NULL. */
 static json_t *run_json(const char *cmd)
 {
@@ -394,8 +445,8 @@ static void row_line(const char *label, const json_t *a, const json_t *b)
 
 int t3d_cmd_bench(int argc, char **argv)
 {
-  int threads = 0, repeat = 2, no_torch = 0, json_out = 0, c;
-  const char *cfgname = "t3d-r50", *child_row = NULL, *child_model = NULL;
+  int threads = 0, repeat = 2, no_torch = 0, json_out = 0, no_peers = 0, c;
+  const char *cfgname = "t3d-r50", *child_row = NULL, *child_model = NULL, *dump = NULL, *json_path = NULL;
   bench_dev dv = {"cpu", T3D_PRECISION_AUTO};
   int64_t shape[5] = {1, 1, 160, 224, 224};
   double cancel_after = 3;
@@ -410,6 +461,9 @@ int t3d_cmd_bench(int argc, char **argv)
                                        {"device", required_argument, NULL, T3D_CLI_OPT_DEVICE},
                                        {"precision", required_argument, NULL, 'P'},
                                        {"json", no_argument, NULL, 'j'},
+                                       {"no-peers", no_argument, NULL, 0x201},
+                                       {"peers-json", required_argument, NULL, 0x202},
+                                       {"dump", required_argument, NULL, 0x203},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   optind = 1;
@@ -436,6 +490,9 @@ int t3d_cmd_bench(int argc, char **argv)
       if (t3d_cli_parse_precision("bench", optarg, &dv.precision)) return 2;
       break;
     case 'j': json_out = 1; break;
+    case 0x201: no_peers = 1; break;
+    case 0x202: json_path = optarg; break;
+    case 0x203: dump = optarg; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }
@@ -447,9 +504,9 @@ int t3d_cmd_bench(int argc, char **argv)
   }
   if (child_row) {
     if (!child_model) return 2;
-    if (strcmp(child_row, "text") == 0) return child_text(child_model, threads, repeat, &dv);
+    if (strcmp(child_row, "text") == 0) return child_text(child_model, threads, repeat, &dv, dump);
     if (strcmp(child_row, "e2e") == 0) return child_e2e(child_model, threads, shape, repeat, &dv);
-    return child(child_model, child_row, threads, shape, repeat, cancel_after, &dv);
+    return child(child_model, child_row, threads, shape, repeat, cancel_after, &dv, dump);
   }
 
   t3d_model_config cfg;
@@ -462,8 +519,16 @@ int t3d_cmd_bench(int argc, char **argv)
   }
   const bool on_cpu = strcmp(dv.device, "cpu") == 0;
   if (!on_cpu) no_torch = 1; /* PyTorch's GPU peer is tools/bench-torch-gpu.py (tools/gpu-check.sh) */
-  char dir[] = "/tmp/t3d-bench.XXXXXX", model[256], cfgjson[256], cmd[2048], self[1024];
+  if (!on_cpu) no_peers = 1; /* the OpenVINO / ONNX Runtime peers are CPU engines */
+  char dir[] = "/tmp/t3d-bench.XXXXXX", model[256], cfgjson[256], cmd[2048], self[1024], io[256], dumparg[300] = "";
   if (!mkdtemp(dir)) return t3d_cli_fail(t3d_error(T3D_ERR_IO, "cannot create a temporary folder"), "bench");
+  snprintf(io, sizeof io, "%s/io", dir);
+  if (!no_peers) {
+    if (mkdir(io, 0700) == 0)
+      snprintf(dumparg, sizeof dumparg, " --dump '%s'", io);
+    else
+      no_peers = 1;
+  }
   snprintf(model, sizeof model, "%s/model.safetensors", dir);
   snprintf(cfgjson, sizeof cfgjson, "%s/config.json", dir);
   ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -507,13 +572,14 @@ int t3d_cmd_bench(int argc, char **argv)
     json_t *cj = NULL; /* the config, so a peer (tools/bench-torch-gpu.py) builds the same network */
     if (t3d_model_config_to_json(&cfg, &cj) == T3D_OK) json_object_set_new(all, "config", cj);
   }
+  json_t *mine[T3D_BENCH_ROWS] = {NULL, NULL, NULL};
   for (int i = 0; i < (on_cpu ? 3 : 4); i++) { /* end to end on GPUs only: on a CPU it adds minutes */
     json_t *a, *b = NULL;
     snprintf(cmd, sizeof cmd,
              "'%s' bench --child %s --model '%s' --threads %d --repeat %d --shape %lld,%lld,%lld --device '%s' "
-             "--precision %s",
+             "--precision %s%s",
              self, rows[i], model, threads, repeat, (long long)shape[2], (long long)shape[3], (long long)shape[4],
-             dv.device, t3d_precision_name(dv.precision));
+             dv.device, t3d_precision_name(dv.precision), i < 3 ? dumparg : "");
     a = run_json(cmd);
     if (!no_torch && i < 3) {
       if (i < 2)
@@ -541,9 +607,21 @@ int t3d_cmd_bench(int argc, char **argv)
       printf(_("%-22s backend %s, peak GPU memory of the backend %.0f MiB\n"), "",
              json_string_value(json_object_get(a, "backend")), num(a, "gpu_peak_mib"));
     if (all && a) json_object_set(all, rows[i], a);
-    json_decref(a);
+    if (i < 3)
+      mine[i] = a; /* the peers' table compares against them */
+    else
+      json_decref(a);
     json_decref(b);
   }
+  if (!no_peers) {
+    FILE *jf = json_path ? fopen(json_path, "w") : NULL;
+    if (json_path && !jf) fprintf(stderr, _("t3d bench: cannot write %s\n"), json_path);
+    const char *peer = getenv("T3D_PEER_PY") ? getenv("T3D_PEER_PY") : T3D_PEER_PY;
+    t3d_bench_peers_params pp = {py, peer, io, cfgjson, model, shape, threads, repeat, jf};
+    if (t3d_bench_peers(&pp, mine) != 0) rc = 1;
+    if (jf) fclose(jf);
+  }
+  for (int i = 0; i < 3; i++) json_decref(mine[i]);
   if (cancel_after > 0) {
     snprintf(cmd, sizeof cmd,
              "'%s' bench --child cancel --model '%s' --threads %d --shape %lld,%lld,%lld --cancel-after %g --device '%s'",
@@ -560,6 +638,7 @@ int t3d_cmd_bench(int argc, char **argv)
     free(txt);
   }
   json_decref(all);
+  if (!no_peers) remove_tree(io);
   remove(model);
   remove(cfgjson);
   rmdir(dir);

@@ -195,6 +195,10 @@ void t3d_backend_cuda_memory(const t3d_backend *be, size_t *current, size_t *pea
 t3d_status t3d_backend_create_for_device(t3d_backend **out, const char *device, const t3d_backend_params *cpu,
                                          const t3d_backend_cuda_params *cuda, char *note, size_t note_size);
 
+/* What the CPU backend's fp32 convolutions run on this machine, for benchmark tables, e.g.
+ * "avx512f: t3d packed conv kernels" or "avx2+fma: im2col + OpenBLAS sgemm (Zen)". Static storage. */
+const char *t3d_backend_cpu_kernels(void);
+
 bool t3d_backend_supports(const t3d_backend *be, t3d_op op, t3d_dtype dtype);
 
 /* A tensor whose data is backend memory (not initialised; owned stays false, so never pass it

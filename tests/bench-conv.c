@@ -2,8 +2,8 @@
  * 1x1x160x224x224) one distinct layer shape at a time, plus the decoder's transposed convs.
  * A benchmark, not a test: it checks nothing. Compare with tests/reference/bench_conv.py.
  *
- *   bench-conv [--threads T] [--reps R] [--only NAME] [--path 0-3] [--budget FLOATS]
- * --path: 0 auto, 1 AVX-512 packed, 2 im2col + OpenBLAS, 3 im2col + own sgemm.
+ *   bench-conv [--threads T] [--reps R] [--only NAME] [--path 0-4] [--budget FLOATS]
+ * --path: 0 auto, 1 AVX-512 packed, 2 im2col + OpenBLAS, 3 im2col + own sgemm, 4 AVX2 packed.
  *
  * Prints one line per layer: name, count in the network, shapes, best-of-R wall ms, GFLOP/s,
  * the kernel's scratch memory and best-of-R process CPU ms (all threads; on a busy machine
@@ -88,7 +88,7 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[i], "--path") && i + 1 < argc) t3d_cpu_conv_force_path((t3d_cpu_conv_path)atoi(argv[++i]));
     else if (!strcmp(argv[i], "--budget") && i + 1 < argc) t3d_cpu_conv_set_col_budget((size_t)atol(argv[++i]));
     else {
-      fprintf(stderr, "usage: %s [--threads T] [--reps R] [--only NAME] [--path 0-3] [--budget FLOATS]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--threads T] [--reps R] [--only NAME] [--path 0-4] [--budget FLOATS]\n", argv[0]);
       return 2;
     }
   }

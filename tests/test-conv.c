@@ -143,7 +143,7 @@ static void test_conv_case(const conv_case *cc)
 
   static const int threads[] = {1, 3};
   static const size_t budgets[] = {0, 600};
-  for (int path = T3D_CPU_CONV_AVX512; path <= T3D_CPU_CONV_OWN_GEMM; path++)
+  for (int path = T3D_CPU_CONV_AVX512; path <= T3D_CPU_CONV_AVX2; path++)
     for (int ti = 0; ti < 2; ti++)
       for (int bi = 0; bi < 2; bi++) {
         t3d_backend be = {.threads = threads[ti]};
@@ -190,7 +190,7 @@ static void test_convt_case(const convt_case *cc)
   const double tol = tolerance((int64_t)cc->ci * cc->k[0] * cc->k[1] * cc->k[2]);
   static const int threads[] = {1, 3};
   static const size_t budgets[] = {0, 600};
-  for (int path = T3D_CPU_CONV_AVX512; path <= T3D_CPU_CONV_OWN_GEMM; path++)
+  for (int path = T3D_CPU_CONV_AVX512; path <= T3D_CPU_CONV_AVX2; path++)
     for (int ti = 0; ti < 2; ti++)
       for (int bi = 0; bi < 2; bi++) {
         t3d_backend be = {.threads = threads[ti]};
@@ -314,6 +314,8 @@ int main(void)
     {2, 3, 10, 5, 7, 9, 5, 5, 5, {1, 1, 1}, {2, 2, 2}, true, true, true},      /* "same" k5 */
     {1, 4, 9, 6, 5, 13, 3, 1, 5, {1, 1, 1}, {1, 0, 2}, true, false, true},     /* "same" anisotropic */
     {1, 17, 24, 3, 9, 20, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, false, true, false},  /* rows not 48-aligned */
+    {1, 3, 5, 3, 4, 41, 1, 1, 1, {2, 2, 2}, {0, 0, 0}, true, true, false},    /* stride-2 rows of 21: vector copy + tail */
+    {1, 2, 4, 5, 6, 38, 3, 3, 3, {2, 2, 2}, {1, 1, 1}, true, false, true},     /* stride-2 3x3x3, padded rows */
     {1, 2, 5, 4, 5, 70, 3, 3, 3, {1, 1, 1}, {0, 0, 0}, true, false, true},     /* wide rows: im2col */
     {1, 1, 9, 9, 8, 90, 7, 7, 7, {2, 2, 2}, {3, 3, 3}, true, true, true},      /* wide, stride 2 */
     {2, 3, 4, 5, 4, 77, 3, 3, 3, {1, 2, 3}, {1, 1, 2}, false, false, false},   /* wide, stride 3 */

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,9 +52,56 @@ static bool have_avx512(void)
 #endif
 }
 
-static bool use_packed(void)
+static bool have_avx2(void)
 {
-  return (forced_path == T3D_CPU_CONV_AUTO || forced_path == T3D_CPU_CONV_AVX512) && have_avx512();
+#if defined(__x86_64__) && defined(__GNUC__)
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+/* The packed path's kernels: 512 (AVX-512), 256 (AVX2+FMA) or 0 (im2col + GEMM). A forced
+ * path the CPU lacks falls back as AUTO would. With AVX2 only, AUTO also asks avx2_packed_wins
+ * per layer (use_packed). */
+static int packed_isa(void)
+{
+  switch (forced_path) {
+  case T3D_CPU_CONV_BLAS:
+  case T3D_CPU_CONV_OWN_GEMM: return 0;
+  case T3D_CPU_CONV_AVX2:
+    if (have_avx2()) return 256;
+    break;
+  case T3D_CPU_CONV_AVX512:
+  case T3D_CPU_CONV_AUTO: break;
+  }
+  if (have_avx512()) return 512;
+  return have_avx2() ? 256 : 0;
+}
+
+const char *t3d_backend_cpu_kernels(void)
+{
+  static char buf[160];
+  const char *isa = "generic x86-64";
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f")) isa = "avx512f";
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) isa = "avx2+fma";
+  else if (__builtin_cpu_supports("avx")) isa = "avx";
+#endif
+#ifdef HAVE_OPENBLAS
+  char gemm[64];
+  snprintf(gemm, sizeof gemm, "im2col + OpenBLAS sgemm (%s)", openblas_get_corename());
+#else
+  const char *gemm = "im2col + t3d sgemm";
+#endif
+  int pk = packed_isa();
+  if (pk == 512 || (pk == 256 && forced_path == T3D_CPU_CONV_AVX2))
+    snprintf(buf, sizeof buf, "%s: t3d packed conv kernels (%s)", isa, pk == 512 ? "avx512f" : "avx2+fma");
+  else if (pk == 256)
+    snprintf(buf, sizeof buf, "%s: t3d packed conv kernels (avx2+fma) where they win, else %s", isa, gemm);
+  else
+    snprintf(buf, sizeof buf, "%s: %s", isa, gemm);
+  return buf;
 }
 
 /* C[m,n] = op(A)[m,k] B[k,n] (+ C when beta is 1), single-threaded: callers own the threads.
@@ -164,6 +212,23 @@ static void conv_plan_make(conv_plan *c, const t3d_tensor *y, const t3d_tensor *
   c->mb = min64(ceil_div(mb, 16) * 16, c->Co);
 }
 
+/* AVX2 only: the layers where the packed path beat im2col + OpenBLAS in bench-conv on a
+ * 2-core AMD EPYC (Zen 3) shared with other jobs, paths interleaved, process CPU ms: the "same"
+ * stride-1 convolutions (l1.conv2 at 1 thread 452/514 vs 692/570 ms, l3.conv2 114/104 vs
+ * 127/118). OpenBLAS kept the 1x1 convolutions (30-60% less CPU than our 4x24 tiles) and the
+ * strided ones; conv1 was a draw (716/825 vs 749/742 ms). */
+static bool avx2_packed_wins(const conv_plan *c)
+{
+  return c->kvol > 1 && c->sd == 1 && c->sh == 1 && c->sw == 1 && c->Do == c->D && c->Ho == c->H &&
+         c->Wo == c->W;
+}
+
+static bool use_packed(const conv_plan *c)
+{
+  int pk = packed_isa();
+  return pk == 512 || (pk == 256 && (forced_path == T3D_CPU_CONV_AVX2 || avx2_packed_wins(c)));
+}
+
 /* dst[i] = src[2*i] for i < n: the stride-2 im2col rows of conv1 and the downsampling convs.
  * With AVX-512, 16 outputs are picked from two loads by one permute; the second load is
  * masked so nothing past src[2*(n-1)] is read. */
@@ -179,6 +244,21 @@ __attribute__((target("avx512f"))) static void copy_stride2_avx512(float *dst, c
   }
   for (; i < n; i++) dst[i] = src[2 * i];
 }
+
+/* The same with AVX2: 8 outputs from two loads by a shuffle and a lane permute; the second
+ * load reads src[2i+8 .. 2i+15], so the vector loop stops where src[2i+15] would pass
+ * src[2*(n-1)]. */
+__attribute__((target("avx2"))) static void copy_stride2_avx2(float *dst, const float *src, int64_t n)
+{
+  int64_t i = 0;
+  for (; i + 9 <= n; i += 8) {
+    __m256 lo = _mm256_loadu_ps(src + 2 * i), hi = _mm256_loadu_ps(src + 2 * i + 8);
+    __m256 ev = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)); /* l0 l2 h0 h2 | l4 l6 h4 h6 */
+    ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0)));
+    _mm256_storeu_ps(dst + i, ev);
+  }
+  for (; i < n; i++) dst[i] = src[2 * i];
+}
 #endif
 
 static void copy_stride2(float *dst, const float *src, int64_t n)
@@ -186,6 +266,10 @@ static void copy_stride2(float *dst, const float *src, int64_t n)
 #if defined(__x86_64__) && defined(__GNUC__)
   if (__builtin_cpu_supports("avx512f")) {
     copy_stride2_avx512(dst, src, n);
+    return;
+  }
+  if (__builtin_cpu_supports("avx2")) {
+    copy_stride2_avx2(dst, src, n);
     return;
   }
 #endif
@@ -313,7 +397,8 @@ static void pk_plan_make(pk_plan *k, const conv_plan *c, int threads)
   k->same = c->kvol > 1 && c->sd == 1 && c->sh == 1 && c->sw == 1 && c->Do == c->D && c->Ho == c->H &&
             c->Wo == c->W;
   /* int32 lane offsets must reach every input element of a channel */
-  k->gather = !k->same && !c->direct && c->Wo < 32 && c->D * c->H * c->W < ((int64_t)1 << 30);
+  k->gather = !k->same && !c->direct && c->Wo < 32 && c->D * c->H * c->W < ((int64_t)1 << 30) &&
+              packed_isa() == 512; /* the AVX2 kernels take im2col rows there */
   /* Positions first: a tile of up to PK_PT (all of P in the deep layers, no ragged second
    * tile); then as many output channels as keep the C tile (mb x pt) within PK_PT_MB floats
    * of L2 across the K chunks. Then at least 4 items per thread for balance: halve channel
@@ -440,6 +525,100 @@ PK_KERNEL(1)
 PK_KERNEL(2)
 PK_KERNEL(3)
 
+/* AVX2 + FMA micro-kernels on the same 48-wide B strips: an 8 x 48 block is done as 4 x 24
+ * register tiles (12 ymm accumulators, 3 B loads and 4 broadcasts per K step), each reading
+ * half of the strip's row; masks for ragged columns come from lane-index compares. */
+#define P2_DECL1(r) __m256 c##r##0 = _mm256_setzero_ps()
+#define P2_DECL2(r) P2_DECL1(r), c##r##1 = c##r##0
+#define P2_DECL3(r) P2_DECL2(r), c##r##2 = c##r##0
+#define P2_LOAD1 __m256 b0 = _mm256_load_ps(bp)
+#define P2_LOAD2 P2_LOAD1, b1 = _mm256_load_ps(bp + 8)
+#define P2_LOAD3 P2_LOAD2, b2 = _mm256_load_ps(bp + 16)
+#define P2_FMA1(r) __m256 a##r##_ = _mm256_broadcast_ss(a##r + k); c##r##0 = _mm256_fmadd_ps(a##r##_, b0, c##r##0)
+#define P2_FMA2(r) P2_FMA1(r); c##r##1 = _mm256_fmadd_ps(a##r##_, b1, c##r##1)
+#define P2_FMA3(r) P2_FMA2(r); c##r##2 = _mm256_fmadd_ps(a##r##_, b2, c##r##2)
+#define P2_SAVE1(r) acc[r][0] = c##r##0
+#define P2_SAVE2(r) P2_SAVE1(r), acc[r][1] = c##r##1
+#define P2_SAVE3(r) P2_SAVE2(r), acc[r][2] = c##r##2
+#define P2_ROW(r) const float *a##r = a + (r < rows ? r : 0) * lda
+#define P2_ALL(M) M(0); M(1); M(2); M(3)
+
+__attribute__((target("avx2,fma"), always_inline)) static inline void p2_store(__m256 acc[4][3], int nv, float *c,
+                                                                              int64_t ldc, int rows, int cols,
+                                                                              bool accumulate, const pk_epilogue *epi)
+{
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256i mask[3];
+  for (int j = 0; j < 3; j++) mask[j] = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8 * j), lanes);
+  const __m256 zero = _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; r++) {
+    if (r >= rows) break;
+    float *cr = c + r * ldc;
+    const float *rr = epi && epi->res ? epi->res + r * ldc : NULL;
+    __m256 bias = epi && epi->bias ? _mm256_set1_ps(epi->bias[r]) : zero;
+#pragma GCC unroll 3
+    for (int j = 0; j < nv; j++) {
+      __m256 v = acc[r][j];
+      bool full = cols >= 8 * (j + 1);
+      if (accumulate) v = _mm256_add_ps(v, full ? _mm256_loadu_ps(cr + 8 * j) : _mm256_maskload_ps(cr + 8 * j, mask[j]));
+      if (epi) {
+        v = _mm256_add_ps(v, bias);
+        if (rr) v = _mm256_add_ps(v, full ? _mm256_loadu_ps(rr + 8 * j) : _mm256_maskload_ps(rr + 8 * j, mask[j]));
+        if (epi->relu) v = _mm256_max_ps(v, zero);
+      }
+      if (full) _mm256_storeu_ps(cr + 8 * j, v);
+      else _mm256_maskstore_ps(cr + 8 * j, mask[j], v);
+    }
+  }
+}
+
+#define P2_KERNEL(NV)                                                                                        \
+  __attribute__((target("avx2,fma"))) static void p2_kernel##NV(int64_t kc, const float *a, int64_t lda,    \
+                                                                const float *bp, float *c, int64_t ldc,      \
+                                                                int rows, int cols, bool accumulate,         \
+                                                                const pk_epilogue *epi)                      \
+  {                                                                                                          \
+    P2_ALL(P2_ROW);                                                                                          \
+    P2_ALL(P2_DECL##NV);                                                                                     \
+    for (int64_t k = 0; k < kc; k++, bp += PK_NR) {                                                          \
+      P2_LOAD##NV;                                                                                           \
+      P2_ALL(P2_FMA##NV);                                                                                    \
+    }                                                                                                        \
+    __m256 acc[4][3];                                                                                        \
+    P2_ALL(P2_SAVE##NV);                                                                                     \
+    p2_store(acc, NV, c, ldc, rows, cols, accumulate, epi);                                                  \
+  }
+P2_KERNEL(1)
+P2_KERNEL(2)
+P2_KERNEL(3)
+
+/* One PK_MR x PK_NR block (rows x cols valid) of the packed path: AVX-512 kernels (8 x 48 in
+ * one register tile) or, with isa 256, AVX2 4 x 24 tiles. */
+static void pk_block(int isa, int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc,
+                     int rows, int cols, bool accumulate, const pk_epilogue *epi)
+{
+  if (isa == 512) {
+    if (cols > 32) pk_kernel3(kc, a, lda, bp, c, ldc, rows, cols, accumulate, epi);
+    else if (cols > 16) pk_kernel2(kc, a, lda, bp, c, ldc, rows, cols, accumulate, epi);
+    else pk_kernel1(kc, a, lda, bp, c, ldc, rows, cols, accumulate, epi);
+    return;
+  }
+  for (int r0 = 0; r0 < rows; r0 += 4)
+    for (int h = 0; h * 24 < cols; h++) {
+      int rn = rows - r0 < 4 ? rows - r0 : 4, cn = cols - h * 24 < 24 ? cols - h * 24 : 24;
+      pk_epilogue e2 = {0};
+      if (epi) e2 = (pk_epilogue){epi->bias ? epi->bias + r0 : NULL, epi->res ? epi->res + r0 * ldc + h * 24 : NULL,
+                                  epi->relu};
+      const float *ar = a + r0 * lda, *bh = bp + h * 24;
+      float *ch = c + r0 * ldc + h * 24;
+      const pk_epilogue *ep = epi ? &e2 : NULL;
+      if (cn > 16) p2_kernel3(kc, ar, lda, bh, ch, ldc, rn, cn, accumulate, ep);
+      else if (cn > 8) p2_kernel2(kc, ar, lda, bh, ch, ldc, rn, cn, accumulate, ep);
+      else p2_kernel1(kc, ar, lda, bh, ch, ldc, rn, cn, accumulate, ep);
+    }
+}
+
 /* "Same" stride-1 convolutions (3x3x3 pad 1 and the like): output position p reads input
  * position p + toff[tap] of the flattened volume, so a B strip row is one unaligned load from
  * x, masked where the tap falls into the padding or past the strip: no im2col bookkeeping.
@@ -455,6 +634,30 @@ __attribute__((target("avx512f"))) static void pk_pack_b_same(int64_t nci, int64
       _mm512_store_ps(bp, _mm512_maskz_loadu_ps(mk[0], xt));
       _mm512_store_ps(bp + 16, _mm512_maskz_loadu_ps(mk[1], xt + 16));
       _mm512_store_ps(bp + 32, _mm512_maskz_loadu_ps(mk[2], xt + 32));
+    }
+}
+
+/* pk_pack_b_same with AVX2 masked loads (8 lanes, mask vectors from the same bits). */
+__attribute__((target("avx2,fma"))) static void p2_pack_b_same(int64_t nci, int64_t kvol, const float *xb,
+                                                              int64_t ci_stride, const int64_t *toff,
+                                                              const __mmask16 *tmask, float *bp)
+{
+  const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  for (int64_t ci = 0; ci < nci; ci++, xb += ci_stride)
+    for (int64_t t = 0; t < kvol; t++, bp += PK_NR) {
+      const float *xt = xb + toff[t];
+      const __mmask16 *mk = tmask + 3 * t;
+      for (int j = 0; j < 6; j++) {
+        unsigned m = (unsigned)(mk[j / 2] >> (8 * (j % 2))) & 0xffu;
+        __m256 v;
+        if (m == 0xffu) v = _mm256_loadu_ps(xt + 8 * j);
+        else if (m == 0) v = _mm256_setzero_ps();
+        else {
+          __m256i mm = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m), bit), bit);
+          v = _mm256_maskload_ps(xt + 8 * j, mm);
+        }
+        _mm256_store_ps(bp + 8 * j, v);
+      }
     }
 }
 
@@ -531,6 +734,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
 {
   pk_plan k;
   pk_plan_make(&k, c, threads);
+  const int isa = packed_isa();
   const int64_t ptiles = ceil_div(c->P, k.pt), mblocks = ceil_div(c->Co, k.mb);
   const int64_t items = c->N * ptiles * mblocks;
   const int nthr = (int)min64(threads, items);
@@ -567,8 +771,8 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
           int64_t ci0 = q * c->Ci / k.nch, cn = (q + 1) * c->Ci / k.nch - ci0, kc = cn * c->kvol;
           bool last = q + 1 == k.nch;
           for (int64_t s = 0; s * PK_NR < pn; s++)
-            pk_pack_b_same(cn, c->kvol, xn + ci0 * DHW + p0 + s * PK_NR, DHW, toff, masks + s * c->kvol * 3,
-                           bsame + s * kc * PK_NR);
+            (isa == 512 ? pk_pack_b_same : p2_pack_b_same)(cn, c->kvol, xn + ci0 * DHW + p0 + s * PK_NR, DHW, toff,
+                                                           masks + s * c->kvol * 3, bsame + s * kc * PK_NR);
           for (int64_t s = 0; s * PK_NR < pn; s++) {
             if (cancelled(cancel)) break; /* polled per strip: items can be long */
             int cols = (int)min64(PK_NR, pn - s * PK_NR);
@@ -579,9 +783,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
               const float *a = wd + m * c->K + ci0 * c->kvol;
               int rows = (int)min64(PK_MR, c->Co - m);
               const pk_epilogue *e = last ? &epi : NULL;
-              if (cols > 32) pk_kernel3(kc, a, c->K, b, yd + off, c->P, rows, cols, ci0 > 0, e);
-              else if (cols > 16) pk_kernel2(kc, a, c->K, b, yd + off, c->P, rows, cols, ci0 > 0, e);
-              else pk_kernel1(kc, a, c->K, b, yd + off, c->P, rows, cols, ci0 > 0, e);
+              pk_block(isa, kc, a, c->K, b, yd + off, c->P, rows, cols, ci0 > 0, e);
             }
           }
         }
@@ -608,9 +810,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
             const float *a = wd + m * c->K + k0, *b = bp + s * kc * PK_NR;
             int rows = (int)min64(PK_MR, c->Co - m);
             const pk_epilogue *e = last ? &epi : NULL;
-            if (cols > 32) pk_kernel3(kc, a, c->K, b, yd + off, c->P, rows, cols, k0 > 0, e);
-            else if (cols > 16) pk_kernel2(kc, a, c->K, b, yd + off, c->P, rows, cols, k0 > 0, e);
-            else pk_kernel1(kc, a, c->K, b, yd + off, c->P, rows, cols, k0 > 0, e);
+            pk_block(isa, kc, a, c->K, b, yd + off, c->P, rows, cols, k0 > 0, e);
           }
         }
       }
@@ -639,7 +839,7 @@ size_t t3d_cpu_conv3d_scratch_bytes(const t3d_tensor *y, const t3d_tensor *x, co
   threads = threads < 1 ? 1 : threads;
   conv_plan_make(&c, y, x, w, p, threads);
 #ifdef T3D_CONV_PACKED
-  if (use_packed()) {
+  if (use_packed(&c)) {
     pk_plan k;
     pk_plan_make(&k, &c, threads);
     int64_t items = c.N * ceil_div(c.P, k.pt) * ceil_div(c.Co, k.mb);
@@ -669,7 +869,7 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
   }
 
 #ifdef T3D_CONV_PACKED
-  if (use_packed())
+  if (use_packed(&c))
     return conv3d_packed(threads, &c, y->data, x->data, w->data, bias ? bias->data : NULL,
                          residual ? residual->data : NULL, p->relu, be->cancel);
 #endif

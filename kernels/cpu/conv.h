@@ -31,15 +31,16 @@ t3d_status t3d_cpu_conv3d_transpose_ref(t3d_backend *be, t3d_tensor *y, const t3
 size_t t3d_cpu_conv3d_scratch_bytes(const t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
                                     const t3d_conv3d_params *p, int threads);
 
-/* Test-only: which implementation t3d_cpu_conv3d uses. AUTO: the AVX-512 register-tile kernel
- * when the CPU has AVX-512F, else im2col tiles through OpenBLAS (t3d_cpu_sgemm_blocked without
- * it). A path the build or CPU lacks falls back as AUTO would. Transposed conv knows only
+/* Test-only: which implementation t3d_cpu_conv3d uses. AUTO: the packed register-tile path
+ * with AVX-512 kernels when the CPU has AVX-512F, else with AVX2 + FMA kernels when it has those
+ * (PK_AVX2_AUTO), else im2col tiles through OpenBLAS (t3d_cpu_sgemm_blocked without it). A path the build or CPU lacks falls back as AUTO would. Transposed conv knows only
  * BLAS / OWN_GEMM. Returns the previous setting. Not thread-safe. */
 typedef enum {
   T3D_CPU_CONV_AUTO = 0,
   T3D_CPU_CONV_AVX512, /* B strips built straight from x, register tiles, fused epilogue */
   T3D_CPU_CONV_BLAS,   /* im2col tiles + OpenBLAS sgemm, epilogue per tile */
-  T3D_CPU_CONV_OWN_GEMM /* im2col tiles + t3d_cpu_sgemm_blocked (t3d's own GEMM) */
+  T3D_CPU_CONV_OWN_GEMM, /* im2col tiles + t3d_cpu_sgemm_blocked (t3d's own GEMM) */
+  T3D_CPU_CONV_AVX2     /* the packed path with AVX2 + FMA kernels (4 x 24 register tiles) */
 } t3d_cpu_conv_path;
 t3d_cpu_conv_path t3d_cpu_conv_force_path(t3d_cpu_conv_path path);
 

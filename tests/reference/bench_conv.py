@@ -2,7 +2,12 @@
 """PyTorch timing of the same convolutions as tests/bench-conv.c (MONAI 3D ResNet-50 at
 1x1x160x224x224 plus the decoder's kernel-2 stride-2 transposed convs), for comparison.
 Not a test. Usage: bench_conv.py [--threads 2] [--reps 3] [--only NAME] [--ours bench-conv.out]
-With --ours, prints t3d's ms next to PyTorch's and the ratio torch/t3d (>1: t3d is faster)."""
+                     [--engine torch|openvino]
+With --ours, prints t3d's ms next to PyTorch's and the ratio torch/t3d (>1: t3d is faster).
+--engine openvino times the same convolution as a one-node OpenVINO model (f32) instead; the
+"torch" columns are then OpenVINO's, and each line also gives the convolution node's own time
+(no layout reorders at the model's edges) and its primitive type / layout (e.g.
+brgconv_avx2_1x1_f32/acdeb: brgemm convolution, 1x1 kernel, NDHWC)."""
 import argparse
 import time
 
@@ -51,16 +56,59 @@ def read_ours(path):
     return ours
 
 
+def openvino_runner(x, wt, b, s, pad, tr, threads):
+    """run() for one convolution compiled by OpenVINO's CPU plugin, and info() -> (node ms of the
+    last run, primitive type / layout of the convolution node)."""
+    import openvino as ov
+    import openvino.opset13 as ops
+    xp = ops.parameter(list(x.shape), ov.Type.f32)
+    w = ops.constant(wt.numpy())
+    if tr:
+        y = ops.convolution_backprop_data(xp, w, [s] * 3, pads_begin=[pad] * 3, pads_end=[pad] * 3, dilations=[1] * 3)
+    else:
+        y = ops.convolution(xp, w, [s] * 3, [pad] * 3, [pad] * 3, [1] * 3)
+    y = ops.add(y, ops.constant(b.numpy().reshape(1, -1, 1, 1, 1)))
+    core = ov.Core()
+    cm = core.compile_model(ov.Model([y], [xp]), "CPU",
+                            {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32",
+                             "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "PERF_COUNT": True})
+    req = cm.create_infer_request()
+    xn = x.numpy()
+
+    def run():
+        req.infer({0: xn})
+
+    def info():
+        node_us, kind = 0.0, ""
+        for pi in req.get_profiling_info():
+            if pi.node_type in ("Convolution", "Deconvolution", "ConvolutionBackpropData"):
+                node_us += pi.real_time.total_seconds() * 1e6
+                kind = pi.exec_type
+        layout = ""
+        for op in cm.get_runtime_model().get_ops():
+            rt = op.get_rt_info()
+            if "layerType" in rt and rt["layerType"].astype(str) in ("Convolution", "Deconvolution"):
+                layout = rt["outputLayouts"].astype(str)
+        return node_us / 1e3, "%s/%s" % (kind, layout)
+    return run, info
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only")
     ap.add_argument("--ours")
+    ap.add_argument("--engine", default="torch", choices=("torch", "openvino"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     ours = read_ours(a.ours) if a.ours else {}
-    print(f"# torch {torch.__version__}, threads {a.threads}, best of {a.reps}; wall ms and process CPU ms")
+    if a.engine == "openvino":
+        import openvino as ov
+        print(f"# OpenVINO {ov.__version__} f32 (columns 'torch' are OpenVINO's), threads {a.threads}, "
+              f"best of {a.reps}; wall ms and process CPU ms; node ms = the conv node alone")
+    else:
+        print(f"# torch {torch.__version__}, threads {a.threads}, best of {a.reps}; wall ms and process CPU ms")
     hdr = f"{'layer':12s} {'n':>3s} {'torch ms':>9s} {'GFLOP/s':>8s} {'cpu ms':>9s}"
     if ours:
         hdr += f" {'t3d ms':>9s} {'t3d cpu':>9s} {'ratio':>6s} {'cpu rat':>7s}"
@@ -81,13 +129,19 @@ def main():
                 run = lambda: F.conv3d(x, wt, b, stride=s, padding=pad)
                 od, oh, ow = ((e + 2 * pad - k) // s + 1 for e in (d, h, w))
                 flops = 2.0 * ci * co * k ** 3 * od * oh * ow
-            best, best_cpu, reps, r = 1e30, 1e30, a.reps, 0
+            info = None
+            if a.engine == "openvino":
+                run, info = openvino_runner(x, wt, b, s, pad, tr, a.threads)
+            best, best_cpu, best_node, kind, reps, r = 1e30, 1e30, 1e30, "", a.reps, 0
             while r <= reps:  # r == 0 warms up
                 t0, c0 = time.perf_counter(), time.process_time()
                 run()
                 dt, dc = (time.perf_counter() - t0) * 1e3, (time.process_time() - c0) * 1e3
                 if r > 0:
                     best, best_cpu = min(best, dt), min(best_cpu, dc)
+                    if info:
+                        node_ms, kind = info()
+                        best_node = min(best_node, node_ms)
                 if r == 0 and dt > 2000:
                     reps = 1  # very slow layer: one timed run
                 r += 1
@@ -95,6 +149,8 @@ def main():
             if name in ours:
                 ow_, oc_ = ours[name]
                 line += f" {ow_:9.2f} {oc_:9.2f} {best / ow_:6.2f} {best_cpu / oc_:7.2f}"
+            if info:
+                line += f"  node {best_node:.2f} ms {kind}"
             if not tr:
                 tot[0] += n * best
                 tot[1] += n * best_cpu

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import t3d_safetensors as st  # noqa: E402
+from peer_bench import vmhwm_kib  # noqa: E402  (peak RSS, shared with the ONNX peers)
 
 
 def monai_resnet(vc, bias_downsample):
@@ -161,14 +162,6 @@ def cmd_write(a):
     if logits is not None:
         msg += " logits %.2e" % rel(l32, logits)
     print(msg)
-
-
-def vmhwm_kib():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
 
 
 def cmd_bench(a):

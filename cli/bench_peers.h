@@ -1,0 +1,41 @@
+/* The ONNX peer rows of `t3d bench`: OpenVINO (f32 and bf16 inference precision) and ONNX
+ * Runtime on an ONNX export of the PyTorch reference networks with t3d's weights, each row in
+ * its own Python process (tests/reference/peer_bench.py), scored against PyTorch fp32.
+ * Not the t3d or PyTorch rows themselves (cli/cmd_bench.c runs those). */
+#ifndef T3D_CLI_BENCH_PEERS_H
+#define T3D_CLI_BENCH_PEERS_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/base/status.h"
+
+#define T3D_BENCH_ROWS 3 /* encoder, segment, text */
+
+typedef struct {
+  const char *python;      /* interpreter with torch, monai, transformers (+ openvino, onnxruntime) */
+  const char *script;      /* tests/reference/peer_bench.py */
+  const char *io;          /* folder the t3d children dumped their input and outputs into */
+  const char *config_json; /* {"model": ...} of the benchmarked config */
+  const char *model;       /* t3d model file (the weights every engine gets) */
+  const int64_t *shape;    /* vision input N,C,D,H,W */
+  int threads, repeat;
+  FILE *json;              /* every row as one JSON line, or NULL */
+} t3d_bench_peers_params;
+
+/* Exports, runs every engine row and prints the peer table; t3d[i] is the t3d child's JSON of
+ * row i (encoder, segment, text: ms, cpu_ms, vmhwm_kib, isa) or NULL. Missing Python packages
+ * give a skip note, not a failure. Returns 0, or 1 when an engine that imported failed a row. */
+int t3d_bench_peers(const t3d_bench_peers_params *p, json_t *const t3d[T3D_BENCH_ROWS]);
+
+/* Runs cmd; the last line of its output that starts with '{', parsed (caller's), or NULL. */
+json_t *t3d_bench_run_json(const char *cmd);
+/* j[key] as a number, NAN when j is NULL or key is missing or not a number. */
+double t3d_bench_num(const json_t *j, const char *key);
+
+/* Writes n bytes to io/name (the child's side of the exchange). */
+t3d_status t3d_bench_dump(const char *io, const char *name, const void *data, size_t n);
+
+#endif
