@@ -415,29 +415,10 @@ static void remove_tree(const char *path)
   rmdir(path);
 }
 
-/* Runs cmd; the last line of its output that starts with '{', parsed (caller's), or NULL. */
-static json_t *run_json(const char *cmd)
-{
-  FILE *p = popen(cmd, "r");
-  char line[4096], last[4096] = "";
-  json_error_t err;
-  if (!p) return NULL;
-  while (fgets(line, sizeof line, p))
-    if (line[0] == '{') snprintf(last, sizeof last, "%s", line);
-  pclose(p);
-  return json_loads(last, 0, &err);
-}
-
-static double num(const json_t *j, const char *key)
-{
-  const json_t *v = j ? json_object_get(j, key) : NULL;
-  return json_is_number(v) ? json_number_value(v) : NAN;
-}
-
 static void row_line(const char *label, const json_t *a, const json_t *b)
 {
-  double ms = num(a, "ms"), tms = num(b, "ms"), kib = num(a, "vmhwm_kib"), tkib = num(b, "vmhwm_kib");
-  double cpu = num(a, "cpu_ms"), tcpu = num(b, "cpu_ms");
+  double ms = t3d_bench_num(a, "ms"), tms = t3d_bench_num(b, "ms"), kib = t3d_bench_num(a, "vmhwm_kib"), tkib = t3d_bench_num(b, "vmhwm_kib");
+  double cpu = t3d_bench_num(a, "cpu_ms"), tcpu = t3d_bench_num(b, "cpu_ms");
   printf("%-22s %9.0f %9.0f %7.2f | %9.0f %9.0f %7.2f | %9.0f %9.0f %7.2f\n", label, ms, tms, tms / ms, cpu, tcpu,
          tcpu / cpu, kib / 1024, tkib / 1024, kib / tkib);
   fflush(stdout);
@@ -580,7 +561,7 @@ int t3d_cmd_bench(int argc, char **argv)
              "--precision %s%s",
              self, rows[i], model, threads, repeat, (long long)shape[2], (long long)shape[3], (long long)shape[4],
              dv.device, t3d_precision_name(dv.precision), i < 3 ? dumparg : "");
-    a = run_json(cmd);
+    a = t3d_bench_run_json(cmd);
     if (!no_torch && i < 3) {
       if (i < 2)
         snprintf(cmd, sizeof cmd,
@@ -590,22 +571,22 @@ int t3d_cmd_bench(int argc, char **argv)
       else
         snprintf(cmd, sizeof cmd, "'%s' '%s' bench-text --config '%s' --tokens 256 --threads %d --repeat %d", py,
                  ref, cfgjson, threads, repeat); /* as many tokens as the t3d side (max_positions caps both) */
-      b = run_json(cmd);
+      b = t3d_bench_run_json(cmd);
     }
     if (!a) rc = 1;
     char label[64];
-    if (i == 2 && !isnan(num(a, "tokens")))
-      snprintf(label, sizeof label, "text (%.0f tokens)", num(a, "tokens"));
+    if (i == 2 && !isnan(t3d_bench_num(a, "tokens")))
+      snprintf(label, sizeof label, "text (%.0f tokens)", t3d_bench_num(a, "tokens"));
     else
       snprintf(label, sizeof label, "%s", labels[i]);
     if (bf16) snprintf(label + strlen(label), sizeof label - strlen(label), " bf16");
     row_line(label, a, b);
     if (i == 1 && a)
       printf(_("%-22s vision arena %.0f MiB (all activations of encoder+decoder, planned up front)\n"), "",
-             num(a, "arena_bytes") / 1048576.0);
+             t3d_bench_num(a, "arena_bytes") / 1048576.0);
     if (!on_cpu && a)
       printf(_("%-22s backend %s, peak GPU memory of the backend %.0f MiB\n"), "",
-             json_string_value(json_object_get(a, "backend")), num(a, "gpu_peak_mib"));
+             json_string_value(json_object_get(a, "backend")), t3d_bench_num(a, "gpu_peak_mib"));
     if (all && a) json_object_set(all, rows[i], a);
     if (i < 3)
       mine[i] = a; /* the peers' table compares against them */
@@ -627,9 +608,9 @@ int t3d_cmd_bench(int argc, char **argv)
              "'%s' bench --child cancel --model '%s' --threads %d --shape %lld,%lld,%lld --cancel-after %g --device '%s'",
              self, model, threads, (long long)shape[2], (long long)shape[3], (long long)shape[4], cancel_after,
              dv.device);
-    json_t *c = run_json(cmd);
+    json_t *c = t3d_bench_run_json(cmd);
     printf(_("cancel latency (flag set %.1f s into encoder+segmentation): %.0f ms\n"), cancel_after,
-           num(c, "cancel_latency_ms"));
+           t3d_bench_num(c, "cancel_latency_ms"));
     json_decref(c);
   }
   if (json_out && all) {
