@@ -36,10 +36,25 @@ t3d_status t3d_cli_backend(const char *device, int threads, t3d_precision precis
   return s;
 }
 
+/* The model at path on a new CPU backend (the fallback of both functions below). */
+static t3d_status load_on_cpu(const char *path, int threads, t3d_precision precision, t3d_backend **be,
+                              struct t3d_model **model)
+{
+  t3d_backend_params bp = t3d_backend_default_params();
+  t3d_status s;
+  bp.threads = threads;
+  bp.precision = precision;
+  T3D_TRY(t3d_backend_cpu_create(be, &bp));
+  if ((s = t3d_model_load(path, *be, model)) != T3D_OK) {
+    t3d_backend_free(*be);
+    *be = NULL;
+  }
+  return s;
+}
+
 t3d_status t3d_cli_model_open(const char *path, const char *device, int threads, t3d_precision precision,
                               t3d_backend **be, struct t3d_model **model)
 {
-  t3d_backend_params bp = t3d_backend_default_params();
   t3d_status s;
   *be = NULL;
   *model = NULL;
@@ -54,28 +69,20 @@ t3d_status t3d_cli_model_open(const char *path, const char *device, int threads,
   t3d_error_clear();
   t3d_backend_free(*be);
   *be = NULL;
-  bp.threads = threads;
-  bp.precision = precision;
-  T3D_TRY(t3d_backend_cpu_create(be, &bp));
-  return t3d_model_load(path, *be, model);
+  return load_on_cpu(path, threads, precision, be, model);
 }
 
 bool t3d_cli_gpu_failed(t3d_status s, const char *path, int threads, t3d_precision precision, t3d_backend **be,
                         struct t3d_model **model)
 {
-  t3d_backend_params bp = t3d_backend_default_params();
   t3d_backend *cpu = NULL;
   struct t3d_model *m = NULL;
   if (s != T3D_ERR_BACKEND || !*be || strcmp((*be)->ops->name, "cpu") == 0)
     return false;
   fprintf(stderr, _("t3d: note: the GPU failed (%s): running on the CPU\n"), t3d_error_detail());
   t3d_error_clear();
-  bp.threads = threads;
-  bp.precision = precision;
-  if (t3d_backend_cpu_create(&cpu, &bp) != T3D_OK || t3d_model_load(path, cpu, &m) != T3D_OK) {
-    t3d_backend_free(cpu);
+  if (load_on_cpu(path, threads, precision, &cpu, &m) != T3D_OK)
     return false;
-  }
   t3d_model_free(*model);
   t3d_backend_free(*be);
   *model = m;

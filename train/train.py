@@ -124,18 +124,14 @@ def recalibrate_bn(model, x, batches, batch, seed):
     as the plain average over `batches` batches of x with the final weights (momentum None), so
     that inference normalises with statistics of the weights it runs, not an average over the
     changing weights of the run."""
-    bns = [m for m in model.visual.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None
     was = model.training
     model.train()
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    for b in range(min(batches, len(x) // batch)):
-        model.visual.seg(model.visual.pyramid(x[order[b * batch:(b + 1) * batch]]))
-    for m, mom in zip(bns, saved):
-        m.momentum = mom
+    with bn_momentum(model.visual, None) as bns:
+        for m in bns:
+            m.reset_running_stats()
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+        for b in range(min(batches, len(x) // batch)):
+            model.visual.seg(model.visual.pyramid(x[order[b * batch:(b + 1) * batch]]))
     model.train(was)
 
 
@@ -192,18 +188,21 @@ def average_gradients(model, world):
         off += n
 
 
-class frozen_bn_stats:
-    """BatchNorm layers normalise with the batch's statistics but leave their running statistics
-    alone (momentum 0) inside the block: the TMA crops (zoomed, smaller) must not pull the running
-    statistics, which inference uses, away from those of the full input grid that inference sees."""
+class bn_momentum:
+    """Every BatchNorm of module at this momentum inside the block, restored after it. 0: layers
+    normalise with the batch's statistics but leave their running statistics alone (the TMA crops,
+    zoomed and smaller, must not pull the statistics inference uses away from those of the full
+    input grid it sees); None: the running statistics become a plain average (recalibrate_bn)."""
 
-    def __init__(self, module):
+    def __init__(self, module, momentum):
         self.bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        self.momentum = momentum
 
     def __enter__(self):
         self.saved = [m.momentum for m in self.bns]
         for m in self.bns:
-            m.momentum = 0.0
+            m.momentum = self.momentum
+        return self.bns
 
     def __exit__(self, *exc):
         for m, mom in zip(self.bns, self.saved):
@@ -338,7 +337,7 @@ def main(argv=None):
             l_tma = torch.zeros(())
             if use_tma:
                 scores = [model.tma(f4, tokens, mb)]
-                with frozen_bn_stats(model.visual):
+                with bn_momentum(model.visual, 0.0):
                     for v in views[1:]:
                         scores.append(model.tma(chunked(model.layer4, v, a.bn_shards), tokens, mb))
                 l_tma = L.tma_loss([s.float() for s in scores])
