@@ -102,7 +102,9 @@ typedef struct t3d_backend_ops {
                           const t3d_tensor *v, const t3d_tensor *key_mask, int heads);
   /* ids i32[...] into table[V, E] -> y[..., E]; an id outside [0, V) is T3D_ERR_INVALID_ARG */
   t3d_status (*embedding)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *ids, const t3d_tensor *table);
-  /* y[N, Ca+Cb, ...] = cat(a[N,Ca,...], b[N,Cb,...], dim=1) */
+  /* y[N, Ca+Cb, ...] = cat(a[N,Ca,...], b[N,Cb,...], dim=1); with N = 1, a may be y's own head
+   * (a->data == y->data: a producer wrote it in place, as the decoder's transposed convolution
+   * does), and then only b is copied */
   t3d_status (*concat)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *a, const t3d_tensor *b);
   /* x[N,C,D,H,W] -> y[N,C,Do,Ho,Wo], sizes taken from y */
   t3d_status (*resample_trilinear)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);

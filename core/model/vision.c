@@ -509,7 +509,18 @@ static t3d_status decode_pass(t3d_vision_run *r, float *logits, int32_t *labels)
                          "(input sides must be multiples of the encoder stride)",
                          i, (long long)d.shape[2], (long long)d.shape[3], (long long)d.shape[4],
                          (long long)skip->shape[2], (long long)skip->shape[3], (long long)skip->shape[4]);
-    T3D_TRY(act(r, &up, T3D_F32, 5, (int64_t[]){n, o, skip->shape[2], skip->shape[3], skip->shape[4]}));
+    /* One sample: the transposed convolution writes straight into the head of the concatenation
+     * (channels 0..o-1 of cat are contiguous), so concat copies the skip only, and the upsampled
+     * tensor (the decoder's largest but one) never exists on its own. */
+    const int64_t upshape[5] = {n, o, skip->shape[2], skip->shape[3], skip->shape[4]};
+    const int64_t catshape[5] = {n, o + skip->shape[1], skip->shape[2], skip->shape[3], skip->shape[4]};
+    const bool in_place = n == 1;
+    if (in_place) {
+      T3D_TRY(act(r, &cat, T3D_F32, 5, catshape));
+      up = t3d_tensor_view(T3D_F32, 5, upshape, cat.data);
+    } else {
+      T3D_TRY(act(r, &up, T3D_F32, 5, upshape));
+    }
     count(r, 2.0 * (double)t3d_tensor_numel(&up) * (double)d.shape[1]);
     double t0 = now_ms();
     if (!r->planning) {
@@ -518,13 +529,17 @@ static t3d_status decode_pass(t3d_vision_run *r, float *logits, int32_t *labels)
     }
     release(r, &d);
     T3D_TRY(check_cancel(r));
-    T3D_TRY(act(r, &cat, T3D_F32, 5, (int64_t[]){n, o + skip->shape[1], skip->shape[2], skip->shape[3], skip->shape[4]}));
+    if (!in_place)
+      T3D_TRY(act(r, &cat, T3D_F32, 5, catshape));
     t0 = now_ms();
     if (!r->planning) {
       T3D_TRY(t3d_op_concat(be, &cat, &up, skip));
       log_op(r, "concat", &cat, t0, 0);
     }
-    release(r, &up);
+    if (in_place)
+      up.data = NULL; /* a view of cat: nothing of its own to release */
+    else
+      release(r, &up);
     release(r, skip);
     T3D_TRY(conv(r, &out, &cat, &v->dec[i].conv, NULL, true));
     release(r, &cat);

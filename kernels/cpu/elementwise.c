@@ -458,7 +458,8 @@ t3d_status t3d_cpu_concat(t3d_backend *be, t3d_tensor *y, const t3d_tensor *a, c
   const char *ad = a->data, *bd = b->data;
 #pragma omp parallel for num_threads(t3d_cpu_threads_for(be->threads, N > 1 ? (int64_t)(abytes + bbytes) : 0))
   for (int64_t n = 0; n < N; n++) {
-    memcpy(yd + (size_t)n * (abytes + bbytes), ad + (size_t)n * abytes, abytes);
+    if (ad != yd) /* else a is y's head already (N = 1, see backend.h) */
+      memcpy(yd + (size_t)n * (abytes + bbytes), ad + (size_t)n * abytes, abytes);
     memcpy(yd + (size_t)n * (abytes + bbytes) + abytes, bd + (size_t)n * bbytes, bbytes);
   }
   return T3D_OK;

@@ -472,9 +472,10 @@ static t3d_status cuda_concat(t3d_backend *be, t3d_tensor *y, const t3d_tensor *
   const int64_t N = a->shape[0];
   const size_t ab = t3d_tensor_nbytes(a) / (size_t)N, bb = t3d_tensor_nbytes(b) / (size_t)N;
   char *yd = (char *)y->data;
-  T3D_TRY(t3d_cuda_check(cudaMemcpy2DAsync(yd, ab + bb, a->data, ab, ab, (size_t)N, cudaMemcpyDeviceToDevice,
-                                           c->stream),
-                         "concat"));
+  if (a->data != y->data) /* else a is y's head already (N = 1, see backend.h) */
+    T3D_TRY(t3d_cuda_check(cudaMemcpy2DAsync(yd, ab + bb, a->data, ab, ab, (size_t)N, cudaMemcpyDeviceToDevice,
+                                             c->stream),
+                           "concat"));
   return t3d_cuda_check(cudaMemcpy2DAsync(yd + ab, ab + bb, b->data, bb, bb, (size_t)N, cudaMemcpyDeviceToDevice,
                                           c->stream),
                         "concat");
