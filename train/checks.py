@@ -3,7 +3,7 @@
                                `t3d analyze` on each DICOM series gives the embedding PyTorch gives
                                on the cached tensor, and the same zero-shot logits (C tokenizer and
                                text tower = HF BertTokenizer + BertModel); the files open with
-                               safetensors.safe_open
+                               safetensors.safe_open; the trainer's TokenCache = tokenize()
   grads A B                 -- two gradient dumps agree (distributed vs one process)
   resume CSV KILLED_AT INTERVAL -- after kill -9 and rerun the run resumed losing <= one interval
 Not a test runner."""
@@ -41,6 +41,13 @@ def check_inputs(data_dir, cache, run, t3d):
     model.eval()
     cases = D.CaseSet(cache, data_dir)
     tok = D.tokenizer_for(vocab, cfg["text"])
+    cache_tok = D.TokenCache(tok)
+    for step in range(8):  # the trainer's memoised tokenizer = the tokenizer on the joined text
+        parts = [D.augment_parts(r, D.sample_generator(18, step, i), 0.5) for i, r in enumerate(cases.reports)]
+        want = D.tokenize(tok, [" ".join(p) for p in parts], D.max_tokens(cfg["text"]))
+        got = cache_tok(parts, D.max_tokens(cfg["text"]))
+        need(all(torch.equal(x, y) for x, y in zip(want, got)),
+             f"TokenCache ids and mask = tokenize() on {len(parts)} augmented reports (step {step})")
     with torch.no_grad():
         ids, mask = D.tokenize(tok, [f[k] for f in findings for k in ("positive", "negative")],
                                D.max_tokens(cfg["text"]))

@@ -117,11 +117,17 @@ class T3DModel(nn.Module):
         return F.normalize(self.t_center(self.text_proj(h[:, 0])), dim=-1), h
 
     def encode_volume(self, x, segment=True):
-        """Returns (embedding [B, D], layer-4 features, seg logits or None)."""
+        """Returns (embedding [B, D], layer-4 features, seg logits or None). segment: True (all
+        samples), False, or a count n: the decoder runs on the first n samples only (one encoder
+        pass serves the contrastive batch and the segmentation subset)."""
         p = self.visual.pyramid(x)
         pooled = p[5].mean(dim=(2, 3, 4))
         emb = F.normalize(self.v_center(self.visual.vision_proj(pooled)), dim=-1)
-        logits = self.visual.seg(p) if segment else None
+        logits = None
+        if segment is True:
+            logits = self.visual.seg(p)
+        elif segment:
+            logits = self.visual.seg([t[:segment] for t in p])
         return emb, p[5], logits
 
     def layer4(self, x):

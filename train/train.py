@@ -62,6 +62,9 @@ def parse_args(argv=None):
                          "model's first stage ran without it)")
     ap.add_argument("--seg-lr-scale", type=float, default=1.0,
                     help="learning rate of the segmentation decoder relative to --lr (CLIP does not reach it)")
+    ap.add_argument("--seg-batch", type=int, default=0,
+                    help="samples of the global batch the decoder sees (0: all): the full-resolution decoder costs "
+                         "~12x the encoder on the CPU, so a contrastive batch larger than the segmentation one")
     ap.add_argument("--bn-recal", type=int, default=0,
                     help="at the end, re-estimate the vision tower's BatchNorm statistics over this many "
                          "batches of the (unaugmented) training inputs, with the final weights")
@@ -243,12 +246,18 @@ def main(argv=None):
     if a.batch % world:
         sys.exit(f"--batch {a.batch} is not a multiple of {world} processes")
     local = a.batch // world
+    seg_global = a.seg_batch if 0 < a.seg_batch < a.batch else a.batch
+    if seg_global % (world * max(a.bn_shards, 1)):
+        sys.exit(f"--seg-batch {seg_global} is not a multiple of {world * max(a.bn_shards, 1)} processes x shards")
+    seg_chunk = seg_global // world // max(a.bn_shards, 1)  # decoder samples per BN chunk: its first ones
+    local_chunk = local // max(a.bn_shards, 1)
     bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported() and not a.no_bf16
 
     cfg, vocab, findings, classes = D.read_model_meta(a.template)
     cases = D.CaseSet(a.cache, a.data)
     tok = D.tokenizer_for(vocab, cfg["text"])
     ids, mask = D.tokenize(tok, cases.reports, D.max_tokens(cfg["text"]))
+    tok_cache = D.TokenCache(tok)
     n_classes = cfg.get("segmentation", {}).get("classes", 0)
     if a.w_seg > 0 and int(cases.labels.max()) >= n_classes:
         sys.exit(f"labels reach {int(cases.labels.max())}, the model has {n_classes} classes")
@@ -318,9 +327,9 @@ def main(argv=None):
         views = D.make_views(xb, a.seed, step, lidx.tolist(), n_local=4 if use_tma else 0)
         views = [v.to(dev) for v in views]
         if a.text_aug > 0:
-            texts = [D.augment_report(cases.reports[i], D.sample_generator(a.seed + 17, step, i), 1 - a.text_aug)
+            parts = [D.augment_parts(cases.reports[i], D.sample_generator(a.seed + 17, step, i), 1 - a.text_aug)
                      for i in lidx.tolist()]
-            ib, mb = D.tokenize(tok, texts, D.max_tokens(cfg["text"]))
+            ib, mb = tok_cache(parts, D.max_tokens(cfg["text"]))
             ib, mb = ib.to(dev), mb.to(dev)
         else:
             keep = int(mask[lidx].sum(dim=1).max())  # drop columns that are padding for the whole batch
@@ -331,7 +340,8 @@ def main(argv=None):
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
             # in --bn-shards chunks too: the text centring uses per-process batch means, as BN
             temb, tokens = chunked(lambda r: model.encode_text(ib[r], mb[r]), torch.arange(ib.shape[0]), a.bn_shards)
-            emb, f4, logits = chunked(lambda c: model.encode_volume(c, segment=a.w_seg > 0), views[0], a.bn_shards)
+            seg_arg = (True if seg_chunk == local_chunk else seg_chunk) if a.w_seg > 0 else False
+            emb, f4, logits = chunked(lambda c: model.encode_volume(c, segment=seg_arg), views[0], a.bn_shards)
             l_clip = L.clip_loss(emb.float(), temb.float(), model.logit_scale)
             loss = a.w_clip * l_clip
             l_tma = torch.zeros(())
@@ -344,7 +354,8 @@ def main(argv=None):
                 loss = loss + a.w_tma * l_tma
             l_seg = torch.zeros(())
             if a.w_seg > 0:
-                l_seg = L.dice_ce_loss(logits.float(), cases.labels[lidx].to(dev), n_classes)
+                sidx = lidx.view(-1, local_chunk)[:, :seg_chunk].reshape(-1)  # the samples the decoder saw
+                l_seg = L.dice_ce_loss(logits.float(), cases.labels[sidx].to(dev), n_classes)
                 loss = loss + a.w_seg * l_seg
         opt.zero_grad(set_to_none=True)
         loss.backward()

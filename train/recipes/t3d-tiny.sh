@@ -4,23 +4,22 @@
 # 1. phantoms with `t3d phantom`: N_TRAIN training cases from seed 100000, N_EVAL evaluation cases
 #    from seed 900000 (disjoint seed ranges; case i uses seed S+i), both at PHANTOM_OPTS;
 # 2. training caches with `t3d preprocess` (the engine's own preprocessing: what analyze feeds);
-# 3. stage 1, pre-training and segmentation jointly: every step sums CLIP (symmetric InfoNCE),
-#    LAMBDA * TMA and Dice + cross-entropy, for TRAIN_MIN minutes of wall time (the cosine schedule
-#    follows elapsed time, so a busy machine trains fewer steps, an idle one more), without the
-#    centring of the projection outputs (--no-center: the shipped run's stage 1 predates it);
-# 4. stage 2 from stage 1's weights (fresh optimiser, warm-up again) for CONTINUE_MIN minutes,
-#    with the centring (train/model.py Center: CLIP left ln(batch) within 60 steps with it and not
-#    without), the decoder at SEG_LR_SCALE times the learning rate, and BatchNorm statistics
-#    re-estimated with the final weights; exported to OUT with the findings' prompts
-#    (train/recipes/findings.json);
-# 5. with ABLATION=1, the CLIP-alone arm: stage 2 again from the same stage 1 weights with
-#    LAMBDA = 0, and the CLIP + TMA arm likewise, both ABLATION_MIN minutes on one thread each,
-#    at the same time (not exported);
-# 6. evaluation of the runs on the evaluation phantoms (train/evaluate.py, model grid) and
+# 3. one run from seeded random weights: every step sums CLIP (symmetric InfoNCE over BATCH
+#    volumes and their reports), LAMBDA * TMA (2 global + 4 local views of the same volumes) and
+#    Dice + cross-entropy on the first SEG_BATCH volumes of the batch (the full-resolution decoder
+#    costs ~12x the encoder on a CPU, so it sees a subset: one encoder pass serves both), for
+#    TRAIN_MIN minutes of wall time (the cosine schedule follows elapsed time, so a busy machine
+#    trains fewer steps, an idle one more); projection outputs centred (train/model.py Center),
+#    the decoder at SEG_LR_SCALE times the learning rate, BatchNorm statistics re-estimated with
+#    the final weights; exported to OUT with the findings' prompts (train/recipes/findings.json);
+# 4. with ABLATION=1, CLIP alone (LAMBDA = 0) against CLIP + LAMBDA * TMA: the same run from the
+#    same seeded weights, ABLATION_MIN minutes each on one thread, both at the same time (not
+#    exported);
+# 5. evaluation of the runs on the evaluation phantoms (train/evaluate.py, model grid) and
 #    `t3d eval` of OUT (series grid; the reference figures in README).
 # Knobs (environment, defaults in brackets): T3D [_build/t3d], PY [.venv/bin/python],
 # WORK [runs/t3d-tiny], OUT [models/t3d-tiny.safetensors], N_TRAIN [800], N_EVAL [200],
-# TRAIN_MIN [45], CONTINUE_MIN [35], ABLATION_MIN [15], MAX_STEPS [20000], BATCH [8], LR [1e-3],
+# TRAIN_MIN [55], ABLATION_MIN [20], MAX_STEPS [20000], BATCH [16], SEG_BATCH [4], LR [1e-3],
 # TEXT_LR_SCALE [0.5], SEG_LR_SCALE [3], LAMBDA [0.5], THREADS [2], ABLATION [0], PHANTOM_OPTS [--matrix 128 --slice 4: a quarter of the voxels of a
 # typical series, which the 6 mm model grid does not miss, so that generation takes minutes].
 # Run it on an otherwise idle machine: with TRAIN_MIN fixed, every CPU second taken by something
@@ -35,12 +34,12 @@ N_TRAIN=${N_TRAIN:-800}
 N_EVAL=${N_EVAL:-200}
 TRAIN_SEED=100000
 EVAL_SEED=900000
-TRAIN_MIN=${TRAIN_MIN:-45}
-CONTINUE_MIN=${CONTINUE_MIN:-35}
-ABLATION_MIN=${ABLATION_MIN:-15}
+TRAIN_MIN=${TRAIN_MIN:-55}
+ABLATION_MIN=${ABLATION_MIN:-20}
 SEG_LR_SCALE=${SEG_LR_SCALE:-3}
 MAX_STEPS=${MAX_STEPS:-20000}
-BATCH=${BATCH:-8}
+BATCH=${BATCH:-16}
+SEG_BATCH=${SEG_BATCH:-4}
 LR=${LR:-1e-3}
 TEXT_LR_SCALE=${TEXT_LR_SCALE:-0.5}
 LAMBDA=${LAMBDA:-0.5}
@@ -65,37 +64,28 @@ have "$WORK/eval" "$N_EVAL" || "$T3D" phantom --count "$N_EVAL" --seed $EVAL_SEE
   "$T3D" preprocess --data "$WORK/eval" --model "$WORK/init.safetensors" -o "$WORK/eval-cache.safetensors"
 t_data=$(date +%s)
 
-stage1() { # run-name lambda
-  out=$WORK/$1 lambda=$2
-  echo "$(stamp) stage 1 $out: CLIP + $lambda * TMA + Dice/CE, batch $BATCH, lr $LR, $TRAIN_MIN min of wall time"
+run() { # run-name lambda minutes threads [export args]
+  out=$WORK/$1 lambda=$2 minutes=$3 threads=$4
+  shift 4
+  echo "$(stamp) $out: CLIP + $lambda * TMA + Dice/CE, batch $BATCH (segmentation $SEG_BATCH), lr $LR, $minutes min of wall time, $threads threads"
   "$PY" -m train.train --template "$WORK/init.safetensors" --cache "$WORK/train-cache.safetensors" \
-    --data "$WORK/train" --threads "$THREADS" --out "$out" --steps "$MAX_STEPS" --time-budget "$TRAIN_MIN" \
-    --batch "$BATCH" --lr "$LR" --text-lr-scale "$TEXT_LR_SCALE" --warmup 30 --w-clip 1 --w-tma "$lambda" \
-    --w-seg 1 --ckpt-every 25 --log-every 10 --no-center 2> "$out.log"
-}
-stage2() { # run-name init-run lambda minutes threads [export args]
-  out=$WORK/$1 init=$WORK/$2/final.pt lambda=$3 minutes=$4 threads=$5
-  shift 5
-  echo "$(stamp) stage 2 $out from $init: CLIP + $lambda * TMA + Dice/CE, $minutes min of wall time, $threads threads"
-  "$PY" -m train.train --template "$WORK/init.safetensors" --cache "$WORK/train-cache.safetensors" \
-    --data "$WORK/train" --threads "$threads" --out "$out" --init "$init" --steps "$MAX_STEPS" \
-    --time-budget "$minutes" --batch "$BATCH" --lr "$LR" --text-lr-scale "$TEXT_LR_SCALE" \
-    --seg-lr-scale "$SEG_LR_SCALE" --warmup 10 --w-clip 1 --w-tma "$lambda" --w-seg 1 --ckpt-every 25 \
+    --data "$WORK/train" --threads "$threads" --out "$out" --steps "$MAX_STEPS" --time-budget "$minutes" \
+    --batch "$BATCH" --seg-batch "$SEG_BATCH" --lr "$LR" --text-lr-scale "$TEXT_LR_SCALE" \
+    --seg-lr-scale "$SEG_LR_SCALE" --warmup 30 --w-clip 1 --w-tma "$lambda" --w-seg 1 --ckpt-every 50 \
     --log-every 10 --bn-recal 50 "$@" 2> "$out.log"
 }
-stage1 clip-tma "$LAMBDA"
-stage2 clip-tma-2 clip-tma "$LAMBDA" "$CONTINUE_MIN" "$THREADS" --export "$OUT" --findings train/recipes/findings.json
+run t3d-tiny "$LAMBDA" "$TRAIN_MIN" "$THREADS" --export "$OUT" --findings train/recipes/findings.json
 t_train=$(date +%s)
 echo "$(stamp) wrote $OUT: data $((t_data - t0)) s, training $((t_train - t_data)) s"
 if [ "$ABLATION" = 1 ]; then
-  stage2 ablation-clip-tma clip-tma "$LAMBDA" "$ABLATION_MIN" 1 &
-  stage2 ablation-clip-only clip-tma 0 "$ABLATION_MIN" 1
+  run ablation-clip-tma "$LAMBDA" "$ABLATION_MIN" 1 &
+  run ablation-clip-only 0 "$ABLATION_MIN" 1
   wait
 fi
 
 # Evaluation: train/evaluate.py for the runs (model grid, the ablation table) and `t3d eval` of
 # the exported model (series grid, what clinicians run).
-for run in clip-tma clip-tma-2 ablation-clip-tma ablation-clip-only; do
+for run in t3d-tiny ablation-clip-tma ablation-clip-only; do
   [ -f "$WORK/$run/final.pt" ] || continue
   "$PY" -m train.evaluate --ckpt "$WORK/$run/final.pt" --template "$WORK/init.safetensors" \
     --findings train/recipes/findings.json --cache "$WORK/eval-cache.safetensors" --data "$WORK/eval" \
