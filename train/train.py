@@ -73,6 +73,8 @@ def parse_args(argv=None):
     ap.add_argument("--text-aug", type=float, default=0.5,
                     help="probability of replacing a report by a random subset of its sentences")
     ap.add_argument("--ckpt-every", type=int, default=50)
+    ap.add_argument("--keep-at", type=int, default=0,
+                    help="also keep the checkpoint of this step as step-N.pt (a branch point, e.g. for an ablation)")
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
@@ -391,9 +393,12 @@ def main(argv=None):
             if tb:
                 for k in ("loss", "clip", "tma", "seg", "lr", "logit_scale", "grad_norm"):
                     tb.add_scalar(k, vals[k], done)
-            if done % a.ckpt_every == 0 or done == a.steps:
-                atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": done,
-                             "elapsed_s": elapsed_before + time.time() - t_start, "args": vars(a)}, ckpt_path)
+            if done % a.ckpt_every == 0 or done == a.steps or done == a.keep_at:
+                ck = {"model": model.state_dict(), "opt": opt.state_dict(), "step": done,
+                      "elapsed_s": elapsed_before + time.time() - t_start, "args": vars(a)}
+                atomic_save(ck, ckpt_path)
+                if done == a.keep_at:
+                    atomic_save(ck, os.path.join(a.out, f"step-{done}.pt"))
     if rank == 0:
         if tb:
             tb.close()

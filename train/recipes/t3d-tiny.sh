@@ -12,14 +12,15 @@
 #    trains fewer steps, an idle one more); projection outputs centred (train/model.py Center),
 #    the decoder at SEG_LR_SCALE times the learning rate, BatchNorm statistics re-estimated with
 #    the final weights; exported to OUT with the findings' prompts (train/recipes/findings.json);
-# 4. with ABLATION=1, CLIP alone (LAMBDA = 0) against CLIP + LAMBDA * TMA: the same run from the
-#    same seeded weights, ABLATION_MIN minutes each on one thread, both at the same time (not
-#    exported);
+# 4. with ABLATION=1, CLIP alone (LAMBDA = 0) against CLIP + LAMBDA * TMA: both arms continue
+#    from the main run's weights at step BRANCH_STEP (kept as step-N.pt; fresh optimiser, warm-up
+#    and cosine again), ABLATION_MIN minutes each on one thread, both at the same time (not
+#    exported): from scratch, an arm that short would not leave chance-level CLIP;
 # 5. evaluation of the runs on the evaluation phantoms (train/evaluate.py, model grid) and
 #    `t3d eval` of OUT (series grid; the reference figures in README).
 # Knobs (environment, defaults in brackets): T3D [_build/t3d], PY [.venv/bin/python],
 # WORK [runs/t3d-tiny], OUT [models/t3d-tiny.safetensors], N_TRAIN [800], N_EVAL [200],
-# TRAIN_MIN [55], ABLATION_MIN [20], MAX_STEPS [20000], BATCH [16], SEG_BATCH [4], LR [1e-3],
+# TRAIN_MIN [55], ABLATION_MIN [20], BRANCH_STEP [400], MAX_STEPS [20000], BATCH [16], SEG_BATCH [4], LR [1e-3],
 # TEXT_LR_SCALE [0.5], SEG_LR_SCALE [3], LAMBDA [0.5], THREADS [2], ABLATION [0], PHANTOM_OPTS [--matrix 128 --slice 4: a quarter of the voxels of a
 # typical series, which the 6 mm model grid does not miss, so that generation takes minutes].
 # Run it on an otherwise idle machine: with TRAIN_MIN fixed, every CPU second taken by something
@@ -36,6 +37,7 @@ TRAIN_SEED=100000
 EVAL_SEED=900000
 TRAIN_MIN=${TRAIN_MIN:-55}
 ABLATION_MIN=${ABLATION_MIN:-20}
+BRANCH_STEP=${BRANCH_STEP:-400}
 SEG_LR_SCALE=${SEG_LR_SCALE:-3}
 MAX_STEPS=${MAX_STEPS:-20000}
 BATCH=${BATCH:-16}
@@ -74,12 +76,13 @@ run() { # run-name lambda minutes threads [export args]
     --seg-lr-scale "$SEG_LR_SCALE" --warmup 30 --w-clip 1 --w-tma "$lambda" --w-seg 1 --ckpt-every 50 \
     --log-every 10 --bn-recal 50 "$@" 2> "$out.log"
 }
-run t3d-tiny "$LAMBDA" "$TRAIN_MIN" "$THREADS" --export "$OUT" --findings train/recipes/findings.json
+run t3d-tiny "$LAMBDA" "$TRAIN_MIN" "$THREADS" --keep-at "$BRANCH_STEP" --export "$OUT" --findings train/recipes/findings.json
 t_train=$(date +%s)
 echo "$(stamp) wrote $OUT: data $((t_data - t0)) s, training $((t_train - t_data)) s"
 if [ "$ABLATION" = 1 ]; then
-  run ablation-clip-tma "$LAMBDA" "$ABLATION_MIN" 1 &
-  run ablation-clip-only 0 "$ABLATION_MIN" 1
+  branch=$WORK/t3d-tiny/step-$BRANCH_STEP.pt
+  run ablation-clip-tma "$LAMBDA" "$ABLATION_MIN" 1 --init "$branch" &
+  run ablation-clip-only 0 "$ABLATION_MIN" 1 --init "$branch"
   wait
 fi
 
