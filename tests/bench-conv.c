@@ -1,9 +1,10 @@
 /* Times the CPU 3-D convolutions of the T3D vision encoder (MONAI 3D ResNet-50, input
- * 1x1x160x224x224) one distinct layer shape at a time, plus the decoder's transposed convs.
+ * 1x1x160x224x224) one distinct layer shape at a time, then the segmentation decoder's.
  * A benchmark, not a test: it checks nothing. Compare with tests/reference/bench_conv.py.
  *
- *   bench-conv [--threads T] [--reps R] [--only NAME] [--path 0-4] [--budget FLOATS]
- * --path: 0 auto, 1 AVX-512 packed, 2 im2col + OpenBLAS, 3 im2col + own sgemm, 4 AVX2 packed.
+ *   bench-conv [--threads T] [--reps R] [--only NAME] [--path 0-5] [--budget FLOATS]
+ * --path: 0 auto, 1 AVX-512 packed, 2 im2col + OpenBLAS, 3 im2col + own sgemm, 4 AVX2 packed,
+ *         5 direct AVX2 (3x3x3 stride-1 "same" layers only; others as auto).
  *
  * Prints one line per layer: name, count in the network, shapes, best-of-R wall ms, GFLOP/s,
  * the kernel's scratch memory and best-of-R process CPU ms (all threads; on a busy machine
@@ -52,11 +53,19 @@ static const layer layers[] = {
   {"l4.ds", 1, 1024, 2048, 10, 14, 14, 1, 2, 0, false},
   {"l4.conv1", 2, 2048, 512, 5, 7, 7, 1, 1, 0, false},
   {"l4.conv2", 2, 512, 512, 5, 7, 7, 3, 1, 1, false},
-  /* segmentation decoder upsampling (kernel 2, stride 2), one per stage */
-  {"up4", 1, 2048, 1024, 5, 7, 7, 2, 2, 0, true},
-  {"up3", 1, 1024, 512, 10, 14, 14, 2, 2, 0, true},
-  {"up2", 1, 512, 256, 20, 28, 28, 2, 2, 0, true},
-  {"up1", 1, 256, 64, 40, 56, 56, 2, 2, 0, true},
+  /* segmentation decoder (widths 256-16): per block a transposed conv (kernel 2, stride 2) from
+   * the block below, then a 3^3 conv over cat(upsampled, skip); the 1^3 head at full size */
+  {"dec0.up", 1, 2048, 256, 5, 7, 7, 2, 2, 0, true},
+  {"dec0.conv", 1, 1280, 256, 10, 14, 14, 3, 1, 1, false},
+  {"dec1.up", 1, 256, 128, 10, 14, 14, 2, 2, 0, true},
+  {"dec1.conv", 1, 640, 128, 20, 28, 28, 3, 1, 1, false},
+  {"dec2.up", 1, 128, 64, 20, 28, 28, 2, 2, 0, true},
+  {"dec2.conv", 1, 320, 64, 40, 56, 56, 3, 1, 1, false},
+  {"dec3.up", 1, 64, 32, 40, 56, 56, 2, 2, 0, true},
+  {"dec3.conv", 1, 96, 32, 80, 112, 112, 3, 1, 1, false},
+  {"dec4.up", 1, 32, 16, 80, 112, 112, 2, 2, 0, true},
+  {"dec4.conv", 1, 17, 16, 160, 224, 224, 3, 1, 1, false},
+  {"head", 1, 16, 9, 160, 224, 224, 1, 1, 0, false},
 };
 
 static double now_ms(clockid_t clk)
@@ -88,7 +97,7 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[i], "--path") && i + 1 < argc) t3d_cpu_conv_force_path((t3d_cpu_conv_path)atoi(argv[++i]));
     else if (!strcmp(argv[i], "--budget") && i + 1 < argc) t3d_cpu_conv_set_col_budget((size_t)atol(argv[++i]));
     else {
-      fprintf(stderr, "usage: %s [--threads T] [--reps R] [--only NAME] [--path 0-4] [--budget FLOATS]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--threads T] [--reps R] [--only NAME] [--path 0-5] [--budget FLOATS]\n", argv[0]);
       return 2;
     }
   }

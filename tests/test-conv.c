@@ -143,7 +143,7 @@ static void test_conv_case(const conv_case *cc)
 
   static const int threads[] = {1, 3};
   static const size_t budgets[] = {0, 600};
-  for (int path = T3D_CPU_CONV_AVX512; path <= T3D_CPU_CONV_AVX2; path++)
+  for (int path = T3D_CPU_CONV_AUTO; path <= T3D_CPU_CONV_DIRECT; path++)
     for (int ti = 0; ti < 2; ti++)
       for (int bi = 0; bi < 2; bi++) {
         t3d_backend be = {.threads = threads[ti]};
@@ -319,6 +319,12 @@ int main(void)
     {1, 2, 5, 4, 5, 70, 3, 3, 3, {1, 1, 1}, {0, 0, 0}, true, false, true},     /* wide rows: im2col */
     {1, 1, 9, 9, 8, 90, 7, 7, 7, {2, 2, 2}, {3, 3, 3}, true, true, true},      /* wide, stride 2 */
     {2, 3, 4, 5, 4, 77, 3, 3, 3, {1, 2, 3}, {1, 1, 2}, false, false, false},   /* wide, stride 3 */
+    /* the direct 3x3x3 kernel (conv_direct.c): 24-wide row segments, masked row ends */
+    {2, 3, 5, 1, 1, 50, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, true, true, true},      /* D = H = 1, an interior segment */
+    {1, 17, 16, 4, 3, 73, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, true, true, true},    /* the decoder's last block, ragged */
+    {1, 2, 6, 3, 2, 1, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, true, false, true},      /* rows of 1 */
+    {1, 5, 33, 3, 4, 26, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, false, true, false},   /* 33 channels: a block of 1 */
+    {1, 4, 8, 2, 3, 24, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, true, true, false},     /* one full segment */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_conv_case(&cases[i]);
 

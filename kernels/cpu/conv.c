@@ -73,6 +73,7 @@ static int packed_isa(void)
     if (have_avx2()) return 256;
     break;
   case T3D_CPU_CONV_AVX512:
+  case T3D_CPU_CONV_DIRECT: /* layers the direct kernel does not take go as AUTO */
   case T3D_CPU_CONV_AUTO: break;
   }
   if (have_avx512()) return 512;
@@ -221,6 +222,19 @@ static bool avx2_packed_wins(const conv_plan *c)
 {
   return c->kvol > 1 && c->sd == 1 && c->sh == 1 && c->sw == 1 && c->Do == c->D && c->Ho == c->H &&
          c->Wo == c->W;
+}
+
+/* The direct kernel (conv_direct.c) for 3x3x3 stride-1 padding-1 convolutions with few output
+ * channels; measured in bench-conv (see DIRECT_MAX_CO). */
+#define DIRECT_MAX_CO 16
+static bool use_direct(const conv_plan *c)
+{
+  bool fits = c->KD == 3 && c->KH == 3 && c->KW == 3 && c->sd == 1 && c->sh == 1 && c->sw == 1 && c->pd == 1 &&
+              c->ph == 1 && c->pw == 1 && c->Do == c->D && c->Ho == c->H && c->Wo == c->W &&
+              c->W < ((int64_t)1 << 30) && t3d_cpu_conv3d_direct_available();
+  if (!fits) return false;
+  if (forced_path == T3D_CPU_CONV_DIRECT) return true;
+  return forced_path == T3D_CPU_CONV_AUTO && c->Co <= DIRECT_MAX_CO;
 }
 
 static bool use_packed(const conv_plan *c)
@@ -868,6 +882,9 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
     return T3D_OK;
   }
 
+  if (use_direct(&c))
+    return t3d_cpu_conv3d_direct3(threads, c.N, c.Ci, c.Co, c.D, c.H, c.W, y->data, x->data, w->data,
+                                  bias ? bias->data : NULL, residual ? residual->data : NULL, p->relu, be->cancel);
 #ifdef T3D_CONV_PACKED
   if (use_packed(&c))
     return conv3d_packed(threads, &c, y->data, x->data, w->data, bias ? bias->data : NULL,

@@ -40,9 +40,19 @@ typedef enum {
   T3D_CPU_CONV_AVX512, /* B strips built straight from x, register tiles, fused epilogue */
   T3D_CPU_CONV_BLAS,   /* im2col tiles + OpenBLAS sgemm, epilogue per tile */
   T3D_CPU_CONV_OWN_GEMM, /* im2col tiles + t3d_cpu_sgemm_blocked (t3d's own GEMM) */
-  T3D_CPU_CONV_AVX2     /* the packed path with AVX2 + FMA kernels (4 x 24 register tiles) */
+  T3D_CPU_CONV_AVX2,    /* the packed path with AVX2 + FMA kernels (4 x 24 register tiles) */
+  T3D_CPU_CONV_DIRECT   /* 3x3x3 stride 1 padding 1 only: conv_direct.c (else as AUTO) */
 } t3d_cpu_conv_path;
 t3d_cpu_conv_path t3d_cpu_conv_force_path(t3d_cpu_conv_path path);
+
+/* The direct AVX2 + FMA 3x3x3 "same" convolution (conv_direct.c): y = relu?(conv(x, w) + bias +
+ * res) for stride 1, padding 1, x[N,Ci,D,H,W] -> y[N,Co,D,H,W], threads OpenMP threads; bias and
+ * res may be NULL. Available only on x86-64 CPUs with AVX2 and FMA; T3D_ERR_NOMEM or
+ * T3D_ERR_CANCELLED otherwise. t3d_cpu_conv3d picks it by itself (see use_direct in conv.c). */
+bool t3d_cpu_conv3d_direct_available(void);
+t3d_status t3d_cpu_conv3d_direct3(int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
+                                  float *y, const float *x, const float *w, const float *bias, const float *res,
+                                  bool relu, const volatile int *cancel);
 
 /* Test-only: the per-thread column tile budget in floats (0: the default), so small shapes
  * exercise every tiling path. Returns the previous budget. Not thread-safe. */

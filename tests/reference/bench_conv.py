@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch timing of the same convolutions as tests/bench-conv.c (MONAI 3D ResNet-50 at
-1x1x160x224x224 plus the decoder's kernel-2 stride-2 transposed convs), for comparison.
+1x1x160x224x224, then the segmentation decoder's), for comparison.
 Not a test. Usage: bench_conv.py [--threads 2] [--reps 3] [--only NAME] [--ours bench-conv.out]
                      [--engine torch|openvino]
 With --ours, prints t3d's ms next to PyTorch's and the ratio torch/t3d (>1: t3d is faster).
@@ -39,10 +39,17 @@ LAYERS = [
     ("l4.ds", 1, 1024, 2048, 10, 14, 14, 1, 2, 0, False),
     ("l4.conv1", 2, 2048, 512, 5, 7, 7, 1, 1, 0, False),
     ("l4.conv2", 2, 512, 512, 5, 7, 7, 3, 1, 1, False),
-    ("up4", 1, 2048, 1024, 5, 7, 7, 2, 2, 0, True),
-    ("up3", 1, 1024, 512, 10, 14, 14, 2, 2, 0, True),
-    ("up2", 1, 512, 256, 20, 28, 28, 2, 2, 0, True),
-    ("up1", 1, 256, 64, 40, 56, 56, 2, 2, 0, True),
+    ("dec0.up", 1, 2048, 256, 5, 7, 7, 2, 2, 0, True),
+    ("dec0.conv", 1, 1280, 256, 10, 14, 14, 3, 1, 1, False),
+    ("dec1.up", 1, 256, 128, 10, 14, 14, 2, 2, 0, True),
+    ("dec1.conv", 1, 640, 128, 20, 28, 28, 3, 1, 1, False),
+    ("dec2.up", 1, 128, 64, 20, 28, 28, 2, 2, 0, True),
+    ("dec2.conv", 1, 320, 64, 40, 56, 56, 3, 1, 1, False),
+    ("dec3.up", 1, 64, 32, 40, 56, 56, 2, 2, 0, True),
+    ("dec3.conv", 1, 96, 32, 80, 112, 112, 3, 1, 1, False),
+    ("dec4.up", 1, 32, 16, 80, 112, 112, 2, 2, 0, True),
+    ("dec4.conv", 1, 17, 16, 160, 224, 224, 3, 1, 1, False),
+    ("head", 1, 16, 9, 160, 224, 224, 1, 1, 0, False),
 ]
 
 
