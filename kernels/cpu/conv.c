@@ -24,6 +24,10 @@
 #define COL_BUDGET_FLOATS (256 * 1024)
 /* Fewer output positions per tile than this makes the GEMM inefficient; split K instead. */
 #define MIN_TILE_P 128
+/* The direct 3x3x3 kernel (conv_direct.c) up to this many output channels: bench-conv, 1 thread,
+ * 2-core AMD EPYC (Zen 3) shared with a training run: dec4.conv (17 -> 16) 2305 ms of CPU against
+ * 3149 packed; dec3.conv (96 -> 32) 3816 against 2618 (the packed path keeps it). */
+#define DIRECT_MAX_CO 16
 
 static t3d_cpu_conv_path forced_path;
 static int64_t col_budget = COL_BUDGET_FLOATS;
@@ -82,7 +86,7 @@ static int packed_isa(void)
 
 const char *t3d_backend_cpu_kernels(void)
 {
-  static char buf[160];
+  static char buf[256];
   const char *isa = "generic x86-64";
 #if defined(__x86_64__) && defined(__GNUC__)
   if (__builtin_cpu_supports("avx512f")) isa = "avx512f";
@@ -99,7 +103,8 @@ const char *t3d_backend_cpu_kernels(void)
   if (pk == 512 || (pk == 256 && forced_path == T3D_CPU_CONV_AVX2))
     snprintf(buf, sizeof buf, "%s: t3d packed conv kernels (%s)", isa, pk == 512 ? "avx512f" : "avx2+fma");
   else if (pk == 256)
-    snprintf(buf, sizeof buf, "%s: t3d packed conv kernels (avx2+fma) where they win, else %s", isa, gemm);
+    snprintf(buf, sizeof buf, "%s: t3d packed conv kernels (avx2+fma) where they win, direct 3x3x3 (avx2+fma) for "
+             "<= %d output channels, else %s", isa, DIRECT_MAX_CO, gemm);
   else
     snprintf(buf, sizeof buf, "%s: %s", isa, gemm);
   return buf;
@@ -225,8 +230,7 @@ static bool avx2_packed_wins(const conv_plan *c)
 }
 
 /* The direct kernel (conv_direct.c) for 3x3x3 stride-1 padding-1 convolutions with few output
- * channels; measured in bench-conv (see DIRECT_MAX_CO). */
-#define DIRECT_MAX_CO 16
+ * channels (DIRECT_MAX_CO, from bench-conv). */
 static bool use_direct(const conv_plan *c)
 {
   bool fits = c->KD == 3 && c->KH == 3 && c->KW == 3 && c->sd == 1 && c->sh == 1 && c->sw == 1 && c->pd == 1 &&
