@@ -1,7 +1,7 @@
 #!/bin/sh
 # CLIP alone on 4 fixed pairs: with the trainer's default learning rate the loss must fall well
 # below ln(4) within 40 steps (it stays at ln(4) when the embeddings collapse to one vector, as in
-# the bundled model's run); at lr 6e-3 (that run's stage 2) they do collapse, and the trainer
+# an early bundled model's run); at lr 6e-3 (that run's stage 2) they do collapse, and the trainer
 # must say so on stderr (run without the centring of the projections, which that run did not
 # have: train/model.py Center). SKIP (77) without torch, monai, transformers, safetensors.
 set -u
