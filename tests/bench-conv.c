@@ -8,7 +8,8 @@
  *
  * Prints one line per layer: name, count in the network, shapes, best-of-R wall ms, GFLOP/s,
  * the kernel's scratch memory and best-of-R process CPU ms (all threads; on a busy machine
- * the steadier figure at --threads 1); then the network total (sum of count x wall ms). Every conv has a
+ * the steadier figure at --threads 1); then the totals of the encoder's and of the decoder's rows (sum
+ * of count x wall ms; the decoder's include its transposed convs). Every conv has a
  * bias, like the BatchNorm-folded model; no ReLU or residual so PyTorch runs the same work. */
 #include <stdint.h>
 #include <stdio.h>
@@ -104,7 +105,7 @@ int main(int argc, char **argv)
   t3d_backend be = {.threads = threads};
   printf("# threads %d, best of %d\n", threads, reps);
   printf("%-12s %3s %-26s %10s %8s %10s %10s\n", "layer", "n", "shape", "ms", "GFLOP/s", "scratchMB", "cpu_ms");
-  double total = 0;
+  double total[2] = {0, 0}; /* encoder, decoder */
   for (size_t li = 0; li < sizeof layers / sizeof layers[0]; li++) {
     const layer *L = &layers[li];
     if (only && strcmp(only, L->name)) continue;
@@ -150,9 +151,10 @@ int main(int argc, char **argv)
     printf("%-12s %3d %-26s %10.2f %8.1f %10s %10.2f\n", L->name, L->count, shape, best, flops / best * 1e-6, scr,
            best_cpu);
     fflush(stdout);
-    if (!L->transpose) total += L->count * best;
+    total[!strncmp(L->name, "dec", 3) || !strcmp(L->name, "head")] += L->count * best;
     t3d_tensor_free(x), t3d_tensor_free(y), t3d_tensor_free(b), t3d_tensor_free(w);
   }
-  printf("encoder convs total (sum of n x ms): %.1f ms\n", total);
+  printf("encoder convs total (sum of n x ms): %.1f ms\n", total[0]);
+  printf("decoder total (sum of n x ms): %.1f ms\n", total[1]);
   return 0;
 }

@@ -120,7 +120,7 @@ def main():
     if ours:
         hdr += f" {'t3d ms':>9s} {'t3d cpu':>9s} {'ratio':>6s} {'cpu rat':>7s}"
     print(hdr)
-    tot = [0.0, 0.0, 0.0, 0.0]  # torch wall, torch cpu, t3d wall, t3d cpu
+    tot = {"encoder": [0.0] * 5, "decoder": [0.0] * 5}  # torch wall, torch cpu, t3d wall, t3d cpu, node
     with torch.no_grad():
         for name, n, ci, co, d, h, w, k, s, pad, tr in LAYERS:
             if a.only and name != a.only:
@@ -158,17 +158,21 @@ def main():
                 line += f" {ow_:9.2f} {oc_:9.2f} {best / ow_:6.2f} {best_cpu / oc_:7.2f}"
             if info:
                 line += f"  node {best_node:.2f} ms {kind}"
-            if not tr:
-                tot[0] += n * best
-                tot[1] += n * best_cpu
-                if name in ours:
-                    tot[2] += n * ours[name][0]
-                    tot[3] += n * ours[name][1]
+            t = tot["decoder" if name.startswith(("dec", "head")) else "encoder"]
+            t[0] += n * best
+            t[1] += n * best_cpu
+            t[4] += n * best_node if info else 0
+            if name in ours:
+                t[2] += n * ours[name][0]
+                t[3] += n * ours[name][1]
             print(line, flush=True)
-    line = f"encoder convs total (sum of n x ms): torch {tot[0]:.1f} ms wall, {tot[1]:.1f} ms cpu"
-    if tot[2]:
-        line += f"; t3d {tot[2]:.1f} ms wall, {tot[3]:.1f} ms cpu; torch/t3d {tot[0] / tot[2]:.2f} wall, {tot[1] / tot[3]:.2f} cpu"
-    print(line)
+    for part, t in tot.items():
+        line = f"{part} total (sum of n x ms): torch {t[0]:.1f} ms wall, {t[1]:.1f} ms cpu"
+        if t[4]:
+            line += f" (nodes alone {t[4]:.1f} ms)"
+        if t[2]:
+            line += f"; t3d {t[2]:.1f} ms wall, {t[3]:.1f} ms cpu; torch/t3d {t[0] / t[2]:.2f} wall, {t[1] / t[3]:.2f} cpu"
+        print(line)
     print("ratio = torch ms / t3d ms: above 1 means t3d is faster")
 
 
