@@ -249,10 +249,11 @@ def main(argv=None):
         sys.exit(f"--batch {a.batch} is not a multiple of {world} processes")
     local = a.batch // world
     seg_global = a.seg_batch if 0 < a.seg_batch < a.batch else a.batch
-    if seg_global % (world * max(a.bn_shards, 1)):
-        sys.exit(f"--seg-batch {seg_global} is not a multiple of {world * max(a.bn_shards, 1)} processes x shards")
-    seg_chunk = seg_global // world // max(a.bn_shards, 1)  # decoder samples per BN chunk: its first ones
-    local_chunk = local // max(a.bn_shards, 1)
+    chunks = world * max(a.bn_shards, 1)  # BatchNorm chunks of the global batch
+    if seg_global % chunks:
+        sys.exit(f"--seg-batch {seg_global} is not a multiple of {chunks} processes x shards")
+    seg_chunk = seg_global // chunks  # decoder samples per BN chunk: its first ones
+    local_chunk = a.batch // chunks
     bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported() and not a.no_bf16
 
     cfg, vocab, findings, classes = D.read_model_meta(a.template)

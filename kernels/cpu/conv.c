@@ -235,7 +235,7 @@ static bool use_direct(const conv_plan *c)
 {
   bool fits = c->KD == 3 && c->KH == 3 && c->KW == 3 && c->sd == 1 && c->sh == 1 && c->sw == 1 && c->pd == 1 &&
               c->ph == 1 && c->pw == 1 && c->Do == c->D && c->Ho == c->H && c->Wo == c->W &&
-              c->W < ((int64_t)1 << 30) && t3d_cpu_conv3d_direct_available();
+              c->W < ((int64_t)1 << 30) && have_avx2();
   if (!fits) return false;
   if (forced_path == T3D_CPU_CONV_DIRECT) return true;
   return forced_path == T3D_CPU_CONV_AUTO && c->Co <= DIRECT_MAX_CO;

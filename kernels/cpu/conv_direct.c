@@ -10,7 +10,6 @@
 #include "config.h"
 
 #include <stdint.h>
-#include <string.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -53,9 +52,9 @@ typedef struct {
   } while (0)
 
 /* Sums of one tile over every input channel and in-range tap: channels [co, co+4) (the weights'
- * block wb) x positions [x0, x0+24) of output row (z, yy). EDGE: loads may fall outside [0, W)
- * (first segment, last ones, narrow rows) and are masked by m. */
-#define D_SUMS(EDGE, LOAD)                                                                            \
+ * block wb) x positions [x0, x0+24) of output row (z, yy); LOAD(j) reads vector j of tap dx (masked by
+ * m where loads may fall outside [0, W): first segment, last ones, narrow rows). */
+#define D_SUMS(LOAD)                                                                            \
   for (int64_t ci = 0; ci < a->Ci; ci++) {                                                           \
     const float *xc = a->x + ci * DHW, *wc = wb + ci * 27 * DR;                                      \
     for (int dz = dz0; dz <= dz1; dz++)                                                              \
@@ -94,9 +93,9 @@ __attribute__((target("avx2,fma"))) static void direct_tile(const drow *a, int64
         m[dx][j] = _mm256_and_si256(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(-1)),
                                     _mm256_cmpgt_epi32(_mm256_set1_epi32((int)W), idx));
       }
-    D_SUMS(1, D_LOADM)
+    D_SUMS(D_LOADM)
   } else {
-    D_SUMS(0, D_LOADU)
+    D_SUMS(D_LOADU)
   }
   __m256 acc[DR][DV] = {{c00, c01, c02}, {c10, c11, c12}, {c20, c21, c22}, {c30, c31, c32}};
   const int64_t P = DHW, off = (z * H + yy) * W + x0;
@@ -119,12 +118,6 @@ __attribute__((target("avx2,fma"))) static void direct_tile(const drow *a, int64
       }
     }
   }
-}
-
-bool t3d_cpu_conv3d_direct_available(void)
-{
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
 t3d_status t3d_cpu_conv3d_direct3(int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
@@ -164,9 +157,7 @@ t3d_status t3d_cpu_conv3d_direct3(int threads, int64_t N, int64_t Ci, int64_t Co
   return T3D_OK;
 }
 
-#else /* not x86-64 with GCC/Clang: never chosen (t3d_cpu_conv3d_direct_available is false) */
-
-bool t3d_cpu_conv3d_direct_available(void) { return false; }
+#else /* not x86-64 with GCC/Clang: never chosen (conv.c's have_avx2 is false there) */
 
 t3d_status t3d_cpu_conv3d_direct3(int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
                                   float *y, const float *x, const float *w, const float *bias, const float *res,
