@@ -18,6 +18,7 @@
 #endif
 
 #include "kernels/cpu/conv.h"
+#include "kernels/cpu/cpu_simd.h"
 
 /* Column tile budget per thread, in floats. 256 Ki floats = 1 MiB: half of one core's L2 on
  * the machines we measured on, leaving room for the GEMM's own packed panels. */
@@ -103,8 +104,8 @@ const char *t3d_backend_cpu_kernels(void)
   if (pk == 512 || (pk == 256 && forced_path == T3D_CPU_CONV_AVX2))
     snprintf(buf, sizeof buf, "%s: t3d packed conv kernels (%s)", isa, pk == 512 ? "avx512f" : "avx2+fma");
   else if (pk == 256)
-    snprintf(buf, sizeof buf, "%s: t3d packed conv kernels (avx2+fma) where they win, direct 3x3x3 (avx2+fma) for "
-             "<= %d output channels, else %s", isa, DIRECT_MAX_CO, gemm);
+    snprintf(buf, sizeof buf, "%s: t3d implicit-GEMM conv kernels (avx2+fma) for same-size convolutions, direct "
+             "3x3x3 (avx2+fma) for <= %d output channels, else %s", isa, DIRECT_MAX_CO, gemm);
   else
     snprintf(buf, sizeof buf, "%s: %s", isa, gemm);
   return buf;
@@ -348,19 +349,57 @@ static void im2col_tile(const conv_plan *c, const float *xn, int64_t c0, int64_t
   }
 }
 
-/* y tile rows [m0, m0+mn), columns [p0, p0+pn), row stride P: + bias, + residual, ReLU. */
+/* y tile rows [m0, m0+mn), columns [p0, p0+pn), row stride P: + bias, + residual, ReLU, in
+ * one pass per row. The GEMM paths (1x1 and strided convolutions through OpenBLAS) run it over
+ * every output: written as plain loops GCC -O2 left it scalar (it must assume yr and rr alias),
+ * 13 % of the encoder's time in a profile; restrict + omp simd + SIMD clones vectorise it. */
+T3D_SIMD_CLONES
 static void epilogue(float *yt, const float *rt, const float *bias, int64_t mn, int64_t pn, int64_t ld, bool relu)
 {
   for (int64_t m = 0; m < mn; m++) {
-    float *yr = yt + m * ld;
-    const float *rr = rt ? rt + m * ld : NULL;
-    float b = bias ? bias[m] : 0.0f;
-    if (rr)
+    float *restrict yr = yt + m * ld;
+    const float *restrict rr = rt ? rt + m * ld : NULL;
+    const float b = bias ? bias[m] : 0.0f;
+    if (rr && relu) {
+#pragma omp simd
+      for (int64_t j = 0; j < pn; j++) {
+        float v = yr[j] + b + rr[j];
+        yr[j] = v > 0.0f ? v : 0.0f;
+      }
+    } else if (rr) {
+#pragma omp simd
       for (int64_t j = 0; j < pn; j++) yr[j] += b + rr[j];
-    else if (bias)
+    } else if (relu) {
+#pragma omp simd
+      for (int64_t j = 0; j < pn; j++) {
+        float v = yr[j] + b;
+        yr[j] = v > 0.0f ? v : 0.0f;
+      }
+    } else if (bias) {
+#pragma omp simd
       for (int64_t j = 0; j < pn; j++) yr[j] += b;
-    if (relu)
-      for (int64_t j = 0; j < pn; j++) yr[j] = yr[j] > 0.0f ? yr[j] : 0.0f;
+    }
+  }
+}
+
+/* y tile rows [m0, m0+mn), columns [p0, p0+pn), row stride P, set to bias + residual (either
+ * may be NULL, not both): the GEMM paths then add the product to it with beta 1, so OpenBLAS
+ * skips its own pass that zeroes C for beta 0 (3 % of the encoder's time in a profile) and the
+ * epilogue is left with the ReLU. */
+T3D_SIMD_CLONES
+static void prefill(float *yt, const float *rt, const float *bias, int64_t mn, int64_t pn, int64_t ld)
+{
+  for (int64_t m = 0; m < mn; m++) {
+    float *restrict yr = yt + m * ld;
+    const float *restrict rr = rt ? rt + m * ld : NULL;
+    const float b = bias ? bias[m] : 0.0f;
+    if (rr) {
+#pragma omp simd
+      for (int64_t j = 0; j < pn; j++) yr[j] = b + rr[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < pn; j++) yr[j] = b;
+    }
   }
 }
 
@@ -397,7 +436,8 @@ typedef struct {
   int64_t pt;   /* positions per work item */
   int64_t mb;   /* channels per work item, multiple of PK_MR */
   int64_t mpad; /* Co rounded up to PK_MR */
-  bool same;    /* stride 1 and output extent == input extent: B strips by pk_pack_b_same */
+  bool same;    /* stride 1 and output extent == input extent: B strips by pk_pack_b_same (AVX-512)
+                   or row pointers by p2_rows_same (AVX2) */
   bool gather;  /* narrow output rows: B strips by pk_pack_b_gather instead of im2col rows */
   int64_t cc;   /* input channels per K chunk on the implicit path (the largest chunk) */
   int64_t nch;  /* K chunks on the implicit path: chunk q is channels [q*Ci/nch, (q+1)*Ci/nch) */
@@ -655,18 +695,30 @@ __attribute__((target("avx512f"))) static void pk_pack_b_same(int64_t nci, int64
     }
 }
 
-/* pk_pack_b_same with AVX2 masked loads (8 lanes, mask vectors from the same bits). */
-__attribute__((target("avx2,fma"))) static void p2_pack_b_same(int64_t nci, int64_t kvol, const float *xb,
-                                                              int64_t ci_stride, const int64_t *toff,
-                                                              const __mmask16 *tmask, float *bp)
+/* The AVX2 "same" path reads its K rows through a table of row pointers instead of a packed
+ * strip: a row (input channel, tap) of a 24-column half strip is 24 consecutive floats of x
+ * wherever all 24 lanes of that tap lie inside the volume, so the table points straight into x
+ * there (most rows: in l1.conv2, 40x56x56, packing every row took 17 % of the layer's time) and
+ * into a masked copy (zeros in the padding) only where some lane does not. bits: the strip's tap
+ * masks (pk_same_masks), h: which half. pk: 24 floats of copy per masked row. */
+__attribute__((target("avx2,fma"))) static void p2_rows_same(int64_t nci, int64_t kvol, const float *xb,
+                                                            int64_t ci_stride, const int64_t *toff,
+                                                            const __mmask16 *tmask, int h, float *pk,
+                                                            const float **bt)
 {
   const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
   for (int64_t ci = 0; ci < nci; ci++, xb += ci_stride)
-    for (int64_t t = 0; t < kvol; t++, bp += PK_NR) {
-      const float *xt = xb + toff[t];
+    for (int64_t t = 0; t < kvol; t++) {
       const __mmask16 *mk = tmask + 3 * t;
-      for (int j = 0; j < 6; j++) {
-        unsigned m = (unsigned)(mk[j / 2] >> (8 * (j % 2))) & 0xffu;
+      const uint64_t all = (uint64_t)mk[0] | (uint64_t)mk[1] << 16 | (uint64_t)mk[2] << 32;
+      const uint32_t hm = (uint32_t)(all >> (24 * h)) & 0xffffffu;
+      const float *xt = xb + toff[t] + 24 * h;
+      if (hm == 0xffffffu) {
+        *bt++ = xt;
+        continue;
+      }
+      for (int j = 0; j < 3; j++) {
+        unsigned m = (hm >> (8 * j)) & 0xffu;
         __m256 v;
         if (m == 0xffu) v = _mm256_loadu_ps(xt + 8 * j);
         else if (m == 0) v = _mm256_setzero_ps();
@@ -674,9 +726,30 @@ __attribute__((target("avx2,fma"))) static void p2_pack_b_same(int64_t nci, int6
           __m256i mm = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m), bit), bit);
           v = _mm256_maskload_ps(xt + 8 * j, mm);
         }
-        _mm256_store_ps(bp + 8 * j, v);
+        _mm256_store_ps(pk + 8 * j, v);
       }
+      *bt++ = pk;
+      pk += 24;
     }
+}
+
+/* A 4 x 24 AVX2 tile over kc K rows given by row pointers (p2_rows_same); columns past cols are
+ * computed from whatever the rows hold there and not stored. */
+__attribute__((target("avx2,fma"))) static void p2_kernel_rows(int64_t kc, const float *a, int64_t lda,
+                                                              const float *const *bt, float *c, int64_t ldc,
+                                                              int rows, int cols, bool accumulate,
+                                                              const pk_epilogue *epi)
+{
+  P2_ALL(P2_ROW);
+  P2_ALL(P2_DECL3);
+  for (int64_t k = 0; k < kc; k++) {
+    const float *bp = bt[k];
+    const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8), b2 = _mm256_loadu_ps(bp + 16);
+    P2_ALL(P2_FMA3);
+  }
+  __m256 acc[4][3];
+  P2_ALL(P2_SAVE3);
+  p2_store(acc, 3, c, ldc, rows, cols, accumulate, epi);
 }
 
 /* Tap offsets in the flattened input, and per strip [p0, p0+cols) and tap the lanes whose
@@ -785,12 +858,31 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
         __mmask16 *masks = (__mmask16 *)(line + strips_same * PK_NR * k.cc * c->kvol);
         for (int64_t s = 0; s * PK_NR < pn; s++)
           pk_same_masks(c, p0 + s * PK_NR, (int)min64(PK_NR, pn - s * PK_NR), masks + s * c->kvol * 3, NULL);
-        for (int64_t q = 0; q < k.nch; q++) {
+        const bool rowsp = isa != 512; /* AVX2: row pointers (p2_rows_same); AVX-512: packed strips */
+        for (int64_t q = 0; q < k.nch && rowsp; q++) { /* AVX2: row pointers, no packed strip */
+          int64_t ci0 = q * c->Ci / k.nch, cn = (q + 1) * c->Ci / k.nch - ci0, kc = cn * c->kvol;
+          const float **bt = (const float **)bsame;
+          float *pkrows = bsame + round16((size_t)(2 * k.cc * c->kvol));
+          for (int64_t s = 0; s * PK_NR < pn && !cancelled(cancel); s++)
+            for (int h = 0; h < 2; h++) {
+              int cols = (int)min64(24, pn - s * PK_NR - 24 * h);
+              if (cols <= 0) break;
+              p2_rows_same(cn, c->kvol, xn + ci0 * DHW + p0 + s * PK_NR, DHW, toff, masks + s * c->kvol * 3, h,
+                           pkrows, bt);
+              for (int64_t m = m0; m < m0 + mn; m += 4) {
+                int64_t off = (n * c->Co + m) * c->P + p0 + s * PK_NR + 24 * h;
+                pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu};
+                p2_kernel_rows(kc, wd + m * c->K + ci0 * c->kvol, c->K, bt, yd + off, c->P, (int)min64(4, c->Co - m),
+                               cols, ci0 > 0, q + 1 == k.nch ? &epi : NULL);
+              }
+            }
+        }
+        for (int64_t q = 0; q < k.nch && !rowsp; q++) {
           int64_t ci0 = q * c->Ci / k.nch, cn = (q + 1) * c->Ci / k.nch - ci0, kc = cn * c->kvol;
           bool last = q + 1 == k.nch;
           for (int64_t s = 0; s * PK_NR < pn; s++)
-            (isa == 512 ? pk_pack_b_same : p2_pack_b_same)(cn, c->kvol, xn + ci0 * DHW + p0 + s * PK_NR, DHW, toff,
-                                                           masks + s * c->kvol * 3, bsame + s * kc * PK_NR);
+            pk_pack_b_same(cn, c->kvol, xn + ci0 * DHW + p0 + s * PK_NR, DHW, toff, masks + s * c->kvol * 3,
+                           bsame + s * kc * PK_NR);
           for (int64_t s = 0; s * PK_NR < pn; s++) {
             if (cancelled(cancel)) break; /* polled per strip: items can be long */
             int cols = (int)min64(PK_NR, pn - s * PK_NR);
@@ -923,18 +1015,21 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
       int64_t p0 = pti * c.pt, pn = min64(c.pt, c.P - p0);
       const float *xn = xd + n * c.Ci * c.D * c.H * c.W;
       float *yt = yd + (n * c.Co + m0) * c.P + p0;
+      const float *rt = rd ? rd + (n * c.Co + m0) * c.P + p0 : NULL, *bt = bd ? bd + m0 : NULL;
+      const float beta0 = rt || bt ? 1.0f : 0.0f;
+      if (rt || bt) prefill(yt, rt, bt, mn, pn, c.P);
       if (c.direct) {
-        gemm(false, (int)mn, (int)pn, (int)c.Ci, wd + m0 * c.K, (int)c.K, xn + p0, (int)c.P, 0.0f, yt, (int)c.P);
+        gemm(false, (int)mn, (int)pn, (int)c.Ci, wd + m0 * c.K, (int)c.K, xn + p0, (int)c.P, beta0, yt, (int)c.P);
       } else {
         for (int64_t c0 = 0; c0 < c.Ci; c0 += c.cc) {
           if (cancelled(be->cancel)) break; /* polled per strip: items can be long */
           int64_t cn = min64(c.cc, c.Ci - c0);
           im2col_tile(&c, xn, c0, cn, p0, pn, col);
           gemm(false, (int)mn, (int)pn, (int)(cn * c.kvol), wd + m0 * c.K + c0 * c.kvol, (int)c.K, col, (int)pn,
-               c0 == 0 ? 0.0f : 1.0f, yt, (int)c.P);
+               c0 == 0 ? beta0 : 1.0f, yt, (int)c.P);
         }
       }
-      epilogue(yt, rd ? rd + (n * c.Co + m0) * c.P + p0 : NULL, bd ? bd + m0 : NULL, mn, pn, c.P, p->relu);
+      if (p->relu) epilogue(yt, NULL, NULL, mn, pn, c.P, true);
     }
   }
 

@@ -18,10 +18,14 @@
 #    exported): from scratch, an arm that short would not leave chance-level CLIP;
 # 5. evaluation of the runs on the evaluation phantoms (train/evaluate.py, model grid) and
 #    `t3d eval` of OUT (series grid; the reference figures in README).
+# The main run is data-parallel: PROCS processes of THREADS threads each (torch.distributed, gloo;
+# train/torchrun.py), the global batch split between them. On 2 cores two 1-thread processes make
+# ~1.8x the steps of one 2-thread process (PyTorch 1.13's intra-op threading gains little on these
+# small 3D convolutions: a step of 16 takes 2.6 s on 2 threads, two steps of 8 side by side 1.4 s).
 # Knobs (environment, defaults in brackets): T3D [_build/t3d], PY [.venv/bin/python],
 # WORK [runs/t3d-tiny], OUT [models/t3d-tiny.safetensors], N_TRAIN [800], N_EVAL [200],
 # TRAIN_MIN [55], ABLATION_MIN [20], BRANCH_STEP [400], MAX_STEPS [20000], BATCH [16], SEG_BATCH [4], LR [1e-3],
-# TEXT_LR_SCALE [0.5], SEG_LR_SCALE [3], LAMBDA [0.5], THREADS [2], ABLATION [0], PHANTOM_OPTS [--matrix 128 --slice 4: a quarter of the voxels of a
+# TEXT_LR_SCALE [0.5], SEG_LR_SCALE [3], LAMBDA [0.5], PROCS [2], THREADS [1] (per process), ABLATION [0], PHANTOM_OPTS [--matrix 128 --slice 4: a quarter of the voxels of a
 # typical series, which the 6 mm model grid does not miss, so that generation takes minutes].
 # Run it on an otherwise idle machine: with TRAIN_MIN fixed, every CPU second taken by something
 # else is a training step lost (README: "The bundled model" gives the steps the shipped run made).
@@ -45,7 +49,8 @@ SEG_BATCH=${SEG_BATCH:-4}
 LR=${LR:-1e-3}
 TEXT_LR_SCALE=${TEXT_LR_SCALE:-0.5}
 LAMBDA=${LAMBDA:-0.5}
-THREADS=${THREADS:-2}
+PROCS=${PROCS:-2}
+THREADS=${THREADS:-1}
 ABLATION=${ABLATION:-0}
 PHANTOM_OPTS=${PHANTOM_OPTS:---matrix 128 --slice 4}
 export PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}"
@@ -66,23 +71,28 @@ have "$WORK/eval" "$N_EVAL" || "$T3D" phantom --count "$N_EVAL" --seed $EVAL_SEE
   "$T3D" preprocess --data "$WORK/eval" --model "$WORK/init.safetensors" -o "$WORK/eval-cache.safetensors"
 t_data=$(date +%s)
 
-run() { # run-name lambda minutes threads [export args]
-  out=$WORK/$1 lambda=$2 minutes=$3 threads=$4
-  shift 4
-  echo "$(stamp) $out: CLIP + $lambda * TMA + Dice/CE, batch $BATCH (segmentation $SEG_BATCH), lr $LR, $minutes min of wall time, $threads threads"
-  "$PY" -m train.train --template "$WORK/init.safetensors" --cache "$WORK/train-cache.safetensors" \
+run() { # run-name lambda minutes processes threads-per-process [export args]
+  out=$WORK/$1 lambda=$2 minutes=$3 procs=$4 threads=$5
+  shift 5
+  echo "$(stamp) $out: CLIP + $lambda * TMA + Dice/CE, batch $BATCH (segmentation $SEG_BATCH), lr $LR, $minutes min of wall time, $procs x $threads threads"
+  if [ "$procs" -gt 1 ]; then
+    set -- -m train.torchrun --standalone --nproc_per_node "$procs" -m train.train "$@"
+  else
+    set -- -m train.train "$@"
+  fi
+  OMP_NUM_THREADS=$threads "$PY" "$@" --template "$WORK/init.safetensors" --cache "$WORK/train-cache.safetensors" \
     --data "$WORK/train" --threads "$threads" --out "$out" --steps "$MAX_STEPS" --time-budget "$minutes" \
     --batch "$BATCH" --seg-batch "$SEG_BATCH" --lr "$LR" --text-lr-scale "$TEXT_LR_SCALE" \
     --seg-lr-scale "$SEG_LR_SCALE" --warmup 30 --w-clip 1 --w-tma "$lambda" --w-seg 1 --ckpt-every 50 \
-    --log-every 10 --bn-recal 50 "$@" 2> "$out.log"
+    --log-every 10 --bn-recal 50 2> "$out.log"
 }
-run t3d-tiny "$LAMBDA" "$TRAIN_MIN" "$THREADS" --keep-at "$BRANCH_STEP" --export "$OUT" --findings train/recipes/findings.json
+run t3d-tiny "$LAMBDA" "$TRAIN_MIN" "$PROCS" "$THREADS" --keep-at "$BRANCH_STEP" --export "$OUT" --findings train/recipes/findings.json
 t_train=$(date +%s)
 echo "$(stamp) wrote $OUT: data $((t_data - t0)) s, training $((t_train - t_data)) s"
 if [ "$ABLATION" = 1 ]; then
   branch=$WORK/t3d-tiny/step-$BRANCH_STEP.pt
-  run ablation-clip-tma "$LAMBDA" "$ABLATION_MIN" 1 --init "$branch" &
-  run ablation-clip-only 0 "$ABLATION_MIN" 1 --init "$branch"
+  run ablation-clip-tma "$LAMBDA" "$ABLATION_MIN" 1 1 --init "$branch" &
+  run ablation-clip-only 0 "$ABLATION_MIN" 1 1 --init "$branch"
   wait
 fi
 
@@ -92,7 +102,7 @@ for run in t3d-tiny ablation-clip-tma ablation-clip-only; do
   [ -f "$WORK/$run/final.pt" ] || continue
   "$PY" -m train.evaluate --ckpt "$WORK/$run/final.pt" --template "$WORK/init.safetensors" \
     --findings train/recipes/findings.json --cache "$WORK/eval-cache.safetensors" --data "$WORK/eval" \
-    --threads "$THREADS" --json "$WORK/$run/eval.json" >/dev/null
+    --threads "$((PROCS * THREADS))" --json "$WORK/$run/eval.json" >/dev/null
   "$PY" - "$WORK/$run" <<'PYEOF'
 import csv, json, sys
 d = sys.argv[1]
@@ -104,6 +114,6 @@ print(f"{d.rsplit('/', 1)[-1]:10s} {len(steps)} steps in {float(steps[-1]['elaps
       + ", Dice (model grid) " + " ".join(f"{k} {v:.2f}" for k, v in r.get("dice_model_grid", {}).items()))
 PYEOF
 done
-"$T3D" eval --data "$WORK/eval" --model "$OUT" --threads "$THREADS" --json --no-progress > "$WORK/t3d-eval.json"
+"$T3D" eval --data "$WORK/eval" --model "$OUT" --threads "$((PROCS * THREADS))" --json --no-progress > "$WORK/t3d-eval.json"
 echo "t3d eval: $WORK/t3d-eval.json"
 echo "$(stamp) done in $(( $(date +%s) - t0 )) s"
