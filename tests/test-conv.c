@@ -143,7 +143,7 @@ static void test_conv_case(const conv_case *cc)
 
   static const int threads[] = {1, 3};
   static const size_t budgets[] = {0, 600};
-  for (int path = T3D_CPU_CONV_AUTO; path <= T3D_CPU_CONV_DIRECT; path++)
+  for (int path = T3D_CPU_CONV_AUTO; path <= T3D_CPU_CONV_ROWS_S2; path++)
     for (int ti = 0; ti < 2; ti++)
       for (int bi = 0; bi < 2; bi++) {
         t3d_backend be = {.threads = threads[ti]};
@@ -325,6 +325,10 @@ int main(void)
     {1, 2, 6, 3, 2, 1, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, true, false, true},      /* rows of 1 */
     {1, 5, 33, 3, 4, 26, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, false, true, false},   /* 33 channels: a block of 1 */
     {1, 4, 8, 2, 3, 24, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, true, true, false},     /* one full segment */
+    /* the width-stride-2 row-pointer path (AUTO from 64 output columns): phase rows, ragged tiles */
+    {1, 1, 6, 5, 6, 131, 7, 7, 7, {2, 2, 2}, {3, 3, 3}, true, true, true},    /* the stem's shape, 66 columns */
+    {2, 3, 5, 4, 3, 140, 3, 3, 3, {1, 2, 2}, {1, 1, 1}, true, false, true},   /* 70 columns, K chunk of 7 x 27 */
+    {1, 9, 7, 3, 4, 129, 3, 2, 4, {2, 1, 2}, {1, 0, 2}, false, true, false},  /* even kernel width, 65 columns */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_conv_case(&cases[i]);
 

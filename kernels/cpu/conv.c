@@ -78,7 +78,8 @@ static int packed_isa(void)
     if (have_avx2()) return 256;
     break;
   case T3D_CPU_CONV_AVX512:
-  case T3D_CPU_CONV_DIRECT: /* layers the direct kernel does not take go as AUTO */
+  case T3D_CPU_CONV_DIRECT: /* layers the direct or stride-2 kernels do not take go as AUTO */
+  case T3D_CPU_CONV_ROWS_S2:
   case T3D_CPU_CONV_AUTO: break;
   }
   if (have_avx512()) return 512;
@@ -929,6 +930,117 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
   t3d_aligned_free(scratch);
   return cancelled(cancel) ? cancel_status("conv3d") : T3D_OK;
 }
+
+/* ---- AVX2 width-stride-2 row-pointer path --------------------------------------------------
+ * The stem (7x7x7, stride 2, 1 -> 64 channels, 112-wide output rows) took 17 % of the encoder's
+ * CPU time through im2col + OpenBLAS (a 343-row column matrix written, then packed again). Here,
+ * per output row, the KD x KH input rows it reads are split into their even and odd elements
+ * (zero-padded copies), so tap kw of 24 consecutive outputs is 24 consecutive floats of one phase
+ * row, and the 4 x 24 row-pointer tiles of the same-size path (p2_kernel_rows) run on them with
+ * nothing else copied. Work item: one output row; input channels in chunks of ~S2_KC K rows. Only
+ * for wide output rows (S2_MIN_WO): a 24-wide tile cannot span two output rows. */
+#define S2_MIN_WO 64
+#define S2_KC 192
+
+typedef struct {
+  int64_t cc, nch; /* input channels per chunk (the largest), chunks */
+  int64_t off, lb; /* phase row j holds input element 2 * (j - off) + phase; floats per phase row */
+} s2_plan;
+
+static void s2_plan_make(s2_plan *s, const conv_plan *c)
+{
+  s->cc = max64(1, min64(c->Ci, S2_KC / c->kvol));
+  s->nch = ceil_div(c->Ci, s->cc);
+  s->cc = ceil_div(c->Ci, s->nch);
+  s->off = (c->pw + 1) / 2; /* the lowest index a tap reads: -(pw + 1) / 2 */
+  /* the highest: output Wo - 1 + 23 (a tile's last lane) + (KW - 1) / 2 */
+  s->lb = (int64_t)round16((size_t)(s->off + c->Wo + 24 + (c->KW - 1) / 2 + 1));
+}
+
+static size_t s2_thread_floats(const conv_plan *c, const s2_plan *s)
+{
+  const size_t rows = (size_t)(s->cc * c->KD * c->KH * 2 * s->lb);
+  return rows + round16((size_t)(s->cc * c->kvol) * sizeof(float *) / sizeof(float) + 1);
+}
+
+static bool use_rows_s2(const conv_plan *c)
+{
+  bool fits = have_avx2() && c->sw == 2 && c->KW > 1 && c->W < ((int64_t)1 << 30);
+  if (!fits) return false;
+  if (forced_path == T3D_CPU_CONV_ROWS_S2) return true;
+  return forced_path == T3D_CPU_CONV_AUTO && c->Wo >= S2_MIN_WO;
+}
+
+/* dst[j] = src[2 * (j - off) + phase] where that index lies in [0, W), else 0, for j < lb. */
+static void s2_phase_row(float *dst, const float *src, int64_t W, int64_t off, int64_t lb, int phase)
+{
+  int64_t j0 = off - phase / 2, j1 = (W - phase + 1) / 2 + off; /* first and one past the last in range */
+  j0 = max64(0, min64(j0, lb));
+  if ((2 * (j0 - off) + phase) < 0) j0++;
+  j1 = max64(j0, min64(j1, lb));
+  memset(dst, 0, (size_t)j0 * sizeof *dst);
+  copy_stride2(dst + j0, src + 2 * (j0 - off) + phase, j1 - j0);
+  memset(dst + j1, 0, (size_t)(lb - j1) * sizeof *dst);
+}
+
+static t3d_status conv3d_rows_s2(int threads, const conv_plan *c, float *yd, const float *xd, const float *wd,
+                                 const float *bd, const float *rd, bool relu, const volatile int *cancel)
+{
+  s2_plan sp;
+  s2_plan_make(&sp, c);
+  const int64_t items = c->N * c->Do * c->Ho, HW = c->H * c->W, KDH = c->KD * c->KH;
+  const int nthr = (int)min64(threads, items);
+  const size_t per_thread = s2_thread_floats(c, &sp);
+  float *scratch = t3d_aligned_alloc((size_t)nthr * per_thread * sizeof(float));
+  if (!scratch)
+    return t3d_error(T3D_ERR_NOMEM, "conv3d: cannot allocate %zu bytes of phase rows",
+                     (size_t)nthr * per_thread * sizeof(float));
+#pragma omp parallel num_threads(nthr)
+  {
+    float *rows = scratch + (size_t)t3d_cpu_omp_thread() * per_thread;
+    const float **bt = (const float **)(rows + sp.cc * KDH * 2 * sp.lb);
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t it = 0; it < items; it++) {
+      if (cancelled(cancel)) continue;
+      const int64_t n = it / (c->Do * c->Ho), od = it / c->Ho % c->Do, oh = it % c->Ho;
+      const int64_t orow = (od * c->Ho + oh) * c->Wo;
+      for (int64_t q = 0; q < sp.nch; q++) {
+        const int64_t ci0 = q * c->Ci / sp.nch, cn = (q + 1) * c->Ci / sp.nch - ci0, kc = cn * c->kvol;
+        for (int64_t ci = 0; ci < cn; ci++)
+          for (int64_t kd = 0; kd < c->KD; kd++)
+            for (int64_t kh = 0; kh < c->KH; kh++) {
+              float *r = rows + ((ci * c->KD + kd) * c->KH + kh) * 2 * sp.lb;
+              const int64_t id = od * c->sd - c->pd + kd, ih = oh * c->sh - c->ph + kh;
+              if (id < 0 || id >= c->D || ih < 0 || ih >= c->H) {
+                memset(r, 0, (size_t)(2 * sp.lb) * sizeof *r);
+                continue;
+              }
+              const float *src = xd + ((n * c->Ci + ci0 + ci) * c->D + id) * HW + ih * c->W;
+              s2_phase_row(r, src, c->W, sp.off, sp.lb, 0);
+              s2_phase_row(r + sp.lb, src, c->W, sp.off, sp.lb, 1);
+            }
+        for (int64_t ow0 = 0; ow0 < c->Wo; ow0 += 24) {
+          const float **b = bt;
+          for (int64_t ci = 0; ci < cn; ci++)
+            for (int64_t kdh = 0; kdh < KDH; kdh++)
+              for (int64_t kw = 0; kw < c->KW; kw++) {
+                const int64_t ph = ((kw - c->pw) % 2 + 2) % 2;
+                *b++ = rows + ((ci * KDH + kdh) * 2 + ph) * sp.lb + sp.off + ow0 + (kw - c->pw - ph) / 2;
+              }
+          const int cols = (int)min64(24, c->Wo - ow0);
+          for (int64_t m = 0; m < c->Co; m += 4) {
+            const int64_t off = (n * c->Co + m) * c->P + orow + ow0;
+            pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu};
+            p2_kernel_rows(kc, wd + m * c->K + ci0 * c->kvol, c->K, bt, yd + off, c->P, (int)min64(4, c->Co - m),
+                           cols, ci0 > 0, q + 1 == sp.nch ? &epi : NULL);
+          }
+        }
+      }
+    }
+  }
+  t3d_aligned_free(scratch);
+  return cancelled(cancel) ? cancel_status("conv3d") : T3D_OK;
+}
 #endif
 
 static size_t conv_thread_floats(const conv_plan *c)
@@ -949,6 +1061,11 @@ size_t t3d_cpu_conv3d_scratch_bytes(const t3d_tensor *y, const t3d_tensor *x, co
   threads = threads < 1 ? 1 : threads;
   conv_plan_make(&c, y, x, w, p, threads);
 #ifdef T3D_CONV_PACKED
+  if (use_rows_s2(&c)) {
+    s2_plan sp;
+    s2_plan_make(&sp, &c);
+    return (size_t)min64(threads, c.N * c.Do * c.Ho) * s2_thread_floats(&c, &sp) * sizeof(float);
+  }
   if (use_packed(&c)) {
     pk_plan k;
     pk_plan_make(&k, &c, threads);
@@ -982,6 +1099,9 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
     return t3d_cpu_conv3d_direct3(threads, c.N, c.Ci, c.Co, c.D, c.H, c.W, y->data, x->data, w->data,
                                   bias ? bias->data : NULL, residual ? residual->data : NULL, p->relu, be->cancel);
 #ifdef T3D_CONV_PACKED
+  if (use_rows_s2(&c))
+    return conv3d_rows_s2(threads, &c, y->data, x->data, w->data, bias ? bias->data : NULL,
+                          residual ? residual->data : NULL, p->relu, be->cancel);
   if (use_packed(&c))
     return conv3d_packed(threads, &c, y->data, x->data, w->data, bias ? bias->data : NULL,
                          residual ? residual->data : NULL, p->relu, be->cancel);

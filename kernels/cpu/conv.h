@@ -41,7 +41,8 @@ typedef enum {
   T3D_CPU_CONV_BLAS,   /* im2col tiles + OpenBLAS sgemm, epilogue per tile */
   T3D_CPU_CONV_OWN_GEMM, /* im2col tiles + t3d_cpu_sgemm_blocked (t3d's own GEMM) */
   T3D_CPU_CONV_AVX2,    /* the packed path with AVX2 + FMA kernels (4 x 24 register tiles) */
-  T3D_CPU_CONV_DIRECT   /* 3x3x3 stride 1 padding 1 only: conv_direct.c (else as AUTO) */
+  T3D_CPU_CONV_DIRECT,  /* 3x3x3 stride 1 padding 1 only: conv_direct.c (else as AUTO) */
+  T3D_CPU_CONV_ROWS_S2  /* width stride 2 only: AVX2 phase rows + row-pointer tiles (else as AUTO) */
 } t3d_cpu_conv_path;
 t3d_cpu_conv_path t3d_cpu_conv_force_path(t3d_cpu_conv_path path);
 
