@@ -67,17 +67,24 @@ static inline int t3d_cpu_omp_thread(void)
 }
 
 /* e^x for x <= 0 (and -inf -> 0, NaN -> NaN), within 2 ulp of expf for x >= -87; smaller x
- * gives 0 where expf would give a subnormal. Written with selects so `omp simd` vectorises it. */
+ * gives 0 where expf would give a subnormal. Branch-free with bit masks, not selects: GCC 12 at
+ * -O2 if-converts selects only with AVX-512 masks, so the AVX2 clones of `omp simd` loops over
+ * it stayed scalar (the attention softmax: 6.5 % of the text encoder in a profile). */
 static inline float t3d_exp_nonpos(float x)
 {
   const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer in the low bits */
-  float xc = x < -87.0f ? -87.0f : x;
+  const float lo = -87.0f;
+  const uint32_t keep = (uint32_t)0 - (uint32_t) !(x < lo); /* all ones unless x < -87 (NaN: kept) */
+  uint32_t xb, lb, tb, sb;
+  float xc, scale;
+  memcpy(&xb, &x, sizeof xb);
+  memcpy(&lb, &lo, sizeof lb);
+  xb = (xb & keep) | (lb & ~keep); /* x clamped to -87 */
+  memcpy(&xc, &xb, sizeof xc);
   float t = xc * 1.44269504088896341f + magic;
   float n = t - magic;
   float r = (xc - n * 0.693145751953125f) - n * 1.42860682030941723212e-6f;
   float p = 1.0f / 5040.0f;
-  uint32_t tb, sb;
-  float scale;
   p = p * r + 1.0f / 720.0f;
   p = p * r + 1.0f / 120.0f;
   p = p * r + 1.0f / 24.0f;
@@ -86,9 +93,9 @@ static inline float t3d_exp_nonpos(float x)
   p = p * r + 1.0f;
   p = p * r + 1.0f;
   memcpy(&tb, &t, sizeof tb);
-  sb = (tb - 0x4B400000u + 127u) << 23; /* 2^n as float bits; n in [-126, 0] */
+  sb = ((tb - 0x4B400000u + 127u) << 23) & keep; /* 2^n as float bits, n in [-126, 0]; +0 below -87 */
   memcpy(&scale, &sb, sizeof scale);
-  return x < -87.0f ? 0.0f : p * scale;
+  return p * scale;
 }
 
 #endif
