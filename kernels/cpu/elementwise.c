@@ -317,9 +317,6 @@ t3d_status t3d_cpu_softmax(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x)
   return T3D_OK;
 }
 
-/* One row: biased variance as F.layer_norm. Sums and the centring x - mean run in double, so a
- * row with a large mean (|mean| >> std) keeps fp32 accuracy; torch's fp32 path is less exact. */
-T3D_SIMD_CLONES
 /* One row of F.layer_norm. Sums run in float over values shifted by the row's first element, so
  * a large common offset does not cost precision (what double accumulation bought before); mean
  * and variance are two-pass. y may be x: each y[i] is written after its last read. */
@@ -338,6 +335,12 @@ static void layernorm_row(float *y, const float *x, const float *gamma, const fl
     q += d * d;
   }
   rstd = 1.0f / sqrtf(q / (float)n + eps);
+  if (gamma && beta) { /* the selects below keep GCC -O2 from vectorising the AVX2 clone */
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++)
+      y[i] = ((x[i] - x0) - dm) * rstd * gamma[i] + beta[i];
+    return;
+  }
 #pragma omp simd
   for (int64_t i = 0; i < n; i++)
     y[i] = ((x[i] - x0) - dm) * rstd * (gamma ? gamma[i] : 1.0f) + (beta ? beta[i] : 0.0f);
