@@ -3,7 +3,9 @@
 # below ln(4) within 40 steps (it stays at ln(4) when the embeddings collapse to one vector, as in
 # an early bundled model's run); at lr 6e-3 (that run's stage 2) they do collapse, and the trainer
 # must say so on stderr (run without the centring of the projections, which that run did not
-# have: train/model.py Center). SKIP (77) without torch, monai, transformers, safetensors.
+# have: train/model.py Center). Then segmentation fine-tuning from the first run (--freeze-encoder)
+# must change the decoder and nothing else the exported model holds. SKIP (77) without torch, monai,
+# transformers, safetensors.
 set -u
 . "$(dirname "$0")/train-common.sh"
 train_setup 4 || train_finish 1
@@ -26,4 +28,10 @@ if grep "embeddings collapsed" "$tmp/high.log"; then
 else
   echo "FAIL: no collapse warning at lr 6e-3 (last CLIP $(tail -n 1 "$tmp/high/metrics.csv" | cut -d, -f3))"; status=1
 fi
+# Stage 2 from the default run: segmentation fine-tuning of the decoder alone (--freeze-encoder)
+# changes the decoder's weights and leaves everything the zero-shot path reads bit for bit.
+# shellcheck disable=SC2046
+"$PY" -m train.train $(train_args "$tmp/seg") --init "$tmp/default/final.pt" --steps 4 --warmup 1 --batch 2 \
+  --w-clip 0 --w-tma 0 --w-seg 1 --freeze-encoder --bn-recal 1 2> "$tmp/seg.log" || { cat "$tmp/seg.log"; train_finish 1; }
+"$PY" -m train.checks frozen "$tmp/default/final.pt" "$tmp/seg/final.pt" || status=1
 train_finish $status

@@ -113,6 +113,22 @@ def check_overfit(csv_path, batch, fraction):
                        f"(first step {clip[0]:.4f}; ln(batch) means collapsed embeddings)")
 
 
+def check_frozen(before, after):
+    """Segmentation fine-tuning (--freeze-encoder) changes the decoder and nothing the zero-shot
+    path reads: every other weight and buffer of the exported model (encoder, BatchNorm statistics,
+    projections and their centring, text tower, logit scale) equals its value before."""
+    import torch
+    a = torch.load(before, map_location="cpu")["model"]
+    b = torch.load(after, map_location="cpu")["model"]
+    exported = [k for k in a if not k.startswith("tma.")]  # the TMA head is training-only
+    seg = [k for k in exported if k.startswith("visual.seg.")]
+    rest = [k for k in exported if k not in seg]
+    changed = [k for k in rest if not torch.equal(a[k], b[k])]
+    need(not changed, f"{len(rest)} tensors outside the decoder unchanged (changed: {changed[:5]})")
+    moved = [k for k in seg if not torch.equal(a[k], b[k])]
+    need(len(moved) > 0, f"the decoder trained ({len(moved)} of {len(seg)} decoder tensors changed)")
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "inputs":
@@ -121,6 +137,8 @@ def main():
         check_grads(*sys.argv[2:4])
     elif cmd == "resume":
         check_resume(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif cmd == "frozen":
+        check_frozen(sys.argv[2], sys.argv[3])
     elif cmd == "overfit":
         check_overfit(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     else:

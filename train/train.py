@@ -65,6 +65,11 @@ def parse_args(argv=None):
     ap.add_argument("--seg-batch", type=int, default=0,
                     help="samples of the global batch the decoder sees (0: all): the full-resolution decoder costs "
                          "~12x the encoder on the CPU, so a contrastive batch larger than the segmentation one")
+    ap.add_argument("--freeze-encoder", action="store_true",
+                    help="segmentation fine-tuning (the second stage): only the decoder trains; the encoder, "
+                         "its BatchNorm statistics, the projections and the text tower stay as --init left them "
+                         "(the encoder runs in inference mode, as analyze runs it), so zero-shot and retrieval "
+                         "do not change; use with --w-clip 0 --w-tma 0")
     ap.add_argument("--bn-recal", type=int, default=0,
                     help="at the end, re-estimate the vision tower's BatchNorm statistics over this many "
                          "batches of the (unaugmented) training inputs, with the final weights")
@@ -123,15 +128,23 @@ def param_groups(model, wd, text_lr_scale=1.0, seg_lr_scale=1.0):
             for (decay, scale), ps in sorted(groups.items())]
 
 
+def encoder_modules(model):
+    """The vision tower's modules outside the decoder (ResNet and projection)."""
+    return [m for n, m in model.visual.named_children() if n != "seg"]
+
+
 @torch.no_grad()
-def recalibrate_bn(model, x, batches, batch, seed):
+def recalibrate_bn(model, x, batches, batch, seed, decoder_only=False):
     """Re-estimates every BatchNorm's running statistics of the vision tower (encoder and decoder)
     as the plain average over `batches` batches of x with the final weights (momentum None), so
     that inference normalises with statistics of the weights it runs, not an average over the
     changing weights of the run."""
     was = model.training
     model.train()
-    with bn_momentum(model.visual, None) as bns:
+    if decoder_only:  # the encoder keeps the statistics it was trained with
+        for m in encoder_modules(model):
+            m.eval()
+    with bn_momentum(model.visual.seg if decoder_only else model.visual, None) as bns:
         for m in bns:
             m.reset_running_stats()
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
@@ -276,6 +289,11 @@ def main(argv=None):
             fresh = T3DModel(cfg, prototypes=a.prototypes, text_init_std=a.text_init_std)
             model.text.load_state_dict(fresh.text.state_dict())
             model.text_proj.load_state_dict(fresh.text_proj.state_dict())
+    if a.freeze_encoder:
+        if a.w_clip > 0 or a.w_tma > 0 or a.w_seg <= 0 or model.visual.seg is None:
+            sys.exit("--freeze-encoder trains the decoder alone: it needs --w-clip 0 --w-tma 0 and --w-seg > 0")
+        for n, p in model.named_parameters():
+            p.requires_grad = n.startswith("visual.seg.")
     if a.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(dev)
@@ -315,6 +333,9 @@ def main(argv=None):
     done = start
     t_start = time.time()
     model.train()
+    if a.freeze_encoder:  # inference mode: BatchNorm and the projections' centring keep their statistics
+        for m in encoder_modules(model) + [model.v_center, model.t_center]:
+            m.eval()
     for step in range(start, a.steps):
         progress = progress_of(step, elapsed_before + time.time() - t_start, a)
         if world > 1:  # every process stops at the same step
@@ -342,11 +363,15 @@ def main(argv=None):
         model.tma.normalize_prototypes()
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
             # in --bn-shards chunks too: the text centring uses per-process batch means, as BN
-            temb, tokens = chunked(lambda r: model.encode_text(ib[r], mb[r]), torch.arange(ib.shape[0]), a.bn_shards)
             seg_arg = (True if seg_chunk == local_chunk else seg_chunk) if a.w_seg > 0 else False
             emb, f4, logits = chunked(lambda c: model.encode_volume(c, segment=seg_arg), views[0], a.bn_shards)
-            l_clip = L.clip_loss(emb.float(), temb.float(), model.logit_scale)
-            loss = a.w_clip * l_clip
+            loss = torch.zeros(())
+            l_clip = torch.zeros(())
+            if a.w_clip > 0 or use_tma:  # the text tower only when a loss uses it
+                temb, tokens = chunked(lambda r: model.encode_text(ib[r], mb[r]), torch.arange(ib.shape[0]),
+                                       a.bn_shards)
+                l_clip = L.clip_loss(emb.float(), temb.float(), model.logit_scale)
+                loss = a.w_clip * l_clip
             l_tma = torch.zeros(())
             if use_tma:
                 scores = [model.tma(f4, tokens, mb)]
@@ -407,7 +432,7 @@ def main(argv=None):
             atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": done,
                          "elapsed_s": elapsed_before + time.time() - t_start, "args": vars(a)}, ckpt_path)
         if not a.dump_grads and a.bn_recal > 0 and model.visual.seg is not None:
-            recalibrate_bn(model, cases.x, a.bn_recal, local, a.seed)
+            recalibrate_bn(model, cases.x, a.bn_recal, local, a.seed, decoder_only=a.freeze_encoder)
             print(f"BatchNorm statistics re-estimated over {a.bn_recal} batches", file=sys.stderr)
         if not a.dump_grads:
             atomic_save({"model": model.state_dict(), "step": done, "elapsed_s": elapsed_before + time.time() - t_start,

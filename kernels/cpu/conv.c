@@ -223,8 +223,9 @@ static void conv_plan_make(conv_plan *c, const t3d_tensor *y, const t3d_tensor *
 /* AVX2 only: the layers where the packed path beat im2col + OpenBLAS in bench-conv on a
  * 2-core AMD EPYC (Zen 3) shared with other jobs, paths interleaved, process CPU ms: the "same"
  * stride-1 convolutions (l1.conv2 at 1 thread 452/514 vs 692/570 ms, l3.conv2 114/104 vs
- * 127/118). OpenBLAS kept the 1x1 convolutions (30-60% less CPU than our 4x24 tiles) and the
- * strided ones; conv1 was a draw (716/825 vs 749/742 ms). */
+ * 127/118). OpenBLAS kept the 1x1 convolutions (30-60% less CPU than our 4x24 tiles; again
+ * with the row-pointer tiles: l1.conv1 91 vs 58 ms, l2.conv1 35 vs 25) and the strided ones
+ * (the wide stride-2 stem goes to conv3d_rows_s2 instead). */
 static bool avx2_packed_wins(const conv_plan *c)
 {
   return c->kvol > 1 && c->sd == 1 && c->sh == 1 && c->sw == 1 && c->Do == c->D && c->Ho == c->H &&

@@ -32,8 +32,10 @@ size_t t3d_cpu_conv3d_scratch_bytes(const t3d_tensor *y, const t3d_tensor *x, co
                                     const t3d_conv3d_params *p, int threads);
 
 /* Test-only: which implementation t3d_cpu_conv3d uses. AUTO: the packed register-tile path
- * with AVX-512 kernels when the CPU has AVX-512F, else with AVX2 + FMA kernels when it has those
- * (PK_AVX2_AUTO), else im2col tiles through OpenBLAS (t3d_cpu_sgemm_blocked without it). A path the build or CPU lacks falls back as AUTO would. Transposed conv knows only
+ * with AVX-512 kernels when the CPU has AVX-512F; with AVX2 + FMA only, the direct kernel for
+ * 3x3x3 "same" layers with few output channels, the row-pointer tiles for other same-size layers
+ * and for wide width-stride-2 ones, else im2col tiles through OpenBLAS (t3d_cpu_sgemm_blocked
+ * without it). A path the build or CPU lacks falls back as AUTO would. Transposed conv knows only
  * BLAS / OWN_GEMM. Returns the previous setting. Not thread-safe. */
 typedef enum {
   T3D_CPU_CONV_AUTO = 0,

@@ -4,28 +4,34 @@
 # 1. phantoms with `t3d phantom`: N_TRAIN training cases from seed 100000, N_EVAL evaluation cases
 #    from seed 900000 (disjoint seed ranges; case i uses seed S+i), both at PHANTOM_OPTS;
 # 2. training caches with `t3d preprocess` (the engine's own preprocessing: what analyze feeds);
-# 3. one run from seeded random weights: every step sums CLIP (symmetric InfoNCE over BATCH
-#    volumes and their reports), LAMBDA * TMA (2 global + 4 local views of the same volumes) and
-#    Dice + cross-entropy on the first SEG_BATCH volumes of the batch (the full-resolution decoder
-#    costs ~12x the encoder on a CPU, so it sees a subset: one encoder pass serves both), for
-#    TRAIN_MIN minutes of wall time (the cosine schedule follows elapsed time, so a busy machine
-#    trains fewer steps, an idle one more); projection outputs centred (train/model.py Center),
-#    the decoder at SEG_LR_SCALE times the learning rate, BatchNorm statistics re-estimated with
-#    the final weights; exported to OUT with the findings' prompts (train/recipes/findings.json);
+# 3. stage 1, one run from seeded random weights on one process of PROCS x THREADS threads: every
+#    step sums CLIP (symmetric InfoNCE over BATCH volumes and their reports), LAMBDA * TMA (2 global
+#    + 4 local views of the same volumes) and Dice + cross-entropy on the first SEG_BATCH volumes of
+#    the batch (the full-resolution decoder costs ~12x the encoder on a CPU, so it sees a subset: one
+#    encoder pass serves both), for TRAIN_MIN minutes of wall time (the cosine schedule follows
+#    elapsed time, so a busy machine trains fewer steps, an idle one more); projection outputs
+#    centred (train/model.py Center), the decoder at SEG_LR_SCALE times the learning rate,
+#    BatchNorm statistics re-estimated with the final weights;
+#    stage 2, segmentation fine-tuning: the decoder alone (--freeze-encoder) for SEG_MIN minutes,
+#    data-parallel over PROCS processes of THREADS threads, SEG_BATCH2 volumes a step; exported to
+#    OUT with the findings' prompts (train/recipes/findings.json);
 # 4. with ABLATION=1, CLIP alone (LAMBDA = 0) against CLIP + LAMBDA * TMA: both arms continue
-#    from the main run's weights at step BRANCH_STEP (kept as step-N.pt; fresh optimiser, warm-up
+#    from stage 1's weights at step BRANCH_STEP (kept as step-N.pt; fresh optimiser, warm-up
 #    and cosine again), ABLATION_MIN minutes each on one thread, both at the same time (not
 #    exported): from scratch, an arm that short would not leave chance-level CLIP;
 # 5. evaluation of the runs on the evaluation phantoms (train/evaluate.py, model grid) and
 #    `t3d eval` of OUT (series grid; the reference figures in README).
-# The main run is data-parallel: PROCS processes of THREADS threads each (torch.distributed, gloo;
-# train/torchrun.py), the global batch split between them. On 2 cores two 1-thread processes make
-# ~1.8x the steps of one 2-thread process (PyTorch 1.13's intra-op threading gains little on these
-# small 3D convolutions: a step of 16 takes 2.6 s on 2 threads, two steps of 8 side by side 1.4 s).
+# Why stage 1 is one process and stage 2 two: on 2 cores two 1-thread processes make ~1.8x the
+# steps of one 2-thread process (PyTorch 1.13's intra-op threading gains little on these small 3D
+# convolutions), but each process then normalises (BatchNorm, the projections' centring) over its
+# half of the batch, and with that CLIP did not learn: a whole 55-min stage 1 run that way made
+# 1867 steps and sat at ln(16) throughout (README). The decoder's Dice + cross-entropy has no such
+# problem, and stage 2 takes the speed.
 # Knobs (environment, defaults in brackets): T3D [_build/t3d], PY [.venv/bin/python],
 # WORK [runs/t3d-tiny], OUT [models/t3d-tiny.safetensors], N_TRAIN [800], N_EVAL [200],
 # TRAIN_MIN [55], ABLATION_MIN [20], BRANCH_STEP [400], MAX_STEPS [20000], BATCH [16], SEG_BATCH [4], LR [1e-3],
-# TEXT_LR_SCALE [0.5], SEG_LR_SCALE [3], LAMBDA [0.5], PROCS [2], THREADS [1] (per process), ABLATION [0], PHANTOM_OPTS [--matrix 128 --slice 4: a quarter of the voxels of a
+# TEXT_LR_SCALE [0.5], SEG_LR_SCALE [3], LAMBDA [0.5], PROCS [2], THREADS [1] (per process), SEG_MIN [15],
+# SEG_BATCH2 [8], ABLATION [0], PHANTOM_OPTS [--matrix 128 --slice 4: a quarter of the voxels of a
 # typical series, which the 6 mm model grid does not miss, so that generation takes minutes].
 # Run it on an otherwise idle machine: with TRAIN_MIN fixed, every CPU second taken by something
 # else is a training step lost (README: "The bundled model" gives the steps the shipped run made).
@@ -51,6 +57,8 @@ TEXT_LR_SCALE=${TEXT_LR_SCALE:-0.5}
 LAMBDA=${LAMBDA:-0.5}
 PROCS=${PROCS:-2}
 THREADS=${THREADS:-1}
+SEG_MIN=${SEG_MIN:-15}
+SEG_BATCH2=${SEG_BATCH2:-8}
 ABLATION=${ABLATION:-0}
 PHANTOM_OPTS=${PHANTOM_OPTS:---matrix 128 --slice 4}
 export PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}"
@@ -86,7 +94,19 @@ run() { # run-name lambda minutes processes threads-per-process [export args]
     --seg-lr-scale "$SEG_LR_SCALE" --warmup 30 --w-clip 1 --w-tma "$lambda" --w-seg 1 --ckpt-every 50 \
     --log-every 10 --bn-recal 50 2> "$out.log"
 }
-run t3d-tiny "$LAMBDA" "$TRAIN_MIN" "$PROCS" "$THREADS" --keep-at "$BRANCH_STEP" --export "$OUT" --findings train/recipes/findings.json
+run t3d-tiny "$LAMBDA" "$TRAIN_MIN" 1 "$((PROCS * THREADS))" --keep-at "$BRANCH_STEP" \
+  --findings train/recipes/findings.json
+# Stage 2, segmentation fine-tuning: the decoder alone on SEG_BATCH2 volumes a step (every one of
+# them through the decoder), SEG_MIN minutes, PROCS processes; the encoder, the projections and the
+# text tower stay as stage 1 left them (the encoder in inference mode), so zero-shot and retrieval
+# are stage 1's.
+echo "$(stamp) $WORK/t3d-tiny-seg: decoder fine-tuning, batch $SEG_BATCH2, $SEG_MIN min, $PROCS x $THREADS threads"
+OMP_NUM_THREADS=$THREADS "$PY" -m train.torchrun --standalone --nproc_per_node "$PROCS" -m train.train \
+  --template "$WORK/init.safetensors" --cache "$WORK/train-cache.safetensors" --data "$WORK/train" \
+  --threads "$THREADS" --out "$WORK/t3d-tiny-seg" --init "$WORK/t3d-tiny/final.pt" --steps "$MAX_STEPS" \
+  --time-budget "$SEG_MIN" --batch "$SEG_BATCH2" --lr "$LR" --seg-lr-scale "$SEG_LR_SCALE" --warmup 10 \
+  --w-clip 0 --w-tma 0 --w-seg 1 --freeze-encoder --ckpt-every 50 --log-every 10 --bn-recal 50 \
+  --export "$OUT" --findings train/recipes/findings.json 2> "$WORK/t3d-tiny-seg.log"
 t_train=$(date +%s)
 echo "$(stamp) wrote $OUT: data $((t_data - t0)) s, training $((t_train - t_data)) s"
 if [ "$ABLATION" = 1 ]; then
@@ -98,7 +118,7 @@ fi
 
 # Evaluation: train/evaluate.py for the runs (model grid, the ablation table) and `t3d eval` of
 # the exported model (series grid, what clinicians run).
-for run in t3d-tiny ablation-clip-tma ablation-clip-only; do
+for run in t3d-tiny t3d-tiny-seg ablation-clip-tma ablation-clip-only; do
   [ -f "$WORK/$run/final.pt" ] || continue
   "$PY" -m train.evaluate --ckpt "$WORK/$run/final.pt" --template "$WORK/init.safetensors" \
     --findings train/recipes/findings.json --cache "$WORK/eval-cache.safetensors" --data "$WORK/eval" \
