@@ -135,10 +135,11 @@ def encoder_modules(model):
 
 @torch.no_grad()
 def recalibrate_bn(model, x, batches, batch, seed, decoder_only=False):
-    """Re-estimates every BatchNorm's running statistics of the vision tower (encoder and decoder)
-    as the plain average over `batches` batches of x with the final weights (momentum None), so
-    that inference normalises with statistics of the weights it runs, not an average over the
-    changing weights of the run."""
+    """Re-estimates every BatchNorm's running statistics of the vision tower (encoder and decoder;
+    the decoder's alone with decoder_only, the encoder then running on its own statistics, as in
+    --freeze-encoder) as the plain average over `batches` batches of x with the final weights
+    (momentum None), so that inference normalises with statistics of the weights it runs, not an
+    average over the changing weights of the run."""
     was = model.training
     model.train()
     if decoder_only:  # the encoder keeps the statistics it was trained with
