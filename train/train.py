@@ -363,12 +363,12 @@ def main(argv=None):
             g["lr"] = lr_at(step, progress, a) * g.get("lr_scale", 1.0)
         model.tma.normalize_prototypes()
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
-            # in --bn-shards chunks too: the text centring uses per-process batch means, as BN
             seg_arg = (True if seg_chunk == local_chunk else seg_chunk) if a.w_seg > 0 else False
             emb, f4, logits = chunked(lambda c: model.encode_volume(c, segment=seg_arg), views[0], a.bn_shards)
             loss = torch.zeros(())
             l_clip = torch.zeros(())
             if a.w_clip > 0 or use_tma:  # the text tower only when a loss uses it
+                # in --bn-shards chunks too: the text centring uses per-process batch means, as BN
                 temb, tokens = chunked(lambda r: model.encode_text(ib[r], mb[r]), torch.arange(ib.shape[0]),
                                        a.bn_shards)
                 l_clip = L.clip_loss(emb.float(), temb.float(), model.logit_scale)

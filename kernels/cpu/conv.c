@@ -351,43 +351,23 @@ static void im2col_tile(const conv_plan *c, const float *xn, int64_t c0, int64_t
   }
 }
 
-/* y tile rows [m0, m0+mn), columns [p0, p0+pn), row stride P: + bias, + residual, ReLU, in
- * one pass per row. The GEMM paths (1x1 and strided convolutions through OpenBLAS) run it over
- * every output: written as plain loops GCC -O2 left it scalar (it must assume yr and rr alias),
- * 13 % of the encoder's time in a profile; restrict + omp simd + SIMD clones vectorise it. */
+/* ReLU over y tile rows [0, mn), columns [0, pn), row stride ld: the GEMM paths' epilogue (bias
+ * and residual are already in C, see prefill). As plain loops GCC -O2 left the old epilogue scalar
+ * (13 % of the encoder's time in a profile); omp simd + SIMD clones vectorise it. */
 T3D_SIMD_CLONES
-static void epilogue(float *yt, const float *rt, const float *bias, int64_t mn, int64_t pn, int64_t ld, bool relu)
+static void relu_rows(float *yt, int64_t mn, int64_t pn, int64_t ld)
 {
   for (int64_t m = 0; m < mn; m++) {
-    float *restrict yr = yt + m * ld;
-    const float *restrict rr = rt ? rt + m * ld : NULL;
-    const float b = bias ? bias[m] : 0.0f;
-    if (rr && relu) {
+    float *yr = yt + m * ld;
 #pragma omp simd
-      for (int64_t j = 0; j < pn; j++) {
-        float v = yr[j] + b + rr[j];
-        yr[j] = v > 0.0f ? v : 0.0f;
-      }
-    } else if (rr) {
-#pragma omp simd
-      for (int64_t j = 0; j < pn; j++) yr[j] += b + rr[j];
-    } else if (relu) {
-#pragma omp simd
-      for (int64_t j = 0; j < pn; j++) {
-        float v = yr[j] + b;
-        yr[j] = v > 0.0f ? v : 0.0f;
-      }
-    } else if (bias) {
-#pragma omp simd
-      for (int64_t j = 0; j < pn; j++) yr[j] += b;
-    }
+    for (int64_t j = 0; j < pn; j++) yr[j] = yr[j] > 0.0f ? yr[j] : 0.0f;
   }
 }
 
-/* y tile rows [m0, m0+mn), columns [p0, p0+pn), row stride P, set to bias + residual (either
- * may be NULL, not both): the GEMM paths then add the product to it with beta 1, so OpenBLAS
- * skips its own pass that zeroes C for beta 0 (3 % of the encoder's time in a profile) and the
- * epilogue is left with the ReLU. */
+/* y tile rows [0, mn), columns [0, pn), row stride ld, set to bias + residual (either may be
+ * NULL, not both): the GEMM paths then add the product to it with beta 1, so OpenBLAS
+ * skips its own pass that zeroes C for beta 0 (3 % of the encoder's time in a profile), and the
+ * epilogue is the ReLU alone (relu_rows). */
 T3D_SIMD_CLONES
 static void prefill(float *yt, const float *rt, const float *bias, int64_t mn, int64_t pn, int64_t ld)
 {
@@ -860,26 +840,28 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
         __mmask16 *masks = (__mmask16 *)(line + strips_same * PK_NR * k.cc * c->kvol);
         for (int64_t s = 0; s * PK_NR < pn; s++)
           pk_same_masks(c, p0 + s * PK_NR, (int)min64(PK_NR, pn - s * PK_NR), masks + s * c->kvol * 3, NULL);
-        const bool rowsp = isa != 512; /* AVX2: row pointers (p2_rows_same); AVX-512: packed strips */
-        for (int64_t q = 0; q < k.nch && rowsp; q++) { /* AVX2: row pointers, no packed strip */
-          int64_t ci0 = q * c->Ci / k.nch, cn = (q + 1) * c->Ci / k.nch - ci0, kc = cn * c->kvol;
+        if (isa != 512) { /* AVX2: row pointers into x (p2_rows_same), no packed strip */
           const float **bt = (const float **)bsame;
           float *pkrows = bsame + round16((size_t)(2 * k.cc * c->kvol));
-          for (int64_t s = 0; s * PK_NR < pn && !cancelled(cancel); s++)
-            for (int h = 0; h < 2; h++) {
-              int cols = (int)min64(24, pn - s * PK_NR - 24 * h);
-              if (cols <= 0) break;
-              p2_rows_same(cn, c->kvol, xn + ci0 * DHW + p0 + s * PK_NR, DHW, toff, masks + s * c->kvol * 3, h,
-                           pkrows, bt);
-              for (int64_t m = m0; m < m0 + mn; m += 4) {
-                int64_t off = (n * c->Co + m) * c->P + p0 + s * PK_NR + 24 * h;
-                pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu};
-                p2_kernel_rows(kc, wd + m * c->K + ci0 * c->kvol, c->K, bt, yd + off, c->P, (int)min64(4, c->Co - m),
-                               cols, ci0 > 0, q + 1 == k.nch ? &epi : NULL);
+          for (int64_t q = 0; q < k.nch; q++) {
+            int64_t ci0 = q * c->Ci / k.nch, cn = (q + 1) * c->Ci / k.nch - ci0, kc = cn * c->kvol;
+            for (int64_t s = 0; s * PK_NR < pn && !cancelled(cancel); s++)
+              for (int h = 0; h < 2; h++) {
+                int cols = (int)min64(24, pn - s * PK_NR - 24 * h);
+                if (cols <= 0) break;
+                p2_rows_same(cn, c->kvol, xn + ci0 * DHW + p0 + s * PK_NR, DHW, toff, masks + s * c->kvol * 3, h,
+                             pkrows, bt);
+                for (int64_t m = m0; m < m0 + mn; m += 4) {
+                  int64_t off = (n * c->Co + m) * c->P + p0 + s * PK_NR + 24 * h;
+                  pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu};
+                  p2_kernel_rows(kc, wd + m * c->K + ci0 * c->kvol, c->K, bt, yd + off, c->P,
+                                 (int)min64(4, c->Co - m), cols, ci0 > 0, q + 1 == k.nch ? &epi : NULL);
+                }
               }
-            }
+          }
+          continue;
         }
-        for (int64_t q = 0; q < k.nch && !rowsp; q++) {
+        for (int64_t q = 0; q < k.nch; q++) { /* AVX-512: packed B strips */
           int64_t ci0 = q * c->Ci / k.nch, cn = (q + 1) * c->Ci / k.nch - ci0, kc = cn * c->kvol;
           bool last = q + 1 == k.nch;
           for (int64_t s = 0; s * PK_NR < pn; s++)
@@ -975,12 +957,10 @@ static bool use_rows_s2(const conv_plan *c)
 /* dst[j] = src[2 * (j - off) + phase] where that index lies in [0, W), else 0, for j < lb. */
 static void s2_phase_row(float *dst, const float *src, int64_t W, int64_t off, int64_t lb, int phase)
 {
-  int64_t j0 = off - phase / 2, j1 = (W - phase + 1) / 2 + off; /* first and one past the last in range */
-  j0 = max64(0, min64(j0, lb));
-  if ((2 * (j0 - off) + phase) < 0) j0++;
-  j1 = max64(j0, min64(j1, lb));
-  memset(dst, 0, (size_t)j0 * sizeof *dst);
-  copy_stride2(dst + j0, src + 2 * (j0 - off) + phase, j1 - j0);
+  /* in range: j from off (element phase) to off + (W - phase + 1) / 2 (exclusive); lb > off */
+  const int64_t j1 = min64(off + (W - phase + 1) / 2, lb);
+  memset(dst, 0, (size_t)off * sizeof *dst);
+  copy_stride2(dst + off, src + phase, j1 - off);
   memset(dst + j1, 0, (size_t)(lb - j1) * sizeof *dst);
 }
 
@@ -1084,17 +1064,11 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
   assert(w->shape[1] == x->shape[1] && y->shape[1] == w->shape[0] && y->shape[0] == x->shape[0]);
   assert(!residual || t3d_tensor_same_shape(residual, y));
   assert(!bias || t3d_tensor_numel(bias) == w->shape[0]);
+  /* t3d_op_conv3d admits no empty dimension: the plans divide by K, P and Co */
+  assert(t3d_tensor_numel(x) > 0 && t3d_tensor_numel(w) > 0 && t3d_tensor_numel(y) > 0);
   int threads = clamp_threads(be);
   conv_plan c;
   conv_plan_make(&c, y, x, w, p, threads);
-  if (c.P == 0 || c.Co == 0 || c.N == 0) return T3D_OK;
-  if (c.K == 0) { /* no input channels: y is the epilogue of zeros */
-    memset(y->data, 0, t3d_tensor_nbytes(y));
-    for (int64_t n = 0; n < c.N; n++)
-      epilogue((float *)y->data + n * c.Co * c.P, residual ? (const float *)residual->data + n * c.Co * c.P : NULL,
-               bias ? bias->data : NULL, c.Co, c.P, c.P, p->relu);
-    return T3D_OK;
-  }
 
   if (use_direct(&c))
     return t3d_cpu_conv3d_direct3(threads, c.N, c.Ci, c.Co, c.D, c.H, c.W, y->data, x->data, w->data,
@@ -1150,7 +1124,7 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
                c0 == 0 ? beta0 : 1.0f, yt, (int)c.P);
         }
       }
-      if (p->relu) epilogue(yt, NULL, NULL, mn, pn, c.P, true);
+      if (p->relu) relu_rows(yt, mn, pn, c.P);
     }
   }
 

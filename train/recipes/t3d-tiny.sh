@@ -79,23 +79,17 @@ have "$WORK/eval" "$N_EVAL" || "$T3D" phantom --count "$N_EVAL" --seed $EVAL_SEE
   "$T3D" preprocess --data "$WORK/eval" --model "$WORK/init.safetensors" -o "$WORK/eval-cache.safetensors"
 t_data=$(date +%s)
 
-run() { # run-name lambda minutes processes threads-per-process [export args]
-  out=$WORK/$1 lambda=$2 minutes=$3 procs=$4 threads=$5
-  shift 5
-  echo "$(stamp) $out: CLIP + $lambda * TMA + Dice/CE, batch $BATCH (segmentation $SEG_BATCH), lr $LR, $minutes min of wall time, $procs x $threads threads"
-  if [ "$procs" -gt 1 ]; then
-    set -- -m train.torchrun --standalone --nproc_per_node "$procs" -m train.train "$@"
-  else
-    set -- -m train.train "$@"
-  fi
-  OMP_NUM_THREADS=$threads "$PY" "$@" --template "$WORK/init.safetensors" --cache "$WORK/train-cache.safetensors" \
+run() { # run-name lambda minutes threads [more train.train args]: one process
+  out=$WORK/$1 lambda=$2 minutes=$3 threads=$4
+  shift 4
+  echo "$(stamp) $out: CLIP + $lambda * TMA + Dice/CE, batch $BATCH (segmentation $SEG_BATCH), lr $LR, $minutes min of wall time, $threads threads"
+  "$PY" -m train.train --template "$WORK/init.safetensors" --cache "$WORK/train-cache.safetensors" \
     --data "$WORK/train" --threads "$threads" --out "$out" --steps "$MAX_STEPS" --time-budget "$minutes" \
     --batch "$BATCH" --seg-batch "$SEG_BATCH" --lr "$LR" --text-lr-scale "$TEXT_LR_SCALE" \
     --seg-lr-scale "$SEG_LR_SCALE" --warmup 30 --w-clip 1 --w-tma "$lambda" --w-seg 1 --ckpt-every 50 \
-    --log-every 10 --bn-recal 50 2> "$out.log"
+    --log-every 10 --bn-recal 50 "$@" 2> "$out.log"
 }
-run t3d-tiny "$LAMBDA" "$TRAIN_MIN" 1 "$((PROCS * THREADS))" --keep-at "$BRANCH_STEP" \
-  --findings train/recipes/findings.json
+run t3d-tiny "$LAMBDA" "$TRAIN_MIN" "$((PROCS * THREADS))" --keep-at "$BRANCH_STEP"
 # Stage 2, segmentation fine-tuning: the decoder alone on SEG_BATCH2 volumes a step (every one of
 # them through the decoder), SEG_MIN minutes, PROCS processes; the encoder, the projections and the
 # text tower stay as stage 1 left them (the encoder in inference mode), so zero-shot and retrieval
@@ -111,8 +105,8 @@ t_train=$(date +%s)
 echo "$(stamp) wrote $OUT: data $((t_data - t0)) s, training $((t_train - t_data)) s"
 if [ "$ABLATION" = 1 ]; then
   branch=$WORK/t3d-tiny/step-$BRANCH_STEP.pt
-  run ablation-clip-tma "$LAMBDA" "$ABLATION_MIN" 1 1 --init "$branch" &
-  run ablation-clip-only 0 "$ABLATION_MIN" 1 1 --init "$branch"
+  run ablation-clip-tma "$LAMBDA" "$ABLATION_MIN" 1 --init "$branch" &
+  run ablation-clip-only 0 "$ABLATION_MIN" 1 --init "$branch"
   wait
 fi
 
