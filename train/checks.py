@@ -6,6 +6,9 @@
                                safetensors.safe_open; the trainer's TokenCache = tokenize()
   grads A B                 -- two gradient dumps agree (distributed vs one process)
   resume CSV KILLED_AT INTERVAL -- after kill -9 and rerun the run resumed losing <= one interval
+  phase                     -- train/model.py's phase-split stride-2 convolution equals F.conv3d
+                               (output, input and weight gradients) on odd and even sizes, and
+                               its pointwise head convolution equals nn.Conv3d
 Not a test runner."""
 import csv
 import json
@@ -129,6 +132,39 @@ def check_frozen(before, after):
     need(len(moved) > 0, f"the decoder trained ({len(moved)} of {len(seg)} decoder tensors changed)")
 
 
+def check_phase():
+    import torch.nn.functional as F
+    from train.model import phase_conv3d, use_phase_conv, PhaseConv3d, use_pointwise_conv, PointwiseConv3d
+    g = torch.Generator().manual_seed(5)
+    for shape, cin, cout, k in (((2, 1, 64, 64, 64), 1, 8, 7), ((1, 1, 17, 20, 9), 1, 4, 7),
+                                ((2, 3, 11, 8, 13), 3, 5, 3), ((1, 2, 1, 2, 3), 2, 3, 5)):
+        x = torch.randn(shape, generator=g, dtype=torch.float64, requires_grad=True)
+        w = torch.randn((cout, cin, k, k, k), generator=g, dtype=torch.float64, requires_grad=True)
+        b = torch.randn(cout, generator=g, dtype=torch.float64, requires_grad=True)
+        ref = F.conv3d(x, w, b, stride=2, padding=k // 2)
+        out = phase_conv3d(x, w, b, k // 2)
+        gy = torch.randn(ref.shape, generator=g, dtype=torch.float64)
+        grads_ref = torch.autograd.grad(ref, (x, w, b), gy)
+        grads = torch.autograd.grad(out, (x, w, b), gy)
+        err = max([float((out - ref).abs().max())] + [float((p - q).abs().max()) for p, q in zip(grads, grads_ref)])
+        need(out.shape == ref.shape and err < 1e-9,
+             f"phase conv {tuple(shape)} k{k}: shape {tuple(out.shape)} = {tuple(ref.shape)}, max error {err:.2e}")
+    conv = use_phase_conv(torch.nn.Conv3d(1, 8, 7, stride=2, padding=3))
+    keep = use_phase_conv(torch.nn.Conv3d(1, 8, 3, stride=1, padding=1))
+    need(type(conv) is PhaseConv3d and type(keep) is torch.nn.Conv3d,
+         "use_phase_conv takes the stride-2 stem and leaves a stride-1 convolution")
+    ref = torch.nn.Conv3d(6, 9, 1).double()
+    pw = use_pointwise_conv(torch.nn.Conv3d(6, 9, 1).double())
+    pw.load_state_dict(ref.state_dict())
+    x = torch.randn((2, 6, 5, 7, 3), generator=g, dtype=torch.float64, requires_grad=True)
+    a, b = ref(x), pw(x)
+    gy = torch.randn(a.shape, generator=g, dtype=torch.float64)
+    ga = torch.autograd.grad(a, [x] + list(ref.parameters()), gy)
+    gb = torch.autograd.grad(b, [x] + list(pw.parameters()), gy)
+    err = max([float((a - b).abs().max())] + [float((p - q).abs().max()) for p, q in zip(ga, gb)])
+    need(type(pw) is PointwiseConv3d and err < 1e-12, f"pointwise head conv = nn.Conv3d (max error {err:.2e})")
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "inputs":
@@ -139,6 +175,8 @@ def main():
         check_resume(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif cmd == "frozen":
         check_frozen(sys.argv[2], sys.argv[3])
+    elif cmd == "phase":
+        check_phase()
     elif cmd == "overfit":
         check_overfit(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     else:

@@ -5,13 +5,15 @@
 #    from seed 900000 (disjoint seed ranges; case i uses seed S+i), both at PHANTOM_OPTS;
 # 2. training caches with `t3d preprocess` (the engine's own preprocessing: what analyze feeds);
 # 3. stage 1, one run from seeded random weights on one process of PROCS x THREADS threads: every
-#    step sums CLIP (symmetric InfoNCE over BATCH volumes and their reports), LAMBDA * TMA (2 global
-#    + 4 local views of the same volumes) and Dice + cross-entropy on the first SEG_BATCH volumes of
-#    the batch (the full-resolution decoder costs ~12x the encoder on a CPU, so it sees a subset: one
-#    encoder pass serves both), for TRAIN_MIN minutes of wall time (the cosine schedule follows
-#    elapsed time, so a busy machine trains fewer steps, an idle one more); projection outputs
-#    centred (train/model.py Center), the decoder at SEG_LR_SCALE times the learning rate,
-#    BatchNorm statistics re-estimated with the final weights;
+#    step sums CLIP (symmetric InfoNCE over BATCH volumes and their reports) and LAMBDA * TMA (2
+#    global + 4 local views of the same volumes), for TRAIN_MIN minutes of wall time (the cosine
+#    schedule follows elapsed time, so a busy machine trains fewer steps, an idle one more);
+#    projection outputs centred (train/model.py Center), BatchNorm statistics re-estimated with the
+#    final weights. With SEG1=1 the step adds Dice + cross-entropy on the first SEG_BATCH volumes
+#    (one encoder pass serves both; the decoder at SEG_LR_SCALE times the learning rate), as the
+#    bundled model before this recipe did: the full-resolution decoder costs more than the encoder
+#    and the TMA views together on a CPU (3.1 against 1.7 s a step), so by default it trains in
+#    stage 2 alone and stage 1 makes ~1.8x the contrastive steps;
 #    stage 2, segmentation fine-tuning: the decoder alone (--freeze-encoder) for SEG_MIN minutes,
 #    data-parallel over PROCS processes of THREADS threads, SEG_BATCH2 volumes a step; exported to
 #    OUT with the findings' prompts (train/recipes/findings.json);
@@ -29,8 +31,8 @@
 # problem, and stage 2 takes the speed.
 # Knobs (environment, defaults in brackets): T3D [_build/t3d], PY [.venv/bin/python],
 # WORK [runs/t3d-tiny], OUT [models/t3d-tiny.safetensors], N_TRAIN [800], N_EVAL [200],
-# TRAIN_MIN [55], ABLATION_MIN [20], BRANCH_STEP [400], MAX_STEPS [20000], BATCH [16], SEG_BATCH [4], LR [1e-3],
-# TEXT_LR_SCALE [0.5], SEG_LR_SCALE [3], LAMBDA [0.5], PROCS [2], THREADS [1] (per process), SEG_MIN [15],
+# TRAIN_MIN [35], ABLATION_MIN [20], BRANCH_STEP [400], MAX_STEPS [20000], BATCH [16], SEG_BATCH [4], LR [1e-3],
+# TEXT_LR_SCALE [0.5], SEG_LR_SCALE [3], LAMBDA [0.5], SEG1 [0], PROCS [2], THREADS [1] (per process), SEG_MIN [18],
 # SEG_BATCH2 [8], ABLATION [0], PHANTOM_OPTS [--matrix 128 --slice 4: a quarter of the voxels of a
 # typical series, which the 6 mm model grid does not miss, so that generation takes minutes].
 # Run it on an otherwise idle machine: with TRAIN_MIN fixed, every CPU second taken by something
@@ -45,7 +47,7 @@ N_TRAIN=${N_TRAIN:-800}
 N_EVAL=${N_EVAL:-200}
 TRAIN_SEED=100000
 EVAL_SEED=900000
-TRAIN_MIN=${TRAIN_MIN:-55}
+TRAIN_MIN=${TRAIN_MIN:-35}
 ABLATION_MIN=${ABLATION_MIN:-20}
 BRANCH_STEP=${BRANCH_STEP:-400}
 SEG_LR_SCALE=${SEG_LR_SCALE:-3}
@@ -55,9 +57,10 @@ SEG_BATCH=${SEG_BATCH:-4}
 LR=${LR:-1e-3}
 TEXT_LR_SCALE=${TEXT_LR_SCALE:-0.5}
 LAMBDA=${LAMBDA:-0.5}
+SEG1=${SEG1:-0}
 PROCS=${PROCS:-2}
 THREADS=${THREADS:-1}
-SEG_MIN=${SEG_MIN:-15}
+SEG_MIN=${SEG_MIN:-18}
 SEG_BATCH2=${SEG_BATCH2:-8}
 ABLATION=${ABLATION:-0}
 PHANTOM_OPTS=${PHANTOM_OPTS:---matrix 128 --slice 4}
@@ -82,11 +85,11 @@ t_data=$(date +%s)
 run() { # run-name lambda minutes threads [more train.train args]: one process
   out=$WORK/$1 lambda=$2 minutes=$3 threads=$4
   shift 4
-  echo "$(stamp) $out: CLIP + $lambda * TMA + Dice/CE, batch $BATCH (segmentation $SEG_BATCH), lr $LR, $minutes min of wall time, $threads threads"
+  echo "$(stamp) $out: CLIP + $lambda * TMA$([ "$SEG1" = 1 ] && echo " + Dice/CE on $SEG_BATCH"), batch $BATCH, lr $LR, $minutes min of wall time, $threads threads"
   "$PY" -m train.train --template "$WORK/init.safetensors" --cache "$WORK/train-cache.safetensors" \
     --data "$WORK/train" --threads "$threads" --out "$out" --steps "$MAX_STEPS" --time-budget "$minutes" \
     --batch "$BATCH" --seg-batch "$SEG_BATCH" --lr "$LR" --text-lr-scale "$TEXT_LR_SCALE" \
-    --seg-lr-scale "$SEG_LR_SCALE" --warmup 30 --w-clip 1 --w-tma "$lambda" --w-seg 1 --ckpt-every 50 \
+    --seg-lr-scale "$SEG_LR_SCALE" --warmup 30 --w-clip 1 --w-tma "$lambda" --w-seg "$SEG1" --ckpt-every 50 \
     --log-every 10 --bn-recal 50 "$@" 2> "$out.log"
 }
 run t3d-tiny "$LAMBDA" "$TRAIN_MIN" "$((PROCS * THREADS))" --keep-at "$BRANCH_STEP"
