@@ -3,6 +3,7 @@ libt3d_la_SOURCES += \
 	kernels/cpu/conv.h \
 	kernels/cpu/conv.c \
 	kernels/cpu/conv_direct.c \
+	kernels/cpu/conv_wino.c \
 	kernels/cpu/conv_ref.c
 
 check_PROGRAMS += tests/test-conv

@@ -80,6 +80,7 @@ static int packed_isa(void)
   case T3D_CPU_CONV_AVX512:
   case T3D_CPU_CONV_DIRECT: /* layers the direct or stride-2 kernels do not take go as AUTO */
   case T3D_CPU_CONV_ROWS_S2:
+  case T3D_CPU_CONV_WINOGRAD:
   case T3D_CPU_CONV_AUTO: break;
   }
   if (have_avx512()) return 512;
@@ -88,7 +89,7 @@ static int packed_isa(void)
 
 const char *t3d_backend_cpu_kernels(void)
 {
-  static char buf[256];
+  static char buf[320];
   const char *isa = "generic x86-64";
 #if defined(__x86_64__) && defined(__GNUC__)
   if (__builtin_cpu_supports("avx512f")) isa = "avx512f";
@@ -103,10 +104,12 @@ const char *t3d_backend_cpu_kernels(void)
 #endif
   int pk = packed_isa();
   if (pk == 512 || (pk == 256 && forced_path == T3D_CPU_CONV_AVX2))
-    snprintf(buf, sizeof buf, "%s: t3d packed conv kernels (%s)", isa, pk == 512 ? "avx512f" : "avx2+fma");
+    snprintf(buf, sizeof buf, "%s: t3d %spacked conv kernels (%s)", isa,
+             pk == 512 && have_avx2() ? "Winograd F(2,3) 3x3x3 (avx2+fma), else " : "",
+             pk == 512 ? "avx512f" : "avx2+fma");
   else if (pk == 256)
-    snprintf(buf, sizeof buf, "%s: t3d implicit-GEMM conv kernels (avx2+fma) for same-size convolutions, direct "
-             "3x3x3 (avx2+fma) for <= %d output channels, else %s", isa, DIRECT_MAX_CO, gemm);
+    snprintf(buf, sizeof buf, "%s: t3d Winograd F(2,3) 3x3x3 (avx2+fma), implicit-GEMM (avx2+fma) for other "
+             "same-size convolutions, direct 3x3x3 for <= %d output channels, else %s", isa, DIRECT_MAX_CO, gemm);
   else
     snprintf(buf, sizeof buf, "%s: %s", isa, gemm);
   return buf;
@@ -232,6 +235,19 @@ static bool avx2_packed_wins(const conv_plan *c)
          c->Wo == c->W;
 }
 
+/* AUTO's choice of the Winograd kernel among the layers it fits (see use_wino): from bench-conv,
+ * one thread, CPU ms, packed or direct path -> Winograd, on a 2-core AMD EPYC (Zen 3, AVX2):
+ * l1.conv2 510 -> 208, l2.conv2 251 -> 127, dec1 1434 -> 936, dec2 2892 -> 2197, dec3 3876 ->
+ * 1536, dec4 (17 -> 16 channels) 3317 -> 1863; at 10x14x14 it was even (l3.conv2 131 -> 115,
+ * dec0 652 -> 594) and at 5x7x7 three times slower (l4.conv2 63 -> 202): there the per-call
+ * weight transform (64 x Ci x Co) and its streaming per item outweigh the GEMM it saves. So:
+ * volumes of at least 8192 outputs, and 8 channels either side. (AVX-512 CPUs take it too: it
+ * saves 3.4x the multiplications, more than the 2x of their wider vectors; not measured there.) */
+static bool wino_wins(const conv_plan *c)
+{
+  return c->P >= 8192 && c->Ci >= 8 && c->Co >= 8;
+}
+
 /* The direct kernel (conv_direct.c) for 3x3x3 stride-1 padding-1 convolutions with few output
  * channels (DIRECT_MAX_CO, from bench-conv). */
 static bool use_direct(const conv_plan *c)
@@ -242,6 +258,16 @@ static bool use_direct(const conv_plan *c)
   if (!fits) return false;
   if (forced_path == T3D_CPU_CONV_DIRECT) return true;
   return forced_path == T3D_CPU_CONV_AUTO && c->Co <= DIRECT_MAX_CO;
+}
+
+/* Winograd F(2x2x2, 3x3x3) (conv_wino.c) for 3x3x3 stride-1 padding-1 convolutions. */
+static bool use_wino(const conv_plan *c)
+{
+  bool fits = c->KD == 3 && c->KH == 3 && c->KW == 3 && c->sd == 1 && c->sh == 1 && c->sw == 1 && c->pd == 1 &&
+              c->ph == 1 && c->pw == 1 && c->Do == c->D && c->Ho == c->H && c->Wo == c->W && have_avx2();
+  if (!fits) return false;
+  if (forced_path == T3D_CPU_CONV_WINOGRAD) return true;
+  return forced_path == T3D_CPU_CONV_AUTO && wino_wins(c);
 }
 
 static bool use_packed(const conv_plan *c)
@@ -1041,6 +1067,8 @@ size_t t3d_cpu_conv3d_scratch_bytes(const t3d_tensor *y, const t3d_tensor *x, co
   conv_plan c;
   threads = threads < 1 ? 1 : threads;
   conv_plan_make(&c, y, x, w, p, threads);
+  if (use_wino(&c))
+    return t3d_cpu_conv3d_wino3_scratch_floats(c.N, c.Ci, c.Co, c.D, c.H, c.W, threads) * sizeof(float);
 #ifdef T3D_CONV_PACKED
   if (use_rows_s2(&c)) {
     s2_plan sp;
@@ -1070,6 +1098,9 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
   conv_plan c;
   conv_plan_make(&c, y, x, w, p, threads);
 
+  if (use_wino(&c))
+    return t3d_cpu_conv3d_wino3(threads, c.N, c.Ci, c.Co, c.D, c.H, c.W, y->data, x->data, w->data,
+                                bias ? bias->data : NULL, residual ? residual->data : NULL, p->relu, be->cancel);
   if (use_direct(&c))
     return t3d_cpu_conv3d_direct3(threads, c.N, c.Ci, c.Co, c.D, c.H, c.W, y->data, x->data, w->data,
                                   bias ? bias->data : NULL, residual ? residual->data : NULL, p->relu, be->cancel);

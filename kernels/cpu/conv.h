@@ -31,8 +31,10 @@ t3d_status t3d_cpu_conv3d_transpose_ref(t3d_backend *be, t3d_tensor *y, const t3
 size_t t3d_cpu_conv3d_scratch_bytes(const t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
                                     const t3d_conv3d_params *p, int threads);
 
-/* Test-only: which implementation t3d_cpu_conv3d uses. AUTO: the packed register-tile path
- * with AVX-512 kernels when the CPU has AVX-512F; with AVX2 + FMA only, the direct kernel for
+/* Test-only: which implementation t3d_cpu_conv3d uses. AUTO: with AVX2 + FMA, Winograd
+ * F(2x2x2, 3x3x3) for 3x3x3 stride-1 padding-1 layers of at least 8192 outputs and 8 channels
+ * (conv.c wino_wins); otherwise the packed register-tile path with AVX-512 kernels when the CPU
+ * has AVX-512F; with AVX2 + FMA only, the direct kernel for
  * 3x3x3 "same" layers with few output channels, the row-pointer tiles for other same-size layers
  * and for wide width-stride-2 ones, else im2col tiles through OpenBLAS (t3d_cpu_sgemm_blocked
  * without it). A path the build or CPU lacks falls back as AUTO would. Transposed conv knows only
@@ -44,7 +46,8 @@ typedef enum {
   T3D_CPU_CONV_OWN_GEMM, /* im2col tiles + t3d_cpu_sgemm_blocked (t3d's own GEMM) */
   T3D_CPU_CONV_AVX2,    /* the packed path with AVX2 + FMA kernels (4 x 24 register tiles) */
   T3D_CPU_CONV_DIRECT,  /* 3x3x3 stride 1 padding 1 only: conv_direct.c (else as AUTO) */
-  T3D_CPU_CONV_ROWS_S2  /* width stride 2 only: AVX2 phase rows + row-pointer tiles (else as AUTO) */
+  T3D_CPU_CONV_ROWS_S2, /* width stride 2 only: AVX2 phase rows + row-pointer tiles (else as AUTO) */
+  T3D_CPU_CONV_WINOGRAD /* 3x3x3 stride 1 padding 1 only: conv_wino.c (else as AUTO) */
 } t3d_cpu_conv_path;
 t3d_cpu_conv_path t3d_cpu_conv_force_path(t3d_cpu_conv_path path);
 
@@ -56,6 +59,16 @@ t3d_cpu_conv_path t3d_cpu_conv_force_path(t3d_cpu_conv_path path);
 t3d_status t3d_cpu_conv3d_direct3(int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
                                   float *y, const float *x, const float *w, const float *bias, const float *res,
                                   bool relu, const volatile int *cancel);
+
+/* The AVX2 + FMA Winograd F(2x2x2, 3x3x3) convolution (conv_wino.c), same contract as
+ * t3d_cpu_conv3d_direct3; t3d_cpu_conv3d picks it by itself (see use_wino in conv.c). Its error
+ * bound is a small multiple of the direct sum's (tests/test-conv.c). scratch_floats: the floats
+ * it allocates for these shapes and thread count. */
+t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
+                                float *y, const float *x, const float *w, const float *bias, const float *res,
+                                bool relu, const volatile int *cancel);
+size_t t3d_cpu_conv3d_wino3_scratch_floats(int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
+                                           int threads);
 
 /* Test-only: the per-thread column tile budget in floats (0: the default), so small shapes
  * exercise every tiling path. Returns the previous budget. Not thread-safe. */

@@ -1,0 +1,350 @@
+/* 3x3x3 stride-1 padding-1 convolution in NCDHW by Winograd's minimal filtering F(2x2x2, 3x3x3)
+ * (Lavin & Gray 2016, in three dimensions), AVX2 + FMA. A 2x2x2 block of outputs ("tile") is
+ *   y = A^T [ (G w G^T) . (B^T d B) ] A   applied along z, y and x,
+ * with d the tile's 4x4x4 input patch: 64 products per input channel instead of 8 x 27 = 216, so
+ * the GEMM work drops 3.375x for a few additions per element in the transforms. Per call the
+ * weights are transformed once, U[e][co][ci] (e: the 64 transform-domain positions). A work item
+ * is a run of up to WT consecutive tiles of one sample (a row of tiles may end inside it): their
+ * inputs are transformed to V[e][ci][t], then for each e the product U_e (Co x Ci) V_e (Ci x WT)
+ * goes to M[co][e][t] through 4 x 24 register tiles, and the output transform writes y with the
+ * bias, residual and ReLU. Everything vectorises over 8 tiles along x: a tile's x inputs are
+ * inputs 2t-1 .. 2t+2, read as even/odd lanes of two loads.
+ * Accuracy: the transforms add up to 3 x 3 x 3 terms per dimension and G halves; the error
+ * against the exact sum stays within a small multiple of the direct sum's (tests/test-conv.c
+ * bounds it). */
+#include "config.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "kernels/cpu/conv.h"
+
+#define WT 24 /* tiles per work item (GEMM columns): 48 was slower on every ResNet-50 layer */
+#define NE 64 /* transform-domain positions of a 4x4x4 patch */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* U[e][co / 4][ci][co % 4] = (G (x) G (x) G) w[co][ci], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
+ * along kz, ky, kx; Co4 = Co rounded up to 4 (the padding channels are zero). The four channels
+ * of a register tile are adjacent, so its A operand is one sequential stream. */
+static void transform_weights(int64_t co, int64_t Ci, int64_t Co, int64_t Co4, const float *w, float *U)
+{
+  static const float none[27];
+  for (int64_t ci = 0; ci < Ci; ci++) {
+    const float *k = co < Co ? w + (co * Ci + ci) * 27 : none;
+    float a[3][3][4], b[3][4][4];
+    for (int z = 0; z < 3; z++)
+      for (int y = 0; y < 3; y++) {
+        const float *r = k + (z * 3 + y) * 3;
+        a[z][y][0] = r[0];
+        a[z][y][1] = 0.5f * (r[0] + r[1] + r[2]);
+        a[z][y][2] = 0.5f * (r[0] - r[1] + r[2]);
+        a[z][y][3] = r[2];
+      }
+    for (int z = 0; z < 3; z++)
+      for (int x = 0; x < 4; x++) {
+        b[z][0][x] = a[z][0][x];
+        b[z][1][x] = 0.5f * (a[z][0][x] + a[z][1][x] + a[z][2][x]);
+        b[z][2][x] = 0.5f * (a[z][0][x] - a[z][1][x] + a[z][2][x]);
+        b[z][3][x] = a[z][2][x];
+      }
+    for (int y = 0; y < 4; y++)
+      for (int x = 0; x < 4; x++) {
+        float u[4] = {b[0][y][x], 0.5f * (b[0][y][x] + b[1][y][x] + b[2][y][x]),
+                      0.5f * (b[0][y][x] - b[1][y][x] + b[2][y][x]), b[2][y][x]};
+        for (int z = 0; z < 4; z++) U[((int64_t)(z * 16 + y * 4 + x) * Co4 + co / 4 * 4) * Ci + ci * 4 + co % 4] = u[z];
+      }
+  }
+}
+
+/* B^T along one dimension: (d0 - d2, d1 + d2, d2 - d1, d1 - d3). */
+#define BT4(o, d0, d1, d2, d3)                                                                                 \
+  do {                                                                                                         \
+    (o)[0] = _mm256_sub_ps(d0, d2);                                                                            \
+    (o)[1] = _mm256_add_ps(d1, d2);                                                                            \
+    (o)[2] = _mm256_sub_ps(d2, d1);                                                                            \
+    (o)[3] = _mm256_sub_ps(d1, d3);                                                                            \
+  } while (0)
+
+/* Input transform of m <= 8 tiles (tz, ty, tx0 .. tx0+m-1) of one channel xc into V columns
+ * vcol[e * estride + j], prefetching the rows it reads next floats further on (the next channel;
+ * 0: none). A tile row's x inputs are the 18 floats from x0 = 2 tx0 - 1: d0 / d1 the
+ * even / odd ones of the first 16, d2 / d3 the same shifted by one lane (the next tile's d0 / d1).
+ * At the volume's x ends the row is read by masked loads (zeros in the padding: masked lanes are
+ * not read, so nothing past the row is touched). */
+__attribute__((target("avx2,fma"))) static void input_tiles(const float *xc, int64_t D, int64_t H, int64_t W,
+                                                            int64_t tz, int64_t ty, int64_t tx0, int m, float *vcol,
+                                                            int64_t estride, int64_t next)
+{
+  __m256 X[4][4][4]; /* [pz][py][ex] */
+  const int64_t x0 = 2 * tx0 - 1;
+  const bool inside = x0 >= 0 && x0 + 24 <= W;
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256i lm[3]; /* lanes of the 24 floats from x0 inside [0, W) */
+  for (int j = 0; j < 3; j++) {
+    __m256i ix = _mm256_add_epi32(lanes, _mm256_set1_epi32((int)(x0 + 8 * j)));
+    lm[j] = _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), ix),
+                                _mm256_cmpgt_epi32(_mm256_set1_epi32((int)W), ix));
+  }
+  const __m256i up = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0), l0 = _mm256_setzero_si256();
+  const __m256i l1 = _mm256_set1_epi32(1);
+  for (int pz = 0; pz < 4; pz++) {
+    const int64_t iz = 2 * tz + pz - 1;
+    for (int py = 0; py < 4; py++) {
+      const int64_t iy = 2 * ty + py - 1;
+      if (iz < 0 || iz >= D || iy < 0 || iy >= H) {
+        for (int e = 0; e < 4; e++) X[pz][py][e] = _mm256_setzero_ps();
+        continue;
+      }
+      const float *p = xc + (iz * H + iy) * W + x0;
+      if (next) { /* the same row of the next channel, read by the next call */
+        _mm_prefetch((const char *)(p + next), _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + next + 23), _MM_HINT_T0);
+      }
+      __m256 v0, v1, v2;
+      if (inside) v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8), v2 = _mm256_loadu_ps(p + 16);
+      else
+        v0 = _mm256_maskload_ps(p, lm[0]), v1 = _mm256_maskload_ps(p + 8, lm[1]),
+        v2 = _mm256_maskload_ps(p + 16, lm[2]);
+      __m256 e = _mm256_shuffle_ps(v0, v1, 0x88), o = _mm256_shuffle_ps(v0, v1, 0xdd);
+      const __m256 d0 = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));
+      const __m256 d1 = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xd8));
+      const __m256 d2 = _mm256_blend_ps(_mm256_permutevar8x32_ps(d0, up), _mm256_permutevar8x32_ps(v2, l0), 0x80);
+      const __m256 d3 = _mm256_blend_ps(_mm256_permutevar8x32_ps(d1, up), _mm256_permutevar8x32_ps(v2, l1), 0x80);
+      BT4(X[pz][py], d0, d1, d2, d3);
+    }
+  }
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(m), lanes);
+  for (int ex = 0; ex < 4; ex++) {
+    __m256 Y[4][4]; /* [pz][ey] */
+    for (int pz = 0; pz < 4; pz++) BT4(Y[pz], X[pz][0][ex], X[pz][1][ex], X[pz][2][ex], X[pz][3][ex]);
+    for (int ey = 0; ey < 4; ey++) {
+      __m256 Z[4];
+      BT4(Z, Y[0][ey], Y[1][ey], Y[2][ey], Y[3][ey]);
+      for (int ez = 0; ez < 4; ez++) {
+        float *dst = vcol + (ez * 16 + ey * 4 + ex) * estride;
+        if (m == 8) _mm256_storeu_ps(dst, Z[ez]);
+        else _mm256_maskstore_ps(dst, mask, Z[ez]);
+      }
+    }
+  }
+}
+
+/* A^T along one dimension: (m0 + m1 + m2, m1 - m2 - m3). */
+#define AT2(o, m0, m1, m2, m3)                                                                                 \
+  do {                                                                                                         \
+    (o)[0] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);                                                         \
+    (o)[1] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);                                                         \
+  } while (0)
+
+/* Output transform of m <= 8 tiles of channel co: M columns mcol[e * WT + j] -> y rows, plus
+ * bias, residual (same layout as y) and ReLU. */
+__attribute__((target("avx2,fma"))) static void output_tiles(const float *mcol, float *yc, const float *rc,
+                                                             float bias, bool relu, int64_t D, int64_t H, int64_t W,
+                                                             int64_t tz, int64_t ty, int64_t tx0, int m)
+{
+  __m256 Zt[2][4][4]; /* [dz][ey][ex] */
+  for (int ey = 0; ey < 4; ey++)
+    for (int ex = 0; ex < 4; ex++) {
+      const float *s = mcol + (ey * 4 + ex) * WT;
+      __m256 o[2];
+      AT2(o, _mm256_loadu_ps(s), _mm256_loadu_ps(s + 16 * WT), _mm256_loadu_ps(s + 32 * WT),
+          _mm256_loadu_ps(s + 48 * WT));
+      Zt[0][ey][ex] = o[0], Zt[1][ey][ex] = o[1];
+    }
+  const int64_t ox0 = 2 * tx0;
+  const int n = (int)min64(2 * m, W - ox0); /* outputs of the row these tiles cover */
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i mlo = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes);
+  const __m256i mhi = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8), lanes);
+  const __m256 vb = _mm256_set1_ps(bias), zero = _mm256_setzero_ps();
+  for (int dz = 0; dz < 2; dz++) {
+    const int64_t oz = 2 * tz + dz;
+    if (oz >= D) break;
+    __m256 Yv[2][4]; /* [dy][ex] */
+#pragma GCC unroll 4
+    for (int ex = 0; ex < 4; ex++) {
+      __m256 t[2];
+      AT2(t, Zt[dz][0][ex], Zt[dz][1][ex], Zt[dz][2][ex], Zt[dz][3][ex]);
+      Yv[0][ex] = t[0], Yv[1][ex] = t[1];
+    }
+#pragma GCC unroll 2
+    for (int dy = 0; dy < 2; dy++) {
+      const int64_t oy = 2 * ty + dy;
+      if (oy >= H) break;
+      __m256 o[2];
+      AT2(o, Yv[dy][0], Yv[dy][1], Yv[dy][2], Yv[dy][3]); /* o[dx]: lane j = output x 2(tx0 + j) + dx */
+      __m256 lo = _mm256_unpacklo_ps(o[0], o[1]), hi = _mm256_unpackhi_ps(o[0], o[1]);
+      __m256 v0 = _mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x20), vb);
+      __m256 v1 = _mm256_add_ps(_mm256_permute2f128_ps(lo, hi, 0x31), vb);
+      const int64_t off = (oz * H + oy) * W + ox0;
+      if (n == 16) {
+        if (rc) v0 = _mm256_add_ps(v0, _mm256_loadu_ps(rc + off)), v1 = _mm256_add_ps(v1, _mm256_loadu_ps(rc + off + 8));
+        if (relu) v0 = _mm256_max_ps(v0, zero), v1 = _mm256_max_ps(v1, zero);
+        _mm256_storeu_ps(yc + off, v0);
+        _mm256_storeu_ps(yc + off + 8, v1);
+      } else {
+        if (rc)
+          v0 = _mm256_add_ps(v0, _mm256_maskload_ps(rc + off, mlo)),
+          v1 = _mm256_add_ps(v1, _mm256_maskload_ps(rc + off + 8, mhi));
+        if (relu) v0 = _mm256_max_ps(v0, zero), v1 = _mm256_max_ps(v1, zero);
+        _mm256_maskstore_ps(yc + off, mlo, v0);
+        _mm256_maskstore_ps(yc + off + 8, mhi, v1);
+      }
+    }
+  }
+}
+
+/* C[r][0 .. 8nv) = sum_k a[4k + r] B[k][0 .. 8nv) for r < rows (<= 4): a 4 x 24 register tile, B
+ * rows ldb apart, C rows ldc apart, written (not accumulated). */
+#define W_FMA(r)                                                                                               \
+  do {                                                                                                         \
+    const __m256 s = _mm256_broadcast_ss(a + 4 * k + r);                                                       \
+    c##r##0 = _mm256_fmadd_ps(s, b0, c##r##0);                                                                 \
+    if (nv > 1) c##r##1 = _mm256_fmadd_ps(s, b1, c##r##1);                                                     \
+    if (nv > 2) c##r##2 = _mm256_fmadd_ps(s, b2, c##r##2);                                                     \
+  } while (0)
+#define W_STORE(r)                                                                                             \
+  if (r < rows) {                                                                                              \
+    _mm256_storeu_ps(c + r * ldc, c##r##0);                                                                    \
+    if (nv > 1) _mm256_storeu_ps(c + r * ldc + 8, c##r##1);                                                    \
+    if (nv > 2) _mm256_storeu_ps(c + r * ldc + 16, c##r##2);                                                   \
+  }
+#define W_KERNEL(NV)                                                                                           \
+  __attribute__((target("avx2,fma"))) static void gemm_tile##NV(int64_t kc, const float *a, const float *b,   \
+                                                                int64_t ldb, float *c, int64_t ldc, int rows)  \
+  {                                                                                                            \
+    const int nv = NV;                                                                                         \
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;                   \
+    __m256 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;                                   \
+    for (int64_t k = 0; k < kc; k++, b += ldb) {                                                               \
+      const __m256 b0 = _mm256_loadu_ps(b);                                                                    \
+      const __m256 b1 = nv > 1 ? _mm256_loadu_ps(b + 8) : b0, b2 = nv > 2 ? _mm256_loadu_ps(b + 16) : b0;     \
+      W_FMA(0);                                                                                                \
+      W_FMA(1);                                                                                                \
+      W_FMA(2);                                                                                                \
+      W_FMA(3);                                                                                                \
+    }                                                                                                          \
+    W_STORE(0)                                                                                                 \
+    W_STORE(1)                                                                                                 \
+    W_STORE(2)                                                                                                 \
+    W_STORE(3)                                                                                                 \
+  }
+W_KERNEL(1)
+W_KERNEL(2)
+W_KERNEL(3)
+
+static bool have_avx2_fma(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+
+size_t t3d_cpu_conv3d_wino3_scratch_floats(int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
+                                           int threads)
+{
+  const int64_t tiles = ceil_div(D, 2) * ceil_div(H, 2) * ceil_div(W, 2);
+  const int64_t items = N * ceil_div(tiles, WT);
+  const int64_t nthr = min64(threads < 1 ? 1 : threads, items);
+  return (size_t)(NE * (Co + 3) / 4 * 4 * Ci) + (size_t)nthr * (size_t)(NE * (Ci * WT + 16 + WT * Co));
+}
+
+t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
+                                float *y, const float *x, const float *w, const float *bias, const float *res,
+                                bool relu, const volatile int *cancel)
+{
+  if (!have_avx2_fma()) return t3d_error(T3D_ERR_UNSUPPORTED, "conv3d Winograd kernel needs AVX2 and FMA");
+  threads = threads < 1 ? 1 : threads;
+  const int64_t TD = ceil_div(D, 2), TH = ceil_div(H, 2), TW = ceil_div(W, 2), tiles = TD * TH * TW;
+  const int64_t blocks = ceil_div(tiles, WT), items = N * blocks;
+  const int nthr = (int)min64(threads, items);
+  /* V[e] rows Ci*WT + 16 floats apart: at a multiple of 4 KiB the 64 stores of a tile (one per e)
+     would all fall into the same L1 sets */
+  const int64_t VS = Ci * WT + 16;
+  const size_t per_thread = (size_t)(NE * (VS + WT * Co));
+  const size_t floats = t3d_cpu_conv3d_wino3_scratch_floats(N, Ci, Co, D, H, W, threads);
+  float *U = t3d_aligned_alloc(floats * sizeof(float));
+  if (!U) return t3d_error(T3D_ERR_NOMEM, "conv3d: cannot allocate %zu bytes of Winograd buffers", floats * sizeof(float));
+  const int64_t Co4 = (Co + 3) / 4 * 4;
+  float *scratch = U + (size_t)(NE * Co4 * Ci);
+  const int64_t DHW = D * H * W;
+
+#pragma omp parallel num_threads(nthr)
+  {
+#pragma omp for schedule(static)
+    for (int64_t co = 0; co < Co4; co++) transform_weights(co, Ci, Co, Co4, w, U);
+    int tid = 0;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+#endif
+    float *V = scratch + (size_t)tid * per_thread, *M = V + (size_t)NE * VS;
+    memset(V, 0, (size_t)NE * VS * sizeof(float)); /* columns past a short last item */
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; it++) {
+      if (cancel && *cancel) continue;
+      const int64_t n = it / blocks, t0 = it % blocks * WT, nt = min64(WT, tiles - t0);
+      const float *xn = x + n * Ci * DHW;
+      /* input transform, a row of tiles (<= 8 at a time) after another */
+      for (int64_t ci = 0; ci < Ci; ci++)
+        for (int64_t t = t0; t < t0 + nt;) {
+          const int64_t tx = t % TW, ty = t / TW % TH, tz = t / (TW * TH);
+          const int m = (int)min64(8, min64(TW - tx, t0 + nt - t));
+          input_tiles(xn + ci * DHW, D, H, W, tz, ty, tx, m, V + ci * WT + (t - t0), VS, ci + 1 < Ci ? DHW : 0);
+          t += m;
+        }
+      /* M[co][e][t] = sum_ci U[e][co][ci] V[e][ci][t] */
+      for (int e = 0; e < NE; e++)
+        for (int64_t h = 0; h * 24 < nt; h++) {
+          const int nv = (int)ceil_div(min64(24, nt - 24 * h), 8);
+          const float *b = V + (size_t)e * VS + 24 * h;
+          for (int64_t co = 0; co < Co; co += 4) {
+            const float *a = U + ((size_t)e * Co4 + co) * Ci;
+            float *c = M + ((size_t)co * NE + e) * WT + 24 * h;
+            const int rows = (int)min64(4, Co - co);
+            if (nv == 3) gemm_tile3(Ci, a, b, WT, c, NE * WT, rows);
+            else if (nv == 2) gemm_tile2(Ci, a, b, WT, c, NE * WT, rows);
+            else gemm_tile1(Ci, a, b, WT, c, NE * WT, rows);
+          }
+        }
+      /* output transform */
+      for (int64_t co = 0; co < Co; co++) {
+        float *yc = y + (n * Co + co) * DHW;
+        const float *rc = res ? res + (n * Co + co) * DHW : NULL;
+        for (int64_t t = t0; t < t0 + nt;) {
+          const int64_t tx = t % TW, ty = t / TW % TH, tz = t / (TW * TH);
+          const int m = (int)min64(8, min64(TW - tx, t0 + nt - t));
+          output_tiles(M + (size_t)co * NE * WT + (t - t0), yc, rc, bias ? bias[co] : 0.0f, relu, D, H, W, tz, ty,
+                       tx, m);
+          t += m;
+        }
+      }
+    }
+  }
+  t3d_aligned_free(U);
+  if (cancel && *cancel) return t3d_error(T3D_ERR_CANCELLED, "conv3d cancelled");
+  return T3D_OK;
+}
+
+#else
+
+size_t t3d_cpu_conv3d_wino3_scratch_floats(int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
+                                           int threads)
+{
+  (void)N, (void)Ci, (void)Co, (void)D, (void)H, (void)W, (void)threads;
+  return 0;
+}
+
+t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
+                                float *y, const float *x, const float *w, const float *bias, const float *res,
+                                bool relu, const volatile int *cancel)
+{
+  (void)threads, (void)N, (void)Ci, (void)Co, (void)D, (void)H, (void)W, (void)y, (void)x, (void)w, (void)bias;
+  (void)res, (void)relu, (void)cancel;
+  return t3d_error(T3D_ERR_UNSUPPORTED, "conv3d Winograd kernel needs an x86-64 build with AVX2 and FMA");
+}
+
+#endif
