@@ -21,3 +21,10 @@ if d["cuda_built"]:
         assert n == len(d["gpus"]), ("nvidia-smi lists", n, "t3d lists", len(d["gpus"]))
 print("devices: ok")
 '
+# cuBLAS is opened by the CUDA backend when one starts, not when libt3d loads (with the
+# libcublasLt it needs it raised every process's peak memory by ~150 MiB, CPU runs included).
+if LD_DEBUG=libs "$t3d" version 2>&1 >/dev/null | grep -q "calling init: .*libcublas"; then
+  echo "FAIL: a CPU command (t3d version) loaded libcublas"
+  exit 1
+fi
+echo "cuBLAS not loaded by a CPU command: ok"

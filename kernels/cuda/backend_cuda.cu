@@ -2,7 +2,11 @@
  * measured-best algorithm cached per shape, one shared workspace), cuBLAS linear, and creation
  * with the checks that decide whether a GPU is usable. Not the hand-written kernels (ops.cu) and
  * no shape checks (kernels/backend.c does those before any entry here is called). */
+#include "config.h"
+
+#include <dlfcn.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,12 +51,69 @@ static t3d_status cudnn_check(cudnnStatus_t st, const char *what)
                    cudnnGetErrorString(st));
 }
 
+/* cuBLAS is opened when the first CUDA backend is created, not linked: loading it (with the
+ * libcublasLt it needs) raised every t3d process's peak resident memory by ~150 MiB, CPU-only runs
+ * and the viewer plugin included (measured: VmHWM of `t3d version` 232 MiB linked). The handful
+ * of entry points the backend uses come from dlsym. */
+#define T3D_STR2(x) #x
+#define T3D_STR(x) T3D_STR2(x)
+/* cublasGemmEx is overloaded in C++ (an _64 form): this one, checked against the header unevaluated */
+typedef cublasStatus_t (*gemm_ex_fn)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void *,
+                                     const void *, cudaDataType, int, const void *, cudaDataType, int, const void *,
+                                     void *, cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+static_assert(sizeof(static_cast<gemm_ex_fn>(&cublasGemmEx)) > 0, "cublasGemmEx signature");
+static struct { /* the header's own declarations give the types */
+  decltype(&cublasCreate_v2) create;
+  decltype(&cublasDestroy_v2) destroy;
+  decltype(&cublasSetStream_v2) set_stream;
+  gemm_ex_fn gemm_ex;
+  decltype(&cublasGetStatusString) status_string;
+  char error[320];
+} cublas_api;
+static pthread_once_t cublas_once = PTHREAD_ONCE_INIT;
+
+static void cublas_load(void)
+{
+  static const char *const names[] = {"libcublas.so." T3D_STR(CUBLAS_VER_MAJOR),
+#ifdef T3D_CUDA_LIBDIR
+                                      T3D_CUDA_LIBDIR "/libcublas.so." T3D_STR(CUBLAS_VER_MAJOR),
+#endif
+                                      NULL};
+  void *h = NULL;
+  for (int i = 0; names[i] && !h; i++) h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+  if (!h) {
+    snprintf(cublas_api.error, sizeof cublas_api.error, "cannot open %s: %s", names[0], dlerror());
+    return;
+  }
+  static const char *const syms[] = {"cublasCreate_v2", "cublasDestroy_v2", "cublasSetStream_v2", "cublasGemmEx",
+                                     "cublasGetStatusString"};
+  void *f[5];
+  for (int i = 0; i < 5; i++)
+    if (!(f[i] = dlsym(h, syms[i]))) {
+      snprintf(cublas_api.error, sizeof cublas_api.error, "%s lacks %s", names[0], syms[i]);
+      return;
+    }
+  cublas_api.create = (decltype(cublas_api.create))f[0];
+  cublas_api.destroy = (decltype(cublas_api.destroy))f[1];
+  cublas_api.set_stream = (decltype(cublas_api.set_stream))f[2];
+  cublas_api.gemm_ex = (decltype(cublas_api.gemm_ex))f[3];
+  cublas_api.status_string = (decltype(cublas_api.status_string))f[4];
+}
+
+t3d_status t3d_cuda_cublas_open(void)
+{
+  pthread_once(&cublas_once, cublas_load);
+  if (!cublas_api.status_string)
+    return t3d_error(T3D_ERR_BACKEND, "cuBLAS: %s", cublas_api.error);
+  return T3D_OK;
+}
+
 static t3d_status cublas_check(cublasStatus_t st, const char *what)
 {
   if (st == CUBLAS_STATUS_SUCCESS)
     return T3D_OK;
   return t3d_error(st == CUBLAS_STATUS_ALLOC_FAILED ? T3D_ERR_NOMEM : T3D_ERR_BACKEND, "cuBLAS %s: %s", what,
-                   cublasGetStatusString(st));
+                   cublas_api.status_string(st));
 }
 
 static t3d_status cancelled(const t3d_backend *be, const char *op)
@@ -380,7 +441,7 @@ static t3d_status cuda_linear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *
   if (in > INT_MAX || out > INT_MAX || M > INT_MAX)
     return t3d_error(T3D_ERR_UNSUPPORTED, "CUDA linear: a dimension beyond 2^31 (%lld x %lld x %lld)", (long long)M,
                      (long long)in, (long long)out);
-  T3D_TRY(cublas_check(cublasGemmEx(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int)out, (int)M, (int)in, &one, w->data,
+  T3D_TRY(cublas_check(cublas_api.gemm_ex(c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int)out, (int)M, (int)in, &one, w->data,
                                     CUDA_R_32F, (int)in, x->data, CUDA_R_32F, (int)in, &zero, y->data, CUDA_R_32F,
                                     (int)out,
                                     c->precision == T3D_PRECISION_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32
@@ -515,7 +576,7 @@ static void cuda_destroy(t3d_backend *be)
       plan_destroy(&p);
     if (c->ws) cudaFree(c->ws);
     if (c->flag) cudaFree(c->flag);
-    if (c->cublas) cublasDestroy(c->cublas);
+    if (c->cublas) cublas_api.destroy(c->cublas);
     if (c->cudnn) cudnnDestroy(c->cudnn);
     if (c->stream) cudaStreamDestroy(c->stream);
     cudaGetLastError();
@@ -633,8 +694,9 @@ extern "C" t3d_status t3d_backend_cuda_create(t3d_backend **out, const t3d_backe
   if ((s = t3d_cuda_check(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "stream")) != T3D_OK) goto fail;
   if ((s = cudnn_check(cudnnCreate(&c->cudnn), "create")) != T3D_OK) goto fail;
   if ((s = cudnn_check(cudnnSetStream(c->cudnn, c->stream), "set stream")) != T3D_OK) goto fail;
-  if ((s = cublas_check(cublasCreate(&c->cublas), "create")) != T3D_OK) goto fail;
-  if ((s = cublas_check(cublasSetStream(c->cublas, c->stream), "set stream")) != T3D_OK) goto fail;
+  if ((s = t3d_cuda_cublas_open()) != T3D_OK) goto fail;
+  if ((s = cublas_check(cublas_api.create(&c->cublas), "create")) != T3D_OK) goto fail;
+  if ((s = cublas_check(cublas_api.set_stream(c->cublas, c->stream), "set stream")) != T3D_OK) goto fail;
   if ((s = t3d_cuda_check(cudaMalloc((void **)&c->flag, sizeof *c->flag), "flag")) != T3D_OK) goto fail;
   if ((s = probe_launch(be)) != T3D_OK) goto fail;
   *out = be;

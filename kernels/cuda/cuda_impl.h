@@ -55,6 +55,9 @@ t3d_cuda_impl *t3d_cuda_of(t3d_backend *be);
 t3d_status t3d_cuda_check(cudaError_t err, const char *what);
 /* Checks the launch of the kernel just queued (cudaGetLastError). */
 t3d_status t3d_cuda_check_launch(const char *what);
+/* Opens cuBLAS (dlopen, once per process) for the backend's GEMMs; T3D_ERR_BACKEND naming the
+ * library when it cannot. */
+t3d_status t3d_cuda_cublas_open(void);
 
 /* ---- launchers (kernels/cuda/ops.cu); sizes in elements, pointers device memory ------------ */
 t3d_status t3d_cuda_relu(cudaStream_t s, float *y, const float *x, int64_t n);
