@@ -252,7 +252,7 @@ size_t t3d_cpu_conv3d_wino3_scratch_floats(int64_t N, int64_t Ci, int64_t Co, in
   const int64_t tiles = ceil_div(D, 2) * ceil_div(H, 2) * ceil_div(W, 2);
   const int64_t items = N * ceil_div(tiles, WT);
   const int64_t nthr = min64(threads < 1 ? 1 : threads, items);
-  return (size_t)(NE * (Co + 3) / 4 * 4 * Ci) + (size_t)nthr * (size_t)(NE * (Ci * WT + 16 + WT * Co));
+  return (size_t)(NE * (Co + 3) / 4 * 4 * Ci) + (size_t)nthr * ((size_t)(NE * (Ci * WT + 16 + WT * Co)) + 8);
 }
 
 t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
@@ -267,7 +267,9 @@ t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, 
   /* V[e] rows Ci*WT + 16 floats apart: at a multiple of 4 KiB the 64 stores of a tile (one per e)
      would all fall into the same L1 sets */
   const int64_t VS = Ci * WT + 16;
-  const size_t per_thread = (size_t)(NE * (VS + WT * Co));
+  /* + 8: the output transform reads whole 8-tile vectors of M, up to 7 floats past a short
+     segment at the end of the last row */
+  const size_t per_thread = (size_t)(NE * (VS + WT * Co)) + 8;
   const size_t floats = t3d_cpu_conv3d_wino3_scratch_floats(N, Ci, Co, D, H, W, threads);
   float *U = t3d_aligned_alloc(floats * sizeof(float));
   if (!U) return t3d_error(T3D_ERR_NOMEM, "conv3d: cannot allocate %zu bytes of Winograd buffers", floats * sizeof(float));
