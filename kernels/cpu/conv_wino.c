@@ -252,7 +252,7 @@ size_t t3d_cpu_conv3d_wino3_scratch_floats(int64_t N, int64_t Ci, int64_t Co, in
   const int64_t tiles = ceil_div(D, 2) * ceil_div(H, 2) * ceil_div(W, 2);
   const int64_t items = N * ceil_div(tiles, WT);
   const int64_t nthr = min64(threads < 1 ? 1 : threads, items);
-  return (size_t)(NE * (Co + 3) / 4 * 4 * Ci) + (size_t)nthr * ((size_t)(NE * (Ci * WT + 16 + WT * Co)) + 8);
+  return (size_t)NE * (size_t)((Co + 3) / 4 * 4) * (size_t)Ci + (size_t)nthr * ((size_t)(NE * (Ci * WT + 16 + WT * Co)) + 8);
 }
 
 t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
