@@ -136,13 +136,34 @@ typedef struct {
   bool bias, res, relu;
 } conv_case;
 
-/* Whether path runs this case on the Winograd kernel (forced, or AUTO's choice: AUTO is checked
- * at the Winograd bound on the shapes that kernel fits). */
+/* Whether path runs this case on the Winograd kernel: forced, or AUTO's choice as conv.c's
+ * wino_wins states it (at least 8192 outputs, 8 channels either side; test_auto_winograd checks
+ * that AUTO does take it there). Every other case keeps the direct bound. */
 static bool wino_case(const conv_case *cc, int path)
 {
   bool fits = cc->kd == 3 && cc->kh == 3 && cc->kw == 3 && cc->s[0] == 1 && cc->s[1] == 1 && cc->s[2] == 1 &&
               cc->pad[0] == 1 && cc->pad[1] == 1 && cc->pad[2] == 1;
-  return fits && (path == T3D_CPU_CONV_WINOGRAD || path == T3D_CPU_CONV_AUTO);
+  bool auto_takes = (int64_t)cc->d * cc->h * cc->w >= 8192 && cc->ci >= 8 && cc->co >= 8;
+  return fits && (path == T3D_CPU_CONV_WINOGRAD || (path == T3D_CPU_CONV_AUTO && auto_takes));
+}
+
+/* AUTO sends a large 3x3x3 "same" layer to the Winograd kernel on an AVX2 + FMA CPU and a small
+ * one elsewhere: told apart by the scratch each plan reports. */
+static void test_auto_winograd(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return;
+  int64_t xl[5] = {1, 8, 16, 24, 23}, yl[5] = {1, 9, 16, 24, 23}, xs[5] = {1, 8, 4, 5, 6}, ys[5] = {1, 9, 4, 5, 6};
+  int64_t ws[5] = {9, 8, 3, 3, 3};
+  t3d_tensor *x = tnew(5, xl, false), *y = tnew(5, yl, false), *x2 = tnew(5, xs, false), *y2 = tnew(5, ys, false);
+  t3d_tensor *w = tnew(5, ws, false);
+  t3d_conv3d_params p = {{1, 1, 1}, {1, 1, 1}, false};
+  CHECK(t3d_cpu_conv3d_scratch_bytes(y, x, w, &p, 2) ==
+        t3d_cpu_conv3d_wino3_scratch_floats(1, 8, 9, 16, 24, 23, 2) * sizeof(float));
+  CHECK(t3d_cpu_conv3d_scratch_bytes(y2, x2, w, &p, 2) !=
+        t3d_cpu_conv3d_wino3_scratch_floats(1, 8, 9, 4, 5, 6, 2) * sizeof(float));
+  t3d_tensor_free(x), t3d_tensor_free(y), t3d_tensor_free(x2), t3d_tensor_free(y2), t3d_tensor_free(w);
+#endif
 }
 
 static void test_conv_case(const conv_case *cc)
@@ -314,6 +335,7 @@ static void test_backend_table(void)
 
 int main(void)
 {
+  test_auto_winograd();
   test_ref_counts_taps();
   test_ref_adjoint(3, 5, 7, 6, 9, 3, 2, 1);
   test_ref_adjoint(2, 4, 9, 8, 7, 5, 3, 2);

@@ -3,15 +3,17 @@
 # below ln(4) within 40 steps (it stays at ln(4) when the embeddings collapse to one vector, as in
 # an early bundled model's run); at lr 6e-3 (that run's stage 2) they do collapse, and the trainer
 # must say so on stderr (run without the centring of the projections, which that run did not
-# have: train/model.py Center); first, the trainer's phase-split stem against F.conv3d. Then segmentation fine-tuning from the first run (--freeze-encoder)
-# must change the decoder and nothing else the exported model holds. SKIP (77) without torch, monai,
-# transformers, safetensors.
+# have: train/model.py Center). Then segmentation fine-tuning from the first run (--freeze-encoder)
+# must change the decoder and nothing else the exported model holds. Before all that, the
+# trainer's phase-split stem and pointwise head against the convolutions they stand for. SKIP (77)
+# without torch, monai, transformers, safetensors.
 set -u
 . "$(dirname "$0")/train-common.sh"
 train_setup 4 || train_finish 1
 status=0
 # The trainer's stem (a stride-2 convolution computed on the input's even/odd phases, for speed)
-# must be the convolution it replaces: output and gradients.
+# and decoder head (a channel contraction) must be the convolutions they replace: outputs and
+# gradients.
 "$PY" -m train.checks phase || status=1
 run_clip() { # out [args]
   out=$1

@@ -42,7 +42,7 @@ def phase_conv3d(x, weight, bias, pad):
     O, k = weight.shape[0], weight.shape[2]
     kh = (k + 1) // 2
     outs = [(n + 2 * pad - k) // 2 + 1 for n in (Z, Y, X)]
-    right = [2 * (o - 1) + 2 * kh - n - pad for o, n in zip(outs, (Z, Y, X))]  # >= pad - 1 >= 0
+    right = [2 * (o - 1) + 2 * kh - n - pad for o, n in zip(outs, (Z, Y, X))]  # >= pad >= 0
     xp = F.pad(x, (pad, right[2], pad, right[1], pad, right[0]))
     Zh, Yh, Xh = (s // 2 for s in xp.shape[2:])
     xs = xp.reshape(B, C, Zh, 2, Yh, 2, Xh, 2).permute(0, 1, 3, 5, 7, 2, 4, 6).reshape(B, C * 8, Zh, Yh, Xh)

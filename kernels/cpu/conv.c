@@ -248,14 +248,19 @@ static bool wino_wins(const conv_plan *c)
   return c->P >= 8192 && c->Ci >= 8 && c->Co >= 8;
 }
 
+/* 3x3x3, stride 1, padding 1, output the input's size, on an AVX2 + FMA CPU: what the direct
+ * (conv_direct.c) and Winograd (conv_wino.c) kernels take. */
+static bool avx2_same3(const conv_plan *c)
+{
+  return c->KD == 3 && c->KH == 3 && c->KW == 3 && c->sd == 1 && c->sh == 1 && c->sw == 1 && c->pd == 1 &&
+         c->ph == 1 && c->pw == 1 && c->Do == c->D && c->Ho == c->H && c->Wo == c->W && have_avx2();
+}
+
 /* The direct kernel (conv_direct.c) for 3x3x3 stride-1 padding-1 convolutions with few output
  * channels (DIRECT_MAX_CO, from bench-conv). */
 static bool use_direct(const conv_plan *c)
 {
-  bool fits = c->KD == 3 && c->KH == 3 && c->KW == 3 && c->sd == 1 && c->sh == 1 && c->sw == 1 && c->pd == 1 &&
-              c->ph == 1 && c->pw == 1 && c->Do == c->D && c->Ho == c->H && c->Wo == c->W &&
-              c->W < ((int64_t)1 << 30) && have_avx2();
-  if (!fits) return false;
+  if (!avx2_same3(c) || c->W >= ((int64_t)1 << 30)) return false;
   if (forced_path == T3D_CPU_CONV_DIRECT) return true;
   return forced_path == T3D_CPU_CONV_AUTO && c->Co <= DIRECT_MAX_CO;
 }
@@ -263,9 +268,7 @@ static bool use_direct(const conv_plan *c)
 /* Winograd F(2x2x2, 3x3x3) (conv_wino.c) for 3x3x3 stride-1 padding-1 convolutions. */
 static bool use_wino(const conv_plan *c)
 {
-  bool fits = c->KD == 3 && c->KH == 3 && c->KW == 3 && c->sd == 1 && c->sh == 1 && c->sw == 1 && c->pd == 1 &&
-              c->ph == 1 && c->pw == 1 && c->Do == c->D && c->Ho == c->H && c->Wo == c->W && have_avx2();
-  if (!fits) return false;
+  if (!avx2_same3(c)) return false;
   if (forced_path == T3D_CPU_CONV_WINOGRAD) return true;
   return forced_path == T3D_CPU_CONV_AUTO && wino_wins(c);
 }
@@ -1067,9 +1070,9 @@ size_t t3d_cpu_conv3d_scratch_bytes(const t3d_tensor *y, const t3d_tensor *x, co
   conv_plan c;
   threads = threads < 1 ? 1 : threads;
   conv_plan_make(&c, y, x, w, p, threads);
+#ifdef T3D_CONV_PACKED
   if (use_wino(&c))
     return t3d_cpu_conv3d_wino3_scratch_floats(c.N, c.Ci, c.Co, c.D, c.H, c.W, threads) * sizeof(float);
-#ifdef T3D_CONV_PACKED
   if (use_rows_s2(&c)) {
     s2_plan sp;
     s2_plan_make(&sp, &c);
@@ -1098,13 +1101,13 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
   conv_plan c;
   conv_plan_make(&c, y, x, w, p, threads);
 
+#ifdef T3D_CONV_PACKED /* x86-64: the AVX2 / AVX-512 kernels are built (each still asks the CPU) */
   if (use_wino(&c))
     return t3d_cpu_conv3d_wino3(threads, c.N, c.Ci, c.Co, c.D, c.H, c.W, y->data, x->data, w->data,
                                 bias ? bias->data : NULL, residual ? residual->data : NULL, p->relu, be->cancel);
   if (use_direct(&c))
     return t3d_cpu_conv3d_direct3(threads, c.N, c.Ci, c.Co, c.D, c.H, c.W, y->data, x->data, w->data,
                                   bias ? bias->data : NULL, residual ? residual->data : NULL, p->relu, be->cancel);
-#ifdef T3D_CONV_PACKED
   if (use_rows_s2(&c))
     return conv3d_rows_s2(threads, &c, y->data, x->data, w->data, bias ? bias->data : NULL,
                           residual ? residual->data : NULL, p->relu, be->cancel);

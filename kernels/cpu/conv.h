@@ -53,9 +53,9 @@ t3d_cpu_conv_path t3d_cpu_conv_force_path(t3d_cpu_conv_path path);
 
 /* The direct AVX2 + FMA 3x3x3 "same" convolution (conv_direct.c): y = relu?(conv(x, w) + bias +
  * res) for stride 1, padding 1, x[N,Ci,D,H,W] -> y[N,Co,D,H,W], threads OpenMP threads; bias and
- * res may be NULL. Only for x86-64 CPUs with AVX2 and FMA (T3D_ERR_UNSUPPORTED in builds for other
- * CPUs); T3D_ERR_NOMEM or T3D_ERR_CANCELLED otherwise. t3d_cpu_conv3d picks it by itself (see
- * use_direct in conv.c). */
+ * res may be NULL. Built for x86-64 only (GCC / Clang) and to be called on CPUs with AVX2 and FMA:
+ * t3d_cpu_conv3d picks it by itself (see use_direct in conv.c). T3D_ERR_NOMEM or
+ * T3D_ERR_CANCELLED otherwise. */
 t3d_status t3d_cpu_conv3d_direct3(int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
                                   float *y, const float *x, const float *w, const float *bias, const float *res,
                                   bool relu, const volatile int *cancel);

@@ -157,14 +157,4 @@ t3d_status t3d_cpu_conv3d_direct3(int threads, int64_t N, int64_t Ci, int64_t Co
   return T3D_OK;
 }
 
-#else /* not x86-64 with GCC/Clang: never chosen (conv.c's have_avx2 is false there) */
-
-t3d_status t3d_cpu_conv3d_direct3(int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
-                                  float *y, const float *x, const float *w, const float *bias, const float *res,
-                                  bool relu, const volatile int *cancel)
-{
-  (void)threads, (void)N, (void)Ci, (void)Co, (void)D, (void)H, (void)W, (void)y, (void)x, (void)w, (void)bias;
-  (void)res, (void)relu, (void)cancel;
-  return t3d_error(T3D_ERR_UNSUPPORTED, "conv3d: the direct AVX2 kernel is not built for this CPU");
-}
-#endif
+#endif /* x86-64 with GCC / Clang, the only builds where conv.c calls it */
