@@ -3,8 +3,9 @@
 # the DICOM series; after 2 training steps the exported model run by `t3d analyze` on each series
 # must give the embedding PyTorch computes on the cached tensor (cosine > 0.99999) and the same
 # zero-shot logits (so tokenizer and text tower agree too); the exported model and the cache open
-# with safetensors.safe_open. The linear probe (train/probe.py) runs on the same run and scores
-# every finding of the manifest (AUROC in [0, 1], or null where a class is missing). SKIP (77) without torch, monai, transformers, safetensors.
+# with safetensors.safe_open. The linear probes (train/probe.py, vision and text tower) run on the
+# same run and score every finding of the manifest (AUROC in [0, 1], or null where a class is missing);
+# with --seg-from 0.5 the segmentation loss is off for the first half of the steps and on after. SKIP (77) without torch, monai, transformers, safetensors.
 set -u
 . "$(dirname "$0")/train-common.sh"
 status=0
@@ -13,15 +14,29 @@ train_setup 3 || train_finish 1
 "$PY" -m train.train $(train_args "$tmp/run") --steps 2 --batch 2 --w-seg 1 --log-every 1 \
   --export "$tmp/run/model.safetensors" || train_finish 1
 "$PY" -m train.checks inputs "$tmp/data" "$tmp/cache.safetensors" "$tmp/run" "$T3D" || status=1
-"$PY" -m train.probe --template "$tmp/init.safetensors" --ckpt "$tmp/run/final.pt" --train-cache "$tmp/cache.safetensors" \
-  --train-data "$tmp/data" --cache "$tmp/cache.safetensors" --data "$tmp/data" --threads 1 --json "$tmp/probe.json" \
-  > /dev/null || status=1
-"$PY" - "$tmp/probe.json" "$tmp/data/manifest.jsonl" <<'EOF' || status=1
+# --seg-from 0.5: the decoder joins half-way (steps 3-4 of 4 carry Dice + cross-entropy, 1-2 none)
+# shellcheck disable=SC2046
+"$PY" -m train.train $(train_args "$tmp/segfrom") --steps 4 --batch 2 --w-seg 1 --seg-from 0.5 --log-every 1 \
+  2> /dev/null || status=1
+"$PY" - "$tmp/segfrom/metrics.csv" <<'EOF' || status=1
+import csv, sys
+seg = [float(r["seg"]) for r in csv.DictReader(open(sys.argv[1]))]
+ok = len(seg) == 4 and seg[0] == seg[1] == 0.0 and seg[2] > 0.0 and seg[3] > 0.0
+print(("ok   " if ok else "FAIL ") + f"--seg-from 0.5: Dice + CE per step {seg}")
+sys.exit(0 if ok else 1)
+EOF
+for tower in vision text; do
+  "$PY" -m train.probe --template "$tmp/init.safetensors" --ckpt "$tmp/run/final.pt" --tower $tower \
+    --train-cache "$tmp/cache.safetensors" --train-data "$tmp/data" --cache "$tmp/cache.safetensors" --data "$tmp/data" \
+    --threads 1 --json "$tmp/probe.json" > /dev/null || status=1
+  "$PY" - "$tmp/probe.json" "$tmp/data/manifest.jsonl" $tower <<'EOF' || status=1
 import json, sys
 res = json.load(open(sys.argv[1]))
 want = set(json.loads(open(sys.argv[2]).readline())["truth"]) | {"mean"}
 ok = set(res) == want and all(v is None or 0.0 <= v <= 1.0 for v in res.values())
-print(("ok   " if ok else "FAIL ") + f"probe scores {sorted(res)}")
+print(("ok   " if ok else "FAIL ") + f"{sys.argv[3]} probe scores {sorted(res)}")
 sys.exit(0 if ok else 1)
 EOF
+  rm -f "$tmp/probe.json"
+done
 train_finish $status

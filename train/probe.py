@@ -1,10 +1,14 @@
-"""Linear probe of the vision tower: how well each finding can be read off the pooled layer-4
-features (what the vision projection sees) by an L2-regularised logistic regression fitted on one
-cached phantom set and scored (AUROC) on another. Zero-shot AUROC cannot exceed what these features
-hold, so probe and zero-shot side by side say whether the encoder or the alignment limits a model.
-  python -m train.probe --template init.safetensors [--ckpt run/final.pt] \\
+"""Linear probe of a tower: how well each finding can be read off the pooled layer-4 features of
+the volume (what the vision projection sees; --tower vision) or off the text embedding of the
+report (what CLIP aligns the volume with; --tower text) by an L2-regularised logistic regression
+fitted on one cached phantom set and scored (AUROC) on another. Zero-shot AUROC cannot exceed what
+the vision features hold, so probe and zero-shot side by side say whether the encoder or the
+alignment limits a model; the text probe says how much of the reports' content the text side
+keeps (a report states its findings in words, so a text tower that keeps them scores near 1).
+  python -m train.probe --template init.safetensors [--ckpt run/final.pt] [--tower vision|text] \\
       --train-cache C --train-data D --cache EVALC --data EVALD [--json out.json]
-Without --ckpt: the template's seeded random weights (the baseline a trained encoder must beat).
+Without --ckpt: the seeded random weights a training run starts from (the baseline a trained tower
+must beat).
 Not the zero-shot evaluation (train/evaluate.py) and not training."""
 import argparse
 import json
@@ -17,13 +21,19 @@ from train.evaluate import auroc
 from train.model import T3DModel, load_weights
 
 
-def features(model, cases, batch=16):
-    """[N, C] pooled layer-4 features and [N, findings] truth (0/1) of a CaseSet, names in
-    manifest order."""
+def features(model, cases, batch=16, tower="vision", text=None):
+    """[N, C] features and [N, findings] truth (0/1) of a CaseSet, names in manifest order:
+    pooled layer-4 features (vision) or the reports' text embeddings (text; text = (tokenizer,
+    length))."""
     out = []
     with torch.no_grad():
-        for i in range(0, len(cases), batch):
-            out.append(model.layer4(cases.x[i:i + batch]).mean(dim=(2, 3, 4)))
+        if tower == "text":
+            ids, mask = D.tokenize(text[0], cases.reports, text[1])
+            for i in range(0, len(cases), 32):
+                out.append(model.encode_text(ids[i:i + 32], mask[i:i + 32])[0])
+        else:
+            for i in range(0, len(cases), batch):
+                out.append(model.layer4(cases.x[i:i + batch]).mean(dim=(2, 3, 4)))
     names = list(cases.records[0]["truth"].keys())
     truth = torch.tensor([[float(r["truth"][n]["present"]) for n in names] for r in cases.records])
     return torch.cat(out), truth, names
@@ -52,17 +62,21 @@ def main(argv=None):
     ap.add_argument("--train-data", required=True)
     ap.add_argument("--cache", required=True, help="evaluation cache")
     ap.add_argument("--data", required=True, help="evaluation phantom folder")
+    ap.add_argument("--tower", choices=("vision", "text"), default="vision",
+                    help="vision: pooled layer-4 features of the volume; text: embedding of the report")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="also write {finding: AUROC, ..., 'mean': m} here")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    cfg = D.read_model_meta(a.template)[0]
+    cfg, vocab = D.read_model_meta(a.template)[:2]
+    torch.manual_seed(1)  # without --ckpt: the initial weights train.train starts from (--seed 1)
     model = T3DModel(cfg)
     if a.ckpt:
         load_weights(model, torch.load(a.ckpt, map_location="cpu")["model"])
     model.eval()
-    xtr, ytr, names = features(model, D.CaseSet(a.train_cache, a.train_data))
-    xev, yev, names_ev = features(model, D.CaseSet(a.cache, a.data))
+    text = (D.tokenizer_for(vocab, cfg["text"]), D.max_tokens(cfg["text"])) if a.tower == "text" else None
+    xtr, ytr, names = features(model, D.CaseSet(a.train_cache, a.train_data), tower=a.tower, text=text)
+    xev, yev, names_ev = features(model, D.CaseSet(a.cache, a.data), tower=a.tower, text=text)
     if names_ev != names:
         raise SystemExit(f"the two sets have different findings: {names} / {names_ev}")
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-6

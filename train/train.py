@@ -62,6 +62,10 @@ def parse_args(argv=None):
                          "model's first stage ran without it)")
     ap.add_argument("--seg-lr-scale", type=float, default=1.0,
                     help="learning rate of the segmentation decoder relative to --lr (CLIP does not reach it)")
+    ap.add_argument("--seg-from", type=float, default=0.0,
+                    help="the decoder (Dice + cross-entropy) joins once this fraction of the run is done: a "
+                         "contrastive step without it is ~3x cheaper on a CPU, so the alignment gets the early "
+                         "steps and the encoder the dense gradient later")
     ap.add_argument("--seg-batch", type=int, default=0,
                     help="samples of the global batch the decoder sees (0: all): the full-resolution decoder costs "
                          "~12x the encoder on the CPU, so a contrastive batch larger than the segmentation one")
@@ -349,6 +353,7 @@ def main(argv=None):
         lidx = gidx[rank * local:(rank + 1) * local]
         xb = cases.x[lidx]
         use_tma = a.w_tma > 0
+        use_seg = a.w_seg > 0 and progress >= a.seg_from
         views = D.make_views(xb, a.seed, step, lidx.tolist(), n_local=4 if use_tma else 0)
         views = [v.to(dev) for v in views]
         if a.text_aug > 0:
@@ -363,7 +368,7 @@ def main(argv=None):
             g["lr"] = lr_at(step, progress, a) * g.get("lr_scale", 1.0)
         model.tma.normalize_prototypes()
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
-            seg_arg = (True if seg_chunk == local_chunk else seg_chunk) if a.w_seg > 0 else False
+            seg_arg = (True if seg_chunk == local_chunk else seg_chunk) if use_seg else False
             emb, f4, logits = chunked(lambda c: model.encode_volume(c, segment=seg_arg), views[0], a.bn_shards)
             loss = torch.zeros(())
             l_clip = torch.zeros(())
@@ -382,7 +387,7 @@ def main(argv=None):
                 l_tma = L.tma_loss([s.float() for s in scores])
                 loss = loss + a.w_tma * l_tma
             l_seg = torch.zeros(())
-            if a.w_seg > 0:
+            if use_seg:
                 sidx = lidx.view(-1, local_chunk)[:, :seg_chunk].reshape(-1)  # the samples the decoder saw
                 l_seg = L.dice_ce_loss(logits.float(), cases.labels[sidx].to(dev), n_classes)
                 loss = loss + a.w_seg * l_seg
