@@ -31,15 +31,20 @@ def recall_at(sim, ks=(1, 5, 10)):
 
 
 @torch.no_grad()
+def text_embeddings(model, tok, length, texts, batch=32):
+    """[N, D] embeddings of texts (reports or prompts), tokenized to length, batch at a time."""
+    ids, mask = D.tokenize(tok, texts, length)
+    return torch.cat([model.encode_text(ids[i:i + batch], mask[i:i + batch])[0] for i in range(0, len(texts), batch)])
+
+
+@torch.no_grad()
 def evaluate(model, cfg, vocab, findings, cases, batch=4):
     model.eval()
     tok = D.tokenizer_for(vocab, cfg["text"])
     length = D.max_tokens(cfg["text"])
     prompts = [f[k] for f in findings for k in ("positive", "negative")]
-    ids, mask = D.tokenize(tok, prompts, length)
-    pemb, _ = model.encode_text(ids, mask)
-    ids, mask = D.tokenize(tok, cases.reports, length)
-    remb = torch.cat([model.encode_text(ids[i:i + 32], mask[i:i + 32])[0] for i in range(0, len(cases), 32)])
+    pemb = text_embeddings(model, tok, length, prompts, batch=len(prompts))
+    remb = text_embeddings(model, tok, length, cases.reports)
     ncls = cfg.get("segmentation", {}).get("classes", 0)
     vembs, inter, psum, tsum, present = [], torch.zeros(len(cases), ncls), torch.zeros(len(cases), ncls), \
         torch.zeros(len(cases), ncls), None

@@ -17,26 +17,22 @@ import torch
 import torch.nn.functional as F
 
 from train import data as D
-from train.evaluate import auroc
+from train.evaluate import auroc, text_embeddings
 from train.model import T3DModel, load_weights
 
 
-def features(model, cases, batch=16, tower="vision", text=None):
+def features(model, cases, batch=16, text=None):
     """[N, C] features and [N, findings] truth (0/1) of a CaseSet, names in manifest order:
-    pooled layer-4 features (vision) or the reports' text embeddings (text; text = (tokenizer,
-    length))."""
-    out = []
-    with torch.no_grad():
-        if tower == "text":
-            ids, mask = D.tokenize(text[0], cases.reports, text[1])
-            for i in range(0, len(cases), 32):
-                out.append(model.encode_text(ids[i:i + 32], mask[i:i + 32])[0])
-        else:
-            for i in range(0, len(cases), batch):
-                out.append(model.layer4(cases.x[i:i + batch]).mean(dim=(2, 3, 4)))
+    pooled layer-4 features, or with text = (tokenizer, length) the reports' text embeddings."""
+    if text:
+        x = text_embeddings(model, text[0], text[1], cases.reports)
+    else:
+        with torch.no_grad():
+            x = torch.cat([model.layer4(cases.x[i:i + batch]).mean(dim=(2, 3, 4))
+                           for i in range(0, len(cases), batch)])
     names = list(cases.records[0]["truth"].keys())
     truth = torch.tensor([[float(r["truth"][n]["present"]) for n in names] for r in cases.records])
-    return torch.cat(out), truth, names
+    return x, truth, names
 
 
 def fit_logistic(x, y, l2=1e-3, iters=200):
@@ -75,8 +71,8 @@ def main(argv=None):
         load_weights(model, torch.load(a.ckpt, map_location="cpu")["model"])
     model.eval()
     text = (D.tokenizer_for(vocab, cfg["text"]), D.max_tokens(cfg["text"])) if a.tower == "text" else None
-    xtr, ytr, names = features(model, D.CaseSet(a.train_cache, a.train_data), tower=a.tower, text=text)
-    xev, yev, names_ev = features(model, D.CaseSet(a.cache, a.data), tower=a.tower, text=text)
+    xtr, ytr, names = features(model, D.CaseSet(a.train_cache, a.train_data), text=text)
+    xev, yev, names_ev = features(model, D.CaseSet(a.cache, a.data), text=text)
     if names_ev != names:
         raise SystemExit(f"the two sets have different findings: {names} / {names_ev}")
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
