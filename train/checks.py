@@ -7,8 +7,9 @@
   grads A B                 -- two gradient dumps agree (distributed vs one process)
   resume CSV KILLED_AT INTERVAL -- after kill -9 and rerun the run resumed losing <= one interval
   phase                     -- train/model.py's phase-split stride-2 convolution equals F.conv3d
-                               (output, input and weight gradients) on odd and even sizes, and
-                               its pointwise head convolution equals nn.Conv3d
+                               (output, input and weight gradients) on odd and even sizes, its
+                               pointwise head convolution nn.Conv3d, and train/losses.py's Dice +
+                               CE its one-hot reference (value and gradient)
 Not a test runner."""
 import csv
 import json
@@ -134,6 +135,7 @@ def check_frozen(before, after):
 
 def check_phase():
     import torch.nn.functional as F
+    from train.losses import dice_ce_loss, dice_ce_loss_reference
     from train.model import phase_conv3d, use_phase_conv, PhaseConv3d, use_pointwise_conv, PointwiseConv3d
     g = torch.Generator().manual_seed(5)
     for shape, cin, cout, k in (((2, 1, 64, 64, 64), 1, 8, 7), ((1, 1, 17, 20, 9), 1, 4, 7),
@@ -163,6 +165,20 @@ def check_phase():
     gb = torch.autograd.grad(b, [x] + list(pw.parameters()), gy)
     err = max([float((a - b).abs().max())] + [float((p - q).abs().max()) for p, q in zip(ga, gb)])
     need(type(pw) is PointwiseConv3d and err < 1e-12, f"pointwise head conv = nn.Conv3d (max error {err:.2e})")
+    # the Dice + cross-entropy loss against its one-hot reference, on logits laid out as the
+    # pointwise head leaves them (channels innermost) and as a plain tensor
+    for channels_last in (True, False):
+        z = torch.randn((2, 9, 5, 6, 4), generator=g, dtype=torch.float64) * 3
+        if channels_last:
+            z = z.movedim(1, -1).contiguous().movedim(-1, 1)
+        z.requires_grad_()
+        lab = torch.randint(0, 9, (2, 5, 6, 4), generator=g)
+        lab[1][lab[1] == 3] = 4  # a class absent from one volume
+        a, b = dice_ce_loss(z, lab, 9), dice_ce_loss_reference(z, lab, 9)
+        ga, gb = torch.autograd.grad(a, z), torch.autograd.grad(b, z)
+        err = max(float((a - b).abs()), float((ga[0] - gb[0]).abs().max()))
+        need(err < 1e-12, f"Dice + CE loss = its one-hot reference (channels last {channels_last}, "
+                          f"loss {float(a):.6f}, max error {err:.2e})")
 
 
 def main():

@@ -117,23 +117,84 @@ class TMAHead(nn.Module):
         self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
 
 
+def _world():
+    import torch.distributed as dist
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def global_sum(x):
+    """x summed over the processes of a distributed run, with gradients (the backward all-reduces
+    the incoming gradient, so every process's x receives the sum of all processes' gradients, as
+    the one-process sum would give once DDP averages them); x itself in one process."""
+    if _world() == 1:
+        return x
+    import torch.distributed.nn.functional as dnn
+    return dnn.all_reduce(x)
+
+
+class GlobalBatchNorm3d(nn.BatchNorm3d):
+    """nn.BatchNorm3d (same parameters, buffers and state dict) whose training statistics cover the
+    global batch of a distributed run: per-channel sum and sum of squares are all-reduced with
+    gradients, so the forward and the gradients are those of one process on the whole batch. This
+    is SyncBatchNorm for gloo on CPUs (torch 1.13's nn.SyncBatchNorm runs on GPUs only). Every
+    process must make the same BatchNorm calls in the same order; `GlobalBatchNorm3d.enabled =
+    False` turns the exchange off (e.g. rank 0 alone re-estimating statistics at the end)."""
+
+    enabled = True
+
+    def forward(self, x):
+        world = _world()
+        if not (self.training and world > 1 and GlobalBatchNorm3d.enabled):
+            return super().forward(x)
+        c = x.shape[1]
+        dims = [0] + list(range(2, x.dim()))
+        n = x.numel() // c * world  # the processes' batches are equal by construction (train.py)
+        stats = global_sum(torch.cat([x.sum(dims), (x * x).sum(dims)]))
+        mean = stats[:c] / n
+        var = (stats[c:] / n - mean * mean).clamp_min(0)
+        scale = torch.rsqrt(var + self.eps) * self.weight
+        shift = self.bias - mean * scale
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                f = (1.0 / float(self.num_batches_tracked)) if self.momentum is None else self.momentum
+                if f:
+                    self.running_mean.lerp_(mean.detach(), f)
+                    self.running_var.lerp_(var.detach() * (n / max(n - 1, 1)), f)
+        shape = (1, c) + (1,) * (x.dim() - 2)
+        return x * scale.view(shape) + shift.view(shape)
+
+
+def use_global_bn(module):
+    """Turns every nn.BatchNorm3d under module into a GlobalBatchNorm3d in place."""
+    for m in module.modules():
+        if type(m) is nn.BatchNorm3d:
+            m.__class__ = GlobalBatchNorm3d
+    return module
+
+
 class Center(nn.Module):
     """Subtracts the batch mean of the projection outputs before the L2 normalisation (a running
     mean at evaluation), so that the component every embedding shares at initialisation does not
     pin all cosines near 1 and the contrastive gradients are not tiny. It has no weights: the export
     folds the running mean into the projection's last bias (exact for the C engine, which has no
-    such layer). Per process in a distributed run, as BatchNorm."""
+    such layer). Per process in a distributed run, as BatchNorm, unless `sync` (the trainer's
+    --sync-bn): then the mean of the global batch."""
 
     def __init__(self, dim, momentum=0.05, enabled=True):
         super().__init__()
         self.momentum, self.enabled = momentum, enabled
+        self.sync = False
         self.register_buffer("running", torch.zeros(dim))
 
     def forward(self, x):
         if not self.enabled:
             return x
         if self.training and x.shape[0] > 1:
-            m = x.mean(dim=0)
+            if self.sync and GlobalBatchNorm3d.enabled:
+                m = global_sum(x.sum(dim=0)) / (x.shape[0] * _world())
+            else:
+                m = x.mean(dim=0)
             with torch.no_grad():
                 self.running.lerp_(m.detach().float(), self.momentum)
             return x - m

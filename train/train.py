@@ -7,9 +7,12 @@ metrics; one or many processes (torchrun: gloo on CPU, NCCL on GPU).
 Distributed semantics: the global batch (--batch) is drawn from a seeded permutation and split
 in rank order; augmentations are seeded per (seed, step, sample index); CLIP logits and Sinkhorn
 codes cover the global batch; gradients are averaged with one all_reduce. BatchNorm statistics
-are per process (as DDP without SyncBatchNorm, which torch 1.13 runs on GPUs only); a one-process
-run reproduces that exactly with --bn-shards WORLD (the vision tower sees the batch in WORLD
-chunks), and --sync-bn makes the statistics global on GPUs.
+and the projections' centring are per process by default (as DDP without SyncBatchNorm); a
+one-process run reproduces that exactly with --bn-shards WORLD (the vision tower sees the batch in
+WORLD chunks). --sync-bn makes them global (nn.SyncBatchNorm on GPUs, train/model.py
+GlobalBatchNorm3d over gloo on CPUs) and deals the global batch round-robin (rank r takes samples
+r, r + WORLD, ...), so that the decoder's first --seg-batch samples are the global batch's first
+ones too: the run then has the gradients of one process on the whole batch.
 
   python -m train.train --template init.safetensors --cache c.safetensors --data DIR --out RUN ...
 Not the exporter (train/export.py) and not the data preparation (`t3d preprocess`)."""
@@ -27,7 +30,7 @@ import torch.nn as nn
 
 from train import data as D
 from train import losses as L
-from train.model import T3DModel, load_weights
+from train.model import GlobalBatchNorm3d, T3DModel, load_weights, use_global_bn
 
 
 def parse_args(argv=None):
@@ -88,7 +91,9 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bn-shards", type=int, default=1, help="one-process emulation of WORLD processes' BN")
-    ap.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm (GPU only in torch 1.13)")
+    ap.add_argument("--sync-bn", action="store_true",
+                    help="BatchNorm statistics and the projections' centring over the global batch (nn.SyncBatchNorm "
+                         "on GPUs, GlobalBatchNorm3d over gloo on CPUs): the one-process gradients at WORLD x the speed")
     ap.add_argument("--device", default="auto", help="cpu, cuda or auto")
     ap.add_argument("--no-bf16", action="store_true")
     ap.add_argument("--dump-grads", help="after step 1, save the averaged gradients here (tests)")
@@ -267,6 +272,8 @@ def main(argv=None):
         sys.exit(f"--batch {a.batch} is not a multiple of {world} processes")
     local = a.batch // world
     seg_global = a.seg_batch if 0 < a.seg_batch < a.batch else a.batch
+    if a.sync_bn and a.bn_shards > 1:
+        sys.exit("--bn-shards emulates per-process BatchNorm; --sync-bn makes it global: use one of them")
     chunks = world * max(a.bn_shards, 1)  # BatchNorm chunks of the global batch
     if seg_global % chunks:
         sys.exit(f"--seg-batch {seg_global} is not a multiple of {chunks} processes x shards")
@@ -299,8 +306,12 @@ def main(argv=None):
             sys.exit("--freeze-encoder trains the decoder alone: it needs --w-clip 0 --w-tma 0 and --w-seg > 0")
         for n, p in model.named_parameters():
             p.requires_grad = n.startswith("visual.seg.")
-    if a.sync_bn:
+    if a.sync_bn and dev.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    elif a.sync_bn:
+        use_global_bn(model.visual)
+    if a.sync_bn:
+        model.v_center.sync = model.t_center.sync = True
     model.to(dev)
     opt = torch.optim.AdamW(param_groups(model, a.wd, a.text_lr_scale, a.seg_lr_scale), lr=a.lr, betas=(0.9, 0.98))
     os.makedirs(a.out, exist_ok=True)
@@ -350,7 +361,7 @@ def main(argv=None):
         if progress >= 1.0:
             break
         gidx = D.global_batch_indices(len(cases), a.batch, a.seed, step)
-        lidx = gidx[rank * local:(rank + 1) * local]
+        lidx = gidx[rank::world] if a.sync_bn else gidx[rank * local:(rank + 1) * local]
         xb = cases.x[lidx]
         use_tma = a.w_tma > 0
         use_seg = a.w_seg > 0 and progress >= a.seg_from
@@ -438,6 +449,7 @@ def main(argv=None):
             atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": done,
                          "elapsed_s": elapsed_before + time.time() - t_start, "args": vars(a)}, ckpt_path)
         if not a.dump_grads and a.bn_recal > 0 and model.visual.seg is not None:
+            GlobalBatchNorm3d.enabled = False  # rank 0 alone: local statistics, no exchange
             recalibrate_bn(model, cases.x, a.bn_recal, local, a.seed, decoder_only=a.freeze_encoder)
             print(f"BatchNorm statistics re-estimated over {a.bn_recal} batches", file=sys.stderr)
         if not a.dump_grads:

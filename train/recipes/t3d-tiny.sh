@@ -52,7 +52,7 @@ N_TRAIN=${N_TRAIN:-800}
 N_EVAL=${N_EVAL:-200}
 TRAIN_SEED=100000
 EVAL_SEED=900000
-TRAIN_MIN=${TRAIN_MIN:-55}
+TRAIN_MIN=${TRAIN_MIN:-40}
 ABLATION_MIN=${ABLATION_MIN:-20}
 BRANCH_STEP=${BRANCH_STEP:-400}
 SEG_LR_SCALE=${SEG_LR_SCALE:-3}
@@ -66,7 +66,7 @@ SEG1=${SEG1:-1}
 SEG_FROM=${SEG_FROM:-0}
 PROCS=${PROCS:-2}
 THREADS=${THREADS:-1}
-SEG_MIN=${SEG_MIN:-15}
+SEG_MIN=${SEG_MIN:-14}
 SEG_BATCH2=${SEG_BATCH2:-8}
 ABLATION=${ABLATION:-0}
 PHANTOM_OPTS=${PHANTOM_OPTS:---matrix 128 --slice 4}
@@ -88,17 +88,24 @@ have "$WORK/eval" "$N_EVAL" || "$T3D" phantom --count "$N_EVAL" --seed $EVAL_SEE
   "$T3D" preprocess --data "$WORK/eval" --model "$WORK/init.safetensors" -o "$WORK/eval-cache.safetensors"
 t_data=$(date +%s)
 
-run() { # run-name lambda minutes threads [more train.train args]: one process
-  out=$WORK/$1 lambda=$2 minutes=$3 threads=$4
-  shift 4
-  echo "$(stamp) $out: CLIP + $lambda * TMA$([ "$SEG1" = 1 ] && echo " + Dice/CE on $SEG_BATCH"), batch $BATCH, lr $LR, $minutes min of wall time, $threads threads"
-  "$PY" -m train.train --template "$WORK/init.safetensors" --cache "$WORK/train-cache.safetensors" \
+run() { # run-name lambda minutes procs threads [more train.train args]: procs processes of threads
+  out=$WORK/$1 lambda=$2 minutes=$3 procs=$4 threads=$5
+  shift 5
+  echo "$(stamp) $out: CLIP + $lambda * TMA$([ "$SEG1" = 1 ] && echo " + Dice/CE on $SEG_BATCH"), batch $BATCH, lr $LR, $minutes min of wall time, $procs x $threads threads"
+  if [ "$procs" -gt 1 ]; then
+    set -- --sync-bn --device cpu "$@"
+    launch="-m train.torchrun --standalone --nproc_per_node $procs"
+  else
+    launch=""
+  fi
+  # shellcheck disable=SC2086
+  OMP_NUM_THREADS=$threads "$PY" $launch -m train.train --template "$WORK/init.safetensors" --cache "$WORK/train-cache.safetensors" \
     --data "$WORK/train" --threads "$threads" --out "$out" --steps "$MAX_STEPS" --time-budget "$minutes" \
     --batch "$BATCH" --seg-batch "$SEG_BATCH" --lr "$LR" --text-lr-scale "$TEXT_LR_SCALE" \
     --seg-lr-scale "$SEG_LR_SCALE" --warmup 30 --w-clip 1 --w-tma "$lambda" --w-seg "$SEG1" --ckpt-every 50 \
     --log-every 10 --bn-recal 50 --seg-from "$SEG_FROM" "$@" 2> "$out.log"
 }
-run t3d-tiny "$LAMBDA" "$TRAIN_MIN" "$((PROCS * THREADS))" --keep-at "$BRANCH_STEP"
+run t3d-tiny "$LAMBDA" "$TRAIN_MIN" "$PROCS" "$THREADS" --keep-at "$BRANCH_STEP"
 # Stage 2, segmentation fine-tuning: the decoder alone on SEG_BATCH2 volumes a step (every one of
 # them through the decoder), SEG_MIN minutes, PROCS processes; the encoder, the projections and the
 # text tower stay as stage 1 left them (the encoder in inference mode), so zero-shot and retrieval
@@ -114,8 +121,8 @@ t_train=$(date +%s)
 echo "$(stamp) wrote $OUT: data $((t_data - t0)) s, training $((t_train - t_data)) s"
 if [ "$ABLATION" = 1 ]; then
   branch=$WORK/t3d-tiny/step-$BRANCH_STEP.pt
-  run ablation-clip-tma "$LAMBDA" "$ABLATION_MIN" 1 --init "$branch" &
-  run ablation-clip-only 0 "$ABLATION_MIN" 1 --init "$branch"
+  run ablation-clip-tma "$LAMBDA" "$ABLATION_MIN" 1 1 --init "$branch" &
+  run ablation-clip-only 0 "$ABLATION_MIN" 1 1 --init "$branch"
   wait
 fi
 
