@@ -346,3 +346,91 @@ void t3d_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
 #endif
   t3d_cpu_sgemm_blocked(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, threads);
 }
+
+/* ---- linear layers on weights packed once at load ------------------------------------------
+ * A linear weight w[N, K] (y = x w^T) is the B operand of C[M, N] += A[M, K] B[K, N]. Packed, it
+ * is ceil(N / NR) column panels of K rows of NR floats, [panel][k][NR], zeros past N: for every
+ * KC slice a panel is the micro-kernels' packed B operand as it stands, so the GEMM packs only
+ * the activations (cheap: M is the token count) and never the weights, which OpenBLAS repacks on
+ * every call (a tenth of the text tower's time). */
+
+int64_t t3d_cpu_packed_linear_floats(int64_t N, int64_t K) { return (N + NR - 1) / NR * NR * K; }
+
+void t3d_cpu_pack_linear_weight(float *restrict dst, const float *restrict w, int64_t N, int64_t K)
+{
+  for (int64_t q = 0; q < (N + NR - 1) / NR; q++) {
+    float *panel = dst + q * K * NR;
+    for (int c = 0; c < NR; c++) {
+      const int64_t n = q * NR + c;
+      for (int64_t k = 0; k < K; k++)
+        panel[k * NR + c] = n < N ? w[n * K + k] : 0.0f;
+    }
+  }
+}
+
+#define MC_PANELS 16 /* A panels packed at once per thread: 16 x MR x KC floats (96-192 KiB, L2) */
+
+/* C rows [p_lo, p_hi) x MR, panels [q_lo, q_hi) of C += A Bp, on the calling thread; apack holds
+ * MC_PANELS * mr * KC floats, or is NULL (then unpacked, slowly: the GEMM cannot fail). */
+static void packed_b_task(const ukernel *uk, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                          const float *Bp, float *C, int64_t ldc, int64_t p_lo, int64_t p_hi, int64_t q_lo,
+                          int64_t q_hi, float *apack)
+{
+  const int mr = uk->mr;
+  if (!apack) {
+    for (int64_t i = p_lo * mr; i < M && i < p_hi * mr; i++)
+      for (int64_t n = q_lo * NR; n < N && n < q_hi * NR; n++) {
+        const float *b = Bp + (n / NR) * K * NR + n % NR;
+        float s = 0.0f;
+        for (int64_t k = 0; k < K; k++)
+          s += A[i * lda + k] * b[k * NR];
+        C[i * ldc + n] += s;
+      }
+    return;
+  }
+  for (int64_t pc = 0; pc < K; pc += KC) {
+    const int64_t kc = K - pc < KC ? K - pc : KC;
+    for (int64_t ic = p_lo; ic < p_hi; ic += MC_PANELS) {
+      const int64_t ie = ic + MC_PANELS < p_hi ? ic + MC_PANELS : p_hi;
+      for (int64_t p = ic; p < ie; p++)
+        pack_a_panel(apack + (p - ic) * mr * kc, false, A, lda, p * mr, M - p * mr, pc, kc, mr);
+      for (int64_t q = q_lo; q < q_hi; q++) {
+        const float *b = Bp + q * K * NR + pc * NR;
+        const int cols = N - q * NR < NR ? (int)(N - q * NR) : NR;
+        for (int64_t p = ic; p < ie; p++) {
+          const int rows = M - p * mr < mr ? (int)(M - p * mr) : mr;
+          uk->fn(kc, apack + (p - ic) * mr * kc, b, C + p * mr * ldc + q * NR, ldc, rows, cols, 1.0f);
+        }
+      }
+    }
+  }
+}
+
+void t3d_cpu_sgemm_packed_b(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *Bp, float *C,
+                            int64_t ldc, int threads)
+{
+  const ukernel uk = pick_ukernel();
+  const int64_t mpanels = (M + uk.mr - 1) / uk.mr, npanels = (N + NR - 1) / NR;
+  int nt;
+  if (M <= 0 || N <= 0 || K <= 0)
+    return;
+  nt = t3d_cpu_threads_for(threads, M * N * K);
+  /* Threads take row ranges while there are enough (each packs only its own rows), else column
+   * ranges (each packs the few rows: M small, e.g. one pooled vector). */
+  const bool by_rows = mpanels >= 4 * (int64_t)nt;
+  const int64_t parts = by_rows ? mpanels : npanels;
+  if (nt > parts)
+    nt = (int)parts;
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = nt > 1 ? t3d_cpu_omp_thread() : 0;
+    const int64_t lo = parts * t / nt, hi = parts * (t + 1) / nt;
+    const int64_t mc = (mpanels < MC_PANELS ? mpanels : MC_PANELS) * uk.mr, kc = K < KC ? K : KC;
+    float *apack = t3d_aligned_alloc((size_t)(mc * kc) * sizeof(float));
+    if (by_rows)
+      packed_b_task(&uk, M, N, K, A, lda, Bp, C, ldc, lo, hi, 0, npanels, apack);
+    else
+      packed_b_task(&uk, M, N, K, A, lda, Bp, C, ldc, 0, mpanels, lo, hi, apack);
+    t3d_aligned_free(apack);
+  }
+}
