@@ -4,7 +4,8 @@
 # 1. phantoms with `t3d phantom`: N_TRAIN training cases from seed 100000, N_EVAL evaluation cases
 #    from seed 900000 (disjoint seed ranges; case i uses seed S+i), both at PHANTOM_OPTS;
 # 2. training caches with `t3d preprocess` (the engine's own preprocessing: what analyze feeds);
-# 3. stage 1, one run from seeded random weights on one process of PROCS x THREADS threads: every
+# 3. stage 1, one run from seeded random weights on one process of PROCS x THREADS threads (with
+#    STAGE1_PROCS=N: N processes with --sync-bn, see below): every
 #    step sums CLIP (symmetric InfoNCE over BATCH volumes and their reports) and LAMBDA * TMA (2
 #    global + 4 local views of the same volumes), for TRAIN_MIN minutes of wall time (the cosine
 #    schedule follows elapsed time, so a busy machine trains fewer steps, an idle one more);
@@ -28,16 +29,18 @@
 #    exported): from scratch, an arm that short would not leave chance-level CLIP;
 # 5. evaluation of the runs on the evaluation phantoms (train/evaluate.py, model grid) and
 #    `t3d eval` of OUT (series grid; the reference figures in README).
-# Why stage 1 is one process and stage 2 two: on 2 cores two 1-thread processes make ~1.8x the
-# steps of one 2-thread process (PyTorch 1.13's intra-op threading gains little on these small 3D
-# convolutions), but each process then normalises (BatchNorm, the projections' centring) over its
-# half of the batch, and with that CLIP did not learn: a whole 55-min stage 1 run that way made
-# 1867 steps and sat at ln(16) throughout (README). The decoder's Dice + cross-entropy has no such
-# problem, and stage 2 takes the speed.
+# Why stage 1 is one process and stage 2 two: on 2 cores two 1-thread processes make more steps than
+# one 2-thread process (PyTorch 1.13's intra-op threading gains little on these small 3D
+# convolutions), but without --sync-bn each process normalised (BatchNorm, the projections'
+# centring) over its half of the batch, and CLIP did not learn (a whole 55-min stage 1 sat at
+# ln(16), README). With --sync-bn (STAGE1_PROCS=2) the two processes compute the one-process
+# step (tests/test-train-ddp.sh) at 0.48 steps/s against 0.375, but the one 40-min run made that
+# way (1300 steps) also sat at ln(16) (README: "Stage 1 on two processes"), so the default stays
+# one process. The decoder's Dice + cross-entropy in stage 2 has no such problem and takes the speed.
 # Knobs (environment, defaults in brackets): T3D [_build/t3d], PY [.venv/bin/python],
 # WORK [runs/t3d-tiny], OUT [models/t3d-tiny.safetensors], N_TRAIN [800], N_EVAL [200],
 # TRAIN_MIN [55], ABLATION_MIN [20], BRANCH_STEP [400], MAX_STEPS [20000], BATCH [16], SEG_BATCH [4], LR [1e-3],
-# TEXT_LR_SCALE [0.5], SEG_LR_SCALE [3], LAMBDA [0.5], SEG1 [1], SEG_FROM [0], PROCS [2], THREADS [1] (per process), SEG_MIN [15],
+# TEXT_LR_SCALE [0.5], SEG_LR_SCALE [3], LAMBDA [0.5], SEG1 [1], SEG_FROM [0], PROCS [2], THREADS [1] (per process), STAGE1_PROCS [1], SEG_MIN [15],
 # SEG_BATCH2 [8], ABLATION [0], PHANTOM_OPTS [--matrix 128 --slice 4: a quarter of the voxels of a
 # typical series, which the 6 mm model grid does not miss, so that generation takes minutes].
 # Run it on an otherwise idle machine: with TRAIN_MIN fixed, every CPU second taken by something
@@ -52,7 +55,7 @@ N_TRAIN=${N_TRAIN:-800}
 N_EVAL=${N_EVAL:-200}
 TRAIN_SEED=100000
 EVAL_SEED=900000
-TRAIN_MIN=${TRAIN_MIN:-40}
+TRAIN_MIN=${TRAIN_MIN:-55}
 ABLATION_MIN=${ABLATION_MIN:-20}
 BRANCH_STEP=${BRANCH_STEP:-400}
 SEG_LR_SCALE=${SEG_LR_SCALE:-3}
@@ -66,7 +69,8 @@ SEG1=${SEG1:-1}
 SEG_FROM=${SEG_FROM:-0}
 PROCS=${PROCS:-2}
 THREADS=${THREADS:-1}
-SEG_MIN=${SEG_MIN:-14}
+STAGE1_PROCS=${STAGE1_PROCS:-1}
+SEG_MIN=${SEG_MIN:-15}
 SEG_BATCH2=${SEG_BATCH2:-8}
 ABLATION=${ABLATION:-0}
 PHANTOM_OPTS=${PHANTOM_OPTS:---matrix 128 --slice 4}
@@ -105,7 +109,7 @@ run() { # run-name lambda minutes procs threads [more train.train args]: procs p
     --seg-lr-scale "$SEG_LR_SCALE" --warmup 30 --w-clip 1 --w-tma "$lambda" --w-seg "$SEG1" --ckpt-every 50 \
     --log-every 10 --bn-recal 50 --seg-from "$SEG_FROM" "$@" 2> "$out.log"
 }
-run t3d-tiny "$LAMBDA" "$TRAIN_MIN" "$PROCS" "$THREADS" --keep-at "$BRANCH_STEP"
+run t3d-tiny "$LAMBDA" "$TRAIN_MIN" "$STAGE1_PROCS" "$((PROCS * THREADS / STAGE1_PROCS))" --keep-at "$BRANCH_STEP"
 # Stage 2, segmentation fine-tuning: the decoder alone on SEG_BATCH2 volumes a step (every one of
 # them through the decoder), SEG_MIN minutes, PROCS processes; the encoder, the projections and the
 # text tower stay as stage 1 left them (the encoder in inference mode), so zero-shot and retrieval
