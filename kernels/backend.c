@@ -169,8 +169,7 @@ t3d_status t3d_backend_weight_upload(t3d_backend *be, t3d_tensor *dev, const t3d
       t3d_tensor_numel(host) < 1)
     return t3d_error(T3D_ERR_SHAPE, "t3d_backend_weight_upload: %s is not an f32 weight of %s",
                      t3d_tensor_describe(host, d, sizeof d), t3d_op_name(op));
-  if (be->ops->pack_weight &&
-      t3d_backend_supports(be, op, be->precision == T3D_PRECISION_BF16 ? T3D_BF16 : T3D_F32_PACKED))
+  if (be->precision == T3D_PRECISION_BF16 && be->ops->pack_weight && t3d_backend_supports(be, op, T3D_BF16))
     return be->ops->pack_weight(be, dev, host, op);
   T3D_TRY(t3d_backend_tensor_new(be, dev, T3D_F32, host->ndim, host->shape));
   t3d_status s = t3d_backend_upload(be, dev, host);
@@ -343,18 +342,14 @@ static t3d_status check_backend_w(const t3d_backend *be, t3d_op op, t3d_dtype wd
     return t3d_error(T3D_ERR_INVALID_ARG, "t3d_op_%s: backend is NULL", t3d_op_name(op));
   if (!has_entry(be->ops, op) || !t3d_backend_supports(be, op, wdtype))
     return t3d_error(T3D_ERR_UNSUPPORTED, "t3d_op_%s: the %s backend does not support this op for %s",
-                     t3d_op_name(op), be->ops->name ? be->ops->name : "unnamed", t3d_dtype_name(wdtype));
+                     t3d_op_name(op), be->ops->name ? be->ops->name : "unnamed", wdtype == T3D_BF16 ? "bf16" : "f32");
   return T3D_OK;
 }
 
 static t3d_status check_backend(const t3d_backend *be, t3d_op op) { return check_backend_w(be, op, T3D_F32); }
 
-/* Weights of conv3d, conv3d_transpose, linear: f32, or bf16 / packed f32 from
- * t3d_backend_weight_upload (the backend's supports_op says which ops take them). */
-static t3d_dtype weight_dtype(const t3d_tensor *w)
-{
-  return w && (w->dtype == T3D_BF16 || w->dtype == T3D_F32_PACKED) ? w->dtype : T3D_F32;
-}
+/* Weights of conv3d, conv3d_transpose, linear: f32, or bf16 from t3d_backend_weight_upload. */
+static t3d_dtype weight_dtype(const t3d_tensor *w) { return w && w->dtype == T3D_BF16 ? T3D_BF16 : T3D_F32; }
 
 static t3d_status check_triple(const char *op, const char *what, const int v[3], int min)
 {

@@ -112,10 +112,9 @@ typedef struct t3d_backend_ops {
    * the largest (the first NaN wins), as torch.argmax */
   t3d_status (*argmax)(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
 
-  /* Optional (NULL: weights stay plain f32): host f32 weights of op (conv3d, conv3d_transpose,
-   * linear) into dev in the backend's own layout, as T3D_BF16 when the backend's precision is
-   * bf16, else as T3D_F32_PACKED; called by t3d_backend_weight_upload for the ops and dtype
-   * that supports_op accepts. */
+  /* Optional (NULL: weights stay f32): host f32 weights of op (conv3d, conv3d_transpose, linear)
+   * into dev as T3D_BF16 in the backend's own layout; called by t3d_backend_weight_upload when
+   * the backend's precision is bf16. */
   t3d_status (*pack_weight)(t3d_backend *be, t3d_tensor *dev, const t3d_tensor *host, t3d_op op);
 } t3d_backend_ops;
 
@@ -214,9 +213,8 @@ t3d_status t3d_backend_download(t3d_backend *be, t3d_tensor *host, const t3d_ten
 /* Weights of op (T3D_OP_CONV3D, T3D_OP_CONV3D_TRANSPOSE or T3D_OP_LINEAR) into a new backend
  * tensor *dev (t3d_backend_tensor_free), converted and laid out once here for the backend's
  * precision: with BF16 (and a backend that packs) dev is T3D_BF16 with host's shape but the
- * backend's own byte layout, so pass it only to that op, never to download; at fp32 it is
- * T3D_F32_PACKED (the same) where the backend packs that op's f32 weights (the CPU backend's
- * linear weights), else a plain f32 copy. host: f32 host memory of the op's weight shape. */
+ * backend's own byte layout, so pass it only to that op, never to download; else a plain f32
+ * copy. host: f32 host memory of the op's weight shape. */
 t3d_status t3d_backend_weight_upload(t3d_backend *be, t3d_tensor *dev, const t3d_tensor *host, t3d_op op);
 
 /* Checked op wrappers: validate dtypes and shapes (clear T3D_ERR_SHAPE message naming the

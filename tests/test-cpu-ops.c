@@ -669,56 +669,6 @@ static void test_linear(void)
   rm(&y);
 }
 
-/* Linear weights packed at load (T3D_F32_PACKED, t3d_cpu_sgemm_packed_b): the layout, and the
- * op against a double reference on shapes that leave partial row panels (M not a multiple of 6 or
- * 12), partial column panels (N not a multiple of 16), K past one 256-deep slice, one row (the
- * threads then split the columns) and enough rows to split them. */
-static void test_linear_packed(void)
-{
-  static const int64_t sizes[][3] = {{1, 1, 1},    {5, 7, 3},     {6, 16, 256}, {7, 17, 257},
-                                     {1, 300, 40}, {37, 45, 300}, {13, 150, 3}, {301, 70, 600}};
-  t3d_dtype d;
-  CHECK(!t3d_dtype_from_name("F32_PACKED", &d)); /* a layout, never a file's dtype */
-  for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++) {
-    const int64_t M = sizes[c][0], N = sizes[c][1], K = sizes[c][2];
-    t3d_tensor x = mk_rand(2, M, K, 0, 0, 0, -1, 1), w = mk_rand(2, N, K, 0, 0, 0, -1, 1);
-    t3d_tensor b = mk_rand(1, N, 0, 0, 0, 0, -1, 1), y = mk(T3D_F32, 2, M, N, 0, 0, 0), wp;
-    double *want = malloc((size_t)(M * N) * sizeof *want), *want_nb = malloc((size_t)(M * N) * sizeof *want_nb);
-    int64_t bad = 0;
-    for (int64_t i = 0; i < M; i++)
-      for (int64_t o = 0; o < N; o++) {
-        double s = 0;
-        for (int64_t k = 0; k < K; k++)
-          s += (double)F(&x)[i * K + k] * F(&w)[o * K + k];
-        want_nb[i * N + o] = s;
-        want[i * N + o] = s + F(&b)[o];
-      }
-    CHECK_STATUS(t3d_backend_weight_upload(be, &wp, &w, T3D_OP_LINEAR), T3D_OK);
-    CHECK_INT_EQ(wp.dtype, T3D_F32_PACKED);
-    CHECK(wp.ndim == 2 && wp.shape[0] == N && wp.shape[1] == K);
-    for (int64_t q = 0; q < (N + 15) / 16; q++) /* [panel][k][16], zeros past N */
-      for (int64_t k = 0; k < K; k++)
-        for (int64_t j = 0; j < 16; j++)
-          bad += F(&wp)[(q * K + k) * 16 + j] != (q * 16 + j < N ? F(&w)[(q * 16 + j) * K + k] : 0.0f);
-    CHECK_INT_EQ(bad, 0);
-    for (int64_t i = 0; i < M * N; i++)
-      F(&y)[i] = NAN; /* y's old contents never leak through */
-    CHECK_STATUS(t3d_op_linear(be, &y, &x, &wp, &b), T3D_OK);
-    check_close("linear, packed weight", F(&y), want, M * N, 1e-4, 1e-5 * sqrt((double)K));
-    for (int64_t i = 0; i < M * N; i++)
-      F(&y)[i] = NAN;
-    CHECK_STATUS(t3d_op_linear(be, &y, &x, &wp, NULL), T3D_OK);
-    check_close("linear, packed weight, no bias", F(&y), want_nb, M * N, 1e-4, 1e-5 * sqrt((double)K));
-    t3d_backend_tensor_free(be, &wp);
-    rm(&x);
-    rm(&w);
-    rm(&b);
-    rm(&y);
-    free(want);
-    free(want_nb);
-  }
-}
-
 static void attention_ref(double *y, const t3d_tensor *q, const t3d_tensor *k, const t3d_tensor *v,
                           const int32_t *mask, int heads)
 {
@@ -1002,7 +952,6 @@ int main(void)
     test_resample();
     test_sgemm_modes();
     test_linear();
-    test_linear_packed();
     test_attention();
     test_conv_wrapper_and_fold();
     test_wrapper_errors();

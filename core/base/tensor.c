@@ -12,7 +12,7 @@ static const struct {
   size_t size;
 } dtype_info[T3D_DTYPE_COUNT] = {
   [T3D_F32] = {"F32", 4}, [T3D_F16] = {"F16", 2}, [T3D_BF16] = {"BF16", 2},
-  [T3D_I32] = {"I32", 4}, [T3D_U8] = {"U8", 1}, [T3D_F32_PACKED] = {"F32_PACKED", 4},
+  [T3D_I32] = {"I32", 4}, [T3D_U8] = {"U8", 1},
 };
 
 size_t t3d_dtype_size(t3d_dtype dtype)
@@ -28,7 +28,7 @@ const char *t3d_dtype_name(t3d_dtype dtype)
 bool t3d_dtype_from_name(const char *name, t3d_dtype *out)
 {
   for (int i = 0; name && i < T3D_DTYPE_COUNT; i++) {
-    if (i != T3D_F32_PACKED && strcmp(name, dtype_info[i].name) == 0) { /* a layout, not a file dtype */
+    if (strcmp(name, dtype_info[i].name) == 0) {
       *out = (t3d_dtype)i;
       return true;
     }
@@ -67,7 +67,7 @@ size_t t3d_tensor_nbytes(const t3d_tensor *t)
 
 char *t3d_tensor_describe(const t3d_tensor *t, char *buf, size_t size)
 {
-  static const char *const lower[T3D_DTYPE_COUNT] = {"f32", "f16", "bf16", "i32", "u8", "f32-packed"};
+  static const char *const lower[T3D_DTYPE_COUNT] = {"f32", "f16", "bf16", "i32", "u8"};
   size_t used;
   if (size == 0)
     return buf;
@@ -231,7 +231,6 @@ void t3d_convert_to_f32(float *dst, const void *src, t3d_dtype src_dtype, size_t
   case T3D_BF16: for (size_t i = 0; i < n; i++) dst[i] = t3d_bf16_to_f32(h[i]); break;
   case T3D_I32: for (size_t i = 0; i < n; i++) dst[i] = (float)((const int32_t *)src)[i]; break;
   case T3D_U8: for (size_t i = 0; i < n; i++) dst[i] = (float)((const uint8_t *)src)[i]; break;
-  case T3D_F32_PACKED: /* a backend layout, never a file's: not converted element by element */
   case T3D_DTYPE_COUNT: break;
   }
 }

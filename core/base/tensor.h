@@ -17,10 +17,7 @@ extern "C" {
 #define T3D_MAX_DIMS 5
 #define T3D_ALIGN 64 /* every owned tensor and arena block starts on a cache line */
 
-/* T3D_F32_PACKED: f32 weights in a backend's own byte layout (kernels/cpu/cpu.h, the CPU backend's
- * linear weights), made by t3d_backend_weight_upload; never read from or written to a file
- * (t3d_dtype_from_name does not know it). */
-typedef enum { T3D_F32 = 0, T3D_F16, T3D_BF16, T3D_I32, T3D_U8, T3D_F32_PACKED, T3D_DTYPE_COUNT } t3d_dtype;
+typedef enum { T3D_F32 = 0, T3D_F16, T3D_BF16, T3D_I32, T3D_U8, T3D_DTYPE_COUNT } t3d_dtype;
 
 typedef struct t3d_tensor {
   t3d_dtype dtype;

@@ -23,8 +23,6 @@ static bool cpu_supports_op(const t3d_backend *be, t3d_op op, t3d_dtype dtype)
   (void)be;
   if (dtype == T3D_BF16) /* bf16 weights (kernels/cpu/bf16.h) */
     return op == T3D_OP_CONV3D || op == T3D_OP_CONV3D_TRANSPOSE || op == T3D_OP_LINEAR;
-  if (dtype == T3D_F32_PACKED) /* f32 linear weights packed at load (kernels/cpu/cpu.h) */
-    return op == T3D_OP_LINEAR;
   return (unsigned)op < T3D_OP_COUNT && dtype == T3D_F32;
 }
 
@@ -81,20 +79,6 @@ static t3d_status cpu_synchronize(t3d_backend *be)
   return T3D_OK; /* every CPU op has finished when it returns */
 }
 
-/* Weights laid out once at load: bf16 for conv3d, conv3d_transpose and linear on a bf16 backend;
- * at fp32, the linear weights packed for t3d_cpu_sgemm_packed_b (cpu_supports_op). */
-static t3d_status cpu_pack_weight(t3d_backend *be, t3d_tensor *dev, const t3d_tensor *host, t3d_op op)
-{
-  if (be->precision == T3D_PRECISION_BF16)
-    return t3d_cpu_bf16_pack_weight(be, dev, host, op);
-  if (op != T3D_OP_LINEAR || host->dtype != T3D_F32 || host->ndim != 2 || !host->data) {
-    memset(dev, 0, sizeof *dev);
-    return t3d_error(T3D_ERR_SHAPE, "CPU backend: only f32 linear weights are packed at fp32 (got %s)",
-                     t3d_op_name(op));
-  }
-  return t3d_cpu_f32_pack_linear(be, dev, host);
-}
-
 static const t3d_backend_ops cpu_ops = {
     .name = "cpu",
     .supports_op = cpu_supports_op,
@@ -120,7 +104,7 @@ static const t3d_backend_ops cpu_ops = {
     .concat = t3d_cpu_concat,
     .resample_trilinear = t3d_cpu_resample_trilinear,
     .argmax = t3d_cpu_argmax,
-    .pack_weight = cpu_pack_weight,
+    .pack_weight = t3d_cpu_bf16_pack_weight,
 };
 
 /* AUTO -> BF16 only where the CPU has native bf16 arithmetic; an explicit BF16 without it runs

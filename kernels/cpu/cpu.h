@@ -30,17 +30,6 @@ void t3d_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
 void t3d_cpu_sgemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                            const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                            float *C, int64_t ldc, int threads);
-/* Linear weights packed once at load (T3D_F32_PACKED on the fp32 CPU backend): w[N, K] as
- * ceil(N/16) panels [panel][k][16], zeros past N (t3d_cpu_packed_linear_floats floats).
- * t3d_cpu_sgemm_packed_b: C[M, N] += A[M, K] w^T with w so packed, on t3d_cpu_sgemm_blocked's
- * micro-kernels; only A is packed per call. Cannot fail (unpacked fallback without scratch). */
-int64_t t3d_cpu_packed_linear_floats(int64_t N, int64_t K);
-void t3d_cpu_pack_linear_weight(float *dst, const float *w, int64_t N, int64_t K);
-void t3d_cpu_sgemm_packed_b(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *Bp, float *C,
-                            int64_t ldc, int threads);
-/* kernels/cpu/linear.c: host f32 linear weight -> dev T3D_F32_PACKED (the backend's pack_weight
- * at fp32) */
-t3d_status t3d_cpu_f32_pack_linear(t3d_backend *be, t3d_tensor *dev, const t3d_tensor *host);
 
 /* kernels/cpu/conv.c */
 t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,

@@ -8,24 +8,7 @@
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/cpu_simd.h"
 
-t3d_status t3d_cpu_f32_pack_linear(t3d_backend *be, t3d_tensor *dev, const t3d_tensor *host)
-{
-  const int64_t out = host->shape[0], in = host->shape[1];
-  void *data = NULL;
-  memset(dev, 0, sizeof *dev);
-  T3D_TRY(be->ops->alloc(be, &data, (size_t)t3d_cpu_packed_linear_floats(out, in) * sizeof(float)));
-  t3d_cpu_pack_linear_weight(data, host->data, out, in);
-  dev->dtype = T3D_F32_PACKED;
-  dev->ndim = 2;
-  memcpy(dev->shape, host->shape, sizeof dev->shape);
-  dev->data = data;
-  dev->owned = false;
-  return T3D_OK;
-}
-
-/* y[M, Out] = x[M, In] w[Out, In]^T + b: y is filled with b first and the GEMM adds to it. w is
- * plain f32 (OpenBLAS or t3d's GEMM, which pack it on every call) or T3D_F32_PACKED (packed at
- * load: t3d_cpu_sgemm_packed_b). */
+/* y[M, Out] = x[M, In] w[Out, In]^T + b: y is filled with b first and the GEMM adds to it. */
 t3d_status t3d_cpu_linear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
                           const t3d_tensor *b)
 {
@@ -36,12 +19,6 @@ t3d_status t3d_cpu_linear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
 #pragma omp parallel for num_threads(t3d_cpu_threads_for(be->threads, M * out)) schedule(static)
     for (int64_t i = 0; i < M; i++)
       memcpy(yd + i * out, bd, (size_t)out * sizeof *yd);
-  }
-  if (w->dtype == T3D_F32_PACKED) {
-    if (!b)
-      memset(yd, 0, (size_t)(M * out) * sizeof *yd);
-    t3d_cpu_sgemm_packed_b(M, out, in, x->data, in, w->data, yd, out, be->threads);
-    return T3D_OK;
   }
   t3d_cpu_sgemm(false, true, M, out, in, 1.0f, x->data, in, w->data, in, b ? 1.0f : 0.0f, yd, out, be->threads);
   return T3D_OK;
