@@ -93,7 +93,7 @@ def parse_args(argv=None):
     ap.add_argument("--bn-shards", type=int, default=1, help="one-process emulation of WORLD processes' BN")
     ap.add_argument("--sync-bn", action="store_true",
                     help="BatchNorm statistics and the projections' centring over the global batch (nn.SyncBatchNorm "
-                         "on GPUs, GlobalBatchNorm3d over gloo on CPUs): the one-process gradients at WORLD x the speed")
+                         "on GPUs, GlobalBatchNorm3d over gloo on CPUs), the batch dealt round-robin: one process's gradients")
     ap.add_argument("--device", default="auto", help="cpu, cuda or auto")
     ap.add_argument("--no-bf16", action="store_true")
     ap.add_argument("--dump-grads", help="after step 1, save the averaged gradients here (tests)")
