@@ -4,8 +4,8 @@
 # 1. phantoms with `t3d phantom`: N_TRAIN training cases from seed 100000, N_EVAL evaluation cases
 #    from seed 900000 (disjoint seed ranges; case i uses seed S+i), both at PHANTOM_OPTS;
 # 2. training caches with `t3d preprocess` (the engine's own preprocessing: what analyze feeds);
-# 3. stage 1, one run from seeded random weights on one process of PROCS x THREADS threads (with
-#    STAGE1_PROCS=N: N processes with --sync-bn, see below): every
+# 3. stage 1, one run from seeded random weights on STAGE1_PROCS processes with --sync-bn (1: one
+#    process of PROCS x THREADS threads; see below): every
 #    step sums CLIP (symmetric InfoNCE over BATCH volumes and their reports) and LAMBDA * TMA (2
 #    global + 4 local views of the same volumes), for TRAIN_MIN minutes of wall time (the cosine
 #    schedule follows elapsed time, so a busy machine trains fewer steps, an idle one more);
@@ -19,7 +19,7 @@
 #    only (README: the bundled model). SEG_FROM=F keeps the decoder out of the first F of stage 1
 #    (CLIP steps ~3x cheaper early, the dense gradient later): measured with F=0.45, LAMBDA=0,
 #    TRAIN_MIN=38 on one thread beside the TMA arm, SEG_MIN=14 (56 min, within the hour), it raised
-#    macro AUROC to 0.639 but lost spleen, kidney and bone (README), so the default is 0;
+#    macro AUROC to 0.639 but lost spleen, kidney and bone (README); the shipped run uses 0.15;
 #    stage 2, segmentation fine-tuning: the decoder alone (--freeze-encoder) for SEG_MIN minutes,
 #    data-parallel over PROCS processes of THREADS threads, SEG_BATCH2 volumes a step; exported to
 #    OUT with the findings' prompts (train/recipes/findings.json);
@@ -29,18 +29,18 @@
 #    exported): from scratch, an arm that short would not leave chance-level CLIP;
 # 5. evaluation of the runs on the evaluation phantoms (train/evaluate.py, model grid) and
 #    `t3d eval` of OUT (series grid; the reference figures in README).
-# Why stage 1 is one process and stage 2 two: on 2 cores two 1-thread processes make more steps than
-# one 2-thread process (PyTorch 1.13's intra-op threading gains little on these small 3D
-# convolutions), but without --sync-bn each process normalised (BatchNorm, the projections'
-# centring) over its half of the batch, and CLIP did not learn (a whole 55-min stage 1 sat at
-# ln(16), README). With --sync-bn (STAGE1_PROCS=2) the two processes compute the one-process
-# step (tests/test-train-ddp.sh) at 0.48 steps/s against 0.375, but the one 40-min run made that
-# way (1300 steps) also sat at ln(16) (README: "Stage 1 on two processes"), so the default stays
-# one process. The decoder's Dice + cross-entropy in stage 2 has no such problem and takes the speed.
+# Why both stages run as two 1-thread processes on 2 cores: they make more steps than one 2-thread
+# process (PyTorch 1.13's intra-op threading gains little on these small 3D convolutions). Stage 1
+# needs --sync-bn for that (BatchNorm statistics and the projections' centring over the global
+# batch): per-process statistics left CLIP at ln(16) for a whole 55-min run (README). With it and
+# the decoder from the start, one 40-min run also sat at ln(16); with the decoder joining after
+# SEG_FROM=0.15 of the run (CLIP + TMA alone first: CLIP leaves ln(16) within ~300 steps) the
+# shipped model came out (README: "The bundled model"). Defaults: the shipped run's, ~60 min with
+# the data.
 # Knobs (environment, defaults in brackets): T3D [_build/t3d], PY [.venv/bin/python],
 # WORK [runs/t3d-tiny], OUT [models/t3d-tiny.safetensors], N_TRAIN [800], N_EVAL [200],
-# TRAIN_MIN [55], ABLATION_MIN [20], BRANCH_STEP [400], MAX_STEPS [20000], BATCH [16], SEG_BATCH [4], LR [1e-3],
-# TEXT_LR_SCALE [0.5], SEG_LR_SCALE [3], LAMBDA [0.5], SEG1 [1], SEG_FROM [0], PROCS [2], THREADS [1] (per process), STAGE1_PROCS [1], SEG_MIN [15],
+# TRAIN_MIN [40], ABLATION_MIN [20], BRANCH_STEP [400], MAX_STEPS [20000], BATCH [16], SEG_BATCH [4], LR [1e-3],
+# TEXT_LR_SCALE [0.5], SEG_LR_SCALE [3], LAMBDA [0.5], SEG1 [1], SEG_FROM [0.15], PROCS [2], THREADS [1] (per process), STAGE1_PROCS [2], SEG_MIN [14],
 # SEG_BATCH2 [8], ABLATION [0], PHANTOM_OPTS [--matrix 128 --slice 4: a quarter of the voxels of a
 # typical series, which the 6 mm model grid does not miss, so that generation takes minutes].
 # Run it on an otherwise idle machine: with TRAIN_MIN fixed, every CPU second taken by something
@@ -55,7 +55,7 @@ N_TRAIN=${N_TRAIN:-800}
 N_EVAL=${N_EVAL:-200}
 TRAIN_SEED=100000
 EVAL_SEED=900000
-TRAIN_MIN=${TRAIN_MIN:-55}
+TRAIN_MIN=${TRAIN_MIN:-40}
 ABLATION_MIN=${ABLATION_MIN:-20}
 BRANCH_STEP=${BRANCH_STEP:-400}
 SEG_LR_SCALE=${SEG_LR_SCALE:-3}
@@ -66,11 +66,11 @@ LR=${LR:-1e-3}
 TEXT_LR_SCALE=${TEXT_LR_SCALE:-0.5}
 LAMBDA=${LAMBDA:-0.5}
 SEG1=${SEG1:-1}
-SEG_FROM=${SEG_FROM:-0}
+SEG_FROM=${SEG_FROM:-0.15}
 PROCS=${PROCS:-2}
 THREADS=${THREADS:-1}
-STAGE1_PROCS=${STAGE1_PROCS:-1}
-SEG_MIN=${SEG_MIN:-15}
+STAGE1_PROCS=${STAGE1_PROCS:-2}
+SEG_MIN=${SEG_MIN:-14}
 SEG_BATCH2=${SEG_BATCH2:-8}
 ABLATION=${ABLATION:-0}
 PHANTOM_OPTS=${PHANTOM_OPTS:---matrix 128 --slice 4}
