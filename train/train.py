@@ -450,7 +450,10 @@ def main(argv=None):
                          "elapsed_s": elapsed_before + time.time() - t_start, "args": vars(a)}, ckpt_path)
         if not a.dump_grads and a.bn_recal > 0 and model.visual.seg is not None:
             GlobalBatchNorm3d.enabled = False  # rank 0 alone: local statistics, no exchange
-            recalibrate_bn(model, cases.x, a.bn_recal, local, a.seed, decoder_only=a.freeze_encoder)
+            try:
+                recalibrate_bn(model, cases.x, a.bn_recal, local, a.seed, decoder_only=a.freeze_encoder)
+            finally:
+                GlobalBatchNorm3d.enabled = True
             print(f"BatchNorm statistics re-estimated over {a.bn_recal} batches", file=sys.stderr)
         if not a.dump_grads:
             atomic_save({"model": model.state_dict(), "step": done, "elapsed_s": elapsed_before + time.time() - t_start,
