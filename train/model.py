@@ -15,6 +15,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 from t3d_reference import T3DVision, projection  # noqa: E402
 
+from train.losses import global_sum, world_size  # noqa: E402
+
 
 # Weight init of the BERT tower trained from scratch. HF's 0.02 leaves a 2-layer tower's [CLS]
 # state nearly the same for every report (attention uniform, tiny value paths: measured cosine
@@ -117,21 +119,6 @@ class TMAHead(nn.Module):
         self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
 
 
-def _world():
-    import torch.distributed as dist
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def global_sum(x):
-    """x summed over the processes of a distributed run, with gradients (the backward all-reduces
-    the incoming gradient, so every process's x receives the sum of all processes' gradients, as
-    the one-process sum would give once DDP averages them); x itself in one process."""
-    if _world() == 1:
-        return x
-    import torch.distributed.nn.functional as dnn
-    return dnn.all_reduce(x)
-
-
 class GlobalBatchNorm3d(nn.BatchNorm3d):
     """nn.BatchNorm3d (same parameters, buffers and state dict) whose training statistics cover the
     global batch of a distributed run: per-channel sum and sum of squares are all-reduced with
@@ -143,7 +130,7 @@ class GlobalBatchNorm3d(nn.BatchNorm3d):
     enabled = True
 
     def forward(self, x):
-        world = _world()
+        world = world_size()
         if not (self.training and world > 1 and GlobalBatchNorm3d.enabled):
             return super().forward(x)
         c = x.shape[1]
@@ -192,7 +179,7 @@ class Center(nn.Module):
             return x
         if self.training and x.shape[0] > 1:
             if self.sync and GlobalBatchNorm3d.enabled:
-                m = global_sum(x.sum(dim=0)) / (x.shape[0] * _world())
+                m = global_sum(x.sum(dim=0)) / (x.shape[0] * world_size())
             else:
                 m = x.mean(dim=0)
             with torch.no_grad():

@@ -306,11 +306,11 @@ def main(argv=None):
             sys.exit("--freeze-encoder trains the decoder alone: it needs --w-clip 0 --w-tma 0 and --w-seg > 0")
         for n, p in model.named_parameters():
             p.requires_grad = n.startswith("visual.seg.")
-    if a.sync_bn and dev.type == "cuda":
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    elif a.sync_bn:
-        use_global_bn(model.visual)
-    if a.sync_bn:
+    if a.sync_bn:  # torch 1.13's SyncBatchNorm runs on GPUs only; GlobalBatchNorm3d is its gloo form
+        if dev.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        else:
+            use_global_bn(model.visual)
         model.v_center.sync = model.t_center.sync = True
     model.to(dev)
     opt = torch.optim.AdamW(param_groups(model, a.wd, a.text_lr_scale, a.seg_lr_scale), lr=a.lr, betas=(0.9, 0.98))
