@@ -29,6 +29,9 @@ static void usage(FILE *to)
                 "  --syntax T            explicit|implicit|deflate|rle|jpeg-lossless|jpegls|j2k\n"
                 "  --noise HU            noise standard deviation (8-20 drawn)\n"
                 "  --max-voxels N        cap on voxels per case (default 12000000)\n"
+                "  --coverage C          chest-abdomen|chest|abdomen (55/30/15 %% drawn)\n"
+                "  --contrast yes|no     intravenous contrast (yes in 70 %% drawn)\n"
+                "  --table yes|no        patient table under the back (yes in 80 %% drawn)\n"
                 "  --quiet               no progress lines\n"));
 }
 
@@ -114,6 +117,20 @@ int t3d_cmd_phantom(int argc, char **argv)
         return 2;
       }
       p.storage = (int)s;
+    } else if (strcmp(a, "--coverage") == 0) {
+      t3d_phantom_coverage c;
+      if (t3d_phantom_coverage_parse(val, &c) != 0) {
+        fprintf(stderr, _("t3d phantom: unknown coverage '%s' (chest-abdomen, chest, abdomen)\n"), val);
+        return 2;
+      }
+      p.coverage = (int)c;
+    } else if (strcmp(a, "--contrast") == 0 || strcmp(a, "--table") == 0) {
+      int yes = strcmp(val, "yes") == 0, no = strcmp(val, "no") == 0;
+      if (!yes && !no) {
+        fprintf(stderr, _("t3d phantom: %s wants yes or no, got '%s'\n"), a, val);
+        return 2;
+      }
+      *(strcmp(a, "--table") == 0 ? &p.table : &p.contrast) = yes;
     } else if (strcmp(a, "--syntax") == 0) {
       t3d_dicom_syntax s;
       if (t3d_dicom_syntax_parse(val, &s) != 0) {

@@ -1,7 +1,7 @@
 /* Side-by-side PNG of a real CT and a phantom case (lung and soft-tissue windows, chest and
  * upper-abdomen levels) with HU statistics per tissue range, to keep the phantom honest
  * (docs/phantom-vs-real.png). A development tool, not part of the t3d command.
- * Usage: phantom-preview REAL_SERIES_DIR SEED OUT.png */
+ * Usage: phantom-preview REAL_SERIES_DIR SEED OUT.png [contrast|plain] (default: as drawn) */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -146,7 +146,7 @@ static int64_t slice_at(const t3d_volume *v, double z)
 
 int main(int argc, char **argv)
 {
-  if (argc != 4) {
+  if (argc != 4 && argc != 5) {
     fprintf(stderr, "usage: %s REAL_SERIES_DIR SEED OUT.png\n", argv[0]);
     return 2;
   }
@@ -162,6 +162,9 @@ int main(int argc, char **argv)
   t3d_phantom_case_params p = t3d_phantom_case_default_params();
   p.matrix = 512, p.fov_mm = 0, p.slice_mm = 5, p.orientation = T3D_PHANTOM_AXIAL;
   p.max_voxels = 512 * 512 * 100; /* the whole chest-abdomen range */
+  p.coverage = T3D_PHANTOM_CHEST_ABDOMEN;
+  if (argc > 4)
+    p.contrast = strcmp(argv[4], "plain") != 0;
   if (t3d_phantom_case_generate(&p, strtoull(argv[2], NULL, 10), &c) != T3D_OK) {
     fprintf(stderr, "phantom: %s\n", t3d_error_detail());
     goto cleanup;

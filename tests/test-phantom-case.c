@@ -1,7 +1,9 @@
-/* Chest-abdomen phantom cases (core/model/phantom.h): determinism, HU per label, each finding's
- * truth against what the volume and labels show, manifest JSON, and the written series and
+/* Chest-abdomen phantom cases (core/model/phantom.h): determinism, HU per label with and without
+ * contrast, coverage, the table, each finding's truth against what the volume and labels show,
+ * manifest JSON, and the written series and
  * labels.nii.gz read back equal to the in-memory case. Small matrices: quick under sanitizers. */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@ static t3d_phantom_case_params small_params(void)
 {
   t3d_phantom_case_params p = t3d_phantom_case_default_params();
   p.matrix = 72, p.fov_mm = 440, p.slice_mm = 7, p.orientation = T3D_PHANTOM_AXIAL;
+  p.coverage = T3D_PHANTOM_CHEST_ABDOMEN, p.contrast = 1; /* every finding can show */
   return p;
 }
 
@@ -54,6 +57,18 @@ static int cmp_float(const void *x, const void *y)
 }
 
 /* Median HU of each label, over several seeds with drawn findings and noise. */
+static double label_median(const t3d_volume *v, const uint8_t *lab, int l, float *buf)
+{
+  size_t n = (size_t)(v->nx * v->ny * v->nz), m = 0;
+  for (size_t i = 0; i < n; i++)
+    if (lab[i] == l)
+      buf[m++] = v->data[i];
+  if (m < 20)
+    return NAN;
+  qsort(buf, m, sizeof *buf, cmp_float);
+  return buf[m / 2];
+}
+
 static void test_hu_per_label(void)
 {
   /* lesions: an 8 mm nodule loses much of its contrast to the surrounding lung by partial volume
@@ -158,6 +173,103 @@ static int side_of(const char *json, const char *finding)
     side = strncmp(s, "right", 5) == 0 ? -1 : strncmp(s, "left", 4) == 0 ? 1 : 2;
   json_decref(t);
   return side;
+}
+
+/* Without contrast the heart, liver, spleen and kidneys drop to unenhanced HU (blood no brighter
+ * than muscle, liver above spleen); the same seed with contrast has them enhanced. */
+static void test_unenhanced(void)
+{
+  t3d_phantom_case_params p = small_params();
+  p.matrix = 128, p.fov_mm = 400, p.slice_mm = 4, p.noise_hu = 0;
+  for (uint64_t seed = 21; seed < 24; seed++) {
+    double med[2][T3D_PHANTOM_NLABELS];
+    for (int enhanced = 0; enhanced < 2; enhanced++) {
+      p.contrast = enhanced;
+      t3d_phantom_case *c = make(&p, seed);
+      if (!c)
+        return;
+      const t3d_volume *v = t3d_phantom_case_volume(c);
+      float *buf = malloc((size_t)(v->nx * v->ny * v->nz) * sizeof(float));
+      for (int l = 0; l < T3D_PHANTOM_NLABELS; l++)
+        med[enhanced][l] = label_median(v, t3d_phantom_case_labels(c), l, buf);
+      const char *acq = t3d_phantom_case_acquisition_json(c);
+      CHECK(strstr(acq, enhanced ? "\"contrast\":true" : "\"contrast\":false") != NULL);
+      CHECK(strstr(t3d_phantom_case_report(c), enhanced ? "contrast" : "without") != NULL);
+      free(buf);
+      t3d_phantom_case_free(c);
+    }
+    fprintf(stderr, "seed %llu unenhanced / enhanced medians: heart %g / %g, liver %g / %g, spleen %g / %g, "
+                    "kidney %g / %g\n",
+            (unsigned long long)seed, med[0][3], med[1][3], med[0][4], med[1][4], med[0][5], med[1][5], med[0][6],
+            med[1][6]);
+    CHECK(med[0][3] >= 25 && med[0][3] <= 60 && med[1][3] >= 100);
+    CHECK(med[0][4] >= 50 && med[0][4] <= 70 && med[1][4] >= 95);
+    CHECK(med[0][5] >= 38 && med[0][5] < med[0][4] && med[1][5] >= 95);
+    CHECK(med[0][6] >= 20 && med[0][6] <= 45 && med[1][6] >= 100);
+    CHECK(fabs(med[0][2] - med[1][2]) <= 15 && fabs(med[0][7] - med[1][7]) <= 15); /* lung and bone as they were */
+  }
+}
+
+/* Coverage: a chest scan shows lungs and heart but no kidneys, an abdomen scan kidneys and liver
+ * and little lung; the report speaks only of what was scanned. The table: label 0 with CT numbers
+ * of a solid under the body with it, none without it. */
+static void test_coverage_and_table(void)
+{
+  t3d_phantom_case_params p = small_params();
+  p.noise_hu = 0;
+  memset(p.findings, 0, sizeof p.findings);
+  for (uint64_t seed = 31; seed < 33; seed++) {
+    size_t lung[3] = {0}, kidney[3] = {0}, heart[3] = {0};
+    for (int cov = 0; cov < 3; cov++) {
+      p.coverage = cov;
+      t3d_phantom_case *c = make(&p, seed);
+      if (!c)
+        return;
+      const t3d_volume *v = t3d_phantom_case_volume(c);
+      size_t n = (size_t)(v->nx * v->ny * v->nz);
+      lung[cov] = label_count(t3d_phantom_case_labels(c), n, 2);
+      kidney[cov] = label_count(t3d_phantom_case_labels(c), n, 6);
+      heart[cov] = label_count(t3d_phantom_case_labels(c), n, 3);
+      char want[64];
+      snprintf(want, sizeof want, "\"coverage\":\"%s\"", t3d_phantom_coverage_name((t3d_phantom_coverage)cov));
+      CHECK(strstr(t3d_phantom_case_acquisition_json(c), want) != NULL);
+      const char *report = t3d_phantom_case_report(c);
+      CHECK(strncmp(report, "TECHNIQUE: CT", 13) == 0);
+      if (cov == T3D_PHANTOM_CHEST)
+        CHECK(!strstr(report, "kidney") && !strstr(report, "ascites") && !strstr(report, "spleen"));
+      if (cov == T3D_PHANTOM_ABDOMEN)
+        CHECK(!strstr(report, "eart") && !strstr(report, "lymph"));
+      t3d_phantom_case_free(c);
+    }
+    fprintf(stderr, "seed %llu lung / kidney / heart voxels, chest-abdomen %zu / %zu / %zu, chest %zu / %zu / %zu, "
+                    "abdomen %zu / %zu / %zu\n",
+            (unsigned long long)seed, lung[0], kidney[0], heart[0], lung[1], kidney[1], heart[1], lung[2], kidney[2],
+            heart[2]);
+    CHECK(kidney[0] > 0 && lung[0] > 0);
+    CHECK(kidney[1] == 0 && lung[1] >= lung[0] * 9 / 10 && heart[1] > 0);
+    CHECK(kidney[2] >= kidney[0] * 9 / 10 && lung[2] < lung[0] / 3);
+  }
+  p.coverage = T3D_PHANTOM_CHEST;
+  for (int table = 0; table < 2; table++) {
+    p.table = table;
+    t3d_phantom_case *c = make(&p, 31);
+    if (!c)
+      return;
+    const t3d_volume *v = t3d_phantom_case_volume(c);
+    const uint8_t *lab = t3d_phantom_case_labels(c);
+    size_t n = (size_t)(v->nx * v->ny * v->nz), solid = 0, below = 0;
+    for (size_t i = 0; i < n; i++)
+      if (lab[i] == 0 && v->data[i] > -300) {
+        double q[3];
+        lps_of(v, i, q);
+        solid++;
+        below += q[1] > 60; /* posterior of the back's middle */
+      }
+    fprintf(stderr, "table %d: %zu background voxels above -300 HU, %zu of them posterior\n", table, solid, below);
+    CHECK(table ? solid > 200 && below == solid : solid == 0);
+    CHECK(strstr(t3d_phantom_case_acquisition_json(c), table ? "\"table\":true" : "\"table\":false") != NULL);
+    t3d_phantom_case_free(c);
+  }
 }
 
 static void test_findings(void)
@@ -367,6 +479,8 @@ int main(void)
 {
   test_determinism();
   test_hu_per_label();
+  test_unenhanced();
+  test_coverage_and_table();
   test_findings();
   test_manifest_json();
   test_written_case();

@@ -51,9 +51,11 @@ int t3d_phantom_orientation_parse(const char *name, t3d_phantom_orientation *out
  * aorta, liver, spleen, kidneys, bowel, spine, ribs, sternum) is placed in LPS millimetres with
  * seed-varied size, shape and position; the grid (matrix, spacing, orientation) samples it.
  *
- * HU, as a contrast-enhanced (portal venous) scanner shows them: air -1000, lung about -850,
- * fat about -100, muscle and soft tissue 30-60, liver 100-130, spleen 110-130, kidney cortex
- * 150-190, aorta and heart blood 150-220, cancellous bone 200-350, cortical bone 700-1200;
+ * HU as a scanner shows them, after intravenous contrast (portal venous phase) or without it:
+ * air -1000, lung about -850, fat about -100, muscle and soft tissue 30-60, cancellous bone
+ * 200-350, cortical bone 700-1200; with contrast liver 100-130, spleen 110-130, kidney cortex
+ * 150-190, aorta and heart blood 150-220; without it liver 55-66, spleen 45-60, kidney 30-35,
+ * blood 35-50 (heart and vessels no brighter than muscle);
  * then partial-volume blur (about 1 mm: [a, 1-2a, a] along each axis, a = 1/4 at 1 mm voxels,
  * less for coarser ones) and Gaussian noise (8-20 HU), rounded to
  * integer HU in [-1024, 3071] so the DICOM writer stores them exactly.
@@ -67,11 +69,17 @@ int t3d_phantom_orientation_parse(const char *name, t3d_phantom_orientation *out
  * Lung nodules and liver lesions are 8-35 mm, renal cysts 12-40 mm, enlarged nodes 15-30 mm
  * short axis: at least two voxels of a 4 mm analysis grid.
  *
+ * Coverage: a chest-abdomen scan (lung apices to below the kidneys), a chest scan (apices to
+ * 40-80 mm below the right dome of the diaphragm, the upper abdomen in view) or an abdomen scan
+ * (from just above the diaphragm down); findings outside the covered range are absent from the
+ * truth and the report's normal statements follow the coverage. Most cases lie on a patient
+ * table (a carbon-fibre shell around foam, label 0) a few millimetres below the back.
+ *
  * Data size: the slice count is capped so nx*ny*nz <= params.max_voxels (default 12 M voxels,
  * 24 MB at 16 bits); with a large matrix and thin slices the case covers a slab of the
  * chest-abdomen (its position drawn from the seed) rather than all of it.
  *
- * Label ids (t3d_phantom_label_names): 0 background (air outside the body), 1 body (fat, muscle,
+ * Label ids (t3d_phantom_label_names): 0 background (air and the table outside the body), 1 body (fat, muscle,
  * soft tissue, vessels outside the organs, trachea, mediastinal nodes, effusion/ascites fluid,
  * pneumothorax air), 2 lung (both lungs with their vessels, airways, emphysema, consolidation),
  * 3 heart, 4 liver, 5 spleen, 6 kidney (both), 7 bone (spine, ribs, sternum), 8 lesion (lung
@@ -81,6 +89,17 @@ int t3d_phantom_orientation_parse(const char *name, t3d_phantom_orientation *out
 #define T3D_PHANTOM_NLABELS 9
 
 typedef struct t3d_phantom_case t3d_phantom_case;
+
+/* The scanned range along S (t3d_phantom_case_params.coverage). */
+typedef enum {
+  T3D_PHANTOM_CHEST_ABDOMEN = 0,
+  T3D_PHANTOM_CHEST,
+  T3D_PHANTOM_ABDOMEN,
+} t3d_phantom_coverage;
+
+/* "chest-abdomen", "chest", "abdomen"; parse returns 0 on success. */
+const char *t3d_phantom_coverage_name(t3d_phantom_coverage c);
+int t3d_phantom_coverage_parse(const char *name, t3d_phantom_coverage *out);
 
 /* Acquisition and content choices. Zero (or -1 where stated) means "draw from the seed". */
 typedef struct {
@@ -92,6 +111,11 @@ typedef struct {
   int syntax;              /* lossless t3d_dicom_syntax; -1: drawn */
   double noise_hu;         /* noise standard deviation; < 0: 8-20 HU */
   int64_t max_voxels;      /* cap on nx*ny*nz (see above); 0: 12 M */
+  int coverage;            /* t3d_phantom_coverage; -1: chest-abdomen 55 %, chest 30 %, abdomen 15 % (the
+                            * S range of axial and oblique grids; coronal and sagittal ones, whose S
+                            * extent is the field of view, are centred on it) */
+  int contrast;            /* 1 intravenous contrast (portal venous), 0 none; -1: none in 30 % */
+  int table;               /* 1 patient table under the back, 0 none; -1: a table in 80 % */
   /* Per finding (t3d_phantom_finding_names order): -1 drawn, 0 absent, 1 present (when the
    * grid shows it). Tests use it to get a finding for sure. */
   int8_t findings[T3D_PHANTOM_NFINDINGS];
@@ -115,7 +139,8 @@ const char *t3d_phantom_case_report(const t3d_phantom_case *c);       /* "FINDIN
  * ratio), liver lesion count/size_mm, renal cyst side/size_mm, splenomegaly length_mm, ascites
  * amount, lymphadenopathy count/size_mm (largest short axis). side: "left"/"right"/"bilateral". */
 const char *t3d_phantom_case_truth_json(const t3d_phantom_case *c);
-/* {"matrix":[nx,ny,nz],"spacing_mm":[sx,sy,sz],"orientation":"axial","storage":"s16","syntax":"rle"} */
+/* {"matrix":[nx,ny,nz],"spacing_mm":[sx,sy,sz],"orientation":"axial","storage":"s16","syntax":"rle",
+ *  "noise_hu":12.0,"coverage":"chest","contrast":true,"table":true} */
 const char *t3d_phantom_case_acquisition_json(const t3d_phantom_case *c);
 /* Whether finding i (t3d_phantom_finding_names order) is present in the truth. */
 int t3d_phantom_case_has_finding(const t3d_phantom_case *c, size_t i);

@@ -166,6 +166,9 @@ static int lobe_of(const pc_anatomy *A, const double q[3])
 
 typedef pc_sample_out pc_sample; /* item: the truth item the point belongs to, -1 none */
 
+/* HU of blood-filled structures: `enhanced` in the portal venous phase, else the case's plain blood. */
+static double enh(const pc_anatomy *A, double enhanced) { return A->contrast ? enhanced : A->blood_hu; }
+
 static void set(pc_sample *s, double hu, int label, int item)
 {
   s->hu = (float)hu;
@@ -328,7 +331,7 @@ static void lung_point(const pc_anatomy *A, const double q[3], double tx, int si
     return;
   }
   if (vr > 0) {
-    set(s, 120 + 20 * tx, 2, -1);
+    set(s, enh(A, 120) + 20 * tx, 2, -1);
     return;
   }
   /* peripheral vessels below the tree's resolution: tubes where two smooth fields both cross
@@ -341,7 +344,7 @@ static void lung_point(const pc_anatomy *A, const double q[3], double tx, int si
     double dist = sqrt(sq(fabs(x) - 45) + sq(y) + sq(z + 15));
     double w = 0.11 * clampd(1.2 - dist / 160, 0.35, 1);
     if ((fabs(f1) < w && fabs(f2) < w) || (fabs(g1) < w && fabs(g2) < w)) {
-      set(s, 90 + 20 * tx, 2, -1);
+      set(s, (A->contrast ? 90 : 30) + 20 * tx, 2, -1);
       return;
     }
   }
@@ -387,7 +390,8 @@ static void thorax_point(const pc_anatomy *A, const double q[3], double tx, pc_s
     double cs = cos(A->heart.rot), sn = sin(A->heart.rot);
     double u = cs * (q[0] - in.c[0]) + sn * (q[1] - in.c[1]);
     int blood = ell(&in, q) < 1 && fabs(u + 0.1 * in.r[0]) > 4.5;
-    set(s, blood ? 185 + 10 * tx : 95 + 10 * tx, 3, A->item_heart);
+    double myocardium = A->contrast ? 95 : 48, chamber = enh(A, 185);
+    set(s, (blood ? chamber : myocardium) + 10 * tx, 3, A->item_heart);
     return;
   }
   if (eh < sq(1 + 6 / A->heart.r[1])) {
@@ -428,7 +432,7 @@ static void abdomen_point(const pc_anatomy *A, const double q[3], double tx, dou
   for (int k = 0; k < 2; k++) {
     double e = ell(&A->kidney[k], q);
     if (e < 1) {
-      double hu = e > 0.55 ? 175 : e > 0.2 ? 125 : -70;
+      double hu = e > 0.55 ? (A->contrast ? 175 : 33) : e > 0.2 ? (A->contrast ? 125 : 30) : -70;
       set(s, hu + 12 * tx, 6, -1);
       return;
     }
@@ -462,7 +466,7 @@ static void abdomen_point(const pc_anatomy *A, const double q[3], double tx, dou
       in.r[a] -= 4;
     finish(&in);
     if (ell(&in, q) >= 1)
-      set(s, 55 + 8 * tx, 1, -1);
+      set(s, (A->contrast ? 55 : 40) + 8 * tx, 1, -1);
     else
       set(s, y < A->stomach.c[1] - 12 ? -1000 : 18 + 6 * tx, 1, -1);
     return;
@@ -499,7 +503,7 @@ static void abdomen_point(const pc_anatomy *A, const double q[3], double tx, dou
     double b = sin(0.23 * x + 0.4) * sin(0.19 * y + 1.3) + sin(0.21 * z + 2.0) * sin(0.17 * (x + y) + 0.8);
     double g = sin(0.11 * x + 2.2) * sin(0.13 * z + 0.5) * sin(0.09 * y + 1.1);
     if (fabs(b) < 0.22) {
-      set(s, 42 + 8 * tx, 1, -1);
+      set(s, (A->contrast ? 42 : 35) + 8 * tx, 1, -1);
       return;
     }
     if (b > 0.22) {
@@ -510,6 +514,21 @@ static void abdomen_point(const pc_anatomy *A, const double q[3], double tx, dou
   set(s, -98 + 12 * tx, 1, -1); /* intra-abdominal and retroperitoneal fat */
 }
 
+/* The patient table at (x, y) outside the body: a cupped carbon-fibre shell (top and bottom
+ * skins) around a foam core, running the whole length; -1000 (air) elsewhere. */
+static double table_hu(const pc_anatomy *A, double x, double y, double tx)
+{
+  if (!A->table || fabs(x) > A->table_half)
+    return -1000;
+  double top = A->table_y - x * x / (2 * A->table_r); /* the top rises toward the edges */
+  double d = y - top, thick = 2 * A->table_shell + A->table_core;
+  if (d < 0 || d > thick)
+    return -1000;
+  if (d < A->table_shell || d > thick - A->table_shell || fabs(x) > A->table_half - A->table_shell)
+    return A->table_shell_hu + 30 * tx;
+  return A->table_core_hu + 15 * tx;
+}
+
 void pc_classify(const pc_anatomy *A, const double q[3], pc_sample_out *out)
 {
   pc_sample s;
@@ -517,12 +536,9 @@ void pc_classify(const pc_anatomy *A, const double q[3], pc_sample_out *out)
   double a, bf, bb;
   body_axes(A, z, &a, &bf, &bb);
   double tx = texture(q, 0.1);
-  if (z > A->z_top) { /* outside the scanned range [z_bottom, z_top] */
-    set(&s, -1000, 0, -1);
-    goto done;
-  }
-  if (z < A->z_bottom || ellipse2(x, y, a, bf, bb) >= 1) {
-    set(&s, -1000, 0, -1);
+  if (z > A->z_top || z < A->z_bottom || ellipse2(x, y, a, bf, bb) >= 1) {
+    /* outside the body or the anatomy's range [z_bottom, z_top]: air, or the table under it */
+    set(&s, table_hu(A, x, y, tx), 0, -1);
     goto done;
   }
   double fat = fat_at(A, z);
@@ -695,12 +711,29 @@ static int new_item(pc_anatomy *A, int finding, const double c[3], int need_cent
   return A->n_items++;
 }
 
-void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTOM_NFINDINGS])
+void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTOM_NFINDINGS], int contrast,
+                     int table)
 {
-  /* Two streams: anatomy and findings, so that forcing a finding changes only the finding. */
+  /* Three streams: anatomy, findings, and the scan's setting (contrast, table), so that forcing a
+   * finding changes only the finding and forcing contrast or the table only those. */
   uint64_t rs = t3d_phantom_stream(seed, 0x51ed27a11ull), fs = t3d_phantom_stream(seed, 0x7f4a7c15f1ull);
-  uint64_t *r = &rs, *rf = &fs;
+  uint64_t ss = t3d_phantom_stream(seed, 0x3c6ef372fe94ull);
+  uint64_t *r = &rs, *rf = &fs, *rset = &ss;
   memset(A, 0, sizeof *A);
+  A->contrast = t3d_phantom_uniform(rset) >= 0.3;
+  if (contrast >= 0)
+    A->contrast = contrast != 0;
+  A->blood_hu = urange(rset, 35, 50); /* unenhanced blood */
+  A->table = t3d_phantom_uniform(rset) < 0.8;
+  if (table >= 0)
+    A->table = table != 0;
+  A->table_r = urange(rset, 700, 1600);      /* the top is cupped: it rises toward the sides */
+  A->table_half = urange(rset, 200, 240);    /* half width */
+  A->table_shell = urange(rset, 1.5, 3.0);   /* carbon-fibre skins */
+  A->table_core = urange(rset, 25, 45);      /* foam core */
+  A->table_shell_hu = urange(rset, 150, 400);
+  A->table_core_hu = urange(rset, -950, -800);
+  double table_gap = urange(rset, 2, 12);
   A->item_ptx = A->item_cons = A->item_emph = A->item_heart = A->item_spleen = A->item_ascites = -1;
   A->item_eff[0] = A->item_eff[1] = -1;
   A->cons_lobe = -1;
@@ -727,6 +760,11 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
   A->z_rib0 = A->z_apex - urange(r, 0, 8);
   A->liver_hu = urange(r, 102, 125);
   A->spleen_hu = A->liver_hu + urange(r, -5, 12);
+  if (!A->contrast) { /* unenhanced: liver 55-66 HU, spleen about 10 below it */
+    double enhanced = A->liver_hu;
+    A->liver_hu = 55 + (enhanced - 102) * 0.5;
+    A->spleen_hu = A->liver_hu - 10 + (A->spleen_hu - enhanced) * 0.4;
+  }
 
   /* findings: which are drawn (15 % fully normal, else each 35 %) */
   int want[T3D_PHANTOM_NFINDINGS];
@@ -753,24 +791,25 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
   A->heart.c[2] = zr + A->heart.r[2] * 0.9;
   finish(&A->heart);
   A->ctr = ctr;
+  A->table_y = 0.92 * A->b_chest + table_gap; /* under the back at chest level; a wider abdomen presses into it */
 
   /* great vessels, trachea, bronchi, oesophagus */
   double yd = ys - rv + 2; /* descending aorta, left anterior of the spine */
   double ar = urange(r, 11, 14);
   double asc[3] = {A->heart.c[0] - 12, A->heart.c[1] + 8, A->heart.c[2] + A->heart.r[2] * 0.6};
-  add_vessel(A, 8, yd - 14, zr - 400, 16, yd - 12, zr - 40, ar, 190);
-  add_vessel(A, 16, yd - 12, zr - 40, 26, yd, 30, ar, 190);
-  add_vessel(A, 26, yd, 30, 12, (yd + asc[1]) / 2, 52, ar, 190);
-  add_vessel(A, 12, (yd + asc[1]) / 2, 52, asc[0], asc[1], 38, ar + 2, 190);
-  add_vessel(A, asc[0], asc[1], 38, asc[0], asc[1], asc[2] - 10, ar + 3, 190);
-  add_vessel(A, 8, (yd + asc[1]) / 2 - 5, 50, -12, -20, 160, 6, 190);
-  add_vessel(A, 18, (yd + asc[1]) / 2, 50, 22, -8, 160, 5, 190);
+  add_vessel(A, 8, yd - 14, zr - 400, 16, yd - 12, zr - 40, ar, enh(A, 190));
+  add_vessel(A, 16, yd - 12, zr - 40, 26, yd, 30, ar, enh(A, 190));
+  add_vessel(A, 26, yd, 30, 12, (yd + asc[1]) / 2, 52, ar, enh(A, 190));
+  add_vessel(A, 12, (yd + asc[1]) / 2, 52, asc[0], asc[1], 38, ar + 2, enh(A, 190));
+  add_vessel(A, asc[0], asc[1], 38, asc[0], asc[1], asc[2] - 10, ar + 3, enh(A, 190));
+  add_vessel(A, 8, (yd + asc[1]) / 2 - 5, 50, -12, -20, 160, 6, enh(A, 190));
+  add_vessel(A, 18, (yd + asc[1]) / 2, 50, 22, -8, 160, 5, enh(A, 190));
   double pa[3] = {0, asc[1] + 25, 12}, pt[3] = {A->heart.c[0] + 5, A->heart.c[1] - 20, A->heart.c[2] + 20};
-  add_vessel(A, pt[0], pt[1], pt[2], pa[0], pa[1], pa[2], 13, 175);
-  add_vessel(A, pa[0], pa[1], pa[2], -42, pa[1] + 12, 0, 10, 175);
-  add_vessel(A, pa[0], pa[1], pa[2], 42, pa[1] + 14, 6, 10, 175);
-  add_vessel(A, -28, asc[1] - 2, 130, -26, asc[1], asc[2] - 20, 10, 210); /* superior vena cava */
-  add_vessel(A, -22, ys - rv - 6, zr - 400, -22, ys - rv - 6, zr + 5, 11, 150); /* inferior vena cava */
+  add_vessel(A, pt[0], pt[1], pt[2], pa[0], pa[1], pa[2], 13, enh(A, 175));
+  add_vessel(A, pa[0], pa[1], pa[2], -42, pa[1] + 12, 0, 10, enh(A, 175));
+  add_vessel(A, pa[0], pa[1], pa[2], 42, pa[1] + 14, 6, 10, enh(A, 175));
+  add_vessel(A, -28, asc[1] - 2, 130, -26, asc[1], asc[2] - 20, 10, enh(A, 210)); /* superior vena cava */
+  add_vessel(A, -22, ys - rv - 6, zr - 400, -22, ys - rv - 6, zr + 5, 11, enh(A, 150)); /* inferior vena cava */
   double yt = ys - rv - 30;
   double carina[3] = {0, yt + 4, urange(r, -10, 5)}, top[3] = {0, yt - 6, 200};
   double rb1[3] = {-28, yt + 12, carina[2] - 18}, rb2[3] = {-48, yt + 18, carina[2] - 50},
@@ -820,9 +859,9 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
     double ivc[3] = {-22, ys - rv - 6, zr - 25};
     double ends[3][3] = {{-100, -10, zr - 45}, {-45, -55, zr - 50}, {15, -45, zr - 35}};
     for (int k = 0; k < 3; k++)
-      capsule_set(&A->hepatic[A->n_hepatic++], ivc, ends[k], 6, 2.5, 0, 165, PC_VESSEL);
+      capsule_set(&A->hepatic[A->n_hepatic++], ivc, ends[k], 6, 2.5, 0, enh(A, 165), PC_VESSEL);
     double pv0[3] = {-5, 0, zr - 115}, pv1[3] = {-55, 0, zr - 80};
-    capsule_set(&A->hepatic[A->n_hepatic++], pv0, pv1, 7, 4, 0, 160, PC_VESSEL);
+    capsule_set(&A->hepatic[A->n_hepatic++], pv0, pv1, 7, 4, 0, enh(A, 160), PC_VESSEL);
   }
   A->z_bottom = fmin(A->kidney[0].c[2], A->kidney[1].c[2]) - 75;
 
@@ -918,6 +957,8 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
       int k = A->n_liver_lesions++;
       A->liver_lesions[k] = E(c[0], c[1], c[2], d / 2, d / 2, d / 2, 0);
       A->liver_lesion_hu[k] = t3d_phantom_uniform(rf) < 0.4 ? urange(rf, 5, 15) : urange(rf, 35, 60);
+      if (!A->contrast && A->liver_lesion_hu[k] > 20) /* solid lesions: 15-30 HU below the unenhanced liver */
+        A->liver_lesion_hu[k] = A->liver_hu - 15 - (60 - A->liver_lesion_hu[k]) * 0.6;
       A->item_liver_lesion[k] = new_item(A, PC_LIVER_LESION, c, 1, 0);
       A->items[A->item_liver_lesion[k]].size_mm = d;
     }

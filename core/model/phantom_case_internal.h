@@ -75,6 +75,10 @@ typedef struct {
   double z_apex, z_dome_r, z_dome_l, z_fissure, z_bottom, z_top;
   double r_vert, y_spine, vert_period, z_vert0, rib_step, z_rib0;
   double liver_hu, spleen_hu, ctr, spleen_length;
+  int contrast;    /* 1 portal venous phase, 0 unenhanced */
+  double blood_hu; /* heart chambers and systemic veins and arteries (pulmonary ones too when unenhanced) */
+  int table;       /* patient table below the back */
+  double table_y, table_r, table_half, table_shell, table_core, table_shell_hu, table_core_hu;
   pc_ellipsoid heart, liver[2], spleen, kidney[2], stomach, gallbladder, cons;
   pc_capsule vessels[PC_MAX_VESSELS], airways[PC_MAX_AIRWAYS], hepatic[4], esophagus;
   int n_vessels, n_airways, n_hepatic;
@@ -103,8 +107,10 @@ typedef struct {
 
 extern const char *const pc_lobe_names[5];
 
-/* Draws the anatomy and findings of `seed`; force[f] >= 0 overrides whether finding f is drawn. */
-void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTOM_NFINDINGS]);
+/* Draws the anatomy and findings of `seed`; force[f] >= 0 overrides whether finding f is drawn,
+ * contrast and table >= 0 whether the case is enhanced and lies on a table (-1: drawn). */
+void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTOM_NFINDINGS], int contrast,
+                     int table);
 /* HU, label and truth item at anatomy-frame point q (mm: x to the patient's left, y posterior,
  * z superior, origin at the carina level). Pure: safe from several threads. */
 void pc_classify(const pc_anatomy *A, const double q[3], pc_sample_out *out);
@@ -118,7 +124,9 @@ typedef struct {
   const char *station;
 } pc_truth;
 
-/* The report for truth (deterministic in seed); *out malloc'd, NULL when out of memory. */
-char *pc_report(const pc_truth truth[T3D_PHANTOM_NFINDINGS], uint64_t seed, const char *technique);
+/* The report for truth (deterministic in seed) of a scan with `coverage` (t3d_phantom_coverage:
+ * normal statements only about what it shows); technique, if not NULL, is its first line.
+ * malloc'd, NULL when out of memory. */
+char *pc_report(const pc_truth truth[T3D_PHANTOM_NFINDINGS], uint64_t seed, int coverage, const char *technique);
 
 #endif

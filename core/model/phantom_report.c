@@ -74,8 +74,11 @@ static void tidy(char *s)
   s[w] = '\0';
 }
 
-char *pc_report(const pc_truth T[T3D_PHANTOM_NFINDINGS], uint64_t seed, const char *technique)
+char *pc_report(const pc_truth T[T3D_PHANTOM_NFINDINGS], uint64_t seed, int coverage, const char *technique)
 {
+  /* normal statements only about organs the scan shows: a chest scan shows the upper liver, not
+   * the kidneys or the pelvis; an abdomen scan the lung bases, not the heart or mediastinum */
+  const int chest = coverage != T3D_PHANTOM_ABDOMEN, abdomen = coverage != T3D_PHANTOM_CHEST;
   uint64_t rs = t3d_phantom_stream(seed, 0x5e9047ull), *r = &rs;
   text t = {0};
   char sz[32];
@@ -149,7 +152,7 @@ char *pc_report(const pc_truth T[T3D_PHANTOM_NFINDINGS], uint64_t seed, const ch
     put(&t, ONE(r, "The heart is enlarged (cardiothoracic ratio %.2f). ", "Cardiomegaly, cardiothoracic ratio %.2f. "),
         T[PC_CARDIOMEGALY].value);
     snprintf(imp[nimp++], sizeof imp[0], "%s", ONE(r, "Cardiomegaly.", "Enlarged heart."));
-  } else {
+  } else if (chest) {
     put(&t, "%s ", ONE(r, "Heart size is normal.", "Normal heart size.", "The heart is not enlarged."));
   }
   if (T[PC_LYMPH].present) {
@@ -159,7 +162,7 @@ char *pc_report(const pc_truth T[T3D_PHANTOM_NFINDINGS], uint64_t seed, const ch
         sz);
     snprintf(imp[nimp++], sizeof imp[0], "%s",
              ONE(r, "Mediastinal lymphadenopathy.", "Enlarged mediastinal lymph nodes."));
-  } else if (t3d_phantom_uniform(r) < 0.6) {
+  } else if (chest && t3d_phantom_uniform(r) < 0.6) {
     put(&t, "%s ", ONE(r, "No lymphadenopathy.", "No enlarged mediastinal or hilar lymph nodes.",
                        "No mediastinal adenopathy."));
   }
@@ -182,7 +185,7 @@ char *pc_report(const pc_truth T[T3D_PHANTOM_NFINDINGS], uint64_t seed, const ch
     put(&t, ONE(r, "The spleen is enlarged, measuring %.0f mm. ", "Splenomegaly (%.0f mm craniocaudal). "),
         T[PC_SPLENOMEGALY].value);
     snprintf(imp[nimp++], sizeof imp[0], "%s", ONE(r, "Splenomegaly.", "Enlarged spleen."));
-  } else if (t3d_phantom_uniform(r) < 0.5) {
+  } else if (abdomen && t3d_phantom_uniform(r) < 0.5) {
     put(&t, "%s ", ONE(r, "Normal spleen size.", "The spleen is not enlarged."));
   }
   if (T[PC_RENAL_CYST].present) {
@@ -190,20 +193,25 @@ char *pc_report(const pc_truth T[T3D_PHANTOM_NFINDINGS], uint64_t seed, const ch
     const char *s = side_word(T[PC_RENAL_CYST].side);
     put(&t, ONE(r, "Simple cyst in the %s kidney measuring %s. ", "%s renal cyst, %s. "), s, sz);
     snprintf(imp[nimp++], sizeof imp[0], ONE(r, "%s renal cyst.", "Simple cyst of the %s kidney."), s);
-  } else if (t3d_phantom_uniform(r) < 0.5) {
+  } else if (abdomen && t3d_phantom_uniform(r) < 0.5) {
     put(&t, "%s ", ONE(r, "The kidneys are unremarkable.", "No renal cyst.", "Normal kidneys."));
   }
   if (T[PC_ASCITES].present) {
     const char *a = T[PC_ASCITES].severity == 0 ? "small" : T[PC_ASCITES].severity == 1 ? "moderate" : "large";
     put(&t, ONE(r, "There is a %s amount of ascites. ", "%s volume ascites around the liver and bowel. "), a);
     snprintf(imp[nimp++], sizeof imp[0], "%s", ONE(r, "Ascites.", "Free fluid in the abdomen (ascites)."));
-  } else if (t3d_phantom_uniform(r) < 0.5) {
+  } else if (abdomen && t3d_phantom_uniform(r) < 0.5) {
     put(&t, "%s ", ONE(r, "No ascites.", "No free fluid."));
   }
   put(&t, "\n%s\n", ONE(r, "IMPRESSION:", "IMPRESSION:", "Impression:"));
-  if (nimp == 0)
-    put(&t, "%s", ONE(r, "No acute abnormality.", "Normal CT of the chest and abdomen.",
-                      "No significant abnormality in the chest or abdomen."));
+  if (nimp == 0) {
+    static const char *const normal[3][2] = {
+      {"Normal CT of the chest and abdomen.", "No significant abnormality in the chest or abdomen."},
+      {"Normal CT of the chest.", "No significant abnormality in the chest."},
+      {"Normal CT of the abdomen.", "No significant abnormality in the abdomen."}};
+    int cov = coverage >= 0 && coverage < 3 ? coverage : 0;
+    put(&t, "%s", ONE(r, "No acute abnormality.", normal[cov][0], normal[cov][1]));
+  }
   for (int i = 0; i < nimp; i++) {
     if (nimp > 1)
       put(&t, "%d. ", i + 1);

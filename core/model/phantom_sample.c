@@ -53,6 +53,9 @@ t3d_phantom_case_params t3d_phantom_case_default_params(void)
   p.storage = -1;
   p.syntax = -1;
   p.noise_hu = -1;
+  p.coverage = -1;
+  p.contrast = -1;
+  p.table = -1;
   for (int f = 0; f < T3D_PHANTOM_NFINDINGS; f++)
     p.findings[f] = -1;
   return p;
@@ -132,6 +135,23 @@ static const char *orientation_name(t3d_phantom_orientation o)
   return n[o];
 }
 
+static const char *const coverage_names[3] = {"chest-abdomen", "chest", "abdomen"};
+
+const char *t3d_phantom_coverage_name(t3d_phantom_coverage c)
+{
+  return (unsigned)c < 3 ? coverage_names[c] : "unknown";
+}
+
+int t3d_phantom_coverage_parse(const char *name, t3d_phantom_coverage *out)
+{
+  for (int i = 0; i < 3; i++)
+    if (name && strcmp(name, coverage_names[i]) == 0) {
+      *out = (t3d_phantom_coverage)i;
+      return 0;
+    }
+  return -1;
+}
+
 static double pick(uint64_t *r, const double *v, int n) { return v[(int)(t3d_phantom_uniform(r) * n) % n]; }
 
 static void make_uids(t3d_volume_meta *m, uint64_t seed)
@@ -155,7 +175,8 @@ static void make_uids(t3d_volume_meta *m, uint64_t seed)
   snprintf(m->frame_of_reference_uid, sizeof m->frame_of_reference_uid, "%s.2", base);
 }
 
-static void make_meta(t3d_volume_meta *m, uint64_t seed, const char *orientation, double slice_mm)
+static void make_meta(t3d_volume_meta *m, uint64_t seed, const char *orientation, double slice_mm, int coverage,
+                      int contrast)
 {
   uint64_t r = t3d_phantom_stream(seed, 0x13579bdfull);
   memset(m, 0, sizeof *m);
@@ -171,11 +192,15 @@ static void make_meta(t3d_volume_meta *m, uint64_t seed, const char *orientation
   snprintf(m->patient_name, sizeof m->patient_name, "T3D^Phantom^%llu", (unsigned long long)seed);
   snprintf(m->patient_id, sizeof m->patient_id, "T3D-PH-%llu", (unsigned long long)seed);
   snprintf(m->accession_number, sizeof m->accession_number, "PH%llu", (unsigned long long)(seed % 100000000000ull));
-  snprintf(m->study_description, sizeof m->study_description, "CT CHEST ABDOMEN WITH CONTRAST");
+  snprintf(m->study_description, sizeof m->study_description, "CT %s %s",
+           coverage == T3D_PHANTOM_CHEST     ? "CHEST"
+           : coverage == T3D_PHANTOM_ABDOMEN ? "ABDOMEN"
+                                             : "CHEST ABDOMEN",
+           contrast ? "WITH CONTRAST" : "WITHOUT CONTRAST");
   snprintf(m->series_description, sizeof m->series_description, "t3d phantom %s %.3g mm", orientation, slice_mm);
   snprintf(m->series_number, sizeof m->series_number, "%d", 2 + (int)(seed % 5));
   snprintf(m->modality, sizeof m->modality, "CT");
-  snprintf(m->body_part, sizeof m->body_part, "CHEST");
+  snprintf(m->body_part, sizeof m->body_part, "%s", coverage == T3D_PHANTOM_ABDOMEN ? "ABDOMEN" : "CHEST");
 }
 
 typedef struct {
@@ -185,6 +210,7 @@ typedef struct {
   t3d_dicom_storage storage;
   t3d_dicom_syntax syntax;
   double noise;
+  t3d_phantom_coverage coverage;
 } pc_grid;
 
 static t3d_status choose_grid(const t3d_phantom_case_params *p, const pc_anatomy *A, uint64_t seed, pc_grid *g)
@@ -221,12 +247,25 @@ static t3d_status choose_grid(const t3d_phantom_case_params *p, const pc_anatomy
   g->rot = (t3d_phantom_uniform(r) - 0.5) * 0.14;
   if (g->n < 8 || g->n > 1024 || !(g->dz >= 0.1 && g->dz <= 20) || !(g->px >= 0.1 && g->px <= 20) ||
       (unsigned)g->orientation > T3D_PHANTOM_OBLIQUE || (unsigned)g->storage > T3D_DICOM_STORE_U12 ||
-      (unsigned)g->syntax >= T3D_DICOM_SYNTAX_COUNT)
+      (unsigned)g->syntax >= T3D_DICOM_SYNTAX_COUNT || p->coverage > T3D_PHANTOM_ABDOMEN)
     return t3d_error(T3D_ERR_INVALID_ARG,
                      "phantom: matrix 8-1024, slice 0.1-20 mm, pixel 0.1-20 mm, storage s16/u16/u12, a known "
-                     "orientation and syntax are required");
+                     "orientation, syntax and coverage are required");
+  /* The scanned S range [lo, hi], from its own stream so that the draws above stay as they were. */
+  uint64_t rcs = t3d_phantom_stream(seed, 0x9e3779b97full), *rc = &rcs;
+  u = t3d_phantom_uniform(rc);
+  g->coverage = p->coverage >= 0 ? (t3d_phantom_coverage)p->coverage
+                : u < 0.55       ? T3D_PHANTOM_CHEST_ABDOMEN
+                : u < 0.85       ? T3D_PHANTOM_CHEST
+                                 : T3D_PHANTOM_ABDOMEN;
+  double lo = A->z_bottom, hi = A->z_top;
+  u = t3d_phantom_uniform(rc);
+  if (g->coverage == T3D_PHANTOM_CHEST) /* apices to the upper abdomen */
+    lo = A->z_dome_r - 40 - 40 * u;
+  else if (g->coverage == T3D_PHANTOM_ABDOMEN) /* from the lung bases down */
+    hi = A->z_dome_l + 15 + 30 * u;
   /* Extent along the slice axis: the S range for axial and oblique, the body for the others. */
-  double range = A->z_top - A->z_bottom;
+  double range = hi - lo;
   double ext = g->orientation == T3D_PHANTOM_SAGITTAL  ? fov
                : g->orientation == T3D_PHANTOM_CORONAL ? 2 * fmax(A->b_chest, A->b_abd) + 30
                                                        : range;
@@ -240,9 +279,9 @@ static t3d_status choose_grid(const t3d_phantom_case_params *p, const pc_anatomy
                      (long long)budget, (long long)g->n);
   /* Covered S range and the slab's position within the chest-abdomen range. */
   double cover = (g->orientation == T3D_PHANTOM_AXIAL || g->orientation == T3D_PHANTOM_OBLIQUE) ? g->nz * g->dz : fov;
-  double zc = (A->z_top + A->z_bottom) / 2;
+  double zc = (hi + lo) / 2;
   if (cover < range)
-    zc = A->z_bottom + cover / 2 + (range - cover) * t3d_phantom_uniform(r);
+    zc = lo + cover / 2 + (range - cover) * t3d_phantom_uniform(r);
   g->centre[0] = (t3d_phantom_uniform(r) - 0.5) * 30;
   g->centre[1] = (t3d_phantom_uniform(r) - 0.5) * 30;
   g->centre[2] = zc;
@@ -465,6 +504,20 @@ static char *truth_json(const pc_truth *t)
   return sb_take(&b);
 }
 
+/* The report's first line: what was scanned and whether with contrast, in one of a few wordings. */
+static void technique_line(uint64_t seed, t3d_phantom_coverage coverage, int contrast, char *out, size_t n)
+{
+  uint64_t rs = t3d_phantom_stream(seed, 0x6a09e667f3ull), *r = &rs;
+  static const char *const region[3][2] = {{"CT of the chest, abdomen and pelvis", "CT chest and abdomen"},
+                                           {"CT of the chest", "CT chest"},
+                                           {"CT of the abdomen", "CT abdomen and pelvis"}};
+  static const char *const with[2][3] = {
+    {"without intravenous contrast", "without contrast", "without IV contrast"},
+    {"with intravenous contrast, portal venous phase", "with IV contrast", "after intravenous contrast"}};
+  int a = t3d_phantom_uniform(r) < 0.5, b = (int)(t3d_phantom_uniform(r) * 3) % 3;
+  snprintf(out, n, "%s %s.", region[coverage][a], with[contrast != 0][b]);
+}
+
 t3d_status t3d_phantom_case_generate(const t3d_phantom_case_params *p, uint64_t seed, t3d_phantom_case **out)
 {
   t3d_status st;
@@ -483,23 +536,31 @@ t3d_status t3d_phantom_case_generate(const t3d_phantom_case_params *p, uint64_t 
     goto cleanup;
   }
   c->seed = seed;
-  pc_anatomy_draw(A, seed, p->findings);
+  if (p->contrast > 1 || p->table > 1) {
+    st = t3d_error(T3D_ERR_INVALID_ARG, "phantom: contrast and table are -1, 0 or 1");
+    goto cleanup;
+  }
+  pc_anatomy_draw(A, seed, p->findings, p->contrast, p->table);
   pc_grid g;
   if ((st = choose_grid(p, A, seed, &g)) != T3D_OK)
     goto cleanup;
   c->storage = g.storage, c->syntax = g.syntax, c->orientation = g.orientation;
   if ((st = sample_grid(c, A, &g)) != T3D_OK)
     goto cleanup;
-  make_meta(&c->vol->meta, seed, orientation_name(g.orientation), g.dz);
+  make_meta(&c->vol->meta, seed, orientation_name(g.orientation), g.dz, (int)g.coverage, A->contrast);
   make_truth(c, A, &g);
   c->truth_json = truth_json(c->truth);
-  c->report = pc_report(c->truth, seed, NULL);
+  char technique[96];
+  technique_line(seed, g.coverage, A->contrast, technique, sizeof technique);
+  c->report = pc_report(c->truth, seed, (int)g.coverage, technique);
   sbuf b = {0};
   sb_printf(&b, "{\"matrix\":[%lld,%lld,%lld],\"spacing_mm\":[%.4f,%.4f,%.4f],\"orientation\":\"%s\",",
             (long long)c->vol->nx, (long long)c->vol->ny, (long long)c->vol->nz, c->vol->spacing[0],
             c->vol->spacing[1], c->vol->spacing[2], orientation_name(g.orientation));
-  sb_printf(&b, "\"storage\":\"%s\",\"syntax\":\"%s\",\"noise_hu\":%.1f}", t3d_dicom_storage_name(g.storage),
+  sb_printf(&b, "\"storage\":\"%s\",\"syntax\":\"%s\",\"noise_hu\":%.1f,", t3d_dicom_storage_name(g.storage),
             t3d_dicom_syntax_name(g.syntax), g.noise);
+  sb_printf(&b, "\"coverage\":\"%s\",\"contrast\":%s,\"table\":%s}", coverage_names[g.coverage],
+            A->contrast ? "true" : "false", A->table ? "true" : "false");
   c->acq_json = sb_take(&b);
   if (!c->truth_json || !c->report || !c->acq_json) {
     st = t3d_error(T3D_ERR_NOMEM, "phantom: out of memory for the report");
