@@ -115,6 +115,10 @@ static json_t *result_json(const t3d_model *model, const char *model_path, const
   json_object_set_new(root, "findings", find);
   if (r->zero_shot_status != T3D_OK)
     json_object_set_new(root, "findings_unavailable", json_string(r->zero_shot_message));
+  if (r->familiar != 0)
+    json_object_set_new(root, "familiarity",
+                        json_pack("{s:f, s:f, s:b}", "nearest_training_cosine", r->familiarity, "threshold",
+                                  r->familiarity_threshold, "familiar", r->familiar > 0));
   json_object_set_new(root, "volumes_ml", vols);
   json_object_set_new(root, "classes", classes);
   if (mask) json_object_set_new(root, "mask", json_string(mask));
@@ -258,6 +262,13 @@ int t3d_cmd_analyze(int argc, char **argv)
     } else if (res->zero_shot_status != T3D_OK) {
       printf(_("Findings: %s\n"), res->zero_shot_message);
     }
+    if (res->familiar < 0)
+      printf(_("\nCaution: this series is unlike every case the model was trained on (nearest cosine %.3f, "
+               "threshold %.3f); its findings are not reliable.\n"),
+             res->familiarity, res->familiarity_threshold);
+    else if (res->familiar > 0)
+      printf(_("\nFamiliarity: nearest training case at cosine %.3f (threshold %.3f)\n"), res->familiarity,
+             res->familiarity_threshold);
     if (res->volumes_ml) {
       printf("\n%-32s %11s\n", _("Structure"), _("volume mL"));
       for (size_t cl = 1; cl < res->nclasses; cl++)

@@ -162,6 +162,8 @@ typedef struct {
   const char **cskip_reason;
   size_t ncskip;
   double ms_load, ms_analyze, ms_text, ms_total;
+  size_t familiar_checked, unfamiliar; /* cases checked against the model's familiarity reference */
+  double familiarity_min;
 } eval_run;
 
 static void run_free(eval_run *r)
@@ -309,6 +311,10 @@ static t3d_status run_case(eval_run *r, t3d_model *model, const char *dir, const
     goto cleanup;
   }
   memcpy(r->vemb + i * r->dim, res->embedding, r->dim * sizeof *r->vemb);
+  if (res->familiar) {
+    r->familiarity_min = r->familiar_checked++ ? fmin(r->familiarity_min, res->familiarity) : res->familiarity;
+    r->unfamiliar += res->familiar < 0;
+  }
   for (size_t f = 0; f < r->nfind; f++) {
     size_t j = 0;
     while (j < res->nfindings && strcmp(res->findings[j].name, r->find_names[f]) != 0) j++;
@@ -475,6 +481,10 @@ static json_t *to_json(const eval_run *r, const eval_scores *sc, const char *mod
   for (size_t k = 0; k < r->ncskip; k++) json_object_set_new(cskip, r->cskip_names[k], json_string(r->cskip_reason[k]));
   json_object_set_new(root, "dice_skipped", cskip);
   if (r->dice_note) json_object_set_new(root, "dice_unavailable", json_string(r->dice_note));
+  if (r->familiar_checked)
+    json_object_set_new(root, "familiarity",
+                        json_pack("{s:I, s:I, s:f}", "checked", (json_int_t)r->familiar_checked, "unfamiliar",
+                                  (json_int_t)r->unfamiliar, "lowest_cosine", r->familiarity_min));
   json_object_set_new(root, "dice_rule",
                       json_string("mean over the cases where the class is in the truth or the prediction; a case "
                                   "where it is in neither is left out; null when no case counts"));
@@ -532,6 +542,9 @@ static void print_table(const eval_run *r, const eval_scores *sc, const char *mo
   for (size_t k = 0; k < r->ncskip; k++)
     printf(_("Class not scored: %s (%s)\n"), t3d_class_display_name(r->cskip_names[k]), _(r->cskip_reason[k]));
   if (r->dice_note) printf(_("\nSegmentation not scored: %s\n"), _(r->dice_note));
+  if (r->familiar_checked)
+    printf(_("\nFamiliarity: %zu of %zu cases unlike the model's training cases (lowest nearest cosine %.3f)\n"),
+           r->unfamiliar, r->familiar_checked, r->familiarity_min);
   printf(_("\nTimings: %.1f s in all, %.0f ms per case (load %.0f ms, analyze %.0f ms, report text %.0f ms)\n"),
          r->ms_total / 1e3, r->ncases ? r->ms_total / (double)r->ncases : 0.0,
          r->ncases ? r->ms_load / (double)r->ncases : 0.0, r->ncases ? r->ms_analyze / (double)r->ncases : 0.0,

@@ -79,6 +79,11 @@ t3d_analysis_outcome *t3d_analysis_outcome_parse(const char *json, GError **erro
   qsort(o->findings, o->nfindings, sizeof *o->findings, by_probability_desc);
   const char *why = json_string_value(json_object_get(root, "findings_unavailable"));
   o->findings_unavailable = why ? g_strdup(why) : NULL;
+  json_t *fam = json_object_get(root, "familiarity");
+  json_t *fam_ok = json_object_get(fam, "familiar");
+  o->familiar = !json_is_boolean(fam_ok) ? 0 : json_is_true(fam_ok) ? 1 : -1;
+  o->familiarity = json_number_value(json_object_get(fam, "nearest_training_cosine"));
+  o->familiarity_threshold = json_number_value(json_object_get(fam, "threshold"));
 
   /* Class order: "classes" when present, else the order of volumes_ml (jansson keeps it). */
   GPtrArray *names = g_ptr_array_new();

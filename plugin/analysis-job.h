@@ -29,6 +29,8 @@ typedef struct {
   t3d_job_finding *findings; /* highest probability first */
   size_t nfindings;
   char *findings_unavailable; /* why there are no findings (no text encoder), or NULL */
+  int familiar;               /* 1, -1 (unlike the training cases: findings unreliable), 0 not checked */
+  double familiarity, familiarity_threshold; /* nearest training-case cosine and the model's threshold */
   char **classes;             /* label value -> class name, NULL-terminated; [0] is background */
   size_t nclasses;
   t3d_job_volume *volumes;    /* per class except background, in class order */

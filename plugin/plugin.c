@@ -107,6 +107,13 @@ static void show_result(t3d_plugin *pl, t3d_analysis_outcome *o)
   char *why = NULL;
   if (!show_overlay(pl, o, &why)) t3d_analysis_panel_show_message(pl->analysis, GTK_MESSAGE_WARNING, why);
   g_free(why);
+  if (o->familiar < 0) {
+    char *caution = g_strdup_printf(_("This series is unlike every case the model was trained on (similarity %.2f, "
+                                      "expected at least %.2f): its findings are not reliable."),
+                                    o->familiarity, o->familiarity_threshold);
+    t3d_analysis_panel_show_message(pl->analysis, GTK_MESSAGE_WARNING, caution);
+    g_free(caution);
+  }
   t3d_analysis_outcome_free(pl->result);
   pl->result = o;
 }

@@ -58,7 +58,8 @@ static int locate(const char *dir)
   return n ? 0 : 1;
 }
 
-static int truth(const char *dir, const char *mask_path)
+/* unfamiliar: the result also says the series is unlike the model's training cases */
+static int truth(const char *dir, const char *mask_path, int unfamiliar)
 {
   t3d_dicom_scan *scan = NULL;
   t3d_volume *v = NULL;
@@ -93,9 +94,11 @@ static int truth(const char *dir, const char *mask_path)
          "              {\"name\": \"emphysema\", \"probability\": 0.33}],\n"
          " \"classes\": [\"background\", \"liver\", \"kidney\", \"spleen\", \"lung\", \"lesion\"],\n"
          " \"volumes_ml\": {\"background\": 0, \"liver\": 0, \"kidney\": 0, \"spleen\": 0, \"lung\": %.3f, "
-         "\"lesion\": %.3f}%s%s%s}\n",
+         "\"lesion\": %.3f}%s%s%s%s}\n",
          v->meta.series_uid, v->meta.modality, (double)lung * ml, (double)lesion * ml, mask_path ? ", \"mask\": \"" : "",
-         mask_path ? mask_path : "", mask_path ? "\"" : "");
+         mask_path ? mask_path : "", mask_path ? "\"" : "",
+         unfamiliar ? ", \"familiarity\": {\"nearest_training_cosine\": 0.42, \"threshold\": 0.81, \"familiar\": false}"
+                    : "");
   rc = 0;
 cleanup:
   t3d_volume_free(v);
@@ -114,12 +117,12 @@ int main(int argc, char **argv)
     else if (argv[i][0] != '-' && strcmp(argv[i], "analyze") != 0) dir = argv[i];
   }
   if (strcmp(mode, "locate") == 0) return dir ? locate(dir) : 2;
-  if (strcmp(mode, "truth") == 0) {
+  if (strcmp(mode, "truth") == 0 || strcmp(mode, "unfamiliar") == 0) {
     if (!dir) {
       fprintf(stderr, "t3d: fake worker: no series folder given\n");
       return 2;
     }
-    return truth(dir, mask);
+    return truth(dir, mask, strcmp(mode, "unfamiliar") == 0);
   }
   if (strcmp(mode, "slow") == 0 || strcmp(mode, "stubborn") == 0) {
     if (strcmp(mode, "stubborn") == 0) signal(SIGTERM, SIG_IGN);

@@ -444,6 +444,16 @@ int main(int argc, char **argv)
   M.overlay_sets = 0;
   press("t3d-analyze-button"); /* usable again */
   CHECK(wait_for(overlay_arrived, 30000));
+  CHECK(bar && !strstr(t3d_ui_infobar_text(bar), "unlike"));
+
+  /* A series unlike the model's training cases: results shown, with the caution in the info bar */
+  g_setenv("T3D_FAKE_WORKER_MODE", "unfamiliar", TRUE);
+  M.overlay_sets = 0;
+  press("t3d-analyze-button");
+  CHECK(wait_for(overlay_arrived, 30000));
+  CHECK(bar && strstr(t3d_ui_infobar_text(bar), "unlike every case the model was trained on") &&
+        strstr(t3d_ui_infobar_text(bar), "0.42"));
+  printf("unfamiliar: %s\n", bar ? t3d_ui_infobar_text(bar) : "");
 
   /* A crashing worker: an error info bar, the host lives on */
   g_setenv("T3D_FAKE_WORKER_MODE", "abort", TRUE);

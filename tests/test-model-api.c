@@ -1,12 +1,16 @@
 /* t3d_model API on the bundled t3d-tiny model: analysis of a synthetic CT volume (result
  * fields, progress monotonic to 1, labels on the series grid, volumes summing to the series
- * volume), refusal of a non-CT modality, cancellation and t3d_encode_text's status. */
+ * volume), refusal of a non-CT modality, cancellation, t3d_encode_text's status, and the
+ * familiarity check against a calib.reference written into a copy of the model file (and its
+ * refusal of incomplete or malformed references). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/model/model.h"
+#include "core/model/modelfile.h"
 #include "tests/check.h"
 
 static double last_fraction = -1;
@@ -29,6 +33,99 @@ static void cancel_progress(void *user, double f, const char *stage)
   (void)f;
   (void)stage;
   if (++cancel_at_calls == 3) cancel_flag = 1;
+}
+
+/* Writes a copy of src with calib.reference = rows [n][dim] (NULL: none) and t3d.calibration =
+ * meta (NULL: none) to dst. */
+static t3d_status write_calibrated(const char *src, const char *dst, const float *rows, int64_t n, int64_t dim,
+                                   const char *meta)
+{
+  t3d_modelfile *mf = NULL;
+  t3d_modelfile_writer *w = NULL;
+  t3d_status s;
+  if ((s = t3d_modelfile_open(&mf, src)) != T3D_OK) return s;
+  if ((s = t3d_modelfile_writer_new(&w)) != T3D_OK) goto done;
+  for (size_t i = 0; i < t3d_modelfile_tensor_count(mf); i++) {
+    const char *name;
+    const t3d_tensor *t = t3d_modelfile_tensor_at(mf, i, &name);
+    if ((s = t3d_modelfile_writer_add(w, name, t, true)) != T3D_OK) goto done;
+  }
+  for (size_t i = 0; i < t3d_modelfile_metadata_count(mf); i++) {
+    const char *value, *key = t3d_modelfile_metadata_at(mf, i, &value);
+    if ((s = t3d_modelfile_writer_set_metadata(w, key, value)) != T3D_OK) goto done;
+  }
+  if (rows) {
+    int64_t shape[2] = {n, dim};
+    t3d_tensor t = t3d_tensor_view(T3D_F32, 2, shape, (void *)rows);
+    if ((s = t3d_modelfile_writer_add(w, "calib.reference", &t, true)) != T3D_OK) goto done;
+  }
+  if (meta && (s = t3d_modelfile_writer_set_metadata(w, "t3d.calibration", meta)) != T3D_OK) goto done;
+  s = t3d_modelfile_writer_write(w, dst);
+done:
+  t3d_modelfile_writer_free(w);
+  t3d_modelfile_close(mf);
+  return s;
+}
+
+/* The nearest-cosine check: a reference holding the volume's own embedding calls it familiar
+ * (cosine 1), one holding its opposite and an orthogonal vector does not; bad references are
+ * refused at load with a reason. */
+static void test_familiarity(const char *path, t3d_backend *be, const t3d_volume *v, const float *emb, int dim)
+{
+  char dst[] = "/tmp/t3d-calib-XXXXXX";
+  int fd = mkstemp(dst);
+  CHECK(fd >= 0);
+  if (fd < 0) return;
+  close(fd);
+  float *rows = calloc(3 * (size_t)dim, sizeof(float));
+  int k = 0; /* a unit vector orthogonal to emb: e_k minus its projection */
+  for (int i = 1; i < dim; i++) k = fabsf(emb[i]) < fabsf(emb[k]) ? i : k;
+  double dot = emb[k], nn = 0;
+  for (int i = 0; i < dim; i++) {
+    rows[i] = -emb[i];
+    rows[dim + i] = (float)((i == k) - dot * emb[i]);
+    rows[2 * dim + i] = 2.5f * emb[i]; /* not normalised: the loader normalises */
+    nn += (double)rows[dim + i] * rows[dim + i];
+  }
+  for (int i = 0; i < dim; i++) rows[dim + i] = (float)(rows[dim + i] / sqrt(nn));
+  const char *meta = "{\"threshold\":0.99,\"cases\":2}";
+  struct {
+    int64_t n;
+    int want; /* familiar */
+  } cases[2] = {{2, -1}, {3, 1}};
+  for (int c = 0; c < 2; c++) {
+    t3d_model *m = NULL;
+    t3d_analysis_result *r = NULL;
+    CHECK_STATUS(write_calibrated(path, dst, rows, cases[c].n, dim, meta), T3D_OK);
+    CHECK_STATUS(t3d_model_load(dst, be, &m), T3D_OK);
+    if (!m) continue;
+    CHECK_INT_EQ((long long)t3d_model_calibration_cases(m), cases[c].n);
+    t3d_analyze_opts o = t3d_analyze_default_opts();
+    o.segment = false;
+    CHECK_STATUS(t3d_analyze(m, v, &o, NULL, NULL, &r), T3D_OK);
+    if (r) {
+      CHECK_INT_EQ(r->familiar, cases[c].want);
+      CHECK_NEAR(r->familiarity, cases[c].want > 0 ? 1.0 : 0.0, 1e-4);
+      CHECK_NEAR(r->familiarity_threshold, 0.99, 1e-12);
+    }
+    t3d_analysis_result_free(r);
+    t3d_model_free(m);
+  }
+  /* refused: reference without threshold, threshold without reference, wrong width, bad threshold */
+  t3d_model *bad = NULL;
+  CHECK_STATUS(write_calibrated(path, dst, rows, 2, dim, NULL), T3D_OK);
+  CHECK_STATUS(t3d_model_load(dst, be, &bad), T3D_ERR_FORMAT);
+  CHECK(strstr(t3d_error_detail(), "incomplete") != NULL);
+  CHECK_STATUS(write_calibrated(path, dst, NULL, 0, dim, meta), T3D_OK);
+  CHECK_STATUS(t3d_model_load(dst, be, &bad), T3D_ERR_FORMAT);
+  CHECK_STATUS(write_calibrated(path, dst, rows, 3, dim - 1, meta), T3D_OK);
+  CHECK_STATUS(t3d_model_load(dst, be, &bad), T3D_ERR_SHAPE);
+  CHECK_STATUS(write_calibrated(path, dst, rows, 2, dim, "{\"threshold\":2}"), T3D_OK);
+  CHECK_STATUS(t3d_model_load(dst, be, &bad), T3D_ERR_FORMAT);
+  CHECK(strstr(t3d_error_detail(), "threshold") != NULL);
+  CHECK(bad == NULL);
+  unlink(dst);
+  free(rows);
 }
 
 int main(void)
@@ -96,6 +193,9 @@ int main(void)
     }
     CHECK(r->ms.total >= r->ms.encoder && r->ms.encoder > 0);
     CHECK(r->arena_bytes > 0);
+    CHECK_INT_EQ(r->familiar, 0); /* this file has no familiarity reference */
+    CHECK(isnan(r->familiarity));
+    test_familiarity(path, be, v, r->embedding, r->dim);
   }
   CHECK(progress_calls >= 8);
   CHECK_INT_EQ(progress_backwards, 0);

@@ -196,7 +196,18 @@ static void test_no_findings(void)
     CHECK_HAS(t, "No findings were scored");
     CHECK_HAS(t, "No segmentation");
     CHECK_HAS(t, "1. No finding reached the reporting threshold");
+    CHECK(strstr(t, "unlike every case") == NULL); /* familiarity not checked: no caution */
     CHECK_STATUS(t3d_report_write_seg(r, NULL, NULL, "/nonexistent/x.dcm"), T3D_ERR_UNSUPPORTED);
+  }
+  t3d_report_free(r);
+  /* a series the familiarity check found unlike the training cases: the notice says so */
+  fc.res.familiar = -1, fc.res.familiarity = 0.421, fc.res.familiarity_threshold = 0.812;
+  r = NULL;
+  CHECK_STATUS(t3d_report_create(fc.vol, &fc.res, &p, &r), T3D_OK);
+  if (r) {
+    CHECK_HAS(t3d_report_text(r, T3D_REPORT_TEXT), "unlike every case the model was trained on (nearest cosine 0.421, "
+                                                    "threshold 0.812)");
+    CHECK_HAS(t3d_report_text(r, T3D_REPORT_MARKDOWN), "its findings are not reliable");
   }
   t3d_report_free(r);
   t3d_tensor_free(fc.labels);

@@ -5,7 +5,11 @@
 # zero-shot logits (so tokenizer and text tower agree too); the exported model and the cache open
 # with safetensors.safe_open. The linear probes (train/probe.py, vision and text tower) run on the
 # same run and score every finding of the manifest (AUROC in [0, 1], or null where a class is missing);
-# with --seg-from 0.5 the segmentation loss is off for the first half of the steps and on after. SKIP (77) without torch, monai, transformers, safetensors.
+# with --seg-from 0.5 the segmentation loss is off for the first half of the steps and on after.
+# `python -m train.export --calibrate` writes the same tensors plus the familiarity reference (the
+# training cases' embeddings, [N, D], and a threshold in t3d.calibration); `t3d analyze --json`
+# with it finds each training series at nearest cosine > 0.99999 and calls it familiar.
+# SKIP (77) without torch, monai, transformers, safetensors.
 set -u
 . "$(dirname "$0")/train-common.sh"
 status=0
@@ -14,6 +18,30 @@ train_setup 3 || train_finish 1
 "$PY" -m train.train $(train_args "$tmp/run") --steps 2 --batch 2 --w-seg 1 --log-every 1 \
   --export "$tmp/run/model.safetensors" || train_finish 1
 "$PY" -m train.checks inputs "$tmp/data" "$tmp/cache.safetensors" "$tmp/run" "$T3D" || status=1
+# the familiarity reference
+"$PY" -m train.export --ckpt "$tmp/run/final.pt" --template "$tmp/init.safetensors" --calibrate "$tmp/cache.safetensors" \
+  --calibrate-data "$tmp/data" --threads 1 -o "$tmp/calibrated.safetensors" || status=1
+for d in "$tmp"/data/case-*; do
+  "$T3D" analyze "$d/dicom" --model "$tmp/calibrated.safetensors" --json --no-segment --threads 1 \
+    > "$tmp/familiar-${d##*/}.json" || status=1
+done
+"$PY" - "$tmp/run/model.safetensors" "$tmp/calibrated.safetensors" "$tmp"/familiar-*.json <<'EOF' || status=1
+import json, sys
+from safetensors import safe_open
+import numpy as np
+plain, calib = (safe_open(p, "np") for p in sys.argv[1:3])
+meta = json.loads(calib.metadata()["t3d.calibration"])
+ref = calib.get_tensor("calib.reference")
+same = set(calib.keys()) - {"calib.reference"} == set(plain.keys()) and all(
+    np.array_equal(plain.get_tensor(k), calib.get_tensor(k)) for k in plain.keys())
+runs = [json.load(open(p)) for p in sys.argv[3:]]
+fam = [r.get("familiarity", {}) for r in runs]
+ok = (same and ref.shape[0] == meta["cases"] == len(runs) and -1 <= meta["threshold"] <= 1 and
+      all(f.get("familiar") is True and f["nearest_training_cosine"] > 0.99999 for f in fam))
+print(("ok   " if ok else "FAIL ") + f"calibrated export: same tensors {same}, reference {ref.shape}, "
+      f"threshold {meta['threshold']:.4f}, nearest cosines {[round(f.get('nearest_training_cosine', 0), 6) for f in fam]}")
+sys.exit(0 if ok else 1)
+EOF
 # --seg-from 0.5: the decoder joins half-way (steps 3-4 of 4 carry Dice + cross-entropy, 1-2 none)
 # shellcheck disable=SC2046
 "$PY" -m train.train $(train_args "$tmp/segfrom") --steps 4 --batch 2 --w-seg 1 --seg-from 0.5 --log-every 1 \

@@ -1,7 +1,10 @@
 """Export a trained T3DModel straight to a t3d model file: the tensors the C engine loads
 (vision, decoder, projections, logit_scale, BERT without pooler) plus the template's config,
 vocabulary and classes and the findings with their prompt pairs. The TMA head is training-only
-and not written. Also a command: python -m train.export --ckpt final.pt --template T -o OUT.
+and not written. With a calibration set (the training cases' cache), also the familiarity
+reference the C engine checks every series against: calib.reference (their embeddings) and
+t3d.calibration (the nearest-neighbour cosine threshold). Also a command:
+  python -m train.export --ckpt final.pt --template T [--calibrate CACHE --calibrate-data DIR] -o OUT
 Not a converter of foreign checkpoints (tools/convert-*.py)."""
 import argparse
 import json
@@ -12,7 +15,26 @@ from train.model import T3DModel, exported_state, load_weights
 import t3d_safetensors as st  # noqa: E402  (path set by train.model)
 
 
-def export(model, template, out, findings=None, extra_meta=None):
+@torch.no_grad()
+def familiarity_reference(model, x, quantile=0.01, batch=8):
+    """(reference [N, D], threshold, nearest [N]): the L2-normalised embeddings of x [N, 1, Z, Y, X]
+    (cases as the engine preprocesses them), each case's cosine to its nearest other case, and the
+    threshold that a fraction 1 - quantile of them reach. The engine calls a series familiar when
+    its nearest cosine to the reference reaches the threshold."""
+    if len(x) < 2:
+        raise ValueError("the familiarity reference needs at least 2 cases")
+    was = model.training
+    model.eval()
+    ref = torch.cat([model.encode_volume(x[i:i + batch], segment=False)[0] for i in range(0, len(x), batch)])
+    model.train(was)
+    sim = ref @ ref.t()
+    sim.fill_diagonal_(-2)
+    nearest = sim.max(dim=1).values
+    return ref, float(torch.quantile(nearest, quantile)), nearest
+
+
+def export(model, template, out, findings=None, extra_meta=None, calibration=None):
+    """calibration: None, or (reference [N, D], {"threshold": T, ...}) from familiarity_reference."""
     _, meta = st.read(template)
     keep = {k: v for k, v in meta.items() if k in ("t3d.config", "t3d.vocab", "t3d.classes", "t3d.findings")}
     if findings is not None:
@@ -20,7 +42,19 @@ def export(model, template, out, findings=None, extra_meta=None):
     for k, v in (extra_meta or {}).items():
         keep[k] = v
     tensors = {k: v.detach().float().cpu() for k, v in exported_state(model).items()}
+    if calibration is not None:
+        tensors["calib.reference"] = calibration[0].detach().float().cpu().contiguous()
+        keep["t3d.calibration"] = st.json_meta(calibration[1])
     st.write(out, tensors, keep)
+
+
+def calibration_from(model, cache, data, quantile=0.01):
+    """(reference, metadata) for export() from a cached case set (train.data.CaseSet)."""
+    from train.data import CaseSet
+    cases = CaseSet(cache, data)
+    ref, thr, nearest = familiarity_reference(model, cases.x, quantile)
+    return ref, {"threshold": thr, "quantile": quantile, "cases": len(cases),
+                 "nearest_median": float(nearest.median()), "source": str(data)}
 
 
 def main():
@@ -28,14 +62,24 @@ def main():
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--template", required=True)
     ap.add_argument("--findings", help="JSON list of {name, positive, negative}")
+    ap.add_argument("--calibrate", metavar="CACHE", help="training cases' cache (t3d preprocess): write the "
+                    "familiarity reference from them")
+    ap.add_argument("--calibrate-data", metavar="DIR", help="their phantom folder (manifest.jsonl)")
+    ap.add_argument("--calibrate-quantile", type=float, default=0.01,
+                    help="fraction of those cases allowed below the threshold (default 0.01)")
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("-o", "--output", required=True)
     a = ap.parse_args()
+    if bool(a.calibrate) != bool(a.calibrate_data):
+        ap.error("--calibrate and --calibrate-data go together")
+    torch.set_num_threads(a.threads)
     from train.data import read_model_meta
     cfg = read_model_meta(a.template)[0]
     ck = torch.load(a.ckpt, map_location="cpu")
     model = T3DModel(cfg, prototypes=ck["args"].get("prototypes", 32))
     load_weights(model, ck["model"])
-    export(model, a.template, a.output, json.load(open(a.findings)) if a.findings else None)
+    calib = calibration_from(model, a.calibrate, a.calibrate_data, a.calibrate_quantile) if a.calibrate else None
+    export(model, a.template, a.output, json.load(open(a.findings)) if a.findings else None, calibration=calib)
 
 
 if __name__ == "__main__":

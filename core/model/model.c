@@ -26,6 +26,9 @@ struct t3d_model {
   float *prompt_emb; /* [2][nfind][dim]: positive prompts, then negative prompts */
   size_t nclasses;
   char **class_names;
+  float *calib_ref; /* [calib_n][dim] L2-normalised embeddings of the training cases, or NULL */
+  size_t calib_n;
+  double calib_threshold;
 };
 
 static double now_ms(void)
@@ -50,7 +53,48 @@ void t3d_model_free(t3d_model *m)
   free_strings(m->find_names, m->nfind);
   free_strings(m->class_names, m->nclasses);
   free(m->prompt_emb);
+  free(m->calib_ref);
   free(m);
+}
+
+/* The optional familiarity reference: tensor calib.reference [N, dim] (the training cases'
+ * embeddings) and metadata t3d.calibration {"threshold": T, ...}; both or neither. */
+static t3d_status load_calibration(t3d_model *m, const t3d_modelfile *mf)
+{
+  const char *path = t3d_modelfile_path(mf), *meta = t3d_modelfile_metadata(mf, "t3d.calibration");
+  const t3d_tensor *ref = t3d_modelfile_get(mf, "calib.reference");
+  const int dim = m->cfg.projection.dim;
+  if (!ref && !meta) return T3D_OK;
+  if (!ref || !meta)
+    return t3d_error(T3D_ERR_FORMAT, "%s: %s without %s: the familiarity reference is incomplete", path,
+                     ref ? "tensor calib.reference" : "metadata t3d.calibration",
+                     ref ? "metadata t3d.calibration" : "tensor calib.reference");
+  if (ref->ndim != 2 || ref->shape[1] != dim || ref->shape[0] < 2 || ref->shape[0] > 1000000)
+    return t3d_error(T3D_ERR_SHAPE, "%s: calib.reference must be [N >= 2, %d] (the embedding size)", path, dim);
+  json_error_t jerr;
+  json_t *j = json_loads(meta, 0, &jerr);
+  json_t *th = j ? json_object_get(j, "threshold") : NULL;
+  double t = json_is_number(th) ? json_number_value(th) : NAN;
+  json_decref(j);
+  if (!(t >= -1 && t <= 1))
+    return t3d_error(T3D_ERR_FORMAT, "%s: t3d.calibration needs a \"threshold\" cosine in [-1, 1]", path);
+  if (ref->dtype != T3D_F32 && ref->dtype != T3D_F16 && ref->dtype != T3D_BF16)
+    return t3d_error(T3D_ERR_FORMAT, "%s: calib.reference is not a float tensor", path);
+  size_t n = (size_t)ref->shape[0];
+  m->calib_ref = malloc(n * (size_t)dim * sizeof(float));
+  if (!m->calib_ref) return t3d_error(T3D_ERR_NOMEM, "model: out of memory for the familiarity reference");
+  t3d_convert_to_f32(m->calib_ref, ref->data, ref->dtype, n * (size_t)dim);
+  for (size_t i = 0; i < n; i++) { /* normalise again: the check is a cosine whatever the writer did */
+    float *row = m->calib_ref + i * (size_t)dim;
+    double ss = 0;
+    for (int k = 0; k < dim; k++) ss += (double)row[k] * row[k];
+    if (!(ss > 0 && isfinite(ss)))
+      return t3d_error(T3D_ERR_FORMAT, "%s: calib.reference row %zu is zero or not finite", path, i);
+    for (int k = 0; k < dim; k++) row[k] = (float)(row[k] / sqrt(ss));
+  }
+  m->calib_n = n;
+  m->calib_threshold = t;
+  return T3D_OK;
 }
 
 static t3d_status load_text(t3d_model *m, const t3d_modelfile *mf)
@@ -154,6 +198,7 @@ t3d_status t3d_model_load(const char *path, t3d_backend *be, t3d_model **out)
       }
   }
   if ((s = load_text(m, mf)) != T3D_OK) goto cleanup;
+  if ((s = load_calibration(m, mf)) != T3D_OK) goto cleanup;
 cleanup:
   t3d_modelfile_close(mf);
   if (s != T3D_OK) {
@@ -174,6 +219,7 @@ const char *t3d_model_class_name(const t3d_model *m, size_t i)
 size_t t3d_model_finding_count(const t3d_model *m) { return m ? m->nfind : 0; }
 const char *t3d_model_finding_name(const t3d_model *m, size_t i) { return m && i < m->nfind ? m->find_names[i] : NULL; }
 float t3d_model_logit_scale(const t3d_model *m) { return m ? m->logit_scale : 0; }
+size_t t3d_model_calibration_cases(const t3d_model *m) { return m ? m->calib_n : 0; }
 
 t3d_analyze_opts t3d_analyze_default_opts(void) { return (t3d_analyze_opts){true, true, NULL}; }
 
@@ -264,6 +310,20 @@ t3d_status t3d_analyze(t3d_model *m, const t3d_volume *vol, const t3d_analyze_op
   t3d_tensor_free(x); /* the arena holds the input now */
   x = NULL;
   if ((s = t3d_vision_projection_apply(m->vproj, pooled, 1, r->embedding)) != T3D_OK) goto cleanup;
+  r->familiar = 0;
+  r->familiarity = NAN;
+  if (m->calib_ref) { /* nearest training case by cosine */
+    double best = -2;
+    for (size_t i = 0; i < m->calib_n; i++) {
+      const float *row = m->calib_ref + i * (size_t)r->dim;
+      double d = 0;
+      for (int k = 0; k < r->dim; k++) d += (double)r->embedding[k] * row[k];
+      best = d > best ? d : best;
+    }
+    r->familiarity = best;
+    r->familiarity_threshold = m->calib_threshold;
+    r->familiar = best >= m->calib_threshold ? 1 : -1;
+  }
   t = now_ms();
   r->ms.projection = t - t1;
 

@@ -39,6 +39,8 @@ const char *t3d_model_class_name(const t3d_model *m, size_t i); /* borrowed; NUL
 size_t t3d_model_finding_count(const t3d_model *m);
 const char *t3d_model_finding_name(const t3d_model *m, size_t i); /* borrowed */
 float t3d_model_logit_scale(const t3d_model *m); /* exp(stored logit_scale), capped at 100 (CLIP) */
+/* How many training embeddings the familiarity check compares with (0: the file has none). */
+size_t t3d_model_calibration_cases(const t3d_model *m);
 
 typedef struct {
   bool segment;   /* run the decoder (ignored without a segmentation head); default true */
@@ -60,6 +62,13 @@ typedef struct {
   size_t nfindings;
   t3d_status zero_shot_status; /* T3D_OK, or why findings is empty (T3D_ERR_UNSUPPORTED: no text) */
   char zero_shot_message[256];
+  /* Familiarity: the cosine between the embedding and the nearest training case's (the model
+   * file's calib.reference). familiar is 1 when it reaches the file's threshold (set at export
+   * so that ~99 % of training cases do), -1 when it does not (the series is unlike anything the
+   * model learned from: its findings are not to be trusted), 0 when not checked (the file has no
+   * reference; familiarity NAN). */
+  double familiarity, familiarity_threshold;
+  int familiar;
   t3d_tensor *labels;     /* u8[nz, ny, nx] on the series grid, or NULL without segmentation; owned */
   double *volumes_ml;     /* [nclasses] per class (background first); owned */
   size_t nclasses;

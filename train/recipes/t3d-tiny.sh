@@ -22,7 +22,8 @@
 #    macro AUROC to 0.639 but lost spleen, kidney and bone (README); the shipped run uses 0.15;
 #    stage 2, segmentation fine-tuning: the decoder alone (--freeze-encoder) for SEG_MIN minutes,
 #    data-parallel over PROCS processes of THREADS threads, SEG_BATCH2 volumes a step; exported to
-#    OUT with the findings' prompts (train/recipes/findings.json);
+#    OUT with the findings' prompts (train/recipes/findings.json) and the familiarity reference
+#    (the training cases' embeddings, train/export.py);
 # 4. with ABLATION=1, CLIP alone (LAMBDA = 0) against CLIP + LAMBDA * TMA: both arms continue
 #    from stage 1's weights at step BRANCH_STEP (kept as step-N.pt; fresh optimiser, warm-up
 #    and cosine again), ABLATION_MIN minutes each on one thread, both at the same time (not
@@ -120,7 +121,12 @@ OMP_NUM_THREADS=$THREADS "$PY" -m train.torchrun --standalone --nproc_per_node "
   --threads "$THREADS" --out "$WORK/t3d-tiny-seg" --init "$WORK/t3d-tiny/final.pt" --steps "$MAX_STEPS" \
   --time-budget "$SEG_MIN" --batch "$SEG_BATCH2" --lr "$LR" --seg-lr-scale "$SEG_LR_SCALE" --warmup 10 \
   --w-clip 0 --w-tma 0 --w-seg 1 --freeze-encoder --ckpt-every 50 --log-every 10 --bn-recal 50 \
-  --export "$OUT" --findings train/recipes/findings.json 2> "$WORK/t3d-tiny-seg.log"
+  2> "$WORK/t3d-tiny-seg.log"
+# Export with the findings' prompts and the familiarity reference: the training cases' embeddings
+# and the nearest-neighbour cosine that 99 % of them reach (t3d analyze flags a series below it).
+"$PY" -m train.export --ckpt "$WORK/t3d-tiny-seg/final.pt" --template "$WORK/init.safetensors" \
+  --findings train/recipes/findings.json --calibrate "$WORK/train-cache.safetensors" --calibrate-data "$WORK/train" \
+  --threads "$((PROCS * THREADS))" -o "$OUT"
 t_train=$(date +%s)
 echo "$(stamp) wrote $OUT: data $((t_data - t0)) s, training $((t_train - t_data)) s"
 if [ "$ABLATION" = 1 ]; then
