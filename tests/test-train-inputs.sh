@@ -8,7 +8,9 @@
 # with --seg-from 0.5 the segmentation loss is off for the first half of the steps and on after.
 # `python -m train.export --calibrate` writes the same tensors plus the familiarity reference (the
 # training cases' embeddings, [N, D], and a threshold in t3d.calibration); `t3d analyze --json`
-# with it finds each training series at nearest cosine > 0.99999 and calls it familiar.
+# with it finds each training series at nearest cosine > 0.99999 and calls it familiar. With
+# --calibrate-holdout the threshold comes from those cases instead (here the training cases
+# themselves, so it is their own cosine, 1, above the leave-one-out one).
 # SKIP (77) without torch, monai, transformers, safetensors.
 set -u
 . "$(dirname "$0")/train-common.sh"
@@ -25,6 +27,19 @@ for d in "$tmp"/data/case-*; do
   "$T3D" analyze "$d/dicom" --model "$tmp/calibrated.safetensors" --json --no-segment --threads 1 \
     > "$tmp/familiar-${d##*/}.json" || status=1
 done
+"$PY" -m train.export --ckpt "$tmp/run/final.pt" --template "$tmp/init.safetensors" --calibrate "$tmp/cache.safetensors" \
+  --calibrate-data "$tmp/data" --calibrate-holdout "$tmp/cache.safetensors" --calibrate-holdout-data "$tmp/data" \
+  --threads 1 -o "$tmp/calibrated-holdout.safetensors" || status=1
+"$PY" - "$tmp/calibrated.safetensors" "$tmp/calibrated-holdout.safetensors" <<'EOF' || status=1
+import json, sys
+from safetensors import safe_open
+loo, held = (json.loads(safe_open(p, "np").metadata()["t3d.calibration"]) for p in sys.argv[1:3])
+ok = (loo["threshold_from"] == "leave-one-out" and held["threshold_from"].startswith("3 held-out cases") and
+      held["threshold"] > 0.99999 and held["threshold"] > loo["threshold"])
+print(("ok   " if ok else "FAIL ") + f"threshold leave-one-out {loo['threshold']:.6f}, from held-out cases "
+      f"{held['threshold']:.6f} ({held['threshold_from']})")
+sys.exit(0 if ok else 1)
+EOF
 "$PY" - "$tmp/run/model.safetensors" "$tmp/calibrated.safetensors" "$tmp"/familiar-*.json <<'EOF' || status=1
 import json, sys
 from safetensors import safe_open

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Recipe for the bundled model models/t3d-tiny.safetensors, rerunnable by anyone from a built tree
 # (run from anywhere; it works in the repository root):   train/recipes/t3d-tiny.sh
-# 1. phantoms with `t3d phantom`: N_TRAIN training cases from seed 100000, N_EVAL evaluation cases
-#    from seed 900000 (disjoint seed ranges; case i uses seed S+i), both at PHANTOM_OPTS;
+# 1. phantoms with `t3d phantom`: N_TRAIN training cases from seed 100000, N_CALIB calibration
+#    cases from seed 800000 (they set the familiarity threshold only) and N_EVAL evaluation cases
+#    from seed 900000 (disjoint seed ranges; case i uses seed S+i), all at PHANTOM_OPTS;
 # 2. training caches with `t3d preprocess` (the engine's own preprocessing: what analyze feeds);
 # 3. stage 1, one run from seeded random weights on STAGE1_PROCS processes with --sync-bn (1: one
 #    process of PROCS x THREADS threads; see below): every
@@ -23,7 +24,8 @@
 #    stage 2, segmentation fine-tuning: the decoder alone (--freeze-encoder) for SEG_MIN minutes,
 #    data-parallel over PROCS processes of THREADS threads, SEG_BATCH2 volumes a step; exported to
 #    OUT with the findings' prompts (train/recipes/findings.json) and the familiarity reference
-#    (the training cases' embeddings, train/export.py);
+#    (the training cases' embeddings; the threshold that 99 % of the calibration cases reach,
+#    train/export.py);
 # 4. with ABLATION=1, CLIP alone (LAMBDA = 0) against CLIP + LAMBDA * TMA: both arms continue
 #    from stage 1's weights at step BRANCH_STEP (kept as step-N.pt; fresh optimiser, warm-up
 #    and cosine again), ABLATION_MIN minutes each on one thread, both at the same time (not
@@ -39,7 +41,7 @@
 # shipped model came out (README: "The bundled model"). Defaults: the shipped run's, ~60 min with
 # the data.
 # Knobs (environment, defaults in brackets): T3D [_build/t3d], PY [.venv/bin/python],
-# WORK [runs/t3d-tiny], OUT [models/t3d-tiny.safetensors], N_TRAIN [800], N_EVAL [200],
+# WORK [runs/t3d-tiny], OUT [models/t3d-tiny.safetensors], N_TRAIN [800], N_CALIB [100], N_EVAL [200],
 # TRAIN_MIN [40], ABLATION_MIN [20], BRANCH_STEP [400], MAX_STEPS [20000], BATCH [16], SEG_BATCH [4], LR [1e-3],
 # TEXT_LR_SCALE [0.5], SEG_LR_SCALE [3], LAMBDA [0.5], SEG1 [1], SEG_FROM [0.15], PROCS [2], THREADS [1] (per process), STAGE1_PROCS [2], SEG_MIN [14],
 # SEG_BATCH2 [8], ABLATION [0], PHANTOM_OPTS [--matrix 128 --slice 4: a quarter of the voxels of a
@@ -54,7 +56,9 @@ WORK=${WORK:-runs/t3d-tiny}
 OUT=${OUT:-models/t3d-tiny.safetensors}
 N_TRAIN=${N_TRAIN:-800}
 N_EVAL=${N_EVAL:-200}
+N_CALIB=${N_CALIB:-100}
 TRAIN_SEED=100000
+CALIB_SEED=800000
 EVAL_SEED=900000
 TRAIN_MIN=${TRAIN_MIN:-40}
 ABLATION_MIN=${ABLATION_MIN:-20}
@@ -91,6 +95,10 @@ have "$WORK/train" "$N_TRAIN" || "$T3D" phantom --count "$N_TRAIN" --seed $TRAIN
 have "$WORK/eval" "$N_EVAL" || "$T3D" phantom --count "$N_EVAL" --seed $EVAL_SEED --out "$WORK/eval" $PHANTOM_OPTS --quiet
 [ -f "$WORK/eval-cache.safetensors" ] ||
   "$T3D" preprocess --data "$WORK/eval" --model "$WORK/init.safetensors" -o "$WORK/eval-cache.safetensors"
+# shellcheck disable=SC2086
+have "$WORK/calib" "$N_CALIB" || "$T3D" phantom --count "$N_CALIB" --seed $CALIB_SEED --out "$WORK/calib" $PHANTOM_OPTS --quiet
+[ -f "$WORK/calib-cache.safetensors" ] ||
+  "$T3D" preprocess --data "$WORK/calib" --model "$WORK/init.safetensors" -o "$WORK/calib-cache.safetensors"
 t_data=$(date +%s)
 
 run() { # run-name lambda minutes procs threads [more train.train args]: procs processes of threads
@@ -123,9 +131,11 @@ OMP_NUM_THREADS=$THREADS "$PY" -m train.torchrun --standalone --nproc_per_node "
   --w-clip 0 --w-tma 0 --w-seg 1 --freeze-encoder --ckpt-every 50 --log-every 10 --bn-recal 50 \
   2> "$WORK/t3d-tiny-seg.log"
 # Export with the findings' prompts and the familiarity reference: the training cases' embeddings
-# and the nearest-neighbour cosine that 99 % of them reach (t3d analyze flags a series below it).
+# and the cosine to the nearest of them that 99 % of the unseen calibration cases reach (t3d analyze
+# flags a series below it).
 "$PY" -m train.export --ckpt "$WORK/t3d-tiny-seg/final.pt" --template "$WORK/init.safetensors" \
   --findings train/recipes/findings.json --calibrate "$WORK/train-cache.safetensors" --calibrate-data "$WORK/train" \
+  --calibrate-holdout "$WORK/calib-cache.safetensors" --calibrate-holdout-data "$WORK/calib" \
   --threads "$((PROCS * THREADS))" -o "$OUT"
 t_train=$(date +%s)
 echo "$(stamp) wrote $OUT: data $((t_data - t0)) s, training $((t_train - t_data)) s"
