@@ -57,6 +57,16 @@ print(("ok   " if ok else "FAIL ") + f"calibrated export: same tensors {same}, r
       f"threshold {meta['threshold']:.4f}, nearest cosines {[round(f.get('nearest_training_cosine', 0), 6) for f in fam]}")
 sys.exit(0 if ok else 1)
 EOF
+# --drop-technique: the reports lose their TECHNIQUE line and nothing else
+"$PY" - "$tmp/data/manifest.jsonl" <<'EOF' || status=1
+import json, sys
+from train.data import drop_technique
+r = json.loads(open(sys.argv[1]).readline())["report"]
+d = drop_technique(r)
+ok = r.startswith("TECHNIQUE: CT") and "TECHNIQUE" not in d and r.split("\n", 1)[1] == d
+print(("ok   " if ok else "FAIL ") + "drop_technique removes the TECHNIQUE line only")
+sys.exit(0 if ok else 1)
+EOF
 # --seg-from 0.5: the decoder joins half-way (steps 3-4 of 4 carry Dice + cross-entropy, 1-2 none)
 # shellcheck disable=SC2046
 "$PY" -m train.train $(train_args "$tmp/segfrom") --steps 4 --batch 2 --w-seg 1 --seg-from 0.5 --log-every 1 \

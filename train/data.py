@@ -39,6 +39,13 @@ def max_tokens(tc):
     return min(tc["max_positions"], 256)  # as core/model/text.c (T3D_TEXT_MAX_TOKENS)
 
 
+def drop_technique(report):
+    """The report without its TECHNIQUE line (what was scanned, with or without contrast): an
+    attribute the image shows plainly, which lets CLIP match reports to volumes without the
+    findings."""
+    return "\n".join(line for line in report.split("\n") if not line.startswith("TECHNIQUE:"))
+
+
 def tokenize(tok, texts, length):
     """ids, attention mask [n, longest text of the call (at most length)]: padding only to the
     longest text, not to length; padded positions are masked, so the real tokens' states and [CLS]

@@ -65,6 +65,9 @@ def parse_args(argv=None):
                          "model's first stage ran without it)")
     ap.add_argument("--seg-lr-scale", type=float, default=1.0,
                     help="learning rate of the segmentation decoder relative to --lr (CLIP does not reach it)")
+    ap.add_argument("--drop-technique", action="store_true",
+                    help="train on the reports without their TECHNIQUE line (contrast and coverage, which the "
+                         "image shows: a shortcut for CLIP that needs no finding)")
     ap.add_argument("--seg-from", type=float, default=0.0,
                     help="the decoder (Dice + cross-entropy) joins once this fraction of the run is done: a "
                          "contrastive step without it is ~3x cheaper on a CPU, so the alignment gets the early "
@@ -283,6 +286,8 @@ def main(argv=None):
 
     cfg, vocab, findings, classes = D.read_model_meta(a.template)
     cases = D.CaseSet(a.cache, a.data)
+    if a.drop_technique:
+        cases.reports = [D.drop_technique(r) for r in cases.reports]
     tok = D.tokenizer_for(vocab, cfg["text"])
     ids, mask = D.tokenize(tok, cases.reports, D.max_tokens(cfg["text"]))
     tok_cache = D.TokenCache(tok)
