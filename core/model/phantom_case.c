@@ -760,7 +760,7 @@ void pc_anatomy_draw(pc_anatomy *A, uint64_t seed, const int8_t force[T3D_PHANTO
   A->z_rib0 = A->z_apex - urange(r, 0, 8);
   A->liver_hu = urange(r, 102, 125);
   A->spleen_hu = A->liver_hu + urange(r, -5, 12);
-  if (!A->contrast) { /* unenhanced: liver 55-66 HU, spleen about 10 below it */
+  if (!A->contrast) { /* unenhanced: liver 55-66 HU, spleen 5-12 below it */
     double enhanced = A->liver_hu;
     A->liver_hu = 55 + (enhanced - 102) * 0.5;
     A->spleen_hu = A->liver_hu - 10 + (A->spleen_hu - enhanced) * 0.4;

@@ -38,8 +38,9 @@
 # batch): per-process statistics left CLIP at ln(16) for a whole 55-min run (README). With it and
 # the decoder from the start, one 40-min run also sat at ln(16); with the decoder joining after
 # SEG_FROM=0.15 of the run (CLIP + TMA alone first: CLIP leaves ln(16) within ~300 steps) the
-# shipped model came out (README: "The bundled model"). Defaults: the shipped run's, ~60 min with
-# the data.
+# b28d6fc model came out; the model shipped now is the same recipe on the revised phantoms (README:
+# "The bundled model"). Defaults: the shipped run's, ~64 min with the data (7 min of it phantoms
+# and caches, 56 min training, 1 min export).
 # Knobs (environment, defaults in brackets): T3D [_build/t3d], PY [.venv/bin/python],
 # WORK [runs/t3d-tiny], OUT [models/t3d-tiny.safetensors], N_TRAIN [800], N_CALIB [100], N_EVAL [200],
 # TRAIN_MIN [40], ABLATION_MIN [20], BRANCH_STEP [400], MAX_STEPS [20000], BATCH [16], SEG_BATCH [4], LR [1e-3],
