@@ -45,7 +45,8 @@
 # WORK [runs/t3d-tiny], OUT [models/t3d-tiny.safetensors], N_TRAIN [800], N_CALIB [100], N_EVAL [200],
 # TRAIN_MIN [40], ABLATION_MIN [20], BRANCH_STEP [400], MAX_STEPS [20000], BATCH [16], SEG_BATCH [4], LR [1e-3],
 # TEXT_LR_SCALE [0.5], SEG_LR_SCALE [3], LAMBDA [0.5], SEG1 [1], SEG_FROM [0.15], PROCS [2], THREADS [1] (per process), STAGE1_PROCS [2], SEG_MIN [14],
-# SEG_BATCH2 [8], ABLATION [0], PHANTOM_OPTS [--matrix 128 --slice 4: a quarter of the voxels of a
+# SEG_BATCH2 [8], ABLATION [0], DROP_TECHNIQUE [0: 1 trains the contrastive stage on the reports
+# without their TECHNIQUE line, README "The bundled model"], PHANTOM_OPTS [--matrix 128 --slice 4: a quarter of the voxels of a
 # typical series, which the 6 mm model grid does not miss, so that generation takes minutes].
 # Run it on an otherwise idle machine: with TRAIN_MIN fixed, every CPU second taken by something
 # else is a training step lost (README: "The bundled model" gives the steps the shipped run made).
@@ -73,6 +74,7 @@ TEXT_LR_SCALE=${TEXT_LR_SCALE:-0.5}
 LAMBDA=${LAMBDA:-0.5}
 SEG1=${SEG1:-1}
 SEG_FROM=${SEG_FROM:-0.15}
+DROP_TECHNIQUE=${DROP_TECHNIQUE:-0}
 PROCS=${PROCS:-2}
 THREADS=${THREADS:-1}
 STAGE1_PROCS=${STAGE1_PROCS:-2}
@@ -104,6 +106,8 @@ t_data=$(date +%s)
 
 run() { # run-name lambda minutes procs threads [more train.train args]: procs processes of threads
   out=$WORK/$1 lambda=$2 minutes=$3 procs=$4 threads=$5
+  technique=""
+  [ "$DROP_TECHNIQUE" = 1 ] && technique=--drop-technique
   shift 5
   echo "$(stamp) $out: CLIP + $lambda * TMA$([ "$SEG1" = 1 ] && echo " + Dice/CE on $SEG_BATCH"), batch $BATCH, lr $LR, $minutes min of wall time, $procs x $threads threads"
   if [ "$procs" -gt 1 ]; then
@@ -117,7 +121,7 @@ run() { # run-name lambda minutes procs threads [more train.train args]: procs p
     --data "$WORK/train" --threads "$threads" --out "$out" --steps "$MAX_STEPS" --time-budget "$minutes" \
     --batch "$BATCH" --seg-batch "$SEG_BATCH" --lr "$LR" --text-lr-scale "$TEXT_LR_SCALE" \
     --seg-lr-scale "$SEG_LR_SCALE" --warmup 30 --w-clip 1 --w-tma "$lambda" --w-seg "$SEG1" --ckpt-every 50 \
-    --log-every 10 --bn-recal 50 --seg-from "$SEG_FROM" "$@" 2> "$out.log"
+    --log-every 10 --bn-recal 50 --seg-from "$SEG_FROM" $technique "$@" 2> "$out.log"
 }
 run t3d-tiny "$LAMBDA" "$TRAIN_MIN" "$STAGE1_PROCS" "$((PROCS * THREADS / STAGE1_PROCS))" --keep-at "$BRANCH_STEP"
 # Stage 2, segmentation fine-tuning: the decoder alone on SEG_BATCH2 volumes a step (every one of
