@@ -262,10 +262,9 @@ int t3d_cmd_analyze(int argc, char **argv)
     } else if (res->zero_shot_status != T3D_OK) {
       printf(_("Findings: %s\n"), res->zero_shot_message);
     }
+    char caution[512];
     if (res->familiar < 0)
-      printf(_("\nCaution: this series is unlike every case the model was trained on (nearest cosine %.3f, "
-               "threshold %.3f); its findings are not reliable.\n"),
-             res->familiarity, res->familiarity_threshold);
+      printf("\n%s\n", t3d_familiarity_caution(res, caution, sizeof caution));
     else if (res->familiar > 0)
       printf(_("\nFamiliarity: nearest training case at cosine %.3f (threshold %.3f)\n"), res->familiarity,
              res->familiarity_threshold);

@@ -312,7 +312,8 @@ static t3d_status run_case(eval_run *r, t3d_model *model, const char *dir, const
   }
   memcpy(r->vemb + i * r->dim, res->embedding, r->dim * sizeof *r->vemb);
   if (res->familiar) {
-    r->familiarity_min = r->familiar_checked++ ? fmin(r->familiarity_min, res->familiarity) : res->familiarity;
+    r->familiarity_min = r->familiar_checked ? fmin(r->familiarity_min, res->familiarity) : res->familiarity;
+    r->familiar_checked++;
     r->unfamiliar += res->familiar < 0;
   }
   for (size_t f = 0; f < r->nfind; f++) {

@@ -1,17 +1,23 @@
 /* t3d_model (see model.h): model file -> networks on a backend, and the analysis pipeline
  * preprocess -> encoder -> projection -> zero-shot, decoder -> labels on the series grid -> mL.
  * Not the networks themselves (vision.c, text.c) and not DICOM or file output. */
+#include <config.h>
+
 #include "core/model/model.h"
 
+#include <libintl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/index/index.h"
 #include "core/model/modelfile.h"
 
 #include "core/model/text.h"
+
+#define _(s) dgettext(GETTEXT_PACKAGE, s)
 
 struct t3d_model {
   t3d_backend *be;
@@ -26,8 +32,7 @@ struct t3d_model {
   float *prompt_emb; /* [2][nfind][dim]: positive prompts, then negative prompts */
   size_t nclasses;
   char **class_names;
-  float *calib_ref; /* [calib_n][dim] L2-normalised embeddings of the training cases, or NULL */
-  size_t calib_n;
+  t3d_index_matrix *calib_ref; /* the training cases' embeddings (exact cosine search), or NULL */
   double calib_threshold;
 };
 
@@ -53,7 +58,7 @@ void t3d_model_free(t3d_model *m)
   free_strings(m->find_names, m->nfind);
   free_strings(m->class_names, m->nclasses);
   free(m->prompt_emb);
-  free(m->calib_ref);
+  t3d_index_matrix_free(m->calib_ref);
   free(m);
 }
 
@@ -81,18 +86,18 @@ static t3d_status load_calibration(t3d_model *m, const t3d_modelfile *mf)
   if (ref->dtype != T3D_F32 && ref->dtype != T3D_F16 && ref->dtype != T3D_BF16)
     return t3d_error(T3D_ERR_FORMAT, "%s: calib.reference is not a float tensor", path);
   size_t n = (size_t)ref->shape[0];
-  m->calib_ref = malloc(n * (size_t)dim * sizeof(float));
-  if (!m->calib_ref) return t3d_error(T3D_ERR_NOMEM, "model: out of memory for the familiarity reference");
-  t3d_convert_to_f32(m->calib_ref, ref->data, ref->dtype, n * (size_t)dim);
-  for (size_t i = 0; i < n; i++) { /* normalise again: the check is a cosine whatever the writer did */
-    float *row = m->calib_ref + i * (size_t)dim;
-    double ss = 0;
-    for (int k = 0; k < dim; k++) ss += (double)row[k] * row[k];
-    if (!(ss > 0 && isfinite(ss)))
-      return t3d_error(T3D_ERR_FORMAT, "%s: calib.reference row %zu is zero or not finite", path, i);
-    for (int k = 0; k < dim; k++) row[k] = (float)(row[k] / sqrt(ss));
+  float *rows = malloc(n * (size_t)dim * sizeof(float));
+  if (!rows) return t3d_error(T3D_ERR_NOMEM, "model: out of memory for the familiarity reference");
+  t3d_convert_to_f32(rows, ref->data, ref->dtype, n * (size_t)dim);
+  /* the case index's search matrix: rows normalised (the check is a cosine whatever the writer
+   * did), zero or non-finite rows refused, exact fp32 nearest-row search */
+  t3d_status s = t3d_index_matrix_create(rows, NULL, NULL, n, dim, 0, &m->calib_ref);
+  free(rows);
+  if (s != T3D_OK) {
+    char why[256];
+    snprintf(why, sizeof why, "%s", t3d_error_detail());
+    return t3d_error(T3D_ERR_FORMAT, "%s: calib.reference: %s", path, why);
   }
-  m->calib_n = n;
   m->calib_threshold = t;
   return T3D_OK;
 }
@@ -219,7 +224,21 @@ const char *t3d_model_class_name(const t3d_model *m, size_t i)
 size_t t3d_model_finding_count(const t3d_model *m) { return m ? m->nfind : 0; }
 const char *t3d_model_finding_name(const t3d_model *m, size_t i) { return m && i < m->nfind ? m->find_names[i] : NULL; }
 float t3d_model_logit_scale(const t3d_model *m) { return m ? m->logit_scale : 0; }
-size_t t3d_model_calibration_cases(const t3d_model *m) { return m ? m->calib_n : 0; }
+const char *t3d_familiarity_caution(const t3d_analysis_result *r, char *buf, size_t n)
+{
+  if (n) buf[0] = '\0';
+  if (r && r->familiar < 0)
+    snprintf(buf, n,
+             _("Caution: this series is unlike every case the model was trained on (nearest cosine %.3f, "
+               "threshold %.3f); its findings are not reliable."),
+             r->familiarity, r->familiarity_threshold);
+  return buf;
+}
+
+size_t t3d_model_calibration_cases(const t3d_model *m)
+{
+  return m && m->calib_ref ? t3d_index_matrix_rows(m->calib_ref) : 0;
+}
 
 t3d_analyze_opts t3d_analyze_default_opts(void) { return (t3d_analyze_opts){true, true, NULL}; }
 
@@ -313,16 +332,12 @@ t3d_status t3d_analyze(t3d_model *m, const t3d_volume *vol, const t3d_analyze_op
   r->familiar = 0;
   r->familiarity = NAN;
   if (m->calib_ref) { /* nearest training case by cosine */
-    double best = -2;
-    for (size_t i = 0; i < m->calib_n; i++) {
-      const float *row = m->calib_ref + i * (size_t)r->dim;
-      double d = 0;
-      for (int k = 0; k < r->dim; k++) d += (double)r->embedding[k] * row[k];
-      best = d > best ? d : best;
-    }
-    r->familiarity = best;
+    t3d_index_scored best;
+    size_t found = 0;
+    if ((s = t3d_index_matrix_search(m->calib_ref, r->embedding, 1, NULL, &best, &found)) != T3D_OK) goto cleanup;
+    r->familiarity = found ? best.score : -1;
     r->familiarity_threshold = m->calib_threshold;
-    r->familiar = best >= m->calib_threshold ? 1 : -1;
+    r->familiar = r->familiarity >= m->calib_threshold ? 1 : -1;
   }
   t = now_ms();
   r->ms.projection = t - t1;

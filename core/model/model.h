@@ -92,6 +92,10 @@ t3d_status t3d_analyze(t3d_model *m, const t3d_volume *vol, const t3d_analyze_op
                        const volatile int *cancel, t3d_analysis_result **out);
 void t3d_analysis_result_free(t3d_analysis_result *r); /* NULL is a no-op */
 
+/* The user's language's caution for a series the familiarity check found unlike the training
+ * cases (r->familiar < 0), into buf (n bytes; 512 hold it); "" otherwise. Returns buf. */
+const char *t3d_familiarity_caution(const t3d_analysis_result *r, char *buf, size_t n);
+
 /* The projected, L2-normalised text embedding of text into out_D (dim floats).
  * T3D_ERR_UNSUPPORTED without the text encoder. */
 t3d_status t3d_encode_text(t3d_model *m, const char *text, float *out_D);

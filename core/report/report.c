@@ -583,10 +583,8 @@ t3d_status t3d_report_create(const t3d_volume *vol, const t3d_analysis_result *r
   sb_printf(&nb, _("Machine-generated draft from the model %s (model file SHA-256 %s). It needs review: a "
                    "radiologist must check, correct and sign it before any clinical use."),
             r->model_name, r->model_sha256);
-  if (res->familiar < 0)
-    sb_printf(&nb, _(" Caution: this series is unlike every case the model was trained on (nearest cosine %.3f, "
-                     "threshold %.3f); its findings are not reliable."),
-              res->familiarity, res->familiarity_threshold);
+  char caution[512];
+  if (res->familiar < 0) sb_printf(&nb, " %s", t3d_familiarity_caution(res, caution, sizeof caution));
   render_sections(r, order, p, &fb, &ib);
   r->notice = sb_take(&nb);
   r->findings_text = sb_take(&fb);
