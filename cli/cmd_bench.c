@@ -537,9 +537,13 @@ int t3d_cmd_bench(int argc, char **argv)
            dv.device, t3d_precision_name(dv.precision));
   /* what the t3d rows compute in, as the children's CPU backend resolves it */
   bool bf16 = dv.precision == T3D_PRECISION_BF16 ||
-              (dv.precision == T3D_PRECISION_AUTO && t3d_backend_cpu_bf16_native());
+              (dv.precision == T3D_PRECISION_AUTO && t3d_backend_cpu_bf16_pays());
   printf(_("t3d rows: %s (bf16 path on this CPU: %s, %s)\n"), bf16 ? "bf16" : "fp32",
          t3d_backend_cpu_bf16_isa(), t3d_backend_cpu_bf16_native() ? "native" : "portable");
+  if (t3d_backend_cpu_bf16_gain() > 0)
+    printf(_("CPU bf16 speed: vdpbf16ps does %.2fx the multiply-adds per second of fp32 FMAs (auto takes bf16 "
+             "from 1.25x)\n"),
+           t3d_backend_cpu_bf16_gain());
   printf("%-22s %9s %9s %7s | %9s %9s %7s | %9s %9s %7s\n", _("row"), _("t3d ms"), _("torch ms"), _("speedup"),
          _("t3d cpu"), _("torch cpu"), _("ratio"), _("t3d MiB"), _("torch MiB"), _("mem x"));
   static const char *const rows[4] = {"encoder", "segment", "text", "e2e"};

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "kernels/backend.h"
 #include "kernels/cuda/device.h"
 
 #define _(s) gettext(s)
@@ -55,6 +56,10 @@ int t3d_cmd_devices(int argc, char **argv)
   gpus = json_array();
   json_object_set_new(root, "cpu_cores", json_integer(cores));
   json_object_set_new(root, "cpu_isa", json_string(cpu_isa()));
+  json_object_set_new(root, "cpu_kernels", json_string(t3d_backend_cpu_kernels()));
+  json_object_set_new(root, "cpu_bf16_isa", json_string(t3d_backend_cpu_bf16_isa()));
+  json_object_set_new(root, "cpu_bf16_gain", json_real(t3d_backend_cpu_bf16_gain()));
+  json_object_set_new(root, "cpu_auto_precision", json_string(t3d_backend_cpu_bf16_pays() ? "bf16" : "fp32"));
   json_object_set_new(root, "cuda_built", json_boolean(st != T3D_ERR_UNSUPPORTED));
   json_object_set_new(root, "cuda_runtime_version", json_integer(t3d_cuda_runtime_version()));
   json_object_set_new(root, "cudnn_version", json_integer(t3d_cudnn_version()));
@@ -78,6 +83,13 @@ int t3d_cmd_devices(int argc, char **argv)
     free(s);
   } else {
     printf(_("CPU: %ld cores, %s\n"), cores, cpu_isa());
+    printf(_("CPU kernels: %s\n"), t3d_backend_cpu_kernels());
+    printf(_("CPU bf16 path: %s, %s; --precision auto runs %s\n"), t3d_backend_cpu_bf16_isa(),
+           t3d_backend_cpu_bf16_native() ? "native" : "portable", t3d_backend_cpu_bf16_pays() ? "bf16" : "fp32");
+    if (t3d_backend_cpu_bf16_gain() > 0)
+      printf(_("CPU bf16 speed: vdpbf16ps does %.2fx the multiply-adds per second of fp32 FMAs (auto takes bf16 "
+               "from 1.25x)\n"),
+             t3d_backend_cpu_bf16_gain());
     if (st == T3D_ERR_UNSUPPORTED) {
       printf(_("CUDA: not built (%s)\n"), why);
     } else {

@@ -21,7 +21,8 @@ int t3d_cli_parse_precision(const char *cmd, const char *arg, t3d_precision *out
 void t3d_cli_precision_help(FILE *to)
 {
   fputs(_("  --precision P   convolutions and matrix products in fp32, bf16 (fp32 accumulation) or auto:\n"
-          "                  bf16 where the CPU has AVX512-BF16 or AMX, else fp32 (default auto)\n"),
+          "                  bf16 where the CPU runs it faster than fp32 (AMX; AVX512-BF16 where\n"
+          "                  measured faster, see t3d devices), else fp32 (default auto)\n"),
         to);
 }
 

@@ -121,7 +121,8 @@ typedef struct t3d_backend_ops {
 /* Arithmetic of the convolutions and GEMMs (conv3d, conv3d_transpose, linear); every other op is
  * fp32 always. FP32 is the reference. BF16: weights and activations rounded to bf16, products
  * accumulated in fp32 (kernels/cpu/bf16.h states the tolerances). AUTO: BF16 where the CPU does
- * it natively (AVX512-BF16 or AMX), FP32 elsewhere (and FP32 on a GPU). TF32: the GPU's TF32
+ * it natively and faster than fp32 (AMX; AVX512-BF16 where vdpbf16ps outruns fp32 FMAs, which
+ * t3d_backend_cpu_bf16_pays measures), FP32 elsewhere (and FP32 on a GPU). TF32: the GPU's TF32
  * tensor cores for fp32 data (CUDA backend only; the CPU backend computes it as FP32). */
 typedef enum { T3D_PRECISION_FP32 = 0, T3D_PRECISION_BF16, T3D_PRECISION_AUTO, T3D_PRECISION_TF32 } t3d_precision;
 const char *t3d_precision_name(t3d_precision p); /* "fp32", "bf16", "auto", "tf32" */
@@ -160,6 +161,11 @@ void t3d_backend_free(t3d_backend *be); /* NULL is a no-op */
  * "scalar" (the portable path, slower than fp32); T3D_CPU_ISA=scalar|avx2|avx512bf16|amx caps it. */
 const char *t3d_backend_cpu_bf16_isa(void);
 bool t3d_backend_cpu_bf16_native(void);
+/* On AVX512-BF16 without AMX: vdpbf16ps's multiply-add rate over fp32 FMAs', measured once per
+ * process (~1 ms; kernels/cpu/bf16_isa.c); 0 on other ISAs. */
+double t3d_backend_cpu_bf16_gain(void);
+/* What AUTO takes: true on AMX, and on AVX512-BF16 where the gain is at least 1.25. */
+bool t3d_backend_cpu_bf16_pays(void);
 
 /* The CUDA backend (kernels/cuda/): every op on one GPU, cuDNN for the convolutions (algorithm
  * found by measurement once per shape and cached), cuBLAS for linear, t3d's own kernels for the

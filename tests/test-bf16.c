@@ -317,7 +317,10 @@ static void test_precision(void)
   CHECK(!t3d_precision_from_name("fp16", &p) && p == T3D_PRECISION_AUTO);
   CHECK(strcmp(t3d_precision_name(T3D_PRECISION_FP32), "fp32") == 0);
   t3d_backend *be = backend(T3D_PRECISION_AUTO, 1);
-  CHECK_INT_EQ(be->precision, t3d_backend_cpu_bf16_native() ? T3D_PRECISION_BF16 : T3D_PRECISION_FP32);
+  CHECK_INT_EQ(be->precision, t3d_backend_cpu_bf16_pays() ? T3D_PRECISION_BF16 : T3D_PRECISION_FP32);
+  /* auto never takes the portable path, and measures only where there is AVX512-BF16 to measure */
+  CHECK(!t3d_backend_cpu_bf16_pays() || t3d_backend_cpu_bf16_native());
+  CHECK((t3d_backend_cpu_bf16_gain() > 0) == (strcmp(t3d_backend_cpu_bf16_isa(), "avx512bf16") == 0));
   t3d_backend_free(be);
   be = backend(T3D_PRECISION_FP32, 1);
   CHECK_INT_EQ(be->precision, T3D_PRECISION_FP32);
@@ -326,8 +329,9 @@ static void test_precision(void)
   CHECK_INT_EQ(bp.precision, T3D_PRECISION_FP32); /* the library default stays the reference */
   bp.precision = (t3d_precision)7;
   CHECK_STATUS(t3d_backend_cpu_create(&be, &bp), T3D_ERR_INVALID_ARG);
-  printf("  bf16 ISA on this CPU: %s (%s)\n", t3d_backend_cpu_bf16_isa(),
-         t3d_backend_cpu_bf16_native() ? "native" : "portable");
+  printf("  bf16 ISA on this CPU: %s (%s; vdpbf16ps / fp32 FMA multiply-add rate %.2f; auto takes %s)\n",
+         t3d_backend_cpu_bf16_isa(), t3d_backend_cpu_bf16_native() ? "native" : "portable",
+         t3d_backend_cpu_bf16_gain(), t3d_backend_cpu_bf16_pays() ? "bf16" : "fp32");
 }
 
 int main(void)

@@ -1,9 +1,10 @@
 #!/bin/sh
 # `--precision auto|fp32|bf16` on the command line: a wrong value is a usage error (exit 2) that
 # names the choices, on analyze and on the commands that load the model through the shared
-# loader; `t3d analyze --json` says what ran ("fp32", "bf16 (avx2)", ...), auto resolves as the
-# CPU backend documents (bf16 only with native bf16), T3D_CPU_ISA=scalar caps the bf16 kernels,
-# and the bf16 run agrees with fp32 (embedding cosine >= 0.9999).
+# loader; `t3d analyze --json` says what ran ("fp32", "bf16 (avx2)", ...), auto resolves as
+# `t3d devices` reports (bf16 only where native bf16 outruns fp32), T3D_CPU_ISA=scalar caps the
+# bf16 kernels, and the bf16 run agrees with fp32 (embedding cosine >= 0.9999). T3D_GEMM=t3d and
+# T3D_GEMM=openblas pick the fp32 GEMM (t3d devices names it) and give the same findings.
 set -u
 BUILD=${T3D_BUILDDIR:-.}
 PY=${T3D_PYTHON:-python3}
@@ -28,6 +29,12 @@ for p in fp32 bf16 auto; do
   "$T3D" analyze "$tmp/series" --model "$MODEL" --json --threads 2 --no-segment --precision "$p" \
     >"$tmp/$p.json" 2>"$tmp/$p.err" || fail "analyze --precision $p: $(cat "$tmp/$p.err")"
 done
+"$T3D" devices --json >"$tmp/devices.json" || fail "t3d devices --json"
+for g in t3d openblas; do
+  T3D_GEMM=$g "$T3D" devices --json >"$tmp/devices-$g.json" || fail "T3D_GEMM=$g t3d devices --json"
+  T3D_GEMM=$g "$T3D" analyze "$tmp/series" --model "$MODEL" --json --threads 2 --no-segment --precision fp32 \
+    >"$tmp/gemm-$g.json" 2>"$tmp/gemm-$g.err" || fail "T3D_GEMM=$g analyze: $(cat "$tmp/gemm-$g.err")"
+done
 T3D_CPU_ISA=scalar "$T3D" analyze "$tmp/series" --model "$MODEL" --json --threads 2 --no-segment --precision bf16 \
   >"$tmp/scalar.json" 2>/dev/null || fail "analyze --precision bf16 under T3D_CPU_ISA=scalar"
 "$PY" - "$tmp" <<'PYEOF' || fail "output checks"
@@ -39,8 +46,26 @@ if r["fp32"]["precision"] != "fp32": errors.append("fp32 run says %r" % r["fp32"
 b = r["bf16"]["precision"]
 if b not in ("bf16 (amx)", "bf16 (avx512bf16)", "bf16 (avx2)", "bf16 (scalar)"): errors.append("bf16 run says %r" % b)
 native = b in ("bf16 (amx)", "bf16 (avx512bf16)")
-if r["auto"]["precision"] != (b if native else "fp32"):
-    errors.append("auto ran %r, bf16 ran %r" % (r["auto"]["precision"], b))
+dev = json.load(open(d + "/devices.json"))
+pays = dev["cpu_auto_precision"] == "bf16"
+if pays and not native: errors.append("t3d devices says auto runs bf16, but bf16 ran %r" % b)
+if (dev["cpu_bf16_gain"] > 0) != (b == "bf16 (avx512bf16)"):
+    errors.append("cpu_bf16_gain %r measured on %r" % (dev["cpu_bf16_gain"], b))
+if r["auto"]["precision"] != (b if pays else "fp32"):
+    errors.append("auto ran %r, bf16 ran %r, t3d devices says auto runs %r" % (r["auto"]["precision"], b,
+                                                                               dev["cpu_auto_precision"]))
+print("auto: %s (bf16 gain %.2f)" % (r["auto"]["precision"], dev["cpu_bf16_gain"]))
+g = {k: json.load(open("%s/devices-%s.json" % (d, k)))["cpu_kernels"] for k in ("t3d", "openblas")}
+if "GEMMs: t3d sgemm" not in g["t3d"] and "im2col + t3d sgemm" not in g["t3d"]:
+    errors.append("T3D_GEMM=t3d: kernels %r" % g["t3d"])
+built_with_blas = "OpenBLAS" in dev["cpu_kernels"]
+if built_with_blas and "OpenBLAS sgemm (" not in g["openblas"]:
+    errors.append("T3D_GEMM=openblas: kernels %r" % g["openblas"])
+print("fp32 GEMMs here: %s" % dev["cpu_kernels"].rsplit(": ", 1)[-1] if "GEMMs" in dev["cpu_kernels"] else dev["cpu_kernels"])
+for k in ("t3d", "openblas"):
+    gr = json.load(open("%s/gemm-%s.json" % (d, k)))
+    diff = max(abs(x["probability"] - y["probability"]) for x, y in zip(gr["findings"], r["fp32"]["findings"]))
+    if not diff <= 1e-4: errors.append("T3D_GEMM=%s: probabilities differ from the default run by %g" % (k, diff))
 if r["scalar"]["precision"] != "bf16 (scalar)": errors.append("T3D_CPU_ISA=scalar ran %r" % r["scalar"]["precision"])
 for k in ("bf16", "scalar"):
     a, e = r["fp32"]["embedding"], r[k]["embedding"]
@@ -50,6 +75,7 @@ for k in ("bf16", "scalar"):
 for e in errors: print(e)
 sys.exit(1 if errors else 0)
 PYEOF
-grep -q "portable" "$tmp/bf16.err" || grep -q "bf16 (a" "$tmp/bf16.json" ||
-  fail "bf16 without native support did not say it runs the portable path: $(cat "$tmp/bf16.err")"
+grep -q "portable" "$tmp/bf16.err" || grep -q "slower than fp32 here" "$tmp/bf16.err" ||
+  grep -q '"cpu_auto_precision": "bf16"' "$tmp/devices.json" ||
+  fail "bf16 where it is slower than fp32 did not say so: $(cat "$tmp/bf16.err")"
 echo "ok"

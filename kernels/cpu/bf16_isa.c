@@ -1,11 +1,13 @@
 /* Which ISA the CPU backend's bf16 path runs on: cpuid + xgetbv, the AMX tile-data permission
- * (arch_prctl), the T3D_CPU_ISA cap. Detection only: the kernels are in gemm_bf16.c, and nothing
- * here decides fp32 or bf16 (backend_cpu.c does, from the backend's precision). */
+ * (arch_prctl), the T3D_CPU_ISA cap; and whether bf16 pays on it (the measured multiply-add rate of
+ * vdpbf16ps against fp32 FMAs, for --precision auto). The kernels are in gemm_bf16.c; the
+ * backend's precision is fixed in backend_cpu.c. */
 #include "config.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
@@ -101,3 +103,102 @@ t3d_cpu_isa t3d_cpu_bf16_cap_isa(t3d_cpu_isa cap)
 const char *t3d_backend_cpu_bf16_isa(void) { return t3d_cpu_isa_name(t3d_cpu_bf16_isa()); }
 
 bool t3d_backend_cpu_bf16_native(void) { return t3d_cpu_bf16_isa() >= T3D_CPU_ISA_AVX512BF16; }
+
+/* ---- does bf16 pay here? ------------------------------------------------------------------------
+ * AVX512-BF16 is not faster everywhere. One vdpbf16ps does 32 multiply-adds against an FMA's 16,
+ * but the CPUs differ in how many of each they issue per cycle: measured on an Intel Xeon with
+ * AVX512-BF16 and AVX512-FP16 but no AMX (a virtual machine), 1.0e9 vdpbf16ps/s against 4.1e9
+ * 512-bit FMAs/s, i.e. bf16 at half fp32's rate, and the t3d-r50 encoder 2.3x slower in bf16. So
+ * auto asks the CPU: 12 independent chains of each instruction, timed in turn a few times (about
+ * a millisecond, once per process), the best rate of each kept. bf16 must reach GAIN_MIN times
+ * fp32's multiply-add rate; the ratios expected are about 2 (AMD Zen 4, where both are split into
+ * 256-bit halves) or 0.5 (the Xeon above), far from the threshold, so noise cannot flip it. AMX
+ * (16x16 tiles) is taken without asking. */
+#define GAIN_MIN 1.25
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+static double seconds(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+enum { CHAINS = 12, PROBE_ITERS = 4000, PROBE_ROUNDS = 5 };
+static volatile float sink;
+
+/* The chains' sum, stored: the loops cannot be dropped, and the accumulators stay in registers
+ * (a barrier on each of them inside the loop would send them through the stack). */
+__attribute__((target("avx512f"))) static void keep(const __m512 *acc)
+{
+  __m512 s = acc[0];
+  for (int i = 1; i < CHAINS; i++) s = _mm512_add_ps(s, acc[i]);
+  sink = _mm512_reduce_add_ps(s);
+}
+
+/* Multiply-adds per second of PROBE_ITERS rounds of CHAINS independent vdpbf16ps (32 each). */
+__attribute__((target("avx512f,avx512bf16"))) static double dpbf16_rate(void)
+{
+  __m512 acc[CHAINS];
+  const __m512bh one = (__m512bh)_mm512_set1_epi32(0x3f803f80); /* bf16 pairs (1, 1) */
+  for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_setzero_ps();
+  double t = seconds();
+  for (int n = 0; n < PROBE_ITERS; n++)
+#pragma GCC unroll 12
+    for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_dpbf16_ps(acc[i], one, one);
+  t = seconds() - t;
+  keep(acc);
+  return t > 0 ? 32.0 * CHAINS * PROBE_ITERS / t : 0;
+}
+
+__attribute__((target("avx512f"))) static double fma512_rate(void)
+{
+  __m512 acc[CHAINS];
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_setzero_ps();
+  double t = seconds();
+  for (int n = 0; n < PROBE_ITERS; n++)
+#pragma GCC unroll 12
+    for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_fmadd_ps(one, one, acc[i]);
+  t = seconds() - t;
+  keep(acc);
+  return t > 0 ? 16.0 * CHAINS * PROBE_ITERS / t : 0;
+}
+
+static double measure_gain(void)
+{
+  double bf = 0, fp = 0;
+  for (int r = 0; r < PROBE_ROUNDS; r++) {
+    double b = dpbf16_rate(), f = fma512_rate();
+    if (b > bf) bf = b;
+    if (f > fp) fp = f;
+  }
+  return fp > 0 ? bf / fp : 0;
+}
+#else
+static double measure_gain(void) { return 0; }
+#endif
+
+static pthread_once_t gain_once = PTHREAD_ONCE_INIT;
+static double gain;
+
+static void gain_init(void)
+{
+  t3d_cpu_isa isa = t3d_cpu_bf16_isa();
+  gain = isa == T3D_CPU_ISA_AVX512BF16 ? measure_gain() : 0;
+}
+
+double t3d_backend_cpu_bf16_gain(void)
+{
+  if (t3d_cpu_bf16_isa() != T3D_CPU_ISA_AVX512BF16) return 0;
+  pthread_once(&gain_once, gain_init);
+  return gain;
+}
+
+bool t3d_backend_cpu_bf16_pays(void)
+{
+  t3d_cpu_isa isa = t3d_cpu_bf16_isa();
+  return isa == T3D_CPU_ISA_AMX || (isa == T3D_CPU_ISA_AVX512BF16 && t3d_backend_cpu_bf16_gain() >= GAIN_MIN);
+}

@@ -96,22 +96,18 @@ const char *t3d_backend_cpu_kernels(void)
   else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) isa = "avx2+fma";
   else if (__builtin_cpu_supports("avx")) isa = "avx";
 #endif
-#ifdef HAVE_OPENBLAS
-  char gemm[64];
-  snprintf(gemm, sizeof gemm, "im2col + OpenBLAS sgemm (%s)", openblas_get_corename());
-#else
-  const char *gemm = "im2col + t3d sgemm";
-#endif
+  const char *gemm = t3d_cpu_gemm_desc();
   int pk = packed_isa();
   if (pk == 512 || (pk == 256 && forced_path == T3D_CPU_CONV_AVX2))
-    snprintf(buf, sizeof buf, "%s: t3d %spacked conv kernels (%s)", isa,
+    snprintf(buf, sizeof buf, "%s: t3d %spacked conv kernels (%s); GEMMs: %s", isa,
              pk == 512 && have_avx2() ? "Winograd F(2,3) 3x3x3 (avx2+fma), else " : "",
-             pk == 512 ? "avx512f" : "avx2+fma");
+             pk == 512 ? "avx512f" : "avx2+fma", gemm);
   else if (pk == 256)
     snprintf(buf, sizeof buf, "%s: t3d Winograd F(2,3) 3x3x3 (avx2+fma), implicit-GEMM (avx2+fma) for other "
-             "same-size convolutions, direct 3x3x3 for <= %d output channels, else %s", isa, DIRECT_MAX_CO, gemm);
+             "same-size convolutions, direct 3x3x3 for <= %d output channels, else im2col + %s", isa, DIRECT_MAX_CO,
+             gemm);
   else
-    snprintf(buf, sizeof buf, "%s: %s", isa, gemm);
+    snprintf(buf, sizeof buf, "%s: im2col + %s", isa, gemm);
   return buf;
 }
 
@@ -121,7 +117,7 @@ static void gemm(bool trans_a, int m, int n, int k, const float *a, int lda, con
                  float beta, float *c, int ldc)
 {
 #ifdef HAVE_OPENBLAS
-  if (forced_path != T3D_CPU_CONV_OWN_GEMM) {
+  if (forced_path != T3D_CPU_CONV_OWN_GEMM && t3d_cpu_openblas_fits()) {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, lda, b,
                 ldb, beta, c, ldc);
     return;

@@ -18,7 +18,7 @@ extern "C" {
  *   C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C
  * op(A) = A (lda >= K) or, when trans_a, A^T with A stored [K,M] (lda >= M); likewise B.
  * beta == 0 ignores the old contents of C (NaN in C does not leak through).
- * t3d_cpu_sgemm uses OpenBLAS when built with it (kept single-threaded: the GEMM is split over
+ * t3d_cpu_sgemm uses OpenBLAS when built with it and its kernels fit the CPU (kept single-threaded: the GEMM is split over
  * `threads` OpenMP threads, one OpenBLAS call per slice; inside a parallel region it runs on the
  * calling thread), else t3d_cpu_sgemm_blocked. t3d_cpu_sgemm_blocked is t3d's own
  * cache-blocked, vectorised GEMM (AVX-512 / AVX2+FMA / C micro-kernels chosen at run time),
@@ -27,6 +27,12 @@ extern "C" {
 void t3d_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                    int64_t ldc, int threads);
+/* Whether t3d_cpu_sgemm hands GEMMs to OpenBLAS: built with it, and its kernels (picked by CPU
+ * model when it loads) use this CPU's widest vectors; T3D_GEMM=openblas|t3d overrides. Decided once
+ * per process. t3d_cpu_gemm_desc says which GEMM runs and why, e.g. "t3d sgemm (avx512f; OpenBLAS's
+ * Prescott kernels do not fit this CPU)". */
+bool t3d_cpu_openblas_fits(void);
+const char *t3d_cpu_gemm_desc(void);
 void t3d_cpu_sgemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                            const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                            float *C, int64_t ldc, int threads);

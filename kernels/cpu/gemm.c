@@ -3,8 +3,11 @@
  * micro-kernels picked at run time. Not a full BLAS: row-major, no complex, no batched calls. */
 #include "config.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #ifdef HAVE_OPENBLAS
 #include <cblas.h>
@@ -141,22 +144,69 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
   }
 }
 #undef FMA_ROW
+
+/* Two adjacent B panels at once, 12 x 32: 24 accumulators, and per k two B loads and 12
+ * broadcasts for 24 FMAs. The 12 x 16 kernel above needs 13 loads for 12 FMAs, so the load ports,
+ * not the FMA units, bound it on CPUs with two 512-bit FMA units (measured, one thread, the
+ * [256,768]x[768,3072] GEMM: 12 x 16 at 80-100 GFLOP/s, OpenBLAS's SkylakeX kernel 105-113).
+ * nr <= 32 columns, the first 16 from b0; partial tiles are written with masked stores. */
+__attribute__((target("avx512f"))) static void ukernel_avx512_wide(int64_t kc, const float *a, const float *b0,
+                                                                   const float *b1, float *c, int64_t ldc, int mr,
+                                                                   int nr, float alpha)
+{
+  enum { MR = 12 };
+  __m512 acc[MR][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; k++) {
+    const float *ak = a + k * MR;
+    __m512 bk0 = _mm512_loadu_ps(b0 + k * NR), bk1 = _mm512_loadu_ps(b1 + k * NR);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) {
+      __m512 ai = _mm512_set1_ps(ak[i]);
+      acc[i][0] = _mm512_fmadd_ps(ai, bk0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, bk1, acc[i][1]);
+    }
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+  const int n0 = nr < NR ? nr : NR, n1 = nr - NR > 0 ? nr - NR : 0;
+  const __mmask16 m0 = (__mmask16)((1u << n0) - 1u), m1 = (__mmask16)((1u << n1) - 1u);
+  if (mr == MR && nr == 2 * NR) {
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) {
+      float *ci = c + i * ldc;
+      _mm512_storeu_ps(ci, _mm512_fmadd_ps(va, acc[i][0], _mm512_loadu_ps(ci)));
+      _mm512_storeu_ps(ci + NR, _mm512_fmadd_ps(va, acc[i][1], _mm512_loadu_ps(ci + NR)));
+    }
+  } else {
+    for (int i = 0; i < mr; i++) {
+      float *ci = c + i * ldc;
+      _mm512_mask_storeu_ps(ci, m0, _mm512_fmadd_ps(va, acc[i][0], _mm512_maskz_loadu_ps(m0, ci)));
+      if (n1) _mm512_mask_storeu_ps(ci + NR, m1, _mm512_fmadd_ps(va, acc[i][1], _mm512_maskz_loadu_ps(m1, ci + NR)));
+    }
+  }
+}
 #endif
+
+/* C[mr, nr <= 2 NR] from one A panel and two adjacent B panels (b1 = b0 + kc * NR). */
+typedef void (*ukernel_wide_fn)(int64_t kc, const float *a, const float *b0, const float *b1, float *c, int64_t ldc,
+                                int mr, int nr, float alpha);
 
 typedef struct {
   int mr;
   ukernel_fn fn;
+  ukernel_wide_fn wide; /* NULL: one panel at a time */
 } ukernel;
 
 static ukernel pick_ukernel(void)
 {
 #ifdef T3D_X86 /* libgcc's constructor has filled the CPU model by now: no __builtin_cpu_init */
   if (__builtin_cpu_supports("avx512f"))
-    return (ukernel){12, ukernel_avx512};
+    return (ukernel){12, ukernel_avx512, ukernel_avx512_wide};
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    return (ukernel){6, ukernel_avx2};
+    return (ukernel){6, ukernel_avx2, NULL};
 #endif
-  return (ukernel){4, ukernel_c};
+  return (ukernel){4, ukernel_c, NULL};
 }
 
 /* Packs rows [i0, i0+rows) x depth [p0, p0+kc) of op(A) into one MR-row panel, dst[k*mr + r],
@@ -193,12 +243,60 @@ static void pack_a_panel(float *restrict dst, bool trans, const float *restrict 
   }
 }
 
+#ifdef T3D_X86
+/* The transposed B panel of a full NR = 16 columns, 16 x 16 blocks transposed in registers: a
+ * linear layer's weights [out, in] are B transposed, and packing them element by element (a
+ * gather per k) took a fifth of the [256,768]x[768,3072] GEMM's time next to the 12 x 32 kernel.
+ * Returns the depth done (a multiple of 16); the caller packs the rest. */
+__attribute__((target("avx512f"))) static int64_t pack_b_trans16_avx512(float *restrict dst,
+                                                                        const float *const *rows, int64_t kc)
+{
+  int64_t k = 0;
+  for (; k + 16 <= kc; k += 16) {
+    __m512 t[16], u[16], o[16];
+    for (int i = 0; i < 16; i += 2) {
+      __m512 a = _mm512_loadu_ps(rows[i] + k), b = _mm512_loadu_ps(rows[i + 1] + k);
+      t[i] = _mm512_unpacklo_ps(a, b); /* per 128-bit block q: a[4q], b[4q], a[4q+1], b[4q+1] */
+      t[i + 1] = _mm512_unpackhi_ps(a, b); /* a[4q+2], b[4q+2], a[4q+3], b[4q+3] */
+    }
+    for (int g = 0; g < 16; g += 4) { /* rows g..g+3: u[g + j] holds their column 4q + j in block q */
+      __m512d t0 = _mm512_castps_pd(t[g]), t1 = _mm512_castps_pd(t[g + 1]);
+      __m512d t2 = _mm512_castps_pd(t[g + 2]), t3 = _mm512_castps_pd(t[g + 3]);
+      u[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+      u[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+      u[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+      u[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+    }
+    for (int j = 0; j < 4; j++) { /* columns j, 4 + j, 8 + j, 12 + j from the 4 row groups */
+      __m512 v0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88), v1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xdd);
+      __m512 w0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88), w1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xdd);
+      o[j] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+      o[8 + j] = _mm512_shuffle_f32x4(v0, w0, 0xdd);
+      o[4 + j] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+      o[12 + j] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
+    }
+    for (int j = 0; j < 16; j++) _mm512_storeu_ps(dst + (k + j) * NR, o[j]);
+  }
+  return k;
+}
+#endif
+
 /* Packs columns [j0, j0+cols) x depth [p0, p0+kc) of op(B) into one NR-column panel, dst[k*NR + c]. */
 T3D_SIMD_CLONES
 static void pack_b_panel(float *restrict dst, bool trans, const float *restrict B, int64_t ldb, int64_t j0,
                          int64_t cols, int64_t p0, int64_t kc)
 {
   if (trans) {
+#ifdef T3D_X86
+    if (cols >= NR && NR == 16 && __builtin_cpu_supports("avx512f")) {
+      const float *rows[16];
+      for (int c = 0; c < 16; c++) rows[c] = B + (j0 + c) * ldb + p0;
+      const int64_t done = pack_b_trans16_avx512(dst, rows, kc);
+      for (int64_t k = done; k < kc; k++)
+        for (int c = 0; c < NR; c++) dst[k * NR + c] = rows[c][k];
+      return;
+    }
+#endif
     int64_t off[NR];
     for (int c = 0; c < NR; c++)
       off[c] = (j0 + (c < cols ? c : cols - 1)) * ldb + p0;
@@ -295,13 +393,19 @@ void t3d_cpu_sgemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int
 #pragma omp for schedule(dynamic)
         for (int64_t t = 0; t < tm * tn; t++) {
           const int64_t p0 = (t / tn) * TILE_MP, q0 = (t % tn) * TILE_NP;
-          for (int64_t q = q0; q < q0 + TILE_NP && q < npanels; q++) {
-            const int64_t cols = nc - q * NR < NR ? nc - q * NR : NR;
+          for (int64_t q = q0; q < q0 + TILE_NP && q < npanels;) {
+            const bool pair = uk.wide && q + 1 < q0 + TILE_NP && q + 1 < npanels; /* TILE_NP is even */
+            const int64_t width = pair ? 2 * NR : NR, cols = nc - q * NR < width ? nc - q * NR : width;
             for (int64_t p = p0; p < p0 + TILE_MP && p < mpanels; p++) {
               const int64_t rows = mb - p * mr < mr ? mb - p * mr : mr;
-              uk.fn(kc, apack + p * mr * kc, bpack + q * NR * kc, C + (ic + p * mr) * ldc + jc + q * NR, ldc,
-                    (int)rows, (int)cols, alpha);
+              const float *ap = apack + p * mr * kc, *bp = bpack + q * NR * kc;
+              float *cp = C + (ic + p * mr) * ldc + jc + q * NR;
+              if (pair)
+                uk.wide(kc, ap, bp, bp + NR * kc, cp, ldc, (int)rows, (int)cols, alpha);
+              else
+                uk.fn(kc, ap, bp, cp, ldc, (int)rows, (int)cols, alpha);
             }
+            q += pair ? 2 : 1;
           }
         }
       }
@@ -312,11 +416,83 @@ cleanup:
   t3d_aligned_free(bpack);
 }
 
+/* ---- whether OpenBLAS's kernels fit this CPU ------------------------------------------------
+ * OpenBLAS picks its kernels by CPU model once, when it loads. A model it does not know (a newer
+ * Xeon, or a virtual machine that reports a generic "Intel Xeon Processor") gets its oldest SSE3
+ * kernels, "Prescott": measured on such a machine (AVX-512, OpenBLAS 0.3.21), the text tower's
+ * [256,768]x[768,3072] GEMM ran at 17 GFLOP/s there against 80-100 in t3d's own AVX-512 kernel and
+ * 105-113 in OpenBLAS's SkylakeX one (OPENBLAS_CORETYPE=SKYLAKEX), and the whole text row took
+ * 2.4 s instead of 0.56. So OpenBLAS is used only when its kernels use the CPU's widest vectors;
+ * otherwise t3d_cpu_sgemm_blocked runs. T3D_GEMM=openblas or T3D_GEMM=t3d overrides the choice. */
+
+#if defined(HAVE_OPENBLAS) && defined(T3D_X86)
+static bool core_in(const char *core, const char *const *names)
+{
+  for (; *names; names++)
+    if (strcasecmp(core, *names) == 0) return true;
+  return false;
+}
+#endif
+
+static bool blas_fits;
+static char gemm_desc[128];
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static const char *own_isa(void)
+{
+#ifdef T3D_X86
+  if (__builtin_cpu_supports("avx512f")) return "avx512f";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2+fma";
+#endif
+  return "C";
+}
+
+static void decide_blas(void)
+{
+#ifdef HAVE_OPENBLAS
+  const char *env = getenv("T3D_GEMM"), *core = openblas_get_corename();
+  if (!core) core = "unknown";
+  blas_fits = true;
+  if (env && strcmp(env, "t3d") == 0) {
+    blas_fits = false;
+  } else if (!(env && strcmp(env, "openblas") == 0)) {
+#ifdef T3D_X86
+    static const char *const avx512_cores[] = {"SkylakeX", "Cooperlake", "SapphireRapids", NULL};
+    static const char *const avx2_cores[] = {"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids", NULL};
+    if (__builtin_cpu_supports("avx512f"))
+      blas_fits = core_in(core, avx512_cores);
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      blas_fits = core_in(core, avx2_cores);
+#endif
+  }
+  if (blas_fits)
+    snprintf(gemm_desc, sizeof gemm_desc, "OpenBLAS sgemm (%s)", core);
+  else
+    snprintf(gemm_desc, sizeof gemm_desc, "t3d sgemm (%s; OpenBLAS's %s kernels %s)", own_isa(), core,
+             env && strcmp(env, "t3d") == 0 ? "not used: T3D_GEMM=t3d" : "do not fit this CPU");
+#else
+  blas_fits = false;
+  snprintf(gemm_desc, sizeof gemm_desc, "t3d sgemm (%s)", own_isa());
+#endif
+}
+
+bool t3d_cpu_openblas_fits(void)
+{
+  pthread_once(&blas_once, decide_blas);
+  return blas_fits;
+}
+
+const char *t3d_cpu_gemm_desc(void)
+{
+  pthread_once(&blas_once, decide_blas);
+  return gemm_desc;
+}
+
 void t3d_cpu_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int threads)
 {
 #ifdef HAVE_OPENBLAS
-  if (M > 0 && N > 0 && K > 0 && M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX && lda <= INT32_MAX &&
+  if (t3d_cpu_openblas_fits() && M > 0 && N > 0 && K > 0 && M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX && lda <= INT32_MAX &&
       ldb <= INT32_MAX && ldc <= INT32_MAX) {
     /* OpenBLAS runs single-threaded (set at backend create) and we split the GEMM over our own
      * OpenMP threads: one thread pool, so OpenBLAS's spinning pthreads never fight the OpenMP
