@@ -2,7 +2,8 @@
  * 1x1x160x224x224) one distinct layer shape at a time, then the segmentation decoder's.
  * A benchmark, not a test: it checks nothing. Compare with tests/reference/bench_conv.py.
  *
- *   bench-conv [--threads T] [--reps R] [--only NAME] [--path 0-5] [--budget FLOATS]
+ *   bench-conv [--threads T] [--reps R] [--only NAME] [--path 0-5] [--budget FLOATS] [--wino-width 256|512]
+ * --wino-width 256: the Winograd kernel's GEMM in AVX2 even where the CPU has AVX-512 (default 512).
  * --path: 0 auto, 1 AVX-512 packed, 2 im2col + OpenBLAS, 3 im2col + own sgemm, 4 AVX2 packed,
  *         5 direct AVX2 (3x3x3 stride-1 "same" layers only; others as auto).
  *
@@ -97,8 +98,10 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     else if (!strcmp(argv[i], "--path") && i + 1 < argc) t3d_cpu_conv_force_path((t3d_cpu_conv_path)atoi(argv[++i]));
     else if (!strcmp(argv[i], "--budget") && i + 1 < argc) t3d_cpu_conv_set_col_budget((size_t)atol(argv[++i]));
+    else if (!strcmp(argv[i], "--wino-width") && i + 1 < argc) t3d_cpu_wino_cap_width(atoi(argv[++i]));
     else {
-      fprintf(stderr, "usage: %s [--threads T] [--reps R] [--only NAME] [--path 0-5] [--budget FLOATS]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--threads T] [--reps R] [--only NAME] [--path 0-5] [--budget FLOATS] [--wino-width 256|512]\n",
+              argv[0]);
       return 2;
     }
   }

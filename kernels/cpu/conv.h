@@ -69,6 +69,9 @@ t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, 
                                 bool relu, const volatile int *cancel);
 size_t t3d_cpu_conv3d_wino3_scratch_floats(int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
                                            int threads);
+/* Test-only: the widest vectors the Winograd GEMM may use, 512 (the default: AVX-512 where the CPU
+ * has it) or 256 (AVX2). Returns the previous cap. Not thread-safe. */
+int t3d_cpu_wino_cap_width(int bits);
 
 /* Test-only: the per-thread column tile budget in floats (0: the default), so small shapes
  * exercise every tiling path. Returns the previous budget. Not thread-safe. */

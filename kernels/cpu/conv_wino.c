@@ -6,8 +6,9 @@
  * weights are transformed once, U[e][co/4][ci][co%4] (e: the 64 transform-domain positions). A
  * work item is a run of up to WT consecutive tiles of one sample (a row of tiles may end inside
  * it): their inputs are transformed to V[e][ci][t], then for each e the product U_e (Co x Ci) V_e
- * (Ci x WT) goes to M[co][e][t] through 4 x 24 register tiles, and the output transform writes y
- * with the bias, residual and ReLU. The transforms vectorise over 8 tiles along x: a tile's x
+ * (Ci x WT) goes to M[co][e][t] through 4 x 24 register tiles (ymm), and the output transform writes y
+ * with the bias, residual and ReLU. On CPUs with AVX-512 the GEMM runs 8 x 32 register tiles of
+ * zmm instead (runs of 32 tiles, U in groups of 8 channels): the transforms stay AVX2. The transforms vectorise over 8 tiles along x: a tile's x
  * inputs are inputs 2t-1 .. 2t+2, the even/odd lanes of the row. Measured (perf, l1.conv2): the
  * GEMM is about 60 % of the time, the input transform 30 % (its 64 scattered stores per tile and
  * channel; a V[ci][e][t] layout that makes them contiguous was slower overall), the output 15 %.
@@ -25,7 +26,8 @@
 
 #include "kernels/cpu/conv.h"
 
-#define WT 24 /* tiles per work item (GEMM columns): 48 was slower on every ResNet-50 layer */
+#define WT 24 /* tiles per work item (GEMM columns) with AVX2: 48 was slower on every ResNet-50 layer */
+#define WT512 32 /* the same with the AVX-512 GEMM: two zmm of columns */
 #define NE 64 /* transform-domain positions of a 4x4x4 patch */
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -34,10 +36,11 @@
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* U[e][co / 4][ci][co % 4] = (G (x) G (x) G) w[co][ci], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
- * along kz, ky, kx; Co4 = Co rounded up to 4 (the padding channels are zero). The four channels
- * of a register tile are adjacent, so its A operand is one sequential stream. */
-static void transform_weights(int64_t co, int64_t Ci, int64_t Co, int64_t Co4, const float *w, float *U)
+/* U[e][co / g][ci][co % g] = (G (x) G (x) G) w[co][ci], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
+ * along kz, ky, kx; g = 4 (AVX2) or 8 (AVX-512) channels, a register tile's rows; CoG = Co rounded
+ * up to g (the padding channels are zero). The g channels of a register tile are adjacent, so its
+ * A operand is one sequential stream. */
+static void transform_weights(int64_t co, int64_t Ci, int64_t Co, int64_t CoG, int g, const float *w, float *U)
 {
   static const float none[27];
   for (int64_t ci = 0; ci < Ci; ci++) {
@@ -62,7 +65,7 @@ static void transform_weights(int64_t co, int64_t Ci, int64_t Co, int64_t Co4, c
       for (int x = 0; x < 4; x++) {
         float u[4] = {b[0][y][x], 0.5f * (b[0][y][x] + b[1][y][x] + b[2][y][x]),
                       0.5f * (b[0][y][x] - b[1][y][x] + b[2][y][x]), b[2][y][x]};
-        for (int z = 0; z < 4; z++) U[((int64_t)(z * 16 + y * 4 + x) * Co4 + co / 4 * 4) * Ci + ci * 4 + co % 4] = u[z];
+        for (int z = 0; z < 4; z++) U[((int64_t)(z * 16 + y * 4 + x) * CoG + co / g * g) * Ci + ci * g + co % g] = u[z];
       }
   }
 }
@@ -147,19 +150,19 @@ __attribute__((target("avx2,fma"))) static void input_tiles(const float *xc, int
     (o)[1] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);                                                         \
   } while (0)
 
-/* Output transform of m <= 8 tiles of channel co: M columns mcol[e * WT + j] -> y rows, plus
+/* Output transform of m <= 8 tiles of channel co: M columns mcol[e * wt + j] -> y rows, plus
  * bias, residual (same layout as y) and ReLU. */
-__attribute__((target("avx2,fma"))) static void output_tiles(const float *mcol, float *yc, const float *rc,
+__attribute__((target("avx2,fma"))) static void output_tiles(const float *mcol, int64_t wt, float *yc, const float *rc,
                                                              float bias, bool relu, int64_t D, int64_t H, int64_t W,
                                                              int64_t tz, int64_t ty, int64_t tx0, int m)
 {
   __m256 Zt[2][4][4]; /* [dz][ey][ex] */
   for (int ey = 0; ey < 4; ey++)
     for (int ex = 0; ex < 4; ex++) {
-      const float *s = mcol + (ey * 4 + ex) * WT;
+      const float *s = mcol + (ey * 4 + ex) * wt;
       __m256 o[2];
-      AT2(o, _mm256_loadu_ps(s), _mm256_loadu_ps(s + 16 * WT), _mm256_loadu_ps(s + 32 * WT),
-          _mm256_loadu_ps(s + 48 * WT));
+      AT2(o, _mm256_loadu_ps(s), _mm256_loadu_ps(s + 16 * wt), _mm256_loadu_ps(s + 32 * wt),
+          _mm256_loadu_ps(s + 48 * wt));
       Zt[0][ey][ex] = o[0], Zt[1][ey][ex] = o[1];
     }
   const int64_t ox0 = 2 * tx0;
@@ -244,13 +247,53 @@ W_KERNEL(1)
 W_KERNEL(2)
 W_KERNEL(3)
 
+/* The AVX-512 GEMM tile: C[r][0 .. 16nv) = sum_k a[8k + r] B[k][0 .. 16nv) for r < rows (<= 8),
+ * 8 x 32 (16 accumulators; per k two B loads and 8 broadcasts for 16 FMAs), written. */
+#define W5_KERNEL(NV)                                                                                          \
+  __attribute__((target("avx512f"))) static void gemm512_tile##NV(int64_t kc, const float *a, const float *b,  \
+                                                                  int64_t ldb, float *c, int64_t ldc, int rows) \
+  {                                                                                                            \
+    __m512 acc[8][NV];                                                                                         \
+    _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++)                                                        \
+      _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();                   \
+    for (int64_t k = 0; k < kc; k++, b += ldb) {                                                               \
+      __m512 bv[NV];                                                                                           \
+      _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);               \
+      _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++) {                                                    \
+        const __m512 s = _mm512_set1_ps(a[8 * k + r]);                                                         \
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(s, bv[v], acc[r][v]); \
+      }                                                                                                        \
+    }                                                                                                          \
+    for (int r = 0; r < rows; r++)                                                                             \
+      for (int v = 0; v < NV; v++) _mm512_storeu_ps(c + r * ldc + 16 * v, acc[r][v]);                          \
+  }
+W5_KERNEL(1)
+W5_KERNEL(2)
+
+/* 512: the AVX-512 GEMM where the CPU has it, else 256 (AVX2); t3d_cpu_wino_cap_width caps it. */
+static int width_cap = 512;
+
+static int gemm_width(void)
+{
+  return width_cap >= 512 && __builtin_cpu_supports("avx512f") ? 512 : 256;
+}
+
+int t3d_cpu_wino_cap_width(int bits)
+{
+  int old = width_cap;
+  width_cap = bits;
+  return old;
+}
+
 size_t t3d_cpu_conv3d_wino3_scratch_floats(int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
                                            int threads)
 {
+  const int64_t wt = gemm_width() == 512 ? WT512 : WT, g = gemm_width() == 512 ? 8 : 4;
   const int64_t tiles = ceil_div(D, 2) * ceil_div(H, 2) * ceil_div(W, 2);
-  const int64_t items = N * ceil_div(tiles, WT);
+  const int64_t items = N * ceil_div(tiles, wt);
   const int64_t nthr = min64(threads < 1 ? 1 : threads, items);
-  return (size_t)NE * (size_t)((Co + 3) / 4 * 4) * (size_t)Ci + (size_t)nthr * ((size_t)(NE * (Ci * WT + 16 + WT * Co)) + 8);
+  return (size_t)NE * (size_t)((Co + g - 1) / g * g) * (size_t)Ci +
+         (size_t)nthr * ((size_t)(NE * (Ci * wt + 16 + wt * Co)) + 8);
 }
 
 t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
@@ -258,26 +301,28 @@ t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, 
                                 bool relu, const volatile int *cancel)
 {
   threads = threads < 1 ? 1 : threads;
+  const bool w512 = gemm_width() == 512;
+  const int64_t wt = w512 ? WT512 : WT, g = w512 ? 8 : 4;
   const int64_t TD = ceil_div(D, 2), TH = ceil_div(H, 2), TW = ceil_div(W, 2), tiles = TD * TH * TW;
-  const int64_t blocks = ceil_div(tiles, WT), items = N * blocks;
+  const int64_t blocks = ceil_div(tiles, wt), items = N * blocks;
   const int nthr = (int)min64(threads, items);
   /* V[e] rows Ci*WT + 16 floats apart: at a multiple of 4 KiB the 64 stores of a tile (one per e)
      would all fall into the same L1 sets */
-  const int64_t VS = Ci * WT + 16;
+  const int64_t VS = Ci * wt + 16;
   /* + 8: the output transform reads whole 8-tile vectors of M, up to 7 floats past a short
      segment at the end of the last row */
-  const size_t per_thread = (size_t)(NE * (VS + WT * Co)) + 8;
+  const size_t per_thread = (size_t)(NE * (VS + wt * Co)) + 8;
   const size_t floats = t3d_cpu_conv3d_wino3_scratch_floats(N, Ci, Co, D, H, W, threads);
   float *U = t3d_aligned_alloc(floats * sizeof(float));
   if (!U) return t3d_error(T3D_ERR_NOMEM, "conv3d: cannot allocate %zu bytes of Winograd buffers", floats * sizeof(float));
-  const int64_t Co4 = (Co + 3) / 4 * 4;
-  float *scratch = U + (size_t)(NE * Co4 * Ci);
+  const int64_t CoG = (Co + g - 1) / g * g;
+  float *scratch = U + (size_t)(NE * CoG * Ci);
   const int64_t DHW = D * H * W;
 
 #pragma omp parallel num_threads(nthr)
   {
 #pragma omp for schedule(static)
-    for (int64_t co = 0; co < Co4; co++) transform_weights(co, Ci, Co, Co4, w, U);
+    for (int64_t co = 0; co < CoG; co++) transform_weights(co, Ci, Co, CoG, (int)g, w, U);
     int tid = 0;
 #ifdef _OPENMP
     tid = omp_get_thread_num();
@@ -289,30 +334,42 @@ t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, 
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < items; it++) {
       if (cancel && *cancel) continue;
-      const int64_t n = it / blocks, t0 = it % blocks * WT, nt = min64(WT, tiles - t0);
+      const int64_t n = it / blocks, t0 = it % blocks * wt, nt = min64(wt, tiles - t0);
       const float *xn = x + n * Ci * DHW;
       /* input transform, a row of tiles (<= 8 at a time) after another */
       for (int64_t ci = 0; ci < Ci; ci++)
         for (int64_t t = t0; t < t0 + nt;) {
           const int64_t tx = t % TW, ty = t / TW % TH, tz = t / (TW * TH);
           const int m = (int)min64(8, min64(TW - tx, t0 + nt - t));
-          input_tiles(xn + ci * DHW, D, H, W, tz, ty, tx, m, V + ci * WT + (t - t0), VS, ci + 1 < Ci ? DHW : 0);
+          input_tiles(xn + ci * DHW, D, H, W, tz, ty, tx, m, V + ci * wt + (t - t0), VS, ci + 1 < Ci ? DHW : 0);
           t += m;
         }
       /* M[co][e][t] = sum_ci U[e][co][ci] V[e][ci][t] */
-      for (int e = 0; e < NE; e++)
-        for (int64_t h = 0; h * 24 < nt; h++) {
-          const int nv = (int)ceil_div(min64(24, nt - 24 * h), 8);
-          const float *b = V + (size_t)e * VS + 24 * h;
-          for (int64_t co = 0; co < Co; co += 4) {
-            const float *a = U + ((size_t)e * Co4 + co) * Ci;
-            float *c = M + ((size_t)co * NE + e) * WT + 24 * h;
-            const int rows = (int)min64(4, Co - co);
-            if (nv == 3) gemm_tile3(Ci, a, b, WT, c, NE * WT, rows);
-            else if (nv == 2) gemm_tile2(Ci, a, b, WT, c, NE * WT, rows);
-            else gemm_tile1(Ci, a, b, WT, c, NE * WT, rows);
+      if (w512)
+        for (int e = 0; e < NE; e++) {
+          const float *b = V + (size_t)e * VS;
+          for (int64_t co = 0; co < Co; co += 8) {
+            const float *a = U + ((size_t)e * CoG + co) * Ci;
+            float *c = M + ((size_t)co * NE + e) * WT512;
+            const int rows = (int)min64(8, Co - co);
+            if (nt > 16) gemm512_tile2(Ci, a, b, WT512, c, NE * WT512, rows);
+            else gemm512_tile1(Ci, a, b, WT512, c, NE * WT512, rows);
           }
         }
+      else
+        for (int e = 0; e < NE; e++)
+          for (int64_t h = 0; h * 24 < nt; h++) {
+            const int nv = (int)ceil_div(min64(24, nt - 24 * h), 8);
+            const float *b = V + (size_t)e * VS + 24 * h;
+            for (int64_t co = 0; co < Co; co += 4) {
+              const float *a = U + ((size_t)e * CoG + co) * Ci;
+              float *c = M + ((size_t)co * NE + e) * WT + 24 * h;
+              const int rows = (int)min64(4, Co - co);
+              if (nv == 3) gemm_tile3(Ci, a, b, WT, c, NE * WT, rows);
+              else if (nv == 2) gemm_tile2(Ci, a, b, WT, c, NE * WT, rows);
+              else gemm_tile1(Ci, a, b, WT, c, NE * WT, rows);
+            }
+          }
       /* output transform */
       for (int64_t co = 0; co < Co; co++) {
         float *yc = y + (n * Co + co) * DHW;
@@ -320,8 +377,8 @@ t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, 
         for (int64_t t = t0; t < t0 + nt;) {
           const int64_t tx = t % TW, ty = t / TW % TH, tz = t / (TW * TH);
           const int m = (int)min64(8, min64(TW - tx, t0 + nt - t));
-          output_tiles(M + (size_t)co * NE * WT + (t - t0), yc, rc, bias ? bias[co] : 0.0f, relu, D, H, W, tz, ty,
-                       tx, m);
+          output_tiles(M + (size_t)co * NE * wt + (t - t0), wt, yc, rc, bias ? bias[co] : 0.0f, relu, D, H, W, tz,
+                       ty, tx, m);
           t += m;
         }
       }
@@ -332,4 +389,6 @@ t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, 
   return T3D_OK;
 }
 
+#else
+int t3d_cpu_wino_cap_width(int bits) { return bits; } /* no Winograd kernel to cap */
 #endif /* x86-64 with GCC / Clang, the only builds where conv.c calls it */
