@@ -8,7 +8,8 @@
  * it): their inputs are transformed to V[e][ci][t], then for each e the product U_e (Co x Ci) V_e
  * (Ci x WT) goes to M[co][e][t] through 4 x 24 register tiles (ymm), and the output transform writes y
  * with the bias, residual and ReLU. On CPUs with AVX-512 the GEMM runs 8 x 32 register tiles of
- * zmm instead (runs of 32 tiles, U in groups of 8 channels): the transforms stay AVX2. The transforms vectorise over 8 tiles along x: a tile's x
+ * zmm instead (runs of 32 tiles, U in groups of 8 channels), and the input transform 16 tiles at a
+ * time; the output transform stays AVX2. The transforms vectorise over 8 tiles along x: a tile's x
  * inputs are inputs 2t-1 .. 2t+2, the even/odd lanes of the row. Measured (perf, l1.conv2): the
  * GEMM is about 60 % of the time, the input transform 30 % (its 64 scattered stores per tile and
  * channel; a V[ci][e][t] layout that makes them contiguous was slower overall), the output 15 %.
@@ -139,6 +140,68 @@ __attribute__((target("avx2,fma"))) static void input_tiles(const float *xc, int
         if (m == 8) _mm256_storeu_ps(dst, Z[ez]);
         else _mm256_maskstore_ps(dst, mask, Z[ez]);
       }
+    }
+  }
+}
+
+/* The same for m <= 16 tiles in zmm (with the AVX-512 GEMM): a tile row's x inputs are the 34
+ * floats from x0, read as three 16-float vectors by masked loads (lanes outside [0, W) are zeros
+ * and are not read), the even / odd lanes gathered by two-source permutes. */
+#define BT4Z(o, d0, d1, d2, d3)                                                                                \
+  do {                                                                                                         \
+    (o)[0] = _mm512_sub_ps(d0, d2);                                                                            \
+    (o)[1] = _mm512_add_ps(d1, d2);                                                                            \
+    (o)[2] = _mm512_sub_ps(d2, d1);                                                                            \
+    (o)[3] = _mm512_sub_ps(d1, d3);                                                                            \
+  } while (0)
+
+static __mmask16 inside_mask(int64_t first, int64_t W, int lanes)
+{
+  int64_t lo = first < 0 ? -first : 0, hi = W - first < lanes ? W - first : lanes;
+  if (hi <= lo) return 0;
+  return (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+
+__attribute__((target("avx512f"))) static void input_tiles512(const float *xc, int64_t D, int64_t H, int64_t W,
+                                                              int64_t tz, int64_t ty, int64_t tx0, int m, float *vcol,
+                                                              int64_t estride, int64_t next)
+{
+  __m512 X[4][4][4]; /* [pz][py][ex] */
+  const int64_t x0 = 2 * tx0 - 1;
+  const __mmask16 k0 = inside_mask(x0, W, 16), k1 = inside_mask(x0 + 16, W, 16), k2 = inside_mask(x0 + 32, W, 2);
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512i sh0 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+  const __m512i sh1 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17);
+  for (int pz = 0; pz < 4; pz++) {
+    const int64_t iz = 2 * tz + pz - 1;
+    for (int py = 0; py < 4; py++) {
+      const int64_t iy = 2 * ty + py - 1;
+      if (iz < 0 || iz >= D || iy < 0 || iy >= H) {
+        for (int e = 0; e < 4; e++) X[pz][py][e] = _mm512_setzero_ps();
+        continue;
+      }
+      const float *p = xc + (iz * H + iy) * W + x0;
+      if (next) { /* the same row of the next channel, read by the next call */
+        _mm_prefetch((const char *)(p + next), _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + next + 16), _MM_HINT_T0);
+        _mm_prefetch((const char *)(p + next + 33), _MM_HINT_T0);
+      }
+      const __m512 v0 = _mm512_maskz_loadu_ps(k0, p), v1 = _mm512_maskz_loadu_ps(k1, p + 16);
+      const __m512 v2 = _mm512_maskz_loadu_ps(k2, p + 32);
+      const __m512 d0 = _mm512_permutex2var_ps(v0, even, v1), d1 = _mm512_permutex2var_ps(v0, odd, v1);
+      const __m512 d2 = _mm512_permutex2var_ps(d0, sh0, v2), d3 = _mm512_permutex2var_ps(d1, sh1, v2);
+      BT4Z(X[pz][py], d0, d1, d2, d3);
+    }
+  }
+  const __mmask16 mask = (__mmask16)((1u << m) - 1u);
+  for (int ex = 0; ex < 4; ex++) {
+    __m512 Y[4][4]; /* [pz][ey] */
+    for (int pz = 0; pz < 4; pz++) BT4Z(Y[pz], X[pz][0][ex], X[pz][1][ex], X[pz][2][ex], X[pz][3][ex]);
+    for (int ey = 0; ey < 4; ey++) {
+      __m512 Z[4];
+      BT4Z(Z, Y[0][ey], Y[1][ey], Y[2][ey], Y[3][ey]);
+      for (int ez = 0; ez < 4; ez++) _mm512_mask_storeu_ps(vcol + (ez * 16 + ey * 4 + ex) * estride, mask, Z[ez]);
     }
   }
 }
@@ -340,8 +403,9 @@ t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, 
       for (int64_t ci = 0; ci < Ci; ci++)
         for (int64_t t = t0; t < t0 + nt;) {
           const int64_t tx = t % TW, ty = t / TW % TH, tz = t / (TW * TH);
-          const int m = (int)min64(8, min64(TW - tx, t0 + nt - t));
-          input_tiles(xn + ci * DHW, D, H, W, tz, ty, tx, m, V + ci * wt + (t - t0), VS, ci + 1 < Ci ? DHW : 0);
+          const int m = (int)min64(w512 ? 16 : 8, min64(TW - tx, t0 + nt - t));
+          (w512 ? input_tiles512 : input_tiles)(xn + ci * DHW, D, H, W, tz, ty, tx, m, V + ci * wt + (t - t0), VS,
+                                                ci + 1 < Ci ? DHW : 0);
           t += m;
         }
       /* M[co][e][t] = sum_ci U[e][co][ci] V[e][ci][t] */
