@@ -939,6 +939,25 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
   return cancelled(cancel) ? cancel_status("conv3d") : T3D_OK;
 }
 
+/* The AVX-512 counterpart of p2_kernel_rows: an 8 x 48 tile (24 zmm accumulators, 3 unaligned
+ * loads of 48 consecutive floats per K row and 8 broadcasts for 24 FMAs); the rows must hold 48
+ * readable floats (columns past cols are computed and not stored). */
+__attribute__((target("avx512f"))) static void pk_kernel_rows(int64_t kc, const float *a, int64_t lda,
+                                                              const float *const *bt, float *c, int64_t ldc, int rows,
+                                                              int cols, bool accumulate, const pk_epilogue *epi)
+{
+  PK_ALL(PK_ROW);
+  PK_ALL(PK_DECL3);
+  for (int64_t k = 0; k < kc; k++) {
+    const float *bp = bt[k];
+    const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), b2 = _mm512_loadu_ps(bp + 32);
+    PK_ALL(PK_FMA3);
+  }
+  __m512 acc[PK_MR][3];
+  PK_ALL(PK_SAVE3);
+  pk_store(acc, 3, c, ldc, rows, cols, accumulate, epi);
+}
+
 /* ---- AVX2 width-stride-2 row-pointer path --------------------------------------------------
  * The stem (7x7x7, stride 2, 1 -> 64 channels, 112-wide output rows) took 17 % of the encoder's
  * CPU time through im2col + OpenBLAS (a 343-row column matrix written, then packed again). Here,
@@ -946,7 +965,9 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
  * (zero-padded copies), so tap kw of 24 consecutive outputs is 24 consecutive floats of one phase
  * row, and the 4 x 24 row-pointer tiles of the same-size path (p2_kernel_rows) run on them with
  * nothing else copied. Work item: one output row; input channels in chunks of ~S2_KC K rows. Only
- * for wide output rows (S2_MIN_WO): a 24-wide tile cannot span two output rows. */
+ * for wide output rows (S2_MIN_WO): a 24-wide tile cannot span two output rows. With AVX-512 the
+ * tiles are 8 x 48 (pk_kernel_rows): one thread, the stem at 160x224x224 took 723 ms on the
+ * 4 x 24 AVX2 tiles (61 GFLOP/s) on an AVX-512 Xeon. */
 #define S2_MIN_WO 64
 #define S2_KC 192
 
@@ -955,14 +976,17 @@ typedef struct {
   int64_t off, lb; /* phase row j holds input element 2 * (j - off) + phase; floats per phase row */
 } s2_plan;
 
+/* Tile width of the stride-2 row path: 48 with the AVX-512 kernel, else 24. */
+static int s2_tile(void) { return packed_isa() == 512 ? 48 : 24; }
+
 static void s2_plan_make(s2_plan *s, const conv_plan *c)
 {
   s->cc = max64(1, min64(c->Ci, S2_KC / c->kvol));
   s->nch = ceil_div(c->Ci, s->cc);
   s->cc = ceil_div(c->Ci, s->nch);
   s->off = (c->pw + 1) / 2; /* the lowest index a tap reads: -(pw + 1) / 2 */
-  /* the highest: output Wo - 1 + 23 (a tile's last lane) + (KW - 1) / 2 */
-  s->lb = (int64_t)round16((size_t)(s->off + c->Wo + 24 + (c->KW - 1) / 2 + 1));
+  /* the highest: output Wo - 1 + 47 or 23 (a tile's last lane) + (KW - 1) / 2 */
+  s->lb = (int64_t)round16((size_t)(s->off + c->Wo + s2_tile() + (c->KW - 1) / 2 + 1));
 }
 
 static size_t s2_thread_floats(const conv_plan *c, const s2_plan *s)
@@ -994,6 +1018,7 @@ static t3d_status conv3d_rows_s2(int threads, const conv_plan *c, float *yd, con
 {
   s2_plan sp;
   s2_plan_make(&sp, c);
+  const int tw = s2_tile();
   const int64_t items = c->N * c->Do * c->Ho, HW = c->H * c->W, KDH = c->KD * c->KH;
   const int nthr = (int)min64(threads, items);
   const size_t per_thread = s2_thread_floats(c, &sp);
@@ -1025,7 +1050,7 @@ static t3d_status conv3d_rows_s2(int threads, const conv_plan *c, float *yd, con
               s2_phase_row(r, src, c->W, sp.off, sp.lb, 0);
               s2_phase_row(r + sp.lb, src, c->W, sp.off, sp.lb, 1);
             }
-        for (int64_t ow0 = 0; ow0 < c->Wo; ow0 += 24) {
+        for (int64_t ow0 = 0; ow0 < c->Wo; ow0 += tw) {
           const float **b = bt;
           for (int64_t ci = 0; ci < cn; ci++)
             for (int64_t kdh = 0; kdh < KDH; kdh++)
@@ -1033,12 +1058,16 @@ static t3d_status conv3d_rows_s2(int threads, const conv_plan *c, float *yd, con
                 const int64_t ph = ((kw - c->pw) % 2 + 2) % 2;
                 *b++ = rows + ((ci * KDH + kdh) * 2 + ph) * sp.lb + sp.off + ow0 + (kw - c->pw - ph) / 2;
               }
-          const int cols = (int)min64(24, c->Wo - ow0);
-          for (int64_t m = 0; m < c->Co; m += 4) {
+          const int cols = (int)min64(tw, c->Wo - ow0);
+          for (int64_t m = 0; m < c->Co; m += tw == 48 ? PK_MR : 4) {
             const int64_t off = (n * c->Co + m) * c->P + orow + ow0;
             pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu};
-            p2_kernel_rows(kc, wd + m * c->K + ci0 * c->kvol, c->K, bt, yd + off, c->P, (int)min64(4, c->Co - m),
-                           cols, ci0 > 0, q + 1 == sp.nch ? &epi : NULL);
+            if (tw == 48)
+              pk_kernel_rows(kc, wd + m * c->K + ci0 * c->kvol, c->K, bt, yd + off, c->P,
+                             (int)min64(PK_MR, c->Co - m), cols, ci0 > 0, q + 1 == sp.nch ? &epi : NULL);
+            else
+              p2_kernel_rows(kc, wd + m * c->K + ci0 * c->kvol, c->K, bt, yd + off, c->P, (int)min64(4, c->Co - m),
+                             cols, ci0 > 0, q + 1 == sp.nch ? &epi : NULL);
           }
         }
       }
