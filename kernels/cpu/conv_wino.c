@@ -8,8 +8,7 @@
  * it): their inputs are transformed to V[e][ci][t], then for each e the product U_e (Co x Ci) V_e
  * (Ci x WT) goes to M[co][e][t] through 4 x 24 register tiles (ymm), and the output transform writes y
  * with the bias, residual and ReLU. On CPUs with AVX-512 the GEMM runs 8 x 32 register tiles of
- * zmm instead (runs of 32 tiles, U in groups of 8 channels), and the input transform 16 tiles at a
- * time; the output transform stays AVX2. The transforms vectorise over 8 tiles along x: a tile's x
+ * zmm instead (runs of 32 tiles, U in groups of 8 channels), and both transforms 16 tiles at a time. The transforms vectorise over 8 tiles along x: a tile's x
  * inputs are inputs 2t-1 .. 2t+2, the even/odd lanes of the row. Measured (perf, l1.conv2): the
  * GEMM is about 60 % of the time, the input transform 30 % (its 64 scattered stores per tile and
  * channel; a V[ci][e][t] layout that makes them contiguous was slower overall), the output 15 %.
@@ -271,6 +270,62 @@ __attribute__((target("avx2,fma"))) static void output_tiles(const float *mcol, 
   }
 }
 
+/* The same for m <= 16 tiles in zmm (with the AVX-512 GEMM): o[dx] holds output x 2(tx0 + j) + dx
+ * in lane j, interleaved into 32 consecutive outputs by two-source permutes. */
+#define AT2Z(o, m0, m1, m2, m3)                                                                                \
+  do {                                                                                                         \
+    (o)[0] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);                                                         \
+    (o)[1] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);                                                         \
+  } while (0)
+
+__attribute__((target("avx512f"))) static void output_tiles512(const float *mcol, int64_t wt, float *yc,
+                                                               const float *rc, float bias, bool relu, int64_t D,
+                                                               int64_t H, int64_t W, int64_t tz, int64_t ty,
+                                                               int64_t tx0, int m)
+{
+  __m512 Zt[2][4][4]; /* [dz][ey][ex] */
+  for (int ey = 0; ey < 4; ey++)
+    for (int ex = 0; ex < 4; ex++) {
+      const float *s = mcol + (ey * 4 + ex) * wt;
+      __m512 o[2];
+      AT2Z(o, _mm512_loadu_ps(s), _mm512_loadu_ps(s + 16 * wt), _mm512_loadu_ps(s + 32 * wt),
+           _mm512_loadu_ps(s + 48 * wt));
+      Zt[0][ey][ex] = o[0], Zt[1][ey][ex] = o[1];
+    }
+  const int64_t ox0 = 2 * tx0;
+  const int n = (int)min64(2 * m, W - ox0); /* outputs of the row these tiles cover */
+  const __mmask16 mlo = (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u);
+  const __mmask16 mhi = (__mmask16)(n >= 32 ? 0xffffu : n <= 16 ? 0u : (1u << (n - 16)) - 1u);
+  const __m512i ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i ihi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512 vb = _mm512_set1_ps(bias), zero = _mm512_setzero_ps();
+  for (int dz = 0; dz < 2; dz++) {
+    const int64_t oz = 2 * tz + dz;
+    if (oz >= D) break;
+    __m512 Yv[2][4]; /* [dy][ex] */
+    for (int ex = 0; ex < 4; ex++) {
+      __m512 t[2];
+      AT2Z(t, Zt[dz][0][ex], Zt[dz][1][ex], Zt[dz][2][ex], Zt[dz][3][ex]);
+      Yv[0][ex] = t[0], Yv[1][ex] = t[1];
+    }
+    for (int dy = 0; dy < 2; dy++) {
+      const int64_t oy = 2 * ty + dy;
+      if (oy >= H) break;
+      __m512 o[2];
+      AT2Z(o, Yv[dy][0], Yv[dy][1], Yv[dy][2], Yv[dy][3]);
+      __m512 v0 = _mm512_add_ps(_mm512_permutex2var_ps(o[0], ilo, o[1]), vb);
+      __m512 v1 = _mm512_add_ps(_mm512_permutex2var_ps(o[0], ihi, o[1]), vb);
+      const int64_t off = (oz * H + oy) * W + ox0;
+      if (rc)
+        v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(mlo, rc + off)),
+        v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(mhi, rc + off + 16));
+      if (relu) v0 = _mm512_max_ps(v0, zero), v1 = _mm512_max_ps(v1, zero);
+      _mm512_mask_storeu_ps(yc + off, mlo, v0);
+      _mm512_mask_storeu_ps(yc + off + 16, mhi, v1);
+    }
+  }
+}
+
 /* C[r][0 .. 8nv) = sum_k a[4k + r] B[k][0 .. 8nv) for r < rows (<= 4): a 4 x 24 register tile, B
  * rows ldb apart, C rows ldc apart, written (not accumulated). */
 #define W_FMA(r)                                                                                               \
@@ -356,7 +411,7 @@ size_t t3d_cpu_conv3d_wino3_scratch_floats(int64_t N, int64_t Ci, int64_t Co, in
   const int64_t items = N * ceil_div(tiles, wt);
   const int64_t nthr = min64(threads < 1 ? 1 : threads, items);
   return (size_t)NE * (size_t)((Co + g - 1) / g * g) * (size_t)Ci +
-         (size_t)nthr * ((size_t)(NE * (Ci * wt + 16 + wt * Co)) + 8);
+         (size_t)nthr * ((size_t)(NE * (Ci * wt + 16 + wt * Co)) + 16);
 }
 
 t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
@@ -372,9 +427,9 @@ t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, 
   /* V[e] rows Ci*WT + 16 floats apart: at a multiple of 4 KiB the 64 stores of a tile (one per e)
      would all fall into the same L1 sets */
   const int64_t VS = Ci * wt + 16;
-  /* + 8: the output transform reads whole 8-tile vectors of M, up to 7 floats past a short
-     segment at the end of the last row */
-  const size_t per_thread = (size_t)(NE * (VS + wt * Co)) + 8;
+  /* + 16: the output transform reads whole 8- or 16-tile vectors of M, up to 15 floats past a
+     short segment at the end of the last row */
+  const size_t per_thread = (size_t)(NE * (VS + wt * Co)) + 16;
   const size_t floats = t3d_cpu_conv3d_wino3_scratch_floats(N, Ci, Co, D, H, W, threads);
   float *U = t3d_aligned_alloc(floats * sizeof(float));
   if (!U) return t3d_error(T3D_ERR_NOMEM, "conv3d: cannot allocate %zu bytes of Winograd buffers", floats * sizeof(float));
@@ -440,9 +495,9 @@ t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, 
         const float *rc = res ? res + (n * Co + co) * DHW : NULL;
         for (int64_t t = t0; t < t0 + nt;) {
           const int64_t tx = t % TW, ty = t / TW % TH, tz = t / (TW * TH);
-          const int m = (int)min64(8, min64(TW - tx, t0 + nt - t));
-          output_tiles(M + (size_t)co * NE * wt + (t - t0), wt, yc, rc, bias ? bias[co] : 0.0f, relu, D, H, W, tz,
-                       ty, tx, m);
+          const int m = (int)min64(w512 ? 16 : 8, min64(TW - tx, t0 + nt - t));
+          (w512 ? output_tiles512 : output_tiles)(M + (size_t)co * NE * wt + (t - t0), wt, yc, rc,
+                                                  bias ? bias[co] : 0.0f, relu, D, H, W, tz, ty, tx, m);
           t += m;
         }
       }
