@@ -939,24 +939,32 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
   return cancelled(cancel) ? cancel_status("conv3d") : T3D_OK;
 }
 
-/* The AVX-512 counterpart of p2_kernel_rows: an 8 x 48 tile (24 zmm accumulators, 3 unaligned
- * loads of 48 consecutive floats per K row and 8 broadcasts for 24 FMAs); the rows must hold 48
- * readable floats (columns past cols are computed and not stored). */
-__attribute__((target("avx512f"))) static void pk_kernel_rows(int64_t kc, const float *a, int64_t lda,
-                                                              const float *const *bt, float *c, int64_t ldc, int rows,
-                                                              int cols, bool accumulate, const pk_epilogue *epi)
-{
-  PK_ALL(PK_ROW);
-  PK_ALL(PK_DECL3);
-  for (int64_t k = 0; k < kc; k++) {
-    const float *bp = bt[k];
-    const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), b2 = _mm512_loadu_ps(bp + 32);
-    PK_ALL(PK_FMA3);
+/* The AVX-512 counterpart of p2_kernel_rows: 8 x 16 NV tiles (up to 24 zmm accumulators; per K
+ * row NV unaligned loads of consecutive floats and 8 broadcasts for 8 NV FMAs); the rows must hold
+ * 16 NV readable floats (columns past cols are computed and not stored). NV follows the columns
+ * left, so a row's last, narrower tile does not pay for 48. */
+#define PK_ROWS_KERNEL(NV)                                                                                   \
+  __attribute__((target("avx512f"))) static void pk_kernel_rows##NV(int64_t kc, const float *a, int64_t lda, \
+                                                                    const float *const *bt, float *c,        \
+                                                                    int64_t ldc, int rows, int cols,         \
+                                                                    bool accumulate, const pk_epilogue *epi) \
+  {                                                                                                          \
+    PK_ALL(PK_ROW);                                                                                          \
+    PK_ALL(PK_DECL##NV);                                                                                     \
+    for (int64_t k = 0; k < kc; k++) {                                                                       \
+      const float *bp = bt[k];                                                                               \
+      const __m512 b0 = _mm512_loadu_ps(bp);                                                                 \
+      const __m512 b1 = NV > 1 ? _mm512_loadu_ps(bp + 16) : b0, b2 = NV > 2 ? _mm512_loadu_ps(bp + 32) : b0;  \
+      (void)b1, (void)b2;                                                                                    \
+      PK_ALL(PK_FMA##NV);                                                                                    \
+    }                                                                                                        \
+    __m512 acc[PK_MR][3];                                                                                    \
+    PK_ALL(PK_SAVE##NV);                                                                                     \
+    pk_store(acc, NV, c, ldc, rows, cols, accumulate, epi);                                                  \
   }
-  __m512 acc[PK_MR][3];
-  PK_ALL(PK_SAVE3);
-  pk_store(acc, 3, c, ldc, rows, cols, accumulate, epi);
-}
+PK_ROWS_KERNEL(1)
+PK_ROWS_KERNEL(2)
+PK_ROWS_KERNEL(3)
 
 /* ---- AVX2 width-stride-2 row-pointer path --------------------------------------------------
  * The stem (7x7x7, stride 2, 1 -> 64 channels, 112-wide output rows) took 17 % of the encoder's
@@ -1062,10 +1070,13 @@ static t3d_status conv3d_rows_s2(int threads, const conv_plan *c, float *yd, con
           for (int64_t m = 0; m < c->Co; m += tw == 48 ? PK_MR : 4) {
             const int64_t off = (n * c->Co + m) * c->P + orow + ow0;
             pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu};
-            if (tw == 48)
-              pk_kernel_rows(kc, wd + m * c->K + ci0 * c->kvol, c->K, bt, yd + off, c->P,
-                             (int)min64(PK_MR, c->Co - m), cols, ci0 > 0, q + 1 == sp.nch ? &epi : NULL);
-            else
+            if (tw == 48) {
+              void (*kern)(int64_t, const float *, int64_t, const float *const *, float *, int64_t, int, int, bool,
+                           const pk_epilogue *) = cols > 32 ? pk_kernel_rows3 : cols > 16 ? pk_kernel_rows2
+                                                                                           : pk_kernel_rows1;
+              kern(kc, wd + m * c->K + ci0 * c->kvol, c->K, bt, yd + off, c->P, (int)min64(PK_MR, c->Co - m), cols,
+                   ci0 > 0, q + 1 == sp.nch ? &epi : NULL);
+            } else
               p2_kernel_rows(kc, wd + m * c->K + ci0 * c->kvol, c->K, bt, yd + off, c->P, (int)min64(4, c->Co - m),
                              cols, ci0 > 0, q + 1 == sp.nch ? &epi : NULL);
           }
