@@ -139,7 +139,7 @@ __attribute__((target("avx512f"))) static void keep(const __m512 *acc)
 }
 
 /* Multiply-adds per second of PROBE_ITERS rounds of CHAINS independent vdpbf16ps (32 each). */
-__attribute__((target("avx512f,avx512bf16"))) static double dpbf16_rate(void)
+__attribute__((target("avx512f,avx512bf16"), optimize("O2"), no_sanitize_address)) static double dpbf16_rate(void)
 {
   __m512 acc[CHAINS];
   const __m512bh one = (__m512bh)_mm512_set1_epi32(0x3f803f80); /* bf16 pairs (1, 1) */
@@ -153,7 +153,7 @@ __attribute__((target("avx512f,avx512bf16"))) static double dpbf16_rate(void)
   return t > 0 ? 32.0 * CHAINS * PROBE_ITERS / t : 0;
 }
 
-__attribute__((target("avx512f"))) static double fma512_rate(void)
+__attribute__((target("avx512f"), optimize("O2"), no_sanitize_address)) static double fma512_rate(void)
 {
   __m512 acc[CHAINS];
   const __m512 one = _mm512_set1_ps(1.0f);
