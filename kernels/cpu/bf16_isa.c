@@ -127,43 +127,39 @@ static double seconds(void)
 }
 
 enum { CHAINS = 12, PROBE_ITERS = 4000, PROBE_ROUNDS = 5 };
-static volatile float sink;
+/* Multiply-adds per second of PROBE_ITERS rounds of CHAINS = 12 independent vdpbf16ps (32 each)
+ * or 512-bit FMAs (16 each), written in asm so that every build (sanitizers, -O0) times the same
+ * instructions on registers: compiled C at low optimisation spilled the chains to the stack and
+ * made fp32 look slow (a sanitizer build measured 1.8x and took bf16). */
+#define PROBE_LOOP(insn)                                                                                       \
+  __asm__ volatile("vpxord %%zmm0, %%zmm0, %%zmm0\n\t"                                                          \
+                   "vpternlogd $0xff, %%zmm15, %%zmm15, %%zmm15\n\t"                                           \
+                   "vpsrld $2, %%zmm15, %%zmm15\n\t" /* 0x3fffffff: fp32 2.0, bf16 pairs 2.0 (no denormals) */          \
+                   "1:\n\t" insn(1) insn(2) insn(3) insn(4) insn(5) insn(6) insn(7) insn(8) insn(9) insn(10)   \
+                       insn(11) insn(12) "dec %0\n\t"                                                            \
+                   "jnz 1b\n\t"                                                                                \
+                   : "+r"(n)                                                                                   \
+                   :                                                                                           \
+                   : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",  \
+                     "xmm11", "xmm12", "xmm15", "cc")
+#define DP(i) "vdpbf16ps %%zmm15, %%zmm15, %%zmm" #i "\n\t"
+#define FM(i) "vfmadd231ps %%zmm15, %%zmm15, %%zmm" #i "\n\t"
 
-/* The chains' sum, stored: the loops cannot be dropped, and the accumulators stay in registers
- * (a barrier on each of them inside the loop would send them through the stack). */
-__attribute__((target("avx512f"))) static void keep(const __m512 *acc)
+__attribute__((target("avx512f,avx512bf16"))) static double dpbf16_rate(void)
 {
-  __m512 s = acc[0];
-  for (int i = 1; i < CHAINS; i++) s = _mm512_add_ps(s, acc[i]);
-  sink = _mm512_reduce_add_ps(s);
-}
-
-/* Multiply-adds per second of PROBE_ITERS rounds of CHAINS independent vdpbf16ps (32 each). */
-__attribute__((target("avx512f,avx512bf16"), optimize("O2"), no_sanitize_address)) static double dpbf16_rate(void)
-{
-  __m512 acc[CHAINS];
-  const __m512bh one = (__m512bh)_mm512_set1_epi32(0x3f803f80); /* bf16 pairs (1, 1) */
-  for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_setzero_ps();
+  long n = PROBE_ITERS;
   double t = seconds();
-  for (int n = 0; n < PROBE_ITERS; n++)
-#pragma GCC unroll 12
-    for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_dpbf16_ps(acc[i], one, one);
+  PROBE_LOOP(DP);
   t = seconds() - t;
-  keep(acc);
   return t > 0 ? 32.0 * CHAINS * PROBE_ITERS / t : 0;
 }
 
-__attribute__((target("avx512f"), optimize("O2"), no_sanitize_address)) static double fma512_rate(void)
+__attribute__((target("avx512f"))) static double fma512_rate(void)
 {
-  __m512 acc[CHAINS];
-  const __m512 one = _mm512_set1_ps(1.0f);
-  for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_setzero_ps();
+  long n = PROBE_ITERS;
   double t = seconds();
-  for (int n = 0; n < PROBE_ITERS; n++)
-#pragma GCC unroll 12
-    for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_fmadd_ps(one, one, acc[i]);
+  PROBE_LOOP(FM);
   t = seconds() - t;
-  keep(acc);
   return t > 0 ? 16.0 * CHAINS * PROBE_ITERS / t : 0;
 }
 
