@@ -145,29 +145,22 @@ enum { CHAINS = 12, PROBE_ITERS = 4000, PROBE_ROUNDS = 5 };
 #define DP(i) "vdpbf16ps %%zmm15, %%zmm15, %%zmm" #i "\n\t"
 #define FM(i) "vfmadd231ps %%zmm15, %%zmm15, %%zmm" #i "\n\t"
 
-__attribute__((target("avx512f,avx512bf16"))) static double dpbf16_rate(void)
+/* Called only where the CPU has AVX512-BF16 (so the FMA loop may share the target). */
+__attribute__((target("avx512f,avx512bf16"))) static double probe_rate(bool bf16)
 {
   long n = PROBE_ITERS;
   double t = seconds();
-  PROBE_LOOP(DP);
+  if (bf16) PROBE_LOOP(DP);
+  else PROBE_LOOP(FM);
   t = seconds() - t;
-  return t > 0 ? 32.0 * CHAINS * PROBE_ITERS / t : 0;
-}
-
-__attribute__((target("avx512f"))) static double fma512_rate(void)
-{
-  long n = PROBE_ITERS;
-  double t = seconds();
-  PROBE_LOOP(FM);
-  t = seconds() - t;
-  return t > 0 ? 16.0 * CHAINS * PROBE_ITERS / t : 0;
+  return t > 0 ? (bf16 ? 32.0 : 16.0) * CHAINS * PROBE_ITERS / t : 0;
 }
 
 static double measure_gain(void)
 {
   double bf = 0, fp = 0;
   for (int r = 0; r < PROBE_ROUNDS; r++) {
-    double b = dpbf16_rate(), f = fma512_rate();
+    double b = probe_rate(true), f = probe_rate(false);
     if (b > bf) bf = b;
     if (f > fp) fp = f;
   }
