@@ -123,6 +123,9 @@ static t3d_status check_transfer(const char *fn, const t3d_tensor *dst, const t3
   char d1[96], d2[96];
   if (!dst || !src)
     return t3d_error(T3D_ERR_INVALID_ARG, "%s: tensor is NULL", fn);
+  if (dst->layout == T3D_LAYOUT_PACKED || src->layout == T3D_LAYOUT_PACKED)
+    return t3d_error(T3D_ERR_INVALID_ARG, "%s: %s is a weight in a backend's packed layout, readable by its op only",
+                     fn, t3d_tensor_describe(dst->layout == T3D_LAYOUT_PACKED ? dst : src, d1, sizeof d1));
   if (dst->dtype != src->dtype || !t3d_tensor_same_shape(dst, src))
     return t3d_error(T3D_ERR_SHAPE, "%s: destination %s and source %s must have the same dtype and shape", fn,
                      t3d_tensor_describe(dst, d1, sizeof d1), t3d_tensor_describe(src, d2, sizeof d2));
@@ -171,6 +174,12 @@ t3d_status t3d_backend_weight_upload(t3d_backend *be, t3d_tensor *dev, const t3d
                      t3d_tensor_describe(host, d, sizeof d), t3d_op_name(op));
   if (be->precision == T3D_PRECISION_BF16 && be->ops->pack_weight && t3d_backend_supports(be, op, T3D_BF16))
     return be->ops->pack_weight(be, dev, host, op);
+  if (be->ops->pack_weight_f32) {
+    bool packed = false;
+    T3D_TRY(be->ops->pack_weight_f32(be, dev, host, op, &packed));
+    if (packed)
+      return T3D_OK;
+  }
   T3D_TRY(t3d_backend_tensor_new(be, dev, T3D_F32, host->ndim, host->shape));
   t3d_status s = t3d_backend_upload(be, dev, host);
   if (s != T3D_OK)
@@ -274,6 +283,9 @@ static t3d_status check_arg(const char *op, const char *name, const t3d_tensor *
   if ((unsigned)t->dtype >= T3D_DTYPE_COUNT || t->ndim < 1 || t->ndim > T3D_MAX_DIMS)
     return t3d_error(T3D_ERR_INVALID_ARG, "t3d_op_%s: %s is not a valid tensor (dtype %d, %d dimensions)", op, name,
                      (int)t->dtype, t->ndim);
+  if (t->layout == T3D_LAYOUT_PACKED && strcmp(name, "w") != 0)
+    return t3d_error(T3D_ERR_INVALID_ARG, "t3d_op_%s: %s is %s, a weight in a backend's packed layout", op, name,
+                     DESC(t, d));
   if (t->dtype != dtype)
     return t3d_error(T3D_ERR_SHAPE, "t3d_op_%s: %s is %s but must be %s", op, name, DESC(t, d),
                      dtype == T3D_I32 ? "i32" : "f32");

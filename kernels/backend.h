@@ -116,6 +116,10 @@ typedef struct t3d_backend_ops {
    * into dev as T3D_BF16 in the backend's own layout; called by t3d_backend_weight_upload when
    * the backend's precision is bf16. */
   t3d_status (*pack_weight)(t3d_backend *be, t3d_tensor *dev, const t3d_tensor *host, t3d_op op);
+  /* Optional (NULL: f32 weights are uploaded as they are): on an fp32 backend, host f32 weights
+   * of op into dev as T3D_F32 with layout T3D_LAYOUT_PACKED, when the backend's kernel for op
+   * reads that layout faster; *packed = false (dev untouched) where it keeps the plain layout. */
+  t3d_status (*pack_weight_f32)(t3d_backend *be, t3d_tensor *dev, const t3d_tensor *host, t3d_op op, bool *packed);
 } t3d_backend_ops;
 
 /* Arithmetic of the convolutions and GEMMs (conv3d, conv3d_transpose, linear); every other op is

@@ -628,6 +628,21 @@ static void test_sgemm_modes(void)
       check_close("sgemm", got, want, M * N, 1e-4, 1e-5 * sqrt((double)K));
       for (int64_t i = 0; i < M; i++) /* padding columns of C untouched */
         CHECK(isnan(C[i * ldc + N]) == isnan(C2[i * ldc + N]));
+      { /* B packed once (a weight's layout at load): the blocked GEMM's very sums */
+        float *Bp = malloc(t3d_cpu_sgemm_packed_b_floats(N, K) * sizeof *Bp);
+        t3d_cpu_sgemm_pack_b(Bp, tb, B, ldb, N, K);
+        for (int64_t i = 0; i < M * ldc; i++)
+          C[i] = C2[i] = beta == 0.0f ? NAN : urand(-1, 1);
+        t3d_cpu_sgemm_blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, be->threads);
+        t3d_cpu_sgemm_packed(ta, M, N, K, alpha, A, lda, Bp, beta, C2, ldc, be->threads);
+        bool same = true;
+        for (int64_t i = 0; i < M; i++)
+          same &= memcmp(C + i * ldc, C2 + i * ldc, (size_t)N * sizeof *C) == 0;
+        CHECK(same);
+        for (int64_t i = 0; i < M; i++)
+          CHECK(isnan(C2[i * ldc + N]) == (beta == 0.0f));
+        free(Bp);
+      }
       free(A);
       free(B);
       free(C);
@@ -654,6 +669,25 @@ static void test_linear(void)
   check_close("linear", F(&y), want, 6 * 45, 1e-4, 2e-5);
   CHECK_STATUS(t3d_op_linear(be, &y, &x, &w, NULL), T3D_OK);
   check_close("linear without bias", F(&y), want_nb, 6 * 45, 1e-4, 2e-5);
+  { /* the weight as a model uploads it: packed at load where t3d's GEMM runs, the same sums */
+    t3d_tensor dev, y2 = mk(T3D_F32, 3, 2, 3, 45, 0, 0), host = mk(T3D_F32, 2, 45, 300, 0, 0, 0);
+    CHECK_STATUS(t3d_backend_weight_upload(be, &dev, &w, T3D_OP_LINEAR), T3D_OK);
+    CHECK(dev.layout == (t3d_cpu_openblas_fits() ? T3D_LAYOUT_PLAIN : T3D_LAYOUT_PACKED));
+    CHECK(dev.dtype == T3D_F32 && dev.shape[0] == 45 && dev.shape[1] == 300);
+    CHECK_STATUS(t3d_op_linear(be, &y, &x, &w, &b), T3D_OK);
+    CHECK_STATUS(t3d_op_linear(be, &y2, &x, &dev, &b), T3D_OK);
+    if (!t3d_cpu_openblas_fits())
+      CHECK(memcmp(y.data, y2.data, 6 * 45 * sizeof(float)) == 0);
+    check_close("linear, packed weight", F(&y2), want, 6 * 45, 1e-4, 2e-5);
+    if (dev.layout == T3D_LAYOUT_PACKED) { /* readable by linear only */
+      CHECK_STATUS(t3d_backend_download(be, &host, &dev), T3D_ERR_INVALID_ARG);
+      CHECK(detail_has("packed"));
+      CHECK_STATUS(t3d_op_relu(be, &host, &dev), T3D_ERR_INVALID_ARG);
+    }
+    t3d_backend_tensor_free(be, &dev);
+    rm(&y2);
+    rm(&host);
+  }
   rm(&x);
   rm(&w);
   rm(&b);

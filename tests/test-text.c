@@ -157,6 +157,17 @@ int main(void)
   CHECK_STATUS(t3d_text_encoder_project(te, c1, 1, e), T3D_OK);
   CHECK_NEAR(max_abs_diff(e, all + D, (size_t)D), 0.0, 1e-5);
   CHECK_STATUS(t3d_text_encoder_forward(te, ids, mask, 2, 8, NULL, cls), T3D_OK); /* batch of 2 x 8 */
+  { /* without hidden states the last layer runs on the [CLS] rows alone: the same [CLS] states,
+     * here for a batch of two with padding in the second sequence */
+    int32_t m2[16];
+    float h2[16 * 128], full[2 * 128];
+    for (int i = 0; i < 16; i++)
+      m2[i] = i < 13; /* sequence 1: 5 tokens, 3 padding */
+    CHECK_STATUS(t3d_text_encoder_forward(te, ids, m2, 2, 8, h2, full), T3D_OK);
+    CHECK_STATUS(t3d_text_encoder_forward(te, ids, m2, 2, 8, NULL, cls), T3D_OK);
+    CHECK_NEAR(max_abs_diff(full, cls, (size_t)(2 * H)), 0.0, 1e-6);
+    CHECK_NEAR(max_abs_diff(h2 + 8 * H, full + H, (size_t)H), 0.0, 0); /* cls = row 0 of each sequence */
+  }
 
   /* argument errors */
   CHECK_STATUS(t3d_text_encoder_forward(te, ids, mask, 1, 0, NULL, c1), T3D_ERR_INVALID_ARG);

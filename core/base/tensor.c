@@ -75,7 +75,7 @@ char *t3d_tensor_describe(const t3d_tensor *t, char *buf, size_t size)
   for (int i = 0; i < t->ndim && used < size; i++)
     used += (size_t)snprintf(buf + used, size - used, i ? ",%lld" : "%lld", (long long)t->shape[i]);
   if (used < size)
-    snprintf(buf + used, size - used, "]");
+    snprintf(buf + used, size - used, t->layout == T3D_LAYOUT_PACKED ? "] (packed)" : "]");
   return buf;
 }
 

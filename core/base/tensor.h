@@ -19,12 +19,18 @@ extern "C" {
 
 typedef enum { T3D_F32 = 0, T3D_F16, T3D_BF16, T3D_I32, T3D_U8, T3D_DTYPE_COUNT } t3d_dtype;
 
+/* How `data` holds the elements. PLAIN: dense row-major, as above. PACKED: a weight laid out by
+ * a backend for the one op it was uploaded for (t3d_backend_weight_upload); only that op reads
+ * it, transfers and every other op refuse it. The shape stays the logical one. */
+typedef enum { T3D_LAYOUT_PLAIN = 0, T3D_LAYOUT_PACKED } t3d_layout;
+
 typedef struct t3d_tensor {
   t3d_dtype dtype;
   int ndim;
   int64_t shape[T3D_MAX_DIMS]; /* shape[0] is the slowest-varying dimension */
   void *data;
   bool owned; /* t3d_tensor_free releases data only when owned */
+  t3d_layout layout;
 } t3d_tensor;
 
 size_t t3d_dtype_size(t3d_dtype dtype);

@@ -67,7 +67,8 @@ t3d_status t3d_text_encoder_tokenize(const t3d_text_encoder *te, const char *tex
  * token_type_ids 0 and position ids 0..len-1. ids, mask: host [batch, len] (mask 1 = token,
  * 0 = padding; HF convention); 1 <= len <= max_tokens. hidden (may be NULL): host [batch, len, H]
  * last hidden state (padding rows too, as HF computes them); cls (may be NULL): host [batch, H],
- * the hidden state at position 0. */
+ * the hidden state at position 0. Without hidden, the last layer runs on the position-0 rows only
+ * (nothing else of it reaches cls); cls is the same either way. */
 t3d_status t3d_text_encoder_forward(t3d_text_encoder *te, const int32_t *ids, const int32_t *mask, int64_t batch,
                                     int64_t len, float *hidden, float *cls);
 

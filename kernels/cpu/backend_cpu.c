@@ -105,6 +105,7 @@ static const t3d_backend_ops cpu_ops = {
     .resample_trilinear = t3d_cpu_resample_trilinear,
     .argmax = t3d_cpu_argmax,
     .pack_weight = t3d_cpu_bf16_pack_weight,
+    .pack_weight_f32 = t3d_cpu_pack_weight_f32,
 };
 
 /* AUTO -> BF16 only where the CPU has native bf16 arithmetic; an explicit BF16 without it runs

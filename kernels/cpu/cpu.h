@@ -36,6 +36,15 @@ const char *t3d_cpu_gemm_desc(void);
 void t3d_cpu_sgemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                            const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                            float *C, int64_t ldc, int threads);
+/* op(B)[K, N] packed once (a weight, at load) for t3d_cpu_sgemm_packed, which then skips packing
+ * B on every call: t3d_cpu_sgemm_packed_b_floats(N, K) floats, the layout t3d_cpu_sgemm_blocked's
+ * micro-kernels read (NR = 16 columns a panel, [panel][K][16], zeros past N). A linear layer's
+ * w[Out, In] is op(B) with trans_b, N = Out, K = In. t3d_cpu_sgemm_packed is
+ * t3d_cpu_sgemm_blocked (same sums, same order) with that B; it never calls OpenBLAS. */
+size_t t3d_cpu_sgemm_packed_b_floats(int64_t N, int64_t K);
+void t3d_cpu_sgemm_pack_b(float *dst, bool trans_b, const float *B, int64_t ldb, int64_t N, int64_t K);
+void t3d_cpu_sgemm_packed(bool trans_a, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                          const float *Bp, float beta, float *C, int64_t ldc, int threads);
 
 /* kernels/cpu/conv.c */
 t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
@@ -61,8 +70,11 @@ t3d_status t3d_cpu_avgpool3d_adaptive(t3d_backend *be, t3d_tensor *y, const t3d_
 t3d_status t3d_cpu_resample_trilinear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x);
 
 /* kernels/cpu/linear.c: linear and multi-head attention */
+/* w: plain [Out, In], or packed by t3d_cpu_pack_weight_f32 (the backend's pack_weight_f32) */
 t3d_status t3d_cpu_linear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
                           const t3d_tensor *b);
+t3d_status t3d_cpu_pack_weight_f32(t3d_backend *be, t3d_tensor *dev, const t3d_tensor *host, t3d_op op,
+                                   bool *packed);
 t3d_status t3d_cpu_attention(t3d_backend *be, t3d_tensor *y, const t3d_tensor *q, const t3d_tensor *k,
                              const t3d_tensor *v, const t3d_tensor *key_mask, int heads);
 

@@ -351,8 +351,12 @@ static void sgemm_naive(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float
     }
 }
 
-void t3d_cpu_sgemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                           int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int threads)
+/* The blocked GEMM. B is packed per KC slice here, or, when bpre is given, was packed once for the
+ * whole depth by t3d_cpu_sgemm_pack_b (panel q of NR columns at bpre + q * K * NR, row k of it
+ * at + k * NR), and B, ldb and trans_b are unused. */
+static void sgemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, const float *bpre, float beta, float *C, int64_t ldc,
+                      int threads)
 {
   const ukernel uk = pick_ukernel();
   const int mr = uk.mr;
@@ -369,11 +373,20 @@ void t3d_cpu_sgemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int
   { /* scratch sized to the problem, so small GEMMs (attention heads) stay cheap to set up */
     const int64_t kc = K < KC ? K : KC, ncols = N < NC ? (N + NR - 1) / NR * NR : NC;
     const int64_t mrows = M < mb_max ? (M + mr - 1) / mr * mr : mb_max;
-    bpack = t3d_aligned_alloc((size_t)(kc * ncols) * sizeof(float));
+    if (!bpre)
+      bpack = t3d_aligned_alloc((size_t)(kc * ncols) * sizeof(float));
     apack = t3d_aligned_alloc((size_t)(kc * mrows) * sizeof(float));
   }
-  if (!bpack || !apack) {
-    sgemm_naive(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+  if ((!bpre && !bpack) || !apack) {
+    if (bpre)
+      for (int64_t i = 0; i < M; i++) /* the packed panels read element by element */
+        for (int64_t k = 0; k < K; k++) {
+          const float a = alpha * (trans_a ? A[k * lda + i] : A[i * lda + k]);
+          for (int64_t j = 0; j < N; j++)
+            C[i * ldc + j] += a * bpre[(j / NR) * K * NR + k * NR + j % NR];
+        }
+    else
+      sgemm_naive(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, C, ldc);
     goto cleanup;
   }
 #pragma omp parallel num_threads(nt)
@@ -381,27 +394,37 @@ void t3d_cpu_sgemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int
     const int64_t nc = N - jc < NC ? N - jc : NC, npanels = (nc + NR - 1) / NR;
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = K - pc < KC ? K - pc : KC;
+      /* panel q of this block and slice, and the distance to panel q + 1 */
+      const float *bslice = bpre ? bpre + (jc / NR) * K * NR + pc * NR : bpack;
+      const int64_t bstep = bpre ? K * NR : kc * NR;
+      if (!bpre) {
 #pragma omp for schedule(static)
-      for (int64_t q = 0; q < npanels; q++)
-        pack_b_panel(bpack + q * NR * kc, trans_b, B, ldb, jc + q * NR, nc - q * NR, pc, kc);
+        for (int64_t q = 0; q < npanels; q++)
+          pack_b_panel(bpack + q * NR * kc, trans_b, B, ldb, jc + q * NR, nc - q * NR, pc, kc);
+      }
       for (int64_t ic = 0; ic < M; ic += mb_max) {
         const int64_t mb = M - ic < mb_max ? M - ic : mb_max, mpanels = (mb + mr - 1) / mr;
-        const int64_t tm = (mpanels + TILE_MP - 1) / TILE_MP, tn = (npanels + TILE_NP - 1) / TILE_NP;
+        /* A task: tile_mp A panels by tile_np B panels. Where the B panels alone give every thread
+         * several tasks, a task takes every A panel (the packed block, in L2) against two B
+         * panels, so B (a weight: from memory) is read once per slice, not once per TILE_MP. */
+        const bool all_a = npanels / 2 >= 4 * (int64_t)nt;
+        const int64_t tile_mp = all_a ? mpanels : TILE_MP, tile_np = all_a ? 2 : TILE_NP;
+        const int64_t tm = (mpanels + tile_mp - 1) / tile_mp, tn = (npanels + tile_np - 1) / tile_np;
 #pragma omp for schedule(static)
         for (int64_t p = 0; p < mpanels; p++)
           pack_a_panel(apack + p * mr * kc, trans_a, A, lda, ic + p * mr, mb - p * mr, pc, kc, mr);
 #pragma omp for schedule(dynamic)
         for (int64_t t = 0; t < tm * tn; t++) {
-          const int64_t p0 = (t / tn) * TILE_MP, q0 = (t % tn) * TILE_NP;
-          for (int64_t q = q0; q < q0 + TILE_NP && q < npanels;) {
-            const bool pair = uk.wide && q + 1 < q0 + TILE_NP && q + 1 < npanels; /* TILE_NP is even */
+          const int64_t p0 = (t / tn) * tile_mp, q0 = (t % tn) * tile_np;
+          for (int64_t q = q0; q < q0 + tile_np && q < npanels;) {
+            const bool pair = uk.wide && q + 1 < q0 + tile_np && q + 1 < npanels; /* tile_np is even */
             const int64_t width = pair ? 2 * NR : NR, cols = nc - q * NR < width ? nc - q * NR : width;
-            for (int64_t p = p0; p < p0 + TILE_MP && p < mpanels; p++) {
+            for (int64_t p = p0; p < p0 + tile_mp && p < mpanels; p++) {
               const int64_t rows = mb - p * mr < mr ? mb - p * mr : mr;
-              const float *ap = apack + p * mr * kc, *bp = bpack + q * NR * kc;
+              const float *ap = apack + p * mr * kc, *bp = bslice + q * bstep;
               float *cp = C + (ic + p * mr) * ldc + jc + q * NR;
               if (pair)
-                uk.wide(kc, ap, bp, bp + NR * kc, cp, ldc, (int)rows, (int)cols, alpha);
+                uk.wide(kc, ap, bp, bp + bstep, cp, ldc, (int)rows, (int)cols, alpha);
               else
                 uk.fn(kc, ap, bp, cp, ldc, (int)rows, (int)cols, alpha);
             }
@@ -414,6 +437,31 @@ void t3d_cpu_sgemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int
 cleanup:
   t3d_aligned_free(apack);
   t3d_aligned_free(bpack);
+}
+
+void t3d_cpu_sgemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                           int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int threads)
+{
+  sgemm_run(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL, beta, C, ldc, threads);
+}
+
+size_t t3d_cpu_sgemm_packed_b_floats(int64_t N, int64_t K)
+{
+  return N > 0 && K > 0 ? (size_t)((N + NR - 1) / NR) * NR * (size_t)K : 0;
+}
+
+void t3d_cpu_sgemm_pack_b(float *dst, bool trans_b, const float *B, int64_t ldb, int64_t N, int64_t K)
+{
+  const int64_t npanels = (N + NR - 1) / NR;
+#pragma omp parallel for schedule(static) if (N * K >= (1 << 16))
+  for (int64_t q = 0; q < npanels; q++)
+    pack_b_panel(dst + q * K * NR, trans_b, B, ldb, q * NR, N - q * NR, 0, K);
+}
+
+void t3d_cpu_sgemm_packed(bool trans_a, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                          const float *Bp, float beta, float *C, int64_t ldc, int threads)
+{
+  sgemm_run(trans_a, false, M, N, K, alpha, A, lda, NULL, 0, Bp, beta, C, ldc, threads);
 }
 
 /* ---- whether OpenBLAS's kernels fit this CPU ------------------------------------------------

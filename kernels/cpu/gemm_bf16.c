@@ -65,6 +65,7 @@ t3d_status t3d_cpu_bf16_pack_weight(t3d_backend *be, t3d_tensor *dev, const t3d_
   memcpy(dev->shape, host->shape, sizeof dev->shape);
   dev->data = data;
   dev->owned = false;
+  dev->layout = T3D_LAYOUT_PACKED;
   return T3D_OK;
 }
 
