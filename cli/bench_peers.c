@@ -114,23 +114,27 @@ int t3d_bench_peers(const t3d_bench_peers_params *p, json_t *const t3d[T3D_BENCH
   json_t *why;
   json_object_foreach(json_object_get(ex, "failed"), key, why)
     printf(_("%s: not exported to ONNX (%s)\n"), key, json_string_value(why) ? json_string_value(why) : "?");
+  printf(_("t3d's rows here were timed again right before each row's engines: a shared machine's speed drifts "
+           "between runs\n"));
   printf("%-21s %-20s %-27s %8s %8s %7s %6s %11s %11s  %s\n", _("row"), _("engine"), _("precision"), _("ms"),
          _("cpu ms"), _("MiB"), _("x t3d"), _("cosine"), _("max rel err"), _("ISA / kernels"));
   for (int i = 0; i < T3D_BENCH_ROWS; i++) {
-    double t3d_ms = t3d_bench_num(t3d[i], "ms");
+    json_t *again = p->t3d_cmd[i] ? t3d_bench_run_json(p->t3d_cmd[i]) : NULL;
+    const json_t *ours = again && !isnan(t3d_bench_num(again, "ms")) ? again : t3d[i];
+    double t3d_ms = t3d_bench_num(ours, "ms");
     json_t *mine = NULL;
-    if (t3d[i]) {
+    if (ours) {
       snprintf(cmd, sizeof cmd, "'%s' '%s' agree --io '%s' --row %s 2>>'%s/agree.log'", p->python, p->script, p->io,
                rows[i], p->io);
       json_t *ag = t3d_bench_run_json(cmd);
-      mine = json_deep_copy(t3d[i]);
+      mine = json_deep_copy(ours);
       if (mine && ag) json_object_update(mine, ag);
       if (!ag) show_log(p->io, "agree.log");
       json_decref(ag);
     }
     char label[64];
-    if (i == 2 && !isnan(t3d_bench_num(t3d[i], "tokens")))
-      snprintf(label, sizeof label, "text (%.0f tokens)", t3d_bench_num(t3d[i], "tokens"));
+    if (i == 2 && !isnan(t3d_bench_num(ours, "tokens")))
+      snprintf(label, sizeof label, "text (%.0f tokens)", t3d_bench_num(ours, "tokens"));
     else
       snprintf(label, sizeof label, "%s", labels[i]);
     if (mine) {
@@ -166,6 +170,7 @@ int t3d_bench_peers(const t3d_bench_peers_params *p, json_t *const t3d[T3D_BENCH
       }
       json_decref(r);
     }
+    json_decref(again);
   }
   json_decref(ex);
   return rc;

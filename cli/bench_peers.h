@@ -23,10 +23,15 @@ typedef struct {
   const int64_t *shape;    /* vision input N,C,D,H,W */
   int threads, repeat;
   FILE *json;              /* every row as one JSON line, or NULL */
+  /* the t3d child of each row (NULL: none), run again right before that row's engines, so that
+   * t3d and its peers are timed minutes apart at most: on a shared machine the speed drifts
+   * (measured here: 20 % between runs of the same binary a few minutes apart) */
+  const char *t3d_cmd[T3D_BENCH_ROWS];
 } t3d_bench_peers_params;
 
 /* Exports, runs every engine row and prints the peer table; t3d[i] is the t3d child's JSON of
- * row i (encoder, segment, text: ms, cpu_ms, vmhwm_kib, isa) or NULL. Missing Python packages
+ * row i (encoder, segment, text: ms, cpu_ms, vmhwm_kib, isa) or NULL, replaced by the rerun of
+ * t3d_cmd[i] where that succeeds. Missing Python packages
  * give a skip note, not a failure. Returns 0, or 1 when an engine that imported failed a row. */
 int t3d_bench_peers(const t3d_bench_peers_params *p, json_t *const t3d[T3D_BENCH_ROWS]);
 

@@ -415,6 +415,17 @@ static void remove_tree(const char *path)
   rmdir(path);
 }
 
+/* The command line of a t3d child timing one row (extra: more options, e.g. --dump). */
+static void child_cmd(char *buf, size_t n, const char *self, const char *row, const char *model, int threads,
+                      int repeat, const int64_t shape[5], const bench_dev *dv, const char *extra)
+{
+  snprintf(buf, n,
+           "'%s' bench --child %s --model '%s' --threads %d --repeat %d --shape %lld,%lld,%lld --device '%s' "
+           "--precision %s%s",
+           self, row, model, threads, repeat, (long long)shape[2], (long long)shape[3], (long long)shape[4],
+           dv->device, t3d_precision_name(dv->precision), extra);
+}
+
 static void row_line(const char *label, const json_t *a, const json_t *b)
 {
   double ms = t3d_bench_num(a, "ms"), tms = t3d_bench_num(b, "ms"), kib = t3d_bench_num(a, "vmhwm_kib"), tkib = t3d_bench_num(b, "vmhwm_kib");
@@ -560,11 +571,7 @@ int t3d_cmd_bench(int argc, char **argv)
   json_t *mine[T3D_BENCH_ROWS] = {NULL, NULL, NULL};
   for (int i = 0; i < (on_cpu ? 3 : 4); i++) { /* end to end on GPUs only: on a CPU it adds minutes */
     json_t *a, *b = NULL;
-    snprintf(cmd, sizeof cmd,
-             "'%s' bench --child %s --model '%s' --threads %d --repeat %d --shape %lld,%lld,%lld --device '%s' "
-             "--precision %s%s",
-             self, rows[i], model, threads, repeat, (long long)shape[2], (long long)shape[3], (long long)shape[4],
-             dv.device, t3d_precision_name(dv.precision), i < 3 ? dumparg : "");
+    child_cmd(cmd, sizeof cmd, self, rows[i], model, threads, repeat, shape, &dv, i < 3 ? dumparg : "");
     a = t3d_bench_run_json(cmd);
     if (!no_torch && i < 3) {
       if (i < 2)
@@ -602,7 +609,12 @@ int t3d_cmd_bench(int argc, char **argv)
     FILE *jf = json_path ? fopen(json_path, "w") : NULL;
     if (json_path && !jf) fprintf(stderr, _("t3d bench: cannot write %s\n"), json_path);
     const char *peer = getenv("T3D_PEER_PY") ? getenv("T3D_PEER_PY") : T3D_PEER_PY;
-    t3d_bench_peers_params pp = {py, peer, io, cfgjson, model, shape, threads, repeat, jf};
+    t3d_bench_peers_params pp = {py, peer, io, cfgjson, model, shape, threads, repeat, jf, {NULL, NULL, NULL}};
+    char again[T3D_BENCH_ROWS][2048];
+    for (int i = 0; i < T3D_BENCH_ROWS; i++) {
+      child_cmd(again[i], sizeof again[i], self, rows[i], model, threads, repeat, shape, &dv, dumparg);
+      pp.t3d_cmd[i] = again[i];
+    }
     if (t3d_bench_peers(&pp, mine) != 0) rc = 1;
     if (jf) fclose(jf);
   }

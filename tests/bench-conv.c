@@ -2,7 +2,8 @@
  * 1x1x160x224x224) one distinct layer shape at a time, then the segmentation decoder's.
  * A benchmark, not a test: it checks nothing. Compare with tests/reference/bench_conv.py.
  *
- *   bench-conv [--threads T] [--reps R] [--only NAME] [--path 0-5] [--budget FLOATS] [--wino-width 256|512]
+ *   bench-conv [--threads T] [--reps R] [--only NAME] [--path 0-5] [--budget FLOATS] [--wino-width 256|512] [--bf16]
+ * --bf16: the bf16 path (weights packed once as a bf16 backend does at load; fp32 activations).
  * --wino-width 256: the Winograd kernel's GEMM in AVX2 even where the CPU has AVX-512 (default 512).
  * --path: 0 auto, 1 AVX-512 packed, 2 im2col + OpenBLAS, 3 im2col + own sgemm, 4 AVX2 packed,
  *         5 direct AVX2 (3x3x3 stride-1 "same" layers only; others as auto).
@@ -20,6 +21,7 @@
 
 #include "core/base/tensor.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/bf16.h"
 #include "kernels/cpu/conv.h"
 
 typedef struct {
@@ -92,6 +94,7 @@ int main(int argc, char **argv)
 {
   int threads = 2, reps = 3;
   const char *only = NULL;
+  bool bf16 = false;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
@@ -99,14 +102,24 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[i], "--path") && i + 1 < argc) t3d_cpu_conv_force_path((t3d_cpu_conv_path)atoi(argv[++i]));
     else if (!strcmp(argv[i], "--budget") && i + 1 < argc) t3d_cpu_conv_set_col_budget((size_t)atol(argv[++i]));
     else if (!strcmp(argv[i], "--wino-width") && i + 1 < argc) t3d_cpu_wino_cap_width(atoi(argv[++i]));
+    else if (!strcmp(argv[i], "--bf16")) bf16 = true;
     else {
-      fprintf(stderr, "usage: %s [--threads T] [--reps R] [--only NAME] [--path 0-5] [--budget FLOATS] [--wino-width 256|512]\n",
+      fprintf(stderr, "usage: %s [--threads T] [--reps R] [--only NAME] [--path 0-5] [--budget FLOATS] [--wino-width 256|512] [--bf16]\n",
               argv[0]);
       return 2;
     }
   }
-  t3d_backend be = {.threads = threads};
-  printf("# threads %d, best of %d\n", threads, reps);
+  t3d_backend be = {.threads = threads}, *b16 = NULL;
+  if (bf16) {
+    t3d_backend_params bp = t3d_backend_default_params();
+    bp.threads = threads;
+    bp.precision = T3D_PRECISION_BF16;
+    if (t3d_backend_cpu_create(&b16, &bp) != T3D_OK) {
+      fprintf(stderr, "bf16 backend: %s\n", t3d_error_detail());
+      return 1;
+    }
+  }
+  printf("# threads %d, best of %d%s\n", threads, reps, bf16 ? ", bf16 path" : "");
   printf("%-12s %3s %-26s %10s %8s %10s %10s\n", "layer", "n", "shape", "ms", "GFLOP/s", "scratchMB", "cpu_ms");
   double total[2] = {0, 0}; /* encoder, decoder */
   for (size_t li = 0; li < sizeof layers / sizeof layers[0]; li++) {
@@ -128,10 +141,17 @@ int main(int argc, char **argv)
     }
     t3d_conv3d_params p = {{L->s, L->s, L->s}, {L->pad, L->pad, L->pad}, false};
     t3d_conv3d_transpose_params tp = {{L->s, L->s, L->s}, {L->pad, L->pad, L->pad}, {0, 0, 0}};
+    t3d_tensor wb = {0};
+    if (bf16 && t3d_backend_weight_upload(b16, &wb, w, L->transpose ? T3D_OP_CONV3D_TRANSPOSE : T3D_OP_CONV3D) != T3D_OK) {
+      fprintf(stderr, "%s: %s\n", L->name, t3d_error_detail());
+      return 1;
+    }
     double best = 1e30, best_cpu = 1e30;
     for (int r = 0; r <= reps; r++) { /* r == 0 warms up */
       double t0 = now_ms(CLOCK_MONOTONIC), c0 = now_ms(CLOCK_PROCESS_CPUTIME_ID);
-      t3d_status st = L->transpose ? t3d_cpu_conv3d_transpose(&be, y, x, w, b, &tp)
+      t3d_status st = bf16 ? (L->transpose ? t3d_cpu_conv3d_transpose_bf16(b16, y, x, &wb, b, &tp)
+                                           : t3d_cpu_conv3d_bf16(b16, y, x, &wb, b, NULL, &p))
+                    : L->transpose ? t3d_cpu_conv3d_transpose(&be, y, x, w, b, &tp)
                                    : t3d_cpu_conv3d(&be, y, x, w, b, NULL, &p);
       double t1 = now_ms(CLOCK_MONOTONIC), c1 = now_ms(CLOCK_PROCESS_CPUTIME_ID);
       if (st != T3D_OK) {
@@ -145,7 +165,7 @@ int main(int argc, char **argv)
     /* multiply-adds: every output sums Ci*k^3 taps (transposed: every input scatters Co*k^3) */
     double flops = L->transpose ? 2.0 * L->ci * L->co * L->k * L->k * L->k * L->d * L->h * L->w
                                 : 2.0 * L->ci * L->co * L->k * L->k * L->k * od * oh * ow;
-    size_t scratch = L->transpose ? 0 : t3d_cpu_conv3d_scratch_bytes(y, x, w, &p, threads);
+    size_t scratch = L->transpose || bf16 ? 0 : t3d_cpu_conv3d_scratch_bytes(y, x, w, &p, threads);
     char shape[64];
     snprintf(shape, sizeof shape, "%d>%d,%dx%dx%d,k%ds%d%s", L->ci, L->co, L->d, L->h, L->w, L->k, L->s,
              L->transpose ? ",T" : "");
@@ -156,7 +176,9 @@ int main(int argc, char **argv)
     fflush(stdout);
     total[!strncmp(L->name, "dec", 3) || !strcmp(L->name, "head")] += L->count * best;
     t3d_tensor_free(x), t3d_tensor_free(y), t3d_tensor_free(b), t3d_tensor_free(w);
+    if (bf16) t3d_backend_tensor_free(b16, &wb);
   }
+  t3d_backend_free(b16);
   printf("encoder convs total (sum of n x ms): %.1f ms\n", total[0]);
   printf("decoder total (sum of n x ms): %.1f ms\n", total[1]);
   return 0;
