@@ -3,6 +3,8 @@
  * A benchmark, not a test: it checks nothing. Compare with tests/reference/bench_conv.py.
  *
  *   bench-conv [--threads T] [--reps R] [--only NAME] [--path 0-5] [--budget FLOATS] [--wino-width 256|512] [--bf16]
+ *            [--stream-min BYTES]
+ * --stream-min BYTES: outputs from this size leave by non-temporal stores (default 64 MiB).
  * --bf16: the bf16 path (weights packed once as a bf16 backend does at load; fp32 activations).
  * --wino-width 256: the Winograd kernel's GEMM in AVX2 even where the CPU has AVX-512 (default 512).
  * --path: 0 auto, 1 AVX-512 packed, 2 im2col + OpenBLAS, 3 im2col + own sgemm, 4 AVX2 packed,
@@ -103,8 +105,9 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[i], "--budget") && i + 1 < argc) t3d_cpu_conv_set_col_budget((size_t)atol(argv[++i]));
     else if (!strcmp(argv[i], "--wino-width") && i + 1 < argc) t3d_cpu_wino_cap_width(atoi(argv[++i]));
     else if (!strcmp(argv[i], "--bf16")) bf16 = true;
+    else if (!strcmp(argv[i], "--stream-min") && i + 1 < argc) t3d_cpu_conv_set_stream_min(atoll(argv[++i]));
     else {
-      fprintf(stderr, "usage: %s [--threads T] [--reps R] [--only NAME] [--path 0-5] [--budget FLOATS] [--wino-width 256|512] [--bf16]\n",
+      fprintf(stderr, "usage: %s [--threads T] [--reps R] [--only NAME] [--path 0-5] [--budget FLOATS] [--wino-width 256|512] [--bf16] [--stream-min BYTES]\n",
               argv[0]);
       return 2;
     }

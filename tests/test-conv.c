@@ -380,12 +380,18 @@ int main(void)
     {1, 4, 8, 2, 3, 24, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, true, true, false},     /* one full segment */
     {2, 64, 13, 5, 9, 37, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, true, true, true},    /* Winograd: items span rows */
     {1, 8, 9, 16, 24, 23, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, true, true, true},    /* AUTO's Winograd (P >= 8192) */
+    {1, 8, 9, 3, 4, 64, 3, 3, 3, {1, 1, 1}, {1, 1, 1}, true, true, true},     /* rows of whole lines (streamed) */
     /* the width-stride-2 row-pointer path (AUTO from 64 output columns): phase rows, ragged tiles */
     {1, 1, 6, 5, 6, 131, 7, 7, 7, {2, 2, 2}, {3, 3, 3}, true, true, true},    /* the stem's shape, 66 columns */
     {2, 3, 5, 4, 3, 140, 3, 3, 3, {1, 2, 2}, {1, 1, 1}, true, false, true},   /* 70 columns, K chunk of 7 x 27 */
     {1, 9, 7, 3, 4, 129, 3, 2, 4, {2, 1, 2}, {1, 0, 2}, false, true, false},  /* even kernel width, 65 columns */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_conv_case(&cases[i]);
+  /* again with every output of the AVX-512 kernels streamed out (non-temporal stores, whole
+   * aligned 16-float lines; masked ragged ends), which by default only outputs of 64 MiB take */
+  const int64_t old_stream = t3d_cpu_conv_set_stream_min(0);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) test_conv_case(&cases[i]);
+  t3d_cpu_conv_set_stream_min(old_stream);
 
   /* n ci co  d h w  kernel     stride    pad      output_pad  bias */
   static const convt_case tcases[] = {

@@ -32,6 +32,16 @@
 
 static t3d_cpu_conv_path forced_path;
 static int64_t col_budget = COL_BUDGET_FLOATS;
+static int64_t stream_min = (int64_t)64 << 20; /* see stream_out */
+
+int64_t t3d_cpu_conv_set_stream_min(int64_t bytes)
+{
+  int64_t old = stream_min;
+  stream_min = bytes;
+  return old;
+}
+
+bool t3d_cpu_conv_stream_out(int64_t bytes) { return bytes >= stream_min; }
 
 size_t t3d_cpu_conv_set_col_budget(size_t floats)
 {
@@ -519,7 +529,17 @@ typedef struct {
   const float *bias; /* bias of the tile's first channel, or NULL */
   const float *res;  /* residual at the tile's first element (row stride ldc), or NULL */
   bool relu;
+  bool stream; /* whole 16-float lines go out with non-temporal stores (AVX-512 kernels) */
 } pk_epilogue;
+
+/* Outputs this large leave the caches anyway before the next layer reads them: their final
+ * stores skip the read-for-ownership a cached store costs. Measured, bench-conv, 2 threads, on
+ * an AVX-512 Xeon: l1.conv3+ds (128 MB out) 27 -> 20-22 ms, l2.b0.conv1 (64 MB) 48-54 -> 47;
+ * at 32 MB (l1.conv1) it was slower, hence the bound. */
+static bool stream_out(const conv_plan *c)
+{
+  return t3d_cpu_conv_stream_out(c->N * c->Co * c->P * (int64_t)sizeof(float));
+}
 
 /* Register-tile micro-kernels: MR output channels x NV*16 positions. A is read straight from
  * the weights (row r of the panel at a + r*lda, rows past `rows` alias row 0 and are never
@@ -565,7 +585,10 @@ __attribute__((target("avx512f"), always_inline)) static inline void pk_store(__
         if (epi->res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask[j], epi->res + r * ldc + 16 * j));
         if (epi->relu) v = _mm512_max_ps(v, zero);
       }
-      _mm512_mask_storeu_ps(cr + 16 * j, mask[j], v);
+      if (epi && epi->stream && mask[j] == 0xffff && ((uintptr_t)(cr + 16 * j) & 63) == 0)
+        _mm512_stream_ps(cr + 16 * j, v);
+      else
+        _mm512_mask_storeu_ps(cr + 16 * j, mask[j], v);
     }
   }
 }
@@ -674,7 +697,7 @@ static void pk_block(int isa, int64_t kc, const float *a, int64_t lda, const flo
       int rn = rows - r0 < 4 ? rows - r0 : 4, cn = cols - h * 24 < 24 ? cols - h * 24 : 24;
       pk_epilogue e2 = {0};
       if (epi) e2 = (pk_epilogue){epi->bias ? epi->bias + r0 : NULL, epi->res ? epi->res + r0 * ldc + h * 24 : NULL,
-                                  epi->relu};
+                                  epi->relu, false};
       const float *ar = a + r0 * lda, *bh = bp + h * 24;
       float *ch = c + r0 * ldc + h * 24;
       const pk_epilogue *ep = epi ? &e2 : NULL;
@@ -833,6 +856,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
   pk_plan k;
   pk_plan_make(&k, c, threads);
   const int isa = packed_isa();
+  const bool stream = isa == 512 && stream_out(c);
   const int64_t ptiles = ceil_div(c->P, k.pt), mblocks = ceil_div(c->Co, k.mb);
   const int64_t items = c->N * ptiles * mblocks;
   const int nthr = (int)min64(threads, items);
@@ -851,7 +875,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
 #endif
     float *line = scratch + head + (size_t)tid * per_thread;
     float *bp = line + round16((size_t)max64(k.pt, ceil_div(k.pt, PK_NR) * PK_NR));
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1) nowait
     for (int64_t it = 0; it < items; it++) {
       if (cancelled(cancel)) continue;
       int64_t mbi = it % mblocks, pti = (it / mblocks) % ptiles, n = it / (mblocks * ptiles);
@@ -878,7 +902,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
                              pkrows, bt);
                 for (int64_t m = m0; m < m0 + mn; m += 4) {
                   int64_t off = (n * c->Co + m) * c->P + p0 + s * PK_NR + 24 * h;
-                  pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu};
+                  pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu, false};
                   p2_kernel_rows(kc, wd + m * c->K + ci0 * c->kvol, c->K, bt, yd + off, c->P,
                                  (int)min64(4, c->Co - m), cols, ci0 > 0, q + 1 == k.nch ? &epi : NULL);
                 }
@@ -898,7 +922,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
             const float *b = bsame + s * kc * PK_NR;
             for (int64_t m = m0; m < m0 + mn; m += PK_MR) {
               int64_t off = (n * c->Co + m) * c->P + p0 + s * PK_NR;
-              pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu};
+              pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu, stream};
               const float *a = wd + m * c->K + ci0 * c->kvol;
               int rows = (int)min64(PK_MR, c->Co - m);
               const pk_epilogue *e = last ? &epi : NULL;
@@ -925,7 +949,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
           int cols = (int)min64(PK_NR, pn - s * PK_NR);
           for (int64_t m = m0; m < m0 + mn; m += PK_MR) {
             int64_t off = (n * c->Co + m) * c->P + p0 + s * PK_NR;
-            pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu};
+            pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu, stream};
             const float *a = wd + m * c->K + k0, *b = bp + s * kc * PK_NR;
             int rows = (int)min64(PK_MR, c->Co - m);
             const pk_epilogue *e = last ? &epi : NULL;
@@ -934,6 +958,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
         }
       }
     }
+    _mm_sfence(); /* this thread's streamed stores, before the region's closing barrier */
   }
   t3d_aligned_free(scratch);
   return cancelled(cancel) ? cancel_status("conv3d") : T3D_OK;
@@ -1027,6 +1052,7 @@ static t3d_status conv3d_rows_s2(int threads, const conv_plan *c, float *yd, con
   s2_plan sp;
   s2_plan_make(&sp, c);
   const int tw = s2_tile();
+  const bool stream = tw == 48 && stream_out(c); /* 48: the AVX-512 kernels */
   const int64_t items = c->N * c->Do * c->Ho, HW = c->H * c->W, KDH = c->KD * c->KH;
   const int nthr = (int)min64(threads, items);
   const size_t per_thread = s2_thread_floats(c, &sp);
@@ -1038,7 +1064,7 @@ static t3d_status conv3d_rows_s2(int threads, const conv_plan *c, float *yd, con
   {
     float *rows = scratch + (size_t)t3d_cpu_omp_thread() * per_thread;
     const float **bt = (const float **)(rows + sp.cc * KDH * 2 * sp.lb);
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, 4) nowait
     for (int64_t it = 0; it < items; it++) {
       if (cancelled(cancel)) continue;
       const int64_t n = it / (c->Do * c->Ho), od = it / c->Ho % c->Do, oh = it % c->Ho;
@@ -1069,7 +1095,7 @@ static t3d_status conv3d_rows_s2(int threads, const conv_plan *c, float *yd, con
           const int cols = (int)min64(tw, c->Wo - ow0);
           for (int64_t m = 0; m < c->Co; m += tw == 48 ? PK_MR : 4) {
             const int64_t off = (n * c->Co + m) * c->P + orow + ow0;
-            pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu};
+            pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu, stream};
             if (tw == 48) {
               void (*kern)(int64_t, const float *, int64_t, const float *const *, float *, int64_t, int, int, bool,
                            const pk_epilogue *) = cols > 32 ? pk_kernel_rows3 : cols > 16 ? pk_kernel_rows2
@@ -1083,6 +1109,7 @@ static t3d_status conv3d_rows_s2(int threads, const conv_plan *c, float *yd, con
         }
       }
     }
+    _mm_sfence(); /* this thread's streamed stores, before the region's closing barrier */
   }
   t3d_aligned_free(scratch);
   return cancelled(cancel) ? cancel_status("conv3d") : T3D_OK;

@@ -76,6 +76,12 @@ int t3d_cpu_wino_cap_width(int bits);
 /* Test-only: the per-thread column tile budget in floats (0: the default), so small shapes
  * exercise every tiling path. Returns the previous budget. Not thread-safe. */
 size_t t3d_cpu_conv_set_col_budget(size_t floats);
+/* Test hook: outputs of at least this many bytes leave the AVX-512 packed and stride-2 row
+ * kernels by non-temporal stores (default 64 MiB; 0: all of them). Returns the previous bound.
+ * Not thread-safe. */
+int64_t t3d_cpu_conv_set_stream_min(int64_t bytes);
+/* Whether an output of this many bytes goes out by non-temporal stores (the bound above). */
+bool t3d_cpu_conv_stream_out(int64_t bytes);
 
 #ifdef __cplusplus
 }

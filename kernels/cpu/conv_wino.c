@@ -281,7 +281,7 @@ __attribute__((target("avx2,fma"))) static void output_tiles(const float *mcol, 
 __attribute__((target("avx512f"))) static void output_tiles512(const float *mcol, int64_t wt, float *yc,
                                                                const float *rc, float bias, bool relu, int64_t D,
                                                                int64_t H, int64_t W, int64_t tz, int64_t ty,
-                                                               int64_t tx0, int m)
+                                                               int64_t tx0, int m, bool stream)
 {
   __m512 Zt[2][4][4]; /* [dz][ey][ex] */
   for (int ey = 0; ey < 4; ey++)
@@ -320,8 +320,13 @@ __attribute__((target("avx512f"))) static void output_tiles512(const float *mcol
         v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(mlo, rc + off)),
         v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(mhi, rc + off + 16));
       if (relu) v0 = _mm512_max_ps(v0, zero), v1 = _mm512_max_ps(v1, zero);
-      _mm512_mask_storeu_ps(yc + off, mlo, v0);
-      _mm512_mask_storeu_ps(yc + off + 16, mhi, v1);
+      if (stream && mhi == 0xffff && ((uintptr_t)(yc + off) & 63) == 0) { /* two whole lines */
+        _mm512_stream_ps(yc + off, v0);
+        _mm512_stream_ps(yc + off + 16, v1);
+      } else {
+        _mm512_mask_storeu_ps(yc + off, mlo, v0);
+        _mm512_mask_storeu_ps(yc + off + 16, mhi, v1);
+      }
     }
   }
 }
@@ -436,6 +441,7 @@ t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, 
   const int64_t CoG = (Co + g - 1) / g * g;
   float *scratch = U + (size_t)(NE * CoG * Ci);
   const int64_t DHW = D * H * W;
+  const bool stream = w512 && t3d_cpu_conv_stream_out(N * Co * DHW * (int64_t)sizeof(float));
 
 #pragma omp parallel num_threads(nthr)
   {
@@ -449,7 +455,7 @@ t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, 
     /* a short last item's GEMM reads whole vectors past its columns (their results are never
        stored): defined values there */
     memset(V, 0, (size_t)NE * VS * sizeof(float));
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1) nowait
     for (int64_t it = 0; it < items; it++) {
       if (cancel && *cancel) continue;
       const int64_t n = it / blocks, t0 = it % blocks * wt, nt = min64(wt, tiles - t0);
@@ -496,12 +502,16 @@ t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, 
         for (int64_t t = t0; t < t0 + nt;) {
           const int64_t tx = t % TW, ty = t / TW % TH, tz = t / (TW * TH);
           const int m = (int)min64(w512 ? 16 : 8, min64(TW - tx, t0 + nt - t));
-          (w512 ? output_tiles512 : output_tiles)(M + (size_t)co * NE * wt + (t - t0), wt, yc, rc,
-                                                  bias ? bias[co] : 0.0f, relu, D, H, W, tz, ty, tx, m);
+          const float *mc = M + (size_t)co * NE * wt + (t - t0);
+          if (w512)
+            output_tiles512(mc, wt, yc, rc, bias ? bias[co] : 0.0f, relu, D, H, W, tz, ty, tx, m, stream);
+          else
+            output_tiles(mc, wt, yc, rc, bias ? bias[co] : 0.0f, relu, D, H, W, tz, ty, tx, m);
           t += m;
         }
       }
     }
+    _mm_sfence(); /* this thread's streamed stores, before the region's closing barrier */
   }
   t3d_aligned_free(U);
   if (cancel && *cancel) return t3d_error(T3D_ERR_CANCELLED, "conv3d cancelled");
