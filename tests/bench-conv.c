@@ -10,6 +10,11 @@
  * --path: 0 auto, 1 AVX-512 packed, 2 im2col + OpenBLAS, 3 im2col + own sgemm, 4 AVX2 packed,
  *         5 direct AVX2 (3x3x3 stride-1 "same" layers only; others as auto).
  *
+ * On a machine shared with other work, run it with OMP_PROC_BIND=true: unbound, the two OpenMP
+ * threads of a 2-core VM were seen sharing one core for whole layers (every layer's time doubled,
+ * now and then; the encoder's sum 1450 ms unbound against 971 bound, the same build, minutes
+ * apart), which bound threads cannot.
+ *
  * Prints one line per layer: name, count in the network, shapes, best-of-R wall ms, GFLOP/s,
  * the kernel's scratch memory and best-of-R process CPU ms (all threads; on a busy machine
  * the steadier figure at --threads 1); then the totals of the encoder's and of the decoder's rows (sum

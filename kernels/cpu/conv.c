@@ -850,6 +850,33 @@ static size_t pk_thread_floats(const conv_plan *c, const pk_plan *k)
   return round16((size_t)max64(k->pt, (int64_t)strips * PK_NR)) + strips * PK_NR * (size_t)k->kc + masks;
 }
 
+/* The AVX-512 counterpart of p2_kernel_rows: 8 x 16 NV tiles (up to 24 zmm accumulators; per K
+ * row NV unaligned loads of consecutive floats and 8 broadcasts for 8 NV FMAs); the rows must hold
+ * 16 NV readable floats (columns past cols are computed and not stored). NV follows the columns
+ * left, so a row's last, narrower tile does not pay for 48. */
+#define PK_ROWS_KERNEL(NV)                                                                                   \
+  __attribute__((target("avx512f"))) static void pk_kernel_rows##NV(int64_t kc, const float *a, int64_t lda, \
+                                                                    const float *const *bt, float *c,        \
+                                                                    int64_t ldc, int rows, int cols,         \
+                                                                    bool accumulate, const pk_epilogue *epi) \
+  {                                                                                                          \
+    PK_ALL(PK_ROW);                                                                                          \
+    PK_ALL(PK_DECL##NV);                                                                                     \
+    for (int64_t k = 0; k < kc; k++) {                                                                       \
+      const float *bp = bt[k];                                                                               \
+      const __m512 b0 = _mm512_loadu_ps(bp);                                                                 \
+      const __m512 b1 = NV > 1 ? _mm512_loadu_ps(bp + 16) : b0, b2 = NV > 2 ? _mm512_loadu_ps(bp + 32) : b0;  \
+      (void)b1, (void)b2;                                                                                    \
+      PK_ALL(PK_FMA##NV);                                                                                    \
+    }                                                                                                        \
+    __m512 acc[PK_MR][3];                                                                                    \
+    PK_ALL(PK_SAVE##NV);                                                                                     \
+    pk_store(acc, NV, c, ldc, rows, cols, accumulate, epi);                                                  \
+  }
+PK_ROWS_KERNEL(1)
+PK_ROWS_KERNEL(2)
+PK_ROWS_KERNEL(3)
+
 static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, const float *xd, const float *wd,
                                 const float *bd, const float *rd, bool relu, const volatile int *cancel)
 {
@@ -942,6 +969,22 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
       for (int64_t k0 = 0; k0 < c->K; k0 += k.kc) {
         int64_t kc = min64(k.kc, c->K - k0);
         bool last = k0 + kc == c->K;
+        if (c->direct && isa == 512 && p0 + strips * PK_NR <= c->P) {
+          /* 1x1x1 stride 1: x's rows are the B rows; the kernels read them through pointers
+           * instead of a packed copy (every strip whole: no read past a channel's row) */
+          const float *bt[PK_KC];
+          for (int64_t s = 0; s < strips; s++) {
+            if (cancelled(cancel)) break;
+            for (int64_t q = 0; q < kc; q++) bt[q] = xn + (k0 + q) * c->P + p0 + s * PK_NR;
+            for (int64_t m = m0; m < m0 + mn; m += PK_MR) {
+              int64_t off = (n * c->Co + m) * c->P + p0 + s * PK_NR;
+              pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu, stream};
+              pk_kernel_rows3(kc, wd + m * c->K + k0, c->K, bt, yd + off, c->P, (int)min64(PK_MR, c->Co - m),
+                              PK_NR, k0 > 0, last ? &epi : NULL);
+            }
+          }
+          continue;
+        }
         if (k.gather) pk_pack_b_gather(c, xn, k0, kc, strips, toff, masks, base, bp);
         else pk_pack_b(c, xn, k0, kc, p0, pn, line, bp);
         for (int64_t s = 0; s * PK_NR < pn; s++) {
@@ -964,32 +1007,6 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
   return cancelled(cancel) ? cancel_status("conv3d") : T3D_OK;
 }
 
-/* The AVX-512 counterpart of p2_kernel_rows: 8 x 16 NV tiles (up to 24 zmm accumulators; per K
- * row NV unaligned loads of consecutive floats and 8 broadcasts for 8 NV FMAs); the rows must hold
- * 16 NV readable floats (columns past cols are computed and not stored). NV follows the columns
- * left, so a row's last, narrower tile does not pay for 48. */
-#define PK_ROWS_KERNEL(NV)                                                                                   \
-  __attribute__((target("avx512f"))) static void pk_kernel_rows##NV(int64_t kc, const float *a, int64_t lda, \
-                                                                    const float *const *bt, float *c,        \
-                                                                    int64_t ldc, int rows, int cols,         \
-                                                                    bool accumulate, const pk_epilogue *epi) \
-  {                                                                                                          \
-    PK_ALL(PK_ROW);                                                                                          \
-    PK_ALL(PK_DECL##NV);                                                                                     \
-    for (int64_t k = 0; k < kc; k++) {                                                                       \
-      const float *bp = bt[k];                                                                               \
-      const __m512 b0 = _mm512_loadu_ps(bp);                                                                 \
-      const __m512 b1 = NV > 1 ? _mm512_loadu_ps(bp + 16) : b0, b2 = NV > 2 ? _mm512_loadu_ps(bp + 32) : b0;  \
-      (void)b1, (void)b2;                                                                                    \
-      PK_ALL(PK_FMA##NV);                                                                                    \
-    }                                                                                                        \
-    __m512 acc[PK_MR][3];                                                                                    \
-    PK_ALL(PK_SAVE##NV);                                                                                     \
-    pk_store(acc, NV, c, ldc, rows, cols, accumulate, epi);                                                  \
-  }
-PK_ROWS_KERNEL(1)
-PK_ROWS_KERNEL(2)
-PK_ROWS_KERNEL(3)
 
 /* ---- AVX2 width-stride-2 row-pointer path --------------------------------------------------
  * The stem (7x7x7, stride 2, 1 -> 64 channels, 112-wide output rows) took 17 % of the encoder's
