@@ -137,13 +137,15 @@ typedef struct {
 } conv_case;
 
 /* Whether path runs this case on the Winograd kernel: forced, or AUTO's choice as conv.c's
- * wino_wins states it (at least 8192 outputs, 8 channels either side; test_auto_winograd checks
+ * wino_wins states it (at least 8192 outputs, or 1536 with at most 256 input channels where the
+ * Winograd GEMM runs in AVX-512; 8 channels either side; test_auto_winograd checks
  * that AUTO does take it there). Every other case keeps the direct bound. */
 static bool wino_case(const conv_case *cc, int path)
 {
   bool fits = cc->kd == 3 && cc->kh == 3 && cc->kw == 3 && cc->s[0] == 1 && cc->s[1] == 1 && cc->s[2] == 1 &&
               cc->pad[0] == 1 && cc->pad[1] == 1 && cc->pad[2] == 1;
-  bool auto_takes = (int64_t)cc->d * cc->h * cc->w >= 8192 && cc->ci >= 8 && cc->co >= 8;
+  const int64_t P = (int64_t)cc->d * cc->h * cc->w;
+  bool auto_takes = (P >= 8192 || (P >= 1536 && cc->ci <= 256 && t3d_cpu_wino_avx512())) && cc->ci >= 8 && cc->co >= 8;
   return fits && (path == T3D_CPU_CONV_WINOGRAD || (path == T3D_CPU_CONV_AUTO && auto_takes));
 }
 
@@ -162,6 +164,12 @@ static void test_auto_winograd(void)
         t3d_cpu_conv3d_wino3_scratch_floats(1, 8, 9, 16, 24, 23, 2) * sizeof(float));
   CHECK(t3d_cpu_conv3d_scratch_bytes(y2, x2, w, &p, 2) !=
         t3d_cpu_conv3d_wino3_scratch_floats(1, 8, 9, 4, 5, 6, 2) * sizeof(float));
+  /* on AVX-512 also from 1536 outputs (12 x 12 x 12 = 1728) with at most 256 input channels */
+  int64_t xm[5] = {1, 8, 12, 12, 12}, ym[5] = {1, 9, 12, 12, 12};
+  t3d_tensor *x3 = tnew(5, xm, false), *y3 = tnew(5, ym, false);
+  CHECK((t3d_cpu_conv3d_scratch_bytes(y3, x3, w, &p, 2) ==
+         t3d_cpu_conv3d_wino3_scratch_floats(1, 8, 9, 12, 12, 12, 2) * sizeof(float)) == t3d_cpu_wino_avx512());
+  t3d_tensor_free(x3), t3d_tensor_free(y3);
   t3d_tensor_free(x), t3d_tensor_free(y), t3d_tensor_free(x2), t3d_tensor_free(y2), t3d_tensor_free(w);
 #endif
 }

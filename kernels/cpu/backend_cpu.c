@@ -3,7 +3,9 @@
  * pool.c, linear.c, gemm.c, conv.c) and no shape checks (kernels/backend.c does those). */
 #include "config.h"
 
+#include <pthread.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -48,7 +50,66 @@ static t3d_status cpu_linear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x
   return t3d_cpu_linear(be, y, x, w, b);
 }
 
-static void cpu_destroy(t3d_backend *be) { free(be); }
+/* ---- kernel scratch: one idle block kept for the next call ------------------------------------
+ * glibc serves every block over 32 MiB by a fresh mmap, so a kernel whose buffers are that large
+ * paid a page fault per 4 KiB of zeroed pages on every call: the decoder's 640 -> 128 Winograd
+ * layer at 20x28x28 (32 MiB) ran 133-141 ms without this block and 124-126 with it (bench-conv,
+ * 2 threads, bound, interleaved). The
+ * block is 64-byte aligned behind a 64-byte header holding its size; the larger of two idle blocks
+ * is kept, and t3d_cpu_scratch_trim (a CPU backend's destroy) frees it. */
+#define SCRATCH_HEAD 64
+static pthread_mutex_t scratch_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char *scratch_idle; /* a block's base (header), or NULL */
+
+static size_t scratch_size(const unsigned char *base)
+{
+  size_t n;
+  memcpy(&n, base, sizeof n);
+  return n;
+}
+
+void *t3d_cpu_scratch_alloc(size_t bytes)
+{
+  unsigned char *base = NULL, *small = NULL;
+  pthread_mutex_lock(&scratch_mu);
+  if (scratch_idle && scratch_size(scratch_idle) >= bytes) base = scratch_idle;
+  else small = scratch_idle; /* freed first: never two blocks resident for one */
+  scratch_idle = NULL;
+  pthread_mutex_unlock(&scratch_mu);
+  t3d_aligned_free(small);
+  if (!base) {
+    if (bytes > SIZE_MAX - SCRATCH_HEAD) return NULL;
+    base = t3d_aligned_alloc(bytes + SCRATCH_HEAD);
+    if (!base) return NULL;
+    memcpy(base, &bytes, sizeof bytes);
+  }
+  return base + SCRATCH_HEAD;
+}
+
+void t3d_cpu_scratch_free(void *p)
+{
+  if (!p) return;
+  unsigned char *base = (unsigned char *)p - SCRATCH_HEAD, *drop = base;
+  pthread_mutex_lock(&scratch_mu);
+  if (!scratch_idle || scratch_size(scratch_idle) < scratch_size(base)) drop = scratch_idle, scratch_idle = base;
+  pthread_mutex_unlock(&scratch_mu);
+  t3d_aligned_free(drop);
+}
+
+void t3d_cpu_scratch_trim(void)
+{
+  pthread_mutex_lock(&scratch_mu);
+  unsigned char *drop = scratch_idle;
+  scratch_idle = NULL;
+  pthread_mutex_unlock(&scratch_mu);
+  t3d_aligned_free(drop);
+}
+
+static void cpu_destroy(t3d_backend *be)
+{
+  t3d_cpu_scratch_trim();
+  free(be);
+}
 
 static t3d_status cpu_alloc(t3d_backend *be, void **dev, size_t bytes)
 {

@@ -248,10 +248,19 @@ static bool avx2_packed_wins(const conv_plan *c)
  * dec0 652 -> 594) and at 5x7x7 three times slower (l4.conv2 63 -> 202): there the per-call
  * weight transform (64 x Ci x Co) and its streaming per item outweigh the GEMM it saves. So:
  * volumes of at least 8192 outputs, and 8 channels either side. (AVX-512 CPUs take it too: it
- * saves 3.4x the multiplications, more than the 2x of their wider vectors; not measured there.) */
+ * saves 3.4x the multiplications, more than the 2x of their wider vectors.) With the AVX-512 GEMM
+ * and the weights transformed a group of 8 output channels at a time (contiguous stores), on an
+ * AVX-512 Xeon, bench-conv, 2 threads, bound: l3.conv2 (256 -> 256 at 10x14x14) 24-27 -> 17-18 ms;
+ * the decoder's 1280 -> 256 at 10x14x14 even (122-151 against 128: a run of 32 tiles' transformed
+ * inputs, 64 x Ci x 32 floats, outgrows the L2 cache past 256 input channels) and 512 -> 512 at
+ * 5x7x7 2.5x slower (43 against 17: its 64 MiB of transformed weights). So on AVX-512 also from
+ * WINO_MIN_P512 outputs with at most WINO_MAX_CI512 input channels. */
+#define WINO_MIN_P512 1536
+#define WINO_MAX_CI512 256
 static bool wino_wins(const conv_plan *c)
 {
-  return c->P >= 8192 && c->Ci >= 8 && c->Co >= 8;
+  if (c->Ci < 8 || c->Co < 8) return false;
+  return c->P >= 8192 || (c->P >= WINO_MIN_P512 && c->Ci <= WINO_MAX_CI512 && t3d_cpu_wino_avx512());
 }
 
 /* 3x3x3, stride 1, padding 1, output the input's size, on an AVX2 + FMA CPU: what the direct
@@ -889,7 +898,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
   const int nthr = (int)min64(threads, items);
   const size_t per_thread = pk_thread_floats(c, &k), head = round16((size_t)c->kvol * 2);
   const size_t bytes = (head + (size_t)nthr * per_thread) * sizeof(float);
-  float *scratch = t3d_aligned_alloc(bytes);
+  float *scratch = t3d_cpu_scratch_alloc(bytes);
   if (!scratch) return t3d_error(T3D_ERR_NOMEM, "conv3d: cannot allocate %zu bytes of packed tiles", bytes);
   int64_t *toff = (int64_t *)scratch; /* head: tap offsets of the implicit path */
   if (k.same || k.gather) pk_same_offsets(c, toff);
@@ -1003,7 +1012,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
     }
     _mm_sfence(); /* this thread's streamed stores, before the region's closing barrier */
   }
-  t3d_aligned_free(scratch);
+  t3d_cpu_scratch_free(scratch);
   return cancelled(cancel) ? cancel_status("conv3d") : T3D_OK;
 }
 
@@ -1073,7 +1082,7 @@ static t3d_status conv3d_rows_s2(int threads, const conv_plan *c, float *yd, con
   const int64_t items = c->N * c->Do * c->Ho, HW = c->H * c->W, KDH = c->KD * c->KH;
   const int nthr = (int)min64(threads, items);
   const size_t per_thread = s2_thread_floats(c, &sp);
-  float *scratch = t3d_aligned_alloc((size_t)nthr * per_thread * sizeof(float));
+  float *scratch = t3d_cpu_scratch_alloc((size_t)nthr * per_thread * sizeof(float));
   if (!scratch)
     return t3d_error(T3D_ERR_NOMEM, "conv3d: cannot allocate %zu bytes of phase rows",
                      (size_t)nthr * per_thread * sizeof(float));
@@ -1128,7 +1137,7 @@ static t3d_status conv3d_rows_s2(int threads, const conv_plan *c, float *yd, con
     }
     _mm_sfence(); /* this thread's streamed stores, before the region's closing barrier */
   }
-  t3d_aligned_free(scratch);
+  t3d_cpu_scratch_free(scratch);
   return cancelled(cancel) ? cancel_status("conv3d") : T3D_OK;
 }
 #endif
@@ -1199,7 +1208,7 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
   const int64_t items = c.N * ptiles * mblocks;
   const int nthr = conv_threads_used(&c, threads);
   const size_t per_thread = conv_thread_floats(&c);
-  float *scratch = t3d_aligned_alloc((size_t)nthr * per_thread * sizeof(float));
+  float *scratch = t3d_cpu_scratch_alloc((size_t)nthr * per_thread * sizeof(float));
   if (!scratch)
     return t3d_error(T3D_ERR_NOMEM, "conv3d: cannot allocate %zu bytes of column tiles",
                      (size_t)nthr * per_thread * sizeof(float));
@@ -1243,7 +1252,7 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
   }
 
   blas_threads_restore(guard);
-  t3d_aligned_free(scratch);
+  t3d_cpu_scratch_free(scratch);
   return cancelled(be->cancel) ? cancel_status("conv3d") : T3D_OK;
 }
 
@@ -1382,7 +1391,7 @@ static t3d_status conv3d_transpose_disjoint(int threads, const convt_dims *d, in
   const int nthr = (int)min64(threads, items);
   const size_t col_floats = round16((size_t)(cb * kvol * pt));
   const size_t per_thread = col_floats;
-  float *scratch = t3d_aligned_alloc((size_t)nthr * per_thread * sizeof(float));
+  float *scratch = t3d_cpu_scratch_alloc((size_t)nthr * per_thread * sizeof(float));
   if (!scratch)
     return t3d_error(T3D_ERR_NOMEM, "conv3d_transpose: cannot allocate %zu bytes of column tiles",
                      (size_t)nthr * per_thread * sizeof(float));
@@ -1411,7 +1420,7 @@ static t3d_status conv3d_transpose_disjoint(int threads, const convt_dims *d, in
     }
   }
   blas_threads_restore(guard);
-  t3d_aligned_free(scratch);
+  t3d_cpu_scratch_free(scratch);
   return T3D_OK;
 }
 
@@ -1447,7 +1456,7 @@ t3d_status t3d_cpu_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_te
   const int nthr = (int)min64(threads, items);
   const size_t col_floats = round16((size_t)(cb * kvol * pt));
   const size_t per_thread = col_floats;
-  float *scratch = t3d_aligned_alloc((size_t)nthr * per_thread * sizeof(float));
+  float *scratch = t3d_cpu_scratch_alloc((size_t)nthr * per_thread * sizeof(float));
   if (!scratch)
     return t3d_error(T3D_ERR_NOMEM, "conv3d_transpose: cannot allocate %zu bytes of column tiles",
                      (size_t)nthr * per_thread * sizeof(float));
@@ -1481,6 +1490,6 @@ t3d_status t3d_cpu_conv3d_transpose(t3d_backend *be, t3d_tensor *y, const t3d_te
   }
 
   blas_threads_restore(guard);
-  t3d_aligned_free(scratch);
+  t3d_cpu_scratch_free(scratch);
   return T3D_OK;
 }

@@ -72,6 +72,8 @@ size_t t3d_cpu_conv3d_wino3_scratch_floats(int64_t N, int64_t Ci, int64_t Co, in
 /* Test-only: the widest vectors the Winograd GEMM may use, 512 (the default: AVX-512 where the CPU
  * has it) or 256 (AVX2). Returns the previous cap. Not thread-safe. */
 int t3d_cpu_wino_cap_width(int bits);
+/* Whether the Winograd kernel's GEMM runs in AVX-512 (the CPU has it and the cap allows it). */
+bool t3d_cpu_wino_avx512(void);
 
 /* Test-only: the per-thread column tile budget in floats (0: the default), so small shapes
  * exercise every tiling path. Returns the previous budget. Not thread-safe. */

@@ -46,6 +46,13 @@ void t3d_cpu_sgemm_pack_b(float *dst, bool trans_b, const float *B, int64_t ldb,
 void t3d_cpu_sgemm_packed(bool trans_a, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                           const float *Bp, float beta, float *C, int64_t ldc, int threads);
 
+/* kernels/cpu/backend_cpu.c: kernels' scratch buffers (64-byte aligned). One idle block is kept
+ * for the next call (glibc maps and zeroes blocks over 32 MiB afresh on every malloc);
+ * t3d_cpu_scratch_trim frees it (a CPU backend's destroy does). Thread-safe. */
+void *t3d_cpu_scratch_alloc(size_t bytes);
+void t3d_cpu_scratch_free(void *p);
+void t3d_cpu_scratch_trim(void);
+
 /* kernels/cpu/conv.c */
 t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
                           const t3d_tensor *bias, const t3d_tensor *residual, const t3d_conv3d_params *p);
