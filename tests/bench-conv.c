@@ -2,13 +2,14 @@
  * 1x1x160x224x224) one distinct layer shape at a time, then the segmentation decoder's.
  * A benchmark, not a test: it checks nothing. Compare with tests/reference/bench_conv.py.
  *
- *   bench-conv [--threads T] [--reps R] [--only NAME] [--path 0-5] [--budget FLOATS] [--wino-width 256|512] [--bf16]
+ *   bench-conv [--threads T] [--reps R] [--only NAME] [--path 0-8] [--budget FLOATS] [--wino-width 256|512] [--bf16]
  *            [--stream-min BYTES]
  * --stream-min BYTES: outputs from this size leave by non-temporal stores (default 64 MiB).
  * --bf16: the bf16 path (weights packed once as a bf16 backend does at load; fp32 activations).
  * --wino-width 256: the Winograd kernel's GEMM in AVX2 even where the CPU has AVX-512 (default 512).
  * --path: 0 auto, 1 AVX-512 packed, 2 im2col + OpenBLAS, 3 im2col + own sgemm, 4 AVX2 packed,
- *         5 direct AVX2 (3x3x3 stride-1 "same" layers only; others as auto).
+ *         5 direct AVX2 (3x3x3 stride-1 "same" layers only; others as auto), 6 stride-2 rows, 7 Winograd
+ *         F(2,3), 8 Winograd F(4,3) (AVX-512; 3x3x3 stride-1 "same" layers only, others as auto).
  *
  * On a machine shared with other work, run it with OMP_PROC_BIND=true: unbound, the two OpenMP
  * threads of a 2-core VM were seen sharing one core for whole layers (every layer's time doubled,
@@ -112,7 +113,7 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[i], "--bf16")) bf16 = true;
     else if (!strcmp(argv[i], "--stream-min") && i + 1 < argc) t3d_cpu_conv_set_stream_min(atoll(argv[++i]));
     else {
-      fprintf(stderr, "usage: %s [--threads T] [--reps R] [--only NAME] [--path 0-5] [--budget FLOATS] [--wino-width 256|512] [--bf16] [--stream-min BYTES]\n",
+      fprintf(stderr, "usage: %s [--threads T] [--reps R] [--only NAME] [--path 0-8] [--budget FLOATS] [--wino-width 256|512] [--bf16] [--stream-min BYTES]\n",
               argv[0]);
       return 2;
     }

@@ -91,6 +91,7 @@ static int packed_isa(void)
   case T3D_CPU_CONV_DIRECT: /* layers the direct or stride-2 kernels do not take go as AUTO */
   case T3D_CPU_CONV_ROWS_S2:
   case T3D_CPU_CONV_WINOGRAD:
+  case T3D_CPU_CONV_WINOGRAD4:
   case T3D_CPU_CONV_AUTO: break;
   }
   if (have_avx512()) return 512;
@@ -255,6 +256,7 @@ static bool avx2_packed_wins(const conv_plan *c)
  * inputs, 64 x Ci x 32 floats, outgrows the L2 cache past 256 input channels) and 512 -> 512 at
  * 5x7x7 2.5x slower (43 against 17: its 64 MiB of transformed weights). So on AVX-512 also from
  * WINO_MIN_P512 outputs with at most WINO_MAX_CI512 input channels. */
+#define WINO4_MAX_CICO (128 * 256)
 #define WINO_MIN_P512 1536
 #define WINO_MAX_CI512 256
 static bool wino_wins(const conv_plan *c)
@@ -286,6 +288,26 @@ static bool use_wino(const conv_plan *c)
   if (!avx2_same3(c)) return false;
   if (forced_path == T3D_CPU_CONV_WINOGRAD) return true;
   return forced_path == T3D_CPU_CONV_AUTO && wino_wins(c);
+}
+
+/* F(4x4x4, 3x3x3) (conv_wino.c) on AVX-512: AUTO takes it where it beat F(2,3) by bench-conv
+ * (2 threads, bound, AVX-512 Xeon, F(2,3) -> F(4,3) ms): l1.conv2 (64 -> 64 at 40x56x56) 48.5 ->
+ * 37.9, l2.conv2 (128 -> 128 at 20x28x28) 29.2 -> 21.1, the decoder's 320 -> 64 at 40x56x56
+ * 306 -> 196, 96 -> 32 at 80x112x112 359 -> 298, 17 -> 16 at 160x224x224 334 -> 262. It lost
+ * where its 216 x Ci x Co transformed weights, made per call and read once per run of tiles, are
+ * large against the work: 640 -> 128 at 20x28x28 (70 MiB of them) 124 -> 136, 256 -> 256 at
+ * 10x14x14 (48 tiles) 16 -> 38, 1280 -> 256 and 512 -> 512 worse still. So: at least 8192
+ * outputs, 8 channels either side and Ci x Co at most WINO4_MAX_CICO (28 MiB of weights). */
+static bool wino4_wins(const conv_plan *c)
+{
+  return c->P >= 8192 && c->Ci >= 8 && c->Co >= 8 && c->Ci * c->Co <= WINO4_MAX_CICO;
+}
+
+static bool use_wino4(const conv_plan *c)
+{
+  if (!avx2_same3(c) || !t3d_cpu_wino4_available()) return false;
+  if (forced_path == T3D_CPU_CONV_WINOGRAD4) return true;
+  return forced_path == T3D_CPU_CONV_AUTO && wino4_wins(c);
 }
 
 static bool use_packed(const conv_plan *c)
@@ -1160,6 +1182,8 @@ size_t t3d_cpu_conv3d_scratch_bytes(const t3d_tensor *y, const t3d_tensor *x, co
   threads = threads < 1 ? 1 : threads;
   conv_plan_make(&c, y, x, w, p, threads);
 #ifdef T3D_CONV_PACKED
+  if (use_wino4(&c))
+    return t3d_cpu_conv3d_wino4_scratch_floats(c.N, c.Ci, c.Co, c.D, c.H, c.W, threads) * sizeof(float);
   if (use_wino(&c))
     return t3d_cpu_conv3d_wino3_scratch_floats(c.N, c.Ci, c.Co, c.D, c.H, c.W, threads) * sizeof(float);
   if (use_rows_s2(&c)) {
@@ -1191,6 +1215,9 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
   conv_plan_make(&c, y, x, w, p, threads);
 
 #ifdef T3D_CONV_PACKED /* x86-64: the AVX2 / AVX-512 kernels are built (each still asks the CPU) */
+  if (use_wino4(&c))
+    return t3d_cpu_conv3d_wino4(threads, c.N, c.Ci, c.Co, c.D, c.H, c.W, y->data, x->data, w->data,
+                                bias ? bias->data : NULL, residual ? residual->data : NULL, p->relu, be->cancel);
   if (use_wino(&c))
     return t3d_cpu_conv3d_wino3(threads, c.N, c.Ci, c.Co, c.D, c.H, c.W, y->data, x->data, w->data,
                                 bias ? bias->data : NULL, residual ? residual->data : NULL, p->relu, be->cancel);

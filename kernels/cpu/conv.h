@@ -47,7 +47,8 @@ typedef enum {
   T3D_CPU_CONV_AVX2,    /* the packed path with AVX2 + FMA kernels (4 x 24 register tiles) */
   T3D_CPU_CONV_DIRECT,  /* 3x3x3 stride 1 padding 1 only: conv_direct.c (else as AUTO) */
   T3D_CPU_CONV_ROWS_S2, /* width stride 2 only: AVX2 phase rows + row-pointer tiles (else as AUTO) */
-  T3D_CPU_CONV_WINOGRAD /* 3x3x3 stride 1 padding 1 only: conv_wino.c (else as AUTO) */
+  T3D_CPU_CONV_WINOGRAD, /* 3x3x3 stride 1 padding 1 only: conv_wino.c (else as AUTO) */
+  T3D_CPU_CONV_WINOGRAD4 /* the same by F(4x4x4, 3x3x3), AVX-512 only (else as AUTO) */
 } t3d_cpu_conv_path;
 t3d_cpu_conv_path t3d_cpu_conv_force_path(t3d_cpu_conv_path path);
 
@@ -69,6 +70,14 @@ t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, 
                                 bool relu, const volatile int *cancel);
 size_t t3d_cpu_conv3d_wino3_scratch_floats(int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
                                            int threads);
+/* F(4x4x4, 3x3x3) (conv_wino.c), same contract; only where t3d_cpu_wino4_available (AVX-512 and
+ * the width cap at 512). */
+t3d_status t3d_cpu_conv3d_wino4(int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
+                                float *y, const float *x, const float *w, const float *bias, const float *res,
+                                bool relu, const volatile int *cancel);
+size_t t3d_cpu_conv3d_wino4_scratch_floats(int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
+                                           int threads);
+bool t3d_cpu_wino4_available(void);
 /* Test-only: the widest vectors the Winograd GEMM may use, 512 (the default: AVX-512 where the CPU
  * has it) or 256 (AVX2). Returns the previous cap. Not thread-safe. */
 int t3d_cpu_wino_cap_width(int bits);

@@ -14,7 +14,9 @@
  * channel; a V[ci][e][t] layout that makes them contiguous was slower overall), the output 15 %.
  * Accuracy: the transforms add up to 3 x 3 x 3 terms per dimension and G halves; the error
  * against the exact sum stays within a small multiple of the direct sum's (tests/test-conv.c
- * bounds it). */
+ * bounds it). On AVX-512 the same schedule (wino_run) also runs F(4x4x4, 3x3x3), 4x4x4 output
+ * tiles from 6x6x6 patches (below: "F(4x4x4, 3x3x3)"), which conv.c takes for the layers with
+ * few channels. */
 #include "config.h"
 
 #include <stdint.h>
@@ -231,8 +233,9 @@ __attribute__((target("avx512f"))) static void input_tiles512(const float *xc, i
  * bias, residual (same layout as y) and ReLU. */
 __attribute__((target("avx2,fma"))) static void output_tiles(const float *mcol, int64_t wt, float *yc, const float *rc,
                                                              float bias, bool relu, int64_t D, int64_t H, int64_t W,
-                                                             int64_t tz, int64_t ty, int64_t tx0, int m)
+                                                             int64_t tz, int64_t ty, int64_t tx0, int m, bool stream)
 {
+  (void)stream; /* non-temporal stores on the AVX-512 kernels only */
   __m256 Zt[2][4][4]; /* [dz][ey][ex] */
   for (int ey = 0; ey < 4; ey++)
     for (int ex = 0; ex < 4; ex++) {
@@ -346,6 +349,213 @@ __attribute__((target("avx512f"))) static void output_tiles512(const float *mcol
   }
 }
 
+/* ---- F(4x4x4, 3x3x3), AVX-512 only ------------------------------------------------------------
+ * A tile is a 4x4x4 block of outputs from a 6x6x6 input patch: 216 products per input channel
+ * for 64 outputs (3.4 per output against F(2,3)'s 8 and the direct sum's 27), with
+ *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
+ *   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1],
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+ * (Lavin & Gray's points 0, +-1, +-2). The schedule is F(2,3)'s: runs of WT4 tiles, their inputs
+ * transformed to V[e][ci][t], per e the product U_e V_e into M[co][e][t] by the same 8 x 16 /
+ * 8 x 32 register tiles, and the output transform with bias, residual and ReLU. Both transforms
+ * work on 16 tiles along x at a time: a tile's x inputs are 4t-1 .. 4t+4, the four phases of the
+ * row (x mod 4) taken apart by two-source permutes. The transformed weights are 216 x Co x Ci
+ * floats, re-read from L2 for every run, so AUTO takes this kernel only for layers with few
+ * channels (see conv.c). Accuracy: the larger coefficients (5, 8, 1/24) cost about 40x F(2,3)'s
+ * rounding error (measured 1e-6 of the magnitude at 256 channels, against 2.4e-8; float64 exact
+ * to 3e-15); tests/test-conv.c bounds it. */
+#define NE4 216
+#define WT4 32
+
+/* U[e][co / 8][ci][co % 8] = (G (x) G (x) G) w[co][ci], a group of 8 output channels per call */
+__attribute__((target("avx2"))) static void transform_weights4(int64_t cg, int64_t Ci, int64_t Co, int64_t CoG,
+                                                               int g, const float *w, float *U)
+{
+  (void)g; /* always 8: F(4,3) runs on the AVX-512 GEMM only */
+  const float c4 = 0.25f, c6 = 1.0f / 6.0f, c12 = 1.0f / 12.0f, c24 = 1.0f / 24.0f;
+  for (int64_t ci = 0; ci < Ci; ci++) {
+    float k[27][TW_G], a[3][3][6][TW_G], b[3][6][6][TW_G];
+    for (int j = 0; j < TW_G; j++) {
+      const int64_t co = cg * TW_G + j;
+      for (int t = 0; t < 27; t++) k[t][j] = co < Co ? w[(co * Ci + ci) * 27 + t] : 0.0f;
+    }
+#define G6(o, r0, r1, r2)                                                                                      \
+  do {                                                                                                         \
+    (o)[0] = c4 * (r0);                                                                                        \
+    (o)[1] = -c6 * ((r0) + (r1) + (r2));                                                                       \
+    (o)[2] = -c6 * ((r0) - (r1) + (r2));                                                                       \
+    (o)[3] = c24 * (r0) + c12 * (r1) + c6 * (r2);                                                              \
+    (o)[4] = c24 * (r0) - c12 * (r1) + c6 * (r2);                                                              \
+    (o)[5] = (r2);                                                                                             \
+  } while (0)
+    for (int z = 0; z < 3; z++)
+      for (int y = 0; y < 3; y++)
+        for (int j = 0; j < TW_G; j++) {
+          float o[6];
+          G6(o, k[(z * 3 + y) * 3][j], k[(z * 3 + y) * 3 + 1][j], k[(z * 3 + y) * 3 + 2][j]);
+          for (int x = 0; x < 6; x++) a[z][y][x][j] = o[x];
+        }
+    for (int z = 0; z < 3; z++)
+      for (int x = 0; x < 6; x++)
+        for (int j = 0; j < TW_G; j++) {
+          float o[6];
+          G6(o, a[z][0][x][j], a[z][1][x][j], a[z][2][x][j]);
+          for (int y = 0; y < 6; y++) b[z][y][x][j] = o[y];
+        }
+    const int64_t es = CoG * Ci;
+    float *u = U + (cg * TW_G * Ci + ci * TW_G);
+    for (int y = 0; y < 6; y++)
+      for (int x = 0; x < 6; x++) {
+        float o[6][TW_G];
+        for (int j = 0; j < TW_G; j++) {
+          float t[6];
+          G6(t, b[0][y][x][j], b[1][y][x][j], b[2][y][x][j]);
+          for (int z = 0; z < 6; z++) o[z][j] = t[z];
+        }
+        for (int z = 0; z < 6; z++) memcpy(u + (z * 36 + y * 6 + x) * es, o[z], sizeof o[z]);
+      }
+#undef G6
+  }
+}
+
+/* B^T along one dimension (6 -> 6). */
+#define BT6Z(o, d0, d1, d2, d3, d4, d5)                                                                        \
+  do {                                                                                                         \
+    const __m512 f4 = _mm512_set1_ps(4.0f), f5 = _mm512_set1_ps(5.0f), f2 = _mm512_set1_ps(2.0f);             \
+    const __m512 s12 = _mm512_add_ps(d1, d2), s34 = _mm512_add_ps(d3, d4), m12 = _mm512_sub_ps(d1, d2);        \
+    const __m512 m43 = _mm512_sub_ps(d4, d3), m42 = _mm512_sub_ps(d4, d2), m31 = _mm512_sub_ps(d3, d1);        \
+    (o)[0] = _mm512_fmadd_ps(f4, d0, _mm512_fnmadd_ps(f5, d2, d4));                                            \
+    (o)[1] = _mm512_fnmadd_ps(f4, s12, s34);                                                                   \
+    (o)[2] = _mm512_fmadd_ps(f4, m12, m43);                                                                    \
+    (o)[3] = _mm512_fmadd_ps(f2, m31, m42);                                                                    \
+    (o)[4] = _mm512_fnmadd_ps(f2, m31, m42);                                                                   \
+    (o)[5] = _mm512_fmadd_ps(f4, d1, _mm512_fnmadd_ps(f5, d3, d5));                                            \
+  } while (0)
+
+/* Input transform of m <= 16 tiles of one channel along x: V columns vcol[e * estride + j];
+ * next as input_tiles512. */
+__attribute__((target("avx512f"))) static void input_tiles4_512(const float *xc, int64_t D, int64_t H, int64_t W,
+                                                                int64_t tz, int64_t ty, int64_t tx0, int m, float *vcol,
+                                                                int64_t estride, int64_t next)
+{
+  __m512 T[6][6][6]; /* [pz][py][ex] */
+  const int64_t x0 = 4 * tx0 - 1;
+  __mmask16 k[5];
+  for (int i = 0; i < 4; i++) k[i] = inside_mask(x0 + 16 * i, W, 16);
+  k[4] = inside_mask(x0 + 64, W, 2);
+  __m512i ph[4]; /* phase r: lane j takes element (4j + r) mod 32 of a pair of vectors */
+  for (int r = 0; r < 4; r++)
+    ph[r] = _mm512_setr_epi32(r, 4 + r, 8 + r, 12 + r, 16 + r, 20 + r, 24 + r, 28 + r, r, 4 + r, 8 + r, 12 + r, 16 + r,
+                              20 + r, 24 + r, 28 + r);
+  const __m512i sh0 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+  const __m512i sh1 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17);
+  for (int pz = 0; pz < 6; pz++) {
+    const int64_t iz = 4 * tz + pz - 1;
+    for (int py = 0; py < 6; py++) {
+      const int64_t iy = 4 * ty + py - 1;
+      if (iz < 0 || iz >= D || iy < 0 || iy >= H) {
+        for (int e = 0; e < 6; e++) T[pz][py][e] = _mm512_setzero_ps();
+        continue;
+      }
+      const float *p = xc + (iz * H + iy) * W + x0;
+      if (next) /* the same row of the next channel, read by the next call */
+        for (int i = 0; i < 5; i++) _mm_prefetch((const char *)(p + next + 16 * i), _MM_HINT_T0);
+      __m512 v[5];
+      for (int i = 0; i < 5; i++) v[i] = _mm512_maskz_loadu_ps(k[i], p + 16 * i);
+      __m512 d[4];
+      for (int r = 0; r < 4; r++)
+        d[r] = _mm512_mask_blend_ps((__mmask16)0xff00, _mm512_permutex2var_ps(v[0], ph[r], v[1]),
+                                    _mm512_permutex2var_ps(v[2], ph[r], v[3]));
+      const __m512 d4 = _mm512_permutex2var_ps(d[0], sh0, v[4]), d5 = _mm512_permutex2var_ps(d[1], sh1, v[4]);
+      BT6Z(T[pz][py], d[0], d[1], d[2], d[3], d4, d5);
+    }
+  }
+  const __mmask16 mask = (__mmask16)((1u << m) - 1u);
+  for (int ex = 0; ex < 6; ex++) {
+    __m512 Y[6][6]; /* [pz][ey] */
+    for (int pz = 0; pz < 6; pz++)
+      BT6Z(Y[pz], T[pz][0][ex], T[pz][1][ex], T[pz][2][ex], T[pz][3][ex], T[pz][4][ex], T[pz][5][ex]);
+    for (int ey = 0; ey < 6; ey++) {
+      __m512 Z[6];
+      BT6Z(Z, Y[0][ey], Y[1][ey], Y[2][ey], Y[3][ey], Y[4][ey], Y[5][ey]);
+      for (int ez = 0; ez < 6; ez++) _mm512_mask_storeu_ps(vcol + (ez * 36 + ey * 6 + ex) * estride, mask, Z[ez]);
+    }
+  }
+}
+
+/* A^T along one dimension (6 -> 4). */
+#define AT4Z(o, m0, m1, m2, m3, m4, m5)                                                                        \
+  do {                                                                                                         \
+    const __m512 a12 = _mm512_add_ps(m1, m2), s12 = _mm512_sub_ps(m1, m2);                                     \
+    const __m512 a34 = _mm512_add_ps(m3, m4), s34 = _mm512_sub_ps(m3, m4);                                     \
+    (o)[0] = _mm512_add_ps(_mm512_add_ps(m0, a12), a34);                                                       \
+    (o)[1] = _mm512_fmadd_ps(_mm512_set1_ps(2.0f), s34, s12);                                                  \
+    (o)[2] = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), a34, a12);                                                  \
+    (o)[3] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), s34, s12), m5);                               \
+  } while (0)
+
+/* Output transform of m <= 16 tiles of channel co: M columns mcol[e * wt + j] -> y rows, plus
+ * bias, residual (same layout as y) and ReLU; o[dx] holds output x 4(tx0 + j) + dx in lane j,
+ * interleaved into 64 consecutive outputs by two rounds of two-source permutes. */
+__attribute__((target("avx512f"))) static void output_tiles4_512(const float *mcol, int64_t wt, float *yc,
+                                                                 const float *rc, float bias, bool relu, int64_t D,
+                                                                 int64_t H, int64_t W, int64_t tz, int64_t ty,
+                                                                 int64_t tx0, int m, bool stream)
+{
+  __m512 Zt[4][6][6]; /* [dz][ey][ex] */
+  for (int ey = 0; ey < 6; ey++)
+    for (int ex = 0; ex < 6; ex++) {
+      const float *s = mcol + (ey * 6 + ex) * wt;
+      __m512 o[4];
+      AT4Z(o, _mm512_loadu_ps(s), _mm512_loadu_ps(s + 36 * wt), _mm512_loadu_ps(s + 72 * wt),
+           _mm512_loadu_ps(s + 108 * wt), _mm512_loadu_ps(s + 144 * wt), _mm512_loadu_ps(s + 180 * wt));
+      for (int dz = 0; dz < 4; dz++) Zt[dz][ey][ex] = o[dz];
+    }
+  const int64_t ox0 = 4 * tx0;
+  const int n = (int)min64(4 * m, W - ox0); /* outputs of the row these tiles cover */
+  __mmask16 q[4];
+  for (int i = 0; i < 4; i++) {
+    const int left = n - 16 * i;
+    q[i] = (__mmask16)(left >= 16 ? 0xffffu : left <= 0 ? 0u : (1u << left) - 1u);
+  }
+  const __m512i ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i ihi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512i jlo = _mm512_setr_epi32(0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23);
+  const __m512i jhi = _mm512_setr_epi32(8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31);
+  const __m512 vb = _mm512_set1_ps(bias), zero = _mm512_setzero_ps();
+  for (int dz = 0; dz < 4; dz++) {
+    const int64_t oz = 4 * tz + dz;
+    if (oz >= D) break;
+    __m512 Yv[4][6]; /* [dy][ex] */
+    for (int ex = 0; ex < 6; ex++) {
+      __m512 t[4];
+      AT4Z(t, Zt[dz][0][ex], Zt[dz][1][ex], Zt[dz][2][ex], Zt[dz][3][ex], Zt[dz][4][ex], Zt[dz][5][ex]);
+      for (int dy = 0; dy < 4; dy++) Yv[dy][ex] = t[dy];
+    }
+    for (int dy = 0; dy < 4; dy++) {
+      const int64_t oy = 4 * ty + dy;
+      if (oy >= H) break;
+      __m512 o[4];
+      AT4Z(o, Yv[dy][0], Yv[dy][1], Yv[dy][2], Yv[dy][3], Yv[dy][4], Yv[dy][5]);
+      const __m512 a = _mm512_permutex2var_ps(o[0], ilo, o[1]), b = _mm512_permutex2var_ps(o[0], ihi, o[1]);
+      const __m512 c = _mm512_permutex2var_ps(o[2], ilo, o[3]), d = _mm512_permutex2var_ps(o[2], ihi, o[3]);
+      __m512 v[4] = {_mm512_permutex2var_ps(a, jlo, c), _mm512_permutex2var_ps(a, jhi, c),
+                     _mm512_permutex2var_ps(b, jlo, d), _mm512_permutex2var_ps(b, jhi, d)};
+      const int64_t off = (oz * H + oy) * W + ox0;
+      const bool whole = stream && q[3] == 0xffff && ((uintptr_t)(yc + off) & 63) == 0;
+      for (int i = 0; i < 4; i++) {
+        if (!q[i]) break;
+        v[i] = _mm512_add_ps(v[i], vb);
+        if (rc) v[i] = _mm512_add_ps(v[i], _mm512_maskz_loadu_ps(q[i], rc + off + 16 * i));
+        if (relu) v[i] = _mm512_max_ps(v[i], zero);
+        if (whole) _mm512_stream_ps(yc + off + 16 * i, v[i]);
+        else _mm512_mask_storeu_ps(yc + off + 16 * i, q[i], v[i]);
+      }
+    }
+  }
+}
+
+
 /* C[r][0 .. 8nv) = sum_k a[4k + r] B[k][0 .. 8nv) for r < rows (<= 4): a 4 x 24 register tile, B
  * rows ldb apart, C rows ldc apart, written (not accumulated). */
 #define W_FMA(r)                                                                                               \
@@ -425,91 +635,111 @@ int t3d_cpu_wino_cap_width(int bits)
   return old;
 }
 
-size_t t3d_cpu_conv3d_wino3_scratch_floats(int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
-                                           int threads)
+/* One kind of the kernel: F(2,3) with the AVX2 or the AVX-512 GEMM, or F(4,3) (AVX-512). */
+typedef struct {
+  int side;      /* outputs per tile side: 2 or 4 */
+  int ne;        /* transform-domain positions per tile: 64 or 216 */
+  int lanes;     /* tiles per transform call: 8 (AVX2) or 16 */
+  int64_t wt, g; /* tiles per run (GEMM columns); output channels per A panel (register tile rows) */
+  bool w512;     /* the AVX-512 GEMM tiles */
+  void (*weights)(int64_t cg, int64_t Ci, int64_t Co, int64_t CoG, int g, const float *w, float *U);
+  void (*input)(const float *xc, int64_t D, int64_t H, int64_t W, int64_t tz, int64_t ty, int64_t tx0, int m,
+                float *vcol, int64_t estride, int64_t next);
+  void (*output)(const float *mcol, int64_t wt, float *yc, const float *rc, float bias, bool relu, int64_t D,
+                 int64_t H, int64_t W, int64_t tz, int64_t ty, int64_t tx0, int m, bool stream);
+} wino_kind;
+
+static wino_kind wino_kind_of(int side)
 {
-  const int64_t wt = gemm_width() == 512 ? WT512 : WT, g = gemm_width() == 512 ? 8 : 4;
-  const int64_t tiles = ceil_div(D, 2) * ceil_div(H, 2) * ceil_div(W, 2);
-  const int64_t items = N * ceil_div(tiles, wt);
-  const int64_t nthr = min64(threads < 1 ? 1 : threads, items);
-  return (size_t)NE * (size_t)((Co + g - 1) / g * g) * (size_t)Ci +
-         (size_t)nthr * ((size_t)(NE * (Ci * wt + 16 + wt * Co)) + 16);
+  if (side == 4)
+    return (wino_kind){4, NE4, 16, WT4, 8, true, transform_weights4, input_tiles4_512, output_tiles4_512};
+  if (gemm_width() == 512)
+    return (wino_kind){2, NE, 16, WT512, 8, true, transform_weights, input_tiles512, output_tiles512};
+  return (wino_kind){2, NE, 8, WT, 4, false, transform_weights, input_tiles, output_tiles};
 }
 
-t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
-                                float *y, const float *x, const float *w, const float *bias, const float *res,
-                                bool relu, const volatile int *cancel)
+static size_t wino_scratch_floats(const wino_kind *k, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H,
+                                  int64_t W, int threads)
+{
+  const int64_t tiles = ceil_div(D, k->side) * ceil_div(H, k->side) * ceil_div(W, k->side);
+  const int64_t items = N * ceil_div(tiles, k->wt);
+  const int64_t nthr = min64(threads < 1 ? 1 : threads, items);
+  return (size_t)k->ne * (size_t)((Co + k->g - 1) / k->g * k->g) * (size_t)Ci +
+         (size_t)nthr * ((size_t)(k->ne * (Ci * k->wt + 16) + Co * (k->ne * k->wt + 16)) + 16);
+}
+
+static t3d_status wino_run(const wino_kind *k, int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H,
+                           int64_t W, float *y, const float *x, const float *w, const float *bias, const float *res,
+                           bool relu, const volatile int *cancel)
 {
   threads = threads < 1 ? 1 : threads;
-  const bool w512 = gemm_width() == 512;
-  const int64_t wt = w512 ? WT512 : WT, g = w512 ? 8 : 4;
-  const int64_t TD = ceil_div(D, 2), TH = ceil_div(H, 2), TW = ceil_div(W, 2), tiles = TD * TH * TW;
+  const int64_t wt = k->wt, g = k->g, ne = k->ne, sd = k->side;
+  const int64_t TD = ceil_div(D, sd), TH = ceil_div(H, sd), TW = ceil_div(W, sd), tiles = TD * TH * TW;
   const int64_t blocks = ceil_div(tiles, wt), items = N * blocks;
   const int nthr = (int)min64(threads, items);
-  /* V[e] rows Ci*WT + 16 floats apart: at a multiple of 4 KiB the 64 stores of a tile (one per e)
-     would all fall into the same L1 sets */
-  const int64_t VS = Ci * wt + 16;
-  /* + 16: the output transform reads whole 8- or 16-tile vectors of M, up to 15 floats past a
-     short segment at the end of the last row */
-  const size_t per_thread = (size_t)(NE * (VS + wt * Co)) + 16;
-  const size_t floats = t3d_cpu_conv3d_wino3_scratch_floats(N, Ci, Co, D, H, W, threads);
+  /* V[e] rows Ci*wt + 16 floats apart and M[co] rows ne*wt + 16: at a multiple of 4 KiB a tile's
+     stores (one per e) or a register tile's rows would all fall into the same L1 sets */
+  const int64_t VS = Ci * wt + 16, MS = ne * wt + 16;
+  /* + 16: the output transform reads whole vectors of M, up to 15 floats past a short segment at
+     the end of the last row */
+  const size_t per_thread = (size_t)(ne * VS + Co * MS) + 16;
+  const size_t floats = wino_scratch_floats(k, N, Ci, Co, D, H, W, threads);
   float *U = t3d_cpu_scratch_alloc(floats * sizeof(float));
   if (!U) return t3d_error(T3D_ERR_NOMEM, "conv3d: cannot allocate %zu bytes of Winograd buffers", floats * sizeof(float));
   const int64_t CoG = (Co + g - 1) / g * g;
-  float *scratch = U + (size_t)(NE * CoG * Ci);
+  float *scratch = U + (size_t)(ne * CoG * Ci);
   const int64_t DHW = D * H * W;
-  const bool stream = w512 && t3d_cpu_conv_stream_out(N * Co * DHW * (int64_t)sizeof(float));
+  const bool stream = k->w512 && t3d_cpu_conv_stream_out(N * Co * DHW * (int64_t)sizeof(float));
 
 #pragma omp parallel num_threads(nthr)
   {
 #pragma omp for schedule(static)
-    for (int64_t cg = 0; cg < CoG / g; cg++) transform_weights(cg, Ci, Co, CoG, (int)g, w, U);
+    for (int64_t cg = 0; cg < CoG / g; cg++) k->weights(cg, Ci, Co, CoG, (int)g, w, U);
     int tid = 0;
 #ifdef _OPENMP
     tid = omp_get_thread_num();
 #endif
-    float *V = scratch + (size_t)tid * per_thread, *M = V + (size_t)NE * VS;
+    float *V = scratch + (size_t)tid * per_thread, *M = V + (size_t)ne * VS;
     /* a short last item's GEMM reads whole vectors past its columns (their results are never
        stored): defined values there */
-    memset(V, 0, (size_t)NE * VS * sizeof(float));
+    memset(V, 0, (size_t)ne * VS * sizeof(float));
 #pragma omp for schedule(dynamic, 1) nowait
     for (int64_t it = 0; it < items; it++) {
       if (cancel && *cancel) continue;
       const int64_t n = it / blocks, t0 = it % blocks * wt, nt = min64(wt, tiles - t0);
       const float *xn = x + n * Ci * DHW;
-      /* input transform, a row of tiles (<= 8 at a time) after another */
+      /* input transform, a row of tiles (<= lanes at a time) after another */
       for (int64_t ci = 0; ci < Ci; ci++)
         for (int64_t t = t0; t < t0 + nt;) {
           const int64_t tx = t % TW, ty = t / TW % TH, tz = t / (TW * TH);
-          const int m = (int)min64(w512 ? 16 : 8, min64(TW - tx, t0 + nt - t));
-          (w512 ? input_tiles512 : input_tiles)(xn + ci * DHW, D, H, W, tz, ty, tx, m, V + ci * wt + (t - t0), VS,
-                                                ci + 1 < Ci ? DHW : 0);
+          const int m = (int)min64(k->lanes, min64(TW - tx, t0 + nt - t));
+          k->input(xn + ci * DHW, D, H, W, tz, ty, tx, m, V + ci * wt + (t - t0), VS, ci + 1 < Ci ? DHW : 0);
           t += m;
         }
       /* M[co][e][t] = sum_ci U[e][co][ci] V[e][ci][t] */
-      if (w512)
-        for (int e = 0; e < NE; e++) {
+      if (k->w512)
+        for (int64_t e = 0; e < ne; e++) {
           const float *b = V + (size_t)e * VS;
           for (int64_t co = 0; co < Co; co += 8) {
             const float *a = U + ((size_t)e * CoG + co) * Ci;
-            float *c = M + ((size_t)co * NE + e) * WT512;
+            float *c = M + (size_t)co * MS + (size_t)e * wt;
             const int rows = (int)min64(8, Co - co);
-            if (nt > 16) gemm512_tile2(Ci, a, b, WT512, c, NE * WT512, rows);
-            else gemm512_tile1(Ci, a, b, WT512, c, NE * WT512, rows);
+            if (nt > 16) gemm512_tile2(Ci, a, b, wt, c, MS, rows);
+            else gemm512_tile1(Ci, a, b, wt, c, MS, rows);
           }
         }
       else
-        for (int e = 0; e < NE; e++)
+        for (int64_t e = 0; e < ne; e++)
           for (int64_t h = 0; h * 24 < nt; h++) {
             const int nv = (int)ceil_div(min64(24, nt - 24 * h), 8);
             const float *b = V + (size_t)e * VS + 24 * h;
             for (int64_t co = 0; co < Co; co += 4) {
               const float *a = U + ((size_t)e * CoG + co) * Ci;
-              float *c = M + ((size_t)co * NE + e) * WT + 24 * h;
+              float *c = M + (size_t)co * MS + (size_t)e * wt + 24 * h;
               const int rows = (int)min64(4, Co - co);
-              if (nv == 3) gemm_tile3(Ci, a, b, WT, c, NE * WT, rows);
-              else if (nv == 2) gemm_tile2(Ci, a, b, WT, c, NE * WT, rows);
-              else gemm_tile1(Ci, a, b, WT, c, NE * WT, rows);
+              if (nv == 3) gemm_tile3(Ci, a, b, wt, c, MS, rows);
+              else if (nv == 2) gemm_tile2(Ci, a, b, wt, c, MS, rows);
+              else gemm_tile1(Ci, a, b, wt, c, MS, rows);
             }
           }
       /* output transform */
@@ -518,24 +748,54 @@ t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, 
         const float *rc = res ? res + (n * Co + co) * DHW : NULL;
         for (int64_t t = t0; t < t0 + nt;) {
           const int64_t tx = t % TW, ty = t / TW % TH, tz = t / (TW * TH);
-          const int m = (int)min64(w512 ? 16 : 8, min64(TW - tx, t0 + nt - t));
-          const float *mc = M + (size_t)co * NE * wt + (t - t0);
-          if (w512)
-            output_tiles512(mc, wt, yc, rc, bias ? bias[co] : 0.0f, relu, D, H, W, tz, ty, tx, m, stream);
-          else
-            output_tiles(mc, wt, yc, rc, bias ? bias[co] : 0.0f, relu, D, H, W, tz, ty, tx, m);
+          const int m = (int)min64(k->lanes, min64(TW - tx, t0 + nt - t));
+          k->output(M + (size_t)co * MS + (t - t0), wt, yc, rc, bias ? bias[co] : 0.0f, relu, D, H, W, tz, ty, tx, m,
+                    stream);
           t += m;
         }
       }
     }
-    _mm_sfence(); /* this thread's streamed stores, before the region's closing barrier */
+    if (k->w512) _mm_sfence(); /* this thread's streamed stores, before the region's closing barrier */
   }
   t3d_cpu_scratch_free(U);
   if (cancel && *cancel) return t3d_error(T3D_ERR_CANCELLED, "conv3d cancelled");
   return T3D_OK;
 }
 
+size_t t3d_cpu_conv3d_wino3_scratch_floats(int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
+                                           int threads)
+{
+  const wino_kind k = wino_kind_of(2);
+  return wino_scratch_floats(&k, N, Ci, Co, D, H, W, threads);
+}
+
+t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
+                                float *y, const float *x, const float *w, const float *bias, const float *res,
+                                bool relu, const volatile int *cancel)
+{
+  const wino_kind k = wino_kind_of(2);
+  return wino_run(&k, threads, N, Ci, Co, D, H, W, y, x, w, bias, res, relu, cancel);
+}
+
+bool t3d_cpu_wino4_available(void) { return gemm_width() == 512; }
+
+size_t t3d_cpu_conv3d_wino4_scratch_floats(int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
+                                           int threads)
+{
+  const wino_kind k = wino_kind_of(4);
+  return wino_scratch_floats(&k, N, Ci, Co, D, H, W, threads);
+}
+
+t3d_status t3d_cpu_conv3d_wino4(int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
+                                float *y, const float *x, const float *w, const float *bias, const float *res,
+                                bool relu, const volatile int *cancel)
+{
+  const wino_kind k = wino_kind_of(4);
+  return wino_run(&k, threads, N, Ci, Co, D, H, W, y, x, w, bias, res, relu, cancel);
+}
+
 #else
 int t3d_cpu_wino_cap_width(int bits) { return bits; } /* no Winograd kernel to cap */
+bool t3d_cpu_wino4_available(void) { return false; }
 bool t3d_cpu_wino_avx512(void) { return false; }
 #endif /* x86-64 with GCC / Clang, the only builds where conv.c calls it */
