@@ -111,7 +111,10 @@ const char *t3d_backend_cpu_kernels(void)
   int pk = packed_isa();
   if (pk == 512 || (pk == 256 && forced_path == T3D_CPU_CONV_AVX2))
     snprintf(buf, sizeof buf, "%s: t3d %spacked conv kernels (%s); GEMMs: %s", isa,
-             pk == 512 && have_avx2() ? "Winograd F(2,3) 3x3x3 (avx512f GEMM and transforms), else " : "",
+             pk == 512 && have_avx2()
+                 ? (t3d_cpu_wino4_available() ? "Winograd F(4,3) and F(2,3) 3x3x3 (avx512f GEMM and transforms), else "
+                                              : "Winograd F(2,3) 3x3x3 (avx512f GEMM and transforms), else ")
+                 : "",
              pk == 512 ? "avx512f" : "avx2+fma", gemm);
   else if (pk == 256)
     snprintf(buf, sizeof buf, "%s: t3d Winograd F(2,3) 3x3x3 (avx2+fma), implicit-GEMM (avx2+fma) for other "
