@@ -54,9 +54,10 @@ static t3d_status cpu_linear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x
  * glibc serves every block over 32 MiB by a fresh mmap, so a kernel whose buffers are that large
  * paid a page fault per 4 KiB of zeroed pages on every call: the decoder's 640 -> 128 Winograd
  * layer at 20x28x28 (32 MiB) ran 133-141 ms without this block and 124-126 with it (bench-conv,
- * 2 threads, bound, interleaved). The
- * block is 64-byte aligned behind a 64-byte header holding its size; the larger of two idle blocks
- * is kept, and t3d_cpu_scratch_trim (a CPU backend's destroy) frees it. */
+ * 2 threads, bound, interleaved). The block is 64-byte aligned behind a 64-byte header holding its
+ * size; the larger of two idle blocks is kept, a larger request frees the idle one before it
+ * allocates (never two resident for one call), and t3d_cpu_scratch_trim (a CPU backend's destroy)
+ * frees it: between analyses a host process keeps at most the largest convolution's buffers. */
 #define SCRATCH_HEAD 64
 static pthread_mutex_t scratch_mu = PTHREAD_MUTEX_INITIALIZER;
 static unsigned char *scratch_idle; /* a block's base (header), or NULL */

@@ -259,7 +259,6 @@ static bool avx2_packed_wins(const conv_plan *c)
  * inputs, 64 x Ci x 32 floats, outgrows the L2 cache past 256 input channels) and 512 -> 512 at
  * 5x7x7 2.5x slower (43 against 17: its 64 MiB of transformed weights). So on AVX-512 also from
  * WINO_MIN_P512 outputs with at most WINO_MAX_CI512 input channels. */
-#define WINO4_MAX_CICO (128 * 256)
 #define WINO_MIN_P512 1536
 #define WINO_MAX_CI512 256
 static bool wino_wins(const conv_plan *c)
@@ -294,13 +293,14 @@ static bool use_wino(const conv_plan *c)
 }
 
 /* F(4x4x4, 3x3x3) (conv_wino.c) on AVX-512: AUTO takes it where it beat F(2,3) by bench-conv
- * (2 threads, bound, AVX-512 Xeon, F(2,3) -> F(4,3) ms): l1.conv2 (64 -> 64 at 40x56x56) 48.5 ->
- * 37.9, l2.conv2 (128 -> 128 at 20x28x28) 29.2 -> 21.1, the decoder's 320 -> 64 at 40x56x56
+ * (2 threads, bound, AVX-512 Xeon, F(2,3) -> F(4,3) ms): l1.conv2 (64 -> 64 at 40x56x56) 48.2 ->
+ * 34.3, l2.conv2 (128 -> 128 at 20x28x28) 29.2 -> 21.1, the decoder's 320 -> 64 at 40x56x56
  * 306 -> 196, 96 -> 32 at 80x112x112 359 -> 298, 17 -> 16 at 160x224x224 334 -> 262. It lost
  * where its 216 x Ci x Co transformed weights, made per call and read once per run of tiles, are
  * large against the work: 640 -> 128 at 20x28x28 (70 MiB of them) 124 -> 136, 256 -> 256 at
  * 10x14x14 (48 tiles) 16 -> 38, 1280 -> 256 and 512 -> 512 worse still. So: at least 8192
  * outputs, 8 channels either side and Ci x Co at most WINO4_MAX_CICO (28 MiB of weights). */
+#define WINO4_MAX_CICO (128 * 256)
 static bool wino4_wins(const conv_plan *c)
 {
   return c->P >= 8192 && c->Ci >= 8 && c->Co >= 8 && c->Ci * c->Co <= WINO4_MAX_CICO;
