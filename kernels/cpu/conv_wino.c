@@ -50,9 +50,9 @@ __attribute__((target("avx2"))) static void transform_weights(int64_t cg, int64_
 {
   for (int64_t ci = 0; ci < Ci; ci++) {
     float k[27][TW_G], a[3][3][4][TW_G], b[3][4][4][TW_G];
-    for (int j = 0; j < g; j++) {
+    for (int j = 0; j < TW_G; j++) { /* lanes past g (AVX2: 4) computed on zeros, never stored */
       const int64_t co = cg * g + j;
-      for (int t = 0; t < 27; t++) k[t][j] = co < Co ? w[(co * Ci + ci) * 27 + t] : 0.0f;
+      for (int t = 0; t < 27; t++) k[t][j] = j < g && co < Co ? w[(co * Ci + ci) * 27 + t] : 0.0f;
     }
     for (int z = 0; z < 3; z++)
       for (int y = 0; y < 3; y++) {
@@ -360,8 +360,8 @@ __attribute__((target("avx512f"))) static void output_tiles512(const float *mcol
  * 8 x 32 register tiles, and the output transform with bias, residual and ReLU. Both transforms
  * work on 16 tiles along x at a time: a tile's x inputs are 4t-1 .. 4t+4, the four phases of the
  * row (x mod 4) taken apart by two-source permutes. The transformed weights are 216 x Co x Ci
- * floats, re-read from L2 for every run, so AUTO takes this kernel only for layers with few
- * channels (see conv.c). Accuracy: the larger coefficients (5, 8, 1/24) cost about 40x F(2,3)'s
+ * floats, made per call and read again (from L2, or L3 when larger) for every run of tiles, so
+ * AUTO takes this kernel only for layers with few channels (see conv.c). Accuracy: the larger coefficients (5, 8, 1/24) cost about 40x F(2,3)'s
  * rounding error (measured 1e-6 of the magnitude at 256 channels, against 2.4e-8; float64 exact
  * to 3e-15); tests/test-conv.c bounds it. */
 #define NE4 216
