@@ -138,7 +138,7 @@ int t3d_bench_peers(const t3d_bench_peers_params *p, json_t *const t3d[T3D_BENCH
     else
       snprintf(label, sizeof label, "%s", labels[i]);
     if (mine) {
-      print_line(label, "t3d", "f32", mine, t3d_ms);
+      print_line(label, "t3d", str(mine, "precision", "f32"), mine, t3d_ms);
       emit_json(p->json, rows[i], "t3d", mine);
     }
     json_decref(mine);

@@ -118,12 +118,26 @@ typedef struct {
   t3d_precision precision;
 } bench_dev;
 
-static void dev_fields(const t3d_backend *be, char *buf, size_t n)
+/* Whether the CPU rows compute in bf16, as the children's CPU backend resolves the precision. */
+static bool cpu_bf16(const bench_dev *dv)
+{
+  return strcmp(dv->device, "cpu") == 0 &&
+         (dv->precision == T3D_PRECISION_BF16 ||
+          (dv->precision == T3D_PRECISION_AUTO && t3d_backend_cpu_bf16_pays()));
+}
+
+/* The JSON fields after the timings: backend, peak GPU MiB, the precision the row ran in and the
+ * kernels (on a bf16 CPU backend the bf16 path for convolutions and GEMMs, else the fp32 ones). */
+static void dev_fields(const t3d_backend *be, const bench_dev *dv, char *buf, size_t n)
 {
   size_t peak = 0;
   t3d_backend_cuda_memory(be, NULL, &peak);
-  snprintf(buf, n, "\"backend\": \"%s\", \"gpu_peak_mib\": %.1f", be ? be->ops->name : "none",
-           (double)peak / 1048576.0);
+  const bool bf16 = cpu_bf16(dv);
+  snprintf(buf, n, "\"backend\": \"%s\", \"gpu_peak_mib\": %.1f, \"precision\": \"%s\", \"isa\": \"%s%s%s%s\"",
+           be ? be->ops->name : "none", (double)peak / 1048576.0,
+           bf16 ? "bf16" : dv->precision == T3D_PRECISION_TF32 ? "tf32" : "f32", bf16 ? "bf16 path " : "",
+           bf16 ? t3d_backend_cpu_bf16_isa() : "", bf16 ? " for convolutions and GEMMs; fp32: " : "",
+           t3d_backend_cpu_kernels());
 }
 
 /* The text row: one report of 256 tokens ([CLS] + 254 pieces + [SEP]) through BERT + projection. */
@@ -133,7 +147,7 @@ static int child_text(const char *model, int threads, int repeat, const bench_de
   t3d_backend *be = NULL;
   t3d_text_encoder *te = NULL;
   t3d_status s;
-  char *text = NULL, devj[160];
+  char *text = NULL, devj[768];
   int32_t *ids = NULL;
   float *out = NULL;
   size_t len = 0;
@@ -171,9 +185,9 @@ static int child_text(const char *model, int threads, int repeat, const bench_de
   if (dump && ((s = t3d_bench_dump(dump, "ids.i32", ids, len * sizeof *ids)) != T3D_OK ||
                (s = t3d_bench_dump(dump, "t3d-text.f32", out, (size_t)t3d_text_encoder_dim(te) * sizeof *out)) != T3D_OK))
     goto fail;
-  dev_fields(be, devj, sizeof devj);
-  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"tokens\": %zu, \"isa\": \"%s\", %s}\n", best, best_cpu,
-         hwm, len, t3d_backend_cpu_kernels(), devj);
+  dev_fields(be, dv, devj, sizeof devj);
+  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"tokens\": %zu, %s}\n", best, best_cpu, hwm, len,
+         devj);
   rc = 0;
   goto cleanup;
 fail:
@@ -197,7 +211,7 @@ static int child_e2e(const char *model_path, int threads, const int64_t shape[5]
   t3d_volume *vol = NULL;
   t3d_status s;
   double best = INFINITY, best_cpu = 0;
-  char devj[160];
+  char devj[768];
   int rc = 1;
   if ((s = t3d_cli_backend(dv->device, threads, dv->precision, &be)) != T3D_OK) goto fail;
   if ((s = t3d_model_load(model_path, be, &model)) != T3D_OK) goto fail;
@@ -222,7 +236,7 @@ static int child_e2e(const char *model_path, int threads, const int64_t shape[5]
       best_cpu = cpu_ms() - c0;
     }
   }
-  dev_fields(be, devj, sizeof devj);
+  dev_fields(be, dv, devj, sizeof devj);
   printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, %s}\n", best, best_cpu, vmhwm_kib(), devj);
   rc = 0;
   goto cleanup;
@@ -249,7 +263,7 @@ static int child(const char *model, const char *row, int threads, const int64_t 
   bool seg = strcmp(row, "segment") == 0 || strcmp(row, "cancel") == 0;
   t3d_status s;
   double best = INFINITY, best_cpu = 0;
-  char devj[160];
+  char devj[768];
   int rc = 1;
 
   if ((s = t3d_modelfile_open(&mf, model)) != T3D_OK) goto fail;
@@ -320,12 +334,11 @@ static int child(const char *model, const char *row, int threads, const int64_t 
     }
     if (s != T3D_OK) goto fail;
   }
-  dev_fields(be, devj, sizeof devj);
-  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"arena_bytes\": %zu, \"gflop\": %.1f, \"isa\": \"%s\", %s}\n",
+  dev_fields(be, dv, devj, sizeof devj);
+  printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"arena_bytes\": %zu, \"gflop\": %.1f, %s}\n",
          best, best_cpu, hwm,
          t3d_vision_run_arena_bytes(run),
-         (t3d_vision_run_flops(run, false) + (seg ? t3d_vision_run_flops(run, true) : 0)) / 1e9,
-         t3d_backend_cpu_kernels(), devj);
+         (t3d_vision_run_flops(run, false) + (seg ? t3d_vision_run_flops(run, true) : 0)) / 1e9, devj);
   rc = 0;
   goto cleanup;
 fail:
@@ -548,8 +561,7 @@ int t3d_cmd_bench(int argc, char **argv)
     printf(_("t3d bench: device %s, precision %s (PyTorch CPU rows skipped; GPU peer: tools/bench-torch-gpu.py)\n"),
            dv.device, t3d_precision_name(dv.precision));
   /* what the t3d rows compute in, as the children's CPU backend resolves it */
-  bool bf16 = dv.precision == T3D_PRECISION_BF16 ||
-              (dv.precision == T3D_PRECISION_AUTO && t3d_backend_cpu_bf16_pays());
+  bool bf16 = cpu_bf16(&dv);
   printf(_("t3d rows: %s (bf16 path on this CPU: %s, %s)\n"), bf16 ? "bf16" : "fp32",
          t3d_backend_cpu_bf16_isa(), t3d_backend_cpu_bf16_native() ? "native" : "portable");
   if (t3d_backend_cpu_bf16_gain() > 0)
