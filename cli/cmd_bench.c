@@ -638,10 +638,9 @@ int t3d_cmd_bench(int argc, char **argv)
   }
   for (int i = 0; i < 3; i++) json_decref(mine[i]);
   if (cancel_after > 0) {
-    snprintf(cmd, sizeof cmd,
-             "'%s' bench --child cancel --model '%s' --threads %d --shape %lld,%lld,%lld --cancel-after %g --device '%s'",
-             self, model, threads, (long long)shape[2], (long long)shape[3], (long long)shape[4], cancel_after,
-             dv.device);
+    char extra[64];
+    snprintf(extra, sizeof extra, " --cancel-after %g", cancel_after);
+    child_cmd(cmd, sizeof cmd, self, "cancel", model, threads, repeat, shape, &dv, extra);
     json_t *c = t3d_bench_run_json(cmd);
     const double lat = t3d_bench_num(c, "cancel_latency_ms");
     if (isnan(lat))

@@ -166,7 +166,7 @@ static bool wino_case(const conv_case *cc, int path)
 static bool wino4_case(const conv_case *cc, int path)
 {
   bool fits = cc->kd == 3 && cc->kh == 3 && cc->kw == 3 && cc->s[0] == 1 && cc->s[1] == 1 && cc->s[2] == 1 &&
-              cc->pad[0] == 1 && cc->pad[1] == 1 && cc->pad[2] == 1 && t3d_cpu_wino4_available();
+              cc->pad[0] == 1 && cc->pad[1] == 1 && cc->pad[2] == 1 && t3d_cpu_wino_avx512();
   const int64_t P = (int64_t)cc->d * cc->h * cc->w;
   bool auto_takes = P >= 8192 && cc->ci >= 8 && cc->co >= 8 && cc->ci * cc->co <= 128 * 256;
   return fits && (path == T3D_CPU_CONV_WINOGRAD4 || (path == T3D_CPU_CONV_AUTO && auto_takes));
@@ -184,7 +184,7 @@ static void test_auto_winograd(void)
   t3d_tensor *w = tnew(5, ws, false);
   t3d_conv3d_params p = {{1, 1, 1}, {1, 1, 1}, false};
   CHECK(t3d_cpu_conv3d_scratch_bytes(y, x, w, &p, 2) ==
-        (t3d_cpu_wino4_available() ? t3d_cpu_conv3d_wino4_scratch_floats(1, 8, 9, 16, 24, 23, 2)
+        (t3d_cpu_wino_avx512() ? t3d_cpu_conv3d_wino4_scratch_floats(1, 8, 9, 16, 24, 23, 2)
                                    : t3d_cpu_conv3d_wino3_scratch_floats(1, 8, 9, 16, 24, 23, 2)) *
             sizeof(float));
   CHECK(t3d_cpu_conv3d_scratch_bytes(y2, x2, w, &p, 2) !=

@@ -343,25 +343,34 @@ static t3d_status add_norm(t3d_backend *be, t3d_tensor *y, t3d_tensor *x, const 
   return t3d_op_layernorm(be, y, x, &n->g, &n->b, eps);
 }
 
-/* One BertLayer on a->h [B, L, H] in place:
- *   ctx = MHA(h Wq, h Wk, h Wv; key mask)      BertSelfAttention
- *   a1  = LayerNorm(ctx Wo + bo + h)           BertSelfOutput   (in a->q)
+/* A BertLayer after its keys and values (a->k, a->v over every token): the rows hq attend and go
+ * through the rest of the layer into out; q, ctx, t1, inter and t2 are buffers of hq's rows (t2
+ * may be hq, which is dead by then).
+ *   ctx = MHA(hq Wq, k, v; key mask)           BertSelfAttention
+ *   a1  = LayerNorm(ctx Wo + bo + hq)          BertSelfOutput   (in q)
  *   f   = GELU(a1 Wi + bi)                     BertIntermediate
- *   h   = LayerNorm(f Wo2 + bo2 + a1)          BertOutput */
-static t3d_status layer_forward(t3d_text_encoder *te, const bert_layer *l, activations *a)
+ *   out = LayerNorm(f Wo2 + bo2 + a1)          BertOutput */
+static t3d_status layer_rows(t3d_text_encoder *te, const bert_layer *l, activations *a, t3d_tensor *hq, t3d_tensor *q,
+                             t3d_tensor *ctx, t3d_tensor *t1, t3d_tensor *inter, t3d_tensor *t2, t3d_tensor *out)
 {
   t3d_backend *be = te->be;
   const float eps = (float)te->cfg.layer_norm_eps;
-  T3D_TRY(t3d_op_linear(be, &a->q, &a->h, &l->q.w, &l->q.b));
-  T3D_TRY(t3d_op_linear(be, &a->k, &a->h, &l->k.w, &l->k.b));
-  T3D_TRY(t3d_op_linear(be, &a->v, &a->h, &l->v.w, &l->v.b));
-  T3D_TRY(t3d_op_attention(be, &a->ctx, &a->q, &a->k, &a->v, &a->mask, te->cfg.heads));
-  T3D_TRY(t3d_op_linear(be, &a->t, &a->ctx, &l->attn_out.w, &l->attn_out.b));
-  T3D_TRY(add_norm(be, &a->q, &a->t, &a->h, &l->attn_norm, eps));
-  T3D_TRY(t3d_op_linear(be, &a->inter, &a->q, &l->inter.w, &l->inter.b));
-  T3D_TRY(t3d_op_gelu(be, &a->inter, &a->inter));
-  T3D_TRY(t3d_op_linear(be, &a->t, &a->inter, &l->out.w, &l->out.b));
-  return add_norm(be, &a->h, &a->t, &a->q, &l->out_norm, eps);
+  T3D_TRY(t3d_op_linear(be, q, hq, &l->q.w, &l->q.b));
+  T3D_TRY(t3d_op_attention(be, ctx, q, &a->k, &a->v, &a->mask, te->cfg.heads));
+  T3D_TRY(t3d_op_linear(be, t1, ctx, &l->attn_out.w, &l->attn_out.b));
+  T3D_TRY(add_norm(be, q, t1, hq, &l->attn_norm, eps));
+  T3D_TRY(t3d_op_linear(be, inter, q, &l->inter.w, &l->inter.b));
+  T3D_TRY(t3d_op_gelu(be, inter, inter));
+  T3D_TRY(t3d_op_linear(be, t2, inter, &l->out.w, &l->out.b));
+  return add_norm(be, out, t2, q, &l->out_norm, eps);
+}
+
+/* One BertLayer on a->h [B, L, H] in place (keys and values, then every row). */
+static t3d_status layer_forward(t3d_text_encoder *te, const bert_layer *l, activations *a)
+{
+  T3D_TRY(t3d_op_linear(te->be, &a->k, &a->h, &l->k.w, &l->k.b));
+  T3D_TRY(t3d_op_linear(te->be, &a->v, &a->h, &l->v.w, &l->v.b));
+  return layer_rows(te, l, a, &a->h, &a->q, &a->ctx, &a->t, &a->inter, &a->t, &a->h);
 }
 
 /* The first B rows of buffer t as a [B, 1, X] tensor. */
@@ -372,13 +381,12 @@ static t3d_tensor first_rows(const t3d_tensor *t, int64_t B, int64_t X)
 
 /* The last BertLayer when only each sequence's first token ([CLS]) is read after it (the
  * embedding; no hidden states asked for): keys and values over every token, the rest of the
- * layer on the B [CLS] rows only, which is all of it that reaches the output (about 7 % of a
- * 12-layer forward at 256 tokens). Row for row the same ops and sums as layer_forward. Leaves the
- * [CLS] states in a->h's first B rows. */
+ * layer (layer_rows, as every other layer) on the B [CLS] rows only, which is all of it that
+ * reaches the output (about 7 % of a 12-layer forward at 256 tokens). Leaves the [CLS] states in
+ * a->h's first B rows. */
 static t3d_status layer_forward_cls(t3d_text_encoder *te, const bert_layer *l, activations *a)
 {
   t3d_backend *be = te->be;
-  const float eps = (float)te->cfg.layer_norm_eps;
   const int64_t B = a->h.shape[0], L = a->h.shape[1], H = te->cfg.hidden, I = te->cfg.intermediate;
   t3d_tensor rows = t3d_tensor_view(T3D_I32, 2, (int64_t[]){B, 1}, a->pos.data); /* pos is free by now */
   t3d_tensor table = t3d_tensor_view(T3D_F32, 2, (int64_t[]){B * L, H}, a->h.data);
@@ -391,14 +399,8 @@ static t3d_status layer_forward_cls(t3d_text_encoder *te, const bert_layer *l, a
   T3D_TRY(t3d_op_linear(be, &a->v, &a->h, &l->v.w, &l->v.b));
   T3D_TRY(t3d_backend_upload(be, &rows, &(t3d_tensor){.dtype = T3D_I32, .ndim = 2, .shape = {B, 1}, .data = te->host_ids}));
   T3D_TRY(t3d_op_embedding(be, &hc, &rows, &table)); /* hc = h[b, 0] */
-  T3D_TRY(t3d_op_linear(be, &qc, &hc, &l->q.w, &l->q.b));
-  T3D_TRY(t3d_op_attention(be, &ctxc, &qc, &a->k, &a->v, &a->mask, te->cfg.heads));
-  T3D_TRY(t3d_op_linear(be, &tc, &ctxc, &l->attn_out.w, &l->attn_out.b));
-  T3D_TRY(add_norm(be, &qc, &tc, &hc, &l->attn_norm, eps));
-  T3D_TRY(t3d_op_linear(be, &ic, &qc, &l->inter.w, &l->inter.b));
-  T3D_TRY(t3d_op_gelu(be, &ic, &ic));
-  T3D_TRY(t3d_op_linear(be, &hc, &ic, &l->out.w, &l->out.b));
-  return add_norm(be, &tc, &hc, &qc, &l->out_norm, eps);
+  /* tc (a->h's first rows) is written only after attention has read keys and values */
+  return layer_rows(te, l, a, &hc, &qc, &ctxc, &tc, &ic, &hc, &tc);
 }
 
 /* Embeddings + encoder on the ids/mask already in the buffer; leaves the last hidden state in a->h

@@ -112,7 +112,7 @@ const char *t3d_backend_cpu_kernels(void)
   if (pk == 512 || (pk == 256 && forced_path == T3D_CPU_CONV_AVX2))
     snprintf(buf, sizeof buf, "%s: t3d %spacked conv kernels (%s); GEMMs: %s", isa,
              pk == 512 && have_avx2()
-                 ? (t3d_cpu_wino4_available() ? "Winograd F(4,3) and F(2,3) 3x3x3 (avx512f GEMM and transforms), else "
+                 ? (t3d_cpu_wino_avx512() ? "Winograd F(4,3) and F(2,3) 3x3x3 (avx512f GEMM and transforms), else "
                                               : "Winograd F(2,3) 3x3x3 (avx512f GEMM and transforms), else ")
                  : "",
              pk == 512 ? "avx512f" : "avx2+fma", gemm);
@@ -308,7 +308,7 @@ static bool wino4_wins(const conv_plan *c)
 
 static bool use_wino4(const conv_plan *c)
 {
-  if (!avx2_same3(c) || !t3d_cpu_wino4_available()) return false;
+  if (!avx2_same3(c) || !t3d_cpu_wino_avx512()) return false;
   if (forced_path == T3D_CPU_CONV_WINOGRAD4) return true;
   return forced_path == T3D_CPU_CONV_AUTO && wino4_wins(c);
 }
@@ -581,9 +581,9 @@ static bool stream_out(const conv_plan *c)
 #define PK_DECL1(r) __m512 c##r##0 = _mm512_setzero_ps()
 #define PK_DECL2(r) PK_DECL1(r), c##r##1 = c##r##0
 #define PK_DECL3(r) PK_DECL2(r), c##r##2 = c##r##0
-#define PK_LOAD1 __m512 b0 = _mm512_load_ps(bp)
-#define PK_LOAD2 PK_LOAD1, b1 = _mm512_load_ps(bp + 16)
-#define PK_LOAD3 PK_LOAD2, b2 = _mm512_load_ps(bp + 32)
+#define PK_LOAD1(ld) __m512 b0 = ld(bp)
+#define PK_LOAD2(ld) PK_LOAD1(ld), b1 = ld(bp + 16)
+#define PK_LOAD3(ld) PK_LOAD2(ld), b2 = ld(bp + 32)
 #define PK_FMA1(r) __m512 a##r##_ = _mm512_set1_ps(a##r[k]); c##r##0 = _mm512_fmadd_ps(a##r##_, b0, c##r##0)
 #define PK_FMA2(r) PK_FMA1(r); c##r##1 = _mm512_fmadd_ps(a##r##_, b1, c##r##1)
 #define PK_FMA3(r) PK_FMA2(r); c##r##2 = _mm512_fmadd_ps(a##r##_, b2, c##r##2)
@@ -627,22 +627,28 @@ __attribute__((target("avx512f"), always_inline)) static inline void pk_store(__
   }
 }
 
-#define PK_KERNEL(NV)                                                                                        \
-  __attribute__((target("avx512f"))) static void pk_kernel##NV(int64_t kc, const float *a, int64_t lda,      \
-                                                               const float *bp, float *c, int64_t ldc,       \
-                                                               int rows, int cols, bool accumulate,          \
-                                                               const pk_epilogue *epi)                       \
+/* The body of both AVX-512 kernel families: B row k at BROW (an expression of k), its NV vectors
+ * loaded by LD (aligned from packed strips, unaligned from rows of x). */
+#define PK_BODY(NV, BROW, LD)                                                                                \
   {                                                                                                          \
     PK_ALL(PK_ROW);                                                                                          \
     PK_ALL(PK_DECL##NV);                                                                                     \
-    for (int64_t k = 0; k < kc; k++, bp += PK_NR) {                                                          \
-      PK_LOAD##NV;                                                                                           \
+    for (int64_t k = 0; k < kc; k++) {                                                                       \
+      const float *bp = BROW;                                                                                \
+      PK_LOAD##NV(LD);                                                                                       \
       PK_ALL(PK_FMA##NV);                                                                                    \
     }                                                                                                        \
     __m512 acc[PK_MR][3];                                                                                    \
     PK_ALL(PK_SAVE##NV);                                                                                     \
     pk_store(acc, NV, c, ldc, rows, cols, accumulate, epi);                                                  \
   }
+
+#define PK_KERNEL(NV)                                                                                        \
+  __attribute__((target("avx512f"))) static void pk_kernel##NV(int64_t kc, const float *a, int64_t lda,      \
+                                                               const float *bs, float *c, int64_t ldc,       \
+                                                               int rows, int cols, bool accumulate,          \
+                                                               const pk_epilogue *epi)                       \
+  PK_BODY(NV, bs + k * PK_NR, _mm512_load_ps)
 PK_KERNEL(1)
 PK_KERNEL(2)
 PK_KERNEL(3)
@@ -893,20 +899,7 @@ static size_t pk_thread_floats(const conv_plan *c, const pk_plan *k)
                                                                     const float *const *bt, float *c,        \
                                                                     int64_t ldc, int rows, int cols,         \
                                                                     bool accumulate, const pk_epilogue *epi) \
-  {                                                                                                          \
-    PK_ALL(PK_ROW);                                                                                          \
-    PK_ALL(PK_DECL##NV);                                                                                     \
-    for (int64_t k = 0; k < kc; k++) {                                                                       \
-      const float *bp = bt[k];                                                                               \
-      const __m512 b0 = _mm512_loadu_ps(bp);                                                                 \
-      const __m512 b1 = NV > 1 ? _mm512_loadu_ps(bp + 16) : b0, b2 = NV > 2 ? _mm512_loadu_ps(bp + 32) : b0;  \
-      (void)b1, (void)b2;                                                                                    \
-      PK_ALL(PK_FMA##NV);                                                                                    \
-    }                                                                                                        \
-    __m512 acc[PK_MR][3];                                                                                    \
-    PK_ALL(PK_SAVE##NV);                                                                                     \
-    pk_store(acc, NV, c, ldc, rows, cols, accumulate, epi);                                                  \
-  }
+  PK_BODY(NV, bt[k], _mm512_loadu_ps)
 PK_ROWS_KERNEL(1)
 PK_ROWS_KERNEL(2)
 PK_ROWS_KERNEL(3)

@@ -70,18 +70,18 @@ t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, 
                                 bool relu, const volatile int *cancel);
 size_t t3d_cpu_conv3d_wino3_scratch_floats(int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
                                            int threads);
-/* F(4x4x4, 3x3x3) (conv_wino.c), same contract; only where t3d_cpu_wino4_available (AVX-512 and
+/* F(4x4x4, 3x3x3) (conv_wino.c), same contract; only where t3d_cpu_wino_avx512 (AVX-512 and
  * the width cap at 512). */
 t3d_status t3d_cpu_conv3d_wino4(int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
                                 float *y, const float *x, const float *w, const float *bias, const float *res,
                                 bool relu, const volatile int *cancel);
 size_t t3d_cpu_conv3d_wino4_scratch_floats(int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
                                            int threads);
-bool t3d_cpu_wino4_available(void);
 /* Test-only: the widest vectors the Winograd GEMM may use, 512 (the default: AVX-512 where the CPU
  * has it) or 256 (AVX2). Returns the previous cap. Not thread-safe. */
 int t3d_cpu_wino_cap_width(int bits);
-/* Whether the Winograd kernel's GEMM runs in AVX-512 (the CPU has it and the cap allows it). */
+/* Whether the Winograd kernel's GEMM runs in AVX-512 (the CPU has it and the cap allows it): the
+ * only place F(4,3) runs. */
 bool t3d_cpu_wino_avx512(void);
 
 /* Test-only: the per-thread column tile budget in floats (0: the default), so small shapes

@@ -777,8 +777,6 @@ t3d_status t3d_cpu_conv3d_wino3(int threads, int64_t N, int64_t Ci, int64_t Co, 
   return wino_run(&k, threads, N, Ci, Co, D, H, W, y, x, w, bias, res, relu, cancel);
 }
 
-bool t3d_cpu_wino4_available(void) { return gemm_width() == 512; }
-
 size_t t3d_cpu_conv3d_wino4_scratch_floats(int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
                                            int threads)
 {
@@ -796,6 +794,5 @@ t3d_status t3d_cpu_conv3d_wino4(int threads, int64_t N, int64_t Ci, int64_t Co, 
 
 #else
 int t3d_cpu_wino_cap_width(int bits) { return bits; } /* no Winograd kernel to cap */
-bool t3d_cpu_wino4_available(void) { return false; }
 bool t3d_cpu_wino_avx512(void) { return false; }
 #endif /* x86-64 with GCC / Clang, the only builds where conv.c calls it */
