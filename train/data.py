@@ -97,7 +97,7 @@ def _jitter(gen, x, amount):
     n = x.shape[0]
     a = 1 + amount * (2 * torch.rand(n, 1, 1, 1, 1, generator=gen) - 1)
     b = amount * 0.5 * (2 * torch.rand(n, 1, 1, 1, 1, generator=gen) - 1)
-    return x * a + b
+    return x * a.to(x.device) + b.to(x.device)  # drawn on the CPU generator wherever x is
 
 
 def sample_generator(seed, step, index):

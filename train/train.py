@@ -160,9 +160,10 @@ def recalibrate_bn(model, x, batches, batch, seed, decoder_only=False):
     with bn_momentum(model.visual.seg if decoder_only else model.visual, None) as bns:
         for m in bns:
             m.reset_running_stats()
-        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)).to(x.device)
+        dev = next(model.parameters()).device
         for b in range(min(batches, len(x) // batch)):
-            model.visual.seg(model.visual.pyramid(x[order[b * batch:(b + 1) * batch]]))
+            model.visual.seg(model.visual.pyramid(x[order[b * batch:(b + 1) * batch]].to(dev)))
     model.train(was)
 
 
@@ -270,6 +271,7 @@ def main(argv=None):
         a.device = "cuda" if torch.cuda.is_available() else "cpu"
     if a.device == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        torch.backends.cudnn.benchmark = True  # every step has the same shapes: find each conv's fastest algorithm once
     dev = torch.device(a.device, torch.cuda.current_device()) if a.device == "cuda" else torch.device("cpu")
     if a.batch % world:
         sys.exit(f"--batch {a.batch} is not a multiple of {world} processes")
@@ -286,6 +288,8 @@ def main(argv=None):
 
     cfg, vocab, findings, classes = D.read_model_meta(a.template)
     cases = D.CaseSet(a.cache, a.data)
+    if dev.type == "cuda":  # the whole cache on the GPU: batches and their views are cut there
+        cases.x, cases.labels = cases.x.to(dev), cases.labels.to(dev)
     if a.drop_technique:
         cases.reports = [D.drop_technique(r) for r in cases.reports]
     tok = D.tokenizer_for(vocab, cfg["text"])
@@ -367,7 +371,7 @@ def main(argv=None):
             break
         gidx = D.global_batch_indices(len(cases), a.batch, a.seed, step)
         lidx = gidx[rank::world] if a.sync_bn else gidx[rank * local:(rank + 1) * local]
-        xb = cases.x[lidx]
+        xb = cases.x[lidx.to(cases.x.device)]
         use_tma = a.w_tma > 0
         use_seg = a.w_seg > 0 and progress >= a.seg_from
         views = D.make_views(xb, a.seed, step, lidx.tolist(), n_local=4 if use_tma else 0)
@@ -386,15 +390,15 @@ def main(argv=None):
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
             seg_arg = (True if seg_chunk == local_chunk else seg_chunk) if use_seg else False
             emb, f4, logits = chunked(lambda c: model.encode_volume(c, segment=seg_arg), views[0], a.bn_shards)
-            loss = torch.zeros(())
-            l_clip = torch.zeros(())
+            loss = torch.zeros((), device=dev)
+            l_clip = torch.zeros((), device=dev)
             if a.w_clip > 0 or use_tma:  # the text tower only when a loss uses it
                 # in --bn-shards chunks too: the text centring uses per-process batch means, as BN
                 temb, tokens = chunked(lambda r: model.encode_text(ib[r], mb[r]), torch.arange(ib.shape[0]),
                                        a.bn_shards)
                 l_clip = L.clip_loss(emb.float(), temb.float(), model.logit_scale)
                 loss = a.w_clip * l_clip
-            l_tma = torch.zeros(())
+            l_tma = torch.zeros((), device=dev)
             if use_tma:
                 scores = [model.tma(f4, tokens, mb)]
                 with bn_momentum(model.visual, 0.0):
@@ -402,10 +406,10 @@ def main(argv=None):
                         scores.append(model.tma(chunked(model.layer4, v, a.bn_shards), tokens, mb))
                 l_tma = L.tma_loss([s.float() for s in scores])
                 loss = loss + a.w_tma * l_tma
-            l_seg = torch.zeros(())
+            l_seg = torch.zeros((), device=dev)
             if use_seg:
                 sidx = lidx.view(-1, local_chunk)[:, :seg_chunk].reshape(-1)  # the samples the decoder saw
-                l_seg = L.dice_ce_loss(logits.float(), cases.labels[sidx].to(dev), n_classes)
+                l_seg = L.dice_ce_loss(logits.float(), cases.labels[sidx.to(cases.labels.device)].to(dev), n_classes)
                 loss = loss + a.w_seg * l_seg
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -83,68 +83,90 @@ SEG_MIN=${SEG_MIN:-14}
 SEG_BATCH2=${SEG_BATCH2:-8}
 ABLATION=${ABLATION:-0}
 PHANTOM_OPTS=${PHANTOM_OPTS:---matrix 128 --slice 4}
+JOBS=${JOBS:-1}
+DEVICE=${DEVICE:-cpu}
+STAGES=${STAGES:-data train export eval}
+TRAIN_ARGS=${TRAIN_ARGS:-}
+want() { case " $STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
 export PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$WORK"
 stamp() { date -u +%H:%M:%S; }
 t0=$(date +%s)
 
 have() { [ -f "$1/manifest.jsonl" ] && [ "$(wc -l < "$1/manifest.jsonl")" -ge "$2" ]; }
-echo "$(stamp) phantoms: $N_TRAIN training (seeds $TRAIN_SEED+), $N_EVAL evaluation (seeds $EVAL_SEED+), $PHANTOM_OPTS"
-# shellcheck disable=SC2086
-have "$WORK/train" "$N_TRAIN" || "$T3D" phantom --count "$N_TRAIN" --seed $TRAIN_SEED --out "$WORK/train" $PHANTOM_OPTS --quiet
+make_set() { # folder count seed: the phantoms and their cache folder-cache.safetensors (kept if there)
+  if [ "$JOBS" -gt 1 ]; then  # JOBS processes over seed ranges, merged into one process's output
+    { have "$1" "$2" && [ -f "$1-cache.safetensors" ]; } ||
+      "$PY" -m train.dataparts --t3d "$T3D" --count "$2" --seed "$3" --out "$1" --jobs "$JOBS" \
+        --model "$WORK/init.safetensors" --cache "$1-cache.safetensors" -- $PHANTOM_OPTS
+    return
+  fi
+  # shellcheck disable=SC2086
+  have "$1" "$2" || "$T3D" phantom --count "$2" --seed "$3" --out "$1" $PHANTOM_OPTS --quiet
+  [ -f "$1-cache.safetensors" ] ||
+    "$T3D" preprocess --data "$1" --model "$WORK/init.safetensors" -o "$1-cache.safetensors"
+}
 "$T3D" model-init --config t3d-tiny --seed 1 -o "$WORK/init.safetensors" >/dev/null
-[ -f "$WORK/train-cache.safetensors" ] ||
-  "$T3D" preprocess --data "$WORK/train" --model "$WORK/init.safetensors" -o "$WORK/train-cache.safetensors"
-# shellcheck disable=SC2086
-have "$WORK/eval" "$N_EVAL" || "$T3D" phantom --count "$N_EVAL" --seed $EVAL_SEED --out "$WORK/eval" $PHANTOM_OPTS --quiet
-[ -f "$WORK/eval-cache.safetensors" ] ||
-  "$T3D" preprocess --data "$WORK/eval" --model "$WORK/init.safetensors" -o "$WORK/eval-cache.safetensors"
-# shellcheck disable=SC2086
-have "$WORK/calib" "$N_CALIB" || "$T3D" phantom --count "$N_CALIB" --seed $CALIB_SEED --out "$WORK/calib" $PHANTOM_OPTS --quiet
-[ -f "$WORK/calib-cache.safetensors" ] ||
-  "$T3D" preprocess --data "$WORK/calib" --model "$WORK/init.safetensors" -o "$WORK/calib-cache.safetensors"
+if want data; then
+  echo "$(stamp) phantoms: $N_TRAIN training (seeds $TRAIN_SEED+), $N_EVAL evaluation (seeds $EVAL_SEED+), $N_CALIB calibration (seeds $CALIB_SEED+), $PHANTOM_OPTS, $JOBS process(es)"
+  make_set "$WORK/train" "$N_TRAIN" $TRAIN_SEED
+  if [ "$N_EVAL" -gt 0 ]; then make_set "$WORK/eval" "$N_EVAL" $EVAL_SEED; fi
+  if [ "$N_CALIB" -gt 0 ]; then make_set "$WORK/calib" "$N_CALIB" $CALIB_SEED; fi
+fi
 t_data=$(date +%s)
 
+launcher() { # procs: how train.train starts (several CPU processes: torchrun with global BatchNorm)
+  if [ "$DEVICE" = cpu ] && [ "$1" -gt 1 ]; then
+    echo "-m train.torchrun --standalone --nproc_per_node $1 -m train.train --sync-bn"
+  else
+    echo "-m train.train"
+  fi
+}
 run() { # run-name lambda minutes procs threads [more train.train args]: procs processes of threads
   out=$WORK/$1 lambda=$2 minutes=$3 procs=$4 threads=$5
   technique=""
   [ "$DROP_TECHNIQUE" = 1 ] && technique=--drop-technique
   shift 5
-  echo "$(stamp) $out: CLIP + $lambda * TMA$([ "$SEG1" = 1 ] && echo " + Dice/CE on $SEG_BATCH"), batch $BATCH, lr $LR, $minutes min of wall time, $procs x $threads threads"
-  if [ "$procs" -gt 1 ]; then
-    set -- --sync-bn --device cpu "$@"
-    launch="-m train.torchrun --standalone --nproc_per_node $procs"
-  else
-    launch=""
-  fi
-  # shellcheck disable=SC2086
-  OMP_NUM_THREADS=$threads "$PY" $launch -m train.train --template "$WORK/init.safetensors" --cache "$WORK/train-cache.safetensors" \
+  [ "$DEVICE" = cpu ] || procs=1
+  echo "$(stamp) $out: CLIP + $lambda * TMA$([ "$SEG1" = 1 ] && echo " + Dice/CE on $SEG_BATCH"), batch $BATCH, lr $LR, $minutes min of wall time, $procs x $threads threads, $DEVICE"
+  # shellcheck disable=SC2046
+  OMP_NUM_THREADS=$threads "$PY" $(launcher "$procs") --device "$DEVICE" --template "$WORK/init.safetensors" \
+    --cache "$WORK/train-cache.safetensors" \
     --data "$WORK/train" --threads "$threads" --out "$out" --steps "$MAX_STEPS" --time-budget "$minutes" \
     --batch "$BATCH" --seg-batch "$SEG_BATCH" --lr "$LR" --text-lr-scale "$TEXT_LR_SCALE" \
     --seg-lr-scale "$SEG_LR_SCALE" --warmup 30 --w-clip 1 --w-tma "$lambda" --w-seg "$SEG1" --ckpt-every 50 \
-    --log-every 10 --bn-recal 50 --seg-from "$SEG_FROM" $technique "$@" 2> "$out.log"
+    --log-every 10 --bn-recal 50 --seg-from "$SEG_FROM" $technique $TRAIN_ARGS "$@" 2> "$out.log"
 }
-run t3d-tiny "$LAMBDA" "$TRAIN_MIN" "$STAGE1_PROCS" "$((PROCS * THREADS / STAGE1_PROCS))" --keep-at "$BRANCH_STEP"
-# Stage 2, segmentation fine-tuning: the decoder alone on SEG_BATCH2 volumes a step (every one of
-# them through the decoder), SEG_MIN minutes, PROCS processes; the encoder, the projections and the
-# text tower stay as stage 1 left them (the encoder in inference mode), so zero-shot and retrieval
-# are stage 1's.
-echo "$(stamp) $WORK/t3d-tiny-seg: decoder fine-tuning, batch $SEG_BATCH2, $SEG_MIN min, $PROCS x $THREADS threads"
-OMP_NUM_THREADS=$THREADS "$PY" -m train.torchrun --standalone --nproc_per_node "$PROCS" -m train.train \
-  --template "$WORK/init.safetensors" --cache "$WORK/train-cache.safetensors" --data "$WORK/train" \
-  --threads "$THREADS" --out "$WORK/t3d-tiny-seg" --init "$WORK/t3d-tiny/final.pt" --steps "$MAX_STEPS" \
-  --time-budget "$SEG_MIN" --batch "$SEG_BATCH2" --lr "$LR" --seg-lr-scale "$SEG_LR_SCALE" --warmup 10 \
-  --w-clip 0 --w-tma 0 --w-seg 1 --freeze-encoder --ckpt-every 50 --log-every 10 --bn-recal 50 \
-  2> "$WORK/t3d-tiny-seg.log"
-# Export with the findings' prompts and the familiarity reference: the training cases' embeddings
-# and the cosine to the nearest of them that 99 % of the unseen calibration cases reach (t3d analyze
-# flags a series below it).
-"$PY" -m train.export --ckpt "$WORK/t3d-tiny-seg/final.pt" --template "$WORK/init.safetensors" \
-  --findings train/recipes/findings.json --calibrate "$WORK/train-cache.safetensors" --calibrate-data "$WORK/train" \
-  --calibrate-holdout "$WORK/calib-cache.safetensors" --calibrate-holdout-data "$WORK/calib" \
-  --threads "$((PROCS * THREADS))" -o "$OUT"
+t_data=$(date +%s)
+if want train; then
+  run t3d-tiny "$LAMBDA" "$TRAIN_MIN" "$STAGE1_PROCS" "$((PROCS * THREADS / STAGE1_PROCS))" --keep-at "$BRANCH_STEP"
+  # Stage 2, segmentation fine-tuning: the decoder alone on SEG_BATCH2 volumes a step (every one of
+  # them through the decoder), SEG_MIN minutes, PROCS processes; the encoder, the projections and the
+  # text tower stay as stage 1 left them (the encoder in inference mode), so zero-shot and retrieval
+  # are stage 1's.
+  procs=$PROCS
+  [ "$DEVICE" = cpu ] || procs=1
+  echo "$(stamp) $WORK/t3d-tiny-seg: decoder fine-tuning, batch $SEG_BATCH2, $SEG_MIN min, $procs x $THREADS threads, $DEVICE"
+  # shellcheck disable=SC2046
+  OMP_NUM_THREADS=$THREADS "$PY" $(launcher "$procs") --device "$DEVICE" \
+    --template "$WORK/init.safetensors" --cache "$WORK/train-cache.safetensors" --data "$WORK/train" \
+    --threads "$THREADS" --out "$WORK/t3d-tiny-seg" --init "$WORK/t3d-tiny/final.pt" --steps "$MAX_STEPS" \
+    --time-budget "$SEG_MIN" --batch "$SEG_BATCH2" --lr "$LR" --seg-lr-scale "$SEG_LR_SCALE" --warmup 10 \
+    --w-clip 0 --w-tma 0 --w-seg 1 --freeze-encoder --ckpt-every 50 --log-every 10 --bn-recal 50 $TRAIN_ARGS \
+    2> "$WORK/t3d-tiny-seg.log"
+fi
 t_train=$(date +%s)
-echo "$(stamp) wrote $OUT: data $((t_data - t0)) s, training $((t_train - t_data)) s"
+if want export; then
+  # Export with the findings' prompts and the familiarity reference: the training cases' embeddings
+  # and the cosine to the nearest of them that 99 % of the unseen calibration cases reach (t3d analyze
+  # flags a series below it).
+  "$PY" -m train.export --ckpt "$WORK/t3d-tiny-seg/final.pt" --template "$WORK/init.safetensors" \
+    --findings train/recipes/findings.json --calibrate "$WORK/train-cache.safetensors" --calibrate-data "$WORK/train" \
+    --calibrate-holdout "$WORK/calib-cache.safetensors" --calibrate-holdout-data "$WORK/calib" \
+    --threads "$((PROCS * THREADS))" -o "$OUT"
+  echo "$(stamp) wrote $OUT"
+fi
+echo "$(stamp) data $((t_data - t0)) s, training $((t_train - t_data)) s"
 if [ "$ABLATION" = 1 ]; then
   branch=$WORK/t3d-tiny/step-$BRANCH_STEP.pt
   run ablation-clip-tma "$LAMBDA" "$ABLATION_MIN" 1 1 --init "$branch" &
@@ -152,6 +174,7 @@ if [ "$ABLATION" = 1 ]; then
   wait
 fi
 
+want eval || exit 0
 # Evaluation: train/evaluate.py for the runs (model grid, the ablation table) and `t3d eval` of
 # the exported model (series grid, what clinicians run).
 for run in t3d-tiny t3d-tiny-seg ablation-clip-tma ablation-clip-only; do
