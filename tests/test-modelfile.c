@@ -523,6 +523,45 @@ static void remove_dir(void)
   rmdir(dir);
 }
 
+/* t3d.findings[i].calibration: {"slope" >= 0, "intercept"} loads onto the finding; a negative
+ * slope or a missing intercept is a format error naming the finding; no calibration leaves the
+ * finding uncalibrated (slope 1, intercept 0). */
+static void test_findings_calibration(void)
+{
+  static const char *const cases[] = {
+      "[{\"name\":\"nodule\",\"positive\":\"a\",\"negative\":\"b\",\"calibration\":{\"slope\":0.5,"
+      "\"intercept\":-1.25,\"cases\":100}},{\"name\":\"cyst\",\"positive\":\"c\",\"negative\":\"d\"}]",
+      "[{\"name\":\"nodule\",\"positive\":\"a\",\"negative\":\"b\",\"calibration\":{\"slope\":-0.5,"
+      "\"intercept\":0}}]",
+      "[{\"name\":\"nodule\",\"positive\":\"a\",\"negative\":\"b\",\"calibration\":{\"slope\":1}}]",
+  };
+  for (int i = 0; i < 3; i++) {
+    t3d_modelfile_writer *w = NULL;
+    t3d_modelfile *mf = NULL;
+    float v = 1;
+    t3d_tensor t = t3d_tensor_view(T3D_F32, 1, (int64_t[]){1}, &v);
+    CHECK_STATUS(t3d_modelfile_writer_new(&w), T3D_OK);
+    CHECK_STATUS(t3d_modelfile_writer_add(w, "x", &t, true), T3D_OK);
+    CHECK_STATUS(t3d_modelfile_writer_set_metadata(w, "t3d.findings", cases[i]), T3D_OK);
+    /* the writer validates the metadata as the reader does: a bad calibration is never written */
+    t3d_status st = t3d_modelfile_writer_write(w, path_in("findings.safetensors"));
+    t3d_modelfile_writer_free(w);
+    if (i == 0) {
+      size_t n = 0;
+      CHECK_STATUS(st, T3D_OK);
+      CHECK_STATUS(t3d_modelfile_open(&mf, path_in("findings.safetensors")), T3D_OK);
+      const t3d_finding *f = mf ? t3d_modelfile_findings(mf, &n) : NULL;
+      CHECK_INT_EQ(n, 2);
+      CHECK(n == 2 && f[0].calibrated == 1 && f[0].slope == 0.5 && f[0].intercept == -1.25);
+      CHECK(n == 2 && f[1].calibrated == 0 && f[1].slope == 1.0 && f[1].intercept == 0.0);
+      t3d_modelfile_close(mf);
+    } else {
+      CHECK_STATUS(st, T3D_ERR_FORMAT);
+      CHECK_CONTAINS(t3d_error_detail(), "t3d.findings[0].calibration");
+    }
+  }
+}
+
 int main(void)
 {
   if (!mkdtemp(dir)) {
@@ -535,6 +574,7 @@ int main(void)
   test_writer_refusals();
   test_atomic_writes();
   test_python_interop();
+  test_findings_calibration();
   remove_dir();
   return check_finish("test-modelfile");
 }

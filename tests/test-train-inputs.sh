@@ -10,7 +10,8 @@
 # training cases' embeddings, [N, D], and a threshold in t3d.calibration); `t3d analyze --json`
 # with it finds each training series at nearest cosine > 0.99999 and calls it familiar. With
 # --calibrate-holdout the threshold comes from those cases instead (here the training cases
-# themselves, so it is their own cosine, 1, above the leave-one-out one).
+# themselves, so it is their own cosine, 1, above the leave-one-out one), and --calibrate-findings
+# fits each finding's probability on them (t3d analyze then reports the calibrated probability).
 # SKIP (77) without torch, monai, transformers, safetensors.
 set -u
 . "$(dirname "$0")/train-common.sh"
@@ -29,7 +30,36 @@ for d in "$tmp"/data/case-*; do
 done
 "$PY" -m train.export --ckpt "$tmp/run/final.pt" --template "$tmp/init.safetensors" --calibrate "$tmp/cache.safetensors" \
   --calibrate-data "$tmp/data" --calibrate-holdout "$tmp/cache.safetensors" --calibrate-holdout-data "$tmp/data" \
-  --threads 1 -o "$tmp/calibrated-holdout.safetensors" || status=1
+  --calibrate-findings --threads 1 -o "$tmp/calibrated-holdout.safetensors" || status=1
+d1=$(ls -d "$tmp"/data/case-* | head -n 1)
+"$T3D" analyze "$d1/dicom" --model "$tmp/calibrated-holdout.safetensors" --json --no-segment --threads 1 \
+  > "$tmp/findings-calibrated.json" || status=1
+# --calibrate-findings: every finding whose truth is mixed over the held-out cases carries a slope >= 0
+# and an intercept, and t3d analyze reports sigmoid(slope * (logit_pos - logit_neg) + intercept) for it
+"$PY" - "$tmp/calibrated-holdout.safetensors" "$tmp/findings-calibrated.json" "$tmp/data/manifest.jsonl" <<'EOF' || status=1
+import json, math, sys
+from safetensors import safe_open
+fl = json.loads(safe_open(sys.argv[1], "np").metadata()["t3d.findings"])
+res = {f["name"]: f for f in json.load(open(sys.argv[2]))["findings"]}
+truth = [json.loads(line)["truth"] for line in open(sys.argv[3])]
+bad, n = [], 0
+for f in fl:
+    given = [t.get(f["name"], {}).get("present") for t in truth]
+    mixed = None not in given and len(set(given)) == 2
+    c = f.get("calibration")
+    if bool(c) != mixed or (c and not (c["slope"] >= 0 and math.isfinite(c["intercept"]))):
+        bad.append(f"{f['name']}: calibration {c}, truth mixed {mixed}")
+        continue
+    if c:
+        n += 1
+        r = res[f["name"]]
+        want = 1 / (1 + math.exp(-(c["slope"] * (r["logit_positive"] - r["logit_negative"]) + c["intercept"])))
+        if abs(r["probability"] - want) > 1e-6:
+            bad.append(f"{f['name']}: analyze {r['probability']:.8f}, calibration gives {want:.8f}")
+ok = not bad and n > 0
+print(("ok   " if ok else "FAIL ") + f"--calibrate-findings: {n} of {len(fl)} findings calibrated " + "; ".join(bad))
+sys.exit(0 if ok else 1)
+EOF
 "$PY" - "$tmp/calibrated.safetensors" "$tmp/calibrated-holdout.safetensors" <<'EOF' || status=1
 import json, sys
 from safetensors import safe_open

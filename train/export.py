@@ -3,13 +3,16 @@
 vocabulary and classes and the findings with their prompt pairs. The TMA head is training-only
 and not written. With a calibration set (the training cases' cache), also the familiarity
 reference the C engine checks every series against: calib.reference (their embeddings) and
-t3d.calibration (the nearest-neighbour cosine threshold, from held-out cases when given).
+t3d.calibration (the nearest-neighbour cosine threshold, from held-out cases when given), and
+with --calibrate-findings each finding's probability fitted on the held-out cases' truth.
 Also a command:
   python -m train.export --ckpt final.pt --template T [--calibrate CACHE --calibrate-data DIR
-      [--calibrate-holdout CACHE --calibrate-holdout-data DIR]] -o OUT
+      [--calibrate-holdout CACHE --calibrate-holdout-data DIR [--calibrate-findings]]] -o OUT
 Not a converter of foreign checkpoints (tools/convert-*.py)."""
 import argparse
 import json
+import math
+import sys
 
 import torch
 
@@ -43,7 +46,8 @@ def familiarity_reference(model, x, quantile=0.01, holdout=None):
         sim = ref @ ref.t()
         sim.fill_diagonal_(-2)
         nearest = sim.max(dim=1).values
-    return ref, float(torch.quantile(nearest, quantile)), nearest
+    # a cosine, clamped: float rounding can put a case's cosine with itself a hair above 1
+    return ref, min(1.0, max(-1.0, float(torch.quantile(nearest, quantile)))), nearest
 
 
 def export(model, template, out, findings=None, extra_meta=None, calibration=None):
@@ -74,6 +78,65 @@ def calibration_from(model, cache, data, quantile=0.01, holdout_cache=None, hold
     return ref, meta
 
 
+def fit_platt(d, y, iters=100, ridge=1e-2):
+    """(slope >= 0, intercept) of p = sigmoid(slope * d + intercept) by maximum likelihood (Newton's
+    method on the logistic loss, float64, with a small ridge on the slope so that cases the logit
+    difference separates perfectly give a finite slope); a slope that would turn negative is held at
+    0, where the probability is the positives' rate: a finding the model ranks backwards on these
+    cases is reported as unknown, not flipped."""
+    d, y = d.double(), y.double()
+    w = torch.zeros(2, dtype=torch.float64)
+    X = torch.stack([d, torch.ones_like(d)], dim=1)
+    R = torch.diag(torch.tensor([ridge, 1e-9], dtype=torch.float64))
+    for _ in range(iters):
+        p = torch.sigmoid(X @ w)
+        g = X.t() @ (p - y) + R @ w
+        H = X.t() @ (X * (p * (1 - p)).unsqueeze(1)) + R
+        step = torch.linalg.solve(H, g)
+        w = w - step
+        if float(step.abs().max()) < 1e-10:
+            break
+    if w[0] < 0 or not torch.isfinite(w).all():  # the intercept alone: log odds of the positives' rate
+        rate = float(y.mean().clamp(1e-6, 1 - 1e-6))
+        return 0.0, math.log(rate / (1 - rate))
+    return float(w[0]), float(w[1])
+
+
+@torch.no_grad()
+def findings_calibration(model, template, findings, cache, data):
+    """findings with a "calibration" {slope, intercept, cases, positives} each, fitted on the cases
+    of cache/data (held out from training; their manifest's truth): the engine's probability of a
+    finding becomes sigmoid(slope * (logit_pos - logit_neg) + intercept), the logits being those
+    `t3d analyze` computes (logit scale times each prompt's cosine with the volume). A finding whose
+    truth the cases do not give, or that is all present or all absent there, stays uncalibrated."""
+    from train import data as D
+    from train.evaluate import text_embeddings
+    cfg, vocab = D.read_model_meta(template)[:2]
+    cases = D.CaseSet(cache, data)
+    was = model.training
+    model.eval()
+    tok = D.tokenizer_for(vocab, cfg["text"])
+    length = D.max_tokens(cfg["text"])
+    pos = text_embeddings(model, tok, length, [f["positive"] for f in findings])
+    neg = text_embeddings(model, tok, length, [f["negative"] for f in findings])
+    e = embed(model, cases.x)
+    scale = float(model.logit_scale.exp().clamp(max=100.0))  # as the engine reads logit_scale
+    diff = scale * (e @ pos.t() - e @ neg.t())                 # [cases, findings]
+    model.train(was)
+    out = []
+    for j, f in enumerate(findings):
+        truth = [r.get("truth", {}).get(f["name"], {}).get("present") for r in cases.records]
+        f = {k: v for k, v in f.items() if k != "calibration"}
+        if any(t is None for t in truth) or len(set(truth)) < 2:
+            out.append(f)
+            continue
+        y = torch.tensor([1.0 if t else 0.0 for t in truth])
+        a, b = fit_platt(diff[:, j], y)
+        f["calibration"] = {"slope": a, "intercept": b, "cases": len(truth), "positives": int(y.sum())}
+        out.append(f)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", required=True)
@@ -87,9 +150,14 @@ def main():
     ap.add_argument("--calibrate-holdout-data", metavar="DIR", help="their phantom folder")
     ap.add_argument("--calibrate-quantile", type=float, default=0.01,
                     help="fraction of those cases allowed below the threshold (default 0.01)")
+    ap.add_argument("--calibrate-findings", action="store_true",
+                    help="also fit each finding's probability (Platt scaling of its logit difference) on the "
+                    "--calibrate-holdout cases and their manifest's truth")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("-o", "--output", required=True)
     a = ap.parse_args()
+    if a.calibrate_findings and not a.calibrate_holdout:
+        ap.error("--calibrate-findings fits on the --calibrate-holdout cases")
     if bool(a.calibrate) != bool(a.calibrate_data) or bool(a.calibrate_holdout) != bool(a.calibrate_holdout_data):
         ap.error("--calibrate and --calibrate-data go together, as do the --calibrate-holdout options")
     if a.calibrate_holdout and not a.calibrate:
@@ -102,7 +170,17 @@ def main():
     load_weights(model, ck["model"])
     calib = calibration_from(model, a.calibrate, a.calibrate_data, a.calibrate_quantile, a.calibrate_holdout,
                              a.calibrate_holdout_data) if a.calibrate else None
-    export(model, a.template, a.output, json.load(open(a.findings)) if a.findings else None, calibration=calib)
+    findings = json.load(open(a.findings)) if a.findings else None
+    if a.calibrate_findings:
+        from train.data import read_model_meta as meta_of
+        findings = findings_calibration(model, a.template, findings or meta_of(a.template)[2], a.calibrate_holdout,
+                                        a.calibrate_holdout_data)
+        for f in findings:
+            c = f.get("calibration")
+            print(f"{f['name']}: " + (f"slope {c['slope']:.4f}, intercept {c['intercept']:.3f} "
+                                      f"({c['positives']} of {c['cases']} positive)" if c else "not calibrated"),
+                  file=sys.stderr)
+    export(model, a.template, a.output, findings, calibration=calib)
 
 
 if __name__ == "__main__":

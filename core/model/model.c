@@ -29,6 +29,7 @@ struct t3d_model {
   float logit_scale;
   size_t nfind;
   char **find_names;
+  struct { int on; double slope, intercept; } *find_cal; /* [nfind]: the file's calibration of each finding */
   float *prompt_emb; /* [2][nfind][dim]: positive prompts, then negative prompts */
   size_t nclasses;
   char **class_names;
@@ -56,6 +57,7 @@ void t3d_model_free(t3d_model *m)
   t3d_vision_projection_free(m->vproj);
   t3d_text_encoder_free(m->text);
   free_strings(m->find_names, m->nfind);
+  free(m->find_cal);
   free_strings(m->class_names, m->nclasses);
   free(m->prompt_emb);
   t3d_index_matrix_free(m->calib_ref);
@@ -192,15 +194,20 @@ t3d_status t3d_model_load(const char *path, t3d_backend *be, t3d_model **out)
     const t3d_finding *f = t3d_modelfile_findings(mf, &n);
     m->nfind = n;
     m->find_names = calloc(n ? n : 1, sizeof(char *));
-    if (!m->find_names) {
+    m->find_cal = calloc(n ? n : 1, sizeof *m->find_cal);
+    if (!m->find_names || !m->find_cal) {
       s = t3d_error(T3D_ERR_NOMEM, "model: out of memory");
       goto cleanup;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
       if (!(m->find_names[i] = strdup(f[i].name))) {
         s = t3d_error(T3D_ERR_NOMEM, "model: out of memory");
         goto cleanup;
       }
+      m->find_cal[i].on = f[i].calibrated;
+      m->find_cal[i].slope = f[i].slope;
+      m->find_cal[i].intercept = f[i].intercept;
+    }
   }
   if ((s = load_text(m, mf)) != T3D_OK) goto cleanup;
   if ((s = load_calibration(m, mf)) != T3D_OK) goto cleanup;
@@ -373,6 +380,10 @@ t3d_status t3d_analyze(t3d_model *m, const t3d_volume *vol, const t3d_analyze_op
         f->logit_pos = m->logit_scale * dp;
         f->logit_neg = m->logit_scale * dn;
         f->probability = prob[i];
+        if (m->find_cal[i].on) { /* Platt scaling of the logit difference, fitted on held-out cases */
+          const double z = m->find_cal[i].slope * (f->logit_pos - f->logit_neg) + m->find_cal[i].intercept;
+          f->probability = z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z));
+        }
       }
       free(prob);
       if (s != T3D_OK) goto cleanup;

@@ -51,7 +51,8 @@ t3d_analyze_opts t3d_analyze_default_opts(void);
 
 typedef struct {
   char name[128];
-  double probability; /* softmax over (scale*<img,pos>, scale*<img,neg>), first entry */
+  double probability; /* softmax over (scale*<img,pos>, scale*<img,neg>), first entry; where the model
+                       * file calibrates the finding, sigmoid(slope * (logit_pos - logit_neg) + intercept) */
   double logit_pos, logit_neg;
 } t3d_finding_result;
 

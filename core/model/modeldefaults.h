@@ -10,11 +10,15 @@
 extern "C" {
 #endif
 
-/* A zero-shot finding: softmax over (positive, negative) prompt similarities. */
+/* A zero-shot finding: softmax over (positive, negative) prompt similarities. A model file may
+ * calibrate it (calibrated = 1): the probability is then sigmoid(slope * (logit_pos - logit_neg)
+ * + intercept), fitted on held-out cases (train/export.py); slope >= 0 keeps the ranking. */
 typedef struct {
   const char *name;
   const char *positive;
   const char *negative;
+  int calibrated;
+  double slope, intercept;
 } t3d_finding;
 
 /* Static arrays; *count receives their length. The vocabulary starts with

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -218,7 +219,18 @@ static t3d_status parse_findings(t3d_meta *m, const char *text)
       if (strcmp(m->findings[j].name, v[0]) == 0)
         return t3d_error(T3D_ERR_FORMAT, "__metadata__ t3d.findings[%zu]: name \"%s\" repeats t3d.findings[%zu]", i,
                          v[0], j);
-    m->findings[i] = (t3d_finding){v[0], v[1], v[2]};
+    m->findings[i] = (t3d_finding){v[0], v[1], v[2], 0, 1.0, 0.0};
+    const json_t *cal = json_object_get(f, "calibration");
+    if (cal) { /* {"slope": a >= 0, "intercept": b, ...}: p = sigmoid(a * logit difference + b) */
+      const json_t *a = json_object_get(cal, "slope"), *b = json_object_get(cal, "intercept");
+      if (!json_is_object(cal) || !json_is_number(a) || !json_is_number(b) || !isfinite(json_number_value(a)) ||
+          json_number_value(a) < 0 || !isfinite(json_number_value(b)))
+        return t3d_error(T3D_ERR_FORMAT, "__metadata__ t3d.findings[%zu].calibration must be an object with a finite "
+                                         "\"slope\" >= 0 and a finite \"intercept\"", i);
+      m->findings[i].calibrated = 1;
+      m->findings[i].slope = json_number_value(a);
+      m->findings[i].intercept = json_number_value(b);
+    }
   }
   return T3D_OK;
 }

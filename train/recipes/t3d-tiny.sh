@@ -162,7 +162,7 @@ if want export; then
   # flags a series below it).
   "$PY" -m train.export --ckpt "$WORK/t3d-tiny-seg/final.pt" --template "$WORK/init.safetensors" \
     --findings train/recipes/findings.json --calibrate "$WORK/train-cache.safetensors" --calibrate-data "$WORK/train" \
-    --calibrate-holdout "$WORK/calib-cache.safetensors" --calibrate-holdout-data "$WORK/calib" \
+    --calibrate-holdout "$WORK/calib-cache.safetensors" --calibrate-holdout-data "$WORK/calib" --calibrate-findings \
     --threads "$((PROCS * THREADS))" -o "$OUT"
   echo "$(stamp) wrote $OUT"
 fi
