@@ -49,6 +49,17 @@
 # without their TECHNIQUE line; one full run of it scored macro AUROC 0.526 against the shipped 0.562,
 # README "The bundled model"], PHANTOM_OPTS [--matrix 128 --slice 4: a quarter of the voxels of a
 # typical series, which the 6 mm model grid does not miss, so that generation takes minutes].
+# JOBS [1]: processes for the data step (train.dataparts: contiguous seed ranges, merged into one
+# process's output byte for byte); DEVICE [cpu]: cuda trains both stages as one GPU process
+# (STAGE1_PROCS and PROCS then do not apply); STAGES [data train export eval]: the steps to run
+# (a step reads what earlier ones left in WORK); TRAIN_ARGS: more train.train options for both
+# stages (e.g. --no-bf16). The bundled model came from a GPU (README: "The bundled model"):
+#   N_TRAIN=1600 N_EVAL=0 N_CALIB=0 JOBS=16 STAGES=data train/recipes/t3d-tiny.sh       (GPU machine)
+#   DEVICE=cuda STAGES=train BATCH=64 SEG_BATCH=16 SEG_BATCH2=32 PROCS=1 STAGE1_PROCS=1 THREADS=8 \
+#     TRAIN_MIN=5.06 SEG_MIN=1.43 TRAIN_ARGS=--no-bf16 train/recipes/t3d-tiny.sh         (GPU machine)
+#   N_TRAIN=1600 JOBS=2 STAGES="data export eval" train/recipes/t3d-tiny.sh             (here, 2 cores)
+# The export also calibrates each finding's probability on the calibration phantoms' truth
+# (train.export --calibrate-findings).
 # Run it on an otherwise idle machine: with TRAIN_MIN fixed, every CPU second taken by something
 # else is a training step lost (README: "The bundled model" gives the steps the shipped run made).
 set -eu
