@@ -69,7 +69,8 @@ done:
 
 /* The nearest-cosine check: a reference holding the volume's own embedding calls it familiar
  * (cosine 1), one holding its opposite and an orthogonal vector does not; bad references are
- * refused at load with a reason. */
+ * refused at load with a reason. (The "pooled" space is checked end to end by
+ * tests/test-train-inputs.sh, whose export writes one.) */
 static void test_familiarity(const char *path, t3d_backend *be, const t3d_volume *v, const float *emb, int dim)
 {
   char dst[] = "/tmp/t3d-calib-XXXXXX";
@@ -123,6 +124,13 @@ static void test_familiarity(const char *path, t3d_backend *be, const t3d_volume
   CHECK_STATUS(write_calibrated(path, dst, rows, 2, dim, "{\"threshold\":2}"), T3D_OK);
   CHECK_STATUS(t3d_model_load(dst, be, &bad), T3D_ERR_FORMAT);
   CHECK(strstr(t3d_error_detail(), "threshold") != NULL);
+  CHECK_STATUS(write_calibrated(path, dst, rows, 2, dim, "{\"threshold\":0.5,\"space\":\"report\"}"), T3D_OK);
+  CHECK_STATUS(t3d_model_load(dst, be, &bad), T3D_ERR_FORMAT);
+  CHECK(strstr(t3d_error_detail(), "space") != NULL);
+  CHECK_STATUS(write_calibrated(path, dst, rows, 2, dim, "{\"threshold\":0.5,\"space\":\"embedding\"}"), T3D_OK);
+  CHECK_STATUS(t3d_model_load(dst, be, &bad), T3D_OK); /* the default, named */
+  t3d_model_free(bad);
+  bad = NULL;
   CHECK(bad == NULL);
   unlink(dst);
   free(rows);

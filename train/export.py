@@ -2,8 +2,9 @@
 (vision, decoder, projections, logit_scale, BERT without pooler) plus the template's config,
 vocabulary and classes and the findings with their prompt pairs. The TMA head is training-only
 and not written. With a calibration set (the training cases' cache), also the familiarity
-reference the C engine checks every series against: calib.reference (their embeddings) and
-t3d.calibration (the nearest-neighbour cosine threshold, from held-out cases when given), and
+reference the C engine checks every series against: calib.reference (their pooled encoder
+features, or with --calibrate-space embedding their embeddings) and t3d.calibration (the
+nearest-neighbour cosine threshold, from held-out cases when given), and
 with --calibrate-findings each finding's probability fitted on the held-out cases' truth.
 Also a command:
   python -m train.export --ckpt final.pt --template T [--calibrate CACHE --calibrate-data DIR
@@ -15,6 +16,7 @@ import math
 import sys
 
 import torch
+import torch.nn.functional as F
 
 from train.model import T3DModel, exported_state, load_weights
 import t3d_safetensors as st  # noqa: E402  (path set by train.model)
@@ -30,7 +32,20 @@ def embed(model, x, batch=8):
     return out
 
 
-def familiarity_reference(model, x, quantile=0.01, holdout=None):
+@torch.no_grad()
+def pooled(model, x, batch=8):
+    """L2-normalised pooled layer-4 features [N, C] of x (what the projection reads): the
+    familiarity space "pooled", where a scan's appearance (coverage, contrast, slice spacing,
+    scanner) still shows; the aligned embedding keeps mostly the findings."""
+    was = model.training
+    model.eval()
+    out = torch.cat([F.normalize(model.layer4(x[i:i + batch]).mean(dim=(2, 3, 4)), dim=-1)
+                     for i in range(0, len(x), batch)])
+    model.train(was)
+    return out
+
+
+def familiarity_reference(model, x, quantile=0.01, holdout=None, space="pooled"):
     """(reference [N, D], threshold, nearest): the embeddings of the training cases x, and the
     cosine threshold that a fraction 1 - quantile of cases reach to their nearest reference case.
     Those cases are holdout [M, 1, Z, Y, X] (unseen cases of the training distribution: the sound
@@ -39,9 +54,10 @@ def familiarity_reference(model, x, quantile=0.01, holdout=None):
     engine calls a series familiar when its nearest cosine to the reference reaches the threshold."""
     if len(x) < 2:
         raise ValueError("the familiarity reference needs at least 2 cases")
-    ref = embed(model, x)
+    vec = {"pooled": pooled, "embedding": embed}[space]
+    ref = vec(model, x)
     if holdout is not None and len(holdout):
-        nearest = (embed(model, holdout) @ ref.t()).max(dim=1).values
+        nearest = (vec(model, holdout) @ ref.t()).max(dim=1).values
     else:
         sim = ref @ ref.t()
         sim.fill_diagonal_(-2)
@@ -65,15 +81,15 @@ def export(model, template, out, findings=None, extra_meta=None, calibration=Non
     st.write(out, tensors, keep)
 
 
-def calibration_from(model, cache, data, quantile=0.01, holdout_cache=None, holdout_data=None):
+def calibration_from(model, cache, data, quantile=0.01, holdout_cache=None, holdout_data=None, space="pooled"):
     """(reference, metadata) for export() from cached case sets (train.data.CaseSet): the training
     cases, and optionally held-out cases for the threshold."""
     from train.data import CaseSet
     cases = CaseSet(cache, data)
     held = CaseSet(holdout_cache, holdout_data) if holdout_cache else None
-    ref, thr, nearest = familiarity_reference(model, cases.x, quantile, held.x if held else None)
-    meta = {"threshold": thr, "quantile": quantile, "cases": len(cases), "nearest_median": float(nearest.median()),
-            "source": str(data)}
+    ref, thr, nearest = familiarity_reference(model, cases.x, quantile, held.x if held else None, space)
+    meta = {"threshold": thr, "space": space, "quantile": quantile, "cases": len(cases),
+            "nearest_median": float(nearest.median()), "source": str(data)}
     meta["threshold_from"] = f"{len(held)} held-out cases ({holdout_data})" if held else "leave-one-out"
     return ref, meta
 
@@ -150,6 +166,9 @@ def main():
     ap.add_argument("--calibrate-holdout-data", metavar="DIR", help="their phantom folder")
     ap.add_argument("--calibrate-quantile", type=float, default=0.01,
                     help="fraction of those cases allowed below the threshold (default 0.01)")
+    ap.add_argument("--calibrate-space", choices=("pooled", "embedding"), default="pooled",
+                    help="what the familiarity reference holds: pooled encoder features (default) or the "
+                    "embeddings")
     ap.add_argument("--calibrate-findings", action="store_true",
                     help="also fit each finding's probability (Platt scaling of its logit difference) on the "
                     "--calibrate-holdout cases and their manifest's truth")
@@ -169,7 +188,7 @@ def main():
     model = T3DModel(cfg, prototypes=ck["args"].get("prototypes", 32))
     load_weights(model, ck["model"])
     calib = calibration_from(model, a.calibrate, a.calibrate_data, a.calibrate_quantile, a.calibrate_holdout,
-                             a.calibrate_holdout_data) if a.calibrate else None
+                             a.calibrate_holdout_data, a.calibrate_space) if a.calibrate else None
     findings = json.load(open(a.findings)) if a.findings else None
     if a.calibrate_findings:
         from train.data import read_model_meta as meta_of

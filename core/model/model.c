@@ -33,8 +33,9 @@ struct t3d_model {
   float *prompt_emb; /* [2][nfind][dim]: positive prompts, then negative prompts */
   size_t nclasses;
   char **class_names;
-  t3d_index_matrix *calib_ref; /* the training cases' embeddings (exact cosine search), or NULL */
+  t3d_index_matrix *calib_ref; /* the training cases' reference vectors (exact cosine search), or NULL */
   double calib_threshold;
+  int calib_pooled; /* the reference holds pooled encoder features ("space": "pooled"), not embeddings */
 };
 
 static double now_ms(void)
@@ -64,27 +65,34 @@ void t3d_model_free(t3d_model *m)
   free(m);
 }
 
-/* The optional familiarity reference: tensor calib.reference [N, dim] (the training cases'
- * embeddings) and metadata t3d.calibration {"threshold": T, ...}; both or neither. */
+/* The optional familiarity reference: tensor calib.reference [N, dim] and metadata t3d.calibration
+ * {"threshold": T, "space": S, ...}; both or neither. S "embedding" (the default): the training
+ * cases' embeddings; "pooled": their pooled encoder features, which keep how a scan looks (an
+ * aligned embedding keeps mostly what a report says of it). */
 static t3d_status load_calibration(t3d_model *m, const t3d_modelfile *mf)
 {
   const char *path = t3d_modelfile_path(mf), *meta = t3d_modelfile_metadata(mf, "t3d.calibration");
   const t3d_tensor *ref = t3d_modelfile_get(mf, "calib.reference");
-  const int dim = m->cfg.projection.dim;
   if (!ref && !meta) return T3D_OK;
   if (!ref || !meta)
     return t3d_error(T3D_ERR_FORMAT, "%s: %s without %s: the familiarity reference is incomplete", path,
                      ref ? "tensor calib.reference" : "metadata t3d.calibration",
                      ref ? "metadata t3d.calibration" : "tensor calib.reference");
-  if (ref->ndim != 2 || ref->shape[1] != dim || ref->shape[0] < 2 || ref->shape[0] > 1000000)
-    return t3d_error(T3D_ERR_SHAPE, "%s: calib.reference must be [N >= 2, %d] (the embedding size)", path, dim);
   json_error_t jerr;
   json_t *j = json_loads(meta, 0, &jerr);
-  json_t *th = j ? json_object_get(j, "threshold") : NULL;
+  json_t *th = j ? json_object_get(j, "threshold") : NULL, *sp = j ? json_object_get(j, "space") : NULL;
   double t = json_is_number(th) ? json_number_value(th) : NAN;
+  int space = !sp ? 0 : !json_is_string(sp) ? -1 : !strcmp(json_string_value(sp), "embedding") ? 0
+              : !strcmp(json_string_value(sp), "pooled") ? 1 : -1;
   json_decref(j);
   if (!(t >= -1 && t <= 1))
     return t3d_error(T3D_ERR_FORMAT, "%s: t3d.calibration needs a \"threshold\" cosine in [-1, 1]", path);
+  if (space < 0)
+    return t3d_error(T3D_ERR_FORMAT, "%s: t3d.calibration \"space\" must be \"embedding\" or \"pooled\"", path);
+  const int dim = space ? t3d_vision_features(m->vision) : m->cfg.projection.dim;
+  if (ref->ndim != 2 || ref->shape[1] != dim || ref->shape[0] < 2 || ref->shape[0] > 1000000)
+    return t3d_error(T3D_ERR_SHAPE, "%s: calib.reference must be [N >= 2, %d] (the %s size)", path, dim,
+                     space ? "pooled feature" : "embedding");
   if (ref->dtype != T3D_F32 && ref->dtype != T3D_F16 && ref->dtype != T3D_BF16)
     return t3d_error(T3D_ERR_FORMAT, "%s: calib.reference is not a float tensor", path);
   size_t n = (size_t)ref->shape[0];
@@ -101,6 +109,7 @@ static t3d_status load_calibration(t3d_model *m, const t3d_modelfile *mf)
     return t3d_error(T3D_ERR_FORMAT, "%s: calib.reference: %s", path, why);
   }
   m->calib_threshold = t;
+  m->calib_pooled = space;
   return T3D_OK;
 }
 
@@ -341,7 +350,9 @@ t3d_status t3d_analyze(t3d_model *m, const t3d_volume *vol, const t3d_analyze_op
   if (m->calib_ref) { /* nearest training case by cosine */
     t3d_index_scored best;
     size_t found = 0;
-    if ((s = t3d_index_matrix_search(m->calib_ref, r->embedding, 1, NULL, &best, &found)) != T3D_OK) goto cleanup;
+    if ((s = t3d_index_matrix_search(m->calib_ref, m->calib_pooled ? pooled : r->embedding, 1, NULL, &best,
+                                     &found)) != T3D_OK)
+      goto cleanup;
     r->familiarity = found ? best.score : -1;
     r->familiarity_threshold = m->calib_threshold;
     r->familiar = r->familiarity >= m->calib_threshold ? 1 : -1;

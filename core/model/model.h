@@ -63,9 +63,10 @@ typedef struct {
   size_t nfindings;
   t3d_status zero_shot_status; /* T3D_OK, or why findings is empty (T3D_ERR_UNSUPPORTED: no text) */
   char zero_shot_message[256];
-  /* Familiarity: the cosine between the embedding and the nearest training case's (the model
+  /* Familiarity: the cosine between the series' embedding, or its pooled encoder features when
+   * the file's t3d.calibration says "space": "pooled", and the nearest training case's (the model
    * file's calib.reference). familiar is 1 when it reaches the file's threshold (set at export
-   * so that ~99 % of training cases do), -1 when it does not (the series is unlike anything the
+   * so that ~99 % of held-out cases do), -1 when it does not (the series is unlike anything the
    * model learned from: its findings are not to be trusted), 0 when not checked (the file has no
    * reference; familiarity NAN). */
   double familiarity, familiarity_threshold;
