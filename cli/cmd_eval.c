@@ -372,6 +372,7 @@ typedef struct {
   double macro;
   size_t nmacro;
   double recall[2][3]; /* t2v, v2t x k */
+  size_t judged, right, false_pos, false_neg; /* case-findings read as present at probability > 0.5 */
 } eval_scores;
 
 static t3d_status score(const eval_run *r, eval_scores *sc)
@@ -393,6 +394,11 @@ static t3d_status score(const eval_run *r, eval_scores *sc)
       col[i] = r->prob[i * r->nfind + f];
       pos[i] = r->truth[i * r->nfind + f];
       sc->npos[f] += pos[i];
+      const bool said = col[i] > 0.5; /* what a reader of the probability would take it to say */
+      sc->judged++;
+      sc->right += said == pos[i];
+      sc->false_pos += said && !pos[i];
+      sc->false_neg += !said && pos[i];
     }
     sc->auroc[f] = NAN;
     if (sc->npos[f] == 0 || sc->npos[f] == r->ncases) continue;
@@ -463,6 +469,11 @@ static json_t *to_json(const eval_run *r, const eval_scores *sc, const char *mod
   json_object_set_new(root, "auroc", au);
   json_object_set_new(root, "positives", npos);
   json_object_set_new(root, "auroc_skipped", skipped);
+  json_object_set_new(root, "at_half",
+                      json_pack("{s:o, s:I, s:I, s:I}", "accuracy",
+                                num_or_null(sc->judged ? (double)sc->right / (double)sc->judged : NAN), "case_findings",
+                                (json_int_t)sc->judged, "false_positives", (json_int_t)sc->false_pos,
+                                "false_negatives", (json_int_t)sc->false_neg));
   if (r->retrieval) {
     json_t *ret = json_object();
     static const char *const dirs[2] = {"t2v", "v2t"}, *const ks[3] = {"r1", "r5", "r10"};
@@ -515,6 +526,9 @@ static void print_table(const eval_run *r, const eval_scores *sc, const char *mo
              r->nfind);
     else
       printf(_("%-28s %7s  (no finding has both positive and negative cases)\n"), _("Macro AUROC"), "-");
+    if (sc->judged)
+      printf(_("%-28s %7.3f  (%zu false positives, %zu false negatives of %zu)\n"), _("Right at p > 0.5"),
+             (double)sc->right / (double)sc->judged, sc->false_pos, sc->false_neg, sc->judged);
   }
   for (size_t k = 0; k < r->nskip; k++) {
     if (r->skip_reason[k])

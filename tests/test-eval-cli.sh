@@ -156,6 +156,11 @@ need(sorted(out["dice"]) == ["body", "bone", "heart", "kidney", "lesion", "liver
 for c, v in out["dice"].items():
     need(unit(v) if out["dice_cases"][c] else v is None, "%s Dice %r over %r cases" % (c, v, out["dice_cases"][c]))
 need(sorted(out["dice_skipped"]) == [], "dice_skipped %r" % out["dice_skipped"])
+h, npos = out["at_half"], sum(out["positives"].values())
+need(h["case_findings"] == 3 * 11 and 0 <= h["false_negatives"] <= npos and
+     0 <= h["false_positives"] <= 33 - npos and
+     abs(h["accuracy"] * 33 - (33 - h["false_positives"] - h["false_negatives"])) < 1e-6,
+     "at_half %r with %d positive case-findings" % (h, npos))
 if errors:
     print("\n".join(errors))
     sys.exit(1)
