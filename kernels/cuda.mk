@@ -34,8 +34,11 @@ dist_check_SCRIPTS += tests/test-cuda-ops.sh tests/test-ops-parity-cuda.sh tests
 	tests/test-cuda-e2e.sh tests/test-gpu-check-script.sh
 TESTS += tests/test-cuda-ops.sh tests/test-ops-parity-cuda.sh tests/test-cuda-fallback.sh tests/test-cuda-e2e.sh \
 	tests/test-gpu-check-script.sh
-# tools/gpu-check.sh: the one-call GPU check (build, GPU tests, bench beside PyTorch, table)
-EXTRA_DIST += tools/gpu-check.sh tools/gpu-check-table.py tools/bench-torch-gpu.py
+# tools/gpu-check.sh: the one-call GPU check (build, GPU tests, bench beside PyTorch, table);
+# tools/bundle.sh: a relocatable build for a GPU machine without the build dependencies
+EXTRA_DIST += tools/gpu-check.sh tools/gpu-check-table.py tools/bench-torch-gpu.py tools/bundle.sh
+dist_check_SCRIPTS += tests/test-bundle.sh
+TESTS += tests/test-bundle.sh
 
 # kernels/cuda/dev/: a workbench per hand-written kernel family (variants, checked against the
 # CPU backend, timed with CUDA events). Not in the default build or make check:
