@@ -38,8 +38,9 @@
 # batch): per-process statistics left CLIP at ln(16) for a whole 55-min run (README). With it and
 # the decoder from the start, one 40-min run also sat at ln(16); with the decoder joining after
 # SEG_FROM=0.15 of the run (CLIP + TMA alone first: CLIP leaves ln(16) within ~300 steps) the
-# b28d6fc model came out; the model shipped now is the same recipe on the revised phantoms (README:
-# "The bundled model"). Defaults: the shipped run's, ~64 min with the data (7 min of it phantoms
+# b28d6fc model came out, and the CPU-trained model shipped until 1595f82 from the same recipe on
+# the revised phantoms (README: "The CPU-trained model before it"); the model shipped now is this
+# recipe on a GPU (the commands below). Defaults: the CPU-trained run's, ~64 min with the data (7 min of it phantoms
 # and caches, 56 min training, 1 min export).
 # Knobs (environment, defaults in brackets): T3D [_build/t3d], PY [.venv/bin/python],
 # WORK [runs/t3d-tiny], OUT [models/t3d-tiny.safetensors], N_TRAIN [800], N_CALIB [100], N_EVAL [200],
@@ -61,7 +62,7 @@
 # The export also calibrates each finding's probability on the calibration phantoms' truth
 # (train.export --calibrate-findings).
 # Run it on an otherwise idle machine: with TRAIN_MIN fixed, every CPU second taken by something
-# else is a training step lost (README: "The bundled model" gives the steps the shipped run made).
+# else is a training step lost (README: "The CPU-trained model before it" gives the steps that run made).
 set -eu
 cd "$(dirname "$0")/../.."
 T3D=${T3D:-_build/t3d}
