@@ -107,10 +107,10 @@ t0=$(date +%s)
 
 have() { [ -f "$1/manifest.jsonl" ] && [ "$(wc -l < "$1/manifest.jsonl")" -ge "$2" ]; }
 make_set() { # folder count seed: the phantoms and their cache folder-cache.safetensors (kept if there)
-  if [ "$JOBS" -gt 1 ]; then  # JOBS processes over seed ranges, merged into one process's output
-    { have "$1" "$2" && [ -f "$1-cache.safetensors" ]; } ||
-      "$PY" -m train.dataparts --t3d "$T3D" --count "$2" --seed "$3" --out "$1" --jobs "$JOBS" \
-        --model "$WORK/init.safetensors" --cache "$1-cache.safetensors" -- $PHANTOM_OPTS
+  if [ "$JOBS" -gt 1 ] && ! have "$1" "$2"; then  # JOBS processes over seed ranges, merged into one process's output
+    # shellcheck disable=SC2086
+    "$PY" -m train.dataparts --t3d "$T3D" --count "$2" --seed "$3" --out "$1" --jobs "$JOBS" \
+      --model "$WORK/init.safetensors" --cache "$1-cache.safetensors" -- $PHANTOM_OPTS
     return
   fi
   # shellcheck disable=SC2086
