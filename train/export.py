@@ -23,26 +23,25 @@ import t3d_safetensors as st  # noqa: E402  (path set by train.model)
 
 
 @torch.no_grad()
-def embed(model, x, batch=8):
-    """L2-normalised embeddings [N, D] of x [N, 1, Z, Y, X] (cases as the engine preprocesses them)."""
+def over_batches(model, x, fn, batch=8):
+    """torch.cat of fn over x [N, 1, Z, Y, X] batch at a time, the model in inference mode."""
     was = model.training
     model.eval()
-    out = torch.cat([model.encode_volume(x[i:i + batch], segment=False)[0] for i in range(0, len(x), batch)])
+    out = torch.cat([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
     model.train(was)
     return out
 
 
-@torch.no_grad()
+def embed(model, x, batch=8):
+    """L2-normalised embeddings [N, D] of x [N, 1, Z, Y, X] (cases as the engine preprocesses them)."""
+    return over_batches(model, x, lambda b: model.encode_volume(b, segment=False)[0], batch)
+
+
 def pooled(model, x, batch=8):
     """L2-normalised pooled layer-4 features [N, C] of x (what the projection reads): the
     familiarity space "pooled", where a scan's appearance (coverage, contrast, slice spacing,
     scanner) still shows; the aligned embedding keeps mostly the findings."""
-    was = model.training
-    model.eval()
-    out = torch.cat([F.normalize(model.layer4(x[i:i + batch]).mean(dim=(2, 3, 4)), dim=-1)
-                     for i in range(0, len(x), batch)])
-    model.train(was)
-    return out
+    return over_batches(model, x, lambda b: F.normalize(model.layer4(b).mean(dim=(2, 3, 4)), dim=-1), batch)
 
 
 def familiarity_reference(model, x, quantile=0.01, holdout=None, space="pooled"):

@@ -127,9 +127,12 @@ if want data; then
 fi
 t_data=$(date +%s)
 
-launcher() { # procs: how train.train starts (several CPU processes: torchrun with global BatchNorm)
-  if [ "$DEVICE" = cpu ] && [ "$1" -gt 1 ]; then
-    echo "-m train.torchrun --standalone --nproc_per_node $1 -m train.train --sync-bn"
+procs_on() { # procs: the processes a stage runs as (on a GPU one: DEVICE=cuda)
+  if [ "$DEVICE" = cpu ]; then echo "$1"; else echo 1; fi
+}
+launcher() { # procs: how train.train starts (several processes: torchrun)
+  if [ "$1" -gt 1 ]; then
+    echo "-m train.torchrun --standalone --nproc_per_node $1 -m train.train"
   else
     echo "-m train.train"
   fi
@@ -139,7 +142,8 @@ run() { # run-name lambda minutes procs threads [more train.train args]: procs p
   technique=""
   [ "$DROP_TECHNIQUE" = 1 ] && technique=--drop-technique
   shift 5
-  [ "$DEVICE" = cpu ] || procs=1
+  procs=$(procs_on "$procs")
+  if [ "$procs" -gt 1 ]; then set -- --sync-bn "$@"; fi  # global BatchNorm statistics and centring
   echo "$(stamp) $out: CLIP + $lambda * TMA$([ "$SEG1" = 1 ] && echo " + Dice/CE on $SEG_BATCH"), batch $BATCH, lr $LR, $minutes min of wall time, $procs x $threads threads, $DEVICE"
   # shellcheck disable=SC2046
   OMP_NUM_THREADS=$threads "$PY" $(launcher "$procs") --device "$DEVICE" --template "$WORK/init.safetensors" \
@@ -156,8 +160,7 @@ if want train; then
   # them through the decoder), SEG_MIN minutes, PROCS processes; the encoder, the projections and the
   # text tower stay as stage 1 left them (the encoder in inference mode), so zero-shot and retrieval
   # are stage 1's.
-  procs=$PROCS
-  [ "$DEVICE" = cpu ] || procs=1
+  procs=$(procs_on "$PROCS")
   echo "$(stamp) $WORK/t3d-tiny-seg: decoder fine-tuning, batch $SEG_BATCH2, $SEG_MIN min, $procs x $THREADS threads, $DEVICE"
   # shellcheck disable=SC2046
   OMP_NUM_THREADS=$THREADS "$PY" $(launcher "$procs") --device "$DEVICE" \
@@ -169,9 +172,9 @@ if want train; then
 fi
 t_train=$(date +%s)
 if want export; then
-  # Export with the findings' prompts and the familiarity reference: the training cases' embeddings
-  # and the cosine to the nearest of them that 99 % of the unseen calibration cases reach (t3d analyze
-  # flags a series below it).
+  # Export with the findings' prompts and the familiarity reference: the training cases' pooled
+  # encoder features and the cosine to the nearest of them that 99 % of the unseen calibration cases
+  # reach (t3d analyze flags a series below it); the findings' probabilities calibrated on those cases.
   "$PY" -m train.export --ckpt "$WORK/t3d-tiny-seg/final.pt" --template "$WORK/init.safetensors" \
     --findings train/recipes/findings.json --calibrate "$WORK/train-cache.safetensors" --calibrate-data "$WORK/train" \
     --calibrate-holdout "$WORK/calib-cache.safetensors" --calibrate-holdout-data "$WORK/calib" --calibrate-findings \
