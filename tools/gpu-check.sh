@@ -71,7 +71,8 @@ if ! skipped tests; then
     for t in $tests; do
       cp "$build/$(echo "$t" | sed 's/\.sh$/.log/')" "$out/" 2>/dev/null
     done
-  else # a bundle (tools/bundle.sh): no make; the scripts run against its wrappers, as make check would
+  else # a bundle (tools/bundle.sh): no make; the three GPU tests that need only t3d and the bundled
+    # test programs run against its wrappers (test-devices and test-cuda-fallback need the build tree)
     : >"$out/tests.log"
     for t in tests/test-cuda-ops.sh tests/test-ops-parity-cuda.sh tests/test-cuda-e2e.sh; do
       log=$out/$(basename "$t" .sh).log
