@@ -296,7 +296,7 @@ static t3d_status call(t3d_backend *be, const bench_case *c, bench_setup *b)
   t3d_tensor *t = b->t;
   switch (c->kind) {
   case B_CONV3D: {
-    t3d_conv3d_params p = {{c->s, c->s, c->s}, {c->p, c->p, c->p}, false};
+    t3d_conv3d_params p = {{c->s, c->s, c->s}, {c->p, c->p, c->p}, false, false};
     return t3d_op_conv3d(be, &t[0], &t[1], &t[2], &t[3], NULL, &p);
   }
   case B_CONV3D_TRANSPOSE: {

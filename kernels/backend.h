@@ -45,6 +45,10 @@ typedef struct {
   int stride[3];  /* d, h, w */
   int pad[3];     /* symmetric zero padding, d, h, w */
   bool relu;      /* apply ReLU after bias (and residual) */
+  /* The output feeds only results that tolerate a few times bf16's rounding error (the
+   * segmentation decoder: labels), so the CPU bf16 path may run Winograd there (kernels/cpu/
+   * bf16.h); fp32 and CUDA ignore it. false: the tightest algorithm of the precision. */
+  bool tolerant;
 } t3d_conv3d_params;
 
 typedef struct {

@@ -3,9 +3,11 @@
  * A benchmark, not a test: it checks nothing. Compare with tests/reference/bench_conv.py.
  *
  *   bench-conv [--threads T] [--reps R] [--only NAME] [--path 0-8] [--budget FLOATS] [--wino-width 256|512] [--bf16]
+ *              [--bf16-wino -1|0|1]
  *            [--stream-min BYTES]
  * --stream-min BYTES: outputs from this size leave by non-temporal stores (default 64 MiB).
- * --bf16: the bf16 path (weights packed once as a bf16 backend does at load; fp32 activations).
+ * --bf16: the bf16 path (weights packed once as a bf16 backend does at load; fp32 activations);
+ * --bf16-wino: its 3x3x3 "same" layers by AUTO's choice (-1), im2col (0) or Winograd (1).
  * --wino-width 256: the Winograd kernel's GEMM in AVX2 even where the CPU has AVX-512 (default 512).
  * --path: 0 auto, 1 AVX-512 packed, 2 im2col + OpenBLAS, 3 im2col + own sgemm, 4 AVX2 packed,
  *         5 direct AVX2 (3x3x3 stride-1 "same" layers only; others as auto), 6 stride-2 rows, 7 Winograd
@@ -111,9 +113,10 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[i], "--budget") && i + 1 < argc) t3d_cpu_conv_set_col_budget((size_t)atol(argv[++i]));
     else if (!strcmp(argv[i], "--wino-width") && i + 1 < argc) t3d_cpu_wino_cap_width(atoi(argv[++i]));
     else if (!strcmp(argv[i], "--bf16")) bf16 = true;
+    else if (!strcmp(argv[i], "--bf16-wino") && i + 1 < argc) t3d_cpu_bf16_force_wino(atoi(argv[++i]));
     else if (!strcmp(argv[i], "--stream-min") && i + 1 < argc) t3d_cpu_conv_set_stream_min(atoll(argv[++i]));
     else {
-      fprintf(stderr, "usage: %s [--threads T] [--reps R] [--only NAME] [--path 0-8] [--budget FLOATS] [--wino-width 256|512] [--bf16] [--stream-min BYTES]\n",
+      fprintf(stderr, "usage: %s [--threads T] [--reps R] [--only NAME] [--path 0-8] [--budget FLOATS] [--wino-width 256|512] [--bf16] [--bf16-wino -1|0|1] [--stream-min BYTES]\n",
               argv[0]);
       return 2;
     }
@@ -148,7 +151,8 @@ int main(int argc, char **argv)
       fprintf(stderr, "%s: out of memory\n", L->name);
       return 1;
     }
-    t3d_conv3d_params p = {{L->s, L->s, L->s}, {L->pad, L->pad, L->pad}, false};
+    /* the decoder's layers are the segmentation network's: tolerant, as the model runs them */
+    t3d_conv3d_params p = {{L->s, L->s, L->s}, {L->pad, L->pad, L->pad}, false, !strncmp(L->name, "dec", 3)};
     t3d_conv3d_transpose_params tp = {{L->s, L->s, L->s}, {L->pad, L->pad, L->pad}, {0, 0, 0}};
     t3d_tensor wb = {0};
     if (bf16 && t3d_backend_weight_upload(b16, &wb, w, L->transpose ? T3D_OP_CONV3D_TRANSPOSE : T3D_OP_CONV3D) != T3D_OK) {

@@ -91,7 +91,7 @@ static void test_ref_counts_taps(void)
   t3d_tensor *x = tnew(5, xs, false), *w = tnew(5, ws, false), *y = tnew(5, xs, false), *b = tnew(1, bs, false);
   for (int i = 0; i < 27; i++) ((float *)x->data)[i] = ((float *)w->data)[i] = 1.0f;
   ((float *)b->data)[0] = 0.5f;
-  t3d_conv3d_params p = {{1, 1, 1}, {1, 1, 1}, false};
+  t3d_conv3d_params p = {{1, 1, 1}, {1, 1, 1}, false, false};
   CHECK_STATUS(t3d_cpu_conv3d_ref(&be, y, x, w, b, NULL, &p), T3D_OK);
   const float *yd = y->data;
   CHECK_NEAR(yd[0], 8.5, 0);       /* corner: 2x2x2 taps */
@@ -125,7 +125,7 @@ static void test_ref_adjoint(int ci, int co, int d, int h, int wd, int k, int s,
   int64_t ys[5] = {2, co, out_size(d, k, s, pad), out_size(h, k, s, pad), out_size(wd, k, s, pad)};
   t3d_tensor *x = tnew(5, xs, true), *w = tnew(5, wsh, true), *g = tnew(5, ys, true);
   t3d_tensor *y = tnew(5, ys, false), *xt = tnew(5, xs, false);
-  t3d_conv3d_params p = {{s, s, s}, {pad, pad, pad}, false};
+  t3d_conv3d_params p = {{s, s, s}, {pad, pad, pad}, false, false};
   t3d_conv3d_transpose_params tp = {{s, s, s}, {pad, pad, pad}, {0, 0, 0}};
   for (int a = 0; a < 3; a++) /* output_pad recovers the input extent lost to flooring */
     tp.output_pad[a] = (int)(xs[2 + a] - ((ys[2 + a] - 1) * s - 2 * pad + k));
@@ -182,7 +182,7 @@ static void test_auto_winograd(void)
   int64_t ws[5] = {9, 8, 3, 3, 3};
   t3d_tensor *x = tnew(5, xl, false), *y = tnew(5, yl, false), *x2 = tnew(5, xs, false), *y2 = tnew(5, ys, false);
   t3d_tensor *w = tnew(5, ws, false);
-  t3d_conv3d_params p = {{1, 1, 1}, {1, 1, 1}, false};
+  t3d_conv3d_params p = {{1, 1, 1}, {1, 1, 1}, false, false};
   CHECK(t3d_cpu_conv3d_scratch_bytes(y, x, w, &p, 2) ==
         (t3d_cpu_wino_avx512() ? t3d_cpu_conv3d_wino4_scratch_floats(1, 8, 9, 16, 24, 23, 2)
                                    : t3d_cpu_conv3d_wino3_scratch_floats(1, 8, 9, 16, 24, 23, 2)) *
@@ -209,7 +209,7 @@ static void test_conv_case(const conv_case *cc)
   t3d_tensor *b = cc->bias ? tnew(1, bs, true) : NULL, *r = cc->res ? tnew(5, ys, true) : NULL;
   t3d_tensor *ref = tnew(5, ys, false), *mag = tnew(5, ys, false), *y = tnew(5, ys, false);
   t3d_tensor *xa = tabs(x), *wa = tabs(w), *ba = b ? tabs(b) : NULL, *ra = r ? tabs(r) : NULL;
-  t3d_conv3d_params p = {{cc->s[0], cc->s[1], cc->s[2]}, {cc->pad[0], cc->pad[1], cc->pad[2]}, cc->relu};
+  t3d_conv3d_params p = {{cc->s[0], cc->s[1], cc->s[2]}, {cc->pad[0], cc->pad[1], cc->pad[2]}, cc->relu, false};
   t3d_conv3d_params pm = p;
   pm.relu = false;
   t3d_backend be1 = {.threads = 1};
@@ -331,7 +331,7 @@ static void test_backend_table(void)
   CHECK_STATUS(t3d_backend_upload(be, &db, b), T3D_OK);
   CHECK_STATUS(t3d_backend_upload(be, &dr, r), T3D_OK);
   CHECK_STATUS(t3d_backend_upload(be, &dtw, tw), T3D_OK);
-  t3d_conv3d_params p = {{1, 1, 1}, {1, 1, 1}, true};
+  t3d_conv3d_params p = {{1, 1, 1}, {1, 1, 1}, true, false};
   t3d_conv3d_transpose_params tp = {{2, 2, 2}, {0, 0, 0}, {0, 0, 0}};
   CHECK_STATUS(t3d_op_conv3d(be, &dy, &dx, &dw, &db, &dr, &p), T3D_OK);
   CHECK_STATUS(t3d_backend_download(be, out, &dy), T3D_OK);

@@ -771,7 +771,7 @@ static void test_conv_wrapper_and_fold(void)
   t3d_tensor x = mk_rand(5, 2, 3, 2, 3, 4, -1, 1), w = mk_rand(5, 2, 3, 1, 1, 1, -1, 1);
   t3d_tensor bias = mk_rand(1, 2, 0, 0, 0, 0, -1, 1), r = mk_rand(5, 2, 2, 2, 3, 4, -1, 1);
   t3d_tensor y = mk(T3D_F32, 5, 2, 2, 2, 3, 4);
-  t3d_conv3d_params p = {{1, 1, 1}, {0, 0, 0}, true};
+  t3d_conv3d_params p = {{1, 1, 1}, {0, 0, 0}, true, false};
   double want[2 * 2 * 24];
   for (int64_t n = 0; n < 2; n++)
     for (int64_t co = 0; co < 2; co++)

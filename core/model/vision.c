@@ -20,6 +20,7 @@
 typedef struct {
   t3d_tensor w, b; /* backend tensors; b always present after folding */
   int k, stride, pad;
+  bool tolerant; /* t3d_conv3d_params.tolerant: the segmentation decoder's convolutions */
 } conv_w;
 
 typedef struct {
@@ -76,6 +77,7 @@ static t3d_status load_conv_bn(t3d_vision *v, const t3d_modelfile *mf, conv_w *c
   t3d_status s;
 
   cw->k = k;
+  cw->tolerant = false;
   cw->stride = stride;
   cw->pad = pad;
   if ((s = host_f32(mf, wname, 5, wshape, &w)) != T3D_OK) goto cleanup;
@@ -215,6 +217,7 @@ t3d_status t3d_vision_load(t3d_vision **out, t3d_backend *be, const t3d_modelfil
       snprintf(wn, sizeof wn, "seg.blocks.%d.conv.weight", i);
       snprintf(bn, sizeof bn, "seg.blocks.%d.bn", i);
       if (s == T3D_OK) s = load_conv_bn(v, mf, &v->dec[i].conv, wn, NULL, bn, o, o + skips[i], 3, 1, 1);
+      v->dec[i].conv.tolerant = true; /* labels only: bf16 may take Winograd (conv_bf16.c) */
       cin = o;
     }
     if (s == T3D_OK)
@@ -387,7 +390,7 @@ static t3d_status conv(t3d_vision_run *r, t3d_tensor *y, const t3d_tensor *x, co
   double flops = 2.0 * (double)t3d_tensor_numel(y) * (double)x->shape[1] * cw->k * cw->k * cw->k;
   count(r, flops);
   if (r->planning) return T3D_OK;
-  t3d_conv3d_params p = {{cw->stride, cw->stride, cw->stride}, {cw->pad, cw->pad, cw->pad}, relu};
+  t3d_conv3d_params p = {{cw->stride, cw->stride, cw->stride}, {cw->pad, cw->pad, cw->pad}, relu, cw->tolerant};
   bool dbg = t3d_log_get_level() <= T3D_LOG_DEBUG;
   double t0 = dbg ? now_ms() : 0;
   t3d_status s = t3d_op_conv3d(r->v->be, y, x, &cw->w, &cw->b, res, &p);

@@ -32,6 +32,9 @@
  *    (labels can only flip where two classes' logits are within the rounding noise); and below
  *    that, the vision network's pooled feature cosine >= 0.9999 and its logits' relative RMS
  *    error <= 0.02 (t3d-tiny, measured: 0.999997 and 0.002).
+ *  - the segmentation decoder's 3x3x3 layers (t3d_conv3d_params.tolerant) run Winograd F(2,3)
+ *    on CPUs with AVX-512F: the transformed inputs and weights are what is rounded to bf16, and
+ *    the bound is Winograd's (t3d_cpu_conv3d_wino3_bf16 below); the labels' tolerance holds.
  * Why bf16 at all: AVX512-BF16 does 2 multiply-adds per fp32 lane and AMX about 16x that, and
  * the operands take half the cache; the portable path is slower than fp32 and exists so that the
  * numerics are testable on every machine. */
@@ -125,6 +128,20 @@ t3d_status t3d_cpu_conv3d_transpose_bf16(t3d_backend *be, t3d_tensor *y, const t
                                          const t3d_tensor *bias, const t3d_conv3d_transpose_params *p);
 t3d_status t3d_cpu_linear_bf16(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
                                const t3d_tensor *b);
+
+/* The bf16 3x3x3 stride-1 padding-1 convolution by Winograd F(2x2x2, 3x3x3) (conv_wino.c): fp32
+ * transforms, bf16 products in t3d_cpu_bf16_gemm_block on isa, weights wb in the conv3d layout
+ * above (row stride kpad); x[N,Ci,D,H,W] -> y[N,Co,D,H,W]; bias, res may be NULL. Needs AVX-512F
+ * (t3d_cpu_wino_avx512); t3d_cpu_conv3d_bf16 takes it by itself (t3d_cpu_conv3d_bf16_wino). Its
+ * error bound is Winograd's own (see conv_wino.c), not the direct sum's of the bound above. */
+t3d_status t3d_cpu_conv3d_wino3_bf16(int threads, t3d_cpu_isa isa, int64_t N, int64_t Ci, int64_t Co, int64_t D,
+                                     int64_t H, int64_t W, float *y, const float *x, const uint16_t *wb, int64_t kpad,
+                                     const float *bias, const float *res, bool relu, const volatile int *cancel);
+/* Whether t3d_cpu_conv3d_bf16 runs these shapes by Winograd (above) rather than im2col. */
+bool t3d_cpu_conv3d_bf16_wino(const t3d_tensor *x, const t3d_tensor *w, const t3d_conv3d_params *p);
+/* Test-only: -1 (default) AUTO's choice, 0 never Winograd, 1 Winograd wherever it applies (3x3x3
+ * stride 1 padding 1 "same", AVX-512F). Returns the previous setting. Not thread-safe. */
+int t3d_cpu_bf16_force_wino(int mode);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "kernels/cpu/bf16.h"
+#include "kernels/cpu/conv.h"
 #include "kernels/cpu/cpu_simd.h"
 
 #define TILE_P 256           /* output positions (columns) per work item, multiple of 32 */
@@ -154,6 +155,39 @@ static void conv_epilogue(float *yn, const float *rn, const float *bias, const f
   }
 }
 
+/* Winograd F(2,3) (conv_wino.c) or im2col in bf16, for 3x3x3 stride-1 padding-1 layers.
+ * Winograd rounds the transformed operands to bf16, and its output transform adds up products
+ * larger than the output, so its error is about 3x im2col's (tests/test-bf16.c, against fp32 in
+ * the direct sum's magnitude: 0.8-2.5e-3 against 3-16e-4). On the shipped t3d-tiny the encoder
+ * in bf16 already takes most of the tolerance (test-bf16-model: a zero-shot probability 0.0093
+ * from fp32, the bound is 0.01; with Winograd in the encoder too, 0.0108), so AUTO takes Winograd
+ * only in layers marked tolerant, the segmentation decoder's (labels equal on 99.65 % and 99.82 %
+ * of the two phantoms' voxels either way, 99.85 % on the real CT against 99.86 %). Speed there
+ * (bench-conv --bf16, 2 threads, bound, AVX512-BF16 Xeon, im2col -> Winograd ms): 1280 -> 256 at
+ * 10x14x14 296 -> 166, 640 -> 128 at 20x28x28 624 -> 205, 320 -> 64 at 40x56x56 1394 -> 493,
+ * 96 -> 32 at 80x112x112 2159 -> 635, 17 -> 16 at 160x224x224 3363 -> 1341; even 512 -> 512 at
+ * 5x7x7 57 -> 51. The fp32 path's F(4,3) is not offered: its larger coefficients would multiply
+ * bf16's error about 40x. */
+static int wino_mode = -1;
+
+int t3d_cpu_bf16_force_wino(int mode)
+{
+  int old = wino_mode;
+  wino_mode = mode;
+  return old;
+}
+
+#define WINO_BF16_MIN_P 1536 /* outputs: the fp32 kernel's AVX-512 bound (conv.c WINO_MIN_P512) */
+bool t3d_cpu_conv3d_bf16_wino(const t3d_tensor *x, const t3d_tensor *w, const t3d_conv3d_params *p)
+{
+  if (wino_mode == 0 || !t3d_cpu_wino_avx512()) return false;
+  for (int i = 0; i < 3; i++)
+    if (w->shape[2 + i] != 3 || p->stride[i] != 1 || p->pad[i] != 1) return false;
+  if (wino_mode == 1) return true;
+  const int64_t Ci = x->shape[1], Co = w->shape[0], P = x->shape[2] * x->shape[3] * x->shape[4];
+  return p->tolerant && Ci >= 8 && Co >= 8 && P >= WINO_BF16_MIN_P;
+}
+
 t3d_status t3d_cpu_conv3d_bf16(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
                                const t3d_tensor *bias, const t3d_tensor *residual, const t3d_conv3d_params *p)
 {
@@ -161,6 +195,10 @@ t3d_status t3d_cpu_conv3d_bf16(t3d_backend *be, t3d_tensor *y, const t3d_tensor 
   bool ok = t3d_bf16_layout_of(T3D_OP_CONV3D, w, &l);
   assert(ok && w->dtype == T3D_BF16 && x->dtype == T3D_F32);
   (void)ok;
+  if (t3d_cpu_conv3d_bf16_wino(x, w, p))
+    return t3d_cpu_conv3d_wino3_bf16(be->threads, t3d_cpu_bf16_isa(), x->shape[0], x->shape[1], w->shape[0],
+                                     x->shape[2], x->shape[3], x->shape[4], y->data, x->data, w->data, l.kpad,
+                                     bias ? bias->data : NULL, residual ? residual->data : NULL, p->relu, be->cancel);
   conv_geom g = {x->shape[1], x->shape[2], x->shape[3], x->shape[4], w->shape[0], w->shape[2], w->shape[3],
                  w->shape[4], y->shape[2], y->shape[3], y->shape[4], {p->stride[0], p->stride[1], p->stride[2]},
                  {p->pad[0], p->pad[1], p->pad[2]}, 0, 0, 0, false};

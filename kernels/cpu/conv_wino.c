@@ -22,11 +22,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
+#include "kernels/cpu/bf16.h"
 #include "kernels/cpu/conv.h"
+#include "kernels/cpu/cpu_simd.h"
 
 #define WT 24 /* tiles per work item (GEMM columns) with AVX2: 48 was slower on every ResNet-50 layer */
 #define WT512 32 /* the same with the AVX-512 GEMM: two zmm of columns */
@@ -668,6 +666,41 @@ static size_t wino_scratch_floats(const wino_kind *k, int64_t N, int64_t Ci, int
          (size_t)nthr * ((size_t)(k->ne * (Ci * k->wt + 16) + Co * (k->ne * k->wt + 16)) + 16);
 }
 
+/* The input transform of tiles [t0, t0 + nt) of sample xn, a row of tiles (<= lanes at a time)
+ * after another, into V[e][ci][t - t0] (rows VS floats apart). */
+static void wino_inputs(const wino_kind *k, const float *xn, int64_t Ci, int64_t D, int64_t H, int64_t W, int64_t t0,
+                        int64_t nt, float *V, int64_t VS)
+{
+  const int64_t TH = ceil_div(H, k->side), TW = ceil_div(W, k->side), DHW = D * H * W;
+  for (int64_t ci = 0; ci < Ci; ci++)
+    for (int64_t t = t0; t < t0 + nt;) {
+      const int64_t tx = t % TW, ty = t / TW % TH, tz = t / (TW * TH);
+      const int m = (int)min64(k->lanes, min64(TW - tx, t0 + nt - t));
+      k->input(xn + ci * DHW, D, H, W, tz, ty, tx, m, V + ci * k->wt + (t - t0), VS, ci + 1 < Ci ? DHW : 0);
+      t += m;
+    }
+}
+
+/* The output transform of the same tiles from M[co][e][t - t0] (rows MS floats apart) into
+ * sample n of y, with bias, residual and ReLU. */
+static void wino_outputs(const wino_kind *k, const float *M, int64_t MS, int64_t n, int64_t Co, int64_t D, int64_t H,
+                         int64_t W, int64_t t0, int64_t nt, float *y, const float *res, const float *bias, bool relu,
+                         bool stream)
+{
+  const int64_t TH = ceil_div(H, k->side), TW = ceil_div(W, k->side), DHW = D * H * W;
+  for (int64_t co = 0; co < Co; co++) {
+    float *yc = y + (n * Co + co) * DHW;
+    const float *rc = res ? res + (n * Co + co) * DHW : NULL;
+    for (int64_t t = t0; t < t0 + nt;) {
+      const int64_t tx = t % TW, ty = t / TW % TH, tz = t / (TW * TH);
+      const int m = (int)min64(k->lanes, min64(TW - tx, t0 + nt - t));
+      k->output(M + (size_t)co * MS + (t - t0), k->wt, yc, rc, bias ? bias[co] : 0.0f, relu, D, H, W, tz, ty, tx, m,
+                stream);
+      t += m;
+    }
+  }
+}
+
 static t3d_status wino_run(const wino_kind *k, int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H,
                            int64_t W, float *y, const float *x, const float *w, const float *bias, const float *res,
                            bool relu, const volatile int *cancel)
@@ -695,11 +728,7 @@ static t3d_status wino_run(const wino_kind *k, int threads, int64_t N, int64_t C
   {
 #pragma omp for schedule(static)
     for (int64_t cg = 0; cg < CoG / g; cg++) k->weights(cg, Ci, Co, CoG, (int)g, w, U);
-    int tid = 0;
-#ifdef _OPENMP
-    tid = omp_get_thread_num();
-#endif
-    float *V = scratch + (size_t)tid * per_thread, *M = V + (size_t)ne * VS;
+    float *V = scratch + (size_t)t3d_cpu_omp_thread() * per_thread, *M = V + (size_t)ne * VS;
     /* a short last item's GEMM reads whole vectors past its columns (their results are never
        stored): defined values there */
     memset(V, 0, (size_t)ne * VS * sizeof(float));
@@ -707,15 +736,7 @@ static t3d_status wino_run(const wino_kind *k, int threads, int64_t N, int64_t C
     for (int64_t it = 0; it < items; it++) {
       if (cancel && *cancel) continue;
       const int64_t n = it / blocks, t0 = it % blocks * wt, nt = min64(wt, tiles - t0);
-      const float *xn = x + n * Ci * DHW;
-      /* input transform, a row of tiles (<= lanes at a time) after another */
-      for (int64_t ci = 0; ci < Ci; ci++)
-        for (int64_t t = t0; t < t0 + nt;) {
-          const int64_t tx = t % TW, ty = t / TW % TH, tz = t / (TW * TH);
-          const int m = (int)min64(k->lanes, min64(TW - tx, t0 + nt - t));
-          k->input(xn + ci * DHW, D, H, W, tz, ty, tx, m, V + ci * wt + (t - t0), VS, ci + 1 < Ci ? DHW : 0);
-          t += m;
-        }
+      wino_inputs(k, x + n * Ci * DHW, Ci, D, H, W, t0, nt, V, VS);
       /* M[co][e][t] = sum_ci U[e][co][ci] V[e][ci][t] */
       if (k->w512)
         for (int64_t e = 0; e < ne; e++) {
@@ -742,20 +763,97 @@ static t3d_status wino_run(const wino_kind *k, int threads, int64_t N, int64_t C
               else gemm_tile1(Ci, a, b, wt, c, MS, rows);
             }
           }
-      /* output transform */
-      for (int64_t co = 0; co < Co; co++) {
-        float *yc = y + (n * Co + co) * DHW;
-        const float *rc = res ? res + (n * Co + co) * DHW : NULL;
-        for (int64_t t = t0; t < t0 + nt;) {
-          const int64_t tx = t % TW, ty = t / TW % TH, tz = t / (TW * TH);
-          const int m = (int)min64(k->lanes, min64(TW - tx, t0 + nt - t));
-          k->output(M + (size_t)co * MS + (t - t0), wt, yc, rc, bias ? bias[co] : 0.0f, relu, D, H, W, tz, ty, tx, m,
-                    stream);
-          t += m;
-        }
-      }
+      wino_outputs(k, M, MS, n, Co, D, H, W, t0, nt, y, res, bias, relu, stream);
     }
     if (k->w512) _mm_sfence(); /* this thread's streamed stores, before the region's closing barrier */
+  }
+  t3d_cpu_scratch_free(U);
+  if (cancel && *cancel) return t3d_error(T3D_ERR_CANCELLED, "conv3d cancelled");
+  return T3D_OK;
+}
+
+/* ---- F(2x2x2, 3x3x3) with bf16 products (bf16.h) ---------------------------------------------
+ * The fp32 schedule above with its GEMM swapped for the bf16 one: the transforms stay fp32 (the
+ * same input and output kernels), each e's V_e is rounded to bf16 into one B strip (32 tiles of
+ * Ci pairs) and U_e V_e runs through t3d_cpu_bf16_gemm_block, so AMX, AVX512-BF16 and the
+ * portable kernels all serve it. The transformed weights U16[e][CoP][CiP] (CoP, CiP: Co, Ci
+ * rounded up to 32, zeros in the padding) are made per call from the bf16 weights: widened,
+ * transformed in fp32 by transform_weights, rounded to bf16 (so each weight is rounded twice).
+ * Only F(2,3): F(4,3)'s coefficients (up to 8 and 1/24) would multiply bf16's 2^-9 roundings
+ * about 40x. Error: each product U_e V_e carries at most 3 x 2^-9 relative (2 roundings of U,
+ * one of V), and the transforms add them with |A^T| |...| |A|: |y - y32| <= (3 x 2^-9 + fp32
+ * accumulation) x the algorithm run on |x|, |w|, |A|, |B|, |G| (tests/test-bf16.c checks it). */
+#define WCH 64 /* input channels per weight-transform chunk: 8 x 64 x 27 and 64 x 64 x 8 floats */
+
+t3d_status t3d_cpu_conv3d_wino3_bf16(int threads, t3d_cpu_isa isa, int64_t N, int64_t Ci, int64_t Co, int64_t D,
+                                     int64_t H, int64_t W, float *y, const float *x, const uint16_t *wb, int64_t kpad,
+                                     const float *bias, const float *res, bool relu, const volatile int *cancel)
+{
+  threads = threads < 1 ? 1 : threads;
+  const wino_kind k = {2, NE, 16, WT512, 8, true, transform_weights, input_tiles512, output_tiles512};
+  const int64_t wt = k.wt, ne = k.ne;
+  const int64_t tiles = ceil_div(D, 2) * ceil_div(H, 2) * ceil_div(W, 2);
+  const int64_t blocks = ceil_div(tiles, wt), items = N * blocks;
+  const int nthr = (int)min64(threads, items);
+  const int64_t CoP = ceil_div(Co, 32) * 32, CiP = ceil_div(Ci, 32) * 32;
+  const int64_t VS = Ci * wt + 16, MS = ne * wt + 16; /* as wino_run */
+  /* per thread: V (fp32), M (CoP rows), a B strip (CiP x 32 bf16), a line of zeros; and the
+     weight transform's 8 x WCH x 27 widened weights and 64 x WCH x 8 results, in the same space */
+  const size_t item_floats = (size_t)(ne * VS + CoP * MS) + (size_t)(CiP * 16) + (size_t)wt + 16;
+  const size_t tw_floats = (size_t)(8 * WCH * 27 + NE * WCH * 8);
+  const size_t per_thread = item_floats > tw_floats ? item_floats : tw_floats;
+  const size_t ubytes = (size_t)(ne * CoP * CiP) * sizeof(uint16_t);
+  const size_t bytes = ubytes + (size_t)nthr * per_thread * sizeof(float) + 64;
+  uint16_t *U = t3d_cpu_scratch_alloc(bytes);
+  if (!U) return t3d_error(T3D_ERR_NOMEM, "conv3d (bf16): cannot allocate %zu bytes of Winograd buffers", bytes);
+  float *scratch = (float *)((char *)U + (ubytes + 63) / 64 * 64);
+  const int64_t DHW = D * H * W;
+  const bool stream = t3d_cpu_conv_stream_out(N * Co * DHW * (int64_t)sizeof(float));
+  const int64_t groups = CoP / 8, chunks = ceil_div(Ci, WCH);
+
+#pragma omp parallel num_threads(nthr)
+  {
+    float *mine = scratch + (size_t)t3d_cpu_omp_thread() * per_thread;
+    /* U16[e][co][ci] for 8 output channels and up to WCH input channels at a time */
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t gc = 0; gc < groups * chunks; gc++) {
+      const int64_t cg = gc / chunks, ci0 = gc % chunks * WCH, ch = min64(WCH, Ci - ci0);
+      const int64_t cn = min64(8, Co - cg * 8); /* real channels of the group (<= 0: padding) */
+      float *w8 = mine, *ut = mine + 8 * WCH * 27;
+      for (int64_t j = 0; j < 8; j++)
+        for (int64_t c = 0; c < ch; c++)
+          for (int t = 0; t < 27; t++)
+            w8[(j * ch + c) * 27 + t] = j < cn ? t3d_bf16_widen(wb[(cg * 8 + j) * kpad + (ci0 + c) * 27 + t]) : 0.0f;
+      transform_weights(0, ch, 8, 8, 8, w8, ut); /* ut[e][c][j] */
+      for (int64_t e = 0; e < ne; e++)
+        for (int64_t j = 0; j < 8; j++) {
+          uint16_t *row = U + (e * CoP + cg * 8 + j) * CiP;
+          for (int64_t c = 0; c < ch; c++) row[ci0 + c] = t3d_bf16_round(ut[(e * ch + c) * 8 + j]);
+          if (ci0 + ch == Ci)
+            for (int64_t c = Ci; c < CiP; c++) row[c] = 0;
+        }
+    }
+    float *V = mine, *M = V + (size_t)ne * VS, *zeros = M + (size_t)(CoP * MS);
+    uint16_t *strip = (uint16_t *)(zeros + wt);
+    memset(V, 0, (size_t)ne * VS * sizeof(float));
+    memset(zeros, 0, (size_t)wt * sizeof(float));
+#pragma omp for schedule(dynamic, 1) nowait
+    for (int64_t it = 0; it < items; it++) {
+      if (cancel && *cancel) continue;
+      const int64_t n = it / blocks, t0 = it % blocks * wt, nt = min64(wt, tiles - t0);
+      wino_inputs(&k, x + n * Ci * DHW, Ci, D, H, W, t0, nt, V, VS);
+      /* M[co][e][t] = sum_ci U16[e][co][ci] bf16(V[e][ci][t]) */
+      for (int64_t e = 0; e < ne; e++) {
+        const float *ve = V + (size_t)e * VS;
+        for (int64_t ci = 0; ci < CiP; ci += 2)
+          t3d_cpu_bf16_pack_pair(strip + ci * 32, CiP * 32, 1, ci < Ci ? ve + ci * wt : zeros,
+                                 ci + 1 < Ci ? ve + (ci + 1) * wt : NULL, nt);
+        t3d_cpu_bf16_gemm_block(isa, CoP, 1, CiP, U + (size_t)e * CoP * CiP, CiP, strip, CiP * 32,
+                                M + (size_t)e * wt, MS, true);
+      }
+      wino_outputs(&k, M, MS, n, Co, D, H, W, t0, nt, y, res, bias, relu, stream);
+    }
+    _mm_sfence();
   }
   t3d_cpu_scratch_free(U);
   if (cancel && *cancel) return t3d_error(T3D_ERR_CANCELLED, "conv3d cancelled");
@@ -794,5 +892,13 @@ t3d_status t3d_cpu_conv3d_wino4(int threads, int64_t N, int64_t Ci, int64_t Co, 
 
 #else
 int t3d_cpu_wino_cap_width(int bits) { return bits; } /* no Winograd kernel to cap */
+t3d_status t3d_cpu_conv3d_wino3_bf16(int threads, t3d_cpu_isa isa, int64_t N, int64_t Ci, int64_t Co, int64_t D,
+                                     int64_t H, int64_t W, float *y, const float *x, const uint16_t *wb, int64_t kpad,
+                                     const float *bias, const float *res, bool relu, const volatile int *cancel)
+{
+  (void)threads, (void)isa, (void)N, (void)Ci, (void)Co, (void)D, (void)H, (void)W, (void)y, (void)x, (void)wb;
+  (void)kpad, (void)bias, (void)res, (void)relu, (void)cancel;
+  return t3d_error(T3D_ERR_UNSUPPORTED, "conv3d (bf16): no Winograd kernel in this build");
+}
 bool t3d_cpu_wino_avx512(void) { return false; }
 #endif /* x86-64 with GCC / Clang, the only builds where conv.c calls it */
