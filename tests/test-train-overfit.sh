@@ -5,7 +5,8 @@
 # must say so on stderr (run without the centring of the projections, which that run did not
 # have: train/model.py Center). Then segmentation fine-tuning from the first run (--freeze-encoder)
 # must change the decoder and nothing else the exported model holds. Before all that, the
-# trainer's phase-split stem and pointwise head against the convolutions they stand for. SKIP (77)
+# trainer's phase-split stem and pointwise head against the convolutions they stand for, and its
+# batched TMA views against per-crop resizing. SKIP (77)
 # without torch, monai, transformers, safetensors.
 set -u
 . "$(dirname "$0")/train-common.sh"
@@ -15,6 +16,9 @@ status=0
 # and decoder head (a channel contraction) must be the convolutions they replace: outputs and
 # gradients.
 "$PY" -m train.checks phase || status=1
+# The TMA views made for a whole batch at once (view_params, resize_crops) against F.interpolate
+# on each crop in float64.
+"$PY" -m train.checks views || status=1
 run_clip() { # out [args]
   out=$1
   shift

@@ -354,6 +354,25 @@ def main(argv=None):
         with open(os.path.join(a.out, "args.json"), "w") as f:
             json.dump(vars(a), f, indent=1)
 
+    pending = []  # rank 0: (step, its scalars on the device, lr, elapsed s) not yet in the CSV
+
+    def metric_rows(items):
+        """The CSV rows of the pending steps, their scalars brought to the host in one copy; empties
+        items."""
+        host = torch.stack([it[1] for it in items]).cpu().tolist()
+        rows = [{"step": d, "loss": h[0], "clip": h[1], "tma": h[2], "seg": h[3], "lr": lr, "logit_scale": h[4],
+                 "grad_norm": h[5], "elapsed_s": el} for (d, _, lr, el), h in zip(items, host)]
+        items.clear()
+        return rows
+
+    def write_rows(rows):
+        with open(csv_path, "a", newline="") as f:
+            csv.DictWriter(f, CSV_FIELDS).writerows(rows)
+        if tb:
+            for r in rows:
+                for k in ("loss", "clip", "tma", "seg", "lr", "logit_scale", "grad_norm"):
+                    tb.add_scalar(k, r[k], r["step"])
+
     prog = Progress(a.steps, start, os.path.basename(os.path.normpath(a.out)))
     done = start
     t_start = time.time()
@@ -426,31 +445,36 @@ def main(argv=None):
             model.logit_scale.clamp_(max=math.log(L.LOGIT_SCALE_MAX))
         done = step + 1
         if rank == 0:
-            vals = {"step": done, "loss": float(loss), "clip": float(l_clip), "tma": float(l_tma),
-                    "seg": float(l_seg), "lr": opt.param_groups[0]["lr"],
-                    "logit_scale": float(model.logit_scale.exp()), "grad_norm": float(gnorm)}
-            if done % a.log_every == 0 or done == a.steps or done == start + 1:
-                left = (60.0 * a.time_budget - elapsed_before - (time.time() - t_start)) if a.time_budget > 0 else None
-                rate = prog.show(step, vals["loss"], f"clip {vals['clip']:.3f} tma {vals['tma']:.3f} seg {vals['seg']:.3f}",
-                                 left)
-                vals["steps_per_s"] = round(rate, 4)
-                if a.w_clip > 0:
-                    with torch.no_grad():
-                        warn = collapse_warning(step, l_clip, emb.float(), temb.float(), a.batch, a.warmup)
-                    if warn:
-                        print("\n" + warn, file=sys.stderr, flush=True)
-            vals["elapsed_s"] = round(elapsed_before + time.time() - t_start, 2)
-            with open(csv_path, "a", newline="") as f:
-                csv.DictWriter(f, CSV_FIELDS).writerow(vals)
-            if tb:
-                for k in ("loss", "clip", "tma", "seg", "lr", "logit_scale", "grad_norm"):
-                    tb.add_scalar(k, vals[k], done)
-            if done % a.ckpt_every == 0 or done == a.steps or done == a.keep_at:
+            # the step's scalars stay on the device until a progress line or a checkpoint needs
+            # them: a host copy per step would wait for the GPU every step, so the host could not
+            # queue the next step's kernels while this one runs
+            pending.append((done, torch.stack([t.detach().float().reshape(()) for t in
+                                               (loss, l_clip, l_tma, l_seg, model.logit_scale.detach().exp(), gnorm)]),
+                            opt.param_groups[0]["lr"], round(elapsed_before + time.time() - t_start, 2)))
+            show = done % a.log_every == 0 or done == a.steps or done == start + 1
+            save = done % a.ckpt_every == 0 or done == a.steps or done == a.keep_at
+            if show or save:
+                rows = metric_rows(pending)
+                vals = rows[-1]
+                if show:
+                    left = (60.0 * a.time_budget - elapsed_before - (time.time() - t_start)) if a.time_budget > 0 else None
+                    rate = prog.show(step, vals["loss"], f"clip {vals['clip']:.3f} tma {vals['tma']:.3f} seg {vals['seg']:.3f}",
+                                     left)
+                    vals["steps_per_s"] = round(rate, 4)
+                    if a.w_clip > 0:
+                        with torch.no_grad():
+                            warn = collapse_warning(step, l_clip, emb.float(), temb.float(), a.batch, a.warmup)
+                        if warn:
+                            print("\n" + warn, file=sys.stderr, flush=True)
+                write_rows(rows)
+            if save:
                 ck = {"model": model.state_dict(), "opt": opt.state_dict(), "step": done,
                       "elapsed_s": elapsed_before + time.time() - t_start, "args": vars(a)}
                 atomic_save(ck, ckpt_path)
                 if done == a.keep_at:
                     atomic_save(ck, os.path.join(a.out, f"step-{done}.pt"))
+    if rank == 0 and pending:  # the steps since the last line, before the final checkpoint
+        write_rows(metric_rows(pending))
     if rank == 0:
         if tb:
             tb.close()
