@@ -118,21 +118,23 @@ typedef struct {
   t3d_precision precision;
 } bench_dev;
 
-/* Whether the CPU rows compute in bf16, as the children's CPU backend resolves the precision. */
-static bool cpu_bf16(const bench_dev *dv)
+/* The ops the CPU rows compute in bf16, as the children's CPU backend resolves the precision
+ * (a t3d_backend.bf16_ops mask). */
+static unsigned cpu_bf16_ops(const bench_dev *dv)
 {
-  return strcmp(dv->device, "cpu") == 0 &&
-         (dv->precision == T3D_PRECISION_BF16 ||
-          (dv->precision == T3D_PRECISION_AUTO && t3d_backend_cpu_bf16_pays()));
+  if (strcmp(dv->device, "cpu") != 0) return 0;
+  if (dv->precision == T3D_PRECISION_BF16) return T3D_BF16_OPS_ALL;
+  return dv->precision == T3D_PRECISION_AUTO ? t3d_backend_cpu_bf16_auto_ops() : 0;
 }
 
 /* The JSON fields after the timings: backend, peak GPU MiB, the precision the row ran in and the
- * kernels (on a bf16 CPU backend the bf16 path for convolutions and GEMMs, else the fp32 ones). */
-static void dev_fields(const t3d_backend *be, const bench_dev *dv, char *buf, size_t n)
+ * kernels (the bf16 path where the row's ops, row_ops, are bf16 on this backend, else the fp32
+ * ones). */
+static void dev_fields(const t3d_backend *be, const bench_dev *dv, unsigned row_ops, char *buf, size_t n)
 {
   size_t peak = 0;
   t3d_backend_cuda_memory(be, NULL, &peak);
-  const bool bf16 = cpu_bf16(dv);
+  const bool bf16 = be && be->precision == T3D_PRECISION_BF16 && (be->bf16_ops & row_ops);
   snprintf(buf, n, "\"backend\": \"%s\", \"gpu_peak_mib\": %.1f, \"precision\": \"%s\", \"isa\": \"%s%s%s%s\"",
            be ? be->ops->name : "none", (double)peak / 1048576.0,
            bf16 ? "bf16" : dv->precision == T3D_PRECISION_TF32 ? "tf32" : "f32", bf16 ? "bf16 path " : "",
@@ -185,7 +187,7 @@ static int child_text(const char *model, int threads, int repeat, const bench_de
   if (dump && ((s = t3d_bench_dump(dump, "ids.i32", ids, len * sizeof *ids)) != T3D_OK ||
                (s = t3d_bench_dump(dump, "t3d-text.f32", out, (size_t)t3d_text_encoder_dim(te) * sizeof *out)) != T3D_OK))
     goto fail;
-  dev_fields(be, dv, devj, sizeof devj);
+  dev_fields(be, dv, 1u << T3D_OP_LINEAR, devj, sizeof devj);
   printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"tokens\": %zu, %s}\n", best, best_cpu, hwm, len,
          devj);
   rc = 0;
@@ -236,7 +238,7 @@ static int child_e2e(const char *model_path, int threads, const int64_t shape[5]
       best_cpu = cpu_ms() - c0;
     }
   }
-  dev_fields(be, dv, devj, sizeof devj);
+  dev_fields(be, dv, T3D_BF16_OPS_ALL, devj, sizeof devj);
   printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, %s}\n", best, best_cpu, vmhwm_kib(), devj);
   rc = 0;
   goto cleanup;
@@ -334,7 +336,7 @@ static int child(const char *model, const char *row, int threads, const int64_t 
     }
     if (s != T3D_OK) goto fail;
   }
-  dev_fields(be, dv, devj, sizeof devj);
+  dev_fields(be, dv, 1u << T3D_OP_CONV3D, devj, sizeof devj);
   printf("{\"ms\": %.1f, \"cpu_ms\": %.1f, \"vmhwm_kib\": %ld, \"arena_bytes\": %zu, \"gflop\": %.1f, %s}\n",
          best, best_cpu, hwm,
          t3d_vision_run_arena_bytes(run),
@@ -561,8 +563,7 @@ int t3d_cmd_bench(int argc, char **argv)
     printf(_("t3d bench: device %s, precision %s (PyTorch CPU rows skipped; GPU peer: tools/bench-torch-gpu.py)\n"),
            dv.device, t3d_precision_name(dv.precision));
   /* what the t3d rows compute in, as the children's CPU backend resolves it */
-  bool bf16 = cpu_bf16(&dv);
-  printf(_("t3d rows: %s (bf16 path on this CPU: %s, %s)\n"), bf16 ? "bf16" : "fp32",
+  printf(_("t3d rows: %s (bf16 path on this CPU: %s, %s)\n"), t3d_cli_bf16_ops_desc(cpu_bf16_ops(&dv)),
          t3d_backend_cpu_bf16_isa(), t3d_backend_cpu_bf16_native() ? "native" : "portable");
   if (t3d_backend_cpu_bf16_gain() > 0)
     printf(_("CPU bf16 speed: vdpbf16ps does %.2fx the multiply-adds per second of fp32 FMAs (auto takes bf16 "
@@ -603,7 +604,8 @@ int t3d_cmd_bench(int argc, char **argv)
       snprintf(label, sizeof label, "text (%.0f tokens)", t3d_bench_num(a, "tokens"));
     else
       snprintf(label, sizeof label, "%s", labels[i]);
-    if (bf16) snprintf(label + strlen(label), sizeof label - strlen(label), " bf16");
+    const char *prec = a ? json_string_value(json_object_get(a, "precision")) : NULL;
+    if (prec && strcmp(prec, "bf16") == 0) snprintf(label + strlen(label), sizeof label - strlen(label), " bf16");
     row_line(label, a, b);
     if (i == 1 && a)
       printf(_("%-22s vision arena %.0f MiB (all activations of encoder+decoder, planned up front)\n"), "",

@@ -59,7 +59,15 @@ int t3d_cmd_devices(int argc, char **argv)
   json_object_set_new(root, "cpu_kernels", json_string(t3d_backend_cpu_kernels()));
   json_object_set_new(root, "cpu_bf16_isa", json_string(t3d_backend_cpu_bf16_isa()));
   json_object_set_new(root, "cpu_bf16_gain", json_real(t3d_backend_cpu_bf16_gain()));
-  json_object_set_new(root, "cpu_auto_precision", json_string(t3d_backend_cpu_bf16_pays() ? "bf16" : "fp32"));
+  const unsigned auto_ops = t3d_backend_cpu_bf16_auto_ops();
+  /* "bf16", "fp32", or "mixed" with cpu_auto_bf16_ops naming the ops that run bf16 */
+  json_object_set_new(root, "cpu_auto_precision",
+                      json_string(auto_ops == T3D_BF16_OPS_ALL ? "bf16" : auto_ops ? "mixed" : "fp32"));
+  json_t *ops = json_array();
+  static const t3d_op bf16_capable[3] = {T3D_OP_CONV3D, T3D_OP_CONV3D_TRANSPOSE, T3D_OP_LINEAR};
+  for (int i = 0; ops && i < 3; i++)
+    if (auto_ops & (1u << bf16_capable[i])) json_array_append_new(ops, json_string(t3d_op_name(bf16_capable[i])));
+  if (ops) json_object_set_new(root, "cpu_auto_bf16_ops", ops);
   json_object_set_new(root, "cuda_built", json_boolean(st != T3D_ERR_UNSUPPORTED));
   json_object_set_new(root, "cuda_runtime_version", json_integer(t3d_cuda_runtime_version()));
   json_object_set_new(root, "cudnn_version", json_integer(t3d_cudnn_version()));
@@ -85,7 +93,7 @@ int t3d_cmd_devices(int argc, char **argv)
     printf(_("CPU: %ld cores, %s\n"), cores, cpu_isa());
     printf(_("CPU kernels: %s\n"), t3d_backend_cpu_kernels());
     printf(_("CPU bf16 path: %s, %s; --precision auto runs %s\n"), t3d_backend_cpu_bf16_isa(),
-           t3d_backend_cpu_bf16_native() ? "native" : "portable", t3d_backend_cpu_bf16_pays() ? "bf16" : "fp32");
+           t3d_backend_cpu_bf16_native() ? "native" : "portable", t3d_cli_bf16_ops_desc(t3d_backend_cpu_bf16_auto_ops()));
     if (t3d_backend_cpu_bf16_gain() > 0)
       printf(_("CPU bf16 speed: vdpbf16ps does %.2fx the multiply-adds per second of fp32 FMAs (auto takes bf16 "
                "from 1.25x)\n"),

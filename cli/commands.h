@@ -47,6 +47,8 @@ const char *t3d_cli_default_model(void);
 int t3d_cli_parse_precision(const char *cmd, const char *arg, t3d_precision *out);
 void t3d_cli_precision_help(FILE *to);
 const char *t3d_cli_precision_desc(const t3d_backend *be, char *buf, size_t size);
+/* What a t3d_backend.bf16_ops mask runs in bf16, for people: "bf16", "fp32" or which ops (translated). */
+const char *t3d_cli_bf16_ops_desc(unsigned ops);
 /* --device DEV (cli/device_cli.c): the backend for DEV ("auto", "cpu", "cuda", "cuda:N"; NULL means
  * $T3D_DEVICE, else "auto"), falling back to the CPU with one "t3d: note:" line on stderr when
  * the GPU cannot be used. threads: CPU backend threads. *out is the caller's. */

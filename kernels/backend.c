@@ -172,7 +172,8 @@ t3d_status t3d_backend_weight_upload(t3d_backend *be, t3d_tensor *dev, const t3d
       t3d_tensor_numel(host) < 1)
     return t3d_error(T3D_ERR_SHAPE, "t3d_backend_weight_upload: %s is not an f32 weight of %s",
                      t3d_tensor_describe(host, d, sizeof d), t3d_op_name(op));
-  if (be->precision == T3D_PRECISION_BF16 && be->ops->pack_weight && t3d_backend_supports(be, op, T3D_BF16))
+  if (be->precision == T3D_PRECISION_BF16 && (be->bf16_ops & (1u << op)) && be->ops->pack_weight &&
+      t3d_backend_supports(be, op, T3D_BF16))
     return be->ops->pack_weight(be, dev, host, op);
   if (be->ops->pack_weight_f32) {
     bool packed = false;

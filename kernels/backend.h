@@ -151,6 +151,11 @@ struct t3d_backend {
    * creation from t3d_backend_params.precision. Model code does not branch on it: it uploads
    * those ops' weights with t3d_backend_weight_upload. */
   t3d_precision precision;
+  /* Under BF16, the ops whose weights t3d_backend_weight_upload makes bf16 (bits 1u << op of
+   * conv3d, conv3d_transpose, linear); the others keep fp32 weights, so their fp32 kernels run.
+   * Explicit BF16: all three; AUTO: those the CPU was measured to run faster in bf16
+   * (t3d_backend_cpu_bf16_auto_ops). 0 under FP32. */
+  unsigned bf16_ops;
 };
 
 typedef struct {
@@ -172,8 +177,16 @@ bool t3d_backend_cpu_bf16_native(void);
 /* On AVX512-BF16 without AMX: vdpbf16ps's multiply-add rate over fp32 FMAs', measured once per
  * process (~1 ms; kernels/cpu/bf16_isa.c); 0 on other ISAs. */
 double t3d_backend_cpu_bf16_gain(void);
-/* What AUTO takes: true on AMX, and on AVX512-BF16 where the gain is at least 1.25. */
+/* The ops AUTO runs in bf16 here (struct t3d_backend.bf16_ops; 0: AUTO is FP32): on AMX the
+ * linear layers alone (measured on a 16-core Xeon with AMX, 16 threads: the text tower 60 ms in
+ * fp32 against 33 in bf16, but the encoder 305 against 419 and encoder + segmentation 618 against
+ * 1626: t3d's bf16 convolutions do not yet beat its fp32 Winograd and packed ones there); on
+ * AVX512-BF16 all three where the gain is at least 1.25; else none. */
+unsigned t3d_backend_cpu_bf16_auto_ops(void);
+/* Whether AUTO runs anything in bf16 here (t3d_backend_cpu_bf16_auto_ops() != 0). */
 bool t3d_backend_cpu_bf16_pays(void);
+/* The three ops with a bf16 form, as a bf16_ops mask. */
+#define T3D_BF16_OPS_ALL ((1u << T3D_OP_CONV3D) | (1u << T3D_OP_CONV3D_TRANSPOSE) | (1u << T3D_OP_LINEAR))
 
 /* The CUDA backend (kernels/cuda/): every op on one GPU, cuDNN for the convolutions (algorithm
  * found by measurement once per shape and cached), cuBLAS for linear, t3d's own kernels for the

@@ -430,12 +430,37 @@ static void test_precision(void)
   CHECK(strcmp(t3d_precision_name(T3D_PRECISION_FP32), "fp32") == 0);
   t3d_backend *be = backend(T3D_PRECISION_AUTO, 1);
   CHECK_INT_EQ(be->precision, t3d_backend_cpu_bf16_pays() ? T3D_PRECISION_BF16 : T3D_PRECISION_FP32);
+  CHECK_INT_EQ(be->bf16_ops, t3d_backend_cpu_bf16_auto_ops());
   /* auto never takes the portable path, and measures only where there is AVX512-BF16 to measure */
   CHECK(!t3d_backend_cpu_bf16_pays() || t3d_backend_cpu_bf16_native());
   CHECK((t3d_backend_cpu_bf16_gain() > 0) == (strcmp(t3d_backend_cpu_bf16_isa(), "avx512bf16") == 0));
   t3d_backend_free(be);
   be = backend(T3D_PRECISION_FP32, 1);
   CHECK_INT_EQ(be->precision, T3D_PRECISION_FP32);
+  CHECK_INT_EQ(be->bf16_ops, 0);
+  t3d_backend_free(be);
+  /* what auto runs in bf16 per CPU: on AMX the linear layers alone (its convolutions measured
+     slower than fp32 there), on AVX512-BF16 everything where vdpbf16ps pays, else nothing */
+  const unsigned lin = 1u << T3D_OP_LINEAR;
+  CHECK_INT_EQ(t3d_cpu_bf16_auto_ops(T3D_CPU_ISA_AMX, 0), lin);
+  CHECK_INT_EQ(t3d_cpu_bf16_auto_ops(T3D_CPU_ISA_AVX512BF16, 0.5), 0);
+  CHECK_INT_EQ(t3d_cpu_bf16_auto_ops(T3D_CPU_ISA_AVX512BF16, 1.3), T3D_BF16_OPS_ALL);
+  CHECK_INT_EQ(t3d_cpu_bf16_auto_ops(T3D_CPU_ISA_AVX2, 0), 0);
+  /* a bf16 backend with the linear layers alone in bf16 (auto on AMX): the convolutions' weights
+     stay fp32, so their fp32 kernels run */
+  be = backend(T3D_PRECISION_BF16, 1);
+  CHECK_INT_EQ(be->bf16_ops, T3D_BF16_OPS_ALL);
+  be->bf16_ops = lin;
+  int64_t cs[5] = {4, 3, 3, 3, 3}, ls[2] = {5, 7};
+  t3d_tensor *cw = tnew(5, cs, true), *lw = tnew(2, ls, true), dc, dl;
+  CHECK_STATUS(t3d_backend_weight_upload(be, &dc, cw, T3D_OP_CONV3D), T3D_OK);
+  CHECK_STATUS(t3d_backend_weight_upload(be, &dl, lw, T3D_OP_LINEAR), T3D_OK);
+  CHECK_INT_EQ(dc.dtype, T3D_F32);
+  CHECK_INT_EQ(dl.dtype, T3D_BF16);
+  t3d_backend_tensor_free(be, &dc);
+  t3d_backend_tensor_free(be, &dl);
+  t3d_tensor_free(cw);
+  t3d_tensor_free(lw);
   t3d_backend_free(be);
   t3d_backend_params bp = t3d_backend_default_params();
   CHECK_INT_EQ(bp.precision, T3D_PRECISION_FP32); /* the library default stays the reference */

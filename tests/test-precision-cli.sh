@@ -47,11 +47,15 @@ b = r["bf16"]["precision"]
 if b not in ("bf16 (amx)", "bf16 (avx512bf16)", "bf16 (avx2)", "bf16 (scalar)"): errors.append("bf16 run says %r" % b)
 native = b in ("bf16 (amx)", "bf16 (avx512bf16)")
 dev = json.load(open(d + "/devices.json"))
-pays = dev["cpu_auto_precision"] == "bf16"
+pays = dev["cpu_auto_precision"] != "fp32"
 if pays and not native: errors.append("t3d devices says auto runs bf16, but bf16 ran %r" % b)
+want_auto = {"fp32": "fp32", "bf16": b}.get(dev["cpu_auto_precision"])
+if dev["cpu_auto_precision"] == "mixed":  # AMX: the linear layers alone
+    if dev["cpu_auto_bf16_ops"] != ["linear"]: errors.append("auto's bf16 ops %r" % dev["cpu_auto_bf16_ops"])
+    want_auto = b + " for the linear layers, fp32 for the rest"
 if (dev["cpu_bf16_gain"] > 0) != (b == "bf16 (avx512bf16)"):
     errors.append("cpu_bf16_gain %r measured on %r" % (dev["cpu_bf16_gain"], b))
-if r["auto"]["precision"] != (b if pays else "fp32"):
+if r["auto"]["precision"] != want_auto:
     errors.append("auto ran %r, bf16 ran %r, t3d devices says auto runs %r" % (r["auto"]["precision"], b,
                                                                                dev["cpu_auto_precision"]))
 print("auto: %s (bf16 gain %.2f)" % (r["auto"]["precision"], dev["cpu_bf16_gain"]))
@@ -76,6 +80,6 @@ for e in errors: print(e)
 sys.exit(1 if errors else 0)
 PYEOF
 grep -q "portable" "$tmp/bf16.err" || grep -q "slower than fp32 here" "$tmp/bf16.err" ||
-  grep -q '"cpu_auto_precision": "bf16"' "$tmp/devices.json" ||
+  grep -q '"cpu_auto_precision": "\(bf16\|mixed\)"' "$tmp/devices.json" ||
   fail "bf16 where it is slower than fp32 did not say so: $(cat "$tmp/bf16.err")"
 echo "ok"

@@ -170,8 +170,9 @@ static const t3d_backend_ops cpu_ops = {
     .pack_weight_f32 = t3d_cpu_pack_weight_f32,
 };
 
-/* AUTO -> BF16 only where the CPU has native bf16 arithmetic; an explicit BF16 without it runs
- * the portable path, which is correct but slower than fp32: said once per process. */
+/* AUTO -> BF16 where the CPU runs some op faster in bf16 (t3d_backend_cpu_bf16_auto_ops: which
+ * ones becomes bf16_ops); an explicit BF16 where it does not runs every op in bf16 anyway, correct
+ * but slower than fp32: said once per process. */
 static t3d_precision resolve_precision(t3d_precision want)
 {
   static int told;
@@ -223,6 +224,9 @@ t3d_status t3d_backend_cpu_create(t3d_backend **out, const t3d_backend_params *p
   be->threads = p.threads;
   be->impl = NULL;
   be->precision = resolve_precision(p.precision);
+  be->bf16_ops = be->precision != T3D_PRECISION_BF16 ? 0
+                 : p.precision == T3D_PRECISION_AUTO ? t3d_backend_cpu_bf16_auto_ops()
+                                                     : T3D_BF16_OPS_ALL;
 #ifdef HAVE_OPENBLAS
   /* Process-wide: OpenBLAS stays single-threaded and t3d_cpu_sgemm splits GEMMs over the
    * backend's OpenMP threads instead (see gemm.c for why). */

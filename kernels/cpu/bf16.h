@@ -64,6 +64,9 @@ const char *t3d_cpu_isa_name(t3d_cpu_isa isa);
 /* The best bf16 ISA this CPU and kernel allow, capped by T3D_CPU_ISA; detected once per process
  * (thread-safe). Requests AMX tile permission the first time it sees AMX. */
 t3d_cpu_isa t3d_cpu_bf16_isa(void);
+/* What --precision auto runs in bf16 on a CPU with this bf16 ISA and vdpbf16ps gain: a
+ * t3d_backend.bf16_ops mask (t3d_backend_cpu_bf16_auto_ops applies it to this CPU). */
+unsigned t3d_cpu_bf16_auto_ops(t3d_cpu_isa isa, double gain);
 /* Test-only: cap the ISA further for this process (T3D_CPU_ISA_COUNT: no extra cap). Returns the
  * previous cap. Not thread-safe. */
 t3d_cpu_isa t3d_cpu_bf16_cap_isa(t3d_cpu_isa cap);

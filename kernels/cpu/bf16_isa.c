@@ -186,8 +186,17 @@ double t3d_backend_cpu_bf16_gain(void)
   return gain;
 }
 
-bool t3d_backend_cpu_bf16_pays(void)
+unsigned t3d_cpu_bf16_auto_ops(t3d_cpu_isa isa, double gain)
+{
+  if (isa == T3D_CPU_ISA_AMX) return 1u << T3D_OP_LINEAR; /* see t3d_backend_cpu_bf16_auto_ops */
+  if (isa == T3D_CPU_ISA_AVX512BF16 && gain >= GAIN_MIN) return T3D_BF16_OPS_ALL;
+  return 0;
+}
+
+unsigned t3d_backend_cpu_bf16_auto_ops(void)
 {
   t3d_cpu_isa isa = t3d_cpu_bf16_isa();
-  return isa == T3D_CPU_ISA_AMX || (isa == T3D_CPU_ISA_AVX512BF16 && t3d_backend_cpu_bf16_gain() >= GAIN_MIN);
+  return t3d_cpu_bf16_auto_ops(isa, isa == T3D_CPU_ISA_AVX512BF16 ? t3d_backend_cpu_bf16_gain() : 0);
 }
+
+bool t3d_backend_cpu_bf16_pays(void) { return t3d_backend_cpu_bf16_auto_ops() != 0; }
