@@ -209,47 +209,14 @@ static ukernel pick_ukernel(void)
   return (ukernel){4, ukernel_c, NULL};
 }
 
-/* Packs rows [i0, i0+rows) x depth [p0, p0+kc) of op(A) into one MR-row panel, dst[k*mr + r],
- * zero-padding rows past the end. The untransposed case is a small transpose: it reads the rows
- * in parallel streams, one k at a time, so every store is contiguous. */
-T3D_SIMD_CLONES
-static void pack_a_panel(float *restrict dst, bool trans, const float *restrict A, int64_t lda, int64_t i0,
-                         int64_t rows, int64_t p0, int64_t kc, int mr)
-{
-  if (trans) {
-    for (int64_t k = 0; k < kc; k++) {
-      const float *src = A + (p0 + k) * lda + i0;
-      if (rows >= mr) {
-#pragma omp simd
-        for (int r = 0; r < mr; r++)
-          dst[k * mr + r] = src[r];
-      } else {
-        for (int r = 0; r < mr; r++)
-          dst[k * mr + r] = r < rows ? src[r] : 0.0f;
-      }
-    }
-  } else {
-    int64_t off[MAX_MR];
-    for (int r = 0; r < mr; r++) /* rows past the end re-read the last row; zeroed below */
-      off[r] = (i0 + (r < rows ? r : rows - 1)) * lda + p0;
-    for (int64_t k = 0; k < kc; k++) {
-#pragma omp simd
-      for (int r = 0; r < mr; r++)
-        dst[k * mr + r] = A[off[r] + k];
-    }
-    for (int r = (int)rows; r < mr; r++)
-      for (int64_t k = 0; k < kc; k++)
-        dst[k * mr + r] = 0.0f;
-  }
-}
-
 #ifdef T3D_X86
-/* The transposed B panel of a full NR = 16 columns, 16 x 16 blocks transposed in registers: a
- * linear layer's weights [out, in] are B transposed, and packing them element by element (a
- * gather per k) took a fifth of the [256,768]x[768,3072] GEMM's time next to the 12 x 32 kernel.
- * Returns the depth done (a multiple of 16); the caller packs the rest. */
-__attribute__((target("avx512f"))) static int64_t pack_b_trans16_avx512(float *restrict dst,
-                                                                        const float *const *rows, int64_t kc)
+/* 16 rows of depth kc (rows[i] + k) into dst[k * ld + i] for the lanes i in keep, 16 x 16 blocks
+ * transposed in registers: a linear layer's weights [out, in] are B transposed, and its
+ * activations are A untransposed, and packing either element by element (a gather per k) took
+ * a fifth of the [256,768]x[768,3072] GEMM's time (B) and 6 % of the text tower's (A) next to
+ * the 12 x 32 kernel. Returns the depth done (a multiple of 16); the caller packs the rest. */
+__attribute__((target("avx512f"))) static int64_t pack_trans16_avx512(float *restrict dst, int64_t ld, __mmask16 keep,
+                                                                      const float *const *rows, int64_t kc)
 {
   int64_t k = 0;
   for (; k + 16 <= kc; k += 16) {
@@ -275,11 +242,54 @@ __attribute__((target("avx512f"))) static int64_t pack_b_trans16_avx512(float *r
       o[4 + j] = _mm512_shuffle_f32x4(v1, w1, 0x88);
       o[12 + j] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
     }
-    for (int j = 0; j < 16; j++) _mm512_storeu_ps(dst + (k + j) * NR, o[j]);
+    for (int j = 0; j < 16; j++) _mm512_mask_storeu_ps(dst + (k + j) * ld, keep, o[j]);
   }
   return k;
 }
 #endif
+
+/* Packs rows [i0, i0+rows) x depth [p0, p0+kc) of op(A) into one MR-row panel, dst[k*mr + r],
+ * zero-padding rows past the end. The untransposed case is a small transpose: it reads the rows
+ * in parallel streams, one k at a time, so every store is contiguous. */
+T3D_SIMD_CLONES
+static void pack_a_panel(float *restrict dst, bool trans, const float *restrict A, int64_t lda, int64_t i0,
+                         int64_t rows, int64_t p0, int64_t kc, int mr)
+{
+  if (trans) {
+    for (int64_t k = 0; k < kc; k++) {
+      const float *src = A + (p0 + k) * lda + i0;
+      if (rows >= mr) {
+#pragma omp simd
+        for (int r = 0; r < mr; r++)
+          dst[k * mr + r] = src[r];
+      } else {
+        for (int r = 0; r < mr; r++)
+          dst[k * mr + r] = r < rows ? src[r] : 0.0f;
+      }
+    }
+  } else {
+    int64_t k0 = 0;
+#ifdef T3D_X86
+    if (mr == 12 && rows >= mr && __builtin_cpu_supports("avx512f")) {
+      const float *rp[16];
+      for (int r = 0; r < 16; r++) rp[r] = A + (i0 + (r < mr ? r : mr - 1)) * lda + p0;
+      k0 = pack_trans16_avx512(dst, mr, (__mmask16)0x0fff, rp, kc);
+    }
+#endif
+    int64_t off[MAX_MR];
+    for (int r = 0; r < mr; r++) /* rows past the end re-read the last row; zeroed below */
+      off[r] = (i0 + (r < rows ? r : rows - 1)) * lda + p0;
+    for (int64_t k = k0; k < kc; k++) {
+#pragma omp simd
+      for (int r = 0; r < mr; r++)
+        dst[k * mr + r] = A[off[r] + k];
+    }
+    for (int r = (int)rows; r < mr; r++)
+      for (int64_t k = 0; k < kc; k++)
+        dst[k * mr + r] = 0.0f;
+  }
+}
+
 
 /* Packs columns [j0, j0+cols) x depth [p0, p0+kc) of op(B) into one NR-column panel, dst[k*NR + c]. */
 T3D_SIMD_CLONES
@@ -291,7 +301,7 @@ static void pack_b_panel(float *restrict dst, bool trans, const float *restrict 
     if (cols >= NR && NR == 16 && __builtin_cpu_supports("avx512f")) {
       const float *rows[16];
       for (int c = 0; c < 16; c++) rows[c] = B + (j0 + c) * ldb + p0;
-      const int64_t done = pack_b_trans16_avx512(dst, rows, kc);
+      const int64_t done = pack_trans16_avx512(dst, NR, (__mmask16)0xffff, rows, kc);
       for (int64_t k = done; k < kc; k++)
         for (int c = 0; c < NR; c++) dst[k * NR + c] = rows[c][k];
       return;
