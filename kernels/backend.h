@@ -128,9 +128,10 @@ typedef struct t3d_backend_ops {
 
 /* Arithmetic of the convolutions and GEMMs (conv3d, conv3d_transpose, linear); every other op is
  * fp32 always. FP32 is the reference. BF16: weights and activations rounded to bf16, products
- * accumulated in fp32 (kernels/cpu/bf16.h states the tolerances). AUTO: BF16 where the CPU does
- * it natively and faster than fp32 (AMX; AVX512-BF16 where vdpbf16ps outruns fp32 FMAs, which
- * t3d_backend_cpu_bf16_pays measures), FP32 elsewhere (and FP32 on a GPU). TF32: the GPU's TF32
+ * accumulated in fp32 (kernels/cpu/bf16.h states the tolerances). AUTO: BF16 for the ops the CPU
+ * was measured to run faster in bf16 (on AMX the linear layers; on AVX512-BF16 all three where
+ * vdpbf16ps outruns fp32 FMAs, which t3d_backend_cpu_bf16_gain measures; see
+ * t3d_backend_cpu_bf16_auto_ops), FP32 for the rest and elsewhere (and on a GPU). TF32: the GPU's TF32
  * tensor cores for fp32 data (CUDA backend only; the CPU backend computes it as FP32). */
 typedef enum { T3D_PRECISION_FP32 = 0, T3D_PRECISION_BF16, T3D_PRECISION_AUTO, T3D_PRECISION_TF32 } t3d_precision;
 const char *t3d_precision_name(t3d_precision p); /* "fp32", "bf16", "auto", "tf32" */
