@@ -12,7 +12,7 @@ status=0
 mkdir -p "$tmp/prep" || train_finish 1
 sh "$SRC/tools/bundle.sh" -b "$BUILD" "$tmp/prep/bundle.tar.xz" >"$tmp/bundle.log" 2>&1 ||
   { cat "$tmp/bundle.log"; train_finish 1; }
-BUDGET=75 RESERVE=15 N_TRAIN=6 JOBS=2 DEVICE=cpu BATCH=3 SEG_BATCH=2 SEG_BATCH2=2 THREADS=1 TRAIN_ARGS= PY="$PY" \
+BUDGET=75 RESERVE=15 N_TRAIN=6 JOBS=2 DEVICE=cpu BATCH=3 SEG_BATCH=2 SEG_BATCH2=2 THREADS=1 TRAIN_ARGS='' PY="$PY" \
   WORK="$tmp/gpu-work" sh "$SRC/tools/gpu-train.sh" run "$tmp/prep" "$tmp/out" >"$tmp/run.log" 2>&1 ||
   { echo "FAIL: tools/gpu-train.sh run"; cat "$tmp/run.log"; train_finish 1; }
 for s in 1 2; do

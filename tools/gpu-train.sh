@@ -60,8 +60,11 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/t3d-gpu-train.XXXXXX") || exit 1
 
 # t3d from the bundle (its build/t3d wrapper finds its libraries and DCMTK's dictionaries)
 tar -xJf "$dir/bundle.tar.xz" -C "$tmp" || { log "cannot unpack $dir/bundle.tar.xz"; exit 1; }
-T3D=$(ls "$tmp"/*/build/t3d 2>/dev/null | head -n 1)
-[ -n "$T3D" ] && "$T3D" version >/dev/null 2>&1 || { log "the bundle's t3d does not run"; exit 1; }
+T3D=$(find "$tmp" -mindepth 3 -maxdepth 3 -path '*/build/t3d' | head -n 1)
+if [ -z "$T3D" ] || ! "$T3D" version >/dev/null 2>&1; then
+  log "the bundle's t3d does not run"
+  exit 1
+fi
 # the carried wheels, where the machine lacks them
 if ls "$dir"/wheels/*.whl >/dev/null 2>&1; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$tmp/site" "$dir"/wheels/*.whl ||
@@ -78,7 +81,7 @@ fi
 log "$(head -n 1 "$out/env.txt")"
 
 export WORK T3D PY
-export N_TRAIN=${N_TRAIN:-1600}
+export N_TRAIN="${N_TRAIN:-1600}"
 cd "$src" || exit 1
 log "data: $N_TRAIN training phantoms, ${JOBS:-$(nproc)} processes"
 N_EVAL=0 N_CALIB=0 JOBS=${JOBS:-$(nproc)} STAGES=data sh train/recipes/t3d-tiny.sh >"$out/data.log" 2>&1 ||
@@ -110,5 +113,5 @@ tar -C "$WORK" -cf "$out/stage1.tar" t3d-tiny/final.pt t3d-tiny/metrics.csv t3d-
 tar -C "$WORK" -cf "$out/stage2.tar" t3d-tiny-seg/final.pt t3d-tiny-seg/metrics.csv t3d-tiny-seg/args.json \
   t3d-tiny-seg.log 2>/dev/null
 rm -rf "$tmp"
-log "done: $(ls "$out" | tr '\n' ' ')"
+log "done: $(cd "$out" && echo *)"
 exit "$rc"
