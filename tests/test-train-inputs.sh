@@ -21,18 +21,18 @@ train_setup 3 || train_finish 1
 "$PY" -m train.train $(train_args "$tmp/run") --steps 2 --batch 2 --w-seg 1 --log-every 1 \
   --export "$tmp/run/model.safetensors" || train_finish 1
 "$PY" -m train.checks inputs "$tmp/data" "$tmp/cache.safetensors" "$tmp/run" "$T3D" || status=1
-# the familiarity reference
+# the familiarity reference (analyze at fp32 throughout: the references are PyTorch's fp32)
 "$PY" -m train.export --ckpt "$tmp/run/final.pt" --template "$tmp/init.safetensors" --calibrate "$tmp/cache.safetensors" \
   --calibrate-data "$tmp/data" --threads 1 -o "$tmp/calibrated.safetensors" || status=1
 for d in "$tmp"/data/case-*; do
-  "$T3D" analyze "$d/dicom" --model "$tmp/calibrated.safetensors" --json --no-segment --threads 1 \
+  "$T3D" analyze "$d/dicom" --model "$tmp/calibrated.safetensors" --json --no-segment --threads 1 --precision fp32 \
     > "$tmp/familiar-${d##*/}.json" || status=1
 done
 "$PY" -m train.export --ckpt "$tmp/run/final.pt" --template "$tmp/init.safetensors" --calibrate "$tmp/cache.safetensors" \
   --calibrate-data "$tmp/data" --calibrate-holdout "$tmp/cache.safetensors" --calibrate-holdout-data "$tmp/data" \
   --calibrate-findings --threads 1 -o "$tmp/calibrated-holdout.safetensors" || status=1
 d1=$(ls -d "$tmp"/data/case-* | head -n 1)
-"$T3D" analyze "$d1/dicom" --model "$tmp/calibrated-holdout.safetensors" --json --no-segment --threads 1 \
+"$T3D" analyze "$d1/dicom" --model "$tmp/calibrated-holdout.safetensors" --json --no-segment --threads 1 --precision fp32 \
   > "$tmp/findings-calibrated.json" || status=1
 # --calibrate-findings: every finding whose truth is mixed over the held-out cases carries a slope >= 0
 # and an intercept, and t3d analyze reports sigmoid(slope * (logit_pos - logit_neg) + intercept) for it

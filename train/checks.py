@@ -58,7 +58,9 @@ def check_inputs(data_dir, cache, run, t3d):
         temb, _ = model.encode_text(ids, mask)
         scale = float(model.logit_scale.exp().clamp(max=100))
         for i, rec in enumerate(cases.records):
-            out = subprocess.run([t3d, "analyze", data_dir + "/" + rec["series"], "--model", model_file, "--json"],
+            # fp32: PyTorch's is the reference (auto would be bf16 on a CPU with AMX)
+            out = subprocess.run([t3d, "analyze", data_dir + "/" + rec["series"], "--model", model_file, "--json",
+                                  "--precision", "fp32"],
                                  check=True, capture_output=True, text=True).stdout
             res = json.loads(out)
             ref = torch.tensor(res["embedding"])
