@@ -54,7 +54,10 @@
 # process's output byte for byte); DEVICE [cpu]: cuda trains both stages as one GPU process
 # (STAGE1_PROCS and PROCS then do not apply); STAGES [data train export eval]: the steps to run
 # (a step reads what earlier ones left in WORK); TRAIN_ARGS: more train.train options for both
-# stages (e.g. --no-bf16). The bundled model came from a GPU (README: "The bundled model"):
+# stages (e.g. --no-bf16); CONFIG [t3d-tiny]: the model's config, a built-in name or a JSON file for
+# `t3d model-init` (its "preprocess" sets the model grid: at t3d-tiny's 6 mm a median lung nodule
+# of the evaluation phantoms covers 6 voxels; a finer grid wants finer phantoms, PHANTOM_OPTS).
+# The bundled model came from a GPU (README: "The bundled model"):
 #   N_TRAIN=1600 N_EVAL=0 N_CALIB=0 JOBS=16 STAGES=data train/recipes/t3d-tiny.sh       (GPU machine)
 #   DEVICE=cuda STAGES=train BATCH=64 SEG_BATCH=16 SEG_BATCH2=32 PROCS=1 STAGE1_PROCS=1 THREADS=8 \
 #     TRAIN_MIN=5.06 SEG_MIN=1.43 TRAIN_ARGS=--no-bf16 train/recipes/t3d-tiny.sh         (GPU machine)
@@ -99,6 +102,7 @@ JOBS=${JOBS:-1}
 DEVICE=${DEVICE:-cpu}
 STAGES=${STAGES:-data train export eval}
 TRAIN_ARGS=${TRAIN_ARGS:-}
+CONFIG=${CONFIG:-t3d-tiny}  # t3d model-init --config: a built-in name or a JSON file (e.g. a finer grid)
 want() { case " $STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
 export PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$WORK"
@@ -118,7 +122,7 @@ make_set() { # folder count seed: the phantoms and their cache folder-cache.safe
   [ -f "$1-cache.safetensors" ] ||
     "$T3D" preprocess --data "$1" --model "$WORK/init.safetensors" -o "$1-cache.safetensors"
 }
-"$T3D" model-init --config t3d-tiny --seed 1 -o "$WORK/init.safetensors" >/dev/null
+"$T3D" model-init --config "$CONFIG" --seed 1 -o "$WORK/init.safetensors" >/dev/null
 if want data; then
   echo "$(stamp) phantoms: $N_TRAIN training (seeds $TRAIN_SEED+), $N_EVAL evaluation (seeds $EVAL_SEED+), $N_CALIB calibration (seeds $CALIB_SEED+), $PHANTOM_OPTS, $JOBS process(es)"
   make_set "$WORK/train" "$N_TRAIN" $TRAIN_SEED
