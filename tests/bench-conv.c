@@ -3,11 +3,12 @@
  * A benchmark, not a test: it checks nothing. Compare with tests/reference/bench_conv.py.
  *
  *   bench-conv [--threads T] [--reps R] [--only NAME] [--path 0-8] [--budget FLOATS] [--wino-width 256|512] [--bf16]
- *              [--bf16-wino -1|0|1]
+ *              [--bf16-wino -1|0|1] [--bf16-x16 -1|0]
  *            [--stream-min BYTES]
  * --stream-min BYTES: outputs from this size leave by non-temporal stores (default 64 MiB).
  * --bf16: the bf16 path (weights packed once as a bf16 backend does at load; fp32 activations);
- * --bf16-wino: its 3x3x3 "same" layers by AUTO's choice (-1), im2col (0) or Winograd (1).
+ * --bf16-wino: its 3x3x3 "same" layers by AUTO's choice (-1), im2col (0) or Winograd (1);
+ * --bf16-x16 0: its stride-1 im2col panels from fp32 im2col lines instead of a bf16 copy of x.
  * --wino-width 256: the Winograd kernel's GEMM in AVX2 even where the CPU has AVX-512 (default 512).
  * --path: 0 auto, 1 AVX-512 packed, 2 im2col + OpenBLAS, 3 im2col + own sgemm, 4 AVX2 packed,
  *         5 direct AVX2 (3x3x3 stride-1 "same" layers only; others as auto), 6 stride-2 rows, 7 Winograd
@@ -114,9 +115,10 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[i], "--wino-width") && i + 1 < argc) t3d_cpu_wino_cap_width(atoi(argv[++i]));
     else if (!strcmp(argv[i], "--bf16")) bf16 = true;
     else if (!strcmp(argv[i], "--bf16-wino") && i + 1 < argc) t3d_cpu_bf16_force_wino(atoi(argv[++i]));
+    else if (!strcmp(argv[i], "--bf16-x16") && i + 1 < argc) t3d_cpu_bf16_force_x16_pack(atoi(argv[++i]));
     else if (!strcmp(argv[i], "--stream-min") && i + 1 < argc) t3d_cpu_conv_set_stream_min(atoll(argv[++i]));
     else {
-      fprintf(stderr, "usage: %s [--threads T] [--reps R] [--only NAME] [--path 0-8] [--budget FLOATS] [--wino-width 256|512] [--bf16] [--bf16-wino -1|0|1] [--stream-min BYTES]\n",
+      fprintf(stderr, "usage: %s [--threads T] [--reps R] [--only NAME] [--path 0-8] [--budget FLOATS] [--wino-width 256|512] [--bf16] [--bf16-wino -1|0|1] [--bf16-x16 -1|0] [--stream-min BYTES]\n",
               argv[0]);
       return 2;
     }

@@ -261,6 +261,24 @@ static void test_conv(int64_t n, int64_t ci, int64_t d, int64_t h, int64_t w_, i
       if (wino) wino_mag(mag, x, w, b, r);
       expect e = {name, y32, wino ? NULL : refb, mag, ci * k * k * k, wino};
       check_all_isas(&e, y, &c);
+      if (!wino && stride == 1 && k > 1) { /* the bf16-copy packing must give conv_pack's panels exactly */
+        t3d_backend *b1 = backend(T3D_PRECISION_BF16, 2);
+        t3d_tensor *ya = tnew(5, ys, false), *yb = tnew(5, ys, false);
+        int was = t3d_cpu_bf16_force_x16_pack(0);
+        CHECK_STATUS(run_op(b1, ya, &c), T3D_OK);
+        t3d_cpu_bf16_force_x16_pack(-1);
+        CHECK_STATUS(run_op(b1, yb, &c), T3D_OK);
+        t3d_cpu_bf16_force_x16_pack(was);
+        check_count++;
+        if (!bit_equal(ya, yb)) {
+          check_failures++;
+          fprintf(stderr, "FAIL: %s: the bf16-copy packing differs from the im2col lines (max rel %.3g)\n", name,
+                  rel_err(ya, yb, mag));
+        }
+        t3d_tensor_free(ya);
+        t3d_tensor_free(yb);
+        t3d_backend_free(b1);
+      }
       if (wino) { /* y holds the default run's result: its error in the direct sum's terms, for the record */
         printf("  %-44s vs fp32 %.2e of the direct sum's magnitude\n", "", rel_err(y, y32, magd));
         t3d_tensor_free(magd);
@@ -491,6 +509,9 @@ int main(void)
   test_conv(1, 70, 4, 4, 5, 9, 3, 1, 1, false, false, false);
   /* Winograd's cases too: rows of more than 16 tiles, several runs of 32 tiles, Ci padded to 64 */
   test_conv(1, 40, 5, 6, 35, 35, 3, 1, 1, true, true, true);
+  /* stride 1 with another kernel and padding (the bf16-copy packing's windows at the edges) */
+  test_conv(1, 17, 7, 9, 40, 12, 5, 1, 1, true, false, true);
+  test_conv(2, 9, 6, 6, 6, 8, 3, 1, 0, false, false, false);
   /* conv3d_transpose: the decoder's 2^3 stride 2 (disjoint), overlapping with padding and
    * output padding, stride 1, Ci over one chunk */
   test_convt(1, 24, 3, 4, 5, 10, 2, 2, 0, 0);

@@ -140,6 +140,115 @@ static void conv_pack(const conv_geom *g, const float *xn, int64_t k0, int64_t k
   }
 }
 
+/* ---- stride-1 convolutions from a bf16 copy of x ------------------------------------------------
+ * The same B panel as conv_pack, bit for bit, built another way: x is rounded to bf16 once per
+ * call (x16, the rounding pack_pair does), and each strip row of 32 columns is two 32-lane
+ * windows of x16 (the pair's two taps; masked loads, zeros outside the volume and past the
+ * columns) interleaved by one two-source permute. conv_pack builds two fp32 im2col lines per K
+ * pair and converts them, about as much work per element as the GEMM does with 64 output
+ * channels (l1.conv2), so that layer ran at 0.6 of the bf16 kernel's speed. AVX512BW. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+static __mmask32 lane_mask(int64_t lo, int64_t hi) /* lanes [lo, hi) of 32 */
+{
+  if (hi <= lo) return 0;
+  uint64_t m = ((hi >= 32 ? ~0ull : (1ull << hi) - 1)) & ~((1ull << lo) - 1);
+  return (__mmask32)m;
+}
+
+/* A run of a strip's columns along one output row: lanes [l0, l0 + n) are outputs (od, oh, ow..). */
+typedef struct {
+  int32_t l0, n, od, oh, ow;
+} col_run;
+
+/* One tap's window into the run's lanes of v (zeros outside the volume stay zero). */
+__attribute__((target("avx512f,avx512bw"))) static inline __m512i tap_window(__m512i v, const conv_geom *g,
+                                                                             const uint16_t *xc, const int32_t *tap,
+                                                                             const col_run *r)
+{
+  const int64_t id = r->od - g->pad[0] + tap[0], ih = r->oh - g->pad[1] + tap[1], iw0 = r->ow - g->pad[2] + tap[2];
+  if (id < 0 || id >= g->D || ih < 0 || ih >= g->H) return v;
+  const int64_t lo = iw0 < 0 ? -iw0 : 0, hi = g->W - iw0 < r->n ? g->W - iw0 : r->n; /* valid lanes of the run */
+  const __mmask32 m = lane_mask(r->l0 + lo, r->l0 + hi);
+  if (!m) return v;
+  /* lane l reads iw0 + (l - l0): the address of lane 0 may lie before the row (masked lanes are not read) */
+  return _mm512_mask_loadu_epi16(v, m, xc + (id * g->H + ih) * g->W + iw0 - r->l0);
+}
+
+#define MAX_STRIPS (TILE_P / 32)
+
+/* taps: (kd, kh, kw) of every tap index, 3 per tap. */
+__attribute__((target("avx512f,avx512bw"))) static void conv_pack_x16(const conv_geom *g, const uint16_t *x16n,
+                                                                      const int32_t *taps, int64_t k0, int64_t kc,
+                                                                      int64_t p0, int64_t pn, const scratch *sc)
+{
+  const __m512i lo_idx = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8, 39, 7, 38, 6,
+                                          37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+  const __m512i hi_idx = _mm512_set_epi16(63, 31, 62, 30, 61, 29, 60, 28, 59, 27, 58, 26, 57, 25, 56, 24, 55, 23, 54,
+                                          22, 53, 21, 52, 20, 51, 19, 50, 18, 49, 17, 48, 16);
+  const int64_t ns = ceil_div(pn, 32), DHW = g->D * g->H * g->W;
+  /* the runs of every strip, the same for every K row */
+  col_run runs[MAX_STRIPS * 33];
+  int nruns[MAX_STRIPS + 1];
+  nruns[0] = 0;
+  for (int64_t s = 0, r = 0; s < ns; s++) {
+    const int64_t c0 = p0 + 32 * s, c1 = p0 + (pn < 32 * (s + 1) ? pn : 32 * (s + 1));
+    int64_t ow = c0 % g->Wo, oh = c0 / g->Wo % g->Ho, od = c0 / (g->Wo * g->Ho);
+    for (int64_t c = c0; c < c1; r++) {
+      const int64_t n = g->Wo - ow < c1 - c ? g->Wo - ow : c1 - c;
+      runs[r] = (col_run){(int32_t)(c - c0), (int32_t)n, (int32_t)od, (int32_t)oh, (int32_t)ow};
+      c += n;
+      ow = 0;
+      if (++oh == g->Ho) oh = 0, od++;
+    }
+    nruns[s + 1] = (int)r;
+  }
+  int64_t ci = k0 / g->kvol, t = k0 % g->kvol; /* K row k0 = (ci, tap t), advanced one row at a time */
+  for (int64_t kp = 0; kp < kc / 2; kp++) {
+    const uint16_t *xc[2] = {NULL, NULL};
+    const int32_t *tp[2];
+    for (int j = 0; j < 2; j++) {
+      if (ci < g->Ci) xc[j] = x16n + ci * DHW; /* else past K: zeros */
+      tp[j] = taps + 3 * t;
+      if (++t == g->kvol) t = 0, ci++;
+    }
+    for (int64_t s = 0; s < ns; s++) {
+      __m512i v0 = _mm512_setzero_si512(), v1 = _mm512_setzero_si512();
+      for (int r = nruns[s]; r < nruns[s + 1]; r++) {
+        if (xc[0]) v0 = tap_window(v0, g, xc[0], tp[0], &runs[r]);
+        if (xc[1]) v1 = tap_window(v1, g, xc[1], tp[1], &runs[r]);
+      }
+      uint16_t *dst = sc->b + s * kc * 32 + kp * 64;
+      _mm512_storeu_si512(dst, _mm512_permutex2var_epi16(v0, lo_idx, v1));
+      _mm512_storeu_si512(dst + 32, _mm512_permutex2var_epi16(v0, hi_idx, v1));
+    }
+  }
+}
+#endif
+
+/* -1 (default): the x16 packing where it applies (stride 1, a kernel wider than 1x1x1, AVX512BW);
+ * 0: never (conv_pack, the reference it must equal bit for bit). */
+static int x16_mode = -1;
+
+int t3d_cpu_bf16_force_x16_pack(int mode)
+{
+  int old = x16_mode;
+  x16_mode = mode;
+  return old;
+}
+
+static bool use_x16(const conv_geom *g)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+  return x16_mode != 0 && !g->direct && g->kvol > 1 && g->s[0] == 1 && g->s[1] == 1 && g->s[2] == 1 &&
+         __builtin_cpu_supports("avx512bw");
+#else
+  (void)g;
+  return false;
+#endif
+}
+
 /* y rows [m0, m0+mn) x columns [p0, p0+pn) of image n from the C tile (row stride ldc). */
 static void conv_epilogue(float *yn, const float *rn, const float *bias, const float *c, int64_t ldc, int64_t m0,
                           int64_t mn, int64_t p0, int64_t pn, int64_t P, bool relu)
@@ -214,10 +323,40 @@ t3d_status t3d_cpu_conv3d_bf16(t3d_backend *be, t3d_tensor *y, const t3d_tensor 
   const float *xd = x->data, *bd = bias ? bias->data : NULL, *rd = residual ? residual->data : NULL;
   float *yd = y->data, *base = NULL;
   T3D_TRY(scratch_alloc("conv3d", &t, &base));
+  uint16_t *x16 = NULL;
+  int32_t *taps = NULL;
+  const bool fast = use_x16(&g);
+  const int64_t xn_elems = g.Ci * g.D * g.H * g.W;
+  if (fast) {
+    x16 = t3d_aligned_alloc((size_t)(N * xn_elems) * sizeof *x16);
+    taps = malloc((size_t)(3 * g.kvol) * sizeof *taps);
+    if (taps)
+      for (int64_t t = 0; t < g.kvol; t++) {
+        taps[3 * t] = (int32_t)(t / (g.KH * g.KW));
+        taps[3 * t + 1] = (int32_t)(t / g.KW % g.KH);
+        taps[3 * t + 2] = (int32_t)(t % g.KW);
+      }
+    if (!x16 || !taps) {
+      t3d_aligned_free(x16);
+      free(taps);
+      t3d_aligned_free(base);
+      return t3d_error(T3D_ERR_NOMEM, "conv3d (bf16): cannot allocate %lld bytes for x in bf16",
+                       (long long)(N * xn_elems * 2));
+    }
+  }
 
 #pragma omp parallel num_threads(t.nthr)
   {
     scratch sc = scratch_at(base, &t, t3d_cpu_omp_thread());
+    if (fast) {
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < N * g.Ci * g.D; r++) { /* one depth plane of one channel at a time */
+        const float *src = xd + r * g.H * g.W;
+        uint16_t *dst = x16 + r * g.H * g.W;
+#pragma omp simd
+        for (int64_t i = 0; i < g.H * g.W; i++) dst[i] = t3d_bf16_round(src[i]);
+      }
+    }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t it = 0; it < t.items; it++) {
       if (cancelled(be)) continue;
@@ -226,7 +365,11 @@ t3d_status t3d_cpu_conv3d_bf16(t3d_backend *be, t3d_tensor *y, const t3d_tensor 
       const float *xn = xd + n * g.Ci * g.D * g.H * g.W;
       for (int64_t k0 = 0; k0 < l.kpad; k0 += TILE_K) {
         int64_t kc = min64(TILE_K, l.kpad - k0);
-        conv_pack(&g, xn, k0, kc, p0, pn, &sc);
+#if defined(__x86_64__) && defined(__GNUC__)
+        if (fast) conv_pack_x16(&g, x16 + n * xn_elems, taps, k0, kc, p0, pn, &sc);
+        else
+#endif
+          conv_pack(&g, xn, k0, kc, p0, pn, &sc);
         t3d_cpu_bf16_gemm_block(isa, mrows, ceil_div(pn, 32), kc, wd + m0 * l.kpad + k0, l.kpad, sc.b, kc * 32, sc.c,
                                 t.pt, k0 == 0);
       }
@@ -234,6 +377,8 @@ t3d_status t3d_cpu_conv3d_bf16(t3d_backend *be, t3d_tensor *y, const t3d_tensor 
                     min64(mrows, g.Co - m0), p0, pn, g.P, p->relu);
     }
   }
+  t3d_aligned_free(x16);
+  free(taps);
   t3d_aligned_free(base);
   return cancelled(be) ? t3d_error(T3D_ERR_CANCELLED, "conv3d cancelled") : T3D_OK;
 }
