@@ -144,7 +144,8 @@ static void conv_pack(const conv_geom *g, const float *xn, int64_t k0, int64_t k
  * The same B panel as conv_pack, bit for bit, built another way: x is rounded to bf16 once per
  * call (x16, the rounding pack_pair does), and each strip row of 32 columns is two 32-lane
  * windows of x16 (the pair's two taps; masked loads, zeros outside the volume and past the
- * columns) interleaved by one two-source permute. conv_pack builds two fp32 im2col lines per K
+ * columns) interleaved by one two-source permute; with a width stride of 2 each window is the
+ * even elements of two loads. Any depth and height stride. conv_pack builds two fp32 im2col lines per K
  * pair and converts them, about as much work per element as the GEMM does with 64 output
  * channels (l1.conv2), so that layer ran at 0.6 of the bf16 kernel's speed. AVX512BW. */
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -167,13 +168,33 @@ __attribute__((target("avx512f,avx512bw"))) static inline __m512i tap_window(__m
                                                                              const uint16_t *xc, const int32_t *tap,
                                                                              const col_run *r)
 {
-  const int64_t id = r->od - g->pad[0] + tap[0], ih = r->oh - g->pad[1] + tap[1], iw0 = r->ow - g->pad[2] + tap[2];
+  const int64_t id = r->od * g->s[0] - g->pad[0] + tap[0], ih = r->oh * g->s[1] - g->pad[1] + tap[1];
+  const int64_t iw0 = r->ow - g->pad[2] + tap[2];
   if (id < 0 || id >= g->D || ih < 0 || ih >= g->H) return v;
   const int64_t lo = iw0 < 0 ? -iw0 : 0, hi = g->W - iw0 < r->n ? g->W - iw0 : r->n; /* valid lanes of the run */
   const __mmask32 m = lane_mask(r->l0 + lo, r->l0 + hi);
   if (!m) return v;
   /* lane l reads iw0 + (l - l0): the address of lane 0 may lie before the row (masked lanes are not read) */
   return _mm512_mask_loadu_epi16(v, m, xc + (id * g->H + ih) * g->W + iw0 - r->l0);
+}
+
+/* The same with a width stride of 2: lane l reads iw0 + 2 (l - l0), so the run's lanes are the
+ * even elements of 64 consecutive ones, loaded into lo (elements 0-31) and hi (32-63) and taken
+ * apart by the caller. Odd elements may be loaded too: they are dropped. */
+__attribute__((target("avx512f,avx512bw"))) static inline void tap_window_s2(__m512i *lo_v, __m512i *hi_v,
+                                                                            const conv_geom *g, const uint16_t *xc,
+                                                                            const int32_t *tap, const col_run *r)
+{
+  const int64_t id = r->od * g->s[0] - g->pad[0] + tap[0], ih = r->oh * g->s[1] - g->pad[1] + tap[1];
+  const int64_t iw0 = 2 * r->ow - g->pad[2] + tap[2], e0 = 2 * (int64_t)r->l0; /* element e reads iw0 - e0 + e */
+  if (id < 0 || id >= g->D || ih < 0 || ih >= g->H) return;
+  int64_t elo = e0 > e0 - iw0 ? e0 : e0 - iw0, ehi = e0 + 2 * r->n; /* elements of the run inside [0, W) */
+  if (ehi > e0 - iw0 + g->W) ehi = e0 - iw0 + g->W;
+  if (ehi <= elo) return;
+  const uint16_t *base = xc + (id * g->H + ih) * g->W + iw0 - e0;
+  const __mmask32 m0 = lane_mask(elo, ehi), m1 = lane_mask(elo - 32 > 0 ? elo - 32 : 0, ehi - 32);
+  if (m0) *lo_v = _mm512_mask_loadu_epi16(*lo_v, m0, base);
+  if (m1) *hi_v = _mm512_mask_loadu_epi16(*hi_v, m1, base + 32);
 }
 
 #define MAX_STRIPS (TILE_P / 32)
@@ -187,6 +208,8 @@ __attribute__((target("avx512f,avx512bw"))) static void conv_pack_x16(const conv
                                           37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
   const __m512i hi_idx = _mm512_set_epi16(63, 31, 62, 30, 61, 29, 60, 28, 59, 27, 58, 26, 57, 25, 56, 24, 55, 23, 54,
                                           22, 53, 21, 52, 20, 51, 19, 50, 18, 49, 17, 48, 16);
+  const __m512i even_idx = _mm512_set_epi16(62, 60, 58, 56, 54, 52, 50, 48, 46, 44, 42, 40, 38, 36, 34, 32, 30, 28, 26,
+                                            24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
   const int64_t ns = ceil_div(pn, 32), DHW = g->D * g->H * g->W;
   /* the runs of every strip, the same for every K row */
   col_run runs[MAX_STRIPS * 33];
@@ -215,9 +238,19 @@ __attribute__((target("avx512f,avx512bw"))) static void conv_pack_x16(const conv
     }
     for (int64_t s = 0; s < ns; s++) {
       __m512i v0 = _mm512_setzero_si512(), v1 = _mm512_setzero_si512();
-      for (int r = nruns[s]; r < nruns[s + 1]; r++) {
-        if (xc[0]) v0 = tap_window(v0, g, xc[0], tp[0], &runs[r]);
-        if (xc[1]) v1 = tap_window(v1, g, xc[1], tp[1], &runs[r]);
+      if (g->s[2] == 1) {
+        for (int r = nruns[s]; r < nruns[s + 1]; r++) {
+          if (xc[0]) v0 = tap_window(v0, g, xc[0], tp[0], &runs[r]);
+          if (xc[1]) v1 = tap_window(v1, g, xc[1], tp[1], &runs[r]);
+        }
+      } else { /* width stride 2 */
+        __m512i h0 = _mm512_setzero_si512(), h1 = _mm512_setzero_si512();
+        for (int r = nruns[s]; r < nruns[s + 1]; r++) {
+          if (xc[0]) tap_window_s2(&v0, &h0, g, xc[0], tp[0], &runs[r]);
+          if (xc[1]) tap_window_s2(&v1, &h1, g, xc[1], tp[1], &runs[r]);
+        }
+        v0 = _mm512_permutex2var_epi16(v0, even_idx, h0);
+        v1 = _mm512_permutex2var_epi16(v1, even_idx, h1);
       }
       uint16_t *dst = sc->b + s * kc * 32 + kp * 64;
       _mm512_storeu_si512(dst, _mm512_permutex2var_epi16(v0, lo_idx, v1));
@@ -241,7 +274,7 @@ int t3d_cpu_bf16_force_x16_pack(int mode)
 static bool use_x16(const conv_geom *g)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-  return x16_mode != 0 && !g->direct && g->kvol > 1 && g->s[0] == 1 && g->s[1] == 1 && g->s[2] == 1 &&
+  return x16_mode != 0 && !g->direct && g->kvol > 1 && (g->s[2] == 1 || g->s[2] == 2) &&
          __builtin_cpu_supports("avx512bw");
 #else
   (void)g;
