@@ -8,7 +8,7 @@
  * --stream-min BYTES: outputs from this size leave by non-temporal stores (default 64 MiB).
  * --bf16: the bf16 path (weights packed once as a bf16 backend does at load; fp32 activations);
  * --bf16-wino: its 3x3x3 "same" layers by AUTO's choice (-1), im2col (0) or Winograd (1);
- * --bf16-x16 0: its stride-1 im2col panels from fp32 im2col lines instead of a bf16 copy of x.
+ * --bf16-x16 0: its im2col panels from fp32 im2col lines instead of a bf16 copy of x.
  * --wino-width 256: the Winograd kernel's GEMM in AVX2 even where the CPU has AVX-512 (default 512).
  * --path: 0 auto, 1 AVX-512 packed, 2 im2col + OpenBLAS, 3 im2col + own sgemm, 4 AVX2 packed,
  *         5 direct AVX2 (3x3x3 stride-1 "same" layers only; others as auto), 6 stride-2 rows, 7 Winograd

@@ -142,9 +142,9 @@ t3d_status t3d_cpu_conv3d_wino3_bf16(int threads, t3d_cpu_isa isa, int64_t N, in
                                      const float *bias, const float *res, bool relu, const volatile int *cancel);
 /* Whether t3d_cpu_conv3d_bf16 runs these shapes by Winograd (above) rather than im2col. */
 bool t3d_cpu_conv3d_bf16_wino(const t3d_tensor *x, const t3d_tensor *w, const t3d_conv3d_params *p);
-/* Test-only: -1 (default) stride-1 im2col convolutions pack their B panels from a bf16 copy of x
- * (AVX512BW), 0 always the fp32 im2col lines (the same panels, bit for bit). Returns the previous
- * setting. Not thread-safe. */
+/* Test-only: -1 (default) im2col convolutions with a kernel wider than 1x1x1 and a width stride of
+ * 1 or 2 pack their B panels from a bf16 copy of x (AVX512BW), 0 always from the fp32 im2col
+ * lines (the same panels, bit for bit). Returns the previous setting. Not thread-safe. */
 int t3d_cpu_bf16_force_x16_pack(int mode);
 /* Test-only: -1 (default) AUTO's choice, 0 never Winograd, 1 Winograd wherever it applies (3x3x3
  * stride 1 padding 1 "same", AVX-512F). Returns the previous setting. Not thread-safe. */

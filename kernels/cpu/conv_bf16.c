@@ -140,14 +140,14 @@ static void conv_pack(const conv_geom *g, const float *xn, int64_t k0, int64_t k
   }
 }
 
-/* ---- stride-1 convolutions from a bf16 copy of x ------------------------------------------------
+/* ---- B panels from a bf16 copy of x (kernels wider than 1x1x1, width stride 1 or 2) -------------
  * The same B panel as conv_pack, bit for bit, built another way: x is rounded to bf16 once per
  * call (x16, the rounding pack_pair does), and each strip row of 32 columns is two 32-lane
  * windows of x16 (the pair's two taps; masked loads, zeros outside the volume and past the
  * columns) interleaved by one two-source permute; with a width stride of 2 each window is the
- * even elements of two loads. Any depth and height stride. conv_pack builds two fp32 im2col lines per K
- * pair and converts them, about as much work per element as the GEMM does with 64 output
- * channels (l1.conv2), so that layer ran at 0.6 of the bf16 kernel's speed. AVX512BW. */
+ * even elements of two loads; any depth and height stride. conv_pack builds two fp32 im2col
+ * lines per K pair and converts them, about as much work per element as the GEMM does with 64
+ * output channels (l1.conv2), so that layer ran at 0.6 of the bf16 kernel's speed. AVX512BW. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
@@ -260,8 +260,9 @@ __attribute__((target("avx512f,avx512bw"))) static void conv_pack_x16(const conv
 }
 #endif
 
-/* -1 (default): the x16 packing where it applies (stride 1, a kernel wider than 1x1x1, AVX512BW);
- * 0: never (conv_pack, the reference it must equal bit for bit). */
+/* -1 (default): the x16 packing where it applies (a kernel wider than 1x1x1, width stride 1 or 2,
+ * AVX512BW); 0: never (conv_pack, the reference it must equal bit for bit). The 1x1x1 layers pack
+ * each element once anyway: the copy did not pay there (bench-conv, tried). */
 static int x16_mode = -1;
 
 int t3d_cpu_bf16_force_x16_pack(int mode)
