@@ -392,8 +392,8 @@ t3d_status t3d_analyze(t3d_model *m, const t3d_volume *vol, const t3d_analyze_op
         f->logit_neg = m->logit_scale * dn;
         f->probability = prob[i];
         if (m->find_cal[i].on) { /* Platt scaling of the logit difference, fitted on held-out cases */
-          const double z = m->find_cal[i].slope * (f->logit_pos - f->logit_neg) + m->find_cal[i].intercept;
-          f->probability = z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z));
+          f->probability =
+              t3d_logistic(m->find_cal[i].slope * (f->logit_pos - f->logit_neg) + m->find_cal[i].intercept);
         }
       }
       free(prob);

@@ -585,6 +585,8 @@ float t3d_logit_scale_from_param(float logit_scale_param)
   return s < T3D_LOGIT_SCALE_MAX ? s : T3D_LOGIT_SCALE_MAX;
 }
 
+double t3d_logistic(double z) { return z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z)); }
+
 t3d_status t3d_zero_shot_score(const float *image, const float *pos, const float *neg, size_t nfind, int dim,
                                float scale, float *prob)
 {
@@ -601,9 +603,7 @@ t3d_status t3d_zero_shot_score(const float *image, const float *pos, const float
       dp += (double)image[j] * pos[i * (size_t)dim + j];
       dn += (double)image[j] * neg[i * (size_t)dim + j];
     }
-    /* softmax over (scale*dp, scale*dn), first entry; stable for any sign of the difference */
-    const double d = (double)scale * (dn - dp);
-    prob[i] = (float)(d > 0 ? exp(-d) / (1.0 + exp(-d)) : 1.0 / (1.0 + exp(d)));
+    prob[i] = (float)t3d_logistic((double)scale * (dp - dn)); /* softmax over (scale*dp, scale*dn), first entry */
   }
   return T3D_OK;
 }

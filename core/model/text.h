@@ -91,6 +91,10 @@ float t3d_logit_scale_from_param(float logit_scale_param);
  * arrays (with nfind > 0), dim < 1 or a non-finite scale. */
 t3d_status t3d_zero_shot_score(const float *image, const float *pos, const float *neg, size_t nfind, int dim,
                                float scale, float *prob);
+/* 1 / (1 + exp(-z)) without overflow for any sign of z: the zero-shot softmax above is
+ * t3d_logistic(s_pos - s_neg), and a calibrated finding's probability (t3d_analyze) is
+ * t3d_logistic(slope * (logit_pos - logit_neg) + intercept). */
+double t3d_logistic(double z);
 
 #ifdef __cplusplus
 }

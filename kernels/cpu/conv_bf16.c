@@ -199,10 +199,35 @@ __attribute__((target("avx512f,avx512bw"))) static inline void tap_window_s2(__m
 
 #define MAX_STRIPS (TILE_P / 32)
 
-/* taps: (kd, kh, kw) of every tap index, 3 per tap. */
+/* The column runs of a tile's strips, the same for every K row of every chunk: strip s owns
+ * run[first[s] .. first[s + 1]). */
+typedef struct {
+  col_run run[MAX_STRIPS * 33];
+  int first[MAX_STRIPS + 1];
+} strip_runs;
+
+static void strip_runs_make(const conv_geom *g, int64_t p0, int64_t pn, strip_runs *sr)
+{
+  sr->first[0] = 0;
+  for (int64_t s = 0, r = 0; s < ceil_div(pn, 32); s++) {
+    const int64_t c0 = p0 + 32 * s, c1 = p0 + (pn < 32 * (s + 1) ? pn : 32 * (s + 1));
+    int64_t ow = c0 % g->Wo, oh = c0 / g->Wo % g->Ho, od = c0 / (g->Wo * g->Ho);
+    for (int64_t c = c0; c < c1; r++) {
+      const int64_t n = g->Wo - ow < c1 - c ? g->Wo - ow : c1 - c;
+      sr->run[r] = (col_run){(int32_t)(c - c0), (int32_t)n, (int32_t)od, (int32_t)oh, (int32_t)ow};
+      c += n;
+      ow = 0;
+      if (++oh == g->Ho) oh = 0, od++;
+    }
+    sr->first[s + 1] = (int)r;
+  }
+}
+
+/* taps: (kd, kh, kw) of every tap index, 3 per tap; sr: strip_runs_make of (p0, pn). */
 __attribute__((target("avx512f,avx512bw"))) static void conv_pack_x16(const conv_geom *g, const uint16_t *x16n,
-                                                                      const int32_t *taps, int64_t k0, int64_t kc,
-                                                                      int64_t p0, int64_t pn, const scratch *sc)
+                                                                      const int32_t *taps, const strip_runs *sr,
+                                                                      int64_t k0, int64_t kc, int64_t pn,
+                                                                      const scratch *sc)
 {
   const __m512i lo_idx = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8, 39, 7, 38, 6,
                                           37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
@@ -211,22 +236,6 @@ __attribute__((target("avx512f,avx512bw"))) static void conv_pack_x16(const conv
   const __m512i even_idx = _mm512_set_epi16(62, 60, 58, 56, 54, 52, 50, 48, 46, 44, 42, 40, 38, 36, 34, 32, 30, 28, 26,
                                             24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
   const int64_t ns = ceil_div(pn, 32), DHW = g->D * g->H * g->W;
-  /* the runs of every strip, the same for every K row */
-  col_run runs[MAX_STRIPS * 33];
-  int nruns[MAX_STRIPS + 1];
-  nruns[0] = 0;
-  for (int64_t s = 0, r = 0; s < ns; s++) {
-    const int64_t c0 = p0 + 32 * s, c1 = p0 + (pn < 32 * (s + 1) ? pn : 32 * (s + 1));
-    int64_t ow = c0 % g->Wo, oh = c0 / g->Wo % g->Ho, od = c0 / (g->Wo * g->Ho);
-    for (int64_t c = c0; c < c1; r++) {
-      const int64_t n = g->Wo - ow < c1 - c ? g->Wo - ow : c1 - c;
-      runs[r] = (col_run){(int32_t)(c - c0), (int32_t)n, (int32_t)od, (int32_t)oh, (int32_t)ow};
-      c += n;
-      ow = 0;
-      if (++oh == g->Ho) oh = 0, od++;
-    }
-    nruns[s + 1] = (int)r;
-  }
   int64_t ci = k0 / g->kvol, t = k0 % g->kvol; /* K row k0 = (ci, tap t), advanced one row at a time */
   for (int64_t kp = 0; kp < kc / 2; kp++) {
     const uint16_t *xc[2] = {NULL, NULL};
@@ -239,15 +248,15 @@ __attribute__((target("avx512f,avx512bw"))) static void conv_pack_x16(const conv
     for (int64_t s = 0; s < ns; s++) {
       __m512i v0 = _mm512_setzero_si512(), v1 = _mm512_setzero_si512();
       if (g->s[2] == 1) {
-        for (int r = nruns[s]; r < nruns[s + 1]; r++) {
-          if (xc[0]) v0 = tap_window(v0, g, xc[0], tp[0], &runs[r]);
-          if (xc[1]) v1 = tap_window(v1, g, xc[1], tp[1], &runs[r]);
+        for (int r = sr->first[s]; r < sr->first[s + 1]; r++) {
+          if (xc[0]) v0 = tap_window(v0, g, xc[0], tp[0], &sr->run[r]);
+          if (xc[1]) v1 = tap_window(v1, g, xc[1], tp[1], &sr->run[r]);
         }
       } else { /* width stride 2 */
         __m512i h0 = _mm512_setzero_si512(), h1 = _mm512_setzero_si512();
-        for (int r = nruns[s]; r < nruns[s + 1]; r++) {
-          if (xc[0]) tap_window_s2(&v0, &h0, g, xc[0], tp[0], &runs[r]);
-          if (xc[1]) tap_window_s2(&v1, &h1, g, xc[1], tp[1], &runs[r]);
+        for (int r = sr->first[s]; r < sr->first[s + 1]; r++) {
+          if (xc[0]) tap_window_s2(&v0, &h0, g, xc[0], tp[0], &sr->run[r]);
+          if (xc[1]) tap_window_s2(&v1, &h1, g, xc[1], tp[1], &sr->run[r]);
         }
         v0 = _mm512_permutex2var_epi16(v0, even_idx, h0);
         v1 = _mm512_permutex2var_epi16(v1, even_idx, h1);
@@ -397,10 +406,14 @@ t3d_status t3d_cpu_conv3d_bf16(t3d_backend *be, t3d_tensor *y, const t3d_tensor 
       int64_t mbi = it % t.mblocks, pti = it / t.mblocks % t.ptiles, n = it / (t.mblocks * t.ptiles);
       int64_t m0 = mbi * t.mb, mrows = min64(t.mb, l.rows - m0), p0 = pti * t.pt, pn = min64(t.pt, g.P - p0);
       const float *xn = xd + n * g.Ci * g.D * g.H * g.W;
+#if defined(__x86_64__) && defined(__GNUC__)
+      strip_runs sr;
+      if (fast) strip_runs_make(&g, p0, pn, &sr);
+#endif
       for (int64_t k0 = 0; k0 < l.kpad; k0 += TILE_K) {
         int64_t kc = min64(TILE_K, l.kpad - k0);
 #if defined(__x86_64__) && defined(__GNUC__)
-        if (fast) conv_pack_x16(&g, x16 + n * xn_elems, taps, k0, kc, p0, pn, &sc);
+        if (fast) conv_pack_x16(&g, x16 + n * xn_elems, taps, &sr, k0, kc, pn, &sc);
         else
 #endif
           conv_pack(&g, xn, k0, kc, p0, pn, &sc);

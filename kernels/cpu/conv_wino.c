@@ -790,7 +790,7 @@ t3d_status t3d_cpu_conv3d_wino3_bf16(int threads, t3d_cpu_isa isa, int64_t N, in
                                      const float *bias, const float *res, bool relu, const volatile int *cancel)
 {
   threads = threads < 1 ? 1 : threads;
-  const wino_kind k = {2, NE, 16, WT512, 8, true, transform_weights, input_tiles512, output_tiles512};
+  const wino_kind k = wino_kind_of(2); /* the AVX-512 F(2,3): callers check t3d_cpu_wino_avx512 */
   const int64_t wt = k.wt, ne = k.ne;
   const int64_t tiles = ceil_div(D, 2) * ceil_div(H, 2) * ceil_div(W, 2);
   const int64_t blocks = ceil_div(tiles, wt), items = N * blocks;
