@@ -135,10 +135,11 @@ static void dev_fields(const t3d_backend *be, const bench_dev *dv, unsigned row_
   size_t peak = 0;
   t3d_backend_cuda_memory(be, NULL, &peak);
   const bool bf16 = be && be->precision == T3D_PRECISION_BF16 && (be->bf16_ops & row_ops);
-  snprintf(buf, n, "\"backend\": \"%s\", \"gpu_peak_mib\": %.1f, \"precision\": \"%s\", \"isa\": \"%s%s%s%s\"",
+  snprintf(buf, n, "\"backend\": \"%s\", \"gpu_peak_mib\": %.1f, \"precision\": \"%s\", \"isa\": \"%s%s%s%s%s%s\"",
            be ? be->ops->name : "none", (double)peak / 1048576.0,
            bf16 ? "bf16" : dv->precision == T3D_PRECISION_TF32 ? "tf32" : "f32", bf16 ? "bf16 path " : "",
-           bf16 ? t3d_backend_cpu_bf16_isa() : "", bf16 ? " for convolutions and GEMMs; fp32: " : "",
+           bf16 ? t3d_backend_cpu_bf16_isa() : "", bf16 ? " (" : "", bf16 ? t3d_backend_cpu_bf16_engine() : "",
+           bf16 ? ") for convolutions and GEMMs; fp32: " : "",
            t3d_backend_cpu_kernels());
 }
 
@@ -564,7 +565,7 @@ int t3d_cmd_bench(int argc, char **argv)
            dv.device, t3d_precision_name(dv.precision));
   /* what the t3d rows compute in, as the children's CPU backend resolves it */
   printf(_("t3d rows: %s (bf16 path on this CPU: %s, %s)\n"), t3d_cli_bf16_ops_desc(cpu_bf16_ops(&dv)),
-         t3d_backend_cpu_bf16_isa(), t3d_backend_cpu_bf16_native() ? "native" : "portable");
+         t3d_backend_cpu_bf16_isa(), t3d_backend_cpu_bf16_engine());
   if (t3d_backend_cpu_bf16_gain() > 0)
     printf(_("CPU bf16 speed: vdpbf16ps does %.2fx the multiply-adds per second of fp32 FMAs (auto takes bf16 "
              "from 1.25x)\n"),

@@ -58,6 +58,8 @@ int t3d_cmd_devices(int argc, char **argv)
   json_object_set_new(root, "cpu_isa", json_string(cpu_isa()));
   json_object_set_new(root, "cpu_kernels", json_string(t3d_backend_cpu_kernels()));
   json_object_set_new(root, "cpu_bf16_isa", json_string(t3d_backend_cpu_bf16_isa()));
+  /* "native", "fp32 FMAs" (avx512f: bf16 operands on fp32 FMAs) or "portable" */
+  json_object_set_new(root, "cpu_bf16_engine", json_string(t3d_backend_cpu_bf16_engine()));
   json_object_set_new(root, "cpu_bf16_gain", json_real(t3d_backend_cpu_bf16_gain()));
   const unsigned auto_ops = t3d_backend_cpu_bf16_auto_ops();
   /* "bf16", "fp32", or "mixed" with cpu_auto_bf16_ops naming the ops that run bf16 */
@@ -93,7 +95,7 @@ int t3d_cmd_devices(int argc, char **argv)
     printf(_("CPU: %ld cores, %s\n"), cores, cpu_isa());
     printf(_("CPU kernels: %s\n"), t3d_backend_cpu_kernels());
     printf(_("CPU bf16 path: %s, %s; --precision auto runs %s\n"), t3d_backend_cpu_bf16_isa(),
-           t3d_backend_cpu_bf16_native() ? "native" : "portable", t3d_cli_bf16_ops_desc(t3d_backend_cpu_bf16_auto_ops()));
+           t3d_backend_cpu_bf16_engine(), t3d_cli_bf16_ops_desc(t3d_backend_cpu_bf16_auto_ops()));
     if (t3d_backend_cpu_bf16_gain() > 0)
       printf(_("CPU bf16 speed: vdpbf16ps does %.2fx the multiply-adds per second of fp32 FMAs (auto takes bf16 "
                "from 1.25x)\n"),

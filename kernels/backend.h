@@ -171,10 +171,14 @@ t3d_backend_params t3d_backend_default_params(void);
  * thread pool runs everything (two spinning pools measured 5x+ slower on a loaded 2-core box). */
 t3d_status t3d_backend_cpu_create(t3d_backend **out, const t3d_backend_params *params);
 void t3d_backend_free(t3d_backend *be); /* NULL is a no-op */
-/* The ISA the CPU backend's bf16 path runs on here: "amx", "avx512bf16" (native), "avx2" or
- * "scalar" (the portable path, slower than fp32); T3D_CPU_ISA=scalar|avx2|avx512bf16|amx caps it. */
+/* The ISA the CPU backend's bf16 path runs on here: "amx", "avx512bf16" (native), "avx512f" (bf16
+ * operands on fp32 FMAs), "avx2" or "scalar" (the portable path, slower than fp32);
+ * T3D_CPU_ISA=scalar|avx2|avx512f|avx512bf16|amx caps it. */
 const char *t3d_backend_cpu_bf16_isa(void);
 bool t3d_backend_cpu_bf16_native(void);
+/* How that ISA computes: "native" (amx, avx512bf16), "fp32 FMAs" (avx512f: the bf16 operands on
+ * fp32 FMAs, where vdpbf16ps is slower than them or absent) or "portable" (avx2, scalar). */
+const char *t3d_backend_cpu_bf16_engine(void);
 /* On AVX512-BF16 without AMX: vdpbf16ps's multiply-add rate over fp32 FMAs', measured once per
  * process (~1 ms; kernels/cpu/bf16_isa.c); 0 on other ISAs. */
 double t3d_backend_cpu_bf16_gain(void);

@@ -135,18 +135,30 @@ static t3d_status run_op(t3d_backend *be, t3d_tensor *y, const op_ctx *c)
 
 static void check_all_isas(const expect *e, t3d_tensor *y, const op_ctx *ctx)
 {
-  t3d_cpu_isa top = t3d_cpu_bf16_isa();
+  t3d_cpu_isa top = t3d_cpu_bf16_hw_isa(); /* native ones too where avx512f runs by default */
   t3d_tensor *portable[2] = {NULL, NULL};
   for (int threads = 1; threads <= 3; threads += 2) {
     t3d_backend *be = backend(T3D_PRECISION_BF16, threads);
     for (int isa = 0; isa <= (int)top; isa++) {
       char how[64];
+      /* avx512f runs no bf16 Winograd: its convolutions take the fp32 kernels' path whatever
+         t3d_cpu_bf16_force_wino says, checked in the im2col pass and by test_fma_paths */
+      if (e->wino && isa == T3D_CPU_ISA_AVX512F) continue;
       snprintf(how, sizeof how, "%s, %d thread%s", t3d_cpu_isa_name((t3d_cpu_isa)isa), threads, threads > 1 ? "s" : "");
       t3d_cpu_bf16_cap_isa((t3d_cpu_isa)isa);
       memset(y->data, 0xff, t3d_tensor_nbytes(y)); /* NaN: a missed output shows */
       CHECK_STATUS(run_op(be, y, ctx), T3D_OK);
       check_result(e, y, how);
       if (isa <= T3D_CPU_ISA_AVX2 && threads == 1) portable[isa] = tmap(y, false, false);
+      else if (isa == T3D_CPU_ISA_AVX512F && ctx->op != T3D_OP_CONV3D && portable[1]) {
+        /* its GEMM block adds the same products in the same order as the AVX2 kernel */
+        check_count++;
+        if (!bit_equal(y, portable[1])) {
+          check_failures++;
+          fprintf(stderr, "FAIL: %s [%s]: differs from the avx2 kernel (max rel diff %.3g)\n", e->name, how,
+                  rel_err(y, portable[1], e->mag));
+        }
+      }
       else if (portable[0]) { /* the same bf16 operands: only fp32 summation order may differ */
         double d = rel_err(y, portable[0], e->mag), tol = 2 * gamma_n(e->K + 64);
         check_count++;
@@ -157,8 +169,10 @@ static void check_all_isas(const expect *e, t3d_tensor *y, const op_ctx *ctx)
       }
     }
     t3d_cpu_bf16_cap_isa(T3D_CPU_ISA_COUNT);
+    if (e->wino && t3d_cpu_bf16_isa() == T3D_CPU_ISA_AVX512F) t3d_cpu_bf16_cap_isa(top); /* as above */
     memset(y->data, 0xff, t3d_tensor_nbytes(y));
     CHECK_STATUS(run_op(be, y, ctx), T3D_OK);
+    t3d_cpu_bf16_cap_isa(T3D_CPU_ISA_COUNT);
     if (threads == 1) check_result(e, y, "default");
     t3d_backend_free(be);
   }
@@ -264,11 +278,14 @@ static void test_conv(int64_t n, int64_t ci, int64_t d, int64_t h, int64_t w_, i
       if (!wino && k > 1) { /* the bf16-copy packing must give conv_pack's panels exactly */
         t3d_backend *b1 = backend(T3D_PRECISION_BF16, 2);
         t3d_tensor *ya = tnew(5, ys, false), *yb = tnew(5, ys, false);
+        t3d_cpu_isa hw = t3d_cpu_bf16_hw_isa(); /* an ISA whose convolutions pack bf16 panels */
+        t3d_cpu_bf16_cap_isa(hw == T3D_CPU_ISA_AVX512F ? T3D_CPU_ISA_AVX2 : hw);
         int was = t3d_cpu_bf16_force_x16_pack(0);
         CHECK_STATUS(run_op(b1, ya, &c), T3D_OK);
         t3d_cpu_bf16_force_x16_pack(-1);
         CHECK_STATUS(run_op(b1, yb, &c), T3D_OK);
         t3d_cpu_bf16_force_x16_pack(was);
+        t3d_cpu_bf16_cap_isa(T3D_CPU_ISA_COUNT);
         check_count++;
         if (!bit_equal(ya, yb)) {
           check_failures++;
@@ -289,6 +306,81 @@ static void test_conv(int64_t n, int64_t ci, int64_t d, int64_t h, int64_t w_, i
   t3d_backend_free(be32);
   t3d_tensor *all[] = {x, w, b, r, y, y32, refb, mag, xr, wr, xa, wa, ba, ra};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++) t3d_tensor_free(all[i]);
+}
+
+/* ---- avx512f: the fp32 kernels on bf16 operands ------------------------------------------------
+ * Every path the avx512f ISA's convolutions take (forced through t3d_cpu_conv_force_path): packed
+ * "same", gather, im2col rows, 1x1 rows (copied, not read in place), Winograd F(2,3) and F(4,3).
+ * Against the bf16-operand reference: fp32 accumulation's gamma_{K+3} on the packed paths, and the
+ * fp32 Winograd kernels' own bounds (tests/test-conv.c: 8 gamma_{K+67}, 16 gamma_{K+219}) on
+ * Winograd's; against fp32 the bf16 bound above plus those. */
+static void fma_case(int64_t ci, int64_t d, int64_t h, int64_t w_, int64_t co, int k, int stride, int pad, bool res)
+{
+  int64_t xs[5] = {1, ci, d, h, w_}, ws[5] = {co, ci, k, k, k}, bs[1] = {co};
+  int64_t ys[5] = {1, co, (d + 2 * pad - k) / stride + 1, (h + 2 * pad - k) / stride + 1, (w_ + 2 * pad - k) / stride + 1};
+  t3d_tensor *x = tnew(5, xs, true), *w = tnew(5, ws, true), *b = tnew(1, bs, true), *r = res ? tnew(5, ys, true) : NULL;
+  t3d_tensor *y = tnew(5, ys, false), *y32 = tnew(5, ys, false), *refb = tnew(5, ys, false), *mag = tnew(5, ys, false);
+  t3d_tensor *xr = tmap(x, true, false), *wr = tmap(w, true, false);
+  t3d_tensor *xa = tmap(x, false, true), *wa = tmap(w, false, true), *ba = tmap(b, false, true), *ra = tmap(r, false, true);
+  t3d_conv3d_params p = {{stride, stride, stride}, {pad, pad, pad}, true, false}, pm = p;
+  pm.relu = false;
+  t3d_backend *be32 = backend(T3D_PRECISION_FP32, 2);
+  CHECK_STATUS(t3d_op_conv3d(be32, y32, x, w, b, r, &p), T3D_OK);
+  CHECK_STATUS(t3d_cpu_conv3d_ref(be32, refb, xr, wr, b, r, &p), T3D_OK);
+  CHECK_STATUS(t3d_cpu_conv3d_ref(be32, mag, xa, wa, ba, ra, &pm), T3D_OK);
+  const int64_t K = ci * k * k * k;
+  const bool same3 = k == 3 && stride == 1 && pad == 1;
+  static const t3d_cpu_conv_path paths[] = {T3D_CPU_CONV_AVX512, T3D_CPU_CONV_WINOGRAD, T3D_CPU_CONV_WINOGRAD4};
+  op_ctx c = {.op = T3D_OP_CONV3D, .x = x, .b = b, .r = r, .w32 = w, .cp = p};
+  t3d_cpu_bf16_cap_isa(T3D_CPU_ISA_AVX512F);
+  for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+    if (i > 0 && !same3) break;
+    for (int run = 0; run < 4; run++) { /* 1 and 3 threads; the default tiles, then small ones (many
+                                           K chunks and channel blocks: each widens its own weights) */
+      const int threads = run % 2 ? 3 : 1;
+      t3d_backend *be = backend(T3D_PRECISION_BF16, threads);
+      t3d_cpu_conv_path old = t3d_cpu_conv_force_path(paths[i]);
+      size_t old_budget = t3d_cpu_conv_set_col_budget(run >= 2 ? 600 : 0);
+      memset(y->data, 0xff, t3d_tensor_nbytes(y));
+      CHECK_STATUS(run_op(be, y, &c), T3D_OK);
+      t3d_cpu_conv_set_col_budget(old_budget);
+      t3d_cpu_conv_force_path(old);
+      double ta = paths[i] == T3D_CPU_CONV_WINOGRAD4 ? 16 * gamma_n(K + 3 + 216)
+                  : paths[i] == T3D_CPU_CONV_WINOGRAD ? 8 * gamma_n(K + 3 + 64)
+                                                      : gamma_n(K + 3) * 1.01;
+      double tb = ldexp(1.0, -7) + ldexp(1.0, -16) + 2 * gamma_n(K + 3) + ta;
+      double ea = rel_err(y, refb, mag), eb = rel_err(y, y32, mag);
+      check_count++;
+      if (!(ea <= ta) || !(eb <= tb)) {
+        check_failures++;
+        fprintf(stderr, "FAIL: avx512f conv3d ci%lld %lldx%lldx%lld co%lld k%d s%d p%d path %d, %d threads: vs bf16-operand "
+                "reference %.3g (tol %.3g), vs fp32 %.3g (tol %.3g)%s\n", (long long)ci, (long long)d, (long long)h,
+                (long long)w_, (long long)co, k, stride, pad, (int)paths[i], threads, ea, ta, eb, tb,
+                run >= 2 ? " (small tiles)" : "");
+      } else if (run == 0) {
+        printf("  avx512f conv3d ci%lld co%lld k%d s%d path %d: vs bf16-operand ref %.2e (tol %.1e)  vs fp32 %.2e\n",
+               (long long)ci, (long long)co, k, stride, (int)paths[i], ea, ta, eb);
+      }
+      t3d_backend_free(be);
+    }
+  }
+  t3d_cpu_bf16_cap_isa(T3D_CPU_ISA_COUNT);
+  t3d_backend_free(be32);
+  t3d_tensor *all[] = {x, w, b, r, y, y32, refb, mag, xr, wr, xa, wa, ba, ra};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) t3d_tensor_free(all[i]);
+}
+
+static void test_fma_paths(void)
+{
+  if (t3d_cpu_bf16_hw_isa() < T3D_CPU_ISA_AVX512F) {
+    printf("  avx512f bf16 ISA: not on this CPU, skipped\n");
+    return;
+  }
+  fma_case(12, 9, 10, 37, 20, 3, 1, 1, true); /* "same": packed, Winograd F(2,3) and F(4,3) */
+  fma_case(3, 5, 6, 7, 9, 3, 1, 1, false);    /* few channels, ragged tiles */
+  fma_case(1, 9, 12, 11, 16, 7, 2, 3, false); /* the stem: gathered strips */
+  fma_case(5, 6, 7, 80, 12, 3, 2, 1, true);   /* wide rows, stride 2: im2col rows */
+  fma_case(40, 5, 6, 7, 72, 1, 1, 0, true);   /* 1x1: x's rows copied and rounded */
 }
 
 /* ---- conv3d_transpose ------------------------------------------------------------------------- */
@@ -451,7 +543,13 @@ static void test_precision(void)
   CHECK_INT_EQ(be->bf16_ops, t3d_backend_cpu_bf16_auto_ops());
   /* auto never takes the portable path, and measures only where there is AVX512-BF16 to measure */
   CHECK(!t3d_backend_cpu_bf16_pays() || t3d_backend_cpu_bf16_native());
-  CHECK((t3d_backend_cpu_bf16_gain() > 0) == (strcmp(t3d_backend_cpu_bf16_isa(), "avx512bf16") == 0));
+  CHECK((t3d_backend_cpu_bf16_gain() > 0) == (t3d_cpu_bf16_hw_isa() == T3D_CPU_ISA_AVX512BF16));
+  /* avx512bf16 runs unless its vdpbf16ps is slower than the FMAs (then avx512f), and an
+     avx512f is the ISA of an AVX-512 CPU without AVX512-BF16 */
+  if (!getenv("T3D_CPU_ISA") && t3d_cpu_bf16_hw_isa() == T3D_CPU_ISA_AVX512BF16)
+    CHECK_INT_EQ(t3d_cpu_bf16_isa(), t3d_backend_cpu_bf16_gain() < 1.0 ? T3D_CPU_ISA_AVX512F : T3D_CPU_ISA_AVX512BF16);
+  else
+    CHECK_INT_EQ(t3d_cpu_bf16_isa(), t3d_cpu_bf16_hw_isa());
   t3d_backend_free(be);
   be = backend(T3D_PRECISION_FP32, 1);
   CHECK_INT_EQ(be->precision, T3D_PRECISION_FP32);
@@ -464,6 +562,7 @@ static void test_precision(void)
   CHECK_INT_EQ(t3d_cpu_bf16_auto_ops(T3D_CPU_ISA_AVX512BF16, 0.5), 0);
   CHECK_INT_EQ(t3d_cpu_bf16_auto_ops(T3D_CPU_ISA_AVX512BF16, 1.3), T3D_BF16_OPS_ALL);
   CHECK_INT_EQ(t3d_cpu_bf16_auto_ops(T3D_CPU_ISA_AVX2, 0), 0);
+  CHECK_INT_EQ(t3d_cpu_bf16_auto_ops(T3D_CPU_ISA_AVX512F, 0.5), 0); /* fp32's speed: no gain */
   /* a bf16 backend with the linear layers alone in bf16 (auto on AMX): the convolutions' weights
      stay fp32, so their fp32 kernels run */
   be = backend(T3D_PRECISION_BF16, 1);
@@ -485,7 +584,7 @@ static void test_precision(void)
   bp.precision = (t3d_precision)7;
   CHECK_STATUS(t3d_backend_cpu_create(&be, &bp), T3D_ERR_INVALID_ARG);
   printf("  bf16 ISA on this CPU: %s (%s; vdpbf16ps / fp32 FMA multiply-add rate %.2f; auto takes %s)\n",
-         t3d_backend_cpu_bf16_isa(), t3d_backend_cpu_bf16_native() ? "native" : "portable",
+         t3d_backend_cpu_bf16_isa(), t3d_backend_cpu_bf16_engine(),
          t3d_backend_cpu_bf16_gain(), t3d_backend_cpu_bf16_pays() ? "bf16" : "fp32");
 }
 
@@ -499,6 +598,7 @@ int main(void)
   test_precision();
   test_layout();
   test_wino_choice();
+  test_fma_paths();
   /* conv3d: the stem (1 channel, 7^3, stride 2), "same" 3^3, 1x1 direct and strided, odd sizes,
    * Co not a multiple of 32, K over one 256-row chunk, residual + ReLU, two images */
   test_conv(1, 1, 9, 12, 11, 16, 7, 2, 3, true, false, true);

@@ -171,15 +171,23 @@ static const t3d_backend_ops cpu_ops = {
 };
 
 /* AUTO -> BF16 where the CPU runs some op faster in bf16 (t3d_backend_cpu_bf16_auto_ops: which
- * ones becomes bf16_ops); an explicit BF16 where it does not runs every op in bf16 anyway, correct
- * but slower than fp32: said once per process. */
+ * ones becomes bf16_ops); an explicit BF16 where it does not runs every op in bf16 anyway: said
+ * once per process, with how (the avx512f ISA at about fp32's speed, the portable one slower). */
 static t3d_precision resolve_precision(t3d_precision want)
 {
   static int told;
   if (want == T3D_PRECISION_AUTO) return t3d_backend_cpu_bf16_pays() ? T3D_PRECISION_BF16 : T3D_PRECISION_FP32;
   if (want != T3D_PRECISION_BF16 || t3d_backend_cpu_bf16_pays() || __atomic_exchange_n(&told, 1, __ATOMIC_RELAXED))
     return want;
-  if (!t3d_backend_cpu_bf16_native())
+  t3d_cpu_isa isa = t3d_cpu_bf16_isa();
+  if (isa == T3D_CPU_ISA_AVX512F && t3d_backend_cpu_bf16_gain() > 0)
+    T3D_WARN("bf16 requested: this CPU's AVX512-BF16 does %.2fx the multiply-adds per second of its fp32 FMAs, "
+             "so the bf16 operands are multiplied on the FMAs: same numerics, no speed over fp32 here",
+             t3d_backend_cpu_bf16_gain());
+  else if (isa == T3D_CPU_ISA_AVX512F)
+    T3D_WARN("bf16 requested: this CPU has no AVX512-BF16, so the bf16 operands are multiplied on fp32 AVX-512 "
+             "FMAs: same numerics, no speed over fp32 here");
+  else if (!t3d_backend_cpu_bf16_native())
     T3D_WARN("bf16 requested, but this CPU has neither AVX512-BF16 nor AMX: running the portable %s bf16 path "
              "(same numerics, slower than fp32)",
              t3d_backend_cpu_bf16_isa());

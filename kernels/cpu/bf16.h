@@ -8,15 +8,25 @@
  * and is added to an fp32 accumulator (no bf16 partial sums, no rounding to bf16 at the output);
  * bias, residual and ReLU are applied in fp32. Between ops activations stay fp32 in memory: only
  * the GEMM operands are bf16. The ISAs differ only in the order of the two fp32 additions of a
- * K pair and in denormals (AVX512-BF16 and AMX flush them), i.e. by fp32 rounding noise.
+ * K pair and in denormals (AVX512-BF16 and AMX flush them), i.e. by fp32 rounding noise; avx512f's
+ * convolutions also in the fp32 algorithm (Winograd's fp32 transforms of the rounded operands,
+ * within the fp32 kernels' own bounds: tests/test-bf16.c test_fma_paths).
  *   amx         _tile_dpbf16ps on 2x2 tiles of 16x16 (Intel Sapphire Rapids and later);
  *   avx512bf16  _mm512_dpbf16_ps, 8 rows x 32 columns in registers (Intel Cooper Lake, AMD Zen 4);
+ *   avx512f     the same bf16 operands multiplied by fp32 AVX-512 FMAs (each product of two bf16 is
+ *               exact in fp32, so only the fp32 summation differs): convolutions through the fp32
+ *               kernels (conv.c: Winograd, packed) with x rounded to bf16 as they load it and the
+ *               weights widened per call; transposed convolutions and linear layers through the
+ *               GEMM block below (A widened, B's pairs split in registers). Taken where a CPU with
+ *               AVX512-BF16 runs vdpbf16ps at under the multiply-add rate of its FMAs (measured,
+ *               see bf16_isa.c), and on AVX-512 CPUs without AVX512-BF16;
  *   avx2        the portable path: bf16 widened to fp32 by a 16-bit shift, FMA in fp32;
  *   scalar      the same in plain C (bit-identical to avx2, which the tests check).
  * The native kernels are built with per-function target attributes, so the library stays
  * portable; t3d_cpu_bf16_isa picks one at run time (cpuid + xgetbv; AMX also needs the kernel's
  * permission for tile data, arch_prctl(ARCH_REQ_XCOMP_PERM), and falls back to avx512bf16 or
- * avx2 when refused). T3D_CPU_ISA=scalar|avx2|avx512bf16|amx caps the choice (tests, bisection).
+ * avx2 when refused). T3D_CPU_ISA=scalar|avx2|avx512f|avx512bf16|amx caps the choice (tests,
+ * bisection): a cap is taken as asked where the CPU has it, even where avx512f would be faster.
  *
  * Tolerances (tests/test-bf16.c on fresh random data each run, tests/test-bf16-model.c on the
  * shipped t3d-tiny model and a phantom), why they hold:
@@ -54,21 +64,25 @@ extern "C" {
 typedef enum {
   T3D_CPU_ISA_SCALAR = 0,
   T3D_CPU_ISA_AVX2,
+  T3D_CPU_ISA_AVX512F,
   T3D_CPU_ISA_AVX512BF16,
   T3D_CPU_ISA_AMX,
   T3D_CPU_ISA_COUNT
 } t3d_cpu_isa;
 
-/* "scalar", "avx2", "avx512bf16", "amx". */
+/* "scalar", "avx2", "avx512f", "avx512bf16", "amx". */
 const char *t3d_cpu_isa_name(t3d_cpu_isa isa);
-/* The best bf16 ISA this CPU and kernel allow, capped by T3D_CPU_ISA; detected once per process
- * (thread-safe). Requests AMX tile permission the first time it sees AMX. */
+/* The ISA the bf16 path runs on: the fastest this CPU and kernel allow (avx512f instead of
+ * avx512bf16 where vdpbf16ps is slower than FMAs), or the T3D_CPU_ISA cap; detected once per
+ * process (thread-safe). Requests AMX tile permission the first time it sees AMX. */
 t3d_cpu_isa t3d_cpu_bf16_isa(void);
+/* The most this CPU has (capped by T3D_CPU_ISA, not demoted for speed): what tests iterate up to. */
+t3d_cpu_isa t3d_cpu_bf16_hw_isa(void);
 /* What --precision auto runs in bf16 on a CPU with this bf16 ISA and vdpbf16ps gain: a
  * t3d_backend.bf16_ops mask (t3d_backend_cpu_bf16_auto_ops applies it to this CPU). */
 unsigned t3d_cpu_bf16_auto_ops(t3d_cpu_isa isa, double gain);
-/* Test-only: cap the ISA further for this process (T3D_CPU_ISA_COUNT: no extra cap). Returns the
- * previous cap. Not thread-safe. */
+/* Test-only: run this ISA (capped by the hardware's) for this process (T3D_CPU_ISA_COUNT: back to
+ * t3d_cpu_bf16_isa's choice). Returns the previous cap. Not thread-safe. */
 t3d_cpu_isa t3d_cpu_bf16_cap_isa(t3d_cpu_isa cap);
 
 /* ---- weight layout (made once at load by t3d_cpu_bf16_pack_weight) ------------------------
@@ -123,6 +137,29 @@ static inline float t3d_bf16_widen(uint16_t h)
  * elements); r0, r1 are fp32 rows of n values (r1 NULL: zeros, the padding past K); columns from
  * n to ns*32 are zero. */
 void t3d_cpu_bf16_pack_pair(uint16_t *dst, int64_t sstride, int64_t ns, const float *r0, const float *r1, int64_t n);
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* 16 floats rounded to bf16 precision and kept as fp32 (widen(round(v)) lane by lane, NaN quiet):
+ * what the avx512f ISA's fp32 kernels apply to x as they load it. */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 t3d_bf16_round_ps(__m512 v)
+{
+  const __m512i u = _mm512_castps_si512(v), hi = _mm512_set1_epi32((int)0xffff0000u);
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_and_si512(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), hi);
+  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  r = _mm512_mask_mov_epi32(r, nan, _mm512_and_si512(_mm512_or_si512(u, _mm512_set1_epi32(0x00400000)), hi));
+  return _mm512_castsi512_ps(r);
+}
+#endif
+
+/* The avx512f ISA's conv3d (conv.c): the fp32 convolution kernels on bf16 operands (weights w
+ * in the layout above, widened per call; x rounded to bf16 as the kernels load it). false (and
+ * nothing done) where this build or CPU has no such kernel for the shape; else *st is the
+ * result. */
+bool t3d_cpu_conv3d_bf16_fma(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
+                             const t3d_tensor *bias, const t3d_tensor *residual, const t3d_conv3d_params *p,
+                             t3d_status *st);
 
 /* ---- the ops (w dtype T3D_BF16 in the layout above; everything else as the fp32 ops) -------- */
 t3d_status t3d_cpu_conv3d_bf16(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,

@@ -18,7 +18,7 @@
 #include "core/base/log.h"
 #include "kernels/cpu/bf16.h"
 
-static const char *const isa_names[T3D_CPU_ISA_COUNT] = {"scalar", "avx2", "avx512bf16", "amx"};
+static const char *const isa_names[T3D_CPU_ISA_COUNT] = {"scalar", "avx2", "avx512f", "avx512bf16", "amx"};
 
 const char *t3d_cpu_isa_name(t3d_cpu_isa isa)
 {
@@ -58,12 +58,13 @@ static t3d_cpu_isa detect(void)
   if (a7 >= 1) __get_cpuid_count(7, 1, &a71, &b71, &c71, &d71);
   uint64_t x = xcr0();
   bool avx2 = (x & XCR0_AVX) == XCR0_AVX && (b7 & bit_AVX2) && (c1 & bit_FMA);
-  bool avx512bf16 = (x & XCR0_AVX512) == XCR0_AVX512 && (b7 & bit_AVX512F) && (b7 & bit_AVX512BW) &&
-                    (a71 & (1u << 5));
+  bool avx512f = avx2 && (x & XCR0_AVX512) == XCR0_AVX512 && (b7 & bit_AVX512F) && (b7 & bit_AVX512BW);
+  bool avx512bf16 = avx512f && (a71 & (1u << 5));
   bool amx = (x & XCR0_AMX) == XCR0_AMX && (d7 & (1u << 24)) && (d7 & (1u << 22));
   if (amx && amx_permitted()) return T3D_CPU_ISA_AMX;
   if (amx) T3D_WARN("this CPU has AMX but the kernel refused tile data (arch_prctl); bf16 runs without AMX");
   if (avx512bf16) return T3D_CPU_ISA_AVX512BF16;
+  if (avx512f) return T3D_CPU_ISA_AVX512F;
   return avx2 ? T3D_CPU_ISA_AVX2 : T3D_CPU_ISA_SCALAR;
 }
 #else
@@ -71,26 +72,50 @@ static t3d_cpu_isa detect(void) { return T3D_CPU_ISA_SCALAR; }
 #endif
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static t3d_cpu_isa detected = T3D_CPU_ISA_SCALAR;
+static t3d_cpu_isa hw = T3D_CPU_ISA_SCALAR; /* the CPU's, capped by T3D_CPU_ISA */
+static t3d_cpu_isa detected = T3D_CPU_ISA_SCALAR; /* what runs: hw, or avx512f where that is faster */
 static t3d_cpu_isa test_cap = T3D_CPU_ISA_COUNT;
+static double gain; /* measured where hw is avx512bf16 */
+static double measure_gain(void);
+/* Below this gain (vdpbf16ps multiply-adds per second over fp32 FMAs', see "does bf16 pay here?")
+ * bf16 runs on the FMAs: the avx512f ISA computes the same exact products at the FMAs' rate and
+ * through the fp32 convolution kernels (Winograd among them). Measured on the Xeon named below
+ * (gain 0.5), 2 threads, t3d bench --precision bf16: the encoder 2835-3032 ms with vdpbf16ps
+ * against 1089-1186 on the FMAs, encoder + segmentation 7924-7977 against 2397-2444, text 286-327
+ * against 192-195. Between 1 and GAIN_MIN, where neither clearly wins, the native kernels stay. */
+#define FMA_GAIN_MAX 1.0
 
 static void detect_once(void)
 {
   const char *env = getenv("T3D_CPU_ISA");
-  detected = detect();
-  if (!env || !*env) return;
-  for (int i = 0; i < T3D_CPU_ISA_COUNT; i++)
-    if (strcmp(env, isa_names[i]) == 0) {
-      if ((t3d_cpu_isa)i < detected) detected = (t3d_cpu_isa)i;
-      return;
-    }
-  T3D_WARN("T3D_CPU_ISA=%s is not one of scalar, avx2, avx512bf16, amx: ignored", env);
+  hw = detect();
+  bool capped = false;
+  if (env && *env) {
+    int i = 0;
+    while (i < T3D_CPU_ISA_COUNT && strcmp(env, isa_names[i]) != 0) i++;
+    if (i == T3D_CPU_ISA_COUNT)
+      T3D_WARN("T3D_CPU_ISA=%s is not one of scalar, avx2, avx512f, avx512bf16, amx: ignored", env);
+    else if ((t3d_cpu_isa)i <= hw)
+      hw = (t3d_cpu_isa)i, capped = true;
+  }
+  if (hw == T3D_CPU_ISA_AVX512BF16) gain = measure_gain();
+  detected = hw;
+  /* a CPU whose vdpbf16ps does fewer multiply-adds per second than its FMAs computes the same
+     products faster on the FMAs (see FMA_GAIN_MAX); an explicit cap is taken as asked */
+  if (!capped && hw == T3D_CPU_ISA_AVX512BF16 && gain < FMA_GAIN_MAX) detected = T3D_CPU_ISA_AVX512F;
 }
 
 t3d_cpu_isa t3d_cpu_bf16_isa(void)
 {
   pthread_once(&once, detect_once);
-  return detected < test_cap ? detected : test_cap;
+  if (test_cap < T3D_CPU_ISA_COUNT) return test_cap < hw ? test_cap : hw;
+  return detected;
+}
+
+t3d_cpu_isa t3d_cpu_bf16_hw_isa(void)
+{
+  pthread_once(&once, detect_once);
+  return hw;
 }
 
 t3d_cpu_isa t3d_cpu_bf16_cap_isa(t3d_cpu_isa cap)
@@ -103,6 +128,12 @@ t3d_cpu_isa t3d_cpu_bf16_cap_isa(t3d_cpu_isa cap)
 const char *t3d_backend_cpu_bf16_isa(void) { return t3d_cpu_isa_name(t3d_cpu_bf16_isa()); }
 
 bool t3d_backend_cpu_bf16_native(void) { return t3d_cpu_bf16_isa() >= T3D_CPU_ISA_AVX512BF16; }
+
+const char *t3d_backend_cpu_bf16_engine(void)
+{
+  t3d_cpu_isa isa = t3d_cpu_bf16_isa();
+  return isa >= T3D_CPU_ISA_AVX512BF16 ? "native" : isa == T3D_CPU_ISA_AVX512F ? "fp32 FMAs" : "portable";
+}
 
 /* ---- does bf16 pay here? ------------------------------------------------------------------------
  * AVX512-BF16 is not faster everywhere. One vdpbf16ps does 32 multiply-adds against an FMA's 16,
@@ -170,20 +201,9 @@ static double measure_gain(void)
 static double measure_gain(void) { return 0; }
 #endif
 
-static pthread_once_t gain_once = PTHREAD_ONCE_INIT;
-static double gain;
-
-static void gain_init(void)
-{
-  t3d_cpu_isa isa = t3d_cpu_bf16_isa();
-  gain = isa == T3D_CPU_ISA_AVX512BF16 ? measure_gain() : 0;
-}
-
 double t3d_backend_cpu_bf16_gain(void)
 {
-  if (t3d_cpu_bf16_isa() != T3D_CPU_ISA_AVX512BF16) return 0;
-  pthread_once(&gain_once, gain_init);
-  return gain;
+  return t3d_cpu_bf16_hw_isa() == T3D_CPU_ISA_AVX512BF16 ? gain : 0;
 }
 
 unsigned t3d_cpu_bf16_auto_ops(t3d_cpu_isa isa, double gain)

@@ -17,6 +17,7 @@
 #include <cblas.h>
 #endif
 
+#include "kernels/cpu/bf16.h"
 #include "kernels/cpu/conv.h"
 #include "kernels/cpu/cpu_simd.h"
 
@@ -195,6 +196,7 @@ typedef struct {
   int64_t sd, sh, sw, pd, ph, pw;
   int64_t kvol, K, P;        /* taps per channel, GEMM depth Ci*kvol, output positions */
   bool direct;               /* 1x1x1, stride 1, no padding: the input is already the B matrix */
+  bool rnd;                  /* bf16 operands (t3d_cpu_conv3d_bf16_fma): x rounded as it is packed */
   /* tiling */
   int64_t pt;                /* output positions per tile */
   int64_t cc;                /* input channels per K chunk */
@@ -213,6 +215,7 @@ static void conv_plan_make(conv_plan *c, const t3d_tensor *y, const t3d_tensor *
   c->K = c->Ci * c->kvol;
   c->P = c->Do * c->Ho * c->Wo;
   c->direct = c->kvol == 1 && c->sd == 1 && c->sh == 1 && c->sw == 1 && c->pd == 0 && c->ph == 0 && c->pw == 0;
+  c->rnd = false;
 
   /* Tile of output positions: as wide as the column budget allows for the whole depth K,
    * but at least MIN_TILE_P; when K is too deep for that, chunk the input channels. */
@@ -535,6 +538,17 @@ static void pk_plan_make(pk_plan *k, const conv_plan *c, int threads)
   k->cc = ceil_div(c->Ci, k->nch); /* the largest chunk, for the B strip buffer */
 }
 
+/* One B-strip row of PK_NR floats from n <= PK_NR of src, each rounded to bf16 precision (the avx512f
+ * bf16 ISA's operands), zeros past n. */
+__attribute__((target("avx512f"))) static void round_strip_row(float *dst, const float *src, int64_t n)
+{
+  for (int j = 0; j < PK_NR; j += 16) {
+    int64_t m = n - j;
+    __mmask16 k = m >= 16 ? (__mmask16)0xffff : m <= 0 ? (__mmask16)0 : (__mmask16)((1u << m) - 1);
+    _mm512_storeu_ps(dst + j, t3d_bf16_round_ps(_mm512_maskz_loadu_ps(k, src + j)));
+  }
+}
+
 /* B strips for K rows [k0, k0+kc) and positions [p0, p0+pn): bp[s*kc*NR + k*NR + j] =
  * col(k0+k, p0 + s*NR + j), zero past pn. line: pn floats of scratch for one im2col row. */
 static void pk_pack_b(const conv_plan *c, const float *xn, int64_t k0, int64_t kc, int64_t p0, int64_t pn,
@@ -552,6 +566,11 @@ static void pk_pack_b(const conv_plan *c, const float *xn, int64_t k0, int64_t k
       src = line;
     }
     float *dst = bp + k * PK_NR;
+    if (c->rnd) { /* bf16 operands: every strip row rounded as it is copied, zeros past pn */
+      for (int64_t s = 0; s < strips; s++)
+        round_strip_row(dst + s * kc * PK_NR, src + s * PK_NR, s + 1 < strips ? PK_NR : last);
+      continue;
+    }
     for (int64_t s = 0; s < strips - 1; s++) memcpy(dst + s * kc * PK_NR, src + s * PK_NR, PK_NR * sizeof(float));
     float *dl = dst + (strips - 1) * kc * PK_NR;
     memcpy(dl, src + (strips - 1) * PK_NR, (size_t)last * sizeof(float));
@@ -747,21 +766,35 @@ static void pk_block(int isa, int64_t kc, const float *a, int64_t lda, const flo
     }
 }
 
+/* One 48-float B-strip row from its three vectors, rounded to bf16 first for bf16 operands
+ * (conv_plan.rnd). */
+__attribute__((target("avx512f"), always_inline)) static inline void store_strip_row(float *dst, __m512 v0, __m512 v1,
+                                                                                    __m512 v2, bool rnd)
+{
+  if (rnd) {
+    v0 = t3d_bf16_round_ps(v0);
+    v1 = t3d_bf16_round_ps(v1);
+    v2 = t3d_bf16_round_ps(v2);
+  }
+  _mm512_store_ps(dst, v0);
+  _mm512_store_ps(dst + 16, v1);
+  _mm512_store_ps(dst + 32, v2);
+}
+
 /* "Same" stride-1 convolutions (3x3x3 pad 1 and the like): output position p reads input
  * position p + toff[tap] of the flattened volume, so a B strip row is one unaligned load from
  * x, masked where the tap falls into the padding or past the strip: no im2col bookkeeping.
  * Row (ci, tap) of the strip is the load at xb + ci*ci_stride + toff[tap]. */
 __attribute__((target("avx512f"))) static void pk_pack_b_same(int64_t nci, int64_t kvol, const float *xb,
                                                               int64_t ci_stride, const int64_t *toff,
-                                                              const __mmask16 *tmask, float *bp)
+                                                              const __mmask16 *tmask, float *bp, bool rnd)
 {
   for (int64_t ci = 0; ci < nci; ci++, xb += ci_stride)
     for (int64_t t = 0; t < kvol; t++, bp += PK_NR) {
       const float *xt = xb + toff[t];
       const __mmask16 *mk = tmask + 3 * t;
-      _mm512_store_ps(bp, _mm512_maskz_loadu_ps(mk[0], xt));
-      _mm512_store_ps(bp + 16, _mm512_maskz_loadu_ps(mk[1], xt + 16));
-      _mm512_store_ps(bp + 32, _mm512_maskz_loadu_ps(mk[2], xt + 32));
+      store_strip_row(bp, _mm512_maskz_loadu_ps(mk[0], xt), _mm512_maskz_loadu_ps(mk[1], xt + 16),
+                      _mm512_maskz_loadu_ps(mk[2], xt + 32), rnd);
     }
 }
 
@@ -860,7 +893,7 @@ static void pk_same_masks(const conv_plan *c, int64_t p0, int cols, __mmask16 *t
 __attribute__((target("avx512f"))) static void pk_pack_b_gather(const conv_plan *c, const float *xn, int64_t k0,
                                                                 int64_t kc, int64_t strips, const int64_t *toff,
                                                                 const __mmask16 *masks, const int32_t *base,
-                                                                float *bp)
+                                                                float *bp, bool rnd)
 {
   const int64_t DHW = c->D * c->H * c->W;
   for (int64_t s = 0; s < strips; s++) {
@@ -873,9 +906,9 @@ __attribute__((target("avx512f"))) static void pk_pack_b_gather(const conv_plan 
       const float *xc = xn + ci * DHW;
       __m512i o = _mm512_set1_epi32((int32_t)toff[t]);
       const __m512 z = _mm512_setzero_ps();
-      _mm512_store_ps(dst, _mm512_mask_i32gather_ps(z, ms[3 * t], _mm512_add_epi32(b0, o), xc, 4));
-      _mm512_store_ps(dst + 16, _mm512_mask_i32gather_ps(z, ms[3 * t + 1], _mm512_add_epi32(b1, o), xc, 4));
-      _mm512_store_ps(dst + 32, _mm512_mask_i32gather_ps(z, ms[3 * t + 2], _mm512_add_epi32(b2, o), xc, 4));
+      store_strip_row(dst, _mm512_mask_i32gather_ps(z, ms[3 * t], _mm512_add_epi32(b0, o), xc, 4),
+                      _mm512_mask_i32gather_ps(z, ms[3 * t + 1], _mm512_add_epi32(b1, o), xc, 4),
+                      _mm512_mask_i32gather_ps(z, ms[3 * t + 2], _mm512_add_epi32(b2, o), xc, 4), rnd);
     }
   }
 }
@@ -904,8 +937,24 @@ PK_ROWS_KERNEL(1)
 PK_ROWS_KERNEL(2)
 PK_ROWS_KERNEL(3)
 
+/* Rows [m0, m0 + mn) x columns [k0, k0 + kc) of bf16 weights (row stride ld) widened to fp32 into
+ * dst (row stride kc): the A block of one item's K chunk on the avx512f bf16 ISA. */
+static void widen_block(float *dst, const uint16_t *wb, int64_t ld, int64_t m0, int64_t mn, int64_t k0, int64_t kc)
+{
+  for (int64_t r = 0; r < mn; r++) {
+    const uint16_t *src = wb + (m0 + r) * ld + k0;
+    float *d = dst + r * kc;
+#pragma omp simd
+    for (int64_t j = 0; j < kc; j++) d[j] = t3d_bf16_widen(src[j]);
+  }
+}
+
+/* wd: fp32 weights [Co][K]; or, with wd NULL, bf16 ones wb (row stride wld, the bf16 layout),
+ * widened per item and K chunk into a per-thread block (the avx512f bf16 ISA: no fp32 copy of a
+ * layer's weights, 28 MiB for the encoder's last 3x3x3). */
 static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, const float *xd, const float *wd,
-                                const float *bd, const float *rd, bool relu, const volatile int *cancel)
+                                const uint16_t *wb, int64_t wld, const float *bd, const float *rd, bool relu,
+                                const volatile int *cancel)
 {
   pk_plan k;
   pk_plan_make(&k, c, threads);
@@ -914,7 +963,9 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
   const int64_t ptiles = ceil_div(c->P, k.pt), mblocks = ceil_div(c->Co, k.mb);
   const int64_t items = c->N * ptiles * mblocks;
   const int nthr = (int)min64(threads, items);
-  const size_t per_thread = pk_thread_floats(c, &k), head = round16((size_t)c->kvol * 2);
+  /* the widened A block: mb rows of the deepest K chunk */
+  const size_t ablock = wd ? 0 : round16((size_t)(k.mb * (k.same ? k.cc * c->kvol : k.kc)));
+  const size_t per_thread = pk_thread_floats(c, &k) + ablock, head = round16((size_t)c->kvol * 2);
   const size_t bytes = (head + (size_t)nthr * per_thread) * sizeof(float);
   float *scratch = t3d_cpu_scratch_alloc(bytes);
   if (!scratch) return t3d_error(T3D_ERR_NOMEM, "conv3d: cannot allocate %zu bytes of packed tiles", bytes);
@@ -929,6 +980,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
 #endif
     float *line = scratch + head + (size_t)tid * per_thread;
     float *bp = line + round16((size_t)max64(k.pt, ceil_div(k.pt, PK_NR) * PK_NR));
+    float *ab = line + (per_thread - ablock); /* the widened A block (bf16 weights) */
 #pragma omp for schedule(dynamic, 1) nowait
     for (int64_t it = 0; it < items; it++) {
       if (cancelled(cancel)) continue;
@@ -967,9 +1019,10 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
         for (int64_t q = 0; q < k.nch; q++) { /* AVX-512: packed B strips */
           int64_t ci0 = q * c->Ci / k.nch, cn = (q + 1) * c->Ci / k.nch - ci0, kc = cn * c->kvol;
           bool last = q + 1 == k.nch;
+          if (!wd) widen_block(ab, wb, wld, m0, mn, ci0 * c->kvol, kc);
           for (int64_t s = 0; s * PK_NR < pn; s++)
             pk_pack_b_same(cn, c->kvol, xn + ci0 * DHW + p0 + s * PK_NR, DHW, toff, masks + s * c->kvol * 3,
-                           bsame + s * kc * PK_NR);
+                           bsame + s * kc * PK_NR, c->rnd);
           for (int64_t s = 0; s * PK_NR < pn; s++) {
             if (cancelled(cancel)) break; /* polled per strip: items can be long */
             int cols = (int)min64(PK_NR, pn - s * PK_NR);
@@ -977,10 +1030,10 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
             for (int64_t m = m0; m < m0 + mn; m += PK_MR) {
               int64_t off = (n * c->Co + m) * c->P + p0 + s * PK_NR;
               pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu, stream};
-              const float *a = wd + m * c->K + ci0 * c->kvol;
+              const float *a = wd ? wd + m * c->K + ci0 * c->kvol : ab + (m - m0) * kc;
               int rows = (int)min64(PK_MR, c->Co - m);
               const pk_epilogue *e = last ? &epi : NULL;
-              pk_block(isa, kc, a, c->K, b, yd + off, c->P, rows, cols, ci0 > 0, e);
+              pk_block(isa, kc, a, wd ? c->K : kc, b, yd + off, c->P, rows, cols, ci0 > 0, e);
             }
           }
         }
@@ -996,7 +1049,7 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
       for (int64_t k0 = 0; k0 < c->K; k0 += k.kc) {
         int64_t kc = min64(k.kc, c->K - k0);
         bool last = k0 + kc == c->K;
-        if (c->direct && isa == 512 && p0 + strips * PK_NR <= c->P) {
+        if (c->direct && isa == 512 && p0 + strips * PK_NR <= c->P && !c->rnd) {
           /* 1x1x1 stride 1: x's rows are the B rows; the kernels read them through pointers
            * instead of a packed copy (every strip whole: no read past a channel's row) */
           const float *bt[PK_KC];
@@ -1012,18 +1065,19 @@ static t3d_status conv3d_packed(int threads, const conv_plan *c, float *yd, cons
           }
           continue;
         }
-        if (k.gather) pk_pack_b_gather(c, xn, k0, kc, strips, toff, masks, base, bp);
+        if (k.gather) pk_pack_b_gather(c, xn, k0, kc, strips, toff, masks, base, bp, c->rnd);
         else pk_pack_b(c, xn, k0, kc, p0, pn, line, bp);
+        if (!wd) widen_block(ab, wb, wld, m0, mn, k0, kc);
         for (int64_t s = 0; s * PK_NR < pn; s++) {
           if (cancelled(cancel)) break; /* polled per strip: items can be long */
           int cols = (int)min64(PK_NR, pn - s * PK_NR);
           for (int64_t m = m0; m < m0 + mn; m += PK_MR) {
             int64_t off = (n * c->Co + m) * c->P + p0 + s * PK_NR;
             pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu, stream};
-            const float *a = wd + m * c->K + k0, *b = bp + s * kc * PK_NR;
+            const float *a = wd ? wd + m * c->K + k0 : ab + (m - m0) * kc, *b = bp + s * kc * PK_NR;
             int rows = (int)min64(PK_MR, c->Co - m);
             const pk_epilogue *e = last ? &epi : NULL;
-            pk_block(isa, kc, a, c->K, b, yd + off, c->P, rows, cols, k0 > 0, e);
+            pk_block(isa, kc, a, wd ? c->K : kc, b, yd + off, c->P, rows, cols, k0 > 0, e);
           }
         }
       }
@@ -1224,7 +1278,7 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
     return conv3d_rows_s2(threads, &c, y->data, x->data, w->data, bias ? bias->data : NULL,
                           residual ? residual->data : NULL, p->relu, be->cancel);
   if (use_packed(&c))
-    return conv3d_packed(threads, &c, y->data, x->data, w->data, bias ? bias->data : NULL,
+    return conv3d_packed(threads, &c, y->data, x->data, w->data, NULL, 0, bias ? bias->data : NULL,
                          residual ? residual->data : NULL, p->relu, be->cancel);
 #endif
   const int64_t ptiles = ceil_div(c.P, c.pt), mblocks = ceil_div(c.Co, c.mb);
@@ -1277,6 +1331,56 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
   blas_threads_restore(guard);
   t3d_cpu_scratch_free(scratch);
   return cancelled(be->cancel) ? cancel_status("conv3d") : T3D_OK;
+}
+
+/* ---- bf16 operands on the fp32 kernels (the avx512f bf16 ISA, bf16.h) ------------------------
+ * The weights, bf16 in t3d_cpu_bf16_pack_weight's layout, are widened to fp32 (exact: a 16-bit
+ * shift) a block per item and K chunk by the packed path, whole for the call by Winograd's weight
+ * transform (which AUTO gives only layers of at most 640 x 128 x 27 weights); x is rounded to bf16 by whatever reads it: the
+ * Winograd input transforms, the packed path's strip packers (the 1x1 path copies its rows
+ * instead of reading x in place). Products of two bf16 values are exact in fp32, so this is the
+ * convolution of the bf16 operands with fp32 summation, as on the native ISAs, by the same
+ * algorithms as fp32 (Winograd's transforms of the rounded operands in fp32). The direct and
+ * AVX2 kernels take no part: where the packed AVX-512 path is not available (a forced path, a
+ * capped width) the caller's bf16 GEMM path runs instead. */
+bool t3d_cpu_conv3d_bf16_fma(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, const t3d_tensor *w,
+                             const t3d_tensor *bias, const t3d_tensor *residual, const t3d_conv3d_params *p,
+                             t3d_status *st)
+{
+#ifdef T3D_CONV_PACKED
+  t3d_bf16_layout l;
+  if (!t3d_bf16_layout_of(T3D_OP_CONV3D, w, &l) || packed_isa() != 512) return false;
+  const int threads = clamp_threads(be);
+  conv_plan c;
+  conv_plan_make(&c, y, x, w, p, threads);
+  c.rnd = true;
+  const int wino = use_wino4(&c) ? 4 : use_wino(&c) && t3d_cpu_wino_avx512() ? 2 : 0;
+  const float *bd = bias ? bias->data : NULL, *rd = residual ? residual->data : NULL;
+  if (!wino) { /* the packed path widens each item's weight block itself */
+    *st = conv3d_packed(threads, &c, y->data, x->data, NULL, w->data, l.kpad, bd, rd, p->relu, be->cancel);
+    return true;
+  }
+  /* Winograd transforms whole weights per call: widened first (at most 8.8 MiB in t3d-r50, the
+     decoder's 640 -> 128; AUTO sends larger ones to the packed path) */
+  const size_t bytes = (size_t)(c.Co * c.K) * sizeof(float);
+  float *w32 = t3d_aligned_alloc(bytes);
+  if (!w32) {
+    *st = t3d_error(T3D_ERR_NOMEM, "conv3d (bf16): cannot allocate %zu bytes of widened weights", bytes);
+    return true;
+  }
+  const uint16_t *wb = w->data;
+  const int64_t K = c.K, kpad = l.kpad;
+#pragma omp parallel for num_threads(t3d_cpu_threads_for(threads, c.Co * K)) schedule(static)
+  for (int64_t co = 0; co < c.Co; co++)
+    for (int64_t k = 0; k < K; k++) w32[co * K + k] = t3d_bf16_widen(wb[co * kpad + k]);
+  *st = t3d_cpu_conv3d_wino_rounded(wino, threads, c.N, c.Ci, c.Co, c.D, c.H, c.W, y->data, x->data, w32, bd, rd,
+                                    p->relu, be->cancel);
+  t3d_aligned_free(w32);
+  return true;
+#else
+  (void)be, (void)y, (void)x, (void)w, (void)bias, (void)residual, (void)p, (void)st;
+  return false;
+#endif
 }
 
 /* ---- transposed convolution ----------------------------------------------------------- */

@@ -77,6 +77,13 @@ t3d_status t3d_cpu_conv3d_wino4(int threads, int64_t N, int64_t Ci, int64_t Co, 
                                 bool relu, const volatile int *cancel);
 size_t t3d_cpu_conv3d_wino4_scratch_floats(int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H, int64_t W,
                                            int threads);
+/* F(side x side x side, 3x3x3), side 2 or 4, same contract, on bf16 operands (the avx512f bf16 ISA,
+ * bf16.h): x is rounded to bf16 as the input transform reads it; w, fp32, holds bf16 values. The
+ * transforms and products are fp32: the result is the convolution of the rounded operands within
+ * Winograd's fp32 bound. AVX-512 only (else T3D_ERR_UNSUPPORTED). */
+t3d_status t3d_cpu_conv3d_wino_rounded(int side, int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H,
+                                       int64_t W, float *y, const float *x, const float *w, const float *bias,
+                                       const float *res, bool relu, const volatile int *cancel);
 /* Test-only: the widest vectors the Winograd GEMM may use, 512 (the default: AVX-512 where the CPU
  * has it) or 256 (AVX2). Returns the previous cap. Not thread-safe. */
 int t3d_cpu_wino_cap_width(int bits);

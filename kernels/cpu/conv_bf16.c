@@ -347,6 +347,9 @@ t3d_status t3d_cpu_conv3d_bf16(t3d_backend *be, t3d_tensor *y, const t3d_tensor 
   bool ok = t3d_bf16_layout_of(T3D_OP_CONV3D, w, &l);
   assert(ok && w->dtype == T3D_BF16 && x->dtype == T3D_F32);
   (void)ok;
+  t3d_status fst;
+  if (t3d_cpu_bf16_isa() == T3D_CPU_ISA_AVX512F && t3d_cpu_conv3d_bf16_fma(be, y, x, w, bias, residual, p, &fst))
+    return fst;
   if (t3d_cpu_conv3d_bf16_wino(x, w, p))
     return t3d_cpu_conv3d_wino3_bf16(be->threads, t3d_cpu_bf16_isa(), x->shape[0], x->shape[1], w->shape[0],
                                      x->shape[2], x->shape[3], x->shape[4], y->data, x->data, w->data, l.kpad,

@@ -102,8 +102,9 @@ __attribute__((target("avx2"))) static void transform_weights(int64_t cg, int64_
  * not read, so nothing past the row is touched). */
 __attribute__((target("avx2,fma"))) static void input_tiles(const float *xc, int64_t D, int64_t H, int64_t W,
                                                             int64_t tz, int64_t ty, int64_t tx0, int m, float *vcol,
-                                                            int64_t estride, int64_t next)
+                                                            int64_t estride, int64_t next, bool rnd)
 {
+  (void)rnd; /* bf16 operands run on the AVX-512 kinds only (t3d_cpu_conv3d_wino_rounded) */
   __m256 X[4][4][4]; /* [pz][py][ex] */
   const int64_t x0 = 2 * tx0 - 1;
   const bool inside = x0 >= 0 && x0 + 24 <= W;
@@ -178,7 +179,7 @@ static __mmask16 inside_mask(int64_t first, int64_t W, int lanes)
 
 __attribute__((target("avx512f"))) static void input_tiles512(const float *xc, int64_t D, int64_t H, int64_t W,
                                                               int64_t tz, int64_t ty, int64_t tx0, int m, float *vcol,
-                                                              int64_t estride, int64_t next)
+                                                              int64_t estride, int64_t next, bool rnd)
 {
   __m512 X[4][4][4]; /* [pz][py][ex] */
   const int64_t x0 = 2 * tx0 - 1;
@@ -201,8 +202,13 @@ __attribute__((target("avx512f"))) static void input_tiles512(const float *xc, i
         _mm_prefetch((const char *)(p + next + 16), _MM_HINT_T0);
         _mm_prefetch((const char *)(p + next + 33), _MM_HINT_T0);
       }
-      const __m512 v0 = _mm512_maskz_loadu_ps(k0, p), v1 = _mm512_maskz_loadu_ps(k1, p + 16);
-      const __m512 v2 = _mm512_maskz_loadu_ps(k2, p + 32);
+      __m512 v0 = _mm512_maskz_loadu_ps(k0, p), v1 = _mm512_maskz_loadu_ps(k1, p + 16);
+      __m512 v2 = _mm512_maskz_loadu_ps(k2, p + 32);
+      if (rnd) { /* bf16 operands: x rounded as it is read */
+        v0 = t3d_bf16_round_ps(v0);
+        v1 = t3d_bf16_round_ps(v1);
+        v2 = t3d_bf16_round_ps(v2);
+      }
       const __m512 d0 = _mm512_permutex2var_ps(v0, even, v1), d1 = _mm512_permutex2var_ps(v0, odd, v1);
       const __m512 d2 = _mm512_permutex2var_ps(d0, sh0, v2), d3 = _mm512_permutex2var_ps(d1, sh1, v2);
       BT4Z(X[pz][py], d0, d1, d2, d3);
@@ -434,7 +440,7 @@ __attribute__((target("avx2"))) static void transform_weights4(int64_t cg, int64
  * next as input_tiles512. */
 __attribute__((target("avx512f"))) static void input_tiles4_512(const float *xc, int64_t D, int64_t H, int64_t W,
                                                                 int64_t tz, int64_t ty, int64_t tx0, int m, float *vcol,
-                                                                int64_t estride, int64_t next)
+                                                                int64_t estride, int64_t next, bool rnd)
 {
   __m512 T[6][6][6]; /* [pz][py][ex] */
   const int64_t x0 = 4 * tx0 - 1;
@@ -460,6 +466,8 @@ __attribute__((target("avx512f"))) static void input_tiles4_512(const float *xc,
         for (int i = 0; i < 5; i++) _mm_prefetch((const char *)(p + next + 16 * i), _MM_HINT_T0);
       __m512 v[5];
       for (int i = 0; i < 5; i++) v[i] = _mm512_maskz_loadu_ps(k[i], p + 16 * i);
+      if (rnd) /* bf16 operands: x rounded as it is read */
+        for (int i = 0; i < 5; i++) v[i] = t3d_bf16_round_ps(v[i]);
       __m512 d[4];
       for (int r = 0; r < 4; r++)
         d[r] = _mm512_mask_blend_ps((__mmask16)0xff00, _mm512_permutex2var_ps(v[0], ph[r], v[1]),
@@ -640,9 +648,10 @@ typedef struct {
   int lanes;     /* tiles per transform call: 8 (AVX2) or 16 */
   int64_t wt, g; /* tiles per run (GEMM columns); output channels per A panel (register tile rows) */
   bool w512;     /* the AVX-512 GEMM tiles */
+  bool rnd;      /* bf16 operands: the input transform rounds x to bf16 as it reads it (AVX-512) */
   void (*weights)(int64_t cg, int64_t Ci, int64_t Co, int64_t CoG, int g, const float *w, float *U);
   void (*input)(const float *xc, int64_t D, int64_t H, int64_t W, int64_t tz, int64_t ty, int64_t tx0, int m,
-                float *vcol, int64_t estride, int64_t next);
+                float *vcol, int64_t estride, int64_t next, bool rnd);
   void (*output)(const float *mcol, int64_t wt, float *yc, const float *rc, float bias, bool relu, int64_t D,
                  int64_t H, int64_t W, int64_t tz, int64_t ty, int64_t tx0, int m, bool stream);
 } wino_kind;
@@ -650,10 +659,10 @@ typedef struct {
 static wino_kind wino_kind_of(int side)
 {
   if (side == 4)
-    return (wino_kind){4, NE4, 16, WT4, 8, true, transform_weights4, input_tiles4_512, output_tiles4_512};
+    return (wino_kind){4, NE4, 16, WT4, 8, true, false, transform_weights4, input_tiles4_512, output_tiles4_512};
   if (gemm_width() == 512)
-    return (wino_kind){2, NE, 16, WT512, 8, true, transform_weights, input_tiles512, output_tiles512};
-  return (wino_kind){2, NE, 8, WT, 4, false, transform_weights, input_tiles, output_tiles};
+    return (wino_kind){2, NE, 16, WT512, 8, true, false, transform_weights, input_tiles512, output_tiles512};
+  return (wino_kind){2, NE, 8, WT, 4, false, false, transform_weights, input_tiles, output_tiles};
 }
 
 static size_t wino_scratch_floats(const wino_kind *k, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H,
@@ -676,7 +685,7 @@ static void wino_inputs(const wino_kind *k, const float *xn, int64_t Ci, int64_t
     for (int64_t t = t0; t < t0 + nt;) {
       const int64_t tx = t % TW, ty = t / TW % TH, tz = t / (TW * TH);
       const int m = (int)min64(k->lanes, min64(TW - tx, t0 + nt - t));
-      k->input(xn + ci * DHW, D, H, W, tz, ty, tx, m, V + ci * k->wt + (t - t0), VS, ci + 1 < Ci ? DHW : 0);
+      k->input(xn + ci * DHW, D, H, W, tz, ty, tx, m, V + ci * k->wt + (t - t0), VS, ci + 1 < Ci ? DHW : 0, k->rnd);
       t += m;
     }
 }
@@ -890,6 +899,16 @@ t3d_status t3d_cpu_conv3d_wino4(int threads, int64_t N, int64_t Ci, int64_t Co, 
   return wino_run(&k, threads, N, Ci, Co, D, H, W, y, x, w, bias, res, relu, cancel);
 }
 
+t3d_status t3d_cpu_conv3d_wino_rounded(int side, int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H,
+                                       int64_t W, float *y, const float *x, const float *w, const float *bias,
+                                       const float *res, bool relu, const volatile int *cancel)
+{
+  wino_kind k = wino_kind_of(side);
+  if (!k.w512) return t3d_error(T3D_ERR_UNSUPPORTED, "conv3d: no AVX-512 Winograd kernel for bf16 operands here");
+  k.rnd = true;
+  return wino_run(&k, threads, N, Ci, Co, D, H, W, y, x, w, bias, res, relu, cancel);
+}
+
 #else
 int t3d_cpu_wino_cap_width(int bits) { return bits; } /* no Winograd kernel to cap */
 t3d_status t3d_cpu_conv3d_wino3_bf16(int threads, t3d_cpu_isa isa, int64_t N, int64_t Ci, int64_t Co, int64_t D,
@@ -901,4 +920,12 @@ t3d_status t3d_cpu_conv3d_wino3_bf16(int threads, t3d_cpu_isa isa, int64_t N, in
   return t3d_error(T3D_ERR_UNSUPPORTED, "conv3d (bf16): no Winograd kernel in this build");
 }
 bool t3d_cpu_wino_avx512(void) { return false; }
+t3d_status t3d_cpu_conv3d_wino_rounded(int side, int threads, int64_t N, int64_t Ci, int64_t Co, int64_t D, int64_t H,
+                                       int64_t W, float *y, const float *x, const float *w, const float *bias,
+                                       const float *res, bool relu, const volatile int *cancel)
+{
+  (void)side, (void)threads, (void)N, (void)Ci, (void)Co, (void)D, (void)H, (void)W, (void)y, (void)x, (void)w;
+  (void)bias, (void)res, (void)relu, (void)cancel;
+  return t3d_error(T3D_ERR_UNSUPPORTED, "conv3d: no Winograd kernel in this build");
+}
 #endif /* x86-64 with GCC / Clang, the only builds where conv.c calls it */
