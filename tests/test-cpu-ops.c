@@ -641,6 +641,20 @@ static void test_sgemm_modes(void)
         CHECK(same);
         for (int64_t i = 0; i < M; i++)
           CHECK(isnan(C2[i * ldc + N]) == (beta == 0.0f));
+        /* with a bias (a linear layer): C never read, and the sums of C = bias rows, beta 1 */
+        float *bias = malloc((size_t)N * sizeof *bias);
+        for (int64_t j = 0; j < N; j++) bias[j] = urand(-1, 1);
+        for (int64_t i = 0; i < M * ldc; i++) {
+          C[i] = i % ldc < N ? bias[i % ldc] : NAN;
+          C2[i] = NAN;
+        }
+        t3d_cpu_sgemm_blocked(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc, be->threads);
+        t3d_cpu_sgemm_packed_bias(ta, M, N, K, A, lda, Bp, bias, C2, ldc, be->threads);
+        same = true;
+        for (int64_t i = 0; i < M; i++)
+          same &= memcmp(C + i * ldc, C2 + i * ldc, (size_t)N * sizeof *C) == 0 && isnan(C2[i * ldc + N]);
+        CHECK(same);
+        free(bias);
         free(Bp);
       }
       free(A);

@@ -45,6 +45,10 @@ size_t t3d_cpu_sgemm_packed_b_floats(int64_t N, int64_t K);
 void t3d_cpu_sgemm_pack_b(float *dst, bool trans_b, const float *B, int64_t ldb, int64_t N, int64_t K);
 void t3d_cpu_sgemm_packed(bool trans_a, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                           const float *Bp, float beta, float *C, int64_t ldc, int threads);
+/* C[M, N] = op(A) Bp + bias (bias: N values added to every row, NULL: none), C not read: what a
+ * linear layer computes, without a pass that fills C with the bias first. */
+void t3d_cpu_sgemm_packed_bias(bool trans_a, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                               const float *Bp, const float *bias, float *C, int64_t ldc, int threads);
 
 /* kernels/cpu/backend_cpu.c: kernels' scratch buffers (64-byte aligned). One idle block is kept
  * for the next call (glibc maps and zeroes blocks over 32 MiB afresh on every malloc);

@@ -30,18 +30,22 @@
 #define TILE_MP 4 /* a parallel task: TILE_MP A panels by TILE_NP B panels */
 #define TILE_NP 8
 
-/* C[mr,nr] += alpha * Ap(kc x MR panel) * Bp(kc x NR panel); Ap/Bp zero-padded to full panels. */
+/* C[mr,nr] = (load ? C : bias) + alpha * Ap(kc x MR panel) * Bp(kc x NR panel); Ap/Bp zero-padded
+ * to full panels; bias (the tile's first column's, per column) NULL: zeros. A product's first K
+ * slice stores without reading C when the caller's beta is 0 (no clearing pass, no bias pass). */
 typedef void (*ukernel_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
-                           float alpha);
+                           float alpha, const float *bias, bool load);
 
-static void write_back(float *c, int64_t ldc, const float *acc, int mr, int nr, float alpha)
+static void write_back(float *c, int64_t ldc, const float *acc, int mr, int nr, float alpha, const float *bias,
+                       bool load)
 {
   for (int i = 0; i < mr; i++)
     for (int j = 0; j < nr; j++)
-      c[i * ldc + j] += alpha * acc[i * NR + j];
+      c[i * ldc + j] = (load ? c[i * ldc + j] : bias ? bias[j] : 0.0f) + alpha * acc[i * NR + j];
 }
 
-static void ukernel_c(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr, float alpha)
+static void ukernel_c(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr, float alpha,
+                      const float *bias, bool load)
 {
   enum { MR = 4 };
   float acc[MR * NR] = {0};
@@ -54,12 +58,13 @@ static void ukernel_c(int64_t kc, const float *a, const float *b, float *c, int6
         acc[i * NR + j] += ai * bk[j];
     }
   }
-  write_back(c, ldc, acc, mr, nr, alpha);
+  write_back(c, ldc, acc, mr, nr, alpha, bias, load);
 }
 
 #ifdef T3D_X86
 __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const float *a, const float *b, float *c,
-                                                             int64_t ldc, int mr, int nr, float alpha)
+                                                             int64_t ldc, int mr, int nr, float alpha,
+                                                             const float *bias, bool load)
 {
   enum { MR = 6 };
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
@@ -90,10 +95,12 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const f
     __m256 rows[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
     __m256 va = _mm256_set1_ps(alpha);
     if (mr == MR && nr == NR) {
+      const __m256 z = _mm256_setzero_ps();
+      const __m256 b0 = bias ? _mm256_loadu_ps(bias) : z, b1 = bias ? _mm256_loadu_ps(bias + 8) : z;
       for (int i = 0; i < MR; i++) {
         float *ci = c + i * ldc;
-        _mm256_storeu_ps(ci, _mm256_fmadd_ps(va, rows[i][0], _mm256_loadu_ps(ci)));
-        _mm256_storeu_ps(ci + 8, _mm256_fmadd_ps(va, rows[i][1], _mm256_loadu_ps(ci + 8)));
+        _mm256_storeu_ps(ci, _mm256_fmadd_ps(va, rows[i][0], load ? _mm256_loadu_ps(ci) : b0));
+        _mm256_storeu_ps(ci + 8, _mm256_fmadd_ps(va, rows[i][1], load ? _mm256_loadu_ps(ci + 8) : b1));
       }
     } else {
       float acc[MR * NR];
@@ -101,14 +108,15 @@ __attribute__((target("avx2,fma"))) static void ukernel_avx2(int64_t kc, const f
         _mm256_storeu_ps(acc + i * NR, rows[i][0]);
         _mm256_storeu_ps(acc + i * NR + 8, rows[i][1]);
       }
-      write_back(c, ldc, acc, mr, nr, alpha);
+      write_back(c, ldc, acc, mr, nr, alpha, bias, load);
     }
   }
 }
 
 #define FMA_ROW(i) c##i = _mm512_fmadd_ps(_mm512_set1_ps(ak[i]), bk, c##i)
 __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const float *a, const float *b, float *c,
-                                                              int64_t ldc, int mr, int nr, float alpha)
+                                                              int64_t ldc, int mr, int nr, float alpha,
+                                                              const float *bias, bool load)
 {
   enum { MR = 12 };
   __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
@@ -133,13 +141,14 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
     __m512 rows[MR] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
     __m512 va = _mm512_set1_ps(alpha);
     if (mr == MR && nr == NR) {
+      const __m512 b0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
       for (int i = 0; i < MR; i++)
-        _mm512_storeu_ps(c + i * ldc, _mm512_fmadd_ps(va, rows[i], _mm512_loadu_ps(c + i * ldc)));
+        _mm512_storeu_ps(c + i * ldc, _mm512_fmadd_ps(va, rows[i], load ? _mm512_loadu_ps(c + i * ldc) : b0));
     } else {
       float acc[MR * NR];
       for (int i = 0; i < MR; i++)
         _mm512_storeu_ps(acc + i * NR, rows[i]);
-      write_back(c, ldc, acc, mr, nr, alpha);
+      write_back(c, ldc, acc, mr, nr, alpha, bias, load);
     }
   }
 }
@@ -152,7 +161,7 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
  * nr <= 32 columns, the first 16 from b0; partial tiles are written with masked stores. */
 __attribute__((target("avx512f"))) static void ukernel_avx512_wide(int64_t kc, const float *a, const float *b0,
                                                                    const float *b1, float *c, int64_t ldc, int mr,
-                                                                   int nr, float alpha)
+                                                                   int nr, float alpha, const float *bias, bool load)
 {
   enum { MR = 12 };
   __m512 acc[MR][2];
@@ -171,18 +180,23 @@ __attribute__((target("avx512f"))) static void ukernel_avx512_wide(int64_t kc, c
   const __m512 va = _mm512_set1_ps(alpha);
   const int n0 = nr < NR ? nr : NR, n1 = nr - NR > 0 ? nr - NR : 0;
   const __mmask16 m0 = (__mmask16)((1u << n0) - 1u), m1 = (__mmask16)((1u << n1) - 1u);
+  /* the first slice of a beta-0 product: C = bias + alpha acc, C unread */
+  const __m512 z = _mm512_setzero_ps();
+  const __m512 bv0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : z, bv1 = bias && n1 ? _mm512_maskz_loadu_ps(m1, bias + NR) : z;
   if (mr == MR && nr == 2 * NR) {
 #pragma GCC unroll 12
     for (int i = 0; i < MR; i++) {
       float *ci = c + i * ldc;
-      _mm512_storeu_ps(ci, _mm512_fmadd_ps(va, acc[i][0], _mm512_loadu_ps(ci)));
-      _mm512_storeu_ps(ci + NR, _mm512_fmadd_ps(va, acc[i][1], _mm512_loadu_ps(ci + NR)));
+      _mm512_storeu_ps(ci, _mm512_fmadd_ps(va, acc[i][0], load ? _mm512_loadu_ps(ci) : bv0));
+      _mm512_storeu_ps(ci + NR, _mm512_fmadd_ps(va, acc[i][1], load ? _mm512_loadu_ps(ci + NR) : bv1));
     }
   } else {
     for (int i = 0; i < mr; i++) {
       float *ci = c + i * ldc;
-      _mm512_mask_storeu_ps(ci, m0, _mm512_fmadd_ps(va, acc[i][0], _mm512_maskz_loadu_ps(m0, ci)));
-      if (n1) _mm512_mask_storeu_ps(ci + NR, m1, _mm512_fmadd_ps(va, acc[i][1], _mm512_maskz_loadu_ps(m1, ci + NR)));
+      _mm512_mask_storeu_ps(ci, m0, _mm512_fmadd_ps(va, acc[i][0], load ? _mm512_maskz_loadu_ps(m0, ci) : bv0));
+      if (n1)
+        _mm512_mask_storeu_ps(ci + NR, m1,
+                              _mm512_fmadd_ps(va, acc[i][1], load ? _mm512_maskz_loadu_ps(m1, ci + NR) : bv1));
     }
   }
 }
@@ -190,7 +204,7 @@ __attribute__((target("avx512f"))) static void ukernel_avx512_wide(int64_t kc, c
 
 /* C[mr, nr <= 2 NR] from one A panel and two adjacent B panels (b1 = b0 + kc * NR). */
 typedef void (*ukernel_wide_fn)(int64_t kc, const float *a, const float *b0, const float *b1, float *c, int64_t ldc,
-                                int mr, int nr, float alpha);
+                                int mr, int nr, float alpha, const float *bias, bool load);
 
 typedef struct {
   int mr;
@@ -363,10 +377,11 @@ static void sgemm_naive(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float
 
 /* The blocked GEMM. B is packed per KC slice here, or, when bpre is given, was packed once for the
  * whole depth by t3d_cpu_sgemm_pack_b (panel q of NR columns at bpre + q * K * NR, row k of it
- * at + k * NR), and B, ldb and trans_b are unused. */
+ * at + k * NR), and B, ldb and trans_b are unused. bias (N values, NULL: none) is added to every
+ * row of C; only with beta 0. With beta 0 the first K slice writes C without reading it. */
 static void sgemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                      int64_t lda, const float *B, int64_t ldb, const float *bpre, float beta, float *C, int64_t ldc,
-                      int threads)
+                      int64_t lda, const float *B, int64_t ldb, const float *bpre, const float *bias, float beta,
+                      float *C, int64_t ldc, int threads)
 {
   const ukernel uk = pick_ukernel();
   const int mr = uk.mr;
@@ -377,9 +392,7 @@ static void sgemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
   if (M <= 0 || N <= 0)
     return;
   nt = t3d_cpu_threads_for(threads, M * N * (K > 0 ? K : 1));
-  scale_c(M, N, beta, C, ldc, nt);
-  if (K <= 0 || alpha == 0.0f)
-    return;
+  const bool fresh = beta == 0.0f && K > 0 && alpha != 0.0f; /* C written by the first slice */
   { /* scratch sized to the problem, so small GEMMs (attention heads) stay cheap to set up */
     const int64_t kc = K < KC ? K : KC, ncols = N < NC ? (N + NR - 1) / NR * NR : NC;
     const int64_t mrows = M < mb_max ? (M + mr - 1) / mr * mr : mb_max;
@@ -387,6 +400,14 @@ static void sgemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
       bpack = t3d_aligned_alloc((size_t)(kc * ncols) * sizeof(float));
     apack = t3d_aligned_alloc((size_t)(kc * mrows) * sizeof(float));
   }
+  if ((!bpre && !bpack) || !apack || !fresh) {
+    scale_c(M, N, beta, C, ldc, nt);
+    if (bias)
+      for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) C[i * ldc + j] += bias[j];
+  }
+  if (K <= 0 || alpha == 0.0f)
+    goto cleanup;
   if ((!bpre && !bpack) || !apack) {
     if (bpre)
       for (int64_t i = 0; i < M; i++) /* the packed panels read element by element */
@@ -404,6 +425,7 @@ static void sgemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
     const int64_t nc = N - jc < NC ? N - jc : NC, npanels = (nc + NR - 1) / NR;
     for (int64_t pc = 0; pc < K; pc += KC) {
       const int64_t kc = K - pc < KC ? K - pc : KC;
+      const bool load = !fresh || pc > 0;
       /* panel q of this block and slice, and the distance to panel q + 1 */
       const float *bslice = bpre ? bpre + (jc / NR) * K * NR + pc * NR : bpack;
       const int64_t bstep = bpre ? K * NR : kc * NR;
@@ -429,14 +451,15 @@ static void sgemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
           for (int64_t q = q0; q < q0 + tile_np && q < npanels;) {
             const bool pair = uk.wide && q + 1 < q0 + tile_np && q + 1 < npanels; /* tile_np is even */
             const int64_t width = pair ? 2 * NR : NR, cols = nc - q * NR < width ? nc - q * NR : width;
+            const float *bq = bias && !load ? bias + jc + q * NR : NULL;
             for (int64_t p = p0; p < p0 + tile_mp && p < mpanels; p++) {
               const int64_t rows = mb - p * mr < mr ? mb - p * mr : mr;
               const float *ap = apack + p * mr * kc, *bp = bslice + q * bstep;
               float *cp = C + (ic + p * mr) * ldc + jc + q * NR;
               if (pair)
-                uk.wide(kc, ap, bp, bp + bstep, cp, ldc, (int)rows, (int)cols, alpha);
+                uk.wide(kc, ap, bp, bp + bstep, cp, ldc, (int)rows, (int)cols, alpha, bq, load);
               else
-                uk.fn(kc, ap, bp, cp, ldc, (int)rows, (int)cols, alpha);
+                uk.fn(kc, ap, bp, cp, ldc, (int)rows, (int)cols, alpha, bq, load);
             }
             q += pair ? 2 : 1;
           }
@@ -452,7 +475,7 @@ cleanup:
 void t3d_cpu_sgemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                            int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int threads)
 {
-  sgemm_run(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL, beta, C, ldc, threads);
+  sgemm_run(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL, NULL, beta, C, ldc, threads);
 }
 
 size_t t3d_cpu_sgemm_packed_b_floats(int64_t N, int64_t K)
@@ -471,7 +494,13 @@ void t3d_cpu_sgemm_pack_b(float *dst, bool trans_b, const float *B, int64_t ldb,
 void t3d_cpu_sgemm_packed(bool trans_a, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                           const float *Bp, float beta, float *C, int64_t ldc, int threads)
 {
-  sgemm_run(trans_a, false, M, N, K, alpha, A, lda, NULL, 0, Bp, beta, C, ldc, threads);
+  sgemm_run(trans_a, false, M, N, K, alpha, A, lda, NULL, 0, Bp, NULL, beta, C, ldc, threads);
+}
+
+void t3d_cpu_sgemm_packed_bias(bool trans_a, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                               const float *Bp, const float *bias, float *C, int64_t ldc, int threads)
+{
+  sgemm_run(trans_a, false, M, N, K, 1.0f, A, lda, NULL, 0, Bp, bias, 0.0f, C, ldc, threads);
 }
 
 /* ---- whether OpenBLAS's kernels fit this CPU ------------------------------------------------

@@ -38,16 +38,17 @@ t3d_status t3d_cpu_linear(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
 {
   const int64_t in = w->shape[1], out = w->shape[0], M = t3d_tensor_numel(x) / in;
   float *yd = y->data;
+  if (w->layout == T3D_LAYOUT_PACKED) { /* the bias goes in with the GEMM's first K slice */
+    t3d_cpu_sgemm_packed_bias(false, M, out, in, x->data, in, w->data, b ? b->data : NULL, yd, out, be->threads);
+    return T3D_OK;
+  }
   if (b) {
     const float *bd = b->data;
 #pragma omp parallel for num_threads(t3d_cpu_threads_for(be->threads, M * out)) schedule(static)
     for (int64_t i = 0; i < M; i++)
       memcpy(yd + i * out, bd, (size_t)out * sizeof *yd);
   }
-  if (w->layout == T3D_LAYOUT_PACKED)
-    t3d_cpu_sgemm_packed(false, M, out, in, 1.0f, x->data, in, w->data, b ? 1.0f : 0.0f, yd, out, be->threads);
-  else
-    t3d_cpu_sgemm(false, true, M, out, in, 1.0f, x->data, in, w->data, in, b ? 1.0f : 0.0f, yd, out, be->threads);
+  t3d_cpu_sgemm(false, true, M, out, in, 1.0f, x->data, in, w->data, in, b ? 1.0f : 0.0f, yd, out, be->threads);
   return T3D_OK;
 }
 
