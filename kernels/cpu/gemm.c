@@ -159,23 +159,36 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
  * not the FMA units, bound it on CPUs with two 512-bit FMA units (measured, one thread, the
  * [256,768]x[768,3072] GEMM: 12 x 16 at 80-100 GFLOP/s, OpenBLAS's SkylakeX kernel 105-113).
  * nr <= 32 columns, the first 16 from b0; partial tiles are written with masked stores. */
+#define WIDE_LOOP(PREFETCH)                                                                                    \
+  for (int64_t k = 0; k < kc; k++) {                                                                           \
+    const float *ak = a + k * MR;                                                                              \
+    PREFETCH;                                                                                                  \
+    __m512 bk0 = _mm512_loadu_ps(b0 + k * NR), bk1 = _mm512_loadu_ps(b1 + k * NR);                             \
+    _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                                                    \
+      __m512 ai = _mm512_set1_ps(ak[i]);                                                                       \
+      acc[i][0] = _mm512_fmadd_ps(ai, bk0, acc[i][0]);                                                         \
+      acc[i][1] = _mm512_fmadd_ps(ai, bk1, acc[i][1]);                                                         \
+    }                                                                                                          \
+  }
+/* pf (NULL: none): the next two B panels' slice (same distance apart as b0, b1), fetched into L2
+ * a line of each per k while this tile runs: prepacked weights come from memory, and the first A
+ * panel against a new pair of B panels otherwise waits on them (the B loads were the kernel's
+ * hottest instructions in perf, one thread, the text tower). */
 __attribute__((target("avx512f"))) static void ukernel_avx512_wide(int64_t kc, const float *a, const float *b0,
                                                                    const float *b1, float *c, int64_t ldc, int mr,
-                                                                   int nr, float alpha, const float *bias, bool load)
+                                                                   int nr, float alpha, const float *bias, bool load,
+                                                                   const float *pf)
 {
   enum { MR = 12 };
   __m512 acc[MR][2];
 #pragma GCC unroll 12
   for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; k++) {
-    const float *ak = a + k * MR;
-    __m512 bk0 = _mm512_loadu_ps(b0 + k * NR), bk1 = _mm512_loadu_ps(b1 + k * NR);
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; i++) {
-      __m512 ai = _mm512_set1_ps(ak[i]);
-      acc[i][0] = _mm512_fmadd_ps(ai, bk0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(ai, bk1, acc[i][1]);
-    }
+  if (pf) {
+    const float *pf1 = pf + (b1 - b0);
+    WIDE_LOOP(_mm_prefetch((const char *)(pf + k * NR), _MM_HINT_T1);
+              _mm_prefetch((const char *)(pf1 + k * NR), _MM_HINT_T1))
+  } else {
+    WIDE_LOOP((void)0)
   }
   const __m512 va = _mm512_set1_ps(alpha);
   const int n0 = nr < NR ? nr : NR, n1 = nr - NR > 0 ? nr - NR : 0;
@@ -204,7 +217,7 @@ __attribute__((target("avx512f"))) static void ukernel_avx512_wide(int64_t kc, c
 
 /* C[mr, nr <= 2 NR] from one A panel and two adjacent B panels (b1 = b0 + kc * NR). */
 typedef void (*ukernel_wide_fn)(int64_t kc, const float *a, const float *b0, const float *b1, float *c, int64_t ldc,
-                                int mr, int nr, float alpha, const float *bias, bool load);
+                                int mr, int nr, float alpha, const float *bias, bool load, const float *pf);
 
 typedef struct {
   int mr;
@@ -445,25 +458,37 @@ static void sgemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
 #pragma omp for schedule(static)
         for (int64_t p = 0; p < mpanels; p++)
           pack_a_panel(apack + p * mr * kc, trans_a, A, lda, ic + p * mr, mb - p * mr, pc, kc, mr);
+        /* one task: B panels [q0, q0 + tile_np) against A panels [p0, p0 + tile_mp); pf_next: the
+           first tile fetches the next task's B panels (the same thread's, under a static
+           schedule) into L2 */
+#define GEMM_TASK(pf_next)                                                                                     \
+  do {                                                                                                         \
+    const int64_t p0 = (t / tn) * tile_mp, q0 = (t % tn) * tile_np;                                            \
+    for (int64_t q = q0; q < q0 + tile_np && q < npanels;) {                                                   \
+      const bool pair = uk.wide && q + 1 < q0 + tile_np && q + 1 < npanels; /* tile_np is even */             \
+      const int64_t width = pair ? 2 * NR : NR, cols = nc - q * NR < width ? nc - q * NR : width;              \
+      const float *bq = bias && !load ? bias + jc + q * NR : NULL;                                             \
+      for (int64_t p = p0; p < p0 + tile_mp && p < mpanels; p++) {                                             \
+        const int64_t rows = mb - p * mr < mr ? mb - p * mr : mr;                                              \
+        const float *ap = apack + p * mr * kc, *bp = bslice + q * bstep;                                       \
+        float *cp = C + (ic + p * mr) * ldc + jc + q * NR;                                                     \
+        const float *pf = (pf_next) && p == p0 && q + 3 < npanels ? bp + 2 * bstep : NULL;                    \
+        if (pair)                                                                                              \
+          uk.wide(kc, ap, bp, bp + bstep, cp, ldc, (int)rows, (int)cols, alpha, bq, load, pf);                  \
+        else                                                                                                   \
+          uk.fn(kc, ap, bp, cp, ldc, (int)rows, (int)cols, alpha, bq, load);                                   \
+      }                                                                                                        \
+      q += pair ? 2 : 1;                                                                                       \
+    }                                                                                                          \
+  } while (0)
+        if (all_a && bpre) { /* weights from memory: contiguous pairs per thread, the next one prefetched */
+#pragma omp for schedule(static)
+          for (int64_t t = 0; t < tm * tn; t++) GEMM_TASK(true);
+        } else {
 #pragma omp for schedule(dynamic)
-        for (int64_t t = 0; t < tm * tn; t++) {
-          const int64_t p0 = (t / tn) * tile_mp, q0 = (t % tn) * tile_np;
-          for (int64_t q = q0; q < q0 + tile_np && q < npanels;) {
-            const bool pair = uk.wide && q + 1 < q0 + tile_np && q + 1 < npanels; /* tile_np is even */
-            const int64_t width = pair ? 2 * NR : NR, cols = nc - q * NR < width ? nc - q * NR : width;
-            const float *bq = bias && !load ? bias + jc + q * NR : NULL;
-            for (int64_t p = p0; p < p0 + tile_mp && p < mpanels; p++) {
-              const int64_t rows = mb - p * mr < mr ? mb - p * mr : mr;
-              const float *ap = apack + p * mr * kc, *bp = bslice + q * bstep;
-              float *cp = C + (ic + p * mr) * ldc + jc + q * NR;
-              if (pair)
-                uk.wide(kc, ap, bp, bp + bstep, cp, ldc, (int)rows, (int)cols, alpha, bq, load);
-              else
-                uk.fn(kc, ap, bp, cp, ldc, (int)rows, (int)cols, alpha, bq, load);
-            }
-            q += pair ? 2 : 1;
-          }
+          for (int64_t t = 0; t < tm * tn; t++) GEMM_TASK(false);
         }
+#undef GEMM_TASK
       }
     }
   }
