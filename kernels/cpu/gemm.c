@@ -275,6 +275,15 @@ __attribute__((target("avx512f"))) static int64_t pack_trans16_avx512(float *res
 }
 #endif
 
+#ifdef T3D_X86
+/* dst[k * 12 + r] = src[k * ld + r], r < 12, k < kc */
+__attribute__((target("avx512f"))) static void copy_rows12_avx512(float *restrict dst, const float *restrict src,
+                                                                  int64_t ld, int64_t kc)
+{
+  for (int64_t k = 0; k < kc; k++) _mm512_mask_storeu_ps(dst + k * 12, 0x0fff, _mm512_maskz_loadu_ps(0x0fff, src + k * ld));
+}
+#endif
+
 /* Packs rows [i0, i0+rows) x depth [p0, p0+kc) of op(A) into one MR-row panel, dst[k*mr + r],
  * zero-padding rows past the end. The untransposed case is a small transpose: it reads the rows
  * in parallel streams, one k at a time, so every store is contiguous. */
@@ -283,6 +292,14 @@ static void pack_a_panel(float *restrict dst, bool trans, const float *restrict 
                          int64_t rows, int64_t p0, int64_t kc, int mr)
 {
   if (trans) {
+#ifdef T3D_X86
+    if (mr == 12 && rows >= mr && __builtin_cpu_supports("avx512f")) {
+      /* one masked vector a k: the loop below became a 48-byte memcpy call per k (attention's
+         second GEMM packs its scores this way) */
+      copy_rows12_avx512(dst, A + p0 * lda + i0, lda, kc);
+      return;
+    }
+#endif
     for (int64_t k = 0; k < kc; k++) {
       const float *src = A + (p0 + k) * lda + i0;
       if (rows >= mr) {
@@ -318,6 +335,15 @@ static void pack_a_panel(float *restrict dst, bool trans, const float *restrict 
 }
 
 
+#ifdef T3D_X86
+/* dst[k * 16 + c] = src[k * ld + c], c < 16, k < kc */
+__attribute__((target("avx512f"))) static void copy_rows16_avx512(float *restrict dst, const float *restrict src,
+                                                                  int64_t ld, int64_t kc)
+{
+  for (int64_t k = 0; k < kc; k++) _mm512_storeu_ps(dst + k * 16, _mm512_loadu_ps(src + k * ld));
+}
+#endif
+
 /* Packs columns [j0, j0+cols) x depth [p0, p0+kc) of op(B) into one NR-column panel, dst[k*NR + c]. */
 T3D_SIMD_CLONES
 static void pack_b_panel(float *restrict dst, bool trans, const float *restrict B, int64_t ldb, int64_t j0,
@@ -346,6 +372,13 @@ static void pack_b_panel(float *restrict dst, bool trans, const float *restrict 
       for (int64_t k = 0; k < kc; k++)
         dst[k * NR + c] = 0.0f;
   } else {
+#ifdef T3D_X86
+    if (cols >= NR && NR == 16 && __builtin_cpu_supports("avx512f")) {
+      /* one vector a row: the loop below became a 64-byte memcpy call per row (7 % of attention) */
+      copy_rows16_avx512(dst, B + p0 * ldb + j0, ldb, kc);
+      return;
+    }
+#endif
     for (int64_t k = 0; k < kc; k++) {
       const float *src = B + (p0 + k) * ldb + j0;
       if (cols >= NR) {
