@@ -203,13 +203,13 @@ __attribute__((target("avx512f"))) static void ukernel_avx512_wide(int64_t kc, c
       _mm512_storeu_ps(ci, _mm512_fmadd_ps(va, acc[i][0], load ? _mm512_loadu_ps(ci) : bv0));
       _mm512_storeu_ps(ci + NR, _mm512_fmadd_ps(va, acc[i][1], load ? _mm512_loadu_ps(ci + NR) : bv1));
     }
-  } else {
-    for (int i = 0; i < mr; i++) {
+  } else { /* unrolled too, so acc stays in registers (a loop to mr spilled all 24 to the stack) */
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) {
+      if (i >= mr) break;
       float *ci = c + i * ldc;
       _mm512_mask_storeu_ps(ci, m0, _mm512_fmadd_ps(va, acc[i][0], load ? _mm512_maskz_loadu_ps(m0, ci) : bv0));
-      if (n1)
-        _mm512_mask_storeu_ps(ci + NR, m1,
-                              _mm512_fmadd_ps(va, acc[i][1], load ? _mm512_maskz_loadu_ps(m1, ci + NR) : bv1));
+      _mm512_mask_storeu_ps(ci + NR, m1, _mm512_fmadd_ps(va, acc[i][1], load ? _mm512_maskz_loadu_ps(m1, ci + NR) : bv1));
     }
   }
 }
