@@ -750,8 +750,10 @@ static void attention_ref(double *y, const t3d_tensor *q, const t3d_tensor *k, c
 
 static void test_attention(void)
 {
-  /* B, Lq, Lk, heads, Dh; the last is split into query blocks over two threads */
-  static const int64_t cfg[][5] = {{3, 5, 7, 3, 4}, {2, 70, 33, 2, 8}, {1, 1, 1, 1, 1}, {1, 70, 300, 1, 8}};
+  /* B, Lq, Lk, heads, Dh; 70 x 300 is split into query blocks over two threads; BERT's head size 64,
+     and 40 (the fused head's partial V panels) */
+  static const int64_t cfg[][5] = {{3, 5, 7, 3, 4},    {2, 70, 33, 2, 8},  {1, 1, 1, 1, 1},
+                                   {1, 70, 300, 1, 8}, {2, 29, 45, 2, 64}, {1, 13, 50, 3, 40}};
   for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
     const int64_t B = cfg[c][0], Lq = cfg[c][1], Lk = cfg[c][2], H = cfg[c][3], E = H * cfg[c][4];
     t3d_tensor q = mk_rand(3, B, Lq, E, 0, 0, -2, 2), k = mk_rand(3, B, Lk, E, 0, 0, -2, 2);

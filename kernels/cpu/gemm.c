@@ -3,7 +3,9 @@
  * micro-kernels picked at run time. Not a full BLAS: row-major, no complex, no batched calls. */
 #include "config.h"
 
+#include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -529,6 +531,120 @@ cleanup:
   t3d_aligned_free(apack);
   t3d_aligned_free(bpack);
 }
+
+/* ---- one attention head, fused (t3d_cpu_attention) --------------------------------------------
+ * softmax(q k^T * scale, masked keys excluded) v for query rows [0, nq) of one head, a block of 12
+ * queries at a time, everything in L1/L2: K^T and V packed once into B panels, then per block the
+ * 12 x Lk scores by the wide kernel (A: the block's queries), a softmax along each row, the rows
+ * transposed into an A panel, and the 12 x Dh output by the wide kernel again; the output is
+ * scaled by 1/sum last (as the unfused path). Against a 256 x 256 score matrix per head through
+ * two blocked GEMMs and a column softmax: [1,256,768] x 12 heads 2.13 → 1.97-2.04 ms on one thread,
+ * 1.13-1.32 → 0.99-1.02 on two (AVX-512 Xeon); in the text tower 15 → 13 ms a forward. */
+#ifdef T3D_X86
+size_t t3d_cpu_attention_head_floats(int64_t Lk, int64_t Dh)
+{
+  if (pick_ukernel().wide != ukernel_avx512_wide) return 0; /* no fused kernel on this CPU */
+  const int64_t lkp = (Lk + 2 * NR - 1) / (2 * NR) * (2 * NR), dhp = (Dh + 2 * NR - 1) / (2 * NR) * (2 * NR);
+  /* K^T panels [Dh][lkp], V panels [Lk][dhp], the query panel [Dh][12], the scores [12][lkp], the
+     probability panel [Lk][12], 1/sum [12] */
+  return (size_t)(Dh * lkp + Lk * dhp + Dh * 12 + 12 * lkp + Lk * 12 + 16) + 64;
+}
+
+/* t3d_exp_nonpos on 16 lanes (cpu_simd.h: the same clamp, reduction and polynomial) */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 exp_nonpos_ps(__m512 x)
+{
+  const __m512 magic = _mm512_set1_ps(12582912.0f);
+  const __mmask16 small = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
+  const __m512 xc = _mm512_mask_mov_ps(x, small, _mm512_set1_ps(-87.0f));
+  const __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504088896341f), magic);
+  const __m512 n = _mm512_sub_ps(t, magic);
+  const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723212e-6f),
+                                    _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), xc));
+  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  const __m512i sb = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127 - 0x4B400000)), 23);
+  return _mm512_maskz_mul_ps((__mmask16)~small, p, _mm512_castsi512_ps(sb));
+}
+
+/* s[j] = exp(s[j] - max) over the keys j < n with mask[j] != 0 (others 0); returns the sum. NaN
+ * is ignored by the max but reaches the sum. */
+__attribute__((target("avx512f"))) static float row_softmax(float *s, int64_t n, const int32_t *mask)
+{
+  __m512 mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps();
+  for (int64_t j = 0; j < n; j += 16) {
+    __mmask16 k = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1u);
+    if (mask) k &= _mm512_mask_cmpneq_epi32_mask(k, _mm512_maskz_loadu_epi32(k, mask + j), _mm512_setzero_si512());
+    mx = _mm512_mask_max_ps(mx, k, mx, _mm512_maskz_loadu_ps(k, s + j));
+  }
+  const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 all = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1u);
+    __mmask16 k = all;
+    if (mask) k &= _mm512_mask_cmpneq_epi32_mask(k, _mm512_maskz_loadu_epi32(k, mask + j), _mm512_setzero_si512());
+    const __m512 e = _mm512_maskz_mov_ps(k, exp_nonpos_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), m)));
+    _mm512_mask_storeu_ps(s + j, all, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  return _mm512_reduce_add_ps(sum);
+}
+
+bool t3d_cpu_attention_head(const float *q, const float *k, const float *v, int64_t ld, int64_t nq, int64_t Lk,
+                            int64_t Dh, float scale, const int32_t *mask, float *y, int64_t ldy, float *scratch)
+{
+  const ukernel uk = pick_ukernel();
+  if (uk.wide != ukernel_avx512_wide || uk.mr != 12) return false;
+  enum { MR = 12 };
+  const int64_t lkp = (Lk + 2 * NR - 1) / (2 * NR) * (2 * NR), dhp = (Dh + 2 * NR - 1) / (2 * NR) * (2 * NR);
+  float *kt = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63), *vp = kt + Dh * lkp, *qa = vp + Lk * dhp;
+  float *sc = qa + Dh * MR, *pa = sc + MR * lkp, *inv = pa + Lk * MR;
+  /* B panels: K^T's (depth Dh, 16 keys each; zero keys past Lk) and V's (depth Lk, 16 dims each) */
+  for (int64_t j = 0; j < lkp; j += NR) pack_b_panel(kt + j * Dh, true, k, ld, j, Lk - j, 0, Dh);
+  for (int64_t j = 0; j < dhp; j += NR) pack_b_panel(vp + j * Lk, false, v, ld, j, Dh - j, 0, Lk);
+  for (int64_t i0 = 0; i0 < nq; i0 += MR) {
+    const int rows = (int)(nq - i0 < MR ? nq - i0 : MR);
+    pack_a_panel(qa, false, q, ld, i0, rows, 0, Dh, MR);
+    for (int64_t j = 0; j < lkp; j += 2 * NR) /* scores of the block: 12 x Lk */
+      ukernel_avx512_wide(Dh, qa, kt + j * Dh, kt + (j + NR) * Dh, sc + j, lkp, rows, (int)(2 * NR), scale, NULL,
+                          false, NULL);
+    for (int r = 0; r < rows; r++) {
+      float sum = row_softmax(sc + r * lkp, Lk, mask);
+      inv[r] = 1.0f / sum;
+    }
+    pack_a_panel(pa, false, sc, lkp, 0, rows, 0, Lk, MR); /* probabilities as an A panel [Lk][12] */
+    for (int64_t j = 0; j < dhp; j += 2 * NR) {
+      const int64_t cols = Dh - j < 2 * NR ? Dh - j : 2 * NR;
+      for (int64_t k0 = 0; k0 < Lk; k0 += KC) { /* the output, in KC slices of the keys */
+        const int64_t kc = Lk - k0 < KC ? Lk - k0 : KC;
+        const float *b0 = vp + j * Lk + k0 * NR;
+        ukernel_avx512_wide(kc, pa + k0 * MR, b0, cols > NR ? b0 + NR * Lk : b0, y + i0 * ldy + j, ldy, rows,
+                            (int)cols, 1.0f, NULL, k0 > 0, NULL);
+      }
+    }
+    for (int r = 0; r < rows; r++)
+      for (int64_t d = 0; d < Dh; d++) y[(i0 + r) * ldy + d] *= inv[r];
+  }
+  return true;
+}
+#else
+size_t t3d_cpu_attention_head_floats(int64_t Lk, int64_t Dh)
+{
+  (void)Lk, (void)Dh;
+  return 0;
+}
+bool t3d_cpu_attention_head(const float *q, const float *k, const float *v, int64_t ld, int64_t nq, int64_t Lk,
+                            int64_t Dh, float scale, const int32_t *mask, float *y, int64_t ldy, float *scratch)
+{
+  (void)q, (void)k, (void)v, (void)ld, (void)nq, (void)Lk, (void)Dh, (void)scale, (void)mask, (void)y, (void)ldy;
+  (void)scratch;
+  return false;
+}
+#endif
 
 void t3d_cpu_sgemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                            int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, int threads)

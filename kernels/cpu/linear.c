@@ -92,7 +92,9 @@ static void column_softmax(float *s, float *inv, float *colmax, int64_t Lk, int6
  * Per task (batch, head, block of queries) the scores are computed transposed, s = k q^T
  * [Lk, rows], so that the softmax runs across SIMD lanes and the second GEMM reads s with
  * contiguous packing. A batch whose keys are all masked gets zeros (PyTorch would give NaN;
- * zeros keep a padded batch entry from poisoning later sums). */
+ * zeros keep a padded batch entry from poisoning later sums). Where t3d's AVX-512 GEMM kernel runs,
+ * each task is one fused head instead (t3d_cpu_attention_head in gemm.c: 12 queries at a time,
+ * their scores, softmax and output in L1/L2, no score matrix per head). */
 t3d_status t3d_cpu_attention(t3d_backend *be, t3d_tensor *y, const t3d_tensor *q, const t3d_tensor *k,
                              const t3d_tensor *v, const t3d_tensor *key_mask, int heads)
 {
@@ -104,6 +106,40 @@ t3d_status t3d_cpu_attention(t3d_backend *be, t3d_tensor *y, const t3d_tensor *q
   int nt = t3d_cpu_threads_for(be->threads, B * heads * Lq * Lk * Dh);
   int64_t qblock, qblocks, tasks;
   t3d_status status = T3D_OK;
+
+  const size_t fused = t3d_cpu_attention_head_floats(Lk, Dh);
+  if (fused) { /* the fused head (gemm.c): per task a head and a block of queries */
+    qblock = Lq;
+    while (qblock > 12 && B * heads * ((Lq + qblock - 1) / qblock) < 2 * (int64_t)nt) qblock = (qblock / 2 + 11) / 12 * 12;
+    qblocks = (Lq + qblock - 1) / qblock;
+    tasks = B * heads * qblocks;
+    if (nt > tasks) nt = (int)tasks;
+    float *base = t3d_aligned_alloc((size_t)nt * fused * sizeof(float));
+    if (!base) return t3d_error(T3D_ERR_NOMEM, "attention: out of memory for %zu floats of scratch", (size_t)nt * fused);
+    bool ok = true;
+#pragma omp parallel for num_threads(nt) schedule(dynamic) reduction(&& : ok)
+    for (int64_t t = 0; t < tasks; t++) {
+      const int64_t bi = t / (heads * qblocks), h = (t / qblocks) % heads, i0 = (t % qblocks) * qblock;
+      const int64_t rows = Lq - i0 < qblock ? Lq - i0 : qblock;
+      const int32_t *m = mask ? mask + bi * Lk : NULL;
+      float *yb = yd + (bi * Lq + i0) * E + h * Dh;
+      int64_t attended = Lk;
+      if (m) {
+        attended = 0;
+        for (int64_t j = 0; j < Lk; j++) attended += m[j] != 0;
+      }
+      if (attended == 0) {
+        for (int64_t i = 0; i < rows; i++) memset(yb + i * E, 0, (size_t)Dh * sizeof *yb);
+        continue;
+      }
+      ok = ok && t3d_cpu_attention_head(qd + (bi * Lq + i0) * E + h * Dh, kd + bi * Lk * E + h * Dh,
+                                        vd + bi * Lk * E + h * Dh, E, rows, Lk, Dh, scale, m, yb, E,
+                                        base + (size_t)t3d_cpu_omp_thread() * fused);
+    }
+    t3d_aligned_free(base);
+    if (ok) return T3D_OK;
+    nt = t3d_cpu_threads_for(be->threads, B * heads * Lq * Lk * Dh); /* not reached: floats > 0 says it runs */
+  }
 
   /* Query block: scores of at most 256 Ki floats (1 MiB, L2-sized), one block per head when it
    * fits, split further only when there would be fewer tasks than threads. */
