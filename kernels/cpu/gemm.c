@@ -161,12 +161,14 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
  * not the FMA units, bound it on CPUs with two 512-bit FMA units (measured, one thread, the
  * [256,768]x[768,3072] GEMM: 12 x 16 at 80-100 GFLOP/s, OpenBLAS's SkylakeX kernel 105-113).
  * nr <= 32 columns, the first 16 from b0; partial tiles are written with masked stores. */
-#define WIDE_LOOP(PREFETCH)                                                                                    \
+/* rows: 4, 8 or 12, a constant where it is expanded: a panel's last rows past M (the text tower's
+ * 256 tokens fill 21 panels of 12 and 4 rows of a 22nd) cost only the rows they have */
+#define WIDE_LOOP(PREFETCH, rows)                                                                              \
   for (int64_t k = 0; k < kc; k++) {                                                                           \
     const float *ak = a + k * MR;                                                                              \
     PREFETCH;                                                                                                  \
     __m512 bk0 = _mm512_loadu_ps(b0 + k * NR), bk1 = _mm512_loadu_ps(b1 + k * NR);                             \
-    _Pragma("GCC unroll 12") for (int i = 0; i < MR; i++) {                                                    \
+    _Pragma("GCC unroll 12") for (int i = 0; i < (rows); i++) {                                                \
       __m512 ai = _mm512_set1_ps(ak[i]);                                                                       \
       acc[i][0] = _mm512_fmadd_ps(ai, bk0, acc[i][0]);                                                         \
       acc[i][1] = _mm512_fmadd_ps(ai, bk1, acc[i][1]);                                                         \
@@ -188,9 +190,13 @@ __attribute__((target("avx512f"))) static void ukernel_avx512_wide(int64_t kc, c
   if (pf) {
     const float *pf1 = pf + (b1 - b0);
     WIDE_LOOP(_mm_prefetch((const char *)(pf + k * NR), _MM_HINT_T1);
-              _mm_prefetch((const char *)(pf1 + k * NR), _MM_HINT_T1))
+              _mm_prefetch((const char *)(pf1 + k * NR), _MM_HINT_T1), MR)
+  } else if (mr <= 4) {
+    WIDE_LOOP((void)0, 4)
+  } else if (mr <= 8) {
+    WIDE_LOOP((void)0, 8)
   } else {
-    WIDE_LOOP((void)0)
+    WIDE_LOOP((void)0, MR)
   }
   const __m512 va = _mm512_set1_ps(alpha);
   const int n0 = nr < NR ? nr : NR, n1 = nr - NR > 0 ? nr - NR : 0;
