@@ -591,9 +591,12 @@ static void test_resample(void)
 
 static void test_sgemm_modes(void)
 {
-  /* the last two are big enough to be split over threads, by rows and by columns */
-  static const int64_t sizes[][3] = {{1, 1, 1},   {5, 7, 3},      {37, 45, 300},
-                                     {13, 2100, 3}, {800, 20, 17}, {300, 70, 400}, {70, 300, 400}};
+  /* 300 x 70 x 400 and 70 x 300 x 400 are big enough to be split over threads, by rows and by
+     columns; the last two take several K slices at the AVX-512 kernels' depths (up to 1024, less
+     where M is large) */
+  static const int64_t sizes[][3] = {{1, 1, 1},      {5, 7, 3},       {37, 45, 300},  {13, 2100, 3},
+                                     {800, 20, 17},  {300, 70, 400},  {70, 300, 400}, {40, 70, 1500},
+                                     {800, 40, 900}};
   for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++)
     for (int mode = 0; mode < 4; mode++) {
       const int64_t M = sizes[c][0], N = sizes[c][1], K = sizes[c][2];

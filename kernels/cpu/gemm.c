@@ -23,11 +23,19 @@
 #include "kernels/cpu/cpu_simd.h"
 
 /* Blocking: KC deep slices keep one NR-wide B micro-panel (KC*NR*4 = 16 KiB) in L1 and the
- * packed A block in L2; NC columns of packed B (KC*NC*4 = 2 MiB) in L3. */
+ * packed A block in L2; NC columns of packed B (KC*NC*4 = 2 MiB) in L3. The AVX-512 kernels take
+ * deeper slices (kc_for): fewer passes over C and fewer barriers. */
 #define NR 16
 #define KC 256
 #define NC 2048
 #define MB_PANELS 64 /* MR-row panels of A packed at once */
+/* AVX-512 (the 12 x 32 kernel): slices up to KC_WIDE deep while the packed A block stays within
+ * A_BLOCK_FLOATS (1.2 MiB of a 2 MiB L2). Measured, M = 256 with prepacked B, 2 threads, GFLOP/s
+ * at KC 256 / 768 / 1024 / 1536: [768 x 768] 272 / 287 / 293 / 290, [3072 x 768] 281 / 295 / 296 /
+ * 296, [768 x 3072] 263 / 281 / 285 / 274 (the text tower's GEMMs; B pairs come from L2 then,
+ * not L1, and that costs less than re-reading C and a barrier per 256-deep slice). */
+#define KC_WIDE 1024
+#define A_BLOCK_FLOATS (300 * 1024)
 #define MAX_MR 12
 #define TILE_MP 4 /* a parallel task: TILE_MP A panels by TILE_NP B panels */
 #define TILE_NP 8
@@ -445,10 +453,17 @@ static void sgemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
 
   if (M <= 0 || N <= 0)
     return;
+  /* slice depth: KC, or on AVX-512 as deep as keeps the A block in L2 (at most KC_WIDE) */
+  int64_t KCD = KC;
+  if (uk.wide) {
+    const int64_t rows = M < mb_max ? (M + mr - 1) / mr * mr : mb_max;
+    KCD = A_BLOCK_FLOATS / rows;
+    KCD = KCD > KC_WIDE ? KC_WIDE : KCD < KC ? KC : KCD / 16 * 16;
+  }
   nt = t3d_cpu_threads_for(threads, M * N * (K > 0 ? K : 1));
   const bool fresh = beta == 0.0f && K > 0 && alpha != 0.0f; /* C written by the first slice */
   { /* scratch sized to the problem, so small GEMMs (attention heads) stay cheap to set up */
-    const int64_t kc = K < KC ? K : KC, ncols = N < NC ? (N + NR - 1) / NR * NR : NC;
+    const int64_t kc = K < KCD ? K : KCD, ncols = N < NC ? (N + NR - 1) / NR * NR : NC;
     const int64_t mrows = M < mb_max ? (M + mr - 1) / mr * mr : mb_max;
     if (!bpre)
       bpack = t3d_aligned_alloc((size_t)(kc * ncols) * sizeof(float));
@@ -477,8 +492,8 @@ static void sgemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
 #pragma omp parallel num_threads(nt)
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = N - jc < NC ? N - jc : NC, npanels = (nc + NR - 1) / NR;
-    for (int64_t pc = 0; pc < K; pc += KC) {
-      const int64_t kc = K - pc < KC ? K - pc : KC;
+    for (int64_t pc = 0; pc < K; pc += KCD) {
+      const int64_t kc = K - pc < KCD ? K - pc : KCD;
       const bool load = !fresh || pc > 0;
       /* panel q of this block and slice, and the distance to panel q + 1 */
       const float *bslice = bpre ? bpre + (jc / NR) * K * NR + pc * NR : bpack;
