@@ -1336,9 +1336,9 @@ t3d_status t3d_cpu_conv3d(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x, c
 /* ---- bf16 operands on the fp32 kernels (the avx512f bf16 ISA, bf16.h) ------------------------
  * The weights, bf16 in t3d_cpu_bf16_pack_weight's layout, are widened to fp32 (exact: a 16-bit
  * shift) a block per item and K chunk by the packed path, whole for the call by Winograd's weight
- * transform (which AUTO gives only layers of at most 640 x 128 x 27 weights); x is rounded to bf16 by whatever reads it: the
- * Winograd input transforms, the packed path's strip packers (the 1x1 path copies its rows
- * instead of reading x in place). Products of two bf16 values are exact in fp32, so this is the
+ * transform (which AUTO gives only layers of at most 640 x 128 x 27 weights); x is rounded to bf16
+ * by whatever reads it: the Winograd input transforms, the packed path's strip packers (the 1x1
+ * path copies its rows instead of reading x in place). Products of two bf16 values are exact in fp32, so this is the
  * convolution of the bf16 operands with fp32 summation, as on the native ISAs, by the same
  * algorithms as fp32 (Winograd's transforms of the rounded operands in fp32). The direct and
  * AVX2 kernels take no part: where the packed AVX-512 path is not available (a forced path, a
@@ -1368,11 +1368,8 @@ bool t3d_cpu_conv3d_bf16_fma(t3d_backend *be, t3d_tensor *y, const t3d_tensor *x
     *st = t3d_error(T3D_ERR_NOMEM, "conv3d (bf16): cannot allocate %zu bytes of widened weights", bytes);
     return true;
   }
-  const uint16_t *wb = w->data;
-  const int64_t K = c.K, kpad = l.kpad;
-#pragma omp parallel for num_threads(t3d_cpu_threads_for(threads, c.Co * K)) schedule(static)
-  for (int64_t co = 0; co < c.Co; co++)
-    for (int64_t k = 0; k < K; k++) w32[co * K + k] = t3d_bf16_widen(wb[co * kpad + k]);
+#pragma omp parallel for num_threads(t3d_cpu_threads_for(threads, c.Co * c.K)) schedule(static)
+  for (int64_t co = 0; co < c.Co; co++) widen_block(w32 + co * c.K, w->data, l.kpad, co, 1, 0, c.K);
   *st = t3d_cpu_conv3d_wino_rounded(wino, threads, c.N, c.Ci, c.Co, c.D, c.H, c.W, y->data, x->data, w32, bd, rd,
                                     p->relu, be->cancel);
   t3d_aligned_free(w32);

@@ -83,9 +83,9 @@ t3d_status t3d_cpu_resample_trilinear(t3d_backend *be, t3d_tensor *y, const t3d_
 /* gemm.c: one head of attention fused (t3d_cpu_attention's kernel where the AVX-512 GEMM runs):
  * y[i, :Dh] = softmax(q_i k^T * scale; keys with mask 0 excluded) v for i < nq; q, k, v rows ld
  * floats apart, y rows ldy; scratch of t3d_cpu_attention_head_floats(Lk, Dh) floats, which is 0
- * where this CPU has no such kernel (AVX-512F; then false, nothing written). */
+ * where this CPU has no such kernel (AVX-512F): call it only where that is not 0. */
 size_t t3d_cpu_attention_head_floats(int64_t Lk, int64_t Dh);
-bool t3d_cpu_attention_head(const float *q, const float *k, const float *v, int64_t ld, int64_t nq, int64_t Lk,
+void t3d_cpu_attention_head(const float *q, const float *k, const float *v, int64_t ld, int64_t nq, int64_t Lk,
                             int64_t Dh, float scale, const int32_t *mask, float *y, int64_t ldy, float *scratch);
 
 /* kernels/cpu/linear.c: linear and multi-head attention */

@@ -98,4 +98,30 @@ static inline float t3d_exp_nonpos(float x)
   return p * scale;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* t3d_exp_nonpos on 16 lanes: the same clamp, reduction and polynomial; x < -87 gives 0. */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 t3d_exp_nonpos16(__m512 x)
+{
+  const __m512 magic = _mm512_set1_ps(12582912.0f);
+  const __mmask16 small = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
+  const __m512 xc = _mm512_mask_mov_ps(x, small, _mm512_set1_ps(-87.0f));
+  const __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504088896341f), magic);
+  const __m512 n = _mm512_sub_ps(t, magic);
+  const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723212e-6f),
+                                    _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), xc));
+  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  /* 2^n from the exponent bits, n in [-126, 0] */
+  const __m512i sb = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127 - 0x4B400000)), 23);
+  return _mm512_maskz_mul_ps((__mmask16)~small, p, _mm512_castsi512_ps(sb));
+}
+#endif
+
 #endif

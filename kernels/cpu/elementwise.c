@@ -127,27 +127,15 @@ __attribute__((target("avx512f"))) static inline __m512 gelu16(__m512 v)
   const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)));
   const __m512 t = _mm512_min_ps(_mm512_mul_ps(a, _mm512_set1_ps(0.70710678118654752f)), _mm512_set1_ps(10.0f));
   const __m512 d = _mm512_fmadd_ps(half, t, one);
-  __m512 u = _mm512_rcp14_ps(d), r, x2, k, n, f, p, e;
+  __m512 u = _mm512_rcp14_ps(d), r, x2, p, e;
   u = _mm512_fmadd_ps(_mm512_fnmadd_ps(d, u, one), u, u);
   r = _mm512_set1_ps(gelu_r[0]);
 #pragma GCC unroll 10
   for (int j = 1; j < 10; j++)
     r = _mm512_fmadd_ps(r, u, _mm512_set1_ps(gelu_r[j]));
-  /* e^(-t^2) as t3d_exp_nonpos: n = round(x2 log2 e), f = x2 - n ln 2, 2^n by scalef. */
+  /* e^(-t^2), clamped at -87 first */
   x2 = _mm512_max_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), t), t), _mm512_set1_ps(-87.0f));
-  k = _mm512_fmadd_ps(x2, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(12582912.0f));
-  n = _mm512_sub_ps(k, _mm512_set1_ps(12582912.0f));
-  f = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x2);
-  f = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723212e-6f), f);
-  p = _mm512_set1_ps(1.0f / 5040.0f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 720.0f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 120.0f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, f, half);
-  p = _mm512_fmadd_ps(p, f, one);
-  p = _mm512_fmadd_ps(p, f, one);
-  p = _mm512_scalef_ps(p, n);
+  p = t3d_exp_nonpos16(x2);
   /* below -87 (t > 9.3) erfc is 0 in float; flush as t3d_exp_nonpos does */
   p = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x2, _mm512_set1_ps(-87.0f), _CMP_GT_OQ), p);
   e = _mm512_mul_ps(_mm512_mul_ps(r, p), half); /* erfc(t) / 2 = Phi(-|x|) */

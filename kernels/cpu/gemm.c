@@ -3,6 +3,7 @@
  * micro-kernels picked at run time. Not a full BLAS: row-major, no complex, no batched calls. */
 #include "config.h"
 
+#include <assert.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -24,7 +25,7 @@
 
 /* Blocking: KC deep slices keep one NR-wide B micro-panel (KC*NR*4 = 16 KiB) in L1 and the
  * packed A block in L2; NC columns of packed B (KC*NC*4 = 2 MiB) in L3. The AVX-512 kernels take
- * deeper slices (kc_for): fewer passes over C and fewer barriers. */
+ * deeper slices (KC_WIDE below): fewer passes over C and fewer barriers. */
 #define NR 16
 #define KC 256
 #define NC 2048
@@ -164,12 +165,7 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
 }
 #undef FMA_ROW
 
-/* Two adjacent B panels at once, 12 x 32: 24 accumulators, and per k two B loads and 12
- * broadcasts for 24 FMAs. The 12 x 16 kernel above needs 13 loads for 12 FMAs, so the load ports,
- * not the FMA units, bound it on CPUs with two 512-bit FMA units (measured, one thread, the
- * [256,768]x[768,3072] GEMM: 12 x 16 at 80-100 GFLOP/s, OpenBLAS's SkylakeX kernel 105-113).
- * nr <= 32 columns, the first 16 from b0; partial tiles are written with masked stores. */
-/* rows: 4, 8 or 12, a constant where it is expanded: a panel's last rows past M (the text tower's
+/* The k loop of ukernel_avx512_wide. rows: 4, 8 or 12, a constant where it is expanded: a panel's last rows past M (the text tower's
  * 256 tokens fill 21 panels of 12 and 4 rows of a 22nd) cost only the rows they have */
 #define WIDE_LOOP(PREFETCH, rows)                                                                              \
   for (int64_t k = 0; k < kc; k++) {                                                                           \
@@ -182,7 +178,12 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
       acc[i][1] = _mm512_fmadd_ps(ai, bk1, acc[i][1]);                                                         \
     }                                                                                                          \
   }
-/* pf (NULL: none): the next two B panels' slice (same distance apart as b0, b1), fetched into L2
+/* Two adjacent B panels at once, 12 x 32: 24 accumulators, and per k two B loads and 12
+ * broadcasts for 24 FMAs. The 12 x 16 kernel above needs 13 loads for 12 FMAs, so the load ports,
+ * not the FMA units, bound it on CPUs with two 512-bit FMA units (measured, one thread, the
+ * [256,768]x[768,3072] GEMM: 12 x 16 at 80-100 GFLOP/s, OpenBLAS's SkylakeX kernel 105-113).
+ * nr <= 32 columns, the first 16 from b0; partial tiles are written with masked stores.
+ * pf (NULL: none): the next two B panels' slice (same distance apart as b0, b1), fetched into L2
  * a line of each per k while this tile runs: prepacked weights come from memory, and the first A
  * panel against a new pair of B panels otherwise waits on them (the B loads were the kernel's
  * hottest instructions in perf, one thread, the text tower). */
@@ -289,9 +290,7 @@ __attribute__((target("avx512f"))) static int64_t pack_trans16_avx512(float *res
   }
   return k;
 }
-#endif
 
-#ifdef T3D_X86
 /* dst[k * 12 + r] = src[k * ld + r], r < 12, k < kc */
 __attribute__((target("avx512f"))) static void copy_rows12_avx512(float *restrict dst, const float *restrict src,
                                                                   int64_t ld, int64_t kc)
@@ -349,7 +348,6 @@ static void pack_a_panel(float *restrict dst, bool trans, const float *restrict 
         dst[k * mr + r] = 0.0f;
   }
 }
-
 
 #ifdef T3D_X86
 /* dst[k * 16 + c] = src[k * ld + c], c < 16, k < kc */
@@ -454,16 +452,16 @@ static void sgemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
   if (M <= 0 || N <= 0)
     return;
   /* slice depth: KC, or on AVX-512 as deep as keeps the A block in L2 (at most KC_WIDE) */
-  int64_t KCD = KC;
+  int64_t kcd = KC;
   if (uk.wide) {
     const int64_t rows = M < mb_max ? (M + mr - 1) / mr * mr : mb_max;
-    KCD = A_BLOCK_FLOATS / rows;
-    KCD = KCD > KC_WIDE ? KC_WIDE : KCD < KC ? KC : KCD / 16 * 16;
+    kcd = A_BLOCK_FLOATS / rows;
+    kcd = kcd > KC_WIDE ? KC_WIDE : kcd < KC ? KC : kcd / 16 * 16;
   }
   nt = t3d_cpu_threads_for(threads, M * N * (K > 0 ? K : 1));
   const bool fresh = beta == 0.0f && K > 0 && alpha != 0.0f; /* C written by the first slice */
   { /* scratch sized to the problem, so small GEMMs (attention heads) stay cheap to set up */
-    const int64_t kc = K < KCD ? K : KCD, ncols = N < NC ? (N + NR - 1) / NR * NR : NC;
+    const int64_t kc = K < kcd ? K : kcd, ncols = N < NC ? (N + NR - 1) / NR * NR : NC;
     const int64_t mrows = M < mb_max ? (M + mr - 1) / mr * mr : mb_max;
     if (!bpre)
       bpack = t3d_aligned_alloc((size_t)(kc * ncols) * sizeof(float));
@@ -492,8 +490,8 @@ static void sgemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
 #pragma omp parallel num_threads(nt)
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = N - jc < NC ? N - jc : NC, npanels = (nc + NR - 1) / NR;
-    for (int64_t pc = 0; pc < K; pc += KCD) {
-      const int64_t kc = K - pc < KCD ? K - pc : KCD;
+    for (int64_t pc = 0; pc < K; pc += kcd) {
+      const int64_t kc = K - pc < kcd ? K - pc : kcd;
       const bool load = !fresh || pc > 0;
       /* panel q of this block and slice, and the distance to panel q + 1 */
       const float *bslice = bpre ? bpre + (jc / NR) * K * NR + pc * NR : bpack;
@@ -571,28 +569,6 @@ size_t t3d_cpu_attention_head_floats(int64_t Lk, int64_t Dh)
   return (size_t)(Dh * lkp + Lk * dhp + Dh * 12 + 12 * lkp + Lk * 12 + 16) + 64;
 }
 
-/* t3d_exp_nonpos on 16 lanes (cpu_simd.h: the same clamp, reduction and polynomial) */
-__attribute__((target("avx512f"), always_inline)) static inline __m512 exp_nonpos_ps(__m512 x)
-{
-  const __m512 magic = _mm512_set1_ps(12582912.0f);
-  const __mmask16 small = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
-  const __m512 xc = _mm512_mask_mov_ps(x, small, _mm512_set1_ps(-87.0f));
-  const __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504088896341f), magic);
-  const __m512 n = _mm512_sub_ps(t, magic);
-  const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723212e-6f),
-                                    _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), xc));
-  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  const __m512i sb = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127 - 0x4B400000)), 23);
-  return _mm512_maskz_mul_ps((__mmask16)~small, p, _mm512_castsi512_ps(sb));
-}
-
 /* s[j] = exp(s[j] - max) over the keys j < n with mask[j] != 0 (others 0); returns the sum. NaN
  * is ignored by the max but reaches the sum. */
 __attribute__((target("avx512f"))) static float row_softmax(float *s, int64_t n, const int32_t *mask)
@@ -608,18 +584,17 @@ __attribute__((target("avx512f"))) static float row_softmax(float *s, int64_t n,
     const __mmask16 all = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1u);
     __mmask16 k = all;
     if (mask) k &= _mm512_mask_cmpneq_epi32_mask(k, _mm512_maskz_loadu_epi32(k, mask + j), _mm512_setzero_si512());
-    const __m512 e = _mm512_maskz_mov_ps(k, exp_nonpos_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), m)));
+    const __m512 e = _mm512_maskz_mov_ps(k, t3d_exp_nonpos16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), m)));
     _mm512_mask_storeu_ps(s + j, all, e);
     sum = _mm512_add_ps(sum, e);
   }
   return _mm512_reduce_add_ps(sum);
 }
 
-bool t3d_cpu_attention_head(const float *q, const float *k, const float *v, int64_t ld, int64_t nq, int64_t Lk,
+void t3d_cpu_attention_head(const float *q, const float *k, const float *v, int64_t ld, int64_t nq, int64_t Lk,
                             int64_t Dh, float scale, const int32_t *mask, float *y, int64_t ldy, float *scratch)
 {
-  const ukernel uk = pick_ukernel();
-  if (uk.wide != ukernel_avx512_wide || uk.mr != 12) return false;
+  assert(pick_ukernel().wide == ukernel_avx512_wide); /* t3d_cpu_attention_head_floats > 0 */
   enum { MR = 12 };
   const int64_t lkp = (Lk + 2 * NR - 1) / (2 * NR) * (2 * NR), dhp = (Dh + 2 * NR - 1) / (2 * NR) * (2 * NR);
   float *kt = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63), *vp = kt + Dh * lkp, *qa = vp + Lk * dhp;
@@ -650,7 +625,6 @@ bool t3d_cpu_attention_head(const float *q, const float *k, const float *v, int6
     for (int r = 0; r < rows; r++)
       for (int64_t d = 0; d < Dh; d++) y[(i0 + r) * ldy + d] *= inv[r];
   }
-  return true;
 }
 #else
 size_t t3d_cpu_attention_head_floats(int64_t Lk, int64_t Dh)
@@ -658,12 +632,12 @@ size_t t3d_cpu_attention_head_floats(int64_t Lk, int64_t Dh)
   (void)Lk, (void)Dh;
   return 0;
 }
-bool t3d_cpu_attention_head(const float *q, const float *k, const float *v, int64_t ld, int64_t nq, int64_t Lk,
+void t3d_cpu_attention_head(const float *q, const float *k, const float *v, int64_t ld, int64_t nq, int64_t Lk,
                             int64_t Dh, float scale, const int32_t *mask, float *y, int64_t ldy, float *scratch)
 {
   (void)q, (void)k, (void)v, (void)ld, (void)nq, (void)Lk, (void)Dh, (void)scale, (void)mask, (void)y, (void)ldy;
   (void)scratch;
-  return false;
+  assert(!"t3d_cpu_attention_head: no fused kernel in this build (t3d_cpu_attention_head_floats is 0)");
 }
 #endif
 

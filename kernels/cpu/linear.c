@@ -107,57 +107,33 @@ t3d_status t3d_cpu_attention(t3d_backend *be, t3d_tensor *y, const t3d_tensor *q
   int64_t qblock, qblocks, tasks;
   t3d_status status = T3D_OK;
 
+  /* Query block. Fused (AVX-512, t3d_cpu_attention_head): a whole head per task, split into blocks
+   * of a multiple of 12 rows only when there would be fewer than two tasks a thread. Else: scores
+   * of at most 256 Ki floats (1 MiB, L2-sized), one block per head when it fits, split further
+   * only when there would be fewer tasks than threads. */
   const size_t fused = t3d_cpu_attention_head_floats(Lk, Dh);
-  if (fused) { /* the fused head (gemm.c): per task a head and a block of queries */
+  if (fused) {
     qblock = Lq;
-    while (qblock > 12 && B * heads * ((Lq + qblock - 1) / qblock) < 2 * (int64_t)nt) qblock = (qblock / 2 + 11) / 12 * 12;
-    qblocks = (Lq + qblock - 1) / qblock;
-    tasks = B * heads * qblocks;
-    if (nt > tasks) nt = (int)tasks;
-    float *base = t3d_aligned_alloc((size_t)nt * fused * sizeof(float));
-    if (!base) return t3d_error(T3D_ERR_NOMEM, "attention: out of memory for %zu floats of scratch", (size_t)nt * fused);
-    bool ok = true;
-#pragma omp parallel for num_threads(nt) schedule(dynamic) reduction(&& : ok)
-    for (int64_t t = 0; t < tasks; t++) {
-      const int64_t bi = t / (heads * qblocks), h = (t / qblocks) % heads, i0 = (t % qblocks) * qblock;
-      const int64_t rows = Lq - i0 < qblock ? Lq - i0 : qblock;
-      const int32_t *m = mask ? mask + bi * Lk : NULL;
-      float *yb = yd + (bi * Lq + i0) * E + h * Dh;
-      int64_t attended = Lk;
-      if (m) {
-        attended = 0;
-        for (int64_t j = 0; j < Lk; j++) attended += m[j] != 0;
-      }
-      if (attended == 0) {
-        for (int64_t i = 0; i < rows; i++) memset(yb + i * E, 0, (size_t)Dh * sizeof *yb);
-        continue;
-      }
-      ok = ok && t3d_cpu_attention_head(qd + (bi * Lq + i0) * E + h * Dh, kd + bi * Lk * E + h * Dh,
-                                        vd + bi * Lk * E + h * Dh, E, rows, Lk, Dh, scale, m, yb, E,
-                                        base + (size_t)t3d_cpu_omp_thread() * fused);
-    }
-    t3d_aligned_free(base);
-    if (ok) return T3D_OK;
-    nt = t3d_cpu_threads_for(be->threads, B * heads * Lq * Lk * Dh); /* not reached: floats > 0 says it runs */
+    while (qblock > 12 && B * heads * ((Lq + qblock - 1) / qblock) < 2 * (int64_t)nt)
+      qblock = (qblock / 2 + 11) / 12 * 12;
+  } else {
+    qblock = ((int64_t)1 << 18) / Lk;
+    qblock = qblock < 16 ? 16 : qblock > Lq ? Lq : qblock;
+    while (qblock > 16 && B * heads * ((Lq + qblock - 1) / qblock) < nt)
+      qblock = (qblock + 1) / 2;
   }
-
-  /* Query block: scores of at most 256 Ki floats (1 MiB, L2-sized), one block per head when it
-   * fits, split further only when there would be fewer tasks than threads. */
-  qblock = ((int64_t)1 << 18) / Lk;
-  qblock = qblock < 16 ? 16 : qblock > Lq ? Lq : qblock;
-  while (qblock > 16 && B * heads * ((Lq + qblock - 1) / qblock) < nt)
-    qblock = (qblock + 1) / 2;
   qblocks = (Lq + qblock - 1) / qblock;
   tasks = B * heads * qblocks;
   if (nt > tasks)
     nt = (int)tasks;
+  const size_t per_thread = fused ? fused : (size_t)(qblock * (Lk + 2));
   scratch = calloc((size_t)nt, sizeof *scratch);
   if (!scratch)
     return t3d_error(T3D_ERR_NOMEM, "attention: out of memory");
   for (int t = 0; t < nt; t++)
-    if (!(scratch[t] = t3d_aligned_alloc((size_t)(qblock * (Lk + 2)) * sizeof(float)))) {
-      status = t3d_error(T3D_ERR_NOMEM, "attention: out of memory for a %lldx%lld score block", (long long)Lk,
-                         (long long)qblock);
+    if (!(scratch[t] = t3d_aligned_alloc(per_thread * sizeof(float)))) {
+      status = t3d_error(T3D_ERR_NOMEM, "attention: out of memory for %zu floats of scratch (%lld keys, %lld queries)",
+                         per_thread, (long long)Lk, (long long)qblock);
       goto cleanup;
     }
 #pragma omp parallel for num_threads(nt) schedule(dynamic)
@@ -168,7 +144,6 @@ t3d_status t3d_cpu_attention(t3d_backend *be, t3d_tensor *y, const t3d_tensor *q
     const float *qb = qd + (bi * Lq + i0) * E + h * Dh;
     const float *kb = kd + bi * Lk * E + h * Dh, *vb = vd + bi * Lk * E + h * Dh;
     float *yb = yd + (bi * Lq + i0) * E + h * Dh, *s = scratch[nt > 1 ? t3d_cpu_omp_thread() : 0];
-    float *inv = s + Lk * rows, *colmax = inv + rows;
     int64_t attended = Lk;
 
     if (m) {
@@ -181,6 +156,11 @@ t3d_status t3d_cpu_attention(t3d_backend *be, t3d_tensor *y, const t3d_tensor *q
         memset(yb + i * E, 0, (size_t)Dh * sizeof *yb);
       continue;
     }
+    if (fused) {
+      t3d_cpu_attention_head(qb, kb, vb, E, rows, Lk, Dh, scale, m, yb, E, s);
+      continue;
+    }
+    float *inv = s + Lk * rows, *colmax = inv + rows;
     t3d_cpu_sgemm_blocked(false, true, Lk, rows, Dh, scale, kb, E, qb, E, 0.0f, s, rows, 1);
     column_softmax(s, inv, colmax, Lk, rows, m);
     t3d_cpu_sgemm_blocked(true, false, rows, Dh, Lk, 1.0f, s, rows, vb, E, 0.0f, yb, E, 1);
