@@ -167,10 +167,9 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
 
 /* The k loop of ukernel_avx512_wide. rows: 4, 8 or 12, a constant where it is expanded: a panel's last rows past M (the text tower's
  * 256 tokens fill 21 panels of 12 and 4 rows of a 22nd) cost only the rows they have */
-#define WIDE_LOOP(PREFETCH, rows)                                                                              \
-  for (int64_t k = 0; k < kc; k++) {                                                                           \
+#define WIDE_LOOP(k_begin, k_end, rows)                                                                        \
+  for (int64_t k = (k_begin); k < (k_end); k++) {                                                              \
     const float *ak = a + k * MR;                                                                              \
-    PREFETCH;                                                                                                  \
     __m512 bk0 = _mm512_loadu_ps(b0 + k * NR), bk1 = _mm512_loadu_ps(b1 + k * NR);                             \
     _Pragma("GCC unroll 12") for (int i = 0; i < (rows); i++) {                                                \
       __m512 ai = _mm512_set1_ps(ak[i]);                                                                       \
@@ -178,35 +177,53 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
       acc[i][1] = _mm512_fmadd_ps(ai, bk1, acc[i][1]);                                                         \
     }                                                                                                          \
   }
+/* The whole k loop; with pf, a line of each of the next two B panels every step iterations, so
+ * that pf_rows rows reach L2 spread over the tile rather than in a burst. */
+#define WIDE_RUN(rows)                                                                                         \
+  do {                                                                                                         \
+    if (pf) {                                                                                                  \
+      const float *pf1 = pf + (b1 - b0);                                                                       \
+      const int64_t step = kc / pf_rows;                                                                       \
+      int64_t r = 0;                                                                                           \
+      for (int64_t k0 = 0; k0 < kc; k0 += step) {                                                              \
+        if (r < pf_rows) {                                                                                     \
+          _mm_prefetch((const char *)(pf + r * NR), _MM_HINT_T1);                                              \
+          _mm_prefetch((const char *)(pf1 + r * NR), _MM_HINT_T1);                                             \
+          r++;                                                                                                 \
+        }                                                                                                      \
+        WIDE_LOOP(k0, k0 + step < kc ? k0 + step : kc, rows)                                                   \
+      }                                                                                                        \
+    } else                                                                                                     \
+      WIDE_LOOP(0, kc, rows)                                                                                   \
+  } while (0)
 /* Two adjacent B panels at once, 12 x 32: 24 accumulators, and per k two B loads and 12
  * broadcasts for 24 FMAs. The 12 x 16 kernel above needs 13 loads for 12 FMAs, so the load ports,
  * not the FMA units, bound it on CPUs with two 512-bit FMA units (measured, one thread, the
  * [256,768]x[768,3072] GEMM: 12 x 16 at 80-100 GFLOP/s, OpenBLAS's SkylakeX kernel 105-113).
  * nr <= 32 columns, the first 16 from b0; partial tiles are written with masked stores.
- * pf (NULL: none): the next two B panels' slice (same distance apart as b0, b1), fetched into L2
- * a line of each per k while this tile runs: prepacked weights come from memory, and the first A
- * panel against a new pair of B panels otherwise waits on them (the B loads were the kernel's
- * hottest instructions in perf, one thread, the text tower). */
+ * pf (NULL: none): pf_rows rows (<= kc) of the next two B panels (same distance apart as b0, b1),
+ * fetched into L2 while this tile runs: prepacked weights come from memory, and the first A panel
+ * against a new pair of B panels otherwise waits on them. Every tile of a task fetches its share
+ * of the next pair, spread over its k loop: when the first tile fetched the whole pair (a line of
+ * each per k), that tile took 10 % of the kernel's samples for 1/22 of its work in the text tower
+ * (perf, 2 threads), bound by memory requests rather than FMAs. */
 __attribute__((target("avx512f"))) static void ukernel_avx512_wide(int64_t kc, const float *a, const float *b0,
                                                                    const float *b1, float *c, int64_t ldc, int mr,
                                                                    int nr, float alpha, const float *bias, bool load,
-                                                                   const float *pf)
+                                                                   const float *pf, int64_t pf_rows)
 {
   enum { MR = 12 };
   __m512 acc[MR][2];
 #pragma GCC unroll 12
   for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  if (pf) {
-    const float *pf1 = pf + (b1 - b0);
-    WIDE_LOOP(_mm_prefetch((const char *)(pf + k * NR), _MM_HINT_T1);
-              _mm_prefetch((const char *)(pf1 + k * NR), _MM_HINT_T1), MR)
-  } else if (mr <= 4) {
-    WIDE_LOOP((void)0, 4)
-  } else if (mr <= 8) {
-    WIDE_LOOP((void)0, 8)
-  } else {
-    WIDE_LOOP((void)0, MR)
-  }
+  if (!pf || pf_rows <= 0 || pf_rows > kc)
+    pf = NULL;
+  if (mr <= 4)
+    WIDE_RUN(4);
+  else if (mr <= 8)
+    WIDE_RUN(8);
+  else
+    WIDE_RUN(MR);
   const __m512 va = _mm512_set1_ps(alpha);
   const int n0 = nr < NR ? nr : NR, n1 = nr - NR > 0 ? nr - NR : 0;
   const __mmask16 m0 = (__mmask16)((1u << n0) - 1u), m1 = (__mmask16)((1u << n1) - 1u);
@@ -234,7 +251,8 @@ __attribute__((target("avx512f"))) static void ukernel_avx512_wide(int64_t kc, c
 
 /* C[mr, nr <= 2 NR] from one A panel and two adjacent B panels (b1 = b0 + kc * NR). */
 typedef void (*ukernel_wide_fn)(int64_t kc, const float *a, const float *b0, const float *b1, float *c, int64_t ldc,
-                                int mr, int nr, float alpha, const float *bias, bool load, const float *pf);
+                                int mr, int nr, float alpha, const float *bias, bool load, const float *pf,
+                                int64_t pf_rows);
 
 typedef struct {
   int mr;
@@ -509,12 +527,13 @@ static void sgemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
         const bool all_a = npanels / 2 >= 4 * (int64_t)nt;
         const int64_t tile_mp = all_a ? mpanels : TILE_MP, tile_np = all_a ? 2 : TILE_NP;
         const int64_t tm = (mpanels + tile_mp - 1) / tile_mp, tn = (npanels + tile_np - 1) / tile_np;
+        const int64_t pfchunk = (kc + tile_mp - 1) / tile_mp; /* next pair's rows each tile prefetches */
 #pragma omp for schedule(static)
         for (int64_t p = 0; p < mpanels; p++)
           pack_a_panel(apack + p * mr * kc, trans_a, A, lda, ic + p * mr, mb - p * mr, pc, kc, mr);
         /* one task: B panels [q0, q0 + tile_np) against A panels [p0, p0 + tile_mp); pf_next: the
-           first tile fetches the next task's B panels (the same thread's, under a static
-           schedule) into L2 */
+           task's tiles fetch the next task's B panels (the same thread's, under a static schedule)
+           into L2, pfchunk rows each */
 #define GEMM_TASK(pf_next)                                                                                     \
   do {                                                                                                         \
     const int64_t p0 = (t / tn) * tile_mp, q0 = (t % tn) * tile_np;                                            \
@@ -526,9 +545,10 @@ static void sgemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
         const int64_t rows = mb - p * mr < mr ? mb - p * mr : mr;                                              \
         const float *ap = apack + p * mr * kc, *bp = bslice + q * bstep;                                       \
         float *cp = C + (ic + p * mr) * ldc + jc + q * NR;                                                     \
-        const float *pf = (pf_next) && p == p0 && q + 3 < npanels ? bp + 2 * bstep : NULL;                    \
+        const int64_t pfr = kc - (p - p0) * pfchunk < pfchunk ? kc - (p - p0) * pfchunk : pfchunk;               \
+        const float *pf = (pf_next) && pfr > 0 && q + 3 < npanels ? bp + 2 * bstep + (p - p0) * pfchunk * NR : NULL; \
         if (pair)                                                                                              \
-          uk.wide(kc, ap, bp, bp + bstep, cp, ldc, (int)rows, (int)cols, alpha, bq, load, pf);                  \
+          uk.wide(kc, ap, bp, bp + bstep, cp, ldc, (int)rows, (int)cols, alpha, bq, load, pf, pfr);             \
         else                                                                                                   \
           uk.fn(kc, ap, bp, cp, ldc, (int)rows, (int)cols, alpha, bq, load);                                   \
       }                                                                                                        \
@@ -607,7 +627,7 @@ void t3d_cpu_attention_head(const float *q, const float *k, const float *v, int6
     pack_a_panel(qa, false, q, ld, i0, rows, 0, Dh, MR);
     for (int64_t j = 0; j < lkp; j += 2 * NR) /* scores of the block: 12 x Lk */
       ukernel_avx512_wide(Dh, qa, kt + j * Dh, kt + (j + NR) * Dh, sc + j, lkp, rows, (int)(2 * NR), scale, NULL,
-                          false, NULL);
+                          false, NULL, 0);
     for (int r = 0; r < rows; r++) {
       float sum = row_softmax(sc + r * lkp, Lk, mask);
       inv[r] = 1.0f / sum;
@@ -619,7 +639,7 @@ void t3d_cpu_attention_head(const float *q, const float *k, const float *v, int6
         const int64_t kc = Lk - k0 < KC ? Lk - k0 : KC;
         const float *b0 = vp + j * Lk + k0 * NR;
         ukernel_avx512_wide(kc, pa + k0 * MR, b0, cols > NR ? b0 + NR * Lk : b0, y + i0 * ldy + j, ldy, rows,
-                            (int)cols, 1.0f, NULL, k0 > 0, NULL);
+                            (int)cols, 1.0f, NULL, k0 > 0, NULL, 0);
       }
     }
     for (int r = 0; r < rows; r++)
