@@ -505,9 +505,12 @@ static void sgemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
       sgemm_naive(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, C, ldc);
     goto cleanup;
   }
+  /* column blocks: NC where B is packed here (an L3-sized block); prepacked B needs no block, so
+     each A slice is packed once, not once per NC columns (the text tower's [256,768]x[768,3072]) */
+  const int64_t ncb = bpre ? N : NC;
 #pragma omp parallel num_threads(nt)
-  for (int64_t jc = 0; jc < N; jc += NC) {
-    const int64_t nc = N - jc < NC ? N - jc : NC, npanels = (nc + NR - 1) / NR;
+  for (int64_t jc = 0; jc < N; jc += ncb) {
+    const int64_t nc = N - jc < ncb ? N - jc : ncb, npanels = (nc + NR - 1) / NR;
     for (int64_t pc = 0; pc < K; pc += kcd) {
       const int64_t kc = K - pc < kcd ? K - pc : kcd;
       const bool load = !fresh || pc > 0;
