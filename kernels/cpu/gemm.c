@@ -347,9 +347,9 @@ static void pack_a_panel(float *restrict dst, bool trans, const float *restrict 
   } else {
     int64_t k0 = 0;
 #ifdef T3D_X86
-    if (mr == 12 && rows >= mr && __builtin_cpu_supports("avx512f")) {
+    if (mr == 12 && __builtin_cpu_supports("avx512f")) { /* rows past the end: the last row, zeroed below */
       const float *rp[16];
-      for (int r = 0; r < 16; r++) rp[r] = A + (i0 + (r < mr ? r : mr - 1)) * lda + p0;
+      for (int r = 0; r < 16; r++) rp[r] = A + (i0 + (r < rows ? r : rows - 1)) * lda + p0;
       k0 = pack_trans16_avx512(dst, mr, (__mmask16)0x0fff, rp, kc);
     }
 #endif
@@ -361,9 +361,9 @@ static void pack_a_panel(float *restrict dst, bool trans, const float *restrict 
       for (int r = 0; r < mr; r++)
         dst[k * mr + r] = A[off[r] + k];
     }
-    for (int r = (int)rows; r < mr; r++)
-      for (int64_t k = 0; k < kc; k++)
-        dst[k * mr + r] = 0.0f;
+    if (rows < mr)
+      for (int64_t k = 0; k < kc; k++) /* one contiguous run a k */
+        memset(dst + k * mr + rows, 0, (size_t)(mr - rows) * sizeof *dst);
   }
 }
 
