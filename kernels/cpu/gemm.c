@@ -169,7 +169,7 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
  * 256 tokens fill 21 panels of 12 and 4 rows of a 22nd) cost only the rows they have */
 #define WIDE_LOOP(k_begin, k_end, rows)                                                                        \
   for (int64_t k = (k_begin); k < (k_end); k++) {                                                              \
-    const float *ak = a + k * MR;                                                                              \
+    const float *ak = a + k * as;                                                                              \
     __m512 bk0 = _mm512_loadu_ps(b0 + k * NR), bk1 = _mm512_loadu_ps(b1 + k * NR);                             \
     _Pragma("GCC unroll 12") for (int i = 0; i < (rows); i++) {                                                \
       __m512 ai = _mm512_set1_ps(ak[i]);                                                                       \
@@ -200,17 +200,18 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
  * broadcasts for 24 FMAs. The 12 x 16 kernel above needs 13 loads for 12 FMAs, so the load ports,
  * not the FMA units, bound it on CPUs with two 512-bit FMA units (measured, one thread, the
  * [256,768]x[768,3072] GEMM: 12 x 16 at 80-100 GFLOP/s, OpenBLAS's SkylakeX kernel 105-113).
- * nr <= 32 columns, the first 16 from b0; partial tiles are written with masked stores.
+ * nr <= 32 columns, the first 16 from b0; partial tiles are written with masked stores. A's row
+ * k (mr values) is at a + k * as: 12 in a packed panel; the fused attention's output reads its
+ * transposed scores where they stand (as = 32). Inlined, so each caller's as is a constant.
  * pf (NULL: none): pf_rows rows (<= kc) of the next two B panels (same distance apart as b0, b1),
  * fetched into L2 while this tile runs: prepacked weights come from memory, and the first A panel
  * against a new pair of B panels otherwise waits on them. Every tile of a task fetches its share
  * of the next pair, spread over its k loop: when the first tile fetched the whole pair (a line of
  * each per k), that tile took 10 % of the kernel's samples for 1/22 of its work in the text tower
  * (perf, 2 threads), bound by memory requests rather than FMAs. */
-__attribute__((target("avx512f"))) static void ukernel_avx512_wide(int64_t kc, const float *a, const float *b0,
-                                                                   const float *b1, float *c, int64_t ldc, int mr,
-                                                                   int nr, float alpha, const float *bias, bool load,
-                                                                   const float *pf, int64_t pf_rows)
+__attribute__((target("avx512f"), always_inline)) static inline void
+ukernel_avx512_wide_as(int64_t kc, const float *a, int64_t as, const float *b0, const float *b1, float *c, int64_t ldc,
+                       int mr, int nr, float alpha, const float *bias, bool load, const float *pf, int64_t pf_rows)
 {
   enum { MR = 12 };
   __m512 acc[MR][2];
@@ -246,6 +247,15 @@ __attribute__((target("avx512f"))) static void ukernel_avx512_wide(int64_t kc, c
       _mm512_mask_storeu_ps(ci + NR, m1, _mm512_fmadd_ps(va, acc[i][1], load ? _mm512_maskz_loadu_ps(m1, ci + NR) : bv1));
     }
   }
+}
+
+/* The packed-panel case: A row k at a + k * 12 */
+__attribute__((target("avx512f"))) static void ukernel_avx512_wide(int64_t kc, const float *a, const float *b0,
+                                                                   const float *b1, float *c, int64_t ldc, int mr,
+                                                                   int nr, float alpha, const float *bias, bool load,
+                                                                   const float *pf, int64_t pf_rows)
+{
+  ukernel_avx512_wide_as(kc, a, 12, b0, b1, c, ldc, mr, nr, alpha, bias, load, pf, pf_rows);
 }
 #endif
 
@@ -575,79 +585,108 @@ cleanup:
 }
 
 /* ---- one attention head, fused (t3d_cpu_attention) --------------------------------------------
- * softmax(q k^T * scale, masked keys excluded) v for query rows [0, nq) of one head, a block of 12
- * queries at a time, everything in L1/L2: K^T and V packed once into B panels, then per block the
- * 12 x Lk scores by the wide kernel (A: the block's queries), a softmax along each row, the rows
- * transposed into an A panel, and the 12 x Dh output by the wide kernel again; the output is
- * scaled by 1/sum last (as the unfused path). Against a 256 x 256 score matrix per head through
- * two blocked GEMMs and a column softmax: [1,256,768] x 12 heads 2.13 → 1.97-2.04 ms on one thread,
- * 1.13-1.32 → 0.99-1.02 on two (AVX-512 Xeon); in the text tower 15 → 13 ms a forward. */
+ * softmax(q k^T * scale, masked keys excluded) v for query rows [0, nq) of one head, 32 queries at a
+ * time, everything in L1/L2. K is packed once into A panels (12 keys each) and V into B panels;
+ * per block the block's queries become a pair of B panels (q^T), so the wide kernel writes the
+ * scores transposed, s^T [keys][32]; the softmax runs down its columns (a query per lane, no
+ * horizontal reductions), and s^T's columns are the A rows of the output's kernel as they stand
+ * (rows 32 floats apart: ukernel_avx512_wide_as), 12, 12 and 8 queries; the output is scaled by
+ * 1/sum last (as the unfused path). The scores used to be computed a query per row, their rows
+ * then transposed into an A panel (16 x 16 transposes, 14 % of the head's time) and reduced
+ * across lanes. */
 #ifdef T3D_X86
+enum { HEAD_QB = 2 * NR }; /* queries a block: one pair of B panels */
+
 size_t t3d_cpu_attention_head_floats(int64_t Lk, int64_t Dh)
 {
   if (pick_ukernel().wide != ukernel_avx512_wide) return 0; /* no fused kernel on this CPU */
-  const int64_t lkp = (Lk + 2 * NR - 1) / (2 * NR) * (2 * NR), dhp = (Dh + 2 * NR - 1) / (2 * NR) * (2 * NR);
-  /* K^T panels [Dh][lkp], V panels [Lk][dhp], the query panel [Dh][12], the scores [12][lkp], the
-     probability panel [Lk][12], 1/sum [12] */
-  return (size_t)(Dh * lkp + Lk * dhp + Dh * 12 + 12 * lkp + Lk * 12 + 16) + 64;
+  const int64_t lkp = (Lk + 11) / 12 * 12, dhp = (Dh + 2 * NR - 1) / (2 * NR) * (2 * NR);
+  /* K panels [lkp / 12][Dh][12], V panels [Lk][dhp], the queries' pair [2][Dh][16], the scores
+     [lkp][32], 1/sum [32] */
+  return (size_t)(lkp * Dh + Lk * dhp + HEAD_QB * Dh + lkp * HEAD_QB + HEAD_QB) + 64 + 4 * 16; /* + alignment */
 }
 
-/* s[j] = exp(s[j] - max) over the keys j < n with mask[j] != 0 (others 0); returns the sum. NaN
- * is ignored by the max but reaches the sum. */
-__attribute__((target("avx512f"))) static float row_softmax(float *s, int64_t n, const int32_t *mask)
+/* s[j][c] = exp(s[j][c] - max_j) down the n rows (keys) of the 32 columns of s (row stride 32),
+ * rows with mask[j] == 0 set to 0; sum[c] = 1 / (the column's sum). NaN is ignored by the max but
+ * reaches the sum. */
+__attribute__((target("avx512f"))) static void column_softmax32(float *s, int64_t n, const int32_t *mask, float *inv)
 {
-  __m512 mx = _mm512_set1_ps(-INFINITY), sum = _mm512_setzero_ps();
-  for (int64_t j = 0; j < n; j += 16) {
-    __mmask16 k = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1u);
-    if (mask) k &= _mm512_mask_cmpneq_epi32_mask(k, _mm512_maskz_loadu_epi32(k, mask + j), _mm512_setzero_si512());
-    mx = _mm512_mask_max_ps(mx, k, mx, _mm512_maskz_loadu_ps(k, s + j));
+  __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0, s0 = _mm512_setzero_ps(), s1 = s0;
+  for (int64_t j = 0; j < n; j++) {
+    if (mask && !mask[j]) continue;
+    m0 = _mm512_max_ps(m0, _mm512_load_ps(s + j * HEAD_QB));
+    m1 = _mm512_max_ps(m1, _mm512_load_ps(s + j * HEAD_QB + NR));
   }
-  const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
-  for (int64_t j = 0; j < n; j += 16) {
-    const __mmask16 all = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1u);
-    __mmask16 k = all;
-    if (mask) k &= _mm512_mask_cmpneq_epi32_mask(k, _mm512_maskz_loadu_epi32(k, mask + j), _mm512_setzero_si512());
-    const __m512 e = _mm512_maskz_mov_ps(k, t3d_exp_nonpos16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), m)));
-    _mm512_mask_storeu_ps(s + j, all, e);
-    sum = _mm512_add_ps(sum, e);
+  for (int64_t j = 0; j < n; j++) {
+    float *sj = s + j * HEAD_QB;
+    if (mask && !mask[j]) {
+      _mm512_store_ps(sj, _mm512_setzero_ps());
+      _mm512_store_ps(sj + NR, _mm512_setzero_ps());
+      continue;
+    }
+    const __m512 e0 = t3d_exp_nonpos16(_mm512_sub_ps(_mm512_load_ps(sj), m0));
+    const __m512 e1 = t3d_exp_nonpos16(_mm512_sub_ps(_mm512_load_ps(sj + NR), m1));
+    _mm512_store_ps(sj, e0);
+    _mm512_store_ps(sj + NR, e1);
+    s0 = _mm512_add_ps(s0, e0);
+    s1 = _mm512_add_ps(s1, e1);
   }
-  return _mm512_reduce_add_ps(sum);
+  const __m512 one = _mm512_set1_ps(1.0f);
+  _mm512_storeu_ps(inv, _mm512_div_ps(one, s0));
+  _mm512_storeu_ps(inv + NR, _mm512_div_ps(one, s1));
+}
+
+__attribute__((target("avx512f"))) static void attention_head_512(const float *q, const float *k, const float *v,
+                                                                  int64_t ld, int64_t nq, int64_t Lk, int64_t Dh,
+                                                                  float scale, const int32_t *mask, float *y,
+                                                                  int64_t ldy, float *scratch)
+{
+  enum { MR = 12 };
+  const int64_t lkp = (Lk + MR - 1) / MR * MR, dhp = (Dh + 2 * NR - 1) / (2 * NR) * (2 * NR);
+#define A16(n) (((n) + 15) / 16 * 16) /* whole cache lines: s^T is read by aligned loads */
+  float *kp = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63), *vp = kp + A16(lkp * Dh);
+  float *qb = vp + A16(Lk * dhp), *st = qb + A16(HEAD_QB * Dh), *inv = st + A16(lkp * HEAD_QB);
+#undef A16
+  /* A panels of K (12 keys, depth Dh; zero keys past Lk) and B panels of V (depth Lk, 16 dims) */
+  for (int64_t j = 0; j < Lk; j += MR) pack_a_panel(kp + j * Dh, false, k, ld, j, Lk - j < MR ? Lk - j : MR, 0, Dh, MR);
+  for (int64_t j = 0; j < dhp; j += NR) pack_b_panel(vp + j * Lk, false, v, ld, j, Dh - j, 0, Lk);
+  for (int64_t i0 = 0; i0 < nq; i0 += HEAD_QB) {
+    const int64_t rows = nq - i0 < HEAD_QB ? nq - i0 : HEAD_QB;
+    /* the block's queries as B panels (zeros past rows), then s^T = k q^T * scale, 12 keys a tile */
+    for (int64_t c = 0; c < HEAD_QB; c += NR)
+      if (rows > c)
+        pack_b_panel(qb + c * Dh, true, q, ld, i0 + c, rows - c, 0, Dh);
+      else
+        memset(qb + c * Dh, 0, (size_t)(NR * Dh) * sizeof *qb);
+    for (int64_t j = 0; j < lkp; j += MR)
+      ukernel_avx512_wide_as(Dh, kp + j * Dh, MR, qb, qb + NR * Dh, st + j * HEAD_QB, HEAD_QB,
+                             (int)(Lk - j < MR ? Lk - j : MR), HEAD_QB, scale, NULL, false, NULL, 0);
+    column_softmax32(st, Lk, mask, inv);
+    for (int64_t i = 0; i < rows; i += MR) { /* y rows i0 + i: A = s^T's columns [i, i + 12) */
+      const int r = (int)(rows - i < MR ? rows - i : MR);
+      for (int64_t j = 0; j < dhp; j += 2 * NR) {
+        const int64_t cols = Dh - j < 2 * NR ? Dh - j : 2 * NR;
+        const float *b0 = vp + j * Lk;
+        ukernel_avx512_wide_as(Lk, st + i, HEAD_QB, b0, cols > NR ? b0 + NR * Lk : b0, y + (i0 + i) * ldy + j, ldy, r,
+                               (int)cols, 1.0f, NULL, false, NULL, 0);
+      }
+    }
+    for (int64_t r = 0; r < rows; r++) {
+      float *yr = y + (i0 + r) * ldy;
+      const __m512 s = _mm512_set1_ps(inv[r]);
+      for (int64_t d = 0; d < Dh; d += NR) {
+        const __mmask16 m = Dh - d >= NR ? (__mmask16)0xffff : (__mmask16)((1u << (Dh - d)) - 1u);
+        _mm512_mask_storeu_ps(yr + d, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, yr + d), s));
+      }
+    }
+  }
 }
 
 void t3d_cpu_attention_head(const float *q, const float *k, const float *v, int64_t ld, int64_t nq, int64_t Lk,
                             int64_t Dh, float scale, const int32_t *mask, float *y, int64_t ldy, float *scratch)
 {
   assert(pick_ukernel().wide == ukernel_avx512_wide); /* t3d_cpu_attention_head_floats > 0 */
-  enum { MR = 12 };
-  const int64_t lkp = (Lk + 2 * NR - 1) / (2 * NR) * (2 * NR), dhp = (Dh + 2 * NR - 1) / (2 * NR) * (2 * NR);
-  float *kt = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63), *vp = kt + Dh * lkp, *qa = vp + Lk * dhp;
-  float *sc = qa + Dh * MR, *pa = sc + MR * lkp, *inv = pa + Lk * MR;
-  /* B panels: K^T's (depth Dh, 16 keys each; zero keys past Lk) and V's (depth Lk, 16 dims each) */
-  for (int64_t j = 0; j < lkp; j += NR) pack_b_panel(kt + j * Dh, true, k, ld, j, Lk - j, 0, Dh);
-  for (int64_t j = 0; j < dhp; j += NR) pack_b_panel(vp + j * Lk, false, v, ld, j, Dh - j, 0, Lk);
-  for (int64_t i0 = 0; i0 < nq; i0 += MR) {
-    const int rows = (int)(nq - i0 < MR ? nq - i0 : MR);
-    pack_a_panel(qa, false, q, ld, i0, rows, 0, Dh, MR);
-    for (int64_t j = 0; j < lkp; j += 2 * NR) /* scores of the block: 12 x Lk */
-      ukernel_avx512_wide(Dh, qa, kt + j * Dh, kt + (j + NR) * Dh, sc + j, lkp, rows, (int)(2 * NR), scale, NULL,
-                          false, NULL, 0);
-    for (int r = 0; r < rows; r++) {
-      float sum = row_softmax(sc + r * lkp, Lk, mask);
-      inv[r] = 1.0f / sum;
-    }
-    pack_a_panel(pa, false, sc, lkp, 0, rows, 0, Lk, MR); /* probabilities as an A panel [Lk][12] */
-    for (int64_t j = 0; j < dhp; j += 2 * NR) {
-      const int64_t cols = Dh - j < 2 * NR ? Dh - j : 2 * NR;
-      for (int64_t k0 = 0; k0 < Lk; k0 += KC) { /* the output, in KC slices of the keys */
-        const int64_t kc = Lk - k0 < KC ? Lk - k0 : KC;
-        const float *b0 = vp + j * Lk + k0 * NR;
-        ukernel_avx512_wide(kc, pa + k0 * MR, b0, cols > NR ? b0 + NR * Lk : b0, y + i0 * ldy + j, ldy, rows,
-                            (int)cols, 1.0f, NULL, k0 > 0, NULL, 0);
-      }
-    }
-    for (int r = 0; r < rows; r++)
-      for (int64_t d = 0; d < Dh; d++) y[(i0 + r) * ldy + d] *= inv[r];
-  }
+  attention_head_512(q, k, v, ld, nq, Lk, Dh, scale, mask, y, ldy, scratch);
 }
 #else
 size_t t3d_cpu_attention_head_floats(int64_t Lk, int64_t Dh)
