@@ -58,7 +58,7 @@ static void compare_case(t3d_model *m32, t3d_model *m16, uint64_t seed)
     size_t worst_i = 0, n = t3d_volume_nvoxels(vol), same = 0;
     for (size_t i = 0; i < r32->nfindings && i < r16->nfindings; i++) {
       double d = fabs(r32->findings[i].probability - r16->findings[i].probability);
-      if (!(d <= worst)) worst = d, worst_i = i;
+      if (worst == worst && !(d <= worst)) worst = d, worst_i = i; /* a NaN stays the worst */
     }
     const uint8_t *l32 = r32->labels ? r32->labels->data : NULL, *l16 = r16->labels ? r16->labels->data : NULL;
     for (size_t i = 0; l32 && l16 && i < n; i++) same += l32[i] == l16[i];

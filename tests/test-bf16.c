@@ -55,7 +55,7 @@ static double rel_err(const t3d_tensor *a, const t3d_tensor *b, const t3d_tensor
   for (int64_t i = 0; i < t3d_tensor_numel(a); i++) {
     double d = fabs((double)x[i] - y[i]);
     double r = m[i] > 0 ? d / m[i] : (d > 0 ? INFINITY : 0);
-    if (!(r <= worst)) worst = r; /* NaN propagates */
+    if (worst == worst && !(r <= worst)) worst = r; /* a NaN stays the worst */
   }
   return worst;
 }

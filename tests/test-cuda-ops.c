@@ -222,7 +222,7 @@ static double compare(const t3d_tensor *got, const t3d_tensor *want, int64_t *wo
   const float *a = got->data, *b = want->data;
   for (int64_t i = 0; i < n; i++) {
     double d = fabs((double)a[i] - (double)b[i]);
-    if (!(d <= max_abs)) { /* NaN counts as the worst */
+    if (max_abs == max_abs && !(d <= max_abs)) { /* NaN counts as the worst, and stays so */
       max_abs = d;
       *worst = i;
     }
