@@ -1182,7 +1182,11 @@ static t3d_status conv3d_rows_s2(int threads, const conv_plan *c, float *yd, con
               s2_phase_row(r, src, c->W, sp.off, sp.lb, 0);
               s2_phase_row(r + sp.lb, src, c->W, sp.off, sp.lb, 1);
             }
-        for (int64_t ow0 = 0; ow0 < c->Wo; ow0 += tw) {
+        for (int64_t ow0 = 0, cw; ow0 < c->Wo; ow0 += cw) {
+          /* column tiles of tw, except that 4 vectors left go as 2 + 2, not 3 + 1: the 8 x 16
+             kernel is bound by its loads (9 a k for 8 FMAs), the 8 x 32 by its FMAs (the stem's
+             112 columns: 48 + 32 + 32) */
+          cw = tw == 48 && c->Wo - ow0 > 48 && c->Wo - ow0 <= 64 ? 32 : tw;
           const float **b = bt;
           for (int64_t ci = 0; ci < cn; ci++)
             for (int64_t kdh = 0; kdh < KDH; kdh++)
@@ -1190,7 +1194,7 @@ static t3d_status conv3d_rows_s2(int threads, const conv_plan *c, float *yd, con
                 const int64_t ph = ((kw - c->pw) % 2 + 2) % 2;
                 *b++ = rows + ((ci * KDH + kdh) * 2 + ph) * sp.lb + sp.off + ow0 + (kw - c->pw - ph) / 2;
               }
-          const int cols = (int)min64(tw, c->Wo - ow0);
+          const int cols = (int)min64(cw, c->Wo - ow0);
           for (int64_t m = 0; m < c->Co; m += tw == 48 ? PK_MR : 4) {
             const int64_t off = (n * c->Co + m) * c->P + orow + ow0;
             pk_epilogue epi = {bd ? bd + m : NULL, rd ? rd + off : NULL, relu, stream};
