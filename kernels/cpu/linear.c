@@ -93,7 +93,7 @@ static void column_softmax(float *s, float *inv, float *colmax, int64_t Lk, int6
  * [Lk, rows], so that the softmax runs across SIMD lanes and the second GEMM reads s with
  * contiguous packing. A batch whose keys are all masked gets zeros (PyTorch would give NaN;
  * zeros keep a padded batch entry from poisoning later sums). Where t3d's AVX-512 GEMM kernel runs,
- * each task is one fused head instead (t3d_cpu_attention_head in gemm.c: 12 queries at a time,
+ * each task is one fused head instead (t3d_cpu_attention_head in gemm.c: 32 queries at a time,
  * their scores, softmax and output in L1/L2, no score matrix per head). */
 t3d_status t3d_cpu_attention(t3d_backend *be, t3d_tensor *y, const t3d_tensor *q, const t3d_tensor *k,
                              const t3d_tensor *v, const t3d_tensor *key_mask, int heads)
@@ -108,14 +108,14 @@ t3d_status t3d_cpu_attention(t3d_backend *be, t3d_tensor *y, const t3d_tensor *q
   t3d_status status = T3D_OK;
 
   /* Query block. Fused (AVX-512, t3d_cpu_attention_head): a whole head per task, split into blocks
-   * of a multiple of 12 rows only when there would be fewer than two tasks a thread. Else: scores
-   * of at most 256 Ki floats (1 MiB, L2-sized), one block per head when it fits, split further
-   * only when there would be fewer tasks than threads. */
+   * of a multiple of 32 rows (its own query block) only when there would be fewer than two tasks a
+   * thread. Else: scores of at most 256 Ki floats (1 MiB, L2-sized), one block per head when it
+   * fits, split further only when there would be fewer tasks than threads. */
   const size_t fused = t3d_cpu_attention_head_floats(Lk, Dh);
   if (fused) {
     qblock = Lq;
-    while (qblock > 12 && B * heads * ((Lq + qblock - 1) / qblock) < 2 * (int64_t)nt)
-      qblock = (qblock / 2 + 11) / 12 * 12;
+    while (qblock > 32 && B * heads * ((Lq + qblock - 1) / qblock) < 2 * (int64_t)nt)
+      qblock = (qblock / 2 + 31) / 32 * 32;
   } else {
     qblock = ((int64_t)1 << 18) / Lk;
     qblock = qblock < 16 ? 16 : qblock > Lq ? Lq : qblock;
