@@ -40,13 +40,14 @@ import gzip, json, struct, sys
 a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 bad = []
 ea, eb = a["embedding"], b["embedding"]
-rel = max(abs(x - y) for x, y in zip(ea, eb)) / max(max(abs(x) for x in ea), 1e-30)
+diffs = [abs(x - y) for x, y in zip(ea, eb)]
+rel = float("nan") if any(d != d for d in diffs) else max(diffs, default=0.0) / max(max(abs(x) for x in ea), 1e-30)
 print("embedding: rel %.3g over %d values (want <= 1e-4)" % (rel, len(ea)))
-if len(ea) != len(eb) or rel > 1e-4:
+if len(ea) != len(eb) or not rel <= 1e-4:
     bad.append("embedding rel %.3g" % rel)
 for fa, fb in zip(a["findings"], b["findings"]):
     d = abs(fa["probability"] - fb["probability"])
-    if fa["name"] != fb["name"] or d > 1e-4:
+    if fa["name"] != fb["name"] or not d <= 1e-4:
         bad.append("finding %s: cpu %.6f gpu %.6f" % (fa["name"], fa["probability"], fb["probability"]))
 ma, mb = gzip.open(sys.argv[3]).read(), gzip.open(sys.argv[4]).read()
 off = int(struct.unpack("<f", ma[108:112])[0])  # vox_offset

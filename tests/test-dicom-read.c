@@ -130,7 +130,7 @@ static void check_values(const t3d_volume *v, int bits, int sgnd, double slope, 
       for (int64_t i = 0; i < v->nx; i++) {
         double want = (smooth ? smooth_at((int)i, (int)j, (int)k) : value_at((int)i, (int)j, (int)k, bits, sgnd)) * slope + inter;
         double got = v->data[(k * v->ny + j) * v->nx + i];
-        if (fabs(got - want) > worst)
+        if (worst == worst && !(fabs(got - want) <= worst)) /* a NaN voxel stays the worst */
           worst = fabs(got - want), wi = i, wj = j, wk = k;
       }
   check_count++;
@@ -504,9 +504,9 @@ static void check_ramp(const char *dir, const char *note, double dz, double min_
         t3d_volume_index_to_lps(v, (double)i, (double)j, (double)k, p);
         double e = fabs(x - ramp(p));
         inside++;
-        if (e > worst)
+        if (worst == worst && !(e <= worst))
           worst = e;
-        if (e > 0.006 && wrong++ < 3)
+        if (!(e <= 0.006) && wrong++ < 3) /* NaN counts as wrong */
           fprintf(stderr, "  %s voxel (%lld,%lld,%lld) at LPS (%.3f,%.3f,%.3f): %.4f, ramp %.4f\n", dir, (long long)i,
                   (long long)j, (long long)k, p[0], p[1], p[2], x, ramp(p));
       }

@@ -33,6 +33,11 @@ def need(cond, msg):
         print("ok   " + msg)
 
 
+def worst(*errors):
+    """The largest of the errors; NaN if any is NaN (Python's max keeps or drops a NaN by its place)."""
+    return math.nan if any(math.isnan(e) for e in errors) else max(errors)
+
+
 def check_inputs(data_dir, cache, run, t3d):
     from safetensors import safe_open
     model_file = run + "/model.safetensors"
@@ -78,7 +83,7 @@ def check_inputs(data_dir, cache, run, t3d):
 def check_grads(a, b):
     ga, gb = torch.load(a), torch.load(b)
     need(sorted(ga) == sorted(gb), f"same parameters with gradients ({len(ga)} vs {len(gb)})")
-    worst, name = 0.0, ""
+    top, name = 0.0, ""
     # Tensors whose gradient is zero in exact arithmetic (a conv bias before BatchNorm, BERT's key
     # bias) hold rounding noise only: differences are measured against at least 1e-3 of the
     # largest gradient anywhere (measured: a downsample bias before BN at 1e-6 with 2e-6 of noise
@@ -90,9 +95,9 @@ def check_grads(a, b):
             continue
         scale = max(float(ga[k].abs().max()), floor)
         d = float((ga[k] - gb[k]).abs().max()) / scale
-        if d > worst:
-            worst, name = d, k
-    need(worst < 1e-3, f"gradients agree: worst relative max |diff| {worst:.2e} ({name}) < 1e-3")
+        if not math.isnan(top) and not d <= top:  # a NaN gradient stays the worst
+            top, name = d, k
+    need(top < 1e-3, f"gradients agree: worst relative max |diff| {top:.2e} ({name}) < 1e-3")
     total = sum(float(v.abs().sum()) for v in ga.values())
     need(total > 0, f"gradients are not all zero (sum |g| = {total:.3g})")
 
@@ -164,7 +169,7 @@ def check_phase():
         gy = torch.randn(ref.shape, generator=g, dtype=torch.float64)
         grads_ref = torch.autograd.grad(ref, (x, w, b), gy)
         grads = torch.autograd.grad(out, (x, w, b), gy)
-        err = max([float((out - ref).abs().max())] + [float((p - q).abs().max()) for p, q in zip(grads, grads_ref)])
+        err = worst(float((out - ref).abs().max()), *[float((p - q).abs().max()) for p, q in zip(grads, grads_ref)])
         need(out.shape == ref.shape and err < 1e-9,
              f"phase conv {tuple(shape)} k{k}: shape {tuple(out.shape)} = {tuple(ref.shape)}, max error {err:.2e}")
     conv = use_phase_conv(torch.nn.Conv3d(1, 8, 7, stride=2, padding=3))
@@ -179,7 +184,7 @@ def check_phase():
     gy = torch.randn(a.shape, generator=g, dtype=torch.float64)
     ga = torch.autograd.grad(a, [x] + list(ref.parameters()), gy)
     gb = torch.autograd.grad(b, [x] + list(pw.parameters()), gy)
-    err = max([float((a - b).abs().max())] + [float((p - q).abs().max()) for p, q in zip(ga, gb)])
+    err = worst(float((a - b).abs().max()), *[float((p - q).abs().max()) for p, q in zip(ga, gb)])
     need(type(pw) is PointwiseConv3d and err < 1e-12, f"pointwise head conv = nn.Conv3d (max error {err:.2e})")
     # the Dice + cross-entropy loss against its one-hot reference, on logits laid out as the
     # pointwise head leaves them (channels innermost) and as a plain tensor
@@ -192,7 +197,7 @@ def check_phase():
         lab[1][lab[1] == 3] = 4  # a class absent from one volume
         a, b = dice_ce_loss(z, lab, 9), dice_ce_one_hot(z, lab, 9)
         ga, gb = torch.autograd.grad(a, z), torch.autograd.grad(b, z)
-        err = max(float((a - b).abs()), float((ga[0] - gb[0]).abs().max()))
+        err = worst(float((a - b).abs()), float((ga[0] - gb[0]).abs().max()))
         need(err < 1e-12, f"Dice + CE loss = its one-hot reference (channels last {channels_last}, "
                           f"loss {float(a):.6f}, max error {err:.2e})")
 
@@ -211,19 +216,19 @@ def check_views():
         idx = [int(i) for i in torch.randint(0, 10000, (batch,), generator=g)]
         ab, starts, sizes = view_params(7, 123, idx, n_local, shape)
         half = [max(s // 2, 32) for s in shape]
-        worst = [0.0, 0.0]
+        worst_err = [0.0, 0.0]
         for c in range(len(starts)):
             out = list(shape) if c == 0 else half
             ref = torch.cat([F.interpolate(x[i:i + 1].double()[:, :, z:z + d, y:y + h, w:w + n], size=out,
                                            mode="trilinear", align_corners=False)
                              for i, ((z, y, w), (d, h, n)) in enumerate(zip(starts[c].tolist(), sizes[c].tolist()))])
             for k, f in enumerate((resize_crops_batched, resize_crops_each)):
-                worst[k] = max(worst[k], float((f(x, starts[c], sizes[c], out).double() - ref).abs().max() / ref.abs().max()))
+                worst_err[k] = worst(worst_err[k], float((f(x, starts[c], sizes[c], out).double() - ref).abs().max() / ref.abs().max()))
         views = make_views(x, 7, 123, idx, n_local=n_local)
         plain = x * ab[0][:, 0].view(-1, 1, 1, 1, 1) + ab[0][:, 1].view(-1, 1, 1, 1, 1)
-        need(len(views) == 2 + n_local and worst[0] < 1e-6 and worst[1] < 1e-5 and torch.equal(views[0], plain),
+        need(len(views) == 2 + n_local and worst_err[0] < 1e-6 and worst_err[1] < 1e-5 and torch.equal(views[0], plain),
              f"views of {shape} x {batch}, {n_local} local: {len(views)} views, crops' max error batched "
-             f"{worst[0]:.1e}, one at a time {worst[1]:.1e} of the largest value, input view the jittered input "
+             f"{worst_err[0]:.1e}, one at a time {worst_err[1]:.1e} of the largest value, input view the jittered input "
              f"{torch.equal(views[0], plain)}")
     shape = (40, 33, 37)
     dims = torch.tensor(shape)
