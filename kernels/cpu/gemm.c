@@ -607,8 +607,8 @@ size_t t3d_cpu_attention_head_floats(int64_t Lk, int64_t Dh)
 }
 
 /* s[j][c] = exp(s[j][c] - max_j) down the n rows (keys) of the 32 columns of s (row stride 32),
- * rows with mask[j] == 0 set to 0; sum[c] = 1 / (the column's sum). NaN is ignored by the max but
- * reaches the sum. */
+ * rows with mask[j] == 0 set to 0; inv[c] = 1 / the column's sum. A NaN score makes its column's
+ * sum, and so its query's output, NaN (as in torch), whichever max it meets. */
 __attribute__((target("avx512f"))) static void column_softmax32(float *s, int64_t n, const int32_t *mask, float *inv)
 {
   __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0, s0 = _mm512_setzero_ps(), s1 = s0;
