@@ -39,10 +39,11 @@ static inline int t3d_cpu_threads_for(int threads, int64_t work)
  *   gelu      [256,3072]      1 thread 0.24/0.29/0.45      2 threads 0.11/0.16/0.21 (another run 0.11/11.8/19.9)
  *   add       [1,256,40,56,56] 1 thread 27.4/27.8         2 threads 13.0/13.5
  * A split saves T1/2 and risks one ~8 ms stall, so it pays only when T1/2 is well above the
- * unloaded fork/join cost (~10 us) and a stall is not the common case: 0.2 ms of single-thread work
- * keeps layernorm at BERT size on one thread and still splits GELU and softmax, which then beat
- * PyTorch's 2-thread times (0.27 ms, 0.39 ms). */
-#define T3D_CPU_SPLIT_NS 200000.0
+ * unloaded fork/join cost (~10 us) and a stall is not the common case. The threshold was 0.2 ms of
+ * single-thread work (layernorm and the residual adds at BERT size on one thread); 0.05 ms splits
+ * them too, which in the text tower, whose GEMMs and attention split anyway, saves 2 ms a forward
+ * (text child, 2 threads, interleaved: 146.9-149.5 -> 143.7-147.5 ms). */
+#define T3D_CPU_SPLIT_NS 50000.0
 /* Measured single-thread cost per element, AVX-512 Xeon, data in L2 or streamed. */
 #define T3D_CPU_NS_ADD 0.3       /* relu, add: memory-bound, 0.84 ns at 32 M elements */
 #define T3D_CPU_NS_GELU 0.3      /* 0.22 in L2, 0.31 at [256,3072] */
