@@ -26,6 +26,16 @@ OPSET = 14
 PINS = {"openvino": "openvino==2026.4.1", "onnxruntime": "onnxruntime==1.32.0"}
 
 
+# As `t3d bench` (cli/cmd_bench.c, bench_more): at least --repeat timed runs, more while they add up
+# to less than MIN_TIMED_MS, at most MAX_RUNS.
+MIN_TIMED_MS = 1000.0
+MAX_RUNS = 20
+
+
+def more_runs(times, repeat):
+    return len(times) < repeat or (len(times) < MAX_RUNS and sum(times) < MIN_TIMED_MS)
+
+
 def say(obj):
     print(json.dumps(obj), flush=True)
 
@@ -237,12 +247,14 @@ def cmd_run(a):
     times, cpu = [], []
     out = None
     warm = 1 if a.row == "text" else 0  # as the t3d side: the text row's first run is not timed
-    for i in range(warm + a.repeat):
+    i = 0
+    while i < warm or more_runs(times, a.repeat):
         c0, t0 = time.process_time(), time.perf_counter()
         out = infer()
         if i >= warm:
             times.append((time.perf_counter() - t0) * 1000)
             cpu.append((time.process_time() - c0) * 1000)
+        i += 1
     hwm = vmhwm_kib()  # before the reference is read
     best = times.index(min(times))
     res = {"engine": a.engine, "version": version, "asked": a.precision, "ran": ran, "ms": times[best],
