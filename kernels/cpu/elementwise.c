@@ -133,11 +133,10 @@ __attribute__((target("avx512f"))) static inline __m512 gelu16(__m512 v)
 #pragma GCC unroll 10
   for (int j = 1; j < 10; j++)
     r = _mm512_fmadd_ps(r, u, _mm512_set1_ps(gelu_r[j]));
-  /* e^(-t^2), clamped at -87 first */
-  x2 = _mm512_max_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), t), t), _mm512_set1_ps(-87.0f));
-  p = t3d_exp_nonpos16(x2);
-  /* below -87 (t > 9.3) erfc is 0 in float; flush as t3d_exp_nonpos does */
-  p = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x2, _mm512_set1_ps(-87.0f), _CMP_GT_OQ), p);
+  /* e^(-t^2); from -87 down (t > 9.3) erfc is 0 in float: t3d_exp_nonpos16 flushes below -87, the
+     mask at -87 itself */
+  x2 = _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), t), t);
+  p = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x2, _mm512_set1_ps(-87.0f), _CMP_GT_OQ), t3d_exp_nonpos16(x2));
   e = _mm512_mul_ps(_mm512_mul_ps(r, p), half); /* erfc(t) / 2 = Phi(-|x|) */
   /* x >= 0: x (1 - e); x < 0: x e. A NaN x takes the x >= 0 form; both give NaN. */
   return _mm512_mul_ps(v, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ),

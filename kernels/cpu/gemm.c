@@ -165,8 +165,9 @@ __attribute__((target("avx512f"))) static void ukernel_avx512(int64_t kc, const 
 }
 #undef FMA_ROW
 
-/* The k loop of ukernel_avx512_wide. rows: 4, 8 or 12, a constant where it is expanded: a panel's last rows past M (the text tower's
- * 256 tokens fill 21 panels of 12 and 4 rows of a 22nd) cost only the rows they have */
+/* The k loop of ukernel_avx512_wide_as from k_begin to k_end. rows: 4, 8 or 12, a constant where
+ * it is expanded: a panel's last rows past M (the text tower's 256 tokens fill 21 panels of 12 and 4
+ * rows of a 22nd) cost only the rows they have */
 #define WIDE_LOOP(k_begin, k_end, rows)                                                                        \
   for (int64_t k = (k_begin); k < (k_end); k++) {                                                              \
     const float *ak = a + k * as;                                                                              \
@@ -319,12 +320,6 @@ __attribute__((target("avx512f"))) static int64_t pack_trans16_avx512(float *res
   return k;
 }
 
-/* dst[k * 12 + r] = src[k * ld + r], r < 12, k < kc */
-__attribute__((target("avx512f"))) static void copy_rows12_avx512(float *restrict dst, const float *restrict src,
-                                                                  int64_t ld, int64_t kc)
-{
-  for (int64_t k = 0; k < kc; k++) _mm512_mask_storeu_ps(dst + k * 12, 0x0fff, _mm512_maskz_loadu_ps(0x0fff, src + k * ld));
-}
 #endif
 
 /* Packs rows [i0, i0+rows) x depth [p0, p0+kc) of op(A) into one MR-row panel, dst[k*mr + r],
@@ -335,14 +330,6 @@ static void pack_a_panel(float *restrict dst, bool trans, const float *restrict 
                          int64_t rows, int64_t p0, int64_t kc, int mr)
 {
   if (trans) {
-#ifdef T3D_X86
-    if (mr == 12 && rows >= mr && __builtin_cpu_supports("avx512f")) {
-      /* one masked vector a k: the loop below became a 48-byte memcpy call per k (attention's
-         second GEMM packs its scores this way) */
-      copy_rows12_avx512(dst, A + p0 * lda + i0, lda, kc);
-      return;
-    }
-#endif
     for (int64_t k = 0; k < kc; k++) {
       const float *src = A + (p0 + k) * lda + i0;
       if (rows >= mr) {
