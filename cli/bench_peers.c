@@ -146,9 +146,10 @@ int t3d_bench_peers(const t3d_bench_peers_params *p, json_t *const t3d[T3D_BENCH
       char log[64], prec[64], name[64];
       snprintf(log, sizeof log, "%s-%s-%s.log", rows[i], engines[e].engine, engines[e].precision);
       snprintf(cmd, sizeof cmd,
-               "'%s' '%s' run --engine %s --precision %s --row %s --io '%s' --threads %d --repeat %d 2>'%s/%s'",
+               "'%s' '%s' run --engine %s --precision %s --row %s --io '%s' --threads %d --repeat %d --min-ms %.0f "
+               "--max-runs %d 2>'%s/%s'",
                p->python, p->script, engines[e].engine, engines[e].precision, rows[i], p->io, p->threads, p->repeat,
-               p->io, log);
+               T3D_BENCH_MIN_MS, T3D_BENCH_MAX_RUNS, p->io, log);
       json_t *r = t3d_bench_run_json(cmd);
       const char *ver = str(r, "version", "");
       snprintf(name, sizeof name, "%s %s", engines[e].name, ver);

@@ -14,6 +14,15 @@
 
 #define T3D_BENCH_ROWS 3 /* encoder, segment, text */
 
+/* How many runs a row times, every engine alike: at least --repeat, and more while the timed runs
+ * add up to less than T3D_BENCH_MIN_MS, at most T3D_BENCH_MAX_RUNS. A best of 2 or 3 runs of a
+ * 0.15 s row was at the mercy of one descheduled thread on a shared machine (the text row once
+ * came out 1.4x its other runs). t3d's children apply it here (cmd_bench.c); the peers
+ * (peer_bench.py run) and the PyTorch rows (t3d_reference.py bench, bench-text) get both values
+ * as --min-ms and --max-runs. */
+#define T3D_BENCH_MIN_MS 1000.0
+#define T3D_BENCH_MAX_RUNS 20
+
 typedef struct {
   const char *python;      /* interpreter with torch, monai, transformers (+ openvino, onnxruntime) */
   const char *script;      /* tests/reference/peer_bench.py */

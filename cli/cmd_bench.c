@@ -38,16 +38,10 @@
 #define T3D_PYTHON_DEFAULT "python3"
 #endif
 
-/* How many runs a row times: at least repeat, and more while the timed runs add up to less than
- * BENCH_MIN_TIMED_MS, at most BENCH_MAX_RUNS. A best of 2 or 3 runs of a 0.15 s row was at the
- * mercy of one descheduled thread on a shared machine (the text row once came out 1.4x its other
- * runs); the peers (tests/reference/peer_bench.py) and the PyTorch rows (t3d_reference.py) keep the
- * same rule, so each side gets the same number of chances. */
-#define BENCH_MIN_TIMED_MS 1000.0
-#define BENCH_MAX_RUNS 20
+/* Whether a t3d child times another run (the rule of T3D_BENCH_MIN_MS in bench_peers.h). */
 static bool bench_more(int timed, int repeat, double timed_ms)
 {
-  return timed < repeat || (timed < BENCH_MAX_RUNS && timed_ms < BENCH_MIN_TIMED_MS);
+  return timed < repeat || (timed < T3D_BENCH_MAX_RUNS && timed_ms < T3D_BENCH_MIN_MS);
 }
 
 static void usage(FILE *to)
@@ -584,7 +578,7 @@ int t3d_cmd_bench(int argc, char **argv)
          repeat, la[0], sysconf(_SC_NPROCESSORS_ONLN));
   printf(_("rows with less than %.0f ms of timed runs get more runs, at most %d (t3d, the peers and PyTorch "
            "alike)\n"),
-         BENCH_MIN_TIMED_MS, BENCH_MAX_RUNS);
+         T3D_BENCH_MIN_MS, T3D_BENCH_MAX_RUNS);
   if (!on_cpu)
     printf(_("t3d bench: device %s, precision %s (PyTorch CPU rows skipped; GPU peer: tools/bench-torch-gpu.py)\n"),
            dv.device, t3d_precision_name(dv.precision));
@@ -616,12 +610,15 @@ int t3d_cmd_bench(int argc, char **argv)
     if (!no_torch && i < 3) {
       if (i < 2)
         snprintf(cmd, sizeof cmd,
-                 "'%s' '%s' bench --config '%s' --shape 1,%lld,%lld,%lld,%lld --threads %d --segment %d --repeat %d",
+                 "'%s' '%s' bench --config '%s' --shape 1,%lld,%lld,%lld,%lld --threads %d --segment %d --repeat %d "
+                 "--min-ms %.0f --max-runs %d",
                  py, ref, cfgjson, (long long)shape[1], (long long)shape[2], (long long)shape[3],
-                 (long long)shape[4], threads, i, repeat);
-      else
-        snprintf(cmd, sizeof cmd, "'%s' '%s' bench-text --config '%s' --tokens 256 --threads %d --repeat %d", py,
-                 ref, cfgjson, threads, repeat); /* as many tokens as the t3d side (max_positions caps both) */
+                 (long long)shape[4], threads, i, repeat, T3D_BENCH_MIN_MS, T3D_BENCH_MAX_RUNS);
+      else /* as many tokens as the t3d side (max_positions caps both) */
+        snprintf(cmd, sizeof cmd,
+                 "'%s' '%s' bench-text --config '%s' --tokens 256 --threads %d --repeat %d --min-ms %.0f "
+                 "--max-runs %d",
+                 py, ref, cfgjson, threads, repeat, T3D_BENCH_MIN_MS, T3D_BENCH_MAX_RUNS);
       b = t3d_bench_run_json(cmd);
     }
     if (!a) rc = 1;

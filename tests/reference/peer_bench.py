@@ -26,14 +26,10 @@ OPSET = 14
 PINS = {"openvino": "openvino==2026.4.1", "onnxruntime": "onnxruntime==1.32.0"}
 
 
-# As `t3d bench` (cli/cmd_bench.c, bench_more): at least --repeat timed runs, more while they add up
-# to less than MIN_TIMED_MS, at most MAX_RUNS.
-MIN_TIMED_MS = 1000.0
-MAX_RUNS = 20
-
-
-def more_runs(times, repeat):
-    return len(times) < repeat or (len(times) < MAX_RUNS and sum(times) < MIN_TIMED_MS)
+def more_runs(times, a):
+    """Whether to time another run: at least --repeat, more while the timed ms add up to less than
+    --min-ms, at most --max-runs (the values and the rule of `t3d bench`, cli/bench_peers.h)."""
+    return len(times) < a.repeat or (len(times) < a.max_runs and sum(times) < a.min_ms)
 
 
 def say(obj):
@@ -248,7 +244,7 @@ def cmd_run(a):
     out = None
     warm = 1 if a.row == "text" else 0  # as the t3d side: the text row's first run is not timed
     i = 0
-    while i < warm or more_runs(times, a.repeat):
+    while i < warm or more_runs(times, a):
         c0, t0 = time.process_time(), time.perf_counter()
         out = infer()
         if i >= warm:
@@ -290,6 +286,8 @@ def main():
     r.add_argument("--io", required=True)
     r.add_argument("--threads", type=int, default=1)
     r.add_argument("--repeat", type=int, default=1)
+    r.add_argument("--min-ms", type=float, default=0.0, help="more runs while the timed ones add up to less")
+    r.add_argument("--max-runs", type=int, default=20, help="the most timed runs --min-ms adds up to")
     g = sub.add_parser("agree", help="t3d's output of a row against PyTorch; prints JSON")
     g.add_argument("--io", required=True)
     g.add_argument("--row", required=True, choices=ROWS)

@@ -164,14 +164,10 @@ def cmd_write(a):
     print(msg)
 
 
-# As `t3d bench` (cli/cmd_bench.c, bench_more): at least --repeat timed runs, more while they add up
-# to less than MIN_TIMED_MS, at most MAX_RUNS.
-MIN_TIMED_MS = 1000.0
-MAX_RUNS = 20
-
-
-def more_runs(times, repeat):
-    return len(times) < repeat or (len(times) < MAX_RUNS and sum(times) < MIN_TIMED_MS)
+def more_runs(times, a):
+    """Whether to time another run: at least --repeat, more while the timed ms add up to less than
+    --min-ms, at most --max-runs (the values and the rule of `t3d bench`, cli/bench_peers.h)."""
+    return len(times) < a.repeat or (len(times) < a.max_runs and sum(times) < a.min_ms)
 
 
 def cmd_bench(a):
@@ -182,7 +178,7 @@ def cmd_bench(a):
     x = torch.rand(shape)
     times, cpu = [], []
     with torch.no_grad():
-        while more_runs(times, a.repeat):
+        while more_runs(times, a):
             c0 = time.process_time()
             t0 = time.perf_counter()
             if a.segment:
@@ -213,7 +209,7 @@ def cmd_bench_text(a):
     times, cpu = [], []
     with torch.no_grad():
         i = 0
-        while i == 0 or more_runs(times, a.repeat):  # the first run warms up, as on the t3d side
+        while i == 0 or more_runs(times, a):  # the first run warms up, as on the t3d side
             c0 = time.process_time()
             t0 = time.perf_counter()
             h = bert(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]
@@ -242,11 +238,15 @@ def main():
     b.add_argument("--threads", type=int, default=1)
     b.add_argument("--segment", type=int, default=0)
     b.add_argument("--repeat", type=int, default=1)
+    b.add_argument("--min-ms", type=float, default=0.0, help="more runs while the timed ones add up to less")
+    b.add_argument("--max-runs", type=int, default=20, help="the most timed runs --min-ms adds up to")
     t = sub.add_parser("bench-text", help="time BertModel + projection on one sequence; prints JSON")
     t.add_argument("--config", required=True)
     t.add_argument("--tokens", type=int, default=256)
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--repeat", type=int, default=1)
+    t.add_argument("--min-ms", type=float, default=0.0, help="more runs while the timed ones add up to less")
+    t.add_argument("--max-runs", type=int, default=20, help="the most timed runs --min-ms adds up to")
     a = ap.parse_args()
     {"write": cmd_write, "bench": cmd_bench, "bench-text": cmd_bench_text}[a.cmd](a)
 
