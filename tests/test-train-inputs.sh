@@ -3,7 +3,8 @@
 # the DICOM series; after 2 training steps the exported model run by `t3d analyze` on each series
 # must give the embedding PyTorch computes on the cached tensor (cosine > 0.99999) and the same
 # zero-shot logits (so tokenizer and text tower agree too); the exported model and the cache open
-# with safetensors.safe_open. The linear probes (train/probe.py, vision and text tower) run on the
+# with safetensors.safe_open. The linear probes (train/probe.py: vision, text and histogram towers, and
+# the vision tower on jittered inputs) run on the
 # same run and score every finding of the manifest (AUROC in [0, 1], or null where a class is missing);
 # with --seg-from 0.5 the segmentation loss is off for the first half of the steps and on after.
 # `python -m train.export --calibrate` writes the same tensors plus the familiarity reference (the
@@ -108,11 +109,12 @@ ok = len(seg) == 4 and seg[0] == seg[1] == 0.0 and seg[2] > 0.0 and seg[3] > 0.0
 print(("ok   " if ok else "FAIL ") + f"--seg-from 0.5: Dice + CE per step {seg}")
 sys.exit(0 if ok else 1)
 EOF
-for tower in vision text; do
+for tower in vision text histogram histogram-labels "vision --jitter 0.1"; do
+  # shellcheck disable=SC2086
   "$PY" -m train.probe --template "$tmp/init.safetensors" --ckpt "$tmp/run/final.pt" --tower $tower \
     --train-cache "$tmp/cache.safetensors" --train-data "$tmp/data" --cache "$tmp/cache.safetensors" --data "$tmp/data" \
     --threads 1 --json "$tmp/probe.json" > /dev/null || status=1
-  "$PY" - "$tmp/probe.json" "$tmp/data/manifest.jsonl" $tower <<'EOF' || status=1
+  "$PY" - "$tmp/probe.json" "$tmp/data/manifest.jsonl" "$tower" <<'EOF' || status=1
 import json, sys
 res = json.load(open(sys.argv[1]))
 want = set(json.loads(open(sys.argv[2]).readline())["truth"]) | {"mean"}
@@ -122,4 +124,17 @@ sys.exit(0 if ok else 1)
 EOF
   rm -f "$tmp/probe.json"
 done
+# the supervised ceiling (train/ceiling.py) for a few seconds: every finding scored, steps made
+"$PY" -m train.ceiling --template "$tmp/init.safetensors" --cache "$tmp/cache.safetensors" --data "$tmp/data" \
+  --eval-cache "$tmp/cache.safetensors" --eval-data "$tmp/data" --minutes 0.05 --batch 2 --threads 1 \
+  --input-jitter 0.1 --json "$tmp/ceiling.json" > /dev/null || status=1
+"$PY" - "$tmp/ceiling.json" "$tmp/data/manifest.jsonl" <<'EOF' || status=1
+import json, math, sys
+res = json.load(open(sys.argv[1]))
+want = set(json.loads(open(sys.argv[2]).readline())["truth"]) | {"mean", "steps", "loss_last100"}
+ok = set(res) == want and res["steps"] >= 1 and math.isfinite(res["loss_last100"]) and \
+    all(v is None or 0.0 <= v <= 1.0 for k, v in res.items() if k not in ("steps", "loss_last100"))
+print(("ok   " if ok else "FAIL ") + f"supervised ceiling: {res['steps']} steps, scores {sorted(res)}")
+sys.exit(0 if ok else 1)
+EOF
 train_finish $status

@@ -6,6 +6,8 @@
                                safetensors.safe_open; the trainer's TokenCache = tokenize()
   grads A B                 -- two gradient dumps agree (distributed vs one process)
   resume CSV KILLED_AT INTERVAL -- after kill -9 and rerun the run resumed losing <= one interval
+  views                     -- the TMA views (crops, jitter, --input-jitter) and train/probe.py's
+                               histogram towers and --jitter
   phase                     -- train/model.py's phase-split stride-2 convolution equals F.conv3d
                                (output, input and weight gradients) on odd and even sizes, its
                                pointwise head convolution nn.Conv3d, and train/losses.py's Dice +
@@ -241,6 +243,47 @@ def check_views():
     need(inside and ok and jit, f"500 samples' crops inside the volume ({inside}), side fractions within "
                                 f"their ranges ({ok}), jitter within 1 +- 0.1, +- 0.05 ({jit})")
     need(len(make_views(torch.zeros((2, 1, 8, 8, 8)), 1, 1, [0, 1], n_local=0)) == 1, "CLIP alone: one view")
+    # --input-jitter 0: the input view is the input itself; the crops' jitter and crops are as before
+    x = torch.rand((3, 1) + shape, generator=g)
+    ab0, st0, sz0 = view_params(5, 8, [4, 5, 6], 4, shape, 0.1, input_jitter=0.0)
+    ref_views = make_views(x, 5, 8, [4, 5, 6], n_local=4)
+    views = make_views(x, 5, 8, [4, 5, 6], n_local=4, input_jitter=0.0)
+    same_rest = all(torch.equal(a, b) for a, b in zip(views[1:], ref_views[1:])) and \
+        all(torch.equal(a, b) for a, b in zip(ab0[1:], view_params(5, 8, [4, 5, 6], 4, shape)[0][1:]))
+    need(torch.equal(views[0], x) and same_rest and not torch.equal(ref_views[0], x),
+         f"--input-jitter 0: input view unchanged ({torch.equal(views[0], x)}), crop views as with the default "
+         f"({same_rest})")
+
+
+def check_histogram():
+    """train/probe.py's histogram towers against a per-voxel loop over HISTOGRAM_EDGES (bin i holds
+    edges[i] <= HU < edges[i + 1], the top bin HU = hu_max too), whole volume and per label; and
+    --jitter's inputs are the trainer's input view at step 0."""
+    import bisect
+    from types import SimpleNamespace
+    from train.probe import HISTOGRAM_EDGES, histogram_features, jitter_inputs
+    g = torch.Generator().manual_seed(3)
+    hu = torch.rand((3, 1, 6, 5, 7), generator=g) * 2300 - 1150  # beyond the window on both sides
+    hu[0, 0, 0, 0, :3] = torch.tensor([-1000.0, 1000.0, 0.0])
+    cs = SimpleNamespace(x=((hu.clamp(-1000, 1000) + 1000) / 2000).float(),
+                         labels=torch.randint(0, 4, (3, 6, 5, 7), generator=g))
+    bins = len(HISTOGRAM_EDGES) - 1
+    ref = torch.zeros(3, 4 * bins)
+    for i in range(3):
+        h = (cs.x[i].flatten() * 2000 - 1000).clamp(-1000, 1000).tolist()
+        for v, lab in zip(h, cs.labels[i].flatten().tolist()):
+            ref[i, lab * bins + min(bisect.bisect_right(HISTOGRAM_EDGES, v) - 1, bins - 1)] += 1
+    per = histogram_features(cs, -1000.0, 1000.0, per_label=4).expm1().round()
+    whole = histogram_features(cs, -1000.0, 1000.0).expm1().round()
+    ok_whole = torch.equal(whole, ref.view(3, 4, bins).sum(1)) and bool((whole.sum(1) == 210).all())
+    need(torch.equal(per, ref) and ok_whole, f"histogram tower: per-label counts equal the loop ({torch.equal(per, ref)}), "
+                                             f"whole-volume counts their sum, 210 voxels a case ({ok_whole})")
+    x0 = cs.x.clone()
+    jitter_inputs(cs, 0.1)
+    ab = D.view_params(1, 0, [0, 1, 2], 0, [6, 5, 7], 0.1)[0][0]
+    want = x0 * ab[:, 0].view(-1, 1, 1, 1, 1) + ab[:, 1].view(-1, 1, 1, 1, 1)
+    need(torch.equal(cs.x, want) and D.make_views(x0, 1, 0, [0, 1, 2], n_local=0)[0].equal(want),
+         "--jitter: the probe's inputs are the trainer's input view at step 0")
 
 
 def main():
@@ -257,6 +300,7 @@ def main():
         check_phase()
     elif cmd == "views":
         check_views()
+        check_histogram()
     elif cmd == "overfit":
         check_overfit(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     else:

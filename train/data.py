@@ -85,10 +85,10 @@ def sample_generator(seed, step, index):
 GLOBAL_CROP, LOCAL_CROP = (0.7, 1.0), (0.3, 0.5)  # fraction of each side a view's crop keeps
 
 
-def view_params(seed, step, indices, n_local, shape, jitter=0.1):
+def view_params(seed, step, indices, n_local, shape, jitter=0.1, input_jitter=None):
     """The random part of make_views, from one draw of uniform numbers per sample (its generator
     seeded by (seed, step, global index)): per view v, the intensity jitter x * a + b (a in 1 +-
-    jitter, b in +- jitter / 2) as ab[v] [B, 2] float32, and for the crop views (v >= 1) the crop
+    j, b in +- j / 2; j = input_jitter for view 0 when given, else jitter) as ab[v] [B, 2] float32, and for the crop views (v >= 1) the crop
     as starts[v - 1], sizes[v - 1] [B, 3] long: a fraction of each side drawn from GLOBAL_CROP (the
     first) or LOCAL_CROP, placed uniformly inside the volume, in whole voxels. A handful of tensor
     operations for the whole batch: drawn one number at a time, these were some 30 000 small
@@ -96,7 +96,8 @@ def view_params(seed, step, indices, n_local, shape, jitter=0.1):
     n_views = 2 + n_local if n_local else 1
     u = torch.stack([torch.rand(2 + 8 * (n_views - 1), generator=sample_generator(seed, step, int(gi)))
                      for gi in indices])
-    ab = [torch.stack([1 + jitter * (2 * u[:, 2 * v] - 1), jitter * 0.5 * (2 * u[:, 2 * v + 1] - 1)], dim=1)
+    js = [jitter if v or input_jitter is None else input_jitter for v in range(n_views)]
+    ab = [torch.stack([1 + js[v] * (2 * u[:, 2 * v] - 1), js[v] * 0.5 * (2 * u[:, 2 * v + 1] - 1)], dim=1)
           for v in range(n_views)]
     dims = torch.tensor(shape, dtype=torch.float64)
     starts, sizes = [], []
@@ -163,7 +164,7 @@ def resize_crops(x, starts, sizes, out_shape):
     return (resize_crops_batched if x.is_cuda else resize_crops_each)(x, starts, sizes, out_shape)
 
 
-def make_views(x, seed, step, indices, n_local=4, jitter=0.1):
+def make_views(x, seed, step, indices, n_local=4, jitter=0.1, input_jitter=None):
     """TMA views of a batch x [B,1,Z,Y,X]: global 1 = the input with intensity jitter (the
     grid inference sees; used for CLIP and segmentation too), global 2 = a 70-100 % crop
     resampled to the full shape, and n_local 30-50 % crops at half the shape. Every random
@@ -172,7 +173,7 @@ def make_views(x, seed, step, indices, n_local=4, jitter=0.1):
     kernels and host copies a step there)."""
     shape = list(x.shape[2:])
     half = [max(s // 2, 32) for s in shape]
-    ab, starts, sizes = view_params(seed, step, indices, n_local, shape, jitter)
+    ab, starts, sizes = view_params(seed, step, indices, n_local, shape, jitter, input_jitter)
 
     def jittered(v, t):
         coef = ab[v].to(t.device)

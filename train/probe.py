@@ -8,7 +8,13 @@ keeps (a report states its findings in words, so a text tower that keeps them sc
   python -m train.probe --template init.safetensors [--ckpt run/final.pt] [--tower vision|text] \\
       --train-cache C --train-data D --cache EVALC --data EVALD [--json out.json]
 Without --ckpt: the seeded random weights a training run starts from (the baseline a trained tower
-must beat).
+must beat). Two towers need no network: --tower histogram reads the findings off a histogram of
+the input's HU (HISTOGRAM_EDGES, log counts, the whole volume): what a vision tower could learn
+with no spatial sense at all; --tower histogram-labels the same histogram inside each labelled class
+of the label volume (oracle masks): what intensity within each organ holds. --jitter J applies the
+trainer's intensity jitter (train.data view_params: x * a + b, a in 1 +- J, b in +- J / 2 on the
+normalised input, seeded by sample) to every volume first, for any tower: how much of a tower's
+evidence survives an augmentation that the encoder is trained to ignore.
 Not the zero-shot evaluation (train/evaluate.py) and not training."""
 import argparse
 import json
@@ -21,11 +27,43 @@ from train.evaluate import auroc, text_embeddings
 from train.model import T3DModel, load_weights
 
 
-def features(model, cases, batch=16, text=None):
+# HU bin edges of the histogram towers: finer where the findings differ (air and emphysema
+# -1000..-950, aerated lung -900..-800, fluid 0-20, soft tissue and enhanced organs 30-160)
+HISTOGRAM_EDGES = (-1000, -990, -960, -930, -900, -870, -840, -800, -700, -500, -200, -120, -60, -20, 0, 10,
+                   20, 30, 40, 50, 60, 80, 100, 130, 160, 200, 400, 1000)
+
+
+def histogram_features(cases, hu_min, hu_max, per_label=0):
+    """[N, bins] (per_label = 0) or [N, per_label * bins] log(1 + count) of the input's HU (the
+    normalised input mapped back through the min-max window) in HISTOGRAM_EDGES; with per_label the
+    count runs inside each label class 0..per_label-1 of the case's label volume."""
+    edges = torch.tensor(HISTOGRAM_EDGES, dtype=torch.float32)
+    bins = len(HISTOGRAM_EDGES) - 1
+    out = []
+    for i in range(cases.x.shape[0]):
+        hu = (cases.x[i].flatten() * (hu_max - hu_min) + hu_min).clamp(hu_min, hu_max)
+        b = (torch.bucketize(hu, edges, right=True) - 1).clamp(0, bins - 1)  # the top bin takes hu_max too
+        if per_label:
+            b = cases.labels[i].flatten().clamp(0, per_label - 1) * bins + b
+        out.append(torch.bincount(b, minlength=max(per_label, 1) * bins).float().log1p())
+    return torch.stack(out)
+
+
+def jitter_inputs(cases, jitter, seed=1):
+    """Applies the trainer's input jitter to every cached volume in place (sample i drawn from
+    train.data's generator for (seed, step 0, i), as view 0 of a training step)."""
+    ab = D.view_params(seed, 0, range(cases.x.shape[0]), 0, list(cases.x.shape[2:]), jitter)[0][0]
+    cases.x = cases.x * ab[:, 0].view(-1, 1, 1, 1, 1) + ab[:, 1].view(-1, 1, 1, 1, 1)
+
+
+def features(model, cases, batch=16, text=None, histogram=None):
     """[N, C] features and [N, findings] truth (0/1) of a CaseSet, names in manifest order:
-    pooled layer-4 features, or with text = (tokenizer, length) the reports' text embeddings."""
+    pooled layer-4 features, with text = (tokenizer, length) the reports' text embeddings, or with
+    histogram = (hu_min, hu_max, per_label) histogram_features."""
     if text:
         x = text_embeddings(model, text[0], text[1], cases.reports)
+    elif histogram:
+        x = histogram_features(cases, *histogram)
     else:
         with torch.no_grad():
             x = torch.cat([model.layer4(cases.x[i:i + batch]).mean(dim=(2, 3, 4))
@@ -58,8 +96,11 @@ def main(argv=None):
     ap.add_argument("--train-data", required=True)
     ap.add_argument("--cache", required=True, help="evaluation cache")
     ap.add_argument("--data", required=True, help="evaluation phantom folder")
-    ap.add_argument("--tower", choices=("vision", "text"), default="vision",
-                    help="vision: pooled layer-4 features of the volume; text: embedding of the report")
+    ap.add_argument("--tower", choices=("vision", "text", "histogram", "histogram-labels"), default="vision",
+                    help="vision: pooled layer-4 features of the volume; text: embedding of the report; "
+                         "histogram: HU histogram of the input; histogram-labels: the same per label class")
+    ap.add_argument("--jitter", type=float, default=0.0,
+                    help="apply the trainer's intensity jitter of this size to every volume first")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", help="also write {finding: AUROC, ..., 'mean': m} here")
     a = ap.parse_args(argv)
@@ -71,8 +112,20 @@ def main(argv=None):
         load_weights(model, torch.load(a.ckpt, map_location="cpu")["model"])
     model.eval()
     text = (D.tokenizer_for(vocab, cfg["text"]), D.max_tokens(cfg["text"])) if a.tower == "text" else None
-    xtr, ytr, names = features(model, D.CaseSet(a.train_cache, a.train_data), text=text)
-    xev, yev, names_ev = features(model, D.CaseSet(a.cache, a.data), text=text)
+    pp = cfg["preprocess"]
+    histogram = None
+    if a.tower.startswith("histogram"):  # the engine's input is min-max normalised (core/model/model.c)
+        histogram = (float(pp["hu_min"]), float(pp["hu_max"]),
+                     cfg.get("segmentation", {}).get("classes", 0) if a.tower == "histogram-labels" else 0)
+        if a.tower == "histogram-labels" and not histogram[2]:
+            raise SystemExit("--tower histogram-labels needs a model config with segmentation classes")
+    sets = []
+    for cache, data in ((a.train_cache, a.train_data), (a.cache, a.data)):
+        cs = D.CaseSet(cache, data)
+        if a.jitter > 0:
+            jitter_inputs(cs, a.jitter)
+        sets.append(features(model, cs, text=text, histogram=histogram))
+    (xtr, ytr, names), (xev, yev, names_ev) = sets
     if names_ev != names:
         raise SystemExit(f"the two sets have different findings: {names} / {names_ev}")
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-6

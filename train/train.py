@@ -84,6 +84,11 @@ def parse_args(argv=None):
                     help="at the end, re-estimate the vision tower's BatchNorm statistics over this many "
                          "batches of the (unaugmented) training inputs, with the final weights")
     ap.add_argument("--prototypes", type=int, default=32)
+    ap.add_argument("--jitter", type=float, default=0.1,
+                    help="intensity jitter of the TMA crop views: x * a + b, a in 1 +- J, b in +- J / 2")
+    ap.add_argument("--input-jitter", type=float, default=None,
+                    help="the same for the input view (CLIP, segmentation, TMA's first global view); "
+                         "default: --jitter")
     ap.add_argument("--text-init-std", type=float, default=0.1, help="BERT initializer range (HF default 0.02)")
     ap.add_argument("--text-aug", type=float, default=0.5,
                     help="probability of replacing a report by a random subset of its sentences")
@@ -393,7 +398,8 @@ def main(argv=None):
         xb = cases.x[lidx.to(cases.x.device)]
         use_tma = a.w_tma > 0
         use_seg = a.w_seg > 0 and progress >= a.seg_from
-        views = D.make_views(xb, a.seed, step, lidx.tolist(), n_local=4 if use_tma else 0)
+        views = D.make_views(xb, a.seed, step, lidx.tolist(), n_local=4 if use_tma else 0, jitter=a.jitter,
+                             input_jitter=a.input_jitter)
         views = [v.to(dev) for v in views]
         if a.text_aug > 0:
             parts = [D.augment_parts(cases.reports[i], D.sample_generator(a.seed + 17, step, i), 1 - a.text_aug)
