@@ -8,7 +8,6 @@ them quickly the contrastive signal is the limit, if not the encoder and the bud
       --minutes 20 [--input-jitter 0.1] [--limit N] [--threads 1] [--json out.json]
 --input-jitter: the trainer's input-view jitter (train.data.view_params), applied per step."""
 import argparse
-import json
 import math
 import time
 
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from train import data as D
 from train.evaluate import auroc
 from train.model import T3DModel
+from train.probe import report
 
 
 def main(argv=None):
@@ -70,15 +70,7 @@ def main(argv=None):
         s = torch.cat([head(vis.pyramid(ev.x[i:i + 16])[5].mean(dim=(2, 3, 4))) for i in range(0, len(ev), 16)])
     res = {n: auroc(s[:, j].tolist(), [bool(r["truth"][n]["present"]) for r in ev.records])
            for j, n in enumerate(names)}
-    vals = [v for v in res.values() if v is not None]
-    res["mean"] = sum(vals) / len(vals) if vals else None
-    res["steps"] = step
-    res["loss_last100"] = sum(losses[-100:]) / max(1, len(losses[-100:]))
-    for n, v in res.items():
-        print(f"{n:24s} {'-' if v is None else f'{v:.3f}'}")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=1)
+    report(res, a.json, steps=step, loss_last100=sum(losses[-100:]) / max(1, len(losses[-100:])))
 
 
 if __name__ == "__main__":

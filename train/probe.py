@@ -88,6 +88,19 @@ def fit_logistic(x, y, l2=1e-3, iters=200):
     return w.detach(), b.detach()
 
 
+def report(res, json_path=None, **extra):
+    """Adds the mean of the per-finding AUROCs in res (None where a finding had one class only)
+    and extra's items to res, prints them a line each and writes them to json_path if given."""
+    vals = [v for v in res.values() if v is not None]
+    res["mean"] = sum(vals) / len(vals) if vals else None
+    res.update(extra)
+    for n, v in res.items():
+        print(f"{n:24s} {'-' if v is None else f'{v:.3f}'}")
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(res, f, indent=1)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="linear probe of the pooled vision features per finding")
     ap.add_argument("--template", required=True, help="t3d model file giving the config")
@@ -134,13 +147,7 @@ def main(argv=None):
     for j, n in enumerate(names):
         w, b = fit_logistic(xtr, ytr[:, j])
         res[n] = auroc((xev @ w + b).tolist(), yev[:, j].tolist())
-    vals = [v for v in res.values() if v is not None]
-    res["mean"] = sum(vals) / len(vals) if vals else None
-    for n, v in res.items():
-        print(f"{n:24s} {'-' if v is None else f'{v:.3f}'}")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=1)
+    report(res, a.json)
 
 
 if __name__ == "__main__":
