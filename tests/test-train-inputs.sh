@@ -127,7 +127,7 @@ done
 # the supervised ceiling (train/ceiling.py) for a few seconds: every finding scored, steps made
 "$PY" -m train.ceiling --template "$tmp/init.safetensors" --cache "$tmp/cache.safetensors" --data "$tmp/data" \
   --eval-cache "$tmp/cache.safetensors" --eval-data "$tmp/data" --minutes 0.05 --batch 2 --threads 1 \
-  --input-jitter 0.1 --json "$tmp/ceiling.json" > /dev/null || status=1
+  --input-jitter 0.1 --more "$tmp/cache.safetensors" "$tmp/data" --json "$tmp/ceiling.json" > /dev/null || status=1
 "$PY" - "$tmp/ceiling.json" "$tmp/data/manifest.jsonl" <<'EOF' || status=1
 import json, math, sys
 res = json.load(open(sys.argv[1]))

@@ -5,7 +5,7 @@ finding on the evaluation phantoms. It says how fast this encoder, on this CPU, 
 when the signal is the labels themselves rather than CLIP's contrast with the reports: if it learns
 them quickly the contrastive signal is the limit, if not the encoder and the budget are.
   python -m train.ceiling --template init.safetensors --cache C --data D --eval-cache EC --eval-data ED \\
-      --minutes 20 [--input-jitter 0.1] [--limit N] [--threads 1] [--json out.json]
+      --minutes 20 [--input-jitter 0.1] [--limit N] [--more CACHE DATA] [--threads 1] [--json out.json]
 --input-jitter: the trainer's input-view jitter (train.data.view_params), applied per step."""
 import argparse
 import math
@@ -35,6 +35,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--limit", type=int, default=0, help="train on the first N training cases only")
+    ap.add_argument("--more", nargs=2, action="append", default=[], metavar=("CACHE", "DATA"),
+                    help="another training set appended to --cache/--data (repeatable)")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -42,6 +44,9 @@ def main(argv=None):
     torch.manual_seed(a.seed)  # the initial weights train.train starts from
     vis = T3DModel(cfg).visual
     tr, ev = D.CaseSet(a.cache, a.data), D.CaseSet(a.eval_cache, a.eval_data)
+    for cache, data in a.more:
+        more = D.CaseSet(cache, data)
+        tr.x, tr.records, tr.cases = torch.cat([tr.x, more.x]), tr.records + more.records, tr.cases + more.cases
     if a.limit:
         tr.x, tr.records, tr.cases = tr.x[:a.limit], tr.records[:a.limit], tr.cases[:a.limit]
     names = list(tr.records[0]["truth"].keys())
