@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from train import data as D
 from train.evaluate import auroc
 from train.model import T3DModel
-from train.probe import report
+from train.probe import report, truth
 
 
 def main(argv=None):
@@ -42,17 +42,16 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     cfg = D.read_model_meta(a.template)[0]
     torch.manual_seed(a.seed)  # the initial weights train.train starts from
-    vis = T3DModel(cfg).visual
+    model = T3DModel(cfg)
+    vis = model.visual
     tr, ev = D.CaseSet(a.cache, a.data), D.CaseSet(a.eval_cache, a.eval_data)
     for cache, data in a.more:
         more = D.CaseSet(cache, data)
         tr.x, tr.records, tr.cases = torch.cat([tr.x, more.x]), tr.records + more.records, tr.cases + more.cases
     if a.limit:
         tr.x, tr.records, tr.cases = tr.x[:a.limit], tr.records[:a.limit], tr.cases[:a.limit]
-    names = list(tr.records[0]["truth"].keys())
-    y = torch.tensor([[float(r["truth"][n]["present"]) for n in names] for r in tr.records])
-    c4 = vis.pyramid(tr.x[:2])[5].shape[1]
-    head = nn.Linear(c4, len(names))
+    y, names = truth(tr)
+    head = nn.Linear(model.tma.q.in_features, len(names))  # layer 4's channels
     params = list(vis.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.05)
     t0, step, losses = time.time(), 0, []
@@ -73,8 +72,8 @@ def main(argv=None):
     vis.eval()
     with torch.no_grad():
         s = torch.cat([head(vis.pyramid(ev.x[i:i + 16])[5].mean(dim=(2, 3, 4))) for i in range(0, len(ev), 16)])
-    res = {n: auroc(s[:, j].tolist(), [bool(r["truth"][n]["present"]) for r in ev.records])
-           for j, n in enumerate(names)}
+    yev = truth(ev)[0]
+    res = {n: auroc(s[:, j].tolist(), yev[:, j].bool().tolist()) for j, n in enumerate(names)}
     report(res, a.json, steps=step, loss_last100=sum(losses[-100:]) / max(1, len(losses[-100:])))
 
 

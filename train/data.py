@@ -88,8 +88,8 @@ GLOBAL_CROP, LOCAL_CROP = (0.7, 1.0), (0.3, 0.5)  # fraction of each side a view
 def view_params(seed, step, indices, n_local, shape, jitter=0.1, input_jitter=None):
     """The random part of make_views, from one draw of uniform numbers per sample (its generator
     seeded by (seed, step, global index)): per view v, the intensity jitter x * a + b (a in 1 +-
-    j, b in +- j / 2; j = input_jitter for view 0 when given, else jitter) as ab[v] [B, 2] float32, and for the crop views (v >= 1) the crop
-    as starts[v - 1], sizes[v - 1] [B, 3] long: a fraction of each side drawn from GLOBAL_CROP (the
+    j, b in +- j / 2; j = input_jitter for view 0 when given, else jitter) as ab[v] [B, 2]
+    float32, and for the crop views (v >= 1) the crop as starts[v - 1], sizes[v - 1] [B, 3] long: a fraction of each side drawn from GLOBAL_CROP (the
     first) or LOCAL_CROP, placed uniformly inside the volume, in whole voxels. A handful of tensor
     operations for the whole batch: drawn one number at a time, these were some 30 000 small
     operations a step at batch 64 (host time that bound the GPU run)."""

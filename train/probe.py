@@ -68,9 +68,13 @@ def features(model, cases, batch=16, text=None, histogram=None):
         with torch.no_grad():
             x = torch.cat([model.layer4(cases.x[i:i + batch]).mean(dim=(2, 3, 4))
                            for i in range(0, len(cases), batch)])
+    return (x,) + truth(cases)
+
+
+def truth(cases):
+    """[N, findings] float 0/1 truth of a CaseSet and the findings' names, in manifest order."""
     names = list(cases.records[0]["truth"].keys())
-    truth = torch.tensor([[float(r["truth"][n]["present"]) for n in names] for r in cases.records])
-    return x, truth, names
+    return torch.tensor([[float(r["truth"][n]["present"]) for n in names] for r in cases.records]), names
 
 
 def fit_logistic(x, y, l2=1e-3, iters=200):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
 import t3d_safetensors as st  # noqa: E402
-from peer_bench import vmhwm_kib  # noqa: E402  (peak RSS, shared with the ONNX peers)
+from peer_bench import more_runs, vmhwm_kib  # noqa: E402  (the run rule and peak RSS, shared with the ONNX peers)
 
 
 def monai_resnet(vc, bias_downsample):
@@ -162,12 +162,6 @@ def cmd_write(a):
     if logits is not None:
         msg += " logits %.2e" % rel(l32, logits)
     print(msg)
-
-
-def more_runs(times, a):
-    """Whether to time another run: at least --repeat, more while the timed ms add up to less than
-    --min-ms, at most --max-runs (the values and the rule of `t3d bench`, cli/bench_peers.h)."""
-    return len(times) < a.repeat or (len(times) < a.max_runs and sum(times) < a.min_ms)
 
 
 def cmd_bench(a):
