@@ -496,6 +496,158 @@ cleanup:
   t3d_volume_free(s.v);
 }
 
+/* ---- class scores to series labels: trilinear scores, argmax ------------------------------ */
+/* The reference: each series voxel of the domain labels_to_series labels, its model index
+ * clamped to the part of the model grid that came from the series, the scores interpolated in
+ * double, the highest class (lowest on ties). */
+static int reference_label(const t3d_preprocess_transform *tr, const float *sc, int C, int64_t i, int64_t j, int64_t k,
+                           double *margin)
+{
+  const int64_t p[3] = {i, j, k};
+  int64_t i0[3], i1[3];
+  double w[3], best = -1e300, second = -1e300;
+  int bc = 0;
+  for (int a = 0; a < 3; a++) {
+    const int64_t T = tr->model_shape[2 - a], crop = tr->crop_offset_xyz[a], msz = tr->resampled_size_xyz[a];
+    const double lo = crop < 0 ? (double)-crop : 0.0, hi = (double)((msz - crop < T ? msz - crop : T) - 1);
+    double x = tr->series_to_model[a][a] * (double)p[a] + tr->series_to_model[a][3];
+    x = x < lo ? lo : (x > hi ? hi : x);
+    i0[a] = (int64_t)floor(x);
+    w[a] = x - (double)i0[a];
+    i1[a] = w[a] > 0 ? i0[a] + 1 : i0[a];
+  }
+  const int64_t X = tr->model_shape[2], Y = tr->model_shape[1], cs = X * Y * tr->model_shape[0];
+  for (int c = 0; c < C; c++) {
+    double v = 0;
+    for (int n = 0; n < 8; n++) {
+      const int bx = n & 1, by = (n >> 1) & 1, bz = (n >> 2) & 1;
+      const double wt = (bx ? w[0] : 1 - w[0]) * (by ? w[1] : 1 - w[1]) * (bz ? w[2] : 1 - w[2]);
+      const int64_t q = ((bz ? i1[2] : i0[2]) * Y + (by ? i1[1] : i0[1])) * X + (bx ? i1[0] : i0[0]);
+      v += wt * sc[c * cs + q];
+    }
+    if (v > best) {
+      second = best;
+      best = v;
+      bc = c;
+    } else if (v > second) {
+      second = v;
+    }
+  }
+  *margin = best - second;
+  return bc;
+}
+
+static void check_scores(const sphere_case *s, int64_t T)
+{
+  enum { C = 4 };
+  t3d_preprocess_params p = t3d_preprocess_default_params();
+  t3d_preprocess_transform tr;
+  t3d_tensor *out = NULL, *sc = NULL, *two = NULL, *ones = NULL, *back = NULL, *dom = NULL, *nearest = NULL;
+  const size_t ns = t3d_volume_nvoxels(s->v);
+  int64_t wrong = 0, slow = 0, labelled = 0;
+
+  p.shape[0] = p.shape[1] = p.shape[2] = T;
+  CHECK_STATUS(t3d_preprocess(s->v, &p, &out, &tr), T3D_OK);
+  CHECK_STATUS(t3d_tensor_new(&sc, T3D_F32, 4, (int64_t[]){C, T, T, T}), T3D_OK);
+  CHECK_STATUS(t3d_tensor_new(&two, T3D_F32, 5, (int64_t[]){1, 2, T, T, T}), T3D_OK);
+  CHECK_STATUS(t3d_tensor_new(&ones, T3D_U8, 3, (int64_t[]){T, T, T}), T3D_OK);
+  if (!out || !sc || !two || !ones)
+    goto cleanup;
+  {
+    const int64_t cs = T * T * T;
+    float *v = sc->data, *b = two->data;
+    /* class 0 with one model voxel in six of another class, scores noisy: the eight model
+     * voxels around a series voxel all agree, all but one agree (often), or several disagree */
+    for (int64_t k = 0; k < T; k++)
+      for (int64_t j = 0; j < T; j++)
+        for (int64_t i = 0; i < T; i++) {
+          const float r = rnd();
+          const int cls = r < 1.0f / 6.0f ? 1 + (int)(r * 18.0f) : 0; /* 1..3 or 0 */
+          for (int c = 0; c < C; c++)
+            v[c * cs + (k * T + j) * T + i] = (c == cls ? 1.0f : 0.0f) + 0.3f * rnd();
+        }
+    /* the sphere as [1 - prob, prob], prob falling linearly across its surface */
+    for (int64_t k = 0; k < T; k++)
+      for (int64_t j = 0; j < T; j++)
+        for (int64_t i = 0; i < T; i++) {
+          double idx[3] = {(double)i, (double)j, (double)k}, lps[3];
+          const int64_t q = (k * T + j) * T + i;
+          t3d_preprocess_model_to_lps(&tr, idx, lps);
+          b[cs + q] = (float)fmax(0.0, fmin(1.0, 0.5 - (dist3(lps, s->centre) - s->radius) / 6.0));
+          b[q] = 1.0f - b[cs + q];
+        }
+  }
+  /* the domain: where labels_to_series labels */
+  memset(ones->data, 1, (size_t)(T * T * T));
+  CHECK_STATUS(t3d_preprocess_labels_to_series(&tr, ones, &dom), T3D_OK);
+  CHECK_STATUS(t3d_preprocess_scores_to_series(&tr, sc, &back), T3D_OK);
+  if (!dom || !back)
+    goto cleanup;
+  CHECK_INT_EQ(back->dtype, T3D_U8);
+  CHECK_INT_EQ(back->shape[0], s->v->nz);
+  CHECK_INT_EQ(back->shape[2], s->v->nx);
+  for (int64_t k = 0; k < s->v->nz; k++)
+    for (int64_t j = 0; j < s->v->ny; j++)
+      for (int64_t i = 0; i < s->v->nx; i++) {
+        const size_t at = (size_t)((k * s->v->ny + j) * s->v->nx + i);
+        const uint8_t got = ((uint8_t *)back->data)[at];
+        double margin;
+        if (!((uint8_t *)dom->data)[at]) {
+          wrong += got != 0;
+          continue;
+        }
+        labelled++;
+        int want = reference_label(&tr, sc->data, C, i, j, k, &margin);
+        if (got != want && margin > 1e-5 && wrong++ < 3)
+          fprintf(stderr, "scores to series T=%lld voxel (%lld,%lld,%lld): got %d want %d (margin %g)\n", (long long)T,
+                  (long long)i, (long long)j, (long long)k, got, want, margin);
+        slow += margin < 0.5;
+      }
+  CHECK_INT_EQ(wrong, 0);
+  CHECK(labelled > 0);
+  CHECK(slow > labelled / 10); /* the interpolation decides many of them */
+
+  /* the sphere: smoother than the nearest model voxel's label, and as exact as thresholding the
+   * interpolated probability */
+  t3d_tensor_free(back);
+  back = NULL;
+  {
+    const float *b = two->data;
+    uint8_t *l = ones->data;
+    for (int64_t q = 0; q < T * T * T; q++)
+      l[q] = b[T * T * T + q] > b[q];
+  }
+  CHECK_STATUS(t3d_preprocess_scores_to_series(&tr, two, &back), T3D_OK);
+  CHECK_STATUS(t3d_preprocess_labels_to_series(&tr, ones, &nearest), T3D_OK);
+  if (back && nearest) {
+    const double d_smooth = dice_u8(back->data, s->truth, ns, 1), d_near = dice_u8(nearest->data, s->truth, ns, 1);
+    fprintf(stderr, "sphere T=%lld: Dice %.4f from scores, %.4f from the nearest label\n", (long long)T, d_smooth, d_near);
+    CHECK(d_smooth > d_near);
+    CHECK(d_smooth > 0.98);
+  }
+
+cleanup:
+  t3d_tensor_free(out);
+  t3d_tensor_free(sc);
+  t3d_tensor_free(two);
+  t3d_tensor_free(ones);
+  t3d_tensor_free(back);
+  t3d_tensor_free(dom);
+  t3d_tensor_free(nearest);
+}
+
+static void test_scores_to_series(void)
+{
+  sphere_case s;
+  CHECK(make_sphere(&s));
+  if (s.v && s.truth) {
+    check_scores(&s, 41); /* pads on every axis */
+    check_scores(&s, 30); /* crops on every axis */
+  }
+  free(s.truth);
+  t3d_volume_free(s.v);
+}
+
 /* ---- z-score: zero mean / unit std over the voxels from the series ----------------------- */
 static void test_zscore(void)
 {
@@ -607,6 +759,25 @@ static void test_bad_input_is_refused(void)
       CHECK_STATUS(t3d_preprocess_map_to_series(&tr, lab, &back), T3D_ERR_SHAPE); /* I32 */
     }
   }
+  { /* class scores: F32 [C,Z,Y,X] or [1,C,Z,Y,X] on the model grid, 1..255 classes */
+    t3d_tensor *sc = NULL;
+    CHECK_STATUS(t3d_preprocess_scores_to_series(&tr, out, &back), T3D_OK); /* [1,1,Z,Y,X]: one class */
+    if (back)
+      for (int64_t i = 0; i < t3d_tensor_numel(back); i++)
+        CHECK_INT_EQ(((uint8_t *)back->data)[i], 0);
+    t3d_tensor_free(back);
+    back = NULL;
+    CHECK_STATUS(t3d_preprocess_scores_to_series(&tr, lab, &back), T3D_ERR_SHAPE); /* I32, 3 dims */
+    CHECK(back == NULL);
+    CHECK_STATUS(t3d_tensor_new(&sc, T3D_F32, 4, (int64_t[]){256, 6, 6, 6}), T3D_OK);
+    CHECK_STATUS(t3d_preprocess_scores_to_series(&tr, sc, &back), T3D_ERR_SHAPE);
+    CHECK(back == NULL && strstr(t3d_error_detail(), "256") != NULL);
+    t3d_tensor_free(sc);
+    CHECK_STATUS(t3d_tensor_new(&sc, T3D_F32, 4, (int64_t[]){3, 6, 7, 6}), T3D_OK);
+    CHECK_STATUS(t3d_preprocess_scores_to_series(&tr, sc, &back), T3D_ERR_SHAPE);
+    CHECK(back == NULL);
+    t3d_tensor_free(sc);
+  }
   {
     double ml[2];
     CHECK_STATUS(t3d_label_volumes_ml(lab, sp, NULL, 0, ml), T3D_ERR_INVALID_ARG);
@@ -624,6 +795,7 @@ int main(void)
   test_resample_keeps_positions();
   test_sphere_geometry_crop_and_pad();
   test_labels_outside_model_grid_are_background();
+  test_scores_to_series();
   test_zscore();
   test_bad_input_is_refused();
   return check_finish("test-preprocess");

@@ -699,6 +699,119 @@ cleanup:
   return st;
 }
 
+t3d_status t3d_preprocess_scores_to_series(const t3d_preprocess_transform *tr, const t3d_tensor *scores,
+                                           t3d_tensor **out)
+{
+  axis_map m[3];
+  t3d_tensor *t = NULL;
+  uint8_t *top = NULL;
+  const int64_t *s;
+  t3d_status st = T3D_OK;
+
+  memset(m, 0, sizeof m);
+  *out = NULL;
+  if (!tr || !scores || !scores->data)
+    return t3d_error(T3D_ERR_INVALID_ARG, "scores to series: no transform or no tensor");
+  if (scores->dtype != T3D_F32)
+    return t3d_error(T3D_ERR_SHAPE, "scores to series: scores must be F32, not %s", t3d_dtype_name(scores->dtype));
+  if (scores->ndim == 5 && scores->shape[0] == 1)
+    s = scores->shape + 1;
+  else if (scores->ndim == 4)
+    s = scores->shape;
+  else
+    return t3d_error(T3D_ERR_SHAPE, "scores to series: expected a [C,Z,Y,X] or [1,C,Z,Y,X] tensor, got %d dimensions",
+                     scores->ndim);
+  if (s[0] < 1 || s[0] > 255)
+    return t3d_error(T3D_ERR_SHAPE, "scores to series: %lld classes; labels hold 1..255", (long long)s[0]);
+  if (s[1] != tr->model_shape[0] || s[2] != tr->model_shape[1] || s[3] != tr->model_shape[2])
+    return t3d_error(T3D_ERR_SHAPE, "scores to series: scores are %lldx%lldx%lld (z,y,x) but the model grid is %lldx%lldx%lld",
+                     (long long)s[1], (long long)s[2], (long long)s[3], (long long)tr->model_shape[0],
+                     (long long)tr->model_shape[1], (long long)tr->model_shape[2]);
+  {
+    const int C = (int)s[0];
+    const int64_t plane = s[2] * s[3], cs = s[1] * plane;
+    const float *src = scores->data;
+
+    /* the class each model voxel gives: where all eight around a series voxel agree, so does
+     * the interpolation (a convex combination, the same weights for every class) */
+    top = malloc((size_t)cs);
+    if (!top) {
+      st = t3d_error(T3D_ERR_NOMEM, "scores to series: out of memory");
+      goto cleanup;
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t q = 0; q < cs; q++) {
+      float v = src[q];
+      int b = 0;
+      for (int c = 1; c < C; c++)
+        if (src[(size_t)c * (size_t)cs + (size_t)q] > v) {
+          v = src[(size_t)c * (size_t)cs + (size_t)q];
+          b = c;
+        }
+      top[q] = (uint8_t)b;
+    }
+    for (int a = 0; a < 3; a++)
+      if ((st = inverse_map(tr, a, T3D_INTERP_TRILINEAR, &m[a])) != T3D_OK)
+        goto cleanup;
+    if ((st = t3d_tensor_new(&t, T3D_U8, 3, tr->series_shape)) != T3D_OK)
+      goto cleanup;
+    {
+      const int64_t ny = tr->series_shape[1], nx = tr->series_shape[2];
+      const axis_map *mx = &m[0], *my = &m[1], *mz = &m[2];
+      uint8_t *o = t->data;
+#pragma omp parallel for schedule(dynamic, 1)
+      for (int64_t k = mz->lo; k < mz->hi; k++) {
+        const int64_t ez = k - mz->lo, z0 = mz->i0[ez] * plane, z1 = mz->i1[ez] * plane;
+        const float wz = mz->w1[ez];
+        for (int64_t j = my->lo; j < my->hi; j++) {
+          const int64_t ey = j - my->lo, y0 = my->i0[ey] * s[3], y1 = my->i1[ey] * s[3];
+          const float wy = my->w1[ey];
+          uint8_t *d = o + ((size_t)k * (size_t)ny + (size_t)j) * (size_t)nx;
+          for (int64_t i = mx->lo; i < mx->hi; i++) {
+            const int64_t ex = i - mx->lo, x0 = mx->i0[ex], x1 = mx->i1[ex];
+            const int64_t off[8] = {z0 + y0 + x0, z0 + y0 + x1, z0 + y1 + x0, z0 + y1 + x1,
+                                    z1 + y0 + x0, z1 + y0 + x1, z1 + y1 + x0, z1 + y1 + x1};
+            const uint8_t b = top[off[0]];
+            if (top[off[1]] == b && top[off[2]] == b && top[off[3]] == b && top[off[4]] == b && top[off[5]] == b &&
+                top[off[6]] == b && top[off[7]] == b) {
+              d[i] = b;
+              continue;
+            }
+            {
+              const float wx = mx->w1[ex];
+              const float w[8] = {(1 - wz) * (1 - wy) * (1 - wx), (1 - wz) * (1 - wy) * wx, (1 - wz) * wy * (1 - wx),
+                                  (1 - wz) * wy * wx,             wz * (1 - wy) * (1 - wx), wz * (1 - wy) * wx,
+                                  wz * wy * (1 - wx),             wz * wy * wx};
+              float bv = 0;
+              int bc = 0;
+              for (int c = 0; c < C; c++) {
+                const float *p = src + (size_t)c * (size_t)cs;
+                float v = 0;
+                for (int n = 0; n < 8; n++)
+                  v += w[n] * p[off[n]];
+                if (c == 0 || v > bv) {
+                  bv = v;
+                  bc = c;
+                }
+              }
+              d[i] = (uint8_t)bc;
+            }
+          }
+        }
+      }
+    }
+  }
+  *out = t;
+  t = NULL;
+
+cleanup:
+  for (int a = 0; a < 3; a++)
+    axis_map_free(&m[a]);
+  free(top);
+  t3d_tensor_free(t);
+  return st;
+}
+
 t3d_status t3d_preprocess_map_to_series(const t3d_preprocess_transform *tr, const t3d_tensor *map,
                                         t3d_tensor **out)
 {

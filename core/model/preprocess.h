@@ -121,6 +121,17 @@ t3d_status t3d_preprocess_lps_to_series(const t3d_preprocess_transform *tr, cons
 t3d_status t3d_preprocess_labels_to_series(const t3d_preprocess_transform *tr, const t3d_tensor *labels,
                                            t3d_tensor **out);
 
+/* Labels on the series grid from per-class scores on the model grid (F32 [C,Z,Y,X] or
+ * [1,C,Z,Y,X], e.g. the decoder's softmax probabilities; 1 <= C <= 255): each series voxel takes
+ * the class whose score, interpolated trilinearly between model voxel centres (clamped to the
+ * part of the model grid that came from the series, as t3d_preprocess_map_to_series), is the
+ * highest (the lowest class on ties). The same series voxels as t3d_preprocess_labels_to_series
+ * are labelled (the rest get 0), and where the eight model voxels around a series voxel agree,
+ * both give their class; between them, boundaries follow the scores instead of stepping at the
+ * model grid's spacing (6 mm for t3d-tiny). *out is a new owned u8[nz,ny,nx] tensor. */
+t3d_status t3d_preprocess_scores_to_series(const t3d_preprocess_transform *tr, const t3d_tensor *scores,
+                                           t3d_tensor **out);
+
 /* The same for a float map (F32, [Z,Y,X] or [1,1,Z,Y,X]): trilinear between model voxel
  * centres, clamped at the edge of the part of the model grid that came from the series;
  * series voxels outside it get 0. *out is a new owned f32[nz,ny,nx] tensor (the caller's). */
