@@ -35,7 +35,7 @@ static void on_sigint(int sig)
 static void usage(FILE *to)
 {
   fprintf(to, "Usage: t3d analyze SERIES_DIR [--model FILE] [--json] [--mask OUT.nii.gz] [--threads N]\n"
-              "                   [--series UID] [--no-segment] [--progress] [--progress-json]\n"
+              "                   [--series UID] [--no-segment] [--seg-centre] [--progress] [--progress-json]\n"
               "                   [--strict-geometry] [--device DEV] [--precision auto|fp32|bf16]\n\n"
               "Runs the T3D model on a CT series: zero-shot findings with probabilities, organ volumes\n"
               "(mL) from the segmentation, and timings.\n"
@@ -47,6 +47,9 @@ static void usage(FILE *to)
               T3D_CLI_DEVICE_HELP
               "  --series UID    which series when the folder holds several (default: the first CT)\n"
               "  --no-segment    skip the segmentation decoder\n"
+              "  --seg-centre    segment the centre model-grid window only (the one the findings see);\n"
+              "                  by default a series larger than the model grid is segmented whole, in\n"
+              "                  overlapping windows (JSON: segmentation_windows)\n"
               "  --progress      show progress on stderr (Ctrl-C cancels)\n"
               "  --progress-json one JSON line per progress step on stderr, {\"progress\":F,\"stage\":S};\n"
               "                  SIGTERM and SIGINT cancel cleanly (the viewer plugin's worker protocol)\n"
@@ -123,6 +126,7 @@ static json_t *result_json(const t3d_model *model, const char *model_path, const
   json_object_set_new(root, "classes", classes);
   if (mask) json_object_set_new(root, "mask", json_string(mask));
   json_object_set_new(root, "arena_bytes", json_integer((json_int_t)r->arena_bytes));
+  if (r->labels) json_object_set_new(root, "segmentation_windows", json_integer(r->seg_windows));
   json_object_set_new(root, "timings_ms",
                       json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "preprocess", r->ms.preprocess, "encoder",
                                 r->ms.encoder, "projection", r->ms.projection, "zero_shot", r->ms.zero_shot,
@@ -134,7 +138,7 @@ int t3d_cmd_analyze(int argc, char **argv)
 {
   const char *model_path = NULL, *mask = NULL, *series_uid = NULL, *dir = NULL, *device = NULL;
   int json = 0, threads = 0, no_segment = 0, show_progress = 0, progress_json = 0, c, rc = 1;
-  int strict_geometry = 0;
+  int strict_geometry = 0, seg_centre = 0;
   t3d_precision precision = T3D_PRECISION_AUTO;
   static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
                                        {"json", no_argument, NULL, 'j'},
@@ -142,6 +146,7 @@ int t3d_cmd_analyze(int argc, char **argv)
                                        {"threads", required_argument, NULL, 't'},
                                        {"series", required_argument, NULL, 's'},
                                        {"no-segment", no_argument, NULL, 'n'},
+                                       {"seg-centre", no_argument, NULL, 'C'},
                                        {"progress", no_argument, NULL, 'p'},
                                        {"strict-geometry", no_argument, NULL, 'g'},
                                        {"progress-json", no_argument, NULL, 'J'},
@@ -159,6 +164,7 @@ int t3d_cmd_analyze(int argc, char **argv)
     case T3D_CLI_OPT_DEVICE: device = optarg; break;
     case 's': series_uid = optarg; break;
     case 'n': no_segment = 1; break;
+    case 'C': seg_centre = 1; break;
     case 'p': show_progress = 1; break;
     case 'g': strict_geometry = 1; break;
     case 'J': progress_json = 1; break;
@@ -218,6 +224,7 @@ int t3d_cmd_analyze(int argc, char **argv)
   t3d_cli_progress_start(&bar);
   ao.user = &bar;
   ao.segment = !no_segment;
+  ao.whole_series = !seg_centre;
   if (show_progress || progress_json) signal(SIGINT, on_sigint);
   if (progress_json) signal(SIGTERM, on_sigint);
   s = t3d_analyze(model, vol, &ao, progress_json ? progress_json_cb : show_progress ? progress_cb : NULL,

@@ -46,6 +46,10 @@ typedef struct {
   bool segment;   /* run the decoder (ignored without a segmentation head); default true */
   bool zero_shot; /* score the findings (needs the text encoder); default true */
   void *user;     /* passed to the progress callback */
+  /* segment the whole series: where it extends beyond the model grid (t3d-tiny: a 384 mm cube),
+   * in overlapping model-grid windows whose class probabilities are blended; default true.
+   * false: the centre window alone (the one the embedding and the findings see). */
+  bool whole_series;
 } t3d_analyze_opts;
 t3d_analyze_opts t3d_analyze_default_opts(void);
 
@@ -76,6 +80,7 @@ typedef struct {
   size_t nclasses;
   t3d_preprocess_transform transform; /* model grid <-> series grid */
   size_t arena_bytes;                 /* activation arena of the vision network */
+  int seg_windows;                    /* model-grid windows segmented (1: the centre one) */
   struct {
     double preprocess, encoder, projection, zero_shot, decoder, labels, total;
   } ms;
