@@ -4,7 +4,8 @@
 # an early bundled model's run); at lr 6e-3 (that run's stage 2) they do collapse, and the trainer
 # must say so on stderr (run without the centring of the projections, which that run did not
 # have: train/model.py Center). Then segmentation fine-tuning from the first run (--freeze-encoder)
-# must change the decoder and nothing else the exported model holds. Before all that, the
+# must change the decoder and nothing else the exported model holds, and a model file must load
+# back into the trainer (train.checks modelfile, then --init FILE.safetensors). Before all that, the
 # trainer's phase-split stem and pointwise head against the convolutions they stand for, and its
 # batched TMA views against per-crop resizing. SKIP (77)
 # without torch, monai, transformers, safetensors.
@@ -43,4 +44,12 @@ fi
 "$PY" -m train.train $(train_args "$tmp/seg") --init "$tmp/default/final.pt" --steps 4 --warmup 1 --batch 2 \
   --w-clip 0 --w-tma 0 --w-seg 1 --freeze-encoder --bn-recal 1 2> "$tmp/seg.log" || { cat "$tmp/seg.log"; train_finish 1; }
 "$PY" -m train.checks frozen "$tmp/default/final.pt" "$tmp/seg/final.pt" || status=1
+# A model file (the export) loads back into the trainer (--init FILE.safetensors): the same tensors,
+# the same embeddings; and the trainer starts from one.
+"$PY" -m train.checks modelfile "$tmp/seg/final.pt" "$tmp/init.safetensors" || status=1
+"$PY" -m train.export --ckpt "$tmp/seg/final.pt" --template "$tmp/init.safetensors" -o "$tmp/seg.safetensors" \
+  2> "$tmp/export.log" || { cat "$tmp/export.log"; status=1; }
+# shellcheck disable=SC2046
+"$PY" -m train.train $(train_args "$tmp/from-file") --init "$tmp/seg.safetensors" --steps 2 --warmup 1 --batch 2 \
+  --w-tma 0.5 --w-seg 1 2> "$tmp/from-file.log" || { cat "$tmp/from-file.log"; status=1; }
 train_finish $status

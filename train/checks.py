@@ -16,8 +16,10 @@ Not a test runner."""
 import csv
 import json
 import math
+import os
 import subprocess
 import sys
+import tempfile
 
 import torch
 
@@ -140,6 +142,36 @@ def check_frozen(before, after):
     need(not changed, f"{len(rest)} tensors outside the decoder unchanged (changed: {changed[:5]})")
     moved = [k for k in seg if not torch.equal(a[k], b[k])]
     need(len(moved) > 0, f"the decoder trained ({len(moved)} of {len(seg)} decoder tensors changed)")
+
+
+def check_model_file(ckpt, template):
+    """train.model.load_model_file inverts the export: a checkpoint exported to a model file and
+    loaded into a fresh model exports the same tensors bit for bit, and embeds volumes and reports
+    as the checkpoint does (its centring folded into the biases: within float rounding)."""
+    from train.export import export
+    from train.model import exported_state, load_model_file
+    cfg, vocab, _, _ = D.read_model_meta(template)
+    torch.manual_seed(0)
+    a = T3DModel(cfg)
+    load_weights(a, torch.load(ckpt, map_location="cpu")["model"])
+    torch.manual_seed(1)
+    b = T3DModel(cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "m.safetensors")
+        export(a.eval(), template, path)
+        load_model_file(b, path)
+    ea, eb = exported_state(a), exported_state(b)
+    same = [k for k in ea if torch.equal(ea[k], eb[k])]
+    need(len(same) == len(ea), f"model file -> model -> export: {len(same)} of {len(ea)} tensors bit for bit")
+    b.eval()
+    x = torch.rand(2, 1, *cfg["preprocess"]["shape"])  # z, y, x
+    tok = D.tokenizer_for(vocab, cfg["text"])
+    ids, mask = D.tokenize(tok, ["No pleural effusion.", "Large right pleural effusion."], 32)
+    with torch.no_grad():
+        va, vb = a.encode_volume(x, segment=False)[0], b.encode_volume(x, segment=False)[0]
+        ta, tb = a.encode_text(ids, mask)[0], b.encode_text(ids, mask)[0]
+    err = max(float((va - vb).abs().max()), float((ta - tb).abs().max()))
+    need(err < 1e-5, f"embeddings of the loaded model file equal the checkpoint's (max difference {err:.1e})")
 
 
 def dice_ce_one_hot(logits, labels, classes):
@@ -296,6 +328,8 @@ def main():
         check_resume(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif cmd == "frozen":
         check_frozen(sys.argv[2], sys.argv[3])
+    elif cmd == "modelfile":
+        check_model_file(sys.argv[2], sys.argv[3])
     elif cmd == "phase":
         check_phase()
     elif cmd == "views":

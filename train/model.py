@@ -260,3 +260,28 @@ def exported_state(model):
     out[last_v] = out[last_v] - model.v_center.running.to(out[last_v].dtype)
     out[last_t] = out[last_t] - model.t_center.running.to(out[last_t].dtype)
     return out
+
+
+def load_model_file(model, path):
+    """Loads a t3d model file (train/export.py's output, e.g. the bundled model) into model, to
+    train on from it (train.train --init FILE.safetensors): every tensor exported_state names,
+    with the projections' centring at zero (the export folded it into their last biases, so the
+    embeddings are the file's). The TMA head and BatchNorm's batch counters stay as the model has
+    them: the file does not hold them. Afterwards exported_state(model) equals the file's tensors."""
+    import numpy as np
+    import t3d_safetensors as st
+    tensors, _ = st.read(path)
+    state = model.state_dict()
+    new = {}
+    for name in exported_state(model):
+        key = "visual." + name if "visual." + name in state else name
+        if name not in tensors:
+            raise RuntimeError(f"{path} does not hold {name}: not a model file of this configuration")
+        t = torch.from_numpy(np.ascontiguousarray(tensors[name])).to(state[key].dtype)
+        if t.shape != state[key].shape:
+            raise RuntimeError(f"{path}: {name} is {tuple(t.shape)}, the model's {tuple(state[key].shape)}")
+        new[key] = t
+    for c in ("v_center.running", "t_center.running"):
+        new[c] = torch.zeros_like(state[c])
+    state.update(new)
+    model.load_state_dict(state)

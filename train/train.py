@@ -30,7 +30,7 @@ import torch.nn as nn
 
 from train import data as D
 from train import losses as L
-from train.model import GlobalBatchNorm3d, T3DModel, load_weights, use_global_bn
+from train.model import GlobalBatchNorm3d, T3DModel, load_model_file, load_weights, use_global_bn
 
 
 def parse_args(argv=None):
@@ -39,7 +39,8 @@ def parse_args(argv=None):
     ap.add_argument("--cache", required=True, help="training cache written by `t3d preprocess`")
     ap.add_argument("--data", required=True, help="phantom folder (manifest.jsonl with reports)")
     ap.add_argument("--out", required=True, help="run folder: ckpt.pt, metrics.csv, tb/, final.pt")
-    ap.add_argument("--init", help="start from this checkpoint's weights (e.g. the pre-training run)")
+    ap.add_argument("--init", help="start from this checkpoint's weights (e.g. the pre-training run), or from a "
+                    "t3d model file's (FILE.safetensors, e.g. the bundled model; the TMA head starts afresh)")
     ap.add_argument("--steps", type=int, default=100, help="number of steps (the cap with --time-budget)")
     ap.add_argument("--time-budget", type=float, default=0,
                     help="minutes of wall time: the cosine schedule follows elapsed time and the run ends "
@@ -306,7 +307,9 @@ def main(argv=None):
 
     torch.manual_seed(a.seed)
     model = T3DModel(cfg, prototypes=a.prototypes, text_init_std=a.text_init_std, center=not a.no_center)
-    if a.init:
+    if a.init and a.init.endswith(".safetensors"):  # a t3d model file (the TMA head starts afresh)
+        load_model_file(model, a.init)
+    elif a.init:
         load_weights(model, torch.load(a.init, map_location="cpu")["model"])
         if a.logit_scale > 0:
             with torch.no_grad():

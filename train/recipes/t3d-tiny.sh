@@ -58,7 +58,9 @@
 # (a step reads what earlier ones left in WORK); TRAIN_ARGS: more train.train options for both
 # stages (e.g. --no-bf16); CONFIG [t3d-tiny]: the model's config, a built-in name or a JSON file for
 # `t3d model-init` (its "preprocess" sets the model grid: at t3d-tiny's 6 mm a median lung nodule
-# of the evaluation phantoms covers 6 voxels; a finer grid wants finer phantoms, PHANTOM_OPTS).
+# of the evaluation phantoms covers 6 voxels; a finer grid wants finer phantoms, PHANTOM_OPTS);
+# INIT [none]: stage 1 continues from this checkpoint (.pt) or t3d model file (.safetensors, e.g.
+# models/t3d-tiny.safetensors; its TMA head starts afresh) with a fresh optimiser and warm-up.
 # The bundled model came from a GPU (README: "The bundled model"):
 #   N_TRAIN=1600 N_EVAL=0 N_CALIB=0 JOBS=16 STAGES=data train/recipes/t3d-tiny.sh       (GPU machine)
 #   DEVICE=cuda STAGES=train BATCH=64 SEG_BATCH=16 SEG_BATCH2=32 PROCS=1 STAGE1_PROCS=1 THREADS=8 \
@@ -106,6 +108,7 @@ DEVICE=${DEVICE:-cpu}
 STAGES=${STAGES:-data train export eval}
 TRAIN_ARGS=${TRAIN_ARGS:-}
 CONFIG=${CONFIG:-t3d-tiny}  # t3d model-init --config: a built-in name or a JSON file (e.g. a finer grid)
+INIT=${INIT:-}  # stage 1 starts from this checkpoint or t3d model file (e.g. the bundled model) instead of seeded random weights
 want() { case " $STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
 export PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$WORK"
@@ -163,7 +166,8 @@ run() { # run-name lambda minutes procs threads [more train.train args]: procs p
 }
 t_data=$(date +%s)
 if want train; then
-  run t3d-tiny "$LAMBDA" "$TRAIN_MIN" "$STAGE1_PROCS" "$((PROCS * THREADS / STAGE1_PROCS))" --keep-at "$BRANCH_STEP"
+  run t3d-tiny "$LAMBDA" "$TRAIN_MIN" "$STAGE1_PROCS" "$((PROCS * THREADS / STAGE1_PROCS))" --keep-at "$BRANCH_STEP" \
+    ${INIT:+--init "$INIT"}
   # Stage 2, segmentation fine-tuning: the decoder alone on SEG_BATCH2 volumes a step (every one of
   # them through the decoder), SEG_MIN minutes, PROCS processes; the encoder, the projections and the
   # text tower stay as stage 1 left them (the encoder in inference mode), so zero-shot and retrieval
