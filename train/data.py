@@ -65,7 +65,9 @@ class CaseSet:
     def __init__(self, cache_path, data_dir):
         tensors, meta = st.read(cache_path)
         self.x = torch.from_numpy(tensors["input"]).unsqueeze(1)            # [N,1,Z,Y,X] f32
-        self.labels = torch.from_numpy(tensors["labels"].astype(np.int64))  # [N,Z,Y,X]
+        # [N,Z,Y,X] as stored (uint8: class indices), an eighth of int64's memory (3200 cases:
+        # 0.8 GB instead of 6.7 in each training process); users widen a batch at a time
+        self.labels = torch.from_numpy(tensors["labels"].astype(np.uint8))
         self.cases = json.loads(meta["t3d.cases"])
         by_case = {m["case"]: m for m in read_manifest(data_dir)}
         missing = [c for c in self.cases if c not in by_case]

@@ -44,7 +44,7 @@ def histogram_features(cases, hu_min, hu_max, per_label=0):
         hu = (cases.x[i].flatten() * (hu_max - hu_min) + hu_min).clamp(hu_min, hu_max)
         b = (torch.bucketize(hu, edges, right=True) - 1).clamp(0, bins - 1)  # the top bin takes hu_max too
         if per_label:
-            b = cases.labels[i].flatten().clamp(0, per_label - 1) * bins + b
+            b = cases.labels[i].flatten().long().clamp(0, per_label - 1) * bins + b
         out.append(torch.bincount(b, minlength=max(per_label, 1) * bins).float().log1p())
     return torch.stack(out)
 

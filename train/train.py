@@ -437,7 +437,7 @@ def main(argv=None):
             l_seg = torch.zeros((), device=dev)
             if use_seg:
                 sidx = lidx.view(-1, local_chunk)[:, :seg_chunk].reshape(-1)  # the samples the decoder saw
-                l_seg = L.dice_ce_loss(logits.float(), cases.labels[sidx.to(cases.labels.device)].to(dev), n_classes)
+                l_seg = L.dice_ce_loss(logits.float(), cases.labels[sidx.to(cases.labels.device)].to(dev).long(), n_classes)
                 loss = loss + a.w_seg * l_seg
         opt.zero_grad(set_to_none=True)
         loss.backward()
