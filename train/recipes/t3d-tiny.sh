@@ -61,7 +61,12 @@
 # of the evaluation phantoms covers 6 voxels; a finer grid wants finer phantoms, PHANTOM_OPTS);
 # INIT [none]: stage 1 continues from this checkpoint (.pt) or t3d model file (.safetensors, e.g.
 # models/t3d-tiny.safetensors; its TMA head starts afresh) with a fresh optimiser and warm-up.
-# The bundled model came from a GPU (README: "The bundled model"):
+# The bundled model is the GPU-trained model below continued here on 2 cores (README: "The bundled
+# model"):
+#   git show 2dad79d:models/t3d-tiny.safetensors > gpu-model.safetensors
+#   N_TRAIN=3200 JOBS=2 INIT=gpu-model.safetensors INPUT_JITTER=0 LR=5e-4 SEG_FROM=0 TRAIN_MIN=38 \
+#     SEG_MIN=12 train/recipes/t3d-tiny.sh
+# The GPU-trained model (README: "The GPU-trained model it continues"):
 #   N_TRAIN=1600 N_EVAL=0 N_CALIB=0 JOBS=16 STAGES=data train/recipes/t3d-tiny.sh       (GPU machine)
 #   DEVICE=cuda STAGES=train BATCH=64 SEG_BATCH=16 SEG_BATCH2=32 PROCS=1 STAGE1_PROCS=1 THREADS=8 \
 #     TRAIN_MIN=5.06 SEG_MIN=1.43 TRAIN_ARGS=--no-bf16 train/recipes/t3d-tiny.sh         (GPU machine)
