@@ -427,75 +427,6 @@ cleanup:
   t3d_tensor_free(pback);
 }
 
-static void test_sphere_geometry_crop_and_pad(void)
-{
-  sphere_case s;
-  CHECK(make_sphere(&s));
-  if (s.v && s.truth) {
-    check_sphere(&s, 41, 1); /* model grid 61.5 mm: pads on every axis */
-    check_sphere(&s, 30, 0); /* 45 mm: crops on every axis; the 36 mm sphere stays inside */
-  }
-  free(s.truth);
-  t3d_volume_free(s.v);
-}
-
-/* ---- labels outside a small model grid map to background --------------------------------- */
-static void test_labels_outside_model_grid_are_background(void)
-{
-  sphere_case s;
-  t3d_preprocess_params p = t3d_preprocess_default_params();
-  t3d_preprocess_transform tr;
-  t3d_tensor *out = NULL, *lab = NULL, *back = NULL;
-  int64_t shape[3] = {8, 10, 10}, ones = 0, wrong = 0, unsure = 0;
-
-  CHECK(make_sphere(&s));
-  if (!s.v || !s.truth)
-    goto cleanup;
-  memcpy(p.shape, shape, sizeof p.shape);
-  CHECK_STATUS(t3d_preprocess(s.v, &p, &out, &tr), T3D_OK);
-  CHECK_STATUS(t3d_tensor_new(&lab, T3D_U8, 3, shape), T3D_OK);
-  if (!out || !lab)
-    goto cleanup;
-  memset(lab->data, 3, 800);
-  CHECK_STATUS(t3d_preprocess_labels_to_series(&tr, lab, &back), T3D_OK);
-  if (!back)
-    goto cleanup;
-  for (int64_t k = 0; k < s.v->nz; k++)
-    for (int64_t j = 0; j < s.v->ny; j++)
-      for (int64_t i = 0; i < s.v->nx; i++) {
-        uint8_t got = ((uint8_t *)back->data)[(k * s.v->ny + j) * s.v->nx + i];
-        double lps[3], si[3];
-        int inside = 1, edge = 0;
-        t3d_volume_index_to_lps(s.v, (double)i, (double)j, (double)k, lps);
-        /* model index of this series voxel's centre, found from patient space */
-        if (t3d_preprocess_lps_to_series(&tr, lps, si) != T3D_OK) {
-          wrong++;
-          continue;
-        }
-        for (int a = 0; a < 3; a++) {
-          double mi = tr.series_to_model[a][3] + tr.series_to_model[a][a] * si[a];
-          double hi = (double)tr.model_shape[2 - a] - 0.5;
-          inside &= mi >= -0.5 && mi < hi;
-          edge |= fabs(mi + 0.5) < 1e-6 || fabs(mi - hi) < 1e-6;
-        }
-        ones += got == 3;
-        unsure += edge;
-        if (!edge && got != (inside ? 3 : 0))
-          wrong++;
-      }
-  CHECK_INT_EQ(wrong, 0);
-  CHECK_INT_EQ(unsure, 0); /* the grid sizes were chosen so that no centre lies on an edge */
-  /* a 15 x 15 x 12 mm box: 21 x 21 x 5 series voxels of 0.7 x 0.7 x 2.5 mm */
-  CHECK_INT_EQ(ones, 21 * 21 * 5);
-
-cleanup:
-  t3d_tensor_free(out);
-  t3d_tensor_free(lab);
-  t3d_tensor_free(back);
-  free(s.truth);
-  t3d_volume_free(s.v);
-}
-
 /* ---- class scores to series labels: trilinear scores, argmax ------------------------------ */
 /* The reference: each series voxel of the domain labels_to_series labels, its model index
  * clamped to the part of the model grid that came from the series, the scores interpolated in
@@ -636,14 +567,73 @@ cleanup:
   t3d_tensor_free(nearest);
 }
 
-static void test_scores_to_series(void)
+static void test_sphere_geometry_crop_and_pad(void)
 {
   sphere_case s;
   CHECK(make_sphere(&s));
   if (s.v && s.truth) {
-    check_scores(&s, 41); /* pads on every axis */
-    check_scores(&s, 30); /* crops on every axis */
+    check_sphere(&s, 41, 1); /* model grid 61.5 mm: pads on every axis */
+    check_sphere(&s, 30, 0); /* 45 mm: crops on every axis; the 36 mm sphere stays inside */
+    check_scores(&s, 41);    /* class scores to series labels, padded and cropped */
+    check_scores(&s, 30);
   }
+  free(s.truth);
+  t3d_volume_free(s.v);
+}
+
+/* ---- labels outside a small model grid map to background --------------------------------- */
+static void test_labels_outside_model_grid_are_background(void)
+{
+  sphere_case s;
+  t3d_preprocess_params p = t3d_preprocess_default_params();
+  t3d_preprocess_transform tr;
+  t3d_tensor *out = NULL, *lab = NULL, *back = NULL;
+  int64_t shape[3] = {8, 10, 10}, ones = 0, wrong = 0, unsure = 0;
+
+  CHECK(make_sphere(&s));
+  if (!s.v || !s.truth)
+    goto cleanup;
+  memcpy(p.shape, shape, sizeof p.shape);
+  CHECK_STATUS(t3d_preprocess(s.v, &p, &out, &tr), T3D_OK);
+  CHECK_STATUS(t3d_tensor_new(&lab, T3D_U8, 3, shape), T3D_OK);
+  if (!out || !lab)
+    goto cleanup;
+  memset(lab->data, 3, 800);
+  CHECK_STATUS(t3d_preprocess_labels_to_series(&tr, lab, &back), T3D_OK);
+  if (!back)
+    goto cleanup;
+  for (int64_t k = 0; k < s.v->nz; k++)
+    for (int64_t j = 0; j < s.v->ny; j++)
+      for (int64_t i = 0; i < s.v->nx; i++) {
+        uint8_t got = ((uint8_t *)back->data)[(k * s.v->ny + j) * s.v->nx + i];
+        double lps[3], si[3];
+        int inside = 1, edge = 0;
+        t3d_volume_index_to_lps(s.v, (double)i, (double)j, (double)k, lps);
+        /* model index of this series voxel's centre, found from patient space */
+        if (t3d_preprocess_lps_to_series(&tr, lps, si) != T3D_OK) {
+          wrong++;
+          continue;
+        }
+        for (int a = 0; a < 3; a++) {
+          double mi = tr.series_to_model[a][3] + tr.series_to_model[a][a] * si[a];
+          double hi = (double)tr.model_shape[2 - a] - 0.5;
+          inside &= mi >= -0.5 && mi < hi;
+          edge |= fabs(mi + 0.5) < 1e-6 || fabs(mi - hi) < 1e-6;
+        }
+        ones += got == 3;
+        unsure += edge;
+        if (!edge && got != (inside ? 3 : 0))
+          wrong++;
+      }
+  CHECK_INT_EQ(wrong, 0);
+  CHECK_INT_EQ(unsure, 0); /* the grid sizes were chosen so that no centre lies on an edge */
+  /* a 15 x 15 x 12 mm box: 21 x 21 x 5 series voxels of 0.7 x 0.7 x 2.5 mm */
+  CHECK_INT_EQ(ones, 21 * 21 * 5);
+
+cleanup:
+  t3d_tensor_free(out);
+  t3d_tensor_free(lab);
+  t3d_tensor_free(back);
   free(s.truth);
   t3d_volume_free(s.v);
 }
@@ -795,7 +785,6 @@ int main(void)
   test_resample_keeps_positions();
   test_sphere_geometry_crop_and_pad();
   test_labels_outside_model_grid_are_background();
-  test_scores_to_series();
   test_zscore();
   test_bad_input_is_refused();
   return check_finish("test-preprocess");

@@ -355,7 +355,7 @@ static t3d_status segment_series(t3d_model *m, const t3d_volume *vol, const t3d_
   t3d_tensor *full = NULL, *win = NULL;
   float *cprob = NULL, *logits = NULL, *acc = NULL, *wsum = NULL, *wt[3] = {NULL, NULL, NULL};
   int64_t G[3], c0[3], off[3][MAX_WINDOWS_AXIS];
-  int n[3], todo = 0;
+  int n[3], beyond = 0;
   bool tiled = false;
   double t;
   t3d_status s = T3D_OK;
@@ -371,8 +371,8 @@ static t3d_status segment_series(t3d_model *m, const t3d_volume *vol, const t3d_
   for (int iz = 0; iz < n[0]; iz++)
     for (int iy = 0; iy < n[1]; iy++)
       for (int ix = 0; ix < n[2]; ix++)
-        todo += off[0][iz] != c0[0] || off[1][iy] != c0[1] || off[2][ix] != c0[2];
-  *windows = 1 + todo;
+        beyond += off[0][iz] != c0[0] || off[1][iy] != c0[1] || off[2][ix] != c0[2];
+  *windows = 1 + beyond;
   cprob = malloc(C * tvox * sizeof(float));
   if (!cprob) return t3d_error(T3D_ERR_NOMEM, "t3d_analyze: out of memory for the class scores");
   {
