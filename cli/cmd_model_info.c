@@ -100,6 +100,10 @@ static void print_text(const t3d_modelfile *mf, t3d_status check, const char *ch
            c->text.max_positions);
     printf("  projection:    dim %d, hidden %d; logit scale init %.4f\n", c->projection.dim, c->projection.hidden,
            c->logit_scale_init);
+    if (c->projection.class_hist_bins)
+      printf("  vision input:  %d pooled features + %d classes x %d HU bins [%g, %g] of the segmentation\n",
+             t3d_model_config_vision_features(c), c->segmentation.classes, c->projection.class_hist_bins,
+             c->projection.class_hist_hu[0], c->projection.class_hist_hu[c->projection.class_hist_bins]);
     if (c->has_segmentation) {
       printf("  segmentation:  %d classes, decoder widths ", c->segmentation.classes);
       print_ints(c->segmentation.decoder_widths, T3D_SEG_BLOCKS);

@@ -16,6 +16,10 @@
 # SKIP (77) without torch, monai, transformers, safetensors.
 set -u
 . "$(dirname "$0")/train-common.sh"
+# the bundled model's config (train/recipes/t3d-tiny.json): the embedding reads the class histograms
+# of the model's own segmentation, so analyze's decoder-then-projection path and the export's folding
+# of their standardisation are what the embedding comparison checks
+TRAIN_CONFIG="$SRC/train/recipes/t3d-tiny.json"
 status=0
 train_setup 3 || train_finish 1
 # shellcheck disable=SC2046
@@ -109,7 +113,7 @@ ok = len(seg) == 4 and seg[0] == seg[1] == 0.0 and seg[2] > 0.0 and seg[3] > 0.0
 print(("ok   " if ok else "FAIL ") + f"--seg-from 0.5: Dice + CE per step {seg}")
 sys.exit(0 if ok else 1)
 EOF
-for tower in vision text histogram histogram-labels "vision --jitter 0.1"; do
+for tower in vision text histogram histogram-labels histogram-predicted "vision --jitter 0.1"; do
   # shellcheck disable=SC2086
   "$PY" -m train.probe --template "$tmp/init.safetensors" --ckpt "$tmp/run/final.pt" --tower $tower \
     --train-cache "$tmp/cache.safetensors" --train-data "$tmp/data" --cache "$tmp/cache.safetensors" --data "$tmp/data" \

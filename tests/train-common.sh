@@ -13,7 +13,7 @@ export PYTHONPATH="$SRC${PYTHONPATH:+:$PYTHONPATH}"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/t3d-train.XXXXXX") || exit 1
 train_setup() { # cases
   "$PY" -m train.testdata "$T3D" "$tmp/data" "$1" || return 1
-  "$T3D" model-init --config t3d-tiny --seed 1 -o "$tmp/init.safetensors" >/dev/null || return 1
+  "$T3D" model-init --config "${TRAIN_CONFIG:-t3d-tiny}" --seed 1 -o "$tmp/init.safetensors" >/dev/null || return 1
   "$T3D" preprocess --data "$tmp/data" --model "$tmp/init.safetensors" -o "$tmp/cache.safetensors" || return 1
 }
 train_args() { # out

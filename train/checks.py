@@ -174,11 +174,11 @@ def check_model_file(ckpt, template):
     need(err < 1e-5, f"embeddings of the loaded model file equal the checkpoint's (max difference {err:.1e})")
 
 
-def dice_ce_one_hot(logits, labels, classes):
+def dice_ce_one_hot(logits, labels, classes, ce_weights=None):
     """train/losses.py dice_ce_loss written with F.cross_entropy, softmax and a one-hot volume
     (the formula it replaced; check_phase compares the two, values and gradients)."""
     import torch.nn.functional as F
-    ce = F.cross_entropy(logits, labels)
+    ce = F.cross_entropy(logits, labels, weight=ce_weights)
     p = logits.softmax(dim=1)
     onehot = F.one_hot(labels, classes).permute(0, 4, 1, 2, 3).to(p.dtype)
     dims = (2, 3, 4)
@@ -229,11 +229,12 @@ def check_phase():
         z.requires_grad_()
         lab = torch.randint(0, 9, (2, 5, 6, 4), generator=g)
         lab[1][lab[1] == 3] = 4  # a class absent from one volume
-        a, b = dice_ce_loss(z, lab, 9), dice_ce_one_hot(z, lab, 9)
-        ga, gb = torch.autograd.grad(a, z), torch.autograd.grad(b, z)
-        err = worst(float((a - b).abs()), float((ga[0] - gb[0]).abs().max()))
-        need(err < 1e-12, f"Dice + CE loss = its one-hot reference (channels last {channels_last}, "
-                          f"loss {float(a):.6f}, max error {err:.2e})")
+        for cw in (None, torch.tensor([1, 1, 1, 1, 1, 1, 1, 1, 8.0], dtype=torch.float64)):
+            a, b = dice_ce_loss(z, lab, 9, cw), dice_ce_one_hot(z, lab, 9, cw)
+            ga, gb = torch.autograd.grad(a, z), torch.autograd.grad(b, z)
+            err = worst(float((a - b).abs()), float((ga[0] - gb[0]).abs().max()))
+            need(err < 1e-12, f"Dice + CE loss = its one-hot reference (channels last {channels_last}, class weights "
+                              f"{'none' if cw is None else 'lesion 8'}, loss {float(a):.6f}, max error {err:.2e})")
 
 
 def check_views():

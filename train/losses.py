@@ -85,7 +85,7 @@ def tma_loss(view_scores, n_global=2, temperature=0.1):
     return total / terms
 
 
-def dice_ce_loss(logits, labels, classes):
+def dice_ce_loss(logits, labels, classes, ce_weights=None):
     """Cross-entropy + (1 - mean soft Dice over classes present in the volume or predicted),
     per sample and averaged, so the local mean times the processes is the global mean.
     One log-softmax serves both terms, over the channel axis moved last (the pointwise head's
@@ -93,12 +93,17 @@ def dice_ce_loss(logits, labels, classes):
     are sums scattered by label instead of products with a one-hot volume: the same values as the
     one-hot formula (train/checks.py dice_ce_one_hot) in half the time (forward + backward on one CPU core, logits of 4
     volumes at 64^3 from the head: 845 -> 443 ms; PyTorch 1.13 spent most of it building and
-    converting the one-hot volume and in a second softmax)."""
+    converting the one-hot volume and in a second softmax). ce_weights: optional [classes] weights
+    of the cross-entropy term per true class (e.g. to emphasise a rare class)."""
     b = logits.shape[0]
     logp = F.log_softmax(logits.movedim(1, -1).reshape(b, -1, classes), dim=-1)  # [b, V, C]
     lab = labels.reshape(b, -1)
     at = logp.gather(2, lab.unsqueeze(2)).squeeze(2)                              # log p of the label
-    ce = -at.mean()
+    if ce_weights is None:
+        ce = -at.mean()
+    else:  # each voxel's cross-entropy weighted by its class's weight (the weighted mean, as nn.CrossEntropyLoss)
+        w = ce_weights.to(logp.dtype)[lab]
+        ce = -(w * at).sum() / w.sum()
     inter = torch.zeros(b, classes, dtype=logp.dtype, device=logp.device).scatter_add(1, lab, at.exp())
     count = torch.zeros(b, classes, dtype=logp.dtype, device=logp.device).scatter_add(
         1, lab, torch.ones_like(at))

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from t3d_reference import T3DVision, projection  # noqa: E402
+from t3d_reference import T3DVision, class_histograms, projection  # noqa: E402
 
 from train.losses import global_sum, world_size  # noqa: E402
 
@@ -189,10 +189,11 @@ class Center(nn.Module):
 
 
 def load_weights(model, state):
-    """load_state_dict that accepts checkpoints written before the centring buffers existed
-    (they start at zero then); any other missing or unexpected key is an error."""
+    """load_state_dict that accepts checkpoints written before the centring buffers or the class
+    histograms' statistics existed (they start at zero, and one for the spread); any other missing
+    or unexpected key is an error."""
     missing, unexpected = model.load_state_dict(state, strict=False)
-    bad = [k for k in missing if not k.endswith("center.running")] + list(unexpected)
+    bad = [k for k in missing if not k.endswith(("center.running", "hist_mu", "hist_sd"))] + list(unexpected)
     if bad:
         raise RuntimeError(f"checkpoint does not fit the model: {bad[:5]}")
 
@@ -214,6 +215,15 @@ class T3DModel(nn.Module):
         self.tma = TMAHead(c4, tc["hidden"], tma_dim, prototypes)
         self.v_center = Center(cfg["projection"]["dim"], enabled=center)
         self.t_center = Center(cfg["projection"]["dim"], enabled=center)
+        # The class histograms ("class_histogram_hu"): standardised by fixed statistics before the
+        # projection (set_hist_norm), which the export folds into vision_proj.0, so that the C engine
+        # reads the raw log counts. Computed from the decoder's probabilities without a gradient:
+        # the decoder learns from the segmentation loss alone.
+        self.hist = self.visual.hist
+        nh = (len(self.hist[0]) - 1) * cfg["segmentation"]["classes"] if self.hist else 0
+        self.c4 = c4
+        self.register_buffer("hist_mu", torch.zeros(nh))
+        self.register_buffer("hist_sd", torch.ones(nh))
 
     @property
     def logit_scale(self):
@@ -227,18 +237,63 @@ class T3DModel(nn.Module):
         """Returns (embedding [B, D], layer-4 features, seg logits or None). segment: True (all
         samples), False, or a count n: the decoder runs on the first n samples only (one encoder
         pass serves the contrastive batch and the segmentation subset)."""
+        feat, f4, logits = self.projection_inputs(x, segment)
+        return self.embed_features(feat), f4, logits
+
+    def projection_inputs(self, x, segment=False):
+        """(what the vision projection reads [B, C4 (+ classes x bins)], layer-4 features, seg
+        logits or None as encode_volume): the pooled layer-4 feature, followed with
+        "class_histogram_hu" by the standardised class histograms of the model's own segmentation."""
         p = self.visual.pyramid(x)
         pooled = p[5].mean(dim=(2, 3, 4))
-        emb = F.normalize(self.v_center(self.visual.vision_proj(pooled)), dim=-1)
         logits = None
-        if segment is True:
+        if self.hist:  # every sample's segmentation feeds its embedding
+            logits = self.visual.seg(p)
+            h = class_histograms(x.detach(), logits.detach().float().softmax(dim=1), *self.hist)
+            pooled = torch.cat([pooled, ((h - self.hist_mu) / self.hist_sd).to(pooled.dtype)], dim=1)
+            logits = logits if segment is True else logits[:segment] if segment else None
+        elif segment is True:
             logits = self.visual.seg(p)
         elif segment:
             logits = self.visual.seg([t[:segment] for t in p])
-        return emb, p[5], logits
+        return pooled, p[5], logits
+
+    def embed_features(self, feat):
+        """The L2-normalised vision embedding of projection_inputs' first output."""
+        return F.normalize(self.v_center(self.visual.vision_proj(feat)), dim=-1)
+
+    @torch.no_grad()
+    def set_hist_norm(self, mu, sd):
+        """Standardises the class histograms by (mu, sd) from now on, keeping the embeddings as they
+        are: vision_proj.0's histogram columns and bias absorb the change."""
+        lin = self.visual.vision_proj[0]
+        w = lin.weight[:, self.c4:]
+        old_mu, old_sd = self.hist_mu.clone(), self.hist_sd.clone()
+        # f = W (h - mu0) / sd0 + b = W' (h - mu) / sd + b'  =>  W' = W sd / sd0, b' = b - W mu0 / sd0 + W mu / sd0
+        lin.bias += w @ ((mu - old_mu) / old_sd)
+        w.mul_((sd / old_sd).unsqueeze(0))
+        self.hist_mu.copy_(mu)
+        self.hist_sd.copy_(sd)
 
     def layer4(self, x):
         return self.visual.pyramid(x)[5]
+
+
+@torch.no_grad()
+def hist_statistics(model, x, cases=128, batch=16):
+    """Sets the class histograms' standardisation (set_hist_norm) to their mean and spread over the
+    first `cases` volumes of x under the model as it is (evaluation mode); the spread at least 0.1
+    (a log count), so that a bin almost always empty is not blown up."""
+    was = model.training
+    model.eval()
+    hs = []
+    for i in range(0, min(cases, x.shape[0]), batch):
+        xb = x[i:min(i + batch, cases)].float()
+        p = model.visual.pyramid(xb)
+        hs.append(class_histograms(xb, model.visual.seg(p).float().softmax(dim=1), *model.hist))
+    h = torch.cat(hs)
+    model.set_hist_norm(h.mean(dim=0), h.std(dim=0).clamp(min=0.1) if h.shape[0] > 1 else torch.ones(h.shape[1]))
+    model.train(was)
 
 
 def exported_state(model):
@@ -254,6 +309,12 @@ def exported_state(model):
         out["text." + k] = v
     for k, v in model.text_proj.state_dict().items():
         out["text_proj." + k] = v
+    if model.hist:  # the histograms' standardisation folded into the first (the engine reads raw log counts)
+        w, b = out["vision_proj.0.weight"].clone(), out["vision_proj.0.bias"].clone()
+        sd, mu = model.hist_sd.to(w.dtype), model.hist_mu.to(w.dtype)
+        b -= w[:, model.c4:] @ (mu / sd)
+        w[:, model.c4:] /= sd.unsqueeze(0)
+        out["vision_proj.0.weight"], out["vision_proj.0.bias"] = w, b
     # the centring (see Center) folded into the last linear layer of each projection
     last_v = f"vision_proj.{len(model.visual.vision_proj) - 1}.bias"
     last_t = f"text_proj.{len(model.text_proj) - 1}.bias"
@@ -267,7 +328,10 @@ def load_model_file(model, path):
     train on from it (train.train --init FILE.safetensors): every tensor exported_state names,
     with the projections' centring at zero (the export folded it into their last biases, so the
     embeddings are the file's). The TMA head and BatchNorm's batch counters stay as the model has
-    them: the file does not hold them. Afterwards exported_state(model) equals the file's tensors."""
+    them: the file does not hold them. Afterwards exported_state(model) equals the file's tensors.
+    The class histograms' statistics start at the identity (the file's weights read raw log counts);
+    a file without the histograms gives them zero weight in vision_proj.0, so the embeddings are the
+    file's until training moves those weights."""
     import numpy as np
     import t3d_safetensors as st
     tensors, _ = st.read(path)
@@ -278,10 +342,14 @@ def load_model_file(model, path):
         if name not in tensors:
             raise RuntimeError(f"{path} does not hold {name}: not a model file of this configuration")
         t = torch.from_numpy(np.ascontiguousarray(tensors[name])).to(state[key].dtype)
+        if (name == "vision_proj.0.weight" and model.hist and t.dim() == 2 and t.shape[1] == model.c4
+                and state[key].shape[1] > model.c4):  # a model file without the class histograms: they start
+            t = torch.cat([t, t.new_zeros(t.shape[0], state[key].shape[1] - model.c4)], dim=1)  # at weight 0
         if t.shape != state[key].shape:
             raise RuntimeError(f"{path}: {name} is {tuple(t.shape)}, the model's {tuple(state[key].shape)}")
         new[key] = t
-    for c in ("v_center.running", "t_center.running"):
+    for c in ("v_center.running", "t_center.running", "hist_mu"):
         new[c] = torch.zeros_like(state[c])
+    new["hist_sd"] = torch.ones_like(state["hist_sd"])
     state.update(new)
     model.load_state_dict(state)

@@ -11,7 +11,11 @@ Without --ckpt: the seeded random weights a training run starts from (the baseli
 must beat). Two towers need no network: --tower histogram reads the findings off a histogram of
 the input's HU (HISTOGRAM_EDGES, log counts, the whole volume): what a vision tower could learn
 with no spatial sense at all; --tower histogram-labels the same histogram inside each labelled class
-of the label volume (oracle masks): what intensity within each organ holds. --jitter J applies the
+of the label volume (oracle masks): what intensity within each organ holds; --tower
+histogram-predicted the same inside the model's own segmentation (each voxel counted into each
+class with the decoder's softmax probability: the class histograms a "class_histogram_hu" model's
+embedding reads, core/model/modelconfig.h). --model FILE probes a t3d model file (e.g. the bundled
+model) instead of a checkpoint. --jitter J applies the
 trainer's intensity jitter (train.data view_params: x * a + b, a in 1 +- J, b in +- J / 2 on the
 normalised input, seeded by sample) to every volume first, for any tower: how much of a tower's
 evidence survives an augmentation that the encoder is trained to ignore.
@@ -24,7 +28,7 @@ import torch.nn.functional as F
 
 from train import data as D
 from train.evaluate import auroc, text_embeddings
-from train.model import T3DModel, load_weights
+from train.model import T3DModel, load_model_file, load_weights
 
 
 # HU bin edges of the histogram towers: finer where the findings differ (air and emphysema
@@ -33,19 +37,31 @@ HISTOGRAM_EDGES = (-1000, -990, -960, -930, -900, -870, -840, -800, -700, -500, 
                    20, 30, 40, 50, 60, 80, 100, 130, 160, 200, 400, 1000)
 
 
-def histogram_features(cases, hu_min, hu_max, per_label=0):
+def histogram_features(cases, hu_min, hu_max, per_label=0, model=None, batch=16):
     """[N, bins] (per_label = 0) or [N, per_label * bins] log(1 + count) of the input's HU (the
     normalised input mapped back through the min-max window) in HISTOGRAM_EDGES; with per_label the
-    count runs inside each label class 0..per_label-1 of the case's label volume."""
+    count runs inside each label class 0..per_label-1 of the case's label volume, or, with model,
+    of the model's own segmentation (each voxel counted into each class with the decoder's softmax
+    probability: what the encoder's masks, not the truth, give)."""
     edges = torch.tensor(HISTOGRAM_EDGES, dtype=torch.float32)
     bins = len(HISTOGRAM_EDGES) - 1
     out = []
-    for i in range(cases.x.shape[0]):
-        hu = (cases.x[i].flatten() * (hu_max - hu_min) + hu_min).clamp(hu_min, hu_max)
-        b = (torch.bucketize(hu, edges, right=True) - 1).clamp(0, bins - 1)  # the top bin takes hu_max too
-        if per_label:
-            b = cases.labels[i].flatten().long().clamp(0, per_label - 1) * bins + b
-        out.append(torch.bincount(b, minlength=max(per_label, 1) * bins).float().log1p())
+    for i0 in range(0, cases.x.shape[0], batch):
+        probs = None
+        if model is not None:
+            with torch.no_grad():
+                probs = model.encode_volume(cases.x[i0:i0 + batch])[2].softmax(dim=1)
+        for k, i in enumerate(range(i0, min(i0 + batch, cases.x.shape[0]))):
+            hu = (cases.x[i].flatten() * (hu_max - hu_min) + hu_min).clamp(hu_min, hu_max)
+            b = (torch.bucketize(hu, edges, right=True) - 1).clamp(0, bins - 1)  # the top bin takes hu_max too
+            if probs is not None:
+                w = probs[k].reshape(per_label, -1)
+                h = torch.zeros(per_label, bins).index_add_(1, b, w)
+                out.append(h.flatten().log1p())
+                continue
+            if per_label:
+                b = cases.labels[i].flatten().long().clamp(0, per_label - 1) * bins + b
+            out.append(torch.bincount(b, minlength=max(per_label, 1) * bins).float().log1p())
     return torch.stack(out)
 
 
@@ -63,7 +79,7 @@ def features(model, cases, batch=16, text=None, histogram=None):
     if text:
         x = text_embeddings(model, text[0], text[1], cases.reports)
     elif histogram:
-        x = histogram_features(cases, *histogram)
+        x = histogram_features(cases, *histogram[:3], model=model if histogram[3] else None)
     else:
         with torch.no_grad():
             x = torch.cat([model.layer4(cases.x[i:i + batch]).mean(dim=(2, 3, 4))
@@ -113,9 +129,12 @@ def main(argv=None):
     ap.add_argument("--train-data", required=True)
     ap.add_argument("--cache", required=True, help="evaluation cache")
     ap.add_argument("--data", required=True, help="evaluation phantom folder")
-    ap.add_argument("--tower", choices=("vision", "text", "histogram", "histogram-labels"), default="vision",
+    ap.add_argument("--model", help="t3d model file to probe instead of --ckpt (e.g. the bundled model)")
+    ap.add_argument("--tower", choices=("vision", "text", "histogram", "histogram-labels", "histogram-predicted"),
+                    default="vision",
                     help="vision: pooled layer-4 features of the volume; text: embedding of the report; "
-                         "histogram: HU histogram of the input; histogram-labels: the same per label class")
+                         "histogram: HU histogram of the input; histogram-labels: the same per label class; "
+                         "histogram-predicted: per class of the model's own segmentation")
     ap.add_argument("--jitter", type=float, default=0.0,
                     help="apply the trainer's intensity jitter of this size to every volume first")
     ap.add_argument("--threads", type=int, default=2)
@@ -127,15 +146,19 @@ def main(argv=None):
     model = T3DModel(cfg)
     if a.ckpt:
         load_weights(model, torch.load(a.ckpt, map_location="cpu")["model"])
+    elif a.model:
+        load_model_file(model, a.model)
     model.eval()
     text = (D.tokenizer_for(vocab, cfg["text"]), D.max_tokens(cfg["text"])) if a.tower == "text" else None
     pp = cfg["preprocess"]
     histogram = None
     if a.tower.startswith("histogram"):  # the engine's input is min-max normalised (core/model/model.c)
+        per_class = a.tower in ("histogram-labels", "histogram-predicted")
         histogram = (float(pp["hu_min"]), float(pp["hu_max"]),
-                     cfg.get("segmentation", {}).get("classes", 0) if a.tower == "histogram-labels" else 0)
-        if a.tower == "histogram-labels" and not histogram[2]:
-            raise SystemExit("--tower histogram-labels needs a model config with segmentation classes")
+                     cfg.get("segmentation", {}).get("classes", 0) if per_class else 0,
+                     a.tower == "histogram-predicted")
+        if per_class and not histogram[2]:
+            raise SystemExit(f"--tower {a.tower} needs a model config with segmentation classes")
     sets = []
     for cache, data in ((a.train_cache, a.train_data), (a.cache, a.data)):
         cs = D.CaseSet(cache, data)

@@ -30,7 +30,7 @@ import torch.nn as nn
 
 from train import data as D
 from train import losses as L
-from train.model import GlobalBatchNorm3d, T3DModel, load_model_file, load_weights, use_global_bn
+from train.model import GlobalBatchNorm3d, T3DModel, hist_statistics, load_model_file, load_weights, use_global_bn
 
 
 def parse_args(argv=None):
@@ -81,6 +81,14 @@ def parse_args(argv=None):
                          "its BatchNorm statistics, the projections and the text tower stay as --init left them "
                          "(the encoder runs in inference mode, as analyze runs it), so zero-shot and retrieval "
                          "do not change; use with --w-clip 0 --w-tma 0")
+    ap.add_argument("--ce-weights", help="comma-separated cross-entropy weight per segmentation class (e.g. "
+                    "1,1,1,1,1,1,1,1,8 to emphasise the last class); default all 1")
+    ap.add_argument("--freeze-vision", action="store_true",
+                    help="alignment on the frozen vision tower: the encoder and decoder stay as --init left them "
+                         "(inference mode), what the vision projection reads is computed once for every case, and "
+                         "CLIP trains the vision projection, the text tower and its projection alone (no volume "
+                         "passes a step, so steps cost milliseconds); segmentation does not change. Use with "
+                         "--w-tma 0 --w-seg 0 --input-jitter 0 (the cached inputs are the unaugmented ones)")
     ap.add_argument("--bn-recal", type=int, default=0,
                     help="at the end, re-estimate the vision tower's BatchNorm statistics over this many "
                          "batches of the (unaugmented) training inputs, with the final weights")
@@ -302,6 +310,11 @@ def main(argv=None):
     ids, mask = D.tokenize(tok, cases.reports, D.max_tokens(cfg["text"]))
     tok_cache = D.TokenCache(tok)
     n_classes = cfg.get("segmentation", {}).get("classes", 0)
+    ce_weights = None
+    if a.ce_weights:
+        ce_weights = torch.tensor([float(v) for v in a.ce_weights.split(",")])
+        if ce_weights.numel() != n_classes or not bool((ce_weights > 0).all()):
+            sys.exit(f"--ce-weights needs {n_classes} positive weights, got {a.ce_weights}")
     if a.w_seg > 0 and int(cases.labels.max()) >= n_classes:
         sys.exit(f"labels reach {int(cases.labels.max())}, the model has {n_classes} classes")
 
@@ -318,6 +331,14 @@ def main(argv=None):
             fresh = T3DModel(cfg, prototypes=a.prototypes, text_init_std=a.text_init_std)
             model.text.load_state_dict(fresh.text.state_dict())
             model.text_proj.load_state_dict(fresh.text_proj.state_dict())
+    if model.hist and not os.path.exists(os.path.join(a.out, "ckpt.pt")):  # (a resumed run has them)
+        hist_statistics(model, cases.x[:128].cpu())
+    if a.freeze_vision:
+        if a.w_clip <= 0 or a.w_tma > 0 or a.w_seg > 0 or a.input_jitter != 0 or a.freeze_encoder:
+            sys.exit("--freeze-vision trains the projections and the text tower by CLIP: it needs --w-clip > 0, "
+                     "--w-tma 0, --w-seg 0, --input-jitter 0 and no --freeze-encoder")
+        for n, p in model.named_parameters():
+            p.requires_grad = not n.startswith(("visual.vision.", "visual.seg.", "tma."))
     if a.freeze_encoder:
         if a.w_clip > 0 or a.w_tma > 0 or a.w_seg <= 0 or model.visual.seg is None:
             sys.exit("--freeze-encoder trains the decoder alone: it needs --w-clip 0 --w-tma 0 and --w-seg > 0")
@@ -381,10 +402,23 @@ def main(argv=None):
                 for k in ("loss", "clip", "tma", "seg", "lr", "logit_scale", "grad_norm"):
                     tb.add_scalar(k, r[k], r["step"])
 
+    vfeat = None
+    if a.freeze_vision:  # the frozen towers' projection inputs, once (evaluation mode, as analyze runs them)
+        model.eval()
+        with torch.no_grad():
+            vfeat = torch.cat([model.projection_inputs(cases.x[i:i + 16].to(dev))[0]
+                               for i in range(0, len(cases), 16)])
+        if rank == 0:
+            print(f"--freeze-vision: projection inputs of {vfeat.shape[0]} cases, {vfeat.shape[1]} each",
+                  file=sys.stderr, flush=True)
     prog = Progress(a.steps, start, os.path.basename(os.path.normpath(a.out)))
     done = start
     t_start = time.time()
     model.train()
+    if a.freeze_vision:
+        model.visual.vision.eval()
+        if model.visual.seg is not None:
+            model.visual.seg.eval()
     if a.freeze_encoder:  # inference mode: BatchNorm and the projections' centring keep their statistics
         for m in encoder_modules(model) + [model.v_center, model.t_center]:
             m.eval()
@@ -398,12 +432,13 @@ def main(argv=None):
             break
         gidx = D.global_batch_indices(len(cases), a.batch, a.seed, step)
         lidx = gidx[rank::world] if a.sync_bn else gidx[rank * local:(rank + 1) * local]
-        xb = cases.x[lidx.to(cases.x.device)]
         use_tma = a.w_tma > 0
         use_seg = a.w_seg > 0 and progress >= a.seg_from
-        views = D.make_views(xb, a.seed, step, lidx.tolist(), n_local=4 if use_tma else 0, jitter=a.jitter,
-                             input_jitter=a.input_jitter)
-        views = [v.to(dev) for v in views]
+        if vfeat is None:
+            xb = cases.x[lidx.to(cases.x.device)]
+            views = D.make_views(xb, a.seed, step, lidx.tolist(), n_local=4 if use_tma else 0, jitter=a.jitter,
+                                 input_jitter=a.input_jitter)
+            views = [v.to(dev) for v in views]
         if a.text_aug > 0:
             parts = [D.augment_parts(cases.reports[i], D.sample_generator(a.seed + 17, step, i), 1 - a.text_aug)
                      for i in lidx.tolist()]
@@ -417,7 +452,10 @@ def main(argv=None):
         model.tma.normalize_prototypes()
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
             seg_arg = (True if seg_chunk == local_chunk else seg_chunk) if use_seg else False
-            emb, f4, logits = chunked(lambda c: model.encode_volume(c, segment=seg_arg), views[0], a.bn_shards)
+            if vfeat is not None:
+                emb, f4, logits = model.embed_features(vfeat[lidx.to(vfeat.device)]), None, None
+            else:
+                emb, f4, logits = chunked(lambda c: model.encode_volume(c, segment=seg_arg), views[0], a.bn_shards)
             loss = torch.zeros((), device=dev)
             l_clip = torch.zeros((), device=dev)
             if a.w_clip > 0 or use_tma:  # the text tower only when a loss uses it
@@ -437,7 +475,8 @@ def main(argv=None):
             l_seg = torch.zeros((), device=dev)
             if use_seg:
                 sidx = lidx.view(-1, local_chunk)[:, :seg_chunk].reshape(-1)  # the samples the decoder saw
-                l_seg = L.dice_ce_loss(logits.float(), cases.labels[sidx.to(cases.labels.device)].to(dev).long(), n_classes)
+                l_seg = L.dice_ce_loss(logits.float(), cases.labels[sidx.to(cases.labels.device)].to(dev).long(), n_classes,
+                                      None if ce_weights is None else ce_weights.to(dev))
                 loss = loss + a.w_seg * l_seg
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -490,7 +529,7 @@ def main(argv=None):
         if not a.dump_grads and done > start:  # a run that ends on its time budget can be resumed too
             atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": done,
                          "elapsed_s": elapsed_before + time.time() - t_start, "args": vars(a)}, ckpt_path)
-        if not a.dump_grads and a.bn_recal > 0 and model.visual.seg is not None:
+        if not a.dump_grads and a.bn_recal > 0 and model.visual.seg is not None and not a.freeze_vision:
             GlobalBatchNorm3d.enabled = False  # rank 0 alone: local statistics, no exchange
             try:
                 recalibrate_bn(model, cases.x, a.bn_recal, local, a.seed, decoder_only=a.freeze_encoder)

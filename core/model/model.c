@@ -166,7 +166,7 @@ t3d_status t3d_model_load(const char *path, t3d_backend *be, t3d_model **out)
   m->be = be;
   m->cfg = *cfg;
   if ((s = t3d_vision_load(&m->vision, be, mf, cfg)) != T3D_OK) goto cleanup;
-  if ((s = t3d_vision_projection_load(&m->vproj, be, mf, "vision_proj", t3d_vision_features(m->vision),
+  if ((s = t3d_vision_projection_load(&m->vproj, be, mf, "vision_proj", t3d_model_config_projection_inputs(cfg),
                                       cfg->projection.hidden, cfg->projection.dim)) != T3D_OK)
     goto cleanup;
   {
@@ -310,6 +310,37 @@ static void softmax_classes(float *x, size_t ncls, size_t nvox)
   }
 }
 
+/* The class histograms the vision projection reads after the pooled feature (modelconfig.h,
+ * "class_histogram_hu"): out[c * B + b] = log(1 + the sum of prob[c, v] over the voxels v whose
+ * HU, from the normalised input x, falls in bin b). prob: [classes, nvox] softmax. As
+ * train/model.py class_histograms computes it: HU in float, clamped to the window, edges
+ * half-open [e_b, e_b+1), the outer bins open-ended. */
+static t3d_status class_histograms(const t3d_model_config *cfg, const float *x, const float *prob, size_t ncls,
+                                   size_t nvox, float *out)
+{
+  const int B = cfg->projection.class_hist_bins;
+  const double *e = cfg->projection.class_hist_hu;
+  const float lo = (float)cfg->preprocess.hu_min, hi = (float)cfg->preprocess.hu_max, span = hi - lo;
+  double *h = calloc(ncls * (size_t)B, sizeof(double));
+  if (!h) return t3d_error(T3D_ERR_NOMEM, "t3d_analyze: out of memory for the class histograms");
+  for (size_t v = 0; v < nvox; v++) {
+    float hu = x[v] * span + lo;
+    hu = hu < lo ? lo : hu > hi ? hi : hu;
+    int a = 0, b = B; /* the last edge e[k] <= hu among e[0..B-1], or 0 */
+    while (b - a > 1) {
+      int mid = (a + b) / 2;
+      if ((double)hu >= e[mid]) a = mid;
+      else b = mid;
+    }
+    for (size_t c = 0; c < ncls; c++)
+      h[c * (size_t)B + (size_t)a] += prob[c * nvox + v];
+  }
+  for (size_t i = 0; i < ncls * (size_t)B; i++)
+    out[i] = (float)log1p(h[i]);
+  free(h);
+  return T3D_OK;
+}
+
 /* Window offsets along one axis of g voxels for a window of t <= g: from 0 to g - t, evenly
  * spaced at most t / 2 apart (half-window overlap); *n of them (1 when g == t). */
 static int window_offsets(int64_t g, int64_t t, int64_t *off, int max)
@@ -344,7 +375,8 @@ static void window_weights(int64_t t, float *w)
  * anatomy in training; README, "The bundled model".) Then t3d_preprocess_scores_to_series. */
 static t3d_status segment_series(t3d_model *m, const t3d_volume *vol, const t3d_preprocess_params *pp,
                                  const t3d_preprocess_transform *centre, t3d_vision_run **run, bool whole,
-                                 const t3d_vision_hooks *hk, t3d_tensor **labels, int *windows, double *map_ms)
+                                 const float *centre_prob, const t3d_vision_hooks *hk, t3d_tensor **labels,
+                                 int *windows, double *map_ms)
 {
   enum { MAX_WINDOWS_AXIS = 64 };
   const size_t C = m->nclasses;
@@ -375,7 +407,9 @@ static t3d_status segment_series(t3d_model *m, const t3d_volume *vol, const t3d_
   *windows = 1 + beyond;
   cprob = malloc(C * tvox * sizeof(float));
   if (!cprob) return t3d_error(T3D_ERR_NOMEM, "t3d_analyze: out of memory for the class scores");
-  {
+  if (centre_prob) { /* decoded (and softmaxed) already, for the embedding's class histograms */
+    memcpy(cprob, centre_prob, C * tvox * sizeof(float));
+  } else {
     t3d_vision_hooks h = *hk;
     h.frac_end = hk->frac_begin + (hk->frac_end - hk->frac_begin) / (double)*windows;
     if ((s = t3d_vision_decode(*run, cprob, NULL, &h)) != T3D_OK) goto cleanup;
@@ -385,7 +419,7 @@ static t3d_status segment_series(t3d_model *m, const t3d_volume *vol, const t3d_
     *run = NULL;
     if (hk->progress) hk->progress(hk->user, hk->frac_end, "labels to series grid");
     t = now_ms();
-    softmax_classes(cprob, C, tvox);
+    if (!centre_prob) softmax_classes(cprob, C, tvox);
     t3d_tensor sv = t3d_tensor_view(T3D_F32, 4, (int64_t[]){(int64_t)C, T[0], T[1], T[2]}, cprob);
     s = t3d_preprocess_scores_to_series(centre, &sv, labels);
     *map_ms = now_ms() - t;
@@ -453,7 +487,7 @@ static t3d_status segment_series(t3d_model *m, const t3d_volume *vol, const t3d_
   full = NULL;
   if (hk->progress) hk->progress(hk->user, hk->frac_end, "labels to series grid");
   t = now_ms();
-  softmax_classes(cprob, C, tvox);
+  if (!centre_prob) softmax_classes(cprob, C, tvox);
   /* the centre window's probabilities where it reaches; the other windows' blend elsewhere
    * (every voxel there lies in a window that was run: the offsets run from 0 to G - T) */
 #pragma omp parallel for schedule(static)
@@ -496,7 +530,7 @@ t3d_status t3d_analyze(t3d_model *m, const t3d_volume *vol, const t3d_analyze_op
   t3d_analysis_result *r = NULL;
   t3d_tensor *x = NULL;
   t3d_vision_run *run = NULL;
-  float *pooled = NULL;
+  float *pooled = NULL, *cprob = NULL;
   t3d_status s;
   double t0 = now_ms(), t;
 
@@ -508,6 +542,8 @@ t3d_status t3d_analyze(t3d_model *m, const t3d_volume *vol, const t3d_analyze_op
                      "trained on)",
                      vol->meta.series_uid[0] ? vol->meta.series_uid : "(no UID)", vol->meta.modality);
   bool segment = opts.segment && t3d_vision_has_decoder(m->vision);
+  /* the embedding reads class histograms of the centre window's segmentation (modelconfig.h) */
+  const bool hist = m->cfg.projection.class_hist_bins > 0;
   r = calloc(1, sizeof *r);
   if (!r) return t3d_error(T3D_ERR_NOMEM, "t3d_analyze: out of memory");
   r->dim = m->cfg.projection.dim;
@@ -521,18 +557,32 @@ t3d_status t3d_analyze(t3d_model *m, const t3d_volume *vol, const t3d_analyze_op
   if ((s = cancelled(cancel, "after preprocessing")) != T3D_OK) goto cleanup;
 
   /* encoder */
-  if ((s = t3d_vision_run_new(&run, m->vision, x->shape, segment, false)) != T3D_OK) goto cleanup;
+  if ((s = t3d_vision_run_new(&run, m->vision, x->shape, segment || hist, false)) != T3D_OK) goto cleanup;
   r->arena_bytes = t3d_vision_run_arena_bytes(run);
-  double fe = t3d_vision_run_flops(run, false), fd = segment ? t3d_vision_run_flops(run, true) : 0;
+  double fe = t3d_vision_run_flops(run, false), fd = segment || hist ? t3d_vision_run_flops(run, true) : 0;
   double split = 0.05 + 0.9 * fe / (fe + fd);
   t3d_vision_hooks hk = {progress, opts.user, cancel, 0.05, split};
-  pooled = malloc((size_t)t3d_vision_features(m->vision) * sizeof(float));
+  const size_t C = m->nclasses, tvox = (size_t)(x->shape[2] * x->shape[3] * x->shape[4]);
+  pooled = malloc((size_t)t3d_model_config_projection_inputs(&m->cfg) * sizeof(float));
   r->embedding = malloc((size_t)r->dim * sizeof(float));
   if (!pooled || !r->embedding) {
     s = t3d_error(T3D_ERR_NOMEM, "t3d_analyze: out of memory");
     goto cleanup;
   }
   if ((s = t3d_vision_encode(run, x, pooled, &hk)) != T3D_OK) goto cleanup;
+  if (hist) { /* the centre window's segmentation, which segment_series then reuses */
+    t3d_vision_hooks hd = hk;
+    hd.frac_begin = split;
+    hd.frac_end = split = split + (0.95 - split) * (segment ? 0.5 : 1.0);
+    if (!(cprob = malloc(C * tvox * sizeof(float)))) {
+      s = t3d_error(T3D_ERR_NOMEM, "t3d_analyze: out of memory for the class scores");
+      goto cleanup;
+    }
+    if ((s = t3d_vision_decode(run, cprob, NULL, &hd)) != T3D_OK) goto cleanup;
+    softmax_classes(cprob, C, tvox);
+    if ((s = class_histograms(&m->cfg, x->data, cprob, C, tvox, pooled + t3d_vision_features(m->vision))) != T3D_OK)
+      goto cleanup;
+  }
   double t1 = now_ms();
   r->ms.encoder = t1 - t;
   t3d_tensor_free(x); /* the arena holds the input now */
@@ -602,7 +652,8 @@ t3d_status t3d_analyze(t3d_model *m, const t3d_volume *vol, const t3d_analyze_op
     double map_ms = 0;
     hk.frac_begin = split;
     hk.frac_end = 0.95;
-    s = segment_series(m, vol, &pp, &r->transform, &run, opts.whole_series, &hk, &r->labels, &r->seg_windows, &map_ms);
+    s = segment_series(m, vol, &pp, &r->transform, &run, opts.whole_series, cprob, &hk, &r->labels, &r->seg_windows,
+                       &map_ms);
     if (s != T3D_OK) goto cleanup;
     if ((s = cancelled(cancel, "after segmentation")) != T3D_OK) goto cleanup;
     t = now_ms();
@@ -624,6 +675,7 @@ cleanup:
   t3d_tensor_free(x);
   t3d_vision_run_free(run);
   free(pooled);
+  free(cprob);
   if (s != T3D_OK) {
     t3d_analysis_result_free(r);
     return s;

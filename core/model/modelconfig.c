@@ -158,6 +158,26 @@ static t3d_status get_number_array(const json_t *obj, const char *path, const ch
   return T3D_OK;
 }
 
+/* The optional "class_histogram_hu" of model.projection: B + 1 strictly increasing HU edges. */
+static t3d_status parse_class_histogram(t3d_model_config *cfg, const json_t *proj)
+{
+  const char *p = "model.projection.class_histogram_hu";
+  t3d_status st = T3D_OK;
+  const json_t *v = get_key(proj, "model.projection", "class_histogram_hu", true, &st);
+  if (!v)
+    return st;
+  size_t n = json_is_array(v) ? json_array_size(v) : 0;
+  if (n < 2 || n > T3D_CLASS_HIST_EDGES_MAX)
+    return t3d_error(T3D_ERR_FORMAT, "%s: must be an array of 2..%d HU edges", p, T3D_CLASS_HIST_EDGES_MAX);
+  T3D_TRY(get_number_array(proj, "model.projection", "class_histogram_hu", n, -1e5, 1e5, cfg->projection.class_hist_hu));
+  for (size_t i = 1; i < n; i++)
+    if (!(cfg->projection.class_hist_hu[i] > cfg->projection.class_hist_hu[i - 1]))
+      return t3d_error(T3D_ERR_FORMAT, "%s[%zu]: must be above the edge before it (%g), got %g", p, i,
+                       cfg->projection.class_hist_hu[i - 1], cfg->projection.class_hist_hu[i]);
+  cfg->projection.class_hist_bins = (int)n - 1;
+  return T3D_OK;
+}
+
 /* Limits are generous sanity bounds, not architecture limits: they stop a typo (or a fuzzer)
  * from asking for terabytes before any tensor is checked. */
 #define BIG 1000000
@@ -234,6 +254,7 @@ t3d_status t3d_model_config_parse(t3d_model_config *cfg, const json_t *root)
     return st;
   T3D_TRY(get_int(obj, "model.projection", "dim", 1, 65536, &cfg->projection.dim));
   T3D_TRY(get_int(obj, "model.projection", "hidden", 1, 65536, &cfg->projection.hidden));
+  T3D_TRY(parse_class_histogram(cfg, obj));
 
   obj = get_object(model, "model", "segmentation", true, &st);
   if (st != T3D_OK)
@@ -246,6 +267,9 @@ t3d_status t3d_model_config_parse(t3d_model_config *cfg, const json_t *root)
     if (cfg->vision.conv1_stride != 2 || !cfg->vision.maxpool)
       return t3d_error(T3D_ERR_FORMAT, "model.segmentation: the decoder needs model.vision.conv1_stride 2 and "
                                        "maxpool true (encoder stride 32)");
+  } else if (cfg->projection.class_hist_bins) {
+    return t3d_error(T3D_ERR_FORMAT, "model.projection.class_histogram_hu: needs model.segmentation (the "
+                                     "histograms are taken inside the segmented classes)");
   }
 
   if (!(obj = get_object(model, "model", "preprocess", false, &st)))
@@ -324,6 +348,16 @@ t3d_status t3d_model_config_to_json(const t3d_model_config *c, json_t **out)
     json_t *seg = json_pack("{s:i, s:o}", "classes", c->segmentation.classes, "decoder_widths",
                             int_array(c->segmentation.decoder_widths, T3D_SEG_BLOCKS));
     if (!seg || json_object_set_new(json_object_get(root, "model"), "segmentation", seg) != 0) {
+      json_decref(root);
+      root = NULL;
+    }
+  }
+  if (root && c->projection.class_hist_bins) {
+    json_t *edges = json_array();
+    for (int i = 0; edges && i <= c->projection.class_hist_bins; i++)
+      json_array_append_new(edges, json_real(c->projection.class_hist_hu[i]));
+    json_t *proj = json_object_get(json_object_get(root, "model"), "projection");
+    if (!edges || json_object_set_new(proj, "class_histogram_hu", edges) != 0) {
       json_decref(root);
       root = NULL;
     }
@@ -407,6 +441,12 @@ int t3d_model_config_stage_channels(const t3d_model_config *cfg, int stage)
 int t3d_model_config_vision_features(const t3d_model_config *cfg)
 {
   return t3d_model_config_stage_channels(cfg, T3D_RESNET_STAGES - 1);
+}
+
+int t3d_model_config_projection_inputs(const t3d_model_config *cfg)
+{
+  return t3d_model_config_vision_features(cfg) +
+         (cfg->has_segmentation ? cfg->segmentation.classes * cfg->projection.class_hist_bins : 0);
 }
 
 int t3d_model_config_encoder_stride(const t3d_model_config *cfg)
@@ -591,7 +631,7 @@ t3d_status t3d_model_config_tensors(const t3d_model_config *cfg, t3d_tensor_spec
   *count = 0;
   add_vision(&l, &cfg->vision);
   add_text(&l, &cfg->text);
-  add_linear(&l, T3D_INIT_LINEAR, cfg->projection.hidden, t3d_model_config_vision_features(cfg), "vision_proj.0");
+  add_linear(&l, T3D_INIT_LINEAR, cfg->projection.hidden, t3d_model_config_projection_inputs(cfg), "vision_proj.0");
   add_linear(&l, T3D_INIT_LINEAR, cfg->projection.dim, cfg->projection.hidden, "vision_proj.2");
   add_linear(&l, T3D_INIT_LINEAR, cfg->projection.hidden, cfg->text.hidden, "text_proj.0");
   add_linear(&l, T3D_INIT_LINEAR, cfg->projection.dim, cfg->projection.hidden, "text_proj.2");

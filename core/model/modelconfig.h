@@ -25,7 +25,17 @@
  *       "layer_norm_eps",                     number > 0
  *       "lowercase", "strip_accents"          booleans (WordPiece normalisation)
  *     },
- *     "projection": {"dim": D, "hidden": H},  2-layer MLP per side: Linear-ReLU-Linear to D
+ *     "projection": {"dim": D, "hidden": H,   2-layer MLP per side: Linear-ReLU-Linear to D
+ *       "class_histogram_hu": [e0,...,eB]     optional, needs "segmentation": B + 1 (2..65) strictly
+ *                                             increasing HU edges. The vision projection then reads
+ *                                             the pooled feature followed by, for each class c and
+ *                                             bin b, log(1 + sum over the model grid of the
+ *                                             decoder's softmax p_c at voxels whose HU lies in
+ *                                             [e_b, e_b+1)) (HU = input * (hu_max - hu_min) +
+ *                                             hu_min clamped to the window; below e0 counts in
+ *                                             bin 0, from eB on in bin B - 1): the intensities
+ *                                             inside each organ the model segments
+ *     },
  *     "segmentation": {                       optional: absent means no segmentation head
  *       "classes": C,                         count, background included (= len of t3d.classes)
  *       "decoder_widths": [d0,d1,d2,d3,d4]    one per decoder block, deepest first
@@ -75,6 +85,7 @@ extern "C" {
 #define T3D_RESNET_STAGES 4
 #define T3D_SEG_BLOCKS 5
 #define T3D_MODEL_NAME_MAX 64
+#define T3D_CLASS_HIST_EDGES_MAX 65
 
 typedef enum { T3D_BLOCK_BASIC = 0, T3D_BLOCK_BOTTLENECK } t3d_block_kind;
 
@@ -102,6 +113,8 @@ typedef struct {
   t3d_text_config text;
   struct {
     int dim, hidden;
+    int class_hist_bins;                             /* 0: none; else B ("class_histogram_hu") */
+    double class_hist_hu[T3D_CLASS_HIST_EDGES_MAX]; /* B + 1 edges */
   } projection;
   bool has_segmentation;
   struct {
@@ -134,6 +147,8 @@ const char *const *t3d_model_config_builtin_names(void);
 
 /* Encoder geometry derived from a config. */
 int t3d_model_config_vision_features(const t3d_model_config *cfg); /* layer4 channels */
+/* Inputs of the vision projection: layer4 channels + classes x class_hist_bins. */
+int t3d_model_config_projection_inputs(const t3d_model_config *cfg);
 int t3d_model_config_stage_channels(const t3d_model_config *cfg, int stage); /* stage 0..3 */
 int t3d_model_config_encoder_stride(const t3d_model_config *cfg); /* input / layer4 size */
 

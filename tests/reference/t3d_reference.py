@@ -61,6 +61,30 @@ class Decoder(nn.Module):
         return self.head(x)
 
 
+def class_histograms(x, prob, edges, hu_min, hu_max):
+    """[B, C * bins] log(1 + sum of prob[:, c] over the voxels whose HU lies in each bin): the
+    intensities inside each class the decoder segments ("class_histogram_hu" in
+    core/model/modelconfig.h). x: [B, 1, Z, Y, X] min-max normalised input; prob: [B, C, Z, Y, X]
+    class probabilities; edges: the HU bin edges (the outer bins open-ended)."""
+    e = torch.as_tensor(edges, dtype=torch.float32, device=x.device)
+    bins = e.numel() - 1
+    hu = (x.float() * (hu_max - hu_min) + hu_min).clamp(hu_min, hu_max).flatten(1)     # [B, V]
+    b = (torch.bucketize(hu, e, right=True) - 1).clamp(0, bins - 1)                     # [B, V]
+    p = prob.flatten(2).to(torch.float64 if prob.dtype == torch.float64 else torch.float32)
+    h = torch.zeros(p.shape[0], p.shape[1], bins, dtype=p.dtype, device=p.device)
+    h.scatter_add_(2, b.unsqueeze(1).expand(-1, p.shape[1], -1), p)
+    return h.flatten(1).log1p()
+
+
+def histogram_config(cfg):
+    """(edges, hu_min, hu_max) of the config's class histograms, or None."""
+    edges = cfg["projection"].get("class_histogram_hu")
+    if not edges:
+        return None
+    pp = cfg["preprocess"]
+    return [float(v) for v in edges], float(pp["hu_min"]), float(pp["hu_max"])
+
+
 def projection(cin, hidden, dim):
     return nn.Sequential(nn.Linear(cin, hidden), nn.ReLU(), nn.Linear(hidden, dim))
 
@@ -72,7 +96,9 @@ class T3DVision(nn.Module):
         exp = 4 if vc["block"] == "bottleneck" else 1
         stage = [w * exp for w in vc["widths"]]
         self.vision = monai_resnet(vc, bias_downsample)
-        self.vision_proj = projection(stage[3], cfg["projection"]["hidden"], cfg["projection"]["dim"])
+        self.hist = histogram_config(cfg)
+        extra = (len(self.hist[0]) - 1) * cfg["segmentation"]["classes"] if self.hist else 0
+        self.vision_proj = projection(stage[3] + extra, cfg["projection"]["hidden"], cfg["projection"]["dim"])
         self.seg = None
         if "segmentation" in cfg:
             sc = cfg["segmentation"]
@@ -93,9 +119,12 @@ class T3DVision(nn.Module):
     def forward(self, x, segment=True):
         p = self.pyramid(x)
         pooled = p[5].mean(dim=(2, 3, 4))
-        emb = F.normalize(self.vision_proj(pooled), dim=-1)
-        logits = self.seg(p) if (segment and self.seg is not None) else None
-        return pooled, emb, logits
+        logits = self.seg(p) if ((segment or self.hist) and self.seg is not None) else None
+        feat = pooled
+        if self.hist:
+            feat = torch.cat([pooled, class_histograms(x, logits.softmax(dim=1), *self.hist).to(pooled.dtype)], dim=1)
+        emb = F.normalize(self.vision_proj(feat), dim=-1)
+        return pooled, emb, logits if segment else None
 
 
 def randomize(model, seed):

@@ -110,9 +110,13 @@ ABLATION=${ABLATION:-0}
 PHANTOM_OPTS=${PHANTOM_OPTS:---matrix 128 --slice 4}
 JOBS=${JOBS:-1}
 DEVICE=${DEVICE:-cpu}
-STAGES=${STAGES:-data train export eval}
+STAGES=${STAGES:-data train align export eval}
 TRAIN_ARGS=${TRAIN_ARGS:-}
-CONFIG=${CONFIG:-t3d-tiny}  # t3d model-init --config: a built-in name or a JSON file (e.g. a finer grid)
+CONFIG=${CONFIG:-train/recipes/t3d-tiny.json}  # t3d model-init --config: a built-in name or a JSON file (e.g. a finer grid)
+ALIGN_MIN=${ALIGN_MIN:-30}
+ALIGN_BATCH=${ALIGN_BATCH:-32}
+ALIGN_INIT=${ALIGN_INIT:-}
+SEG_CE_WEIGHTS=${SEG_CE_WEIGHTS:-}
 INIT=${INIT:-}  # stage 1 starts from this checkpoint or t3d model file (e.g. the bundled model) instead of seeded random weights
 want() { case " $STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
 export PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}"
@@ -185,15 +189,33 @@ if want train; then
     --threads "$THREADS" --out "$WORK/t3d-tiny-seg" --init "$WORK/t3d-tiny/final.pt" --steps "$MAX_STEPS" \
     --time-budget "$SEG_MIN" --batch "$SEG_BATCH2" --lr "$LR" --seg-lr-scale "$SEG_LR_SCALE" --warmup 10 \
     --w-clip 0 --w-tma 0 --w-seg 1 --freeze-encoder --ckpt-every 50 --log-every 10 --bn-recal 50 \
-    --input-jitter "$INPUT_JITTER" $TRAIN_ARGS \
+    --input-jitter "$INPUT_JITTER" ${SEG_CE_WEIGHTS:+--ce-weights "$SEG_CE_WEIGHTS"} $TRAIN_ARGS \
     2> "$WORK/t3d-tiny-seg.log"
 fi
+final=$WORK/t3d-tiny-seg/final.pt
+if want align; then
+  # Stage 3, alignment on the frozen vision tower (--freeze-vision): what the vision projection reads
+  # (the pooled feature and, with CONFIG's "class_histogram_hu", the class histograms of the model's
+  # own segmentation) is computed once per case; CLIP over ALIGN_BATCH cases trains the vision
+  # projection, the text tower and its projection for ALIGN_MIN minutes, one process of PROCS x
+  # THREADS threads. Segmentation stays stage 2's. ALIGN_INIT: start from this checkpoint or model
+  # file instead of stage 2's output.
+  init=${ALIGN_INIT:-$final}
+  echo "$(stamp) $WORK/t3d-tiny-align: CLIP on the frozen vision tower, batch $ALIGN_BATCH, $ALIGN_MIN min, from $init"
+  # shellcheck disable=SC2086
+  OMP_NUM_THREADS=$((PROCS * THREADS)) "$PY" -m train.train --device "$DEVICE" --template "$WORK/init.safetensors" \
+    --cache "$WORK/train-cache.safetensors" --data "$WORK/train" --threads "$((PROCS * THREADS))" \
+    --out "$WORK/t3d-tiny-align" --init "$init" --steps "$MAX_STEPS" --time-budget "$ALIGN_MIN" --batch "$ALIGN_BATCH" \
+    --lr "$LR" --text-lr-scale "$TEXT_LR_SCALE" --warmup 30 --w-clip 1 --w-tma 0 --w-seg 0 --input-jitter 0 \
+    --freeze-vision --ckpt-every 200 --log-every 50 $TRAIN_ARGS 2> "$WORK/t3d-tiny-align.log"
+fi
+[ -f "$WORK/t3d-tiny-align/final.pt" ] && final=$WORK/t3d-tiny-align/final.pt
 t_train=$(date +%s)
 if want export; then
   # Export with the findings' prompts and the familiarity reference: the training cases' pooled
   # encoder features and the cosine to the nearest of them that 99 % of the unseen calibration cases
   # reach (t3d analyze flags a series below it); the findings' probabilities calibrated on those cases.
-  "$PY" -m train.export --ckpt "$WORK/t3d-tiny-seg/final.pt" --template "$WORK/init.safetensors" \
+  "$PY" -m train.export --ckpt "$final" --template "$WORK/init.safetensors" \
     --findings train/recipes/findings.json --calibrate "$WORK/train-cache.safetensors" --calibrate-data "$WORK/train" \
     --calibrate-holdout "$WORK/calib-cache.safetensors" --calibrate-holdout-data "$WORK/calib" --calibrate-findings \
     --threads "$((PROCS * THREADS))" -o "$OUT"
@@ -210,7 +232,7 @@ fi
 want eval || exit 0
 # Evaluation: train/evaluate.py for the runs (model grid, the ablation table) and `t3d eval` of
 # the exported model (series grid, what clinicians run).
-for run in t3d-tiny t3d-tiny-seg ablation-clip-tma ablation-clip-only; do
+for run in t3d-tiny t3d-tiny-seg t3d-tiny-align ablation-clip-tma ablation-clip-only; do
   [ -f "$WORK/$run/final.pt" ] || continue
   "$PY" -m train.evaluate --ckpt "$WORK/$run/final.pt" --template "$WORK/init.safetensors" \
     --findings train/recipes/findings.json --cache "$WORK/eval-cache.safetensors" --data "$WORK/eval" \
