@@ -113,6 +113,25 @@ ok = len(seg) == 4 and seg[0] == seg[1] == 0.0 and seg[2] > 0.0 and seg[3] > 0.0
 print(("ok   " if ok else "FAIL ") + f"--seg-from 0.5: Dice + CE per step {seg}")
 sys.exit(0 if ok else 1)
 EOF
+# train.prompts: every finding's chosen pair comes from its candidates (or is the current pair) and
+# scores at least the current pair's AUROC on these cases
+"$PY" -m train.prompts --ckpt "$tmp/run/final.pt" --template "$tmp/init.safetensors" --cache "$tmp/cache.safetensors" \
+  --data "$tmp/data" --findings "$SRC/train/recipes/findings.json" --candidates "$SRC/train/recipes/prompt-candidates.json" \
+  --threads 1 -o "$tmp/findings-selected.json" > "$tmp/prompts.log" || status=1
+"$PY" - "$SRC/train/recipes/findings.json" "$SRC/train/recipes/prompt-candidates.json" "$tmp/findings-selected.json" \
+  "$tmp/prompts.log" <<'EOF' || status=1
+import json, sys
+old, cand, new = (json.load(open(p)) for p in sys.argv[1:4])
+bad = [n["name"] for o, n in zip(old, new)
+       if n["name"] != o["name"] or n["positive"] not in cand.get(o["name"], {}).get("positive", []) + [o["positive"]]
+       or n["negative"] not in cand.get(o["name"], {}).get("negative", []) + [o["negative"]]]
+scored = [line.split() for line in open(sys.argv[4]) if " -> " in line]
+worse = [s for s in scored if float(s[s.index("->") + 1]) < float(s[s.index("->") - 1])]
+ok = len(new) == len(old) and not bad and bool(scored) and not worse
+print(("ok   " if ok else "FAIL ") + f"train.prompts picks candidate pairs for {len(new)} findings "
+      f"({len(scored)} scored, none worse than the current pair; wrong: {bad})")
+sys.exit(0 if ok else 1)
+EOF
 for tower in vision text histogram histogram-labels histogram-predicted "vision --jitter 0.1"; do
   # shellcheck disable=SC2086
   "$PY" -m train.probe --template "$tmp/init.safetensors" --ckpt "$tmp/run/final.pt" --tower $tower \

@@ -26,6 +26,11 @@
 #    OUT with the findings' prompts (train/recipes/findings.json) and the familiarity reference
 #    (the training cases' embeddings; the threshold that 99 % of the calibration cases reach,
 #    train/export.py);
+#    stage 3, alignment on the frozen vision tower (ALIGN_MIN minutes, --freeze-vision): CLIP over
+#    ALIGN_BATCH cases trains the vision projection, the text tower and its projection on what the
+#    vision projection reads, computed once per case; with CONFIG's "class_histogram_hu" that is the
+#    pooled feature and the HU histograms inside each class of the model's own segmentation
+#    (README: "The bundled model"); SEG_CE_WEIGHTS weights stage 2's cross-entropy per class;
 # 4. with ABLATION=1, CLIP alone (LAMBDA = 0) against CLIP + LAMBDA * TMA: both arms continue
 #    from stage 1's weights at step BRANCH_STEP (kept as step-N.pt; fresh optimiser, warm-up
 #    and cosine again), ABLATION_MIN minutes each on one thread, both at the same time (not
@@ -54,18 +59,28 @@
 # typical series, which the 6 mm model grid does not miss, so that generation takes minutes].
 # JOBS [1]: processes for the data step (train.dataparts: contiguous seed ranges, merged into one
 # process's output byte for byte); DEVICE [cpu]: cuda trains both stages as one GPU process
-# (STAGE1_PROCS and PROCS then do not apply); STAGES [data train export eval]: the steps to run
+# (STAGE1_PROCS and PROCS then do not apply); STAGES [data train align export eval]: the steps to run
 # (a step reads what earlier ones left in WORK); TRAIN_ARGS: more train.train options for both
-# stages (e.g. --no-bf16); CONFIG [t3d-tiny]: the model's config, a built-in name or a JSON file for
+# stages (e.g. --no-bf16); CONFIG [train/recipes/t3d-tiny.json: the built-in t3d-tiny plus the
+# class histograms' HU edges]: the model's config, a built-in name or a JSON file for
 # `t3d model-init` (its "preprocess" sets the model grid: at t3d-tiny's 6 mm a median lung nodule
 # of the evaluation phantoms covers 6 voxels; a finer grid wants finer phantoms, PHANTOM_OPTS);
 # INIT [none]: stage 1 continues from this checkpoint (.pt) or t3d model file (.safetensors, e.g.
 # models/t3d-tiny.safetensors; its TMA head starts afresh) with a fresh optimiser and warm-up.
-# The bundled model is the GPU-trained model below continued here on 2 cores (README: "The bundled
-# model"):
+# ALIGN_MIN [30], ALIGN_BATCH [32], ALIGN_INIT [stage 2's output]: stage 3 (a model file without the
+# class histograms starts them at weight 0); SEG_CE_WEIGHTS [none]: e.g. 1,1,1,1,1,1,1,1,100;
+# SELECT_PROMPTS [1]: the export picks each finding's prompt pair among
+# train/recipes/prompt-candidates.json on the calibration phantoms (train.prompts); 0 keeps
+# train/recipes/findings.json's.
+# The bundled model is the model shipped until 703fa94 (below) with the class histograms, aligned
+# for 12 min on the frozen vision tower here on 2 cores (README: "The bundled model"):
+#   git show 703fa94:models/t3d-tiny.safetensors > previous.safetensors
+#   N_TRAIN=3200 JOBS=2 ALIGN_INIT=previous.safetensors ALIGN_MIN=12 STAGES="data align export eval" \
+#     train/recipes/t3d-tiny.sh
+# That model is the GPU-trained model below continued here on 2 cores (README):
 #   git show 2dad79d:models/t3d-tiny.safetensors > gpu-model.safetensors
-#   N_TRAIN=3200 JOBS=2 INIT=gpu-model.safetensors INPUT_JITTER=0 LR=5e-4 SEG_FROM=0 TRAIN_MIN=38 \
-#     SEG_MIN=12 train/recipes/t3d-tiny.sh
+#   N_TRAIN=3200 JOBS=2 CONFIG=t3d-tiny INIT=gpu-model.safetensors INPUT_JITTER=0 LR=5e-4 SEG_FROM=0 \
+#     TRAIN_MIN=38 SEG_MIN=12 SELECT_PROMPTS=0 STAGES="data train export eval" train/recipes/t3d-tiny.sh
 # The GPU-trained model (README: "The GPU-trained model it continues"):
 #   N_TRAIN=1600 N_EVAL=0 N_CALIB=0 JOBS=16 STAGES=data train/recipes/t3d-tiny.sh       (GPU machine)
 #   DEVICE=cuda STAGES=train BATCH=64 SEG_BATCH=16 SEG_BATCH2=32 PROCS=1 STAGE1_PROCS=1 THREADS=8 \
@@ -117,6 +132,7 @@ ALIGN_MIN=${ALIGN_MIN:-30}
 ALIGN_BATCH=${ALIGN_BATCH:-32}
 ALIGN_INIT=${ALIGN_INIT:-}
 SEG_CE_WEIGHTS=${SEG_CE_WEIGHTS:-}
+SELECT_PROMPTS=${SELECT_PROMPTS:-1}
 INIT=${INIT:-}  # stage 1 starts from this checkpoint or t3d model file (e.g. the bundled model) instead of seeded random weights
 want() { case " $STAGES " in *" $1 "*) return 0 ;; esac; return 1; }
 export PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}"
@@ -215,8 +231,17 @@ if want export; then
   # Export with the findings' prompts and the familiarity reference: the training cases' pooled
   # encoder features and the cosine to the nearest of them that 99 % of the unseen calibration cases
   # reach (t3d analyze flags a series below it); the findings' probabilities calibrated on those cases.
+  # Each finding's prompt pair: the candidates' best zero-shot AUROC on the calibration phantoms
+  # (train.prompts; never the evaluation ones).
+  findings=train/recipes/findings.json
+  if [ "$SELECT_PROMPTS" = 1 ]; then
+    "$PY" -m train.prompts --ckpt "$final" --template "$WORK/init.safetensors" --cache "$WORK/calib-cache.safetensors" \
+      --data "$WORK/calib" --findings "$findings" --candidates train/recipes/prompt-candidates.json \
+      --threads "$((PROCS * THREADS))" -o "$WORK/findings-selected.json"
+    findings=$WORK/findings-selected.json
+  fi
   "$PY" -m train.export --ckpt "$final" --template "$WORK/init.safetensors" \
-    --findings train/recipes/findings.json --calibrate "$WORK/train-cache.safetensors" --calibrate-data "$WORK/train" \
+    --findings "$findings" --calibrate "$WORK/train-cache.safetensors" --calibrate-data "$WORK/train" \
     --calibrate-holdout "$WORK/calib-cache.safetensors" --calibrate-holdout-data "$WORK/calib" --calibrate-findings \
     --threads "$((PROCS * THREADS))" -o "$OUT"
   echo "$(stamp) wrote $OUT"
