@@ -1,6 +1,7 @@
 /* End to end, the bf16 path against fp32 on the trained model that ships (models/t3d-tiny
  * .safetensors) and chest-abdomen phantoms (`t3d phantom` cases): the tolerances of
- * kernels/cpu/bf16.h, embedding cosine >= 0.9999, every zero-shot probability within 0.01,
+ * kernels/cpu/bf16.h, embedding cosine >= 0.9999 (0.9995 where the embedding reads class
+ * histograms of the segmentation), every zero-shot probability within 0.01,
  * segmentation labels equal on >= 99.5 % of the voxels; and a text embedding, cosine >= 0.9999.
  * Runs the ISA the bf16 path takes here (T3D_CPU_ISA caps it) and, where that is avx512f on a CPU
  * with AVX512-BF16 (slow vdpbf16ps), the native one too: the bf16 weights are the same for both. */
@@ -17,6 +18,12 @@
 #include "kernels/cpu/bf16.h"
 
 #define MIN_COSINE 0.9999
+/* A model whose embedding reads class histograms of its own segmentation ("class_histogram_hu",
+ * the bundled model since 0425c2e) carries the decoder's bf16 error into the embedding too: the
+ * softmax mass that moves between classes at boundaries moves between histogram inputs. Measured
+ * on the bundled model: cosine 0.999875 and 0.999997 on the two phantoms below (the pooled feature
+ * alone stays at 0.999998), with every probability still within 0.007. */
+#define MIN_COSINE_HIST 0.9995
 #define MAX_PROB_DIFF 0.01
 #define MIN_LABELS_EQUAL 0.995
 /* Below the analysis: the vision network's pooled feature (cosine) and segmentation logits
@@ -72,8 +79,9 @@ static void compare_case(t3d_model *m32, t3d_model *m16, uint64_t seed)
     CHECK_INT_EQ(r16->nfindings, r32->nfindings);
     CHECK(r32->nfindings > 0);
     CHECK(l32 && l16);
-    if (!(cs >= MIN_COSINE)) fprintf(stderr, "FAIL: embedding cosine %.7f < %g\n", cs, MIN_COSINE);
-    CHECK(cs >= MIN_COSINE);
+    const double min_cos = t3d_model_config_of(m32)->projection.class_hist_bins ? MIN_COSINE_HIST : MIN_COSINE;
+    if (!(cs >= min_cos)) fprintf(stderr, "FAIL: embedding cosine %.7f < %g\n", cs, min_cos);
+    CHECK(cs >= min_cos);
     if (!(worst <= MAX_PROB_DIFF)) fprintf(stderr, "FAIL: probability difference %.5f > %g\n", worst, MAX_PROB_DIFF);
     CHECK(worst <= MAX_PROB_DIFF);
     if (!(frac >= MIN_LABELS_EQUAL))

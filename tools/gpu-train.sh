@@ -16,7 +16,7 @@
 #                                     the log), train-cache.sha256, steps.txt (progress), env.txt
 #
 # Then, here: unpack OUT's tars into WORK (runs/t3d-tiny), and run the recipe's
-# `STAGES="data export eval"` with the same N_TRAIN: the same seeds make the same training cache
+# `STAGES="data align export eval"` (the align stage on 2 cores, ALIGN_MIN) with the same N_TRAIN: the same seeds make the same training cache
 # (compare its SHA-256 with train-cache.sha256), the export calibrates and writes the model.
 #
 # Environment (run): BUDGET seconds for the whole call [540], RESERVE of it kept for what follows
