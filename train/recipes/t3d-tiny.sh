@@ -2,8 +2,9 @@
 # Recipe for the bundled model models/t3d-tiny.safetensors, rerunnable by anyone from a built tree
 # (run from anywhere; it works in the repository root):   train/recipes/t3d-tiny.sh
 # 1. phantoms with `t3d phantom`: N_TRAIN training cases from seed 100000, N_CALIB calibration
-#    cases from seed 800000 (they set the familiarity threshold only) and N_EVAL evaluation cases
-#    from seed 900000 (disjoint seed ranges; case i uses seed S+i), all at PHANTOM_OPTS;
+#    cases from seed 800000 (they set the familiarity threshold and the findings' calibration),
+#    N_SELECT prompt-selection cases from seed 700000 and N_EVAL evaluation cases from seed 900000
+#    (disjoint seed ranges; case i uses seed S+i), all at PHANTOM_OPTS;
 # 2. training caches with `t3d preprocess` (the engine's own preprocessing: what analyze feeds);
 # 3. stage 1, one run from seeded random weights on STAGE1_PROCS processes with --sync-bn (1: one
 #    process of PROCS x THREADS threads; see below): every
@@ -70,8 +71,8 @@
 # ALIGN_MIN [30], ALIGN_BATCH [32], ALIGN_INIT [stage 2's output]: stage 3 (a model file without the
 # class histograms starts them at weight 0); SEG_CE_WEIGHTS [none]: e.g. 1,1,1,1,1,1,1,1,100;
 # SELECT_PROMPTS [1]: the export picks each finding's prompt pair among
-# train/recipes/prompt-candidates.json on the calibration phantoms (train.prompts); 0 keeps
-# train/recipes/findings.json's.
+# train/recipes/prompt-candidates.json on N_SELECT [300] selection phantoms from seed 700000
+# (train.prompts); 0 keeps train/recipes/findings.json's.
 # The bundled model is the model shipped until 703fa94 (below) with the class histograms, aligned
 # for 12 min on the frozen vision tower here on 2 cores (README: "The bundled model"):
 #   git show 703fa94:models/t3d-tiny.safetensors > previous.safetensors
@@ -99,7 +100,9 @@ OUT=${OUT:-models/t3d-tiny.safetensors}
 N_TRAIN=${N_TRAIN:-800}
 N_EVAL=${N_EVAL:-200}
 N_CALIB=${N_CALIB:-100}
+N_SELECT=${N_SELECT:-300}
 TRAIN_SEED=100000
+SELECT_SEED=700000
 CALIB_SEED=800000
 EVAL_SEED=900000
 TRAIN_MIN=${TRAIN_MIN:-40}
@@ -159,6 +162,7 @@ if want data; then
   make_set "$WORK/train" "$N_TRAIN" $TRAIN_SEED
   if [ "$N_EVAL" -gt 0 ]; then make_set "$WORK/eval" "$N_EVAL" $EVAL_SEED; fi
   if [ "$N_CALIB" -gt 0 ]; then make_set "$WORK/calib" "$N_CALIB" $CALIB_SEED; fi
+  if [ "$SELECT_PROMPTS" = 1 ] && [ "$N_SELECT" -gt 0 ]; then make_set "$WORK/select" "$N_SELECT" $SELECT_SEED; fi
 fi
 t_data=$(date +%s)
 
@@ -231,12 +235,12 @@ if want export; then
   # Export with the findings' prompts and the familiarity reference: the training cases' pooled
   # encoder features and the cosine to the nearest of them that 99 % of the unseen calibration cases
   # reach (t3d analyze flags a series below it); the findings' probabilities calibrated on those cases.
-  # Each finding's prompt pair: the candidates' best zero-shot AUROC on the calibration phantoms
-  # (train.prompts; never the evaluation ones).
+  # Each finding's prompt pair: the candidates' best zero-shot AUROC on N_SELECT selection phantoms
+  # (train.prompts; seeds of their own: neither the calibration nor the evaluation ones).
   findings=train/recipes/findings.json
   if [ "$SELECT_PROMPTS" = 1 ]; then
-    "$PY" -m train.prompts --ckpt "$final" --template "$WORK/init.safetensors" --cache "$WORK/calib-cache.safetensors" \
-      --data "$WORK/calib" --findings "$findings" --candidates train/recipes/prompt-candidates.json \
+    "$PY" -m train.prompts --ckpt "$final" --template "$WORK/init.safetensors" --cache "$WORK/select-cache.safetensors" \
+      --data "$WORK/select" --findings "$findings" --candidates train/recipes/prompt-candidates.json \
       --threads "$((PROCS * THREADS))" -o "$WORK/findings-selected.json"
     findings=$WORK/findings-selected.json
   fi
