@@ -26,7 +26,7 @@ done
 [ "$status" = 0 ] && echo "ok   stage1.tar and stage2.tar hold final.pt, metrics.csv and the logs"
 grep -q "training exit 0" "$tmp/out/steps.txt" || { echo "FAIL: $(cat "$tmp/out/steps.txt")"; status=1; }
 # the same seeds through this build's t3d and the recipe
-WORK="$tmp/here" T3D="$T3D" PY="$PY" N_TRAIN=6 N_EVAL=0 N_CALIB=0 STAGES=data sh "$SRC/train/recipes/t3d-tiny.sh" \
+WORK="$tmp/here" T3D="$T3D" PY="$PY" N_TRAIN=6 N_EVAL=0 N_CALIB=0 N_SELECT=0 STAGES=data sh "$SRC/train/recipes/t3d-tiny.sh" \
   >"$tmp/here.log" 2>&1 || { echo "FAIL: the recipe's data stage"; cat "$tmp/here.log"; train_finish 1; }
 here=$(sha256sum "$tmp/here/train-cache.safetensors" | cut -d' ' -f1)
 there=$(cat "$tmp/out/train-cache.sha256")

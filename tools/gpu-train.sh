@@ -84,7 +84,7 @@ export WORK T3D PY
 export N_TRAIN="${N_TRAIN:-1600}"
 cd "$src" || exit 1
 log "data: $N_TRAIN training phantoms, ${JOBS:-$(nproc)} processes"
-N_EVAL=0 N_CALIB=0 JOBS=${JOBS:-$(nproc)} STAGES=data sh train/recipes/t3d-tiny.sh >"$out/data.log" 2>&1 ||
+N_EVAL=0 N_CALIB=0 N_SELECT=0 JOBS=${JOBS:-$(nproc)} STAGES=data sh train/recipes/t3d-tiny.sh >"$out/data.log" 2>&1 ||
   { log "data failed"; tail -n 20 "$out/data.log"; exit 1; }
 sha256sum "$WORK/train-cache.safetensors" | cut -d' ' -f1 >"$out/train-cache.sha256"
 log "data done, training cache $(cut -c1-16 "$out/train-cache.sha256")"
