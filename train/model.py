@@ -249,7 +249,7 @@ class T3DModel(nn.Module):
         logits = None
         if self.hist:  # every sample's segmentation feeds its embedding
             logits = self.visual.seg(p)
-            h = class_histograms(x.detach(), logits.detach().float().softmax(dim=1), *self.hist)
+            h = self.raw_histograms(x, logits)
             pooled = torch.cat([pooled, ((h - self.hist_mu) / self.hist_sd).to(pooled.dtype)], dim=1)
             logits = logits if segment is True else logits[:segment] if segment else None
         elif segment is True:
@@ -257,6 +257,11 @@ class T3DModel(nn.Module):
         elif segment:
             logits = self.visual.seg([t[:segment] for t in p])
         return pooled, p[5], logits
+
+    def raw_histograms(self, x, logits):
+        """The class histograms (log counts, unstandardised) of x under the decoder's logits, with no
+        gradient into the decoder."""
+        return class_histograms(x.detach(), logits.detach().float().softmax(dim=1), *self.hist)
 
     def embed_features(self, feat):
         """The L2-normalised vision embedding of projection_inputs' first output."""
@@ -289,8 +294,7 @@ def hist_statistics(model, x, cases=128, batch=16):
     hs = []
     for i in range(0, min(cases, x.shape[0]), batch):
         xb = x[i:min(i + batch, cases)].float()
-        p = model.visual.pyramid(xb)
-        hs.append(class_histograms(xb, model.visual.seg(p).float().softmax(dim=1), *model.hist))
+        hs.append(model.raw_histograms(xb, model.visual.seg(model.visual.pyramid(xb))))
     h = torch.cat(hs)
     model.set_hist_norm(h.mean(dim=0), h.std(dim=0).clamp(min=0.1) if h.shape[0] > 1 else torch.ones(h.shape[1]))
     model.train(was)

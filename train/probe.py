@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from train import data as D
 from train.evaluate import auroc, text_embeddings
-from train.model import T3DModel, load_model_file, load_weights
+from train.model import T3DModel, class_histograms, load_model_file, load_weights
 
 
 # HU bin edges of the histogram towers: finer where the findings differ (air and emphysema
@@ -43,25 +43,20 @@ def histogram_features(cases, hu_min, hu_max, per_label=0, model=None, batch=16)
     count runs inside each label class 0..per_label-1 of the case's label volume, or, with model,
     of the model's own segmentation (each voxel counted into each class with the decoder's softmax
     probability: what the encoder's masks, not the truth, give)."""
+    if model is not None:  # the engine's class histograms (train.model / tests/reference), these edges
+        with torch.no_grad():
+            return torch.cat([class_histograms(xb, model.visual.seg(model.visual.pyramid(xb)).softmax(dim=1),
+                                               HISTOGRAM_EDGES, hu_min, hu_max)
+                              for xb in cases.x.split(batch)])
     edges = torch.tensor(HISTOGRAM_EDGES, dtype=torch.float32)
     bins = len(HISTOGRAM_EDGES) - 1
     out = []
-    for i0 in range(0, cases.x.shape[0], batch):
-        probs = None
-        if model is not None:
-            with torch.no_grad():
-                probs = model.encode_volume(cases.x[i0:i0 + batch])[2].softmax(dim=1)
-        for k, i in enumerate(range(i0, min(i0 + batch, cases.x.shape[0]))):
-            hu = (cases.x[i].flatten() * (hu_max - hu_min) + hu_min).clamp(hu_min, hu_max)
-            b = (torch.bucketize(hu, edges, right=True) - 1).clamp(0, bins - 1)  # the top bin takes hu_max too
-            if probs is not None:
-                w = probs[k].reshape(per_label, -1)
-                h = torch.zeros(per_label, bins).index_add_(1, b, w)
-                out.append(h.flatten().log1p())
-                continue
-            if per_label:
-                b = cases.labels[i].flatten().long().clamp(0, per_label - 1) * bins + b
-            out.append(torch.bincount(b, minlength=max(per_label, 1) * bins).float().log1p())
+    for i in range(cases.x.shape[0]):
+        hu = (cases.x[i].flatten() * (hu_max - hu_min) + hu_min).clamp(hu_min, hu_max)
+        b = (torch.bucketize(hu, edges, right=True) - 1).clamp(0, bins - 1)  # the top bin takes hu_max too
+        if per_label:
+            b = cases.labels[i].flatten().long().clamp(0, per_label - 1) * bins + b
+        out.append(torch.bincount(b, minlength=max(per_label, 1) * bins).float().log1p())
     return torch.stack(out)
 
 

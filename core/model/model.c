@@ -372,10 +372,12 @@ static void window_weights(int64_t t, float *w)
  * and decoded, and their probabilities, blended with window_weights, fill what the centre
  * window does not cover. (Measured on the evaluation phantoms: blending every window
  * everywhere lost organ Dice -- kidney 0.72 -> 0.50 -- because the model saw only centred
- * anatomy in training; README, "The bundled model".) Then t3d_preprocess_scores_to_series. */
+ * anatomy in training; README, "The bundled model".) Then t3d_preprocess_scores_to_series.
+ * *centre_prob: the centre window's softmax when t3d_analyze decoded it already (the embedding's
+ * class histograms), taken over (freed here, *centre_prob set to NULL); NULL: decoded here. */
 static t3d_status segment_series(t3d_model *m, const t3d_volume *vol, const t3d_preprocess_params *pp,
                                  const t3d_preprocess_transform *centre, t3d_vision_run **run, bool whole,
-                                 const float *centre_prob, const t3d_vision_hooks *hk, t3d_tensor **labels,
+                                 float **centre_prob, const t3d_vision_hooks *hk, t3d_tensor **labels,
                                  int *windows, double *map_ms)
 {
   enum { MAX_WINDOWS_AXIS = 64 };
@@ -405,21 +407,22 @@ static t3d_status segment_series(t3d_model *m, const t3d_volume *vol, const t3d_
       for (int ix = 0; ix < n[2]; ix++)
         beyond += off[0][iz] != c0[0] || off[1][iy] != c0[1] || off[2][ix] != c0[2];
   *windows = 1 + beyond;
-  cprob = malloc(C * tvox * sizeof(float));
-  if (!cprob) return t3d_error(T3D_ERR_NOMEM, "t3d_analyze: out of memory for the class scores");
-  if (centre_prob) { /* decoded (and softmaxed) already, for the embedding's class histograms */
-    memcpy(cprob, centre_prob, C * tvox * sizeof(float));
+  if (*centre_prob) { /* decoded and softmaxed already, for the embedding's class histograms: taken over */
+    cprob = *centre_prob;
+    *centre_prob = NULL;
   } else {
+    cprob = malloc(C * tvox * sizeof(float));
+    if (!cprob) return t3d_error(T3D_ERR_NOMEM, "t3d_analyze: out of memory for the class scores");
     t3d_vision_hooks h = *hk;
     h.frac_end = hk->frac_begin + (hk->frac_end - hk->frac_begin) / (double)*windows;
     if ((s = t3d_vision_decode(*run, cprob, NULL, &h)) != T3D_OK) goto cleanup;
+    softmax_classes(cprob, C, tvox);
   }
   if (!tiled) { /* the centre window is the whole series */
     t3d_vision_run_free(*run); /* release the arena before mapping back */
     *run = NULL;
     if (hk->progress) hk->progress(hk->user, hk->frac_end, "labels to series grid");
     t = now_ms();
-    if (!centre_prob) softmax_classes(cprob, C, tvox);
     t3d_tensor sv = t3d_tensor_view(T3D_F32, 4, (int64_t[]){(int64_t)C, T[0], T[1], T[2]}, cprob);
     s = t3d_preprocess_scores_to_series(centre, &sv, labels);
     *map_ms = now_ms() - t;
@@ -487,7 +490,6 @@ static t3d_status segment_series(t3d_model *m, const t3d_volume *vol, const t3d_
   full = NULL;
   if (hk->progress) hk->progress(hk->user, hk->frac_end, "labels to series grid");
   t = now_ms();
-  if (!centre_prob) softmax_classes(cprob, C, tvox);
   /* the centre window's probabilities where it reaches; the other windows' blend elsewhere
    * (every voxel there lies in a window that was run: the offsets run from 0 to G - T) */
 #pragma omp parallel for schedule(static)
@@ -652,7 +654,7 @@ t3d_status t3d_analyze(t3d_model *m, const t3d_volume *vol, const t3d_analyze_op
     double map_ms = 0;
     hk.frac_begin = split;
     hk.frac_end = 0.95;
-    s = segment_series(m, vol, &pp, &r->transform, &run, opts.whole_series, cprob, &hk, &r->labels, &r->seg_windows,
+    s = segment_series(m, vol, &pp, &r->transform, &run, opts.whole_series, &cprob, &hk, &r->labels, &r->seg_windows,
                        &map_ms);
     if (s != T3D_OK) goto cleanup;
     if ((s = cancelled(cancel, "after segmentation")) != T3D_OK) goto cleanup;
