@@ -104,6 +104,9 @@ static void print_text(const t3d_modelfile *mf, t3d_status check, const char *ch
       printf("  vision input:  %d pooled features + %d classes x %d HU bins [%g, %g] of the segmentation\n",
              t3d_model_config_vision_features(c), c->segmentation.classes, c->projection.class_hist_bins,
              c->projection.class_hist_hu[0], c->projection.class_hist_hu[c->projection.class_hist_bins]);
+    if (c->projection.class_hist_erosion)
+      printf("                 + the same of the classes eroded by a %d-voxel cube (their interiors)\n",
+             2 * c->projection.class_hist_erosion + 1);
     if (c->has_segmentation) {
       printf("  segmentation:  %d classes, decoder widths ", c->segmentation.classes);
       print_ints(c->segmentation.decoder_widths, T3D_SEG_BLOCKS);

@@ -106,14 +106,30 @@ static void test_refusals(void)
   CHECK(strstr(t3d_error_detail(), "t3d-tiny") != NULL);
 }
 
+/* vision_proj.0 reads `inputs` features, and the config survives JSON and back unchanged. */
+static void check_width_and_round_trip(const t3d_model_config *a, int64_t inputs)
+{
+  t3d_model_config b;
+  t3d_tensor_spec *specs = NULL;
+  size_t n = 0;
+  json_t *j = NULL;
+  CHECK_STATUS(t3d_model_config_tensors(a, &specs, &n), T3D_OK);
+  check_shape(specs, n, "vision_proj.0.weight", 2, (int64_t[]){256, inputs});
+  free(specs);
+  CHECK_STATUS(t3d_model_config_to_json(a, &j), T3D_OK);
+  char *text = json_dumps(j, JSON_COMPACT);
+  CHECK_STATUS(t3d_model_config_parse_text(&b, text, strlen(text)), T3D_OK);
+  CHECK(memcmp(a, &b, sizeof b) == 0);
+  free(text);
+  json_decref(j);
+}
+
 /* "class_histogram_hu": parsed, round-tripped, widening vision_proj.0 by classes x bins; refused
  * when not increasing, too short, or without a segmentation head to take the histograms in. */
 static void test_class_histogram(void)
 {
-  t3d_model_config a, b;
+  t3d_model_config a;
   json_t *j = NULL;
-  t3d_tensor_spec *specs = NULL;
-  size_t n = 0;
   CHECK_STATUS(t3d_model_config_builtin(&a, "t3d-tiny"), T3D_OK);
   CHECK_INT_EQ(a.projection.class_hist_bins, 0);
   CHECK_INT_EQ(t3d_model_config_projection_inputs(&a), 64);
@@ -124,16 +140,8 @@ static void test_class_histogram(void)
   CHECK_INT_EQ(a.projection.class_hist_bins, 3);
   CHECK_NEAR(a.projection.class_hist_hu[2], 20.5, 0);
   CHECK_INT_EQ(t3d_model_config_projection_inputs(&a), 64 + 9 * 3);
-  CHECK_STATUS(t3d_model_config_tensors(&a, &specs, &n), T3D_OK);
-  check_shape(specs, n, "vision_proj.0.weight", 2, (int64_t[]){256, 64 + 27});
-  free(specs);
   json_decref(j);
-  CHECK_STATUS(t3d_model_config_to_json(&a, &j), T3D_OK); /* round trip */
-  char *text = json_dumps(j, JSON_COMPACT);
-  CHECK_STATUS(t3d_model_config_parse_text(&b, text, strlen(text)), T3D_OK);
-  CHECK(memcmp(&a, &b, sizeof a) == 0);
-  free(text);
-  json_decref(j);
+  check_width_and_round_trip(&a, 64 + 27);
 
   expect_refused("projection", "class_histogram_hu", json_pack("[i,i,i]", -1000, 0, 0),
                  "model.projection.class_histogram_hu[2]: must be above the edge before it (0), got 0");
@@ -148,6 +156,41 @@ static void test_class_histogram(void)
   json_object_del(json_object_get(j, "model"), "segmentation");
   CHECK_STATUS(t3d_model_config_parse(&a, j), T3D_ERR_FORMAT);
   CHECK(strstr(t3d_error_detail(), "class_histogram_hu: needs model.segmentation") != NULL);
+  json_decref(j);
+}
+
+/* "class_histogram_erosion": the eroded classes' histograms double the histogram inputs. */
+static void test_class_histogram_erosion(void)
+{
+  t3d_model_config a;
+  json_t *j = NULL;
+  CHECK_STATUS(t3d_model_config_builtin(&a, "t3d-tiny"), T3D_OK);
+  CHECK_STATUS(t3d_model_config_to_json(&a, &j), T3D_OK);
+  json_t *proj = json_object_get(json_object_get(j, "model"), "projection");
+  json_object_set_new(proj, "class_histogram_hu", json_pack("[i,i,i,i]", -1000, -500, 20, 1000));
+  json_object_set_new(proj, "class_histogram_erosion", json_integer(2));
+  CHECK_STATUS(t3d_model_config_parse(&a, j), T3D_OK);
+  CHECK_INT_EQ(a.projection.class_hist_erosion, 2);
+  CHECK_INT_EQ(t3d_model_config_projection_inputs(&a), 64 + 2 * 9 * 3);
+  json_decref(j);
+  check_width_and_round_trip(&a, 64 + 54);
+
+  for (int bad = 0; bad < 3; bad++) { /* 0, 9 and a string: refused with the key's path */
+    CHECK_STATUS(t3d_model_config_builtin(&a, "t3d-tiny"), T3D_OK);
+    CHECK_STATUS(t3d_model_config_to_json(&a, &j), T3D_OK);
+    proj = json_object_get(json_object_get(j, "model"), "projection");
+    json_object_set_new(proj, "class_histogram_hu", json_pack("[i,i]", -1000, 1000));
+    json_object_set_new(proj, "class_histogram_erosion", bad == 2 ? json_string("2") : json_integer(bad ? 9 : 0));
+    CHECK_STATUS(t3d_model_config_parse(&a, j), T3D_ERR_FORMAT);
+    CHECK(strstr(t3d_error_detail(), "model.projection.class_histogram_erosion: must be an integer 1..8") != NULL);
+    json_decref(j);
+  }
+  CHECK_STATUS(t3d_model_config_builtin(&a, "t3d-tiny"), T3D_OK); /* without the histograms it erodes */
+  CHECK_STATUS(t3d_model_config_to_json(&a, &j), T3D_OK);
+  json_object_set_new(json_object_get(json_object_get(j, "model"), "projection"), "class_histogram_erosion",
+                      json_integer(1));
+  CHECK_STATUS(t3d_model_config_parse(&a, j), T3D_ERR_FORMAT);
+  CHECK(strstr(t3d_error_detail(), "class_histogram_erosion: needs model.projection.class_histogram_hu") != NULL);
   json_decref(j);
 }
 
@@ -288,6 +331,7 @@ int main(void)
   test_roundtrip("t3d-tiny");
   test_roundtrip("t3d-r50");
   test_class_histogram();
+  test_class_histogram_erosion();
   test_refusals();
   test_optional_keys();
   test_tensors_tiny();

@@ -22,6 +22,7 @@ import sys
 import tempfile
 
 import torch
+import torch.nn.functional as F
 
 from train import data as D
 from train.model import T3DModel, load_weights
@@ -319,6 +320,33 @@ def check_histogram():
          "--jitter: the probe's inputs are the trainer's input view at step 0")
 
 
+def check_erosion():
+    """erode_classes ("class_histogram_erosion") against a loop over the (2r+1)^3 cube, clipped to the
+    grid, and against one max_pool3d of the whole cube; and projection_histograms puts the whole
+    classes' histograms first, the eroded ones after."""
+    from t3d_reference import class_histograms, erode_classes, projection_histograms
+    g = torch.Generator().manual_seed(5)
+    p = torch.rand((2, 3, 6, 5, 7), generator=g)
+    for r in (1, 2):
+        q = erode_classes(p, r)
+        ref = torch.empty_like(p)
+        for z in range(6):
+            for y in range(5):
+                for x in range(7):
+                    ref[:, :, z, y, x] = p[:, :, max(0, z - r):z + r + 1, max(0, y - r):y + r + 1,
+                                           max(0, x - r):x + r + 1].amin(dim=(2, 3, 4))
+        cube = -F.max_pool3d(-p, 2 * r + 1, stride=1, padding=r)
+        need(torch.equal(q, ref) and torch.equal(q, cube), f"erosion r={r}: equals the loop over the cube "
+                                                           f"({torch.equal(q, ref)}) and one max_pool3d ({torch.equal(q, cube)})")
+    x = torch.rand((2, 1, 6, 5, 7), generator=g)
+    edges = [-1000.0, -500.0, 0.0, 1000.0]
+    h = projection_histograms(x, p, (edges, -1000.0, 1000.0, 1))
+    want = torch.cat([class_histograms(x, p, edges, -1000.0, 1000.0),
+                      class_histograms(x, erode_classes(p, 1), edges, -1000.0, 1000.0)], dim=1)
+    need(torch.equal(h, want) and torch.equal(projection_histograms(x, p, (edges, -1000.0, 1000.0, 0)), want[:, :9]),
+         "projection_histograms: whole classes' histograms, then the eroded ones (none without erosion)")
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "inputs":
@@ -336,6 +364,7 @@ def main():
     elif cmd == "views":
         check_views()
         check_histogram()
+        check_erosion()
     elif cmd == "overfit":
         check_overfit(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     else:

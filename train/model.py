@@ -13,7 +13,7 @@ import torch.nn.functional as F
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from t3d_reference import T3DVision, class_histograms, projection  # noqa: E402
+from t3d_reference import T3DVision, class_histograms, histogram_inputs, projection, projection_histograms  # noqa: E402
 
 from train.losses import global_sum, world_size  # noqa: E402
 
@@ -220,7 +220,9 @@ class T3DModel(nn.Module):
         # reads the raw log counts. Computed from the decoder's probabilities without a gradient:
         # the decoder learns from the segmentation loss alone.
         self.hist = self.visual.hist
-        nh = (len(self.hist[0]) - 1) * cfg["segmentation"]["classes"] if self.hist else 0
+        nh = histogram_inputs(self.hist, cfg["segmentation"]["classes"])
+        # a model file may hold fewer inputs: none of the histograms, or no eroded ones
+        self.narrower_inputs = (c4, c4 + nh // 2) if self.hist and self.hist[3] else (c4,)
         self.c4 = c4
         self.register_buffer("hist_mu", torch.zeros(nh))
         self.register_buffer("hist_sd", torch.ones(nh))
@@ -261,7 +263,7 @@ class T3DModel(nn.Module):
     def raw_histograms(self, x, logits):
         """The class histograms (log counts, unstandardised) of x under the decoder's logits, with no
         gradient into the decoder."""
-        return class_histograms(x.detach(), logits.detach().float().softmax(dim=1), *self.hist)
+        return projection_histograms(x.detach(), logits.detach().float().softmax(dim=1), self.hist)
 
     def embed_features(self, feat):
         """The L2-normalised vision embedding of projection_inputs' first output."""
@@ -334,8 +336,9 @@ def load_model_file(model, path):
     embeddings are the file's). The TMA head and BatchNorm's batch counters stay as the model has
     them: the file does not hold them. Afterwards exported_state(model) equals the file's tensors.
     The class histograms' statistics start at the identity (the file's weights read raw log counts);
-    a file without the histograms gives them zero weight in vision_proj.0, so the embeddings are the
-    file's until training moves those weights."""
+    a file without the histograms (or without the eroded ones of "class_histogram_erosion") gives
+    them zero weight in vision_proj.0, so the embeddings are the file's until training moves those
+    weights."""
     import numpy as np
     import t3d_safetensors as st
     tensors, _ = st.read(path)
@@ -346,9 +349,9 @@ def load_model_file(model, path):
         if name not in tensors:
             raise RuntimeError(f"{path} does not hold {name}: not a model file of this configuration")
         t = torch.from_numpy(np.ascontiguousarray(tensors[name])).to(state[key].dtype)
-        if (name == "vision_proj.0.weight" and model.hist and t.dim() == 2 and t.shape[1] == model.c4
-                and state[key].shape[1] > model.c4):  # a model file without the class histograms: they start
-            t = torch.cat([t, t.new_zeros(t.shape[0], state[key].shape[1] - model.c4)], dim=1)  # at weight 0
+        if (name == "vision_proj.0.weight" and model.hist and t.dim() == 2 and t.shape[1] in model.narrower_inputs
+                and state[key].shape[1] > t.shape[1]):  # a model file without the (eroded) class histograms:
+            t = torch.cat([t, t.new_zeros(t.shape[0], state[key].shape[1] - t.shape[1])], dim=1)  # at weight 0
         if t.shape != state[key].shape:
             raise RuntimeError(f"{path}: {name} is {tuple(t.shape)}, the model's {tuple(state[key].shape)}")
         new[key] = t

@@ -341,6 +341,33 @@ static t3d_status class_histograms(const t3d_model_config *cfg, const float *x, 
   return T3D_OK;
 }
 
+/* The eroded class probabilities of "class_histogram_erosion" (modelconfig.h): q[c, v] = the
+ * minimum of prob[c, u] over the voxels u of the grid within r of v along each axis, as
+ * train/model.py's -max_pool3d(-p, 2r + 1, stride 1, padding r) computes it (the padding never
+ * wins). The cube's minimum is taken one axis at a time (exact for a minimum): X, then Y, then
+ * Z, through tmp. prob, q and tmp: [ncls, nz, ny, nx]. */
+static void erode_classes(const float *prob, size_t ncls, const int64_t *dims, int r, float *q, float *tmp)
+{
+  const size_t n[3] = {(size_t)dims[0], (size_t)dims[1], (size_t)dims[2]};
+  const size_t stride[3] = {n[1] * n[2], n[2], 1}, nvox = n[0] * n[1] * n[2];
+  const float *src = prob;
+  for (int axis = 2; axis >= 0; axis--) {
+    float *dst = axis == 1 ? tmp : q; /* X: prob -> q, Y: q -> tmp, Z: tmp -> q */
+    const size_t len = n[axis], st = stride[axis];
+    for (size_t c = 0; c < ncls; c++)
+      for (size_t v = 0; v < nvox; v++) {
+        const size_t i = v / st % len; /* v's position along the axis */
+        const size_t a = i >= (size_t)r ? i - (size_t)r : 0, b = i + (size_t)r < len ? i + (size_t)r : len - 1;
+        const float *line = src + c * nvox + v - i * st;
+        float m = line[a * st];
+        for (size_t k = a + 1; k <= b; k++)
+          m = line[k * st] < m ? line[k * st] : m;
+        dst[c * nvox + v] = m;
+      }
+    src = dst;
+  }
+}
+
 /* Window offsets along one axis of g voxels for a window of t <= g: from 0 to g - t, evenly
  * spaced at most t / 2 apart (half-window overlap); *n of them (1 when g == t). */
 static int window_offsets(int64_t g, int64_t t, int64_t *off, int max)
@@ -582,8 +609,21 @@ t3d_status t3d_analyze(t3d_model *m, const t3d_volume *vol, const t3d_analyze_op
     }
     if ((s = t3d_vision_decode(run, cprob, NULL, &hd)) != T3D_OK) goto cleanup;
     softmax_classes(cprob, C, tvox);
-    if ((s = class_histograms(&m->cfg, x->data, cprob, C, tvox, pooled + t3d_vision_features(m->vision))) != T3D_OK)
+    float *hout = pooled + t3d_vision_features(m->vision);
+    if ((s = class_histograms(&m->cfg, x->data, cprob, C, tvox, hout)) != T3D_OK)
       goto cleanup;
+    if (m->cfg.projection.class_hist_erosion) { /* the classes' interiors, after the whole classes */
+      float *q = malloc(2 * C * tvox * sizeof(float));
+      if (!q) {
+        s = t3d_error(T3D_ERR_NOMEM, "t3d_analyze: out of memory for the eroded class scores");
+        goto cleanup;
+      }
+      erode_classes(cprob, C, x->shape + 2, m->cfg.projection.class_hist_erosion, q, q + C * tvox);
+      s = class_histograms(&m->cfg, x->data, q, C, tvox, hout + C * (size_t)m->cfg.projection.class_hist_bins);
+      free(q);
+      if (s != T3D_OK)
+        goto cleanup;
+    }
   }
   double t1 = now_ms();
   r->ms.encoder = t1 - t;

@@ -164,8 +164,12 @@ static t3d_status parse_class_histogram(t3d_model_config *cfg, const json_t *pro
   const char *p = "model.projection.class_histogram_hu";
   t3d_status st = T3D_OK;
   const json_t *v = get_key(proj, "model.projection", "class_histogram_hu", true, &st);
-  if (!v)
+  if (!v) {
+    if (st == T3D_OK && json_object_get(proj, "class_histogram_erosion"))
+      return t3d_error(T3D_ERR_FORMAT, "model.projection.class_histogram_erosion: needs "
+                                       "model.projection.class_histogram_hu (it erodes the classes of those histograms)");
     return st;
+  }
   size_t n = json_is_array(v) ? json_array_size(v) : 0;
   if (n < 2 || n > T3D_CLASS_HIST_EDGES_MAX)
     return t3d_error(T3D_ERR_FORMAT, "%s: must be an array of 2..%d HU edges", p, T3D_CLASS_HIST_EDGES_MAX);
@@ -175,7 +179,10 @@ static t3d_status parse_class_histogram(t3d_model_config *cfg, const json_t *pro
       return t3d_error(T3D_ERR_FORMAT, "%s[%zu]: must be above the edge before it (%g), got %g", p, i,
                        cfg->projection.class_hist_hu[i - 1], cfg->projection.class_hist_hu[i]);
   cfg->projection.class_hist_bins = (int)n - 1;
-  return T3D_OK;
+  if (!get_key(proj, "model.projection", "class_histogram_erosion", true, &st))
+    return st;
+  return get_int(proj, "model.projection", "class_histogram_erosion", 1, T3D_CLASS_HIST_EROSION_MAX,
+                 &cfg->projection.class_hist_erosion);
 }
 
 /* Limits are generous sanity bounds, not architecture limits: they stop a typo (or a fuzzer)
@@ -357,7 +364,9 @@ t3d_status t3d_model_config_to_json(const t3d_model_config *c, json_t **out)
     for (int i = 0; edges && i <= c->projection.class_hist_bins; i++)
       json_array_append_new(edges, json_real(c->projection.class_hist_hu[i]));
     json_t *proj = json_object_get(json_object_get(root, "model"), "projection");
-    if (!edges || json_object_set_new(proj, "class_histogram_hu", edges) != 0) {
+    if (!edges || json_object_set_new(proj, "class_histogram_hu", edges) != 0 ||
+        (c->projection.class_hist_erosion &&
+         json_object_set_new(proj, "class_histogram_erosion", json_integer(c->projection.class_hist_erosion)) != 0)) {
       json_decref(root);
       root = NULL;
     }
@@ -446,7 +455,9 @@ int t3d_model_config_vision_features(const t3d_model_config *cfg)
 int t3d_model_config_projection_inputs(const t3d_model_config *cfg)
 {
   return t3d_model_config_vision_features(cfg) +
-         (cfg->has_segmentation ? cfg->segmentation.classes * cfg->projection.class_hist_bins : 0);
+         (cfg->has_segmentation ? cfg->segmentation.classes * cfg->projection.class_hist_bins *
+                                      (cfg->projection.class_hist_erosion ? 2 : 1)
+                                : 0);
 }
 
 int t3d_model_config_encoder_stride(const t3d_model_config *cfg)

@@ -35,6 +35,14 @@
  *                                             hu_min clamped to the window; below e0 counts in
  *                                             bin 0, from eB on in bin B - 1): the intensities
  *                                             inside each organ the model segments
+ *       "class_histogram_erosion": r          optional, needs "class_histogram_hu": an integer 1..8.
+ *                                             The same histograms follow a second time, of the
+ *                                             probabilities eroded: q_c(v) = the minimum of p_c
+ *                                             over the voxels inside the model grid within r
+ *                                             voxels of v along each axis (a (2r+1)^3 cube): the
+ *                                             intensities in each organ's interior, where its
+ *                                             edges' partial volume no longer hides what lies
+ *                                             inside it (a hypodense liver lesion)
  *     },
  *     "segmentation": {                       optional: absent means no segmentation head
  *       "classes": C,                         count, background included (= len of t3d.classes)
@@ -86,6 +94,7 @@ extern "C" {
 #define T3D_SEG_BLOCKS 5
 #define T3D_MODEL_NAME_MAX 64
 #define T3D_CLASS_HIST_EDGES_MAX 65
+#define T3D_CLASS_HIST_EROSION_MAX 8 /* "class_histogram_erosion" */
 
 typedef enum { T3D_BLOCK_BASIC = 0, T3D_BLOCK_BOTTLENECK } t3d_block_kind;
 
@@ -115,6 +124,7 @@ typedef struct {
     int dim, hidden;
     int class_hist_bins;                             /* 0: none; else B ("class_histogram_hu") */
     double class_hist_hu[T3D_CLASS_HIST_EDGES_MAX]; /* B + 1 edges */
+    int class_hist_erosion;                          /* 0: none; else r ("class_histogram_erosion") */
   } projection;
   bool has_segmentation;
   struct {

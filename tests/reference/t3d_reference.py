@@ -76,13 +76,46 @@ def class_histograms(x, prob, edges, hu_min, hu_max):
     return h.flatten(1).log1p()
 
 
+def erode_classes(prob, r):
+    """The minimum of each class's probability over the (2r+1)^3 cube around each voxel, inside the
+    grid ("class_histogram_erosion": the classes' interiors), as -max_pool3d(-prob, 2r + 1, stride 1,
+    padding r) gives it. Computed one axis at a time (exact for a minimum) as the minimum of 2r + 1
+    shifted views: on the CPU ~30x faster than max_pool3d, which is slow there."""
+    q = prob
+    for dim in (4, 3, 2):
+        n = q.shape[dim]
+        pad = list(q.shape)
+        pad[dim] = r
+        inf = q.new_full(pad, float("inf"))
+        padded = torch.cat([inf, q, inf], dim=dim)
+        out = padded.narrow(dim, 0, n)
+        for s in range(1, 2 * r + 1):
+            out = torch.minimum(out, padded.narrow(dim, s, n))
+        q = out
+    return q
+
+
 def histogram_config(cfg):
-    """(edges, hu_min, hu_max) of the config's class histograms, or None."""
+    """(edges, hu_min, hu_max, erosion) of the config's class histograms (erosion 0: none), or None."""
     edges = cfg["projection"].get("class_histogram_hu")
     if not edges:
         return None
     pp = cfg["preprocess"]
-    return [float(v) for v in edges], float(pp["hu_min"]), float(pp["hu_max"])
+    return ([float(v) for v in edges], float(pp["hu_min"]), float(pp["hu_max"]),
+            int(cfg["projection"].get("class_histogram_erosion", 0)))
+
+
+def histogram_inputs(hist, classes):
+    """How many class-histogram inputs the vision projection reads after the pooled feature."""
+    return (len(hist[0]) - 1) * classes * (2 if hist[3] else 1) if hist else 0
+
+
+def projection_histograms(x, prob, hist):
+    """What the vision projection reads after the pooled feature: the class histograms of prob and,
+    with erosion, those of the eroded prob after them (hist: histogram_config)."""
+    edges, lo, hi, r = hist
+    h = class_histograms(x, prob, edges, lo, hi)
+    return torch.cat([h, class_histograms(x, erode_classes(prob, r), edges, lo, hi)], dim=1) if r else h
 
 
 def projection(cin, hidden, dim):
@@ -97,7 +130,7 @@ class T3DVision(nn.Module):
         stage = [w * exp for w in vc["widths"]]
         self.vision = monai_resnet(vc, bias_downsample)
         self.hist = histogram_config(cfg)
-        extra = (len(self.hist[0]) - 1) * cfg["segmentation"]["classes"] if self.hist else 0
+        extra = histogram_inputs(self.hist, cfg["segmentation"]["classes"]) if self.hist else 0
         self.vision_proj = projection(stage[3] + extra, cfg["projection"]["hidden"], cfg["projection"]["dim"])
         self.seg = None
         if "segmentation" in cfg:
@@ -122,7 +155,7 @@ class T3DVision(nn.Module):
         logits = self.seg(p) if ((segment or self.hist) and self.seg is not None) else None
         feat = pooled
         if self.hist:
-            feat = torch.cat([pooled, class_histograms(x, logits.softmax(dim=1), *self.hist).to(pooled.dtype)], dim=1)
+            feat = torch.cat([pooled, projection_histograms(x, logits.softmax(dim=1), self.hist).to(pooled.dtype)], dim=1)
         emb = F.normalize(self.vision_proj(feat), dim=-1)
         return pooled, emb, logits if segment else None
 

@@ -63,7 +63,7 @@
 # (STAGE1_PROCS and PROCS then do not apply); STAGES [data train align export eval]: the steps to run
 # (a step reads what earlier ones left in WORK); TRAIN_ARGS: more train.train options for both
 # stages (e.g. --no-bf16); CONFIG [train/recipes/t3d-tiny.json: the built-in t3d-tiny plus the
-# class histograms' HU edges]: the model's config, a built-in name or a JSON file for
+# class histograms' HU edges and their erosion radius]: the model's config, a built-in name or a JSON file for
 # `t3d model-init` (its "preprocess" sets the model grid: at t3d-tiny's 6 mm a median lung nodule
 # of the evaluation phantoms covers 6 voxels; a finer grid wants finer phantoms, PHANTOM_OPTS);
 # INIT [none]: stage 1 continues from this checkpoint (.pt) or t3d model file (.safetensors, e.g.
