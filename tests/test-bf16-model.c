@@ -1,7 +1,7 @@
 /* End to end, the bf16 path against fp32 on the trained model that ships (models/t3d-tiny
  * .safetensors) and chest-abdomen phantoms (`t3d phantom` cases): the tolerances of
  * kernels/cpu/bf16.h, embedding cosine >= 0.9999 (0.9995 where the embedding reads class
- * histograms of the segmentation), every zero-shot probability within 0.01,
+ * histograms of the segmentation), every zero-shot probability within 0.01 (0.02 there),
  * segmentation labels equal on >= 99.5 % of the voxels; and a text embedding, cosine >= 0.9999.
  * Runs the ISA the bf16 path takes here (T3D_CPU_ISA caps it) and, where that is avx512f on a CPU
  * with AVX512-BF16 (slow vdpbf16ps), the native one too: the bf16 weights are the same for both. */
@@ -22,9 +22,14 @@
  * the bundled model since 0425c2e) carries the decoder's bf16 error into the embedding too: the
  * softmax mass that moves between classes at boundaries moves between histogram inputs. Measured
  * on the bundled model: cosine 0.999875 and 0.999997 on the two phantoms below (the pooled feature
- * alone stays at 0.999998), with every probability still within 0.007. */
+ * alone stays at 0.999998), with every probability still within 0.007. The eroded classes'
+ * histograms ("class_histogram_erosion", the bundled model since it was added) carry more of it:
+ * one voxel's class flipping at an organ's edge moves the minimum over the whole cube around it.
+ * Measured on that model: cosine 0.999898, largest probability difference 0.0119 (pleural
+ * effusion 0.7744 vs 0.7626). */
 #define MIN_COSINE_HIST 0.9995
 #define MAX_PROB_DIFF 0.01
+#define MAX_PROB_DIFF_HIST 0.02
 #define MIN_LABELS_EQUAL 0.995
 /* Below the analysis: the vision network's pooled feature (cosine) and segmentation logits
  * (relative RMS error), on a smooth random input of the model's grid. The bf16 error per layer
@@ -82,8 +87,9 @@ static void compare_case(t3d_model *m32, t3d_model *m16, uint64_t seed)
     const double min_cos = t3d_model_config_of(m32)->projection.class_hist_bins ? MIN_COSINE_HIST : MIN_COSINE;
     if (!(cs >= min_cos)) fprintf(stderr, "FAIL: embedding cosine %.7f < %g\n", cs, min_cos);
     CHECK(cs >= min_cos);
-    if (!(worst <= MAX_PROB_DIFF)) fprintf(stderr, "FAIL: probability difference %.5f > %g\n", worst, MAX_PROB_DIFF);
-    CHECK(worst <= MAX_PROB_DIFF);
+    const double max_diff = t3d_model_config_of(m32)->projection.class_hist_bins ? MAX_PROB_DIFF_HIST : MAX_PROB_DIFF;
+    if (!(worst <= max_diff)) fprintf(stderr, "FAIL: probability difference %.5f > %g\n", worst, max_diff);
+    CHECK(worst <= max_diff);
     if (!(frac >= MIN_LABELS_EQUAL))
       fprintf(stderr, "FAIL: labels equal on %.5f of the voxels < %g\n", frac, MIN_LABELS_EQUAL);
     CHECK(frac >= MIN_LABELS_EQUAL);
