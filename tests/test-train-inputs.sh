@@ -13,6 +13,7 @@
 # --calibrate-holdout the threshold comes from those cases instead (here the training cases
 # themselves, so it is their own cosine, 1, above the leave-one-out one), and --calibrate-findings
 # fits each finding's probability on them (t3d analyze then reports the calibrated probability).
+# train.attribute on a series gives analyze's logit differences, and its attributions sum to them.
 # SKIP (77) without torch, monai, transformers, safetensors.
 set -u
 . "$(dirname "$0")/train-common.sh"
@@ -90,6 +91,24 @@ ok = (same and ref.shape[0] == meta["cases"] == len(runs) and -1 <= meta["thresh
       all(f.get("familiar") is True and f["nearest_training_cosine"] > 0.99999 for f in fam))
 print(("ok   " if ok else "FAIL ") + f"calibrated export: same tensors {same}, reference {ref.shape}, "
       f"threshold {meta['threshold']:.4f}, nearest cosines {[round(f.get('nearest_training_cosine', 0), 6) for f in fam]}")
+sys.exit(0 if ok else 1)
+EOF
+# train.attribute: on a training series, each finding's logit difference is the one `t3d analyze`
+# (fp32) reported, and the integrated gradients sum to its distance from the baseline (completeness)
+"$PY" -m train.attribute --model "$tmp/calibrated-holdout.safetensors" --series "$d1/dicom" --t3d "$T3D" \
+  --baseline-cache "$tmp/cache.safetensors" --baseline-data "$tmp/data" --threads 1 --json "$tmp/attr.json" \
+  > /dev/null || status=1
+"$PY" - "$tmp/attr.json" "$tmp/findings-calibrated.json" <<'EOF' || status=1
+import json, sys
+att = json.load(open(sys.argv[1]))
+res = {f["name"]: f["logit_positive"] - f["logit_negative"] for f in json.load(open(sys.argv[2]))["findings"]}
+bad = [a["finding"] for a in att
+       if abs(a["logit_difference"] - res[a["finding"]]) > 1e-3 * max(1, abs(res[a["finding"]]))
+       or abs(a["attribution_sum"] - (a["logit_difference"] - a["baseline_logit_difference"]))
+       > 0.01 * (1 + abs(a["logit_difference"] - a["baseline_logit_difference"]))]
+ok = len(att) == len(res) and not bad
+print(("ok   " if ok else "FAIL ") + f"train.attribute: {len(att)} findings, logit differences as analyze's, "
+      f"attributions complete (wrong: {bad})")
 sys.exit(0 if ok else 1)
 EOF
 # --drop-technique: the reports lose their TECHNIQUE line and nothing else
