@@ -73,8 +73,9 @@
 # SELECT_PROMPTS [1]: the export picks each finding's prompt pair among
 # train/recipes/prompt-candidates.json on N_SELECT [300] selection phantoms from seed 700000
 # (train.prompts); 0 keeps train/recipes/findings.json's.
-# The bundled model is the model shipped until 703fa94 (below) with the class histograms, aligned
-# for 12 min on the frozen vision tower here on 2 cores (README: "The bundled model"):
+# The bundled model is the model shipped until 703fa94 (below) with the class histograms of whole
+# classes and of their interiors (this CONFIG), aligned for 12 min on the frozen vision tower here
+# on 2 cores (README: "The bundled model"):
 #   git show 703fa94:models/t3d-tiny.safetensors > previous.safetensors
 #   N_TRAIN=3200 JOBS=2 ALIGN_INIT=previous.safetensors ALIGN_MIN=12 STAGES="data align export eval" \
 #     train/recipes/t3d-tiny.sh
