@@ -13,7 +13,7 @@ import torch.nn.functional as F
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from t3d_reference import T3DVision, class_histograms, histogram_inputs, projection, projection_histograms  # noqa: E402
+from t3d_reference import T3DVision, histogram_inputs, projection, projection_histograms  # noqa: E402
 
 from train.losses import global_sum, world_size  # noqa: E402
 

@@ -14,7 +14,8 @@ with no spatial sense at all; --tower histogram-labels the same histogram inside
 of the label volume (oracle masks): what intensity within each organ holds; --tower
 histogram-predicted the same inside the model's own segmentation (each voxel counted into each
 class with the decoder's softmax probability: the class histograms a "class_histogram_hu" model's
-embedding reads, core/model/modelconfig.h). --model FILE probes a t3d model file (e.g. the bundled
+embedding reads, core/model/modelconfig.h; with --erosion r, or the config's "class_histogram_erosion",
+followed by those of the classes eroded by a (2r+1)^3 cube). --model FILE probes a t3d model file (e.g. the bundled
 model) instead of a checkpoint. --jitter J applies the
 trainer's intensity jitter (train.data view_params: x * a + b, a in 1 +- J, b in +- J / 2 on the
 normalised input, seeded by sample) to every volume first, for any tower: how much of a tower's
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 
 from train import data as D
 from train.evaluate import auroc, text_embeddings
-from train.model import T3DModel, class_histograms, load_model_file, load_weights
+from train.model import T3DModel, load_model_file, load_weights, projection_histograms
 
 
 # HU bin edges of the histogram towers: finer where the findings differ (air and emphysema
@@ -37,16 +38,16 @@ HISTOGRAM_EDGES = (-1000, -990, -960, -930, -900, -870, -840, -800, -700, -500, 
                    20, 30, 40, 50, 60, 80, 100, 130, 160, 200, 400, 1000)
 
 
-def histogram_features(cases, hu_min, hu_max, per_label=0, model=None, batch=16):
+def histogram_features(cases, hu_min, hu_max, per_label=0, model=None, batch=16, erosion=0):
     """[N, bins] (per_label = 0) or [N, per_label * bins] log(1 + count) of the input's HU (the
     normalised input mapped back through the min-max window) in HISTOGRAM_EDGES; with per_label the
     count runs inside each label class 0..per_label-1 of the case's label volume, or, with model,
     of the model's own segmentation (each voxel counted into each class with the decoder's softmax
     probability: what the encoder's masks, not the truth, give)."""
     if model is not None:  # the engine's class histograms (train.model / tests/reference), these edges
+        hist = (HISTOGRAM_EDGES, hu_min, hu_max, erosion)  # erosion > 0: then those of the classes' interiors
         with torch.no_grad():
-            return torch.cat([class_histograms(xb, model.visual.seg(model.visual.pyramid(xb)).softmax(dim=1),
-                                               HISTOGRAM_EDGES, hu_min, hu_max)
+            return torch.cat([projection_histograms(xb, model.visual.seg(model.visual.pyramid(xb)).softmax(dim=1), hist)
                               for xb in cases.x.split(batch)])
     edges = torch.tensor(HISTOGRAM_EDGES, dtype=torch.float32)
     bins = len(HISTOGRAM_EDGES) - 1
@@ -70,11 +71,11 @@ def jitter_inputs(cases, jitter, seed=1):
 def features(model, cases, batch=16, text=None, histogram=None):
     """[N, C] features and [N, findings] truth (0/1) of a CaseSet, names in manifest order:
     pooled layer-4 features, with text = (tokenizer, length) the reports' text embeddings, or with
-    histogram = (hu_min, hu_max, per_label) histogram_features."""
+    histogram = (hu_min, hu_max, per_label, predicted, erosion) histogram_features."""
     if text:
         x = text_embeddings(model, text[0], text[1], cases.reports)
     elif histogram:
-        x = histogram_features(cases, *histogram[:3], model=model if histogram[3] else None)
+        x = histogram_features(cases, *histogram[:3], model=model if histogram[3] else None, erosion=histogram[4])
     else:
         with torch.no_grad():
             x = torch.cat([model.layer4(cases.x[i:i + batch]).mean(dim=(2, 3, 4))
@@ -130,6 +131,9 @@ def main(argv=None):
                     help="vision: pooled layer-4 features of the volume; text: embedding of the report; "
                          "histogram: HU histogram of the input; histogram-labels: the same per label class; "
                          "histogram-predicted: per class of the model's own segmentation")
+    ap.add_argument("--erosion", type=int, default=None,
+                    help="histogram-predicted: also the histograms of the classes eroded by a (2r+1)^3 cube "
+                         "(\"class_histogram_erosion\"; default: the model config's, 0 without)")
     ap.add_argument("--jitter", type=float, default=0.0,
                     help="apply the trainer's intensity jitter of this size to every volume first")
     ap.add_argument("--threads", type=int, default=2)
@@ -151,7 +155,8 @@ def main(argv=None):
         per_class = a.tower in ("histogram-labels", "histogram-predicted")
         histogram = (float(pp["hu_min"]), float(pp["hu_max"]),
                      cfg.get("segmentation", {}).get("classes", 0) if per_class else 0,
-                     a.tower == "histogram-predicted")
+                     a.tower == "histogram-predicted",
+                     a.erosion if a.erosion is not None else int(cfg["projection"].get("class_histogram_erosion", 0)))
         if per_class and not histogram[2]:
             raise SystemExit(f"--tower {a.tower} needs a model config with segmentation classes")
     sets = []
