@@ -93,6 +93,9 @@ def main(argv=None):
     model = T3DModel(cfg)
     load_model_file(model, a.model)
     model.eval()
+    missing = set(a.finding or []) - {f["name"] for f in findings}
+    if missing:
+        sys.exit(f"{a.model} has no finding {sorted(missing)}")
     tok, length = D.tokenizer_for(vocab, cfg["text"]), D.max_tokens(cfg["text"])
     ref = D.CaseSet(a.baseline_cache, a.baseline_data)
     with torch.no_grad():
@@ -104,9 +107,6 @@ def main(argv=None):
     labels = input_names(model, cfg, classes)
     scale = model.logit_scale.exp().item()
     wanted = [f for f in findings if not a.finding or f["name"] in a.finding]
-    missing = set(a.finding or []) - {f["name"] for f in findings}
-    if missing:
-        sys.exit(f"{a.model} has no finding {sorted(missing)}")
     out = []
     for f in wanted:
         with torch.no_grad():

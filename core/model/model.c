@@ -343,9 +343,9 @@ static t3d_status class_histograms(const t3d_model_config *cfg, const float *x, 
 
 /* The eroded class probabilities of "class_histogram_erosion" (modelconfig.h): q[c, v] = the
  * minimum of prob[c, u] over the voxels u of the grid within r of v along each axis, as
- * train/model.py's -max_pool3d(-p, 2r + 1, stride 1, padding r) computes it (the padding never
- * wins). The cube's minimum is taken one axis at a time (exact for a minimum): X, then Y, then
- * Z, through tmp. prob, q and tmp: [ncls, nz, ny, nx]. */
+ * erode_classes in tests/reference/t3d_reference.py (what the trainer uses) computes it. The
+ * cube's minimum is taken one axis at a time (exact for a minimum): X, then Y, then Z, through
+ * tmp. prob, q and tmp: [ncls, nz, ny, nx]. */
 static void erode_classes(const float *prob, size_t ncls, const int64_t *dims, int r, float *q, float *tmp)
 {
   const size_t n[3] = {(size_t)dims[0], (size_t)dims[1], (size_t)dims[2]};
