@@ -97,10 +97,14 @@ static json_t *result_json(const t3d_model *model, const char *model_path, const
 {
   json_t *root = json_object(), *emb = json_array(), *find = json_array(), *vols = json_object();
   for (int i = 0; i < r->dim; i++) json_array_append_new(emb, json_real(r->embedding[i]));
-  for (size_t i = 0; i < r->nfindings; i++)
-    json_array_append_new(find, json_pack("{s:s, s:f, s:f, s:f}", "name", r->findings[i].name, "probability",
-                                          r->findings[i].probability, "logit_positive", r->findings[i].logit_pos,
-                                          "logit_negative", r->findings[i].logit_neg));
+  for (size_t i = 0; i < r->nfindings; i++) {
+    const t3d_finding_result *f = &r->findings[i];
+    json_array_append_new(find, json_pack("{s:s, s:f, s:f, s:f, s:o, s:b}", "name", f->name, "probability",
+                                          f->probability, "logit_positive", f->logit_pos, "logit_negative",
+                                          f->logit_neg, "heldout_auroc",
+                                          f->heldout_auroc > 0 ? json_real(f->heldout_auroc) : json_null(), "assessed",
+                                          t3d_finding_assessed(f)));
+  }
   json_t *classes = json_array(); /* label value -> name, for readers of the mask */
   for (size_t c = 0; r->volumes_ml && c < r->nclasses; c++) {
     json_object_set_new(vols, t3d_model_class_name(model, c), json_real(r->volumes_ml[c]));
@@ -263,9 +267,26 @@ int t3d_cmd_analyze(int argc, char **argv)
     if (vol->geometry_note[0]) printf("Geometry %s\n", vol->geometry_note);
     printf("Model    %s (%s)\n\n", t3d_model_config_of(model)->name, model_path);
     if (res->nfindings) {
-      printf("%-32s %11s\n", _("Finding"), _("probability"));
-      for (size_t i = 0; i < res->nfindings; i++)
-        printf("%-32s %11.3f\n", t3d_finding_display_name(res->findings[i].name), res->findings[i].probability);
+      bool any_auroc = false, any_unassessed = false;
+      for (size_t i = 0; i < res->nfindings; i++) {
+        any_auroc |= res->findings[i].heldout_auroc > 0;
+        any_unassessed |= !t3d_finding_assessed(&res->findings[i]);
+      }
+      if (any_auroc)
+        printf("%-32s %11s %15s\n", _("Finding"), _("probability"), _("held-out AUROC"));
+      else
+        printf("%-32s %11s\n", _("Finding"), _("probability"));
+      for (size_t i = 0; i < res->nfindings; i++) {
+        const t3d_finding_result *f = &res->findings[i];
+        printf("%-32s %11.3f", t3d_finding_display_name(f->name), f->probability);
+        if (f->heldout_auroc > 0) printf(" %15.2f", f->heldout_auroc);
+        if (!t3d_finding_assessed(f)) printf("  %s", _("not assessed"));
+        printf("\n");
+      }
+      if (any_unassessed)
+        printf(_("Not assessed: the model ranks held-out cases too poorly for these (AUROC below %.2f) for their "
+                 "probabilities to say present or absent.\n"),
+               T3D_FINDING_MIN_AUROC);
     } else if (res->zero_shot_status != T3D_OK) {
       printf(_("Findings: %s\n"), res->zero_shot_message);
     }

@@ -73,7 +73,9 @@ t3d_analysis_outcome *t3d_analysis_outcome_parse(const char *json, GError **erro
     const char *name = json_string_value(json_object_get(f, "name"));
     json_t *p = json_object_get(f, "probability");
     if (!name || !json_is_number(p)) continue;
+    json_t *assessed = json_object_get(f, "assessed"); /* absent from older engines: assessed */
     o->findings[o->nfindings].name = g_strdup(name);
+    o->findings[o->nfindings].assessed = !json_is_false(assessed);
     o->findings[o->nfindings++].probability = json_number_value(p);
   }
   qsort(o->findings, o->nfindings, sizeof *o->findings, by_probability_desc);

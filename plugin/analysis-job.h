@@ -18,6 +18,7 @@ G_BEGIN_DECLS
 typedef struct {
   char *name;
   double probability;
+  gboolean assessed; /* FALSE: the model's held-out AUROC is too low to say present or absent */
 } t3d_job_finding;
 
 typedef struct {

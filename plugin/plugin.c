@@ -94,8 +94,11 @@ static void show_result(t3d_plugin *pl, t3d_analysis_outcome *o)
 {
   const char **names = g_new0(const char *, o->nfindings + o->nvolumes + 1);
   double *vals = g_new0(double, o->nfindings + o->nvolumes + 1);
-  for (size_t i = 0; i < o->nfindings; i++) names[i] = o->findings[i].name, vals[i] = o->findings[i].probability;
-  t3d_analysis_panel_set_findings(pl->analysis, names, vals, o->nfindings, o->findings_unavailable);
+  gboolean *assessed = g_new0(gboolean, o->nfindings + 1);
+  for (size_t i = 0; i < o->nfindings; i++)
+    names[i] = o->findings[i].name, vals[i] = o->findings[i].probability, assessed[i] = o->findings[i].assessed;
+  t3d_analysis_panel_set_findings(pl->analysis, names, vals, assessed, o->nfindings, o->findings_unavailable);
+  g_free(assessed);
   for (size_t i = 0; i < o->nvolumes; i++) names[i] = o->volumes[i].name, vals[i] = o->volumes[i].ml;
   t3d_analysis_panel_set_volumes(pl->analysis, names, vals, o->nvolumes);
   g_free(names);

@@ -91,7 +91,8 @@ static int truth(const char *dir, const char *mask_path, int unfamiliar)
          " \"model\": {\"name\": \"ground truth (tests/fake-worker)\", \"path\": \"\"},\n"
          " \"findings\": [{\"name\": \"pleural effusion\", \"probability\": 0.12},\n"
          "              {\"name\": \"lung nodule\", \"probability\": 0.91},\n"
-         "              {\"name\": \"emphysema\", \"probability\": 0.33}],\n"
+         "              {\"name\": \"emphysema\", \"probability\": 0.33, \"heldout_auroc\": 0.62,"
+         " \"assessed\": false}],\n"
          " \"classes\": [\"background\", \"liver\", \"kidney\", \"spleen\", \"lung\", \"lesion\"],\n"
          " \"volumes_ml\": {\"background\": 0, \"liver\": 0, \"kidney\": 0, \"spleen\": 0, \"lung\": %.3f, "
          "\"lesion\": %.3f}%s%s%s%s}\n",

@@ -4,6 +4,9 @@
 # (embedding of the config's size with unit norm, findings with probabilities in [0,1] or a
 # stated reason, one volume per class), and that the mask has the series' size and exactly the
 # geometry (sform/qform) of the series exported by `t3d volume --nifti`, with labels < classes.
+# Then the trained model (models/t3d-tiny.safetensors, whose findings carry their held-out AUROC):
+# every finding below T3D_FINDING_MIN_AUROC (0.8) is "assessed": false in the JSON and marked
+# "not assessed" in the table, every other one neither.
 set -u
 BUILD=${T3D_BUILDDIR:-.}
 PY=${T3D_PYTHON:-python3}
@@ -38,6 +41,9 @@ need(abs(norm - 1) < 1e-4, "embedding norm %.6f, expected 1" % norm)
 if out["findings"]:
     for f in out["findings"]:
         need(0.0 <= f["probability"] <= 1.0, "finding %s probability %r outside [0,1]" % (f["name"], f["probability"]))
+        need(f.get("heldout_auroc", 0) is None and f.get("assessed") is True,
+             "finding %s of a model file without AUROC: heldout_auroc %r, assessed %r"
+             % (f["name"], f.get("heldout_auroc", 0), f.get("assessed")))
 else:
     need("findings_unavailable" in out, "no findings and no reason given")
 vols = out["volumes_ml"]
@@ -76,6 +82,31 @@ else:
     for c in range(nc):
         need(abs(counts[c] * vox_ml - vols[names[c]]) < 1e-3 * max(1, vols[names[c]]),
              "class %s: mask holds %.3f mL, JSON says %.3f" % (names[c], counts[c] * vox_ml, vols[names[c]]))
+for e in errors:
+    print("  " + e)
+sys.exit(1 if errors else 0)
+PYEOF
+TRAINED=${T3D_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}/models/t3d-tiny.safetensors
+"$T3D" analyze "$tmp/series" --model "$TRAINED" --no-segment --json >"$tmp/trained.json" || fail "trained model --json"
+"$T3D" analyze "$tmp/series" --model "$TRAINED" --no-segment >"$tmp/trained.txt" || fail "trained model, text"
+"$PY" - "$tmp/trained.json" "$tmp/trained.txt" <<'PYEOF' || fail "held-out AUROC checks: $(cat "$tmp/trained.txt")"
+import json, sys
+out = json.load(open(sys.argv[1]))
+lines = open(sys.argv[2]).read().splitlines()
+errors, unassessed = [], 0
+for f in out["findings"]:
+    a = f.get("heldout_auroc")
+    if not isinstance(a, float) or not 0 < a <= 1:
+        errors.append("%s: heldout_auroc %r (the trained model gives every finding one)" % (f["name"], a))
+        continue
+    row = [l for l in lines if l.startswith(f["name"] + " ")]
+    if f["assessed"] != (a >= 0.8):
+        errors.append("%s: AUROC %.3f but assessed %r" % (f["name"], a, f["assessed"]))
+    if len(row) != 1 or ("not assessed" in row[0]) == f["assessed"] or ("%.2f" % a) not in row[0]:
+        errors.append("%s: table row %r for AUROC %.3f" % (f["name"], row, a))
+    unassessed += not f["assessed"]
+if unassessed and not any(l.startswith("Not assessed:") for l in lines):
+    errors.append("no line explaining \"not assessed\"")
 for e in errors:
     print("  " + e)
 sys.exit(1 if errors else 0)

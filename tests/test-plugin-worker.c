@@ -135,6 +135,9 @@ static void test_truth(char **files)
     CHECK(o->nfindings == 3 && strcmp(o->findings[0].name, "lung nodule") == 0); /* sorted, highest first */
     CHECK(o->nfindings == 3 && o->findings[0].probability >= o->findings[1].probability &&
           o->findings[1].probability >= o->findings[2].probability);
+    /* "assessed": false (held-out AUROC too low) reaches the panel; absent reads as assessed */
+    CHECK(o->nfindings == 3 && o->findings[0].assessed && strcmp(o->findings[1].name, "emphysema") == 0 &&
+          !o->findings[1].assessed && o->findings[2].assessed);
     CHECK_INT_EQ(o->nclasses, 6);
     CHECK(o->nclasses == 6 && strcmp(o->classes[5], "lesion") == 0);
     CHECK_INT_EQ(o->nvolumes, 5);

@@ -64,15 +64,22 @@ static void test_sha256(void)
 
 static const char *const hash = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
 
+/* The report parameters of these tests: model "t3d-test" with the fixed hash, and these classes. */
+static t3d_report_params test_params(const char *const *names, size_t nclasses)
+{
+  t3d_report_params p = t3d_report_default_params();
+  p.model_name = "t3d-test";
+  p.model_sha256 = hash;
+  p.class_names = names;
+  p.nclasses = nclasses;
+  return p;
+}
+
 static void test_content(void)
 {
   fake_case fc;
   make_case(&fc, 60, 50, 40);
-  t3d_report_params p = t3d_report_default_params();
-  p.model_name = "t3d-test";
-  p.model_sha256 = hash;
-  p.class_names = class_names;
-  p.nclasses = 4;
+  t3d_report_params p = test_params(class_names, 4);
   t3d_report *r = NULL, *r2 = NULL;
   CHECK_STATUS(t3d_report_create(fc.vol, &fc.res, &p, &r), T3D_OK);
   CHECK_STATUS(t3d_report_create(fc.vol, &fc.res, &p, &r2), T3D_OK);
@@ -146,11 +153,7 @@ static void test_neighbours(void)
        2},
       {"case C", "Large pleural effusion.", 0.70, f_eff, 1},             /* not close: ignored */
       {"case D", "Ascites. No pleural effusion.", 0.85, f_none, 1}};     /* close, disagrees */
-  t3d_report_params p = t3d_report_default_params();
-  p.model_name = "t3d-test";
-  p.model_sha256 = hash;
-  p.class_names = class_names;
-  p.nclasses = 4;
+  t3d_report_params p = test_params(class_names, 4);
   p.neighbours = nb;
   p.nneighbours = 4;
   t3d_report *r = NULL;
@@ -214,6 +217,36 @@ static void test_no_findings(void)
   t3d_volume_free(fc.vol);
 }
 
+/* A finding whose held-out AUROC lies below T3D_FINDING_MIN_AUROC is "not assessed": never present
+ * (even at probability 0.62, above the threshold), never among those below the threshold, named
+ * with its AUROC on a line of its own; one at or above it, or without one, reads as before. */
+static void test_not_assessed(void)
+{
+  fake_case fc;
+  make_case(&fc, 60, 50, 40);
+  fc.res.findings[0].heldout_auroc = 0.97;                               /* pleural effusion 0.91 */
+  fc.res.findings[1].heldout_auroc = T3D_FINDING_MIN_AUROC - 0.19;       /* lung nodule 0.62 */
+  t3d_report_params p = test_params(class_names, 4);
+  t3d_report *r = NULL;
+  CHECK(t3d_finding_assessed(&fc.res.findings[0]) && !t3d_finding_assessed(&fc.res.findings[1]) &&
+        t3d_finding_assessed(&fc.res.findings[2]));
+  CHECK_STATUS(t3d_report_create(fc.vol, &fc.res, &p, &r), T3D_OK);
+  if (r) {
+    const char *t = t3d_report_text(r, T3D_REPORT_TEXT);
+    CHECK_HAS(t, "Appearance suggests pleural effusion. (model probability 0.910)");
+    CHECK_LACKS(t, "suggests lung nodule");
+    CHECK_LACKS(t, "Lung nodule (probability");
+    CHECK_HAS(t, "Below threshold 0.50: ascites 0.120.");
+    CHECK_HAS(t, "- Not assessed by the model (held-out AUROC below 0.80; review the images): lung nodule (AUROC 0.61).");
+    CHECK_HAS(t, "2. 2 segmented lesion(s)");
+    for (size_t i = 0; i < 3; i++)
+      if (strcmp(t3d_report_finding_name(r, i), "lung nodule") == 0) CHECK_INT_EQ(t3d_report_finding_present(r, i), 0);
+  }
+  t3d_report_free(r);
+  t3d_tensor_free(fc.labels);
+  t3d_volume_free(fc.vol);
+}
+
 /* A sphere of radius 30 mm on a 1 mm grid has ~11000 surface voxels: the diameter then comes
  * from extreme points along fixed directions (report.h), still within a voxel of 60 mm. */
 static void test_big_lesion(void)
@@ -238,11 +271,7 @@ static void test_big_lesion(void)
   res.labels = l;
   res.volumes_ml = vols;
   res.nclasses = 2;
-  t3d_report_params p = t3d_report_default_params();
-  p.model_name = "t3d-test";
-  p.model_sha256 = hash;
-  p.class_names = names;
-  p.nclasses = 2;
+  t3d_report_params p = test_params(names, 2);
   t3d_report *r = NULL;
   CHECK_STATUS(t3d_report_create(v, &res, &p, &r), T3D_OK);
   if (r) {
@@ -262,5 +291,6 @@ int main(void)
   test_content();
   test_neighbours();
   test_no_findings();
+  test_not_assessed();
   return check_finish("test-report-text");
 }

@@ -7,7 +7,7 @@ features, or with --calibrate-space embedding their embeddings) and t3d.calibrat
 nearest-neighbour cosine threshold, from held-out cases when given), and
 with --calibrate-findings each finding's probability fitted on the held-out cases' truth.
 Also a command:
-  python -m train.export --ckpt final.pt --template T [--calibrate CACHE --calibrate-data DIR
+  python -m train.export {--ckpt final.pt | --model FILE} --template T [--calibrate CACHE --calibrate-data DIR
       [--calibrate-holdout CACHE --calibrate-holdout-data DIR [--calibrate-findings]]] -o OUT
 Not a converter of foreign checkpoints (tools/convert-*.py)."""
 import argparse
@@ -18,7 +18,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from train.model import T3DModel, exported_state, load_weights
+from train.model import T3DModel, exported_state, load_model_file, load_weights
 import t3d_safetensors as st  # noqa: E402  (path set by train.model)
 
 
@@ -119,13 +119,15 @@ def fit_platt(d, y, iters=100, ridge=1e-2):
 
 @torch.no_grad()
 def findings_calibration(model, template, findings, cache, data):
-    """findings with a "calibration" {slope, intercept, cases, positives} each, fitted on the cases
+    """findings with a "calibration" {slope, intercept, cases, positives, auroc} each, fitted on the cases
     of cache/data (held out from training; their manifest's truth): the engine's probability of a
     finding becomes sigmoid(slope * (logit_pos - logit_neg) + intercept), the logits being those
     `t3d analyze` computes (logit scale times each prompt's cosine with the volume). A finding whose
-    truth the cases do not give, or that is all present or all absent there, stays uncalibrated."""
+    truth the cases do not give, or that is all present or all absent there, stays uncalibrated.
+    auroc: how well the logit difference ranks those cases (Platt scaling keeps the ranking): the
+    engine calls a finding below T3D_FINDING_MIN_AUROC (core/model/model.h) "not assessed"."""
     from train import data as D
-    from train.evaluate import text_embeddings
+    from train.evaluate import auroc, text_embeddings
     cfg, vocab = D.read_model_meta(template)[:2]
     cases = D.CaseSet(cache, data)
     was = model.training
@@ -147,14 +149,18 @@ def findings_calibration(model, template, findings, cache, data):
             continue
         y = torch.tensor([1.0 if t else 0.0 for t in truth])
         a, b = fit_platt(diff[:, j], y)
-        f["calibration"] = {"slope": a, "intercept": b, "cases": len(truth), "positives": int(y.sum())}
+        f["calibration"] = {"slope": a, "intercept": b, "cases": len(truth), "positives": int(y.sum()),
+                            "auroc": round(auroc(diff[:, j].tolist(), y.tolist()), 4)}
         out.append(f)
     return out
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ckpt", required=True)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ckpt", help="a training checkpoint (train.train's final.pt)")
+    src.add_argument("--model", help="a t3d model file of the template's configuration: exported again, e.g. "
+                     "with a new calibration (the same tensors, bit for bit)")
     ap.add_argument("--template", required=True)
     ap.add_argument("--findings", help="JSON list of {name, positive, negative}")
     ap.add_argument("--calibrate", metavar="CACHE", help="training cases' cache (t3d preprocess): write the "
@@ -183,9 +189,13 @@ def main():
     torch.set_num_threads(a.threads)
     from train.data import read_model_meta
     cfg = read_model_meta(a.template)[0]
-    ck = torch.load(a.ckpt, map_location="cpu")
-    model = T3DModel(cfg, prototypes=ck["args"].get("prototypes", 32))
-    load_weights(model, ck["model"])
+    if a.model:
+        model = T3DModel(cfg)
+        load_model_file(model, a.model)
+    else:
+        ck = torch.load(a.ckpt, map_location="cpu")
+        model = T3DModel(cfg, prototypes=ck["args"].get("prototypes", 32))
+        load_weights(model, ck["model"])
     calib = calibration_from(model, a.calibrate, a.calibrate_data, a.calibrate_quantile, a.calibrate_holdout,
                              a.calibrate_holdout_data, a.calibrate_space) if a.calibrate else None
     findings = json.load(open(a.findings)) if a.findings else None
@@ -196,7 +206,8 @@ def main():
         for f in findings:
             c = f.get("calibration")
             print(f"{f['name']}: " + (f"slope {c['slope']:.4f}, intercept {c['intercept']:.3f} "
-                                      f"({c['positives']} of {c['cases']} positive)" if c else "not calibrated"),
+                                      f"({c['positives']} of {c['cases']} positive), AUROC {c['auroc']:.3f}"
+                                      if c else "not calibrated"),
                   file=sys.stderr)
     export(model, a.template, a.output, findings, calibration=calib)
 

@@ -17,6 +17,7 @@
 typedef struct {
   char *name;
   double p;
+  gboolean assessed;
 } finding;
 
 struct _T3dAnalysisPanel {
@@ -82,12 +83,16 @@ static gboolean draw_chart(GtkWidget *w, cairo_t *cr, gpointer data)
     cairo_set_source_rgba(cr, fg.red, fg.green, fg.blue, 0.12);
     cairo_rectangle(cr, name_w, y + 4, bar_max, ROW_H - 8);
     cairo_fill(cr);
-    if (prob >= 0.5) cairo_set_source_rgb(cr, 0.85, 0.33, 0.10);
+    if (!p->findings[i].assessed) cairo_set_source_rgba(cr, fg.red, fg.green, fg.blue, 0.30); /* greyed */
+    else if (prob >= 0.5) cairo_set_source_rgb(cr, 0.85, 0.33, 0.10);
     else cairo_set_source_rgb(cr, 0.20, 0.47, 0.80);
     cairo_rectangle(cr, name_w, y + 4, bar_max * prob, ROW_H - 8);
     cairo_fill(cr);
-    char pct[16];
-    g_snprintf(pct, sizeof pct, "%.0f %%", prob * 100);
+    char pct[96];
+    if (p->findings[i].assessed)
+      g_snprintf(pct, sizeof pct, "%.0f %%", prob * 100);
+    else /* TRANSLATORS: a finding whose score the model cannot be trusted with (held-out AUROC too low) */
+      g_snprintf(pct, sizeof pct, _("%.0f %% (not assessed)"), prob * 100);
     pango_layout_set_width(layout, -1);
     pango_layout_set_text(layout, pct, -1);
     pango_layout_get_pixel_size(layout, &tw, &th);
@@ -206,12 +211,12 @@ static int by_p_desc(const void *a, const void *b)
 }
 
 void t3d_analysis_panel_set_findings(T3dAnalysisPanel *p, const char *const *names, const double *probabilities,
-                                     size_t n, const char *unavailable)
+                                     const gboolean *assessed, size_t n, const char *unavailable)
 {
   g_return_if_fail(T3D_IS_ANALYSIS_PANEL(p));
   free_findings(p);
   p->findings = g_new0(finding, n + 1);
-  for (size_t i = 0; i < n; i++) p->findings[i] = (finding){g_strdup(names[i]), probabilities[i]};
+  for (size_t i = 0; i < n; i++) p->findings[i] = (finding){g_strdup(names[i]), probabilities[i], !assessed || assessed[i]};
   p->nfindings = n;
   qsort(p->findings, n, sizeof *p->findings, by_p_desc);
   gtk_widget_set_size_request(p->chart, 240, (int)n * ROW_H);
@@ -249,7 +254,7 @@ void t3d_analysis_panel_set_summary(T3dAnalysisPanel *p, const char *text)
 
 void t3d_analysis_panel_clear_results(T3dAnalysisPanel *p)
 {
-  t3d_analysis_panel_set_findings(p, NULL, NULL, 0, _("No analysis yet."));
+  t3d_analysis_panel_set_findings(p, NULL, NULL, NULL, 0, _("No analysis yet."));
   t3d_analysis_panel_set_volumes(p, NULL, NULL, 0);
   t3d_analysis_panel_set_summary(p, NULL);
 }

@@ -58,7 +58,17 @@ typedef struct {
   double probability; /* softmax over (scale*<img,pos>, scale*<img,neg>), first entry; where the model
                        * file calibrates the finding, sigmoid(slope * (logit_pos - logit_neg) + intercept) */
   double logit_pos, logit_neg;
+  double heldout_auroc; /* the model file's AUROC of this finding on held-out cases; 0: not given */
 } t3d_finding_result;
+
+/* Below this held-out AUROC a finding is "not assessed": the model ranks cases with it little
+ * better than chance, so neither "present" nor "absent" may be said from its probability (a draft
+ * report that wrote "no pulmonary nodule" from a score at AUROC 0.6 would mislead). */
+#define T3D_FINDING_MIN_AUROC 0.8
+
+/* Whether f may be reported: its held-out AUROC reaches T3D_FINDING_MIN_AUROC, or the model file
+ * does not give one (older files: as before). */
+bool t3d_finding_assessed(const t3d_finding_result *f);
 
 typedef struct {
   float *embedding; /* [dim], L2-normalised; owned */

@@ -326,9 +326,13 @@ static void render_sections(const t3d_report *r, t3d_report_finding **order, con
                             strbuf *ib)
 {
   char n1[64], n2[64];
-  size_t npresent = 0, nbelow = 0;
+  size_t npresent = 0, nbelow = 0, nunassessed = 0;
   for (size_t i = 0; i < r->nfindings; i++) {
     const t3d_report_finding *f = order[i];
+    if (!f->assessed) {
+      nunassessed++;
+      continue;
+    }
     if (!f->present) {
       nbelow++;
       continue;
@@ -353,8 +357,20 @@ static void render_sections(const t3d_report *r, t3d_report_finding **order, con
     sb_printf(fb, _("- Below threshold %s:"), t3d_report_fmt(n1, sizeof n1, 2, r->threshold));
     const char *sep = " ";
     for (size_t i = 0; i < r->nfindings; i++)
-      if (!order[i]->present) {
+      if (order[i]->assessed && !order[i]->present) {
         sb_printf(fb, "%s%s %s", sep, order[i]->name, t3d_report_fmt(n1, sizeof n1, 3, order[i]->probability));
+        sep = ", ";
+      }
+    sb_printf(fb, ".\n");
+  }
+  if (nunassessed) { /* neither present nor absent: the model cannot tell (held-out AUROC) */
+    sb_printf(fb, _("- Not assessed by the model (held-out AUROC below %s; review the images):"),
+              t3d_report_fmt(n1, sizeof n1, 2, T3D_FINDING_MIN_AUROC));
+    const char *sep = " ";
+    for (size_t i = 0; i < r->nfindings; i++)
+      if (!order[i]->assessed) {
+        sb_printf(fb, "%s%s", sep, order[i]->name);
+        sb_printf(fb, _(" (AUROC %s)"), t3d_report_fmt(n1, sizeof n1, 2, order[i]->auroc));
         sep = ", ";
       }
     sb_printf(fb, ".\n");
@@ -555,7 +571,9 @@ t3d_status t3d_report_create(const t3d_volume *vol, const t3d_analysis_result *r
     f->name = dupstr(res->findings[i].name);
     if (!f->name) goto nomem;
     f->probability = res->findings[i].probability;
-    f->present = f->probability >= p->finding_threshold;
+    f->assessed = t3d_finding_assessed(&res->findings[i]);
+    f->auroc = res->findings[i].heldout_auroc;
+    f->present = f->assessed && f->probability >= p->finding_threshold;
     f->phrased_from = -1;
     if (f->present && (s = phrase_finding(f, p)) != T3D_OK) goto cleanup;
     order[i] = f;

@@ -17,7 +17,9 @@ typedef struct {
   char *name;
   char *sentence;  /* the FINDINGS sentence (template or reused), without the probability */
   double probability;
-  int present;
+  int present;      /* assessed and at or above the threshold */
+  int assessed;     /* t3d_finding_assessed: the model's held-out AUROC allows a statement */
+  double auroc;     /* that AUROC, 0 when the model file does not give it */
   int phrased_from; /* neighbour index or -1 */
 } t3d_report_finding;
 
