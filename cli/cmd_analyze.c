@@ -102,7 +102,7 @@ static json_t *result_json(const t3d_model *model, const char *model_path, const
     json_array_append_new(find, json_pack("{s:s, s:f, s:f, s:f, s:o, s:b}", "name", f->name, "probability",
                                           f->probability, "logit_positive", f->logit_pos, "logit_negative",
                                           f->logit_neg, "heldout_auroc",
-                                          f->heldout_auroc > 0 ? json_real(f->heldout_auroc) : json_null(), "assessed",
+                                          f->has_heldout_auroc ? json_real(f->heldout_auroc) : json_null(), "assessed",
                                           t3d_finding_assessed(f)));
   }
   json_t *classes = json_array(); /* label value -> name, for readers of the mask */
@@ -269,7 +269,7 @@ int t3d_cmd_analyze(int argc, char **argv)
     if (res->nfindings) {
       bool any_auroc = false, any_unassessed = false;
       for (size_t i = 0; i < res->nfindings; i++) {
-        any_auroc |= res->findings[i].heldout_auroc > 0;
+        any_auroc |= res->findings[i].has_heldout_auroc;
         any_unassessed |= !t3d_finding_assessed(&res->findings[i]);
       }
       if (any_auroc)
@@ -279,11 +279,15 @@ int t3d_cmd_analyze(int argc, char **argv)
       for (size_t i = 0; i < res->nfindings; i++) {
         const t3d_finding_result *f = &res->findings[i];
         printf("%-32s %11.3f", t3d_finding_display_name(f->name), f->probability);
-        if (f->heldout_auroc > 0) printf(" %15.2f", f->heldout_auroc);
+        if (f->has_heldout_auroc) printf(" %15.2f", f->heldout_auroc);
+        else if (any_auroc) printf(" %15s", "-");
         if (!t3d_finding_assessed(f)) printf("  %s", _("not assessed"));
         printf("\n");
       }
-      if (any_unassessed)
+      if (res->familiar < 0)
+        printf(_("Not assessed: the series is unlike every case the model was trained on (below), so none of "
+                 "these probabilities says present or absent.\n"));
+      else if (any_unassessed)
         printf(_("Not assessed: the model ranks held-out cases too poorly for these (AUROC below %.2f) for their "
                  "probabilities to say present or absent.\n"),
                T3D_FINDING_MIN_AUROC);

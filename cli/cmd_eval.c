@@ -146,6 +146,7 @@ typedef struct {
   size_t nskip;
   double *prob;   /* [ncases * nfind] */
   bool *truth;    /* [ncases * nfind] */
+  bool *assessed; /* [ncases * nfind]: t3d_finding_assessed (held-out AUROC, familiar series) */
   float *vemb;    /* [ncases * dim] volume embeddings */
   float *temb;    /* [ncases * dim] report embeddings */
   bool retrieval; /* embeddings gathered (the model has the text encoder) */
@@ -172,6 +173,7 @@ static void run_free(eval_run *r)
   free(r->skip_names);
   free(r->skip_reason);
   free(r->prob);
+  free(r->assessed);
   free(r->truth);
   free(r->vemb);
   free(r->temb);
@@ -325,6 +327,7 @@ static t3d_status run_case(eval_run *r, t3d_model *model, const char *dir, const
       goto cleanup;
     }
     r->prob[i * r->nfind + f] = res->findings[j].probability;
+    r->assessed[i * r->nfind + f] = t3d_finding_assessed(&res->findings[j]);
     bool present = false;
     t3d_eval_case_truth(c, r->find_names[f], &present);
     r->truth[i * r->nfind + f] = present;
@@ -373,6 +376,8 @@ typedef struct {
   size_t nmacro;
   double recall[2][3]; /* t2v, v2t x k */
   size_t judged, right, false_pos, false_neg; /* case-findings read as present at probability > 0.5 */
+  /* the same over the case-findings the model assesses (what analyze and the draft report state) */
+  size_t stated, stated_right, stated_fp, stated_fn;
 } eval_scores;
 
 static t3d_status score(const eval_run *r, eval_scores *sc)
@@ -399,6 +404,12 @@ static t3d_status score(const eval_run *r, eval_scores *sc)
       sc->right += said == pos[i];
       sc->false_pos += said && !pos[i];
       sc->false_neg += !said && pos[i];
+      if (r->assessed[i * r->nfind + f]) {
+        sc->stated++;
+        sc->stated_right += said == pos[i];
+        sc->stated_fp += said && !pos[i];
+        sc->stated_fn += !said && pos[i];
+      }
     }
     sc->auroc[f] = NAN;
     if (sc->npos[f] == 0 || sc->npos[f] == r->ncases) continue;
@@ -474,6 +485,12 @@ static json_t *to_json(const eval_run *r, const eval_scores *sc, const char *mod
                                 num_or_null(sc->judged ? (double)sc->right / (double)sc->judged : NAN), "case_findings",
                                 (json_int_t)sc->judged, "false_positives", (json_int_t)sc->false_pos,
                                 "false_negatives", (json_int_t)sc->false_neg));
+  json_object_set_new(root, "assessed",
+                      json_pack("{s:o, s:I, s:I, s:I, s:I}", "accuracy",
+                                num_or_null(sc->stated ? (double)sc->stated_right / (double)sc->stated : NAN),
+                                "case_findings", (json_int_t)sc->stated, "false_positives", (json_int_t)sc->stated_fp,
+                                "false_negatives", (json_int_t)sc->stated_fn, "not_assessed",
+                                (json_int_t)(sc->judged - sc->stated)));
   if (r->retrieval) {
     json_t *ret = json_object();
     static const char *const dirs[2] = {"t2v", "v2t"}, *const ks[3] = {"r1", "r5", "r10"};
@@ -529,6 +546,12 @@ static void print_table(const eval_run *r, const eval_scores *sc, const char *mo
     if (sc->judged)
       printf(_("%-28s %7.3f  (%zu false positives, %zu false negatives of %zu)\n"), _("Right at p > 0.5"),
              (double)sc->right / (double)sc->judged, sc->false_pos, sc->false_neg, sc->judged);
+    if (sc->stated && sc->stated < sc->judged) /* what analyze and the draft report state */
+      printf(_("%-28s %7.3f  (%zu false positives, %zu false negatives of %zu assessed; %zu not assessed)\n"),
+             _("  where assessed"), (double)sc->stated_right / (double)sc->stated, sc->stated_fp, sc->stated_fn,
+             sc->stated, sc->judged - sc->stated);
+    else if (sc->judged && !sc->stated)
+      printf(_("%-28s %7s  (the model assessed none of the %zu)\n"), _("  where assessed"), "-", sc->judged);
   }
   for (size_t k = 0; k < r->nskip; k++) {
     if (r->skip_reason[k])
@@ -650,9 +673,10 @@ int t3d_cmd_eval(int argc, char **argv)
   r.dim = (size_t)t3d_model_config_of(model)->projection.dim;
   r.prob = calloc(r.ncases * (r.nfind ? r.nfind : 1), sizeof *r.prob);
   r.truth = calloc(r.ncases * (r.nfind ? r.nfind : 1), sizeof *r.truth);
+  r.assessed = calloc(r.ncases * (r.nfind ? r.nfind : 1), sizeof *r.assessed);
   r.vemb = calloc(r.ncases * r.dim, sizeof *r.vemb);
   r.temb = calloc(r.ncases * r.dim, sizeof *r.temb);
-  if (!r.prob || !r.truth || !r.vemb || !r.temb) {
+  if (!r.prob || !r.truth || !r.assessed || !r.vemb || !r.temb) {
     s = t3d_error(T3D_ERR_NOMEM, "out of memory for %zu cases", r.ncases);
     goto fail;
   }

@@ -161,9 +161,39 @@ need(h["case_findings"] == 3 * 11 and 0 <= h["false_negatives"] <= npos and
      0 <= h["false_positives"] <= 33 - npos and
      abs(h["accuracy"] * 33 - (33 - h["false_positives"] - h["false_negatives"])) < 1e-6,
      "at_half %r with %d positive case-findings" % (h, npos))
+a = out["assessed"]  # the init model gives no held-out AUROC: every case-finding is assessed
+need(a["not_assessed"] == 0 and all(a[k] == h[k] for k in h), "assessed %r, at_half %r" % (a, h))
 if errors:
     print("\n".join(errors))
     sys.exit(1)
+PYEOF
+# The trained model (its findings carry their held-out AUROC) on the same phantoms: the
+# case-findings it assesses are those its `t3d analyze --json` calls assessed, scored alone.
+TRAINED=${T3D_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}/models/t3d-tiny.safetensors
+"$T3D" eval --data "$tmp/ph" --model "$TRAINED" --json --no-progress >"$tmp/ph-trained.json" || fail "trained model eval"
+for i in 0 1 2; do
+  "$T3D" analyze "$tmp/ph/case-0000$i/dicom" --model "$TRAINED" --no-segment --json >"$tmp/ph-a$i.json" \
+    || fail "trained model analyze case $i"
+done
+"$PY" - "$tmp/ph-trained.json" "$tmp/ph/manifest.jsonl" "$tmp"/ph-a0.json "$tmp"/ph-a1.json "$tmp"/ph-a2.json <<'PYEOF' \
+  || fail "assessed case-findings of the trained model"
+import json, sys
+out = json.load(open(sys.argv[1]))
+truth = [json.loads(l)["truth"] for l in open(sys.argv[2])]
+n = fp = fn = right = un = 0
+for t, path in zip(truth, sys.argv[3:]):
+    for f in json.load(open(path))["findings"]:
+        if not f["assessed"]:
+            un += 1
+            continue
+        said, pos = f["probability"] > 0.5, t[f["name"]]["present"]
+        n, right, fp, fn = n + 1, right + (said == pos), fp + (said and not pos), fn + (pos and not said)
+a = out["assessed"]
+ok = (a["case_findings"], a["false_positives"], a["false_negatives"], a["not_assessed"]) == (n, fp, fn, un) and un > 0
+ok = ok and (abs(a["accuracy"] - right / n) < 1e-9 if n else a["accuracy"] is None)
+if not ok:
+    print("assessed %r; from analyze: %d assessed (%d right, %d fp, %d fn), %d not" % (a, n, right, fp, fn, un))
+sys.exit(0 if ok else 1)
 PYEOF
 
 # No labels.json: everything else is scored, segmentation is said to be unavailable.

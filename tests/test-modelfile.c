@@ -523,10 +523,10 @@ static void remove_dir(void)
   rmdir(dir);
 }
 
-/* t3d.findings[i].calibration: {"slope" >= 0, "intercept", optional "auroc" in (0, 1]} loads onto
- * the finding; a negative slope, a missing intercept or an AUROC outside (0, 1] or not a number is
+/* t3d.findings[i].calibration: {"slope" >= 0, "intercept", optional "auroc" in [0, 1]} loads onto
+ * the finding; a negative slope, a missing intercept or an AUROC outside [0, 1] or not a number is
  * a format error naming the finding; no calibration leaves the finding uncalibrated (slope 1,
- * intercept 0, auroc 0: not given). */
+ * intercept 0, no AUROC). */
 static void test_findings_calibration(void)
 {
   static const char *const cases[] = {
@@ -538,7 +538,7 @@ static void test_findings_calibration(void)
       "[{\"name\":\"nodule\",\"positive\":\"a\",\"negative\":\"b\",\"calibration\":{\"slope\":1,"
       "\"intercept\":0,\"auroc\":1.5}}]",
       "[{\"name\":\"nodule\",\"positive\":\"a\",\"negative\":\"b\",\"calibration\":{\"slope\":1,"
-      "\"intercept\":0,\"auroc\":0}}]",
+      "\"intercept\":0,\"auroc\":-0.01}}]",
       "[{\"name\":\"nodule\",\"positive\":\"a\",\"negative\":\"b\",\"calibration\":{\"slope\":1,"
       "\"intercept\":0,\"auroc\":\"0.9\"}}]",
   };
@@ -559,8 +559,8 @@ static void test_findings_calibration(void)
       CHECK_STATUS(t3d_modelfile_open(&mf, path_in("findings.safetensors")), T3D_OK);
       const t3d_finding *f = mf ? t3d_modelfile_findings(mf, &n) : NULL;
       CHECK_INT_EQ(n, 2);
-      CHECK(n == 2 && f[0].calibrated == 1 && f[0].slope == 0.5 && f[0].intercept == -1.25 && f[0].auroc == 0.61);
-      CHECK(n == 2 && f[1].calibrated == 0 && f[1].slope == 1.0 && f[1].intercept == 0.0 && f[1].auroc == 0.0);
+      CHECK(n == 2 && f[0].calibrated == 1 && f[0].slope == 0.5 && f[0].intercept == -1.25 && f[0].has_auroc && f[0].auroc == 0.61);
+      CHECK(n == 2 && f[1].calibrated == 0 && f[1].slope == 1.0 && f[1].intercept == 0.0 && !f[1].has_auroc);
       t3d_modelfile_close(mf);
     } else {
       CHECK_STATUS(st, T3D_ERR_FORMAT);

@@ -224,6 +224,7 @@ static void test_not_assessed(void)
 {
   fake_case fc;
   make_case(&fc, 60, 50, 40);
+  fc.res.findings[0].has_heldout_auroc = fc.res.findings[1].has_heldout_auroc = true;
   fc.res.findings[0].heldout_auroc = 0.97;                               /* pleural effusion 0.91 */
   fc.res.findings[1].heldout_auroc = T3D_FINDING_MIN_AUROC - 0.19;       /* lung nodule 0.62 */
   t3d_report_params p = test_params(class_names, 4);
@@ -241,6 +242,24 @@ static void test_not_assessed(void)
     CHECK_HAS(t, "2. 2 segmented lesion(s)");
     for (size_t i = 0; i < 3; i++)
       if (strcmp(t3d_report_finding_name(r, i), "lung nodule") == 0) CHECK_INT_EQ(t3d_report_finding_present(r, i), 0);
+  }
+  t3d_report_free(r);
+  /* a series that fails the familiarity check: every finding not assessed, none stated */
+  fc.res.familiar = -1, fc.res.familiarity = 0.5, fc.res.familiarity_threshold = 0.9;
+  for (int i = 0; i < 3; i++) fc.res.findings[i].series_unfamiliar = true;
+  CHECK(!t3d_finding_assessed(&fc.res.findings[0]) && !t3d_finding_assessed(&fc.res.findings[2]));
+  r = NULL;
+  CHECK_STATUS(t3d_report_create(fc.vol, &fc.res, &p, &r), T3D_OK);
+  if (r) {
+    const char *t = t3d_report_text(r, T3D_REPORT_TEXT);
+    CHECK_LACKS(t, "Appearance suggests");
+    CHECK_LACKS(t, "Below threshold");
+    CHECK_LACKS(t, "No finding reached");
+    CHECK_HAS(t, "- Not assessed by the model (the series is unlike every case it was trained on; review the images): "
+                 "pleural effusion, lung nodule, ascites.");
+    CHECK_HAS(t, "1. The model assessed no finding (see FINDINGS)");
+    CHECK_LACKS(t, "1. No finding reached");
+    CHECK_HAS(t, "2. 2 segmented lesion(s)");
   }
   t3d_report_free(r);
   t3d_tensor_free(fc.labels);

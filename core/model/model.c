@@ -29,7 +29,7 @@ struct t3d_model {
   float logit_scale;
   size_t nfind;
   char **find_names;
-  struct { int on; double slope, intercept, auroc; } *find_cal; /* [nfind]: the file's calibration of each finding */
+  struct { int on, has_auroc; double slope, intercept, auroc; } *find_cal; /* [nfind]: the file's calibration of each finding */
   float *prompt_emb; /* [2][nfind][dim]: positive prompts, then negative prompts */
   size_t nclasses;
   char **class_names;
@@ -216,6 +216,7 @@ t3d_status t3d_model_load(const char *path, t3d_backend *be, t3d_model **out)
       m->find_cal[i].on = f[i].calibrated;
       m->find_cal[i].slope = f[i].slope;
       m->find_cal[i].intercept = f[i].intercept;
+      m->find_cal[i].has_auroc = f[i].has_auroc;
       m->find_cal[i].auroc = f[i].auroc;
     }
   }
@@ -261,7 +262,7 @@ t3d_analyze_opts t3d_analyze_default_opts(void) { return (t3d_analyze_opts){true
 
 bool t3d_finding_assessed(const t3d_finding_result *f)
 {
-  return !f || !(f->heldout_auroc > 0) || f->heldout_auroc >= T3D_FINDING_MIN_AUROC;
+  return !f || (!f->series_unfamiliar && (!f->has_heldout_auroc || f->heldout_auroc >= T3D_FINDING_MIN_AUROC));
 }
 
 void t3d_analysis_result_free(t3d_analysis_result *r)
@@ -682,7 +683,9 @@ t3d_status t3d_analyze(t3d_model *m, const t3d_volume *vol, const t3d_analyze_op
         f->logit_pos = m->logit_scale * dp;
         f->logit_neg = m->logit_scale * dn;
         f->probability = prob[i];
+        f->has_heldout_auroc = m->find_cal[i].has_auroc;
         f->heldout_auroc = m->find_cal[i].auroc;
+        f->series_unfamiliar = r->familiar < 0;
         if (m->find_cal[i].on) { /* Platt scaling of the logit difference, fitted on held-out cases */
           f->probability =
               t3d_logistic(m->find_cal[i].slope * (f->logit_pos - f->logit_neg) + m->find_cal[i].intercept);

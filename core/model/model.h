@@ -58,7 +58,10 @@ typedef struct {
   double probability; /* softmax over (scale*<img,pos>, scale*<img,neg>), first entry; where the model
                        * file calibrates the finding, sigmoid(slope * (logit_pos - logit_neg) + intercept) */
   double logit_pos, logit_neg;
-  double heldout_auroc; /* the model file's AUROC of this finding on held-out cases; 0: not given */
+  bool has_heldout_auroc; /* the model file gives this finding's AUROC on held-out cases: */
+  double heldout_auroc;   /* that AUROC, in [0, 1] */
+  bool series_unfamiliar; /* the series failed the familiarity check (familiar < 0): the model
+                           * abstains on every finding of it */
 } t3d_finding_result;
 
 /* Below this held-out AUROC a finding is "not assessed": the model ranks cases with it little
@@ -66,8 +69,10 @@ typedef struct {
  * report that wrote "no pulmonary nodule" from a score at AUROC 0.6 would mislead). */
 #define T3D_FINDING_MIN_AUROC 0.8
 
-/* Whether f may be reported: its held-out AUROC reaches T3D_FINDING_MIN_AUROC, or the model file
- * does not give one (older files: as before). */
+/* Whether f may be reported: its series is not flagged unfamiliar, and its held-out AUROC reaches
+ * T3D_FINDING_MIN_AUROC or the model file does not give one (older files: as before). On a series
+ * unlike every training case the scores are extrapolation (a phantom-trained model on real CT
+ * calls pleural effusion at 0.99 where there is none: README), so nothing is assessed there. */
 bool t3d_finding_assessed(const t3d_finding_result *f);
 
 typedef struct {

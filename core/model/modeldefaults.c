@@ -54,18 +54,18 @@ static const char *const vocab[] = {
 
 /* uncalibrated (0, slope 1, intercept 0, no held-out AUROC): the probability is the prompts' softmax */
 static const t3d_finding findings[] = {
-  {"pulmonary nodule", "a ct scan showing a pulmonary nodule", "a ct scan with no pulmonary nodule", 0, 1.0, 0.0, 0.0},
-  {"pleural effusion", "a ct scan showing a pleural effusion", "a ct scan with no pleural effusion", 0, 1.0, 0.0, 0.0},
-  {"pneumothorax", "a ct scan showing a pneumothorax", "a ct scan with no pneumothorax", 0, 1.0, 0.0, 0.0},
+  {"pulmonary nodule", "a ct scan showing a pulmonary nodule", "a ct scan with no pulmonary nodule", 0, 1.0, 0.0, 0, 0.0},
+  {"pleural effusion", "a ct scan showing a pleural effusion", "a ct scan with no pleural effusion", 0, 1.0, 0.0, 0, 0.0},
+  {"pneumothorax", "a ct scan showing a pneumothorax", "a ct scan with no pneumothorax", 0, 1.0, 0.0, 0, 0.0},
   {"consolidation", "a ct scan showing consolidation of the lung", "a ct scan with no consolidation of the lung", 0,
-   1.0, 0.0, 0.0},
-  {"emphysema", "a ct scan showing emphysema", "a ct scan with no emphysema", 0, 1.0, 0.0, 0.0},
-  {"cardiomegaly", "a ct scan showing an enlarged heart", "a ct scan showing a normal heart size", 0, 1.0, 0.0, 0.0},
-  {"liver lesion", "a ct scan showing a lesion in the liver", "a ct scan showing a normal liver", 0, 1.0, 0.0, 0.0},
-  {"renal cyst", "a ct scan showing a renal cyst", "a ct scan with no renal cyst", 0, 1.0, 0.0, 0.0},
-  {"splenomegaly", "a ct scan showing an enlarged spleen", "a ct scan showing a normal spleen size", 0, 1.0, 0.0, 0.0},
-  {"ascites", "a ct scan showing ascites", "a ct scan with no ascites", 0, 1.0, 0.0, 0.0},
-  {"lymphadenopathy", "a ct scan showing enlarged lymph nodes", "a ct scan with no enlarged lymph nodes", 0, 1.0, 0.0, 0.0},
+   1.0, 0.0, 0, 0.0},
+  {"emphysema", "a ct scan showing emphysema", "a ct scan with no emphysema", 0, 1.0, 0.0, 0, 0.0},
+  {"cardiomegaly", "a ct scan showing an enlarged heart", "a ct scan showing a normal heart size", 0, 1.0, 0.0, 0, 0.0},
+  {"liver lesion", "a ct scan showing a lesion in the liver", "a ct scan showing a normal liver", 0, 1.0, 0.0, 0, 0.0},
+  {"renal cyst", "a ct scan showing a renal cyst", "a ct scan with no renal cyst", 0, 1.0, 0.0, 0, 0.0},
+  {"splenomegaly", "a ct scan showing an enlarged spleen", "a ct scan showing a normal spleen size", 0, 1.0, 0.0, 0, 0.0},
+  {"ascites", "a ct scan showing ascites", "a ct scan with no ascites", 0, 1.0, 0.0, 0, 0.0},
+  {"lymphadenopathy", "a ct scan showing enlarged lymph nodes", "a ct scan with no enlarged lymph nodes", 0, 1.0, 0.0, 0, 0.0},
 };
 
 /* The label ids of the phantom generator (docs: the phantom contract of issue 7), in order. */

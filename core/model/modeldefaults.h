@@ -13,8 +13,8 @@ extern "C" {
 /* A zero-shot finding: softmax over (positive, negative) prompt similarities. A model file may
  * calibrate it (calibrated = 1): the probability is then sigmoid(slope * (logit_pos - logit_neg)
  * + intercept), fitted on held-out cases (train/export.py); slope >= 0 keeps the ranking. The
- * calibration may also give auroc: how well the finding's score ranked those held-out cases (the
- * area under the ROC curve against their truth, in (0, 1]; 0 when the file does not say). Below
+ * calibration may also give auroc (has_auroc = 1): how well the finding's score ranked those
+ * held-out cases (the area under the ROC curve against their truth, in [0, 1]). Below
  * T3D_FINDING_MIN_AUROC (model.h) the finding is "not assessed": its probability is shown, never
  * reported as present or absent. */
 typedef struct {
@@ -23,6 +23,7 @@ typedef struct {
   const char *negative;
   int calibrated;
   double slope, intercept;
+  int has_auroc;
   double auroc;
 } t3d_finding;
 

@@ -219,7 +219,7 @@ static t3d_status parse_findings(t3d_meta *m, const char *text)
       if (strcmp(m->findings[j].name, v[0]) == 0)
         return t3d_error(T3D_ERR_FORMAT, "__metadata__ t3d.findings[%zu]: name \"%s\" repeats t3d.findings[%zu]", i,
                          v[0], j);
-    m->findings[i] = (t3d_finding){v[0], v[1], v[2], 0, 1.0, 0.0, 0.0};
+    m->findings[i] = (t3d_finding){v[0], v[1], v[2], 0, 1.0, 0.0, 0, 0.0};
     const json_t *cal = json_object_get(f, "calibration");
     if (cal) { /* {"slope": a >= 0, "intercept": b, ...}: p = sigmoid(a * logit difference + b) */
       const json_t *a = json_object_get(cal, "slope"), *b = json_object_get(cal, "intercept");
@@ -231,10 +231,10 @@ static t3d_status parse_findings(t3d_meta *m, const char *text)
       m->findings[i].slope = json_number_value(a);
       m->findings[i].intercept = json_number_value(b);
       const json_t *auc = json_object_get(cal, "auroc"); /* optional: the held-out ranking quality */
-      if (auc && (!json_is_number(auc) || !(json_number_value(auc) > 0 && json_number_value(auc) <= 1)))
-        return t3d_error(T3D_ERR_FORMAT, "__metadata__ t3d.findings[%zu].calibration.auroc must be a number in (0, 1]",
+      if (auc && (!json_is_number(auc) || !(json_number_value(auc) >= 0 && json_number_value(auc) <= 1)))
+        return t3d_error(T3D_ERR_FORMAT, "__metadata__ t3d.findings[%zu].calibration.auroc must be a number in [0, 1]",
                          i);
-      if (auc) m->findings[i].auroc = json_number_value(auc);
+      if (auc) m->findings[i].has_auroc = 1, m->findings[i].auroc = json_number_value(auc);
     }
   }
   return T3D_OK;

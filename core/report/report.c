@@ -350,7 +350,7 @@ static void render_sections(const t3d_report *r, t3d_report_finding **order, con
   }
   if (r->nfindings == 0)
     sb_printf(fb, "- %s\n", _("No findings were scored (the model has no text encoder)."));
-  else if (npresent == 0)
+  else if (npresent == 0 && nunassessed < r->nfindings)
     sb_printf(fb, _("- No finding reached the reporting threshold (probability >= %s).\n"),
               t3d_report_fmt(n1, sizeof n1, 2, r->threshold));
   if (nbelow) {
@@ -363,14 +363,21 @@ static void render_sections(const t3d_report *r, t3d_report_finding **order, con
       }
     sb_printf(fb, ".\n");
   }
-  if (nunassessed) { /* neither present nor absent: the model cannot tell (held-out AUROC) */
-    sb_printf(fb, _("- Not assessed by the model (held-out AUROC below %s; review the images):"),
-              t3d_report_fmt(n1, sizeof n1, 2, T3D_FINDING_MIN_AUROC));
+  if (nunassessed) { /* neither present nor absent: the model cannot tell (unfamiliar series, held-out AUROC) */
+    bool unfamiliar = false;
+    for (size_t i = 0; i < r->nfindings; i++) unfamiliar |= order[i]->unfamiliar;
+    if (unfamiliar)
+      sb_printf(fb, "%s", _("- Not assessed by the model (the series is unlike every case it was trained on; review "
+                            "the images):"));
+    else
+      sb_printf(fb, _("- Not assessed by the model (held-out AUROC below %s; review the images):"),
+                t3d_report_fmt(n1, sizeof n1, 2, T3D_FINDING_MIN_AUROC));
     const char *sep = " ";
-    for (size_t i = 0; i < r->nfindings; i++)
-      if (!order[i]->assessed) {
-        sb_printf(fb, "%s%s", sep, order[i]->name);
-        sb_printf(fb, _(" (AUROC %s)"), t3d_report_fmt(n1, sizeof n1, 2, order[i]->auroc));
+    for (size_t i = 0; i < r->nfindings; i++) /* in the model's order: their probabilities rank nothing */
+      if (!r->findings[i].assessed) {
+        sb_printf(fb, "%s%s", sep, r->findings[i].name);
+        if (!r->findings[i].unfamiliar)
+          sb_printf(fb, _(" (AUROC %s)"), t3d_report_fmt(n1, sizeof n1, 2, r->findings[i].auroc));
         sep = ", ";
       }
     sb_printf(fb, ".\n");
@@ -404,6 +411,8 @@ static void render_sections(const t3d_report *r, t3d_report_finding **order, con
   }
 
   int item = 0;
+  if (r->nfindings && nunassessed == r->nfindings)
+    sb_printf(ib, "%d. %s\n", ++item, _("The model assessed no finding (see FINDINGS): the images need a full review."));
   for (size_t i = 0; i < r->nfindings; i++) {
     if (!order[i]->present) continue;
     sb_printf(ib, "%d. ", ++item);
@@ -572,6 +581,7 @@ t3d_status t3d_report_create(const t3d_volume *vol, const t3d_analysis_result *r
     if (!f->name) goto nomem;
     f->probability = res->findings[i].probability;
     f->assessed = t3d_finding_assessed(&res->findings[i]);
+    f->unfamiliar = res->findings[i].series_unfamiliar;
     f->auroc = res->findings[i].heldout_auroc;
     f->present = f->assessed && f->probability >= p->finding_threshold;
     f->phrased_from = -1;

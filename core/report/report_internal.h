@@ -18,8 +18,9 @@ typedef struct {
   char *sentence;  /* the FINDINGS sentence (template or reused), without the probability */
   double probability;
   int present;      /* assessed and at or above the threshold */
-  int assessed;     /* t3d_finding_assessed: the model's held-out AUROC allows a statement */
-  double auroc;     /* that AUROC, 0 when the model file does not give it */
+  int assessed;     /* t3d_finding_assessed: a familiar series and a held-out AUROC that allow a statement */
+  int unfamiliar;   /* not assessed because the series failed the familiarity check */
+  double auroc;     /* the finding's held-out AUROC where the model file gives it */
   int phrased_from; /* neighbour index or -1 */
 } t3d_report_finding;
 

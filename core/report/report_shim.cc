@@ -231,7 +231,8 @@ void build_sr(void *arg)
   for (size_t i = 0; i < r->nfindings; i++) {
     const t3d_report_finding &f = r->findings[i];
     std::string t = std::string(f.name) + ": probability " + num(3, f.probability) +
-                    (!f.assessed  ? ", not assessed (held-out AUROC " + num(2, f.auroc) + ")"
+                    (f.unfamiliar ? ", not assessed (series unlike the training cases)"
+                     : !f.assessed ? ", not assessed (held-out AUROC " + num(2, f.auroc) + ")"
                      : f.present ? ", present (threshold " + num(2, r->threshold) + ")"
                                  : ", below threshold (" + num(2, r->threshold) + ")");
     need(report.addQualitativeEvaluation(finding_c, t.c_str()), "SR finding text");
