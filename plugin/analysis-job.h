@@ -18,7 +18,8 @@ G_BEGIN_DECLS
 typedef struct {
   char *name;
   double probability;
-  gboolean assessed; /* FALSE: the model's held-out AUROC is too low to say present or absent */
+  gboolean assessed; /* FALSE: not assessed (t3d_finding_assessed: a held-out AUROC too low to say
+                      * present or absent, or a series unlike the model's training cases) */
 } t3d_job_finding;
 
 typedef struct {

@@ -91,7 +91,7 @@ static gboolean draw_chart(GtkWidget *w, cairo_t *cr, gpointer data)
     char pct[96];
     if (p->findings[i].assessed)
       g_snprintf(pct, sizeof pct, "%.0f %%", prob * 100);
-    else /* TRANSLATORS: a finding whose score the model cannot be trusted with (held-out AUROC too low) */
+    else /* TRANSLATORS: a finding the model does not assess (held-out AUROC too low, or an unfamiliar series) */
       g_snprintf(pct, sizeof pct, _("%.0f %% (not assessed)"), prob * 100);
     pango_layout_set_width(layout, -1);
     pango_layout_set_text(layout, pct, -1);

@@ -24,8 +24,9 @@ void t3d_analysis_panel_set_can_analyze(T3dAnalysisPanel *p, gboolean can, const
 void t3d_analysis_panel_set_running(T3dAnalysisPanel *p, gboolean running);
 void t3d_analysis_panel_set_progress(T3dAnalysisPanel *p, double fraction, const char *stage);
 /* Copies n findings (name, probability 0..1) and shows them sorted, highest first.
- * assessed: NULL, or per finding FALSE where the model's held-out AUROC is too low to say present
- * or absent (t3d_finding_assessed): its bar is greyed and marked "not assessed".
+ * assessed: NULL, or per finding FALSE where the model does not assess it (t3d_finding_assessed:
+ * a held-out AUROC too low, or a series unlike its training cases): its bar is greyed and marked
+ * "not assessed".
  * unavailable: when not NULL, shown instead of an empty list (why there are no findings). */
 void t3d_analysis_panel_set_findings(T3dAnalysisPanel *p, const char *const *names, const double *probabilities,
                                      const gboolean *assessed, size_t n, const char *unavailable);

@@ -29,7 +29,8 @@ struct t3d_model {
   float logit_scale;
   size_t nfind;
   char **find_names;
-  struct { int on, has_auroc; double slope, intercept, auroc; } *find_cal; /* [nfind]: the file's calibration of each finding */
+  /* [nfind]: the file's calibration of each finding (Platt slope and intercept, held-out AUROC) */
+  struct { int on, has_auroc; double slope, intercept, auroc; } *find_cal;
   float *prompt_emb; /* [2][nfind][dim]: positive prompts, then negative prompts */
   size_t nclasses;
   char **class_names;

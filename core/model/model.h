@@ -64,9 +64,9 @@ typedef struct {
                            * abstains on every finding of it */
 } t3d_finding_result;
 
-/* Below this held-out AUROC a finding is "not assessed": the model ranks cases with it little
- * better than chance, so neither "present" nor "absent" may be said from its probability (a draft
- * report that wrote "no pulmonary nodule" from a score at AUROC 0.6 would mislead). */
+/* Below this held-out AUROC a finding is "not assessed": the model ranks cases with and without it
+ * too poorly for its probability to say "present" or "absent" (a draft report that wrote "no
+ * pulmonary nodule" from a score at AUROC 0.6 would mislead). */
 #define T3D_FINDING_MIN_AUROC 0.8
 
 /* Whether f may be reported: its series is not flagged unfamiliar, and its held-out AUROC reaches
