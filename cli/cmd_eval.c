@@ -369,15 +369,40 @@ cleanup:
   return s;
 }
 
+static json_t *num_or_null(double x) { return isfinite(x) ? json_real(x) : json_null(); }
+
+/* Case-findings read as present at probability > 0.5, what a reader of the probability would take
+ * it to say: how many, how many right, false positives, false negatives. */
+typedef struct {
+  size_t n, right, false_pos, false_neg;
+} yes_no;
+
+static void yes_no_add(yes_no *t, bool said, bool present)
+{
+  t->n++;
+  t->right += said == present;
+  t->false_pos += said && !present;
+  t->false_neg += !said && present;
+}
+
+static double yes_no_accuracy(const yes_no *t) { return t->n ? (double)t->right / (double)t->n : NAN; }
+
+/* {"accuracy", "case_findings", "false_positives", "false_negatives"} */
+static json_t *yes_no_json(const yes_no *t)
+{
+  return json_pack("{s:o, s:I, s:I, s:I}", "accuracy", num_or_null(yes_no_accuracy(t)), "case_findings",
+                   (json_int_t)t->n, "false_positives", (json_int_t)t->false_pos, "false_negatives",
+                   (json_int_t)t->false_neg);
+}
+
 typedef struct {
   double *auroc; /* [nfind], NaN when undefined */
   size_t *npos;
   double macro;
   size_t nmacro;
   double recall[2][3]; /* t2v, v2t x k */
-  size_t judged, right, false_pos, false_neg; /* case-findings read as present at probability > 0.5 */
-  /* the same over the case-findings the model assesses (what analyze and the draft report state) */
-  size_t stated, stated_right, stated_fp, stated_fn;
+  yes_no at_half; /* every case-finding */
+  yes_no stated;  /* those the model assesses (what analyze and the draft report state) */
 } eval_scores;
 
 static t3d_status score(const eval_run *r, eval_scores *sc)
@@ -399,17 +424,9 @@ static t3d_status score(const eval_run *r, eval_scores *sc)
       col[i] = r->prob[i * r->nfind + f];
       pos[i] = r->truth[i * r->nfind + f];
       sc->npos[f] += pos[i];
-      const bool said = col[i] > 0.5; /* what a reader of the probability would take it to say */
-      sc->judged++;
-      sc->right += said == pos[i];
-      sc->false_pos += said && !pos[i];
-      sc->false_neg += !said && pos[i];
-      if (r->assessed[i * r->nfind + f]) {
-        sc->stated++;
-        sc->stated_right += said == pos[i];
-        sc->stated_fp += said && !pos[i];
-        sc->stated_fn += !said && pos[i];
-      }
+      const bool said = col[i] > 0.5;
+      yes_no_add(&sc->at_half, said, pos[i]);
+      if (r->assessed[i * r->nfind + f]) yes_no_add(&sc->stated, said, pos[i]);
     }
     sc->auroc[f] = NAN;
     if (sc->npos[f] == 0 || sc->npos[f] == r->ncases) continue;
@@ -446,8 +463,6 @@ cleanup:
   return s;
 }
 
-static json_t *num_or_null(double x) { return isfinite(x) ? json_real(x) : json_null(); }
-
 static json_t *to_json(const eval_run *r, const eval_scores *sc, const char *model_name, const char *model_path,
                        const char *dir)
 {
@@ -480,17 +495,10 @@ static json_t *to_json(const eval_run *r, const eval_scores *sc, const char *mod
   json_object_set_new(root, "auroc", au);
   json_object_set_new(root, "positives", npos);
   json_object_set_new(root, "auroc_skipped", skipped);
-  json_object_set_new(root, "at_half",
-                      json_pack("{s:o, s:I, s:I, s:I}", "accuracy",
-                                num_or_null(sc->judged ? (double)sc->right / (double)sc->judged : NAN), "case_findings",
-                                (json_int_t)sc->judged, "false_positives", (json_int_t)sc->false_pos,
-                                "false_negatives", (json_int_t)sc->false_neg));
-  json_object_set_new(root, "assessed",
-                      json_pack("{s:o, s:I, s:I, s:I, s:I}", "accuracy",
-                                num_or_null(sc->stated ? (double)sc->stated_right / (double)sc->stated : NAN),
-                                "case_findings", (json_int_t)sc->stated, "false_positives", (json_int_t)sc->stated_fp,
-                                "false_negatives", (json_int_t)sc->stated_fn, "not_assessed",
-                                (json_int_t)(sc->judged - sc->stated)));
+  json_object_set_new(root, "at_half", yes_no_json(&sc->at_half));
+  json_t *stated = yes_no_json(&sc->stated);
+  json_object_set_new(stated, "not_assessed", json_integer((json_int_t)(sc->at_half.n - sc->stated.n)));
+  json_object_set_new(root, "assessed", stated);
   if (r->retrieval) {
     json_t *ret = json_object();
     static const char *const dirs[2] = {"t2v", "v2t"}, *const ks[3] = {"r1", "r5", "r10"};
@@ -543,15 +551,15 @@ static void print_table(const eval_run *r, const eval_scores *sc, const char *mo
              r->nfind);
     else
       printf(_("%-28s %7s  (no finding has both positive and negative cases)\n"), _("Macro AUROC"), "-");
-    if (sc->judged)
+    const yes_no *h = &sc->at_half, *st = &sc->stated;
+    if (h->n)
       printf(_("%-28s %7.3f  (%zu false positives, %zu false negatives of %zu)\n"), _("Right at p > 0.5"),
-             (double)sc->right / (double)sc->judged, sc->false_pos, sc->false_neg, sc->judged);
-    if (sc->stated && sc->stated < sc->judged) /* what analyze and the draft report state */
+             yes_no_accuracy(h), h->false_pos, h->false_neg, h->n);
+    if (st->n && st->n < h->n) /* what analyze and the draft report state */
       printf(_("%-28s %7.3f  (%zu false positives, %zu false negatives of %zu assessed; %zu not assessed)\n"),
-             _("  where assessed"), (double)sc->stated_right / (double)sc->stated, sc->stated_fp, sc->stated_fn,
-             sc->stated, sc->judged - sc->stated);
-    else if (sc->judged && !sc->stated)
-      printf(_("%-28s %7s  (the model assessed none of the %zu)\n"), _("  where assessed"), "-", sc->judged);
+             _("  where assessed"), yes_no_accuracy(st), st->false_pos, st->false_neg, st->n, h->n - st->n);
+    else if (h->n && !st->n)
+      printf(_("%-28s %7s  (the model assessed none of the %zu)\n"), _("  where assessed"), "-", h->n);
   }
   for (size_t k = 0; k < r->nskip; k++) {
     if (r->skip_reason[k])

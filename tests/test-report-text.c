@@ -189,9 +189,7 @@ static void test_no_findings(void)
   fc.res.nfindings = 0;
   fc.res.labels = NULL;
   fc.res.volumes_ml = NULL;
-  t3d_report_params p = t3d_report_default_params();
-  p.model_name = "t3d-test";
-  p.model_sha256 = hash;
+  t3d_report_params p = test_params(NULL, 0);
   t3d_report *r = NULL;
   CHECK_STATUS(t3d_report_create(fc.vol, &fc.res, &p, &r), T3D_OK);
   if (r) {

@@ -5,7 +5,8 @@
 # must say so on stderr (run without the centring of the projections, which that run did not
 # have: train/model.py Center). Then segmentation fine-tuning from the first run (--freeze-encoder)
 # must change the decoder and nothing else the exported model holds, and a model file must load
-# back into the trainer (train.checks modelfile, then --init FILE.safetensors). Before all that, the
+# back into the trainer (train.checks modelfile, then --init FILE.safetensors) and exports again
+# unchanged (train.export --model). Before all that, the
 # trainer's phase-split stem and pointwise head against the convolutions they stand for, and its
 # batched TMA views against per-crop resizing. SKIP (77)
 # without torch, monai, transformers, safetensors.
@@ -49,6 +50,19 @@ fi
 "$PY" -m train.checks modelfile "$tmp/seg/final.pt" "$tmp/init.safetensors" || status=1
 "$PY" -m train.export --ckpt "$tmp/seg/final.pt" --template "$tmp/init.safetensors" -o "$tmp/seg.safetensors" \
   2> "$tmp/export.log" || { cat "$tmp/export.log"; status=1; }
+# Exported again from the model file (train.export --model, how the bundled model got its
+# findings' held-out AUROC): the same tensors bit for bit.
+"$PY" -m train.export --model "$tmp/seg.safetensors" --template "$tmp/init.safetensors" -o "$tmp/again.safetensors" \
+  2> "$tmp/again.log" || { cat "$tmp/again.log"; status=1; }
+"$PY" - "$tmp/seg.safetensors" "$tmp/again.safetensors" <<'PYEOF' || status=1
+import sys
+import numpy as np
+from safetensors.numpy import load_file
+a, b = load_file(sys.argv[1]), load_file(sys.argv[2])
+same = sorted(a) == sorted(b) and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
+print(("ok  " if same else "FAIL") + " export --model: %d tensors, the same bit for bit: %s" % (len(a), same))
+sys.exit(0 if same else 1)
+PYEOF
 # shellcheck disable=SC2046
 "$PY" -m train.train $(train_args "$tmp/from-file") --init "$tmp/seg.safetensors" --steps 2 --warmup 1 --batch 2 \
   --w-tma 0.5 --w-seg 1 2> "$tmp/from-file.log" || { cat "$tmp/from-file.log"; status=1; }
